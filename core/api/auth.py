@@ -1,0 +1,126 @@
+"""Registration, login, logout and the current user."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
+
+from multinotes.identity import service as identity
+from multinotes.identity.actor import require_user
+from multinotes.keys import DB, SETTINGS
+from multinotes.models import User
+from multinotes.web.endpoint import endpoint
+from multinotes.web.middleware import session_cookie_name
+
+routes = web.RouteTableDef()
+
+
+class RegisterIn(BaseModel):
+    # Unknown fields (role, balance, ...) are rejected, never silently applied.
+    model_config = ConfigDict(extra="forbid")
+
+    email: EmailStr = Field(max_length=320)
+    password: str = Field(min_length=1, max_length=256)
+    name: str = Field(min_length=1, max_length=200)
+
+
+class LoginIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: str = Field(min_length=1, max_length=320)
+    password: str = Field(min_length=1, max_length=256)
+
+
+class UserOut(BaseModel):
+    id: str
+    email: str
+    name: str
+    role: str
+
+    @classmethod
+    def of(cls, user: User) -> UserOut:
+        return cls(id=user.id, email=user.email, name=user.name, role=user.role)
+
+
+class LoginOut(BaseModel):
+    user: UserOut
+    csrf_token: str = Field(description="Send as X-CSRF-Token on cookie-authenticated writes.")
+
+
+async def start_session(request: web.Request, response: web.StreamResponse, user: User) -> str:
+    """Log ``user`` in on this browser: a fresh session (never a reused id) and its cookie."""
+    settings = request.app[SETTINGS]
+    max_age = timedelta(days=settings.session_max_age_days)
+    old = request.cookies.get(session_cookie_name(settings))
+    if old:
+        current = await identity.actor_from_session(request.app[DB], old)
+        if current and current.session_id:
+            await identity.revoke_session(request.app[DB], current.session_id)
+    new = await identity.create_session(
+        request.app[DB],
+        user,
+        max_age=max_age,
+        ip=request.remote,
+        user_agent=request.headers.get("User-Agent"),
+    )
+    response.set_cookie(
+        session_cookie_name(settings),
+        new.token,
+        max_age=int(max_age.total_seconds()),
+        httponly=True,
+        secure=settings.secure_cookies,
+        samesite="Lax",
+        path="/",
+    )
+    return new.session.csrf_token
+
+
+def clear_session_cookie(request: web.Request, response: web.StreamResponse) -> None:
+    settings = request.app[SETTINGS]
+    response.del_cookie(session_cookie_name(settings), path="/", secure=settings.secure_cookies,
+                        httponly=True, samesite="Lax")
+
+
+@routes.post("/api/auth/register", name="api_register")
+@endpoint(access="public", body=RegisterIn, response=UserOut, status=201, tags=["auth"],
+          rate="auth", errors=[409, 422])
+async def register(request: web.Request, body: RegisterIn) -> UserOut:
+    """Create an account. The first account on a fresh install becomes an admin."""
+    user = await identity.register_user(
+        request.app[DB], email=str(body.email), password=body.password, name=body.name
+    )
+    return UserOut.of(user)
+
+
+@routes.post("/api/auth/login", name="api_login")
+@endpoint(access="public", body=LoginIn, response=LoginOut, tags=["auth"], rate="auth",
+          errors=[401])
+async def login(request: web.Request, body: LoginIn) -> web.Response:
+    """Log in with email and password; sets the session cookie."""
+    user = await identity.authenticate(request.app[DB], email=body.email, password=body.password)
+    response = web.json_response()
+    csrf = await start_session(request, response, user)
+    response.text = LoginOut(user=UserOut.of(user), csrf_token=csrf).model_dump_json()
+    return response
+
+
+@routes.post("/api/auth/logout", name="api_logout")
+@endpoint(access="user", status=204, tags=["auth"])
+async def logout(request: web.Request) -> web.Response:
+    """End this session (API keys are unaffected)."""
+    actor = require_user(request)
+    if actor.session_id:
+        await identity.revoke_session(request.app[DB], actor.session_id)
+    response = web.Response(status=204)
+    clear_session_cookie(request, response)
+    return response
+
+
+@routes.get("/api/me", name="api_me")
+@endpoint(access="user", response=UserOut, tags=["auth"])
+async def me(request: web.Request) -> UserOut:
+    """The user making the request."""
+    actor = require_user(request)
+    return UserOut.of(await identity.get_user(request.app[DB], actor.user_id))

@@ -1,0 +1,337 @@
+"""The app factory: ``create_app(settings)`` composed of ``setup_*`` functions.
+
+Each resource lives in its own ``cleanup_ctx`` generator (its cleanup runs only if its startup
+finished); every piece of state is under a ``web.AppKey``. Nothing is global, so a test builds an
+app with exactly the settings and plugins it wants.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+import aiohttp_jinja2
+import jinja2
+import structlog
+from aiohttp import web
+
+from multinotes import __version__, plugin_control
+from multinotes.bus import Bus, LocalBus, RedisBus
+from multinotes.db import Database, create_engine
+from multinotes.errors import ConfigError
+from multinotes.identity.actor import current_actor
+from multinotes.keys import (
+    BUS,
+    DB,
+    METRICS,
+    PLUGIN_SETTINGS,
+    PLUGINS,
+    RATE_LIMITS,
+    REDIS,
+    SECRETS,
+    SETTINGS,
+    TASKS,
+)
+from multinotes.logs import configure_logging
+from multinotes.metrics import Metrics
+from multinotes.plugin_host import PluginHost, PluginSource, RouteDef
+from multinotes.plugin_settings import PluginSettingsStore
+from multinotes.ratelimit import RateLimits, make_storage
+from multinotes.secretbox import SecretBox
+from multinotes.settings import Settings
+from multinotes.tasks import TaskQueue, embedded_scheduler, make_broker
+from multinotes.web import middleware as mw
+from multinotes.web.endpoint import EndpointSpec, check_routes, spec_of
+from multinotes.webui import STATIC_DIR, TEMPLATES_DIR
+
+log = structlog.get_logger(__name__)
+
+#: What this process is for: "web", "worker" or "scheduler".
+ROLE = web.AppKey("role", str)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    plugins: Iterable[PluginSource] | None = None,
+    role: str = "web",
+) -> web.Application:
+    """Build the application.
+
+    :param plugins: exactly these ``(name, module)`` plugins instead of the entry points.
+    :param role: ``"web"`` serves HTTP; ``"worker"``/``"scheduler"`` only start resources.
+    """
+    settings = settings or Settings()
+    validate_settings(settings)
+    configure_logging(settings.log_level, settings.log_format)
+    app = web.Application(
+        middlewares=[
+            mw.request_context,
+            mw.errors,
+            mw.make_proxy_middleware(settings),
+            mw.make_host_middleware(settings),
+            mw.make_cors_middleware(settings),
+            mw.make_size_middleware(settings),
+            mw.auth,
+            mw.rate_limit,
+        ],
+        client_max_size=settings.max_request_bytes,
+    )
+    app[SETTINGS] = settings
+    app[METRICS] = Metrics()
+    app[SECRETS] = SecretBox(settings.master_keys())
+    app[ROLE] = role
+    setup_database(app)
+    setup_redis(app)
+    setup_bus(app)
+    setup_plugins(app, plugins)
+    setup_tasks(app)
+    setup_rate_limits(app)
+    setup_templates(app)
+    setup_routes(app)
+    setup_plugin_lifecycle(app)
+    app.on_response_prepare.append(mw.security_headers)
+    return app
+
+
+def validate_settings(settings: Settings) -> None:
+    from multinotes.readiness import fatal_problems
+
+    problems = fatal_problems(settings)
+    if problems:
+        raise ConfigError("Refusing to start in production: " + " ".join(problems))
+    if settings.is_production:
+        if settings.is_sqlite:
+            raise ConfigError("Production mode needs MULTINOTES_DATABASE_URL (MySQL or MariaDB).")
+        if not settings.redis_url:
+            raise ConfigError("Production mode needs MULTINOTES_REDIS_URL.")
+
+
+# -- resources ----------------------------------------------------------------------------------
+
+
+def setup_database(app: web.Application) -> None:
+    async def database(app: web.Application) -> AsyncIterator[None]:
+        settings = app[SETTINGS]
+        if settings.is_sqlite:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        db = Database(create_engine(settings.effective_database_url))
+        if not settings.is_production:
+            from multinotes.migrations import upgrade
+
+            await upgrade(db.engine)
+        app[DB] = db
+        yield
+        await db.close()
+
+    app.cleanup_ctx.append(database)
+
+
+def setup_redis(app: web.Application) -> None:
+    async def redis_client(app: web.Application) -> AsyncIterator[None]:
+        settings = app[SETTINGS]
+        if not settings.is_production:
+            app[REDIS] = None
+            yield
+            return
+        import redis.asyncio as aioredis
+
+        client = aioredis.from_url(settings.redis_url, decode_responses=True)
+        app[REDIS] = client
+        yield
+        await client.aclose()
+
+    app.cleanup_ctx.append(redis_client)
+
+
+def setup_bus(app: web.Application) -> None:
+    async def bus(app: web.Application) -> AsyncIterator[None]:
+        instance: Bus = (
+            RedisBus(app[REDIS], app[SETTINGS].redis_prefix)
+            if app[REDIS] is not None
+            else LocalBus()
+        )
+        instance.subscribe(
+            plugin_control.CHANNEL,
+            lambda message: plugin_control.on_bus_message(app, message),
+        )
+        await instance.start()
+        app[BUS] = instance
+        yield
+        await instance.stop()
+
+    app.cleanup_ctx.append(bus)
+
+
+def setup_plugins(app: web.Application, plugins: Iterable[PluginSource] | None) -> None:
+    settings = app[SETTINGS]
+    host = PluginHost(mode=settings.mode)
+    if plugins is None:
+        host.load_entrypoints()
+    else:
+        host.load(plugins)
+    app[PLUGINS] = host
+
+    async def plugin_state(app: web.Application) -> AsyncIterator[None]:
+        app[PLUGIN_SETTINGS] = PluginSettingsStore(app[DB], app[SECRETS], settings, host)
+        await plugin_control.reload_state(app)
+        if app[ROLE] not in ("web", "worker"):
+            yield
+            return
+        # A safety net under the bus: converge even if a message was lost, or was published by
+        # a CLI command in another process while in embedded mode (no shared bus there).
+        poller = asyncio.create_task(_poll_plugin_state(app), name="plugin-state-poll")
+        yield
+        poller.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await poller
+
+    app.cleanup_ctx.append(plugin_state)
+
+
+async def _poll_plugin_state(app: web.Application) -> None:
+    while True:
+        await asyncio.sleep(app[SETTINGS].plugin_refresh_seconds)
+        try:
+            await plugin_control.reload_state(app)
+        except Exception:
+            log.exception("plugin_state_poll_failed")
+
+
+def setup_plugin_lifecycle(app: web.Application) -> None:
+    """Plugins' ``startup``/``shutdown`` hooks, after every core resource is ready."""
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        host = app[PLUGINS]
+        for record in host.loaded():
+            if not record.enabled:
+                continue
+            try:
+                result = host._call_one(record.name, "startup", app=app)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception as exc:
+                host._fail(record, exc, "failed at startup")
+        yield
+        for record in host.loaded():
+            try:
+                result = host._call_one(record.name, "shutdown", app=app)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                log.exception("plugin_shutdown_failed", plugin=record.name)
+
+    app.cleanup_ctx.append(lifecycle)
+
+
+def setup_tasks(app: web.Application) -> None:
+    settings = app[SETTINGS]
+    broker = make_broker(settings)
+    queue = TaskQueue(app, broker)
+    host = app[PLUGINS]
+    queue.gate(host.is_enabled)
+    from multinotes.core_tasks import core_tasks
+
+    for task in [*core_tasks(), *host.tasks.values()]:
+        queue.register(task)
+    app[TASKS] = queue
+
+    async def broker_ctx(app: web.Application) -> AsyncIterator[None]:
+        # Embedded: the in-memory broker runs tasks in this process and the scheduler runs
+        # beside the web server. Production: `multinotes worker` and `multinotes scheduler`.
+        await broker.startup()
+        in_process = not settings.is_production and app[ROLE] == "web"
+        scheduler: Any = embedded_scheduler(queue) if in_process else contextlib.nullcontext()
+        async with scheduler:
+            yield
+        await broker.shutdown()
+
+    app.cleanup_ctx.append(broker_ctx)
+
+
+def setup_rate_limits(app: web.Application) -> None:
+    async def limits_ctx(app: web.Application) -> AsyncIterator[None]:
+        app[RATE_LIMITS] = RateLimits(app[SETTINGS], make_storage(app[SETTINGS]))
+        yield
+
+    app.cleanup_ctx.append(limits_ctx)
+
+
+def setup_templates(app: web.Application) -> None:
+    host = app[PLUGINS]
+    # Plugin folders come first so a plugin can override any core template.
+    plugin_dirs = [str(d) for r in host.loaded() for d in r.templates]
+    env = aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.ChoiceLoader(
+            [jinja2.FileSystemLoader(plugin_dirs), jinja2.FileSystemLoader(str(TEMPLATES_DIR))]
+        ),
+        autoescape=jinja2.select_autoescape(["html", "xml"], default=True),
+        context_processors=[_template_context],
+    )
+    env.globals["app_version"] = __version__
+    env.globals["static"] = _static_url(app)
+
+
+def _static_url(app: web.Application) -> Any:
+    def static(path: str) -> str:
+        # append_version adds a content hash, so browsers may cache static files for long.
+        return str(app.router["static"].url_for(filename=path))
+
+    return static
+
+
+async def _template_context(request: web.Request) -> dict[str, Any]:
+    actor = current_actor(request)
+    return {
+        "actor": actor,
+        "csrf_token": actor.csrf_token if actor else "",
+        "settings": request.app[SETTINGS],
+        "request": request,
+    }
+
+
+def setup_routes(app: web.Application) -> None:
+    from multinotes.api import admin_plugins, auth, health, keys
+    from multinotes.web import docs, pages
+
+    for table in (health.routes, auth.routes, keys.routes, admin_plugins.routes, docs.routes,
+                  pages.routes):
+        app.router.add_routes(table)
+    app.router.add_static("/static/", STATIC_DIR, name="static", append_version=True)
+    host = app[PLUGINS]
+    for record in host.loaded():
+        for static_dir in record.static:
+            app.router.add_static(f"/static/plugins/{record.name}/", static_dir)
+    for route in host.routes:
+        app.router.add_route(route.method, route.path, _gated(app, route), name=route.name)
+    check_routes(app)
+    app.on_startup.append(docs.build_on_startup)
+
+
+def _gated(app: web.Application, route: RouteDef) -> Any:
+    """A plugin route answers 404 while its plugin is disabled; access is checked as declared."""
+    from multinotes.errors import NotFound
+    from multinotes.identity.actor import require_admin, require_user
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if not app[PLUGINS].is_enabled(route.plugin):
+            raise NotFound()
+        if route.access == "user":
+            require_user(request)
+        elif route.access == "admin":
+            require_admin(request)
+        result: web.StreamResponse = await route.handler(request)
+        return result
+
+    inner = spec_of(route.handler)
+    setattr(
+        handler,
+        "__endpoint__",
+        inner or EndpointSpec(access=route.access, kind="raw",  # type: ignore[arg-type]
+                              summary=f"Route of plugin {route.plugin}", tags=[route.plugin]),
+    )
+    return handler

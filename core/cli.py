@@ -1,0 +1,288 @@
+"""The ``multinotes`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import getpass
+import json
+import os
+import secrets
+import sys
+from collections.abc import AsyncIterator, Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from multinotes.errors import AppError, ConfigError, PluginError
+from multinotes.settings import Settings
+
+
+def load_settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    for name in ("host", "port", "data_dir"):
+        value = getattr(args, name, None)
+        if value is not None:
+            overrides[name] = value
+    return Settings(**overrides)
+
+
+@contextlib.asynccontextmanager
+async def started(settings: Settings, role: str) -> AsyncIterator[web.Application]:
+    """An app with every resource started but no socket open (for commands and workers)."""
+    from multinotes.app import create_app
+
+    app = create_app(settings, role=role)
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    try:
+        yield app
+    finally:
+        await runner.cleanup()
+
+
+def run(coro: Coroutine[Any, Any, int | None]) -> int:
+    return asyncio.run(coro) or 0
+
+
+# -- commands -----------------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from multinotes.app import create_app
+
+    settings = load_settings(args)
+    app = create_app(settings)
+    url = f"http://{settings.host}:{settings.port}/"
+    web.run_app(
+        app,
+        host=settings.host,
+        port=settings.port,
+        print=lambda _msg: print(f"MultinotesAI is running at {url}  (Ctrl+C to stop)",
+                                 flush=True),
+        access_log=None,
+    )
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from multinotes.db import create_engine
+    from multinotes.migrations import current_revision, upgrade
+
+    settings = load_settings(args)
+    if settings.is_sqlite:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+
+    async def main() -> int:
+        engine = create_engine(settings.effective_database_url)
+        try:
+            await upgrade(engine, args.revision)
+            print(f"Database at revision {await current_revision(engine)}.")
+        finally:
+            await engine.dispose()
+        return 0
+
+    return run(main())
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from taskiq.api import run_receiver_task
+
+    from multinotes.keys import TASKS
+
+    settings = load_settings(args)
+    if not settings.is_production:
+        print("Embedded mode runs background tasks inside `multinotes serve`; "
+              "a worker is only needed in production mode.", file=sys.stderr)
+        return 2
+
+    async def main() -> int:
+        async with started(settings, "worker") as app:
+            broker = app[TASKS].broker
+            broker.is_worker_process = True
+            print(f"Worker consuming {len(app[TASKS].names())} task types.", flush=True)
+            await run_receiver_task(broker, max_async_tasks=args.concurrency)
+        return 0
+
+    return run(main())
+
+
+def cmd_scheduler(args: argparse.Namespace) -> int:
+    from multinotes.keys import TASKS
+
+    settings = load_settings(args)
+    if not settings.is_production:
+        print("Embedded mode runs the scheduler inside `multinotes serve`.", file=sys.stderr)
+        return 2
+
+    async def main() -> int:
+        async with started(settings, "scheduler") as app:
+            print("Scheduler running.", flush=True)
+            await app[TASKS].run_scheduler()
+        return 0
+
+    return run(main())
+
+
+def _plugin_rows(app: web.Application) -> list[dict[str, Any]]:
+    from multinotes.api.admin_plugins import plugin_out
+    from multinotes.keys import PLUGINS
+
+    return [plugin_out(r) for r in sorted(app[PLUGINS].records.values(), key=lambda r: r.name)]
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from multinotes import plugin_control
+    from multinotes.api.admin_plugins import plugin_detail
+
+    settings = load_settings(args)
+
+    async def main() -> int:
+        async with started(settings, "cli") as app:
+            if args.action == "list":
+                rows = _plugin_rows(app)
+                if args.json:
+                    print(json.dumps(rows, indent=2))
+                    return 0
+                for row in rows:
+                    state = row["status"] if row["status"] == "failed" else (
+                        "enabled" if row["enabled"] else "disabled")
+                    kinds = ",".join(row["kinds"]) or "-"
+                    print(f"{row['name']:<20} {state:<9} {kinds:<30} {row['version'] or '-'}")
+                    if row["error"]:
+                        print(f"    {row['error']}")
+                return 0
+            if args.action == "info":
+                detail = await plugin_detail(app, args.name)
+                print(json.dumps(detail.model_dump(), indent=2, default=str))
+                return 0
+            enabled = args.action == "enable"
+            await plugin_control.set_enabled(app, args.name, enabled, None)
+            print(f"Plugin {args.name} {'enabled' if enabled else 'disabled'}.")
+            return 0
+
+    return run(main())
+
+
+def cmd_admin(args: argparse.Namespace) -> int:
+    from multinotes.identity.service import create_admin
+    from multinotes.keys import DB
+
+    settings = load_settings(args)
+    password = args.password or os.environ.get("MULTINOTES_ADMIN_PASSWORD")
+    if not password:
+        if not sys.stdin.isatty():
+            print("Give --password or MULTINOTES_ADMIN_PASSWORD.", file=sys.stderr)
+            return 2
+        password = getpass.getpass("Password for the new admin: ")
+
+    async def main() -> int:
+        async with started(settings, "cli") as app:
+            user = await create_admin(app[DB], email=args.email, password=password,
+                                      name=args.name or args.email.split("@")[0])
+            print(f"{user.email} is an admin.")
+        return 0
+
+    return run(main())
+
+
+def cmd_secrets(args: argparse.Namespace) -> int:
+    from multinotes.keys import DB, SECRETS
+    from multinotes.plugin_settings import rotate_all_secrets
+
+    settings = load_settings(args)
+
+    async def main() -> int:
+        async with started(settings, "cli") as app:
+            count = await rotate_all_secrets(app[DB], app[SECRETS])
+            print(f"Re-encrypted {count} secret(s) under the newest key.")
+        return 0
+
+    return run(main())
+
+
+def cmd_gen_secret(args: argparse.Namespace) -> int:
+    print(secrets.token_urlsafe(48))
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from multinotes.readiness import production_checks
+
+    settings = load_settings(args)
+    checks = production_checks(settings)
+    for check in checks:
+        print(f"[{'PASS' if check.ok else 'FAIL'}] {check.name}: {check.detail}")
+    failed = [c for c in checks if not c.ok]
+    print("Ready for production." if not failed else f"{len(failed)} check(s) failed.")
+    return 0 if not failed else 1
+
+
+# -- parser -------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="multinotes", description="MultinotesAI: one prompt, many models, notes you keep."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, func: Callable[[argparse.Namespace], int], help_text: str
+            ) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--data-dir", type=Path, default=None,
+                       help="Data folder (embedded database, secret key, uploads).")
+        p.set_defaults(func=func)
+        return p
+
+    serve = add("serve", cmd_serve, "Run the web server.")
+    serve.add_argument("--host", default=None)
+    serve.add_argument("--port", type=int, default=None)
+
+    migrate = add("migrate", cmd_migrate, "Upgrade the database schema.")
+    migrate.add_argument("--revision", default="head")
+
+    worker = add("worker", cmd_worker, "Run a background-task worker (production mode).")
+    worker.add_argument("--concurrency", type=int, default=50)
+    add("scheduler", cmd_scheduler, "Run the periodic-task scheduler (production mode).")
+
+    plugins = add("plugins", cmd_plugins, "List, inspect, enable or disable plugins.")
+    plugins_sub = plugins.add_subparsers(dest="action", required=True)
+    listing = plugins_sub.add_parser("list", help="Every plugin with its state.")
+    listing.add_argument("--json", action="store_true")
+    for action in ("info", "enable", "disable"):
+        p = plugins_sub.add_parser(action, help=f"{action.capitalize()} one plugin.")
+        p.add_argument("name")
+
+    admin = add("admin", cmd_admin, "Administer accounts.")
+    admin_sub = admin.add_subparsers(dest="action", required=True)
+    create = admin_sub.add_parser("create", help="Create an admin (or promote an account).")
+    create.add_argument("--email", required=True)
+    create.add_argument("--name", default=None)
+    create.add_argument("--password", default=None)
+
+    secrets_cmd = add("secrets", cmd_secrets, "Manage encrypted secrets.")
+    secrets_sub = secrets_cmd.add_subparsers(dest="action", required=True)
+    secrets_sub.add_parser("rotate", help="Re-encrypt every stored secret under the newest key.")
+
+    add("gen-secret", cmd_gen_secret, "Print a new random secret key.")
+    add("check", cmd_check, "Check production readiness; exit code 0 means ready.")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (ConfigError, PluginError, AppError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,165 @@
+"""The plugin contract.
+
+Every hook a plugin may implement, grouped by family:
+
+* ``register_*`` (capability hooks) are **synchronous** and take a ``register`` callback. They run
+  at startup and again whenever plugin state changes, so they must be cheap and side-effect free:
+  build objects and hand them to ``register``. Runtime work belongs in ``async`` methods of the
+  registered objects, never in a hook call (pluggy does not await coroutines).
+* ``startup`` / ``shutdown`` may return an awaitable, which the core awaits.
+
+The core validates what is registered and attributes it to the plugin: a duplicate id is a
+startup error naming both plugins; an exception in a hook marks that plugin failed (with the
+error) and the app still starts. Specs may gain arguments; they never lose or rename one.
+
+A plugin's *kind* follows from the hooks it implements: ``register_providers`` → provider,
+``register_exporters`` → exporter, ``register_integrations`` → integration,
+``register_billing`` → billing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+from multinotes import hookspec
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from aiohttp import web
+    from pydantic import BaseModel
+
+    from multinotes.billing import BillingBackend
+    from multinotes.exporters import Exporter
+    from multinotes.integrations import Integration
+    from multinotes.providers import Provider
+
+
+class RouteRegistrar(Protocol):
+    def __call__(
+        self,
+        method: str,
+        path: str,
+        handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+        *,
+        access: str,
+        name: str | None = None,
+    ) -> None:
+        """Add a route. ``access`` is ``"public"``, ``"user"`` or ``"admin"``. While the plugin is
+        disabled the route answers 404."""
+
+
+class TaskRegistrar(Protocol):
+    def __call__(
+        self,
+        name: str,
+        func: Callable[..., Awaitable[Any]],
+        *,
+        schedule: str | None = None,
+    ) -> None:
+        """Add a background task ``func(app, **kwargs)``; ``schedule`` is a cron expression for
+        periodic tasks run by the scheduler. ``name`` must be unique across plugins."""
+
+
+class TemplateRegistrar(Protocol):
+    def __call__(self, *, templates: Path | None = None, static: Path | None = None) -> None:
+        """Add a templates folder (searched before the core's, so it can override any page) and/or
+        a static folder (served at ``/static/plugins/<plugin>/``)."""
+
+
+# -- capabilities -------------------------------------------------------------------------------
+
+
+@hookspec
+def register_providers(register: Callable[[Provider], None]) -> None:
+    """Register LLM providers (``multinotes.providers.Provider``), each with its models.
+
+    :param register: call once per provider. Provider ids must be unique across plugins.
+    """
+
+
+@hookspec
+def register_exporters(register: Callable[[Exporter], None]) -> None:
+    """Register export formats (``multinotes.exporters.Exporter``) for notes.
+
+    :param register: call once per exporter. Exporter ids must be unique across plugins.
+    """
+
+
+@hookspec
+def register_integrations(register: Callable[[Integration], None]) -> None:
+    """Register integrations (``multinotes.integrations.Integration``) that receive app events.
+
+    :param register: call once per integration. Ids must be unique across plugins.
+    """
+
+
+@hookspec
+def register_billing(register: Callable[[BillingBackend], None]) -> None:
+    """Register payment backends (``multinotes.billing.BillingBackend``).
+
+    :param register: call once per backend. Ids must be unique across plugins.
+    """
+
+
+# -- app surface --------------------------------------------------------------------------------
+
+
+@hookspec
+def register_routes(register: RouteRegistrar) -> None:
+    """Register HTTP routes. Called once at startup for every plugin that loaded (the router is
+    frozen afterwards); the core answers 404 for them while the plugin is disabled.
+
+    :param register: see ``RouteRegistrar``; every route must state its ``access``.
+    """
+
+
+@hookspec
+def register_tasks(register: TaskRegistrar) -> None:
+    """Register background tasks and periodic jobs. Called once at startup; a disabled plugin's
+    tasks are skipped when they come due.
+
+    :param register: see ``TaskRegistrar``.
+    """
+
+
+@hookspec
+def register_templates(register: TemplateRegistrar) -> None:
+    """Register template and static folders. Called once at startup.
+
+    :param register: see ``TemplateRegistrar``.
+    """
+
+
+@hookspec
+def register_settings(register: Callable[[type[BaseModel]], None]) -> None:
+    """Declare the plugin's settings as one pydantic model (call ``register`` once).
+
+    Every field can be bootstrapped from ``MULTINOTES_PLUGINS__<PLUGIN>__<FIELD>`` and edited by an
+    admin. Fields typed ``pydantic.SecretStr`` are stored encrypted and never returned by any API
+    or page (only their last four characters are shown). Fields should have defaults, so a plugin
+    loads before an admin configures it.
+    """
+
+
+@hookspec
+def default_enabled(mode: str) -> bool | None:
+    """Whether this plugin starts enabled before an admin decides (``None``: enabled).
+
+    :param mode: ``"embedded"`` or ``"production"``.
+    """
+
+
+# -- lifecycle ----------------------------------------------------------------------------------
+
+
+@hookspec
+def startup(app: web.Application) -> Awaitable[None] | None:
+    """Called once when a web or worker process has started and the database is ready. May return
+    an awaitable, which is awaited. Raising marks the plugin failed; the process still starts."""
+
+
+@hookspec
+def shutdown(app: web.Application) -> Awaitable[None] | None:
+    """Called once when the process stops. May return an awaitable. Errors are logged."""

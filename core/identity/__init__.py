@@ -1,0 +1,1 @@
+"""Identity core: users, password hashing, sessions, API keys, and the acting user."""

@@ -1,0 +1,47 @@
+"""Who is asking: resolved once per request by the auth middleware."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from aiohttp import web
+
+from multinotes.errors import Forbidden, Unauthorized
+
+
+@dataclass(frozen=True)
+class Actor:
+    user_id: str
+    email: str
+    name: str
+    role: str
+    via: Literal["session", "api_key"]
+    session_id: str | None = None
+    csrf_token: str | None = None
+    api_key_id: str | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+ACTOR = "multinotes.actor"
+
+
+def current_actor(request: web.Request) -> Actor | None:
+    return request.get(ACTOR)
+
+
+def require_user(request: web.Request) -> Actor:
+    actor = current_actor(request)
+    if actor is None:
+        raise Unauthorized()
+    return actor
+
+
+def require_admin(request: web.Request) -> Actor:
+    actor = require_user(request)
+    if not actor.is_admin:
+        raise Forbidden("This needs an administrator.")
+    return actor

@@ -1,0 +1,44 @@
+"""Argon2id password hashing (argon2-cffi's defaults follow RFC 9106's recommendations)."""
+
+from __future__ import annotations
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+_hasher = PasswordHasher()
+
+MIN_LENGTH = 10
+MAX_LENGTH = 256
+
+# A dummy hash to verify against when the email is unknown, so timing does not reveal it.
+_DUMMY_HASH = _hasher.hash("not-a-real-password-just-for-timing")
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def needs_rehash(password_hash: str) -> bool:
+    return _hasher.check_needs_rehash(password_hash)
+
+
+def password_problem(password: str, *, email: str = "", name: str = "") -> str | None:
+    """Why a new password is not acceptable, or None."""
+    if len(password) < MIN_LENGTH:
+        return f"Use at least {MIN_LENGTH} characters."
+    if len(password) > MAX_LENGTH:
+        return f"Use at most {MAX_LENGTH} characters."
+    lowered = password.lower()
+    local = email.split("@")[0].lower()
+    if local and len(local) >= 4 and local in lowered:
+        return "Do not use your email address in the password."
+    if len(set(password)) < 4:
+        return "Use a less repetitive password."
+    return None

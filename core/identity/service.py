@@ -1,0 +1,239 @@
+"""Accounts, sessions and API keys: the operations the API and the pages share."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from multinotes.db import Database, utcnow
+from multinotes.errors import Invalid, NotFound, Unauthorized
+from multinotes.identity.actor import Actor
+from multinotes.identity.passwords import (
+    hash_password,
+    needs_rehash,
+    password_problem,
+    verify_password,
+)
+from multinotes.models import ApiKey, AuthSession, User
+
+API_KEY_PREFIX = "mn_"
+# Touch last_seen / last_used at most this often, so reads stay reads.
+TOUCH_INTERVAL = timedelta(minutes=5)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+@dataclass(frozen=True)
+class NewSession:
+    session: AuthSession
+    token: str
+
+
+async def register_user(db: Database, *, email: str, password: str, name: str) -> User:
+    """Create an account. The first account on a fresh install becomes admin."""
+    email = normalize_email(email)
+    problem = password_problem(password, email=email, name=name)
+    if problem:
+        raise Invalid("Choose a stronger password.", fields={"password": problem})
+    password_hash = hash_password(password)  # slow: outside the transaction
+    try:
+        async with db.transaction() as session:
+            existing = await session.scalar(select(User.id).where(User.email == email))
+            if existing is not None:
+                raise Invalid(
+                    "An account with this email already exists.",
+                    code="email_taken",
+                    fields={"email": "already registered"},
+                )
+            users = await session.scalar(select(func.count()).select_from(User))
+            user = User(
+                email=email,
+                name=name.strip(),
+                password_hash=password_hash,
+                role="admin" if users == 0 else "user",
+            )
+            session.add(user)
+    except IntegrityError:
+        # Two registrations raced for one email: the unique index decided.
+        raise Invalid(
+            "An account with this email already exists.",
+            code="email_taken",
+            fields={"email": "already registered"},
+        ) from None
+    return user
+
+
+async def authenticate(db: Database, *, email: str, password: str) -> User:
+    """The user with these credentials; one vague error for every failure."""
+    async with db.read() as session:
+        user = await session.scalar(select(User).where(User.email == normalize_email(email)))
+    ok = verify_password(user.password_hash if user else None, password)
+    if not ok or user is None or not user.is_active:
+        raise Unauthorized("Wrong email or password.", code="invalid_credentials")
+    assert user.password_hash is not None
+    if needs_rehash(user.password_hash):
+        new_hash = hash_password(password)
+        async with db.transaction() as session:
+            await session.execute(
+                update(User).where(User.id == user.id).values(password_hash=new_hash)
+            )
+    return user
+
+
+async def create_session(
+    db: Database, user: User, *, max_age: timedelta, ip: str | None, user_agent: str | None
+) -> NewSession:
+    token = secrets.token_urlsafe(32)
+    now = utcnow()
+    record = AuthSession(
+        user_id=user.id,
+        token_hash=token_hash(token),
+        csrf_token=secrets.token_urlsafe(32),
+        ip=ip,
+        user_agent=(user_agent or "")[:400] or None,
+        created_at=now,
+        last_seen_at=now,
+        expires_at=now + max_age,
+    )
+    async with db.transaction() as session:
+        session.add(record)
+    return NewSession(record, token)
+
+
+async def revoke_session(db: Database, session_id: str) -> None:
+    async with db.transaction() as session:
+        await session.execute(
+            update(AuthSession)
+            .where(AuthSession.id == session_id, AuthSession.revoked_at.is_(None))
+            .values(revoked_at=utcnow())
+        )
+
+
+async def actor_from_session(db: Database, token: str) -> Actor | None:
+    now = utcnow()
+    async with db.read() as session:
+        row = (
+            await session.execute(
+                select(AuthSession, User)
+                .join(User, User.id == AuthSession.user_id)
+                .where(AuthSession.token_hash == token_hash(token))
+            )
+        ).first()
+    if row is None:
+        return None
+    auth_session, user = row
+    if auth_session.revoked_at is not None or auth_session.expires_at <= now or not user.is_active:
+        return None
+    if now - auth_session.last_seen_at > TOUCH_INTERVAL:
+        async with db.transaction() as session:
+            await session.execute(
+                update(AuthSession).where(AuthSession.id == auth_session.id).values(last_seen_at=now)
+            )
+    return Actor(
+        user_id=user.id,
+        email=user.email,
+        name=user.name,
+        role=user.role,
+        via="session",
+        session_id=auth_session.id,
+        csrf_token=auth_session.csrf_token,
+    )
+
+
+async def actor_from_api_key(db: Database, key: str) -> Actor | None:
+    if not key.startswith(API_KEY_PREFIX):
+        return None
+    now = utcnow()
+    async with db.read() as session:
+        row = (
+            await session.execute(
+                select(ApiKey, User)
+                .join(User, User.id == ApiKey.user_id)
+                .where(ApiKey.key_hash == token_hash(key))
+            )
+        ).first()
+    if row is None:
+        return None
+    api_key, user = row
+    if api_key.revoked_at is not None or not user.is_active:
+        return None
+    if api_key.last_used_at is None or now - api_key.last_used_at > TOUCH_INTERVAL:
+        async with db.transaction() as session:
+            await session.execute(
+                update(ApiKey).where(ApiKey.id == api_key.id).values(last_used_at=now)
+            )
+    return Actor(
+        user_id=user.id,
+        email=user.email,
+        name=user.name,
+        role=user.role,
+        via="api_key",
+        api_key_id=api_key.id,
+    )
+
+
+async def create_api_key(db: Database, user_id: str, name: str) -> tuple[ApiKey, str]:
+    """Returns the stored key and the plaintext, which is shown this once and never again."""
+    key = API_KEY_PREFIX + secrets.token_urlsafe(32)
+    record = ApiKey(user_id=user_id, name=name.strip(), prefix=key[:10], key_hash=token_hash(key))
+    async with db.transaction() as session:
+        session.add(record)
+    return record, key
+
+
+async def list_api_keys(db: Database, user_id: str) -> list[ApiKey]:
+    async with db.read() as session:
+        rows = await session.scalars(
+            select(ApiKey)
+            .where(ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None))
+            .order_by(ApiKey.created_at.desc())
+        )
+        return list(rows)
+
+
+async def revoke_api_key(db: Database, user_id: str, key_id: str) -> None:
+    async with db.transaction() as session:
+        result = await session.execute(
+            update(ApiKey)
+            .where(ApiKey.id == key_id, ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None))
+            .values(revoked_at=utcnow())
+        )
+    if result.rowcount == 0:  # type: ignore[attr-defined]
+        raise NotFound("No such API key.")
+
+
+async def get_user(db: Database, user_id: str) -> User:
+    async with db.read() as session:
+        user = await session.get(User, user_id)
+    if user is None:
+        raise NotFound("No such user.")
+    return user
+
+
+async def create_admin(db: Database, *, email: str, password: str, name: str) -> User:
+    """For ``multinotes admin create``: a new admin, or promote an existing account."""
+    email = normalize_email(email)
+    async with db.read() as session:
+        existing = await session.scalar(select(User).where(User.email == email))
+    if existing is not None:
+        async with db.transaction() as session:
+            await session.execute(update(User).where(User.id == existing.id).values(role="admin"))
+        existing.role = "admin"
+        return existing
+    user = await register_user(db, email=email, password=password, name=name)
+    if user.role != "admin":
+        async with db.transaction() as session:
+            await session.execute(update(User).where(User.id == user.id).values(role="admin"))
+        user.role = "admin"
+    return user

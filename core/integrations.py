@@ -1,0 +1,31 @@
+"""The integration contract: reacts to app events (Slack, Notion, outgoing webhooks, ...)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something that happened, e.g. ``generation.completed``; ``data`` is JSON-serialisable."""
+
+    name: str
+    user_id: str | None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+class Integration(ABC):
+    integration_id: ClassVar[str]
+    name: ClassVar[str]
+    #: Event names it wants; empty means all.
+    events: ClassVar[frozenset[str]] = frozenset()
+
+    @property
+    def id(self) -> str:
+        return self.integration_id
+
+    @abstractmethod
+    async def handle(self, event: Event, config: Any) -> None:
+        """Deliver the event. Runs in a background task; raising marks the delivery failed."""

@@ -1,0 +1,12 @@
+"""Imports every module that defines tables, so metadata (and Alembic) sees them all."""
+
+from __future__ import annotations
+
+import importlib
+
+MODEL_MODULES = ["multinotes.models"]
+
+
+def import_all_models() -> None:
+    for module in MODEL_MODULES:
+        importlib.import_module(module)

@@ -1,0 +1,70 @@
+"""Switching plugins on and off and editing their settings, across every process.
+
+The database is the truth; a bus message tells every web and worker process to re-read it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from aiohttp import web
+from sqlalchemy import select
+
+from multinotes.keys import BUS, DB, METRICS, PLUGIN_SETTINGS, PLUGINS
+from multinotes.models import PluginState
+
+log = structlog.get_logger(__name__)
+
+CHANNEL = "plugins"
+
+
+async def stored_state(app: web.Application) -> dict[str, bool]:
+    async with app[DB].read() as session:
+        return {row.name: row.enabled for row in await session.scalars(select(PluginState))}
+
+
+async def reload_state(app: web.Application) -> None:
+    """Re-read enabled flags and rebuild the registries in this process."""
+    host = app[PLUGINS]
+    before = {r.name: r.enabled for r in host.loaded()}
+    host.apply_state(await stored_state(app))
+    app[PLUGIN_SETTINGS].invalidate()
+    app[METRICS].plugins_enabled.set(sum(1 for r in host.loaded() if r.enabled))
+    changed = {n: r.enabled for n, r in host.records.items() if before.get(n) != r.enabled}
+    if changed:
+        log.info("plugin_state_applied", changed=changed)
+
+
+async def set_enabled(app: web.Application, name: str, enabled: bool, by: str | None) -> None:
+    host = app[PLUGINS]
+    record = host.get(name)
+    if record.status == "failed" and enabled:
+        from multinotes.errors import Conflict
+
+        raise Conflict(f"Plugin {name!r} failed to load and cannot be enabled: {record.error}",
+                       code="plugin_failed")
+    state = await stored_state(app)
+    state[name] = enabled
+    host.apply_state(state)  # raises (changing nothing) on a duplicate id
+    try:
+        async with app[DB].transaction() as session:
+            row = await session.get(PluginState, name)
+            if row is None:
+                session.add(PluginState(name=name, enabled=enabled, updated_by=by))
+            else:
+                row.enabled = enabled
+                row.updated_by = by
+    except Exception:
+        await reload_state(app)  # keep memory in line with the database
+        raise
+    await app[BUS].publish(CHANNEL, {"plugin": name, "enabled": enabled})
+
+
+async def update_settings(app: web.Application, name: str, changes: dict[str, Any]) -> None:
+    await app[PLUGIN_SETTINGS].update(name, changes)
+    await app[BUS].publish(CHANNEL, {"plugin": name, "settings": True})
+
+
+async def on_bus_message(app: web.Application, _message: dict[str, Any]) -> None:
+    await reload_state(app)

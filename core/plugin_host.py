@@ -1,0 +1,340 @@
+"""Loads plugins, keeps their state, and builds the registries from the enabled ones.
+
+One ``PluginHost`` per app (``app[PLUGINS]``). Loading happens in ``create_app`` (synchronously,
+because routes must exist before the router freezes); which plugins are enabled comes from the
+database at startup and is re-applied whenever an admin flips a switch in any process.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Literal
+
+import pluggy
+import structlog
+from pydantic import BaseModel
+
+from multinotes import PROJECT, hookspecs
+from multinotes.errors import PluginError
+
+log = structlog.get_logger(__name__)
+
+KIND_HOOKS = {
+    "register_providers": "provider",
+    "register_exporters": "exporter",
+    "register_integrations": "integration",
+    "register_billing": "billing",
+}
+CAPABILITIES = {
+    "register_providers": "providers",
+    "register_exporters": "exporters",
+    "register_integrations": "integrations",
+    "register_billing": "billing",
+}
+ACCESS_LEVELS = ("public", "user", "admin")
+
+
+@dataclass
+class RouteDef:
+    plugin: str
+    method: str
+    path: str
+    handler: Callable[..., Any]
+    access: str
+    name: str | None
+
+
+@dataclass
+class TaskDef:
+    plugin: str
+    name: str
+    func: Callable[..., Any]
+    schedule: str | None
+
+
+@dataclass
+class PluginRecord:
+    """What the console shows about one plugin."""
+
+    name: str
+    module: str
+    version: str | None = None
+    distribution: str | None = None
+    status: Literal["loaded", "failed"] = "loaded"
+    error: str | None = None
+    kinds: list[str] = field(default_factory=list)
+    enabled: bool = True
+    default_enabled: bool = True
+    obj: Any = None
+    settings_model: type[BaseModel] | None = None
+    templates: list[Path] = field(default_factory=list)
+    static: list[Path] = field(default_factory=list)
+
+    @property
+    def active(self) -> bool:
+        return self.status == "loaded" and self.enabled
+
+
+@dataclass
+class Registries:
+    """Objects contributed by enabled plugins, keyed by id: ``{id: (plugin, obj)}``."""
+
+    providers: dict[str, tuple[str, Any]] = field(default_factory=dict)
+    exporters: dict[str, tuple[str, Any]] = field(default_factory=dict)
+    integrations: dict[str, tuple[str, Any]] = field(default_factory=dict)
+    billing: dict[str, tuple[str, Any]] = field(default_factory=dict)
+
+
+PluginSource = tuple[str, Any]
+"""``(name, module-or-object)``: how tests hand a host exactly the plugins they want."""
+
+
+class PluginHost:
+    def __init__(self, mode: str = "embedded") -> None:
+        self.mode = mode
+        self.pm = pluggy.PluginManager(PROJECT)
+        self.pm.add_hookspecs(hookspecs)
+        self.records: dict[str, PluginRecord] = {}
+        self.routes: list[RouteDef] = []
+        self.tasks: dict[str, TaskDef] = {}
+        self.registries = Registries()
+        self._listeners: list[Callable[[], None]] = []
+
+    # -- loading ------------------------------------------------------------------------------
+
+    def load_entrypoints(self, group: str = PROJECT) -> None:
+        for ep in sorted(entry_points(group=group), key=lambda e: e.name):
+            self._load_entrypoint(ep)
+        self._finish_loading()
+
+    def load(self, sources: Iterable[PluginSource]) -> None:
+        for name, obj in sources:
+            module = obj.__name__ if isinstance(obj, ModuleType) else type(obj).__module__
+            record = PluginRecord(name=name, module=module)
+            self._register(record, obj)
+        self._finish_loading()
+
+    def _load_entrypoint(self, ep: EntryPoint) -> None:
+        if ep.name in self.records:
+            other = self.records[ep.name]
+            raise PluginError(
+                f"Two plugins are named {ep.name!r}: {other.module} and {ep.value}.", plugin=ep.name
+            )
+        dist = getattr(ep, "dist", None)
+        record = PluginRecord(
+            name=ep.name,
+            module=ep.value,
+            distribution=dist.name if dist else None,
+            version=dist.version if dist else None,
+        )
+        try:
+            obj = ep.load()
+        except Exception as exc:  # a broken plugin must not take the app down
+            self._fail(record, exc, "failed to import")
+            self.records[record.name] = record
+            return
+        self._register(record, obj)
+
+    def _register(self, record: PluginRecord, obj: Any) -> None:
+        if record.name in self.records:
+            raise PluginError(f"Two plugins are named {record.name!r}.", plugin=record.name)
+        self.records[record.name] = record
+        try:
+            self.pm.register(obj, name=record.name)
+        except Exception as exc:
+            self._fail(record, exc, "failed to register")
+            return
+        record.obj = obj
+        record.kinds = sorted(
+            {KIND_HOOKS[impl_hook] for impl_hook in self._hooks_of(record.name) if
+             impl_hook in KIND_HOOKS}
+        )
+        if record.version is None:
+            record.version = getattr(obj, "__version__", None)
+
+    def _hooks_of(self, plugin: str) -> list[str]:
+        obj = self.pm.get_plugin(plugin)
+        if obj is None:
+            return []
+        return [caller.name for caller in self.pm.get_hookcallers(obj) or []]
+
+    def _fail(self, record: PluginRecord, exc: BaseException, what: str) -> None:
+        record.status = "failed"
+        record.error = f"{what}: {type(exc).__name__}: {exc}"
+        record.enabled = False
+        if self.pm.get_plugin(record.name) is not None:
+            self.pm.unregister(name=record.name)
+        log.error(
+            "plugin_failed",
+            plugin=record.name,
+            error=record.error,
+            traceback="".join(traceback.format_exception(exc)),
+        )
+
+    def _finish_loading(self) -> None:
+        self._check_hook_names()
+        for record in self.loaded():
+            self._collect_static_contributions(record)
+        # Duplicate ids are a startup error even between a disabled and an enabled plugin.
+        self._build_registries({r.name for r in self.loaded()})
+
+    def _check_hook_names(self) -> None:
+        """A misspelled hook name would silently never run; refuse to start instead."""
+        problems = []
+        for name in dir(self.pm.hook):
+            if name.startswith("_"):
+                continue
+            caller = getattr(self.pm.hook, name)
+            if caller.spec is None:
+                for impl in caller.get_hookimpls():
+                    problems.append(f"plugin {impl.plugin_name!r} implements unknown hook {name!r}")
+        if problems:
+            raise PluginError("; ".join(problems) + ". Check the spelling against hookspecs.py.")
+
+    def _call_one(self, plugin: str, hook: str, **kwargs: Any) -> Any:
+        """Call ``hook`` on one plugin only, so whatever it registers is attributed to it."""
+        caller = getattr(self.pm.hook, hook)
+        for impl in caller.get_hookimpls():
+            if impl.plugin_name == plugin:
+                return impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
+        return None
+
+    def _collect_static_contributions(self, record: PluginRecord) -> None:
+        name = record.name
+        routes: list[RouteDef] = []
+        tasks: list[TaskDef] = []
+        models: list[type[BaseModel]] = []
+
+        def register_route(
+            method: str, path: str, handler: Callable[..., Any], *, access: str,
+            name: str | None = None,
+        ) -> None:
+            if access not in ACCESS_LEVELS:
+                raise PluginError(f"route {path} needs access in {ACCESS_LEVELS}", plugin=record.name)
+            if not path.startswith("/"):
+                raise PluginError(f"route path {path!r} must start with '/'", plugin=record.name)
+            routes.append(RouteDef(record.name, method.upper(), path, handler, access, name))
+
+        def register_task(
+            task_name: str, func: Callable[..., Any], *, schedule: str | None = None
+        ) -> None:
+            tasks.append(TaskDef(record.name, task_name, func, schedule))
+
+        def register_templates(*, templates: Path | None = None, static: Path | None = None) -> None:
+            if templates is not None:
+                record.templates.append(Path(templates))
+            if static is not None:
+                record.static.append(Path(static))
+
+        def register_settings(model: type[BaseModel]) -> None:
+            if not (isinstance(model, type) and issubclass(model, BaseModel)):
+                raise PluginError("register_settings takes a pydantic model class", plugin=name)
+            models.append(model)
+
+        try:
+            self._call_one(name, "register_routes", register=register_route)
+            self._call_one(name, "register_tasks", register=register_task)
+            self._call_one(name, "register_templates", register=register_templates)
+            self._call_one(name, "register_settings", register=register_settings)
+            if len(models) > 1:
+                raise PluginError("register_settings may register one model", plugin=name)
+            record.settings_model = models[0] if models else None
+            default = self._call_one(name, "default_enabled", mode=self.mode)
+            record.default_enabled = True if default is None else bool(default)
+            record.enabled = record.default_enabled
+        except Exception as exc:
+            self._fail(record, exc, "failed to register")
+            return
+        for task in tasks:
+            if task.name in self.tasks:
+                other = self.tasks[task.name].plugin
+                raise PluginError(
+                    f"Plugins {other!r} and {name!r} both register the task {task.name!r}.",
+                    plugin=name,
+                )
+            self.tasks[task.name] = task
+        self.routes.extend(routes)
+
+    # -- state ---------------------------------------------------------------------------------
+
+    def loaded(self) -> list[PluginRecord]:
+        return [r for r in self.records.values() if r.status == "loaded"]
+
+    def is_enabled(self, plugin: str) -> bool:
+        record = self.records.get(plugin)
+        return record is not None and record.active
+
+    def get(self, plugin: str) -> PluginRecord:
+        record = self.records.get(plugin)
+        if record is None:
+            from multinotes.errors import NotFound
+
+            raise NotFound(f"No plugin named {plugin!r}.")
+        return record
+
+    def apply_state(self, stored: dict[str, bool]) -> None:
+        """Apply enabled flags (plugin name → enabled; missing names take their default) and rebuild
+        the registries. Raises ``PluginError`` (changing nothing) if the result has a duplicate id."""
+        wanted = {
+            r.name for r in self.loaded() if stored.get(r.name, r.default_enabled)
+        }
+        registries = self._collect_registries(wanted)
+        for record in self.loaded():
+            record.enabled = record.name in wanted
+        self.registries = registries
+        for listener in list(self._listeners):
+            listener()
+
+    def on_change(self, listener: Callable[[], None]) -> None:
+        """``listener()`` runs after every ``apply_state`` (e.g. to drop caches)."""
+        self._listeners.append(listener)
+
+    def _build_registries(self, plugins: set[str]) -> None:
+        self.registries = self._collect_registries(plugins)
+
+    def _collect_registries(self, plugins: set[str]) -> Registries:
+        registries = Registries()
+        for hook, attr in CAPABILITIES.items():
+            target: dict[str, tuple[str, Any]] = getattr(registries, attr)
+            for plugin in sorted(plugins):
+                record = self.records[plugin]
+                if record.status != "loaded":
+                    continue
+
+                def register(obj: Any, _plugin: str = plugin, _target: dict = target,
+                             _kind: str = attr) -> None:
+                    obj_id = getattr(obj, "id", None)
+                    if not isinstance(obj_id, str) or not obj_id:
+                        raise PluginError(f"{_kind} object without a string id", plugin=_plugin)
+                    if obj_id in _target and _target[obj_id][0] != _plugin:
+                        raise PluginError(
+                            f"Plugins {_target[obj_id][0]!r} and {_plugin!r} both register the "
+                            f"{_kind[:-1] if _kind.endswith('s') else _kind} id {obj_id!r}.",
+                            plugin=_plugin,
+                        )
+                    _target[obj_id] = (_plugin, obj)
+
+                try:
+                    self._call_one(plugin, hook, register=register)
+                except PluginError as exc:
+                    if "both register" in exc.message:
+                        raise
+                    self._fail(record, exc, "failed to register")
+                except Exception as exc:
+                    self._fail(record, exc, "failed to register")
+        return registries
+
+    # -- hooks ---------------------------------------------------------------------------------
+
+    def hook(self, name: str) -> Any:
+        """A caller for ``name`` that skips disabled and failed plugins."""
+        skip = [
+            self.pm.get_plugin(r.name) for r in self.records.values()
+            if not r.active and self.pm.get_plugin(r.name) is not None
+        ]
+        return self.pm.subset_hook_caller(name, remove_plugins=skip)

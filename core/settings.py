@@ -1,0 +1,156 @@
+"""All settings in one pydantic-settings class, read from the environment and ``.env``.
+
+Environment names are ``MULTINOTES_<FIELD>``; nested values use ``__``, so plugin settings are
+bootstrapped as ``MULTINOTES_PLUGINS__<PLUGIN>__<FIELD>``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+Mode = Literal["embedded", "production"]
+
+#: Values that ship in examples and docs; production refuses them.
+KNOWN_WEAK_SECRETS = {"", "changeme", "change-me", "secret", "dev", "development", "test"}
+
+
+def _split_csv(value: Any) -> Any:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Every knob of the app. Built once by the CLI (or a test) and handed to ``create_app``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MULTINOTES_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+    )
+
+    mode: Mode = "embedded"
+    debug: bool = False
+    data_dir: Path = Path("multinotes-data")
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str | None = Field(
+        default=None, description="External base URL, e.g. https://notes.example.com"
+    )
+
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL. Embedded default: a SQLite file in the data dir. "
+        "Production: mysql+aiomysql://user:pass@host/db",
+    )
+    redis_url: str | None = Field(default=None, description="redis://host:6379/0 (production)")
+    redis_prefix: str = "mn:"
+
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Master key: encrypts stored secrets. Embedded mode generates one in the data "
+        "dir when unset.",
+    )
+    old_secret_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Previous master keys (comma separated), still accepted for decryption.",
+    )
+
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["*"])
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="IPs or CIDRs whose X-Forwarded-* headers are trusted."
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    cookie_secure: bool | None = Field(
+        default=None, description="Secure flag on cookies; defaults to on in production."
+    )
+    session_max_age_days: int = 30
+    max_request_bytes: int = 10 * 1024 * 1024
+
+    rate_limit_auth: str = "20/minute"
+    rate_limit_api: str = "600/minute"
+    rate_limits_enabled: bool = True
+
+    metrics_token: SecretStr | None = Field(
+        default=None, description="When set, /metrics needs `Authorization: Bearer <token>`."
+    )
+
+    log_level: str = "INFO"
+    log_format: Literal["json", "console"] = "json"
+
+    plugins: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Per-plugin settings bootstrapped from MULTINOTES_PLUGINS__<PLUGIN>__<FIELD>.",
+    )
+    plugin_refresh_seconds: float = Field(
+        default=5.0, description="Seconds between re-reads of plugin state (a fallback under "
+        "pub/sub, and how CLI changes reach a running embedded server)."
+    )
+
+    @field_validator("old_secret_keys", "allowed_hosts", "trusted_proxies", "cors_origins",
+                     mode="before")
+    @classmethod
+    def _csv(cls, value: Any) -> Any:
+        return _split_csv(value)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            ipaddress.ip_network(item, strict=False)
+        return value
+
+    # -- derived values -------------------------------------------------------------------------
+
+    @property
+    def is_production(self) -> bool:
+        return self.mode == "production"
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.is_production if self.cookie_secure is None else self.cookie_secure
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'multinotes.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.effective_database_url.startswith("sqlite")
+
+    def master_keys(self) -> list[str]:
+        """The master keys, newest first. Embedded mode creates one in the data dir if unset."""
+        keys: list[str] = []
+        if self.secret_key is not None:
+            keys.append(self.secret_key.get_secret_value())
+        else:
+            keys.append(self._data_dir_secret())
+        keys.extend(k.get_secret_value() for k in self.old_secret_keys)
+        return keys
+
+    def _data_dir_secret(self) -> str:
+        path = self.data_dir / "secret.key"
+        if path.exists():
+            return path.read_text().strip()
+        if self.is_production:
+            from multinotes.errors import ConfigError
+
+            raise ConfigError("MULTINOTES_SECRET_KEY must be set in production mode.")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        path.touch(mode=0o600)
+        path.write_text(key + "\n")
+        return key
+
+    def plugin_values(self, plugin: str) -> dict[str, Any]:
+        return dict(self.plugins.get(plugin.lower(), {}))

@@ -1,0 +1,1 @@
+"""HTTP layer: middleware, endpoint declarations, OpenAPI, templates."""

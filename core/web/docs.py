@@ -1,0 +1,29 @@
+"""The OpenAPI document and the Swagger UI page that reads it (served locally, no CDN)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from multinotes.web.endpoint import page, raw
+from multinotes.web.openapi import build_openapi
+from multinotes.web.pages import render
+
+routes = web.RouteTableDef()
+OPENAPI = web.AppKey("openapi", dict)
+
+
+@routes.get("/api/openapi.json", name="openapi")
+@raw(access="public", summary="This API's OpenAPI 3.1 document.", content_type="application/json")
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(request.app[OPENAPI])
+
+
+async def build_on_startup(app: web.Application) -> None:
+    """Routes are final once the app starts, so the document is built once, then."""
+    app[OPENAPI] = build_openapi(app)
+
+
+@routes.get("/api/docs", name="api_docs")
+@page(access="public")
+async def api_docs(request: web.Request) -> web.Response:
+    return render(request, "docs.html", {"nav": "docs"})

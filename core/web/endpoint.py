@@ -1,0 +1,199 @@
+"""Declaring endpoints: who may call them, what they take and return.
+
+``@endpoint(access="user", body=KeyIn, response=KeyOut, status=201)`` checks access, parses and
+validates the JSON body (and query string) into pydantic models, serialises the result, and
+records everything the OpenAPI document needs. ``@page(access=...)`` does the same for HTML pages
+(anonymous visitors are sent to the login page instead of getting a 401).
+
+Every route's handler must carry an access declaration; ``check_routes`` refuses to start the app
+otherwise, so no endpoint ships without one.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from aiohttp import web
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from multinotes.errors import BadRequest, Invalid
+from multinotes.identity.actor import current_actor, require_admin, require_user
+from multinotes.plugin_settings import field_errors
+
+Access = Literal["public", "user", "admin"]
+Handler = Callable[..., Awaitable[Any]]
+
+SPEC_ATTR = "__endpoint__"
+
+
+@dataclass
+class EndpointSpec:
+    access: Access
+    kind: Literal["api", "page", "raw"]
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    response: Any = None
+    status: int = 200
+    summary: str = ""
+    description: str = ""
+    tags: list[str] = field(default_factory=list)
+    rate: str | None = "api"
+    errors: list[int] = field(default_factory=list)
+    content_type: str = "application/json"
+
+
+def spec_of(handler: Any) -> EndpointSpec | None:
+    return getattr(handler, SPEC_ATTR, None)
+
+
+def _check_access(request: web.Request, access: Access) -> None:
+    if access == "user":
+        require_user(request)
+    elif access == "admin":
+        require_admin(request)
+
+
+async def read_json(request: web.Request) -> Any:
+    if not request.body_exists:
+        return {}
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise BadRequest("The body is not valid JSON.", code="malformed_json") from None
+
+
+def validate(model: type[BaseModel], data: Any, *, prefix: str = "") -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise Invalid(fields=field_errors(exc, prefix)) from None
+
+
+def to_jsonable(value: Any, response: Any = None) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if response is not None:
+        return TypeAdapter(response).dump_python(value, mode="json")
+    return value
+
+
+def endpoint(
+    *,
+    access: Access,
+    body: type[BaseModel] | None = None,
+    query: type[BaseModel] | None = None,
+    response: Any = None,
+    status: int = 200,
+    summary: str = "",
+    tags: list[str] | tuple[str, ...] = (),
+    rate: str | None = "api",
+    errors: list[int] | tuple[int, ...] = (),
+    content_type: str = "application/json",
+) -> Callable[[Handler], Handler]:
+    """Declare a JSON endpoint. The handler gets ``body=`` / ``query=`` models when declared and
+    returns a pydantic model, plain data, or a ``web.StreamResponse`` it built itself."""
+
+    def decorate(func: Handler) -> Handler:
+        spec = EndpointSpec(
+            access=access,
+            kind="api",
+            body=body,
+            query=query,
+            response=response,
+            status=status,
+            summary=summary or (func.__doc__ or "").strip().split("\n")[0],
+            description=(func.__doc__ or "").strip(),
+            tags=list(tags),
+            rate=rate,
+            errors=list(errors),
+            content_type=content_type,
+        )
+
+        @functools.wraps(func)
+        async def wrapper(request: web.Request) -> web.StreamResponse:
+            _check_access(request, access)
+            kwargs: dict[str, Any] = {}
+            if body is not None:
+                data = await read_json(request)
+                if not isinstance(data, dict):
+                    raise BadRequest("The body must be a JSON object.", code="malformed_json")
+                kwargs["body"] = validate(body, data)
+            if query is not None:
+                kwargs["query"] = validate(query, dict(request.query))
+            result = await func(request, **kwargs)
+            if isinstance(result, web.StreamResponse):
+                return result
+            if result is None and status == 204:
+                return web.Response(status=204)
+            return web.json_response(to_jsonable(result, response), status=status)
+
+        setattr(wrapper, SPEC_ATTR, spec)
+        return wrapper
+
+    return decorate
+
+
+def page(*, access: Access, rate: str | None = None) -> Callable[[Handler], Handler]:
+    """Declare an HTML page. Anonymous visitors of non-public pages are redirected to log in."""
+
+    def decorate(func: Handler) -> Handler:
+        @functools.wraps(func)
+        async def wrapper(request: web.Request) -> web.StreamResponse:
+            if access != "public" and current_actor(request) is None:
+                target = request.rel_url.path_qs if request.method == "GET" else "/"
+                raise web.HTTPSeeOther(f"/login?next={_quote(target)}")
+            _check_access(request, access)
+            result: web.StreamResponse = await func(request)
+            return result
+
+        setattr(wrapper, SPEC_ATTR, EndpointSpec(access=access, kind="page", rate=rate))
+        return wrapper
+
+    return decorate
+
+
+def raw(*, access: Access, summary: str = "", rate: str | None = None,
+        content_type: str = "text/plain") -> Callable[[Handler], Handler]:
+    """Declare a non-JSON, non-page endpoint (health probes, metrics, files)."""
+
+    def decorate(func: Handler) -> Handler:
+        @functools.wraps(func)
+        async def wrapper(request: web.Request) -> web.StreamResponse:
+            _check_access(request, access)
+            result: web.StreamResponse = await func(request)
+            return result
+
+        setattr(
+            wrapper,
+            SPEC_ATTR,
+            EndpointSpec(access=access, kind="raw", summary=summary, rate=rate,
+                         content_type=content_type),
+        )
+        return wrapper
+
+    return decorate
+
+
+def _quote(path: str) -> str:
+    from urllib.parse import quote
+
+    return quote(path, safe="/")
+
+
+def check_routes(app: web.Application) -> None:
+    """Every route must declare who may call it (static files are public by nature)."""
+    missing = []
+    for route in app.router.routes():
+        if isinstance(route.resource, web.StaticResource):
+            continue
+        if spec_of(route.handler) is None:
+            missing.append(f"{route.method} {route.resource.canonical if route.resource else '?'}")
+    if missing:
+        raise RuntimeError("Routes without an access declaration: " + ", ".join(missing))

@@ -1,0 +1,361 @@
+"""The request pipeline, outermost first:
+
+request context (id, logs, metrics) → errors → proxies → allowed hosts → CORS → body size →
+auth + CSRF → rate limits → handler. Security headers are added on ``on_response_prepare``, so
+every response gets them, errors and streams included.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+import time
+import traceback
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp_jinja2
+import structlog
+from aiohttp import web
+
+from multinotes.errors import AppError, BadRequest, Forbidden, PayloadTooLarge, Unauthorized
+from multinotes.identity import service as identity
+from multinotes.identity.actor import ACTOR, Actor
+from multinotes.keys import DB, METRICS, RATE_LIMITS, SETTINGS
+from multinotes.settings import Settings
+from multinotes.web.endpoint import spec_of
+
+log = structlog.get_logger("multinotes.http")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+REQUEST_ID = "multinotes.request_id"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FIELD = "csrf_token"
+
+
+def session_cookie_name(settings: Settings) -> str:
+    # The __Host- prefix pins the cookie to this exact host over HTTPS.
+    return "__Host-mn_session" if settings.secure_cookies else "mn_session"
+
+
+def wants_json(request: web.Request) -> bool:
+    if request.path.startswith("/api/") or request.path in ("/healthz", "/readyz", "/metrics"):
+        return True
+    accept = request.headers.get("Accept", "")
+    return "text/html" not in accept and "application/json" in accept
+
+
+def route_name(request: web.Request) -> str:
+    info = request.match_info
+    resource = info.route.resource if info and info.route else None
+    if resource is None or info.http_exception is not None:
+        return "unmatched"
+    return resource.canonical
+
+
+# -- context ------------------------------------------------------------------------------------
+
+
+@web.middleware
+async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    request_id = secrets.token_hex(8)
+    request[REQUEST_ID] = request_id
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(request_id=request_id)
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        response.headers.setdefault("X-Request-ID", request_id)
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        elapsed = time.perf_counter() - started
+        metrics = request.app[METRICS]
+        route = route_name(request)
+        metrics.requests.labels(request.method, route, str(status)).inc()
+        metrics.latency.labels(request.method, route).observe(elapsed)
+        log.info(
+            "request",
+            method=request.method,
+            path=request.path,
+            status=status,
+            ms=round(elapsed * 1000, 2),
+            remote=request.remote,
+        )
+
+
+# -- errors -------------------------------------------------------------------------------------
+
+
+def _render_error(request: web.Request, status: int, body: dict[str, Any],
+                  headers: dict[str, str] | None = None) -> web.Response:
+    body["error"]["request_id"] = request.get(REQUEST_ID)
+    if wants_json(request):
+        return web.json_response(body, status=status, headers=headers)
+    try:
+        response = aiohttp_jinja2.render_template(
+            "errors/error.html",
+            request,
+            {"status": status, "error": body["error"]},
+            status=status,
+        )
+    except Exception:  # the error page itself must never fail
+        response = web.Response(status=status, text=body["error"]["message"])
+    if headers:
+        response.headers.update(headers)
+    return response
+
+
+HTTP_CODES = {
+    400: ("bad_request", "The request could not be understood."),
+    401: ("unauthorized", "Log in or send an API key to use this endpoint."),
+    403: ("forbidden", "You are not allowed to do this."),
+    404: ("not_found", "Not found."),
+    405: ("method_not_allowed", "This method is not allowed here."),
+    413: ("payload_too_large", "The request body is too large."),
+}
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except AppError as exc:
+        if exc.status >= 500:
+            log.error("app_error", code=exc.error_code, error=exc.message)
+        return _render_error(request, exc.status, exc.to_dict(), exc.headers)
+    except web.HTTPException as exc:
+        if exc.status < 400:  # redirects and the like pass through untouched
+            raise
+        code, message = HTTP_CODES.get(exc.status, ("http_error", exc.reason))
+        headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")}
+        return _render_error(
+            request, exc.status, {"error": {"code": code, "message": message}}, headers
+        )
+    except Exception as exc:  # anything unexpected: log everything, tell the client nothing
+        log.error(
+            "unhandled_error",
+            error=f"{type(exc).__name__}: {exc}",
+            traceback="".join(traceback.format_exception(exc)),
+        )
+        return _render_error(
+            request,
+            500,
+            {"error": {"code": "internal_error",
+                       "message": "Something went wrong on our side. Quote the request id when "
+                                  "reporting it."}},
+        )
+
+
+# -- proxies, hosts, CORS, size -----------------------------------------------------------------
+
+
+def _trusted(remote: str | None, networks: list[Any]) -> bool:
+    if not remote or not networks:
+        return False
+    try:
+        address = ipaddress.ip_address(remote)
+    except ValueError:
+        return False
+    return any(address in net for net in networks)
+
+
+def make_proxy_middleware(settings: Settings) -> Any:
+    networks = [ipaddress.ip_network(n, strict=False) for n in settings.trusted_proxies]
+
+    @web.middleware
+    async def proxies(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not _trusted(request.remote, networks):
+            return await handler(request)
+        changes: dict[str, Any] = {}
+        forwarded_for = request.headers.get("X-Forwarded-For")
+        if forwarded_for:
+            # Walk from the right: the first address that is not a trusted proxy is the client.
+            hops = [h.strip() for h in forwarded_for.split(",") if h.strip()]
+            client = hops[0] if hops else None
+            for hop in reversed(hops):
+                if not _trusted(hop, networks):
+                    client = hop
+                    break
+            if client:
+                changes["remote"] = client
+        proto = request.headers.get("X-Forwarded-Proto")
+        if proto in ("http", "https"):
+            changes["scheme"] = proto
+        host = request.headers.get("X-Forwarded-Host")
+        if host:
+            changes["host"] = host.split(",")[0].strip()
+        return await handler(request.clone(**changes) if changes else request)
+
+    return proxies
+
+
+def _host_allowed(host: str, allowed: list[str]) -> bool:
+    if "*" in allowed:
+        return True
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    name = name.lower()
+    for pattern in allowed:
+        pattern = pattern.lower()
+        if pattern.startswith(".") and (name.endswith(pattern) or name == pattern[1:]):
+            return True
+        if name == pattern:
+            return True
+    return False
+
+
+def make_host_middleware(settings: Settings) -> Any:
+    @web.middleware
+    async def allowed_hosts(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not _host_allowed(request.host or "", settings.allowed_hosts):
+            raise BadRequest("This host name is not served here.", code="bad_host")
+        return await handler(request)
+
+    return allowed_hosts
+
+
+def origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def make_cors_middleware(settings: Settings) -> Any:
+    allowed = {origin_of(o) for o in settings.cors_origins if o != "*"}
+
+    @web.middleware
+    async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
+        origin = request.headers.get("Origin")
+        if not origin or not request.path.startswith("/api/") or origin.lower() not in allowed:
+            return await handler(request)
+        headers = {
+            "Access-Control-Allow-Origin": origin,
+            "Access-Control-Allow-Credentials": "true",
+            "Vary": "Origin",
+        }
+        if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+            headers.update({
+                "Access-Control-Allow-Methods": "GET, POST, PUT, PATCH, DELETE",
+                "Access-Control-Allow-Headers": "Authorization, Content-Type, X-CSRF-Token",
+                "Access-Control-Max-Age": "600",
+            })
+            return web.Response(status=204, headers=headers)
+        response = await handler(request)
+        response.headers.update(headers)
+        return response
+
+    return cors
+
+
+def make_size_middleware(settings: Settings) -> Any:
+    @web.middleware
+    async def body_size(request: web.Request, handler: Handler) -> web.StreamResponse:
+        length = request.content_length
+        if length is not None and length > settings.max_request_bytes:
+            raise PayloadTooLarge(
+                f"The request body is larger than {settings.max_request_bytes} bytes."
+            )
+        return await handler(request)
+
+    return body_size
+
+
+# -- auth, CSRF, rate limits --------------------------------------------------------------------
+
+
+def _same_origin(request: web.Request, origin: str, settings: Settings) -> bool:
+    origin = origin.lower()
+    own = {f"{request.scheme}://{request.host}".lower()}
+    if settings.public_url:
+        own.add(origin_of(settings.public_url))
+    own.update(origin_of(o) for o in settings.cors_origins if o != "*")
+    return origin in own
+
+
+@web.middleware
+async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+    settings = request.app[SETTINGS]
+    db = request.app[DB]
+    actor: Actor | None = None
+    authorization = request.headers.get("Authorization", "")
+    if request.path == "/metrics":
+        authorization = ""  # the metrics endpoint checks its own scrape token
+    if authorization.lower().startswith("bearer "):
+        actor = await identity.actor_from_api_key(db, authorization[7:].strip())
+        if actor is None:
+            raise Unauthorized("The API key is invalid or revoked.", code="invalid_api_key")
+    else:
+        token = request.cookies.get(session_cookie_name(settings))
+        if token:
+            actor = await identity.actor_from_session(db, token)
+    request[ACTOR] = actor
+    if request.method not in SAFE_METHODS and (actor is None or actor.via == "session"):
+        await _check_csrf(request, actor, settings)
+    return await handler(request)
+
+
+async def _check_csrf(request: web.Request, actor: Actor | None, settings: Settings) -> None:
+    """Cookie-authenticated writes need the session's token (header or form field) and, when the
+    browser says where it comes from, a same-origin request. Bearer clients are unaffected."""
+    origin = request.headers.get("Origin")
+    if origin and origin != "null" and not _same_origin(request, origin, settings):
+        raise Forbidden("Cross-site request refused.", code="csrf_failed")
+    if origin == "null":
+        raise Forbidden("Cross-site request refused.", code="csrf_failed")
+    if actor is None:
+        return  # no ambient credentials to abuse; Origin and SameSite guard login forms
+    sent = request.headers.get(CSRF_HEADER)
+    if sent is None and request.content_type in (
+        "application/x-www-form-urlencoded", "multipart/form-data"
+    ):
+        form = await request.post()
+        value = form.get(CSRF_FIELD)
+        sent = value if isinstance(value, str) else None
+    if not sent or not actor.csrf_token or not secrets.compare_digest(sent, actor.csrf_token):
+        raise Forbidden("Missing or wrong CSRF token. Reload the page and try again.",
+                        code="csrf_failed")
+
+
+@web.middleware
+async def rate_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
+    spec = spec_of(request.match_info.handler) if request.match_info else None
+    klass = spec.rate if spec else None
+    headers: dict[str, str] = {}
+    if klass:
+        actor: Actor | None = request.get(ACTOR)
+        identity_key = f"user:{actor.user_id}" if actor else f"ip:{request.remote}"
+        headers = await request.app[RATE_LIMITS].hit(klass, identity_key)
+    response = await handler(request)
+    if headers and not response.prepared:
+        response.headers.update(headers)
+    return response
+
+
+# -- security headers ---------------------------------------------------------------------------
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "media-src 'self' blob:; connect-src 'self'; font-src 'self' data:; object-src 'none'; "
+    "base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    headers = response.headers
+    headers.setdefault("Content-Security-Policy", CSP)
+    headers["X-Frame-Options"] = "DENY"
+    headers["X-Content-Type-Options"] = "nosniff"
+    headers["Referrer-Policy"] = "strict-origin-when-cross-origin"
+    headers["Cross-Origin-Opener-Policy"] = "same-origin"
+    headers["Permissions-Policy"] = "camera=(), geolocation=(), payment=()"
+    if request.app[SETTINGS].is_production:
+        headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+    if request.path.startswith("/api/") and "Cache-Control" not in headers:
+        headers["Cache-Control"] = "no-store"
+    if REQUEST_ID in request:
+        headers.setdefault("X-Request-ID", request[REQUEST_ID])

@@ -1,0 +1,124 @@
+"""The OpenAPI 3.1 document, generated from the routes' endpoint declarations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from pydantic import TypeAdapter
+
+from multinotes import __version__
+from multinotes.web.endpoint import EndpointSpec, spec_of
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "error": {
+            "type": "object",
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "fields": {"type": "object", "additionalProperties": {"type": "string"}},
+                "request_id": {"type": "string"},
+            },
+            "required": ["code", "message"],
+        }
+    },
+    "required": ["error"],
+}
+ERROR_TEXT = {
+    400: "Malformed request", 401: "Not authenticated", 402: "Not enough credits",
+    403: "Forbidden (including a missing CSRF token)", 404: "Not found (or not yours)",
+    409: "Conflict", 413: "Body too large", 422: "Validation failed", 429: "Rate limited",
+}
+
+
+def _schema(annotation: Any, defs: dict[str, Any]) -> dict[str, Any]:
+    schema = TypeAdapter(annotation).json_schema(ref_template="#/components/schemas/{model}")
+    defs.update(schema.pop("$defs", {}))
+    return schema
+
+
+def build_openapi(app: web.Application) -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {}
+    defs: dict[str, Any] = {"Error": ERROR_SCHEMA}
+    for route in app.router.routes():
+        spec: EndpointSpec | None = spec_of(route.handler)
+        resource = route.resource
+        if spec is None or spec.kind == "page" or resource is None or route.method == "HEAD":
+            continue
+        path = resource.canonical
+        operation: dict[str, Any] = {
+            "summary": spec.summary,
+            "operationId": resource.name or f"{route.method.lower()}_{path}",
+            "tags": spec.tags or ["system"],
+            "x-access": spec.access,
+        }
+        if spec.description and spec.description != spec.summary:
+            operation["description"] = spec.description
+        if spec.access != "public":
+            operation["security"] = [{"session": []}, {"apiKey": []}]
+        params = [
+            {"name": part[1:-1], "in": "path", "required": True, "schema": {"type": "string"}}
+            for part in path.split("/") if part.startswith("{")
+        ]
+        if spec.query is not None:
+            query_schema = _schema(spec.query, defs)
+            required = set(query_schema.get("required", []))
+            for name, prop in query_schema.get("properties", {}).items():
+                params.append({"name": name, "in": "query", "required": name in required,
+                               "schema": prop})
+        if params:
+            operation["parameters"] = params
+        if spec.body is not None:
+            operation["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": _schema(spec.body, defs)}},
+            }
+        responses: dict[str, Any] = {}
+        if spec.status == 204:
+            responses["204"] = {"description": "Done"}
+        elif spec.response is not None:
+            responses[str(spec.status)] = {
+                "description": "OK",
+                "content": {spec.content_type: {"schema": _schema(spec.response, defs)}},
+            }
+        else:
+            responses[str(spec.status)] = {
+                "description": "OK", "content": {spec.content_type: {"schema": {}}}
+            }
+        codes = set(spec.errors)
+        if spec.body is not None or spec.query is not None:
+            codes |= {400, 422}
+        if spec.access != "public":
+            codes |= {401}
+        if spec.access == "admin":
+            codes |= {403}
+        if spec.rate:
+            codes |= {429}
+        for code in sorted(codes):
+            responses[str(code)] = {
+                "description": ERROR_TEXT.get(code, "Error"),
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+            }
+        operation["responses"] = responses
+        paths.setdefault(path, {})[route.method.lower()] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "MultinotesAI API",
+            "version": __version__,
+            "description": "Authenticate with the session cookie (plus the X-CSRF-Token header on "
+            "writes) or with `Authorization: Bearer <API key>`.",
+        },
+        "paths": dict(sorted(paths.items())),
+        "components": {
+            "schemas": defs,
+            "securitySchemes": {
+                "apiKey": {"type": "http", "scheme": "bearer"},
+                "session": {"type": "apiKey", "in": "cookie", "name": "mn_session"},
+            },
+        },
+    }
+
+

@@ -1,0 +1,248 @@
+"""Server-rendered pages. They call the same services as the JSON API and work without
+JavaScript (plain forms, POST-redirect-GET); htmx only makes some of them snappier."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import quote, unquote
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from multinotes import plugin_control
+from multinotes.api.admin_plugins import plugin_detail, plugin_out
+from multinotes.api.auth import RegisterIn, clear_session_cookie, start_session
+from multinotes.errors import AppError, Invalid
+from multinotes.identity import service as identity
+from multinotes.identity.actor import require_admin, require_user
+from multinotes.keys import DB, PLUGINS
+from multinotes.web.endpoint import page, validate
+
+routes = web.RouteTableDef()
+
+FLASH_COOKIE = "mn_flash"
+
+
+def flash(response: web.StreamResponse, message: str, kind: str = "success") -> None:
+    """A one-time message for the next page (POST-redirect-GET)."""
+    response.set_cookie(FLASH_COOKIE, quote(json.dumps({"message": message, "kind": kind})),
+                        max_age=60, httponly=True, samesite="Lax", path="/")
+
+
+def take_flash(request: web.Request, response: web.StreamResponse) -> dict[str, str] | None:
+    raw = request.cookies.get(FLASH_COOKIE)
+    if not raw:
+        return None
+    response.del_cookie(FLASH_COOKIE, path="/")
+    try:
+        data = json.loads(unquote(raw))
+        return {"message": str(data["message"]), "kind": "error" if data.get("kind") == "error"
+                else "success"}
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def render(request: web.Request, template: str, context: dict[str, Any],
+           status: int = 200) -> web.Response:
+    response = aiohttp_jinja2.render_template(template, request, context, status=status)
+    context_flash = take_flash(request, response)
+    if context_flash is not None:
+        # Render again with the message; pages are cheap and this keeps templates simple.
+        response = aiohttp_jinja2.render_template(
+            template, request, {**context, "flash": context_flash}, status=status
+        )
+        response.del_cookie(FLASH_COOKIE, path="/")
+    return response
+
+
+def redirect(location: str, message: str | None = None, kind: str = "success") -> web.Response:
+    response = web.HTTPSeeOther(location)
+    if message:
+        flash(response, message, kind)
+    return response
+
+
+def safe_next(value: str | None) -> str:
+    """Only same-site relative paths, so ``?next=`` cannot send people elsewhere."""
+    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+        return value
+    return "/"
+
+
+# -- public -------------------------------------------------------------------------------------
+
+
+@routes.get("/", name="home")
+@page(access="public")
+async def home(request: web.Request) -> web.Response:
+    providers = []
+    if request.get("multinotes.actor") is not None:
+        for _plugin, provider in request.app[PLUGINS].registries.providers.values():
+            providers.append(provider)
+    return render(request, "home.html", {"providers": providers, "nav": "home"})
+
+
+@routes.get("/login", name="login")
+@page(access="public")
+async def login_form(request: web.Request) -> web.Response:
+    return render(request, "login.html", {"nav": "login", "next": request.query.get("next")})
+
+
+@routes.post("/login", name="login_submit")
+@page(access="public", rate="auth")
+async def login_submit(request: web.Request) -> web.Response:
+    form = await request.post()
+    email = str(form.get("email", ""))
+    next_url = safe_next(request.query.get("next"))
+    try:
+        user = await identity.authenticate(
+            request.app[DB], email=email, password=str(form.get("password", ""))
+        )
+    except AppError as exc:
+        return render(request, "login.html",
+                      {"nav": "login", "error": exc.message, "email": email,
+                       "next": request.query.get("next")}, status=exc.status)
+    response = web.HTTPSeeOther(next_url)
+    await start_session(request, response, user)
+    return response
+
+
+@routes.get("/register", name="register")
+@page(access="public")
+async def register_form(request: web.Request) -> web.Response:
+    return render(request, "register.html", {"nav": "register", "values": {}, "fields": {}})
+
+
+@routes.post("/register", name="register_submit")
+@page(access="public", rate="auth")
+async def register_submit(request: web.Request) -> web.Response:
+    form = await request.post()
+    values = {k: str(form.get(k, "")) for k in ("email", "name", "password")}
+    try:
+        body = validate(RegisterIn, values)
+        user = await identity.register_user(
+            request.app[DB], email=str(body.email), password=body.password, name=body.name
+        )
+    except Invalid as exc:
+        return render(request, "register.html",
+                      {"nav": "register", "error": exc.message, "fields": exc.fields,
+                       "values": {"email": values["email"], "name": values["name"]}},
+                      status=exc.status)
+    response = redirect("/", f"Welcome, {user.name}! Your account is ready.")
+    await start_session(request, response, user)
+    return response
+
+
+@routes.post("/logout", name="logout")
+@page(access="user")
+async def logout(request: web.Request) -> web.Response:
+    actor = require_user(request)
+    if actor.session_id:
+        await identity.revoke_session(request.app[DB], actor.session_id)
+    response = redirect("/login", "You are logged out.")
+    clear_session_cookie(request, response)
+    return response
+
+
+# -- account ------------------------------------------------------------------------------------
+
+
+async def _account(request: web.Request, new_key: dict[str, str] | None = None) -> web.Response:
+    actor = require_user(request)
+    user = await identity.get_user(request.app[DB], actor.user_id)
+    keys = await identity.list_api_keys(request.app[DB], actor.user_id)
+    return render(request, "account/index.html",
+                  {"nav": "account", "user": user, "keys": keys, "new_key": new_key})
+
+
+@routes.get("/account", name="account")
+@page(access="user")
+async def account(request: web.Request) -> web.Response:
+    return await _account(request)
+
+
+@routes.post("/account/keys", name="account_key_create")
+@page(access="user")
+async def account_key_create(request: web.Request) -> web.Response:
+    actor = require_user(request)
+    form = await request.post()
+    name = str(form.get("name", "")).strip()[:100]
+    if not name:
+        return redirect("/account#api-keys", "Give the key a name.", "error")
+    record, key = await identity.create_api_key(request.app[DB], actor.user_id, name)
+    # Rendered directly (not redirected): the key must never travel through a cookie or URL.
+    response = await _account(request, {"name": record.name, "key": key})
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@routes.post("/account/keys/{id}/revoke", name="account_key_revoke")
+@page(access="user")
+async def account_key_revoke(request: web.Request) -> web.Response:
+    actor = require_user(request)
+    await identity.revoke_api_key(request.app[DB], actor.user_id, request.match_info["id"])
+    return redirect("/account#api-keys", "The key was revoked.")
+
+
+# -- admin: plugins -----------------------------------------------------------------------------
+
+
+@routes.get("/admin/plugins", name="admin_plugins")
+@page(access="admin")
+async def admin_plugins(request: web.Request) -> web.Response:
+    host = request.app[PLUGINS]
+    plugins = [plugin_out(r) for r in sorted(host.records.values(), key=lambda r: r.name)]
+    return render(request, "admin/plugins.html", {"nav": "plugins", "plugins": plugins})
+
+
+@routes.post("/admin/plugins/{name}/toggle", name="admin_plugin_toggle")
+@page(access="admin")
+async def admin_plugin_toggle(request: web.Request) -> web.Response:
+    actor = require_admin(request)
+    name = request.match_info["name"]
+    form = await request.post()
+    enabled = str(form.get("enabled", "")).lower() == "true"
+    await plugin_control.set_enabled(request.app, name, enabled, actor.user_id)
+    record = request.app[PLUGINS].get(name)
+    if request.headers.get("HX-Request") == "true":
+        return aiohttp_jinja2.render_template(
+            "admin/_plugin_row.html", request, {"plugin": plugin_out(record)}
+        )
+    state = "enabled" if record.enabled else "disabled"
+    return redirect("/admin/plugins", f"Plugin {name} is now {state}.")
+
+
+@routes.get("/admin/plugins/{name}", name="admin_plugin")
+@page(access="admin")
+async def admin_plugin(request: web.Request) -> web.Response:
+    detail = await plugin_detail(request.app, request.match_info["name"])
+    return render(request, "admin/plugin.html",
+                  {"nav": "plugins", "plugin": detail.model_dump(), "fields": {}})
+
+
+@routes.post("/admin/plugins/{name}/settings", name="admin_plugin_settings")
+@page(access="admin")
+async def admin_plugin_settings(request: web.Request) -> web.Response:
+    require_admin(request)
+    name = request.match_info["name"]
+    detail = await plugin_detail(request.app, name)
+    form = await request.post()
+    changes: dict[str, Any] = {}
+    for field in detail.settings:
+        values = form.getall(field.name, [])
+        if not values:
+            continue
+        # A checkbox sends "false" from the hidden input and "true" when ticked.
+        raw = "true" if "true" in values and field.type == "bool" else str(values[-1])
+        if field.secret and raw == "":
+            continue
+        changes[field.name] = None if raw == "" and field.type == "number" else raw
+    try:
+        await plugin_control.update_settings(request.app, name, changes)
+    except Invalid as exc:
+        fields = {k.removeprefix("settings."): v for k, v in exc.fields.items()}
+        return render(request, "admin/plugin.html",
+                      {"nav": "plugins", "plugin": detail.model_dump(), "error": exc.message,
+                       "fields": fields}, status=exc.status)
+    return redirect(f"/admin/plugins/{name}", "Settings saved.")

@@ -1,0 +1,1 @@
+"""Built-in plugins. Each subpackage is one plugin, loaded through the ``multinotes`` entry points."""

@@ -1,0 +1,30 @@
+"""Markdown exporter: a note as a .md file with its provenance as YAML front matter."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from multinotes import hookimpl
+from multinotes.exporters import ExportDocument, Exporter
+
+__version__ = "1.0.0"
+
+
+class MarkdownExporter(Exporter):
+    exporter_id = "markdown"
+    name = "Markdown"
+    media_type = "text/markdown; charset=utf-8"
+    extension = "md"
+
+    async def export(self, document: ExportDocument) -> bytes:
+        lines = ["---", f"title: {json.dumps(document.title)}"]
+        for key, value in sorted(document.metadata.items()):
+            lines.append(f"{key}: {json.dumps(value)}")
+        lines += ["---", "", document.markdown.rstrip(), ""]
+        return "\n".join(lines).encode()
+
+
+@hookimpl
+def register_exporters(register: Any) -> None:
+    register(MarkdownExporter())

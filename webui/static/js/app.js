@@ -1,0 +1,155 @@
+/*
+ * MultinotesAI web UI helpers. Plain JS, no build step, CSP-safe
+ * (script-src 'self': no inline scripts, no eval, no new Function).
+ *
+ * base.html MUST include, in <head>, BEFORE the htmx <script> tag:
+ *
+ *   <meta name="htmx-config" content='{"includeIndicatorStyles": false, "allowEval": false}'>
+ *
+ * - includeIndicatorStyles:false stops htmx from injecting an inline <style>
+ *   (blocked by `style-src 'self'`); the equivalent rules live in css/app.css.
+ * - allowEval:false means hx-on:* / hx-vals="js:..." / hx-vars are NOT
+ *   available. Do not use them; put behaviour in this file instead.
+ *
+ * Load order in base.html (all from 'self'):
+ *   <script src="/static/vendor/htmx/htmx.min.js"></script>
+ *   <script src="/static/vendor/htmx/sse.js"></script>   (pages that use SSE)
+ *   <script src="/static/js/app.js"></script>
+ *
+ * Features:
+ *   - X-CSRF-Token header on every htmx request, from <meta name="csrf-token">.
+ *   - data-confirm="Question?" on an htmx element (or its submit button), a
+ *     plain <form>, or a plain <a>: asks window.confirm first. (hx-confirm
+ *     also works and takes precedence for htmx requests.)
+ *   - <button data-copy="#selector">: copies the target's text (value for
+ *     inputs/textareas) and shows "Copied" for 1.5 s.
+ *
+ * Only global exported: window.Multinotes = { csrfToken() }.
+ */
+(function () {
+  "use strict";
+
+  function csrfToken() {
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    return meta ? meta.getAttribute("content") || "" : "";
+  }
+
+  window.Multinotes = Object.freeze({ csrfToken: csrfToken });
+
+  // Fallback only: the <meta name="htmx-config"> tag above is authoritative
+  // (htmx merges it at DOMContentLoaded and it would override this).
+  if (window.htmx && window.htmx.config) {
+    window.htmx.config.includeIndicatorStyles = false;
+    window.htmx.config.allowEval = false;
+  }
+
+  // --- CSRF header on htmx requests -------------------------------------
+  document.addEventListener("htmx:configRequest", function (evt) {
+    var token = csrfToken();
+    if (token) {
+      evt.detail.headers["X-CSRF-Token"] = token;
+    }
+  });
+
+  // --- data-confirm -----------------------------------------------------
+  function confirmMessage(el) {
+    return el && el.getAttribute ? el.getAttribute("data-confirm") : null;
+  }
+
+  // htmx-driven requests: hook htmx:confirm (fired before every request).
+  document.addEventListener("htmx:confirm", function (evt) {
+    var d = evt.detail;
+    if (d.question) return; // hx-confirm present: let htmx handle it
+    var trig = d.triggeringEvent;
+    var msg =
+      confirmMessage(d.elt) ||
+      (trig && trig.submitter ? confirmMessage(trig.submitter) : null);
+    if (!msg) return;
+    evt.preventDefault();
+    if (window.confirm(msg)) {
+      d.issueRequest(true);
+    }
+  });
+
+  // Plain (non-htmx) forms. htmx cancels the native submit for forms it
+  // handles, so defaultPrevented means htmx:confirm already dealt with it.
+  document.addEventListener("submit", function (evt) {
+    if (evt.defaultPrevented) return;
+    var msg = confirmMessage(evt.submitter) || confirmMessage(evt.target);
+    if (msg && !window.confirm(msg)) {
+      evt.preventDefault();
+      evt.stopPropagation();
+    }
+  });
+
+  // Plain (non-htmx) links.
+  document.addEventListener("click", function (evt) {
+    if (evt.defaultPrevented) return;
+    var link = evt.target.closest ? evt.target.closest("a[data-confirm]") : null;
+    if (!link) return;
+    if (!window.confirm(link.getAttribute("data-confirm"))) {
+      evt.preventDefault();
+      evt.stopPropagation();
+    }
+  });
+
+  // --- Copy to clipboard ------------------------------------------------
+  function fallbackCopy(text) {
+    var ta = document.createElement("textarea");
+    ta.value = text;
+    ta.setAttribute("readonly", "");
+    ta.className = "visually-hidden";
+    document.body.appendChild(ta);
+    ta.select();
+    var ok = false;
+    try {
+      ok = document.execCommand("copy");
+    } catch (e) {
+      ok = false;
+    }
+    document.body.removeChild(ta);
+    return ok ? Promise.resolve() : Promise.reject(new Error("copy failed"));
+  }
+
+  function copyText(text) {
+    if (navigator.clipboard && window.isSecureContext) {
+      return navigator.clipboard.writeText(text).catch(function () {
+        return fallbackCopy(text);
+      });
+    }
+    return fallbackCopy(text);
+  }
+
+  function flashLabel(btn, label) {
+    if (!btn.hasAttribute("data-copy-label")) {
+      btn.setAttribute("data-copy-label", btn.textContent);
+    }
+    btn.textContent = label;
+    clearTimeout(btn._mnCopyTimer);
+    btn._mnCopyTimer = setTimeout(function () {
+      btn.textContent = btn.getAttribute("data-copy-label");
+      btn.removeAttribute("data-copy-label");
+    }, 1500);
+  }
+
+  document.addEventListener("click", function (evt) {
+    var btn = evt.target.closest ? evt.target.closest("[data-copy]") : null;
+    if (!btn) return;
+    evt.preventDefault();
+    var target = null;
+    try {
+      target = document.querySelector(btn.getAttribute("data-copy"));
+    } catch (e) {
+      target = null; // invalid selector
+    }
+    if (!target) return;
+    var text =
+      "value" in target && typeof target.value === "string"
+        ? target.value
+        : target.textContent;
+    copyText((text || "").trim()).then(
+      function () { flashLabel(btn, "Copied"); },
+      function () { flashLabel(btn, "Copy failed"); }
+    );
+  });
+})();
