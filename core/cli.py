@@ -228,12 +228,15 @@ def build_parser() -> argparse.ArgumentParser:
         prog="multinotes", description="MultinotesAI: one prompt, many models, notes you keep."
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    # Accepted before or after a sub-action: `plugins --data-dir X list` or `plugins list
+    # --data-dir X`. SUPPRESS keeps an inner parser from resetting an outer value.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS,
+                        help="Data folder (embedded database, secret key, uploads).")
 
     def add(name: str, func: Callable[[argparse.Namespace], int], help_text: str
             ) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        p.add_argument("--data-dir", type=Path, default=None,
-                       help="Data folder (embedded database, secret key, uploads).")
+        p = sub.add_parser(name, help=help_text, description=help_text, parents=[common])
         p.set_defaults(func=func)
         return p
 
@@ -250,22 +253,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     plugins = add("plugins", cmd_plugins, "List, inspect, enable or disable plugins.")
     plugins_sub = plugins.add_subparsers(dest="action", required=True)
-    listing = plugins_sub.add_parser("list", help="Every plugin with its state.")
+    listing = plugins_sub.add_parser("list", help="Every plugin with its state.",
+                                     parents=[common])
     listing.add_argument("--json", action="store_true")
     for action in ("info", "enable", "disable"):
-        p = plugins_sub.add_parser(action, help=f"{action.capitalize()} one plugin.")
+        p = plugins_sub.add_parser(action, help=f"{action.capitalize()} one plugin.",
+                                   parents=[common])
         p.add_argument("name")
 
     admin = add("admin", cmd_admin, "Administer accounts.")
     admin_sub = admin.add_subparsers(dest="action", required=True)
-    create = admin_sub.add_parser("create", help="Create an admin (or promote an account).")
+    create = admin_sub.add_parser("create", help="Create an admin (or promote an account).",
+                                  parents=[common])
     create.add_argument("--email", required=True)
     create.add_argument("--name", default=None)
     create.add_argument("--password", default=None)
 
     secrets_cmd = add("secrets", cmd_secrets, "Manage encrypted secrets.")
     secrets_sub = secrets_cmd.add_subparsers(dest="action", required=True)
-    secrets_sub.add_parser("rotate", help="Re-encrypt every stored secret under the newest key.")
+    secrets_sub.add_parser("rotate", help="Re-encrypt every stored secret under the newest key.",
+                           parents=[common])
 
     add("gen-secret", cmd_gen_secret, "Print a new random secret key.")
     add("check", cmd_check, "Check production readiness; exit code 0 means ready.")

@@ -1,0 +1,76 @@
+"""multinotes-hello: the smallest complete MultinotesAI plugin.
+
+It registers one provider with one model, declares settings (one of them a secret, stored
+encrypted by the core), adds a route, and a periodic task. Install it next to MultinotesAI
+(`pip install -e docs/example-plugin`) and it shows up in the Plugins console.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import structlog
+from aiohttp import web
+from pydantic import BaseModel, Field, SecretStr
+
+from multinotes import hookimpl
+from multinotes.keys import PLUGINS
+from multinotes.providers import ChatMessage, Model, Pricing, Provider, Usage
+
+__version__ = "0.1.0"
+log = structlog.get_logger(__name__)
+
+
+class HelloSettings(BaseModel):
+    greeting: str = Field(default="Hello", max_length=40, description="First word of every answer.")
+    api_key: SecretStr | None = Field(default=None, description="Not needed; shows how secrets work.")
+
+
+class HelloModel(Model):
+    model_id = "hello/greeter"
+    name = "Greeter"
+    capabilities = frozenset({"text"})
+    context_window = 4096
+    max_output = 256
+    pricing = Pricing(input_per_million=1.0, output_per_million=2.0)
+
+    async def stream(
+        self, messages: list[ChatMessage], options: BaseModel, usage: Usage, config: Any
+    ) -> AsyncIterator[str]:
+        name = messages[-1].content.strip() if messages else "world"
+        usage.input_tokens = len(name.split())
+        for count, word in enumerate([config.greeting, ", ", name, "!"], start=1):
+            usage.output_tokens = count
+            yield word
+
+
+async def hello_route(request: web.Request) -> web.Response:
+    return web.json_response({"hello": "world"})
+
+
+async def count_models(app: web.Application) -> int:
+    """A periodic job: runs in the worker (production) or the web process (embedded)."""
+    count = sum(len(list(p.models)) for _, p in app[PLUGINS].registries.providers.values())
+    log.info("hello_models_counted", models=count)
+    return count
+
+
+@hookimpl
+def register_providers(register: Any) -> None:
+    register(Provider("hello", "Hello (example)", [HelloModel()]))
+
+
+@hookimpl
+def register_settings(register: Any) -> None:
+    register(HelloSettings)
+
+
+@hookimpl
+def register_routes(register: Any) -> None:
+    register("GET", "/api/plugins/hello/ping", hello_route, access="public", name="hello_ping")
+
+
+@hookimpl
+def register_tasks(register: Any) -> None:
+    register("hello.count_models", count_models, schedule="0 * * * *")

@@ -1,0 +1,279 @@
+"""Browser tests: the real server in a subprocess, driven by Debian's chromium via playwright.
+
+The sync playwright API is used from plain (sync) test functions, so pytest-asyncio's loop never
+runs in the same thread. One server and one browser serve the whole session; every test gets a
+fresh context and page. Every page records console errors, uncaught exceptions and failed
+requests (a CSP violation shows up as a console error), and the test fails if any happened that
+the test did not announce with ``page_problems.allow(...)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "test-results"
+PASSWORD = "correct horse battery staple"
+DESKTOP = {"width": 1280, "height": 860}
+PHONE = {"width": 390, "height": 844}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.browser)
+
+
+# -- the server ---------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/healthz", timeout=1) as response:  # noqa: S310
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+@contextlib.contextmanager
+def running_server(data_dir: Path) -> Iterator[str]:
+    """``multinotes serve`` on a free port with a fresh data dir; yields its base URL."""
+    port = _free_port()
+    env = {
+        **os.environ,
+        "MULTINOTES_SECRET_KEY": secrets.token_urlsafe(36),  # 48 characters
+        "MULTINOTES_LOG_LEVEL": "WARNING",
+    }
+    stderr_path = data_dir.parent / f"{data_dir.name}-stderr.log"
+    with open(stderr_path, "w+b") as stderr:
+        proc = subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "multinotes.cli", "serve", "--host", "127.0.0.1",
+             "--port", str(port), "--data-dir", str(data_dir)],
+            env=env, stdout=subprocess.DEVNULL, stderr=stderr,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 30
+            while not _healthy(url):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    stderr.seek(0)
+                    output = stderr.read().decode(errors="replace")
+                    pytest.fail(f"The server did not start (exit code {proc.poll()}):\n{output}",
+                                pytrace=False)
+                time.sleep(0.1)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The base URL of a server shared by the session."""
+    with running_server(tmp_path_factory.mktemp("server") / "data") as url:
+        yield url
+
+
+@pytest.fixture
+def fresh_server(tmp_path: Path) -> Iterator[str]:
+    """A server with an empty database, for tests that need to be the first user."""
+    with running_server(tmp_path / "data") as url:
+        yield url
+
+
+# -- the browser --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        if IN_CI:
+            pytest.fail(f"{CHROMIUM} is missing (install Debian's chromium package)")
+        pytest.skip(f"{CHROMIUM} is missing")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@dataclass
+class PageProblems:
+    """Console errors, page exceptions and failed requests seen on every page of a test."""
+
+    seen: list[str] = field(default_factory=list)
+    allowed: list[re.Pattern[str]] = field(default_factory=list)
+
+    def allow(self, pattern: str) -> None:
+        """Expect problems matching ``pattern`` (e.g. the console line a 404 page produces)."""
+        self.allowed.append(re.compile(pattern))
+
+    def watch(self, page: Any) -> None:
+        page.on("console", self._on_console)
+        page.on("pageerror", lambda exc: self.seen.append(f"uncaught exception: {exc}"))
+        page.on("requestfailed", lambda request: self.seen.append(
+            f"request failed: {request.method} {request.url} ({request.failure})"))
+
+    def _on_console(self, message: Any) -> None:
+        if message.type in ("error", "warning") and (
+            message.type == "error" or "Content Security Policy" in message.text
+        ):
+            location = message.location.get("url", "")
+            self.seen.append(f"console {message.type}: {message.text} [{location}]")
+
+    def unexpected(self) -> list[str]:
+        return [p for p in self.seen if not any(a.search(p) for a in self.allowed)]
+
+
+class Browsing:
+    """Opens contexts (desktop or phone, optionally logged in) whose pages are all watched."""
+
+    def __init__(self, browser: Any, base_url: str, problems: PageProblems) -> None:
+        self.browser = browser
+        self.base_url = base_url
+        self.problems = problems
+        self.contexts: list[Any] = []
+
+    def new_page(self, *, phone: bool = False, storage_state: Any = None,
+                 base_url: str | None = None) -> Any:
+        options: dict[str, Any] = {
+            "base_url": base_url or self.base_url,
+            "viewport": PHONE if phone else DESKTOP,
+            "storage_state": storage_state,
+        }
+        if phone:
+            options.update(device_scale_factor=2, is_mobile=True, has_touch=True)
+        context = self.browser.new_context(**options)
+        context.set_default_timeout(10_000)
+        context.on("page", self.problems.watch)
+        self.contexts.append(context)
+        return context.new_page()
+
+    def close(self) -> None:
+        for context in self.contexts:
+            context.close()
+
+
+@pytest.fixture
+def page_problems() -> PageProblems:
+    return PageProblems()
+
+
+@pytest.fixture
+def browsing(browser: Any, server: str, page_problems: PageProblems) -> Iterator[Browsing]:
+    session = Browsing(browser, server, page_problems)
+    yield session
+    session.close()
+    unexpected = page_problems.unexpected()
+    assert not unexpected, "The browser reported problems:\n" + "\n".join(unexpected)
+
+
+@pytest.fixture
+def page(browsing: Browsing) -> Any:
+    """A fresh, anonymous desktop page on the shared server."""
+    return browsing.new_page()
+
+
+# -- accounts -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Account:
+    name: str
+    email: str
+    password: str
+    storage_state: dict[str, Any]
+
+
+def _api_account(browser: Any, base_url: str, name: str, email: str) -> Account:
+    """Register and log in over the JSON API; returns the logged-in cookie jar."""
+    context = browser.new_context(base_url=base_url)
+    try:
+        registered = context.request.post(
+            "/api/auth/register", data={"name": name, "email": email, "password": PASSWORD}
+        )
+        assert registered.status == 201, registered.text()
+        logged_in = context.request.post(
+            "/api/auth/login", data={"email": email, "password": PASSWORD}
+        )
+        assert logged_in.ok, logged_in.text()
+        return Account(name, email, PASSWORD, context.storage_state())
+    finally:
+        context.close()
+
+
+@pytest.fixture(scope="session")
+def admin(browser: Any, server: str) -> Account:
+    """The first account on the shared server, hence its administrator."""
+    return _api_account(browser, server, "Ada Admin", "ada@example.com")
+
+
+@pytest.fixture
+def admin_page(browsing: Browsing, admin: Account) -> Any:
+    return browsing.new_page(storage_state=admin.storage_state)
+
+
+@pytest.fixture
+def screenshot() -> Any:
+    """``screenshot(page, name)`` keeps a full-page picture in test-results/ (git-ignored)."""
+
+    def take(page: Any, name: str) -> None:
+        SCREENSHOTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+    return take
+
+
+@pytest.fixture
+def sign_up() -> Any:
+    """``sign_up(page, name, email, password=PASSWORD)`` fills and submits /register."""
+
+    def fill(page: Any, name: str, email: str, password: str = PASSWORD) -> None:
+        page.goto("/register")
+        page.get_by_label("Name").fill(name)
+        page.get_by_label("Email").fill(email)
+        page.get_by_label("Password").fill(password)
+        page.get_by_role("button", name="Create account").click()
+        page.wait_for_load_state()
+
+    return fill

@@ -1,0 +1,204 @@
+"""Shared fixtures.
+
+API tests take the ``api`` fixture and run twice: in embedded mode (SQLite file, in-process
+everything) and in production mode (MariaDB and Redis over real connections). Production mode is
+skipped locally when MariaDB or Redis is down, and is an error under CI (``CI=true``).
+
+Connection settings: ``MULTINOTES_TEST_MYSQL`` (default ``root@127.0.0.1:3306``) and
+``MULTINOTES_TEST_REDIS`` (default ``redis://127.0.0.1:6379/15``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import shutil
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from multinotes.app import create_app
+from multinotes.settings import Settings
+from multinotes.testing import ApiClient, app_client, embedded_settings
+
+MYSQL = os.environ.get("MULTINOTES_TEST_MYSQL", "root@127.0.0.1:3306")
+REDIS = os.environ.get("MULTINOTES_TEST_REDIS", "redis://127.0.0.1:6379/15")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+RUN_ID = f"{os.getpid()}{secrets.token_hex(2)}"
+BUILTIN = "builtin"  # marker value: load the built-in plugins from entry points
+
+
+def _mysql_parts() -> dict[str, Any]:
+    userinfo, _, hostport = MYSQL.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    host, _, port = hostport.partition(":")
+    return {"user": user or "root", "password": password, "host": host, "port": int(port or 3306)}
+
+
+def _services_available() -> str | None:
+    try:
+        import pymysql
+        import redis
+
+        pymysql.connect(**_mysql_parts(), connect_timeout=2).close()
+        redis.Redis.from_url(REDIS, socket_connect_timeout=2).ping()
+    except Exception as exc:  # pragma: no cover - depends on the machine
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite database, copied for each test (migrating once is faster)."""
+    from multinotes.db import create_engine
+    from multinotes.migrations import upgrade
+
+    path = tmp_path_factory.mktemp("template") / "multinotes.db"
+
+    async def migrate() -> None:
+        engine = create_engine(f"sqlite+aiosqlite:///{path}")
+        await upgrade(engine)
+        await engine.dispose()
+
+    asyncio.run(migrate())
+    return path
+
+
+@pytest.fixture(scope="session")
+def production_services() -> Iterator[dict[str, str]]:
+    """A fresh MariaDB database (migrated) and a Redis key prefix for this test run."""
+    problem = _services_available()
+    if problem:
+        if IN_CI:
+            pytest.fail(f"MariaDB/Redis are required under CI: {problem}")
+        pytest.skip(f"MariaDB/Redis not reachable: {problem}")
+    import pymysql
+
+    from multinotes.db import create_engine
+    from multinotes.migrations import upgrade
+
+    name = f"multinotes_test_{RUN_ID}"
+    parts = _mysql_parts()
+    conn = pymysql.connect(**parts, autocommit=True)
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+    auth = parts["user"] + (f":{parts['password']}" if parts["password"] else "")
+    url = f"mysql+aiomysql://{auth}@{parts['host']}:{parts['port']}/{name}?charset=utf8mb4"
+
+    async def migrate() -> None:
+        engine = create_engine(url)
+        await upgrade(engine)
+        await engine.dispose()
+
+    asyncio.run(migrate())
+    try:
+        yield {"database_url": url, "database": name, "redis_url": REDIS,
+               "redis_prefix": f"mntest{RUN_ID}:"}
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        conn.close()
+        import redis
+
+        client = redis.Redis.from_url(REDIS)
+        for key in client.scan_iter(f"mntest{RUN_ID}:*"):
+            client.delete(key)
+
+
+def _reset_production(services: dict[str, str]) -> None:
+    import pymysql
+    import redis
+
+    import multinotes.models_registry as registry
+    from multinotes.db import Base
+
+    registry.import_all_models()
+    conn = pymysql.connect(**_mysql_parts(), database=services["database"], autocommit=True)
+    with conn.cursor() as cur:
+        cur.execute("SET FOREIGN_KEY_CHECKS=0")
+        for table in reversed(Base.metadata.sorted_tables):
+            cur.execute(f"DELETE FROM `{table.name}`")
+        cur.execute("SET FOREIGN_KEY_CHECKS=1")
+    conn.close()
+    client = redis.Redis.from_url(services["redis_url"])
+    for key in client.scan_iter(services["redis_prefix"] + "*"):
+        client.delete(key)
+
+
+@pytest.fixture(params=["embedded", "production"])
+def mode(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def make_settings(
+    mode: str, tmp_path: Path, sqlite_template: Path, request: pytest.FixtureRequest
+) -> Callable[..., Settings]:
+    """Settings for the current mode; keyword arguments override fields."""
+    services = request.getfixturevalue("production_services") if mode == "production" else None
+    if services:
+        _reset_production(services)
+    else:
+        shutil.copy(sqlite_template, tmp_path / "multinotes.db")
+
+    def build(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {}
+        if services:
+            values.update(
+                mode="production",
+                database_url=services["database_url"],
+                redis_url=services["redis_url"],
+                redis_prefix=services["redis_prefix"],
+                allowed_hosts=["127.0.0.1", "localhost"],
+                cookie_secure=False,  # the test server speaks plain HTTP
+            )
+        values.update(overrides)
+        return embedded_settings(tmp_path, **values)
+
+    return build
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings()
+
+
+@pytest.fixture
+def plugins() -> Any:
+    """Which plugins the app under test loads; override in a test module to choose."""
+    return BUILTIN
+
+
+@pytest.fixture
+async def api(settings: Settings, plugins: Any) -> AsyncIterator[ApiClient]:
+    app = create_app(settings, plugins=None if plugins == BUILTIN else plugins)
+    async with app_client(app) as client:
+        yield client
+
+
+@pytest.fixture
+async def admin(api: ApiClient) -> ApiClient:
+    """``api`` logged in as the install's first user (an admin)."""
+    await api.register_admin()
+    return api
+
+
+@pytest.fixture
+async def make_client(api: ApiClient) -> Callable[[], Any]:
+    """Another client (its own cookies) against the same running app."""
+    from aiohttp.test_utils import TestClient
+
+    opened: list[TestClient] = []
+
+    async def factory() -> ApiClient:
+        client = TestClient(api.client.server)
+        await client.start_server()
+        opened.append(client)
+        return ApiClient(client)
+
+    yield factory
+    for client in opened:
+        await client.session.close()

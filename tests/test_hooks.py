@@ -1,0 +1,235 @@
+"""Every hook in hookspecs.py does what its docstring says. One test per hook, named
+``test_hook_<name>``; the meta-test at the bottom fails when a hook has no test."""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from pydantic import BaseModel, SecretStr
+
+from multinotes import hookimpl, hookspecs
+from multinotes.app import create_app
+from multinotes.billing import BillingBackend, Checkout
+from multinotes.exporters import ExportDocument, Exporter
+from multinotes.integrations import Event, Integration
+from multinotes.keys import PLUGINS, TASKS
+from multinotes.providers import Provider
+from multinotes.testing import app_client, embedded_settings
+
+
+class Everything:
+    """One plugin implementing every hook, recording what the core did with it."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.calls: list[str] = []
+        self.task_runs: list[dict[str, Any]] = []
+        (tmp / "templates").mkdir(parents=True)
+        (tmp / "templates" / "everything.html").write_text("<p>from the plugin</p>")
+        (tmp / "templates" / "home.html").write_text("<p>overridden home {{ 1 + 1 }}</p>")
+        (tmp / "static").mkdir()
+        (tmp / "static" / "everything.txt").write_text("static from the plugin")
+
+    @hookimpl
+    def register_providers(self, register: Any) -> None:
+        register(Provider("everything-provider", "Everything", []))
+
+    @hookimpl
+    def register_exporters(self, register: Any) -> None:
+        class Upper(Exporter):
+            exporter_id = "upper"
+            name = "Upper"
+            media_type = "text/plain"
+            extension = "txt"
+
+            async def export(self, document: ExportDocument) -> bytes:
+                return document.markdown.upper().encode()
+
+        register(Upper())
+
+    @hookimpl
+    def register_integrations(self, register: Any) -> None:
+        class Collect(Integration):
+            integration_id = "collect"
+            name = "Collect"
+            received: list[Event] = []
+
+            async def handle(self, event: Event, config: Any) -> None:
+                self.received.append(event)
+
+        register(Collect())
+
+    @hookimpl
+    def register_billing(self, register: Any) -> None:
+        class Gratis(BillingBackend):
+            backend_id = "gratis"
+            name = "Gratis"
+
+            async def create_checkout(self, **kwargs: Any) -> Checkout:
+                return Checkout(url="/done", reference="gratis-1")
+
+        register(Gratis())
+
+    @hookimpl
+    def register_routes(self, register: Any) -> None:
+        async def hello(request: web.Request) -> web.Response:
+            return web.json_response({"hello": "from everything"})
+
+        async def secret(request: web.Request) -> web.Response:
+            return web.json_response({"admin": True})
+
+        register("GET", "/api/plugins/everything/hello", hello, access="public")
+        register("GET", "/api/plugins/everything/admin", secret, access="admin")
+
+    @hookimpl
+    def register_tasks(self, register: Any) -> None:
+        async def remember(app: web.Application, **kwargs: Any) -> str:
+            self.task_runs.append(kwargs)
+            return "done"
+
+        register("everything.remember", remember)
+        register("everything.nightly", remember, schedule="0 3 * * *")
+
+    @hookimpl
+    def register_templates(self, register: Any) -> None:
+        register(templates=self.tmp / "templates", static=self.tmp / "static")
+
+    @hookimpl
+    def register_settings(self, register: Any) -> None:
+        class Config(BaseModel):
+            colour: str = "blue"
+            token: SecretStr | None = None
+
+        register(Config)
+
+    @hookimpl
+    def default_enabled(self, mode: str) -> bool:
+        self.calls.append(f"default_enabled:{mode}")
+        return True
+
+    @hookimpl
+    def startup(self, app: web.Application) -> Any:
+        async def started() -> None:
+            self.calls.append("startup")
+
+        return started()
+
+    @hookimpl
+    def shutdown(self, app: web.Application) -> None:
+        self.calls.append("shutdown")
+
+
+@pytest.fixture
+def everything(tmp_path: Path) -> Everything:
+    return Everything(tmp_path / "plugin")
+
+
+@pytest.fixture
+def app(tmp_path: Path, everything: Everything) -> web.Application:
+    return create_app(embedded_settings(tmp_path / "data"),
+                      plugins=[("everything", everything)])
+
+
+async def test_hook_register_providers(app):
+    async with app_client(app):
+        plugin, provider = app[PLUGINS].registries.providers["everything-provider"]
+    assert plugin == "everything" and provider.name == "Everything"
+
+
+async def test_hook_register_exporters(app):
+    async with app_client(app):
+        _, exporter = app[PLUGINS].registries.exporters["upper"]
+        assert await exporter.export(ExportDocument("t", "abc")) == b"ABC"
+
+
+async def test_hook_register_integrations(app):
+    async with app_client(app):
+        _, integration = app[PLUGINS].registries.integrations["collect"]
+        await integration.handle(Event("generation.completed", None, {"n": 1}), None)
+        assert integration.received[-1].data == {"n": 1}
+
+
+async def test_hook_register_billing(app):
+    async with app_client(app):
+        _, backend = app[PLUGINS].registries.billing["gratis"]
+        assert (await backend.create_checkout()).reference == "gratis-1"
+
+
+async def test_hook_register_routes(app):
+    async with app_client(app) as api:
+        assert await api.get_json("/api/plugins/everything/hello") == {"hello": "from everything"}
+        # Access is enforced as the plugin declared it.
+        assert (await api.get("/api/plugins/everything/admin")).status == 401
+        await api.register_admin()
+        assert await api.get_json("/api/plugins/everything/admin") == {"admin": True}
+
+
+async def test_hook_register_tasks(app, everything):
+    async with app_client(app):
+        queue = app[TASKS]
+        assert {"everything.remember", "everything.nightly"} <= set(queue.names())
+        await queue.enqueue("everything.remember", note="hi")
+        await queue.broker.wait_all()
+    assert everything.task_runs == [{"note": "hi"}]
+
+
+async def test_hook_register_templates(app):
+    async with app_client(app) as api:
+        home = await api.get("/")
+        assert "overridden home 2" in await home.text()
+        static = await api.get("/static/plugins/everything/everything.txt")
+        assert await static.text() == "static from the plugin"
+
+
+async def test_hook_register_settings(app):
+    async with app_client(app) as api:
+        await api.register_admin()
+        detail = await api.get_json("/api/admin/plugins/everything")
+    fields = {f["name"]: f for f in detail["settings"]}
+    assert fields["colour"]["value"] == "blue" and not fields["colour"]["secret"]
+    assert fields["token"]["secret"] and fields["token"]["is_set"] is False
+
+
+async def test_hook_default_enabled(app, everything):
+    async with app_client(app):
+        assert app[PLUGINS].is_enabled("everything")
+    assert "default_enabled:embedded" in everything.calls
+
+
+async def test_hook_startup(app, everything):
+    async with app_client(app):
+        assert everything.calls.count("startup") == 1
+
+
+async def test_hook_shutdown(app, everything):
+    async with app_client(app):
+        assert "shutdown" not in everything.calls
+    assert everything.calls.count("shutdown") == 1
+
+
+def test_every_hookspec_has_a_test():
+    specs = {name for name, func in inspect.getmembers(hookspecs, inspect.isfunction)
+             if hasattr(func, "multinotes_spec")}
+    tested = {name.removeprefix("test_hook_") for name in dir(sys.modules[__name__])
+              if name.startswith("test_hook_")}
+    assert specs, "no hookspecs found"
+    assert specs - tested == set(), f"hooks without a test: {sorted(specs - tested)}"
+    assert tested - specs == set(), f"tests for hooks that do not exist: {sorted(tested - specs)}"
+
+
+def test_every_hookspec_is_documented_and_typed():
+    for name, func in inspect.getmembers(hookspecs, inspect.isfunction):
+        if not hasattr(func, "multinotes_spec"):
+            continue
+        assert (func.__doc__ or "").strip(), f"{name} has no docstring"
+        signature = inspect.signature(func)
+        assert signature.return_annotation is not inspect.Signature.empty, name
+        for param in signature.parameters.values():
+            assert param.annotation is not inspect.Parameter.empty, f"{name}({param.name})"
+
+
