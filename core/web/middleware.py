@@ -48,8 +48,8 @@ def wants_json(request: web.Request) -> bool:
 
 
 def route_name(request: web.Request) -> str:
-    info = request.match_info
-    resource = info.route.resource if info and info.route else None
+    info = request.match_info  # a dict of path variables: empty (falsy) for plain paths
+    resource = info.route.resource if info is not None and info.route else None
     if resource is None or info.http_exception is not None:
         return "unmatched"
     return resource.canonical
@@ -323,7 +323,7 @@ async def _check_csrf(request: web.Request, actor: Actor | None, settings: Setti
 
 @web.middleware
 async def rate_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
-    spec = spec_of(request.match_info.handler) if request.match_info else None
+    spec = spec_of(request.match_info.handler) if request.match_info is not None else None
     klass = spec.rate if spec else None
     headers: dict[str, str] = {}
     if klass:
