@@ -298,8 +298,14 @@ def setup_routes(app: web.Application) -> None:
     from multinotes.api import admin_plugins, auth, health, keys
     from multinotes.web import docs, pages
 
-    for table in (health.routes, auth.routes, keys.routes, admin_plugins.routes, docs.routes,
-                  pages.routes):
+    for table in (
+        health.routes,
+        auth.routes,
+        keys.routes,
+        admin_plugins.routes,
+        docs.routes,
+        pages.routes,
+    ):
         app.router.add_routes(table)
     app.router.add_static("/static/", STATIC_DIR, name="static", append_version=True)
     host = app[PLUGINS]
@@ -328,10 +334,10 @@ def _gated(app: web.Application, route: RouteDef) -> Any:
         return result
 
     inner = spec_of(route.handler)
-    setattr(
-        handler,
-        "__endpoint__",
-        inner or EndpointSpec(access=route.access, kind="raw",  # type: ignore[arg-type]
-                              summary=f"Route of plugin {route.plugin}", tags=[route.plugin]),
+    handler.__endpoint__ = inner or EndpointSpec(  # type: ignore[attr-defined]
+        access=route.access,  # checked against ACCESS_LEVELS when registered
+        kind="raw",
+        summary=f"Route of plugin {route.plugin}",
+        tags=[route.plugin],
     )
     return handler

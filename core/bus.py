@@ -81,7 +81,7 @@ class RedisBus(Bus):
                 continue
             if message is None or message.get("type") != "pmessage":
                 continue
-            channel = str(message["channel"])[len(self._prefix):]
+            channel = str(message["channel"])[len(self._prefix) :]
             try:
                 payload = json.loads(message["data"])
             except (TypeError, ValueError):

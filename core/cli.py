@@ -60,8 +60,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         app,
         host=settings.host,
         port=settings.port,
-        print=lambda _msg: print(f"MultinotesAI is running at {url}  (Ctrl+C to stop)",
-                                 flush=True),
+        print=lambda _msg: print(f"MultinotesAI is running at {url}  (Ctrl+C to stop)", flush=True),
         access_log=None,
     )
     return 0
@@ -94,8 +93,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     settings = load_settings(args)
     if not settings.is_production:
-        print("Embedded mode runs background tasks inside `multinotes serve`; "
-              "a worker is only needed in production mode.", file=sys.stderr)
+        print(
+            "Embedded mode runs background tasks inside `multinotes serve`; "
+            "a worker is only needed in production mode.",
+            file=sys.stderr,
+        )
         return 2
 
     async def main() -> int:
@@ -147,8 +149,11 @@ def cmd_plugins(args: argparse.Namespace) -> int:
                     print(json.dumps(rows, indent=2))
                     return 0
                 for row in rows:
-                    state = row["status"] if row["status"] == "failed" else (
-                        "enabled" if row["enabled"] else "disabled")
+                    state = (
+                        row["status"]
+                        if row["status"] == "failed"
+                        else ("enabled" if row["enabled"] else "disabled")
+                    )
                     kinds = ",".join(row["kinds"]) or "-"
                     print(f"{row['name']:<20} {state:<9} {kinds:<30} {row['version'] or '-'}")
                     if row["error"]:
@@ -180,8 +185,12 @@ def cmd_admin(args: argparse.Namespace) -> int:
 
     async def main() -> int:
         async with started(settings, "cli") as app:
-            user = await create_admin(app[DB], email=args.email, password=password,
-                                      name=args.name or args.email.split("@")[0])
+            user = await create_admin(
+                app[DB],
+                email=args.email,
+                password=password,
+                name=args.name or args.email.split("@")[0],
+            )
             print(f"{user.email} is an admin.")
         return 0
 
@@ -231,11 +240,16 @@ def build_parser() -> argparse.ArgumentParser:
     # Accepted before or after a sub-action: `plugins --data-dir X list` or `plugins list
     # --data-dir X`. SUPPRESS keeps an inner parser from resetting an outer value.
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS,
-                        help="Data folder (embedded database, secret key, uploads).")
+    common.add_argument(
+        "--data-dir",
+        type=Path,
+        default=argparse.SUPPRESS,
+        help="Data folder (embedded database, secret key, uploads).",
+    )
 
-    def add(name: str, func: Callable[[argparse.Namespace], int], help_text: str
-            ) -> argparse.ArgumentParser:
+    def add(
+        name: str, func: Callable[[argparse.Namespace], int], help_text: str
+    ) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text, parents=[common])
         p.set_defaults(func=func)
         return p
@@ -253,26 +267,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     plugins = add("plugins", cmd_plugins, "List, inspect, enable or disable plugins.")
     plugins_sub = plugins.add_subparsers(dest="action", required=True)
-    listing = plugins_sub.add_parser("list", help="Every plugin with its state.",
-                                     parents=[common])
+    listing = plugins_sub.add_parser("list", help="Every plugin with its state.", parents=[common])
     listing.add_argument("--json", action="store_true")
     for action in ("info", "enable", "disable"):
-        p = plugins_sub.add_parser(action, help=f"{action.capitalize()} one plugin.",
-                                   parents=[common])
+        p = plugins_sub.add_parser(
+            action, help=f"{action.capitalize()} one plugin.", parents=[common]
+        )
         p.add_argument("name")
 
     admin = add("admin", cmd_admin, "Administer accounts.")
     admin_sub = admin.add_subparsers(dest="action", required=True)
-    create = admin_sub.add_parser("create", help="Create an admin (or promote an account).",
-                                  parents=[common])
+    create = admin_sub.add_parser(
+        "create", help="Create an admin (or promote an account).", parents=[common]
+    )
     create.add_argument("--email", required=True)
     create.add_argument("--name", default=None)
     create.add_argument("--password", default=None)
 
     secrets_cmd = add("secrets", cmd_secrets, "Manage encrypted secrets.")
     secrets_sub = secrets_cmd.add_subparsers(dest="action", required=True)
-    secrets_sub.add_parser("rotate", help="Re-encrypt every stored secret under the newest key.",
-                           parents=[common])
+    secrets_sub.add_parser(
+        "rotate", help="Re-encrypt every stored secret under the newest key.", parents=[common]
+    )
 
     add("gen-secret", cmd_gen_secret, "Print a new random secret key.")
     add("check", cmd_check, "Check production readiness; exit code 0 means ready.")

@@ -22,7 +22,7 @@ async def purge_sessions(app: web.Application) -> int:
                 or_(AuthSession.expires_at < cutoff, AuthSession.revoked_at < cutoff)
             )
         )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return int(result.rowcount or 0)
 
 
 def core_tasks() -> list[TaskDef]:

@@ -15,7 +15,12 @@ from typing import Any
 
 from sqlalchemy import DateTime, MetaData, TypeDecorator, event
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.orm import DeclarativeBase
 
 # Stable constraint names on SQLite and MySQL alike, so migrations can refer to them.
@@ -95,7 +100,9 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
 
 
 class Database:
-    """The engine and its session factory; ``async with db.transaction() as s`` is one unit of work."""
+    """The engine and its session factory.
+
+    ``async with db.transaction() as s`` is one unit of work."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine

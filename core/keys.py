@@ -7,9 +7,6 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from limits.aio.strategies import RateLimiter
-    from prometheus_client import CollectorRegistry
-
     from multinotes.bus import Bus
     from multinotes.db import Database
     from multinotes.metrics import Metrics
@@ -20,21 +17,14 @@ if TYPE_CHECKING:
     from multinotes.settings import Settings
     from multinotes.tasks import TaskQueue
 
-SETTINGS = web.AppKey("settings", "Settings")
-DB = web.AppKey("db", "Database")
-REDIS = web.AppKey("redis", Any)  # redis.asyncio.Redis in production, None embedded
-BUS = web.AppKey("bus", "Bus")
-SECRETS = web.AppKey("secrets", "SecretBox")
-PLUGINS = web.AppKey("plugins", "PluginHost")
-PLUGIN_SETTINGS = web.AppKey("plugin_settings", "PluginSettingsStore")
-TASKS = web.AppKey("tasks", "TaskQueue")
-RATE_LIMITS = web.AppKey("rate_limits", "RateLimits")
-METRICS = web.AppKey("metrics", "Metrics")
-
-__all__ = [
-    "BUS", "DB", "METRICS", "PLUGINS", "PLUGIN_SETTINGS", "RATE_LIMITS", "REDIS", "SECRETS",
-    "SETTINGS", "TASKS",
-]
-if TYPE_CHECKING:
-    _unused = (RateLimiter, CollectorRegistry, Bus, Database, Metrics, PluginHost,
-               PluginSettingsStore, RateLimits, SecretBox, Settings, TaskQueue)
+SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
+DB: web.AppKey[Database] = web.AppKey("db")
+#: ``redis.asyncio.Redis`` in production; None in embedded mode.
+REDIS: web.AppKey[Any] = web.AppKey("redis")
+BUS: web.AppKey[Bus] = web.AppKey("bus")
+SECRETS: web.AppKey[SecretBox] = web.AppKey("secrets")
+PLUGINS: web.AppKey[PluginHost] = web.AppKey("plugins")
+PLUGIN_SETTINGS: web.AppKey[PluginSettingsStore] = web.AppKey("plugin_settings")
+TASKS: web.AppKey[TaskQueue] = web.AppKey("tasks")
+RATE_LIMITS: web.AppKey[RateLimits] = web.AppKey("rate_limits")
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics")

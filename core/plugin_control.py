@@ -42,8 +42,10 @@ async def set_enabled(app: web.Application, name: str, enabled: bool, by: str | 
     if record.status == "failed" and enabled:
         from multinotes.errors import Conflict
 
-        raise Conflict(f"Plugin {name!r} failed to load and cannot be enabled: {record.error}",
-                       code="plugin_failed")
+        raise Conflict(
+            f"Plugin {name!r} failed to load and cannot be enabled: {record.error}",
+            code="plugin_failed",
+        )
     state = await stored_state(app)
     state[name] = enabled
     host.apply_state(state)  # raises (changing nothing) on a duplicate id

@@ -151,8 +151,11 @@ class PluginHost:
             return
         record.obj = obj
         record.kinds = sorted(
-            {KIND_HOOKS[impl_hook] for impl_hook in self._hooks_of(record.name) if
-             impl_hook in KIND_HOOKS}
+            {
+                KIND_HOOKS[impl_hook]
+                for impl_hook in self._hooks_of(record.name)
+                if impl_hook in KIND_HOOKS
+            }
         )
         if record.version is None:
             record.version = getattr(obj, "__version__", None)
@@ -211,11 +214,17 @@ class PluginHost:
         models: list[type[BaseModel]] = []
 
         def register_route(
-            method: str, path: str, handler: Callable[..., Any], *, access: str,
+            method: str,
+            path: str,
+            handler: Callable[..., Any],
+            *,
+            access: str,
             name: str | None = None,
         ) -> None:
             if access not in ACCESS_LEVELS:
-                raise PluginError(f"route {path} needs access in {ACCESS_LEVELS}", plugin=record.name)
+                raise PluginError(
+                    f"route {path} needs access in {ACCESS_LEVELS}", plugin=record.name
+                )
             if not path.startswith("/"):
                 raise PluginError(f"route path {path!r} must start with '/'", plugin=record.name)
             routes.append(RouteDef(record.name, method.upper(), path, handler, access, name))
@@ -225,7 +234,9 @@ class PluginHost:
         ) -> None:
             tasks.append(TaskDef(record.name, task_name, func, schedule))
 
-        def register_templates(*, templates: Path | None = None, static: Path | None = None) -> None:
+        def register_templates(
+            *, templates: Path | None = None, static: Path | None = None
+        ) -> None:
             if templates is not None:
                 record.templates.append(Path(templates))
             if static is not None:
@@ -278,11 +289,9 @@ class PluginHost:
         return record
 
     def apply_state(self, stored: dict[str, bool]) -> None:
-        """Apply enabled flags (plugin name → enabled; missing names take their default) and rebuild
-        the registries. Raises ``PluginError`` (changing nothing) if the result has a duplicate id."""
-        wanted = {
-            r.name for r in self.loaded() if stored.get(r.name, r.default_enabled)
-        }
+        """Apply enabled flags (plugin name → enabled; missing names take their default) and
+        rebuild the registries. Raises ``PluginError`` (changing nothing) on a duplicate id."""
+        wanted = {r.name for r in self.loaded() if stored.get(r.name, r.default_enabled)}
         registries = self._collect_registries(wanted)
         for record in self.loaded():
             record.enabled = record.name in wanted
@@ -306,8 +315,9 @@ class PluginHost:
                 if record.status != "loaded":
                     continue
 
-                def register(obj: Any, _plugin: str = plugin, _target: dict = target,
-                             _kind: str = attr) -> None:
+                def register(
+                    obj: Any, _plugin: str = plugin, _target: dict = target, _kind: str = attr
+                ) -> None:
                     obj_id = getattr(obj, "id", None)
                     if not isinstance(obj_id, str) or not obj_id:
                         raise PluginError(f"{_kind} object without a string id", plugin=_plugin)
@@ -334,7 +344,8 @@ class PluginHost:
     def hook(self, name: str) -> Any:
         """A caller for ``name`` that skips disabled and failed plugins."""
         skip = [
-            self.pm.get_plugin(r.name) for r in self.records.values()
+            self.pm.get_plugin(r.name)
+            for r in self.records.values()
             if not r.active and self.pm.get_plugin(r.name) is not None
         ]
         return self.pm.subset_hook_caller(name, remove_plugins=skip)

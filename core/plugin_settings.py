@@ -129,12 +129,14 @@ class PluginSettingsStore:
                 plain = current.get_secret_value() if isinstance(current, SecretStr) else None
                 entry["is_set"] = bool(plain)
                 entry["masked"] = mask(plain) if plain else None
-                entry["source"] = "admin" if name in secrets else ("env" if name in env else
-                                                                  "default")
+                entry["source"] = (
+                    "admin" if name in secrets else ("env" if name in env else "default")
+                )
             else:
                 entry["value"] = current
-                entry["source"] = "admin" if name in stored else ("env" if name in env else
-                                                                 "default")
+                entry["source"] = (
+                    "admin" if name in stored else ("env" if name in env else "default")
+                )
             fields.append(entry)
         return fields
 
@@ -170,8 +172,9 @@ class PluginSettingsStore:
         try:
             validated = model.model_validate(merged)
         except ValidationError as exc:
-            raise Invalid("Some settings are invalid.", fields=field_errors(exc, "settings.")) \
-                from None
+            raise Invalid(
+                "Some settings are invalid.", fields=field_errors(exc, "settings.")
+            ) from None
         dumped = validated.model_dump(mode="json")
         async with self.db.transaction() as session:
             for name in plain_writes:

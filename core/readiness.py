@@ -22,8 +22,10 @@ def _secret_strength(value: str | None) -> str | None:
     if value is None:
         return "MULTINOTES_SECRET_KEY is not set."
     if value.strip().lower() in KNOWN_WEAK_SECRETS or len(value) < MIN_SECRET_LENGTH:
-        return f"MULTINOTES_SECRET_KEY is weak: use `multinotes gen-secret` (at least " \
-               f"{MIN_SECRET_LENGTH} characters)."
+        return (
+            f"MULTINOTES_SECRET_KEY is weak: use `multinotes gen-secret` (at least "
+            f"{MIN_SECRET_LENGTH} characters)."
+        )
     if len(set(value)) < 10:
         return "MULTINOTES_SECRET_KEY is too repetitive: use `multinotes gen-secret`."
     return None
@@ -35,24 +37,48 @@ def production_checks(settings: Settings) -> list[Check]:
     hosts = settings.allowed_hosts
     return [
         Check("mode", settings.is_production, f"mode is {settings.mode!r} (want 'production')"),
-        Check("debug", not settings.debug, "debug is on" if settings.debug else "debug is off",
-              fatal=True),
+        Check(
+            "debug",
+            not settings.debug,
+            "debug is on" if settings.debug else "debug is off",
+            fatal=True,
+        ),
         Check("secret_key", weak is None, weak or "secret key is strong", fatal=True),
-        Check("allowed_hosts", bool(hosts) and "*" not in hosts,
-              "MULTINOTES_ALLOWED_HOSTS must list the host names served"
-              if not hosts or "*" in hosts else f"allowed hosts: {', '.join(hosts)}"),
-        Check("cors", "*" not in settings.cors_origins,
-              "CORS allows any origin ('*')" if "*" in settings.cors_origins
-              else "CORS allowlist is explicit"),
-        Check("cookies", settings.secure_cookies,
-              "cookies are Secure" if settings.secure_cookies
-              else "cookies would travel over plain HTTP (MULTINOTES_COOKIE_SECURE=false)"),
-        Check("database", not settings.is_sqlite,
-              "SQLite is for embedded mode; set MULTINOTES_DATABASE_URL to MySQL/MariaDB"
-              if settings.is_sqlite else "database is a server"),
-        Check("redis", bool(settings.redis_url),
-              "MULTINOTES_REDIS_URL is set" if settings.redis_url
-              else "MULTINOTES_REDIS_URL is not set"),
+        Check(
+            "allowed_hosts",
+            bool(hosts) and "*" not in hosts,
+            "MULTINOTES_ALLOWED_HOSTS must list the host names served"
+            if not hosts or "*" in hosts
+            else f"allowed hosts: {', '.join(hosts)}",
+        ),
+        Check(
+            "cors",
+            "*" not in settings.cors_origins,
+            "CORS allows any origin ('*')"
+            if "*" in settings.cors_origins
+            else "CORS allowlist is explicit",
+        ),
+        Check(
+            "cookies",
+            settings.secure_cookies,
+            "cookies are Secure"
+            if settings.secure_cookies
+            else "cookies would travel over plain HTTP (MULTINOTES_COOKIE_SECURE=false)",
+        ),
+        Check(
+            "database",
+            not settings.is_sqlite,
+            "SQLite is for embedded mode; set MULTINOTES_DATABASE_URL to MySQL/MariaDB"
+            if settings.is_sqlite
+            else "database is a server",
+        ),
+        Check(
+            "redis",
+            bool(settings.redis_url),
+            "MULTINOTES_REDIS_URL is set"
+            if settings.redis_url
+            else "MULTINOTES_REDIS_URL is not set",
+        ),
     ]
 
 

@@ -9,11 +9,10 @@ from __future__ import annotations
 import ipaddress
 import secrets
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing_extensions import Annotated
 
 Mode = Literal["embedded", "production"]
 
@@ -91,12 +90,14 @@ class Settings(BaseSettings):
         description="Per-plugin settings bootstrapped from MULTINOTES_PLUGINS__<PLUGIN>__<FIELD>.",
     )
     plugin_refresh_seconds: float = Field(
-        default=5.0, description="Seconds between re-reads of plugin state (a fallback under "
-        "pub/sub, and how CLI changes reach a running embedded server)."
+        default=5.0,
+        description="Seconds between re-reads of plugin state (a fallback under "
+        "pub/sub, and how CLI changes reach a running embedded server).",
     )
 
-    @field_validator("old_secret_keys", "allowed_hosts", "trusted_proxies", "cors_origins",
-                     mode="before")
+    @field_validator(
+        "old_secret_keys", "allowed_hosts", "trusted_proxies", "cors_origins", mode="before"
+    )
     @classmethod
     def _csv(cls, value: Any) -> Any:
         return _split_csv(value)

@@ -41,7 +41,7 @@ def embedded_settings(data_dir: Path, **overrides: Any) -> Settings:
         "plugins": {},
     }
     values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **values)
 
 
 class ApiClient:
@@ -59,7 +59,9 @@ class ApiClient:
 
     @property
     def app(self) -> web.Application:
-        return self.client.server.app  # type: ignore[return-value]
+        app = self.client.app
+        assert app is not None
+        return app
 
     def _headers(self, method: str, extra: dict[str, str] | None) -> dict[str, str]:
         headers: dict[str, str] = {}
@@ -70,8 +72,15 @@ class ApiClient:
         headers.update(extra or {})
         return headers
 
-    async def request(self, method: str, path: str, *, json: Any = None,
-                      headers: dict[str, str] | None = None, **kwargs: Any) -> Any:
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        headers: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> Any:
         return await self.client.request(
             method, path, json=json, headers=self._headers(method, headers), **kwargs
         )
@@ -94,10 +103,12 @@ class ApiClient:
         assert response.status == status, (response.status, body)
         return body
 
-    async def register(self, email: str, password: str = DEFAULT_PASSWORD,
-                       name: str = "Test User") -> dict[str, Any]:
-        response = await self.post("/api/auth/register",
-                                   {"email": email, "password": password, "name": name})
+    async def register(
+        self, email: str, password: str = DEFAULT_PASSWORD, name: str = "Test User"
+    ) -> dict[str, Any]:
+        response = await self.post(
+            "/api/auth/register", {"email": email, "password": password, "name": name}
+        )
         body = await response.json()
         assert response.status == 201, body
         return dict(body)
@@ -110,8 +121,9 @@ class ApiClient:
         self.user = body["user"]
         return dict(body["user"])
 
-    async def register_and_login(self, email: str, password: str = DEFAULT_PASSWORD,
-                                 name: str = "Test User") -> dict[str, Any]:
+    async def register_and_login(
+        self, email: str, password: str = DEFAULT_PASSWORD, name: str = "Test User"
+    ) -> dict[str, Any]:
         await self.register(email, password, name)
         return await self.login(email, password)
 

@@ -95,8 +95,12 @@ def production_services() -> Iterator[dict[str, str]]:
 
     asyncio.run(migrate())
     try:
-        yield {"database_url": url, "database": name, "redis_url": REDIS,
-               "redis_prefix": f"mntest{RUN_ID}:"}
+        yield {
+            "database_url": url,
+            "database": name,
+            "redis_url": REDIS,
+            "redis_prefix": f"mntest{RUN_ID}:",
+        }
     finally:
         with conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS `{name}`")

@@ -15,8 +15,9 @@ async def test_first_user_becomes_admin_and_later_users_do_not(api: ApiClient, m
 
 
 async def test_register_validates_every_field(api: ApiClient):
-    response = await api.post("/api/auth/register", {"email": "not-an-email", "password": "short",
-                                                     "name": ""})
+    response = await api.post(
+        "/api/auth/register", {"email": "not-an-email", "password": "short", "name": ""}
+    )
     assert response.status == 422
     body = await response.json()
     assert body["error"]["code"] == "invalid"
@@ -24,39 +25,45 @@ async def test_register_validates_every_field(api: ApiClient):
 
 
 async def test_register_rejects_weak_password_with_field_error(api: ApiClient):
-    response = await api.post("/api/auth/register",
-                              {"email": "c@example.com", "password": "aaaaaaaaaaaa", "name": "C"})
+    response = await api.post(
+        "/api/auth/register", {"email": "c@example.com", "password": "aaaaaaaaaaaa", "name": "C"}
+    )
     assert response.status == 422
     assert "password" in (await response.json())["error"]["fields"]
 
 
 async def test_register_rejects_role_in_body(api: ApiClient):
-    response = await api.post("/api/auth/register", {
-        "email": "eve@example.com", "password": DEFAULT_PASSWORD, "name": "Eve", "role": "admin"})
+    response = await api.post(
+        "/api/auth/register",
+        {"email": "eve@example.com", "password": DEFAULT_PASSWORD, "name": "Eve", "role": "admin"},
+    )
     assert response.status == 422
     assert "role" in (await response.json())["error"]["fields"]
 
 
 async def test_duplicate_email_is_refused_case_insensitively(api: ApiClient):
     await api.register("dup@example.com")
-    response = await api.post("/api/auth/register",
-                              {"email": "DUP@example.com", "password": DEFAULT_PASSWORD,
-                               "name": "Again"})
+    response = await api.post(
+        "/api/auth/register",
+        {"email": "DUP@example.com", "password": DEFAULT_PASSWORD, "name": "Again"},
+    )
     assert response.status == 422
     assert (await response.json())["error"]["code"] == "email_taken"
 
 
 async def test_malformed_json_is_a_clear_400(api: ApiClient):
-    response = await api.client.post("/api/auth/register", data=b"{nope",
-                                      headers={"Content-Type": "application/json"})
+    response = await api.client.post(
+        "/api/auth/register", data=b"{nope", headers={"Content-Type": "application/json"}
+    )
     assert response.status == 400
     assert (await response.json())["error"]["code"] == "malformed_json"
 
 
 async def test_login_sets_a_hardened_session_cookie_and_me_works(api: ApiClient):
     await api.register("ann@example.com", name="Ann")
-    response = await api.post("/api/auth/login",
-                              {"email": "ann@example.com", "password": DEFAULT_PASSWORD})
+    response = await api.post(
+        "/api/auth/login", {"email": "ann@example.com", "password": DEFAULT_PASSWORD}
+    )
     assert response.status == 200
     cookie = response.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/" in cookie
@@ -118,14 +125,17 @@ async def test_cross_site_origin_is_refused_even_with_the_token(api: ApiClient):
     await api.register_and_login("origin@example.com")
     response = await api.post("/api/keys", {"name": "x"}, headers={"Origin": "https://evil.test"})
     assert response.status == 403
-    same = await api.post("/api/keys", {"name": "y"},
-                          headers={"Origin": str(api.client.make_url("")).rstrip("/")})
+    same = await api.post(
+        "/api/keys", {"name": "y"}, headers={"Origin": str(api.client.make_url("")).rstrip("/")}
+    )
     assert same.status == 201
 
 
 async def test_cross_site_login_attempt_is_refused(api: ApiClient):
     await api.register("victim@example.com")
-    response = await api.post("/api/auth/login",
-                              {"email": "victim@example.com", "password": DEFAULT_PASSWORD},
-                              headers={"Origin": "https://evil.test"})
+    response = await api.post(
+        "/api/auth/login",
+        {"email": "victim@example.com", "password": DEFAULT_PASSWORD},
+        headers={"Origin": "https://evil.test"},
+    )
     assert response.status == 403

@@ -131,8 +131,7 @@ def everything(tmp_path: Path) -> Everything:
 
 @pytest.fixture
 def app(tmp_path: Path, everything: Everything) -> web.Application:
-    return create_app(embedded_settings(tmp_path / "data"),
-                      plugins=[("everything", everything)])
+    return create_app(embedded_settings(tmp_path / "data"), plugins=[("everything", everything)])
 
 
 async def test_hook_register_providers(app):
@@ -213,10 +212,16 @@ async def test_hook_shutdown(app, everything):
 
 
 def test_every_hookspec_has_a_test():
-    specs = {name for name, func in inspect.getmembers(hookspecs, inspect.isfunction)
-             if hasattr(func, "multinotes_spec")}
-    tested = {name.removeprefix("test_hook_") for name in dir(sys.modules[__name__])
-              if name.startswith("test_hook_")}
+    specs = {
+        name
+        for name, func in inspect.getmembers(hookspecs, inspect.isfunction)
+        if hasattr(func, "multinotes_spec")
+    }
+    tested = {
+        name.removeprefix("test_hook_")
+        for name in dir(sys.modules[__name__])
+        if name.startswith("test_hook_")
+    }
     assert specs, "no hookspecs found"
     assert specs - tested == set(), f"hooks without a test: {sorted(specs - tested)}"
     assert tested - specs == set(), f"tests for hooks that do not exist: {sorted(tested - specs)}"
@@ -231,5 +236,3 @@ def test_every_hookspec_is_documented_and_typed():
         assert signature.return_annotation is not inspect.Signature.empty, name
         for param in signature.parameters.values():
             assert param.annotation is not inspect.Parameter.empty, f"{name}({param.name})"
-
-

@@ -103,9 +103,20 @@ async def test_metrics_token_guards_metrics_when_set(make_settings):
 
 
 async def test_every_route_sends_security_headers(api: ApiClient, mode: str):
-    paths = ["/", "/login", "/register", "/healthz", "/api/openapi.json", "/api/docs", "/api/me",
-             "/api/nope", "/nope", "/static/css/app.css", "/api/plugins/exploding/boom",
-             "/admin/plugins"]
+    paths = [
+        "/",
+        "/login",
+        "/register",
+        "/healthz",
+        "/api/openapi.json",
+        "/api/docs",
+        "/api/me",
+        "/api/nope",
+        "/nope",
+        "/static/css/app.css",
+        "/api/plugins/exploding/boom",
+        "/admin/plugins",
+    ]
     for path in paths:
         response = await api.get(path, allow_redirects=False)
         assert_security_headers(response, production=mode == "production")
@@ -155,28 +166,39 @@ async def test_unknown_hosts_are_refused_when_hosts_are_listed(make_settings):
 
 async def test_forwarded_headers_are_trusted_only_from_configured_proxies(make_settings):
     # The rate limiter keys anonymous clients by address, so it shows which address was used.
-    trusted = create_app(make_settings(trusted_proxies=["127.0.0.1/32"],
-                                       rate_limit_api="2/minute"), plugins=[])
+    trusted = create_app(
+        make_settings(trusted_proxies=["127.0.0.1/32"], rate_limit_api="2/minute"), plugins=[]
+    )
     async with app_client(trusted) as api:
-        spoofed = [await api.get("/api/me", headers={"X-Forwarded-For": f"203.0.113.{i}"})
-                   for i in range(3)]
+        spoofed = [
+            await api.get("/api/me", headers={"X-Forwarded-For": f"203.0.113.{i}"})
+            for i in range(3)
+        ]
         assert [r.status for r in spoofed] == [401, 401, 401]  # three clients, none limited
     untrusted = create_app(make_settings(rate_limit_api="2/minute"), plugins=[])
     async with app_client(untrusted) as api:
-        spoofed = [await api.get("/api/me", headers={"X-Forwarded-For": f"203.0.113.{i}"})
-                   for i in range(3)]
+        spoofed = [
+            await api.get("/api/me", headers={"X-Forwarded-For": f"203.0.113.{i}"})
+            for i in range(3)
+        ]
         assert [r.status for r in spoofed] == [401, 401, 429]  # one client: the header ignored
 
 
 async def test_cors_allows_only_listed_origins(make_settings):
     app = create_app(make_settings(cors_origins=["https://app.example.com"]), plugins=[])
     async with app_client(app) as api:
-        preflight = await api.request("OPTIONS", "/api/keys", headers={
-            "Origin": "https://app.example.com", "Access-Control-Request-Method": "POST"})
+        preflight = await api.request(
+            "OPTIONS",
+            "/api/keys",
+            headers={"Origin": "https://app.example.com", "Access-Control-Request-Method": "POST"},
+        )
         assert preflight.status == 204
         assert preflight.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
-        other = await api.request("OPTIONS", "/api/keys", headers={
-            "Origin": "https://evil.example.com", "Access-Control-Request-Method": "POST"})
+        other = await api.request(
+            "OPTIONS",
+            "/api/keys",
+            headers={"Origin": "https://evil.example.com", "Access-Control-Request-Method": "POST"},
+        )
         assert "Access-Control-Allow-Origin" not in other.headers
         simple = await api.get("/healthz", headers={"Origin": "https://evil.example.com"})
         assert "Access-Control-Allow-Origin" not in simple.headers
@@ -185,8 +207,9 @@ async def test_cors_allows_only_listed_origins(make_settings):
 async def test_oversized_bodies_are_refused(make_settings):
     app = create_app(make_settings(max_request_bytes=1024), plugins=[])
     async with app_client(app) as api:
-        response = await api.post("/api/auth/register",
-                                   {"email": "a@example.com", "password": "x" * 5000, "name": "A"})
+        response = await api.post(
+            "/api/auth/register", {"email": "a@example.com", "password": "x" * 5000, "name": "A"}
+        )
         assert response.status == 413
         assert (await response.json())["error"]["code"] == "payload_too_large"
 
@@ -196,8 +219,9 @@ async def test_auth_endpoints_are_rate_limited_with_retry_after(make_settings):
     async with app_client(app) as api:
         statuses = []
         for _ in range(4):
-            response = await api.post("/api/auth/login",
-                                      {"email": "x@example.com", "password": "wrong-password"})
+            response = await api.post(
+                "/api/auth/login", {"email": "x@example.com", "password": "wrong-password"}
+            )
             statuses.append(response.status)
         assert statuses == [401, 401, 401, 429]
         assert int(response.headers["Retry-After"]) >= 1
@@ -209,8 +233,9 @@ async def test_auth_endpoints_are_rate_limited_with_retry_after(make_settings):
 async def test_openapi_describes_every_json_endpoint(api: ApiClient):
     document = await api.get_json("/api/openapi.json")
     assert document["openapi"].startswith("3.")
-    documented = {(path, method.upper()) for path, ops in document["paths"].items()
-                  for method in ops}
+    documented = {
+        (path, method.upper()) for path, ops in document["paths"].items() for method in ops
+    }
     for route in api.app.router.routes():
         resource = route.resource
         if resource is None or route.method == "HEAD" or not resource.canonical.startswith("/api/"):

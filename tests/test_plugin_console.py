@@ -27,12 +27,26 @@ def settings(make_settings):
 async def test_admin_lists_every_plugin(admin: ApiClient):
     listed = await admin.get_json("/api/admin/plugins")
     assert listed == [
-        {"name": "markdown", "kinds": ["exporter"], "version": "1.0.0",
-         "module": "plugins.exports.markdown", "enabled": True, "status": "loaded",
-         "error": None, "has_settings": False},
-        {"name": "sample", "kinds": ["provider"], "version": "2.3.4",
-         "module": "tests.support.sample_plugin", "enabled": True, "status": "loaded",
-         "error": None, "has_settings": True},
+        {
+            "name": "markdown",
+            "kinds": ["exporter"],
+            "version": "1.0.0",
+            "module": "plugins.exports.markdown",
+            "enabled": True,
+            "status": "loaded",
+            "error": None,
+            "has_settings": False,
+        },
+        {
+            "name": "sample",
+            "kinds": ["provider"],
+            "version": "2.3.4",
+            "module": "tests.support.sample_plugin",
+            "enabled": True,
+            "status": "loaded",
+            "error": None,
+            "has_settings": True,
+        },
     ]
 
 
@@ -48,8 +62,7 @@ async def test_console_is_for_admins_only(admin: ApiClient, make_client):
     assert admin.app[PLUGINS].is_enabled("sample")
 
 
-async def test_disabling_a_plugin_removes_it_at_once_and_enabling_restores_it(
-        admin: ApiClient):
+async def test_disabling_a_plugin_removes_it_at_once_and_enabling_restores_it(admin: ApiClient):
     assert (await admin.get("/api/plugins/sample/config")).status == 200
     response = await admin.patch("/api/admin/plugins/sample", {"enabled": False})
     assert response.status == 200
@@ -79,17 +92,24 @@ async def test_settings_come_from_the_environment_until_an_admin_edits_them(admi
     detail = await admin.get_json("/api/admin/plugins/sample")
     fields = {f["name"]: f for f in detail["settings"]}
     assert (fields["base_url"]["value"], fields["base_url"]["source"]) == (
-        "http://from-env.test/v1", "env")
+        "http://from-env.test/v1",
+        "env",
+    )
     assert (fields["timeout"]["value"], fields["timeout"]["source"]) == (30.0, "default")
 
-    await admin.patch("/api/admin/plugins/sample",
-                      {"settings": {"base_url": "http://edited.test/v1", "verbose": True}})
+    await admin.patch(
+        "/api/admin/plugins/sample",
+        {"settings": {"base_url": "http://edited.test/v1", "verbose": True}},
+    )
     fields = {f["name"]: f for f in (await admin.get_json("/api/admin/plugins/sample"))["settings"]}
     assert (fields["base_url"]["value"], fields["base_url"]["source"]) == (
-        "http://edited.test/v1", "admin")
+        "http://edited.test/v1",
+        "admin",
+    )
     assert fields["verbose"]["value"] is True
-    assert (await admin.get_json("/api/plugins/sample/config"))["base_url"] == \
-        "http://edited.test/v1"
+    assert (await admin.get_json("/api/plugins/sample/config"))[
+        "base_url"
+    ] == "http://edited.test/v1"
 
 
 async def test_secrets_are_encrypted_at_rest_and_never_returned(admin: ApiClient):
@@ -97,8 +117,14 @@ async def test_secrets_are_encrypted_at_rest_and_never_returned(admin: ApiClient
     text = await response.text()
     assert response.status == 200 and SECRET not in text
     field = {f["name"]: f for f in (await response.json())["settings"]}["api_key"]
-    assert field == {**field, "secret": True, "is_set": True, "masked": "••••WXYZ",
-                     "source": "admin", "value": None}
+    assert field == {
+        **field,
+        "secret": True,
+        "is_set": True,
+        "masked": "••••WXYZ",
+        "source": "admin",
+        "value": None,
+    }
     for path in ("/api/admin/plugins", "/api/admin/plugins/sample"):
         assert SECRET not in await (await admin.get(path)).text()
 
@@ -126,8 +152,9 @@ async def test_invalid_settings_are_refused_whole(admin: ApiClient):
     )
     assert response.status == 422
     body = await response.json()
-    assert body["error"]["fields"] == {"settings.timeout": body["error"]["fields"]
-                                       ["settings.timeout"]}
+    assert body["error"]["fields"] == {
+        "settings.timeout": body["error"]["fields"]["settings.timeout"]
+    }
     detail = {f["name"]: f for f in (await admin.get_json("/api/admin/plugins/sample"))["settings"]}
     assert detail["base_url"]["value"] == "http://from-env.test/v1"
     assert detail["api_key"]["is_set"] is False

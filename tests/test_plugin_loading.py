@@ -27,15 +27,26 @@ def test_builtin_plugins_load_like_third_party_ones():
 
 
 def test_a_plugin_of_each_kind_loads_through_entry_points(tmp_path):
-    write_dist(tmp_path, "mn-test-kinds", ONE_OF_EACH_KIND,
-               {name.removeprefix("mn_test_"): name for name in ONE_OF_EACH_KIND})
+    write_dist(
+        tmp_path,
+        "mn-test-kinds",
+        ONE_OF_EACH_KIND,
+        {name.removeprefix("mn_test_"): name for name in ONE_OF_EACH_KIND},
+    )
     with on_path(tmp_path):
         host = PluginHost()
         host.load_entrypoints()
-    kinds = {name: host.records[name].kinds for name in
-             ("provider", "exporter", "integration", "billing", "routes")}
-    assert kinds == {"provider": ["provider"], "exporter": ["exporter"],
-                     "integration": ["integration"], "billing": ["billing"], "routes": []}
+    kinds = {
+        name: host.records[name].kinds
+        for name in ("provider", "exporter", "integration", "billing", "routes")
+    }
+    assert kinds == {
+        "provider": ["provider"],
+        "exporter": ["exporter"],
+        "integration": ["integration"],
+        "billing": ["billing"],
+        "routes": [],
+    }
     assert host.records["provider"].distribution == "mn-test-kinds"
     assert host.registries.providers["testprov"][0] == "provider"
     assert host.registries.exporters["plaintext"][0] == "exporter"
@@ -45,8 +56,12 @@ def test_a_plugin_of_each_kind_loads_through_entry_points(tmp_path):
 
 
 def test_a_plugin_that_fails_to_import_is_marked_failed_and_the_rest_load(tmp_path):
-    write_dist(tmp_path, "mn-broken", {"mn_broken": "raise RuntimeError('boom at import')\n"},
-               {"broken": "mn_broken"})
+    write_dist(
+        tmp_path,
+        "mn-broken",
+        {"mn_broken": "raise RuntimeError('boom at import')\n"},
+        {"broken": "mn_broken"},
+    )
     with on_path(tmp_path):
         host = PluginHost()
         host.load_entrypoints()
@@ -74,13 +89,24 @@ def test_a_plugin_whose_register_hook_raises_is_contained(tmp_path):
 
 
 def test_failed_plugin_is_reported_and_the_app_still_serves(tmp_path):
-    write_dist(tmp_path, "mn-broken", {"mn_broken2": "import does_not_exist\n"},
-               {"broken2": "mn_broken2"})
+    write_dist(
+        tmp_path, "mn-broken", {"mn_broken2": "import does_not_exist\n"}, {"broken2": "mn_broken2"}
+    )
     env_path = f"{tmp_path}"
     result = subprocess.run(
-        [sys.executable, "-m", "multinotes.cli", "plugins", "list", "--data-dir",
-         str(tmp_path / "data")],
-        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "multinotes.cli",
+            "plugins",
+            "list",
+            "--data-dir",
+            str(tmp_path / "data"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": env_path, "MULTINOTES_LOG_LEVEL": "ERROR"},
     )
     assert result.returncode == 0, result.stderr
@@ -98,8 +124,12 @@ def test_two_plugins_registering_the_same_id_is_a_startup_error_naming_both(tmp_
         def register_providers(register):
             register(Provider("shared-id", "Same id", []))
     """
-    write_dist(tmp_path, "mn-dupes", {"mn_dupe_a": provider, "mn_dupe_b": provider},
-               {"dupe_a": "mn_dupe_a", "dupe_b": "mn_dupe_b"})
+    write_dist(
+        tmp_path,
+        "mn-dupes",
+        {"mn_dupe_a": provider, "mn_dupe_b": provider},
+        {"dupe_a": "mn_dupe_a", "dupe_b": "mn_dupe_b"},
+    )
     with on_path(tmp_path), pytest.raises(PluginError) as caught:
         PluginHost().load_entrypoints()
     assert "'dupe_a'" in str(caught.value) and "'dupe_b'" in str(caught.value)
@@ -153,9 +183,21 @@ def test_demo_provider_is_on_by_default_only_in_embedded_mode():
 def test_documented_example_plugin_installs_with_pip_and_loads(tmp_path):
     target = tmp_path / "site"
     install = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--target", str(target), str(ROOT / "docs" / "example-plugin")],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(ROOT / "docs" / "example-plugin"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert install.returncode == 0, install.stderr
     with on_path(target):
@@ -163,14 +205,28 @@ def test_documented_example_plugin_installs_with_pip_and_loads(tmp_path):
         host.load_entrypoints()
         hello = host.records["hello"]
         assert (hello.status, hello.kinds, hello.distribution, hello.version) == (
-            "loaded", ["provider"], "multinotes-hello", "0.1.0")
+            "loaded",
+            ["provider"],
+            "multinotes-hello",
+            "0.1.0",
+        )
         assert hello.settings_model is not None and "api_key" in hello.settings_model.model_fields
         assert "hello.count_models" in host.tasks
         # Its own test suite passes against the installed copy.
         result = subprocess.run(
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-             str(ROOT / "docs" / "example-plugin" / "tests")],
-            capture_output=True, text=True, timeout=300, cwd=tmp_path,
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                str(ROOT / "docs" / "example-plugin" / "tests"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=tmp_path,
             env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(target)},
         )
         assert result.returncode == 0, result.stdout + result.stderr

@@ -74,17 +74,42 @@ def cluster(production_services, tmp_path: Path) -> Iterator[dict[str, object]]:
     ports = [free_port(), free_port()]
     logs = [open(tmp_path / f"proc{i}.log", "w") for i in range(3)]  # noqa: SIM115
     procs = [
-        subprocess.Popen([sys.executable, "-m", "multinotes.cli", "serve", "--host", "127.0.0.1",
-                          "--port", str(port), "--data-dir", str(tmp_path / f"d{i}")],
-                         env=env, stdout=logs[i], stderr=subprocess.STDOUT, cwd=tmp_path)
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "multinotes.cli",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(tmp_path / f"d{i}"),
+            ],
+            env=env,
+            stdout=logs[i],
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+        )
         for i, port in enumerate(ports)
     ]
-    procs.append(subprocess.Popen(
-        [sys.executable, "-m", "multinotes.cli", "worker", "--data-dir", str(tmp_path / "dw")],
-        env=env, stdout=logs[2], stderr=subprocess.STDOUT, cwd=tmp_path))
+    procs.append(
+        subprocess.Popen(
+            [sys.executable, "-m", "multinotes.cli", "worker", "--data-dir", str(tmp_path / "dw")],
+            env=env,
+            stdout=logs[2],
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+        )
+    )
     try:
-        yield {"urls": [f"http://127.0.0.1:{p}" for p in ports], "env": env, "tmp": tmp_path,
-               "services": production_services}
+        yield {
+            "urls": [f"http://127.0.0.1:{p}" for p in ports],
+            "env": env,
+            "tmp": tmp_path,
+            "services": production_services,
+        }
     finally:
         for proc in procs:
             proc.terminate()
@@ -111,9 +136,11 @@ async def kick(services: dict[str, str], task: str, **kwargs: object) -> None:
     from taskiq.kicker import AsyncKicker
     from taskiq_redis import RedisStreamBroker
 
-    broker = RedisStreamBroker(url=services["redis_url"],
-                               queue_name=services["redis_prefix"] + "tasks",
-                               consumer_group_name=services["redis_prefix"] + "workers")
+    broker = RedisStreamBroker(
+        url=services["redis_url"],
+        queue_name=services["redis_prefix"] + "tasks",
+        consumer_group_name=services["redis_prefix"] + "workers",
+    )
     await broker.startup()
     try:
         await AsyncKicker(task, broker, {}).kiq(**kwargs)
@@ -125,6 +152,7 @@ async def test_toggle_reaches_every_process_within_two_seconds(cluster):
     a, b = cluster["urls"]
     tmp: Path = cluster["tmp"]  # type: ignore[assignment]
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+
         async def up(url: str) -> bool:
             try:
                 async with http.get(url + "/healthz") as r:
@@ -137,8 +165,11 @@ async def test_toggle_reaches_every_process_within_two_seconds(cluster):
         # Give the worker a moment to join the consumer group.
         await asyncio.sleep(1.0)
 
-        body = {"email": "root@example.com", "password": "correct horse battery staple",
-                "name": "Root"}
+        body = {
+            "email": "root@example.com",
+            "password": "correct horse battery staple",
+            "name": "Root",
+        }
         async with http.post(a + "/api/auth/register", json=body) as r:
             assert r.status == 201
         login = {"email": body["email"], "password": body["password"]}
@@ -156,8 +187,9 @@ async def test_toggle_reaches_every_process_within_two_seconds(cluster):
         await kick(cluster["services"], "xproc.touch", path=str(first))  # type: ignore[arg-type]
         await wait_until(lambda: asyncio.sleep(0, first.exists()), 10)
 
-        async with http.patch(a + "/api/admin/plugins/xproc", json={"enabled": False},
-                              headers={"X-CSRF-Token": csrf}) as r:
+        async with http.patch(
+            a + "/api/admin/plugins/xproc", json={"enabled": False}, headers={"X-CSRF-Token": csrf}
+        ) as r:
             assert r.status == 200, await r.text()
         elapsed = await wait_until(lambda: _eq(ping_status(b), 404), 2.0)
         assert elapsed < 2.0
@@ -170,11 +202,13 @@ async def test_toggle_reaches_every_process_within_two_seconds(cluster):
         assert not skipped.exists()
 
         # Still logged in through the shared cookie, so this write carries the CSRF token.
-        async with http.post(b + "/api/auth/login", json=login,
-                             headers={"X-CSRF-Token": csrf}) as r:
+        async with http.post(
+            b + "/api/auth/login", json=login, headers={"X-CSRF-Token": csrf}
+        ) as r:
             csrf_b = (await r.json())["csrf_token"]
-        async with http.patch(b + "/api/admin/plugins/xproc", json={"enabled": True},
-                              headers={"X-CSRF-Token": csrf_b}) as r:
+        async with http.patch(
+            b + "/api/admin/plugins/xproc", json={"enabled": True}, headers={"X-CSRF-Token": csrf_b}
+        ) as r:
             assert r.status == 200
         assert await wait_until(lambda: _eq(ping_status(a), 200), 2.0) < 2.0
         again = tmp / "again.txt"

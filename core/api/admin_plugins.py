@@ -86,8 +86,13 @@ async def get_plugin(request: web.Request) -> PluginDetailOut:
 
 
 @routes.patch("/api/admin/plugins/{name}", name="api_admin_plugin_update")
-@endpoint(access="admin", body=PluginPatch, response=PluginDetailOut, tags=["admin"],
-          errors=[404, 409, 422])
+@endpoint(
+    access="admin",
+    body=PluginPatch,
+    response=PluginDetailOut,
+    tags=["admin"],
+    errors=[404, 409, 422],
+)
 async def update_plugin(request: web.Request, body: PluginPatch) -> PluginDetailOut:
     """Switch a plugin on or off and/or change its settings. Takes effect in every process.
 
@@ -98,8 +103,10 @@ async def update_plugin(request: web.Request, body: PluginPatch) -> PluginDetail
     name = request.match_info["name"]
     record = request.app[PLUGINS].get(name)
     if body.enabled and record.status == "failed":
-        raise Conflict(f"Plugin {name!r} failed to load and cannot be enabled: {record.error}",
-                       code="plugin_failed")
+        raise Conflict(
+            f"Plugin {name!r} failed to load and cannot be enabled: {record.error}",
+            code="plugin_failed",
+        )
     if body.settings:
         await plugin_control.update_settings(request.app, name, body.settings)
     if body.enabled is not None:

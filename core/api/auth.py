@@ -79,13 +79,25 @@ async def start_session(request: web.Request, response: web.StreamResponse, user
 
 def clear_session_cookie(request: web.Request, response: web.StreamResponse) -> None:
     settings = request.app[SETTINGS]
-    response.del_cookie(session_cookie_name(settings), path="/", secure=settings.secure_cookies,
-                        httponly=True, samesite="Lax")
+    response.del_cookie(
+        session_cookie_name(settings),
+        path="/",
+        secure=settings.secure_cookies,
+        httponly=True,
+        samesite="Lax",
+    )
 
 
 @routes.post("/api/auth/register", name="api_register")
-@endpoint(access="public", body=RegisterIn, response=UserOut, status=201, tags=["auth"],
-          rate="auth", errors=[409, 422])
+@endpoint(
+    access="public",
+    body=RegisterIn,
+    response=UserOut,
+    status=201,
+    tags=["auth"],
+    rate="auth",
+    errors=[409, 422],
+)
 async def register(request: web.Request, body: RegisterIn) -> UserOut:
     """Create an account. The first account on a fresh install becomes an admin."""
     user = await identity.register_user(
@@ -95,8 +107,9 @@ async def register(request: web.Request, body: RegisterIn) -> UserOut:
 
 
 @routes.post("/api/auth/login", name="api_login")
-@endpoint(access="public", body=LoginIn, response=LoginOut, tags=["auth"], rate="auth",
-          errors=[401])
+@endpoint(
+    access="public", body=LoginIn, response=LoginOut, tags=["auth"], rate="auth", errors=[401]
+)
 async def login(request: web.Request, body: LoginIn) -> web.Response:
     """Log in with email and password; sets the session cookie."""
     user = await identity.authenticate(request.app[DB], email=body.email, password=body.password)

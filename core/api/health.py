@@ -22,8 +22,11 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 @routes.get("/readyz", name="readyz")
-@raw(access="public", summary="Readiness: database, Redis and task broker reachable.",
-     content_type="application/json")
+@raw(
+    access="public",
+    summary="Readiness: database, Redis and task broker reachable.",
+    content_type="application/json",
+)
 async def readyz(request: web.Request) -> web.Response:
     app = request.app
     checks: dict[str, str] = {}
@@ -60,6 +63,8 @@ async def metrics(request: web.Request) -> web.Response:
         if not secrets.compare_digest(sent, token.get_secret_value()):
             raise Unauthorized("This needs the metrics token.")
     return web.Response(
-        body=request.app[METRICS].render(), content_type="text/plain", charset="utf-8",
+        body=request.app[METRICS].render(),
+        content_type="text/plain",
+        charset="utf-8",
         headers={"Cache-Control": "no-store"},
     )

@@ -51,8 +51,13 @@ async def list_keys(request: web.Request) -> list[KeyOut]:
     """Your active API keys (never the keys themselves)."""
     actor = require_user(request)
     return [
-        KeyOut(id=k.id, name=k.name, prefix=k.prefix, created_at=k.created_at,
-               last_used_at=k.last_used_at)
+        KeyOut(
+            id=k.id,
+            name=k.name,
+            prefix=k.prefix,
+            created_at=k.created_at,
+            last_used_at=k.last_used_at,
+        )
         for k in await identity.list_api_keys(request.app[DB], actor.user_id)
     ]
 

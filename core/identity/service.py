@@ -138,7 +138,9 @@ async def actor_from_session(db: Database, token: str) -> Actor | None:
     if now - auth_session.last_seen_at > TOUCH_INTERVAL:
         async with db.transaction() as session:
             await session.execute(
-                update(AuthSession).where(AuthSession.id == auth_session.id).values(last_seen_at=now)
+                update(AuthSession)
+                .where(AuthSession.id == auth_session.id)
+                .values(last_seen_at=now)
             )
     return Actor(
         user_id=user.id,
@@ -209,7 +211,7 @@ async def revoke_api_key(db: Database, user_id: str, key_id: str) -> None:
             .where(ApiKey.id == key_id, ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None))
             .values(revoked_at=utcnow())
         )
-    if result.rowcount == 0:  # type: ignore[attr-defined]
+    if result.rowcount == 0:
         raise NotFound("No such API key.")
 
 

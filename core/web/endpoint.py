@@ -159,8 +159,9 @@ def page(*, access: Access, rate: str | None = None) -> Callable[[Handler], Hand
     return decorate
 
 
-def raw(*, access: Access, summary: str = "", rate: str | None = None,
-        content_type: str = "text/plain") -> Callable[[Handler], Handler]:
+def raw(
+    *, access: Access, summary: str = "", rate: str | None = None, content_type: str = "text/plain"
+) -> Callable[[Handler], Handler]:
     """Declare a non-JSON, non-page endpoint (health probes, metrics, files)."""
 
     def decorate(func: Handler) -> Handler:
@@ -173,8 +174,9 @@ def raw(*, access: Access, summary: str = "", rate: str | None = None,
         setattr(
             wrapper,
             SPEC_ATTR,
-            EndpointSpec(access=access, kind="raw", summary=summary, rate=rate,
-                         content_type=content_type),
+            EndpointSpec(
+                access=access, kind="raw", summary=summary, rate=rate, content_type=content_type
+            ),
         )
         return wrapper
 

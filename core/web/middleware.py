@@ -93,8 +93,9 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
 # -- errors -------------------------------------------------------------------------------------
 
 
-def _render_error(request: web.Request, status: int, body: dict[str, Any],
-                  headers: dict[str, str] | None = None) -> web.Response:
+def _render_error(
+    request: web.Request, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> web.Response:
     body["error"]["request_id"] = request.get(REQUEST_ID)
     if wants_json(request):
         return web.json_response(body, status=status, headers=headers)
@@ -147,9 +148,13 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _render_error(
             request,
             500,
-            {"error": {"code": "internal_error",
-                       "message": "Something went wrong on our side. Quote the request id when "
-                                  "reporting it."}},
+            {
+                "error": {
+                    "code": "internal_error",
+                    "message": "Something went wrong on our side. Quote the request id when "
+                    "reporting it.",
+                }
+            },
         )
 
 
@@ -239,11 +244,13 @@ def make_cors_middleware(settings: Settings) -> Any:
             "Vary": "Origin",
         }
         if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
-            headers.update({
-                "Access-Control-Allow-Methods": "GET, POST, PUT, PATCH, DELETE",
-                "Access-Control-Allow-Headers": "Authorization, Content-Type, X-CSRF-Token",
-                "Access-Control-Max-Age": "600",
-            })
+            headers.update(
+                {
+                    "Access-Control-Allow-Methods": "GET, POST, PUT, PATCH, DELETE",
+                    "Access-Control-Allow-Headers": "Authorization, Content-Type, X-CSRF-Token",
+                    "Access-Control-Max-Age": "600",
+                }
+            )
             return web.Response(status=204, headers=headers)
         response = await handler(request)
         response.headers.update(headers)
@@ -311,14 +318,16 @@ async def _check_csrf(request: web.Request, actor: Actor | None, settings: Setti
         return  # no ambient credentials to abuse; Origin and SameSite guard login forms
     sent = request.headers.get(CSRF_HEADER)
     if sent is None and request.content_type in (
-        "application/x-www-form-urlencoded", "multipart/form-data"
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
     ):
         form = await request.post()
         value = form.get(CSRF_FIELD)
         sent = value if isinstance(value, str) else None
     if not sent or not actor.csrf_token or not secrets.compare_digest(sent, actor.csrf_token):
-        raise Forbidden("Missing or wrong CSRF token. Reload the page and try again.",
-                        code="csrf_failed")
+        raise Forbidden(
+            "Missing or wrong CSRF token. Reload the page and try again.", code="csrf_failed"
+        )
 
 
 @web.middleware

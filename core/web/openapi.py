@@ -27,9 +27,15 @@ ERROR_SCHEMA = {
     "required": ["error"],
 }
 ERROR_TEXT = {
-    400: "Malformed request", 401: "Not authenticated", 402: "Not enough credits",
-    403: "Forbidden (including a missing CSRF token)", 404: "Not found (or not yours)",
-    409: "Conflict", 413: "Body too large", 422: "Validation failed", 429: "Rate limited",
+    400: "Malformed request",
+    401: "Not authenticated",
+    402: "Not enough credits",
+    403: "Forbidden (including a missing CSRF token)",
+    404: "Not found (or not yours)",
+    409: "Conflict",
+    413: "Body too large",
+    422: "Validation failed",
+    429: "Rate limited",
 }
 
 
@@ -60,14 +66,16 @@ def build_openapi(app: web.Application) -> dict[str, Any]:
             operation["security"] = [{"session": []}, {"apiKey": []}]
         params = [
             {"name": part[1:-1], "in": "path", "required": True, "schema": {"type": "string"}}
-            for part in path.split("/") if part.startswith("{")
+            for part in path.split("/")
+            if part.startswith("{")
         ]
         if spec.query is not None:
             query_schema = _schema(spec.query, defs)
             required = set(query_schema.get("required", []))
             for name, prop in query_schema.get("properties", {}).items():
-                params.append({"name": name, "in": "query", "required": name in required,
-                               "schema": prop})
+                params.append(
+                    {"name": name, "in": "query", "required": name in required, "schema": prop}
+                )
         if params:
             operation["parameters"] = params
         if spec.body is not None:
@@ -85,7 +93,8 @@ def build_openapi(app: web.Application) -> dict[str, Any]:
             }
         else:
             responses[str(spec.status)] = {
-                "description": "OK", "content": {spec.content_type: {"schema": {}}}
+                "description": "OK",
+                "content": {spec.content_type: {"schema": {}}},
             }
         codes = set(spec.errors)
         if spec.body is not None or spec.query is not None:
@@ -120,5 +129,3 @@ def build_openapi(app: web.Application) -> dict[str, Any]:
             },
         },
     }
-
-

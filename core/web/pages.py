@@ -26,8 +26,14 @@ FLASH_COOKIE = "mn_flash"
 
 def flash(response: web.StreamResponse, message: str, kind: str = "success") -> None:
     """A one-time message for the next page (POST-redirect-GET)."""
-    response.set_cookie(FLASH_COOKIE, quote(json.dumps({"message": message, "kind": kind})),
-                        max_age=60, httponly=True, samesite="Lax", path="/")
+    response.set_cookie(
+        FLASH_COOKIE,
+        quote(json.dumps({"message": message, "kind": kind})),
+        max_age=60,
+        httponly=True,
+        samesite="Lax",
+        path="/",
+    )
 
 
 def take_flash(request: web.Request, response: web.StreamResponse) -> dict[str, str] | None:
@@ -37,14 +43,17 @@ def take_flash(request: web.Request, response: web.StreamResponse) -> dict[str, 
     response.del_cookie(FLASH_COOKIE, path="/")
     try:
         data = json.loads(unquote(raw))
-        return {"message": str(data["message"]), "kind": "error" if data.get("kind") == "error"
-                else "success"}
+        return {
+            "message": str(data["message"]),
+            "kind": "error" if data.get("kind") == "error" else "success",
+        }
     except (ValueError, KeyError, TypeError):
         return None
 
 
-def render(request: web.Request, template: str, context: dict[str, Any],
-           status: int = 200) -> web.Response:
+def render(
+    request: web.Request, template: str, context: dict[str, Any], status: int = 200
+) -> web.Response:
     response = aiohttp_jinja2.render_template(template, request, context, status=status)
     context_flash = take_flash(request, response)
     if context_flash is not None:
@@ -100,9 +109,17 @@ async def login_submit(request: web.Request) -> web.Response:
             request.app[DB], email=email, password=str(form.get("password", ""))
         )
     except AppError as exc:
-        return render(request, "login.html",
-                      {"nav": "login", "error": exc.message, "email": email,
-                       "next": request.query.get("next")}, status=exc.status)
+        return render(
+            request,
+            "login.html",
+            {
+                "nav": "login",
+                "error": exc.message,
+                "email": email,
+                "next": request.query.get("next"),
+            },
+            status=exc.status,
+        )
     response = web.HTTPSeeOther(next_url)
     await start_session(request, response, user)
     return response
@@ -125,10 +142,17 @@ async def register_submit(request: web.Request) -> web.Response:
             request.app[DB], email=str(body.email), password=body.password, name=body.name
         )
     except Invalid as exc:
-        return render(request, "register.html",
-                      {"nav": "register", "error": exc.message, "fields": exc.fields,
-                       "values": {"email": values["email"], "name": values["name"]}},
-                      status=exc.status)
+        return render(
+            request,
+            "register.html",
+            {
+                "nav": "register",
+                "error": exc.message,
+                "fields": exc.fields,
+                "values": {"email": values["email"], "name": values["name"]},
+            },
+            status=exc.status,
+        )
     response = redirect("/", f"Welcome, {user.name}! Your account is ready.")
     await start_session(request, response, user)
     return response
@@ -152,8 +176,11 @@ async def _account(request: web.Request, new_key: dict[str, str] | None = None) 
     actor = require_user(request)
     user = await identity.get_user(request.app[DB], actor.user_id)
     keys = await identity.list_api_keys(request.app[DB], actor.user_id)
-    return render(request, "account/index.html",
-                  {"nav": "account", "user": user, "keys": keys, "new_key": new_key})
+    return render(
+        request,
+        "account/index.html",
+        {"nav": "account", "user": user, "keys": keys, "new_key": new_key},
+    )
 
 
 @routes.get("/account", name="account")
@@ -217,8 +244,11 @@ async def admin_plugin_toggle(request: web.Request) -> web.Response:
 @page(access="admin")
 async def admin_plugin(request: web.Request) -> web.Response:
     detail = await plugin_detail(request.app, request.match_info["name"])
-    return render(request, "admin/plugin.html",
-                  {"nav": "plugins", "plugin": detail.model_dump(), "fields": {}})
+    return render(
+        request,
+        "admin/plugin.html",
+        {"nav": "plugins", "plugin": detail.model_dump(), "fields": {}},
+    )
 
 
 @routes.post("/admin/plugins/{name}/settings", name="admin_plugin_settings")
@@ -242,7 +272,16 @@ async def admin_plugin_settings(request: web.Request) -> web.Response:
         await plugin_control.update_settings(request.app, name, changes)
     except Invalid as exc:
         fields = {k.removeprefix("settings."): v for k, v in exc.fields.items()}
-        return render(request, "admin/plugin.html",
-                      {"nav": "plugins", "plugin": detail.model_dump(), "error": exc.message,
-                       "fields": fields}, status=exc.status)
+        return render(
+            request,
+            "admin/plugin.html",
+            {
+                "nav": "plugins",
+                "plugin": detail.model_dump(),
+                "error": exc.message,
+                "fields": fields,
+                "values": changes,  # show what was typed next to its error
+            },
+            status=exc.status,
+        )
     return redirect(f"/admin/plugins/{name}", "Settings saved.")

@@ -11,8 +11,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
-def write_dist(root: Path, dist: str, modules: dict[str, str], entry_points: dict[str, str],
-               version: str = "1.0.0") -> None:
+def write_dist(
+    root: Path,
+    dist: str,
+    modules: dict[str, str],
+    entry_points: dict[str, str],
+    version: str = "1.0.0",
+) -> None:
     for module, source in modules.items():
         (root / f"{module}.py").write_text(textwrap.dedent(source))
     info = root / f"{dist.replace('-', '_')}-{version}.dist-info"
@@ -30,8 +35,11 @@ def on_path(root: Path) -> Iterator[None]:
         yield
     finally:
         sys.path.remove(str(root))
-        for name in [m for m, mod in sys.modules.items()
-                     if getattr(mod, "__file__", None) and str(root) in str(mod.__file__)]:
+        for name in [
+            m
+            for m, mod in sys.modules.items()
+            if getattr(mod, "__file__", None) and str(root) in str(mod.__file__)
+        ]:
             del sys.modules[name]
 
 

@@ -24,7 +24,9 @@ log = structlog.get_logger(__name__)
 
 class HelloSettings(BaseModel):
     greeting: str = Field(default="Hello", max_length=40, description="First word of every answer.")
-    api_key: SecretStr | None = Field(default=None, description="Not needed; shows how secrets work.")
+    api_key: SecretStr | None = Field(
+        default=None, description="Not needed; shows how secrets work."
+    )
 
 
 class HelloModel(Model):

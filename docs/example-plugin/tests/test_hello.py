@@ -1,6 +1,7 @@
 """How a plugin author tests a plugin in isolation, with multinotes.testing."""
 
 import multinotes_hello
+
 from multinotes.testing import plugin_client
 
 

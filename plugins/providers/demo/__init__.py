@@ -19,8 +19,9 @@ __version__ = "1.0.0"
 
 
 class DemoSettings(BaseModel):
-    delay_ms: int = Field(default=15, ge=0, le=2000,
-                          description="Pause between streamed words, to show streaming.")
+    delay_ms: int = Field(
+        default=15, ge=0, le=2000, description="Pause between streamed words, to show streaming."
+    )
 
 
 def _words(text: str) -> list[str]:
@@ -42,8 +43,10 @@ class EchoModel(Model):
         self, messages: list[ChatMessage], options: BaseModel, usage: Usage, config: Any
     ) -> AsyncIterator[str]:
         prompt = next((m.content for m in reversed(messages) if m.role == "user"), "")
-        answer = f"You asked: {prompt}\n\nThis is the demo model: it repeats your prompt so you " \
-                 "can try streaming, stopping and saving notes without any API key."
+        answer = (
+            f"You asked: {prompt}\n\nThis is the demo model: it repeats your prompt so you "
+            "can try streaming, stopping and saving notes without any API key."
+        )
         max_tokens = getattr(options, "max_tokens", None) or self.max_output
         usage.input_tokens = sum(len(m.content.split()) for m in messages)
         delay = (getattr(config, "delay_ms", 15) or 0) / 1000
