@@ -166,3 +166,38 @@ async def test_invalid_settings_are_refused_whole(admin: ApiClient):
 async def test_plugin_without_settings_refuses_settings(admin: ApiClient):
     response = await admin.patch("/api/admin/plugins/markdown", {"settings": {"x": 1}})
     assert response.status == 422
+
+
+async def test_a_database_dump_contains_no_plaintext_secret(admin: ApiClient, mode: str, settings):
+    import subprocess
+
+    await admin.patch("/api/admin/plugins/sample", {"settings": {"api_key": SECRET}})
+    if mode == "embedded":
+        import sqlite3
+
+        with sqlite3.connect(settings.data_dir / "multinotes.db") as db:
+            dump = "\n".join(db.iterdump())
+    else:
+        from tests.conftest import _mysql_parts
+
+        parts = _mysql_parts()
+        database = settings.effective_database_url.rsplit("/", 1)[1].split("?")[0]
+        dump = subprocess.run(
+            [
+                "mysqldump",
+                "-h",
+                parts["host"],
+                "-P",
+                str(parts["port"]),
+                "-u",
+                parts["user"],
+                *([f"-p{parts['password']}"] if parts["password"] else []),
+                database,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout
+    assert "INSERT INTO" in dump and "secrets" in dump
+    assert SECRET not in dump and SECRET[-12:] not in dump

@@ -1,0 +1,184 @@
+"""The `multinotes` command line, run as a real subprocess on the embedded default."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+STRONG = secrets.token_urlsafe(48)
+
+
+def cli(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    full_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "MULTINOTES_LOG_LEVEL": "ERROR"}
+    full_env.update(env or {})
+    result = subprocess.run(
+        [sys.executable, "-m", "multinotes.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=full_env,
+        cwd=cwd,
+    )
+    if check:
+        assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def test_gen_secret_prints_a_strong_random_key():
+    first, second = cli("gen-secret").stdout.strip(), cli("gen-secret").stdout.strip()
+    assert first != second and len(first) >= 48
+
+
+def test_check_fails_on_the_embedded_defaults_and_names_each_problem(tmp_path):
+    result = cli("check", cwd=tmp_path, check=False)
+    assert result.returncode == 1
+    for name in ("mode", "secret_key", "allowed_hosts", "cookies", "database", "redis"):
+        assert f"[FAIL] {name}" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "override, failing",
+    [
+        ({"MULTINOTES_DEBUG": "true"}, "debug"),
+        ({"MULTINOTES_SECRET_KEY": "changeme"}, "secret_key"),
+        ({"MULTINOTES_SECRET_KEY": "a" * 64}, "secret_key"),
+        ({"MULTINOTES_ALLOWED_HOSTS": "*"}, "allowed_hosts"),
+        ({"MULTINOTES_CORS_ORIGINS": "*"}, "cors"),
+        ({"MULTINOTES_COOKIE_SECURE": "false"}, "cookies"),
+    ],
+)
+def test_check_passes_a_production_config_and_catches_each_mistake(tmp_path, override, failing):
+    good = {
+        "MULTINOTES_MODE": "production",
+        "MULTINOTES_SECRET_KEY": STRONG,
+        "MULTINOTES_ALLOWED_HOSTS": "notes.example.com",
+        "MULTINOTES_DATABASE_URL": "mysql+aiomysql://mn:pw@127.0.0.1/mn",
+        "MULTINOTES_REDIS_URL": "redis://127.0.0.1:6379/0",
+    }
+    passed = cli("check", env=good, cwd=tmp_path)
+    assert "Ready for production." in passed.stdout
+    failed = cli("check", env=good | override, cwd=tmp_path, check=False)
+    assert failed.returncode == 1
+    assert f"[FAIL] {failing}" in failed.stdout
+
+
+def test_production_refuses_to_start_with_debug_or_a_weak_key(tmp_path):
+    base = {
+        "MULTINOTES_MODE": "production",
+        "MULTINOTES_ALLOWED_HOSTS": "x.example.com",
+        "MULTINOTES_DATABASE_URL": "mysql+aiomysql://mn:pw@127.0.0.1/mn",
+        "MULTINOTES_REDIS_URL": "redis://127.0.0.1:6379/0",
+    }
+    for bad in (
+        {"MULTINOTES_SECRET_KEY": "secret"},
+        {"MULTINOTES_SECRET_KEY": STRONG, "MULTINOTES_DEBUG": "1"},
+    ):
+        result = cli("serve", "--port", "1", env=base | bad, cwd=tmp_path, check=False)
+        assert result.returncode == 1
+        assert "Refusing to start in production" in result.stderr
+
+
+def test_migrate_admin_create_and_plugins_commands(tmp_path):
+    data = str(tmp_path / "data")
+    assert "Database at revision" in cli("migrate", "--data-dir", data).stdout
+    created = cli(
+        "admin",
+        "create",
+        "--email",
+        "Root@Example.com",
+        "--password",
+        "correct horse battery staple",
+        "--data-dir",
+        data,
+    )
+    assert "root@example.com is an admin." in created.stdout
+
+    listing = json.loads(cli("plugins", "list", "--json", "--data-dir", data).stdout)
+    assert {p["name"]: p["enabled"] for p in listing} == {"demo": True, "markdown": True}
+    assert "Plugin demo disabled." in cli("plugins", "disable", "demo", "--data-dir", data).stdout
+    text = cli("plugins", "list", "--data-dir", data).stdout
+    assert "demo" in text and "disabled" in text
+    info = json.loads(cli("plugins", "info", "demo", "--data-dir", data).stdout)
+    assert info["enabled"] is False and info["settings"][0]["name"] == "delay_ms"
+    missing = cli("plugins", "enable", "nope", "--data-dir", data, check=False)
+    assert missing.returncode == 1 and "No plugin named 'nope'" in missing.stderr
+
+
+def test_secrets_rotate_reencrypts_under_the_new_key(tmp_path):
+    from tests.support.secrets_fixture import store_secret_with_key
+
+    data = tmp_path / "data"
+    old_key, new_key = secrets.token_urlsafe(48), secrets.token_urlsafe(48)
+    ciphertext = store_secret_with_key(data, old_key, "sk-test-rotate-me-0000")
+    result = cli(
+        "secrets",
+        "rotate",
+        "--data-dir",
+        str(data),
+        env={"MULTINOTES_SECRET_KEY": new_key, "MULTINOTES_OLD_SECRET_KEYS": old_key},
+    )
+    assert "Re-encrypted 1 secret(s)" in result.stdout
+    with sqlite3.connect(data / "multinotes.db") as db:
+        (rotated,) = db.execute("SELECT ciphertext FROM secrets").fetchone()
+    assert rotated != ciphertext
+    from multinotes.secretbox import SecretBox
+
+    assert SecretBox([new_key]).decrypt(rotated) == "sk-test-rotate-me-0000"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_serve_prints_its_url_and_creates_the_data_dir(tmp_path):
+    port = _free_port()
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "MULTINOTES_LOG_LEVEL": "ERROR"}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "multinotes.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(tmp_path / "fresh"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert f"http://127.0.0.1:{port}/" in line
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz") as response:
+                    assert json.load(response) == {"status": "ok"}
+                    break
+            except OSError:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+        assert (tmp_path / "fresh" / "multinotes.db").exists()
+        assert (tmp_path / "fresh" / "secret.key").stat().st_mode & 0o077 == 0
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
