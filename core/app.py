@@ -177,7 +177,7 @@ def setup_plugins(app: web.Application, plugins: Iterable[PluginSource] | None) 
 
     async def plugin_state(app: web.Application) -> AsyncIterator[None]:
         app[PLUGIN_SETTINGS] = PluginSettingsStore(app[DB], app[SECRETS], settings, host)
-        await plugin_control.reload_state(app)
+        await plugin_control.reload_state(app, force=True)
         if app[ROLE] not in ("web", "worker"):
             yield
             return

@@ -24,12 +24,17 @@ async def stored_state(app: web.Application) -> dict[str, bool]:
         return {row.name: row.enabled for row in await session.scalars(select(PluginState))}
 
 
-async def reload_state(app: web.Application) -> None:
-    """Re-read enabled flags and rebuild the registries in this process."""
+async def reload_state(app: web.Application, *, force: bool = False) -> None:
+    """Re-read enabled flags; rebuild the registries in this process if they changed."""
     host = app[PLUGINS]
     before = {r.name: r.enabled for r in host.loaded()}
-    host.apply_state(await stored_state(app))
+    stored = await stored_state(app)
+    wanted = {r.name: stored.get(r.name, r.default_enabled) for r in host.loaded()}
+    # Settings may have changed too (their message may have been lost): reload lazily.
     app[PLUGIN_SETTINGS].invalidate()
+    if wanted == before and not force:
+        return
+    host.apply_state(stored)
     app[METRICS].plugins_enabled.set(sum(1 for r in host.loaded() if r.enabled))
     changed = {n: r.enabled for n, r in host.records.items() if before.get(n) != r.enabled}
     if changed:
@@ -58,7 +63,7 @@ async def set_enabled(app: web.Application, name: str, enabled: bool, by: str | 
                 row.enabled = enabled
                 row.updated_by = by
     except Exception:
-        await reload_state(app)  # keep memory in line with the database
+        await reload_state(app, force=True)  # keep memory in line with the database
         raise
     await app[BUS].publish(CHANNEL, {"plugin": name, "enabled": enabled})
 
