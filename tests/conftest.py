@@ -31,6 +31,12 @@ RUN_ID = f"{os.getpid()}{secrets.token_hex(2)}"
 BUILTIN = "builtin"  # marker value: load the built-in plugins from entry points
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Browser tests last: sync playwright keeps an event loop running in the main thread for
+    the rest of the session, which would stop later fixtures from running their own."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
+
+
 def _mysql_parts() -> dict[str, Any]:
     userinfo, _, hostport = MYSQL.rpartition("@")
     user, _, password = userinfo.partition(":")
