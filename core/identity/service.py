@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any, Literal
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -120,69 +121,60 @@ async def revoke_session(db: Database, session_id: str) -> None:
         )
 
 
-async def actor_from_session(db: Database, token: str) -> Actor | None:
-    now = utcnow()
+async def _credential_with_user(
+    db: Database, model: Any, digest_column: Any, digest: str
+) -> tuple[Any, User] | None:
     async with db.read() as session:
         row = (
             await session.execute(
-                select(AuthSession, User)
-                .join(User, User.id == AuthSession.user_id)
-                .where(AuthSession.token_hash == token_hash(token))
+                select(model, User)
+                .join(User, User.id == model.user_id)
+                .where(digest_column == digest)
             )
         ).first()
-    if row is None:
+    return None if row is None else (row[0], row[1])
+
+
+async def _touch(
+    db: Database, model: Any, row_id: str, column: str, last: datetime | None, now: datetime
+) -> None:
+    """Record use, at most every TOUCH_INTERVAL, so most authenticated reads stay reads."""
+    if last is not None and now - last <= TOUCH_INTERVAL:
+        return
+    async with db.transaction() as session:
+        await session.execute(update(model).where(model.id == row_id).values({column: now}))
+
+
+def _actor(user: User, via: Literal["session", "api_key"], **extra: str) -> Actor:
+    return Actor(
+        user_id=user.id, email=user.email, name=user.name, role=user.role, via=via, **extra
+    )
+
+
+async def actor_from_session(db: Database, token: str) -> Actor | None:
+    now = utcnow()
+    found = await _credential_with_user(db, AuthSession, AuthSession.token_hash, token_hash(token))
+    if found is None:
         return None
-    auth_session, user = row
+    auth_session, user = found
     if auth_session.revoked_at is not None or auth_session.expires_at <= now or not user.is_active:
         return None
-    if now - auth_session.last_seen_at > TOUCH_INTERVAL:
-        async with db.transaction() as session:
-            await session.execute(
-                update(AuthSession)
-                .where(AuthSession.id == auth_session.id)
-                .values(last_seen_at=now)
-            )
-    return Actor(
-        user_id=user.id,
-        email=user.email,
-        name=user.name,
-        role=user.role,
-        via="session",
-        session_id=auth_session.id,
-        csrf_token=auth_session.csrf_token,
-    )
+    await _touch(db, AuthSession, auth_session.id, "last_seen_at", auth_session.last_seen_at, now)
+    return _actor(user, "session", session_id=auth_session.id, csrf_token=auth_session.csrf_token)
 
 
 async def actor_from_api_key(db: Database, key: str) -> Actor | None:
     if not key.startswith(API_KEY_PREFIX):
         return None
     now = utcnow()
-    async with db.read() as session:
-        row = (
-            await session.execute(
-                select(ApiKey, User)
-                .join(User, User.id == ApiKey.user_id)
-                .where(ApiKey.key_hash == token_hash(key))
-            )
-        ).first()
-    if row is None:
+    found = await _credential_with_user(db, ApiKey, ApiKey.key_hash, token_hash(key))
+    if found is None:
         return None
-    api_key, user = row
+    api_key, user = found
     if api_key.revoked_at is not None or not user.is_active:
         return None
-    if api_key.last_used_at is None or now - api_key.last_used_at > TOUCH_INTERVAL:
-        async with db.transaction() as session:
-            await session.execute(
-                update(ApiKey).where(ApiKey.id == api_key.id).values(last_used_at=now)
-            )
-    return Actor(
-        user_id=user.id,
-        email=user.email,
-        name=user.name,
-        role=user.role,
-        via="api_key",
-        api_key_id=api_key.id,
-    )
+    await _touch(db, ApiKey, api_key.id, "last_used_at", api_key.last_used_at, now)
+    return _actor(user, "api_key", api_key_id=api_key.id)
 
 
 async def create_api_key(db: Database, user_id: str, name: str) -> tuple[ApiKey, str]:
