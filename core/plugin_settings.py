@@ -38,7 +38,11 @@ def field_errors(exc: ValidationError, prefix: str = "") -> dict[str, str]:
     fields: dict[str, str] = {}
     for err in exc.errors():
         loc = ".".join(str(part) for part in err["loc"]) or "body"
-        fields[prefix + loc] = err["msg"]
+        message = str(err["msg"])
+        # pydantic's wording for emails repeats itself; keep the helpful half.
+        message = message.removeprefix("value is not a valid email address: ")
+        message = message.removeprefix("Value error, ")
+        fields[prefix + loc] = message
     return fields
 
 

@@ -12,6 +12,7 @@ otherwise, so no endpoint ships without one.
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -108,8 +109,8 @@ def endpoint(
             query=query,
             response=response,
             status=status,
-            summary=summary or (func.__doc__ or "").strip().split("\n")[0],
-            description=(func.__doc__ or "").strip(),
+            summary=summary or inspect.cleandoc(func.__doc__ or "").split("\n")[0],
+            description=inspect.cleandoc(func.__doc__ or ""),
             tags=list(tags),
             rate=rate,
             errors=list(errors),

@@ -66,7 +66,8 @@ def render(
 
 
 def redirect(location: str, message: str | None = None, kind: str = "success") -> web.Response:
-    response = web.HTTPSeeOther(location)
+    # A plain response, not a raised HTTPSeeOther: cookies are set on it before it is sent.
+    response = web.Response(status=303, headers={"Location": location})
     if message:
         flash(response, message, kind)
     return response
@@ -120,7 +121,7 @@ async def login_submit(request: web.Request) -> web.Response:
             },
             status=exc.status,
         )
-    response = web.HTTPSeeOther(next_url)
+    response = redirect(next_url)
     await start_session(request, response, user)
     return response
 

@@ -62,7 +62,7 @@ def _free_port() -> int:
 
 def _healthy(url: str) -> bool:
     try:
-        with urllib.request.urlopen(f"{url}/healthz", timeout=1) as response:  # noqa: S310
+        with urllib.request.urlopen(f"{url}/healthz", timeout=1) as response:
             return bool(response.status == 200)
     except (urllib.error.URLError, OSError):
         return False
@@ -79,10 +79,22 @@ def running_server(data_dir: Path) -> Iterator[str]:
     }
     stderr_path = data_dir.parent / f"{data_dir.name}-stderr.log"
     with open(stderr_path, "w+b") as stderr:
-        proc = subprocess.Popen(  # noqa: S603
-            [sys.executable, "-m", "multinotes.cli", "serve", "--host", "127.0.0.1",
-             "--port", str(port), "--data-dir", str(data_dir)],
-            env=env, stdout=subprocess.DEVNULL, stderr=stderr,
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "multinotes.cli",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(data_dir),
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
         )
         url = f"http://127.0.0.1:{port}"
         try:
@@ -91,8 +103,10 @@ def running_server(data_dir: Path) -> Iterator[str]:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     stderr.seek(0)
                     output = stderr.read().decode(errors="replace")
-                    pytest.fail(f"The server did not start (exit code {proc.poll()}):\n{output}",
-                                pytrace=False)
+                    pytest.fail(
+                        f"The server did not start (exit code {proc.poll()}):\n{output}",
+                        pytrace=False,
+                    )
                 time.sleep(0.1)
             yield url
         finally:
@@ -151,8 +165,13 @@ class PageProblems:
     def watch(self, page: Any) -> None:
         page.on("console", self._on_console)
         page.on("pageerror", lambda exc: self.seen.append(f"uncaught exception: {exc}"))
-        page.on("requestfailed", lambda request: self.seen.append(
-            f"request failed: {request.method} {request.url} ({request.failure})"))
+        page.on("requestfailed", self._on_request_failed)
+
+    def _on_request_failed(self, request: Any) -> None:
+        # ERR_ABORTED is a request that a navigation cancelled (the favicon of a page being
+        # left, say); a blocked or broken request fails with another code.
+        if request.failure != "net::ERR_ABORTED":
+            self.seen.append(f"request failed: {request.method} {request.url} ({request.failure})")
 
     def _on_console(self, message: Any) -> None:
         if message.type in ("error", "warning") and (
@@ -174,8 +193,9 @@ class Browsing:
         self.problems = problems
         self.contexts: list[Any] = []
 
-    def new_page(self, *, phone: bool = False, storage_state: Any = None,
-                 base_url: str | None = None) -> Any:
+    def new_page(
+        self, *, phone: bool = False, storage_state: Any = None, base_url: str | None = None
+    ) -> Any:
         options: dict[str, Any] = {
             "base_url": base_url or self.base_url,
             "viewport": PHONE if phone else DESKTOP,

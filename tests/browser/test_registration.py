@@ -46,9 +46,7 @@ def test_a_newcomer_signs_up_logs_out_and_logs_back_in(
     expect(nav.get_by_role("link", name="Plugins")).to_be_visible()
 
 
-def test_a_wrong_password_is_refused_on_the_login_form(
-    page: Any, page_problems: Any
-) -> None:
+def test_a_wrong_password_is_refused_on_the_login_form(page: Any, page_problems: Any) -> None:
     page_problems.allow(r"status of 401")  # the refused login answers 401, as it should
     page.goto("/login")
     page.get_by_label("Email").fill("nobody@example.com")

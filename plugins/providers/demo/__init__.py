@@ -20,7 +20,11 @@ __version__ = "1.0.0"
 
 class DemoSettings(BaseModel):
     delay_ms: int = Field(
-        default=15, ge=0, le=2000, description="Pause between streamed words, to show streaming."
+        title="Delay between words (ms)",
+        default=15,
+        ge=0,
+        le=2000,
+        description="Pause between streamed words, to show streaming.",
     )
 
 

@@ -1,0 +1,75 @@
+"""API keys on the account page: created, shown once, listed by prefix, revoked."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from playwright.sync_api import expect
+
+
+def test_an_api_key_is_shown_once_listed_by_prefix_and_revoked(
+    admin_page: Any, screenshot: Any
+) -> None:
+    page = admin_page
+    page.goto("/account")
+    expect(page.get_by_role("heading", name="Your account")).to_be_visible()
+
+    page.get_by_label("Key name").fill("laptop script")
+    page.get_by_role("button", name="Create key").click()
+
+    reveal = page.locator(".key-reveal")
+    expect(reveal).to_contain_text("laptop script")
+    expect(reveal).to_contain_text("will not be shown again")
+    key = page.locator("#new-key").inner_text().strip()
+    assert len(key) >= 20 and " " not in key
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    reveal.get_by_role("button", name="Copy").click()
+    expect(reveal.get_by_role("button", name="Copied")).to_be_visible()
+    assert page.evaluate("navigator.clipboard.readText()") == key
+    screenshot(page, "account-new-key")
+
+    row = page.get_by_role("row").filter(has_text="laptop script")
+    expect(row).to_have_count(1)
+    prefix = row.locator("code.masked").inner_text().rstrip("…")
+    assert prefix and key.startswith(prefix) and len(prefix) < len(key)
+    expect(row).not_to_contain_text(key)  # the list shows only the prefix
+
+    # The key works as a bearer token.
+    me = page.request.get("/api/me", headers={"Authorization": f"Bearer {key}"})
+    assert me.ok and me.json()["email"] == "ada@example.com"
+
+    # Reloading never shows the key again.
+    page.goto("/account")
+    expect(page.locator(".key-reveal")).to_have_count(0)
+    expect(page.locator("body")).not_to_contain_text(key)
+
+    dialogs: list[str] = []
+
+    def accept(dialog: Any) -> None:
+        dialogs.append(dialog.message)
+        dialog.accept()
+
+    page.on("dialog", accept)
+    row = page.get_by_role("row").filter(has_text="laptop script")
+    row.get_by_role("button", name="Revoke").click()
+
+    expect(page.get_by_role("status")).to_have_text("The key was revoked.")
+    assert len(dialogs) == 1 and "laptop script" in dialogs[0]
+    expect(page.get_by_role("row").filter(has_text="laptop script")).to_have_count(0)
+    revoked = page.request.get("/api/me", headers={"Authorization": f"Bearer {key}"})
+    assert revoked.status == 401
+
+
+def test_dismissing_the_revoke_dialog_keeps_the_key(admin_page: Any) -> None:
+    page = admin_page
+    page.goto("/account")
+    page.get_by_label("Key name").fill("keep me")
+    page.get_by_role("button", name="Create key").click()
+    expect(page.locator(".key-reveal")).to_contain_text("keep me")
+
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    page.get_by_role("row").filter(has_text="keep me").get_by_role("button", name="Revoke").click()
+    page.wait_for_timeout(300)  # a submit would have navigated by now
+    expect(page).to_have_url(re.compile(r"/account/keys$"))
+    expect(page.get_by_role("row").filter(has_text="keep me")).to_have_count(1)
