@@ -149,15 +149,18 @@ async def test_login_form_works_while_already_logged_in(api: ApiClient):
     token = page.split('name="csrf_token" value="')[1].split('"')[0]
     assert token == api.csrf
     response = await api.client.post(
-        "/login", data={"email": "two@example.com", "password": DEFAULT_PASSWORD,
-                        "csrf_token": token}, allow_redirects=False)
+        "/login",
+        data={"email": "two@example.com", "password": DEFAULT_PASSWORD, "csrf_token": token},
+        allow_redirects=False,
+    )
     assert response.status == 303
     me = await (await api.client.get("/api/me")).json()
     assert me["email"] == "two@example.com"
 
 
 async def test_email_errors_are_readable(api: ApiClient):
-    response = await api.post("/api/auth/register",
-                              {"email": "nobody", "password": DEFAULT_PASSWORD, "name": "N"})
+    response = await api.post(
+        "/api/auth/register", {"email": "nobody", "password": DEFAULT_PASSWORD, "name": "N"}
+    )
     message = (await response.json())["error"]["fields"]["email"]
     assert message.startswith("An email address must have an @-sign")
