@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import warnings
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
@@ -17,6 +18,7 @@ import aiohttp_jinja2
 import jinja2
 import structlog
 from aiohttp import web
+from aiohttp.web_exceptions import NotAppKeyWarning
 
 from multinotes import __version__, plugin_control
 from multinotes.bus import Bus, LocalBus, RedisBus
@@ -261,6 +263,9 @@ def setup_rate_limits(app: web.Application) -> None:
 
 
 def setup_templates(app: web.Application) -> None:
+    # aiohttp-jinja2 keeps its per-request context under a plain string key; that is its
+    # business, not a mistake of ours worth a warning in every process's log.
+    warnings.filterwarnings("ignore", category=NotAppKeyWarning, module="aiohttp_jinja2")
     host = app[PLUGINS]
     # Plugin folders come first so a plugin can override any core template.
     plugin_dirs = [str(d) for r in host.loaded() for d in r.templates]

@@ -26,7 +26,7 @@ class Actor:
         return self.role == "admin"
 
 
-ACTOR = "multinotes.actor"
+ACTOR: web.RequestKey[Actor | None] = web.RequestKey("actor")
 
 
 def current_actor(request: web.Request) -> Actor | None:

@@ -29,7 +29,7 @@ from multinotes.web.endpoint import spec_of
 log = structlog.get_logger("multinotes.http")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-REQUEST_ID = "multinotes.request_id"
+REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"

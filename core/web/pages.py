@@ -15,7 +15,7 @@ from multinotes.api.admin_plugins import plugin_detail, plugin_out
 from multinotes.api.auth import RegisterIn, clear_session_cookie, start_session
 from multinotes.errors import AppError, Invalid
 from multinotes.identity import service as identity
-from multinotes.identity.actor import require_admin, require_user
+from multinotes.identity.actor import current_actor, require_admin, require_user
 from multinotes.keys import DB, PLUGINS
 from multinotes.web.endpoint import page, validate
 
@@ -87,7 +87,7 @@ def safe_next(value: str | None) -> str:
 @page(access="public")
 async def home(request: web.Request) -> web.Response:
     providers = []
-    if request.get("multinotes.actor") is not None:
+    if current_actor(request) is not None:
         for _plugin, provider in request.app[PLUGINS].registries.providers.values():
             providers.append(provider)
     return render(request, "home.html", {"providers": providers, "nav": "home"})
