@@ -259,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=None)
 
     migrate = add("migrate", cmd_migrate, "Upgrade the database schema.")
-    migrate.add_argument("--revision", default="head")
+    migrate.add_argument("--revision", default="heads")
 
     worker = add("worker", cmd_worker, "Run a background-task worker (production mode).")
     worker.add_argument("--concurrency", type=int, default=50)

@@ -201,3 +201,17 @@ async def test_a_database_dump_contains_no_plaintext_secret(admin: ApiClient, mo
         ).stdout
     assert "INSERT INTO" in dump and "secrets" in dump
     assert SECRET not in dump and SECRET[-12:] not in dump
+
+
+async def test_a_secret_bootstrapped_from_the_environment_is_masked(make_settings, plugins):
+    from multinotes.app import create_app
+    from multinotes.testing import app_client
+
+    settings = make_settings(plugins={"sample": {"api_key": SECRET}})
+    async with app_client(create_app(settings, plugins=plugins)) as api:
+        await api.register_admin()
+        response = await api.get("/api/admin/plugins/sample")
+        assert SECRET not in await response.text()
+        field = {f["name"]: f for f in (await response.json())["settings"]}["api_key"]
+        assert (field["is_set"], field["masked"], field["source"]) == (True, "••••WXYZ", "env")
+        assert (await api.get_json("/api/plugins/sample/config"))["key_len"] == len(SECRET)

@@ -26,7 +26,7 @@ def _upgrade(connection: Connection, revision: str) -> None:
     command.upgrade(config, revision)
 
 
-async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
+async def upgrade(engine: AsyncEngine, revision: str = "heads") -> None:
     """Bring the schema to ``revision`` over the app's own engine (no second connection)."""
     async with engine.begin() as connection:
         await connection.run_sync(_upgrade, revision)
