@@ -102,23 +102,54 @@ class RateLimited(AppError):
 
 
 class ProviderError(AppError):
-    """An LLM provider failed; the message names the provider and what to do."""
+    """An LLM provider failed; the message names the provider and what to do.
+
+    ``retryable`` errors may be retried (before the first chunk only); ``retry_after`` is the
+    provider's hint in seconds."""
 
     status = 502
     code = "provider_error"
     default_message = "The model provider returned an error."
+    retryable: ClassVar[bool] = False
+
+    def __init__(
+        self, message: str | None = None, *, retry_after: float | None = None, **kw: Any
+    ) -> None:
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
 
 
 class NeedsKey(ProviderError):
+    """No API key is configured, or the provider rejected it (401/403)."""
+
     status = 400
     code = "needs_key"
-    default_message = "This provider needs an API key. An admin can set it in the Plugins console."
+    default_message = (
+        "This provider needs a valid API key. An admin can set it in the Plugins console."
+    )
+
+
+class ProviderRateLimited(ProviderError):
+    status = 503
+    code = "provider_rate_limited"
+    default_message = "The model provider is rate limiting requests. Try again shortly."
+    retryable = True
 
 
 class ProviderUnavailable(ProviderError):
+    """5xx answers, timeouts, refused connections, and an open circuit breaker."""
+
     status = 503
     code = "provider_unavailable"
     default_message = "The model provider is unavailable right now. Try again shortly."
+    retryable = True
+
+
+class ProviderBadResponse(ProviderError):
+    """The provider answered with something that is not its documented format."""
+
+    code = "provider_bad_response"
+    default_message = "The model provider sent a malformed response."
 
 
 class PluginError(AppError):

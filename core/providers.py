@@ -1,22 +1,38 @@
 """The provider contract: what an LLM provider plugin registers.
 
-A provider groups models that share a connection (base URL, key). A model declares what it is
-(id, name, capabilities, limits, prices) and implements one streaming method. The core resolves
-the plugin's settings (keys included) and passes them in: plugins never read the environment.
+A ``Provider`` groups models that share a connection (base URL, key). A ``Model`` declares what it
+is (id, name, capabilities, limits, prices, its ``Options``) and implements one method,
+``stream(request)``, an async generator of chunks: ``str`` text deltas, or ``MediaOutput`` for
+images and audio. It fills ``request.usage`` as the provider reports it; the core bills from that.
+
+The core resolves the plugin's settings (keys decrypted) and passes them in as
+``request.config``: plugins never read the environment. Failures are raised as the
+``ProviderError`` family from ``multinotes.errors``: ``NeedsKey`` (no or bad key),
+``ProviderRateLimited`` (429, with ``retry_after``), ``ProviderUnavailable`` (5xx, timeouts,
+refused connections), ``ProviderBadResponse`` (malformed data) or plain ``ProviderError``. The
+core retries the retryable ones before the first chunk, times calls out, and trips a circuit
+breaker per provider.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Capability = Literal[
-    "text", "code", "vision", "image_generation", "text_to_speech", "speech_to_text", "file_input"
-]
+#: What a model can do; tools on the home screen pick models by these.
+CAPABILITIES = (
+    "text",  # chat / completion
+    "code",  # good at code (a hint for the "code" tool)
+    "vision",  # images as input
+    "file_input",  # audio, video or PDF as input
+    "image_generation",
+    "text_to_speech",
+    "speech_to_text",
+)
 
 
 @dataclass(frozen=True)
@@ -30,19 +46,64 @@ class Pricing:
 
 
 class Options(BaseModel):
-    """Per-request options every chat model accepts. Unknown options are rejected."""
+    """Per-request options of a chat model. Unknown options are rejected."""
 
     model_config = ConfigDict(extra="forbid")
 
     temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, gt=0, le=1)
     max_tokens: int | None = Field(default=None, ge=1)
     system: str | None = Field(default=None, max_length=20_000)
+
+
+class ImageOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    size: Literal["256x256", "512x512", "1024x1024", "1792x1024", "1024x1792"] = "1024x1024"
+    n: int = Field(default=1, ge=1, le=4)
+
+
+class SpeechOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    voice: str = Field(default="alloy", max_length=40)
+    format: Literal["mp3", "wav", "opus", "aac", "flac"] = "mp3"
+    speed: float = Field(default=1.0, ge=0.25, le=4.0)
+
+
+class TranscriptionOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    language: str | None = Field(default=None, max_length=10)
+    prompt: str | None = Field(default=None, max_length=2000)
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file sent to the model (an image for vision, audio for transcription, a PDF, ...)."""
+
+    media_type: str
+    data: bytes
+    name: str = ""
 
 
 @dataclass(frozen=True)
 class ChatMessage:
     role: Literal["system", "user", "assistant"]
     content: str
+    attachments: tuple[Attachment, ...] = ()
+
+
+@dataclass(frozen=True)
+class MediaOutput:
+    """A generated image or audio clip. ``data`` is the file's bytes."""
+
+    media_type: str
+    data: bytes
+    name: str = ""
+
+
+Chunk = str | MediaOutput
 
 
 @dataclass
@@ -55,37 +116,75 @@ class Usage:
     audio_seconds: float = 0.0
 
 
-class Model(ABC):
-    """One model. Subclasses set the class attributes and implement ``stream``."""
+@dataclass
+class GenerationRequest:
+    messages: list[ChatMessage]
+    options: BaseModel
+    #: The provider plugin's settings model instance, secrets decrypted.
+    config: Any
+    usage: Usage = field(default_factory=Usage)
+    #: Seconds the core allows for the whole call (connect + stream).
+    timeout: float = 120.0
 
-    model_id: ClassVar[str]
-    name: ClassVar[str]
-    capabilities: ClassVar[frozenset[str]] = frozenset({"text"})
-    context_window: ClassVar[int] = 8192
-    max_output: ClassVar[int] = 4096
-    pricing: ClassVar[Pricing] = Pricing()
+
+class Model(ABC):
+    """One model. Subclasses set the attributes (on the class, or per instance for models a
+    provider discovers at run time) and implement ``stream``."""
+
+    model_id: str  # globally unique; convention "<provider>/<model>"
+    name: str
+    capabilities: frozenset[str] = frozenset({"text"})
+    context_window: int = 8192
+    max_output: int = 4096
+    pricing: Pricing = Pricing()
     Options: ClassVar[type[BaseModel]] = Options
-    #: Name of the provider setting holding the key this model needs (None: no key needed).
-    needs_key: ClassVar[str | None] = None
-    #: Shown wherever the model name appears (the demo provider sets it).
-    label: ClassVar[str | None] = None
+    #: Shown next to the name wherever it appears (e.g. "Demo").
+    label: str | None = None
+    description: str = ""
+
+    @property
+    def id(self) -> str:
+        return self.model_id
 
     @abstractmethod
-    def stream(
-        self, messages: list[ChatMessage], options: BaseModel, usage: Usage, config: Any
-    ) -> AsyncIterator[str]:
-        """Yield text deltas; set ``usage`` as the provider reports it. ``config`` is the
-        provider plugin's resolved settings (secrets decrypted)."""
+    def stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
+        """Yield text deltas (``str``) and/or ``MediaOutput``; set ``request.usage``."""
 
 
-@dataclass
-class Provider:
+class Provider(ABC):
     """A named group of models registered by a provider plugin."""
 
     provider_id: str
     name: str
-    models: Iterable[Model] = field(default_factory=list)
+    #: Name of the settings field that holds the API key; None when no key is needed.
+    key_field: str | None = "api_key"
 
     @property
     def id(self) -> str:
         return self.provider_id
+
+    @abstractmethod
+    async def list_models(self, config: Any) -> list[Model]:
+        """The models this provider offers with these settings. Static providers return a fixed
+        list; others may ask their server (the core caches the answer)."""
+
+    async def check(self, config: Any) -> str:
+        """Test the connection (admin console's "Test connection"). Returns a short description
+        of what worked; raises a ``ProviderError`` saying what did not."""
+        models = await self.list_models(config)
+        return f"{len(models)} model(s) available"
+
+
+class StaticProvider(Provider):
+    """A provider whose models are fixed at registration time."""
+
+    def __init__(
+        self, provider_id: str, name: str, models: list[Model], key_field: str | None = "api_key"
+    ) -> None:
+        self.provider_id = provider_id
+        self.name = name
+        self._models = list(models)
+        self.key_field = key_field
+
+    async def list_models(self, config: Any) -> list[Model]:
+        return list(self._models)

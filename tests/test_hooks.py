@@ -18,7 +18,7 @@ from multinotes.billing import BillingBackend, Checkout
 from multinotes.exporters import ExportDocument, Exporter
 from multinotes.integrations import Event, Integration
 from multinotes.keys import PLUGINS, TASKS
-from multinotes.providers import Provider
+from multinotes.providers import StaticProvider
 from multinotes.testing import app_client, embedded_settings
 
 
@@ -37,7 +37,7 @@ class Everything:
 
     @hookimpl
     def register_providers(self, register: Any) -> None:
-        register(Provider("everything-provider", "Everything", []))
+        register(StaticProvider("everything-provider", "Everything", []))
 
     @hookimpl
     def register_exporters(self, register: Any) -> None:

@@ -118,11 +118,11 @@ def test_failed_plugin_is_reported_and_the_app_still_serves(tmp_path):
 def test_two_plugins_registering_the_same_id_is_a_startup_error_naming_both(tmp_path):
     provider = """
         from multinotes import hookimpl
-        from multinotes.providers import Provider
+        from multinotes.providers import StaticProvider
 
         @hookimpl
         def register_providers(register):
-            register(Provider("shared-id", "Same id", []))
+            register(StaticProvider("shared-id", "Same id", []))
     """
     write_dist(
         tmp_path,

@@ -16,7 +16,7 @@ from multinotes.api.auth import RegisterIn, clear_session_cookie, start_session
 from multinotes.errors import AppError, Invalid
 from multinotes.identity import service as identity
 from multinotes.identity.actor import current_actor, require_admin, require_user
-from multinotes.keys import DB, PLUGINS
+from multinotes.keys import DB, PLUGIN_SETTINGS, PLUGINS
 from multinotes.web.endpoint import page, validate
 
 routes = web.RouteTableDef()
@@ -88,8 +88,11 @@ def safe_next(value: str | None) -> str:
 async def home(request: web.Request) -> web.Response:
     providers = []
     if current_actor(request) is not None:
-        for _plugin, provider in request.app[PLUGINS].registries.providers.values():
-            providers.append(provider)
+        host = request.app[PLUGINS]
+        for plugin, provider in host.registries.providers.values():
+            config = await request.app[PLUGIN_SETTINGS].config(plugin)
+            providers.append({"name": provider.name,
+                              "models": await provider.list_models(config)})
     return render(request, "home.html", {"providers": providers, "nav": "home"})
 
 

@@ -50,7 +50,7 @@ def test_disabling_a_provider_swaps_its_row_and_removes_its_models(
 ) -> None:
     page = admin_page
     page.goto("/")
-    expect(page.get_by_role("rowheader", name="Echo (demo)")).to_be_visible()
+    expect(page.get_by_role("rowheader", name="Echo Demo")).to_be_visible()
 
     page.goto("/admin/plugins")
     page.evaluate("window.notReloaded = true")
@@ -69,7 +69,7 @@ def test_disabling_a_provider_swaps_its_row_and_removes_its_models(
 
     page.goto("/")
     expect(page.get_by_role("heading", name="Models available to you")).to_be_visible()
-    expect(page.get_by_text("Echo (demo)")).to_have_count(0)
+    expect(page.get_by_role("rowheader", name="Echo Demo")).to_have_count(0)
     screenshot(page, "home-no-providers")
 
     page.goto("/admin/plugins")
@@ -81,7 +81,7 @@ def test_disabling_a_provider_swaps_its_row_and_removes_its_models(
     assert page.request.get("/api/admin/plugins/demo").json()["enabled"] is True
 
     page.goto("/")
-    expect(page.get_by_role("rowheader", name="Echo (demo)")).to_be_visible()
+    expect(page.get_by_role("rowheader", name="Echo Demo")).to_be_visible()
 
 
 def test_plugin_settings_are_validated_and_saved(

@@ -46,11 +46,11 @@ def on_path(root: Path) -> Iterator[None]:
 ONE_OF_EACH_KIND = {
     "mn_test_provider": """
         from multinotes import hookimpl
-        from multinotes.providers import Provider
+        from multinotes.providers import StaticProvider
 
         @hookimpl
         def register_providers(register):
-            register(Provider("testprov", "Test provider", []))
+            register(StaticProvider("testprov", "Test provider", []))
     """,
     "mn_test_exporter": """
         from multinotes import hookimpl

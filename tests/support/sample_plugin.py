@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field, SecretStr
 
 from multinotes import hookimpl
 from multinotes.keys import PLUGIN_SETTINGS
-from multinotes.providers import Provider
+from multinotes.providers import StaticProvider
 
 __version__ = "2.3.4"
 
@@ -29,7 +29,7 @@ async def whoami(request: web.Request) -> web.Response:
 
 @hookimpl
 def register_providers(register: Any) -> None:
-    register(Provider("sample", "Sample", []))
+    register(StaticProvider("sample", "Sample", []))
 
 
 @hookimpl

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field, SecretStr
 
 from multinotes import hookimpl
 from multinotes.keys import PLUGINS
-from multinotes.providers import ChatMessage, Model, Pricing, Provider, Usage
+from multinotes.providers import Chunk, GenerationRequest, Model, Pricing, StaticProvider
 
 __version__ = "0.1.0"
 log = structlog.get_logger(__name__)
@@ -37,13 +37,11 @@ class HelloModel(Model):
     max_output = 256
     pricing = Pricing(input_per_million=1.0, output_per_million=2.0)
 
-    async def stream(
-        self, messages: list[ChatMessage], options: BaseModel, usage: Usage, config: Any
-    ) -> AsyncIterator[str]:
-        name = messages[-1].content.strip() if messages else "world"
-        usage.input_tokens = len(name.split())
-        for count, word in enumerate([config.greeting, ", ", name, "!"], start=1):
-            usage.output_tokens = count
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
+        name = request.messages[-1].content.strip() if request.messages else "world"
+        request.usage.input_tokens = len(name.split())
+        for count, word in enumerate([request.config.greeting, ", ", name, "!"], start=1):
+            request.usage.output_tokens = count
             yield word
 
 
@@ -60,7 +58,7 @@ async def count_models(app: web.Application) -> int:
 
 @hookimpl
 def register_providers(register: Any) -> None:
-    register(Provider("hello", "Hello (example)", [HelloModel()]))
+    register(StaticProvider("hello", "Hello (example)", [HelloModel()], key_field=None))
 
 
 @hookimpl
