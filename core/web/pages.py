@@ -91,8 +91,7 @@ async def home(request: web.Request) -> web.Response:
         host = request.app[PLUGINS]
         for plugin, provider in host.registries.providers.values():
             config = await request.app[PLUGIN_SETTINGS].config(plugin)
-            providers.append({"name": provider.name,
-                              "models": await provider.list_models(config)})
+            providers.append({"name": provider.name, "models": await provider.list_models(config)})
     return render(request, "home.html", {"providers": providers, "nav": "home"})
 
 
