@@ -27,6 +27,7 @@ from multinotes.errors import ConfigError
 from multinotes.identity.actor import current_actor
 from multinotes.keys import (
     BUS,
+    CATALOG,
     DB,
     METRICS,
     PLUGIN_SETTINGS,
@@ -90,6 +91,7 @@ def create_app(
     setup_redis(app)
     setup_bus(app)
     setup_plugins(app, plugins)
+    setup_workspace(app)
     setup_tasks(app)
     setup_rate_limits(app)
     setup_templates(app)
@@ -160,6 +162,11 @@ def setup_bus(app: web.Application) -> None:
             plugin_control.CHANNEL,
             lambda message: plugin_control.on_bus_message(app, message),
         )
+        from multinotes.chat import pipeline
+
+        instance.subscribe(
+            pipeline.CANCEL_CHANNEL, lambda message: pipeline.on_cancel_message(app, message)
+        )
         await instance.start()
         app[BUS] = instance
         yield
@@ -201,6 +208,15 @@ async def _poll_plugin_state(app: web.Application) -> None:
             await plugin_control.reload_state(app)
         except Exception:
             log.exception("plugin_state_poll_failed")
+
+
+def setup_workspace(app: web.Application) -> None:
+    """The model catalog and the registry of answers streaming in this process."""
+    from multinotes.catalog import Catalog
+    from multinotes.chat.pipeline import RUNNING, RunningGenerations
+
+    app[CATALOG] = Catalog(app)
+    app[RUNNING] = RunningGenerations()
 
 
 def setup_plugin_lifecycle(app: web.Application) -> None:
@@ -300,7 +316,7 @@ async def _template_context(request: web.Request) -> dict[str, Any]:
 
 
 def setup_routes(app: web.Application) -> None:
-    from multinotes.api import admin_plugins, auth, health, keys
+    from multinotes.api import admin_plugins, auth, conversations, health, keys, models, wallet
     from multinotes.web import docs, pages
 
     for table in (
@@ -308,6 +324,9 @@ def setup_routes(app: web.Application) -> None:
         auth.routes,
         keys.routes,
         admin_plugins.routes,
+        models.routes,
+        wallet.routes,
+        conversations.routes,
         docs.routes,
         pages.routes,
     ):

@@ -9,7 +9,7 @@ from sqlalchemy import delete, or_
 
 from multinotes.db import utcnow
 from multinotes.keys import DB
-from multinotes.models import AuthSession
+from multinotes.models import AuthSession, UserToken
 from multinotes.plugin_host import TaskDef
 
 
@@ -25,5 +25,27 @@ async def purge_sessions(app: web.Application) -> int:
     return int(result.rowcount or 0)
 
 
+async def purge_user_tokens(app: web.Application) -> int:
+    """Delete mailed links (verification, reset) a day after they expired or were used."""
+    cutoff = utcnow() - timedelta(days=1)
+    async with app[DB].transaction() as session:
+        result = await session.execute(
+            delete(UserToken).where(or_(UserToken.expires_at < cutoff, UserToken.used_at < cutoff))
+        )
+    return int(result.rowcount or 0)
+
+
 def core_tasks() -> list[TaskDef]:
-    return [TaskDef("core", "core.purge_sessions", purge_sessions, "17 3 * * *")]
+    from multinotes.chat.pipeline import settle_stale_generations
+    from multinotes.events import DISPATCH_TASK, dispatch_event
+    from multinotes.identity.account_mail import account_mail_tasks
+    from multinotes.mail import mail_tasks
+
+    return [
+        TaskDef("core", "core.purge_sessions", purge_sessions, "17 3 * * *"),
+        TaskDef("core", "core.purge_user_tokens", purge_user_tokens, "27 3 * * *"),
+        *mail_tasks(),
+        *account_mail_tasks(),
+        TaskDef("core", "core.settle_stale_generations", settle_stale_generations, "* * * * *"),
+        TaskDef("core", DISPATCH_TASK, dispatch_event, None),
+    ]

@@ -8,6 +8,7 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from multinotes.bus import Bus
+    from multinotes.catalog import Catalog
     from multinotes.db import Database
     from multinotes.metrics import Metrics
     from multinotes.plugin_host import PluginHost
@@ -28,3 +29,4 @@ PLUGIN_SETTINGS: web.AppKey[PluginSettingsStore] = web.AppKey("plugin_settings")
 TASKS: web.AppKey[TaskQueue] = web.AppKey("tasks")
 RATE_LIMITS: web.AppKey[RateLimits] = web.AppKey("rate_limits")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+CATALOG: web.AppKey[Catalog] = web.AppKey("catalog")

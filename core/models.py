@@ -102,3 +102,24 @@ class Secret(Base):
     ciphertext: Mapped[str] = mapped_column(Text)
     last4: Mapped[str] = mapped_column(String(4))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class UserToken(Base):
+    """A single-use link sent by mail (email verification, password reset).
+
+    Only the SHA-256 of the random token is stored; ``used_at`` is set by a conditional UPDATE, so
+    a token works once even when two requests race. ``email`` is the address the link was sent
+    to: verifying it proves that address, not whatever the account's email is by then.
+    """
+
+    __tablename__ = "user_tokens"
+    __table_args__ = (Index("ix_user_tokens_user_purpose", "user_id", "purpose"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    purpose: Mapped[str] = mapped_column(String(32))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    email: Mapped[str] = mapped_column(String(320))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import importlib
 
-MODEL_MODULES = ["multinotes.models"]
+MODEL_MODULES = [
+    "multinotes.models",
+    "multinotes.app_settings",
+    "multinotes.catalog",
+    "multinotes.wallet.models",
+    "multinotes.chat.models",
+]
 
 
 def import_all_models() -> None:

@@ -37,6 +37,7 @@ class RateLimits:
         self.classes = {
             "auth": parse(settings.rate_limit_auth),
             "api": parse(settings.rate_limit_api),
+            "generation": parse(settings.rate_limit_generation),
         }
 
     async def hit(self, klass: str, identity: str) -> dict[str, str]:

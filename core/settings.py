@@ -72,11 +72,40 @@ class Settings(BaseSettings):
         default=None, description="Secure flag on cookies; defaults to on in production."
     )
     session_max_age_days: int = 30
+    session_idle_minutes: int = Field(
+        default=14 * 24 * 60,
+        description="A session unused for this long is logged out (the absolute limit is "
+        "session_max_age_days).",
+    )
     max_request_bytes: int = 10 * 1024 * 1024
 
     rate_limit_auth: str = "20/minute"
     rate_limit_api: str = "600/minute"
+    rate_limit_generation: str = "60/minute"
     rate_limits_enabled: bool = True
+
+    email_verification_required: bool | None = Field(
+        default=None,
+        description="Unverified accounts may log in but not generate. Default: required in "
+        "production, not in embedded mode (so a newcomer can try the demo at once).",
+    )
+    smtp_host: str | None = Field(
+        default=None,
+        description="SMTP server for outgoing mail. Unset: mails are written as .eml files to "
+        "<data dir>/outbox/.",
+    )
+    smtp_port: int = 587
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_tls: bool = Field(default=False, description="Implicit TLS (usually port 465).")
+    smtp_starttls: bool | None = Field(
+        default=None,
+        description="Upgrade with STARTTLS: true requires it, false never, unset when offered.",
+    )
+    smtp_timeout_seconds: float = 30.0
+    mail_from: str = Field(
+        default="MultinotesAI <no-reply@localhost>", description="The From: of every mail."
+    )
 
     metrics_token: SecretStr | None = Field(
         default=None, description="When set, /metrics needs `Authorization: Bearer <token>`."
@@ -84,6 +113,13 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"
+
+    provider_timeout_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="Default time a provider has for its first chunk and "
+        "between chunks (a provider's own `timeout` setting overrides it).",
+    )
 
     plugins: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
@@ -118,6 +154,16 @@ class Settings(BaseSettings):
     @property
     def secure_cookies(self) -> bool:
         return self.is_production if self.cookie_secure is None else self.cookie_secure
+
+    @property
+    def requires_email_verification(self) -> bool:
+        if self.email_verification_required is None:
+            return self.is_production
+        return self.email_verification_required
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.data_dir / "outbox"
 
     @property
     def effective_database_url(self) -> str:

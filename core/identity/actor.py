@@ -8,6 +8,7 @@ from typing import Literal
 from aiohttp import web
 
 from multinotes.errors import Forbidden, Unauthorized
+from multinotes.keys import SETTINGS
 
 
 @dataclass(frozen=True)
@@ -17,6 +18,7 @@ class Actor:
     name: str
     role: str
     via: Literal["session", "api_key"]
+    email_verified: bool = False
     session_id: str | None = None
     csrf_token: str | None = None
     api_key_id: str | None = None
@@ -44,4 +46,18 @@ def require_admin(request: web.Request) -> Actor:
     actor = require_user(request)
     if not actor.is_admin:
         raise Forbidden("This needs an administrator.")
+    return actor
+
+
+def require_verified(request: web.Request) -> Actor:
+    """The actor, who must have verified their email address when the install requires it
+    (``email_verification_required``). For endpoints that spend: generation, uploads."""
+    actor = require_user(request)
+    if not actor.email_verified and request.app[SETTINGS].requires_email_verification:
+        raise Forbidden(
+            f"Verify your email address first: open the link we sent to {actor.email}. "
+            "No mail? Check your spam folder, or ask for a new link with the button on any page "
+            "(POST /api/auth/resend-verification).",
+            code="email_unverified",
+        )
     return actor

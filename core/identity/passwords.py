@@ -1,12 +1,23 @@
-"""Argon2id password hashing (argon2-cffi's defaults follow RFC 9106's recommendations)."""
+"""Argon2id password hashing (argon2-cffi's defaults follow RFC 9106's recommendations) and
+the rules a new password must meet.
+
+``common-passwords.txt.gz`` is the list of ~20,000 most common passwords (compiled by Royce
+Williams from breach corpora) that Django ships as ``django/contrib/auth/common-passwords.txt.gz``
+under its BSD-3-Clause licence; one password a line, checked case-insensitively.
+"""
 
 from __future__ import annotations
+
+import functools
+import gzip
+from pathlib import Path
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 _hasher = PasswordHasher()
 
+COMMON_PASSWORDS_FILE = Path(__file__).with_name("common-passwords.txt.gz")
 MIN_LENGTH = 10
 MAX_LENGTH = 256
 
@@ -29,6 +40,12 @@ def needs_rehash(password_hash: str) -> bool:
     return _hasher.check_needs_rehash(password_hash)
 
 
+@functools.cache
+def common_passwords() -> frozenset[str]:
+    with gzip.open(COMMON_PASSWORDS_FILE, "rt", encoding="utf-8") as lines:
+        return frozenset(line.strip().lower() for line in lines if line.strip())
+
+
 def password_problem(password: str, *, email: str = "", name: str = "") -> str | None:
     """Why a new password is not acceptable, or None."""
     if len(password) < MIN_LENGTH:
@@ -41,4 +58,6 @@ def password_problem(password: str, *, email: str = "", name: str = "") -> str |
         return "Do not use your email address in the password."
     if len(set(password)) < 4:
         return "Use a less repetitive password."
+    if lowered in common_passwords():
+        return "This password is one of the most common ones. Choose one that is hard to guess."
     return None

@@ -121,6 +121,81 @@ async def revoke_session(db: Database, session_id: str) -> None:
         )
 
 
+async def revoke_all_sessions(
+    db: Database, user_id: str, except_session_id: str | None = None
+) -> int:
+    """Log ``user_id`` out everywhere (but on ``except_session_id``); returns how many sessions
+    ended. Call it whenever a user's password or privileges change."""
+    condition = [AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None)]
+    if except_session_id is not None:
+        condition.append(AuthSession.id != except_session_id)
+    async with db.transaction() as session:
+        result = await session.execute(
+            update(AuthSession).where(*condition).values(revoked_at=utcnow())
+        )
+    return int(result.rowcount or 0)
+
+
+async def list_sessions(
+    db: Database, user_id: str, *, idle_timeout: timedelta | None = None
+) -> list[AuthSession]:
+    """The user's sessions that still work, most recently used first."""
+    now = utcnow()
+    async with db.read() as session:
+        rows = await session.scalars(
+            select(AuthSession)
+            .where(
+                AuthSession.user_id == user_id,
+                AuthSession.revoked_at.is_(None),
+                AuthSession.expires_at > now,
+            )
+            .order_by(AuthSession.last_seen_at.desc(), AuthSession.id.desc())
+        )
+        return [s for s in rows if _session_is_live(s, now, idle_timeout)]
+
+
+async def revoke_user_session(db: Database, user_id: str, session_id: str) -> None:
+    """End one of the user's own sessions; someone else's id is as unknown as a made-up one."""
+    async with db.transaction() as session:
+        result = await session.execute(
+            update(AuthSession)
+            .where(
+                AuthSession.id == session_id,
+                AuthSession.user_id == user_id,
+                AuthSession.revoked_at.is_(None),
+            )
+            .values(revoked_at=utcnow())
+        )
+    if result.rowcount == 0:
+        raise NotFound("No such session.")
+
+
+async def change_password(
+    db: Database,
+    user_id: str,
+    *,
+    current_password: str,
+    new_password: str,
+    keep_session_id: str | None,
+) -> int:
+    """Set a new password (the current one must match) and end every other session; returns
+    how many sessions ended."""
+    user = await get_user(db, user_id)
+    if not verify_password(user.password_hash, current_password):
+        raise Invalid(
+            "The current password is wrong.",
+            code="wrong_password",
+            fields={"current_password": "This is not your current password."},
+        )
+    problem = password_problem(new_password, email=user.email, name=user.name)
+    if problem:
+        raise Invalid("Choose a stronger password.", fields={"new_password": problem})
+    new_hash = hash_password(new_password)  # slow: outside the transaction
+    async with db.transaction() as session:
+        await session.execute(update(User).where(User.id == user.id).values(password_hash=new_hash))
+    return await revoke_all_sessions(db, user.id, except_session_id=keep_session_id)
+
+
 async def _credential_with_user(
     db: Database, model: Any, digest_column: Any, digest: str
 ) -> tuple[Any, User] | None:
@@ -147,17 +222,36 @@ async def _touch(
 
 def _actor(user: User, via: Literal["session", "api_key"], **extra: str) -> Actor:
     return Actor(
-        user_id=user.id, email=user.email, name=user.name, role=user.role, via=via, **extra
+        user_id=user.id,
+        email=user.email,
+        name=user.name,
+        role=user.role,
+        via=via,
+        email_verified=user.email_verified_at is not None,
+        **extra,
     )
 
 
-async def actor_from_session(db: Database, token: str) -> Actor | None:
+def _session_is_live(
+    auth_session: AuthSession, now: datetime, idle_timeout: timedelta | None
+) -> bool:
+    if auth_session.revoked_at is not None or auth_session.expires_at <= now:
+        return False
+    # last_seen_at is only refreshed every TOUCH_INTERVAL, a rounding the idle limit can afford.
+    return idle_timeout is None or now - auth_session.last_seen_at <= idle_timeout
+
+
+async def actor_from_session(
+    db: Database, token: str, *, idle_timeout: timedelta | None = None
+) -> Actor | None:
+    """The actor of a session cookie, or None when it is unknown, revoked, expired, idle for
+    longer than ``idle_timeout``, or its user is blocked (or deleted: the row is gone)."""
     now = utcnow()
     found = await _credential_with_user(db, AuthSession, AuthSession.token_hash, token_hash(token))
     if found is None:
         return None
     auth_session, user = found
-    if auth_session.revoked_at is not None or auth_session.expires_at <= now or not user.is_active:
+    if not _session_is_live(auth_session, now, idle_timeout) or not user.is_active:
         return None
     await _touch(db, AuthSession, auth_session.id, "last_seen_at", auth_session.last_seen_at, now)
     return _actor(user, "session", session_id=auth_session.id, csrf_token=auth_session.csrf_token)
@@ -196,6 +290,16 @@ async def list_api_keys(db: Database, user_id: str) -> list[ApiKey]:
         return list(rows)
 
 
+async def revoke_all_api_keys(db: Database, user_id: str) -> int:
+    async with db.transaction() as session:
+        result = await session.execute(
+            update(ApiKey)
+            .where(ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None))
+            .values(revoked_at=utcnow())
+        )
+    return int(result.rowcount or 0)
+
+
 async def revoke_api_key(db: Database, user_id: str, key_id: str) -> None:
     async with db.transaction() as session:
         result = await session.execute(
@@ -216,18 +320,33 @@ async def get_user(db: Database, user_id: str) -> User:
 
 
 async def create_admin(db: Database, *, email: str, password: str, name: str) -> User:
-    """For ``multinotes admin create``: a new admin, or promote an existing account."""
+    """For ``multinotes admin create``: a new admin, or promote an existing account.
+
+    The operator names the address, so the account counts as verified. A promoted account's
+    sessions end: privileges change only with a fresh login."""
     email = normalize_email(email)
     async with db.read() as session:
         existing = await session.scalar(select(User).where(User.email == email))
+    verified_at = utcnow()
     if existing is not None:
         async with db.transaction() as session:
-            await session.execute(update(User).where(User.id == existing.id).values(role="admin"))
+            await session.execute(
+                update(User)
+                .where(User.id == existing.id)
+                .values(role="admin", email_verified_at=existing.email_verified_at or verified_at)
+            )
+        if existing.role != "admin":
+            await revoke_all_sessions(db, existing.id)
         existing.role = "admin"
+        existing.email_verified_at = existing.email_verified_at or verified_at
         return existing
     user = await register_user(db, email=email, password=password, name=name)
-    if user.role != "admin":
-        async with db.transaction() as session:
-            await session.execute(update(User).where(User.id == user.id).values(role="admin"))
-        user.role = "admin"
+    async with db.transaction() as session:
+        await session.execute(
+            update(User)
+            .where(User.id == user.id)
+            .values(role="admin", email_verified_at=verified_at)
+        )
+    user.role = "admin"
+    user.email_verified_at = verified_at
     return user

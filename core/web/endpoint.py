@@ -77,11 +77,18 @@ def validate(model: type[BaseModel], data: Any, *, prefix: str = "") -> Any:
         raise Invalid(fields=field_errors(exc, prefix)) from None
 
 
+@functools.lru_cache(maxsize=256)
+def _adapter(response: Any) -> TypeAdapter[Any]:
+    return TypeAdapter(response)  # building one is costly; response types are few and fixed
+
+
 def to_jsonable(value: Any, response: Any = None) -> Any:
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json")
     if response is not None:
-        return TypeAdapter(response).dump_python(value, mode="json")
+        # Validating plain data against the declared model keeps the OpenAPI promise honest.
+        adapter = _adapter(response)
+        return adapter.dump_python(adapter.validate_python(value), mode="json")
     return value
 
 

@@ -1,0 +1,357 @@
+"""Conversations, multi-model generation over SSE, stop, regenerate, ratings, media."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+
+from multinotes.chat import service as chat
+from multinotes.chat.models import Message, MessageMedia
+from multinotes.chat.pipeline import (
+    MAX_MODELS,
+    cancel_generation,
+    decode_attachments,
+    plan_generations,
+    stream_generations,
+)
+from multinotes.errors import Invalid, NotFound
+from multinotes.identity.actor import Actor, require_user
+from multinotes.keys import DB
+from multinotes.web.endpoint import endpoint, raw
+
+routes = web.RouteTableDef()
+
+SSE_DESCRIPTION = (
+    "A `text/event-stream` carrying every model at once. Events: `prompt` {message_id}, "
+    "`start` {generation_id, model, message_id, dropped_turns}, `delta` {generation_id, model, "
+    "text}, `media` {generation_id, model, id, media_type, name, url}, `error` {generation_id, "
+    "model, code, message}, `done` {generation_id, model, message_id, status, usage, cost, "
+    "latency_ms, duration_ms}, and a final `end`."
+)
+
+
+class ConversationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: str | None = Field(default=None, max_length=200)
+    tool: str | None = Field(default=None, max_length=40, pattern=r"^[a-z0-9_-]+$")
+
+
+class ConversationPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field(min_length=1, max_length=200)
+
+
+class ConversationOut(BaseModel):
+    id: str
+    title: str
+    tool: str | None
+    created_at: str
+    updated_at: str
+
+
+class ConversationPage(BaseModel):
+    conversations: list[ConversationOut]
+    next_cursor: str | None
+
+
+class ConversationQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(default=30, ge=1, le=100)
+    before: str | None = Field(default=None, max_length=80)
+    q: str | None = Field(default=None, max_length=200, description="Search in titles.")
+    tool: str | None = Field(default=None, max_length=40)
+
+
+class MessageOut(BaseModel):
+    id: str
+    parent_id: str | None
+    role: str
+    content: str
+    model: str | None
+    status: str
+    created_at: str
+    generation: dict[str, Any] | None = None
+    media: list[dict[str, Any]] = []
+    rating: dict[str, Any] | None = None
+
+
+class ConversationTreeOut(ConversationOut):
+    messages: list[MessageOut] = Field(
+        description="Every message in creation order; parent_id links them into a tree."
+    )
+
+
+class AttachmentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    media_type: str = Field(pattern=r"^(image|audio|video)/[a-z0-9.+-]+$|^application/pdf$")
+    data: str = Field(description="The file, base64-encoded.")
+    name: str | None = Field(default=None, max_length=200)
+
+
+class GenerateIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    content: str = Field(min_length=1, max_length=200_000)
+    models: list[str] = Field(min_length=1, max_length=MAX_MODELS)
+    options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Per model id: temperature, max_tokens, system, ..."
+    )
+    parent_id: str | None = Field(
+        default=None,
+        max_length=32,
+        description=(
+            "The message this prompt follows (default: the newest message). Give the parent of an "
+            "earlier prompt to edit it into a new branch."
+        ),
+    )
+    attachments: list[AttachmentIn] = Field(default_factory=list, max_length=8)
+
+
+class RegenerateIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    models: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_MODELS,
+        description="Default: the model of this answer.",
+    )
+    options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+class CancelOut(BaseModel):
+    id: str
+    status: str
+
+
+class RatingIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    stars: int = Field(ge=1, le=5)
+    comment: str | None = Field(default=None, max_length=2000)
+
+
+class RatingOut(BaseModel):
+    message_id: str
+    stars: int
+    comment: str | None
+
+
+@routes.post("/api/conversations", name="api_conversations_create")
+@endpoint(
+    access="user", body=ConversationIn, response=ConversationOut, status=201, tags=["conversations"]
+)
+async def create_conversation(request: web.Request, body: ConversationIn) -> dict[str, Any]:
+    """Start a conversation (its title comes from the first prompt unless given)."""
+    actor = require_user(request)
+    conversation = await chat.create_conversation(
+        request.app[DB], actor.user_id, body.title, body.tool
+    )
+    return chat.conversation_out(conversation)
+
+
+@routes.get("/api/conversations", name="api_conversations_list")
+@endpoint(access="user", query=ConversationQuery, response=ConversationPage, tags=["conversations"])
+async def list_conversations(request: web.Request, query: ConversationQuery) -> dict[str, Any]:
+    """Your conversations, most recently active first; page with `before`."""
+    actor = require_user(request)
+    rows, cursor = await chat.list_conversations(
+        request.app[DB],
+        actor.user_id,
+        limit=query.limit,
+        before=query.before,
+        q=query.q,
+        tool=query.tool,
+    )
+    return {"conversations": [chat.conversation_out(c) for c in rows], "next_cursor": cursor}
+
+
+@routes.get("/api/conversations/{id}", name="api_conversation")
+@endpoint(access="user", response=ConversationTreeOut, tags=["conversations"], errors=[404])
+async def get_conversation(request: web.Request) -> dict[str, Any]:
+    """One conversation with its whole message tree."""
+    actor = require_user(request)
+    tree = await chat.load_tree(request.app[DB], actor.user_id, request.match_info["id"])
+    return {
+        **chat.conversation_out(tree.conversation),
+        "messages": [chat.message_out(m, tree) for m in tree.messages],
+    }
+
+
+@routes.patch("/api/conversations/{id}", name="api_conversation_update")
+@endpoint(
+    access="user",
+    body=ConversationPatch,
+    response=ConversationOut,
+    tags=["conversations"],
+    errors=[404],
+)
+async def rename_conversation(request: web.Request, body: ConversationPatch) -> dict[str, Any]:
+    """Rename a conversation."""
+    actor = require_user(request)
+    conversation = await chat.rename_conversation(
+        request.app[DB], actor.user_id, request.match_info["id"], body.title
+    )
+    return chat.conversation_out(conversation)
+
+
+@routes.delete("/api/conversations/{id}", name="api_conversation_delete")
+@endpoint(access="user", status=204, tags=["conversations"], errors=[404])
+async def delete_conversation(request: web.Request) -> None:
+    """Delete a conversation, its messages and generated media."""
+    actor = require_user(request)
+    paths = await chat.delete_conversation(request.app[DB], actor.user_id, request.match_info["id"])
+    await asyncio.to_thread(_remove_files, paths)
+
+
+def _remove_files(paths: list[str]) -> None:
+    for path in paths:
+        Path(path).unlink(missing_ok=True)
+
+
+def _require_generation_rights(request: web.Request) -> Actor:
+    actor = require_user(request)
+    from multinotes.identity import actor as actor_module
+
+    check = getattr(actor_module, "require_verified", None)
+    if check is not None:  # email verification (accounts issue) gates generation
+        check(request)
+    return actor
+
+
+@routes.post("/api/conversations/{id}/messages", name="api_conversation_generate")
+@endpoint(
+    access="user",
+    body=GenerateIn,
+    tags=["conversations"],
+    rate="generation",
+    errors=[402, 404],
+    content_type="text/event-stream",
+)
+async def generate(request: web.Request, body: GenerateIn) -> web.StreamResponse:
+    """Send one prompt to 1..8 models; their answers stream concurrently over SSE.
+
+    The maximum cost of each model's answer is reserved first (402 when the wallet cannot cover
+    it, before any provider is called) and settled to the real cost when it ends.
+    """
+    actor = _require_generation_rights(request)
+    conversation = await chat.get_conversation(
+        request.app[DB], actor.user_id, request.match_info["id"]
+    )
+    prompt, planned = await plan_generations(
+        request.app,
+        user_id=actor.user_id,
+        conversation=conversation,
+        content=body.content,
+        model_ids=body.models,
+        options=body.options,
+        parent_id=body.parent_id,
+        attachments=decode_attachments(body.attachments),
+    )
+    return await stream_generations(request, planned, prompt)
+
+
+@routes.post("/api/messages/{id}/regenerate", name="api_message_regenerate")
+@endpoint(
+    access="user",
+    body=RegenerateIn,
+    tags=["conversations"],
+    rate="generation",
+    errors=[402, 404],
+    content_type="text/event-stream",
+)
+async def regenerate(request: web.Request, body: RegenerateIn) -> web.StreamResponse:
+    """Answer the same prompt again: new answers become siblings of this one (same SSE events
+    as sending a prompt). Give a user message to answer it with other models."""
+    actor = _require_generation_rights(request)
+    db = request.app[DB]
+    async with db.read() as session:
+        message = await session.scalar(
+            select(Message).where(
+                Message.id == request.match_info["id"], Message.user_id == actor.user_id
+            )
+        )
+        prompt = message
+        if message is not None and message.role == "assistant" and message.parent_id:
+            prompt = await session.get(Message, message.parent_id)
+    if message is None or prompt is None or prompt.role != "user":
+        raise NotFound("No such message.")
+    models = body.models or ([message.model_id] if message.model_id else None)
+    if not models:
+        raise Invalid("Name the models to answer with.", fields={"models": "required"})
+    conversation = await chat.get_conversation(db, actor.user_id, prompt.conversation_id)
+    prompt_message, planned = await plan_generations(
+        request.app,
+        user_id=actor.user_id,
+        conversation=conversation,
+        content=None,
+        model_ids=models,
+        options=body.options,
+        parent_id=None,
+        attachments=[],
+        prompt_message=prompt,
+    )
+    return await stream_generations(request, planned, prompt_message)
+
+
+@routes.post("/api/generations/{id}/cancel", name="api_generation_cancel")
+@endpoint(access="user", response=CancelOut, tags=["conversations"], errors=[404])
+async def cancel(request: web.Request) -> dict[str, Any]:
+    """Stop one model's answer. What it wrote so far is kept and charged for."""
+    actor = require_user(request)
+    generation_id = request.match_info["id"]
+    status = await cancel_generation(request.app, actor.user_id, generation_id)
+    return {"id": generation_id, "status": status}
+
+
+@routes.post("/api/messages/{id}/rating", name="api_message_rating")
+@endpoint(access="user", body=RatingIn, response=RatingOut, tags=["conversations"], errors=[404])
+async def rate(request: web.Request, body: RatingIn) -> dict[str, Any]:
+    """Rate an answer 1-5 stars (again to change it); the catalog shows each model's average."""
+    actor = require_user(request)
+    rating = await chat.rate(
+        request.app[DB], actor.user_id, request.match_info["id"], body.stars, body.comment
+    )
+    return {"message_id": rating.message_id, "stars": rating.stars, "comment": rating.comment}
+
+
+@routes.get("/api/media/{id}", name="api_media")
+@raw(
+    access="user",
+    summary="A generated or attached image or audio file (owner only).",
+    content_type="application/octet-stream",
+)
+async def media(request: web.Request) -> web.StreamResponse:
+    actor = require_user(request)
+    async with request.app[DB].read() as session:
+        item = await session.scalar(
+            select(MessageMedia).where(
+                MessageMedia.id == request.match_info["id"], MessageMedia.user_id == actor.user_id
+            )
+        )
+    if item is None:
+        raise NotFound("No such file.")
+    # Images and audio display inline; anything else downloads (it could run in a browser).
+    inline = (
+        item.media_type.split("/")[0] in ("image", "audio", "video")
+        and item.media_type != "image/svg+xml"
+    )
+    disposition = "inline" if inline else "attachment"
+    return web.FileResponse(
+        item.path,
+        headers={
+            "Content-Type": item.media_type,
+            "Content-Disposition": f"{disposition}; filename*=UTF-8''{quote(item.name)}",
+            "Cache-Control": "private, max-age=3600",
+        },
+    )

@@ -1,0 +1,195 @@
+"""The model catalog for users, and its admin side: per-model switches, prices, markup, and a
+connection test."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+
+from multinotes.app_settings import get_settings, set_setting
+from multinotes.catalog import PRICE_FIELDS, ModelSetting
+from multinotes.chat.service import model_ratings
+from multinotes.identity.actor import require_admin
+from multinotes.keys import CATALOG, DB
+from multinotes.web.endpoint import endpoint
+
+routes = web.RouteTableDef()
+
+
+class PricingOut(BaseModel):
+    input_per_million: float
+    output_per_million: float
+    per_image: float
+    per_audio_minute: float
+
+
+class RatingOut(BaseModel):
+    average: float | None
+    count: int
+
+
+class ModelOut(BaseModel):
+    id: str
+    provider: str
+    provider_name: str
+    name: str
+    label: str | None
+    description: str
+    capabilities: list[str]
+    context_window: int
+    max_output: int
+    pricing: PricingOut = Field(description="Credits (1 credit = US$0.00001), markup included.")
+    available: bool
+    status: str = Field(description="ok, needs_key (no API key set) or unavailable (failing).")
+    rating: RatingOut
+
+
+class AdminModelOut(ModelOut):
+    enabled: bool
+    base_pricing: PricingOut
+    markup_percent: float
+    plugin: str
+
+
+class PriceOverride(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    input_per_million: float | None = Field(default=None, ge=0)
+    output_per_million: float | None = Field(default=None, ge=0)
+    per_image: float | None = Field(default=None, ge=0)
+    per_audio_minute: float | None = Field(default=None, ge=0)
+
+
+class ModelPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool | None = None
+    pricing: PriceOverride | None = Field(
+        default=None, description="Prices replacing the provider's; null fields keep theirs."
+    )
+    markup_percent: float | None = Field(default=None, ge=-100, le=1000)
+    reset: bool = Field(default=False, description="Drop every override of this model first.")
+
+
+class ModelTestIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(min_length=1, max_length=200)
+
+
+class ModelTestOut(BaseModel):
+    model: str
+    provider: str
+    ok: bool
+    latency_ms: float
+    result: str
+
+
+class PricingSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    markup_percent: float | None = Field(default=None, ge=-100, le=1000)
+    trial_credits: int | None = Field(default=None, ge=0, le=10**12)
+    low_balance_credits: int | None = Field(default=None, ge=0, le=10**12)
+
+
+class PricingSettingsOut(BaseModel):
+    markup_percent: float
+    trial_credits: int
+    low_balance_credits: int
+
+
+SETTING_KEYS = {
+    "markup_percent": "pricing.markup_percent",
+    "trial_credits": "wallet.trial_credits",
+    "low_balance_credits": "wallet.low_balance_credits",
+}
+
+
+@routes.get("/api/models", name="api_models")
+@endpoint(access="user", response=list[ModelOut], tags=["models"])
+async def list_models(request: web.Request) -> list[dict[str, Any]]:
+    """Models you can choose: capabilities, prices in credits, availability and ratings."""
+    ratings = await model_ratings(request.app[DB])
+    return [e.public(ratings.get(e.id)) for e in await request.app[CATALOG].entries()]
+
+
+async def _admin_models(app: web.Application) -> list[dict[str, Any]]:
+    ratings = await model_ratings(app[DB])
+    out = []
+    for entry in await app[CATALOG].entries(include_disabled=True):
+        item = entry.public(ratings.get(entry.id))
+        item.update(
+            enabled=entry.enabled,
+            markup_percent=entry.markup_percent,
+            plugin=entry.plugin,
+            base_pricing={n: getattr(entry.base_pricing, n) for n in PRICE_FIELDS},
+        )
+        out.append(item)
+    return out
+
+
+@routes.get("/api/admin/models", name="api_admin_models")
+@endpoint(access="admin", response=list[AdminModelOut], tags=["admin"])
+async def admin_models(request: web.Request) -> list[dict[str, Any]]:
+    """Every model of every enabled provider, including ones switched off, with overrides."""
+    return await _admin_models(request.app)
+
+
+@routes.post("/api/admin/models/test", name="api_admin_models_test")
+@endpoint(access="admin", body=ModelTestIn, response=ModelTestOut, tags=["admin"], errors=[404])
+async def test_model(request: web.Request, body: ModelTestIn) -> dict[str, Any]:
+    """Test the connection behind a model: asks its provider and reports result and latency."""
+    return await request.app[CATALOG].check(body.model)
+
+
+@routes.patch(r"/api/admin/models/{id:.+}", name="api_admin_model_update")
+@endpoint(access="admin", body=ModelPatch, response=AdminModelOut, tags=["admin"], errors=[404])
+async def update_model(request: web.Request, body: ModelPatch) -> dict[str, Any]:
+    """Switch one model on or off, override its prices, or set its own markup."""
+    require_admin(request)
+    model_id = request.match_info["id"]
+    await request.app[CATALOG].get(model_id, include_disabled=True)  # 404 if unknown
+    async with request.app[DB].transaction() as session:
+        row = await session.get(ModelSetting, model_id)
+        if row is None:
+            row = ModelSetting(model_id=model_id, enabled=True)
+            session.add(row)
+        if body.reset:
+            row.enabled = True
+            row.markup_percent = None
+            for name in PRICE_FIELDS:
+                setattr(row, name, None)
+        if body.enabled is not None:
+            row.enabled = body.enabled
+        if "markup_percent" in body.model_fields_set:
+            row.markup_percent = body.markup_percent
+        if body.pricing is not None:
+            for name in body.pricing.model_fields_set:
+                setattr(row, name, getattr(body.pricing, name))
+    return next(m for m in await _admin_models(request.app) if m["id"] == model_id)
+
+
+@routes.get("/api/admin/pricing", name="api_admin_pricing")
+@endpoint(access="admin", response=PricingSettingsOut, tags=["admin"])
+async def get_pricing(request: web.Request) -> dict[str, Any]:
+    """Global markup, free trial credits for new users, and the low-balance threshold."""
+    return await _pricing_settings(request.app)
+
+
+async def _pricing_settings(app: web.Application) -> dict[str, Any]:
+    values = await get_settings(app[DB], list(SETTING_KEYS.values()))
+    return {name: values[key] for name, key in SETTING_KEYS.items()}
+
+
+@routes.patch("/api/admin/pricing", name="api_admin_pricing_update")
+@endpoint(access="admin", body=PricingSettings, response=PricingSettingsOut, tags=["admin"])
+async def update_pricing(request: web.Request, body: PricingSettings) -> dict[str, Any]:
+    """Change the global markup, the trial credits or the low-balance threshold."""
+    for name in body.model_fields_set:
+        value = getattr(body, name)
+        if value is not None:
+            await set_setting(request.app[DB], SETTING_KEYS[name], value)
+    return await _pricing_settings(request.app)

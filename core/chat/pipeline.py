@@ -1,0 +1,723 @@
+"""One prompt to several models: plan, reserve, stream concurrently, settle.
+
+The request flow of ARCHITECTURE.md: models are resolved and their options validated, the maximum
+cost of each is reserved (all or nothing: an empty wallet is a 402 before any provider is called),
+the prompt and one pending answer per model are stored, then the models stream concurrently
+into one SSE response. No database session is open while a model streams and nothing is written
+per chunk. Whatever happens (success, provider error, stop, client gone), each generation is
+finished: its text, usage, timing and status are stored and its reservation settled to the real
+cost, exactly once. A periodic sweep settles what a crashed process left behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import structlog
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import select, update
+
+from multinotes.catalog import CatalogEntry, cost_of
+from multinotes.chat.models import Conversation, Generation, Message, MessageMedia
+from multinotes.chat.service import path_to, title_from_prompt
+from multinotes.db import new_id, utcnow
+from multinotes.errors import (
+    AppError,
+    Invalid,
+    ProviderBadResponse,
+    ProviderError,
+    ProviderUnavailable,
+)
+from multinotes.events import emit_event
+from multinotes.keys import BUS, CATALOG, DB, METRICS, SETTINGS
+from multinotes.plugin_settings import field_errors
+from multinotes.providers import (
+    Attachment,
+    ChatMessage,
+    GenerationRequest,
+    MediaOutput,
+    Pricing,
+    Usage,
+)
+from multinotes.tokens import count_tokens
+from multinotes.wallet import service as wallet
+
+log = structlog.get_logger(__name__)
+
+MAX_MODELS = 8
+RETRY_ATTEMPTS = 3
+MAX_RETRY_DELAY = 10.0
+CANCEL_CHANNEL = "generations"
+MEDIA_EXTENSIONS = {
+    "image/png": "png",
+    "image/jpeg": "jpg",
+    "image/webp": "webp",
+    "image/gif": "gif",
+    "audio/mpeg": "mp3",
+    "audio/wav": "wav",
+    "audio/x-wav": "wav",
+    "audio/ogg": "ogg",
+    "audio/opus": "opus",
+    "audio/aac": "aac",
+    "audio/flac": "flac",
+    "audio/webm": "webm",
+}
+
+
+@dataclass
+class Planned:
+    """Everything one model's run needs, decided before any provider is called."""
+
+    entry: CatalogEntry
+    options: BaseModel
+    generation_id: str
+    message_id: str
+    history: list[ChatMessage]
+    dropped_turns: int
+    reserved: int
+    usage: Usage = field(default_factory=Usage)
+
+    @property
+    def model_id(self) -> str:
+        return self.entry.id
+
+
+class RunningGenerations:
+    """Generations streaming in this process, so a cancel request can reach them."""
+
+    def __init__(self) -> None:
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+
+    def cancel(self, generation_id: str) -> bool:
+        task = self.tasks.get(generation_id)
+        if task is None or task.done():
+            return False
+        task.cancel()
+        return True
+
+
+RUNNING: web.AppKey[RunningGenerations] = web.AppKey("running_generations")
+
+
+# -- planning -----------------------------------------------------------------------------------
+
+
+def validate_options(entries: list[CatalogEntry], options: dict[str, Any]) -> list[BaseModel]:
+    unknown = sorted(set(options) - {e.id for e in entries})
+    fields = {f"options.{m}": "options for a model that was not asked for" for m in unknown}
+    validated: list[BaseModel] = []
+    for entry in entries:
+        raw = options.get(entry.id) or {}
+        if not isinstance(raw, dict):
+            fields[f"options.{entry.id}"] = "must be an object"
+            continue
+        try:
+            value = entry.model.Options.model_validate(raw)
+        except ValidationError as exc:
+            fields.update(field_errors(exc, f"options.{entry.id}."))
+            continue
+        max_tokens = getattr(value, "max_tokens", None)
+        if max_tokens and entry.model.max_output and max_tokens > entry.model.max_output:
+            fields[f"options.{entry.id}.max_tokens"] = (
+                f"at most {entry.model.max_output} for this model"
+            )
+        validated.append(value)
+    if fields:
+        raise Invalid("Some options are invalid.", fields=fields)
+    return validated
+
+
+def fit_history(
+    history: list[ChatMessage], entry: CatalogEntry, options: BaseModel
+) -> tuple[list[ChatMessage], int, int]:
+    """Drop the oldest turns until the prompt fits the model's context window next to the
+    longest answer it may write. Returns (messages, dropped turns, prompt tokens)."""
+    reply = max_output(entry, options)
+    budget = entry.model.context_window - reply
+    sizes = [count_tokens(m.content) + 4 for m in history]
+    system = getattr(options, "system", None) or ""
+    total = sum(sizes) + count_tokens(system) + 3
+    start = 0
+    while total > budget and start < len(history) - 1:
+        total -= sizes[start]
+        start += 1
+    if total > budget:
+        raise Invalid(
+            f"The prompt is too long for {entry.model.name} ({total} tokens; it reads "
+            f"{budget} next to a {reply}-token answer).",
+            fields={"content": "too long for the selected model"},
+        )
+    return history[start:], start, total
+
+
+def max_output(entry: CatalogEntry, options: BaseModel) -> int:
+    return int(getattr(options, "max_tokens", None) or entry.model.max_output or 0)
+
+
+def max_usage(
+    entry: CatalogEntry, options: BaseModel, prompt_tokens: int, history: list[ChatMessage]
+) -> Usage:
+    """The most a request can use, for the reservation."""
+    capabilities = entry.model.capabilities
+    usage = Usage(input_tokens=prompt_tokens, output_tokens=max_output(entry, options))
+    if "image_generation" in capabilities:
+        usage.images = int(getattr(options, "n", 1) or 1)
+    if "text_to_speech" in capabilities:
+        # About 15 characters a second of speech, with a generous margin.
+        text = history[-1].content if history else ""
+        usage.audio_seconds = max(10.0, len(text) / 10)
+    if "speech_to_text" in capabilities:
+        audio = sum(len(a.data) for m in history for a in m.attachments)
+        usage.audio_seconds = max(60.0, audio / 2000)  # ≥ 16 kbit/s for any real audio
+    return usage
+
+
+async def plan_generations(
+    app: web.Application,
+    *,
+    user_id: str,
+    conversation: Conversation,
+    content: str | None,
+    model_ids: list[str],
+    options: dict[str, Any],
+    parent_id: str | None,
+    attachments: list[Attachment],
+    prompt_message: Message | None = None,
+) -> tuple[Message, list[Planned]]:
+    """Validate, reserve and store; raise before anything is kept if any of it fails."""
+    if len(set(model_ids)) != len(model_ids):
+        raise Invalid("A model is listed twice.", fields={"models": "duplicates"})
+    entries = await app[CATALOG].resolve_for_use(model_ids)
+    validated = validate_options(entries, options)
+    db = app[DB]
+
+    async with db.read() as session:
+        messages = list(
+            await session.scalars(
+                select(Message)
+                .where(Message.conversation_id == conversation.id)
+                .order_by(Message.created_at, Message.id)
+            )
+        )
+        media_rows = list(
+            await session.scalars(
+                select(MessageMedia)
+                .join(Message, Message.id == MessageMedia.message_id)
+                .where(Message.conversation_id == conversation.id)
+            )
+        )
+    media_by_message: dict[str, list[MessageMedia]] = {}
+    for row in media_rows:
+        media_by_message.setdefault(row.message_id, []).append(row)
+
+    if prompt_message is None:
+        if parent_id is not None and parent_id not in {m.id for m in messages}:
+            raise Invalid(
+                "The parent message is not in this conversation.",
+                fields={"parent_id": "unknown message"},
+            )
+        chain = path_to(messages, parent_id) if parent_id else []
+        prompt = ChatMessage("user", content or "", tuple(attachments))
+    else:
+        chain = path_to(messages, prompt_message.parent_id) if prompt_message.parent_id else []
+        prompt = ChatMessage(
+            "user",
+            prompt_message.content,
+            tuple(
+                _load_attachment(app, row) for row in media_by_message.get(prompt_message.id, [])
+            ),
+        )
+    history = [
+        ChatMessage(m.role, m.content)
+        for m in chain
+        if m.content and m.status in ("complete", "stopped")
+    ] + [prompt]
+
+    planned: list[Planned] = []
+    reserved: list[str] = []
+    try:
+        for entry, opts in zip(entries, validated, strict=True):
+            fitted, dropped, prompt_tokens = fit_history(history, entry, opts)
+            estimate = cost_of(max_usage(entry, opts, prompt_tokens, fitted), entry.pricing)
+            generation_id = new_id()
+            await wallet.reserve(db, user_id, estimate, f"gen:{generation_id}", entry.id)
+            reserved.append(generation_id)
+            planned.append(Planned(entry, opts, generation_id, new_id(), fitted, dropped, estimate))
+    except AppError:
+        for generation_id in reserved:  # all or nothing
+            await wallet.settle(db, f"gen:{generation_id}", 0, reason="released")
+        raise
+
+    now = utcnow()
+    try:
+        async with db.transaction() as session:
+            if prompt_message is None:
+                prompt_message = Message(
+                    conversation_id=conversation.id,
+                    user_id=user_id,
+                    parent_id=parent_id,
+                    role="user",
+                    content=content or "",
+                    status="complete",
+                    created_at=now,
+                )
+                session.add(prompt_message)
+                await session.flush()
+                for attachment in attachments:
+                    session.add(_store_media(app, user_id, prompt_message.id, attachment))
+            for index, item in enumerate(planned):
+                session.add(
+                    Message(
+                        id=item.message_id,
+                        conversation_id=conversation.id,
+                        user_id=user_id,
+                        parent_id=prompt_message.id,
+                        role="assistant",
+                        content="",
+                        model_id=item.model_id,
+                        status="pending",
+                        created_at=now + timedelta(microseconds=index + 1),
+                    )
+                )
+            await session.flush()
+            for item in planned:
+                session.add(
+                    Generation(
+                        id=item.generation_id,
+                        user_id=user_id,
+                        conversation_id=conversation.id,
+                        message_id=item.message_id,
+                        model_id=item.model_id,
+                        provider_id=item.entry.provider.provider_id,
+                        options=item.options.model_dump(mode="json", exclude_none=True),
+                        pricing=_pricing_json(item.entry.pricing),
+                        status="pending",
+                        reserved=item.reserved,
+                        dropped_turns=item.dropped_turns,
+                        created_at=now,
+                    )
+                )
+            values: dict[str, Any] = {"updated_at": now}
+            if not messages and conversation.title in ("", "New chat") and content:
+                values["title"] = title_from_prompt(content)
+            await session.execute(
+                update(Conversation).where(Conversation.id == conversation.id).values(**values)
+            )
+    except Exception:
+        for item in planned:
+            await wallet.settle(db, f"gen:{item.generation_id}", 0, reason="released")
+        raise
+    return prompt_message, planned
+
+
+def _pricing_json(pricing: Pricing) -> dict[str, float]:
+    return {
+        "input_per_million": pricing.input_per_million,
+        "output_per_million": pricing.output_per_million,
+        "per_image": pricing.per_image,
+        "per_audio_minute": pricing.per_audio_minute,
+    }
+
+
+def media_dir(app: web.Application, user_id: str) -> Path:
+    return app[SETTINGS].data_dir / "media" / user_id
+
+
+def _store_media(
+    app: web.Application, user_id: str, message_id: str, item: Attachment | MediaOutput
+) -> MessageMedia:
+    media_id = new_id()
+    extension = MEDIA_EXTENSIONS.get(item.media_type, "bin")
+    folder = media_dir(app, user_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{media_id}.{extension}"
+    path.write_bytes(item.data)
+    return MessageMedia(
+        id=media_id,
+        user_id=user_id,
+        message_id=message_id,
+        media_type=item.media_type,
+        name=(item.name or path.name)[:200],
+        size=len(item.data),
+        path=str(path),
+    )
+
+
+def _load_attachment(app: web.Application, row: MessageMedia) -> Attachment:
+    return Attachment(row.media_type, Path(row.path).read_bytes(), row.name)
+
+
+# -- streaming ----------------------------------------------------------------------------------
+
+
+class EventSink:
+    """Collects events from concurrent model runs for the one SSE response."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[tuple[str, dict[str, Any]] | None] = asyncio.Queue()
+
+    def emit(self, event: str, data: dict[str, Any]) -> None:
+        self.queue.put_nowait((event, data))
+
+
+def sse(event: str, data: dict[str, Any]) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+
+async def stream_generations(
+    request: web.Request, planned: list[Planned], prompt_message: Message
+) -> web.StreamResponse:
+    app = request.app
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream; charset=utf-8",
+            "Cache-Control": "no-store",
+            "X-Accel-Buffering": "no",  # nginx: pass events through at once
+        }
+    )
+    await response.prepare(request)
+    sink = EventSink()
+    running = app[RUNNING]
+    tasks = {
+        item.generation_id: asyncio.create_task(
+            run_generation(app, item, sink), name=f"generation-{item.generation_id}"
+        )
+        for item in planned
+    }
+    running.tasks.update(tasks)
+    metrics = app[METRICS]
+    metrics.streams_in_flight.inc(len(tasks))
+    client_gone = False
+    try:
+        await response.write(sse("prompt", {"message_id": prompt_message.id}))
+        watcher = asyncio.create_task(_close_when_done(tasks.values(), sink))
+        while (item := await sink.queue.get()) is not None:
+            if client_gone:
+                continue
+            try:
+                await response.write(sse(*item))
+            except (ConnectionResetError, RuntimeError, asyncio.CancelledError):
+                # The client went away: stop the models; each still settles and saves.
+                client_gone = True
+                for task in tasks.values():
+                    task.cancel()
+        await watcher
+        if not client_gone:
+            with contextlib.suppress(ConnectionResetError, RuntimeError):
+                await response.write(sse("end", {}))
+                await response.write_eof()
+    except asyncio.CancelledError:
+        for task in tasks.values():
+            task.cancel()
+        await asyncio.gather(*tasks.values(), return_exceptions=True)
+        raise
+    finally:
+        metrics.streams_in_flight.dec(len(tasks))
+        for generation_id in tasks:
+            running.tasks.pop(generation_id, None)
+    return response
+
+
+async def _close_when_done(tasks: Any, sink: EventSink) -> None:
+    await asyncio.gather(*tasks, return_exceptions=True)
+    sink.queue.put_nowait(None)
+
+
+async def _chunks(
+    entry: CatalogEntry, request: GenerationRequest, wait: float
+) -> AsyncIterator[Any]:
+    """The model's chunks, allowing ``wait`` seconds for the first chunk and between chunks."""
+    iterator = entry.model.stream(request).__aiter__()
+    try:
+        while True:
+            try:
+                chunk = await asyncio.wait_for(iterator.__anext__(), wait)
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                raise ProviderUnavailable(
+                    f"{entry.provider.name} did not answer within {wait:g} s.",
+                    code="provider_timeout",
+                ) from None
+            yield chunk
+    finally:
+        with contextlib.suppress(Exception):
+            await iterator.aclose()
+
+
+def _timeout(app: web.Application, entry: CatalogEntry) -> float:
+    configured = getattr(entry.config, "timeout", None)
+    return float(configured or app[SETTINGS].provider_timeout_seconds)
+
+
+async def run_generation(app: web.Application, item: Planned, sink: EventSink) -> None:
+    entry = item.entry
+    tag = {"generation_id": item.generation_id, "model": item.model_id}
+    sink.emit("start", {**tag, "message_id": item.message_id, "dropped_turns": item.dropped_turns})
+    breaker = app[CATALOG].breaker
+    provider_id = entry.provider.provider_id
+    started = time.perf_counter()
+    first_at: float | None = None
+    parts: list[str] = []
+    media: list[MediaOutput] = []
+    status, error = "complete", None
+    try:
+        for attempt in range(RETRY_ATTEMPTS):
+            item.usage = Usage()
+            request = GenerationRequest(
+                messages=item.history,
+                options=item.options,
+                config=entry.config,
+                usage=item.usage,
+                timeout=_timeout(app, entry),
+            )
+            try:
+                async for chunk in _chunks(entry, request, request.timeout):
+                    if first_at is None:
+                        first_at = time.perf_counter()
+                    if isinstance(chunk, MediaOutput):
+                        media.append(chunk)
+                    elif isinstance(chunk, str):
+                        if chunk:
+                            parts.append(chunk)
+                            sink.emit("delta", {**tag, "text": chunk})
+                    else:
+                        raise ProviderBadResponse(
+                            f"{entry.provider.name} produced an unexpected chunk."
+                        )
+                breaker.record_success(provider_id)
+                break
+            except ProviderError as exc:
+                if not exc.retryable or first_at is not None or attempt == RETRY_ATTEMPTS - 1:
+                    raise
+                delay = min(MAX_RETRY_DELAY, exc.retry_after or 0.5 * 2**attempt)
+                log.info(
+                    "generation_retry",
+                    model=item.model_id,
+                    attempt=attempt + 1,
+                    delay=delay,
+                    code=exc.error_code,
+                )
+                await asyncio.sleep(delay)
+    except asyncio.CancelledError:
+        status = "stopped"
+    except ProviderError as exc:
+        status, error = "failed", exc
+        if isinstance(exc, ProviderUnavailable):
+            breaker.record_failure(provider_id)
+    except Exception as exc:  # a plugin bug: contained and attributed
+        log.error(
+            "generation_plugin_error",
+            model=item.model_id,
+            plugin=entry.plugin,
+            error=f"{type(exc).__name__}: {exc}",
+        )
+        status = "failed"
+        error = ProviderError(f"{entry.provider.name} failed unexpectedly.", code="provider_error")
+    finished = time.perf_counter()
+    outcome = Outcome(
+        status=status,
+        error=error,
+        text="".join(parts),
+        media=media,
+        latency_ms=None if first_at is None else round((first_at - started) * 1000, 1),
+        duration_ms=round((finished - started) * 1000, 1),
+    )
+    # Shielded: a second cancellation (client gone, shutdown) must not interrupt settlement.
+    await asyncio.shield(finish_generation(app, item, outcome, sink))
+
+
+@dataclass
+class Outcome:
+    status: str
+    error: ProviderError | None
+    text: str
+    media: list[MediaOutput]
+    latency_ms: float | None
+    duration_ms: float
+
+
+async def finish_generation(
+    app: web.Application, item: Planned, outcome: Outcome, sink: EventSink | None
+) -> None:
+    db = app[DB]
+    tag = {"generation_id": item.generation_id, "model": item.model_id}
+    usage = item.usage
+    if outcome.media and "image_generation" in item.entry.model.capabilities:
+        usage.images = max(usage.images, len(outcome.media))
+    cost = cost_of(usage, item.entry.pricing)
+    try:
+        charged = await wallet.settle(
+            db, f"gen:{item.generation_id}", cost, reason=f"{item.entry.model.name}"
+        )
+        stored_media: list[MessageMedia] = []
+        async with db.transaction() as session:
+            user_id = await session.scalar(
+                select(Generation.user_id).where(Generation.id == item.generation_id)
+            )
+            assert user_id is not None
+            for output in outcome.media:
+                row = _store_media(app, user_id, item.message_id, output)
+                session.add(row)
+                stored_media.append(row)
+            await session.execute(
+                update(Message)
+                .where(Message.id == item.message_id)
+                .values(content=outcome.text, status=outcome.status)
+            )
+            await session.execute(
+                update(Generation)
+                .where(Generation.id == item.generation_id)
+                .values(
+                    status=outcome.status,
+                    error_code=outcome.error.error_code if outcome.error else None,
+                    error_message=outcome.error.message[:500] if outcome.error else None,
+                    input_tokens=usage.input_tokens,
+                    output_tokens=usage.output_tokens,
+                    images=usage.images,
+                    audio_seconds=usage.audio_seconds,
+                    cost=charged,
+                    latency_ms=outcome.latency_ms,
+                    duration_ms=outcome.duration_ms,
+                    finished_at=utcnow(),
+                )
+            )
+    except Exception:
+        log.exception("generation_finish_failed", generation=item.generation_id)
+        if sink is not None:
+            sink.emit(
+                "error",
+                {**tag, "code": "internal_error", "message": "The answer could not be saved."},
+            )
+        return
+    for row in stored_media:
+        if sink is not None:
+            sink.emit(
+                "media",
+                {
+                    **tag,
+                    "id": row.id,
+                    "media_type": row.media_type,
+                    "name": row.name,
+                    "url": f"/api/media/{row.id}",
+                },
+            )
+    if sink is not None:
+        if outcome.error is not None:
+            sink.emit(
+                "error", {**tag, "code": outcome.error.error_code, "message": outcome.error.message}
+            )
+        sink.emit(
+            "done",
+            {
+                **tag,
+                "message_id": item.message_id,
+                "status": outcome.status,
+                "usage": {
+                    "input_tokens": usage.input_tokens,
+                    "output_tokens": usage.output_tokens,
+                    "images": usage.images,
+                    "audio_seconds": usage.audio_seconds,
+                },
+                "cost": charged,
+                "latency_ms": outcome.latency_ms,
+                "duration_ms": outcome.duration_ms,
+            },
+        )
+    await emit_event(
+        app,
+        "generation.completed",
+        user_id,
+        {
+            "generation_id": item.generation_id,
+            "message_id": item.message_id,
+            "model": item.model_id,
+            "status": outcome.status,
+            "cost": charged,
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+        },
+    )
+
+
+# -- cancel and sweep ---------------------------------------------------------------------------
+
+
+async def cancel_generation(app: web.Application, user_id: str, generation_id: str) -> str:
+    async with app[DB].read() as session:
+        generation = await session.scalar(
+            select(Generation).where(Generation.id == generation_id, Generation.user_id == user_id)
+        )
+    if generation is None:
+        from multinotes.errors import NotFound
+
+        raise NotFound("No such generation.")
+    if generation.status != "pending":
+        return generation.status
+    if not app[RUNNING].cancel(generation_id):
+        # It streams in another web process: tell every process.
+        await app[BUS].publish(CANCEL_CHANNEL, {"cancel": generation_id})
+    return "stopping"
+
+
+async def on_cancel_message(app: web.Application, message: dict[str, Any]) -> None:
+    generation_id = message.get("cancel")
+    if isinstance(generation_id, str):
+        app[RUNNING].cancel(generation_id)
+
+
+async def settle_stale_generations(app: web.Application) -> int:
+    """Finish generations a crashed process left pending: nothing streams longer than the
+    provider timeout allows, so anything older is orphaned. Charged nothing; marked failed."""
+    limit = timedelta(seconds=app[SETTINGS].provider_timeout_seconds * 3 + 300)
+    cutoff = utcnow() - limit
+    async with app[DB].read() as session:
+        stale = list(
+            await session.scalars(
+                select(Generation).where(
+                    Generation.status == "pending", Generation.created_at < cutoff
+                )
+            )
+        )
+    for generation in stale:
+        if generation.id in app[RUNNING].tasks:
+            continue
+        await wallet.settle(app[DB], f"gen:{generation.id}", 0, reason="interrupted")
+        async with app[DB].transaction() as session:
+            await session.execute(
+                update(Generation)
+                .where(Generation.id == generation.id, Generation.status == "pending")
+                .values(
+                    status="failed",
+                    error_code="interrupted",
+                    error_message="The server stopped while this answer was streaming.",
+                    finished_at=utcnow(),
+                )
+            )
+            await session.execute(
+                update(Message)
+                .where(Message.id == generation.message_id, Message.status == "pending")
+                .values(status="failed")
+            )
+    return len(stale)
+
+
+def decode_attachments(raw: list[Any]) -> list[Attachment]:
+    attachments = []
+    for index, item in enumerate(raw):
+        try:
+            data = base64.b64decode(item.data, validate=True)
+        except (ValueError, TypeError):
+            raise Invalid(fields={f"attachments.{index}.data": "not valid base64"}) from None
+        attachments.append(Attachment(item.media_type, data, item.name or ""))
+    return attachments

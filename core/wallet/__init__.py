@@ -1,0 +1,1 @@
+"""The credit wallet: an append-only ledger per user, reservations for requests in flight."""

@@ -1,0 +1,222 @@
+"""Moving credits: trial grants, reservations, settlement, admin adjustments.
+
+Every change is one short transaction whose UPDATE re-checks the balance (``balance - reserved``)
+in its WHERE clause, so concurrent requests serialise on the wallet row and none can overdraw.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from multinotes.app_settings import get_setting
+from multinotes.db import Database, utcnow
+from multinotes.errors import Conflict, NotFound, PaymentRequired
+from multinotes.wallet.models import LedgerEntry, Reservation, Wallet
+
+
+@dataclass(frozen=True)
+class Balance:
+    balance: int
+    reserved: int
+
+    @property
+    def available(self) -> int:
+        return self.balance - self.reserved
+
+
+async def ensure_wallet(db: Database, user_id: str) -> None:
+    """Create the wallet on first use, with the trial credits in force at that moment."""
+    async with db.read() as session:
+        if await session.get(Wallet, user_id) is not None:
+            return
+    trial = int(await get_setting(db, "wallet.trial_credits") or 0)
+    try:
+        async with db.transaction() as session:
+            session.add(Wallet(user_id=user_id, balance=trial, reserved=0))
+            await session.flush()
+            if trial > 0:
+                session.add(
+                    LedgerEntry(
+                        user_id=user_id,
+                        amount=trial,
+                        kind="trial",
+                        reason="Free trial credits",
+                        reference=f"trial:{user_id}",
+                    )
+                )
+    except IntegrityError:
+        pass  # another request created it first; the unique keys kept it single
+
+
+async def balance(db: Database, user_id: str) -> Balance:
+    await ensure_wallet(db, user_id)
+    async with db.read() as session:
+        wallet = await session.get(Wallet, user_id)
+    assert wallet is not None
+    return Balance(wallet.balance, wallet.reserved)
+
+
+async def reserve(
+    db: Database, user_id: str, amount: int, reference: str, model_id: str | None = None
+) -> Reservation:
+    """Hold ``amount`` credits, or raise ``PaymentRequired`` (nothing held)."""
+    await ensure_wallet(db, user_id)
+    amount = max(0, int(amount))
+    async with db.transaction() as session:
+        held = await session.execute(
+            update(Wallet)
+            .where(Wallet.user_id == user_id, Wallet.balance - Wallet.reserved >= amount)
+            .values(reserved=Wallet.reserved + amount)
+        )
+        if held.rowcount != 1:
+            raise PaymentRequired(
+                "Not enough credits for this request. Top up your wallet, choose fewer or "
+                "cheaper models, or lower the maximum answer length.",
+                code="insufficient_credits",
+            )
+        reservation = Reservation(
+            user_id=user_id, amount=amount, reference=reference, model_id=model_id
+        )
+        session.add(reservation)
+    return reservation
+
+
+async def settle(db: Database, reference: str, cost: int, *, reason: str = "") -> int:
+    """Turn the reservation ``reference`` into a charge of ``cost`` (never more than was
+    reserved). Idempotent: a second call changes nothing and returns the first charge."""
+    async with db.transaction() as session:
+        reservation = await session.scalar(
+            select(Reservation).where(Reservation.reference == reference).with_for_update()
+        )
+        if reservation is None:
+            raise NotFound(f"No reservation {reference!r}.")
+        if reservation.settled_at is not None:
+            return int(reservation.cost or 0)
+        charged = min(max(0, int(cost)), reservation.amount)
+        claimed = await session.execute(
+            update(Reservation)
+            .where(Reservation.id == reservation.id, Reservation.settled_at.is_(None))
+            .values(settled_at=utcnow(), cost=charged)
+        )
+        if claimed.rowcount != 1:
+            return int(reservation.cost or 0)
+        await session.execute(
+            update(Wallet)
+            .where(Wallet.user_id == reservation.user_id)
+            .values(balance=Wallet.balance - charged, reserved=Wallet.reserved - reservation.amount)
+        )
+        if charged:
+            session.add(
+                LedgerEntry(
+                    user_id=reservation.user_id,
+                    amount=-charged,
+                    kind="usage",
+                    reason=reason[:500],
+                    reference=reference,
+                    model_id=reservation.model_id,
+                )
+            )
+    return charged
+
+
+async def adjust(
+    db: Database,
+    user_id: str,
+    amount: int,
+    reason: str,
+    *,
+    by: str | None,
+    kind: str | None = None,
+    reference: str | None = None,
+) -> LedgerEntry:
+    """Grant (positive) or deduct (negative) credits with a reason. A deduction never takes the
+    available balance below zero (``Conflict`` instead, nothing changed)."""
+    await ensure_wallet(db, user_id)
+    kind = kind or ("grant" if amount >= 0 else "deduct")
+    entry = LedgerEntry(
+        user_id=user_id,
+        amount=int(amount),
+        kind=kind,
+        reason=reason[:500],
+        reference=reference,
+        created_by=by,
+    )
+    async with db.transaction() as session:
+        changed = await session.execute(
+            update(Wallet)
+            .where(Wallet.user_id == user_id, Wallet.balance - Wallet.reserved + int(amount) >= 0)
+            .values(balance=Wallet.balance + int(amount))
+        )
+        if changed.rowcount != 1:
+            raise Conflict("That would take the balance below zero.", code="insufficient_balance")
+        session.add(entry)
+    return entry
+
+
+async def ledger(
+    db: Database,
+    user_id: str,
+    *,
+    limit: int = 50,
+    before: str | None = None,
+    kind: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[LedgerEntry]:
+    query = select(LedgerEntry).where(LedgerEntry.user_id == user_id)
+    if before:
+        query = query.where(LedgerEntry.id < before)
+    if kind:
+        query = query.where(LedgerEntry.kind == kind)
+    if since:
+        query = query.where(LedgerEntry.created_at >= since)
+    if until:
+        query = query.where(LedgerEntry.created_at < until)
+    async with db.read() as session:
+        rows = await session.scalars(query.order_by(LedgerEntry.id.desc()).limit(limit))
+        return list(rows)
+
+
+async def usage_by_day(db: Database, user_id: str, days: int = 30) -> dict[str, Any]:
+    """Credits spent per day and per model over the last ``days`` days (for the usage chart)."""
+    since = (utcnow() - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    async with db.read() as session:
+        rows = (
+            await session.execute(
+                select(LedgerEntry.created_at, LedgerEntry.model_id, LedgerEntry.amount).where(
+                    LedgerEntry.user_id == user_id,
+                    LedgerEntry.kind == "usage",
+                    LedgerEntry.created_at >= since,
+                )
+            )
+        ).all()
+    dates = [(since + timedelta(days=i)).date().isoformat() for i in range(days)]
+    per_day = {d: 0 for d in dates}
+    per_model: dict[str, dict[str, int]] = {}
+    for created_at, model_id, amount in rows:
+        day = created_at.date().isoformat()
+        if day not in per_day:
+            continue
+        per_day[day] += -amount
+        model_days = per_model.setdefault(model_id or "other", {d: 0 for d in dates})
+        model_days[day] += -amount
+    return {
+        "days": dates,
+        "total": [per_day[d] for d in dates],
+        "by_model": {m: [v[d] for d in dates] for m, v in sorted(per_model.items())},
+    }
+
+
+async def ledger_sum(db: Database, user_id: str) -> int:
+    async with db.read() as session:
+        total = await session.scalar(
+            select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
+                LedgerEntry.user_id == user_id
+            )
+        )
+    return int(total or 0)
