@@ -236,8 +236,9 @@ async def stream_chat(
             async with await client.chat.completions.create(**params) as stream:
                 async for chunk in stream:
                     if chunk.usage is not None:
-                        request.usage.input_tokens = chunk.usage.prompt_tokens
-                        request.usage.output_tokens = chunk.usage.completion_tokens
+                        # Some compatible servers send nulls here; the SDK does not validate.
+                        request.usage.input_tokens = chunk.usage.prompt_tokens or 0
+                        request.usage.output_tokens = chunk.usage.completion_tokens or 0
                         finished = True
                     for choice in chunk.choices:
                         if choice.finish_reason is not None:

@@ -106,7 +106,8 @@ def test_migrate_admin_create_and_plugins_commands(tmp_path):
     assert "root@example.com is an admin." in created.stdout
 
     listing = json.loads(cli("plugins", "list", "--json", "--data-dir", data).stdout)
-    assert {p["name"]: p["enabled"] for p in listing} == {"demo": True, "markdown": True}
+    enabled = {p["name"]: p["enabled"] for p in listing}
+    assert enabled["demo"] is True and enabled["markdown"] is True  # other built-ins vary
     assert "Plugin demo disabled." in cli("plugins", "disable", "demo", "--data-dir", data).stdout
     text = cli("plugins", "list", "--data-dir", data).stdout
     assert "demo" in text and "disabled" in text

@@ -1,0 +1,291 @@
+"""The curated OpenAI models. Prices are in credits (1 credit = US$0.00001), so credits per
+million tokens = US$ per million * 100,000; they follow OpenAI's public price list."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import AsyncIterator
+from typing import Any, ClassVar, Literal
+
+import openai
+from pydantic import BaseModel
+
+from multinotes import openai_wire
+from multinotes.errors import Invalid, NeedsKey, ProviderBadResponse
+from multinotes.providers import (
+    Attachment,
+    Chunk,
+    GenerationRequest,
+    ImageOptions,
+    MediaOutput,
+    Model,
+    Pricing,
+    SpeechOptions,
+    TranscriptionOptions,
+)
+
+PROVIDER_NAME = "OpenAI"
+USD = 100_000  # credits per US dollar
+
+
+def connect(config: Any, timeout: float | None = None) -> openai.AsyncOpenAI:
+    """A client for one call, or ``NeedsKey`` before anything is sent when no key is set."""
+    key = config.api_key.get_secret_value() if config.api_key else ""
+    if not key.strip():
+        raise NeedsKey(
+            f"{PROVIDER_NAME} needs an API key. An admin can set it in the Plugins console."
+        )
+    return openai_wire.make_client(
+        api_key=key.strip(),
+        base_url=config.base_url,
+        organization=config.organization,
+        timeout=min(config.timeout, timeout or config.timeout),
+    )
+
+
+def _last_user(request: GenerationRequest) -> str:
+    return next((m.content for m in reversed(request.messages) if m.role == "user"), "").strip()
+
+
+class OpenAIModel(Model):
+    """Common to every OpenAI model: the id is ``openai/<api name>``."""
+
+    label = "OpenAI"
+
+    @property
+    def api_name(self) -> str:
+        return self.model_id.removeprefix("openai/")
+
+
+class ChatModel(OpenAIModel):
+    capabilities = frozenset({"text", "code", "vision"})
+
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
+        params = openai_wire.chat_params(request, self.api_name)
+        async with connect(request.config, request.timeout) as client:
+            async for text in openai_wire.stream_chat(client, params, request, PROVIDER_NAME):
+                yield text
+
+
+class Gpt4o(ChatModel):
+    model_id = "openai/gpt-4o"
+    name = "GPT-4o"
+    description = "OpenAI's versatile flagship for text and images."
+    context_window = 128_000
+    max_output = 16_384
+    pricing = Pricing(input_per_million=2.50 * USD, output_per_million=10.00 * USD)
+
+
+class Gpt4oMini(ChatModel):
+    model_id = "openai/gpt-4o-mini"
+    name = "GPT-4o mini"
+    description = "Fast and inexpensive; good for everyday tasks."
+    context_window = 128_000
+    max_output = 16_384
+    pricing = Pricing(input_per_million=0.15 * USD, output_per_million=0.60 * USD)
+
+
+class Gpt41(ChatModel):
+    model_id = "openai/gpt-4.1"
+    name = "GPT-4.1"
+    description = "Strong at code and following instructions; a million-token context."
+    context_window = 1_047_576
+    max_output = 32_768
+    pricing = Pricing(input_per_million=2.00 * USD, output_per_million=8.00 * USD)
+
+
+class Gpt41Mini(ChatModel):
+    model_id = "openai/gpt-4.1-mini"
+    name = "GPT-4.1 mini"
+    description = "Most of GPT-4.1's ability at a fifth of the price."
+    context_window = 1_047_576
+    max_output = 32_768
+    pricing = Pricing(input_per_million=0.40 * USD, output_per_million=1.60 * USD)
+
+
+class Gpt41Nano(ChatModel):
+    model_id = "openai/gpt-4.1-nano"
+    name = "GPT-4.1 nano"
+    description = "The fastest and cheapest GPT-4.1."
+    context_window = 1_047_576
+    max_output = 32_768
+    pricing = Pricing(input_per_million=0.10 * USD, output_per_million=0.40 * USD)
+
+
+class DallE3Options(ImageOptions):
+    """DALL·E 3 draws one image per call, so ``n`` means n calls."""
+
+    size: Literal["1024x1024"] = "1024x1024"
+
+
+class DallE3WideOptions(ImageOptions):
+    size: Literal["1792x1024", "1024x1792"] = "1792x1024"
+
+
+class DallE3(OpenAIModel):
+    """Square images. Wide and tall ones cost twice as much, so they are a separate model:
+    each model then has one price per image, which is what the core reserves and bills."""
+
+    model_id = "openai/dall-e-3"
+    name = "DALL·E 3"
+    description = "Square images (1024x1024) from a description."
+    capabilities = frozenset({"image_generation"})
+    context_window = 4_000  # characters of prompt
+    max_output = 0
+    pricing = Pricing(per_image=0.040 * USD)
+    Options: ClassVar[type[BaseModel]] = DallE3Options
+
+    @property
+    def api_name(self) -> str:
+        return "dall-e-3"
+
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
+        prompt = _last_user(request)
+        if not prompt:
+            raise Invalid("Describe the image to generate.", fields={"prompt": "required"})
+        size = getattr(request.options, "size", "1024x1024")
+        async with connect(request.config, request.timeout) as client:
+            for index in range(getattr(request.options, "n", 1)):
+                with openai_wire.translated_errors(PROVIDER_NAME):
+                    result = await client.images.generate(
+                        model=self.api_name,
+                        prompt=prompt,
+                        n=1,
+                        size=size,
+                        response_format="b64_json",
+                    )
+                encoded = result.data[0].b64_json if result.data else None
+                try:
+                    image = base64.b64decode(encoded or "", validate=True)
+                except binascii.Error:
+                    image = b""
+                if not image:
+                    raise ProviderBadResponse(f"{PROVIDER_NAME} sent no image data.")
+                request.usage.images += 1
+                yield MediaOutput("image/png", image, f"image-{index + 1}.png")
+
+
+class DallE3Wide(DallE3):
+    model_id = "openai/dall-e-3-wide"
+    name = "DALL·E 3 wide"
+    description = "Wide (1792x1024) or tall (1024x1792) images from a description."
+    pricing = Pricing(per_image=0.080 * USD)
+    Options: ClassVar[type[BaseModel]] = DallE3WideOptions
+
+
+AUDIO_TYPES = {
+    "mp3": "audio/mpeg",
+    "wav": "audio/wav",
+    "opus": "audio/ogg",  # Opus in an Ogg container
+    "aac": "audio/aac",
+    "flac": "audio/flac",
+}
+
+
+#: OpenAI bills speech per input character; the core bills speech per audio minute. At 15
+#: characters a second (about 900 a minute, ordinary speech) the two prices are the same, so the
+#: models report characters / 15 as seconds and ask US$ per million characters * 900 / million.
+CHARS_PER_SECOND = 15
+
+
+class Tts1(OpenAIModel):
+    model_id = "openai/tts-1"
+    name = "TTS-1"
+    description = "Reads text aloud. US$15 per million characters."
+    capabilities = frozenset({"text_to_speech"})
+    context_window = 4_096  # characters per request
+    max_output = 0
+    pricing = Pricing(per_audio_minute=15.00 * USD * CHARS_PER_SECOND * 60 / 1_000_000)
+    Options: ClassVar[type[BaseModel]] = SpeechOptions
+
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
+        text = _last_user(request)
+        if not text:
+            raise Invalid("Write the text to read aloud.", fields={"prompt": "required"})
+        options = request.options
+        fmt = getattr(options, "format", "mp3")
+        async with connect(request.config, request.timeout) as client:
+            with openai_wire.translated_errors(PROVIDER_NAME):
+                response = await client.audio.speech.create(
+                    model=self.api_name,
+                    input=text,
+                    voice=getattr(options, "voice", "alloy"),
+                    response_format=fmt,
+                    speed=getattr(options, "speed", 1.0),
+                )
+                audio = await response.aread()
+        if not audio:
+            raise ProviderBadResponse(f"{PROVIDER_NAME} sent no audio.")
+        request.usage.input_tokens = openai_wire.estimate_tokens(text)
+        request.usage.audio_seconds = len(text) / CHARS_PER_SECOND
+        yield MediaOutput(AUDIO_TYPES.get(fmt, "audio/mpeg"), audio, f"speech.{fmt}")
+
+
+class Tts1Hd(Tts1):
+    model_id = "openai/tts-1-hd"
+    name = "TTS-1 HD"
+    description = "Higher-quality speech. US$30 per million characters."
+    pricing = Pricing(per_audio_minute=30.00 * USD * CHARS_PER_SECOND * 60 / 1_000_000)
+
+
+#: What Whisper accepts besides audio/*: the audio track of these containers.
+VIDEO_WITH_AUDIO = ("video/mp4", "video/mpeg", "video/webm")
+
+
+def _audio(request: GenerationRequest) -> Attachment:
+    for message in reversed(request.messages):
+        if message.role != "user":
+            continue
+        for attachment in reversed(message.attachments):
+            media = attachment.media_type
+            if media.startswith("audio/") or media in VIDEO_WITH_AUDIO:
+                return attachment
+    raise Invalid("Attach an audio file to transcribe.", fields={"attachments": "no audio file"})
+
+
+class Whisper1(OpenAIModel):
+    model_id = "openai/whisper-1"
+    name = "Whisper"
+    description = "Transcribes speech in about 100 languages. US$0.006 per minute."
+    capabilities = frozenset({"speech_to_text"})
+    context_window = 0
+    max_output = 0
+    pricing = Pricing(per_audio_minute=0.006 * USD)
+    Options: ClassVar[type[BaseModel]] = TranscriptionOptions
+
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
+        audio = _audio(request)
+        subtype = audio.media_type.split("/", 1)[1].split(";")[0]
+        filename = audio.name or f"audio.{'mp3' if subtype == 'mpeg' else subtype}"
+        extra: dict[str, Any] = {}
+        for name in ("language", "prompt"):
+            value = getattr(request.options, name, None)
+            if value:
+                extra[name] = value
+        async with connect(request.config, request.timeout) as client:
+            with openai_wire.translated_errors(PROVIDER_NAME):
+                # verbose_json carries the duration, which is what the call costs.
+                result = await client.audio.transcriptions.create(
+                    model=self.api_name,
+                    file=(filename, audio.data, audio.media_type),
+                    response_format="verbose_json",
+                    **extra,
+                )
+        request.usage.audio_seconds = float(result.duration)
+        if result.text:
+            yield result.text
+
+
+MODELS: list[type[OpenAIModel]] = [
+    Gpt4o,
+    Gpt4oMini,
+    Gpt41,
+    Gpt41Mini,
+    Gpt41Nano,
+    DallE3,
+    DallE3Wide,
+    Tts1,
+    Tts1Hd,
+    Whisper1,
+]

@@ -1,0 +1,306 @@
+"""The OpenAI-compatible provider plugin: named connections to servers such as Ollama, vLLM,
+LM Studio or OpenRouter, each played here by a local fake OpenAI server."""
+
+from __future__ import annotations
+
+import json
+import math
+import secrets
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from multinotes.errors import (
+    NeedsKey,
+    ProviderError,
+    ProviderRateLimited,
+    ProviderUnavailable,
+)
+from multinotes.plugins.providers.openai_compatible import (
+    CompatibleProvider,
+    CompatibleSettings,
+)
+from multinotes.providers import Attachment, ChatMessage
+from multinotes.settings import Settings
+from tests.fakes import serve_fake
+from tests.fakes.openai_server import FakeOpenAI, tiny_png
+from tests.support.provider_calls import make_request, refused_url, run
+
+
+@pytest.fixture
+def local() -> FakeOpenAI:
+    """A keyless local server (like Ollama) that discovers its models."""
+    return FakeOpenAI(api_key=None, models=["llama3.2", "qwen2.5-coder"])
+
+
+@pytest.fixture
+def hosted() -> FakeOpenAI:
+    """A hosted server that wants a key (like OpenRouter)."""
+    return FakeOpenAI(api_key="sk-or-secret", models=["meta-llama/llama-3.1-8b-instruct"])
+
+
+@pytest.fixture
+async def local_url(local: FakeOpenAI) -> AsyncIterator[str]:
+    async with serve_fake(local.app()) as url:
+        yield f"{url}/v1"
+
+
+@pytest.fixture
+async def hosted_url(hosted: FakeOpenAI) -> AsyncIterator[str]:
+    async with serve_fake(hosted.app()) as url:
+        yield f"{url}/v1"
+
+
+def settings(
+    *connections: dict[str, Any], keys: dict[str, str] | None = None
+) -> CompatibleSettings:
+    return CompatibleSettings(
+        connections=json.dumps(list(connections)),
+        api_keys=json.dumps(keys) if keys is not None else None,
+    )
+
+
+async def model(provider: CompatibleProvider, config: CompatibleSettings, model_id: str) -> Any:
+    return next(m for m in await provider.list_models(config) if m.id == model_id)
+
+
+# -- model lists --------------------------------------------------------------------------------
+
+
+async def test_without_connections_there_are_no_models():
+    assert await CompatibleProvider().list_models(CompatibleSettings()) == []
+
+
+async def test_models_are_discovered_from_the_server_and_cached(local, local_url):
+    provider = CompatibleProvider()
+    config = settings({"name": "ollama", "base_url": local_url})
+
+    models = await provider.list_models(config)
+    again = await provider.list_models(config)
+
+    assert [m.id for m in models] == ["ollama/llama3.2", "ollama/qwen2.5-coder"]
+    assert [m.id for m in again] == [m.id for m in models]
+    assert local.paths() == ["/v1/models"]  # the second listing came from the cache
+    assert models[0].name == "llama3.2 (ollama)"
+    assert models[0].capabilities == {"text"}
+
+
+async def test_configured_models_are_offered_without_asking_the_server(local, local_url):
+    connection = {
+        "name": "vllm",
+        "base_url": local_url,
+        "models": ["mistral-7b", "phi-3"],
+        "context_window": 32_000,
+        "max_output": 2_000,
+        "prices": {"input_per_million": 5_000, "output_per_million": 15_000},
+        "capabilities": ["text", "code"],
+    }
+    models = await CompatibleProvider().list_models(settings(connection))
+
+    assert [m.id for m in models] == ["vllm/mistral-7b", "vllm/phi-3"]
+    assert (models[0].context_window, models[0].max_output) == (32_000, 2_000)
+    assert models[0].pricing.input_per_million == 5_000
+    assert models[0].pricing.output_per_million == 15_000
+    assert models[0].capabilities == {"text", "code"}
+    assert local.requests == []
+
+
+async def test_two_connections_at_once_with_one_down(local, local_url, hosted, hosted_url):
+    config = settings(
+        {"name": "ollama", "base_url": local_url},
+        {"name": "openrouter", "base_url": hosted_url},
+        {"name": "offline", "base_url": refused_url()},
+        keys={"openrouter": "sk-or-secret"},
+    )
+    models = await CompatibleProvider().list_models(config)
+
+    assert [m.id for m in models] == [
+        "ollama/llama3.2",
+        "ollama/qwen2.5-coder",
+        "openrouter/meta-llama/llama-3.1-8b-instruct",
+    ]
+    assert hosted.requests[-1].headers["Authorization"] == "Bearer sk-or-secret"
+
+
+async def test_a_server_that_rejects_the_key_offers_no_models(hosted, hosted_url):
+    config = settings({"name": "openrouter", "base_url": hosted_url})
+    assert await CompatibleProvider().list_models(config) == []
+
+
+# -- chat ---------------------------------------------------------------------------------------
+
+
+async def test_chat_streams_through_the_connection_with_its_key(hosted, hosted_url):
+    provider = CompatibleProvider()
+    config = settings(
+        {"name": "openrouter", "base_url": hosted_url}, keys={"openrouter": "sk-or-secret"}
+    )
+    chosen = await model(provider, config, "openrouter/meta-llama/llama-3.1-8b-instruct")
+    request = make_request(chosen, config, "Tell me a joke", options={"max_tokens": 64})
+
+    chunks = await run(chosen, request)
+
+    assert "".join(chunks) == hosted.reply
+    assert (request.usage.input_tokens, request.usage.output_tokens) == (4, 5)
+    sent = hosted.requests[-1]
+    assert sent.headers["Authorization"] == "Bearer sk-or-secret"
+    assert sent.json["model"] == "meta-llama/llama-3.1-8b-instruct"
+    assert sent.json["max_tokens"] == 64  # what older compatible servers understand
+    assert sent.json["stream_options"] == {"include_usage": True}
+
+
+async def test_a_keyless_server_gets_a_placeholder_not_the_environments_key(
+    local, local_url, monkeypatch
+):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-real-openai-key")
+    provider = CompatibleProvider()
+    config = settings({"name": "ollama", "base_url": local_url, "models": ["llama3.2"]})
+    chosen = await model(provider, config, "ollama/llama3.2")
+
+    await run(chosen, make_request(chosen, config, "hi"))
+
+    assert "sk-real-openai-key" not in local.requests[-1].headers["Authorization"]
+
+
+async def test_usage_is_estimated_when_the_server_reports_none(local, local_url):
+    local.report_usage = False
+    provider = CompatibleProvider()
+    config = settings({"name": "ollama", "base_url": local_url, "models": ["llama3.2"]})
+    chosen = await model(provider, config, "ollama/llama3.2")
+    request = make_request(chosen, config, "Count to three, please")
+
+    await run(chosen, request)
+
+    assert request.usage.input_tokens == math.ceil(len("Count to three, please") / 4)
+    assert request.usage.output_tokens == math.ceil(len(local.reply) / 4)
+
+
+async def test_images_are_sent_only_to_vision_connections(local, local_url):
+    provider = CompatibleProvider()
+    image = ChatMessage("user", "What is this?", (Attachment("image/png", tiny_png()),))
+    text_only = settings({"name": "plain", "base_url": local_url, "models": ["llama3.2"]})
+    vision = settings(
+        {"name": "llava", "base_url": local_url, "models": ["llava"], "capabilities": ["vision"]}
+    )
+
+    chosen = await model(provider, text_only, "plain/llama3.2")
+    await run(chosen, make_request(chosen, text_only, image))
+    assert local.requests[-1].json["messages"][0]["content"] == "What is this?"
+
+    chosen = await model(provider, vision, "llava/llava")
+    await run(chosen, make_request(chosen, vision, image))
+    parts = local.requests[-1].json["messages"][0]["content"]
+    assert parts[1]["image_url"]["url"].startswith("data:image/png;base64,")
+
+
+async def test_a_connection_removed_since_listing_is_reported(local, local_url):
+    provider = CompatibleProvider()
+    config = settings({"name": "ollama", "base_url": local_url, "models": ["llama3.2"]})
+    chosen = await model(provider, config, "ollama/llama3.2")
+    with pytest.raises(ProviderError, match="no longer configured"):
+        await run(chosen, make_request(chosen, CompatibleSettings(), "hi"))
+
+
+@pytest.mark.parametrize(
+    ("failure", "error"),
+    [
+        ("401", NeedsKey),
+        ("429", ProviderRateLimited),
+        ("500", ProviderUnavailable),
+        ("cut", ProviderUnavailable),
+    ],
+)
+async def test_failures_map_like_the_openai_plugin_and_name_the_connection(
+    local, local_url, failure, error
+):
+    provider = CompatibleProvider()
+    config = settings({"name": "ollama", "base_url": local_url, "models": ["llama3.2"]})
+    chosen = await model(provider, config, "ollama/llama3.2")
+    local.next_failures.append(failure)
+
+    with pytest.raises(error) as caught:
+        await run(chosen, make_request(chosen, config, "hi"))
+
+    assert '"ollama"' in caught.value.message
+    if failure == "429":
+        assert caught.value.retry_after == 7.0
+
+
+# -- check --------------------------------------------------------------------------------------
+
+
+async def test_check_reports_each_connection(local, local_url, hosted, hosted_url):
+    config = settings(
+        {"name": "ollama", "base_url": local_url},
+        {"name": "openrouter", "base_url": hosted_url, "models": ["meta-llama/x", "gone/y"]},
+        {"name": "offline", "base_url": refused_url()},
+        keys={"openrouter": "sk-or-secret"},
+    )
+    report = await CompatibleProvider().check(config)
+
+    lines = report.splitlines()
+    assert lines[0] == "ollama: connected, 2 models"
+    assert lines[1].startswith("openrouter: 2 models configured, not listed by the server:")
+    assert lines[2].startswith("offline: failed: Could not reach")
+
+
+async def test_check_fails_when_no_connection_answers():
+    with pytest.raises(ProviderError, match="No connections"):
+        await CompatibleProvider().check(CompatibleSettings())
+    config = settings({"name": "offline", "base_url": refused_url()})
+    with pytest.raises(ProviderUnavailable, match="offline: failed"):
+        await CompatibleProvider().check(config)
+
+
+async def test_check_does_not_use_the_discovery_cache(local, local_url):
+    provider = CompatibleProvider()
+    config = settings({"name": "ollama", "base_url": local_url})
+    await provider.list_models(config)
+    await provider.check(config)
+    assert local.paths() == ["/v1/models", "/v1/models"]
+
+
+# -- settings -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "complaint"),
+    [
+        ("not json", "not a valid list of connections"),
+        ('[{"name": "Bad Name", "base_url": "http://x/v1"}]', "0.name"),
+        ('[{"name": "a", "base_url": "ftp://x"}]', "0.base_url"),
+        ('[{"name": "a", "base_url": "http://x/v1", "colour": "red"}]', "0.colour"),
+        (
+            '[{"name": "a", "base_url": "http://x/v1"}, {"name": "a", "base_url": "http://y/v1"}]',
+            "unique: a",
+        ),
+    ],
+)
+def test_connections_are_validated_with_a_readable_message(text, complaint):
+    with pytest.raises(ValidationError) as caught:
+        CompatibleSettings(connections=text)
+    assert complaint in caught.value.errors()[0]["msg"]
+
+
+def test_a_malformed_keys_field_never_echoes_the_secret():
+    with pytest.raises(ValidationError) as caught:
+        CompatibleSettings(api_keys="sk-oops-not-json")
+    assert "sk-oops" not in str(caught.value)
+    assert "JSON object" in caught.value.errors()[0]["msg"]
+
+
+def test_connections_and_keys_bootstrap_from_the_environment(monkeypatch, tmp_path):
+    connections = [{"name": "ollama", "base_url": "http://127.0.0.1:11434/v1"}]
+    monkeypatch.setenv(
+        "MULTINOTES_PLUGINS__OPENAI_COMPATIBLE__CONNECTIONS", json.dumps(connections)
+    )
+    monkeypatch.setenv("MULTINOTES_PLUGINS__OPENAI_COMPATIBLE__API_KEYS", '{"ollama": "k-1"}')
+    app_settings = Settings(_env_file=None, data_dir=tmp_path, secret_key=secrets.token_urlsafe(48))
+
+    config = CompatibleSettings.model_validate(app_settings.plugin_values("openai_compatible"))
+
+    assert [c.name for c in config.connection_list()] == ["ollama"]
+    assert config.key_for("ollama") == "k-1"
+    assert isinstance(config.connections, str)  # still text an admin can edit in the form

@@ -1,0 +1,379 @@
+"""The OpenAI provider plugin, driven through the official SDK against a local fake server."""
+
+from __future__ import annotations
+
+import email.utils
+import secrets
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+from pydantic import SecretStr, ValidationError
+
+from multinotes.errors import (
+    Invalid,
+    NeedsKey,
+    ProviderBadResponse,
+    ProviderError,
+    ProviderRateLimited,
+    ProviderUnavailable,
+)
+from multinotes.openai_wire import retry_after_seconds
+from multinotes.plugin_host import PluginHost
+from multinotes.plugins.providers.openai import OpenAIProvider, OpenAISettings
+from multinotes.plugins.providers.openai import models as m
+from multinotes.providers import Attachment, ChatMessage, MediaOutput
+from multinotes.settings import Settings
+from tests.fakes import serve_fake
+from tests.fakes.openai_server import FakeOpenAI, tiny_png
+from tests.support.provider_calls import make_request, refused_url, run
+
+KEY = "sk-test-key"
+
+
+@pytest.fixture
+def fake() -> FakeOpenAI:
+    return FakeOpenAI(api_key=KEY)
+
+
+@pytest.fixture
+async def fake_url(fake: FakeOpenAI) -> AsyncIterator[str]:
+    async with serve_fake(fake.app()) as url:
+        yield f"{url}/v1"
+
+
+@pytest.fixture
+def config(fake_url: str) -> OpenAISettings:
+    return OpenAISettings(api_key=SecretStr(KEY), base_url=fake_url, timeout=5)
+
+
+AUDIO = Attachment("audio/mpeg", b"ID3fake-mp3-bytes", "memo.mp3")
+
+
+# -- chat ---------------------------------------------------------------------------------------
+
+
+async def test_chat_streams_text_and_reports_the_servers_usage(fake, config):
+    request = make_request(m.Gpt4oMini(), config, "Say hello to the team")
+
+    chunks = await run(m.Gpt4oMini(), request)
+
+    assert "".join(chunks) == fake.reply
+    assert len(chunks) > 1  # streamed, not one blob
+    # The fake counts prompt words and one token per streamed piece.
+    assert (request.usage.input_tokens, request.usage.output_tokens) == (5, 5)
+    sent = fake.requests[-1]
+    assert sent.path == "/v1/chat/completions"
+    assert sent.headers["Authorization"] == f"Bearer {KEY}"
+    assert sent.json["model"] == "gpt-4o-mini"
+    assert sent.json["stream"] is True
+    assert sent.json["stream_options"] == {"include_usage": True}
+
+
+async def test_chat_options_and_system_prompt_are_sent(fake, config):
+    history = [
+        ChatMessage("user", "Hi"),
+        ChatMessage("assistant", "Hello!"),
+        ChatMessage("user", "Write a haiku"),
+    ]
+    options = {"temperature": 0.2, "top_p": 0.9, "max_tokens": 50, "system": "Be brief."}
+    request = make_request(m.Gpt41(), config, *history, options=options)
+
+    await run(m.Gpt41(), request)
+
+    body = fake.requests[-1].json
+    assert body["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello!"},
+        {"role": "user", "content": "Write a haiku"},
+    ]
+    assert (body["temperature"], body["top_p"]) == (0.2, 0.9)
+    assert body["max_completion_tokens"] == 50
+    assert "max_tokens" not in body
+
+
+async def test_images_in_a_user_message_arrive_as_data_urls(fake, config):
+    image = Attachment("image/png", tiny_png(), "dot.png")
+    message = ChatMessage("user", "What is in this picture?", (image, AUDIO))
+
+    await run(m.Gpt4o(), make_request(m.Gpt4o(), config, message))
+
+    content = fake.requests[-1].json["messages"][0]["content"]
+    assert content[0] == {"type": "text", "text": "What is in this picture?"}
+    url = content[1]["image_url"]["url"]
+    assert url.startswith("data:image/png;base64,iVBOR")
+    assert len(content) == 2  # the audio attachment is not something chat models read
+
+
+async def test_stopping_early_closes_the_stream_quietly(fake, config):
+    stream = m.Gpt4o().stream(make_request(m.Gpt4o(), config, "hello"))
+    first = await stream.__anext__()
+    await stream.aclose()
+    assert first
+
+
+# -- images, speech, transcription --------------------------------------------------------------
+
+
+async def test_image_generation_yields_png_bytes_and_counts_images(fake, config):
+    request = make_request(m.DallE3(), config, "a red fox", options={"n": 2})
+
+    chunks = await run(m.DallE3(), request)
+
+    assert [type(c) for c in chunks] == [MediaOutput, MediaOutput]
+    assert all(c.media_type == "image/png" and c.data == tiny_png() for c in chunks)
+    assert request.usage.images == 2
+    calls = [r.json for r in fake.requests]
+    assert [c["response_format"] for c in calls] == ["b64_json", "b64_json"]
+    assert calls[0] | {"n": 1} == calls[0]  # DALL·E 3 draws one image per call
+    assert (calls[0]["model"], calls[0]["prompt"], calls[0]["size"]) == (
+        "dall-e-3",
+        "a red fox",
+        "1024x1024",
+    )
+
+
+async def test_wide_images_are_a_model_of_their_own_at_their_own_price(fake, config):
+    model = m.DallE3Wide()
+    request = make_request(model, config, "a wide fox", options={"size": "1024x1792"})
+
+    [image] = await run(model, request)
+
+    assert isinstance(image, MediaOutput) and request.usage.images == 1
+    assert (fake.requests[-1].json["model"], fake.requests[-1].json["size"]) == (
+        "dall-e-3",
+        "1024x1792",
+    )
+    assert model.pricing.per_image == 2 * m.DallE3.pricing.per_image
+
+
+def test_each_dall_e_3_model_accepts_only_the_sizes_of_its_price():
+    with pytest.raises(ValidationError):
+        m.DallE3.Options.model_validate({"size": "1792x1024"})
+    with pytest.raises(ValidationError):
+        m.DallE3Wide.Options.model_validate({"size": "1024x1024"})
+    with pytest.raises(ValidationError):
+        m.DallE3.Options.model_validate({"size": "256x256"})
+
+
+async def test_text_to_speech_returns_audio_in_the_asked_format(fake, config):
+    options = {"voice": "nova", "format": "wav", "speed": 1.25}
+    request = make_request(m.Tts1(), config, "Read me aloud", options=options)
+
+    [audio] = await run(m.Tts1(), request)
+
+    assert isinstance(audio, MediaOutput)
+    assert audio.media_type == "audio/wav"
+    assert audio.data == b"FAKE-WAV:nova:Read me aloud"
+    # Billed per character: 15 characters count as a second of speech.
+    assert request.usage.audio_seconds == len("Read me aloud") / 15
+    body = fake.requests[-1].json
+    assert body == {
+        "model": "tts-1",
+        "input": "Read me aloud",
+        "voice": "nova",
+        "response_format": "wav",
+        "speed": 1.25,
+    }
+
+
+async def test_transcription_reads_the_last_user_audio_and_reports_its_duration(fake, config):
+    message = ChatMessage("user", "", (AUDIO,))
+    request = make_request(m.Whisper1(), config, message, options={"language": "en"})
+
+    chunks = await run(m.Whisper1(), request)
+
+    assert chunks == [fake.transcript]
+    assert request.usage.audio_seconds == fake.audio_seconds
+    form = fake.requests[-1].form
+    assert form["model"] == "whisper-1"
+    assert form["response_format"] == "verbose_json"
+    assert form["language"] == "en"
+    assert form["file"]["filename"] == "memo.mp3"
+    assert form["file"]["size"] == len(AUDIO.data)
+
+
+async def test_transcription_without_audio_is_a_user_error(fake, config):
+    with pytest.raises(Invalid):
+        await run(m.Whisper1(), make_request(m.Whisper1(), config, "no file here"))
+    assert fake.requests == []
+
+
+# -- failures -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model", [m.Gpt4o(), m.DallE3(), m.Tts1(), m.Whisper1()])
+async def test_a_missing_key_fails_before_any_request(fake, fake_url, model):
+    config = OpenAISettings(base_url=fake_url)
+    message = ChatMessage("user", "hello", (AUDIO,))
+
+    with pytest.raises(NeedsKey) as caught:
+        await run(model, make_request(model, config, message))
+
+    assert "OpenAI" in caught.value.message and "Plugins console" in caught.value.message
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize("status", ["401", "403"])
+async def test_a_rejected_key_needs_a_new_key(fake, config, status):
+    fake.next_failures.append(status)
+    with pytest.raises(NeedsKey) as caught:
+        await run(m.Gpt4o(), make_request(m.Gpt4o(), config, "hi"))
+    assert "OpenAI" in caught.value.message and "Plugins console" in caught.value.message
+
+
+async def test_a_wrong_key_reaches_the_server_and_is_rejected(fake, fake_url):
+    config = OpenAISettings(api_key=SecretStr("sk-wrong"), base_url=fake_url)
+    with pytest.raises(NeedsKey):
+        await run(m.Gpt4o(), make_request(m.Gpt4o(), config, "hi"))
+    assert fake.requests[-1].headers["Authorization"] == "Bearer sk-wrong"
+
+
+@pytest.mark.parametrize("model", [m.Gpt4o(), m.DallE3(), m.Tts1(), m.Whisper1()])
+async def test_rate_limits_carry_the_retry_after_hint(fake, config, model):
+    fake.next_failures.append("429")
+    message = ChatMessage("user", "hello", (AUDIO,))
+    with pytest.raises(ProviderRateLimited) as caught:
+        await run(model, make_request(model, config, message))
+    assert caught.value.retry_after == 7.0
+    assert len(fake.requests) == 1  # the SDK does not retry on its own
+
+
+async def test_server_errors_are_unavailable(fake, config):
+    fake.next_failures.append("500")
+    with pytest.raises(ProviderUnavailable):
+        await run(m.Gpt4o(), make_request(m.Gpt4o(), config, "hi"))
+    assert len(fake.requests) == 1
+
+
+async def test_a_slow_server_times_out_as_unavailable(fake, fake_url):
+    fake.slow_seconds = 2.0
+    fake.next_failures.append("slow")
+    config = OpenAISettings(api_key=SecretStr(KEY), base_url=fake_url, timeout=0.3)
+    started = time.monotonic()
+    with pytest.raises(ProviderUnavailable, match="in time"):
+        await run(m.Gpt4o(), make_request(m.Gpt4o(), config, "hi"))
+    assert time.monotonic() - started < 1.5
+
+
+async def test_the_core_timeout_caps_the_plugin_timeout(fake, config):
+    fake.slow_seconds = 2.0
+    fake.next_failures.append("slow")
+    with pytest.raises(ProviderUnavailable):
+        await run(m.Gpt4o(), make_request(m.Gpt4o(), config, "hi", timeout=0.3))
+
+
+async def test_a_stream_cut_mid_answer_is_unavailable_after_the_text_so_far(fake, config):
+    fake.next_failures.append("cut")
+    received: list = []
+    with pytest.raises(ProviderUnavailable, match="stream cut"):
+        await run(m.Gpt4o(), make_request(m.Gpt4o(), config, "hi"), into=received)
+    assert "".join(received) == "Hello from "  # the first two pieces arrived
+
+
+async def test_a_stream_that_ends_without_finishing_is_cut(fake, config):
+    fake.next_failures.append("truncated")
+    received: list = []
+    with pytest.raises(ProviderUnavailable, match="stream cut"):
+        await run(m.Gpt4o(), make_request(m.Gpt4o(), config, "hi"), into=received)
+    assert "".join(received) == fake.reply
+
+
+async def test_a_malformed_chunk_is_a_bad_response(fake, config):
+    fake.next_failures.append("malformed")
+    with pytest.raises(ProviderBadResponse):
+        await run(m.Gpt4o(), make_request(m.Gpt4o(), config, "hi"))
+
+
+async def test_a_bad_request_passes_on_the_providers_short_message(fake, config):
+    fake.next_failures.append("400")
+    with pytest.raises(ProviderError) as caught:
+        await run(m.Gpt4o(), make_request(m.Gpt4o(), config, "hi"))
+    assert type(caught.value) is ProviderError
+    assert caught.value.message == "OpenAI: Invalid value for 'temperature'."
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
+
+
+async def test_an_unreachable_server_is_unavailable():
+    config = OpenAISettings(api_key=SecretStr(KEY), base_url=refused_url())
+    with pytest.raises(ProviderUnavailable, match="Could not reach OpenAI"):
+        await run(m.Gpt4o(), make_request(m.Gpt4o(), config, "hi"))
+
+
+def test_retry_after_understands_seconds_milliseconds_and_dates():
+    assert retry_after_seconds({"retry-after": "3"}) == 3.0
+    assert retry_after_seconds({"retry-after-ms": "250", "retry-after": "3"}) == 0.25
+    later = email.utils.formatdate(time.time() + 30, usegmt=True)
+    assert 25 < (retry_after_seconds({"retry-after": later}) or 0) <= 30
+    assert retry_after_seconds({"retry-after": "soon"}) is None
+    assert retry_after_seconds({}) is None
+
+
+# -- the provider -------------------------------------------------------------------------------
+
+
+async def test_models_are_listed_even_without_a_key():
+    models = await OpenAIProvider().list_models(OpenAISettings())
+    by_id = {model.id: model for model in models}
+    assert {"openai/gpt-4o", "openai/gpt-4o-mini", "openai/gpt-4.1", "openai/gpt-4.1-mini"} <= set(
+        by_id
+    )
+    assert by_id["openai/gpt-4o"].pricing.input_per_million == 250_000  # US$2.50 / M
+    assert by_id["openai/gpt-4o"].capabilities == {"text", "code", "vision"}
+    assert by_id["openai/dall-e-3"].capabilities == {"image_generation"}
+    assert by_id["openai/dall-e-3"].pricing.per_image == 4_000  # US$0.04
+    assert by_id["openai/tts-1"].capabilities == {"text_to_speech"}
+    # US$15 per million characters = US$0.0135 per minute at 15 characters a second.
+    assert by_id["openai/tts-1"].pricing.per_audio_minute == 1_350
+    assert by_id["openai/whisper-1"].pricing.per_audio_minute == 600  # US$0.006
+    assert by_id["openai/whisper-1"].capabilities == {"speech_to_text"}
+
+
+async def test_check_lists_the_accounts_models(fake, config):
+    assert await OpenAIProvider().check(config) == "Connected: 3 models"
+    assert fake.paths() == ["/v1/models"]
+
+
+async def test_check_reports_a_rejected_or_missing_key(fake, fake_url, config):
+    fake.next_failures.append("401")
+    with pytest.raises(NeedsKey):
+        await OpenAIProvider().check(config)
+    with pytest.raises(NeedsKey):
+        await OpenAIProvider().check(OpenAISettings(base_url=fake_url))
+    assert len(fake.requests) == 1
+
+
+async def test_the_organization_header_is_sent_when_set(fake, fake_url):
+    config = OpenAISettings(api_key=SecretStr(KEY), base_url=fake_url, organization="org-42")
+    await OpenAIProvider().check(config)
+    assert fake.requests[-1].headers["OpenAI-Organization"] == "org-42"
+
+
+async def test_the_sdk_takes_nothing_from_the_environment(fake, config, monkeypatch):
+    monkeypatch.setenv("OPENAI_ORG_ID", "org-from-env")
+    monkeypatch.setenv("OPENAI_PROJECT_ID", "proj-from-env")
+    await OpenAIProvider().check(config)
+    headers = {k.lower() for k in fake.requests[-1].headers}
+    assert "openai-organization" not in headers and "openai-project" not in headers
+
+
+def test_both_plugins_load_through_entry_points_and_start_enabled():
+    host = PluginHost(mode="production")
+    host.load_entrypoints()
+    for name in ("openai", "openai_compatible"):
+        record = host.records[name]
+        assert (record.status, record.kinds, record.enabled) == ("loaded", ["provider"], True)
+        assert record.settings_model is not None
+        assert name in host.registries.providers
+    assert host.registries.providers["openai"][1].key_field == "api_key"
+
+
+def test_settings_bootstrap_from_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("MULTINOTES_PLUGINS__OPENAI__API_KEY", "sk-from-env")
+    monkeypatch.setenv("MULTINOTES_PLUGINS__OPENAI__BASE_URL", "http://127.0.0.1:9/v1")
+    settings = Settings(_env_file=None, data_dir=tmp_path, secret_key=secrets.token_urlsafe(48))
+    values = settings.plugin_values("openai")
+    config = OpenAISettings.model_validate(values)
+    assert config.api_key is not None and config.api_key.get_secret_value() == "sk-from-env"
+    assert config.base_url == "http://127.0.0.1:9/v1"
