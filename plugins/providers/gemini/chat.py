@@ -1,0 +1,198 @@
+"""Gemini chat models: core messages → google-genai contents, streamed back as text deltas."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import os
+import ssl
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import certifi
+from google import genai
+from google.genai import types
+
+from multinotes.errors import ProviderError, ProviderUnavailable
+from multinotes.plugins.providers.gemini.errors import api_key, map_error
+from multinotes.providers import (
+    Attachment,
+    ChatMessage,
+    Chunk,
+    GenerationRequest,
+    Model,
+    Pricing,
+    Usage,
+)
+
+T = TypeVar("T")
+
+#: Gemini's role names: an assistant turn is "model"; system text goes to system_instruction.
+ROLES = {"user": "user", "assistant": "model"}
+
+
+@dataclass(frozen=True)
+class GeminiSpec:
+    """A curated model: its API name and what we tell users (and bill) about it."""
+
+    name: str
+    title: str
+    description: str
+    context_window: int
+    max_output: int
+    pricing: Pricing
+    capabilities: frozenset[str] = frozenset({"text", "code", "vision", "file_input"})
+
+
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """One CA-loaded TLS context shared by every client. Loading the CA bundle blocks the event
+    loop for ~15 ms and google-genai does it three times per client; the trust store is the
+    SDK's default (``SSL_CERT_FILE``/``SSL_CERT_DIR``, else certifi)."""
+    return ssl.create_default_context(
+        cafile=os.environ.get("SSL_CERT_FILE", certifi.where()),
+        capath=os.environ.get("SSL_CERT_DIR"),
+    )
+
+
+@contextlib.asynccontextmanager
+async def gemini_client(
+    config: Any, key: str, budget: float
+) -> AsyncIterator[genai.client.AsyncClient]:
+    """A client per call: settings may change between calls, and the SDK's aiohttp session is
+    tied to one event loop. SDK retries are off (one attempt, no silent reconnect) because the
+    core owns retries, backoff and the circuit breaker. ``budget`` bounds the whole call; the
+    caller enforces ``config.timeout`` per stream step."""
+    client = genai.Client(
+        api_key=key,
+        vertexai=False,
+        http_options=types.HttpOptions(
+            base_url=config.base_url,
+            api_version=config.api_version,
+            timeout=int(max(budget, config.timeout) * 1000),
+            retry_options=types.HttpRetryOptions(attempts=1),
+            client_args={"verify": tls_context()},
+            async_client_args={"ssl": tls_context()},
+        ),
+    )
+    try:
+        yield client.aio
+    finally:
+        await client.aio.aclose()
+        client.close()
+
+
+async def within(stream: AsyncIterator[T], seconds: float) -> AsyncIterator[T]:
+    """Each item must arrive within ``seconds``. The SDK's own timeout covers the whole stream,
+    which would cut long answers; a stalled stream is what must fail."""
+    iterator = aiter(stream)
+    while True:
+        try:
+            async with asyncio.timeout(seconds):
+                item = await anext(iterator)
+        except StopAsyncIteration:
+            return
+        yield item
+
+
+def to_contents(
+    messages: list[ChatMessage], system: str | None
+) -> tuple[str | None, list[types.Content]]:
+    """System text (``Options.system`` first, then system messages) and the conversation.
+    Attachments go before the text of their message, as Google recommends for media prompts."""
+    instructions = [system] if system else []
+    contents: list[types.Content] = []
+    for message in messages:
+        if message.role == "system":
+            if message.content:
+                instructions.append(message.content)
+            continue
+        parts = [inline_part(a) for a in message.attachments]
+        if message.content:
+            parts.append(types.Part.from_text(text=message.content))
+        if parts:
+            contents.append(types.Content(role=ROLES[message.role], parts=parts))
+    return ("\n\n".join(instructions) or None), contents
+
+
+def inline_part(attachment: Attachment) -> types.Part:
+    """Images, audio, video and PDFs travel inline (base64 ``inline_data``), so no upload step
+    and nothing left behind in the Files API."""
+    return types.Part.from_bytes(data=attachment.data, mime_type=attachment.media_type)
+
+
+def read_response(response: types.GenerateContentResponse, usage: Usage) -> tuple[str, bool]:
+    """Text of one streamed response and whether it finished the answer; updates ``usage``.
+    Thinking tokens of the 2.5 models are billed as output, so they count as output here."""
+    meta = response.usage_metadata
+    if meta is not None and meta.prompt_token_count is not None:
+        usage.input_tokens = meta.prompt_token_count
+        usage.output_tokens = (meta.candidates_token_count or 0) + (meta.thoughts_token_count or 0)
+    feedback = response.prompt_feedback
+    if feedback is not None and feedback.block_reason:
+        reason = getattr(feedback.block_reason, "value", feedback.block_reason)
+        raise ProviderError(f"Gemini declined to answer this prompt ({reason}).")
+    if not response.candidates:
+        return "", False
+    candidate = response.candidates[0]
+    parts = (candidate.content.parts if candidate.content else None) or []
+    text = "".join(part.text for part in parts if part.text and not part.thought)
+    return text, candidate.finish_reason is not None
+
+
+class GeminiModel(Model):
+    """A Gemini model behind the Gemini API (``generateContent`` / ``streamGenerateContent``)."""
+
+    def __init__(self, spec: GeminiSpec) -> None:
+        self.api_name = spec.name
+        self.model_id = f"gemini/{spec.name}"
+        self.name = spec.title
+        self.description = spec.description
+        self.capabilities = spec.capabilities
+        self.context_window = spec.context_window
+        self.max_output = spec.max_output
+        self.pricing = spec.pricing
+
+    def generation_config(
+        self, request: GenerationRequest, system: str | None
+    ) -> types.GenerateContentConfig:
+        options = request.options
+        return types.GenerateContentConfig(
+            system_instruction=system,
+            temperature=getattr(options, "temperature", None),
+            top_p=getattr(options, "top_p", None),
+            max_output_tokens=getattr(options, "max_tokens", None),
+        )
+
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
+        config = request.config
+        key = api_key(config)
+        system, contents = to_contents(request.messages, getattr(request.options, "system", None))
+        settings = self.generation_config(request, system)
+        async with gemini_client(config, key, request.timeout) as client:
+            responses: AsyncIterator[types.GenerateContentResponse] | None = None
+            try:
+                async with asyncio.timeout(config.timeout):
+                    responses = await client.models.generate_content_stream(
+                        model=self.api_name, contents=contents, config=settings
+                    )
+                finished = False
+                async for response in within(responses, config.timeout):
+                    text, done = read_response(response, request.usage)
+                    finished = finished or done
+                    if text:
+                        yield text
+                if not finished:
+                    raise ProviderUnavailable("Gemini's answer stopped before it was complete.")
+            except Exception as exc:
+                mapped = map_error(exc, timeout=config.timeout)
+                if mapped is None or mapped is exc:
+                    raise
+                raise mapped from exc
+            finally:
+                close = getattr(responses, "aclose", None)
+                if close is not None:
+                    with contextlib.suppress(Exception):
+                        await close()

@@ -1,0 +1,148 @@
+"""Together AI provider, through the official ``together`` SDK: open-weight chat models and
+FLUX image generation.
+
+Curated models with Together's public serverless prices converted to credits (1 credit =
+US$0.00001, so credits per million tokens = USD per million * 100,000). FLUX.1-schnell costs
+US$0.0027 per megapixel; ``per_image`` is the price of a 1024x1024 image (larger sizes cost
+Together up to 1.75 times that).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+
+from multinotes import hookimpl
+from multinotes.plugins.providers.together.chat import (
+    TogetherChatModel,
+    TogetherImageModel,
+    TogetherModel,
+    TogetherSpec,
+    raise_mapped,
+    together_client,
+)
+from multinotes.plugins.providers.together.errors import api_key
+from multinotes.providers import Model, Pricing, StaticProvider
+
+__version__ = "1.0.0"
+
+TEXT = frozenset({"text"})
+CODE = frozenset({"text", "code"})
+
+
+def per_million(usd: float) -> Pricing:
+    """Together prices these models the same for input and output tokens."""
+    return Pricing(input_per_million=usd * 100_000, output_per_million=usd * 100_000)
+
+
+CHAT_MODELS = (
+    TogetherSpec(
+        name="meta-llama/Llama-3.3-70B-Instruct-Turbo",
+        title="Llama 3.3 70B Instruct Turbo",
+        description="Meta's open 70B model, served fast: a strong general-purpose default.",
+        capabilities=CODE,
+        context_window=131_072,
+        pricing=per_million(0.88),
+    ),
+    TogetherSpec(
+        name="Qwen/Qwen2.5-72B-Instruct-Turbo",
+        title="Qwen 2.5 72B Instruct Turbo",
+        description="Alibaba's open 72B model: good at multilingual text, maths and code.",
+        capabilities=CODE,
+        context_window=32_768,
+        pricing=per_million(1.20),
+    ),
+    TogetherSpec(
+        name="Qwen/Qwen2.5-Coder-32B-Instruct",
+        title="Qwen 2.5 Coder 32B Instruct",
+        description="An open model tuned for writing and explaining code.",
+        capabilities=CODE,
+        context_window=32_768,
+        pricing=per_million(0.80),
+    ),
+    TogetherSpec(
+        name="deepseek-ai/DeepSeek-V3",
+        title="DeepSeek V3",
+        description="DeepSeek's open mixture-of-experts model: strong reasoning and code.",
+        capabilities=CODE,
+        context_window=131_072,
+        pricing=per_million(1.25),
+    ),
+)
+IMAGE_MODELS = (
+    TogetherSpec(
+        name="black-forest-labs/FLUX.1-schnell",
+        title="FLUX.1 [schnell]",
+        description="Black Forest Labs' fast text-to-image model (4 steps).",
+        capabilities=frozenset({"image_generation"}),
+        context_window=4_000,
+        max_output=0,
+        pricing=Pricing(per_image=283.0),
+        steps=4,
+    ),
+)
+
+
+class TogetherSettings(BaseModel):
+    api_key: SecretStr | None = Field(
+        default=None,
+        title="API key",
+        description="A Together AI API key (api.together.ai/settings/api-keys).",
+    )
+    base_url: str = Field(
+        default="https://api.together.xyz",
+        title="Base URL",
+        description="Without /v1: the SDK adds it. Change only to go through a proxy.",
+    )
+    timeout: float = Field(
+        default=60.0,
+        gt=0,
+        le=600,
+        title="Timeout (s)",
+        description="Seconds to wait for Together to start answering, and between streamed pieces.",
+    )
+
+    @field_validator("base_url")
+    @classmethod
+    def _without_version(cls, value: str) -> str:
+        """The SDK appends /v1; a URL copied from older docs ("…/v1") would double it."""
+        value = value.strip().rstrip("/")
+        return value.removesuffix("/v1")
+
+
+class TogetherProvider(StaticProvider):
+    def __init__(self) -> None:
+        models: list[TogetherModel] = [TogetherChatModel(s) for s in CHAT_MODELS]
+        models += [TogetherImageModel(s) for s in IMAGE_MODELS]
+        listed: list[Model] = list(models)
+        super().__init__("together", "Together AI", listed)
+
+    async def check(self, config: Any) -> str:
+        """Lists the models (``GET /v1/models``): proves the URL and the key in one call. The SDK
+        has no wrapper for this endpoint, so it goes through the client's raw ``get``."""
+        key = api_key(config)
+        async with together_client(config, key) as client:
+            try:
+                listing = await client.get("/v1/models", cast_to=object)
+            except Exception as exc:
+                raise_mapped(exc, config.timeout)
+        if not isinstance(listing, list):
+            listing = listing.get("data", []) if isinstance(listing, dict) else []
+        names = {item.get("id") for item in listing if isinstance(item, dict)}
+        specs = CHAT_MODELS + IMAGE_MODELS
+        offered = sum(1 for spec in specs if spec.name in names)
+        return (
+            f"Connected to Together AI: {len(names)} model(s) available, "
+            f"{offered} of the {len(specs)} offered here."
+        )
+
+
+@hookimpl
+def register_providers(register: Any) -> None:
+    register(TogetherProvider())
+
+
+@hookimpl
+def register_settings(register: Any) -> None:
+    register(TogetherSettings)

@@ -1,0 +1,230 @@
+"""Together chat and image models, called through the official ``together`` SDK."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import functools
+import os
+import ssl
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+import certifi
+import together
+from together import omit
+from together.types.chat import ChatCompletionMessageParam
+from together.types.chat.chat_completion_chunk import ChatCompletionChunk
+
+from multinotes.errors import ProviderBadResponse, ProviderError, ProviderUnavailable
+from multinotes.plugins.providers.together.errors import api_key, map_error
+from multinotes.providers import (
+    ChatMessage,
+    Chunk,
+    GenerationRequest,
+    ImageOptions,
+    MediaOutput,
+    Model,
+    Pricing,
+    Usage,
+)
+
+
+@dataclass(frozen=True)
+class TogetherSpec:
+    """A curated model: its API name and what we tell users (and bill) about it."""
+
+    name: str
+    title: str
+    description: str
+    capabilities: frozenset[str]
+    pricing: Pricing
+    context_window: int = 8192
+    max_output: int = 8192
+    #: Inference steps for image models (FLUX.1-schnell is distilled for 1-4 steps).
+    steps: int | None = None
+
+
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """One CA-loaded TLS context shared by every client: loading the CA bundle blocks the event
+    loop for ~15 ms, which a client per call would repeat. Same trust store as httpx's default
+    (``SSL_CERT_FILE``/``SSL_CERT_DIR``, else certifi)."""
+    return ssl.create_default_context(
+        cafile=os.environ.get("SSL_CERT_FILE", certifi.where()),
+        capath=os.environ.get("SSL_CERT_DIR"),
+    )
+
+
+@contextlib.asynccontextmanager
+async def together_client(config: Any, key: str) -> AsyncIterator[together.AsyncTogether]:
+    """A client per call, since settings may change between calls. SDK retries are off: the
+    core owns retries, backoff and the circuit breaker. httpx applies ``timeout`` to each
+    phase, so it bounds the wait for the first byte and between streamed chunks."""
+    client = together.AsyncTogether(
+        api_key=key,
+        base_url=config.base_url,
+        timeout=config.timeout,
+        max_retries=0,
+        http_client=together.DefaultAsyncHttpxClient(verify=tls_context()),
+    )
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+def raise_mapped(exc: Exception, timeout: float) -> NoReturn:
+    """Re-raise ``exc`` as its ``ProviderError``; unknown exceptions (bugs) stay as they are."""
+    mapped = map_error(exc, timeout=timeout)
+    if mapped is None or mapped is exc:
+        raise exc
+    raise mapped from exc
+
+
+def to_messages(
+    messages: list[ChatMessage], system: str | None
+) -> list[ChatCompletionMessageParam]:
+    """OpenAI-style messages; ``Options.system`` goes first as a system message."""
+    if any(m.attachments for m in messages):
+        raise ProviderError("This Together AI model reads text only; remove the attachment.")
+    out: list[ChatCompletionMessageParam] = []
+    if system:
+        out.append({"role": "system", "content": system})
+    for m in messages:
+        if m.role == "system":
+            out.append({"role": "system", "content": m.content})
+        elif m.role == "user":
+            out.append({"role": "user", "content": m.content})
+        else:
+            out.append({"role": "assistant", "content": m.content})
+    return out
+
+
+def read_chunk(chunk: ChatCompletionChunk, usage: Usage) -> tuple[str, bool]:
+    """Text of one chunk and whether it finished the answer. Together reports usage on the
+    final chunk only, so ``usage`` changes once."""
+    try:
+        if chunk.usage is not None:
+            usage.input_tokens = int(chunk.usage.prompt_tokens or 0)
+            usage.output_tokens = int(chunk.usage.completion_tokens or 0)
+        text, finished = "", False
+        for choice in chunk.choices or []:
+            if choice.index == 0 and choice.delta is not None and choice.delta.content:
+                text += choice.delta.content
+            finished = finished or choice.finish_reason is not None
+    except (AttributeError, TypeError, ValueError) as exc:
+        # The SDK builds chunks without validation; a wrong shape shows up on access.
+        raise ProviderBadResponse(
+            "Together AI sent a chunk that is not a chat completion."
+        ) from exc
+    return text, finished
+
+
+class TogetherModel(Model):
+    """Attributes from a ``TogetherSpec``; ``model_id`` is ``together/<org>/<model>``."""
+
+    def __init__(self, spec: TogetherSpec) -> None:
+        self.api_name = spec.name
+        self.model_id = f"together/{spec.name}"
+        self.name = spec.title
+        self.description = spec.description
+        self.capabilities = spec.capabilities
+        self.context_window = spec.context_window
+        self.max_output = spec.max_output
+        self.pricing = spec.pricing
+        self.steps = spec.steps
+
+
+class TogetherChatModel(TogetherModel):
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
+        config = request.config
+        key = api_key(config)
+        options = request.options
+        messages = to_messages(request.messages, getattr(options, "system", None))
+        temperature = getattr(options, "temperature", None)
+        top_p = getattr(options, "top_p", None)
+        max_tokens = getattr(options, "max_tokens", None)
+        async with together_client(config, key) as client:
+            try:
+                chunks = await client.chat.completions.create(
+                    model=self.api_name,
+                    messages=messages,
+                    stream=True,
+                    temperature=omit if temperature is None else temperature,
+                    top_p=omit if top_p is None else top_p,
+                    max_tokens=omit if max_tokens is None else max_tokens,
+                )
+                finished = False
+                async for chunk in chunks:
+                    text, done = read_chunk(chunk, request.usage)
+                    finished = finished or done
+                    if text:
+                        yield text
+                if not finished:
+                    raise ProviderUnavailable(
+                        "Together AI's answer stopped before it was complete."
+                    )
+            except Exception as exc:
+                raise_mapped(exc, config.timeout)
+
+
+def sniff_image(data: bytes) -> tuple[str, str]:
+    """Media type and extension from the bytes themselves, not from what was asked for."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png", "png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg", "jpg"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp", "webp"
+    raise ProviderBadResponse("Together AI sent something that is not an image.")
+
+
+class TogetherImageModel(TogetherModel):
+    Options = ImageOptions
+
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
+        config = request.config
+        key = api_key(config)
+        prompt = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
+        if not prompt.strip():
+            raise ProviderError("Describe the image to generate.")
+        options = request.options
+        width, height = (int(n) for n in getattr(options, "size", "1024x1024").split("x"))
+        async with together_client(config, key) as client:
+            try:
+                result = await client.images.generate(
+                    model=self.api_name,
+                    prompt=prompt,
+                    width=width,
+                    height=height,
+                    n=getattr(options, "n", 1),
+                    response_format="base64",
+                    output_format="png",
+                    steps=self.steps or omit,
+                )
+            except Exception as exc:
+                raise_mapped(exc, config.timeout)
+        images = decode_images(result)
+        for index, data in enumerate(images):
+            media_type, ext = sniff_image(data)
+            request.usage.images = index + 1
+            yield MediaOutput(media_type, data, f"image-{index + 1}.{ext}")
+
+
+def decode_images(result: Any) -> list[bytes]:
+    """The bytes of every image in an ``ImageFile`` answer asked for with ``b64_json``."""
+    images = []
+    for item in getattr(result, "data", None) or []:
+        encoded = getattr(item, "b64_json", None)
+        if not isinstance(encoded, str) or not encoded:
+            raise ProviderBadResponse("Together AI sent an image link instead of image data.")
+        try:
+            images.append(base64.b64decode(encoded, validate=True))
+        except (binascii.Error, ValueError) as exc:
+            raise ProviderBadResponse("Together AI sent image data that is not base64.") from exc
+    if not images:
+        raise ProviderBadResponse("Together AI answered without any image.")
+    return images

@@ -1,0 +1,100 @@
+"""One place that turns what the ``together`` SDK raises into the ``ProviderError`` family.
+
+The core decides about retries, backoff and the circuit breaker from the error type alone. The
+SDK wraps failures before the response in its own classes, but errors while a stream is being
+read surface as raw httpx exceptions or ``json.JSONDecodeError``, so both kinds are mapped.
+"""
+
+from __future__ import annotations
+
+import binascii
+import email.utils
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pydantic
+import together
+from pydantic import SecretStr
+
+from multinotes.errors import (
+    NeedsKey,
+    ProviderBadResponse,
+    ProviderError,
+    ProviderRateLimited,
+    ProviderUnavailable,
+)
+
+CONSOLE_HINT = "An admin can set it in the Plugins console (Together AI → API key)."
+
+
+def api_key(config: Any) -> str:
+    """The configured key, or ``NeedsKey`` before anything goes over the network."""
+    key = getattr(config, "api_key", None)
+    plain = key.get_secret_value() if isinstance(key, SecretStr) else (key or "")
+    if not plain.strip():
+        raise NeedsKey(f"Together AI needs an API key. {CONSOLE_HINT}")
+    return plain.strip()
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """``Retry-After`` as seconds: either a number or an HTTP date."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _message(exc: together.APIError) -> str:
+    """Together's own wording (``{"error": {"message": ...}}``), not the SDK's dict dump."""
+    body = exc.body
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        found = inner.get("message") if isinstance(inner, dict) else inner
+        if isinstance(found, str) and found.strip():
+            text = " ".join(found.split())
+            return text if len(text) <= 300 else text[:299] + "…"
+    return "no details"
+
+
+def map_error(exc: BaseException, *, timeout: float) -> ProviderError | None:
+    """The ``ProviderError`` for ``exc``, or ``None`` when it is not a provider failure (a bug,
+    which the caller re-raises so the core reports it against the plugin)."""
+    if isinstance(exc, ProviderError):
+        return exc
+    if isinstance(exc, together.AuthenticationError | together.PermissionDeniedError):
+        return NeedsKey(f"Together AI rejected the API key ({exc.status_code}). {CONSOLE_HINT}")
+    if isinstance(exc, together.RateLimitError):
+        return ProviderRateLimited(
+            "Together AI is rate limiting requests. Try again shortly.",
+            retry_after=parse_retry_after(exc.response.headers.get("Retry-After")),
+        )
+    if isinstance(exc, together.InternalServerError):
+        return ProviderUnavailable(f"Together AI is unavailable right now ({exc.status_code}).")
+    if isinstance(exc, together.APIStatusError):
+        return ProviderError(
+            f"Together AI refused the request ({exc.status_code}): {_message(exc)}"
+        )
+    if isinstance(exc, together.APITimeoutError | httpx.TimeoutException | TimeoutError):
+        return ProviderUnavailable(f"Together AI did not answer within {timeout:g} s.")
+    if isinstance(exc, together.APIConnectionError | httpx.TransportError | ConnectionError):
+        # httpx.RemoteProtocolError / ReadError: the connection dropped in the middle of a stream.
+        return ProviderUnavailable("The connection to Together AI failed or dropped mid-answer.")
+    if isinstance(exc, together.APIResponseValidationError):
+        return ProviderBadResponse("Together AI sent data that is not in its documented format.")
+    if isinstance(exc, together.APIError):
+        # An ``{"error": ...}`` event after the stream had started: the server gave up mid-answer.
+        return ProviderUnavailable(f"Together AI failed mid-answer: {_message(exc)}")
+    if isinstance(exc, json.JSONDecodeError | pydantic.ValidationError | binascii.Error):
+        return ProviderBadResponse("Together AI sent data that is not in its documented format.")
+    return None
