@@ -133,6 +133,20 @@ class ApiClient:
         assert user["role"] == "admin", user
         return user
 
+    async def mark_verified(self) -> None:
+        """Mark the logged-in user's email as verified (as if they clicked the mailed link)."""
+        from sqlalchemy import update
+
+        from multinotes.db import utcnow
+        from multinotes.keys import DB
+        from multinotes.models import User
+
+        assert self.user is not None, "log in first"
+        async with self.app[DB].transaction() as session:
+            await session.execute(
+                update(User).where(User.id == self.user["id"]).values(email_verified_at=utcnow())
+            )
+
     def use_key(self, key: str) -> None:
         self.bearer = key
         self.client.session.cookie_jar.clear()

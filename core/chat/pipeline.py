@@ -498,6 +498,8 @@ async def run_generation(app: web.Application, item: Planned, sink: EventSink) -
                 breaker.record_success(provider_id)
                 break
             except ProviderError as exc:
+                if isinstance(exc, ProviderUnavailable):
+                    breaker.record_failure(provider_id)
                 if not exc.retryable or first_at is not None or attempt == RETRY_ATTEMPTS - 1:
                     raise
                 delay = min(MAX_RETRY_DELAY, exc.retry_after or 0.5 * 2**attempt)
@@ -513,8 +515,6 @@ async def run_generation(app: web.Application, item: Planned, sink: EventSink) -
         status = "stopped"
     except ProviderError as exc:
         status, error = "failed", exc
-        if isinstance(exc, ProviderUnavailable):
-            breaker.record_failure(provider_id)
     except Exception as exc:  # a plugin bug: contained and attributed
         log.error(
             "generation_plugin_error",

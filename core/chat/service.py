@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
@@ -66,7 +66,7 @@ async def list_conversations(
     if before:
         stamp, _, cid = before.partition("_")
         try:
-            moment = datetime.fromisoformat(stamp)
+            moment = datetime.fromisoformat(stamp).replace(tzinfo=UTC)
         except ValueError:
             raise Invalid("Bad cursor.", fields={"before": "not a cursor from this API"}) from None
         query = query.where(

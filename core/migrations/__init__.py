@@ -35,9 +35,12 @@ async def upgrade(engine: AsyncEngine, revision: str = "heads") -> None:
 def _current(connection: Connection) -> str | None:
     from alembic.runtime.migration import MigrationContext
 
-    return MigrationContext.configure(connection).get_current_revision()
+    heads = MigrationContext.configure(connection).get_current_heads()
+    return ", ".join(sorted(heads)) or None
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:
+    """The applied revision(s): feature areas branch from the core revision, so there may be
+    several heads, all applied."""
     async with engine.connect() as connection:
         return await connection.run_sync(_current)
