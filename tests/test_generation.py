@@ -120,7 +120,7 @@ async def test_reservation_is_all_or_nothing(user: ApiClient, scripts):
     current = await user.get_json("/api/wallet")
     one = 10 + 2 * 100 + 20  # prompt estimate + max output + overhead margin
     await wallet.adjust(user.app[DB], user.user["id"], -(current["balance"] - one), "trim", by=None)
-    status, events = await send(user, conversation, "Hi")
+    status, _events = await send(user, conversation, "Hi")
     assert status == 402
     assert scripts[A].calls == scripts[B].calls == 0
     assert (await user.get_json("/api/wallet"))["reserved"] == 0
@@ -229,15 +229,15 @@ async def test_stop_one_model_keeps_its_partial_answer(user: ApiClient, scripts)
     async for line in response.content:
         text += line.decode()
         if generation_id is None and '"model":"script/alpha","text"' in text:
-            start = [
+            start = next(
                 d
                 for n, d in parse_sse(text.rsplit("\n\n", 1)[0] + "\n\n")
                 if n == "start" and d["model"] == A
-            ][0]
+            )
             generation_id = start["generation_id"]
             stop = await user.post(f"/api/generations/{generation_id}/cancel")
             assert stop.status == 200 and (await stop.json())["status"] == "stopping"
-    done = [d for n, d in parse_sse(text) if n == "done" and d["model"] == A][0]
+    done = next(d for n, d in parse_sse(text) if n == "done" and d["model"] == A)
     assert done["status"] == "stopped"
     assert 0 < done["usage"]["output_tokens"] < 100
     assert done["cost"] == 10 + 2 * done["usage"]["output_tokens"]
