@@ -316,19 +316,32 @@ async def _template_context(request: web.Request) -> dict[str, Any]:
 
 
 def setup_routes(app: web.Application) -> None:
-    from multinotes.api import admin_plugins, auth, conversations, health, keys, models, wallet
-    from multinotes.web import docs, pages
+    from multinotes.api import (
+        account_security,
+        admin_plugins,
+        auth,
+        conversations,
+        health,
+        keys,
+        models,
+        sessions,
+        wallet,
+    )
+    from multinotes.web import account_pages, docs, pages
 
     for table in (
         health.routes,
         auth.routes,
         keys.routes,
+        account_security.routes,
+        sessions.routes,
         admin_plugins.routes,
         models.routes,
         wallet.routes,
         conversations.routes,
         docs.routes,
         pages.routes,
+        account_pages.routes,
     ):
         app.router.add_routes(table)
     app.router.add_static("/static/", STATIC_DIR, name="static", append_version=True)

@@ -8,7 +8,7 @@ from multinotes.testing import DEFAULT_PASSWORD, ApiClient
 async def test_first_user_becomes_admin_and_later_users_do_not(api: ApiClient, make_client):
     first = await api.register("ada@example.com", name="Ada")
     assert first["role"] == "admin"
-    assert set(first) == {"id", "email", "name", "role"}
+    assert set(first) == {"id", "email", "name", "role", "email_verified"}
     other = await make_client()
     second = await other.register("bob@example.com", name="Bob")
     assert second["role"] == "user"

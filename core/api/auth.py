@@ -8,6 +8,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from multinotes.identity import service as identity
+from multinotes.identity.account_mail import VERIFY_EMAIL, queue_account_mail
 from multinotes.identity.actor import require_user
 from multinotes.keys import DB, SETTINGS
 from multinotes.models import User
@@ -38,10 +39,20 @@ class UserOut(BaseModel):
     email: str
     name: str
     role: str
+    email_verified: bool = Field(
+        description="Whether the address was confirmed through a mailed link. Installs that "
+        "require it refuse to generate until it is (error code `email_unverified`)."
+    )
 
     @classmethod
     def of(cls, user: User) -> UserOut:
-        return cls(id=user.id, email=user.email, name=user.name, role=user.role)
+        return cls(
+            id=user.id,
+            email=user.email,
+            name=user.name,
+            role=user.role,
+            email_verified=user.email_verified_at is not None,
+        )
 
 
 class LoginOut(BaseModel):
@@ -99,10 +110,13 @@ def clear_session_cookie(request: web.Request, response: web.StreamResponse) -> 
     errors=[409, 422],
 )
 async def register(request: web.Request, body: RegisterIn) -> UserOut:
-    """Create an account. The first account on a fresh install becomes an admin."""
+    """Create an account. The first account on a fresh install becomes an admin.
+
+    A link to verify the address is mailed at once (`POST /api/auth/verify`)."""
     user = await identity.register_user(
         request.app[DB], email=str(body.email), password=body.password, name=body.name
     )
+    await queue_account_mail(request, VERIFY_EMAIL, user.email)
     return UserOut.of(user)
 
 

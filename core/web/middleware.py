@@ -12,6 +12,7 @@ import secrets
 import time
 import traceback
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -299,7 +300,9 @@ async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     else:
         token = request.cookies.get(session_cookie_name(settings))
         if token:
-            actor = await identity.actor_from_session(db, token)
+            actor = await identity.actor_from_session(
+                db, token, idle_timeout=timedelta(minutes=settings.session_idle_minutes)
+            )
     request[ACTOR] = actor
     if request.method not in SAFE_METHODS and (actor is None or actor.via == "session"):
         await _check_csrf(request, actor, settings)

@@ -15,8 +15,9 @@ from multinotes.api.admin_plugins import plugin_detail, plugin_out
 from multinotes.api.auth import RegisterIn, clear_session_cookie, start_session
 from multinotes.errors import AppError, Invalid
 from multinotes.identity import service as identity
+from multinotes.identity.account_mail import VERIFY_EMAIL, queue_account_mail
 from multinotes.identity.actor import current_actor, require_admin, require_user
-from multinotes.keys import DB, PLUGIN_SETTINGS, PLUGINS
+from multinotes.keys import DB, PLUGIN_SETTINGS, PLUGINS, SETTINGS
 from multinotes.web.endpoint import page, validate
 
 routes = web.RouteTableDef()
@@ -156,7 +157,11 @@ async def register_submit(request: web.Request) -> web.Response:
             },
             status=exc.status,
         )
-    response = redirect("/", f"Welcome, {user.name}! Your account is ready.")
+    await queue_account_mail(request, VERIFY_EMAIL, user.email)
+    welcome = f"Welcome, {user.name}! Your account is ready."
+    if request.app[SETTINGS].requires_email_verification:
+        welcome = f"Welcome, {user.name}! Open the link we sent to {user.email} to verify it."
+    response = redirect("/", welcome)
     await start_session(request, response, user)
     return response
 
@@ -175,21 +180,36 @@ async def logout(request: web.Request) -> web.Response:
 # -- account ------------------------------------------------------------------------------------
 
 
-async def _account(request: web.Request, new_key: dict[str, str] | None = None) -> web.Response:
+async def account_page(
+    request: web.Request, new_key: dict[str, str] | None = None, **extra: Any
+) -> web.Response:
+    """The account page; ``extra`` goes to the template (a form's errors, say)."""
+    from multinotes.api.sessions import SessionOut, active_sessions
+
     actor = require_user(request)
     user = await identity.get_user(request.app[DB], actor.user_id)
     keys = await identity.list_api_keys(request.app[DB], actor.user_id)
+    sessions = [
+        SessionOut.of(s, actor.session_id) for s in await active_sessions(request, actor.user_id)
+    ]
     return render(
         request,
         "account/index.html",
-        {"nav": "account", "user": user, "keys": keys, "new_key": new_key},
+        {
+            "nav": "account",
+            "user": user,
+            "keys": keys,
+            "new_key": new_key,
+            "sessions": sessions,
+            **extra,
+        },
     )
 
 
 @routes.get("/account", name="account")
 @page(access="user")
 async def account(request: web.Request) -> web.Response:
-    return await _account(request)
+    return await account_page(request)
 
 
 @routes.post("/account/keys", name="account_key_create")
@@ -202,7 +222,7 @@ async def account_key_create(request: web.Request) -> web.Response:
         return redirect("/account#api-keys", "Give the key a name.", "error")
     record, key = await identity.create_api_key(request.app[DB], actor.user_id, name)
     # Rendered directly (not redirected): the key must never travel through a cookie or URL.
-    response = await _account(request, {"name": record.name, "key": key})
+    response = await account_page(request, {"name": record.name, "key": key})
     response.headers["Cache-Control"] = "no-store"
     return response
 

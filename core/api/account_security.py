@@ -1,0 +1,162 @@
+"""Email verification, password reset by email, and password change."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
+
+from multinotes.api.auth import clear_session_cookie
+from multinotes.errors import Invalid
+from multinotes.identity import account_mail
+from multinotes.identity import service as identity
+from multinotes.identity.account_mail import RESET_PASSWORD, VERIFY_EMAIL, queue_account_mail
+from multinotes.identity.actor import current_actor, require_user
+from multinotes.keys import DB
+from multinotes.web.endpoint import endpoint
+
+routes = web.RouteTableDef()
+
+
+class TokenIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token: str = Field(min_length=1, max_length=200, description="The token from the mailed link.")
+
+
+class VerifiedOut(BaseModel):
+    email: str
+    email_verified: bool
+
+
+class ResendIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: EmailStr | None = Field(
+        default=None,
+        max_length=320,
+        description="The account's address; only when not logged in (a logged-in caller always "
+        "gets the link for their own account).",
+    )
+
+
+class MessageOut(BaseModel):
+    message: str
+
+
+class ForgotIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: EmailStr = Field(max_length=320)
+
+
+class ResetIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token: str = Field(min_length=1, max_length=200, description="The token from the mailed link.")
+    password: str = Field(min_length=1, max_length=256, description="The new password.")
+
+
+class ChangeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    current_password: str = Field(min_length=1, max_length=256)
+    new_password: str = Field(min_length=1, max_length=256)
+
+
+class ChangedOut(BaseModel):
+    message: str
+    sessions_revoked: int = Field(description="Other sessions that were logged out.")
+
+
+def forgot_message(email: str) -> str:
+    return (
+        f"If an account uses {email}, we sent it a link to choose a new password. "
+        "The link works for one hour."
+    )
+
+
+def resend_message(email: str, *, anonymous: bool) -> str:
+    if anonymous:
+        return f"If an account with the unverified address {email} exists, we sent it a new link."
+    return f"We sent a new link to {email}. It works for 48 hours."
+
+
+@routes.post("/api/auth/verify", name="api_verify_email")
+@endpoint(access="public", body=TokenIn, response=VerifiedOut, tags=["auth"], rate="auth")
+async def verify(request: web.Request, body: TokenIn) -> VerifiedOut:
+    """Verify an email address with the token from the mailed link.
+
+    A token works once and for 48 hours; using it again after it worked answers the same."""
+    user = await account_mail.verify_email(request.app[DB], body.token)
+    return VerifiedOut(email=user.email, email_verified=True)
+
+
+@routes.post("/api/auth/resend-verification", name="api_resend_verification")
+@endpoint(
+    access="public", body=ResendIn, response=MessageOut, status=202, tags=["auth"], rate="auth"
+)
+async def resend_verification(request: web.Request, body: ResendIn) -> web.Response | MessageOut:
+    """Mail a new verification link.
+
+    Logged in: to your own address (200 with a message if it is already verified). Anonymous:
+    give `email`; the answer is the same whether or not such an account exists. At most one
+    mail a minute goes to an account, however often this is called."""
+    actor = current_actor(request)
+    if actor is None:
+        if body.email is None:
+            raise Invalid(
+                "Log in, or give the address of the account.",
+                fields={"email": "Give the address the account uses."},
+            )
+        await queue_account_mail(request, VERIFY_EMAIL, str(body.email))
+        return MessageOut(message=resend_message(str(body.email), anonymous=True))
+    if actor.email_verified:
+        return web.json_response(
+            MessageOut(message="Your email address is already verified.").model_dump()
+        )
+    await queue_account_mail(request, VERIFY_EMAIL, actor.email)
+    return MessageOut(message=resend_message(actor.email, anonymous=False))
+
+
+@routes.post("/api/auth/password/forgot", name="api_password_forgot")
+@endpoint(
+    access="public", body=ForgotIn, response=MessageOut, status=202, tags=["auth"], rate="auth"
+)
+async def password_forgot(request: web.Request, body: ForgotIn) -> MessageOut:
+    """Mail a password-reset link. The answer is the same whether or not the account exists."""
+    await queue_account_mail(request, RESET_PASSWORD, str(body.email))
+    return MessageOut(message=forgot_message(str(body.email)))
+
+
+@routes.post("/api/auth/password/reset", name="api_password_reset")
+@endpoint(
+    access="public", body=ResetIn, response=MessageOut, tags=["auth"], rate="auth", errors=[422]
+)
+async def password_reset(request: web.Request, body: ResetIn) -> web.Response:
+    """Choose a new password with the token from the mailed link (one use, one hour).
+
+    Every session of the account is logged out, this one included: log in with the new
+    password. API keys keep working."""
+    user = await account_mail.reset_password(request.app[DB], body.token, body.password)
+    message = MessageOut(message="Your password was changed. Log in with your new password.")
+    response = web.json_response(message.model_dump())
+    actor = current_actor(request)
+    if actor is not None and actor.user_id == user.id:
+        clear_session_cookie(request, response)
+    return response
+
+
+@routes.post("/api/auth/password/change", name="api_password_change")
+@endpoint(access="user", body=ChangeIn, response=ChangedOut, tags=["auth"], rate="auth")
+async def password_change(request: web.Request, body: ChangeIn) -> ChangedOut:
+    """Change your password; the current one is needed. Every other session is logged out,
+    this one stays."""
+    actor = require_user(request)
+    revoked = await identity.change_password(
+        request.app[DB],
+        actor.user_id,
+        current_password=body.current_password,
+        new_password=body.new_password,
+        keep_session_id=actor.session_id,
+    )
+    return ChangedOut(message="Your password was changed.", sessions_revoked=revoked)
