@@ -79,6 +79,7 @@ class MessageOut(BaseModel):
     model: str | None
     status: str
     created_at: str
+    html: str | None = Field(default=None, description="Answers as sanitised HTML.")
     generation: dict[str, Any] | None = None
     media: list[dict[str, Any]] = []
     rating: dict[str, Any] | None = None

@@ -40,6 +40,7 @@ from multinotes.errors import (
 )
 from multinotes.events import emit_event
 from multinotes.keys import BUS, CATALOG, DB, METRICS, SETTINGS
+from multinotes.markdown import render_markdown
 from multinotes.plugin_settings import field_errors
 from multinotes.providers import (
     Attachment,

@@ -11,6 +11,7 @@ from sqlalchemy import delete, func, select, update
 from multinotes.chat.models import Conversation, Generation, Message, MessageMedia, Rating
 from multinotes.db import Database, utcnow
 from multinotes.errors import Invalid, NotFound
+from multinotes.markdown import render_markdown
 
 TITLE_LENGTH = 60
 
@@ -192,6 +193,8 @@ def message_out(message: Message, tree: Tree | None = None) -> dict[str, Any]:
         "status": message.status,
         "created_at": message.created_at.isoformat(),
     }
+    if message.role == "assistant":
+        out["html"] = render_markdown(message.content)
     if tree is not None:
         generation = tree.generations.get(message.id)
         if generation is not None:
