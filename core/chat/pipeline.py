@@ -633,6 +633,8 @@ async def finish_generation(
                 "cost": charged,
                 "latency_ms": outcome.latency_ms,
                 "duration_ms": outcome.duration_ms,
+                # The whole answer as sanitised HTML, to replace the streamed plain text.
+                "html": render_markdown(outcome.text),
             },
         )
     await emit_event(
