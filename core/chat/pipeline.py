@@ -161,6 +161,18 @@ def fit_history(
     return history[start:], start, total
 
 
+#: When a request names no maximum answer length, this (or the model's own, if lower) is sent
+#: to the provider. The reservation covers it, so a long answer can never cost more than was
+#: held — and a trial wallet can still use a model whose own maximum is huge.
+DEFAULT_MAX_OUTPUT_TOKENS = 4096
+
+
+def apply_default_max_tokens(entry: CatalogEntry, options: BaseModel) -> None:
+    if "max_tokens" in type(options).model_fields and getattr(options, "max_tokens", 0) is None:
+        limit = min(DEFAULT_MAX_OUTPUT_TOKENS, entry.model.max_output or DEFAULT_MAX_OUTPUT_TOKENS)
+        options.max_tokens = limit  # type: ignore[attr-defined]
+
+
 def max_output(entry: CatalogEntry, options: BaseModel) -> int:
     return int(getattr(options, "max_tokens", None) or entry.model.max_output or 0)
 
@@ -200,6 +212,8 @@ async def plan_generations(
         raise Invalid("A model is listed twice.", fields={"models": "duplicates"})
     entries = await app[CATALOG].resolve_for_use(model_ids)
     validated = validate_options(entries, options)
+    for entry, opts in zip(entries, validated, strict=True):
+        apply_default_max_tokens(entry, opts)
     db = app[DB]
 
     async with db.read() as session:

@@ -80,6 +80,8 @@ class FakeOpenAI:
     retry_after: str = "7"
     slow_seconds: float = 3.0
     cut_after: int = 2
+    #: Pause before each streamed chunk, to give a test time to stop a stream half-way.
+    chunk_delay: float = 0.0
     next_failures: list[str] = field(default_factory=list)
     requests: list[Recorded] = field(default_factory=list)
 
@@ -225,6 +227,8 @@ class FakeOpenAI:
                 await response.write(b"data: {not json\n\n")
                 await response.write_eof()
                 return response
+            if self.chunk_delay:
+                await asyncio.sleep(self.chunk_delay)
             await send([delta(piece)])
         if gate == "truncated":
             await response.write_eof()

@@ -1,0 +1,124 @@
+"""The finish line of the AI workspace: with the OpenAI plugin's base URL pointing at an
+OpenAI-compatible server (here a local fake speaking the real wire protocol, driven by the
+official SDK), one prompt goes to two models, both stream, stop works, and the wallet is charged
+exactly what the reported usage costs."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from multinotes.app import create_app
+from multinotes.testing import app_client
+from tests.fakes import serve_fake
+from tests.fakes.openai_server import FakeOpenAI
+from tests.support.sse import by_model, parse_sse
+
+GPT4O, MINI = "openai/gpt-4o", "openai/gpt-4o-mini"
+
+
+@pytest.fixture
+async def fake():
+    server = FakeOpenAI(api_key="sk-e2e-key-000000000000", reply="One two three four five")
+    async with serve_fake(server.app()) as url:
+        server.url = url  # type: ignore[attr-defined]
+        yield server
+
+
+@pytest.fixture
+async def client(make_settings, fake):
+    settings = make_settings(
+        plugins={"openai": {"base_url": fake.url + "/v1", "api_key": "sk-e2e-key-000000000000"}}
+    )
+    async with app_client(create_app(settings)) as api:
+        await api.register_admin()
+        await api.mark_verified()
+        yield api
+
+
+def expected_cost(model: dict, usage: dict) -> int:
+    pricing = model["pricing"]
+    amount = (
+        usage["input_tokens"] * pricing["input_per_million"]
+        + usage["output_tokens"] * pricing["output_per_million"]
+    ) / 1_000_000
+    return math.ceil(amount - 1e-9)
+
+
+async def test_one_prompt_two_openai_models_stream_and_are_charged_exactly(client, fake):
+    models = {m["id"]: m for m in await client.get_json("/api/models")}
+    assert models[GPT4O]["status"] == "ok" and models[MINI]["status"] == "ok"
+    before = (await client.get_json("/api/wallet"))["balance"]
+    conversation = (await (await client.post("/api/conversations", {})).json())["id"]
+    response = await client.post(
+        f"/api/conversations/{conversation}/messages",
+        {"content": "Count to five", "models": [GPT4O, MINI]},
+    )
+    events = parse_sse(await response.text())
+    grouped = by_model(events)
+    charged = 0
+    for model in (GPT4O, MINI):
+        text = "".join(d["text"] for n, d in grouped[model] if n == "delta")
+        assert text == "One two three four five"
+        done = grouped[model][-1][1]
+        assert done["status"] == "complete"
+        assert done["usage"]["output_tokens"] == 5 and done["usage"]["input_tokens"] > 0
+        assert done["cost"] == expected_cost(models[model], done["usage"])
+        charged += done["cost"]
+    assert (await client.get_json("/api/wallet"))["balance"] == before - charged
+    chats = [r for r in fake.requests if r.path == "/v1/chat/completions"]
+    assert {r.json["model"] for r in chats} == {"gpt-4o", "gpt-4o-mini"}
+    assert all(r.json["stream_options"] == {"include_usage": True} for r in chats)
+    assert all(r.headers["Authorization"] == "Bearer sk-e2e-key-000000000000" for r in chats)
+
+
+async def test_stop_works_against_a_real_sdk_stream(client, fake):
+    fake.reply = " ".join(f"w{i}" for i in range(200))
+    fake.chunk_delay = 0.02
+    conversation = (await (await client.post("/api/conversations", {})).json())["id"]
+    response = await client.post(
+        f"/api/conversations/{conversation}/messages",
+        {"content": "Long, please", "models": [GPT4O]},
+    )
+    text, stopped = "", False
+    async for line in response.content:
+        text += line.decode()
+        if not stopped and text.count("event: delta") >= 3:
+            start = next(
+                d for n, d in parse_sse(text.rsplit("\n\n", 1)[0] + "\n\n") if n == "start"
+            )
+            await client.post(f"/api/generations/{start['generation_id']}/cancel")
+            stopped = True
+    done = next(d for n, d in parse_sse(text) if n == "done")
+    assert done["status"] == "stopped"
+    assert 3 <= done["usage"]["output_tokens"] < 200 or done["usage"]["output_tokens"] == 0
+
+
+async def test_a_provider_401_is_a_clear_error_and_costs_nothing(client, fake):
+    fake.next_failures.append("401")
+    before = (await client.get_json("/api/wallet"))["balance"]
+    conversation = (await (await client.post("/api/conversations", {})).json())["id"]
+    response = await client.post(
+        f"/api/conversations/{conversation}/messages", {"content": "Hi", "models": [MINI]}
+    )
+    events = parse_sse(await response.text())
+    error = next(d for n, d in events if n == "error")
+    assert error["code"] == "needs_key" and "key" in error["message"].lower()
+    assert (await client.get_json("/api/wallet"))["balance"] == before
+
+
+async def test_models_need_a_key_before_they_can_be_used(make_settings, fake):
+    settings = make_settings(plugins={"openai": {"base_url": fake.url + "/v1"}})
+    async with app_client(create_app(settings)) as api:
+        await api.register_admin()
+        await api.mark_verified()
+        models = {m["id"]: m for m in await api.get_json("/api/models")}
+        assert models[GPT4O]["status"] == "needs_key" and not models[GPT4O]["available"]
+        conversation = (await (await api.post("/api/conversations", {})).json())["id"]
+        response = await api.post(
+            f"/api/conversations/{conversation}/messages", {"content": "Hi", "models": [GPT4O]}
+        )
+        assert response.status == 422
+        assert "API key" in (await response.json())["error"]["fields"]["models.0"]
+    assert fake.requests == []
