@@ -325,9 +325,10 @@ def setup_routes(app: web.Application) -> None:
         keys,
         models,
         sessions,
+        tools,
         wallet,
     )
-    from multinotes.web import account_pages, docs, pages
+    from multinotes.web import account_pages, admin_workspace, docs, pages, usage
 
     for table in (
         health.routes,
@@ -338,10 +339,13 @@ def setup_routes(app: web.Application) -> None:
         admin_plugins.routes,
         models.routes,
         wallet.routes,
+        tools.routes,
         conversations.routes,
         docs.routes,
         pages.routes,
         account_pages.routes,
+        usage.routes,
+        admin_workspace.routes,
     ):
         app.router.add_routes(table)
     app.router.add_static("/static/", STATIC_DIR, name="static", append_version=True)

@@ -10,6 +10,7 @@ MODEL_MODULES = [
     "multinotes.catalog",
     "multinotes.wallet.models",
     "multinotes.chat.models",
+    "multinotes.tools",
 ]
 
 

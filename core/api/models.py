@@ -151,8 +151,14 @@ async def update_model(request: web.Request, body: ModelPatch) -> dict[str, Any]
     """Switch one model on or off, override its prices, or set its own markup."""
     require_admin(request)
     model_id = request.match_info["id"]
-    await request.app[CATALOG].get(model_id, include_disabled=True)  # 404 if unknown
-    async with request.app[DB].transaction() as session:
+    await apply_model_patch(request.app, model_id, body)
+    return next(m for m in await _admin_models(request.app) if m["id"] == model_id)
+
+
+async def apply_model_patch(app: web.Application, model_id: str, body: ModelPatch) -> None:
+    """Store an admin's change to one model (the API and the console page both use this)."""
+    await app[CATALOG].get(model_id, include_disabled=True)  # 404 if unknown
+    async with app[DB].transaction() as session:
         row = await session.get(ModelSetting, model_id)
         if row is None:
             row = ModelSetting(model_id=model_id, enabled=True)
@@ -169,7 +175,6 @@ async def update_model(request: web.Request, body: ModelPatch) -> dict[str, Any]
         if body.pricing is not None:
             for name in body.pricing.model_fields_set:
                 setattr(row, name, getattr(body.pricing, name))
-    return next(m for m in await _admin_models(request.app) if m["id"] == model_id)
 
 
 @routes.get("/api/admin/pricing", name="api_admin_pricing")

@@ -18,6 +18,7 @@ from multinotes.identity import service as identity
 from multinotes.identity.account_mail import VERIFY_EMAIL, queue_account_mail
 from multinotes.identity.actor import current_actor, require_admin, require_user
 from multinotes.keys import DB, PLUGIN_SETTINGS, PLUGINS, SETTINGS
+from multinotes.tools import visible_tools
 from multinotes.web.endpoint import page, validate
 
 routes = web.RouteTableDef()
@@ -87,13 +88,15 @@ def safe_next(value: str | None) -> str:
 @routes.get("/", name="home")
 @page(access="public")
 async def home(request: web.Request) -> web.Response:
-    providers = []
+    providers: list[dict[str, Any]] = []
+    tools: list[dict[str, Any]] = []
     if current_actor(request) is not None:
+        tools = await visible_tools(request.app)
         host = request.app[PLUGINS]
         for plugin, provider in host.registries.providers.values():
             config = await request.app[PLUGIN_SETTINGS].config(plugin)
             providers.append({"name": provider.name, "models": await provider.list_models(config)})
-    return render(request, "home.html", {"providers": providers, "nav": "home"})
+    return render(request, "home.html", {"providers": providers, "tools": tools, "nav": "home"})
 
 
 @routes.get("/login", name="login")
