@@ -91,7 +91,7 @@ async def test_tools_need_a_login_and_admin_endpoints_need_an_admin(
     assert response.status == 403
     response = await member.post("/api/admin/tools/order", {"ids": DEFAULT_ORDER[::-1]})
     assert response.status == 403
-    assert [t["name"] for t in await member.get_json("/api/tools")][0] == "Text"
+    assert (await member.get_json("/api/tools"))[0]["name"] == "Text"
 
 
 async def test_admins_rename_describe_and_hide_tools(admin: ApiClient, member: ApiClient):

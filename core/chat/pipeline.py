@@ -274,8 +274,16 @@ async def plan_generations(
         raise
 
     now = utcnow()
+    values: dict[str, Any] = {"updated_at": now}
+    if not messages and conversation.title in ("", "New chat") and content:
+        values["title"] = title_from_prompt(content)
     try:
         async with db.transaction() as session:
+            # Lock the conversation row first: inserting its messages takes a shared lock on it
+            # (foreign key check), and two requests upgrading that lock later deadlock on MySQL.
+            await session.execute(
+                update(Conversation).where(Conversation.id == conversation.id).values(**values)
+            )
             if prompt_message is None:
                 prompt_message = Message(
                     conversation_id=conversation.id,
@@ -322,12 +330,6 @@ async def plan_generations(
                         created_at=now,
                     )
                 )
-            values: dict[str, Any] = {"updated_at": now}
-            if not messages and conversation.title in ("", "New chat") and content:
-                values["title"] = title_from_prompt(content)
-            await session.execute(
-                update(Conversation).where(Conversation.id == conversation.id).values(**values)
-            )
     except Exception:
         for item in planned:
             await wallet.settle(db, f"gen:{item.generation_id}", 0, reason="released")

@@ -89,39 +89,53 @@ async def reserve(
 async def settle(db: Database, reference: str, cost: int, *, reason: str = "") -> int:
     """Turn the reservation ``reference`` into a charge of ``cost`` (never more than was
     reserved). Idempotent: a second call changes nothing and returns the first charge."""
-    async with db.transaction() as session:
+    async with db.read() as session:
         reservation = await session.scalar(
-            select(Reservation).where(Reservation.reference == reference).with_for_update()
+            select(Reservation).where(Reservation.reference == reference)
         )
-        if reservation is None:
-            raise NotFound(f"No reservation {reference!r}.")
-        if reservation.settled_at is not None:
-            return int(reservation.cost or 0)
-        charged = min(max(0, int(cost)), reservation.amount)
+    if reservation is None:
+        raise NotFound(f"No reservation {reference!r}.")
+    if reservation.settled_at is not None:
+        return int(reservation.cost or 0)
+    charged = min(max(0, int(cost)), reservation.amount)
+    async with db.transaction() as session:
+        # Lock order is the wallet row, then its reservations, as in ``reserve``: locking the
+        # reservation first (by its unique reference) deadlocks against concurrent reserves on
+        # MySQL, whose insert waits for that index gap while holding the wallet.
+        await session.execute(
+            select(Wallet.user_id).where(Wallet.user_id == reservation.user_id).with_for_update()
+        )
         claimed = await session.execute(
             update(Reservation)
             .where(Reservation.id == reservation.id, Reservation.settled_at.is_(None))
             .values(settled_at=utcnow(), cost=charged)
         )
-        if claimed.rowcount != 1:
-            return int(reservation.cost or 0)
-        await session.execute(
-            update(Wallet)
-            .where(Wallet.user_id == reservation.user_id)
-            .values(balance=Wallet.balance - charged, reserved=Wallet.reserved - reservation.amount)
-        )
-        if charged:
-            session.add(
-                LedgerEntry(
-                    user_id=reservation.user_id,
-                    amount=-charged,
-                    kind="usage",
-                    reason=reason[:500],
-                    reference=reference,
-                    model_id=reservation.model_id,
+        if claimed.rowcount == 1:
+            await session.execute(
+                update(Wallet)
+                .where(Wallet.user_id == reservation.user_id)
+                .values(
+                    balance=Wallet.balance - charged,
+                    reserved=Wallet.reserved - reservation.amount,
                 )
             )
-    return charged
+            if charged:
+                session.add(
+                    LedgerEntry(
+                        user_id=reservation.user_id,
+                        amount=-charged,
+                        kind="usage",
+                        reason=reason[:500],
+                        reference=reference,
+                        model_id=reservation.model_id,
+                    )
+                )
+            return charged
+    async with db.read() as session:  # another call settled it first
+        first = await session.scalar(
+            select(Reservation.cost).where(Reservation.id == reservation.id)
+        )
+    return int(first or 0)
 
 
 async def adjust(
