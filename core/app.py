@@ -328,7 +328,7 @@ def setup_routes(app: web.Application) -> None:
         tools,
         wallet,
     )
-    from multinotes.web import account_pages, admin_workspace, docs, pages, usage
+    from multinotes.web import account_pages, admin_workspace, docs, pages, usage, workspace_pages
 
     for table in (
         health.routes,
@@ -344,6 +344,7 @@ def setup_routes(app: web.Application) -> None:
         docs.routes,
         pages.routes,
         account_pages.routes,
+        workspace_pages.routes,
         usage.routes,
         admin_workspace.routes,
     ):

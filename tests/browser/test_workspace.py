@@ -1,0 +1,402 @@
+"""The chat workspace in a real browser: several models stream side by side, stop, regenerate and
+switch branches, rate, generate images, meter the wallet, and never run script from a prompt.
+
+Every test runs against the shared embedded server, whose demo models answer offline.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+ECHO, REVERSE, SWATCH = "demo/echo", "demo/reverse", "demo/swatch"
+
+
+PASSWORD = "correct horse battery staple"
+
+
+def _account(browser: Any, server: str, name: str, email: str) -> Any:
+    """Register and log in over the JSON API; returns the logged-in storage state."""
+    context = browser.new_context(base_url=server)
+    try:
+        registered = context.request.post(
+            "/api/auth/register", data={"name": name, "email": email, "password": PASSWORD}
+        )
+        assert registered.status == 201, registered.text()
+        logged_in = context.request.post(
+            "/api/auth/login", data={"email": email, "password": PASSWORD}
+        )
+        assert logged_in.ok, logged_in.text()
+        return context.storage_state()
+    finally:
+        context.close()
+
+
+@pytest.fixture(scope="module")
+def member(browser: Any, server: str, admin: Any) -> Any:
+    """A user of the shared server (not its admin), for this module's tests."""
+    return _account(browser, server, "Wanda Workspace", "wanda@example.com")
+
+
+@pytest.fixture
+def chat(browsing: Any, member: Any) -> Any:
+    """A desktop page, logged in as ``member``, on a new chat."""
+    page = browsing.new_page(storage_state=member)
+    page.goto("/chat")
+    expect(page.get_by_role("heading", name="New chat")).to_be_visible()
+    return page
+
+
+def csrf(page: Any) -> str:
+    token = page.locator('meta[name="csrf-token"]').get_attribute("content")
+    assert token
+    return str(token)
+
+
+def choose_models(page: Any, *model_ids: str) -> None:
+    """Tick exactly ``model_ids`` in the model picker."""
+    page.locator("#model-summary").click()
+    for box in page.locator('#model-picker input[name="models"]:not([disabled])').all():
+        box.set_checked(box.get_attribute("value") in model_ids)
+    page.locator("#model-summary").click()
+
+
+def send(page: Any, prompt: str) -> None:
+    page.get_by_label("Prompt", exact=True).fill(prompt)
+    page.get_by_label("Prompt", exact=True).press("Control+Enter")
+
+
+def answer(page: Any, model_id: str, turn: int = -1) -> Any:
+    """The visible answer card of ``model_id`` in a turn (default: the last)."""
+    turns = page.locator("#thread > li.turn")
+    scope = turns.last if turn == -1 else turns.nth(turn)
+    return scope.locator(f'.answer[data-model="{model_id}"]:visible')
+
+
+def balance(page: Any) -> int:
+    return int(page.request.get("/api/wallet").json()["available"])
+
+
+def no_horizontal_scroll(page: Any) -> None:
+    widths = page.evaluate(
+        "({scroll: document.documentElement.scrollWidth,"
+        " client: document.documentElement.clientWidth})"
+    )
+    assert widths["scroll"] <= widths["client"] + 1, f"the page scrolls sideways: {widths}"
+
+
+@pytest.fixture
+def slow_demo(browsing: Any, admin: Any) -> Iterator[None]:
+    """The demo models pause 200 ms between words while the test runs (an admin setting)."""
+    page = browsing.new_page(storage_state=admin.storage_state)
+    page.goto("/account")
+
+    def set_delay(ms: int) -> None:
+        response = page.request.patch(
+            "/api/admin/plugins/demo",
+            data={"settings": {"delay_ms": ms}},
+            headers={"X-CSRF-Token": csrf(page)},
+        )
+        assert response.ok, response.text()
+
+    set_delay(200)
+    try:
+        yield
+    finally:
+        set_delay(15)
+
+
+WATCH_STREAMING = """() => {
+  window.__streamed = {};
+  new MutationObserver(() => {
+    for (const card of document.querySelectorAll('.answer[data-status="pending"]')) {
+      const text = card.querySelector('.streaming-text');
+      if (text && text.textContent) window.__streamed[card.dataset.model] = text.textContent;
+    }
+  }).observe(document.getElementById('thread'), {subtree: true, childList: true,
+                                                  characterData: true});
+}"""
+
+
+def test_two_models_stream_side_by_side_and_finish_with_stats_and_markdown(
+    chat: Any, screenshot: Any
+) -> None:
+    page = chat
+    before = balance(page)
+    choose_models(page, ECHO, REVERSE)
+    expect(page.locator("#model-summary")).to_have_text("Models: Echo, Reverse")
+    page.evaluate(WATCH_STREAMING)
+
+    send(page, "Hello **bold** world")
+
+    echo, reverse = answer(page, ECHO), answer(page, REVERSE)
+    for card in (echo, reverse):
+        expect(card.locator('[data-field="status"]')).to_have_text("Complete")
+        expect(card.locator(".answer-stats")).to_contain_text(re.compile(r"\d+ in / \d+ out"))
+        expect(card.locator('[data-stat="cost"]')).to_have_text(re.compile(r"^\d+ credits?$"))
+        expect(card.locator('[data-stat="latency"]')).to_have_text(re.compile(r"\d+ m?s$"))
+        expect(card.locator('[data-stat="duration"]')).to_have_text(re.compile(r"\d+ m?s$"))
+        expect(card.locator(".badge.demo")).to_have_text("Demo")
+    # Streamed as text first, then replaced by the server's rendered Markdown.
+    streamed = page.evaluate("window.__streamed")
+    assert set(streamed) >= {ECHO, REVERSE}, streamed
+    expect(echo.locator(".answer-body strong")).to_have_text("bold")
+    expect(echo.locator(".answer-body")).to_contain_text("You asked: Hello bold world")
+    expect(reverse.locator(".answer-body")).to_have_text("world bold Hello")
+    box_echo, box_reverse = echo.bounding_box(), reverse.bounding_box()
+    assert abs(box_echo["y"] - box_reverse["y"]) < 2 and box_reverse["x"] > box_echo["x"] + 100
+
+    # The page now is the conversation, listed first in the sidebar under its new title.
+    expect(page).to_have_url(re.compile(r"/chat/[0-9a-f]{32}$"))
+    current = page.locator('#conversation-list a[aria-current="page"]')
+    expect(current).to_have_text("Hello **bold** world")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Hello **bold** world")
+    expect(page.locator("#ws-announcer")).to_contain_text("Answers finished")
+
+    # The wallet meter followed the charges.
+    after = balance(page)
+    assert after < before
+    expect(page.locator("#wallet-balance")).to_have_text(f"{after:,}")
+    screenshot(page, "workspace-two-models")
+
+    # A reload shows the same thread, rendered by the server.
+    page.reload()
+    expect(answer(page, ECHO).locator(".answer-body strong")).to_have_text("bold")
+    expect(answer(page, REVERSE).locator('[data-field="status"]')).to_have_text("Complete")
+
+    # A follow-up continues the thread as a second turn.
+    choose_models(page, ECHO)
+    send(page, "And a follow-up")
+    expect(page.locator("#thread > li.turn")).to_have_count(2)
+    expect(answer(page, ECHO).locator(".answer-body")).to_contain_text("And a follow-up")
+    expect(answer(page, ECHO).locator('[data-field="status"]')).to_have_text("Complete")
+
+    # Copy puts the answer's Markdown on the clipboard.
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    answer(page, ECHO, 0).get_by_role("button", name="Copy").click()
+    expect(answer(page, ECHO, 0).get_by_role("button", name="Copied")).to_be_visible()
+    assert "Hello **bold** world" in page.evaluate("navigator.clipboard.readText()")
+
+
+def test_stop_keeps_the_partial_answer(chat: Any, slow_demo: None, screenshot: Any) -> None:
+    page = chat
+    choose_models(page, ECHO, REVERSE)
+    words = " ".join(f"word{n}" for n in range(60))
+    send(page, words)
+
+    echo, reverse = answer(page, ECHO), answer(page, REVERSE)
+    expect(echo.locator(".streaming-text")).to_contain_text("word2 ")
+    expect(page.get_by_role("button", name="Stop all")).to_be_enabled()
+    screenshot(page, "workspace-streaming")
+    echo.get_by_role("button", name="Stop").click()
+    expect(echo.locator('[data-field="status"]')).to_have_text("Stopped")
+    expect(reverse.locator('[data-field="status"]')).to_have_text("Streaming…")
+
+    page.keyboard.press("Escape")  # stops everything still running
+    expect(reverse.locator('[data-field="status"]')).to_have_text("Stopped")
+    expect(page.get_by_role("button", name="Stop all")).to_be_disabled()
+
+    # What was written before the stop is kept (the server's copy, after the re-render).
+    echo_text = echo.locator(".answer-body").inner_text()
+    assert echo_text.startswith("You asked: word0 word1") and "word59" not in echo_text
+    reverse_text = reverse.locator(".answer-body").inner_text()
+    assert reverse_text.startswith("word59 word58") and "word0" not in reverse_text.split()
+    expect(echo.get_by_role("button", name="Stop")).to_be_hidden()
+    page.reload()
+    expect(answer(page, ECHO).locator('[data-field="status"]')).to_have_text("Stopped")
+    assert answer(page, ECHO).locator(".answer-body").inner_text() == echo_text
+
+
+def test_regenerate_adds_a_sibling_and_the_switcher_switches_branches(chat: Any) -> None:
+    page = chat
+    choose_models(page, ECHO, REVERSE)
+    send(page, "Once more")
+    expect(answer(page, REVERSE).locator('[data-field="status"]')).to_have_text("Complete")
+    first_id = answer(page, ECHO).get_attribute("data-message-id")
+
+    answer(page, ECHO).get_by_role("button", name="Regenerate").click()
+    switcher = page.get_by_role("navigation", name="Echo answers")
+    expect(switcher).to_contain_text("2/2")
+    second_id = answer(page, ECHO).get_attribute("data-message-id")
+    assert second_id != first_id
+    expect(answer(page, ECHO).locator('[data-field="status"]')).to_have_text("Complete")
+    expect(page.locator(".answer-column")).to_have_count(2)  # still one column per model
+    expect(page).to_have_url(re.compile(r"/chat/[0-9a-f]{32}$"))
+
+    switcher.get_by_role("link", name=re.compile("Previous")).click()
+    expect(switcher).to_contain_text("1/2")
+    expect(answer(page, ECHO)).to_have_attribute("data-message-id", first_id)
+    expect(page).to_have_url(re.compile(rf"leaf={first_id}$"))
+    # Keyboard focus stays on the switcher.
+    expect(switcher.get_by_role("link", name=re.compile("Next"))).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(switcher).to_contain_text("2/2")
+    expect(answer(page, ECHO)).to_have_attribute("data-message-id", second_id)
+
+    # Without JavaScript's help the switcher is a plain link to the same view.
+    page.goto(page.url.split("?")[0] + f"?leaf={first_id}")
+    expect(page.get_by_role("navigation", name="Echo answers")).to_contain_text("1/2")
+
+
+def test_an_answer_is_rated_with_stars_and_a_comment(chat: Any) -> None:
+    page = chat
+    choose_models(page, ECHO)
+    send(page, "Rate me")
+    card = answer(page, ECHO)
+    expect(card.locator('[data-field="status"]')).to_have_text("Complete")
+    card.locator("summary", has_text="Rate").click()
+    card.locator(".stars label").nth(3).click()
+    card.get_by_label("Comment").fill("Nice echo")
+    card.get_by_role("button", name="Save rating").click()
+    expect(card.get_by_role("status")).to_have_text("Thanks! Rating saved.")
+    expect(card.locator("summary")).to_have_text("Rated 4/5")
+
+    page.reload()
+    card = answer(page, ECHO)
+    expect(card.locator("summary")).to_have_text("Rated 4/5")
+    card.locator("summary").click()
+    expect(card.get_by_label("4 stars")).to_be_checked()
+    expect(card.get_by_label("Comment")).to_have_value("Nice echo")
+    models = {m["id"]: m for m in page.request.get("/api/models").json()}
+    assert models[ECHO]["rating"]["count"] >= 1
+
+
+def test_the_image_tool_generates_an_image(chat: Any, screenshot: Any) -> None:
+    page = chat
+    page.goto("/chat?tool=image")
+    expect(page.get_by_role("heading", level=1)).to_have_text(re.compile("Image"))
+    expect(page.locator("#model-summary")).to_have_text("Models: Swatch")
+    expect(page.locator("#tool-size")).to_be_visible()
+    page.locator("#tool-n").fill("2")
+    send(page, "a calm blue sea")
+
+    card = answer(page, SWATCH)
+    expect(card.locator('[data-field="status"]')).to_have_text("Complete")
+    images = card.locator(".answer-media img")
+    expect(images).to_have_count(2)
+    expect(images.first).to_have_attribute("src", re.compile(r"^/api/media/[0-9a-f]{32}$"))
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.answer-media img')]"
+        ".every(img => img.complete && img.naturalWidth === 64)"
+    )
+    expect(card.locator(".answer-stats")).to_contain_text("2 images")
+    conversation = page.url.rsplit("/", 1)[-1]
+    assert page.request.get(f"/api/conversations/{conversation}").json()["tool"] == "image"
+    screenshot(page, "workspace-image-tool")
+
+
+def test_markup_in_a_prompt_shows_as_text_and_never_runs(chat: Any) -> None:
+    page = chat
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    choose_models(page, ECHO)
+    attack = '<script>alert("x")</script> <img src=x onerror=alert(1)> [link](javascript:alert(2))'
+    send(page, attack)
+
+    card = answer(page, ECHO)
+    expect(card.locator('[data-field="status"]')).to_have_text("Complete")
+    body = card.locator(".answer-body")
+    expect(body).to_contain_text('<script>alert("x")</script>')
+    expect(body).to_contain_text("<img src=x onerror=alert(1)>")
+    assert body.locator("script, img, [onerror]").count() == 0
+    assert body.locator('a[href^="javascript"]').count() == 0
+    expect(page.locator("#thread .prompt-text").last).to_have_text(attack)
+    page.reload()
+    expect(answer(page, ECHO).locator(".answer-body")).to_contain_text("<script>")
+    assert not dialogs
+
+
+def test_keyboard_shortcuts_and_help(chat: Any) -> None:
+    page = chat
+    page.locator("body").press("?")
+    help_box = page.locator("#ws-help")
+    expect(help_box.get_by_role("heading", name="Keyboard shortcuts")).to_be_visible()
+    expect(help_box).to_contain_text("Stop all answers")
+    page.keyboard.press("Escape")
+    expect(help_box.get_by_role("heading", name="Keyboard shortcuts")).to_be_hidden()
+
+    choose_models(page, ECHO)
+    send(page, "Shortcut test")
+    expect(answer(page, ECHO).locator('[data-field="status"]')).to_have_text("Complete")
+    expect(page).to_have_url(re.compile(r"/chat/[0-9a-f]{32}$"))
+    page.keyboard.press("Control+Shift+O")
+    expect(page).to_have_url(re.compile(r"/chat$"))
+    expect(page.get_by_role("heading", name="New chat")).to_be_visible()
+
+
+def test_the_sidebar_searches_conversations_by_title(chat: Any) -> None:
+    page = chat
+    for title in ("Gardening tips for spring", "Taxes explained"):
+        response = page.request.post(
+            "/api/conversations", data={"title": title}, headers={"X-CSRF-Token": csrf(page)}
+        )
+        assert response.status == 201
+    page.reload()
+    conversations = page.get_by_role("list", name="Your conversations")
+    expect(conversations.get_by_role("link", name="Taxes explained")).to_be_visible()
+    page.get_by_label("Search conversations by title").fill("garden")
+    expect(conversations.get_by_role("link")).to_have_count(1)
+    expect(conversations.get_by_role("link")).to_have_text("Gardening tips for spring")
+    page.get_by_label("Search conversations by title").fill("no such thing")
+    expect(conversations).to_contain_text("No conversation matches")
+    page.get_by_label("Search conversations by title").fill("")
+    conversations.get_by_role("link", name="Gardening tips for spring").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Gardening tips for spring")
+
+
+def test_running_out_of_credits_says_so(
+    browsing: Any, browser: Any, server: str, admin: Any, page_problems: Any
+) -> None:
+    broke = _account(browser, server, "Brook Broke", "brook@example.com")
+    page = browsing.new_page(storage_state=broke)
+    page.goto("/chat")
+    admin_page = browsing.new_page(storage_state=admin.storage_state)
+    admin_page.goto("/account")
+    me = page.request.get("/api/me").json()
+    available = balance(page)
+    taken = admin_page.request.post(
+        f"/api/admin/users/{me['id']}/credits",
+        data={"amount": -available, "reason": "browser test"},
+        headers={"X-CSRF-Token": csrf(admin_page)},
+    )
+    assert taken.status == 201, taken.text()
+    page_problems.allow(r"status of 402")
+    choose_models(page, ECHO)
+    send(page, "Anything")
+    alert = page.locator("#composer-alert")
+    expect(alert).to_contain_text("Out of credits")
+    expect(alert.get_by_role("link")).to_have_attribute("href", "/usage")
+    expect(page.locator("#thread > li.turn")).to_have_count(0)
+    page.reload()
+    expect(page.locator("#wallet-meter")).to_have_class(re.compile(r"\blow\b"))
+    expect(page.locator("#wallet-low")).to_be_visible()
+
+
+def test_the_workspace_fits_a_phone(browsing: Any, member: Any, screenshot: Any) -> None:
+    page = browsing.new_page(phone=True, storage_state=member)
+    page.goto("/chat")
+    no_horizontal_scroll(page)
+    choose_models(page, ECHO, REVERSE)
+    send(page, "A phone-sized question with a_very_long_unbroken_word_" + "x" * 80)
+    echo, reverse = answer(page, ECHO), answer(page, REVERSE)
+    expect(reverse.locator('[data-field="status"]')).to_have_text("Complete")
+    expect(echo.locator('[data-field="status"]')).to_have_text("Complete")
+    first, second = echo.bounding_box(), reverse.bounding_box()
+    assert second["y"] >= first["y"] + first["height"] - 1, "answers should stack on a phone"
+    no_horizontal_scroll(page)
+
+    toggle = page.get_by_role("button", name="Conversations")
+    expect(page.get_by_label("Search conversations by title")).to_be_hidden()
+    toggle.click()
+    expect(toggle).to_have_attribute("aria-expanded", "true")
+    expect(page.get_by_label("Search conversations by title")).to_be_visible()
+    no_horizontal_scroll(page)
+    toggle.click()
+    page.locator("#model-summary").click()
+    no_horizontal_scroll(page)
+    page.locator("#model-summary").click()
+    screenshot(page, "phone-workspace")
