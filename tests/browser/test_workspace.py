@@ -7,6 +7,8 @@ Every test runs against the shared embedded server, whose demo models answer off
 from __future__ import annotations
 
 import re
+import struct
+import zlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -122,6 +124,14 @@ WATCH_STREAMING = """() => {
 }"""
 
 
+SIDE_BY_SIDE = """() => {
+  const [first, second] = [...document.querySelectorAll('#thread .answer:not([hidden])')]
+    .map(card => card.getBoundingClientRect());
+  return first && second && first.height > 0 && Math.abs(first.top - second.top) < 2
+    && second.left >= first.right;
+}"""
+
+
 def test_two_models_stream_side_by_side_and_finish_with_stats_and_markdown(
     chat: Any, screenshot: Any
 ) -> None:
@@ -147,8 +157,7 @@ def test_two_models_stream_side_by_side_and_finish_with_stats_and_markdown(
     expect(echo.locator(".answer-body strong")).to_have_text("bold")
     expect(echo.locator(".answer-body")).to_contain_text("You asked: Hello bold world")
     expect(reverse.locator(".answer-body")).to_have_text("world bold Hello")
-    box_echo, box_reverse = echo.bounding_box(), reverse.bounding_box()
-    assert abs(box_echo["y"] - box_reverse["y"]) < 2 and box_reverse["x"] > box_echo["x"] + 100
+    page.wait_for_function(SIDE_BY_SIDE)
 
     # The page now is the conversation, listed first in the sidebar under its new title.
     expect(page).to_have_url(re.compile(r"/chat/[0-9a-f]{32}$"))
@@ -225,6 +234,8 @@ def test_regenerate_adds_a_sibling_and_the_switcher_switches_branches(chat: Any)
     assert second_id != first_id
     expect(answer(page, ECHO).locator('[data-field="status"]')).to_have_text("Complete")
     expect(page.locator(".answer-column")).to_have_count(2)  # still one column per model
+    # Keyboard focus followed the new answer.
+    expect(answer(page, ECHO).get_by_role("button", name="Regenerate")).to_be_focused()
     expect(page).to_have_url(re.compile(r"/chat/[0-9a-f]{32}$"))
 
     switcher.get_by_role("link", name=re.compile("Previous")).click()
@@ -289,6 +300,47 @@ def test_the_image_tool_generates_an_image(chat: Any, screenshot: Any) -> None:
     screenshot(page, "workspace-image-tool")
 
 
+def generations(page: Any) -> dict[str, dict[str, Any]]:
+    """The stored generation of each answer in the current conversation, by model."""
+    conversation = page.url.rsplit("/", 1)[-1].split("?")[0]
+    tree = page.request.get(f"/api/conversations/{conversation}").json()
+    return {m["model"]: m["generation"] for m in tree["messages"] if m["role"] == "assistant"}
+
+
+def test_per_model_options_are_sent_only_when_set(chat: Any) -> None:
+    page = chat
+    choose_models(page, ECHO, REVERSE)
+    page.locator("#model-options summary").click()
+    echo_options = page.locator(f'fieldset[data-options-for="{ECHO}"]')
+    echo_options.get_by_label("Temperature").fill("0.5")
+    echo_options.get_by_label("Max tokens").fill("4")
+    echo_options.get_by_label("System prompt").fill("Be brief.")
+    send(page, "one two three four five six seven eight nine ten")
+    expect(answer(page, REVERSE).locator('[data-field="status"]')).to_have_text("Complete")
+    expect(answer(page, ECHO).locator('[data-field="status"]')).to_have_text("Complete")
+    stored = generations(page)
+    assert stored[ECHO]["options"] == {"temperature": 0.5, "max_tokens": 4, "system": "Be brief."}
+    # Nothing was set for Reverse (the server may still cap the answer's length).
+    assert not {"temperature", "system"} & set(stored[REVERSE]["options"])
+    assert stored[ECHO]["usage"]["output_tokens"] <= 4
+
+
+def test_a_tool_sends_its_instructions_with_the_prompt(chat: Any) -> None:
+    page = chat
+    page.goto("/chat?tool=prompt_writer")
+    expect(page.locator("#model-summary")).to_have_text("Models: Echo, Reverse")
+    expect(page.get_by_text("Prompt writer adds its own instructions")).to_be_visible()
+    send(page, "a poem about cats")
+    expect(answer(page, ECHO).locator('[data-field="status"]')).to_have_text("Complete")
+    expect(answer(page, REVERSE).locator('[data-field="status"]')).to_have_text("Complete")
+    for generation in generations(page).values():
+        assert generation["options"]["system"].startswith("You are an expert prompt engineer")
+    conversation = page.url.rsplit("/", 1)[-1]
+    assert page.request.get(f"/api/conversations/{conversation}").json()["tool"] == (
+        "prompt_writer"
+    )
+
+
 def test_markup_in_a_prompt_shows_as_text_and_never_runs(chat: Any) -> None:
     page = chat
     dialogs: list[str] = []
@@ -308,6 +360,69 @@ def test_markup_in_a_prompt_shows_as_text_and_never_runs(chat: Any) -> None:
     page.reload()
     expect(answer(page, ECHO).locator(".answer-body")).to_contain_text("<script>")
     assert not dialogs
+
+
+def tiny_png(width: int = 40, height: int = 30) -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        return struct.pack(">I", len(data)) + kind + data + crc
+
+    rows = (b"\x00" + bytes((20, 120, 200)) * width) * height
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_an_attached_image_goes_with_the_prompt(chat: Any) -> None:
+    page = chat
+    choose_models(page, ECHO)
+    picture = {"name": "chart.png", "mimeType": "image/png", "buffer": tiny_png()}
+    page.locator("#attach").set_input_files(files=[picture])
+    attached = page.get_by_role("list", name="Attached files")
+    expect(attached).to_contain_text("chart.png")
+    attached.get_by_role("button", name="Remove chart.png").click()
+    expect(attached).to_be_hidden()
+    page.locator("#attach").set_input_files(files=[picture])
+    page.locator("#attach").set_input_files(
+        files=[{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"hello"}]
+    )
+    expect(page.locator("#composer-alert")).to_contain_text("notes.txt cannot be attached")
+    expect(attached.get_by_role("listitem")).to_have_count(1)
+
+    send(page, "What is in this picture?")
+    expect(answer(page, ECHO).locator('[data-field="status"]')).to_have_text("Complete")
+    image = page.locator("#thread .prompt-media img")
+    expect(image).to_have_attribute("src", re.compile(r"^/api/media/[0-9a-f]{32}$"))
+    expect(image).to_have_attribute("alt", "Attached: chart.png")
+    page.wait_for_function(
+        "() => document.querySelector('#thread .prompt-media img').naturalWidth === 40"
+    )
+    expect(attached).to_be_hidden()  # sent, so no longer waiting in the composer
+
+
+def test_editing_a_prompt_starts_a_branch(chat: Any) -> None:
+    page = chat
+    choose_models(page, ECHO)
+    send(page, "Version one")
+    expect(answer(page, ECHO).locator('[data-field="status"]')).to_have_text("Complete")
+    page.get_by_role("button", name="Edit").click()
+    editor = page.get_by_role("textbox", name="Edited prompt")
+    expect(editor).to_be_focused()
+    expect(editor).to_have_value("Version one")
+    editor.fill("Version two")
+    editor.press("Control+Enter")
+    versions = page.get_by_role("navigation", name="Prompt versions")
+    expect(versions).to_contain_text("2/2")
+    expect(page.locator("#thread .prompt-text")).to_have_text("Version two")
+    expect(answer(page, ECHO).locator(".answer-body")).to_contain_text("You asked: Version two")
+    versions.get_by_role("link", name=re.compile("Previous")).click()
+    expect(versions).to_contain_text("1/2")
+    expect(page.locator("#thread .prompt-text")).to_have_text("Version one")
+    expect(answer(page, ECHO).locator(".answer-body")).to_contain_text("You asked: Version one")
 
 
 def test_keyboard_shortcuts_and_help(chat: Any) -> None:
@@ -376,6 +491,13 @@ def test_running_out_of_credits_says_so(
     expect(page.locator("#wallet-low")).to_be_visible()
 
 
+STACKED = """() => {
+  const [first, second] = [...document.querySelectorAll('#thread .answer:not([hidden])')]
+    .map(card => card.getBoundingClientRect());
+  return first && second && first.height > 0 && second.top >= first.bottom - 1;
+}"""
+
+
 def test_the_workspace_fits_a_phone(browsing: Any, member: Any, screenshot: Any) -> None:
     page = browsing.new_page(phone=True, storage_state=member)
     page.goto("/chat")
@@ -385,8 +507,7 @@ def test_the_workspace_fits_a_phone(browsing: Any, member: Any, screenshot: Any)
     echo, reverse = answer(page, ECHO), answer(page, REVERSE)
     expect(reverse.locator('[data-field="status"]')).to_have_text("Complete")
     expect(echo.locator('[data-field="status"]')).to_have_text("Complete")
-    first, second = echo.bounding_box(), reverse.bounding_box()
-    assert second["y"] >= first["y"] + first["height"] - 1, "answers should stack on a phone"
+    page.wait_for_function(STACKED)  # answers stack on a phone
     no_horizontal_scroll(page)
 
     toggle = page.get_by_role("button", name="Conversations")

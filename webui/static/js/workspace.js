@@ -531,9 +531,11 @@
     var answers = field(target.turn, "answers");
     if (target.column) {
       // A regenerated answer takes the place of the one it regenerates, in the same column.
-      var old = target.column.querySelector(".answer");
+      var old = target.column.querySelector(".answer:not([hidden])");
+      var hadFocus = old && old.contains(document.activeElement);
       if (old) old.hidden = true;
       target.column.appendChild(card);
+      if (hadFocus) card.querySelector('[data-action="stop"]').focus();
       return;
     }
     var column = document.createElement("div");
@@ -749,9 +751,15 @@
     var target = { turn: card.closest(".turn"), column: card.closest(".answer-column") };
     body.models = [modelId];
     var result = await stream("/api/messages/" + encodeURIComponent(messageId) + "/regenerate", body, target);
-    if (result.ok) await afterStream(result);
-    else {
+    if (!result.ok) {
       card.hidden = false;
+      return;
+    }
+    await afterStream(result);
+    var focused = document.activeElement;
+    if (!focused || focused === document.body) {
+      var again = document.getElementById("answer-" + result.answerIds[0] + "-regenerate");
+      if (again) again.focus();
     }
   }
 
@@ -878,9 +886,10 @@
   document.addEventListener("keydown", function (evt) {
     var mod = evt.ctrlKey || evt.metaKey;
     if (mod && evt.key === "Enter") {
-      var edit = evt.target.closest ? evt.target.closest(".prompt-edit") : null;
+      // In an edited prompt or a rating, that form; anywhere else, the composer.
+      var form = evt.target.closest ? evt.target.closest("form") : null;
       evt.preventDefault();
-      if (edit) edit.requestSubmit();
+      if (form && form !== composer) form.requestSubmit();
       else send();
     } else if (evt.key === "Escape" && active) {
       evt.preventDefault();
