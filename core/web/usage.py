@@ -48,21 +48,25 @@ class Bar:
 
 
 def nice_ceiling(value: int) -> int:
-    """The axis top: 1, 2, 2.5 or 5 times a power of ten, at least ``value``."""
+    """The axis top: a round number at least ``value`` (60 for 56, 250 for 201)."""
     if value <= 0:
         return 10
     magnitude = 10 ** math.floor(math.log10(value))
-    for step in (1, 2, 2.5, 5, 10):
+    for step in (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10):
         if value <= step * magnitude:
-            return math.ceil(step * magnitude)
+            return max(2, math.ceil(step * magnitude))
     return 10 * magnitude  # pragma: no cover - the loop always returns
+
+
+def axis_label(value: float) -> str:
+    return f"{value:,.0f}" if value == int(value) else f"{value:,.1f}"
 
 
 def short_day(iso: str) -> str:
     return date.fromisoformat(iso).strftime("%b %-d")
 
 
-def build_chart(usage: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
+def build_chart(usage: dict[str, Any], names: dict[str, dict[str, str]]) -> dict[str, Any]:
     """Stacked bars (one per day, one segment per model) and the legend with totals."""
     models = list(usage["by_model"])
     series = {m: i % SERIES_COLOURS for i, m in enumerate(models)}
@@ -83,14 +87,15 @@ def build_chart(usage: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
             height = credits / top * CHART_HEIGHT
             y -= height
             bar.segments.append(
-                Segment(names.get(model, model), series[model], credits, round(y, 3), height)
+                Segment(_label(names, model), series[model], credits, round(y, 3), height)
             )
         bars.append(bar)
     total = sum(usage["total"])
     legend = [
         {
             "id": m,
-            "name": names.get(m, m),
+            "name": names.get(m, {}).get("name", m),
+            "provider": names.get(m, {}).get("provider", ""),
             "series": series[m],
             "credits": sum(usage["by_model"][m]),
             "share": (sum(usage["by_model"][m]) / total * 100) if total else 0.0,
@@ -106,8 +111,8 @@ def build_chart(usage: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
         "bars": bars,
         "legend": legend,
         "total": total,
-        "top": top,
-        "half": top / 2,
+        "top": axis_label(top),
+        "half": axis_label(top / 2),
         "ticks": ticks,
         "width": len(bars) * DAY_WIDTH,
         "height": CHART_HEIGHT,
@@ -200,10 +205,17 @@ def _ids(entries: list[Any]) -> list[str]:
     return [e.model_id for e in entries if e.model_id]
 
 
-def _model_name(entry: Any, model_id: str) -> str:
-    if model_id == "other":
-        return "Other"
-    if entry is None:
+def _label(names: dict[str, dict[str, str]], model_id: str) -> str:
+    name = names.get(model_id)
+    if not name:
         return model_id
+    return f"{name['name']} · {name['provider']}" if name["provider"] else name["name"]
+
+
+def _model_name(entry: Any, model_id: str) -> dict[str, str]:
+    if model_id == "other":
+        return {"name": "Other", "provider": ""}
+    if entry is None:
+        return {"name": model_id, "provider": "no longer offered"}
     label = f" ({entry.model.label})" if entry.model.label else ""
-    return f"{entry.model.name}{label} · {entry.provider.name}"
+    return {"name": f"{entry.model.name}{label}", "provider": entry.provider.name}
