@@ -836,7 +836,15 @@
     var action = button.getAttribute("data-action");
     var card = button.closest(".answer");
     if (action === "stop" && card) {
-      stopOne(card.getAttribute("data-generation-id"));
+      var stopping = stopOne(card.getAttribute("data-generation-id"));
+      if (!active) {
+        // An answer streaming elsewhere (another tab): show how it ended once it has.
+        stopping.then(function () {
+          window.setTimeout(function () {
+            refreshThread(new URLSearchParams(window.location.search).get("leaf"));
+          }, 800);
+        });
+      }
     } else if (action === "regenerate" && card) {
       regenerate(card);
     } else if (action === "edit") {
