@@ -114,6 +114,12 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"
 
+    task_poll_block_ms: int = Field(
+        default=2000,
+        ge=10,
+        description="How long a worker's read of the task stream blocks "
+        "(production); also how long a worker takes to notice it should stop.",
+    )
     provider_timeout_seconds: float = Field(
         default=60.0,
         gt=0,

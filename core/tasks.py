@@ -35,6 +35,7 @@ def make_broker(settings: Settings) -> AsyncBroker:
             url=settings.redis_url,
             queue_name=settings.redis_prefix + "tasks",
             consumer_group_name=settings.redis_prefix + "workers",
+            xread_block=settings.task_poll_block_ms,
         )
     return InMemoryBroker()
 
@@ -71,8 +72,8 @@ class TaskQueue:
     def names(self) -> list[str]:
         return sorted(self._tasks)
 
-    async def enqueue(self, name: str, **kwargs: Any) -> None:
-        await self._tasks[name].kiq(**kwargs)
+    async def enqueue(self, task_name: str, /, **kwargs: Any) -> None:
+        await self._tasks[task_name].kiq(**kwargs)
 
     async def run_scheduler(self) -> None:
         scheduler = TaskiqScheduler(self.broker, [LabelScheduleSource(self.broker)])

@@ -11,6 +11,7 @@ Connection settings: ``MULTINOTES_TEST_MYSQL`` (default ``root@127.0.0.1:3306``)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import shutil
@@ -164,6 +165,7 @@ def make_settings(
                 redis_prefix=services["redis_prefix"],
                 allowed_hosts=["127.0.0.1", "localhost"],
                 cookie_secure=False,  # the test server speaks plain HTTP
+                task_poll_block_ms=100,  # the in-test worker stops within 0.1 s
             )
         values.update(overrides)
         return embedded_settings(tmp_path, **values)
@@ -185,8 +187,49 @@ def plugins() -> Any:
 @pytest.fixture
 async def api(settings: Settings, plugins: Any) -> AsyncIterator[ApiClient]:
     app = create_app(settings, plugins=None if plugins == BUILTIN else plugins)
-    async with app_client(app) as client:
+    async with app_client(app) as client, worker_for(app):
         yield client
+
+
+@contextlib.asynccontextmanager
+async def worker_for(app: Any) -> AsyncIterator[None]:
+    """In production mode background tasks go to Redis streams; consume them in this process
+    while the test runs, as `multinotes worker` would. (Embedded mode runs them in-process.)
+
+    A plain consume loop over ``broker.listen()`` handing each message to taskiq's receiver:
+    taskiq's own listen() shuts down through a shielded wait on the pending stream read, which
+    can hang a test's teardown; a cancelled loop cannot."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from taskiq.receiver import Receiver
+
+    from multinotes.keys import SETTINGS, TASKS
+
+    if not app[SETTINGS].is_production:
+        yield
+        return
+    broker = app[TASKS].broker
+    broker.is_worker_process = True
+    running: set[asyncio.Task[Any]] = set()
+
+    with ThreadPoolExecutor(max_workers=2) as executor:
+        receiver = Receiver(broker=broker, executor=executor, max_async_tasks=20)
+
+        async def consume() -> None:
+            async for message in broker.listen():
+                task = asyncio.create_task(receiver.callback(message=message, raise_err=False))
+                running.add(task)
+                task.add_done_callback(running.discard)
+
+        consumer = asyncio.create_task(consume())
+        try:
+            yield
+        finally:
+            consumer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await consumer
+            if running:
+                await asyncio.wait(running, timeout=5)
 
 
 @pytest.fixture

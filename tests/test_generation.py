@@ -393,3 +393,16 @@ async def test_messages_are_not_written_per_chunk(user: ApiClient, scripts):
         event.remove(engine, "before_cursor_execute", count)
     writes = [s for s in statements if s in ("INSERT", "UPDATE", "DELETE")]
     assert len(writes) < 20  # bounded by the request, not by the 50 chunks
+
+
+async def test_a_prompt_without_parent_continues_the_newest_message(user: ApiClient, scripts):
+    conversation = await new_conversation(user)
+    await send(user, conversation, "First", models=[A])
+    await send(user, conversation, "Second", models=[A])
+    assert [m.content for m in scripts[A].requests[-1].messages] == [
+        "First",
+        "Hello from alpha",
+        "Second",
+    ]
+    _, events = await send(user, conversation, "A fresh start", models=[A], parent_id=None)
+    assert [m.content for m in scripts[A].requests[-1].messages] == ["A fresh start"]

@@ -258,6 +258,7 @@ async def generate(request: web.Request, body: GenerateIn) -> web.StreamResponse
         options=body.options,
         parent_id=body.parent_id,
         attachments=decode_attachments(body.attachments),
+        continue_latest="parent_id" not in body.model_fields_set,
     )
     return await stream_generations(request, planned, prompt)
 

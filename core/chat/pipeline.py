@@ -206,6 +206,7 @@ async def plan_generations(
     parent_id: str | None,
     attachments: list[Attachment],
     prompt_message: Message | None = None,
+    continue_latest: bool = False,
 ) -> tuple[Message, list[Planned]]:
     """Validate, reserve and store; raise before anything is kept if any of it fails."""
     if len(set(model_ids)) != len(model_ids):
@@ -236,6 +237,8 @@ async def plan_generations(
         media_by_message.setdefault(row.message_id, []).append(row)
 
     if prompt_message is None:
+        if continue_latest and parent_id is None and messages:
+            parent_id = messages[-1].id  # the newest message: where the talk left off
         if parent_id is not None and parent_id not in {m.id for m in messages}:
             raise Invalid(
                 "The parent message is not in this conversation.",
