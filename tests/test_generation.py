@@ -404,5 +404,5 @@ async def test_a_prompt_without_parent_continues_the_newest_message(user: ApiCli
         "Hello from alpha",
         "Second",
     ]
-    _, events = await send(user, conversation, "A fresh start", models=[A], parent_id=None)
+    await send(user, conversation, "A fresh start", models=[A], parent_id=None)
     assert [m.content for m in scripts[A].requests[-1].messages] == ["A fresh start"]
