@@ -49,7 +49,9 @@ def render_mail(app: web.Application, template: str, context: dict[str, Any]) ->
     """Render ``mail/<template>.txt`` and ``.html`` with the app's template environment."""
     env = aiohttp_jinja2.get_env(app)
     values = {"app_name": APP_NAME, **context}
-    text_module = env.get_template(f"mail/{template}.txt").make_module(values)
+    # Plain text is not HTML: escaping would turn "&" in a link into "&amp;".
+    text_env = env.overlay(autoescape=False)
+    text_module = text_env.get_template(f"mail/{template}.txt").make_module(values)
     subject = str(getattr(text_module, "subject", "") or APP_NAME)
     html = env.get_template(f"mail/{template}.html").render(values)
     return RenderedMail(subject=subject, text=str(text_module).strip() + "\n", html=html)

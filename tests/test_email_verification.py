@@ -253,7 +253,7 @@ async def test_the_verify_page_verifies_and_shows_the_result(api: ApiClient, mai
     assert page.status == 200
     text = await page.text()
     assert "Your email address hal@example.com is verified." in text
-    assert '<meta name="referrer" content="no-referrer">' in text  # the URL holds the token
+    assert '<meta name="referrer" content="same-origin">' in text  # the URL holds the token
 
     bad = await api.client.get("/verify?token=made-up")
     assert bad.status == 400

@@ -1,10 +1,8 @@
 """A real SMTP server on a free local port (aiosmtpd), keeping every message it accepts.
 
-    server = FakeSMTP(username="mailer", password="s3cret")  # credentials: optional
-    server.start()
-    ...  # point smtp_host/smtp_port at server.host/server.port
-    message = await server.wait_for("ada@example.com")
-    server.stop()
+Start it with ``FakeSMTP().start()`` (or ``FakeSMTP(username=..., password=...)`` to demand
+credentials), point ``smtp_host``/``smtp_port`` at its ``host``/``port``, read ``received`` or
+``await wait_for(address)``, and ``stop()`` it.
 """
 
 from __future__ import annotations
@@ -12,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import logging
 import socket
 import time
 from dataclasses import dataclass, field
@@ -58,10 +57,9 @@ class FakeSMTP:
             envelope.original_content or envelope.content, policy=email.policy.default
         )
         assert isinstance(message, EmailMessage)
-        login = session.login_data.decode() if isinstance(session.login_data, bytes) else None
-        self.received.append(
-            Received(envelope.mail_from, list(envelope.rcpt_tos), message, login)
-        )
+        auth = session.auth_data
+        login = auth.login.decode() if isinstance(auth, LoginPassword) else None
+        self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), message, login))
         return "250 Message accepted for delivery"
 
     def _authenticate(
@@ -72,11 +70,13 @@ class FakeSMTP:
             and auth_data.login.decode() == self.username
             and auth_data.password.decode() == self.password
         )
-        return AuthResult(success=ok, handled=False)
+        return AuthResult(success=ok, handled=False, auth_data=auth_data)
 
     # -- lifecycle ------------------------------------------------------------------------------
 
     def start(self) -> FakeSMTP:
+        # aiosmtpd traces every DATA line at debug level; that is the fake's log, not the app's.
+        logging.getLogger("mail.log").setLevel(logging.INFO)
         options: dict[str, Any] = {}
         if self.username is not None:
             options.update(

@@ -1,30 +1,31 @@
 """Reading the mail an app under test sent, in both runtime modes.
 
 Embedded mode writes mail to ``<data dir>/outbox/``; production mode sends it through SMTP to a
-real local server (``tests/fakes/smtp_server.py``), from a taskiq worker over Redis. Test modules
-import the fixtures::
+real local server (``tests/fakes/smtp_server.py``), from the task worker that the ``api``
+fixture runs over Redis. A test module takes the fixtures by assigning them::
 
-    from tests.support.mail import mailbox, settings, smtp_server  # noqa: F401
+    from tests.support import mail as mail_fixtures
 
-``settings`` replaces the shared fixture so production mode points SMTP at the fake server;
-``mailbox`` also runs a task worker in production mode, as ``multinotes worker`` would.
+    smtp_server = mail_fixtures.smtp_server
+    settings = mail_fixtures.settings
+    mailbox = mail_fixtures.mailbox
+
+``settings`` replaces the shared fixture so production mode points SMTP at the fake server.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import email
 import email.policy
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
 
-from multinotes.keys import TASKS
 from multinotes.settings import Settings
 from multinotes.testing import ApiClient
 from tests.fakes.smtp_server import FakeSMTP
@@ -75,17 +76,21 @@ class Mailbox:
     def all(self) -> list[EmailMessage]:
         return self.smtp.messages if self.smtp else read_outbox(self.outbox)
 
-    def to(self, address: str) -> list[EmailMessage]:
-        return [m for m in self.all() if m["To"] == address]
+    def to(self, address: str, subject: str = "") -> list[EmailMessage]:
+        """Mail to ``address`` (whose subject contains ``subject``), oldest first."""
+        return [m for m in self.all() if m["To"] == address and subject in m["Subject"]]
 
-    async def wait_for(self, address: str, count: int = 1, timeout: float = 10) -> EmailMessage:
-        """The newest mail to ``address`` once at least ``count`` have arrived."""
+    async def wait_for(
+        self, address: str, count: int = 1, *, subject: str = "", timeout: float = 10
+    ) -> EmailMessage:
+        """The newest such mail once at least ``count`` have arrived. Mails of different kinds
+        are sent by concurrent tasks, so their order is not guaranteed: filter by subject."""
         deadline = time.monotonic() + timeout
-        while len(self.to(address)) < count:
+        while len(self.to(address, subject)) < count:
             if time.monotonic() > deadline:
                 raise AssertionError(f"no mail #{count} to {address} within {timeout}s")
             await asyncio.sleep(0.05)
-        return self.to(address)[-1]
+        return self.to(address, subject)[-1]
 
     async def settle(self, seconds: float = 0.6) -> None:
         """Give queued mail time to arrive, before asserting that none did."""
@@ -107,26 +112,8 @@ def settings(make_settings: Callable[..., Settings], mode: str, smtp_server: Fak
     return make_settings()
 
 
-@contextlib.asynccontextmanager
-async def running_worker(api: ApiClient) -> AsyncIterator[None]:
-    """A taskiq receiver in this process, consuming the app's Redis stream like a worker."""
-    from taskiq.api import run_receiver_task
-
-    worker = asyncio.create_task(run_receiver_task(api.app[TASKS].broker))
-    try:
-        yield
-    finally:
-        worker.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await worker
-
-
 @pytest.fixture
-async def mailbox(
-    api: ApiClient, mode: str, settings: Settings, smtp_server: FakeSMTP
-) -> AsyncIterator[Mailbox]:
-    if mode == "production":
-        async with running_worker(api):
-            yield Mailbox(settings.outbox_dir, smtp_server)
-    else:
-        yield Mailbox(settings.outbox_dir, None)
+def mailbox(api: ApiClient, mode: str, settings: Settings, smtp_server: FakeSMTP) -> Mailbox:
+    """Production mode's mail goes through the fake SMTP server (sent by the worker the ``api``
+    fixture runs); embedded mode's to the outbox folder."""
+    return Mailbox(settings.outbox_dir, smtp_server if mode == "production" else None)
