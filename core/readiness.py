@@ -79,6 +79,22 @@ def production_checks(settings: Settings) -> list[Check]:
             if settings.redis_url
             else "MULTINOTES_REDIS_URL is not set",
         ),
+        Check(
+            "mail",
+            bool(settings.smtp_host),
+            f"mail goes through {settings.smtp_host}"
+            if settings.smtp_host
+            else "MULTINOTES_SMTP_HOST is not set: verification and reset mails would only be "
+            "written to the outbox folder",
+        ),
+        Check(
+            "public_url",
+            bool(settings.public_url),
+            f"links in mails point to {settings.public_url}"
+            if settings.public_url
+            else "MULTINOTES_PUBLIC_URL is not set: links in mails would follow the Host header "
+            "of the request that asked for them",
+        ),
     ]
 
 

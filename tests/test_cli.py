@@ -44,7 +44,16 @@ def test_gen_secret_prints_a_strong_random_key():
 def test_check_fails_on_the_embedded_defaults_and_names_each_problem(tmp_path):
     result = cli("check", cwd=tmp_path, check=False)
     assert result.returncode == 1
-    for name in ("mode", "secret_key", "allowed_hosts", "cookies", "database", "redis"):
+    for name in (
+        "mode",
+        "secret_key",
+        "allowed_hosts",
+        "cookies",
+        "database",
+        "redis",
+        "mail",
+        "public_url",
+    ):
         assert f"[FAIL] {name}" in result.stdout
 
 
@@ -66,6 +75,8 @@ def test_check_passes_a_production_config_and_catches_each_mistake(tmp_path, ove
         "MULTINOTES_ALLOWED_HOSTS": "notes.example.com",
         "MULTINOTES_DATABASE_URL": "mysql+aiomysql://mn:pw@127.0.0.1/mn",
         "MULTINOTES_REDIS_URL": "redis://127.0.0.1:6379/0",
+        "MULTINOTES_SMTP_HOST": "smtp.example.com",
+        "MULTINOTES_PUBLIC_URL": "https://notes.example.com",
     }
     passed = cli("check", env=good, cwd=tmp_path)
     assert "Ready for production." in passed.stdout
