@@ -25,6 +25,7 @@ from multinotes.bus import Bus, LocalBus, RedisBus
 from multinotes.db import Database, create_engine
 from multinotes.errors import ConfigError
 from multinotes.identity.actor import current_actor
+from multinotes.identity.oauth import setup_oauth
 from multinotes.keys import (
     BUS,
     CATALOG,
@@ -47,6 +48,7 @@ from multinotes.secretbox import SecretBox
 from multinotes.settings import Settings
 from multinotes.tasks import TaskQueue, embedded_scheduler, make_broker
 from multinotes.web import middleware as mw
+from multinotes.web.account_routes import setup_account_routes
 from multinotes.web.endpoint import EndpointSpec, check_routes, spec_of
 from multinotes.webui import STATIC_DIR, TEMPLATES_DIR
 
@@ -95,7 +97,9 @@ def create_app(
     setup_tasks(app)
     setup_rate_limits(app)
     setup_templates(app)
+    setup_oauth(app)
     setup_routes(app)
+    setup_account_routes(app)
     setup_plugin_lifecycle(app)
     app.on_response_prepare.append(mw.security_headers)
     return app
@@ -265,7 +269,10 @@ def setup_tasks(app: web.Application) -> None:
         scheduler: Any = embedded_scheduler(queue) if in_process else contextlib.nullcontext()
         async with scheduler:
             yield
-        await broker.shutdown()
+        try:
+            await asyncio.wait_for(broker.shutdown(), timeout=10)
+        except TimeoutError:  # never let a stuck broker connection block process exit
+            log.warning("broker_shutdown_timed_out")
 
     app.cleanup_ctx.append(broker_ctx)
 
@@ -324,15 +331,25 @@ def setup_routes(app: web.Application) -> None:
         health,
         keys,
         models,
+        oauth,
         sessions,
         tools,
         wallet,
     )
-    from multinotes.web import account_pages, admin_workspace, docs, pages, usage, workspace_pages
+    from multinotes.web import (
+        account_pages,
+        admin_workspace,
+        docs,
+        oauth_pages,
+        pages,
+        usage,
+        workspace_pages,
+    )
 
     for table in (
         health.routes,
         auth.routes,
+        oauth.routes,
         keys.routes,
         account_security.routes,
         sessions.routes,
@@ -344,6 +361,7 @@ def setup_routes(app: web.Application) -> None:
         docs.routes,
         pages.routes,
         account_pages.routes,
+        oauth_pages.routes,
         workspace_pages.routes,
         usage.routes,
         admin_workspace.routes,

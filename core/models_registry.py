@@ -11,6 +11,7 @@ MODEL_MODULES = [
     "multinotes.wallet.models",
     "multinotes.chat.models",
     "multinotes.tools",
+    "multinotes.identity.oauth_models",
 ]
 
 

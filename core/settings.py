@@ -107,6 +107,27 @@ class Settings(BaseSettings):
         default="MultinotesAI <no-reply@localhost>", description="The From: of every mail."
     )
 
+    oauth_google_client_id: str | None = Field(
+        default=None,
+        description="Sign in with Google: the OAuth client id. Google is offered once the id "
+        "and secret are set; register <public_url>/api/auth/oauth/google/callback as its "
+        "redirect URI.",
+    )
+    oauth_google_client_secret: SecretStr | None = None
+    oauth_google_discovery_url: str = Field(
+        default="https://accounts.google.com/.well-known/openid-configuration",
+        description="OpenID Connect discovery document (any OIDC provider works here).",
+    )
+    oauth_facebook_client_id: str | None = Field(
+        default=None,
+        description="Sign in with Facebook: the app id. Offered once the id and secret are set; "
+        "redirect URI <public_url>/api/auth/oauth/facebook/callback.",
+    )
+    oauth_facebook_client_secret: SecretStr | None = None
+    oauth_facebook_auth_url: str = "https://www.facebook.com/v23.0/dialog/oauth"
+    oauth_facebook_token_url: str = "https://graph.facebook.com/v23.0/oauth/access_token"
+    oauth_facebook_graph_url: str = "https://graph.facebook.com/v23.0"
+
     metrics_token: SecretStr | None = Field(
         default=None, description="When set, /metrics needs `Authorization: Bearer <token>`."
     )

@@ -225,11 +225,11 @@ async def worker_for(app: Any) -> AsyncIterator[None]:
         try:
             yield
         finally:
-            consumer.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await consumer
             if running:
                 await asyncio.wait(running, timeout=5)
+            consumer.cancel()
+            # Bounded: a stream read interrupted mid-flight must not hold up teardown.
+            await asyncio.wait({consumer}, timeout=2)
 
 
 @pytest.fixture

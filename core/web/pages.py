@@ -14,6 +14,7 @@ from multinotes import plugin_control
 from multinotes.api.admin_plugins import plugin_detail, plugin_out
 from multinotes.api.auth import RegisterIn, clear_session_cookie, start_session
 from multinotes.errors import AppError, Invalid
+from multinotes.identity import oauth
 from multinotes.identity import service as identity
 from multinotes.identity.account_mail import VERIFY_EMAIL, queue_account_mail
 from multinotes.identity.actor import current_actor, require_admin, require_user
@@ -195,7 +196,7 @@ async def account_page(
     sessions = [
         SessionOut.of(s, actor.session_id) for s in await active_sessions(request, actor.user_id)
     ]
-    return render(
+    response = render(
         request,
         "account/index.html",
         {
@@ -204,9 +205,14 @@ async def account_page(
             "keys": keys,
             "new_key": new_key,
             "sessions": sessions,
+            "identities": await oauth.list_identities(request.app[DB], actor.user_id),
             **extra,
         },
     )
+    policy = request.app[oauth.OAUTH].content_security_policy()
+    if policy:  # "Link Google" is a form that redirects to Google
+        response.headers["Content-Security-Policy"] = policy
+    return response
 
 
 @routes.get("/account", name="account")
