@@ -39,6 +39,7 @@ def core_tasks() -> list[TaskDef]:
     from multinotes.chat.pipeline import settle_stale_generations
     from multinotes.events import DISPATCH_TASK, dispatch_event
     from multinotes.identity.account_mail import account_mail_tasks
+    from multinotes.identity.profile import profile_tasks
     from multinotes.mail import mail_tasks
 
     return [
@@ -46,6 +47,7 @@ def core_tasks() -> list[TaskDef]:
         TaskDef("core", "core.purge_user_tokens", purge_user_tokens, "27 3 * * *"),
         *mail_tasks(),
         *account_mail_tasks(),
+        *profile_tasks(),
         TaskDef("core", "core.settle_stale_generations", settle_stale_generations, "* * * * *"),
         TaskDef("core", DISPATCH_TASK, dispatch_event, None),
     ]

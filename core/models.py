@@ -14,6 +14,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 from multinotes.db import Base, UTCDateTime, new_id, utcnow
 
 ROLES = ("admin", "user")
+#: Per-user rate limits an admin can set: no limits, the classes' limits, or the strict ones.
+RATE_LIMIT_TIERS = ("exempt", "default", "strict")
 
 
 class User(Base):
@@ -28,6 +30,13 @@ class User(Base):
     email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # Profile and admin controls (multinotes.identity.profile, multinotes.api.admin_users).
+    rate_limit_tier: Mapped[str] = mapped_column(
+        String(16), default="default", server_default="default"
+    )
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    language: Mapped[str | None] = mapped_column(String(16))
+    avatar_id: Mapped[str | None] = mapped_column(String(32))
 
     @property
     def is_admin(self) -> bool:

@@ -12,6 +12,7 @@ MODEL_MODULES = [
     "multinotes.chat.models",
     "multinotes.tools",
     "multinotes.identity.oauth_models",
+    "multinotes.audit",
 ]
 
 

@@ -11,6 +11,7 @@ import structlog
 from aiohttp import web
 from sqlalchemy import select
 
+from multinotes import audit
 from multinotes.keys import BUS, DB, METRICS, PLUGIN_SETTINGS, PLUGINS
 from multinotes.models import PluginState
 
@@ -41,7 +42,14 @@ async def reload_state(app: web.Application, *, force: bool = False) -> None:
         log.info("plugin_state_applied", changed=changed)
 
 
-async def set_enabled(app: web.Application, name: str, enabled: bool, by: str | None) -> None:
+async def set_enabled(
+    app: web.Application,
+    name: str,
+    enabled: bool,
+    by: str | None,
+    *,
+    request: web.Request | None = None,
+) -> None:
     host = app[PLUGINS]
     record = host.get(name)
     if record.status == "failed" and enabled:
@@ -66,11 +74,28 @@ async def set_enabled(app: web.Application, name: str, enabled: bool, by: str | 
         await reload_state(app, force=True)  # keep memory in line with the database
         raise
     await app[BUS].publish(CHANNEL, {"plugin": name, "enabled": enabled})
+    action = "plugin.enabled" if enabled else "plugin.disabled"
+    await audit.record(app, request, action, actor_id=by, target_type="plugin", target_id=name)
 
 
-async def update_settings(app: web.Application, name: str, changes: dict[str, Any]) -> None:
+async def update_settings(
+    app: web.Application,
+    name: str,
+    changes: dict[str, Any],
+    *,
+    request: web.Request | None = None,
+) -> None:
     await app[PLUGIN_SETTINGS].update(name, changes)
     await app[BUS].publish(CHANNEL, {"plugin": name, "settings": True})
+    # Which fields changed, never their values (some are secrets).
+    await audit.record(
+        app,
+        request,
+        "plugin.settings_changed",
+        target_type="plugin",
+        target_id=name,
+        details={"fields": sorted(changes)},
+    )
 
 
 async def on_bus_message(app: web.Application, _message: dict[str, Any]) -> None:

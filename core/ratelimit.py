@@ -1,7 +1,12 @@
 """Rate limits with the ``limits`` library: in memory (embedded) or Redis (production).
 
 Endpoints belong to a class ("auth", "api", ...); each class has its own limit per account
-(or per IP for anonymous requests).
+(or per IP for anonymous requests). An admin can put a user on the "exempt" tier (no limits) or
+the "strict" tier (the ``rate_limit_strict_*`` limits instead of the classes').
+
+Login, registration and password reset also count per client IP and per target account (the
+email address asked about, whether or not an account uses it), and repeated failed logins lock
+that address for a while: see ``multinotes.identity.guard``.
 """
 
 from __future__ import annotations
@@ -9,12 +14,22 @@ from __future__ import annotations
 import math
 import time
 
-from limits import parse
+from limits import RateLimitItem, RateLimitItemPerSecond, parse
 from limits.aio.storage import MemoryStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 
 from multinotes.errors import RateLimited
 from multinotes.settings import Settings
+
+#: Limits counted outside the endpoint classes, by name (``RateLimits.hit_named``).
+NAMED_LIMITS = (
+    "login_ip",
+    "login_account",
+    "register_ip",
+    "register_account",
+    "reset_ip",
+    "reset_account",
+)
 
 
 def make_storage(settings: Settings) -> Storage:
@@ -39,14 +54,35 @@ class RateLimits:
             "api": parse(settings.rate_limit_api),
             "generation": parse(settings.rate_limit_generation),
         }
+        self.strict = {
+            "auth": parse(settings.rate_limit_strict_auth),
+            "api": parse(settings.rate_limit_strict_api),
+            "generation": parse(settings.rate_limit_strict_generation),
+        }
+        self.named = {name: parse(getattr(settings, f"rate_limit_{name}")) for name in NAMED_LIMITS}
+        self.login_failures = RateLimitItemPerSecond(
+            settings.login_lockout_failures, settings.login_lockout_window_seconds
+        )
+        self.login_lock = RateLimitItemPerSecond(1, settings.login_lockout_seconds)
 
-    async def hit(self, klass: str, identity: str) -> dict[str, str]:
+    async def hit(self, klass: str, identity: str, tier: str = "default") -> dict[str, str]:
         """Count one request; raise ``RateLimited`` when over. Returns RateLimit-* headers."""
-        limit = self.classes.get(klass)
-        if limit is None or not self.enabled:
+        if tier == "exempt" or not self.enabled:
             return {}
-        allowed = await self.limiter.hit(limit, klass, identity)
-        stats = await self.limiter.get_window_stats(limit, klass, identity)
+        limit = (self.strict if tier == "strict" else self.classes).get(klass)
+        if limit is None:
+            return {}
+        return await self._hit(limit, klass, identity)
+
+    async def hit_named(self, name: str, identity: str) -> dict[str, str]:
+        """Count one attempt against a named limit (``NAMED_LIMITS``)."""
+        if not self.enabled:
+            return {}
+        return await self._hit(self.named[name], name, identity)
+
+    async def _hit(self, limit: RateLimitItem, namespace: str, identity: str) -> dict[str, str]:
+        allowed = await self.limiter.hit(limit, namespace, identity)
+        stats = await self.limiter.get_window_stats(limit, namespace, identity)
         reset = max(1, math.ceil(stats.reset_time - time.time()))
         headers = {
             "RateLimit-Limit": str(limit.amount),
@@ -56,6 +92,28 @@ class RateLimits:
         if not allowed:
             raise RateLimited(retry_after=reset, headers=headers)
         return headers
+
+    # -- login lockout (always on: it protects accounts, not capacity) --------------------------
+
+    async def locked_for(self, account: str) -> int:
+        """Seconds until ``account`` may try to log in again; 0 when it is not locked."""
+        if await self.limiter.test(self.login_lock, "login_lock", account):
+            return 0
+        stats = await self.limiter.get_window_stats(self.login_lock, "login_lock", account)
+        return max(1, math.ceil(stats.reset_time - time.time()))
+
+    async def login_failed(self, account: str) -> bool:
+        """Count a failed login; True when this failure locked the account."""
+        await self.limiter.hit(self.login_failures, "login_failures", account)
+        stats = await self.limiter.get_window_stats(self.login_failures, "login_failures", account)
+        if stats.remaining > 0:
+            return False
+        await self.limiter.hit(self.login_lock, "login_lock", account)
+        await self.limiter.clear(self.login_failures, "login_failures", account)
+        return True
+
+    async def login_succeeded(self, account: str) -> None:
+        await self.limiter.clear(self.login_failures, "login_failures", account)
 
     async def reset(self) -> None:
         await self.storage.reset()

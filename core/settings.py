@@ -83,6 +83,30 @@ class Settings(BaseSettings):
     rate_limit_api: str = "600/minute"
     rate_limit_generation: str = "60/minute"
     rate_limits_enabled: bool = True
+    # Login, registration and password reset: per client IP and per target account (the email
+    # address asked about, known or not), on top of the "auth" class above.
+    rate_limit_login_ip: str = "200/hour"
+    rate_limit_login_account: str = "30/hour"
+    rate_limit_register_ip: str = "50/hour"
+    rate_limit_register_account: str = "5/hour"
+    rate_limit_reset_ip: str = "30/hour"
+    rate_limit_reset_account: str = "5/hour"
+    # Users an admin put on the "strict" tier get these instead of the classes' limits.
+    rate_limit_strict_auth: str = "5/minute"
+    rate_limit_strict_api: str = "60/minute"
+    rate_limit_strict_generation: str = "5/minute"
+    login_lockout_failures: int = Field(
+        default=10,
+        ge=1,
+        description="Failed logins for one email address (known or not) that lock it ...",
+    )
+    login_lockout_window_seconds: int = Field(
+        default=15 * 60, ge=1, description="... within this many seconds ..."
+    )
+    login_lockout_seconds: int = Field(
+        default=15 * 60, ge=1, description="... for this many seconds."
+    )
+    avatar_max_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
 
     email_verification_required: bool | None = Field(
         default=None,

@@ -5,12 +5,14 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
+from multinotes import audit
 from multinotes.api.auth import clear_session_cookie
 from multinotes.errors import Invalid
 from multinotes.identity import account_mail
 from multinotes.identity import service as identity
 from multinotes.identity.account_mail import RESET_PASSWORD, VERIFY_EMAIL, queue_account_mail
 from multinotes.identity.actor import current_actor, require_user
+from multinotes.identity.guard import throttle_reset
 from multinotes.keys import DB
 from multinotes.web.endpoint import endpoint
 
@@ -88,6 +90,14 @@ async def verify(request: web.Request, body: TokenIn) -> VerifiedOut:
 
     A token works once and for 48 hours; using it again after it worked answers the same."""
     user = await account_mail.verify_email(request.app[DB], body.token)
+    await audit.record(
+        request.app,
+        request,
+        "auth.email_verified",
+        actor_id=user.id,
+        target_type="user",
+        target_id=user.id,
+    )
     return VerifiedOut(email=user.email, email_verified=True)
 
 
@@ -124,6 +134,7 @@ async def resend_verification(request: web.Request, body: ResendIn) -> web.Respo
 )
 async def password_forgot(request: web.Request, body: ForgotIn) -> MessageOut:
     """Mail a password-reset link. The answer is the same whether or not the account exists."""
+    await throttle_reset(request, str(body.email))
     await queue_account_mail(request, RESET_PASSWORD, str(body.email))
     return MessageOut(message=forgot_message(str(body.email)))
 
@@ -137,7 +148,16 @@ async def password_reset(request: web.Request, body: ResetIn) -> web.Response:
 
     Every session of the account is logged out, this one included: log in with the new
     password. API keys keep working."""
+    await throttle_reset(request, None)
     user = await account_mail.reset_password(request.app[DB], body.token, body.password)
+    await audit.record(
+        request.app,
+        request,
+        "auth.password_reset",
+        actor_id=user.id,
+        target_type="user",
+        target_id=user.id,
+    )
     message = MessageOut(message="Your password was changed. Log in with your new password.")
     response = web.json_response(message.model_dump())
     actor = current_actor(request)
@@ -158,5 +178,13 @@ async def password_change(request: web.Request, body: ChangeIn) -> ChangedOut:
         current_password=body.current_password,
         new_password=body.new_password,
         keep_session_id=actor.session_id,
+    )
+    await audit.record(
+        request.app,
+        request,
+        "auth.password_changed",
+        target_type="user",
+        target_id=actor.user_id,
+        details={"sessions_revoked": revoked},
     )
     return ChangedOut(message="Your password was changed.", sessions_revoked=revoked)

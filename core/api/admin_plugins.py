@@ -108,7 +108,9 @@ async def update_plugin(request: web.Request, body: PluginPatch) -> PluginDetail
             code="plugin_failed",
         )
     if body.settings:
-        await plugin_control.update_settings(request.app, name, body.settings)
+        await plugin_control.update_settings(request.app, name, body.settings, request=request)
     if body.enabled is not None:
-        await plugin_control.set_enabled(request.app, name, body.enabled, actor.user_id)
+        await plugin_control.set_enabled(
+            request.app, name, body.enabled, actor.user_id, request=request
+        )
     return await plugin_detail(request.app, name)

@@ -7,9 +7,11 @@ from datetime import timedelta
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
+from multinotes import audit
 from multinotes.identity import service as identity
 from multinotes.identity.account_mail import VERIFY_EMAIL, queue_account_mail
 from multinotes.identity.actor import require_user
+from multinotes.identity.guard import check_login, register_account
 from multinotes.keys import DB, SETTINGS
 from multinotes.models import User
 from multinotes.web.endpoint import endpoint
@@ -113,8 +115,8 @@ async def register(request: web.Request, body: RegisterIn) -> UserOut:
     """Create an account. The first account on a fresh install becomes an admin.
 
     A link to verify the address is mailed at once (`POST /api/auth/verify`)."""
-    user = await identity.register_user(
-        request.app[DB], email=str(body.email), password=body.password, name=body.name
+    user = await register_account(
+        request, email=str(body.email), password=body.password, name=body.name
     )
     await queue_account_mail(request, VERIFY_EMAIL, user.email)
     return UserOut.of(user)
@@ -126,7 +128,7 @@ async def register(request: web.Request, body: RegisterIn) -> UserOut:
 )
 async def login(request: web.Request, body: LoginIn) -> web.Response:
     """Log in with email and password; sets the session cookie."""
-    user = await identity.authenticate(request.app[DB], email=body.email, password=body.password)
+    user = await check_login(request, email=body.email, password=body.password)
     response = web.json_response()
     csrf = await start_session(request, response, user)
     response.text = LoginOut(user=UserOut.of(user), csrf_token=csrf).model_dump_json()
@@ -140,14 +142,10 @@ async def logout(request: web.Request) -> web.Response:
     actor = require_user(request)
     if actor.session_id:
         await identity.revoke_session(request.app[DB], actor.session_id)
+    await audit.record(request.app, request, "auth.logout")
     response = web.Response(status=204)
     clear_session_cookie(request, response)
     return response
 
 
-@routes.get("/api/me", name="api_me")
-@endpoint(access="user", response=UserOut, tags=["auth"])
-async def me(request: web.Request) -> UserOut:
-    """The user making the request."""
-    actor = require_user(request)
-    return UserOut.of(await identity.get_user(request.app[DB], actor.user_id))
+# GET and PATCH /api/me (the user with their profile) are in multinotes.api.profile.

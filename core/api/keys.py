@@ -7,6 +7,7 @@ from datetime import datetime
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
+from multinotes import audit
 from multinotes.identity import service as identity
 from multinotes.identity.actor import require_user
 from multinotes.keys import DB
@@ -42,6 +43,14 @@ async def create_key(request: web.Request, body: KeyIn) -> NewKeyOut:
     """Create an API key for `Authorization: Bearer <key>`. The key is shown once."""
     actor = require_user(request)
     record, key = await identity.create_api_key(request.app[DB], actor.user_id, body.name)
+    await audit.record(
+        request.app,
+        request,
+        "api_key.created",
+        target_type="api_key",
+        target_id=record.id,
+        details={"name": record.name},
+    )
     return NewKeyOut(id=record.id, name=record.name, key=key, prefix=record.prefix)
 
 
@@ -68,3 +77,10 @@ async def revoke_key(request: web.Request) -> None:
     """Revoke one of your API keys; it stops working immediately."""
     actor = require_user(request)
     await identity.revoke_api_key(request.app[DB], actor.user_id, request.match_info["id"])
+    await audit.record(
+        request.app,
+        request,
+        "api_key.revoked",
+        target_type="api_key",
+        target_id=request.match_info["id"],
+    )

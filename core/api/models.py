@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
+from multinotes import audit
 from multinotes.app_settings import get_settings, set_setting
 from multinotes.catalog import PRICE_FIELDS, ModelSetting
 from multinotes.chat.service import model_ratings
@@ -152,6 +153,14 @@ async def update_model(request: web.Request, body: ModelPatch) -> dict[str, Any]
     require_admin(request)
     model_id = request.match_info["id"]
     await apply_model_patch(request.app, model_id, body)
+    await audit.record(
+        request.app,
+        request,
+        "model.updated",
+        target_type="model",
+        target_id=model_id,
+        details=body.model_dump(mode="json", exclude_unset=True),
+    )
     return next(m for m in await _admin_models(request.app) if m["id"] == model_id)
 
 
@@ -197,4 +206,7 @@ async def update_pricing(request: web.Request, body: PricingSettings) -> dict[st
         value = getattr(body, name)
         if value is not None:
             await set_setting(request.app[DB], SETTING_KEYS[name], value)
+    await audit.record(
+        request.app, request, "pricing.updated", details=body.model_dump(exclude_unset=True)
+    )
     return await _pricing_settings(request.app)

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
+from multinotes import audit
 from multinotes.api.auth import clear_session_cookie
 from multinotes.identity import service as identity
 from multinotes.identity.actor import require_user
@@ -112,6 +113,9 @@ async def revoke_session(request: web.Request) -> web.Response:
     actor = require_user(request)
     session_id = request.match_info["id"]
     await identity.revoke_user_session(request.app[DB], actor.user_id, session_id)
+    await audit.record(
+        request.app, request, "session.revoked", target_type="session", target_id=session_id
+    )
     response = web.Response(status=204)
     if session_id == actor.session_id:
         clear_session_cookie(request, response)
@@ -127,6 +131,14 @@ async def revoke_all(request: web.Request, body: RevokeAllIn) -> web.Response:
     db = request.app[DB]
     sessions = await identity.revoke_all_sessions(db, actor.user_id)
     keys = await identity.revoke_all_api_keys(db, actor.user_id) if body.include_api_keys else 0
+    await audit.record(
+        request.app,
+        request,
+        "session.revoked_all",
+        target_type="user",
+        target_id=actor.user_id,
+        details={"sessions": sessions, "include_api_keys": body.include_api_keys},
+    )
     response = web.json_response(
         RevokeAllOut(sessions_revoked=sessions, api_keys_revoked=keys).model_dump()
     )

@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
+from multinotes import audit
 from multinotes.app_settings import get_setting
 from multinotes.identity import service as identity
 from multinotes.identity.actor import require_admin, require_user
@@ -142,5 +143,13 @@ async def adjust_credits(request: web.Request, body: CreditsIn) -> dict[str, Any
     user = await identity.get_user(request.app[DB], request.match_info["id"])
     entry = await wallet.adjust(
         request.app[DB], user.id, body.amount, body.reason, by=admin.user_id
+    )
+    await audit.record(
+        request.app,
+        request,
+        "wallet.adjusted",
+        target_type="user",
+        target_id=user.id,
+        details={"amount": body.amount, "reason": body.reason},
     )
     return entry_out(entry)

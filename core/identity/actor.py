@@ -22,6 +22,7 @@ class Actor:
     session_id: str | None = None
     csrf_token: str | None = None
     api_key_id: str | None = None
+    rate_limit_tier: str = "default"
 
     @property
     def is_admin(self) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from multinotes import audit
 from multinotes.api.account_security import ForgotIn, forgot_message, resend_message
 from multinotes.api.auth import clear_session_cookie
 from multinotes.errors import Invalid
@@ -12,6 +13,7 @@ from multinotes.identity import account_mail
 from multinotes.identity import service as identity
 from multinotes.identity.account_mail import RESET_PASSWORD, VERIFY_EMAIL, queue_account_mail
 from multinotes.identity.actor import current_actor, require_user
+from multinotes.identity.guard import throttle_reset
 from multinotes.keys import DB
 from multinotes.web.endpoint import page, validate
 from multinotes.web.pages import account_page, redirect, render, safe_next
@@ -35,6 +37,14 @@ async def verify_email(request: web.Request) -> web.Response:
     except Invalid as exc:
         response = render(request, "account/verify.html", {**context, "error": exc.message}, 400)
     else:
+        await audit.record(
+            request.app,
+            request,
+            "auth.email_verified",
+            actor_id=user.id,
+            target_type="user",
+            target_id=user.id,
+        )
         response = render(request, "account/verify.html", {**context, "email": user.email})
     return response
 
@@ -74,6 +84,7 @@ async def password_forgot_submit(request: web.Request) -> web.Response:
             {"nav": "login", "error": exc.message, "fields": exc.fields, "email": email},
             status=exc.status,
         )
+    await throttle_reset(request, str(body.email))
     await queue_account_mail(request, RESET_PASSWORD, str(body.email))
     return render(
         request,
@@ -124,12 +135,21 @@ async def password_reset_submit(request: web.Request) -> web.Response:
         return _reset_form(
             request, token, error="The two passwords differ.", field="Type the same password twice."
         )
+    await throttle_reset(request, None)
     try:
         user = await account_mail.reset_password(request.app[DB], token, password)
     except Invalid as exc:
         if exc.error_code == "invalid_token":
             return _reset_invalid(request)
         return _reset_form(request, token, error=exc.message, field=exc.fields.get("password"))
+    await audit.record(
+        request.app,
+        request,
+        "auth.password_reset",
+        actor_id=user.id,
+        target_type="user",
+        target_id=user.id,
+    )
     response = redirect("/login", "Your password was changed. Log in with your new password.")
     actor = current_actor(request)
     if actor is not None and actor.user_id == user.id:
@@ -165,6 +185,14 @@ async def account_password(request: web.Request) -> web.Response:
         )
         response.set_status(exc.status)
         return response
+    await audit.record(
+        request.app,
+        request,
+        "auth.password_changed",
+        target_type="user",
+        target_id=actor.user_id,
+        details={"sessions_revoked": revoked},
+    )
     others = f" {revoked} other session{'s' if revoked != 1 else ''} logged out." if revoked else ""
     return redirect("/account#security", f"Your password was changed.{others}")
 
@@ -175,6 +203,9 @@ async def account_session_revoke(request: web.Request) -> web.Response:
     actor = require_user(request)
     session_id = request.match_info["id"]
     await identity.revoke_user_session(request.app[DB], actor.user_id, session_id)
+    await audit.record(
+        request.app, request, "session.revoked", target_type="session", target_id=session_id
+    )
     if session_id == actor.session_id:
         response = redirect("/login", "You are logged out.")
         clear_session_cookie(request, response)
@@ -188,13 +219,24 @@ async def account_sessions_revoke_all(request: web.Request) -> web.Response:
     actor = require_user(request)
     form = await request.post()
     db = request.app[DB]
-    await identity.revoke_all_sessions(db, actor.user_id)
+    sessions = await identity.revoke_all_sessions(db, actor.user_id)
     message = "You are logged out everywhere."
     if str(form.get("include_api_keys", "")) == "true":
         keys = await identity.revoke_all_api_keys(db, actor.user_id)
         message = (
             f"You are logged out everywhere, and {keys} API key{'s' if keys != 1 else ''} revoked."
         )
+    await audit.record(
+        request.app,
+        request,
+        "session.revoked_all",
+        target_type="user",
+        target_id=actor.user_id,
+        details={
+            "sessions": sessions,
+            "include_api_keys": str(form.get("include_api_keys", "")) == "true",
+        },
+    )
     response = redirect("/login", message)
     clear_session_cookie(request, response)
     return response

@@ -12,7 +12,7 @@ import aiohttp_jinja2
 from aiohttp import web
 from sqlalchemy import select
 
-from multinotes import tools
+from multinotes import audit, tools
 from multinotes.api.models import (
     SETTING_KEYS,
     ModelPatch,
@@ -107,6 +107,14 @@ async def admin_model_toggle(request: web.Request) -> web.Response:
     model_id = _form_str(form, "model")
     enabled = _form_str(form, "enabled").lower() == "true"
     await apply_model_patch(request.app, model_id, ModelPatch(enabled=enabled))
+    await audit.record(
+        request.app,
+        request,
+        "model.updated",
+        target_type="model",
+        target_id=model_id,
+        details={"enabled": enabled},
+    )
     item = await _model_item(request.app, model_id)
     if htmx(request):
         return aiohttp_jinja2.render_template("admin/_model_row.html", request, {"model": item})
@@ -195,6 +203,14 @@ async def admin_model_prices(request: web.Request) -> web.Response:
         await apply_model_patch(
             app, model_id, ModelPatch(reset=True, enabled=bool(current["enabled"]))
         )
+        await audit.record(
+            app,
+            request,
+            "model.updated",
+            target_type="model",
+            target_id=model_id,
+            details={"reset": True},
+        )
         return redirect(model_url(model_id), f"{current['name']} uses the provider's prices again.")
     raw = {n: _form_str(form, n) for n in (*PRICE_FIELDS, "markup_percent")}
     data: dict[str, Any] = {
@@ -214,6 +230,14 @@ async def admin_model_prices(request: web.Request) -> web.Response:
             values=raw,
         )
     await apply_model_patch(app, model_id, body)
+    await audit.record(
+        app,
+        request,
+        "model.updated",
+        target_type="model",
+        target_id=model_id,
+        details=body.model_dump(mode="json", exclude_unset=True),
+    )
     return redirect(model_url(model_id), f"Prices of {current['name']} saved.")
 
 
@@ -234,6 +258,9 @@ async def admin_pricing(request: web.Request) -> web.Response:
         )
     for name in body.model_fields_set:
         await set_setting(request.app[DB], SETTING_KEYS[name], getattr(body, name))
+    await audit.record(
+        request.app, request, "pricing.updated", details=body.model_dump(exclude_unset=True)
+    )
     return redirect("/admin/models#pricing", "Pricing settings saved.")
 
 
@@ -415,6 +442,14 @@ async def admin_credits_adjust(request: web.Request) -> web.Response:
             fields={"amount": f"at most {current['available']:,} can be deducted"},
             values=values,
         )
+    await audit.record(
+        app,
+        request,
+        "wallet.adjusted",
+        target_type="user",
+        target_id=user.id,
+        details={"amount": amount, "reason": values["reason"]},
+    )
     done = "Granted" if amount > 0 else "Deducted"
     preposition = "to" if amount > 0 else "from"
     balance = (await wallet_out(app, user.id))["balance"]

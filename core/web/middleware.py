@@ -341,7 +341,8 @@ async def rate_limit(request: web.Request, handler: Handler) -> web.StreamRespon
     if klass:
         actor: Actor | None = request.get(ACTOR)
         identity_key = f"user:{actor.user_id}" if actor else f"ip:{request.remote}"
-        headers = await request.app[RATE_LIMITS].hit(klass, identity_key)
+        tier = actor.rate_limit_tier if actor else "default"  # set per user by an admin
+        headers = await request.app[RATE_LIMITS].hit(klass, identity_key, tier)
     response = await handler(request)
     if headers and not response.prepared:
         response.headers.update(headers)

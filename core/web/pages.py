@@ -10,7 +10,7 @@ from urllib.parse import quote, unquote
 import aiohttp_jinja2
 from aiohttp import web
 
-from multinotes import plugin_control
+from multinotes import audit, plugin_control
 from multinotes.api.admin_plugins import plugin_detail, plugin_out
 from multinotes.api.auth import RegisterIn, clear_session_cookie, start_session
 from multinotes.errors import AppError, Invalid
@@ -18,6 +18,7 @@ from multinotes.identity import oauth
 from multinotes.identity import service as identity
 from multinotes.identity.account_mail import VERIFY_EMAIL, queue_account_mail
 from multinotes.identity.actor import current_actor, require_admin, require_user
+from multinotes.identity.guard import check_login, register_account
 from multinotes.keys import DB, PLUGIN_SETTINGS, PLUGINS, SETTINGS
 from multinotes.tools import visible_tools
 from multinotes.web.endpoint import page, validate
@@ -113,9 +114,7 @@ async def login_submit(request: web.Request) -> web.Response:
     email = str(form.get("email", ""))
     next_url = safe_next(request.query.get("next"))
     try:
-        user = await identity.authenticate(
-            request.app[DB], email=email, password=str(form.get("password", ""))
-        )
+        user = await check_login(request, email=email, password=str(form.get("password", "")))
     except AppError as exc:
         return render(
             request,
@@ -146,8 +145,8 @@ async def register_submit(request: web.Request) -> web.Response:
     values = {k: str(form.get(k, "")) for k in ("email", "name", "password")}
     try:
         body = validate(RegisterIn, values)
-        user = await identity.register_user(
-            request.app[DB], email=str(body.email), password=body.password, name=body.name
+        user = await register_account(
+            request, email=str(body.email), password=body.password, name=body.name
         )
     except Invalid as exc:
         return render(
@@ -176,6 +175,7 @@ async def logout(request: web.Request) -> web.Response:
     actor = require_user(request)
     if actor.session_id:
         await identity.revoke_session(request.app[DB], actor.session_id)
+    await audit.record(request.app, request, "auth.logout")
     response = redirect("/login", "You are logged out.")
     clear_session_cookie(request, response)
     return response
@@ -189,6 +189,7 @@ async def account_page(
 ) -> web.Response:
     """The account page; ``extra`` goes to the template (a form's errors, say)."""
     from multinotes.api.sessions import SessionOut, active_sessions
+    from multinotes.web.profile_pages import account_sections
 
     actor = require_user(request)
     user = await identity.get_user(request.app[DB], actor.user_id)
@@ -205,6 +206,7 @@ async def account_page(
             "keys": keys,
             "new_key": new_key,
             "sessions": sessions,
+            **await account_sections(request, user),
             "identities": await oauth.list_identities(request.app[DB], actor.user_id),
             **extra,
         },
@@ -230,6 +232,14 @@ async def account_key_create(request: web.Request) -> web.Response:
     if not name:
         return redirect("/account#api-keys", "Give the key a name.", "error")
     record, key = await identity.create_api_key(request.app[DB], actor.user_id, name)
+    await audit.record(
+        request.app,
+        request,
+        "api_key.created",
+        target_type="api_key",
+        target_id=record.id,
+        details={"name": record.name},
+    )
     # Rendered directly (not redirected): the key must never travel through a cookie or URL.
     response = await account_page(request, {"name": record.name, "key": key})
     response.headers["Cache-Control"] = "no-store"
@@ -241,6 +251,13 @@ async def account_key_create(request: web.Request) -> web.Response:
 async def account_key_revoke(request: web.Request) -> web.Response:
     actor = require_user(request)
     await identity.revoke_api_key(request.app[DB], actor.user_id, request.match_info["id"])
+    await audit.record(
+        request.app,
+        request,
+        "api_key.revoked",
+        target_type="api_key",
+        target_id=request.match_info["id"],
+    )
     return redirect("/account#api-keys", "The key was revoked.")
 
 
@@ -262,7 +279,7 @@ async def admin_plugin_toggle(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     form = await request.post()
     enabled = str(form.get("enabled", "")).lower() == "true"
-    await plugin_control.set_enabled(request.app, name, enabled, actor.user_id)
+    await plugin_control.set_enabled(request.app, name, enabled, actor.user_id, request=request)
     record = request.app[PLUGINS].get(name)
     if request.headers.get("HX-Request") == "true":
         return aiohttp_jinja2.render_template(
@@ -301,7 +318,7 @@ async def admin_plugin_settings(request: web.Request) -> web.Response:
             continue
         changes[field.name] = None if raw == "" and field.type == "number" else raw
     try:
-        await plugin_control.update_settings(request.app, name, changes)
+        await plugin_control.update_settings(request.app, name, changes, request=request)
     except Invalid as exc:
         fields = {k.removeprefix("settings."): v for k, v in exc.fields.items()}
         return render(

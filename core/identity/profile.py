@@ -1,0 +1,427 @@
+"""Profile: name, timezone, language, avatar, and changing the email address.
+
+Avatars: the upload is checked by its magic bytes (puremagic: PNG, JPEG, WebP or GIF only, never
+by its name or declared type), limited in size and pixels, decoded and re-encoded by Pillow as a
+fresh 256x256 PNG (no metadata, no trailing bytes: a polyglot does not survive), and stored in
+``<data dir>/avatars/<random id>.png``. The URL carries that random id, not the owner's.
+
+Email change: the password is needed; a single-use link (``user_tokens``, purpose
+``change_email``, bound to the new address) is mailed to the new address, and the address only
+changes when that link is opened. The old address is told when the change is asked for and when
+it happens. As with the other mailed links, the token is made by the background task that sends
+it: task arguments travel through the broker and must hold no secret.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import io
+import os
+import re
+import secrets
+import warnings
+import zoneinfo
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import puremagic
+import structlog
+from aiohttp import web
+from PIL import Image, ImageOps
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from multinotes import audit
+from multinotes.db import Database, utcnow
+from multinotes.errors import Invalid, PayloadTooLarge
+from multinotes.identity import service as identity
+from multinotes.identity.account_mail import invalid_link, public_base_url
+from multinotes.identity.passwords import verify_password
+from multinotes.identity.service import normalize_email, token_hash
+from multinotes.keys import DB, SETTINGS, TASKS
+from multinotes.mail import queue_mail, send_mail
+from multinotes.models import User, UserToken
+from multinotes.plugin_host import TaskDef
+from multinotes.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+#: Languages the interface may be set to (code → name in that language).
+LANGUAGES: dict[str, str] = {
+    "en": "English",
+    "de": "Deutsch",
+    "es": "Español",
+    "fr": "Français",
+    "it": "Italiano",
+    "nl": "Nederlands",
+    "pl": "Polski",
+    "pt": "Português",
+    "ja": "日本語",
+    "zh": "中文",
+}
+DEFAULT_TIMEZONE = "UTC"
+DEFAULT_LANGUAGE = "en"
+
+AVATAR_SIZE = 256
+AVATAR_TYPES = {"image/png", "image/jpeg", "image/webp", "image/gif"}
+PILLOW_FORMATS = {"PNG", "JPEG", "WEBP", "GIF"}
+MAX_AVATAR_PIXELS = 40_000_000  # a decompression bomb is refused before it is decoded
+AVATAR_ID = re.compile(r"^[0-9a-f]{32}$")
+
+CHANGE_EMAIL = "change_email"
+CHANGE_EMAIL_LIFETIME = timedelta(hours=24)
+CHANGE_EMAIL_COOLDOWN = timedelta(seconds=60)
+CHANGE_EMAIL_TASK = "core.send_email_change"
+CHANGE_EMAIL_PATH = "/account/email/confirm"
+
+
+# -- name, timezone, language -------------------------------------------------------------------
+
+
+@functools.cache
+def timezones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def timezone_problem(value: str) -> str | None:
+    if value not in timezones():
+        return "Choose a timezone from the list, e.g. Europe/Berlin or America/New_York."
+    return None
+
+
+def language_problem(value: str) -> str | None:
+    if value not in LANGUAGES:
+        return "Choose one of: " + ", ".join(sorted(LANGUAGES)) + "."
+    return None
+
+
+async def update_profile(db: Database, user_id: str, changes: dict[str, Any]) -> User:
+    """Apply already validated changes (name, timezone, language) and return the user."""
+    if changes:
+        async with db.transaction() as session:
+            await session.execute(update(User).where(User.id == user_id).values(**changes))
+    return await identity.get_user(db, user_id)
+
+
+# -- avatar -------------------------------------------------------------------------------------
+
+
+def avatar_dir(settings: Settings) -> Path:
+    return settings.data_dir / "avatars"
+
+
+def avatar_path(settings: Settings, avatar_id: str) -> Path | None:
+    if not AVATAR_ID.match(avatar_id):
+        return None
+    return avatar_dir(settings) / f"{avatar_id}.png"
+
+
+def avatar_url(user: User) -> str | None:
+    return f"/avatars/{user.avatar_id}.png" if user.avatar_id else None
+
+
+def sniff_image(data: bytes) -> str | None:
+    """The MIME type the content's magic bytes say, if it is one we take; else None."""
+    try:
+        matches = puremagic.magic_string(data)
+    except puremagic.PureError:
+        return None
+    if not matches:
+        return None
+    best = str(matches[0].mime_type)  # puremagic lists the most confident match first
+    return best if best in AVATAR_TYPES else None
+
+
+def unsupported_image() -> Invalid:
+    return Invalid(
+        "Upload a PNG, JPEG, WebP or GIF image.",
+        code="unsupported_image",
+        fields={"avatar": "This file is not a PNG, JPEG, WebP or GIF image."},
+    )
+
+
+def reencode_avatar(data: bytes) -> bytes:
+    """A fresh square PNG of the image's first frame: nothing of the upload but its pixels."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                if image.format not in PILLOW_FORMATS:
+                    raise unsupported_image()
+                if image.width * image.height > MAX_AVATAR_PIXELS:
+                    raise Invalid(
+                        "This image has too many pixels.",
+                        code="image_too_large",
+                        fields={"avatar": "Use an image under 40 megapixels."},
+                    )
+                image.seek(0)
+                frame = ImageOps.exif_transpose(image.convert("RGBA"))
+                square = ImageOps.fit(frame, (AVATAR_SIZE, AVATAR_SIZE), Image.Resampling.LANCZOS)
+    except Invalid:
+        raise
+    except (
+        OSError,
+        ValueError,
+        SyntaxError,
+        EOFError,
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,
+    ):
+        raise Invalid(
+            "This image could not be read.",
+            code="unreadable_image",
+            fields={"avatar": "The file is damaged or not really an image."},
+        ) from None
+    clean = Image.frombytes("RGBA", square.size, square.tobytes())  # no info, no profiles
+    out = io.BytesIO()
+    clean.save(out, "PNG", optimize=True)
+    return out.getvalue()
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.part")
+    with open(partial, "wb") as out:
+        out.write(data)
+    os.replace(partial, path)
+
+
+def _remove(path: Path | None) -> None:
+    if path is not None:
+        path.unlink(missing_ok=True)
+
+
+async def set_avatar(app: web.Application, user_id: str, data: bytes) -> User:
+    """Validate, re-encode and store an uploaded avatar; the previous one is removed."""
+    settings = app[SETTINGS]
+    if len(data) > settings.avatar_max_bytes:
+        raise PayloadTooLarge(
+            f"The avatar is larger than {settings.avatar_max_bytes // 1024} KiB.",
+            code="avatar_too_large",
+        )
+    if not data or sniff_image(data) is None:
+        raise unsupported_image()
+    png = await asyncio.to_thread(reencode_avatar, data)
+    avatar_id = secrets.token_hex(16)
+    new_path = avatar_path(settings, avatar_id)
+    assert new_path is not None
+    await asyncio.to_thread(_write_atomically, new_path, png)
+    user = await identity.get_user(app[DB], user_id)
+    async with app[DB].transaction() as session:
+        await session.execute(update(User).where(User.id == user_id).values(avatar_id=avatar_id))
+    if user.avatar_id:
+        await asyncio.to_thread(_remove, avatar_path(settings, user.avatar_id))
+    user.avatar_id = avatar_id
+    return user
+
+
+async def remove_avatar(app: web.Application, user_id: str) -> bool:
+    """Remove the avatar; False when there was none."""
+    user = await identity.get_user(app[DB], user_id)
+    if not user.avatar_id:
+        return False
+    async with app[DB].transaction() as session:
+        await session.execute(update(User).where(User.id == user_id).values(avatar_id=None))
+    await asyncio.to_thread(_remove, avatar_path(app[SETTINGS], user.avatar_id))
+    return True
+
+
+# -- email change -------------------------------------------------------------------------------
+
+
+def _email_taken(new_email: str) -> Invalid:
+    return Invalid(
+        "An account with this email already exists.",
+        code="email_taken",
+        fields={"new_email": "already registered"},
+    )
+
+
+async def request_email_change(
+    request: web.Request, user_id: str, *, new_email: str, password: str
+) -> str:
+    """Check the password and the new address, then have a confirmation link mailed to it.
+    Returns the normalised new address."""
+    db = request.app[DB]
+    user = await identity.get_user(db, user_id)
+    if not verify_password(user.password_hash, password):
+        raise Invalid(
+            "The password is wrong.",
+            code="wrong_password",
+            fields={"password": "This is not your current password."},
+        )
+    new_email = normalize_email(new_email)
+    if new_email == user.email:
+        raise Invalid(
+            "That is already your email address.",
+            fields={"new_email": "This is your current address."},
+        )
+    async with db.read() as session:
+        if await session.scalar(select(User.id).where(User.email == new_email)) is not None:
+            raise _email_taken(new_email)
+    await request.app[TASKS].enqueue(
+        CHANGE_EMAIL_TASK,
+        user_id=user.id,
+        new_email=new_email,
+        base_url=public_base_url(request),
+    )
+    await audit.record(
+        request.app,
+        request,
+        "profile.email_change_requested",
+        target_type="user",
+        target_id=user.id,
+        details={"new_email": audit.mask_email(new_email)},
+    )
+    return new_email
+
+
+async def _issue_change_token(db: Database, user: User, new_email: str) -> str | None:
+    """A new link for ``new_email`` (earlier ones stop working), or None within the cooldown."""
+    now = utcnow()
+    token = secrets.token_urlsafe(32)
+    async with db.transaction() as session:
+        await session.execute(select(User.id).where(User.id == user.id).with_for_update())
+        recent = await session.scalar(
+            select(func.count())
+            .select_from(UserToken)
+            .where(
+                UserToken.user_id == user.id,
+                UserToken.purpose == CHANGE_EMAIL,
+                UserToken.created_at > now - CHANGE_EMAIL_COOLDOWN,
+            )
+        )
+        if recent:
+            return None
+        await _use_up(session, user.id, now)
+        session.add(
+            UserToken(
+                user_id=user.id,
+                purpose=CHANGE_EMAIL,
+                token_hash=token_hash(token),
+                email=new_email,
+                expires_at=now + CHANGE_EMAIL_LIFETIME,
+                created_at=now,
+            )
+        )
+    return token
+
+
+async def _use_up(session: Any, user_id: str, now: Any) -> None:
+    await session.execute(
+        update(UserToken)
+        .where(
+            UserToken.user_id == user_id,
+            UserToken.purpose == CHANGE_EMAIL,
+            UserToken.used_at.is_(None),
+        )
+        .values(used_at=now)
+    )
+
+
+async def send_email_change(
+    app: web.Application, *, user_id: str, new_email: str, base_url: str
+) -> None:
+    """The task: mail the confirmation link to the new address and a notice to the old one."""
+    db = app[DB]
+    async with db.read() as session:
+        user = await session.get(User, user_id)
+    if user is None or not user.is_active:
+        log.info("email_change_skipped", reason="no_active_account")
+        return
+    token = await _issue_change_token(db, user, new_email)
+    if token is None:
+        log.info("email_change_skipped", reason="cooldown")
+        return
+    hours = int(CHANGE_EMAIL_LIFETIME.total_seconds() // 3600)
+    await send_mail(
+        app,
+        template="change_email",
+        to=new_email,
+        context={
+            "name": user.name,
+            "email": new_email,
+            "link": f"{base_url}{CHANGE_EMAIL_PATH}?token={token}",
+            "hours": hours,
+        },
+    )
+    await send_mail(
+        app,
+        template="email_change_notice",
+        to=user.email,
+        context={"name": user.name, "new_email": new_email, "done": False},
+    )
+
+
+async def confirm_email_change(request: web.Request, token: str) -> User:
+    """Apply the change a mailed link stands for. The link works once, within its lifetime,
+    while the account is active and the new address is still free."""
+    db = request.app[DB]
+    async with db.read() as session:
+        row = (
+            await session.execute(
+                select(UserToken, User)
+                .join(User, User.id == UserToken.user_id)
+                .where(UserToken.token_hash == token_hash(token), UserToken.purpose == CHANGE_EMAIL)
+            )
+        ).first()
+    if row is None:
+        raise invalid_link()
+    record, user = row[0], row[1]
+    now = utcnow()
+    if record.used_at is not None or record.expires_at <= now or not user.is_active:
+        raise invalid_link()
+    old_email = user.email
+    try:
+        async with db.transaction() as session:
+            used = await session.execute(
+                update(UserToken)
+                .where(
+                    UserToken.id == record.id,
+                    UserToken.used_at.is_(None),
+                    UserToken.expires_at > now,
+                )
+                .values(used_at=now)
+            )
+            if used.rowcount != 1:
+                raise invalid_link()
+            taken = await session.scalar(
+                select(User.id).where(User.email == record.email, User.id != user.id)
+            )
+            if taken is not None:
+                raise _email_taken(record.email)
+            # Opening the link proves the new inbox: the new address is verified.
+            await session.execute(
+                update(User)
+                .where(User.id == user.id)
+                .values(email=record.email, email_verified_at=now)
+            )
+    except IntegrityError:
+        raise _email_taken(record.email) from None
+    user.email = record.email
+    user.email_verified_at = now
+    await queue_mail(
+        request.app,
+        template="email_change_notice",
+        to=old_email,
+        context={"name": user.name, "new_email": user.email, "done": True},
+    )
+    await audit.record(
+        request.app,
+        request,
+        "profile.email_changed",
+        actor_id=user.id,
+        target_type="user",
+        target_id=user.id,
+        details={
+            "old_email": audit.mask_email(old_email),
+            "new_email": audit.mask_email(user.email),
+        },
+    )
+    return user
+
+
+def profile_tasks() -> list[TaskDef]:
+    return [TaskDef("core", CHANGE_EMAIL_TASK, send_email_change, None)]
