@@ -1,0 +1,84 @@
+"""Runs the real ``multinotes serve`` (settings from ``MULTINOTES_*`` environment variables, set
+by ``bench_stream.py``), optionally with a proposed fix applied first, so the benchmark can show
+what the fix buys.
+
+Proposed fixes (see bench/README.md); without a flag nothing is changed:
+
+* ``--shared-ssl-context`` (``multinotes.openai_wire``): build the TLS context once per process
+  instead of once per call (loading the CA bundle costs ~16 ms of CPU per ``AsyncOpenAI``).
+* ``--sqlite-write-lock`` (``multinotes.db.Database.transaction``): in SQLite mode, queue write
+  transactions on an ``asyncio.Lock`` instead of in SQLite's sleeping busy handler.
+
+Run: ``python bench/pipeline_server.py [--shared-ssl-context] [--sqlite-write-lock] -- serve``.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Any
+
+
+def apply_shared_ssl_context() -> None:
+    import openai
+    from httpx2._config import create_ssl_context
+
+    context = functools.cache(create_ssl_context)
+    original = openai.AsyncOpenAI.__init__
+
+    def init(self: openai.AsyncOpenAI, *args: Any, **kwargs: Any) -> None:
+        # Every client the plugins build gets a transport that reuses the one TLS context.
+        kwargs.setdefault("http_client", openai.DefaultAsyncHttpxClient(verify=context()))
+        original(self, *args, **kwargs)
+
+    openai.AsyncOpenAI.__init__ = init  # type: ignore[method-assign]
+
+
+def apply_sqlite_write_lock() -> None:
+    import asyncio
+    import contextlib
+    from collections.abc import AsyncIterator
+
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from multinotes.db import Database
+
+    original = Database.transaction
+    locks: dict[int, asyncio.Lock] = {}
+
+    @contextlib.asynccontextmanager
+    async def transaction(self: Database) -> AsyncIterator[AsyncSession]:
+        if not self.is_sqlite:
+            async with original(self) as session:
+                yield session
+            return
+        # One writer at a time, queued in the event loop rather than in SQLite's busy handler
+        # (which sleeps up to 100 ms per retry while the lock may already be free).
+        lock = locks.setdefault(id(self), asyncio.Lock())
+        async with lock, original(self) as session:
+            yield session
+
+    Database.transaction = transaction  # type: ignore[method-assign]
+
+
+FIXES = {
+    "--shared-ssl-context": apply_shared_ssl_context,
+    "--sqlite-write-lock": apply_sqlite_write_lock,
+}
+
+
+def main() -> int:
+    argv = sys.argv[1:]
+    for flag, apply in FIXES.items():
+        if flag in argv:
+            argv.remove(flag)
+            apply()
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    from multinotes.cli import main as multinotes
+
+    return multinotes(argv or ["serve"])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
