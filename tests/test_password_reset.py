@@ -342,3 +342,35 @@ async def test_no_token_or_password_reaches_the_logs(
     assert "mail_sent" in logs and "password_reset" in logs  # the logs were captured
     for secret in (token, NEW_PASSWORD, DEFAULT_PASSWORD):
         assert secret not in logs
+
+
+# -- housekeeping -------------------------------------------------------------------------------
+
+
+async def test_old_links_are_purged_a_day_after_they_expired_or_were_used(api: ApiClient):
+    from multinotes.core_tasks import purge_user_tokens
+    from multinotes.db import utcnow
+
+    await api.register("zoe@example.com")
+    old, later = utcnow() - timedelta(days=2), utcnow() + timedelta(hours=1)
+    rows = {"expired": (old, None), "used": (later, old), "live": (later, None)}
+    async with api.app[DB].transaction() as session:
+        user_id = await session.scalar(select(User.id))
+        assert user_id is not None
+        for name, (expires, used) in rows.items():
+            session.add(
+                UserToken(
+                    user_id=user_id,
+                    purpose="reset_password",
+                    token_hash=name.ljust(64, "0"),
+                    email="zoe@example.com",
+                    expires_at=expires,
+                    used_at=used,
+                    created_at=old,
+                )
+            )
+    assert await purge_user_tokens(api.app) == 2
+    async with api.app[DB].read() as session:
+        left = set(await session.scalars(select(UserToken.token_hash)))
+    assert "live".ljust(64, "0") in left
+    assert not {"expired".ljust(64, "0"), "used".ljust(64, "0")} & left
