@@ -6,6 +6,7 @@ after the short transaction that loaded them.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -116,12 +117,20 @@ class Database:
         self.engine = engine
         self.sessions = async_sessionmaker(engine, expire_on_commit=False)
         self.is_sqlite = engine.dialect.name == "sqlite"
+        # SQLite has one writer at a time. Queueing writers here, in the event loop, beats
+        # queueing them in SQLite's busy handler, which sleeps up to 100 ms per retry.
+        self._write_lock: asyncio.Lock | None = None
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        async with self.sessions() as session, session.begin():
-            if self.is_sqlite:
-                await session.connection(execution_options={"sqlite_immediate": True})
+        if not self.is_sqlite:
+            async with self.sessions() as session, session.begin():
+                yield session
+            return
+        if self._write_lock is None:
+            self._write_lock = asyncio.Lock()
+        async with self._write_lock, self.sessions() as session, session.begin():
+            await session.connection(execution_options={"sqlite_immediate": True})
             yield session
 
     @asynccontextmanager
