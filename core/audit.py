@@ -51,6 +51,8 @@ ACTIONS: dict[str, str] = {
     "session.revoked_all": "Logged out everywhere",
     "api_key.created": "API key created",
     "api_key.revoked": "API key revoked",
+    "oauth.linked": "Sign-in with Google/Facebook linked",
+    "oauth.unlinked": "Sign-in with Google/Facebook unlinked",
     "profile.updated": "Profile changed",
     "profile.avatar_changed": "Avatar changed",
     "profile.avatar_removed": "Avatar removed",

@@ -499,3 +499,29 @@ async def test_account_page_lists_links_and_unlinks(api: ApiClient, oidc):
     # Without the CSRF token the form is refused.
     forged = await api.client.post("/account/oauth/google/link", allow_redirects=False)
     assert forged.status == 403
+
+
+async def test_sign_ins_links_and_unlinks_are_in_the_security_log(api: ApiClient, oidc):
+    assert (await sign_in(api)).status == 303
+    await use_page_csrf(api)
+    assert (await link(api, "facebook")).status == 303
+    [google, _] = await api.get_json("/api/auth/oauth/identities")
+    assert (await api.delete(f"/api/auth/oauth/identities/{google['id']}")).status == 204
+    oidc.fake.id_token_overrides = {"aud": "someone-else"}
+    await sign_in(api)  # refused, and recorded
+
+    events = (await api.get_json("/api/me/security-events"))["events"]
+    seen = [
+        (e["action"], e["details"].get("method") or e["details"].get("provider"))
+        for e in reversed(events)
+    ]
+    assert seen[:4] == [
+        ("auth.register", "google"),
+        ("auth.login", "google"),
+        ("oauth.linked", "facebook"),
+        ("oauth.unlinked", "google"),
+    ]
+    # The refusal has no account to belong to; administrators see it in the audit log.
+    failures = await api.get_json("/api/admin/audit?action=auth.login_failed")
+    [failure] = failures["entries"]
+    assert failure["details"] == {"method": "google", "reason": "oauth_invalid_token"}

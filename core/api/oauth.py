@@ -15,6 +15,7 @@ import structlog
 from aiohttp import web
 from pydantic import BaseModel, Field
 
+from multinotes import audit
 from multinotes.api.auth import start_session
 from multinotes.errors import AppError, Forbidden
 from multinotes.identity import oauth
@@ -130,6 +131,13 @@ async def callback(request: web.Request) -> web.StreamResponse:
     try:
         return await _finish(request, provider)
     except AppError as exc:
+        await audit.record(
+            request.app,
+            request,
+            "auth.login_failed",
+            actor_id=None,
+            details={"method": provider.id, "reason": exc.error_code},
+        )
         return _failure(request, exc, provider.name)
 
 
@@ -164,11 +172,32 @@ async def _finish(request: web.Request, provider: oauth.OAuthProvider) -> web.St
                 code="oauth_link_session",
             )
         await oauth.link_identity(db, actor.user_id, provider.name, found)
+        await record_identity_change(request, "oauth.linked", actor.user_id, provider.id)
         response = web.Response(status=303, headers={"Location": LINKED_ACCOUNTS})
         flash(response, f"Your {provider.name} account is linked. You can now log in with it.")
         return response
 
     result = await oauth.sign_in(db, provider.name, found)
+    user_id = result.user.id
+    if result.created:
+        await audit.record(
+            request.app,
+            request,
+            "auth.register",
+            actor_id=user_id,
+            target_type="user",
+            target_id=user_id,
+            details={"method": provider.id},
+        )
+    await audit.record(
+        request.app,
+        request,
+        "auth.login",
+        actor_id=user_id,
+        target_type="user",
+        target_id=user_id,
+        details={"method": provider.id},
+    )
     response = web.Response(status=303, headers={"Location": safe_next(flow.next_url)})
     await start_session(request, response, result.user)
     if result.created:
@@ -176,6 +205,20 @@ async def _finish(request: web.Request, provider: oauth.OAuthProvider) -> web.St
             await queue_account_mail(request, VERIFY_EMAIL, result.user.email)
         flash(response, f"Welcome, {result.user.name}! Your account is ready.")
     return response
+
+
+async def record_identity_change(
+    request: web.Request, action: str, user_id: str, provider_id: str
+) -> None:
+    await audit.record(
+        request.app,
+        request,
+        action,
+        actor_id=user_id,
+        target_type="user",
+        target_id=user_id,
+        details={"provider": provider_id},
+    )
 
 
 def _wants_html(request: web.Request) -> bool:
@@ -215,4 +258,5 @@ async def unlink(request: web.Request) -> None:
     """Unlink a provider account. Refused (409 `last_login_method`) when it is the only way
     to log in: an account without a password must keep one."""
     actor = require_user(request)
-    await oauth.unlink_identity(request.app[DB], actor.user_id, request.match_info["id"])
+    removed = await oauth.unlink_identity(request.app[DB], actor.user_id, request.match_info["id"])
+    await record_identity_change(request, "oauth.unlinked", actor.user_id, removed.provider)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from multinotes.api.oauth import LINKED_ACCOUNTS, begin_link
+from multinotes.api.oauth import LINKED_ACCOUNTS, begin_link, record_identity_change
 from multinotes.errors import AppError
 from multinotes.identity import oauth
 from multinotes.identity.actor import require_user
@@ -40,4 +40,5 @@ async def account_oauth_unlink(request: web.Request) -> web.Response:
         if exc.status == 404:
             raise
         return redirect(LINKED_ACCOUNTS, exc.message, "error")
+    await record_identity_change(request, "oauth.unlinked", actor.user_id, identity.provider)
     return redirect(LINKED_ACCOUNTS, f"{identity.provider.capitalize()} is no longer linked.")
