@@ -129,24 +129,32 @@ def _scrub(details: dict[str, Any]) -> dict[str, Any]:
     return clean
 
 
+class _RequestActor:
+    """The default actor: whoever the request is authenticated as."""
+
+
+REQUEST_ACTOR = _RequestActor()
+
+
 async def record(
     app_or_db: web.Application | Database,
     request: web.Request | None,
     action: str,
     *,
-    actor_id: str | None = None,
+    actor_id: str | _RequestActor | None = REQUEST_ACTOR,
     target_type: str | None = None,
     target_id: str | None = None,
     details: dict[str, Any] | None = None,
 ) -> None:
-    """Append one entry. The actor defaults to the request's; IP and User-Agent come from the
-    request (None for the CLI and background tasks).
+    """Append one entry. The actor defaults to the request's (pass ``actor_id=None`` for "no
+    one", e.g. a failed login); IP and User-Agent come from the request (None for the CLI and
+    background tasks).
 
     Writing the entry never fails the action it records (that already happened): a failure is
     logged loudly instead."""
     db = app_or_db[DB] if isinstance(app_or_db, web.Application) else app_or_db
-    if actor_id is None and request is not None:
-        actor = current_actor(request)
+    if isinstance(actor_id, _RequestActor):
+        actor = current_actor(request) if request is not None else None
         actor_id = actor.user_id if actor else None
     ip = user_agent = None
     if request is not None:
