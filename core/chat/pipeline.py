@@ -32,7 +32,6 @@ from multinotes.chat.models import Conversation, Generation, Message, MessageMed
 from multinotes.chat.service import path_to, title_from_prompt
 from multinotes.db import new_id, utcnow
 from multinotes.errors import (
-    AppError,
     Invalid,
     ProviderBadResponse,
     ProviderError,
@@ -87,6 +86,7 @@ class Planned:
     dropped_turns: int
     reserved: int
     usage: Usage = field(default_factory=Usage)
+    user_id: str = ""
 
     @property
     def model_id(self) -> str:
@@ -261,83 +261,112 @@ async def plan_generations(
         if m.content and m.status in ("complete", "stopped")
     ] + [prompt]
 
-    planned: list[Planned] = []
-    reserved: list[str] = []
-    try:
-        for entry, opts in zip(entries, validated, strict=True):
-            fitted, dropped, prompt_tokens = fit_history(history, entry, opts)
-            estimate = cost_of(max_usage(entry, opts, prompt_tokens, fitted), entry.pricing)
-            generation_id = new_id()
-            await wallet.reserve(db, user_id, estimate, f"gen:{generation_id}", entry.id)
-            reserved.append(generation_id)
-            planned.append(Planned(entry, opts, generation_id, new_id(), fitted, dropped, estimate))
-    except AppError:
-        for generation_id in reserved:  # all or nothing
-            await wallet.settle(db, f"gen:{generation_id}", 0, reason="released")
-        raise
+    planned = []
+    for entry, opts in zip(entries, validated, strict=True):
+        fitted, dropped, prompt_tokens = fit_history(history, entry, opts)
+        estimate = cost_of(max_usage(entry, opts, prompt_tokens, fitted), entry.pricing)
+        planned.append(
+            Planned(entry, opts, new_id(), new_id(), fitted, dropped, estimate, user_id=user_id)
+        )
 
+    for attempt in range(2):
+        try:
+            prompt_message = await _store_plan(
+                app,
+                user_id,
+                conversation,
+                content,
+                parent_id,
+                attachments,
+                prompt_message,
+                planned,
+                first=not messages,
+            )
+            break
+        except wallet.WalletMissing:
+            if attempt:
+                raise
+            await wallet.ensure_wallet(db, user_id)
+    assert prompt_message is not None
+    return prompt_message, planned
+
+
+async def _store_plan(
+    app: web.Application,
+    user_id: str,
+    conversation: Conversation,
+    content: str | None,
+    parent_id: str | None,
+    attachments: list[Attachment],
+    prompt_message: Message | None,
+    planned: list[Planned],
+    *,
+    first: bool,
+) -> Message:
+    """One short transaction: hold every model's maximum cost (all or nothing: a wallet that
+    cannot cover them all rolls everything back, 402) and store the prompt and the pending
+    answers."""
     now = utcnow()
     values: dict[str, Any] = {"updated_at": now}
-    if not messages and conversation.title in ("", "New chat") and content:
+    if first and conversation.title in ("", "New chat") and content:
         values["title"] = title_from_prompt(content)
-    try:
-        async with db.transaction() as session:
-            # Lock the conversation row first: inserting its messages takes a shared lock on it
-            # (foreign key check), and two requests upgrading that lock later deadlock on MySQL.
-            await session.execute(
-                update(Conversation).where(Conversation.id == conversation.id).values(**values)
+    async with app[DB].transaction() as session:
+        # Lock the conversation row first: inserting its messages takes a shared lock on it
+        # (foreign key check), and two requests upgrading that lock later deadlock on MySQL.
+        await session.execute(
+            update(Conversation).where(Conversation.id == conversation.id).values(**values)
+        )
+        for item in planned:
+            await wallet.hold_in(
+                session, user_id, item.reserved, f"gen:{item.generation_id}", item.model_id
             )
-            if prompt_message is None:
-                prompt_message = Message(
+        if prompt_message is None:
+            prompt_message = Message(
+                conversation_id=conversation.id,
+                user_id=user_id,
+                parent_id=parent_id,
+                role="user",
+                content=content or "",
+                status="complete",
+                created_at=now,
+            )
+            session.add(prompt_message)
+            await session.flush()
+            for attachment in attachments:
+                session.add(_store_media(app, user_id, prompt_message.id, attachment))
+        for index, item in enumerate(planned):
+            session.add(
+                Message(
+                    id=item.message_id,
                     conversation_id=conversation.id,
                     user_id=user_id,
-                    parent_id=parent_id,
-                    role="user",
-                    content=content or "",
-                    status="complete",
+                    parent_id=prompt_message.id,
+                    role="assistant",
+                    content="",
+                    model_id=item.model_id,
+                    status="pending",
+                    created_at=now + timedelta(microseconds=index + 1),
+                )
+            )
+        await session.flush()
+        for item in planned:
+            session.add(
+                Generation(
+                    id=item.generation_id,
+                    user_id=user_id,
+                    conversation_id=conversation.id,
+                    message_id=item.message_id,
+                    model_id=item.model_id,
+                    provider_id=item.entry.provider.provider_id,
+                    options=item.options.model_dump(mode="json", exclude_none=True),
+                    pricing=_pricing_json(item.entry.pricing),
+                    status="pending",
+                    reserved=item.reserved,
+                    dropped_turns=item.dropped_turns,
                     created_at=now,
                 )
-                session.add(prompt_message)
-                await session.flush()
-                for attachment in attachments:
-                    session.add(_store_media(app, user_id, prompt_message.id, attachment))
-            for index, item in enumerate(planned):
-                session.add(
-                    Message(
-                        id=item.message_id,
-                        conversation_id=conversation.id,
-                        user_id=user_id,
-                        parent_id=prompt_message.id,
-                        role="assistant",
-                        content="",
-                        model_id=item.model_id,
-                        status="pending",
-                        created_at=now + timedelta(microseconds=index + 1),
-                    )
-                )
-            await session.flush()
-            for item in planned:
-                session.add(
-                    Generation(
-                        id=item.generation_id,
-                        user_id=user_id,
-                        conversation_id=conversation.id,
-                        message_id=item.message_id,
-                        model_id=item.model_id,
-                        provider_id=item.entry.provider.provider_id,
-                        options=item.options.model_dump(mode="json", exclude_none=True),
-                        pricing=_pricing_json(item.entry.pricing),
-                        status="pending",
-                        reserved=item.reserved,
-                        dropped_turns=item.dropped_turns,
-                        created_at=now,
-                    )
-                )
-    except Exception:
-        for item in planned:
-            await wallet.settle(db, f"gen:{item.generation_id}", 0, reason="released")
-        raise
-    return prompt_message, planned
+            )
+    return prompt_message
 
 
 def _pricing_json(pricing: Pricing) -> dict[str, float]:
@@ -581,15 +610,13 @@ async def finish_generation(
         usage.images = max(usage.images, len(outcome.media))
     cost = cost_of(usage, item.entry.pricing)
     try:
-        charged = await wallet.settle(
-            db, f"gen:{item.generation_id}", cost, reason=f"{item.entry.model.name}"
-        )
+        user_id = item.user_id
         stored_media: list[MessageMedia] = []
+        # One transaction: the charge and the stored answer go together or not at all.
         async with db.transaction() as session:
-            user_id = await session.scalar(
-                select(Generation.user_id).where(Generation.id == item.generation_id)
+            charged = await wallet.settle_in(
+                session, f"gen:{item.generation_id}", cost, reason=item.entry.model.name
             )
-            assert user_id is not None
             for output in outcome.media:
                 row = _store_media(app, user_id, item.message_id, output)
                 session.add(row)

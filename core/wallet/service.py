@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from multinotes.app_settings import get_setting
 from multinotes.db import Database, utcnow
@@ -61,81 +62,100 @@ async def balance(db: Database, user_id: str) -> Balance:
     return Balance(wallet.balance, wallet.reserved)
 
 
+class WalletMissing(Exception):
+    """The user has no wallet row yet (``ensure_wallet`` creates it)."""
+
+
+INSUFFICIENT = (
+    "Not enough credits for this request. Top up your wallet, choose fewer or cheaper models, "
+    "or lower the maximum answer length."
+)
+
+
+async def hold_in(
+    session: AsyncSession, user_id: str, amount: int, reference: str, model_id: str | None = None
+) -> Reservation:
+    """Inside the caller's transaction: hold ``amount`` credits or raise ``PaymentRequired``
+    (the caller's rollback then undoes everything it did, holds included)."""
+    amount = max(0, int(amount))
+    held = await session.execute(
+        update(Wallet)
+        .where(Wallet.user_id == user_id, Wallet.balance - Wallet.reserved >= amount)
+        .values(reserved=Wallet.reserved + amount)
+    )
+    if held.rowcount != 1:  # type: ignore[attr-defined]
+        if await session.get(Wallet, user_id) is None:
+            raise WalletMissing(user_id)
+        raise PaymentRequired(INSUFFICIENT, code="insufficient_credits")
+    reservation = Reservation(
+        user_id=user_id, amount=amount, reference=reference, model_id=model_id
+    )
+    session.add(reservation)
+    return reservation
+
+
 async def reserve(
     db: Database, user_id: str, amount: int, reference: str, model_id: str | None = None
 ) -> Reservation:
     """Hold ``amount`` credits, or raise ``PaymentRequired`` (nothing held)."""
-    await ensure_wallet(db, user_id)
-    amount = max(0, int(amount))
-    async with db.transaction() as session:
-        held = await session.execute(
-            update(Wallet)
-            .where(Wallet.user_id == user_id, Wallet.balance - Wallet.reserved >= amount)
-            .values(reserved=Wallet.reserved + amount)
-        )
-        if held.rowcount != 1:
-            raise PaymentRequired(
-                "Not enough credits for this request. Top up your wallet, choose fewer or "
-                "cheaper models, or lower the maximum answer length.",
-                code="insufficient_credits",
-            )
-        reservation = Reservation(
-            user_id=user_id, amount=amount, reference=reference, model_id=model_id
-        )
-        session.add(reservation)
-    return reservation
+    for _ in range(2):
+        try:
+            async with db.transaction() as session:
+                return await hold_in(session, user_id, amount, reference, model_id)
+        except WalletMissing:
+            await ensure_wallet(db, user_id)
+    raise RuntimeError("wallet could not be created")  # pragma: no cover
 
 
-async def settle(db: Database, reference: str, cost: int, *, reason: str = "") -> int:
-    """Turn the reservation ``reference`` into a charge of ``cost`` (never more than was
-    reserved). Idempotent: a second call changes nothing and returns the first charge."""
-    async with db.read() as session:
-        reservation = await session.scalar(
-            select(Reservation).where(Reservation.reference == reference)
-        )
+async def settle_in(session: AsyncSession, reference: str, cost: int, *, reason: str = "") -> int:
+    """Inside the caller's transaction: charge the reservation ``reference`` ``cost`` credits
+    (never more than was held) and release the hold. Idempotent: if it was settled already,
+    nothing changes and the first charge is returned."""
+    reservation = await session.scalar(
+        select(Reservation).where(Reservation.reference == reference)
+    )
     if reservation is None:
         raise NotFound(f"No reservation {reference!r}.")
     if reservation.settled_at is not None:
         return int(reservation.cost or 0)
     charged = min(max(0, int(cost)), reservation.amount)
-    async with db.transaction() as session:
-        # Lock order is the wallet row, then its reservations, as in ``reserve``: locking the
-        # reservation first (by its unique reference) deadlocks against concurrent reserves on
-        # MySQL, whose insert waits for that index gap while holding the wallet.
-        await session.execute(
-            select(Wallet.user_id).where(Wallet.user_id == reservation.user_id).with_for_update()
-        )
-        claimed = await session.execute(
-            update(Reservation)
-            .where(Reservation.id == reservation.id, Reservation.settled_at.is_(None))
-            .values(settled_at=utcnow(), cost=charged)
-        )
-        if claimed.rowcount == 1:
-            await session.execute(
-                update(Wallet)
-                .where(Wallet.user_id == reservation.user_id)
-                .values(
-                    balance=Wallet.balance - charged,
-                    reserved=Wallet.reserved - reservation.amount,
-                )
+    # Lock order is the wallet row, then its reservations, as in ``hold_in``: locking the
+    # reservation first (by its unique reference) deadlocks against concurrent holds on MySQL,
+    # whose insert waits for that index gap while holding the wallet.
+    await session.execute(
+        select(Wallet.user_id).where(Wallet.user_id == reservation.user_id).with_for_update()
+    )
+    claimed = await session.execute(
+        update(Reservation)
+        .where(Reservation.id == reservation.id, Reservation.settled_at.is_(None))
+        .values(settled_at=utcnow(), cost=charged)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]  # settled concurrently
+        await session.refresh(reservation)
+        return int(reservation.cost or 0)
+    await session.execute(
+        update(Wallet)
+        .where(Wallet.user_id == reservation.user_id)
+        .values(balance=Wallet.balance - charged, reserved=Wallet.reserved - reservation.amount)
+    )
+    if charged:
+        session.add(
+            LedgerEntry(
+                user_id=reservation.user_id,
+                amount=-charged,
+                kind="usage",
+                reason=reason[:500],
+                reference=reference,
+                model_id=reservation.model_id,
             )
-            if charged:
-                session.add(
-                    LedgerEntry(
-                        user_id=reservation.user_id,
-                        amount=-charged,
-                        kind="usage",
-                        reason=reason[:500],
-                        reference=reference,
-                        model_id=reservation.model_id,
-                    )
-                )
-            return charged
-    async with db.read() as session:  # another call settled it first
-        first = await session.scalar(
-            select(Reservation.cost).where(Reservation.id == reservation.id)
         )
-    return int(first or 0)
+    return charged
+
+
+async def settle(db: Database, reference: str, cost: int, *, reason: str = "") -> int:
+    """Turn the reservation ``reference`` into a charge of ``cost`` (see ``settle_in``)."""
+    async with db.transaction() as session:
+        return await settle_in(session, reference, cost, reason=reason)
 
 
 async def adjust(
