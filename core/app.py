@@ -332,6 +332,7 @@ def setup_routes(app: web.Application) -> None:
         keys,
         models,
         oauth,
+        privacy,
         sessions,
         tools,
         wallet,
@@ -342,6 +343,7 @@ def setup_routes(app: web.Application) -> None:
         docs,
         oauth_pages,
         pages,
+        privacy_pages,
         usage,
         workspace_pages,
     )
@@ -365,6 +367,8 @@ def setup_routes(app: web.Application) -> None:
         workspace_pages.routes,
         usage.routes,
         admin_workspace.routes,
+        privacy.routes,
+        privacy_pages.routes,
     ):
         app.router.add_routes(table)
     app.router.add_static("/static/", STATIC_DIR, name="static", append_version=True)

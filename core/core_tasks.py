@@ -41,6 +41,8 @@ def core_tasks() -> list[TaskDef]:
     from multinotes.identity.account_mail import account_mail_tasks
     from multinotes.identity.profile import profile_tasks
     from multinotes.mail import mail_tasks
+    from multinotes.privacy.deletion import deletion_tasks
+    from multinotes.privacy.exports import export_tasks
 
     return [
         TaskDef("core", "core.purge_sessions", purge_sessions, "17 3 * * *"),
@@ -50,4 +52,6 @@ def core_tasks() -> list[TaskDef]:
         *profile_tasks(),
         TaskDef("core", "core.settle_stale_generations", settle_stale_generations, "* * * * *"),
         TaskDef("core", DISPATCH_TASK, dispatch_event, None),
+        *export_tasks(),
+        *deletion_tasks(),
     ]

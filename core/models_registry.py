@@ -13,6 +13,7 @@ MODEL_MODULES = [
     "multinotes.tools",
     "multinotes.identity.oauth_models",
     "multinotes.audit",
+    "multinotes.privacy.models",
 ]
 
 

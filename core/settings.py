@@ -78,6 +78,15 @@ class Settings(BaseSettings):
         "session_max_age_days).",
     )
     max_request_bytes: int = 10 * 1024 * 1024
+    account_deletion_grace_days: int = Field(
+        default=14,
+        ge=0,
+        description="Days between a user deleting their account (deactivated at once, with a "
+        "mailed link to cancel) and the hard deletion of their data.",
+    )
+    data_export_expiry_days: int = Field(
+        default=7, ge=1, description="Days a user's data export can be downloaded."
+    )
 
     rate_limit_auth: str = "20/minute"
     rate_limit_api: str = "600/minute"

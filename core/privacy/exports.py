@@ -1,0 +1,513 @@
+"""A user's data as a zip: JSON files of everything they own, plus their files.
+
+``GET /api/me/export`` creates a ``data_exports`` row and enqueues ``core.build_data_export``;
+the task streams the zip to a temporary file under ``<data dir>/exports/`` (page by page, never
+the whole account in memory), renames it into place, records its progress on the row as it
+goes, and mails the owner when it is ready. Only the owner downloads it, until it expires; a
+scheduled task removes expired files.
+
+Adding a table a user owns: append one ``TableExport(name, query)`` to ``TABLE_EXPORTS`` (or, for
+rows that belong inside a conversation file, extend ``conversation_document``). The test suite
+fails while a table with a ``user_id`` column is neither exported nor listed in
+``NOT_EXPORTED`` with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+import zipfile
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import IO, Any
+
+import structlog
+from aiohttp import web
+from sqlalchemy import Select, func, inspect, or_, select, update
+
+from multinotes import audit
+from multinotes.chat import service as chat
+from multinotes.chat.models import Conversation, Generation, MessageMedia, Rating
+from multinotes.db import Base, Database, new_id, utcnow
+from multinotes.errors import NotFound
+from multinotes.identity import profile
+from multinotes.identity.oauth_models import OAuthIdentity
+from multinotes.keys import DB, SETTINGS, TASKS
+from multinotes.mail import send_mail
+from multinotes.models import ApiKey, AuthSession, User
+from multinotes.plugin_host import TaskDef
+from multinotes.privacy.models import DataExport
+from multinotes.settings import Settings
+from multinotes.wallet.models import LedgerEntry, Reservation, Wallet
+
+log = structlog.get_logger(__name__)
+
+BUILD_TASK = "core.build_data_export"
+PURGE_TASK = "core.purge_data_exports"
+#: A job still pending or running after this long died with its worker; a new request replaces it.
+STALE_AFTER = timedelta(hours=1)
+PAGE_ROWS = 500
+#: Columns never written to an export: credential hashes and server-side paths.
+HIDDEN_COLUMNS = frozenset(
+    {"password_hash", "token_hash", "key_hash", "csrf_token", "cancel_token_hash", "path"}
+)
+
+
+@dataclass(frozen=True)
+class TableExport:
+    """One JSON file in the zip: ``query(user_id)`` selects the user's rows of one table
+    (``select(Model).where(...)``). ``single`` writes one object instead of a list."""
+
+    name: str
+    query: Callable[[str], Select[Any]]
+    single: bool = False
+
+
+TABLE_EXPORTS: list[TableExport] = [
+    TableExport("profile.json", lambda uid: select(User).where(User.id == uid), single=True),
+    TableExport("sessions.json", lambda uid: select(AuthSession).where(AuthSession.user_id == uid)),
+    TableExport("api_keys.json", lambda uid: select(ApiKey).where(ApiKey.user_id == uid)),
+    TableExport(
+        "linked_accounts.json",
+        lambda uid: select(OAuthIdentity).where(OAuthIdentity.user_id == uid),
+    ),
+    TableExport("ratings.json", lambda uid: select(Rating).where(Rating.user_id == uid)),
+    TableExport("wallet.json", lambda uid: select(Wallet).where(Wallet.user_id == uid)),
+    TableExport("ledger.json", lambda uid: select(LedgerEntry).where(LedgerEntry.user_id == uid)),
+    TableExport(
+        "reservations.json", lambda uid: select(Reservation).where(Reservation.user_id == uid)
+    ),
+    TableExport(
+        "security_events.json", lambda uid: select(audit.AuditEntry).where(audit.subject_of(uid))
+    ),
+    TableExport(
+        "data_exports.json", lambda uid: select(DataExport).where(DataExport.user_id == uid)
+    ),
+]
+
+#: Tables written inside ``conversations/<id>.json`` (a conversation with its message tree).
+IN_CONVERSATIONS = frozenset({"conversations", "messages", "generations", "message_media"})
+
+#: Tables that hold rows of a user but are deliberately left out, and why.
+NOT_EXPORTED: dict[str, str] = {
+    "user_tokens": "hashes of single-use mailed links: nothing a person can read",
+    "oauth_flows": "social sign-ins in progress, gone within minutes",
+    "account_deletions": "the pending deletion of the account itself",
+}
+
+README = """\
+Your MultinotesAI data, exported {date} UTC.
+
+profile.json            your account (no password: only a hash of it is stored, and not here)
+sessions.json           logged-in browsers (no session tokens)
+api_keys.json           your API keys (only the first characters; keys are never stored)
+linked_accounts.json    Google / Facebook accounts you sign in with
+conversations/<id>.json each conversation with every message (a tree: parent_id), the
+                        model, options, usage, cost and timing of every answer, media, ratings
+media/                  images and audio of your conversations (named in the JSON)
+avatar.png              your avatar, if you set one
+ratings.json            your ratings of answers
+wallet.json, ledger.json, reservations.json
+                        your credit balance and every credit movement
+security_events.json    logins, password changes and other security events of your account
+data_exports.json       your data exports
+
+Times are UTC (ISO 8601). Credits are integers (1 credit = US$0.00001).
+"""
+
+
+def exports_dir(settings: Settings) -> Path:
+    return settings.data_dir / "exports"
+
+
+def table_name_of(query: Select[Any]) -> str:
+    entity = query.column_descriptions[0]["entity"]
+    return str(entity.__table__.name)
+
+
+def exported_tables() -> set[str]:
+    return {table_name_of(t.query("x")) for t in TABLE_EXPORTS} | IN_CONVERSATIONS
+
+
+# -- serialising rows ---------------------------------------------------------------------------
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def row_dict(row: Base) -> dict[str, Any]:
+    """Every column of a row, but credential hashes and server paths."""
+    mapper = inspect(type(row))
+    return {
+        column.key: _jsonable(getattr(row, column.key))
+        for column in mapper.column_attrs
+        if column.key not in HIDDEN_COLUMNS
+    }
+
+
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, indent=2, default=str).encode()
+
+
+def media_arcname(media: MessageMedia) -> str:
+    return f"media/{media.id}{Path(media.path).suffix}"
+
+
+def conversation_document(tree: chat.Tree) -> dict[str, Any]:
+    """A conversation with its whole message tree, as the export writes it."""
+    messages = []
+    for message in tree.messages:
+        item = row_dict(message)
+        generation: Generation | None = tree.generations.get(message.id)
+        item["generation"] = row_dict(generation) if generation else None
+        item["media"] = [
+            {**row_dict(m), "file": media_arcname(m)} for m in tree.media.get(message.id, [])
+        ]
+        rating = tree.ratings.get(message.id)
+        item["rating"] = row_dict(rating) if rating else None
+        messages.append(item)
+    return {**row_dict(tree.conversation), "messages": messages}
+
+
+# -- writing the zip ----------------------------------------------------------------------------
+
+
+class ZipSink:
+    """A zip file written from async code: every blocking write runs in a thread, one at a
+    time (a ZipFile is not used by two threads at once)."""
+
+    def __init__(self, path: Path) -> None:
+        self.zip = zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6)
+
+    async def write_bytes(self, name: str, data: bytes) -> None:
+        await asyncio.to_thread(self.zip.writestr, name, data)
+
+    async def write_stream(self, name: str, chunks: AsyncIterator[bytes]) -> None:
+        handle: IO[bytes] = await asyncio.to_thread(self.zip.open, name, "w")
+        try:
+            async for chunk in chunks:
+                await asyncio.to_thread(handle.write, chunk)
+        finally:
+            await asyncio.to_thread(handle.close)
+
+    async def copy_file(self, source: Path, name: str) -> bool:
+        """Add a file as it is (media is compressed already); False when it is missing."""
+        try:
+            await asyncio.to_thread(self.zip.write, source, name, compress_type=zipfile.ZIP_STORED)
+        except FileNotFoundError:
+            return False
+        return True
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.zip.close)
+
+
+async def _pages(db: Database, query: Select[Any]) -> AsyncIterator[list[Any]]:
+    """The rows of ``query`` in primary-key order, PAGE_ROWS at a time (keyset paging)."""
+    entity = query.column_descriptions[0]["entity"]
+    key = inspect(entity).primary_key[0]
+    last: Any = None
+    while True:
+        page = query.order_by(key).limit(PAGE_ROWS)
+        if last is not None:
+            page = page.where(key > last)
+        async with db.read() as session:
+            rows = list(await session.scalars(page))
+        if not rows:
+            return
+        yield rows
+        if len(rows) < PAGE_ROWS:
+            return
+        last = getattr(rows[-1], key.key)
+
+
+async def _json_list(db: Database, query: Select[Any]) -> AsyncIterator[bytes]:
+    yield b"["
+    first = True
+    async for rows in _pages(db, query):
+        parts = []
+        for row in rows:
+            parts.append(("\n" if first else ",\n").encode() + _dumps(row_dict(row)))
+            first = False
+        yield b"".join(parts)
+    yield b"\n]\n"
+
+
+class Progress:
+    """Counts work done and stores the percentage, at most about once a second."""
+
+    def __init__(self, db: Database, export_id: str, total: int) -> None:
+        self.db = db
+        self.export_id = export_id
+        self.total = max(total, 1)
+        self.done = 0
+        self.stored = 0
+        self.stored_at = 0.0
+
+    async def step(self, units: int = 1) -> None:
+        self.done += units
+        # Never 100 before the file is in place: "done" says that.
+        percent = min(99, self.done * 100 // self.total)
+        now = time.monotonic()
+        if percent > self.stored and now - self.stored_at >= 1.0:
+            self.stored, self.stored_at = percent, now
+            async with self.db.transaction() as session:
+                await session.execute(
+                    update(DataExport)
+                    .where(DataExport.id == self.export_id)
+                    .values(progress=percent)
+                )
+
+
+async def write_export(app: web.Application, user: User, sink: ZipSink, progress: Progress) -> None:
+    db = app[DB]
+    await sink.write_bytes(
+        "README.txt", README.format(date=utcnow().strftime("%Y-%m-%d %H:%M")).encode()
+    )
+    for table in TABLE_EXPORTS:
+        query = table.query(user.id)
+        if table.single:
+            async with db.read() as session:
+                row = await session.scalar(query)
+            document = row_dict(row) if row is not None else None
+            if document is not None and isinstance(row, User):
+                document["avatar"] = "avatar.png" if row.avatar_id else None
+            await sink.write_bytes(table.name, _dumps(document))
+        else:
+            await sink.write_stream(table.name, _json_list(db, query))
+        await progress.step()
+    if user.avatar_id:
+        source = profile.avatar_path(app[SETTINGS], user.avatar_id)
+        if source is not None:
+            await sink.copy_file(source, "avatar.png")
+    conversations = select(Conversation).where(Conversation.user_id == user.id)
+    async for rows in _pages(db, conversations):
+        for conversation in rows:
+            try:
+                tree = await chat.load_tree(db, user.id, conversation.id)
+            except NotFound:  # deleted while the export ran
+                await progress.step()
+                continue
+            await sink.write_bytes(
+                f"conversations/{conversation.id}.json", _dumps(conversation_document(tree))
+            )
+            for items in tree.media.values():
+                for media in items:
+                    await sink.copy_file(Path(media.path), media_arcname(media))
+            await progress.step()
+
+
+async def build_data_export(app: web.Application, *, export_id: str, base_url: str) -> None:
+    """The task: build the zip of an export, then mail its owner."""
+    db = app[DB]
+    settings = app[SETTINGS]
+    async with db.transaction() as session:
+        claimed = await session.execute(
+            update(DataExport)
+            .where(DataExport.id == export_id, DataExport.status == "pending")
+            .values(status="running", progress=0)
+        )
+        export = await session.get(DataExport, export_id)
+    if claimed.rowcount != 1 or export is None:
+        log.info("data_export_skipped", export_id=export_id)  # gone, or taken by another worker
+        return
+    folder = exports_dir(settings)
+    partial = folder / f".{export_id}.zip.part"
+    final = folder / f"{export_id}.zip"
+    try:
+        async with db.read() as session:
+            user = await session.get(User, export.user_id)
+            conversations = await session.scalar(
+                select(func.count())
+                .select_from(Conversation)
+                .where(Conversation.user_id == export.user_id)
+            )
+        if user is None:
+            raise LookupError("the user is gone")
+        await asyncio.to_thread(folder.mkdir, mode=0o700, parents=True, exist_ok=True)
+        progress = Progress(db, export_id, len(TABLE_EXPORTS) + int(conversations or 0))
+        sink = ZipSink(partial)
+        try:
+            await write_export(app, user, sink, progress)
+        finally:
+            await sink.close()
+        await asyncio.to_thread(os.replace, partial, final)
+        size = (await asyncio.to_thread(final.stat)).st_size
+        now = utcnow()
+        async with db.transaction() as session:
+            stored = await session.execute(
+                update(DataExport)
+                .where(DataExport.id == export_id)
+                .values(
+                    status="done",
+                    progress=100,
+                    path=str(final),
+                    size=size,
+                    finished_at=now,
+                    expires_at=now + timedelta(days=settings.data_export_expiry_days),
+                )
+            )
+        if stored.rowcount != 1:  # the row went (its account was deleted) while building
+            await asyncio.to_thread(_unlink, final)
+            log.info("data_export_dropped", export_id=export_id)
+            return
+    except Exception:
+        log.exception("data_export_failed", export_id=export_id)
+        await asyncio.to_thread(_unlink, partial)
+        async with db.transaction() as session:
+            await session.execute(
+                update(DataExport)
+                .where(DataExport.id == export_id)
+                .values(status="failed", finished_at=utcnow())
+            )
+        return
+    log.info("data_export_built", export_id=export_id, size=size)
+    await send_mail(
+        app,
+        template="data_export_ready",
+        to=user.email,
+        context={
+            "name": user.name,
+            "link": f"{base_url}/account/privacy",
+            "days": settings.data_export_expiry_days,
+        },
+    )
+
+
+def _unlink(path: Path) -> None:
+    path.unlink(missing_ok=True)
+
+
+# -- requests -----------------------------------------------------------------------------------
+
+
+async def start_export(
+    app: web.Application, user_id: str, *, base_url: str
+) -> tuple[DataExport, bool]:
+    """The user's export in progress, or a new one (queued). Returns it and whether it is new.
+
+    The user's row is locked while deciding, so two requests at once start one job."""
+    db = app[DB]
+    now = utcnow()
+    async with db.transaction() as session:
+        await session.execute(select(User.id).where(User.id == user_id).with_for_update())
+        running = await session.scalar(
+            select(DataExport)
+            .where(
+                DataExport.user_id == user_id,
+                DataExport.status.in_(("pending", "running")),
+            )
+            .order_by(DataExport.created_at.desc())
+            .limit(1)
+        )
+        if running is not None and running.created_at > now - STALE_AFTER:
+            return running, False
+        if running is not None:
+            running.status = "failed"
+            running.finished_at = now
+        export = DataExport(id=new_id(), user_id=user_id, status="pending", progress=0)
+        export.created_at = now
+        session.add(export)
+    await app[TASKS].enqueue(BUILD_TASK, export_id=export.id, base_url=base_url)
+    return export, True
+
+
+async def list_exports(db: Database, user_id: str) -> list[DataExport]:
+    async with db.read() as session:
+        rows = await session.scalars(
+            select(DataExport)
+            .where(DataExport.user_id == user_id)
+            .order_by(DataExport.created_at.desc(), DataExport.id.desc())
+            .limit(20)
+        )
+        return list(rows)
+
+
+async def get_export(db: Database, user_id: str, export_id: str) -> DataExport:
+    """One of the user's exports; someone else's is as unknown as a made-up id."""
+    async with db.read() as session:
+        export = await session.scalar(
+            select(DataExport).where(DataExport.id == export_id, DataExport.user_id == user_id)
+        )
+    if export is None:
+        raise NotFound("No such export.")
+    return export
+
+
+def downloadable(export: DataExport) -> bool:
+    return (
+        export.status == "done"
+        and export.path is not None
+        and export.expires_at is not None
+        and export.expires_at > utcnow()
+    )
+
+
+async def purge_data_exports(app: web.Application) -> int:
+    """Remove expired exports (file and row), failed ones after the same time, and mark jobs
+    that died with their worker as failed."""
+    db = app[DB]
+    now = utcnow()
+    keep = timedelta(days=app[SETTINGS].data_export_expiry_days)
+    async with db.transaction() as session:
+        await session.execute(
+            update(DataExport)
+            .where(
+                DataExport.status.in_(("pending", "running")),
+                DataExport.created_at < now - STALE_AFTER,
+            )
+            .values(status="failed", finished_at=now)
+        )
+        expired = list(
+            await session.scalars(
+                select(DataExport).where(
+                    or_(
+                        DataExport.expires_at < now,
+                        (DataExport.status == "failed") & (DataExport.created_at < now - keep),
+                    )
+                )
+            )
+        )
+        for export in expired:
+            await session.delete(export)
+    for export in expired:
+        if export.path:
+            await asyncio.to_thread(_unlink, Path(export.path))
+    await asyncio.to_thread(_remove_partials, exports_dir(app[SETTINGS]))
+    return len(expired)
+
+
+async def remove_user_export_files(app: web.Application, user_id: str) -> None:
+    """Delete every export file of a user (their account is being deleted)."""
+    db = app[DB]
+    async with db.read() as session:
+        paths = list(
+            await session.scalars(select(DataExport.path).where(DataExport.user_id == user_id))
+        )
+    for path in paths:
+        if path:
+            await asyncio.to_thread(_unlink, Path(path))
+
+
+def _remove_partials(folder: Path) -> None:
+    """Partial files of jobs that died with their worker: someone's data, nobody's file."""
+    if not folder.exists():
+        return
+    cutoff = time.time() - STALE_AFTER.total_seconds()
+    for path in folder.glob(".*.zip.part"):
+        if path.stat().st_mtime < cutoff:
+            path.unlink(missing_ok=True)
+
+
+def export_tasks() -> list[TaskDef]:
+    return [
+        TaskDef("core", BUILD_TASK, build_data_export, None),
+        TaskDef("core", PURGE_TASK, purge_data_exports, "7 * * * *"),
+    ]
