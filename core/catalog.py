@@ -29,6 +29,7 @@ log = structlog.get_logger(__name__)
 
 Status = Literal["ok", "needs_key", "unavailable"]
 MODEL_CACHE_SECONDS = 60.0
+OVERRIDES_CACHE_SECONDS = 2.0
 
 
 class ModelSetting(Base):
@@ -147,10 +148,26 @@ class Catalog:
         self.app = app
         self.breaker = CircuitBreaker()
         self._models: dict[str, tuple[float, list[Model]]] = {}
+        self._overrides: tuple[float, dict[str, ModelSetting], float] | None = None
         app[PLUGINS].on_change(self.invalidate)
 
     def invalidate(self) -> None:
+        """Forget cached model lists and admin overrides (after a change in this process;
+        other processes pick changes up within ``OVERRIDES_CACHE_SECONDS``)."""
         self._models.clear()
+        self._overrides = None
+
+    async def _admin_overrides(self) -> tuple[dict[str, ModelSetting], float]:
+        """Per-model overrides and the global markup, read at most every couple of seconds:
+        every generation resolves its models, and these change only when an admin edits."""
+        now = time.monotonic()
+        if self._overrides is not None and now - self._overrides[0] < OVERRIDES_CACHE_SECONDS:
+            return self._overrides[1], self._overrides[2]
+        async with self.app[DB].read() as session:
+            overrides = {row.model_id: row for row in await session.scalars(select(ModelSetting))}
+        markup = float(await get_setting(self.app[DB], "pricing.markup_percent") or 0)
+        self._overrides = (now, overrides, markup)
+        return overrides, markup
 
     async def _provider_models(self, provider: Provider, config: Any) -> list[Model]:
         cached = self._models.get(provider.provider_id)
@@ -171,9 +188,7 @@ class Catalog:
 
     async def entries(self, *, include_disabled: bool = False) -> list[CatalogEntry]:
         app = self.app
-        async with app[DB].read() as session:
-            overrides = {row.model_id: row for row in await session.scalars(select(ModelSetting))}
-        global_markup = float(await get_setting(app[DB], "pricing.markup_percent") or 0)
+        overrides, global_markup = await self._admin_overrides()
         entries: list[CatalogEntry] = []
         for plugin, provider in app[PLUGINS].registries.providers.values():
             config = await app[PLUGIN_SETTINGS].config(plugin)

@@ -184,6 +184,7 @@ async def apply_model_patch(app: web.Application, model_id: str, body: ModelPatc
         if body.pricing is not None:
             for name in body.pricing.model_fields_set:
                 setattr(row, name, getattr(body.pricing, name))
+    app[CATALOG].invalidate()
 
 
 @routes.get("/api/admin/pricing", name="api_admin_pricing")
@@ -206,6 +207,7 @@ async def update_pricing(request: web.Request, body: PricingSettings) -> dict[st
         value = getattr(body, name)
         if value is not None:
             await set_setting(request.app[DB], SETTING_KEYS[name], value)
+    request.app[CATALOG].invalidate()
     await audit.record(
         request.app, request, "pricing.updated", details=body.model_dump(exclude_unset=True)
     )

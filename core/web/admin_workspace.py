@@ -258,6 +258,7 @@ async def admin_pricing(request: web.Request) -> web.Response:
         )
     for name in body.model_fields_set:
         await set_setting(request.app[DB], SETTING_KEYS[name], getattr(body, name))
+    request.app[CATALOG].invalidate()
     await audit.record(
         request.app, request, "pricing.updated", details=body.model_dump(exclude_unset=True)
     )
