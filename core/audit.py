@@ -70,7 +70,9 @@ ACTIONS: dict[str, str] = {
     "wallet.adjusted": "Credits adjusted by an admin",
     "privacy.export_requested": "Data export requested",
     "privacy.account_deletion_requested": "Account deletion requested",
+    "privacy.account_deletion_cancelled": "Account deletion cancelled",
     "privacy.account_deleted": "Account deleted",
+    "legal.updated": "Legal page edited",
 }
 
 _SECRET_KEY = re.compile(r"password|secret|token|api_key$|^key$", re.IGNORECASE)
