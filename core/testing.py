@@ -17,6 +17,7 @@ The app runs in embedded mode (SQLite in ``tmp_path``, no Redis) with exactly th
 from __future__ import annotations
 
 import contextlib
+import re
 import secrets
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
@@ -24,11 +25,45 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from pydantic import SecretStr
 
 from multinotes.plugin_host import PluginSource
 from multinotes.settings import Settings
 
 DEFAULT_PASSWORD = "correct horse battery staple"
+
+#: Every password, token and key the helpers saw a test use, so a suite can check that none of
+#: them reached its logs (see ``tests/support/log_guard.py``).
+SEEN_SECRETS: set[str] = {DEFAULT_PASSWORD}
+_SECRET_FIELD = re.compile(r"(^|_)(password|secret|token|api_key)$", re.IGNORECASE)
+_SESSION_COOKIES = ("mn_session", "__Host-mn_session")
+
+
+def remember_secret(value: object) -> None:
+    """Note a secret a test used (too short or word-like values are not worth looking for)."""
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    if not isinstance(value, str) or len(value) < 10:
+        return
+    if re.fullmatch(r"[a-z_.]+", value) and len(value) < 16:
+        return  # reads like a word or an event name, not like a secret
+    SEEN_SECRETS.add(value)
+
+
+def remember_secrets(data: object) -> None:
+    """Note every value of a password-, token-, secret- or key-named field, at any depth."""
+    if isinstance(data, dict):
+        for name, value in data.items():
+            if isinstance(value, dict | list):
+                remember_secrets(value)
+            elif _SECRET_FIELD.search(str(name)) or (
+                # "key" names many things; an API key (ours or a provider's) looks like one.
+                name == "key" and isinstance(value, str) and value.startswith(("mn_", "sk-"))
+            ):
+                remember_secret(value)
+    elif isinstance(data, list):
+        for item in data:
+            remember_secrets(item)
 
 
 def embedded_settings(data_dir: Path, **overrides: Any) -> Settings:
@@ -41,7 +76,14 @@ def embedded_settings(data_dir: Path, **overrides: Any) -> Settings:
         "plugins": {},
     }
     values.update(overrides)
-    return Settings(_env_file=None, **values)
+    settings = Settings(_env_file=None, **values)
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, SecretStr):
+                remember_secret(item)
+    remember_secrets(settings.plugins)
+    return settings
 
 
 class ApiClient:
@@ -81,9 +123,19 @@ class ApiClient:
         headers: dict[str, str] | None = None,
         **kwargs: Any,
     ) -> Any:
-        return await self.client.request(
+        remember_secrets(json)
+        response = await self.client.request(
             method, path, json=json, headers=self._headers(method, headers), **kwargs
         )
+        if response.content_type == "application/json":
+            try:
+                remember_secrets(await response.json())
+            except ValueError:
+                pass
+        for cookie in self.client.session.cookie_jar:
+            if cookie.key in _SESSION_COOKIES:
+                remember_secret(cookie.value)
+        return response
 
     async def get(self, path: str, **kw: Any) -> Any:
         return await self.request("GET", path, **kw)
@@ -148,6 +200,7 @@ class ApiClient:
             )
 
     def use_key(self, key: str) -> None:
+        remember_secret(key)
         self.bearer = key
         self.client.session.cookie_jar.clear()
 

@@ -25,6 +25,14 @@ from multinotes.app import create_app
 from multinotes.settings import Settings
 from multinotes.testing import ApiClient, app_client, embedded_settings
 
+# The logs of the whole session are scanned for every secret the tests used.
+from tests.support.log_guard import (  # noqa: F401
+    _log_guard_temp_dir,
+    pytest_runtest_logreport,
+    pytest_sessionfinish,
+    pytest_terminal_summary,
+)
+
 MYSQL = os.environ.get("MULTINOTES_TEST_MYSQL", "root@127.0.0.1:3306")
 REDIS = os.environ.get("MULTINOTES_TEST_REDIS", "redis://127.0.0.1:6379/15")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -156,7 +164,8 @@ def make_settings(
         shutil.copy(sqlite_template, tmp_path / "multinotes.db")
 
     def build(**overrides: Any) -> Settings:
-        values: dict[str, Any] = {}
+        # INFO, as production logs: the session's log scan should see what operators see.
+        values: dict[str, Any] = {"log_level": "INFO"}
         if services:
             values.update(
                 mode="production",

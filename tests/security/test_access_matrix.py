@@ -1,0 +1,214 @@
+"""Access control matrix: user B, using user A's ids, gets 404 from every route that takes an
+object id (403 from admin routes), and nothing of A's changes.
+
+The routes come from the router. Every route with a path parameter needs an entry in OBJECTS
+saying which of A's objects its parameter names (or why it names none): a new endpoint without
+one fails ``test_every_route_with_a_path_parameter_is_in_the_matrix`` until it is added here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import or_, select
+
+from multinotes.db import Base
+from multinotes.identity.oauth_models import OAuthIdentity
+from multinotes.keys import DB
+from multinotes.models_registry import import_all_models
+from multinotes.testing import ApiClient
+from tests.security.routes import Route, app_routes
+from tests.support.sse import parse_sse
+from tests.support.waiting import eventually
+
+#: Path → the kind of A's object its parameters name (see ``a_objects``).
+OBJECTS: dict[str, str] = {
+    "/api/keys/{id}": "api_key",
+    "/account/keys/{id}/revoke": "api_key",
+    "/api/sessions/{id}": "session",
+    "/account/sessions/{id}/revoke": "session",
+    "/api/auth/oauth/identities/{id}": "oauth_identity",
+    "/account/oauth/identities/{id}/unlink": "oauth_identity",
+    "/api/conversations/{id}": "conversation",
+    "/api/conversations/{id}/messages": "conversation",
+    "/chat/{id}": "conversation",
+    "/chat/{id}/thread": "conversation",
+    "/api/messages/{id}/regenerate": "answer",
+    "/api/messages/{id}/rating": "answer",
+    "/api/generations/{id}/cancel": "generation",
+    "/api/media/{id}": "media",
+    "/api/me/exports/{id}": "export",
+    "/api/me/exports/{id}/download": "export",
+    # Admin routes: a non-admin gets 403 whatever the id.
+    "/api/admin/users/{id}": "user",
+    "/api/admin/users/{id}/credits": "user",
+    "/admin/users/{id}": "user",
+    "/api/admin/plugins/{name}": "plugin",
+    "/admin/plugins/{name}": "plugin",
+    "/admin/plugins/{name}/toggle": "plugin",
+    "/admin/plugins/{name}/settings": "plugin",
+    "/api/admin/models/{id}": "model",
+    "/admin/models/{id}": "model",
+    "/api/admin/tools/{id}": "tool",
+    "/admin/tools/{id}": "tool",
+    "/admin/tools/{id}/move": "tool",
+    "/admin/tools/{id}/visibility": "tool",
+    "/api/admin/legal/{doc}": "legal_page",
+}
+
+#: Routes whose path parameter names no one's object, and why.
+NOT_OBJECTS: dict[str, str] = {
+    "/api/auth/oauth/{provider}/link": "a sign-in provider's name",
+    "/account/oauth/{provider}/link": "a sign-in provider's name",
+    "/avatars/{avatar_id}.png": (
+        "avatars are profile pictures any signed-in user may see; the URL holds a random id, "
+        "not the owner's"
+    ),
+}
+
+#: Bodies that pass validation, so the answer is about ownership and not about the body.
+BODIES: dict[tuple[str, str], Any] = {
+    ("PATCH", "/api/conversations/{id}"): {"title": "Mine now"},
+    ("POST", "/api/conversations/{id}/messages"): {"content": "hello", "models": ["demo/echo"]},
+    ("POST", "/api/messages/{id}/regenerate"): {},
+    ("POST", "/api/messages/{id}/rating"): {"stars": 1},
+}
+
+#: What the admin routes' parameters are filled with (global objects, not A's).
+GLOBAL_OBJECTS = {"plugin": "demo", "model": "demo/echo", "tool": "text", "legal_page": "terms"}
+
+
+def routes_with_parameters(api: ApiClient) -> list[Route]:
+    return [r for r in app_routes(api.app) if r.params and r.access in ("user", "admin")]
+
+
+async def test_every_route_with_a_path_parameter_is_in_the_matrix(api: ApiClient):
+    missing = sorted(
+        {r.path for r in routes_with_parameters(api)} - set(OBJECTS) - set(NOT_OBJECTS)
+    )
+    assert missing == [], (
+        "Say in OBJECTS (tests/security/test_access_matrix.py) which object these routes' "
+        "parameters name, and create one for user A in a_objects(): " + ", ".join(missing)
+    )
+
+
+async def person(make_client: Any, email: str) -> ApiClient:
+    client: ApiClient = await make_client()
+    await client.register_and_login(email, name=email.split("@")[0].title())
+    await client.mark_verified()
+    return client
+
+
+async def a_objects(a: ApiClient) -> dict[str, str]:
+    """One of each kind of object, owned by A; kind → id."""
+    conversation = (await (await a.post("/api/conversations", {})).json())["id"]
+    streamed = await a.post(
+        f"/api/conversations/{conversation}/messages",
+        {"content": "teal", "models": ["demo/swatch", "demo/echo"]},
+    )
+    assert streamed.status == 200
+    events = parse_sse(await streamed.text())
+    media = next(data for name, data in events if name == "media")
+    tree = await a.get_json(f"/api/conversations/{conversation}")
+    answer = next(m for m in tree["messages"] if m["model"] == "demo/echo")
+    key = await (await a.post("/api/keys", {"name": "A's key"})).json()
+    session = next(s for s in await a.get_json("/api/sessions") if s["current"])
+    export = await (await a.get("/api/me/export")).json()
+
+    async def export_done() -> bool:
+        return bool((await a.get_json(f"/api/me/exports/{export['id']}"))["status"] == "done")
+
+    await eventually(export_done, timeout=20)
+    assert a.user is not None
+    identity = OAuthIdentity(user_id=a.user["id"], provider="google", subject="a-at-google")
+    async with a.app[DB].transaction() as db_session:
+        db_session.add(identity)
+    return {
+        "conversation": conversation,
+        "answer": answer["id"],
+        "generation": answer["generation"]["id"],
+        "media": media["id"],
+        "api_key": key["id"],
+        "session": session["id"],
+        "export": export["id"],
+        "oauth_identity": identity.id,
+        "user": a.user["id"],
+        **GLOBAL_OBJECTS,
+    }
+
+
+async def snapshot(api: ApiClient, outsider: str) -> dict[str, list[tuple[str, ...]]]:
+    """Every row of every table but the outsider's own rows and the (append-only) audit log."""
+    import_all_models()
+    tables: dict[str, list[tuple[str, ...]]] = {}
+    async with api.app[DB].read() as session:
+        for table in Base.metadata.sorted_tables:
+            if table.name == "audit_log":
+                continue
+            query = select(table)
+            if table.name == "users":
+                query = query.where(table.c.id != outsider)
+            elif "user_id" in table.c:
+                query = query.where(or_(table.c.user_id != outsider, table.c.user_id.is_(None)))
+            rows = (await session.execute(query)).all()
+            tables[table.name] = sorted(tuple(str(v) for v in row) for row in rows)
+    return tables
+
+
+async def a_views(a: ApiClient, ids: dict[str, str]) -> list[Any]:
+    """A re-reads their objects through the API."""
+    return [
+        await a.get_json(f"/api/conversations/{ids['conversation']}"),
+        await a.get_json("/api/keys"),
+        [s["id"] for s in await a.get_json("/api/sessions")],
+        await a.get_json(f"/api/me/exports/{ids['export']}"),
+        await a.get_json("/api/auth/oauth/identities"),
+    ]
+
+
+def expected_status(route: Route) -> int:
+    return 403 if route.access == "admin" else 404
+
+
+async def call(b: ApiClient, route: Route, url: str) -> Any:
+    if route.method == "GET":
+        return await b.get(url, allow_redirects=False)
+    if route.spec.kind == "page":  # a form post, as a browser sends it
+        return await b.client.request(
+            route.method, url, data={"csrf_token": b.csrf or ""}, allow_redirects=False
+        )
+    body = BODIES.get((route.method, route.path), {})
+    return await b.request(route.method, url, json=body, allow_redirects=False)
+
+
+async def test_user_b_cannot_reach_user_a_objects(admin: ApiClient, make_client: Any, mode: str):
+    assert (await admin.patch("/api/admin/plugins/demo", {"enabled": True})).status == 200
+    await admin.get_json("/api/admin/tools")  # the default tools are seeded on first read
+    a = await person(make_client, "a@example.com")
+    b = await person(make_client, "b@example.com")
+    assert b.user is not None
+    ids = await a_objects(a)
+    before = await snapshot(a, b.user["id"])
+    views = await a_views(a, ids)
+
+    wrong: list[str] = []
+    tried = 0
+    for route in app_routes(a.app):
+        if route.access == "admin" or (route.params and route.access == "user"):
+            if route.path in NOT_OBJECTS:
+                continue
+            kind = OBJECTS.get(route.path)
+            values = {p: ids[kind] for p in route.params} if kind else {}
+            response = await call(b, route, route.url(**values))
+            tried += 1
+            if response.status != expected_status(route):
+                wrong.append(f"{route} -> {response.status}: {(await response.read())[:200]!r}")
+    assert wrong == [], "B reached A's objects:\n" + "\n".join(wrong)
+    assert tried >= len(OBJECTS)
+
+    assert await snapshot(a, b.user["id"]) == before, "B's requests changed something"
+    assert await a_views(a, ids) == views
+    # ... and A still reaches every one of them (the ids were right).
+    assert (await a.get(f"/api/media/{ids['media']}")).status == 200
+    assert (await a.get(f"/api/me/exports/{ids['export']}/download")).status == 200
+    assert (await a.get(f"/chat/{ids['conversation']}")).status == 200
