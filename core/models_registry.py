@@ -14,6 +14,7 @@ MODEL_MODULES = [
     "multinotes.identity.oauth_models",
     "multinotes.audit",
     "multinotes.privacy.models",
+    "multinotes.notes.models",
 ]
 
 

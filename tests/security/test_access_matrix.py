@@ -39,6 +39,19 @@ OBJECTS: dict[str, str] = {
     "/api/media/{id}": "media",
     "/api/me/exports/{id}": "export",
     "/api/me/exports/{id}/download": "export",
+    "/api/folders/{id}": "folder",
+    "/api/folders/{id}/restore": "folder",
+    "/api/documents/{id}": "document",
+    "/api/documents/{id}/restore": "document",
+    "/api/documents/{id}/duplicate": "document",
+    "/api/documents/{id}/rerun": "document",
+    "/api/documents/{id}/versions": "document",
+    # {n} gets the document id too: not a version number, so it names nothing (404).
+    "/api/documents/{id}/versions/{n}": "document",
+    "/api/documents/{id}/versions/{n}/diff": "document",
+    "/api/documents/{id}/versions/{n}/restore": "document",
+    "/api/messages/{id}/save": "answer",
+    "/api/messages/{id}/save-comparison": "prompt",
     # Admin routes: a non-admin gets 403 whatever the id.
     "/api/admin/users/{id}": "user",
     "/api/admin/users/{id}/credits": "user",
@@ -72,6 +85,8 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/api/conversations/{id}/messages"): {"content": "hello", "models": ["demo/echo"]},
     ("POST", "/api/messages/{id}/regenerate"): {},
     ("POST", "/api/messages/{id}/rating"): {"stars": 1},
+    ("PATCH", "/api/folders/{id}"): {"name": "Mine now"},
+    ("PATCH", "/api/documents/{id}"): {"version": 1, "title": "Mine now"},
 }
 
 #: What the admin routes' parameters are filled with (global objects, not A's).
@@ -111,6 +126,10 @@ async def a_objects(a: ApiClient) -> dict[str, str]:
     media = next(data for name, data in events if name == "media")
     tree = await a.get_json(f"/api/conversations/{conversation}")
     answer = next(m for m in tree["messages"] if m["model"] == "demo/echo")
+    prompt = next(m for m in tree["messages"] if m["role"] == "user")
+    folder = (await (await a.post("/api/folders", {"name": "A's folder"})).json())["id"]
+    saved = await a.post(f"/api/messages/{answer['id']}/save", {"folder_id": folder})
+    document = (await saved.json())["document_id"]
     key = await (await a.post("/api/keys", {"name": "A's key"})).json()
     session = next(s for s in await a.get_json("/api/sessions") if s["current"])
     export = await (await a.get("/api/me/export")).json()
@@ -126,6 +145,9 @@ async def a_objects(a: ApiClient) -> dict[str, str]:
     return {
         "conversation": conversation,
         "answer": answer["id"],
+        "prompt": prompt["id"],
+        "folder": folder,
+        "document": document,
         "generation": answer["generation"]["id"],
         "media": media["id"],
         "api_key": key["id"],
@@ -163,6 +185,9 @@ async def a_views(a: ApiClient, ids: dict[str, str]) -> list[Any]:
         [s["id"] for s in await a.get_json("/api/sessions")],
         await a.get_json(f"/api/me/exports/{ids['export']}"),
         await a.get_json("/api/auth/oauth/identities"),
+        await a.get_json("/api/folders"),
+        await a.get_json(f"/api/documents/{ids['document']}"),
+        await a.get_json(f"/api/documents/{ids['document']}/versions"),
     ]
 
 

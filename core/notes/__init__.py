@@ -1,0 +1,1 @@
+"""Notes: folders (a tree per user), documents with versions, trash, and provenance."""

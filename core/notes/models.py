@@ -1,0 +1,87 @@
+"""Folders, documents (Markdown notes) and their saved versions.
+
+Trash: a deleted item keeps its row with ``deleted_at`` set and ``trash_root`` naming the item the
+user deleted (its own id, or the folder whose deletion took it along), so restoring that item
+brings back exactly what went with it.
+
+Folder names are unique per parent, ignoring case, among live folders only. The unique index is on
+``(user_id, parent_key, name_key, live_key)``: ``parent_key`` is the parent id or "" at the root
+(NULLs never collide in a unique index), ``name_key`` the lower-cased name, and ``live_key`` is ""
+while live and the row's own id once trashed, so trashed folders never block a name.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.dialects import mysql
+from sqlalchemy.orm import Mapped, mapped_column
+
+from multinotes.db import Base, UTCDateTime, new_id, utcnow
+
+LongText = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
+
+
+class Folder(Base):
+    __tablename__ = "folders"
+    __table_args__ = (
+        UniqueConstraint("user_id", "parent_key", "name_key", "live_key"),
+        Index("ix_folders_user_deleted", "user_id", "deleted_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    parent_id: Mapped[str | None] = mapped_column(
+        ForeignKey("folders.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    parent_key: Mapped[str] = mapped_column(String(32), default="")
+    name_key: Mapped[str] = mapped_column(String(200))
+    live_key: Mapped[str] = mapped_column(String(32), default="")
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    trash_root: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Document(Base):
+    """A Markdown note. ``version`` is the number of its latest saved version; ``provenance``
+    records where a saved answer came from (see ``multinotes.notes.provenance``)."""
+
+    __tablename__ = "documents"
+    __table_args__ = (
+        Index("ix_documents_user_folder_updated", "user_id", "folder_id", "updated_at"),
+        Index("ix_documents_user_deleted", "user_id", "deleted_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    folder_id: Mapped[str | None] = mapped_column(
+        ForeignKey("folders.id", ondelete="CASCADE"), index=True
+    )
+    title: Mapped[str] = mapped_column(String(300))
+    content: Mapped[str] = mapped_column(LongText, default="")
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    provenance: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    trash_root: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DocumentVersion(Base):
+    """One save of a document: never changed, removed only with the document."""
+
+    __tablename__ = "document_versions"
+    __table_args__ = (UniqueConstraint("document_id", "version"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    document_id: Mapped[str] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"))
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(300))
+    content: Mapped[str] = mapped_column(LongText, default="")
+    created_by: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,667 @@
+"""Folders and documents as seen by their owner: every query filters on ``user_id``, and an id
+that is someone else's is ``NotFound`` (ids leak nothing).
+
+Transactions are short and never span a remote call.
+"""
+
+from __future__ import annotations
+
+import base64
+import difflib
+import json
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from multinotes.db import Database, utcnow
+from multinotes.errors import Conflict, Invalid, NotFound
+from multinotes.markdown import render_markdown
+from multinotes.notes.models import Document, DocumentVersion, Folder
+
+#: How long deleted folders and documents stay restorable.
+TRASH_DAYS = 30
+RESTORED_SUFFIX = " (restored)"
+SORTS = ("updated", "-updated", "created", "-created", "title", "-title")
+
+
+class StaleVersion(Conflict):
+    """An edit based on an older version: the body carries the current one so nothing is lost."""
+
+    code = "stale_version"
+    default_message = "This note changed since you loaded it. Merge with the current version."
+
+    def __init__(self, document: Document) -> None:
+        super().__init__()
+        self.current = {
+            "version": document.version,
+            "title": document.title,
+            "content": document.content,
+            "updated_at": document.updated_at.isoformat(),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        body = super().to_dict()
+        body["error"]["current"] = self.current
+        return body
+
+
+# -- folders -----------------------------------------------------------------------------------
+
+
+def clean_name(name: str) -> str:
+    name = " ".join(name.split())
+    if not name:
+        raise Invalid(fields={"name": "must not be blank"})
+    if "/" in name:
+        raise Invalid(fields={"name": "must not contain '/'"})
+    return name
+
+
+def name_key(name: str) -> str:
+    return name.casefold()[:200]
+
+
+async def _live_folder(session: AsyncSession, user_id: str, folder_id: str) -> Folder:
+    folder = await session.scalar(
+        select(Folder).where(
+            Folder.id == folder_id, Folder.user_id == user_id, Folder.deleted_at.is_(None)
+        )
+    )
+    if folder is None:
+        raise NotFound("No such folder.")
+    return folder
+
+
+async def _name_taken(
+    session: AsyncSession,
+    user_id: str,
+    parent_id: str | None,
+    name: str,
+    except_id: str | None = None,
+) -> bool:
+    query = select(Folder.id).where(
+        Folder.user_id == user_id,
+        Folder.parent_key == (parent_id or ""),
+        Folder.name_key == name_key(name),
+        Folder.live_key == "",
+    )
+    if except_id is not None:
+        query = query.where(Folder.id != except_id)
+    return (await session.scalar(query.limit(1))) is not None
+
+
+def _name_clash() -> Invalid:
+    return Invalid(
+        "A folder with this name already exists here.",
+        code="name_taken",
+        fields={"name": "already used in this folder"},
+    )
+
+
+async def _flush_unique(session: AsyncSession) -> None:
+    """The unique index is the last word when two requests race past the service's check."""
+    try:
+        await session.flush()
+    except IntegrityError:
+        raise _name_clash() from None
+
+
+async def list_folders(db: Database, user_id: str) -> list[Folder]:
+    async with db.read() as session:
+        rows = await session.scalars(
+            select(Folder)
+            .where(Folder.user_id == user_id, Folder.deleted_at.is_(None))
+            .order_by(Folder.name_key, Folder.id)
+        )
+        return list(rows)
+
+
+async def create_folder(db: Database, user_id: str, name: str, parent_id: str | None) -> Folder:
+    name = clean_name(name)
+    async with db.transaction() as session:
+        if parent_id is not None:
+            await _live_folder(session, user_id, parent_id)
+        if await _name_taken(session, user_id, parent_id, name):
+            raise _name_clash()
+        folder = Folder(
+            user_id=user_id,
+            parent_id=parent_id,
+            parent_key=parent_id or "",
+            name=name,
+            name_key=name_key(name),
+        )
+        session.add(folder)
+        await _flush_unique(session)
+    return folder
+
+
+async def _ancestors(session: AsyncSession, user_id: str, folder_id: str) -> list[str]:
+    """``folder_id`` and every folder above it."""
+    parents: dict[str, str | None] = dict(
+        (
+            await session.execute(
+                select(Folder.id, Folder.parent_id).where(Folder.user_id == user_id)
+            )
+        ).all()
+    )
+    chain = []
+    current: str | None = folder_id
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = parents.get(current)
+    return chain
+
+
+async def update_folder(
+    db: Database, user_id: str, folder_id: str, changes: dict[str, Any]
+) -> Folder:
+    """Rename and/or move (``parent_id`` None moves to the root). A folder cannot move into
+    itself or below itself."""
+    async with db.transaction() as session:
+        folder = await _live_folder(session, user_id, folder_id)
+        name = clean_name(changes["name"]) if changes.get("name") is not None else folder.name
+        parent_id = changes.get("parent_id", folder.parent_id)
+        if parent_id is not None and parent_id != folder.parent_id:
+            await _live_folder(session, user_id, parent_id)
+            if folder.id in await _ancestors(session, user_id, parent_id):
+                raise Invalid(
+                    "A folder cannot be moved into itself or one of its subfolders.",
+                    code="folder_cycle",
+                    fields={"parent_id": "is this folder or one of its subfolders"},
+                )
+        if await _name_taken(session, user_id, parent_id, name, except_id=folder.id):
+            raise _name_clash()
+        folder.name = name
+        folder.name_key = name_key(name)
+        folder.parent_id = parent_id
+        folder.parent_key = parent_id or ""
+        folder.updated_at = utcnow()
+        await _flush_unique(session)
+    return folder
+
+
+async def _subtree(session: AsyncSession, user_id: str, root_id: str) -> list[str]:
+    """``root_id`` and all live folders below it."""
+    rows = (
+        await session.execute(
+            select(Folder.id, Folder.parent_id).where(
+                Folder.user_id == user_id, Folder.deleted_at.is_(None)
+            )
+        )
+    ).all()
+    children: dict[str | None, list[str]] = {}
+    for fid, parent in rows:
+        children.setdefault(parent, []).append(fid)
+    found, stack = [], [root_id]
+    while stack:
+        current = stack.pop()
+        found.append(current)
+        stack.extend(children.get(current, []))
+    return found
+
+
+async def trash_folder(db: Database, user_id: str, folder_id: str) -> None:
+    """Move a folder, its subfolders and their documents to the trash, as one restorable item."""
+    now = utcnow()
+    async with db.transaction() as session:
+        await _live_folder(session, user_id, folder_id)
+        ids = await _subtree(session, user_id, folder_id)
+        for chunk in _chunks(ids):
+            await session.execute(
+                update(Folder)
+                .where(Folder.user_id == user_id, Folder.id.in_(chunk))
+                .values(deleted_at=now, trash_root=folder_id, live_key=Folder.id)
+            )
+            await session.execute(
+                update(Document)
+                .where(
+                    Document.user_id == user_id,
+                    Document.folder_id.in_(chunk),
+                    Document.deleted_at.is_(None),
+                )
+                .values(deleted_at=now, trash_root=folder_id)
+            )
+
+
+def _chunks(ids: Sequence[str], size: int = 500) -> list[Sequence[str]]:
+    return [ids[i : i + size] for i in range(0, len(ids), size)] or [[]]
+
+
+async def _restored_parent(
+    session: AsyncSession, user_id: str, parent_id: str | None
+) -> str | None:
+    """Where a restored item goes: back where it was, or the root if that folder is gone."""
+    if parent_id is None:
+        return None
+    live = await session.scalar(
+        select(Folder.id).where(
+            Folder.id == parent_id, Folder.user_id == user_id, Folder.deleted_at.is_(None)
+        )
+    )
+    return live
+
+
+async def restore_folder(db: Database, user_id: str, folder_id: str) -> Folder:
+    """Bring back a trashed folder with everything that went to the trash with it."""
+    async with db.transaction() as session:
+        folder = await session.scalar(
+            select(Folder).where(
+                Folder.id == folder_id,
+                Folder.user_id == user_id,
+                Folder.trash_root == folder_id,
+                Folder.deleted_at.is_not(None),
+            )
+        )
+        if folder is None:
+            raise NotFound("No such folder in the trash.")
+        parent_id = await _restored_parent(session, user_id, folder.parent_id)
+        name = folder.name
+        while await _name_taken(session, user_id, parent_id, name, except_id=folder.id):
+            name = (name + RESTORED_SUFFIX)[-200:]
+        folder.name, folder.name_key = name, name_key(name)
+        folder.parent_id, folder.parent_key = parent_id, parent_id or ""
+        await session.execute(
+            update(Folder)
+            .where(Folder.user_id == user_id, Folder.trash_root == folder_id)
+            .values(deleted_at=None, trash_root=None, live_key="")
+        )
+        await session.execute(
+            update(Document)
+            .where(Document.user_id == user_id, Document.trash_root == folder_id)
+            .values(deleted_at=None, trash_root=None)
+        )
+        folder.deleted_at, folder.trash_root, folder.live_key = None, None, ""
+        await _flush_unique(session)
+    return folder
+
+
+async def list_trash(db: Database, user_id: str) -> dict[str, list[Any]]:
+    """What the user deleted (not what went along with it), newest first."""
+    async with db.read() as session:
+        folders = list(
+            await session.scalars(
+                select(Folder)
+                .where(Folder.user_id == user_id, Folder.trash_root == Folder.id)
+                .order_by(Folder.deleted_at.desc(), Folder.id)
+            )
+        )
+        documents = list(
+            await session.scalars(
+                select(Document)
+                .where(Document.user_id == user_id, Document.trash_root == Document.id)
+                .order_by(Document.deleted_at.desc(), Document.id)
+            )
+        )
+    return {"folders": folders, "documents": documents}
+
+
+async def purge_trash(db: Database, cutoff: datetime | None = None) -> int:
+    """Delete for good what has been in the trash since before ``cutoff`` (default: 30 days
+    ago). Children are always trashed no later than their folder, so the cutoff takes whole
+    subtrees; folders go deepest first (MySQL cascades only 15 levels deep)."""
+    cutoff = cutoff or utcnow() - timedelta(days=TRASH_DAYS)
+    removed = 0
+    async with db.transaction() as session:
+        result = await session.execute(delete(Document).where(Document.deleted_at < cutoff))
+        removed += int(result.rowcount or 0)
+        rows = (
+            await session.execute(
+                select(Folder.id, Folder.parent_id).where(Folder.deleted_at < cutoff)
+            )
+        ).all()
+    parents = dict(rows)
+
+    def depth(fid: str) -> int:
+        level, current = 0, parents.get(fid)
+        while current is not None and current in parents and level < 10_000:
+            level, current = level + 1, parents.get(current)
+        return level
+
+    for fid in sorted(parents, key=depth, reverse=True):
+        async with db.transaction() as session:
+            # Anything still inside (trashed earlier, purged above) has gone already.
+            result = await session.execute(
+                delete(Folder).where(Folder.id == fid, Folder.deleted_at < cutoff)
+            )
+            removed += int(result.rowcount or 0)
+    return removed
+
+
+def folder_out(folder: Folder) -> dict[str, Any]:
+    return {
+        "id": folder.id,
+        "name": folder.name,
+        "parent_id": folder.parent_id,
+        "created_at": folder.created_at.isoformat(),
+        "updated_at": folder.updated_at.isoformat(),
+    }
+
+
+def trashed_out(item: Folder | Document) -> dict[str, Any]:
+    assert item.deleted_at is not None
+    if isinstance(item, Folder):
+        base = {"kind": "folder", "id": item.id, "name": item.name, "parent_id": item.parent_id}
+    else:
+        base = {"kind": "document", "id": item.id, "title": item.title, "folder_id": item.folder_id}
+    return {
+        **base,
+        "deleted_at": item.deleted_at.isoformat(),
+        "purge_after": (item.deleted_at + timedelta(days=TRASH_DAYS)).isoformat(),
+    }
+
+
+# -- documents ---------------------------------------------------------------------------------
+
+
+def clean_title(title: str) -> str:
+    title = " ".join(title.split())
+    if not title:
+        raise Invalid(fields={"title": "must not be blank"})
+    return title[:300]
+
+
+async def _live_document(
+    session: AsyncSession, user_id: str, document_id: str, *, for_update: bool = False
+) -> Document:
+    query = select(Document).where(
+        Document.id == document_id, Document.user_id == user_id, Document.deleted_at.is_(None)
+    )
+    if for_update:
+        query = query.with_for_update()
+    document = await session.scalar(query)
+    if document is None:
+        raise NotFound("No such document.")
+    return document
+
+
+async def get_document(db: Database, user_id: str, document_id: str) -> Document:
+    async with db.read() as session:
+        return await _live_document(session, user_id, document_id)
+
+
+async def create_document(
+    db: Database,
+    user_id: str,
+    *,
+    title: str,
+    content: str,
+    folder_id: str | None,
+    provenance: dict[str, Any] | None = None,
+) -> Document:
+    title = clean_title(title)
+    async with db.transaction() as session:
+        if folder_id is not None:
+            await _live_folder(session, user_id, folder_id)
+        document = Document(
+            user_id=user_id,
+            folder_id=folder_id,
+            title=title,
+            content=content,
+            version=1,
+            provenance=provenance,
+        )
+        session.add(document)
+        await session.flush()
+        session.add(_version_of(document, user_id))
+    return document
+
+
+def _version_of(document: Document, by: str | None) -> DocumentVersion:
+    return DocumentVersion(
+        document_id=document.id,
+        user_id=document.user_id,
+        version=document.version,
+        title=document.title,
+        content=document.content,
+        created_by=by,
+    )
+
+
+async def update_document(
+    db: Database, user_id: str, document_id: str, version: int, changes: dict[str, Any]
+) -> Document:
+    """Save an edit made on ``version``. Title/content changes make a new version; a move alone
+    keeps the version number. An edit on an older version is refused with the current one."""
+    async with db.transaction() as session:
+        document = await _live_document(session, user_id, document_id, for_update=True)
+        if document.version != version:
+            raise StaleVersion(document)
+        if "folder_id" in changes and changes["folder_id"] != document.folder_id:
+            if changes["folder_id"] is not None:
+                await _live_folder(session, user_id, changes["folder_id"])
+            document.folder_id = changes["folder_id"]
+        title = clean_title(changes["title"]) if changes.get("title") is not None else None
+        content = changes.get("content")
+        edited = (title is not None and title != document.title) or (
+            content is not None and content != document.content
+        )
+        if edited:
+            # The conditional update is the guard when two saves race on the same version.
+            result = await session.execute(
+                update(Document)
+                .where(Document.id == document.id, Document.version == version)
+                .values(version=version + 1)
+                .execution_options(synchronize_session=False)
+            )
+            if result.rowcount != 1:
+                await session.refresh(document)
+                raise StaleVersion(document)
+            document.version = version + 1
+            if title is not None:
+                document.title = title
+            if content is not None:
+                document.content = content
+            session.add(_version_of(document, user_id))
+        document.updated_at = utcnow()
+    return document
+
+
+async def trash_document(db: Database, user_id: str, document_id: str) -> None:
+    async with db.transaction() as session:
+        document = await _live_document(session, user_id, document_id)
+        document.deleted_at = utcnow()
+        document.trash_root = document.id
+
+
+async def restore_document(db: Database, user_id: str, document_id: str) -> Document:
+    async with db.transaction() as session:
+        document = await session.scalar(
+            select(Document).where(
+                Document.id == document_id,
+                Document.user_id == user_id,
+                Document.trash_root == document_id,
+            )
+        )
+        if document is None:
+            raise NotFound("No such document in the trash.")
+        document.folder_id = await _restored_parent(session, user_id, document.folder_id)
+        document.deleted_at = document.trash_root = None
+    return document
+
+
+async def duplicate_document(db: Database, user_id: str, document_id: str) -> Document:
+    async with db.read() as session:
+        source = await _live_document(session, user_id, document_id)
+    return await create_document(
+        db,
+        user_id,
+        title=f"{source.title} (copy)",
+        content=source.content,
+        folder_id=source.folder_id,
+        provenance=source.provenance,
+    )
+
+
+def _encode_cursor(value: Any, row_id: str) -> str:
+    raw = json.dumps([value, row_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[Any, str]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        value, row_id = json.loads(base64.urlsafe_b64decode(padded))
+        return value, str(row_id)
+    except (ValueError, TypeError):
+        raise Invalid(fields={"cursor": "not a cursor from this list"}) from None
+
+
+async def list_documents(
+    db: Database,
+    user_id: str,
+    *,
+    folder_id: str | None = None,
+    q: str | None = None,
+    sort: str = "-updated",
+    cursor: str | None = None,
+    limit: int = 50,
+) -> tuple[list[Document], str | None]:
+    """Live documents, keyset-paginated: the cursor holds the last row's sort value and id.
+
+    ``folder_id`` "root" lists the documents outside any folder; none lists all."""
+    column: Any = {
+        "updated": Document.updated_at,
+        "created": Document.created_at,
+        "title": Document.title,
+    }[sort.lstrip("-")]
+    descending = sort.startswith("-")
+    query = select(Document).where(Document.user_id == user_id, Document.deleted_at.is_(None))
+    if folder_id == "root":
+        query = query.where(Document.folder_id.is_(None))
+    elif folder_id is not None:
+        async with db.read() as session:
+            await _live_folder(session, user_id, folder_id)
+        query = query.where(Document.folder_id == folder_id)
+    if q:
+        pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        query = query.where(
+            or_(
+                func.lower(Document.title).like(pattern.lower(), escape="\\"),
+                func.lower(Document.content).like(pattern.lower(), escape="\\"),
+            )
+        )
+    if cursor:
+        value, last_id = _decode_cursor(cursor)
+        if column is not Document.title:
+            try:
+                value = datetime.fromisoformat(value)
+            except (TypeError, ValueError):
+                raise Invalid(fields={"cursor": "not a cursor from this list"}) from None
+        if descending:
+            query = query.where(or_(column < value, and_(column == value, Document.id < last_id)))
+        else:
+            query = query.where(or_(column > value, and_(column == value, Document.id > last_id)))
+    order = (column.desc(), Document.id.desc()) if descending else (column, Document.id)
+    async with db.read() as session:
+        rows = list(await session.scalars(query.order_by(*order).limit(limit + 1)))
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1]
+        value = getattr(last, column.key)
+        next_cursor = _encode_cursor(
+            value if isinstance(value, str) else value.isoformat(), last.id
+        )
+    return rows, next_cursor
+
+
+def document_summary(document: Document) -> dict[str, Any]:
+    return {
+        "id": document.id,
+        "title": document.title,
+        "folder_id": document.folder_id,
+        "version": document.version,
+        "has_provenance": bool(document.provenance),
+        "created_at": document.created_at.isoformat(),
+        "updated_at": document.updated_at.isoformat(),
+    }
+
+
+def document_out(document: Document) -> dict[str, Any]:
+    return {
+        **document_summary(document),
+        "content": document.content,
+        "html": render_markdown(document.content),
+        "provenance": document.provenance,
+    }
+
+
+# -- versions ----------------------------------------------------------------------------------
+
+
+async def list_versions(db: Database, user_id: str, document_id: str) -> list[DocumentVersion]:
+    async with db.read() as session:
+        await _live_document(session, user_id, document_id)
+        rows = await session.scalars(
+            select(DocumentVersion)
+            .where(DocumentVersion.document_id == document_id, DocumentVersion.user_id == user_id)
+            .order_by(DocumentVersion.version.desc())
+        )
+        return list(rows)
+
+
+async def get_version(db: Database, user_id: str, document_id: str, number: int) -> DocumentVersion:
+    async with db.read() as session:
+        await _live_document(session, user_id, document_id)
+        version = await session.scalar(
+            select(DocumentVersion).where(
+                DocumentVersion.document_id == document_id,
+                DocumentVersion.user_id == user_id,
+                DocumentVersion.version == number,
+            )
+        )
+    if version is None:
+        raise NotFound("No such version.")
+    return version
+
+
+async def restore_version(db: Database, user_id: str, document_id: str, number: int) -> Document:
+    """Make an old version the current one, as a new version (history is never rewritten)."""
+    old = await get_version(db, user_id, document_id, number)
+    async with db.transaction() as session:
+        document = await _live_document(session, user_id, document_id, for_update=True)
+        document.version += 1
+        document.title, document.content = old.title, old.content
+        document.updated_at = utcnow()
+        session.add(_version_of(document, user_id))
+    return document
+
+
+def version_out(version: DocumentVersion, *, content: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "version": version.version,
+        "title": version.title,
+        "created_at": version.created_at.isoformat(),
+        "created_by": version.created_by,
+        "size": len(version.content),
+    }
+    if content:
+        out["content"] = version.content
+        out["html"] = render_markdown(version.content)
+    return out
+
+
+def diff_versions(old: DocumentVersion, new: DocumentVersion) -> dict[str, Any]:
+    """A unified diff (as ``diff -u`` prints it) and the same as a list of line operations."""
+    a, b = old.content.splitlines(), new.content.splitlines()
+    unified = "\n".join(
+        difflib.unified_diff(a, b, f"version {old.version}", f"version {new.version}", lineterm="")
+    )
+    lines: list[dict[str, Any]] = []
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
+        if tag == "equal":
+            lines += [{"op": "equal", "text": t} for t in a[i1:i2]]
+            continue
+        lines += [{"op": "delete", "text": t} for t in a[i1:i2]]
+        lines += [{"op": "insert", "text": t} for t in b[j1:j2]]
+    return {
+        "from_version": old.version,
+        "to_version": new.version,
+        "title_changed": old.title != new.title,
+        "unified": unified,
+        "lines": lines,
+    }
