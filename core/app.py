@@ -24,6 +24,7 @@ from multinotes import __version__, plugin_control
 from multinotes.bus import Bus, LocalBus, RedisBus
 from multinotes.db import Database, create_engine
 from multinotes.errors import ConfigError
+from multinotes.files.service import setup_files
 from multinotes.identity.actor import current_actor
 from multinotes.identity.oauth import setup_oauth
 from multinotes.keys import (
@@ -96,6 +97,7 @@ def create_app(
     setup_workspace(app)
     setup_tasks(app)
     setup_rate_limits(app)
+    setup_files(app)
     setup_templates(app)
     setup_oauth(app)
     setup_routes(app)
@@ -329,6 +331,7 @@ def setup_routes(app: web.Application) -> None:
         auth,
         conversations,
         documents,
+        files,
         folders,
         health,
         keys,
@@ -364,6 +367,7 @@ def setup_routes(app: web.Application) -> None:
         conversations.routes,
         folders.routes,
         documents.routes,
+        files.routes,
         docs.routes,
         pages.routes,
         account_pages.routes,

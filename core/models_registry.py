@@ -14,6 +14,7 @@ MODEL_MODULES = [
     "multinotes.identity.oauth_models",
     "multinotes.audit",
     "multinotes.privacy.models",
+    "multinotes.files.models",
     "multinotes.notes.models",
 ]
 

@@ -117,6 +117,22 @@ class Settings(BaseSettings):
     )
     avatar_max_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
 
+    # Files: uploads are streamed to the storage backend; each user has a storage quota.
+    max_upload_bytes: int = Field(
+        default=25 * 1024 * 1024, ge=1024, description="The largest file one upload may be."
+    )
+    default_storage_quota_bytes: int = Field(
+        default=5 * 1024**3, ge=0, description="Storage per user until plans set another."
+    )
+    storage_backend: Literal["local", "s3"] = Field(
+        default="local", description='"local": <data_dir>/files/; "s3": any S3-compatible store.'
+    )
+    s3_endpoint_url: str | None = None
+    s3_bucket: str | None = None
+    s3_region: str = "us-east-1"
+    s3_access_key: str | None = None
+    s3_secret_key: SecretStr | None = None
+
     email_verification_required: bool | None = Field(
         default=None,
         description="Unverified accounts may log in but not generate. Default: required in "

@@ -45,6 +45,9 @@ class EndpointSpec:
     rate: str | None = "api"
     errors: list[int] = field(default_factory=list)
     content_type: str = "application/json"
+    #: A settings field naming this route's own body limit (it streams its body itself, so the
+    #: app-wide ``max_request_bytes`` and form parsing do not apply).
+    body_limit: str | None = None
 
 
 def spec_of(handler: Any) -> EndpointSpec | None:
@@ -104,9 +107,11 @@ def endpoint(
     rate: str | None = "api",
     errors: list[int] | tuple[int, ...] = (),
     content_type: str = "application/json",
+    body_limit: str | None = None,
 ) -> Callable[[Handler], Handler]:
     """Declare a JSON endpoint. The handler gets ``body=`` / ``query=`` models when declared and
-    returns a pydantic model, plain data, or a ``web.StreamResponse`` it built itself."""
+    returns a pydantic model, plain data, or a ``web.StreamResponse`` it built itself.
+    ``body_limit`` is as for ``raw``: a route that streams its own (non-JSON) body."""
 
     def decorate(func: Handler) -> Handler:
         spec = EndpointSpec(
@@ -122,6 +127,7 @@ def endpoint(
             rate=rate,
             errors=list(errors),
             content_type=content_type,
+            body_limit=body_limit,
         )
 
         @functools.wraps(func)
@@ -168,9 +174,18 @@ def page(*, access: Access, rate: str | None = None) -> Callable[[Handler], Hand
 
 
 def raw(
-    *, access: Access, summary: str = "", rate: str | None = None, content_type: str = "text/plain"
+    *,
+    access: Access,
+    summary: str = "",
+    rate: str | None = None,
+    content_type: str = "text/plain",
+    body_limit: str | None = None,
 ) -> Callable[[Handler], Handler]:
-    """Declare a non-JSON, non-page endpoint (health probes, metrics, files)."""
+    """Declare a non-JSON, non-page endpoint (health probes, metrics, files).
+
+    :param body_limit: a settings field with this route's body limit, for routes that stream
+        their body themselves (uploads); the size middleware honours it instead of
+        ``max_request_bytes``."""
 
     def decorate(func: Handler) -> Handler:
         @functools.wraps(func)
@@ -183,7 +198,12 @@ def raw(
             wrapper,
             SPEC_ATTR,
             EndpointSpec(
-                access=access, kind="raw", summary=summary, rate=rate, content_type=content_type
+                access=access,
+                kind="raw",
+                summary=summary,
+                rate=rate,
+                content_type=content_type,
+                body_limit=body_limit,
             ),
         )
         return wrapper

@@ -260,14 +260,28 @@ def make_cors_middleware(settings: Settings) -> Any:
     return cors
 
 
+#: Room for multipart headers and boundaries on routes with their own body limit.
+MULTIPART_SLACK = 64 * 1024
+
+
+def streamed_body_spec(request: web.Request) -> Any:
+    """The matched route's spec when it declares its own body limit, else None."""
+    info = request.match_info
+    spec = spec_of(info.handler) if info is not None and info.http_exception is None else None
+    return spec if spec is not None and spec.body_limit else None
+
+
 def make_size_middleware(settings: Settings) -> Any:
     @web.middleware
     async def body_size(request: web.Request, handler: Handler) -> web.StreamResponse:
+        limit = settings.max_request_bytes
+        spec = streamed_body_spec(request)
+        if spec is not None and spec.body_limit:
+            # The route streams its body and enforces its own limit; allow the multipart framing.
+            limit = int(getattr(settings, spec.body_limit)) + MULTIPART_SLACK
         length = request.content_length
-        if length is not None and length > settings.max_request_bytes:
-            raise PayloadTooLarge(
-                f"The request body is larger than {settings.max_request_bytes} bytes."
-            )
+        if length is not None and length > limit:
+            raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
         return await handler(request)
 
     return body_size
@@ -320,9 +334,16 @@ async def _check_csrf(request: web.Request, actor: Actor | None, settings: Setti
     if actor is None:
         return  # no ambient credentials to abuse; Origin and SameSite guard login forms
     sent = request.headers.get(CSRF_HEADER)
-    if sent is None and request.content_type in (
-        "application/x-www-form-urlencoded",
-        "multipart/form-data",
+    # Routes that stream their body (uploads) need the header: parsing the form here would
+    # read the whole body into memory.
+    if (
+        sent is None
+        and streamed_body_spec(request) is None
+        and request.content_type
+        in (
+            "application/x-www-form-urlencoded",
+            "multipart/form-data",
+        )
     ):
         form = await request.post()
         value = form.get(CSRF_FIELD)

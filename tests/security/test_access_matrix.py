@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import aiohttp
 from sqlalchemy import or_, select
 
 from multinotes.db import Base
@@ -39,6 +40,9 @@ OBJECTS: dict[str, str] = {
     "/api/media/{id}": "media",
     "/api/me/exports/{id}": "export",
     "/api/me/exports/{id}/download": "export",
+    "/api/files/{id}": "file",
+    "/api/files/{id}/content": "file",
+    "/api/files/{id}/preview": "file",
     "/api/folders/{id}": "folder",
     "/api/folders/{id}/restore": "folder",
     "/api/documents/{id}": "document",
@@ -85,6 +89,7 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/api/conversations/{id}/messages"): {"content": "hello", "models": ["demo/echo"]},
     ("POST", "/api/messages/{id}/regenerate"): {},
     ("POST", "/api/messages/{id}/rating"): {"stars": 1},
+    ("PATCH", "/api/files/{id}"): {"name": "mine-now.txt"},
     ("PATCH", "/api/folders/{id}"): {"name": "Mine now"},
     ("PATCH", "/api/documents/{id}"): {"version": 1, "title": "Mine now"},
 }
@@ -131,6 +136,9 @@ async def a_objects(a: ApiClient) -> dict[str, str]:
     saved = await a.post(f"/api/messages/{answer['id']}/save", {"folder_id": folder})
     document = (await saved.json())["document_id"]
     key = await (await a.post("/api/keys", {"name": "A's key"})).json()
+    file_form = aiohttp.FormData()
+    file_form.add_field("file", b"A's words", filename="a.txt", content_type="text/plain")
+    file = await (await a.post("/api/files", data=file_form)).json()
     session = next(s for s in await a.get_json("/api/sessions") if s["current"])
     export = await (await a.get("/api/me/export")).json()
 
@@ -151,6 +159,7 @@ async def a_objects(a: ApiClient) -> dict[str, str]:
         "generation": answer["generation"]["id"],
         "media": media["id"],
         "api_key": key["id"],
+        "file": file["id"],
         "session": session["id"],
         "export": export["id"],
         "oauth_identity": identity.id,
@@ -184,6 +193,8 @@ async def a_views(a: ApiClient, ids: dict[str, str]) -> list[Any]:
         await a.get_json("/api/keys"),
         [s["id"] for s in await a.get_json("/api/sessions")],
         await a.get_json(f"/api/me/exports/{ids['export']}"),
+        await a.get_json(f"/api/files/{ids['file']}"),
+        await a.get_json("/api/files/usage"),
         await a.get_json("/api/auth/oauth/identities"),
         await a.get_json("/api/folders"),
         await a.get_json(f"/api/documents/{ids['document']}"),
@@ -236,4 +247,5 @@ async def test_user_b_cannot_reach_user_a_objects(admin: ApiClient, make_client:
     # ... and A still reaches every one of them (the ids were right).
     assert (await a.get(f"/api/media/{ids['media']}")).status == 200
     assert (await a.get(f"/api/me/exports/{ids['export']}/download")).status == 200
+    assert await (await a.get(f"/api/files/{ids['file']}/content")).read() == b"A's words"
     assert (await a.get(f"/chat/{ids['conversation']}")).status == 200

@@ -1,0 +1,381 @@
+"""Files: upload (streamed, type-checked, within the size limit and the storage quota), list,
+download, preview, rename/move and delete. Only the owner sees a file; anyone else gets 404."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import re
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+from aiohttp import BodyPartReader, web
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from multinotes.errors import BadRequest, Invalid
+from multinotes.files import service, sniff
+from multinotes.files.models import File
+from multinotes.identity.actor import require_user, require_verified
+from multinotes.keys import DB, SETTINGS
+from multinotes.web.endpoint import endpoint
+
+routes = web.RouteTableDef()
+
+CHUNK = 256 * 1024
+#: Small form fields that may come before the file part.
+MAX_FIELD = 1024
+ID_PATTERN = r"^[0-9A-Za-z_-]{1,32}$"
+#: Served inline: formats a browser shows but cannot run. Everything else is an attachment.
+INLINE_SAFE = frozenset(k.content_type for k in sniff.KINDS.values() if k.inline)
+PREVIEW_TEXT_BYTES = 4096
+PREVIEW_MAX_SIDE = 512
+PREVIEW_MAX_PIXELS = 40_000_000
+
+
+class FileOut(BaseModel):
+    id: str
+    name: str
+    size: int
+    content_type: str
+    kind: str = Field(description="What the bytes are: png, jpeg, pdf, mp3, docx, text, ...")
+    folder_id: str | None
+    source: str = Field(description='"upload", or "generated" for media made by a model.')
+    sha256: str
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, row: File) -> FileOut:
+        return cls(
+            id=row.id,
+            name=row.name,
+            size=row.size,
+            content_type=row.content_type,
+            kind=row.kind,
+            folder_id=row.folder_id,
+            source=row.source,
+            sha256=row.sha256,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+
+
+class FilePage(BaseModel):
+    files: list[FileOut]
+    next_cursor: str | None
+
+
+class FileQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(default=50, ge=1, le=200)
+    before: str | None = Field(default=None, pattern=ID_PATTERN, description="next_cursor")
+    folder_id: str | None = Field(default=None, pattern=ID_PATTERN)
+
+
+class FilePatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=255)
+    folder_id: str | None = Field(
+        default=None, pattern=ID_PATTERN, description="A folder id, or null for the top level."
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        if value is None:
+            raise ValueError("A name cannot be null.")
+        return value
+
+
+class UsageOut(BaseModel):
+    used: int = Field(description="Bytes stored by your files.")
+    quota: int = Field(description="Bytes you may store.")
+
+
+def _file_id(request: web.Request) -> str:
+    return request.match_info["id"]
+
+
+# -- upload -------------------------------------------------------------------------------------
+
+
+async def _read_field(part: BodyPartReader, name: str) -> str:
+    data = await part.read_chunk(MAX_FIELD + 1)
+    if len(data) > MAX_FIELD or await part.read_chunk(1):
+        raise Invalid(fields={name: f"At most {MAX_FIELD} bytes."})
+    try:
+        return data.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise Invalid(fields={name: "Not UTF-8 text."}) from None
+
+
+async def _part_chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
+    while True:
+        chunk = await part.read_chunk(CHUNK)
+        if not chunk:
+            return
+        yield chunk
+
+
+@routes.post("/api/files", name="api_files_upload")
+@endpoint(
+    access="user",
+    response=FileOut,
+    status=201,
+    tags=["files"],
+    errors=[403, 413, 422],
+    body_limit="max_upload_bytes",
+)
+async def upload_file(request: web.Request) -> FileOut:
+    """Upload one file as multipart/form-data in the field `file` (optional text field
+    `folder_id` before it). Streamed to storage; the type is judged by the bytes and must agree
+    with the name and declared type; refused over the per-file limit or the storage quota
+    (413, code `file_too_large` / `quota_exceeded`). Cookie sessions send `X-CSRF-Token`."""
+    actor = require_verified(request)
+    if request.content_type != "multipart/form-data":
+        raise BadRequest(
+            "Send the file as multipart/form-data in the field 'file'.", code="not_multipart"
+        )
+    reader = await request.multipart()
+    folder_id: str | None = None
+    declared = request.content_length
+    async for part in reader:
+        if not isinstance(part, BodyPartReader):
+            raise BadRequest("Nested multipart bodies are not supported.", code="not_multipart")
+        if part.name == "folder_id":
+            value = await _read_field(part, "folder_id")
+            if value:
+                _check_folder_id(value)
+                folder_id = value
+            continue
+        if part.name != "file":
+            await _read_field(part, part.name or "field")  # small and ignored
+            continue
+        if part.filename is None:
+            raise Invalid(fields={"file": "Send a file (with a file name), not a text field."})
+        row = await service.ingest(
+            request.app,
+            actor.user_id,
+            name=part.filename,
+            declared_type=part.headers.get("Content-Type", ""),
+            chunks=_part_chunks(part),
+            # The body's length bounds the file's from above; framing is small.
+            declared_size=max(0, declared - 16 * 1024) if declared is not None else None,
+            folder_id=folder_id,
+        )
+        return FileOut.of(row)
+    raise Invalid(fields={"file": "No file was sent in the field 'file'."})
+
+
+def _check_folder_id(value: str) -> None:
+    if not re.match(ID_PATTERN, value):
+        raise Invalid(fields={"folder_id": "Not a folder id."})
+
+
+# -- reading ------------------------------------------------------------------------------------
+
+
+@routes.get("/api/files", name="api_files_list")
+@endpoint(access="user", query=FileQuery, response=FilePage, tags=["files"])
+async def list_files(request: web.Request, query: FileQuery) -> dict[str, Any]:
+    """Your files, newest first; page with `before` (the previous page's `next_cursor`)."""
+    actor = require_user(request)
+    rows, cursor = await service.list_files(
+        request.app[DB],
+        actor.user_id,
+        limit=query.limit,
+        before=query.before,
+        folder_id=query.folder_id,
+    )
+    return {"files": [FileOut.of(r) for r in rows], "next_cursor": cursor}
+
+
+@routes.get("/api/files/usage", name="api_files_usage")
+@endpoint(access="user", response=UsageOut, tags=["files"])
+async def usage(request: web.Request) -> UsageOut:
+    """How much of your storage quota your files use."""
+    actor = require_user(request)
+    return UsageOut(
+        used=await service.used_bytes(request.app[DB], actor.user_id),
+        quota=service.quota_of(request.app[SETTINGS], actor.user_id),
+    )
+
+
+@routes.get(r"/api/files/{id:[0-9A-Za-z_-]{1,64}}", name="api_files_get")
+@endpoint(access="user", response=FileOut, tags=["files"], errors=[404])
+async def get_file(request: web.Request) -> FileOut:
+    """One file's metadata."""
+    actor = require_user(request)
+    return FileOut.of(await service.get_file(request.app[DB], actor.user_id, _file_id(request)))
+
+
+def content_disposition(row: File) -> str:
+    inline = row.content_type in INLINE_SAFE
+    ascii_name = "".join(ch if 32 <= ord(ch) < 127 and ch not in '"\\;' else "_" for ch in row.name)
+    return (
+        f'{"inline" if inline else "attachment"}; filename="{ascii_name}"; '
+        f"filename*=UTF-8''{quote(row.name, safe='')}"
+    )
+
+
+def _content_headers(row: File) -> dict[str, str]:
+    headers = {
+        "Content-Type": row.content_type
+        + ("; charset=utf-8" if row.content_type.startswith("text/") else ""),
+        "Content-Disposition": content_disposition(row),
+        "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "private, no-cache",
+        "ETag": f'"{row.sha256}"',
+    }
+    if row.content_type != "application/pdf":
+        # Even if a browser were tricked into rendering it, nothing in it may run. (Chrome's
+        # PDF viewer refuses sandboxed documents, so PDFs keep the app's strict policy.)
+        headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return headers
+
+
+@routes.get(r"/api/files/{id:[0-9A-Za-z_-]{1,64}}/content", name="api_files_content")
+@endpoint(
+    access="user",
+    tags=["files"],
+    errors=[404, 416],
+    content_type="application/octet-stream",
+)
+async def download(request: web.Request) -> web.StreamResponse:
+    """The file's bytes. Images, PDF, audio, video and text are inline; anything else is an
+    attachment. Range requests are honoured."""
+    actor = require_user(request)
+    row = await service.get_file(request.app[DB], actor.user_id, _file_id(request))
+    storage = request.app[service.FILE_STORAGE]
+    headers = _content_headers(row)
+    path = storage.local_path(row.storage_key)
+    if path is not None:
+        headers.pop("ETag")  # FileResponse sets its own validators from the file
+        return web.FileResponse(path, headers=headers)
+    return await _stream_ranged(request, storage, row, headers)
+
+
+def _unsatisfiable(size: int) -> web.HTTPRequestRangeNotSatisfiable:
+    return web.HTTPRequestRangeNotSatisfiable(headers={"Content-Range": f"bytes */{size}"})
+
+
+def _parse_range(header: str, size: int) -> tuple[int, int] | None:
+    """One byte range as (start, end exclusive); None when absent or unusable."""
+    if not header.startswith("bytes=") or "," in header:
+        return None
+    first, _, last = header[6:].strip().partition("-")
+    try:
+        if first == "":
+            length = int(last)
+            if length <= 0:
+                raise _unsatisfiable(size)
+            return max(0, size - length), size
+        start = int(first)
+        end = int(last) + 1 if last else size
+    except ValueError:
+        return None
+    if start >= size or end <= start:
+        raise _unsatisfiable(size)
+    return start, min(end, size)
+
+
+async def _stream_ranged(
+    request: web.Request, storage: Any, row: File, headers: dict[str, str]
+) -> web.StreamResponse:
+    wanted = _parse_range(request.headers.get("Range", ""), row.size)
+    start, end = wanted or (0, row.size)
+    response = web.StreamResponse(status=206 if wanted else 200, headers=headers)
+    response.headers["Accept-Ranges"] = "bytes"
+    response.content_length = end - start
+    if wanted:
+        response.headers["Content-Range"] = f"bytes {start}-{end - 1}/{row.size}"
+    await response.prepare(request)
+    if request.method != "HEAD":
+        async for chunk in storage.read(row.storage_key, start, end):
+            await response.write(chunk)
+    await response.write_eof()
+    return response
+
+
+@routes.get(r"/api/files/{id:[0-9A-Za-z_-]{1,64}}/preview", name="api_files_preview")
+@endpoint(access="user", tags=["files"], errors=[404], content_type="image/png")
+async def preview(request: web.Request) -> web.StreamResponse:
+    """A preview: images as a downscaled PNG or JPEG (at most 512 px a side); otherwise JSON
+    with the metadata (and, for text, the first 4 KB as `text`)."""
+    actor = require_user(request)
+    row = await service.get_file(request.app[DB], actor.user_id, _file_id(request))
+    storage = request.app[service.FILE_STORAGE]
+    kind = sniff.KINDS[row.kind]
+    info: dict[str, Any] = {
+        "id": row.id,
+        "name": row.name,
+        "size": row.size,
+        "content_type": row.content_type,
+        "kind": row.kind,
+        "family": kind.family,
+    }
+    if kind.family == "image":
+        data = b"".join([c async for c in storage.read(row.storage_key)])
+        rendered = await asyncio.to_thread(_thumbnail, data)
+        if rendered is not None:
+            body, ctype, width, height = rendered
+            return web.Response(
+                body=body,
+                content_type=ctype,
+                headers={
+                    "X-Content-Type-Options": "nosniff",
+                    "Cache-Control": "private, max-age=300",
+                    "X-Image-Width": str(width),
+                    "X-Image-Height": str(height),
+                },
+            )
+        info["preview"] = None
+    elif kind.family == "text":
+        head = b"".join([c async for c in storage.read(row.storage_key, 0, PREVIEW_TEXT_BYTES)])
+        info["text"] = head.decode("utf-8", errors="ignore")
+        info["truncated"] = row.size > PREVIEW_TEXT_BYTES
+    return web.json_response(info)
+
+
+def _thumbnail(data: bytes) -> tuple[bytes, str, int, int] | None:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+            if width * height > PREVIEW_MAX_PIXELS:
+                return None  # a decompression bomb, or just too big to preview cheaply
+            fmt = "JPEG" if image.format == "JPEG" else "PNG"
+            image.seek(0)
+            frame = image.convert("RGB" if fmt == "JPEG" else "RGBA")
+            frame.thumbnail((PREVIEW_MAX_SIDE, PREVIEW_MAX_SIDE))
+            out = io.BytesIO()
+            frame.save(out, format=fmt, **({"quality": 85} if fmt == "JPEG" else {}))
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        return None
+    return out.getvalue(), f"image/{fmt.lower()}", width, height
+
+
+# -- changing -----------------------------------------------------------------------------------
+
+
+@routes.patch(r"/api/files/{id:[0-9A-Za-z_-]{1,64}}", name="api_files_update")
+@endpoint(access="user", body=FilePatch, response=FileOut, tags=["files"], errors=[404, 422])
+async def update_file(request: web.Request, body: FilePatch) -> FileOut:
+    """Rename (keeping an extension that matches the content) or move to a folder."""
+    actor = require_user(request)
+    changes = body.model_dump(exclude_unset=True)
+    row = await service.update_file(request.app[DB], actor.user_id, _file_id(request), changes)
+    return FileOut.of(row)
+
+
+@routes.delete(r"/api/files/{id:[0-9A-Za-z_-]{1,64}}", name="api_files_delete")
+@endpoint(access="user", status=204, tags=["files"], errors=[404])
+async def delete_file(request: web.Request) -> None:
+    """Delete the file and its stored bytes."""
+    actor = require_user(request)
+    await service.delete_file(request.app, actor.user_id, _file_id(request))

@@ -1,0 +1,1 @@
+"""Files: uploads within a storage quota, kept in a storage backend (local folder or S3)."""

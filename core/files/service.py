@@ -1,0 +1,362 @@
+"""Files as seen by their owner: ingest a stream within the limits, list, rename, delete.
+
+Every function takes the owner's id and filters on it; another user's file is NotFound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import tempfile
+from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
+from typing import Any
+
+import structlog
+from aiohttp import web
+from sqlalchemy import func, select
+
+from multinotes.db import Database, new_id, utcnow
+from multinotes.errors import Invalid, NotFound, PayloadTooLarge
+from multinotes.files import sniff
+from multinotes.files.models import File
+from multinotes.files.storage import LocalStorage, Storage
+from multinotes.keys import DB, SETTINGS
+from multinotes.models import User
+from multinotes.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+FILE_STORAGE: web.AppKey[Storage] = web.AppKey("file_storage", Storage)
+
+MAX_NAME = 255
+
+
+def make_storage(settings: Settings) -> Storage:
+    if settings.storage_backend == "s3":
+        from multinotes.files.s3 import S3Storage
+
+        return S3Storage.from_settings(settings)
+    return LocalStorage(settings.data_dir / "files")
+
+
+def setup_files(app: web.Application) -> None:
+    """The storage backend, opened with the app and closed with it."""
+
+    async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
+        storage = make_storage(app[SETTINGS])
+        app[FILE_STORAGE] = storage
+        yield
+        close = getattr(storage, "close", None)
+        if close is not None:
+            await close()
+
+    app.cleanup_ctx.append(storage_ctx)
+
+
+# -- limits -------------------------------------------------------------------------------------
+
+
+def quota_of(settings: Settings, user_id: str) -> int:
+    """The user's storage quota (plans will set it per user; a default for now)."""
+    return settings.default_storage_quota_bytes
+
+
+async def used_bytes(db: Database, user_id: str) -> int:
+    async with db.read() as session:
+        total = await session.scalar(
+            select(func.coalesce(func.sum(File.size), 0)).where(File.user_id == user_id)
+        )
+    return int(total or 0)
+
+
+def quota_exceeded(quota: int, used: int) -> PayloadTooLarge:
+    left = max(0, quota - used)
+    return PayloadTooLarge(
+        f"This upload does not fit in your storage quota ({left} of {quota} bytes left). "
+        "Delete files or upgrade your storage plan.",
+        code="quota_exceeded",
+        fields={"file": "exceeds the storage quota"},
+    )
+
+
+def too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"The file is larger than the {limit} byte limit per file.",
+        code="file_too_large",
+        fields={"file": f"larger than {limit} bytes"},
+    )
+
+
+def clean_name(name: str | None) -> str:
+    # Browsers may send a path ("C:\\fakepath\\x.png"); keep the last part only.
+    base = (name or "").replace("\\", "/").rsplit("/", 1)[-1].strip()
+    base = "".join(ch for ch in base if ch.isprintable())
+    if not base or base in (".", ".."):
+        raise Invalid(fields={"name": "A file name is required."})
+    if len(base) > MAX_NAME:
+        raise Invalid(fields={"name": f"At most {MAX_NAME} characters."})
+    return base
+
+
+def refused(problem: str) -> Invalid:
+    return Invalid(
+        "This file type is not allowed, or the file is not what it claims to be.",
+        code="file_type_refused",
+        fields={"file": problem},
+    )
+
+
+# -- ingest -------------------------------------------------------------------------------------
+
+
+class _Meter:
+    """Watches the stream go by: limits, hash, the sniffed kind, the text check."""
+
+    def __init__(
+        self, name: str, declared_type: str, limit: int, room: int, quota: int, used: int
+    ) -> None:
+        self.name = name
+        self.declared_type = declared_type
+        self.limit = limit
+        self.room = room
+        self.quota = quota
+        self.used = used
+        self.size = 0
+        self.sha = hashlib.sha256()
+        self.kind: sniff.Kind | None = None
+        self.text = sniff.TextCheck()
+
+    def _count(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.size > self.limit:
+            raise too_large(self.limit)
+        if self.size > self.room:
+            raise quota_exceeded(self.quota, self.used)
+
+    def _judge(self, head: bytes) -> None:
+        try:
+            self.kind = sniff.judge(head, self.name, self.declared_type)
+        except sniff.Refused as exc:
+            raise refused(str(exc)) from None
+
+    async def watch(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        head = b""
+        async for chunk in chunks:
+            if not chunk:
+                continue
+            self._count(chunk)
+            self.sha.update(chunk)
+            self.text.feed(chunk)
+            if self.kind is None:
+                head += chunk
+                if len(head) < sniff.HEAD_BYTES:
+                    continue
+                self._judge(head)
+                chunk, head = head, b""
+            yield chunk
+        self.text.feed(b"", final=True)
+        if self.size == 0:
+            raise Invalid("The file is empty.", fields={"file": "The file is empty."})
+        if self.kind is None:
+            self._judge(head)
+            yield head
+
+
+def _office_kind_at(path: Path) -> str | None:
+    with open(path, "rb") as handle:
+        return sniff.office_kind(handle)
+
+
+async def _confirm_office(storage: Storage, key: str, expected: str) -> bool:
+    path = storage.local_path(key)
+    if path is not None:
+        return await asyncio.to_thread(_office_kind_at, path) == expected
+    with tempfile.TemporaryFile() as spool:  # the zip directory is at the end: fetch it all
+        async for chunk in storage.read(key):
+            await asyncio.to_thread(spool.write, chunk)
+        spool.seek(0)
+        return await asyncio.to_thread(sniff.office_kind, spool) == expected
+
+
+async def ingest(
+    app: web.Application,
+    user_id: str,
+    *,
+    name: str | None,
+    declared_type: str,
+    chunks: AsyncIterator[bytes],
+    declared_size: int | None = None,
+    folder_id: str | None = None,
+    source: str = "upload",
+) -> File:
+    """Stream an upload into storage and record it, or keep nothing at all.
+
+    Refused before a byte is stored when the declared size is over a limit; stopped as soon as
+    the stream passes the per-file limit or the room left in the quota; re-checked under a lock
+    on the owner's row before the row is written, so concurrent uploads cannot overshoot."""
+    settings = app[SETTINGS]
+    db = app[DB]
+    storage = app[FILE_STORAGE]
+    clean = clean_name(name)
+    quota = quota_of(settings, user_id)
+    used = await used_bytes(db, user_id)
+    room = quota - used
+    if declared_size is not None:
+        if declared_size > settings.max_upload_bytes:
+            raise too_large(settings.max_upload_bytes)
+        if declared_size > room:
+            raise quota_exceeded(quota, used)
+    meter = _Meter(clean, declared_type, settings.max_upload_bytes, room, quota, used)
+    file_id = new_id()
+    key = f"{user_id}/{file_id}"
+    await storage.put(key, meter.watch(chunks))
+    try:
+        kind = meter.kind
+        assert kind is not None
+        if kind.family == "text" and not meter.text.ok:
+            raise refused("The file is named as text but is not UTF-8 text without NUL bytes.")
+        if kind.family == "office" and not await _confirm_office(storage, key, kind.name):
+            raise refused(
+                f"The file is named .{sniff.extension(clean)} but is not a "
+                f"{kind.name.upper()} document (a zip archive without the matching "
+                "[Content_Types].xml)."
+            )
+        row = File(
+            id=file_id,
+            user_id=user_id,
+            name=clean,
+            content_type=kind.content_type,
+            kind=kind.name,
+            size=meter.size,
+            sha256=meter.sha.hexdigest(),
+            storage_key=key,
+            folder_id=folder_id,
+            source=source,
+        )
+        async with db.transaction() as session:
+            # Serialise this user's quota checks (SQLite's write lock already does).
+            await session.execute(select(User.id).where(User.id == user_id).with_for_update())
+            now_used = await session.scalar(
+                select(func.coalesce(func.sum(File.size), 0)).where(File.user_id == user_id)
+            )
+            if int(now_used or 0) + meter.size > quota:
+                raise quota_exceeded(quota, int(now_used or 0))
+            session.add(row)
+    except BaseException:
+        await storage.delete(key)
+        raise
+    log.info("file_stored", file_id=file_id, size=meter.size, kind=kind.name, source=source)
+    return row
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    for start in range(0, len(data), 256 * 1024):
+        yield data[start : start + 256 * 1024]
+
+
+async def store_bytes(
+    app: web.Application,
+    user_id: str,
+    name: str,
+    content_type: str,
+    data: bytes,
+    *,
+    source: str = "generated",
+    folder_id: str | None = None,
+) -> File:
+    """Keep bytes produced on the user's behalf (generated images, audio) as one of their files.
+
+    Same checks as an upload (type allowlist, per-file limit, quota); raises the same errors."""
+    return await ingest(
+        app,
+        user_id,
+        name=name,
+        declared_type=content_type,
+        chunks=_once(data),
+        declared_size=len(data),
+        folder_id=folder_id,
+        source=source,
+    )
+
+
+# -- reading and changing -----------------------------------------------------------------------
+
+
+async def get_file(db: Database, user_id: str, file_id: str) -> File:
+    """The file as its owner sees it; anyone else's (or no) file is NotFound."""
+    async with db.read() as session:
+        row = await session.scalar(select(File).where(File.id == file_id, File.user_id == user_id))
+    if row is None:
+        raise NotFound("No such file.")
+    return row
+
+
+async def list_files(
+    db: Database,
+    user_id: str,
+    *,
+    limit: int = 50,
+    before: str | None = None,
+    folder_id: str | None = None,
+) -> tuple[list[File], str | None]:
+    """Newest first; ``before`` is the cursor from the previous page."""
+    query = select(File).where(File.user_id == user_id)
+    if before:
+        query = query.where(File.id < before)
+    if folder_id:
+        query = query.where(File.folder_id == folder_id)
+    query = query.order_by(File.id.desc()).limit(limit + 1)
+    async with db.read() as session:
+        rows = list(await session.scalars(query))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (rows[-1].id if more and rows else None)
+
+
+async def update_file(db: Database, user_id: str, file_id: str, changes: dict[str, Any]) -> File:
+    async with db.transaction() as session:
+        row = await session.scalar(
+            select(File).where(File.id == file_id, File.user_id == user_id).with_for_update()
+        )
+        if row is None:
+            raise NotFound("No such file.")
+        if "name" in changes:
+            new_name = clean_name(changes["name"])
+            if sniff.extension(new_name) not in sniff.KINDS[row.kind].extensions:
+                raise Invalid(
+                    fields={
+                        "name": "Keep an extension that matches the content: ."
+                        + ", .".join(sorted(sniff.KINDS[row.kind].extensions))
+                    }
+                )
+            row.name = new_name
+        if "folder_id" in changes:
+            row.folder_id = changes["folder_id"]
+        row.updated_at = utcnow()
+    return row
+
+
+async def delete_file(app: web.Application, user_id: str, file_id: str) -> None:
+    db = app[DB]
+    async with db.transaction() as session:
+        row = await session.scalar(
+            select(File).where(File.id == file_id, File.user_id == user_id).with_for_update()
+        )
+        if row is None:
+            raise NotFound("No such file.")
+        key = row.storage_key
+        await session.delete(row)
+    await app[FILE_STORAGE].delete(key)
+
+
+async def delete_all_of(app: web.Application, user_ids: Iterable[str]) -> None:
+    """Remove the stored objects of these users' files (for account deletion)."""
+    db = app[DB]
+    for user_id in user_ids:
+        async with db.read() as session:
+            keys = list(
+                await session.scalars(select(File.storage_key).where(File.user_id == user_id))
+            )
+        for key in keys:
+            await app[FILE_STORAGE].delete(key)
