@@ -482,3 +482,29 @@ async def test_store_bytes_keeps_generated_media_as_a_file(api: ApiClient) -> No
     listed = await api.get_json("/api/files")
     assert [f["id"] for f in listed["files"]] == [row.id]
     assert listed["files"][0]["source"] == "generated"
+
+
+async def test_malformed_upload_forms_are_refused(api: ApiClient, settings: Settings) -> None:
+    await user(api)
+    response = await api.post("/api/files", {"file": "not multipart"})
+    assert response.status == 400
+    assert (await response.json())["error"]["code"] == "not_multipart"
+    no_file = aiohttp.FormData(default_to_multipart=True)
+    no_file.add_field("folder_id", "a" * 32)
+    no_file.add_field("other", "x")
+    response = await api.post("/api/files", data=no_file)
+    assert response.status == 422 and "file" in (await response.json())["error"]["fields"]
+    as_text = aiohttp.FormData(default_to_multipart=True)
+    as_text.add_field("file", "just a text field")
+    assert (await api.post("/api/files", data=as_text)).status == 422
+    many = aiohttp.FormData()
+    for index in range(12):
+        many.add_field(f"f{index}", "x")
+    many.add_field("file", b"hello", filename="a.txt")
+    assert (await api.post("/api/files", data=many)).status == 422
+    bad_folder = await upload(api, b"hello", "a.txt", folder_id="../x")
+    assert (await bad_folder.json())["error"]["fields"] == {"folder_id": "Not a folder id."}
+    empty = await upload(api, b"", "a.txt")
+    assert empty.status == 422
+    assert await row_count(api) == 0
+    assert stored_objects(settings) == []

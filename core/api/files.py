@@ -26,6 +26,7 @@ routes = web.RouteTableDef()
 CHUNK = 256 * 1024
 #: Small form fields that may come before the file part.
 MAX_FIELD = 1024
+MAX_FIELDS = 10
 ID_PATTERN = r"^[0-9A-Za-z_-]{1,32}$"
 #: Served inline: formats a browser shows but cannot run. Everything else is an attachment.
 INLINE_SAFE = frozenset(k.content_type for k in sniff.KINDS.values() if k.inline)
@@ -143,7 +144,11 @@ async def upload_file(request: web.Request) -> FileOut:
     reader = await request.multipart()
     folder_id: str | None = None
     declared = request.content_length
+    fields = 0
     async for part in reader:
+        fields += 1
+        if fields > MAX_FIELDS:
+            raise Invalid(fields={"file": f"Send the file within the first {MAX_FIELDS} fields."})
         if not isinstance(part, BodyPartReader):
             raise BadRequest("Nested multipart bodies are not supported.", code="not_multipart")
         if part.name == "folder_id":
