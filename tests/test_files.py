@@ -508,3 +508,23 @@ async def test_malformed_upload_forms_are_refused(api: ApiClient, settings: Sett
     assert empty.status == 422
     assert await row_count(api) == 0
     assert stored_objects(settings) == []
+
+
+async def test_half_written_uploads_left_by_a_crash_are_removed_at_startup(
+    make_settings: Callable[..., Settings],
+) -> None:
+    import os
+    import time
+
+    from multinotes.app import create_app
+    from multinotes.testing import app_client
+
+    settings = make_settings()
+    tmp = settings.data_dir / "files" / ".tmp"
+    tmp.mkdir(parents=True)
+    (tmp / "old.part").write_bytes(b"half")
+    (tmp / "running.part").write_bytes(b"half")
+    two_days_ago = time.time() - 2 * 86400
+    os.utime(tmp / "old.part", (two_days_ago, two_days_ago))
+    async with app_client(create_app(settings)):
+        assert sorted(p.name for p in tmp.iterdir()) == ["running.part"]

@@ -30,6 +30,8 @@ log = structlog.get_logger(__name__)
 FILE_STORAGE: web.AppKey[Storage] = web.AppKey("file_storage", Storage)
 
 MAX_NAME = 255
+#: A temporary upload file older than this was left by a crash (no upload takes a day).
+PARTIAL_UPLOAD_MAX_AGE = 24 * 3600
 
 
 def make_storage(settings: Settings) -> Storage:
@@ -45,6 +47,10 @@ def setup_files(app: web.Application) -> None:
 
     async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
         storage = make_storage(app[SETTINGS])
+        if isinstance(storage, LocalStorage):
+            removed = await asyncio.to_thread(storage.purge_partial, PARTIAL_UPLOAD_MAX_AGE)
+            if removed:
+                log.info("partial_uploads_removed", count=removed)
         app[FILE_STORAGE] = storage
         yield
         close = getattr(storage, "close", None)

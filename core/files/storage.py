@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import os
 import secrets
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Protocol
@@ -91,6 +92,17 @@ class LocalStorage:
 
     def local_path(self, key: str) -> Path | None:
         return self._path(key)
+
+    def purge_partial(self, older_than_seconds: float) -> int:
+        """Remove uploads a crash left half written (older than any upload still running)."""
+        cutoff = time.time() - older_than_seconds
+        removed = 0
+        for temp in (self.root / ".tmp").glob("*.part"):
+            with contextlib.suppress(OSError):
+                if temp.stat().st_mtime < cutoff:
+                    temp.unlink()
+                    removed += 1
+        return removed
 
     async def delete(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):
