@@ -75,6 +75,25 @@ async def upload_avatar(client: ApiClient) -> Any:
     )
 
 
+async def upload_file(client: ApiClient, data: bytes, name: str = "notes.txt") -> dict[str, Any]:
+    form = aiohttp.FormData()
+    form.add_field("file", data, filename=name, content_type="text/plain")
+    response = await client.post("/api/files", data=form)
+    assert response.status == 201, await response.text()
+    return dict(await response.json())
+
+
+async def folder_chain(client: ApiClient, depth: int) -> list[str]:
+    """Nested folders, ``depth`` deep; returns their ids from the top."""
+    ids: list[str] = []
+    for level in range(depth):
+        body = {"name": f"level {level}", "parent_id": ids[-1] if ids else None}
+        response = await client.post("/api/folders", body)
+        assert response.status == 201, await response.text()
+        ids.append((await response.json())["id"])
+    return ids
+
+
 async def finished_export(client: ApiClient, export_id: str) -> dict[str, Any]:
     body: dict[str, Any] = {}
 
@@ -114,6 +133,11 @@ async def test_the_export_holds_everything_the_user_owns_and_no_secret(
     tree = await ann.get_json(f"/api/conversations/{conversation}")
     answer = next(m for m in tree["messages"] if m["model"] == "demo/echo")
     assert (await ann.post(f"/api/messages/{answer['id']}/rating", {"stars": 4})).status == 200
+    folders = await folder_chain(ann, 2)
+    saved = await ann.post(f"/api/messages/{answer['id']}/save", {"folder_id": folders[-1]})
+    assert saved.status in (200, 201), await saved.text()
+    note = (await saved.json())["document_id"]
+    stored = await upload_file(ann, b"Ann's own words\n", "words.txt")
 
     started = await ann.get("/api/me/export")
     assert started.status == 202
@@ -145,6 +169,14 @@ async def test_the_export_holds_everything_the_user_owns_and_no_secret(
     media = by_model["demo/swatch"]["media"]
     assert len(media) == 1 and "path" not in media[0]
     assert archive.read(media[0]["file"]).startswith(b"\x89PNG")
+
+    assert [f["name"] for f in read_json(archive, "folders.json")] == ["level 0", "level 1"]
+    notes = read_json(archive, "notes.json")
+    assert [n["id"] for n in notes] == [note] and notes[0]["folder_id"] == folders[-1]
+    assert [v["document_id"] for v in read_json(archive, "note_versions.json")] == [note]
+    files = read_json(archive, "files.json")
+    assert [f["id"] for f in files] == [stored["id"]] and "storage_key" not in files[0]
+    assert archive.read(f"files/{stored['id']}/words.txt") == b"Ann's own words\n"
 
     everything = b"".join(archive.read(n) for n in names)
     assert created["key"].encode() not in everything
@@ -391,6 +423,13 @@ async def test_after_the_grace_period_the_account_is_deleted_and_the_ledger_anon
     await kim.post("/api/keys", {"name": "script"})
     upload = await upload_avatar(kim)
     assert upload.status == 200
+    folders = await folder_chain(kim, 17)  # deeper than MySQL's cascade limit (15)
+    conversations = await kim.get_json("/api/conversations")
+    tree = await kim.get_json(f"/api/conversations/{conversations['conversations'][0]['id']}")
+    answer = next(m for m in tree["messages"] if m["model"] == "demo/echo")
+    saved = await kim.post(f"/api/messages/{answer['id']}/save", {"folder_id": folders[-1]})
+    assert saved.status in (200, 201), await saved.text()
+    await upload_file(kim, b"Kim's private words\n")
     export = await (await kim.get("/api/me/export")).json()
     await finished_export(kim, export["id"])
     granted = await admin_ready.post(
@@ -406,6 +445,8 @@ async def test_after_the_grace_period_the_account_is_deleted_and_the_ledger_anon
     assert any(media_folder.iterdir())
     assert any((data_dir / "avatars").iterdir())
     assert any((data_dir / "exports").glob("*.zip"))
+    stored_blobs = [p for p in (data_dir / "files").rglob("*") if p.is_file()]
+    assert stored_blobs
     async with db.read() as session:
         ledger_rows = await session.scalar(
             select(func.count()).select_from(LedgerEntry).where(LedgerEntry.user_id == kim_id)
@@ -427,6 +468,7 @@ async def test_after_the_grace_period_the_account_is_deleted_and_the_ledger_anon
     assert not media_folder.exists()
     assert list((data_dir / "avatars").iterdir()) == []
     assert list((data_dir / "exports").glob("*.zip")) == []
+    assert not any(p.exists() for p in stored_blobs)
     async with db.read() as session:
         record = await session.scalar(select(AccountDeletion))
         assert record is not None and record.status == "deleted" and record.deleted_at

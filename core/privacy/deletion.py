@@ -8,9 +8,10 @@ background task mails a single-use cancel link (only its SHA-256 is stored, on t
 account, API keys included (the person logs in again). A logged-in cancel is impossible by
 design: nothing of a deactivated account works, not even logging in.
 
-When the grace period is over, a scheduled task deletes the account for good: conversations (one
-at a time: message trees go bottom-up), media files, avatar and exports, then the user row, which
-takes every other row it owns with it (ON DELETE CASCADE). Ledger rows are not deleted: they move
+When the grace period is over, a scheduled task deletes the account for good: first what a
+cascade cannot remove (``CONTENT_REMOVERS``: conversations one at a time, since message trees go
+bottom-up, with their media files; avatar; exports), then the user row, which takes every other
+row it owns with it (ON DELETE CASCADE). Ledger rows are not deleted: they move
 to a tombstone user created for this one deletion (no email, no name, no password, inactive)
 together with a wallet holding the same balance, so every wallet still equals the sum of its
 ledger and totals across the install do not change. The audit log keeps its entries with the
@@ -23,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import shutil
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -37,6 +39,7 @@ from multinotes.chat.models import Conversation
 from multinotes.chat.pipeline import media_dir
 from multinotes.db import Database, new_id, utcnow
 from multinotes.errors import Conflict, Invalid, NotFound
+from multinotes.files import service as files
 from multinotes.identity import profile
 from multinotes.identity import service as identity
 from multinotes.identity.account_mail import invalid_link, public_base_url
@@ -45,6 +48,7 @@ from multinotes.identity.service import normalize_email, token_hash
 from multinotes.keys import DB, SETTINGS, TASKS
 from multinotes.mail import send_mail
 from multinotes.models import AuthSession, User
+from multinotes.notes.models import Document, DocumentVersion, Folder
 from multinotes.plugin_host import TaskDef
 from multinotes.privacy.exports import remove_user_export_files
 from multinotes.privacy.models import AccountDeletion
@@ -265,7 +269,6 @@ async def hard_delete(app: web.Application, user_id: str) -> str | None:
 
     Safe to run twice at once or again after a crash: each step finds what is left."""
     db = app[DB]
-    settings = app[SETTINGS]
     async with db.read() as session:
         user = await session.get(User, user_id)
     if user is None:
@@ -275,8 +278,8 @@ async def hard_delete(app: web.Application, user_id: str) -> str | None:
             await session.execute(delete(AccountDeletion).where(AccountDeletion.user_id == user_id))
         log.info("account_deletion_dropped", user_id=user_id, reason="active")
         return None
-    files = [*await _delete_conversations(db, user_id)]
-    await remove_user_export_files(app, user_id)
+    for remove in CONTENT_REMOVERS:
+        await remove(app, user_id)
     tombstone_id = new_id()
     now = utcnow()
     async with db.transaction() as session:
@@ -285,11 +288,6 @@ async def hard_delete(app: web.Application, user_id: str) -> str | None:
             return None
         await _tombstone(session, user_id, tombstone_id, now)
         await session.execute(delete(User).where(User.id == user_id))
-    if user.avatar_id:
-        avatar = profile.avatar_path(settings, user.avatar_id)
-        if avatar is not None:
-            files.append(str(avatar))
-    await asyncio.to_thread(_remove_files, files, _media_folder(app, user_id))
     await audit.record(
         app,
         None,
@@ -302,8 +300,10 @@ async def hard_delete(app: web.Application, user_id: str) -> str | None:
     return tombstone_id
 
 
-async def _delete_conversations(db: Database, user_id: str) -> list[str]:
-    """Every conversation of the user, one transaction each; returns the media files to remove."""
+async def remove_conversations(app: web.Application, user_id: str) -> None:
+    """Every conversation, one transaction each (message trees go bottom-up, which a cascade
+    from the user row would not do within MySQL's cascade depth), then their media files."""
+    db = app[DB]
     paths: list[str] = []
     while True:
         async with db.read() as session:
@@ -313,12 +313,53 @@ async def _delete_conversations(db: Database, user_id: str) -> list[str]:
                 )
             )
         if not ids:
-            return paths
+            break
         for conversation_id in ids:
             try:
                 paths += await chat.delete_conversation(db, user_id, conversation_id)
             except NotFound:
                 pass
+    await asyncio.to_thread(_remove_files, paths, media_dir(app, user_id))
+
+
+async def remove_avatar(app: web.Application, user_id: str) -> None:
+    async with app[DB].read() as session:
+        avatar_id = await session.scalar(select(User.avatar_id).where(User.id == user_id))
+    path = profile.avatar_path(app[SETTINGS], avatar_id) if avatar_id else None
+    if path is not None:
+        await asyncio.to_thread(path.unlink, missing_ok=True)
+
+
+async def remove_notes(app: web.Application, user_id: str) -> None:
+    """Notes, then folders flattened first: a folder tree deeper than MySQL's cascade depth
+    (15) cannot go by ON DELETE CASCADE."""
+    async with app[DB].transaction() as session:
+        await session.execute(delete(DocumentVersion).where(DocumentVersion.user_id == user_id))
+        await session.execute(delete(Document).where(Document.user_id == user_id))
+        await session.execute(
+            update(Folder).where(Folder.user_id == user_id).values(parent_id=None),
+            execution_options={"synchronize_session": False},
+        )
+        await session.execute(delete(Folder).where(Folder.user_id == user_id))
+
+
+async def remove_stored_files(app: web.Application, user_id: str) -> None:
+    await files.delete_all_of(app, [user_id])
+
+
+ContentRemover = Callable[[web.Application, str], Awaitable[None]]
+
+#: Run before the user's row is deleted (their rows still exist): remove what the database's
+#: ON DELETE CASCADE cannot, i.e. files on disk or in object storage, and trees to delete in
+#: order. Each must be safe to run again (after a crash). A feature storing such things adds
+#: its step here.
+CONTENT_REMOVERS: list[ContentRemover] = [
+    remove_conversations,
+    remove_notes,
+    remove_stored_files,
+    remove_user_export_files,
+    remove_avatar,
+]
 
 
 async def _tombstone(session: AsyncSession, user_id: str, tombstone_id: str, now: datetime) -> None:
@@ -383,10 +424,6 @@ async def anonymise_audit_log(session: AsyncSession, user_id: str, tombstone_id:
         .where(table.c.target_type == "user", table.c.target_id == user_id)
         .values(target_id=tombstone_id)
     )
-
-
-def _media_folder(app: web.Application, user_id: str) -> Path:
-    return media_dir(app, user_id)
 
 
 def _remove_files(paths: list[str], folder: Path) -> None:

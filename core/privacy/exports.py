@@ -6,10 +6,10 @@ the whole account in memory), renames it into place, records its progress on the
 goes, and mails the owner when it is ready. Only the owner downloads it, until it expires; a
 scheduled task removes expired files.
 
-Adding a table a user owns: append one ``TableExport(name, query)`` to ``TABLE_EXPORTS`` (or, for
-rows that belong inside a conversation file, extend ``conversation_document``). The test suite
-fails while a table with a ``user_id`` column is neither exported nor listed in
-``NOT_EXPORTED`` with the reason.
+Adding a table a user owns: append one ``TableExport(name, query)`` to ``TABLE_EXPORTS``; for
+documents made of several tables, or files on disk, add a step to ``CONTENT_EXPORTS`` (and list
+its tables in ``IN_CONTENT_EXPORTS``). The test suite fails while a table with a ``user_id``
+column is neither exported nor listed in ``NOT_EXPORTED`` with the reason.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import json
 import os
 import time
 import zipfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -34,11 +34,14 @@ from multinotes.chat import service as chat
 from multinotes.chat.models import Conversation, Generation, MessageMedia, Rating
 from multinotes.db import Base, Database, new_id, utcnow
 from multinotes.errors import NotFound
+from multinotes.files.models import File
+from multinotes.files.service import FILE_STORAGE
 from multinotes.identity import profile
 from multinotes.identity.oauth_models import OAuthIdentity
 from multinotes.keys import DB, SETTINGS, TASKS
 from multinotes.mail import send_mail
 from multinotes.models import ApiKey, AuthSession, User
+from multinotes.notes.models import Document, DocumentVersion, Folder
 from multinotes.plugin_host import TaskDef
 from multinotes.privacy.models import DataExport
 from multinotes.settings import Settings
@@ -53,7 +56,15 @@ STALE_AFTER = timedelta(hours=1)
 PAGE_ROWS = 500
 #: Columns never written to an export: credential hashes and server-side paths.
 HIDDEN_COLUMNS = frozenset(
-    {"password_hash", "token_hash", "key_hash", "csrf_token", "cancel_token_hash", "path"}
+    {
+        "password_hash",
+        "token_hash",
+        "key_hash",
+        "csrf_token",
+        "cancel_token_hash",
+        "path",
+        "storage_key",
+    }
 )
 
 
@@ -87,10 +98,18 @@ TABLE_EXPORTS: list[TableExport] = [
     TableExport(
         "data_exports.json", lambda uid: select(DataExport).where(DataExport.user_id == uid)
     ),
+    TableExport("folders.json", lambda uid: select(Folder).where(Folder.user_id == uid)),
+    TableExport("notes.json", lambda uid: select(Document).where(Document.user_id == uid)),
+    TableExport(
+        "note_versions.json",
+        lambda uid: select(DocumentVersion).where(DocumentVersion.user_id == uid),
+    ),
+    TableExport("files.json", lambda uid: select(File).where(File.user_id == uid)),
 ]
 
-#: Tables written inside ``conversations/<id>.json`` (a conversation with its message tree).
-IN_CONVERSATIONS = frozenset({"conversations", "messages", "generations", "message_media"})
+#: Tables written by the ``CONTENT_EXPORTS`` steps (``conversations/<id>.json``: a conversation
+#: with its message tree, generations and media).
+IN_CONTENT_EXPORTS = frozenset({"conversations", "messages", "generations", "message_media"})
 
 #: Tables that hold rows of a user but are deliberately left out, and why.
 NOT_EXPORTED: dict[str, str] = {
@@ -115,6 +134,10 @@ wallet.json, ledger.json, reservations.json
                         your credit balance and every credit movement
 security_events.json    logins, password changes and other security events of your account
 data_exports.json       your data exports
+folders.json, notes.json, note_versions.json
+                        your folders and notes with every saved version
+files.json, files/<id>/<name>
+                        your uploaded and generated files
 
 Times are UTC (ISO 8601). Credits are integers (1 credit = US$0.00001).
 """
@@ -130,7 +153,7 @@ def table_name_of(query: Select[Any]) -> str:
 
 
 def exported_tables() -> set[str]:
-    return {table_name_of(t.query("x")) for t in TABLE_EXPORTS} | IN_CONVERSATIONS
+    return {table_name_of(t.query("x")) for t in TABLE_EXPORTS} | IN_CONTENT_EXPORTS
 
 
 # -- serialising rows ---------------------------------------------------------------------------
@@ -266,6 +289,61 @@ class Progress:
                 )
 
 
+async def export_avatar(
+    app: web.Application, user: User, sink: ZipSink, progress: Progress
+) -> None:
+    if user.avatar_id:
+        source = profile.avatar_path(app[SETTINGS], user.avatar_id)
+        if source is not None:
+            await sink.copy_file(source, "avatar.png")
+    await progress.step()
+
+
+async def export_conversations(
+    app: web.Application, user: User, sink: ZipSink, progress: Progress
+) -> None:
+    """``conversations/<id>.json`` with the message tree, and the media files it names."""
+    db = app[DB]
+    conversations = select(Conversation).where(Conversation.user_id == user.id)
+    async for rows in _pages(db, conversations):
+        for conversation in rows:
+            try:
+                tree = await chat.load_tree(db, user.id, conversation.id)
+            except NotFound:  # deleted while the export ran
+                await progress.step()
+                continue
+            await sink.write_bytes(
+                f"conversations/{conversation.id}.json", _dumps(conversation_document(tree))
+            )
+            for items in tree.media.values():
+                for media in items:
+                    await sink.copy_file(Path(media.path), media_arcname(media))
+            await progress.step()
+
+
+def file_arcname(row: File) -> str:
+    # The stored name was cleaned on upload (no path, printable); keep it readable in the zip.
+    name = row.name.replace("/", "_").replace("\\", "_") or "file"
+    return f"files/{row.id}/{name}"
+
+
+async def export_files(app: web.Application, user: User, sink: ZipSink, progress: Progress) -> None:
+    """The bytes of every stored file, streamed from the storage backend."""
+    storage = app[FILE_STORAGE]
+    async for rows in _pages(app[DB], select(File).where(File.user_id == user.id)):
+        for row in rows:
+            if await storage.exists(row.storage_key):
+                await sink.write_stream(file_arcname(row), storage.read(row.storage_key))
+    await progress.step()
+
+
+ContentExport = Callable[[web.Application, User, ZipSink, Progress], Awaitable[None]]
+
+#: Steps that write more than one table's rows: documents and the files they name. A step calls
+#: ``progress.step()`` at least once.
+CONTENT_EXPORTS: list[ContentExport] = [export_avatar, export_conversations, export_files]
+
+
 async def write_export(app: web.Application, user: User, sink: ZipSink, progress: Progress) -> None:
     db = app[DB]
     await sink.write_bytes(
@@ -283,25 +361,8 @@ async def write_export(app: web.Application, user: User, sink: ZipSink, progress
         else:
             await sink.write_stream(table.name, _json_list(db, query))
         await progress.step()
-    if user.avatar_id:
-        source = profile.avatar_path(app[SETTINGS], user.avatar_id)
-        if source is not None:
-            await sink.copy_file(source, "avatar.png")
-    conversations = select(Conversation).where(Conversation.user_id == user.id)
-    async for rows in _pages(db, conversations):
-        for conversation in rows:
-            try:
-                tree = await chat.load_tree(db, user.id, conversation.id)
-            except NotFound:  # deleted while the export ran
-                await progress.step()
-                continue
-            await sink.write_bytes(
-                f"conversations/{conversation.id}.json", _dumps(conversation_document(tree))
-            )
-            for items in tree.media.values():
-                for media in items:
-                    await sink.copy_file(Path(media.path), media_arcname(media))
-            await progress.step()
+    for step in CONTENT_EXPORTS:
+        await step(app, user, sink, progress)
 
 
 async def build_data_export(app: web.Application, *, export_id: str, base_url: str) -> None:
@@ -332,7 +393,8 @@ async def build_data_export(app: web.Application, *, export_id: str, base_url: s
         if user is None:
             raise LookupError("the user is gone")
         await asyncio.to_thread(folder.mkdir, mode=0o700, parents=True, exist_ok=True)
-        progress = Progress(db, export_id, len(TABLE_EXPORTS) + int(conversations or 0))
+        total = len(TABLE_EXPORTS) + len(CONTENT_EXPORTS) + int(conversations or 0)
+        progress = Progress(db, export_id, total)
         sink = ZipSink(partial)
         try:
             await write_export(app, user, sink, progress)
