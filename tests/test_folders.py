@@ -202,3 +202,25 @@ async def test_another_users_folders_are_404_and_unchanged(user: ApiClient, make
     folders = await tree(user)
     assert set(folders) == {"Mine", "Child"} and folders["Child"]["parent_id"] == mine
     assert [i["id"] for i in (await user.get_json("/api/trash"))["items"]] == [trashed]
+
+
+async def test_racing_creates_of_one_name_make_one_folder(user: ApiClient):
+    import asyncio
+
+    responses = await asyncio.gather(
+        *(user.post("/api/folders", {"name": "Race" if i % 2 else "race"}) for i in range(6))
+    )
+    assert sorted(r.status for r in responses) == [201] + [422] * 5
+    assert [name.lower() for name in await tree(user)] == ["race"]
+
+
+async def test_the_unique_index_refuses_a_live_duplicate_that_skips_the_service(user: ApiClient):
+    from sqlalchemy.exc import IntegrityError
+
+    from multinotes.keys import DB
+    from multinotes.notes.models import Folder
+
+    await make_folder(user, "Twin")
+    with pytest.raises(IntegrityError):
+        async with user.app[DB].transaction() as session:
+            session.add(Folder(user_id=user.user["id"], name="TWIN", name_key="twin"))
