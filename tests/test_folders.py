@@ -224,3 +224,32 @@ async def test_the_unique_index_refuses_a_live_duplicate_that_skips_the_service(
     with pytest.raises(IntegrityError):
         async with user.app[DB].transaction() as session:
             session.add(Folder(user_id=user.user["id"], name="TWIN", name_key="twin"))
+
+
+async def test_a_deep_tree_is_purged_and_its_owner_can_still_be_deleted(user: ApiClient):
+    """MySQL cascades at most 15 levels: neither the purge nor deleting the owner may rely on
+    a cascade through the folder tree."""
+    from sqlalchemy import delete, func, select
+
+    from multinotes.keys import DB
+    from multinotes.models import User
+    from multinotes.notes.models import Document, Folder
+
+    parent = None
+    for level in range(20):
+        parent = await make_folder(user, f"Level {level}", parent)
+        await make_note(user, f"Note {level}", parent)
+    top = (await tree(user))["Level 0"]["id"]
+    await user.delete(f"/api/folders/{top}")
+    assert await purge_notes_trash(user.app, utcnow() + timedelta(seconds=1)) == 40
+
+    parent = None
+    for level in range(20):
+        parent = await make_folder(user, f"Again {level}", parent)
+        await make_note(user, f"Note {level}", parent)
+    db = user.app[DB]
+    async with db.transaction() as session:
+        await session.execute(delete(User).where(User.id == user.user["id"]))
+    async with db.read() as session:
+        assert await session.scalar(select(func.count()).select_from(Folder)) == 0
+        assert await session.scalar(select(func.count()).select_from(Document)) == 0

@@ -33,8 +33,10 @@ class Folder(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    # SET NULL, not CASCADE: InnoDB cascades at most 15 levels, so a deeper tree would block
+    # deleting its owner. Nothing relies on it: the trash purge deletes subtrees explicitly.
     parent_id: Mapped[str | None] = mapped_column(
-        ForeignKey("folders.id", ondelete="CASCADE"), index=True
+        ForeignKey("folders.id", ondelete="SET NULL"), index=True
     )
     name: Mapped[str] = mapped_column(String(200))
     parent_key: Mapped[str] = mapped_column(String(32), default="")

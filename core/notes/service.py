@@ -302,7 +302,7 @@ async def list_trash(db: Database, user_id: str) -> dict[str, list[Any]]:
 async def purge_trash(db: Database, cutoff: datetime | None = None) -> int:
     """Delete for good what has been in the trash since before ``cutoff`` (default: 30 days
     ago). Children are always trashed no later than their folder, so the cutoff takes whole
-    subtrees; folders go deepest first (MySQL cascades only 15 levels deep)."""
+    subtrees, deleted here deepest first (no cascade is relied on)."""
     cutoff = cutoff or utcnow() - timedelta(days=TRASH_DAYS)
     removed = 0
     async with db.transaction() as session:
@@ -323,7 +323,7 @@ async def purge_trash(db: Database, cutoff: datetime | None = None) -> int:
 
     for fid in sorted(parents, key=depth, reverse=True):
         async with db.transaction() as session:
-            # Anything still inside (trashed earlier, purged above) has gone already.
+            # Its subfolders (trashed with it or before it) have gone already.
             result = await session.execute(
                 delete(Folder).where(Folder.id == fid, Folder.deleted_at < cutoff)
             )

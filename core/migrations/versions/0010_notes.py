@@ -32,7 +32,7 @@ def upgrade() -> None:
     sa.Column('trash_root', sa.String(length=32), nullable=True),
     sa.Column('created_at', multinotes.db.UTCDateTime(), nullable=False),
     sa.Column('updated_at', multinotes.db.UTCDateTime(), nullable=False),
-    sa.ForeignKeyConstraint(['parent_id'], ['folders.id'], name=op.f('fk_folders_parent_id_folders'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['parent_id'], ['folders.id'], name=op.f('fk_folders_parent_id_folders'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_folders_user_id_users'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_folders')),
     sa.UniqueConstraint('user_id', 'parent_key', 'name_key', 'live_key', name=op.f('uq_folders_user_id'))
