@@ -528,3 +528,19 @@ async def test_half_written_uploads_left_by_a_crash_are_removed_at_startup(
     os.utime(tmp / "old.part", (two_days_ago, two_days_ago))
     async with app_client(create_app(settings)):
         assert sorted(p.name for p in tmp.iterdir()) == ["running.part"]
+
+
+async def test_the_file_endpoints_are_in_the_openapi_document(api: ApiClient) -> None:
+    spec = await api.get_json("/api/openapi.json")
+    upload_op = spec["paths"]["/api/files"]["post"]
+    form_schema = upload_op["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert form_schema["properties"]["file"]["format"] == "binary"
+    assert "201" in upload_op["responses"]
+    for path in (
+        "/api/files/{id}",
+        "/api/files/{id}/content",
+        "/api/files/{id}/preview",
+        "/api/files/usage",
+    ):
+        assert path in spec["paths"], path
+    assert set(spec["paths"]["/api/files/{id}"]) >= {"get", "patch", "delete"}

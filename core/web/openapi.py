@@ -83,6 +83,19 @@ def build_openapi(app: web.Application) -> dict[str, Any]:
                 "required": True,
                 "content": {"application/json": {"schema": _schema(spec.body, defs)}},
             }
+        elif spec.body_limit is not None:  # a streamed upload
+            operation["requestBody"] = {
+                "required": True,
+                "content": {
+                    "multipart/form-data": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {"file": {"type": "string", "format": "binary"}},
+                            "required": ["file"],
+                        }
+                    }
+                },
+            }
         responses: dict[str, Any] = {}
         if spec.status == 204:
             responses["204"] = {"description": "Done"}
