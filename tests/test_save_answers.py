@@ -216,3 +216,39 @@ async def test_another_user_cannot_save_or_rerun_what_is_not_theirs(
     assert [d["id"] for d in (await user.get_json("/api/documents"))["documents"]] == [
         saved["document_id"]
     ]
+
+
+async def test_a_rerun_is_paid_like_any_generation_and_needs_a_verified_email(
+    user: ApiClient, scripts
+):
+    from sqlalchemy import update
+
+    from multinotes.keys import DB, SETTINGS
+    from multinotes.models import User
+    from multinotes.wallet import service as wallet
+
+    tree = await ask(user, models=(A,))
+    _, saved = await save(user, answer_of(tree, A)["id"])
+    rerun = f"/api/documents/{saved['document_id']}/rerun"
+
+    current = (await user.get_json("/api/wallet"))["balance"]
+    await wallet.adjust(user.app[DB], user.user["id"], -current, "drain", by=None)
+    response = await user.post(rerun, {})
+    assert response.status == 402
+    assert scripts[A].calls == 1
+    note = await user.get_json(f"/api/documents/{saved['document_id']}")
+    assert note["provenance"]["reruns"] == []  # nothing linked when nothing ran
+
+    await wallet.adjust(user.app[DB], user.user["id"], current, "refill", by=None)
+    async with user.app[DB].transaction() as session:
+        await session.execute(
+            update(User).where(User.id == user.user["id"]).values(email_verified_at=None)
+        )
+    response = await user.post(rerun, {})
+    if user.app[SETTINGS].requires_email_verification:
+        assert response.status == 403
+        assert (await response.json())["error"]["code"] == "email_unverified"
+        assert scripts[A].calls == 1
+    else:  # embedded installs may run without mail verification
+        assert response.status == 200
+        await response.text()
