@@ -77,6 +77,8 @@ SAMPLES: dict[str, tuple[bytes, str, str]] = {
         "audio/mpeg",
     ),
     "a.wav": (wav(), "audio/wav", "audio/wav"),
+    "a.flac": (b"fLaC\x00\x00\x00\x22" + bytes(60), "audio/flac", "audio/flac"),
+    "a.aac": (b"\xff\xf1\x50\x80\x02\x1f\xfc" + bytes(60), "audio/aac", "audio/aac"),
     "a.ogg": (b"OggS\x00\x02" + bytes(200), "audio/ogg", "audio/ogg"),
     "a.m4a": (
         b"\x00\x00\x00\x18ftypM4A \x00\x00\x02\x00isomM4A " + bytes(100),

@@ -61,6 +61,8 @@ KINDS: dict[str, Kind] = {
             inline=True,
             family="audio",
         ),
+        _k("flac", "audio/flac", "flac", "audio/x-flac", inline=True, family="audio"),
+        _k("aac", "audio/aac", "aac", "audio/aacp audio/x-aac", inline=True, family="audio"),
         _k("m4a", "audio/mp4", "m4a", "audio/x-m4a audio/m4a", inline=True, family="audio"),
         _k("mp4", "video/mp4", "mp4 m4v", "video/x-m4v", inline=True, family="video"),
         _k("webm", "video/webm", "webm", "audio/webm", inline=True, family="video"),
@@ -132,6 +134,10 @@ def signature(head: bytes) -> str | None:
         return "pdf"
     if head.startswith(b"OggS"):
         return "ogg"
+    if head.startswith(b"fLaC"):
+        return "flac"
+    if len(head) > 2 and head[0] == 0xFF and head[1] & 0xF6 == 0xF0:  # AAC in ADTS frames
+        return "aac"
     if head.startswith(b"ID3") or (
         len(head) > 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0 and head[1] & 0x06 != 0
     ):
@@ -209,8 +215,9 @@ def judge(head: bytes, name: str, declared_type: str) -> Kind:
             what = describe(head)
             raise Refused(
                 f"The content is {what}, which is not an allowed file type. Allowed: images "
-                "(PNG, JPEG, GIF, WebP), PDF, audio (MP3, WAV, OGG, M4A, WebM), video (MP4, "
-                "WebM), Word/Excel/PowerPoint documents, and plain text, Markdown or CSV."
+                "(PNG, JPEG, GIF, WebP), PDF, audio (MP3, WAV, OGG, FLAC, AAC, M4A, WebM), "
+                "video (MP4, WebM), Word/Excel/PowerPoint documents, and plain text, Markdown "
+                "or CSV."
             )
         kind = KINDS[texts[0]]
     if ext and ext not in kind.extensions:
