@@ -368,3 +368,12 @@ async def test_two_hundred_concurrent_requests_against_a_wallet_that_covers_fift
         usage = await all_entries(api, "kind=usage&limit=200")
         assert len(usage) == 50 and {e["amount"] for e in usage} == {-PER_REQUEST}
         await assert_balanced(api, user_id)
+
+
+async def test_ledger_date_filters_accept_dates_without_a_zone(api):
+    await api.register_and_login("zone@example.com")
+    await api.get_json("/api/wallet")  # the trial grant
+    found = await api.get_json("/api/wallet/ledger?since=2000-01-01T00:00:00&until=2999-01-01")
+    assert [e["kind"] for e in found["entries"]] == ["trial"]
+    none = await api.get_json("/api/wallet/ledger?since=2999-01-01T00:00:00")
+    assert none["entries"] == []

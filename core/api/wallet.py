@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -70,6 +70,13 @@ class CreditsIn(BaseModel):
     reason: str = Field(min_length=1, max_length=500)
 
 
+def as_utc(moment: datetime | None) -> datetime | None:
+    """Dates without a zone in a query string are read as UTC."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
 def entry_out(entry: LedgerEntry) -> dict[str, Any]:
     return {
         "id": entry.id,
@@ -110,8 +117,8 @@ async def get_ledger(request: web.Request, query: LedgerQuery) -> dict[str, Any]
         limit=query.limit + 1,
         before=query.before,
         kind=query.kind,
-        since=query.since,
-        until=query.until,
+        since=as_utc(query.since),
+        until=as_utc(query.until),
     )
     more = len(entries) > query.limit
     entries = entries[: query.limit]
