@@ -44,7 +44,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("files", schema=None) as batch_op:
-        batch_op.drop_index("ix_files_user_created")
-
+    # Dropping the table drops its indexes (MariaDB refuses to drop the user index first: the
+    # foreign key needs it).
     op.drop_table("files")
