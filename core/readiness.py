@@ -31,6 +31,26 @@ def _secret_strength(value: str | None) -> str | None:
     return None
 
 
+def _storage_check(settings: Settings) -> Check:
+    if settings.storage_backend == "local":
+        return Check(
+            "storage", True, f"files are kept in {settings.data_dir / 'files'} on this machine"
+        )
+    missing = [
+        f"MULTINOTES_{name.upper()}"
+        for name in ("s3_endpoint_url", "s3_bucket", "s3_access_key", "s3_secret_key")
+        if not getattr(settings, name)
+    ]
+    return Check(
+        "storage",
+        not missing,
+        "storage_backend is s3 but these are unset: " + ", ".join(missing)
+        if missing
+        else f"files are kept in the S3 bucket {settings.s3_bucket} at {settings.s3_endpoint_url}",
+        fatal=True,
+    )
+
+
 def production_checks(settings: Settings) -> list[Check]:
     secret = settings.secret_key.get_secret_value() if settings.secret_key else None
     weak = _secret_strength(secret)
@@ -95,6 +115,7 @@ def production_checks(settings: Settings) -> list[Check]:
             else "MULTINOTES_PUBLIC_URL is not set: links in mails would follow the Host header "
             "of the request that asked for them",
         ),
+        _storage_check(settings),
     ]
 
 

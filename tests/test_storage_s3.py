@@ -195,3 +195,25 @@ async def test_files_api_on_s3(api: ApiClient, fake_s3: tuple[FakeS3, str]) -> N
     assert len(fake.objects) == 2
     assert (await api.delete(f"/api/files/{created['id']}")).status == 204
     assert len(fake.objects) == 1 and data not in fake.objects.values()
+
+
+def test_readiness_names_missing_s3_settings(tmp_path: Any) -> None:
+    from multinotes.readiness import production_checks
+
+    def storage_check(**values: Any) -> Any:
+        settings = Settings(data_dir=tmp_path, **values)
+        return next(c for c in production_checks(settings) if c.name == "storage")
+
+    assert storage_check().ok
+    incomplete = storage_check(storage_backend="s3", s3_bucket="files")
+    assert not incomplete.ok and incomplete.fatal
+    assert "MULTINOTES_S3_ENDPOINT_URL" in incomplete.detail
+    assert "MULTINOTES_S3_SECRET_KEY" in incomplete.detail
+    complete = storage_check(
+        storage_backend="s3",
+        s3_bucket="files",
+        s3_endpoint_url="http://127.0.0.1:9000",
+        s3_access_key="AKIA",
+        s3_secret_key="s3cr3t",
+    )
+    assert complete.ok and "s3cr3t" not in complete.detail
