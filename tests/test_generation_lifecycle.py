@@ -159,3 +159,11 @@ async def _new_message(session, generation) -> str:
     session.add(message)
     await session.flush()
     return message.id
+
+
+async def test_generated_images_also_land_in_the_users_files(user):
+    await generate(user, ["demo/swatch"])
+    files = await user.get_json("/api/files")
+    items = files["files"] if isinstance(files, dict) else files
+    assert len(items) == 1
+    assert items[0]["content_type"] == "image/png" and items[0]["name"].startswith("demo-swatch")

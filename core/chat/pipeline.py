@@ -32,6 +32,7 @@ from multinotes.chat.models import Conversation, Generation, Message, MessageMed
 from multinotes.chat.service import path_to, title_from_prompt
 from multinotes.db import new_id, utcnow
 from multinotes.errors import (
+    AppError,
     Invalid,
     ProviderBadResponse,
     ProviderError,
@@ -651,6 +652,7 @@ async def finish_generation(
                 {**tag, "code": "internal_error", "message": "The answer could not be saved."},
             )
         return
+    await _keep_in_files(app, user_id, item, stored_media)
     for row in stored_media:
         if sink is not None:
             sink.emit(
@@ -701,6 +703,25 @@ async def finish_generation(
             "output_tokens": usage.output_tokens,
         },
     )
+
+
+async def _keep_in_files(
+    app: web.Application, user_id: str, item: Planned, stored: list[MessageMedia]
+) -> None:
+    """Generated images and audio also land in the user's files (after the settlement
+    transaction: storing takes its own). A full quota or a refused type only costs the copy;
+    the chat keeps serving its own."""
+    from multinotes.files.service import store_bytes
+
+    slug = item.model_id.replace("/", "-")
+    for row in stored:
+        try:
+            data = await asyncio.to_thread(Path(row.path).read_bytes)
+            await store_bytes(
+                app, user_id, f"{slug}-{row.name}", row.media_type, data, source="generated"
+            )
+        except AppError as exc:
+            log.warning("generated_media_not_kept", model=item.model_id, code=exc.error_code)
 
 
 # -- cancel and sweep ---------------------------------------------------------------------------
