@@ -697,7 +697,8 @@
     if (!id) return;
     var body = { content: content, models: models };
     var parent = options.parentId !== undefined ? options.parentId : replyTo();
-    if (parent) body.parent_id = parent;
+    // null is meaningful: a new first prompt (editing the first prompt makes a new root).
+    if (parent !== undefined) body.parent_id = parent;
     var modelOptions = collectOptions(models);
     if (Object.keys(modelOptions).length) body.options = modelOptions;
     if (!options.content && attachments.length) {
