@@ -451,20 +451,11 @@ async def stream_generations(
     try:
         await response.write(sse("prompt", {"message_id": prompt_message.id}))
         watcher = asyncio.create_task(_close_when_done(tasks.values(), sink))
-        finished = False
-        while not finished:
-            # Whatever piled up while the last write was under way goes out in one write:
-            # with many models (or fast ones) that saves a syscall and a drain per event.
-            events = [await sink.queue.get()]
-            while not sink.queue.empty():
-                events.append(sink.queue.get_nowait())
-            if None in events:  # the end sentinel is always last
-                finished = True
-                events = events[: events.index(None)]
-            if client_gone or not events:
+        while (item := await sink.queue.get()) is not None:
+            if client_gone:
                 continue
             try:
-                await response.write(b"".join(sse(*event) for event in events if event))
+                await response.write(sse(*item))
             except (ConnectionResetError, RuntimeError, asyncio.CancelledError):
                 # The client went away: stop the models; each still settles and saves.
                 client_gone = True
