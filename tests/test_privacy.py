@@ -174,8 +174,10 @@ async def test_the_export_holds_everything_the_user_owns_and_no_secret(
     notes = read_json(archive, "notes.json")
     assert [n["id"] for n in notes] == [note] and notes[0]["folder_id"] == folders[-1]
     assert [v["document_id"] for v in read_json(archive, "note_versions.json")] == [note]
-    files = read_json(archive, "files.json")
-    assert [f["id"] for f in files] == [stored["id"]] and "storage_key" not in files[0]
+    files = {f["id"]: f for f in read_json(archive, "files.json")}
+    # Her upload, and the image she generated (generated media also land in her files).
+    assert stored["id"] in files and len(files) == 2
+    assert all("storage_key" not in f for f in files.values())
     assert archive.read(f"files/{stored['id']}/words.txt") == b"Ann's own words\n"
 
     everything = b"".join(archive.read(n) for n in names)

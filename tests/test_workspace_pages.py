@@ -309,7 +309,8 @@ async def test_the_thread_shows_one_column_per_model_and_switches_branches(
 async def test_an_edited_prompt_is_a_branch_with_a_prompt_switcher(user: ApiClient) -> None:
     conversation = await new_conversation(user)
     first = answers(await send(user, conversation, "Version one", [ECHO]))
-    edited = answers(await send(user, conversation, "Version two", [ECHO], parent_id=None))  # a second root
+    # parent_id null: a second root, i.e. the first prompt edited
+    edited = answers(await send(user, conversation, "Version two", [ECHO], parent_id=None))
     view = await get_page(user, f"/chat/{conversation}/thread")
     assert columns(view) == [(ECHO, edited[ECHO])]
     prompts = view.find("nav", aria_label="Prompt versions")
