@@ -15,7 +15,6 @@ from typing import Any, Literal
 
 import structlog
 from aiohttp import web
-from pydantic import SecretStr
 from sqlalchemy import Boolean, Float, String, select
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -23,7 +22,7 @@ from multinotes.app_settings import get_setting
 from multinotes.db import Base, UTCDateTime, utcnow
 from multinotes.errors import Invalid, NeedsKey, NotFound, ProviderError, ProviderUnavailable
 from multinotes.keys import CATALOG, DB, PLUGIN_SETTINGS, PLUGINS
-from multinotes.providers import Model, Pricing, Provider, Usage
+from multinotes.providers import Model, Pricing, Provider, Usage, configured_key
 
 log = structlog.get_logger(__name__)
 
@@ -135,12 +134,7 @@ class CircuitBreaker:
 
 
 def _key_missing(provider: Provider, config: Any) -> bool:
-    if not provider.key_field:
-        return False
-    value = getattr(config, provider.key_field, None)
-    if isinstance(value, SecretStr):
-        value = value.get_secret_value()
-    return not value
+    return bool(provider.key_field) and not configured_key(config, provider.key_field or "")
 
 
 class Catalog:

@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import email.utils
 import functools
 import json
 import math
 import ssl
-import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -32,7 +30,7 @@ from multinotes.errors import (
     ProviderRateLimited,
     ProviderUnavailable,
 )
-from multinotes.providers import ChatMessage, GenerationRequest
+from multinotes.providers import ChatMessage, GenerationRequest, parse_retry_after
 
 #: Longest provider message passed on to a user; the rest is noise (ids, docs links).
 MESSAGE_LIMIT = 300
@@ -92,17 +90,7 @@ def retry_after_seconds(headers: Any) -> float | None:
     if millis:
         with contextlib.suppress(ValueError):
             return max(0.0, float(millis) / 1000)
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    with contextlib.suppress(TypeError, ValueError):
-        when = email.utils.parsedate_to_datetime(value)
-        return max(0.0, when.timestamp() - time.time())
-    return None
+    return parse_retry_after(headers.get("retry-after"))
 
 
 def _short_message(exc: openai.APIError) -> str:

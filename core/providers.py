@@ -16,12 +16,14 @@ breaker per provider.
 
 from __future__ import annotations
 
+import email.utils
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 #: What a model can do; tools on the home screen pick models by these.
 CAPABILITIES = (
@@ -188,3 +190,30 @@ class StaticProvider(Provider):
 
     async def list_models(self, config: Any) -> list[Model]:
         return list(self._models)
+
+
+# -- helpers for provider plugins -----------------------------------------------------------------
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """A ``Retry-After`` header as seconds: either a number or an HTTP date (None if neither)."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def configured_key(config: Any, field_name: str = "api_key") -> str:
+    """The plain, stripped value of a key setting ("" when unset)."""
+    value = getattr(config, field_name, None)
+    plain = value.get_secret_value() if isinstance(value, SecretStr) else (value or "")
+    return str(plain).strip()

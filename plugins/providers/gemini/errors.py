@@ -8,16 +8,13 @@ every failure has to land in the right class: a bad key is ``NeedsKey`` (never r
 
 from __future__ import annotations
 
-import email.utils
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
 import httpx
 import pydantic
 from google.genai import errors as genai_errors
-from pydantic import SecretStr
 
 from multinotes.errors import (
     NeedsKey,
@@ -26,34 +23,17 @@ from multinotes.errors import (
     ProviderRateLimited,
     ProviderUnavailable,
 )
+from multinotes.providers import configured_key, parse_retry_after
 
 CONSOLE_HINT = "An admin can set it in the Plugins console (Gemini → API key)."
 
 
 def api_key(config: Any) -> str:
     """The configured key, or ``NeedsKey`` before anything goes over the network."""
-    key = getattr(config, "api_key", None)
-    plain = key.get_secret_value() if isinstance(key, SecretStr) else (key or "")
-    if not plain.strip():
+    key = configured_key(config)
+    if not key:
         raise NeedsKey(f"Gemini needs an API key from Google AI Studio. {CONSOLE_HINT}")
-    return plain.strip()
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """``Retry-After`` as seconds: either a number or an HTTP date."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    return key
 
 
 def _error_payload(exc: genai_errors.APIError) -> dict[str, Any]:

@@ -8,15 +8,12 @@ read surface as raw httpx exceptions or ``json.JSONDecodeError``, so both kinds 
 from __future__ import annotations
 
 import binascii
-import email.utils
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pydantic
 import together
-from pydantic import SecretStr
 
 from multinotes.errors import (
     NeedsKey,
@@ -25,34 +22,17 @@ from multinotes.errors import (
     ProviderRateLimited,
     ProviderUnavailable,
 )
+from multinotes.providers import configured_key, parse_retry_after
 
 CONSOLE_HINT = "An admin can set it in the Plugins console (Together AI → API key)."
 
 
 def api_key(config: Any) -> str:
     """The configured key, or ``NeedsKey`` before anything goes over the network."""
-    key = getattr(config, "api_key", None)
-    plain = key.get_secret_value() if isinstance(key, SecretStr) else (key or "")
-    if not plain.strip():
+    key = configured_key(config)
+    if not key:
         raise NeedsKey(f"Together AI needs an API key. {CONSOLE_HINT}")
-    return plain.strip()
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """``Retry-After`` as seconds: either a number or an HTTP date."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    return key
 
 
 def _message(exc: together.APIError) -> str:
