@@ -6,6 +6,7 @@ Every test runs against the shared embedded server, whose demo models answer off
 
 from __future__ import annotations
 
+import contextlib
 import re
 import struct
 import zlib
@@ -91,25 +92,39 @@ def no_horizontal_scroll(page: Any) -> None:
     assert widths["scroll"] <= widths["client"] + 1, f"the page scrolls sideways: {widths}"
 
 
-@pytest.fixture
-def slow_demo(browsing: Any, admin: Any) -> Iterator[None]:
-    """The demo models pause 200 ms between words while the test runs (an admin setting)."""
+@contextlib.contextmanager
+def demo_delay(browsing: Any, admin: Any, ms: int) -> Iterator[None]:
+    """The demo models pause ``ms`` between words while the test runs (an admin setting)."""
     page = browsing.new_page(storage_state=admin.storage_state)
     page.goto("/account")
 
-    def set_delay(ms: int) -> None:
+    def set_delay(value: int) -> None:
         response = page.request.patch(
             "/api/admin/plugins/demo",
-            data={"settings": {"delay_ms": ms}},
+            data={"settings": {"delay_ms": value}},
             headers={"X-CSRF-Token": csrf(page)},
         )
         assert response.ok, response.text()
 
-    set_delay(200)
+    set_delay(ms)
     try:
         yield
     finally:
         set_delay(15)
+
+
+@pytest.fixture
+def slow_demo(browsing: Any, admin: Any) -> Iterator[None]:
+    """Slow enough to press Stop half-way."""
+    with demo_delay(browsing, admin, 200):
+        yield
+
+
+@pytest.fixture
+def paced_demo(browsing: Any, admin: Any) -> Iterator[None]:
+    """Each word reaches the page on its own, even on a busy machine."""
+    with demo_delay(browsing, admin, 60):
+        yield
 
 
 WATCH_STREAMING = """() => {
@@ -133,8 +148,10 @@ SIDE_BY_SIDE = """() => {
 
 
 def test_two_models_stream_side_by_side_and_finish_with_stats_and_markdown(
-    chat: Any, screenshot: Any
+    chat: Any, paced_demo: None, screenshot: Any
 ) -> None:
+    # Paced words, so the test can watch the streamed text before the rendered Markdown
+    # replaces it (on a busy machine a fast stream can arrive in one piece).
     page = chat
     before = balance(page)
     choose_models(page, ECHO, REVERSE)
