@@ -338,14 +338,3 @@ class PluginHost:
                 except Exception as exc:
                     self._fail(record, exc, "failed to register")
         return registries
-
-    # -- hooks ---------------------------------------------------------------------------------
-
-    def hook(self, name: str) -> Any:
-        """A caller for ``name`` that skips disabled and failed plugins."""
-        skip = [
-            self.pm.get_plugin(r.name)
-            for r in self.records.values()
-            if not r.active and self.pm.get_plugin(r.name) is not None
-        ]
-        return self.pm.subset_hook_caller(name, remove_plugins=skip)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import gzip
 import hashlib
-import math
 from functools import lru_cache
 from importlib.resources import files
 
@@ -28,8 +27,10 @@ CL100K_SPECIAL = {
     "<|fim_suffix|>": 100260,
     "<|endofprompt|>": 100276,
 }
-#: Tokens a chat format adds around each message (role markers), per OpenAI's cookbook.
+#: Tokens a chat format adds around each message (role markers), per OpenAI's cookbook, and
+#: once to prime the reply.
 PER_MESSAGE_OVERHEAD = 4
+REPLY_PRIMING = 3
 
 
 @lru_cache(maxsize=1)
@@ -53,12 +54,3 @@ def count_tokens(text: str) -> int:
     if not text:
         return 0
     return len(encoding().encode(text, disallowed_special=()))
-
-
-def count_message_tokens(contents: list[str]) -> int:
-    return sum(count_tokens(c) + PER_MESSAGE_OVERHEAD for c in contents) + 3
-
-
-def estimate_tokens(text: str) -> int:
-    """A cheap upper-ish estimate for hot paths that cannot afford exact counting."""
-    return math.ceil(len(text) / 3)

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 
 from multinotes.chat.models import Conversation, Generation, Message, MessageMedia, Rating
-from multinotes.db import Database, utcnow
+from multinotes.db import Database
 from multinotes.errors import Invalid, NotFound
 from multinotes.markdown import render_markdown
 
@@ -178,11 +178,6 @@ def path_to(messages: list[Message], leaf_id: str | None) -> list[Message]:
     return list(reversed(chain))
 
 
-def latest_leaf(messages: list[Message]) -> Message | None:
-    """Where a new prompt continues when the client names no parent: the newest message."""
-    return messages[-1] if messages else None
-
-
 def message_out(message: Message, tree: Tree | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": message.id,
@@ -286,12 +281,3 @@ async def model_ratings(db: Database) -> dict[str, tuple[float, int]]:
             )
         ).all()
     return {model: (round(float(avg), 2), int(count)) for model, avg, count in rows}
-
-
-async def touch_conversation(db: Database, conversation_id: str) -> None:
-    async with db.transaction() as session:
-        await session.execute(
-            update(Conversation)
-            .where(Conversation.id == conversation_id)
-            .values(updated_at=utcnow())
-        )
