@@ -79,31 +79,55 @@ async def issue_token(db: Database, user: User, purpose: Purpose) -> str | None:
 
     A new reset link replaces the previous ones; verification links all stay valid until one of
     them is used (people click the first mail after asking for a second)."""
+    return await issue_mail_token(
+        db,
+        user.id,
+        purpose,
+        email=user.email,
+        lifetime=LIFETIMES[purpose],
+        replace_previous=purpose == RESET_PASSWORD,
+    )
+
+
+async def issue_mail_token(
+    db: Database,
+    user_id: str,
+    purpose: str,
+    *,
+    email: str,
+    lifetime: timedelta,
+    replace_previous: bool,
+) -> str | None:
+    """Store the hash of a new single-use token bound to ``email``; return the token, or None
+    when one of this kind was issued within ``MAIL_COOLDOWN``.
+
+    :param replace_previous: earlier unused tokens of this kind stop working.
+    """
     now = utcnow()
     token = secrets.token_urlsafe(32)
     async with db.transaction() as session:
         # Lock the user's row so two concurrent requests cannot both pass the cooldown check.
-        await session.execute(select(User.id).where(User.id == user.id).with_for_update())
+        await session.execute(select(User.id).where(User.id == user_id).with_for_update())
         recent = await session.scalar(
             select(func.count())
             .select_from(UserToken)
             .where(
-                UserToken.user_id == user.id,
+                UserToken.user_id == user_id,
                 UserToken.purpose == purpose,
                 UserToken.created_at > now - MAIL_COOLDOWN,
             )
         )
         if recent:
             return None
-        if purpose == RESET_PASSWORD:
-            await _use_up(session, user.id, purpose, now)
+        if replace_previous:
+            await _use_up(session, user_id, purpose, now)
         session.add(
             UserToken(
-                user_id=user.id,
+                user_id=user_id,
                 purpose=purpose,
                 token_hash=token_hash(token),
-                email=user.email,
-                expires_at=now + LIFETIMES[purpose],
+                email=email,
+                expires_at=now + lifetime,
                 created_at=now,
             )
         )

@@ -30,14 +30,14 @@ import puremagic
 import structlog
 from aiohttp import web
 from PIL import Image, ImageOps
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from multinotes import audit
 from multinotes.db import Database, utcnow
 from multinotes.errors import Invalid, PayloadTooLarge
 from multinotes.identity import service as identity
-from multinotes.identity.account_mail import invalid_link, public_base_url
+from multinotes.identity.account_mail import invalid_link, issue_mail_token, public_base_url
 from multinotes.identity.passwords import verify_password
 from multinotes.identity.service import normalize_email, token_hash
 from multinotes.keys import DB, SETTINGS, TASKS
@@ -72,7 +72,6 @@ AVATAR_ID = re.compile(r"^[0-9a-f]{32}$")
 
 CHANGE_EMAIL = "change_email"
 CHANGE_EMAIL_LIFETIME = timedelta(hours=24)
-CHANGE_EMAIL_COOLDOWN = timedelta(seconds=60)
 CHANGE_EMAIL_TASK = "core.send_email_change"
 CHANGE_EMAIL_PATH = "/account/email/confirm"
 
@@ -278,49 +277,6 @@ async def request_email_change(
     return new_email
 
 
-async def _issue_change_token(db: Database, user: User, new_email: str) -> str | None:
-    """A new link for ``new_email`` (earlier ones stop working), or None within the cooldown."""
-    now = utcnow()
-    token = secrets.token_urlsafe(32)
-    async with db.transaction() as session:
-        await session.execute(select(User.id).where(User.id == user.id).with_for_update())
-        recent = await session.scalar(
-            select(func.count())
-            .select_from(UserToken)
-            .where(
-                UserToken.user_id == user.id,
-                UserToken.purpose == CHANGE_EMAIL,
-                UserToken.created_at > now - CHANGE_EMAIL_COOLDOWN,
-            )
-        )
-        if recent:
-            return None
-        await _use_up(session, user.id, now)
-        session.add(
-            UserToken(
-                user_id=user.id,
-                purpose=CHANGE_EMAIL,
-                token_hash=token_hash(token),
-                email=new_email,
-                expires_at=now + CHANGE_EMAIL_LIFETIME,
-                created_at=now,
-            )
-        )
-    return token
-
-
-async def _use_up(session: Any, user_id: str, now: Any) -> None:
-    await session.execute(
-        update(UserToken)
-        .where(
-            UserToken.user_id == user_id,
-            UserToken.purpose == CHANGE_EMAIL,
-            UserToken.used_at.is_(None),
-        )
-        .values(used_at=now)
-    )
-
-
 async def send_email_change(
     app: web.Application, *, user_id: str, new_email: str, base_url: str
 ) -> None:
@@ -331,7 +287,14 @@ async def send_email_change(
     if user is None or not user.is_active:
         log.info("email_change_skipped", reason="no_active_account")
         return
-    token = await _issue_change_token(db, user, new_email)
+    token = await issue_mail_token(
+        db,
+        user.id,
+        CHANGE_EMAIL,
+        email=new_email,
+        lifetime=CHANGE_EMAIL_LIFETIME,
+        replace_previous=True,
+    )
     if token is None:
         log.info("email_change_skipped", reason="cooldown")
         return
