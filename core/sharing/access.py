@@ -1,0 +1,421 @@
+"""Who may see and change what: the one module that decides access to shared objects.
+
+An object's owner may do everything. Someone it is shared with (directly, or through a shared
+folder above it) is a *viewer* (reads the note, its versions and rendered HTML, a folder's
+listing, a file's content, a conversation) or an *editor* (a viewer who may also edit a note's
+title and content). Nobody but the owner deletes, restores, moves, re-runs or shares. Everyone
+else gets ``NotFound``, exactly as for an id that does not exist, so ids leak nothing.
+
+Grants are read from the database on every call: nothing is cached across requests, so a revoke
+or an expiry holds on the very next request. A folder share covers everything inside the folder,
+present and future, because a note's or folder's ancestors are walked at access time.
+
+A share with an address that had no account when it was shared reaches the account that holds
+that address once the address is verified (so nobody gets it by registering someone else's
+address); a share made to an existing account reaches that account directly.
+
+Endpoints call ``document`` / ``folder`` / ``file`` / ``conversation`` (load an object as seen
+by a user, with the user's role) and wrap owner-only operations in ``owner_only``; search calls
+``visible_scope``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from multinotes.chat.models import Conversation
+from multinotes.db import Database, utcnow
+from multinotes.errors import Forbidden, NotFound
+from multinotes.files.models import File
+from multinotes.models import User
+from multinotes.notes.models import Document, Folder
+from multinotes.sharing.models import Share
+
+Role = Literal["viewer", "editor", "owner"]
+ObjectType = Literal["document", "folder", "file", "conversation"]
+RANK: dict[str, int] = {"viewer": 1, "editor": 2, "owner": 3}
+NOT_FOUND = {
+    "document": "No such document.",
+    "folder": "No such folder.",
+    "file": "No such file.",
+    "conversation": "No such conversation.",
+}
+CHUNK = 500
+
+
+@dataclass(frozen=True)
+class Access:
+    """A user's rights on one object."""
+
+    role: Role
+    owner_id: str
+
+    @property
+    def is_owner(self) -> bool:
+        return self.role == "owner"
+
+    @property
+    def can_edit(self) -> bool:
+        return RANK[self.role] >= RANK["editor"]
+
+    def require(self, role: Role, action: str = "do this") -> None:
+        """Refuse (403) someone who can see the object but lacks ``role`` on it."""
+        if RANK[self.role] < RANK[role]:
+            who = "the owner" if role == "owner" else "editors"
+            raise Forbidden(f"Only {who} can {action}.", code=f"{role}_only")
+
+
+@dataclass(frozen=True)
+class VisibleScope:
+    """What other people shared with a user (their own items are not listed: callers add
+    ``user_id == me``). Every id here is live and still owned by the person who shared it."""
+
+    user_id: str
+    document_ids: frozenset[str]  # documents shared with the user directly
+    folder_ids: frozenset[str]  # folders shared with the user AND all their descendants
+    conversation_ids: frozenset[str]  # conversations shared with the user
+    file_ids: frozenset[str]  # files shared directly or inside a shared folder
+
+    def sees_document(self, document_id: str, folder_id: str | None) -> bool:
+        return document_id in self.document_ids or (
+            folder_id is not None and folder_id in self.folder_ids
+        )
+
+
+# -- grants -------------------------------------------------------------------------------------
+
+
+def live_share() -> ColumnElement[bool]:
+    """A share that grants something right now: not revoked, not expired."""
+    return and_(
+        Share.revoked_at.is_(None), or_(Share.expires_at.is_(None), Share.expires_at > utcnow())
+    )
+
+
+def granted_to(user_id: str) -> ColumnElement[bool]:
+    """User shares reaching ``user_id``: made to the account, or to its address once verified."""
+    verified_email = (
+        select(User.email)
+        .where(User.id == user_id, User.email_verified_at.is_not(None))
+        .scalar_subquery()
+    )
+    return and_(
+        Share.token_hash.is_(None),
+        or_(
+            Share.recipient_id == user_id,
+            and_(Share.recipient_id.is_(None), Share.recipient_email == verified_email),
+        ),
+    )
+
+
+def _best(roles: Iterable[str]) -> Role | None:
+    best: Role | None = None
+    for role in roles:
+        if role in ("viewer", "editor") and (best is None or RANK[role] > RANK[best]):
+            best = role  # type: ignore[assignment]
+    return best
+
+
+async def _grants_from(
+    session: AsyncSession, user_id: str, owner_id: str, types: Sequence[str]
+) -> list[tuple[str, str, str]]:
+    """(object_type, object_id, role) of the live shares ``owner_id`` made to ``user_id``."""
+    rows = await session.execute(
+        select(Share.object_type, Share.object_id, Share.role).where(
+            Share.owner_id == owner_id,
+            Share.object_type.in_(types),
+            granted_to(user_id),
+            live_share(),
+        )
+    )
+    return [(t, i, r) for t, i, r in rows.all()]
+
+
+async def _live_parents(session: AsyncSession, owner_id: str) -> dict[str, str | None]:
+    rows = await session.execute(
+        select(Folder.id, Folder.parent_id).where(
+            Folder.user_id == owner_id, Folder.deleted_at.is_(None)
+        )
+    )
+    return dict(rows.tuples().all())
+
+
+def _chain(parents: dict[str, str | None], folder_id: str | None) -> list[str]:
+    """``folder_id`` and the live folders above it."""
+    chain: list[str] = []
+    current = folder_id
+    while current is not None and current in parents and current not in chain:
+        chain.append(current)
+        current = parents[current]
+    return chain
+
+
+async def _role_within(
+    session: AsyncSession,
+    user_id: str,
+    owner_id: str,
+    direct: tuple[str, str] | None,
+    folder_id: str | None,
+) -> Role | None:
+    """The best role ``user_id`` holds on an object of ``owner_id``'s: from a share of the
+    object itself (``direct``: type and id) or of a folder at or above ``folder_id``."""
+    types = ["folder"] + ([direct[0]] if direct else [])
+    grants = await _grants_from(session, user_id, owner_id, types)
+    if not grants:
+        return None
+    roles = [r for t, i, r in grants if direct is not None and (t, i) == direct]
+    folder_grants = {i: r for t, i, r in grants if t == "folder"}
+    if folder_grants and folder_id is not None:
+        for fid in _chain(await _live_parents(session, owner_id), folder_id):
+            if fid in folder_grants:
+                roles.append(folder_grants[fid])
+    return _best(roles)
+
+
+# -- objects as seen by a user -------------------------------------------------------------------
+
+
+async def document_in(
+    session: AsyncSession, user_id: str, document_id: str
+) -> tuple[Document, Access]:
+    """A live note and the user's rights on it; NotFound if they have none."""
+    document = await session.scalar(
+        select(Document).where(Document.id == document_id, Document.deleted_at.is_(None))
+    )
+    if document is not None:
+        if document.user_id == user_id:
+            return document, Access("owner", user_id)
+        role = await _role_within(
+            session, user_id, document.user_id, ("document", document.id), document.folder_id
+        )
+        if role is not None:
+            return document, Access(role, document.user_id)
+    raise NotFound(NOT_FOUND["document"])
+
+
+async def folder_in(session: AsyncSession, user_id: str, folder_id: str) -> tuple[Folder, Access]:
+    folder = await session.scalar(
+        select(Folder).where(Folder.id == folder_id, Folder.deleted_at.is_(None))
+    )
+    if folder is not None:
+        if folder.user_id == user_id:
+            return folder, Access("owner", user_id)
+        role = await _role_within(session, user_id, folder.user_id, None, folder.id)
+        if role is not None:
+            return folder, Access(role, folder.user_id)
+    raise NotFound(NOT_FOUND["folder"])
+
+
+async def file_in(session: AsyncSession, user_id: str, file_id: str) -> tuple[File, Access]:
+    row = await session.scalar(select(File).where(File.id == file_id))
+    if row is not None:
+        if row.user_id == user_id:
+            return row, Access("owner", user_id)
+        role = await _role_within(session, user_id, row.user_id, ("file", row.id), row.folder_id)
+        if role is not None:
+            return row, Access("viewer", row.user_id)  # files are shared read-only
+    raise NotFound(NOT_FOUND["file"])
+
+
+async def conversation_in(
+    session: AsyncSession, user_id: str, conversation_id: str
+) -> tuple[Conversation, Access]:
+    conversation = await session.scalar(
+        select(Conversation).where(Conversation.id == conversation_id)
+    )
+    if conversation is not None:
+        if conversation.user_id == user_id:
+            return conversation, Access("owner", user_id)
+        role = await _role_within(
+            session, user_id, conversation.user_id, ("conversation", conversation.id), None
+        )
+        if role is not None:
+            return conversation, Access("viewer", conversation.user_id)  # read-only
+    raise NotFound(NOT_FOUND["conversation"])
+
+
+async def object_in(
+    session: AsyncSession, user_id: str, object_type: str, object_id: str
+) -> tuple[Any, Access]:
+    if object_type == "document":
+        return await document_in(session, user_id, object_id)
+    if object_type == "folder":
+        return await folder_in(session, user_id, object_id)
+    if object_type == "file":
+        return await file_in(session, user_id, object_id)
+    if object_type == "conversation":
+        return await conversation_in(session, user_id, object_id)
+    raise NotFound()
+
+
+async def document(
+    db: Database, user_id: str, document_id: str, need: Role = "viewer", action: str = "do this"
+) -> tuple[Document, Access]:
+    """The note as ``user_id`` sees it, refused (403) when they see it without ``need``."""
+    async with db.read() as session:
+        found, access = await document_in(session, user_id, document_id)
+    access.require(need, action)
+    return found, access
+
+
+async def folder(
+    db: Database, user_id: str, folder_id: str, need: Role = "viewer", action: str = "do this"
+) -> tuple[Folder, Access]:
+    async with db.read() as session:
+        found, access = await folder_in(session, user_id, folder_id)
+    access.require(need, action)
+    return found, access
+
+
+async def file(db: Database, user_id: str, file_id: str) -> tuple[File, Access]:
+    async with db.read() as session:
+        return await file_in(session, user_id, file_id)
+
+
+async def conversation(
+    db: Database, user_id: str, conversation_id: str
+) -> tuple[Conversation, Access]:
+    async with db.read() as session:
+        return await conversation_in(session, user_id, conversation_id)
+
+
+async def role_of(db: Database, user_id: str, object_type: str, object_id: str) -> Role | None:
+    """The user's role on an object, or None when they cannot see it."""
+    try:
+        async with db.read() as session:
+            _, access = await object_in(session, user_id, object_type, object_id)
+    except NotFound:
+        return None
+    return access.role
+
+
+@asynccontextmanager
+async def owner_only(
+    db: Database, user_id: str, object_type: str, object_id: str, action: str = "do this"
+) -> AsyncIterator[None]:
+    """Run an owner-only operation (its service filters on the owner): when it finds nothing
+    but the user can see the object through a share, refuse with 403 instead of 404."""
+    try:
+        yield
+    except NotFound:
+        role = await role_of(db, user_id, object_type, object_id)
+        if role is not None and role != "owner":
+            raise Forbidden(f"Only the owner can {action}.", code="owner_only") from None
+        raise
+
+
+# -- who sees a note ----------------------------------------------------------------------------
+
+
+async def document_audience(session: AsyncSession, document: Document) -> dict[str, Role]:
+    """Everyone who can see a live note right now, with their role (the owner included)."""
+    audience: dict[str, Role] = {document.user_id: "owner"}
+    chain = (
+        _chain(await _live_parents(session, document.user_id), document.folder_id)
+        if document.folder_id
+        else []
+    )
+    targets = [and_(Share.object_type == "document", Share.object_id == document.id)]
+    if chain:
+        targets.append(and_(Share.object_type == "folder", Share.object_id.in_(chain)))
+    rows = await session.execute(
+        select(Share.recipient_id, Share.recipient_email, Share.role).where(
+            Share.owner_id == document.user_id,
+            Share.token_hash.is_(None),
+            or_(*targets),
+            live_share(),
+        )
+    )
+    pending: dict[str, list[str]] = defaultdict(list)
+    for recipient_id, email, role in rows.all():
+        if recipient_id is not None:
+            audience[recipient_id] = _best([audience.get(recipient_id, "viewer"), role]) or role
+        elif email:
+            pending[email].append(role)
+    if pending:
+        verified = await session.execute(
+            select(User.id, User.email).where(
+                User.email.in_(list(pending)), User.email_verified_at.is_not(None)
+            )
+        )
+        for uid, email in verified.tuples().all():
+            if uid not in audience or audience[uid] != "owner":
+                audience[uid] = _best([audience.get(uid, "viewer"), *pending[email]]) or "viewer"
+    return audience
+
+
+# -- everything shared with a user ---------------------------------------------------------------
+
+
+def _chunks(ids: Sequence[str]) -> list[Sequence[str]]:
+    return [ids[i : i + CHUNK] for i in range(0, len(ids), CHUNK)]
+
+
+async def visible_scope(session: AsyncSession, user_id: str) -> VisibleScope:
+    """Everything shared with ``user_id`` right now (live objects only; search and the
+    "shared with me" list build on it). Documents inside ``folder_ids`` are visible too."""
+    rows = (
+        await session.execute(
+            select(Share.object_type, Share.object_id, Share.owner_id).where(
+                granted_to(user_id), live_share(), Share.owner_id != user_id
+            )
+        )
+    ).all()
+    wanted: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for object_type, object_id, owner_id in rows:
+        wanted[object_type][object_id].add(owner_id)
+
+    async def owned(model: Any, ids: dict[str, set[str]], *live: Any) -> set[str]:
+        found: set[str] = set()
+        keys = list(ids)
+        for chunk in _chunks(keys):
+            result = await session.execute(
+                select(model.id, model.user_id).where(model.id.in_(chunk), *live)
+            )
+            found.update(i for i, owner in result.tuples().all() if owner in ids[i])
+        return found
+
+    document_ids = await owned(Document, wanted["document"], Document.deleted_at.is_(None))
+    conversation_ids = await owned(Conversation, wanted["conversation"])
+    folder_ids: set[str] = set()
+    by_owner: dict[str, set[str]] = defaultdict(set)
+    for fid, owners in wanted["folder"].items():
+        for owner in owners:
+            by_owner[owner].add(fid)
+    folder_owner: dict[str, str] = {}
+    for owner, roots in by_owner.items():
+        parents = await _live_parents(session, owner)
+        children: dict[str | None, list[str]] = defaultdict(list)
+        for fid, parent in parents.items():
+            children[parent].append(fid)
+        stack = [r for r in roots if r in parents]
+        while stack:
+            current = stack.pop()
+            if current in folder_ids:
+                continue
+            folder_ids.add(current)
+            folder_owner[current] = owner
+            stack.extend(children.get(current, []))
+    file_ids = await owned(File, wanted["file"])
+    in_folders = sorted(folder_ids)
+    for chunk in _chunks(in_folders):
+        result = await session.execute(
+            select(File.id, File.user_id, File.folder_id).where(File.folder_id.in_(chunk))
+        )
+        file_ids.update(
+            i for i, owner, fid in result.tuples().all() if folder_owner.get(fid or "") == owner
+        )
+    return VisibleScope(
+        user_id=user_id,
+        document_ids=frozenset(document_ids),
+        folder_ids=frozenset(folder_ids),
+        conversation_ids=frozenset(conversation_ids),
+        file_ids=frozenset(file_ids),
+    )
