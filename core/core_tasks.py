@@ -44,6 +44,7 @@ def core_tasks() -> list[TaskDef]:
     from multinotes.notes.tasks import notes_tasks
     from multinotes.privacy.deletion import deletion_tasks
     from multinotes.privacy.exports import export_tasks
+    from multinotes.search.tasks import search_tasks
 
     return [
         TaskDef("core", "core.purge_sessions", purge_sessions, "17 3 * * *"),
@@ -56,4 +57,5 @@ def core_tasks() -> list[TaskDef]:
         *export_tasks(),
         *deletion_tasks(),
         *notes_tasks(),
+        *search_tasks(),
     ]

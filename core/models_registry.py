@@ -17,6 +17,7 @@ MODEL_MODULES = [
     "multinotes.files.models",
     "multinotes.notes.models",
     "multinotes.sharing.models",
+    "multinotes.search.models",
 ]
 
 

@@ -50,6 +50,7 @@ from multinotes.providers import (
     Pricing,
     Usage,
 )
+from multinotes.search.tasks import queue_embedding
 from multinotes.tokens import PER_MESSAGE_OVERHEAD, REPLY_PRIMING, count_tokens
 from multinotes.wallet import service as wallet
 
@@ -652,6 +653,8 @@ async def finish_generation(
                 {**tag, "code": "internal_error", "message": "The answer could not be saved."},
             )
         return
+    # The prompt and the answer become findable by meaning too.
+    await queue_embedding(app, user_id)
     await _keep_in_files(app, user_id, item, stored_media)
     for row in stored_media:
         if sink is not None:

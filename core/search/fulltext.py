@@ -1,0 +1,195 @@
+"""Full-text search behind one interface, on SQLite FTS5 or InnoDB FULLTEXT.
+
+The service hands a backend a *candidate query* per kind: a ``select`` over the kind's table
+that already says what the user may see and what the filters allow, with its columns. The backend
+adds the match, a relevance score (higher is better), the order and the limit, and makes the
+snippets. Both backends return the same ``TextHit`` rows.
+
+- SQLite: the FTS5 tables of the search migration (external content over ``documents``,
+  ``conversations`` and ``messages``, joined on rowid), ranked by ``bm25()`` with title matches
+  weighing more; snippets from FTS5's ``snippet()``, computed for the returned rows only.
+- MySQL/MariaDB: ``MATCH ... AGAINST`` in boolean mode over the FULLTEXT indexes; words shorter
+  than ``innodb_ft_min_token_size`` (never indexed) are matched with ``REGEXP`` instead, and
+  stopwords are left out; snippets are built in Python from the returned rows' text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sqlalchemy import Select, bindparam, column, func, literal_column, or_, select, table, text
+from sqlalchemy.dialects.mysql import match
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from multinotes.chat.models import Conversation, Message
+from multinotes.notes.models import Document
+from multinotes.search.query import ParsedQuery, to_fts5, to_mysql, word_regexp
+from multinotes.search.snippets import CLOSE, ELLIPSIS, OPEN, build_snippet, marked_to_html
+
+#: How much more a match in a note's title counts than one in its content.
+TITLE_WEIGHT = 4.0
+
+
+@dataclass
+class TextHit:
+    """One matching item: ``row`` is the candidate query's row (its columns by name)."""
+
+    kind: str
+    id: str
+    score: float
+    snippet: str
+    row: Any
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    kind: str
+    source: Any  # the mapped class searched
+    columns: tuple[Any, ...]  # the indexed columns, in index order
+    fts: str  # the FTS5 table on SQLite
+
+
+KIND_SPECS = {
+    "note": KindSpec("note", Document, (Document.title, Document.content), "documents_fts"),
+    "conversation": KindSpec(
+        "conversation", Conversation, (Conversation.title,), "conversations_fts"
+    ),
+    "message": KindSpec("message", Message, (Message.content,), "messages_fts"),
+}
+
+
+class FullTextBackend(Protocol):
+    async def search(
+        self,
+        session: AsyncSession,
+        kind: str,
+        candidates: Select[Any],
+        query: ParsedQuery,
+        limit: int,
+    ) -> list[TextHit]:
+        """The best ``limit`` matches of ``query`` among ``candidates`` (whose first column is
+        the item id), best first."""
+        ...
+
+
+def backend_for(dialect: str) -> FullTextBackend:
+    return SqliteFts() if dialect == "sqlite" else MysqlFulltext()
+
+
+class SqliteFts:
+    async def search(
+        self,
+        session: AsyncSession,
+        kind: str,
+        candidates: Select[Any],
+        query: ParsedQuery,
+        limit: int,
+    ) -> list[TextHit]:
+        if not query.searchable:
+            return []
+        spec = KIND_SPECS[kind]
+        fts = table(spec.fts, column("rowid"))
+        source = spec.source.__tablename__
+        weights = ", ".join(["1.0"] * len(spec.columns))
+        if kind == "note":
+            weights = f"{TITLE_WEIGHT}, 1.0"
+        # bm25() is lower for better matches; negated, every backend's score grows with relevance.
+        score: Any = (-literal_column(f"bm25({spec.fts}, {weights})")).label("score")
+        statement = (
+            candidates.join(fts, fts.c.rowid == literal_column(f"{source}.rowid"))
+            .add_columns(fts.c.rowid.label("fts_rowid"), score)
+            .where(text(f"{spec.fts} MATCH :fts_query"))
+            .order_by(literal_column("score").desc())
+            .limit(limit)
+        )
+        match_expression = to_fts5(query)
+        rows = (await session.execute(statement, {"fts_query": match_expression})).all()
+        if not rows:
+            return []
+        # snippet() reads the item's text: only for the rows shown, not for every match.
+        snippets = dict(
+            (
+                await session.execute(
+                    select(
+                        fts.c.rowid,
+                        func.snippet(literal_column(spec.fts), -1, OPEN, CLOSE, ELLIPSIS, 24),
+                    )
+                    .select_from(fts)
+                    .where(
+                        text(f"{spec.fts} MATCH :fts_query"),
+                        fts.c.rowid.in_([r.fts_rowid for r in rows]),
+                    ),
+                    {"fts_query": match_expression},
+                )
+            ).all()
+        )
+        return [
+            TextHit(
+                kind, row[0], float(row.score), marked_to_html(snippets.get(row.fts_rowid, "")), row
+            )
+            for row in rows
+        ]
+
+
+class MysqlFulltext:
+    async def search(
+        self,
+        session: AsyncSession,
+        kind: str,
+        candidates: Select[Any],
+        query: ParsedQuery,
+        limit: int,
+    ) -> list[TextHit]:
+        if not query.searchable:
+            return []
+        spec = KIND_SPECS[kind]
+        mysql_query = to_mysql(query, await self._min_token(session))
+        if not mysql_query.against and not mysql_query.short_words:
+            return []  # only stopwords: nothing the index can find
+        conditions = []
+        for index, word in enumerate(mysql_query.short_words):
+            pattern: Any = bindparam(f"short_{index}", word_regexp(word))
+            conditions.append(or_(*[c.regexp_match(pattern) for c in spec.columns]))
+        statement = candidates
+        if mysql_query.against:
+            against: Any = bindparam("against", mysql_query.against)
+            relevance = match(*spec.columns, against=against).in_boolean_mode()
+            score: Any = relevance
+            if kind == "note":
+                title = match(Document.title, against=against).in_boolean_mode()
+                score = relevance + TITLE_WEIGHT * title
+            statement = statement.where(relevance > 0).add_columns(score.label("score"))
+            order: Any = literal_column("score").desc()
+        else:
+            # Short words only: no relevance to rank by, so the newest first.
+            statement = statement.add_columns(literal_column("1.0").label("score"))
+            order = spec.source.id.desc()
+        statement = statement.where(*conditions).order_by(order).limit(limit)
+        rows = (await session.execute(statement)).all()
+        if not rows:
+            return []
+        texts = await self._texts(session, spec, [r[0] for r in rows])
+        hits = []
+        for row in rows:
+            parts = texts.get(row[0], ())
+            snippet = ""
+            # The content's best window; the title when only the title matched.
+            for part in reversed(parts):
+                snippet = build_snippet(part, query)
+                if "<mark>" in snippet:
+                    break
+            hits.append(TextHit(kind, row[0], float(row.score), snippet, row))
+        return hits
+
+    async def _texts(
+        self, session: AsyncSession, spec: KindSpec, ids: list[str]
+    ) -> dict[str, tuple[str, ...]]:
+        result = await session.execute(
+            select(spec.source.id, *spec.columns).where(spec.source.id.in_(ids))
+        )
+        return {row[0]: tuple(v or "" for v in row[1:]) for row in result.all()}
+
+    async def _min_token(self, session: AsyncSession) -> int:
+        value = await session.scalar(text("SELECT @@innodb_ft_min_token_size"))
+        return int(value or 3)

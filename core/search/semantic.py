@@ -1,0 +1,100 @@
+"""Semantic search: embeddings from WordLlama, compared by cosine similarity in numpy.
+
+WordLlama (``wordllama`` on PyPI) ships its weights and tokenizer inside the wheel and needs
+only numpy on the CPU: it is loaded from the installed package with downloads disabled, so
+nothing is fetched at run time. Vectors are stored unit-length as float16 (512 bytes each), so
+a dot product is the cosine similarity.
+
+Items are embedded in background tasks (``multinotes.search.tasks``); a query is embedded in
+the request (a fraction of a millisecond).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from multinotes.search.models import SearchEmbedding
+
+MODEL = "wordllama/l2_supercat-256"
+DIMENSIONS = 256
+#: Below this cosine similarity an item is not shown as a semantic match.
+MIN_SIMILARITY = 0.25
+#: How much of a long text is embedded (WordLlama averages its tokens: more adds little).
+MAX_CHARS = 8000
+
+
+@functools.cache
+def _model() -> Any:
+    # Cached per process: the weights are read-only data of the installed package, the same
+    # for every app, and loading them takes a noticeable fraction of a second.
+    import wordllama
+
+    return wordllama.WordLlama.load(
+        config="l2_supercat",
+        dim=DIMENSIONS,
+        cache_dir=Path(wordllama.__file__).parent,
+        disable_download=True,
+    )
+
+
+def embed_now(texts: list[str]) -> np.ndarray:
+    """Unit-length float32 vectors, one row per text (CPU work: call from a thread)."""
+    vectors = np.asarray(_model().embed([t[:MAX_CHARS] for t in texts]), dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+
+
+async def embed(texts: list[str]) -> np.ndarray:
+    return await asyncio.to_thread(embed_now, texts)
+
+
+def to_bytes(vector: np.ndarray) -> bytes:
+    return vector.astype(np.float16).tobytes()
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(f"{MODEL}\n{text}".encode()).hexdigest()
+
+
+@dataclass
+class SemanticHit:
+    kind: str
+    id: str
+    score: float
+    row: Any
+
+
+async def search(
+    session: AsyncSession,
+    kind: str,
+    candidates: Select[Any],
+    embedding_of: Any,
+    query_vector: np.ndarray,
+    limit: int,
+) -> list[SemanticHit]:
+    """The ``limit`` candidates most similar to ``query_vector`` (above ``MIN_SIMILARITY``).
+    ``embedding_of`` is the column of ``search_embeddings`` that names the candidate's kind."""
+    statement = candidates.join(SearchEmbedding, embedding_of == candidates.selected_columns[0])
+    statement = statement.add_columns(SearchEmbedding.vector).where(SearchEmbedding.model == MODEL)
+    rows = (await session.execute(statement)).all()
+    if not rows:
+        return []
+    matrix = np.frombuffer(b"".join(r.vector for r in rows), dtype=np.float16).reshape(
+        len(rows), DIMENSIONS
+    )
+    scores = matrix.astype(np.float32) @ query_vector
+    order = np.argsort(-scores, kind="stable")[:limit]
+    return [
+        SemanticHit(kind, rows[i][0], float(scores[i]), rows[i])
+        for i in order
+        if scores[i] >= MIN_SIMILARITY
+    ]

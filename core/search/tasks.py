@@ -1,0 +1,187 @@
+"""Embeddings are computed in the background: a user's new or changed notes, messages and
+conversation titles right after the change (``queue_embedding``, called once the change is
+committed), and a periodic sweep for anything that was missed (a lost task, a process that
+stopped, a change made by a path that does not queue).
+
+What needs embedding is found by comparing with what is stored, so a task can run any number of
+times: a note or conversation whose ``updated_at`` is newer than its embedding's, a complete
+message without one, or any item embedded by another model. Unchanged text (a note only moved)
+is not embedded again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import structlog
+from aiohttp import web
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from multinotes.chat.models import Conversation, Message
+from multinotes.db import Database, utcnow
+from multinotes.keys import DB, TASKS
+from multinotes.notes.models import Document
+from multinotes.plugin_host import TaskDef
+from multinotes.search import semantic
+from multinotes.search.models import SearchEmbedding
+
+log = structlog.get_logger(__name__)
+
+EMBED_TASK = "core.search_embed"
+SWEEP_TASK = "core.search_sweep"
+BATCH = 200
+
+
+@dataclass
+class Pending:
+    kind: str
+    object_id: str
+    owner_id: str
+    text: str
+    source_updated_at: datetime | None
+    embedding_id: str | None
+    text_hash: str | None
+
+
+async def queue_embedding(app: web.Application, user_id: str) -> None:
+    """Embed what ``user_id`` owns that changed (call after the change is committed). Never
+    fails the caller: the sweep catches up if the queue is unreachable."""
+    try:
+        await app[TASKS].enqueue(EMBED_TASK, user_id=user_id)
+    except Exception:
+        log.exception("search_embed_enqueue_failed", user_id=user_id)
+
+
+async def _pending(db: Database, user_id: str | None, limit: int) -> list[Pending]:
+    E = SearchEmbedding
+    stale_model = E.model != semantic.MODEL
+    found: list[Pending] = []
+    async with db.read() as session:
+        notes = (
+            select(
+                Document.id,
+                Document.user_id,
+                Document.title,
+                Document.content,
+                Document.updated_at,
+                E.id,
+                E.text_hash,
+            )
+            .outerjoin(E, E.document_id == Document.id)
+            .where(
+                Document.deleted_at.is_(None),
+                or_(E.id.is_(None), E.source_updated_at < Document.updated_at, stale_model),
+            )
+        )
+        conversations = (
+            select(
+                Conversation.id,
+                Conversation.user_id,
+                Conversation.title,
+                Conversation.updated_at,
+                E.id,
+                E.text_hash,
+            )
+            .outerjoin(E, E.conversation_id == Conversation.id)
+            .where(or_(E.id.is_(None), E.source_updated_at < Conversation.updated_at, stale_model))
+        )
+        messages = (
+            select(Message.id, Message.user_id, Message.content, E.id, E.text_hash)
+            .outerjoin(E, E.message_id == Message.id)
+            .where(
+                Message.status.in_(("complete", "stopped")),
+                Message.content != "",
+                or_(E.id.is_(None), stale_model),
+            )
+        )
+        if user_id is not None:
+            notes = notes.where(Document.user_id == user_id)
+            conversations = conversations.where(Conversation.user_id == user_id)
+            messages = messages.where(Message.user_id == user_id)
+        for did, owner, title, content, stamp, eid, digest in await session.execute(
+            notes.limit(limit)
+        ):
+            found.append(Pending("note", did, owner, f"{title}\n\n{content}", stamp, eid, digest))
+        for cid, owner, title, stamp, eid, digest in await session.execute(
+            conversations.limit(limit)
+        ):
+            found.append(Pending("conversation", cid, owner, title, stamp, eid, digest))
+        for mid, owner, content, eid, digest in await session.execute(messages.limit(limit)):
+            found.append(Pending("message", mid, owner, content, None, eid, digest))
+    return found
+
+
+COLUMN = {"note": "document_id", "conversation": "conversation_id", "message": "message_id"}
+
+
+async def _store(db: Database, items: list[Pending]) -> None:
+    hashes = [semantic.text_hash(item.text) for item in items]
+    changed = [
+        i
+        for i, item in enumerate(items)
+        if item.text_hash != hashes[i] or item.embedding_id is None
+    ]
+    vectors = await semantic.embed([items[i].text for i in changed]) if changed else None
+    vector_of = {i: vectors[n] for n, i in enumerate(changed)} if vectors is not None else {}
+    now = utcnow()
+    async with db.transaction() as session:
+        for i, item in enumerate(items):
+            values: dict[str, Any] = {
+                "source_updated_at": item.source_updated_at,
+                "updated_at": now,
+            }
+            if i in vector_of:
+                values.update(
+                    model=semantic.MODEL,
+                    vector=semantic.to_bytes(vector_of[i]),
+                    text_hash=hashes[i],
+                )
+            if item.embedding_id is not None:
+                await session.execute(
+                    update(SearchEmbedding)
+                    .where(SearchEmbedding.id == item.embedding_id)
+                    .values(**values)
+                )
+            else:
+                values[COLUMN[item.kind]] = item.object_id
+                session.add(SearchEmbedding(user_id=item.owner_id, kind=item.kind, **values))
+
+
+async def embed_pending(app: web.Application, user_id: str | None = None, limit: int = 5000) -> int:
+    """Embed up to ``limit`` items that need it (``user_id``'s only, if given); returns how
+    many were brought up to date."""
+    db = app[DB]
+    done = 0
+    while done < limit:
+        items = await _pending(db, user_id, BATCH)
+        if not items:
+            break
+        try:
+            await _store(db, items)
+        except IntegrityError:
+            # Another worker stored some of them meanwhile, or an item was deleted under us:
+            # what is left is picked up by the next run.
+            log.info("search_embed_conflict", user_id=user_id)
+            break
+        done += len(items)
+    return done
+
+
+async def search_embed(app: web.Application, user_id: str) -> int:
+    """Embed one user's new and changed items (queued after their changes)."""
+    return await embed_pending(app, user_id)
+
+
+async def search_sweep(app: web.Application) -> int:
+    """Embed anything still missing or stale, for every user."""
+    return await embed_pending(app)
+
+
+def search_tasks() -> list[TaskDef]:
+    return [
+        TaskDef("core", EMBED_TASK, search_embed, None),
+        TaskDef("core", SWEEP_TASK, search_sweep, "* * * * *"),
+    ]

@@ -1,0 +1,534 @@
+"""Search: full text (SQLite FTS5 / InnoDB FULLTEXT) with ranking and highlighted snippets,
+semantic search with offline embeddings computed in the background, hybrid ranking (the
+default), filters by kind, folder, model and date, recent searches and the command palette.
+
+Only what the user may see is ever found: their own items and what others shared with them,
+never the trash. Every test runs in both runtime modes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from sqlalchemy import update
+
+from multinotes.keys import DB
+from multinotes.notes.models import Document
+from multinotes.search.tasks import embed_pending
+from multinotes.settings import Settings
+from multinotes.testing import ApiClient
+from tests.support.waiting import eventually
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    # Searching as one types is many requests; rate limits have their own tests.
+    return make_settings(rate_limits_enabled=False)
+
+
+@pytest.fixture
+async def user(api: ApiClient) -> ApiClient:
+    await api.register_admin()
+    await api.mark_verified()
+    # The demo models answer without a key (production mode starts with the plugin off).
+    assert (await api.patch("/api/admin/plugins/demo", {"enabled": True})).status == 200
+    return api
+
+
+async def person(make_client: Any, email: str) -> ApiClient:
+    client: ApiClient = await make_client()
+    await client.register_and_login(email, name=email.split("@")[0].title())
+    await client.mark_verified()
+    return client
+
+
+async def note(api: ApiClient, title: str, content: str = "", folder_id: str | None = None) -> str:
+    body: dict[str, Any] = {"title": title, "content": content}
+    if folder_id:
+        body["folder_id"] = folder_id
+    response = await api.post("/api/documents", body)
+    assert response.status == 201, await response.text()
+    return str((await response.json())["id"])
+
+
+async def folder(api: ApiClient, name: str, parent_id: str | None = None) -> str:
+    response = await api.post("/api/folders", {"name": name, "parent_id": parent_id})
+    assert response.status == 201, await response.text()
+    return str((await response.json())["id"])
+
+
+async def ask(api: ApiClient, prompt: str, models: tuple[str, ...] = ("demo/echo",)) -> dict:
+    conversation = (await (await api.post("/api/conversations", {})).json())["id"]
+    response = await api.post(
+        f"/api/conversations/{conversation}/messages", {"content": prompt, "models": list(models)}
+    )
+    assert response.status == 200
+    await response.text()
+    return dict(await api.get_json(f"/api/conversations/{conversation}"))
+
+
+async def find(api: ApiClient, q: str, status: int = 200, **params: Any) -> Any:
+    query = urlencode({"q": q, "record": "false", **params})
+    return await api.get_json(f"/api/search?{query}", status=status)
+
+
+async def titles(api: ApiClient, q: str, **params: Any) -> list[str]:
+    return [r["title"] for r in (await find(api, q, **params))["results"]]
+
+
+async def embedded(api: ApiClient) -> None:
+    """Bring every embedding up to date now (what the periodic sweep does)."""
+    await embed_pending(api.app)
+
+
+# -- full text ----------------------------------------------------------------------------------
+
+
+async def test_full_text_ranks_title_matches_first_and_marks_the_words(user: ApiClient):
+    await note(user, "Groceries", "Buy flour, eggs and a sourdough loaf on the way home.")
+    await note(user, "Sourdough starter", "Feed the sourdough starter with flour and water daily.")
+    await note(user, "Holidays", "Pack sunscreen.")
+
+    body = await find(user, "sourdough", mode="text")
+    results = body["results"]
+    assert [r["title"] for r in results] == ["Sourdough starter", "Groceries"]
+    assert results[0]["score"] > results[1]["score"]
+    assert "<mark>sourdough</mark>" in results[1]["snippet"].lower()
+    first = results[0]
+    assert first["kind"] == "note" and first["url"] == f"/notes/{first['id']}"
+    assert first["shared"] is False and first["folder_id"] is None
+    assert body["next_cursor"] is None and body["mode"] == "text"
+
+
+async def test_snippets_are_escaped_html_with_only_marks_as_markup(user: ApiClient):
+    await note(
+        user,
+        "Escaping <em>titles</em>",
+        'The pumpernickel <script>alert("x")</script> & rye <img src=x onerror=alert(1)>',
+    )
+    [result] = (await find(user, "pumpernickel", mode="text"))["results"]
+    snippet = result["snippet"]
+    assert "<mark>pumpernickel</mark>" in snippet
+    assert "<script>" not in snippet and "<img" not in snippet
+    assert "&lt;script&gt;" in snippet and "&amp; rye" in snippet
+    # The title is plain text in JSON: whoever renders it escapes it.
+    assert result["title"] == "Escaping <em>titles</em>"
+
+
+async def test_query_syntax_phrases_exclusions_and_prefixes(user: ApiClient):
+    await note(user, "Cats", "My cat loves to chase mice in the garden.")
+    await note(user, "Dogs", "The dog would rather chase the mail carrier than mice.")
+    await note(user, "Accents", "Un café crème au lait, s'il vous plaît.")
+
+    assert await titles(user, '"chase mice"', mode="text") == ["Cats"]
+    assert sorted(await titles(user, "chase mice", mode="text")) == ["Cats", "Dogs"]
+    assert await titles(user, "chase -dog", mode="text") == ["Cats"]
+    assert await titles(user, "garde*", mode="text") == ["Cats"]
+    # Accents are folded both ways, and case does not matter.
+    assert await titles(user, "CAFE creme", mode="text") == ["Accents"]
+    assert await titles(user, "plaît", mode="text") == ["Accents"]
+
+
+async def test_any_query_text_is_safe(user: ApiClient):
+    await note(user, "Plain", "Some plain words about AND, OR and NOT in a note.")
+    nasty = [
+        '"',
+        '"""',
+        "*",
+        "-",
+        "--",
+        "+",
+        "-plain",
+        "plain*",
+        "NEAR(plain words)",
+        "title:plain",
+        "^plain",
+        "(plain OR words",
+        "AND OR NOT",
+        "plain AND",
+        "'; DROP TABLE documents; --",
+        "\\",
+        "%_%",
+        "😀 plain",
+        "日本語",
+        "a" * 200,
+        "x" * 65 + " plain",
+        "@plain ~words <words >plain",
+    ]
+    for q in nasty:
+        for mode in ("text", "semantic", "hybrid"):
+            body = await find(user, q, mode=mode)
+            assert isinstance(body["results"], list), (q, mode)
+    assert await titles(user, "plain AND", mode="text") == ["Plain"]
+    assert (await find(user, "-plain", mode="text"))["results"] == []
+    assert (await find(user, "   ", mode="hybrid"))["results"] == []
+    assert (await find(user, "", mode="text"))["results"] == []
+
+
+async def test_short_words_and_common_words_are_found(user: ApiClient):
+    # InnoDB never indexes words under three letters and skips stopwords: both still work.
+    await note(user, "AI ethics", "What AI can and cannot decide for the people.")
+    await note(user, "Ethics of gardening", "Compost and the care of soil.")
+    assert await titles(user, "ai ethics", mode="text") == ["AI ethics"]
+    assert await titles(user, "ai", mode="text") == ["AI ethics"]
+    assert sorted(await titles(user, "the ethics", mode="text")) == [
+        "AI ethics",
+        "Ethics of gardening",
+    ]
+
+
+async def test_every_kind_is_searched_and_can_be_chosen(user: ApiClient):
+    tree = await ask(user, "Explain photosynthesis to a child")
+    prompt = next(m for m in tree["messages"] if m["role"] == "user")
+    answer = next(m for m in tree["messages"] if m["role"] == "assistant")
+    document = await note(user, "Photosynthesis", "Plants turn light into sugar.")
+
+    results = (await find(user, "photosynthesis", mode="text"))["results"]
+    by_id = {r["id"]: r for r in results}
+    assert set(by_id) == {tree["id"], prompt["id"], answer["id"], document}
+    assert by_id[tree["id"]]["kind"] == "conversation"
+    assert by_id[tree["id"]]["url"] == f"/chat/{tree['id']}"
+    message = by_id[answer["id"]]
+    assert message["kind"] == "message" and message["model"] == "demo/echo"
+    assert message["conversation_id"] == tree["id"]
+    assert message["url"] == f"/chat/{tree['id']}?leaf={answer['id']}"
+    assert message["title"] == tree["title"]
+    assert "<mark>photosynthesis</mark>" in message["snippet"].lower()
+
+    for kind, expected in (
+        ("note", {document}),
+        ("conversation", {tree["id"]}),
+        ("message", {prompt["id"], answer["id"]}),
+    ):
+        found = (await find(user, "photosynthesis", mode="text", kind=kind))["results"]
+        assert {r["id"] for r in found} == expected, kind
+
+
+async def test_folder_filter_covers_subfolders(user: ApiClient):
+    recipes = await folder(user, "Recipes")
+    bread = await folder(user, "Bread", recipes)
+    elsewhere = await folder(user, "Elsewhere")
+    await note(user, "Rye loaf", "A dense rye loaf.", bread)
+    await note(user, "Rye soup", "Rye bread soup.", recipes)
+    await note(user, "Rye whiskey", "Not a loaf.", elsewhere)
+    await note(user, "Rye at the root", "Root level rye.")
+
+    assert sorted(await titles(user, "rye", mode="text", folder_id=recipes)) == [
+        "Rye loaf",
+        "Rye soup",
+    ]
+    assert await titles(user, "rye", mode="text", folder_id=bread) == ["Rye loaf"]
+    assert len(await titles(user, "rye", mode="text")) == 4
+
+
+async def test_model_filter(user: ApiClient):
+    tree = await ask(user, "Compare quicksort and mergesort", ("demo/echo", "demo/reverse"))
+    echo = next(m for m in tree["messages"] if m["model"] == "demo/echo")
+    saved = await user.post(f"/api/messages/{echo['id']}/save", {})
+    document = (await saved.json())["document_id"]
+    await note(user, "Quicksort by hand", "quicksort notes typed by me")
+
+    found = (await find(user, "quicksort", mode="text", model="demo/echo"))["results"]
+    assert {(r["kind"], r.get("model")) for r in found} == {
+        ("message", "demo/echo"),
+        ("note", "demo/echo"),
+        ("conversation", None),
+    }
+    assert document in {r["id"] for r in found}
+    reverse = (await find(user, "quicksort", mode="text", model="demo/reverse"))["results"]
+    assert {r["kind"] for r in reverse} == {"message", "conversation"}
+    assert (await find(user, "quicksort", mode="text", model="nobody/none"))["results"] == []
+
+
+async def test_date_filter(user: ApiClient):
+    old = await note(user, "Old harvest", "harvest of last year")
+    await note(user, "New harvest", "harvest of this year")
+    async with user.app[DB].transaction() as session:
+        await session.execute(
+            update(Document)
+            .where(Document.id == old)
+            .values(updated_at=datetime(2020, 5, 17, 12, 0, tzinfo=UTC))
+        )
+    assert await titles(user, "harvest", mode="text", date_to="2020-05-17") == ["Old harvest"]
+    assert await titles(user, "harvest", mode="text", date_from="2020-05-18") == ["New harvest"]
+    assert await titles(
+        user, "harvest", mode="text", date_from="2020-05-17T11:00:00", date_to="2020-05-17T13:00"
+    ) == ["Old harvest"]
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
+    assert await titles(user, "harvest", mode="text", date_from=tomorrow) == []
+
+
+async def test_trashed_notes_are_never_found(user: ApiClient):
+    box = await folder(user, "Box")
+    loose = await note(user, "Loose marmalade", "marmalade recipe")
+    await note(user, "Boxed marmalade", "marmalade in a box", box)
+    await embedded(user)
+    assert len(await titles(user, "marmalade")) == 2
+
+    assert (await user.delete(f"/api/documents/{loose}")).status == 204
+    assert (await user.delete(f"/api/folders/{box}")).status == 204
+    for mode in ("text", "semantic", "hybrid"):
+        assert await titles(user, "marmalade", mode=mode) == [], mode
+    palette = await user.get_json("/api/palette?q=marmalade")
+    assert [i for i in palette["items"] if i["kind"] != "action"] == []
+
+    assert (await user.post(f"/api/documents/{loose}/restore")).status == 200
+    assert await titles(user, "marmalade", mode="text") == ["Loose marmalade"]
+
+
+async def test_an_edit_is_searched_at_once(user: ApiClient):
+    document = await note(user, "Draft", "about walruses")
+    response = await user.patch(
+        f"/api/documents/{document}", {"version": 1, "content": "about narwhals"}
+    )
+    assert response.status == 200
+    assert await titles(user, "narwhals", mode="text") == ["Draft"]
+    assert await titles(user, "walruses", mode="text") == []
+
+
+# -- who sees what ------------------------------------------------------------------------------
+
+
+async def test_other_peoples_items_are_never_found(user: ApiClient, make_client: Any):
+    await note(user, "Secret zeppelin plans", "zeppelin blueprint")
+    await ask(user, "zeppelin history")
+    await folder(user, "Zeppelin folder")
+    await embedded(user)
+    other = await person(make_client, "other@example.com")
+    for mode in ("text", "semantic", "hybrid"):
+        assert (await find(other, "zeppelin", mode=mode))["results"] == [], mode
+    palette = await other.get_json("/api/palette?q=zeppelin")
+    assert [i for i in palette["items"] if i["kind"] != "action"] == []
+    # A folder id of someone else's is no filter: it is not found.
+    owned = (await user.get_json("/api/folders"))["folders"][0]["id"]
+    response = await other.get(f"/api/search?q=zeppelin&folder_id={owned}")
+    assert response.status == 404
+
+
+async def test_shared_notes_and_conversations_are_found(user: ApiClient, make_client: Any):
+    colleague = await person(make_client, "colleague@example.com")
+    shared_folder = await folder(user, "Team")
+    in_folder = await note(user, "Quarterly kumquat report", "kumquat sales", shared_folder)
+    direct = await note(user, "Kumquat jam", "kumquat jam recipe")
+    await note(user, "Private kumquat diary", "kumquat thoughts")
+    tree = await ask(user, "kumquat facts")
+    await embedded(user)
+    assert (await find(colleague, "kumquat"))["results"] == []
+
+    shares = []
+    for object_type, object_id in (
+        ("folder", shared_folder),
+        ("document", direct),
+        ("conversation", tree["id"]),
+    ):
+        response = await user.post(
+            "/api/shares",
+            {
+                "object_type": object_type,
+                "object_id": object_id,
+                "email": "colleague@example.com",
+                "role": "viewer",
+            },
+        )
+        assert response.status == 201, await response.text()
+        shares.append((await response.json())["id"])
+
+    for mode in ("text", "semantic", "hybrid"):
+        results = (await find(colleague, "kumquat", mode=mode))["results"]
+        found = {r["id"] for r in results}
+        assert {in_folder, direct, tree["id"]} <= found, mode
+        assert all(r["shared"] for r in results)
+        assert "Private kumquat diary" not in {r["title"] for r in results}
+    palette = await colleague.get_json("/api/palette?q=kumquat")
+    assert {i["id"] for i in palette["items"]} >= {in_folder, direct, tree["id"]}
+    team = (await colleague.get_json("/api/palette?q=team"))["items"]
+    assert [(i["id"], i["hint"]) for i in team if i["kind"] == "folder"] == [
+        (shared_folder, "Folder · shared")
+    ]
+    later = await note(user, "Kumquat added later", "kumquat again", shared_folder)
+    assert later in {r["id"] for r in (await find(colleague, "kumquat", mode="text"))["results"]}
+
+    for share in shares:
+        assert (await user.delete(f"/api/shares/{share}")).status == 204
+    assert (await find(colleague, "kumquat"))["results"] == []
+
+
+# -- semantic and hybrid --------------------------------------------------------------------------
+
+
+async def test_semantic_search_finds_a_paraphrase_with_no_shared_word(user: ApiClient):
+    await note(user, "Pets", "My cat loves to chase mice around the garden.")
+    await note(user, "Finance", "Quarterly revenue grew by ten percent thanks to strong sales.")
+    await note(user, "Travel", "The train to Paris leaves at noon from the main station.")
+    await embedded(user)
+
+    assert await titles(user, "feline hunting rodents", mode="text") == []
+    found = (await find(user, "feline hunting rodents", mode="semantic"))["results"]
+    assert found[0]["title"] == "Pets"
+    assert found[0]["score"] > 0.25
+    assert "Finance" not in [r["title"] for r in found]
+    assert (await find(user, "company earnings increased", mode="semantic"))["results"][0][
+        "title"
+    ] == "Finance"
+    # Hybrid (the default) finds it too, from the semantic ranking alone.
+    assert (await find(user, "rail journey to France"))["results"][0]["title"] == "Travel"
+
+
+async def test_embeddings_are_computed_in_the_background(user: ApiClient):
+    await note(user, "Orchard", "Apple trees need pruning in late winter.")
+
+    async def found() -> bool:
+        results = (await find(user, "cutting back fruit trees", mode="semantic"))["results"]
+        return [r["title"] for r in results][:1] == ["Orchard"]
+
+    await eventually(found, timeout=20)
+
+    tree = await ask(user, "Which volcano erupted in Iceland?")
+
+    async def answered() -> bool:
+        results = await find(user, "Icelandic eruption", mode="semantic", kind="message")
+        return tree["id"] in {r["conversation_id"] for r in results["results"]}
+
+    await eventually(answered, timeout=20)
+
+
+async def test_hybrid_puts_what_both_rankings_found_first(user: ApiClient):
+    both = await note(user, "Kitten care", "How to feed a kitten and keep the cat healthy.")
+    words_only = await note(user, "Kitten (word)", "kitten")
+    meaning_only = await note(user, "Young felines", "Raising young cats and their litter.")
+    await embedded(user)
+
+    text = {r["id"] for r in (await find(user, "kitten cat", mode="text"))["results"]}
+    assert both in text and meaning_only not in text
+    hybrid = (await find(user, "kitten cat"))["results"]
+    assert hybrid[0]["id"] == both
+    assert {both, words_only, meaning_only} <= {r["id"] for r in hybrid}
+
+
+async def test_results_page_with_a_cursor(user: ApiClient):
+    for n in range(25):
+        await note(user, f"Lentil note {n:02}", f"lentil number {n}")
+    seen: list[str] = []
+    cursor = None
+    pages = 0
+    while True:
+        params: dict[str, Any] = {"mode": "text", "limit": 10}
+        if cursor:
+            params["cursor"] = cursor
+        body = await find(user, "lentil", **params)
+        seen += [r["id"] for r in body["results"]]
+        pages += 1
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert pages == 3 and len(seen) == 25 and len(set(seen)) == 25
+
+
+# -- recent searches ------------------------------------------------------------------------------
+
+
+async def test_recent_searches_keep_the_last_ten_distinct(user: ApiClient, make_client: Any):
+    for q in ["alpha", "beta", "Alpha", "gamma"]:
+        assert (await user.get(f"/api/search?q={q}&mode=text")).status == 200
+    recent = [s["query"] for s in (await user.get_json("/api/search/recent"))["searches"]]
+    assert recent == ["gamma", "Alpha", "beta"]
+
+    for n in range(12):
+        await user.get(f"/api/search?q=word{n}&mode=text")
+    recent = [s["query"] for s in (await user.get_json("/api/search/recent"))["searches"]]
+    assert recent == [f"word{n}" for n in range(11, 1, -1)]
+
+    # Typed as one goes (search as you type): one search, the last one.
+    for q in ["sou", "sourd", "sourdough"]:
+        await user.get(f"/api/search?q={q}&mode=text")
+    recent = [s["query"] for s in (await user.get_json("/api/search/recent"))["searches"]]
+    assert recent[0] == "sourdough" and "sourd" not in recent and "sou" not in recent
+
+    # Not recorded: blank queries, later pages, record=false.
+    await user.get("/api/search?q=%20%20&mode=text")
+    await user.get("/api/search?q=unrecorded&record=false&mode=text")
+    recent = [s["query"] for s in (await user.get_json("/api/search/recent"))["searches"]]
+    assert "unrecorded" not in recent and recent[0] == "sourdough"
+
+    other = await person(make_client, "other@example.com")
+    assert (await other.get_json("/api/search/recent"))["searches"] == []
+
+    assert (await user.delete("/api/search/recent")).status == 204
+    assert (await user.get_json("/api/search/recent"))["searches"] == []
+
+
+# -- command palette ------------------------------------------------------------------------------
+
+
+async def test_palette_matches_titles_and_actions(user: ApiClient):
+    projects = await folder(user, "Projects")
+    plan = await note(user, "Project plan", "", projects)
+    retro = await note(user, "Retro: the project", "")
+    tree = await ask(user, "Project kickoff agenda")
+
+    items = (await user.get_json("/api/palette?q=proj"))["items"]
+    by_id = {i["id"]: i for i in items if i["id"]}
+    assert by_id[plan]["url"] == f"/notes/{plan}" and by_id[plan]["kind"] == "note"
+    assert by_id[projects]["url"] == f"/notes?folder={projects}"
+    assert by_id[tree["id"]]["url"] == f"/chat/{tree['id']}"
+    assert retro in by_id
+    ordered = [i["id"] for i in items if i["id"]]
+    # Titles starting with the query before titles merely holding it.
+    assert ordered.index(retro) > max(ordered.index(plan), ordered.index(projects))
+
+    actions = {i["title"]: i for i in (await user.get_json("/api/palette?q=new"))["items"]}
+    assert actions["New chat"]["url"] == "/chat" and actions["New chat"]["method"] == "get"
+    assert actions["New note"]["method"] == "post"
+    usage = (await user.get_json("/api/palette?q=usage"))["items"]
+    assert any(i["kind"] == "action" and i["url"] == "/usage" for i in usage)
+
+    blank = (await user.get_json("/api/palette"))["items"]
+    assert {plan, retro, tree["id"], projects} <= {i["id"] for i in blank}
+    assert any(i["kind"] == "action" for i in blank)
+
+
+async def test_palette_offers_admin_actions_to_admins_only(user: ApiClient, make_client: Any):
+    admin_items = (await user.get_json("/api/palette?q=plugins"))["items"]
+    assert any(i["url"] == "/admin/plugins" for i in admin_items)
+    other = await person(make_client, "member@example.com")
+    assert all(
+        i["url"] != "/admin/plugins"
+        for i in (await other.get_json("/api/palette?q=plugins"))["items"]
+    )
+
+
+# -- bad input ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"mode": "fuzzy"}, "mode"),
+        ({"kind": "folder"}, "kind"),
+        ({"limit": "0"}, "limit"),
+        ({"limit": "51"}, "limit"),
+        ({"limit": "many"}, "limit"),
+        ({"date_from": "yesterday"}, "date_from"),
+        ({"date_to": "2024-13-40"}, "date_to"),
+        ({"date_from": "2024-05-02", "date_to": "2024-05-01"}, "date_to"),
+        ({"cursor": "not-a-cursor"}, "cursor"),
+        ({"q": "x" * 201}, "q"),
+        ({"folder_id": "f" * 33}, "folder_id"),
+        ({"sort": "title"}, "sort"),
+    ],
+)
+async def test_bad_parameters_are_422_naming_the_field(user: ApiClient, params: dict, field: str):
+    response = await user.get("/api/search?" + urlencode({"q": "anything", **params}))
+    body = await response.json()
+    assert response.status == 422, body
+    assert field in body["error"]["fields"], body
+
+
+async def test_search_needs_a_signed_in_user(api: ApiClient):
+    for path in ("/api/search?q=x", "/api/search/recent", "/api/palette?q=x"):
+        assert (await api.get(path)).status == 401
+    assert (await api.get("/search?q=x", allow_redirects=False)).status == 303
