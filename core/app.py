@@ -338,6 +338,7 @@ def setup_routes(app: web.Application) -> None:
         models,
         oauth,
         privacy,
+        search,
         sessions,
         tools,
         wallet,
@@ -349,6 +350,7 @@ def setup_routes(app: web.Application) -> None:
         oauth_pages,
         pages,
         privacy_pages,
+        search_pages,
         usage,
         workspace_pages,
     )
@@ -377,6 +379,8 @@ def setup_routes(app: web.Application) -> None:
         admin_workspace.routes,
         privacy.routes,
         privacy_pages.routes,
+        search.routes,
+        search_pages.routes,
     ):
         app.router.add_routes(table)
     app.router.add_static("/static/", STATIC_DIR, name="static", append_version=True)
