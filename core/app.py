@@ -347,6 +347,8 @@ def setup_routes(app: web.Application) -> None:
         account_pages,
         admin_workspace,
         docs,
+        files_pages,
+        notes_pages,
         oauth_pages,
         pages,
         privacy_pages,
@@ -379,6 +381,8 @@ def setup_routes(app: web.Application) -> None:
         admin_workspace.routes,
         privacy.routes,
         privacy_pages.routes,
+        notes_pages.routes,
+        files_pages.routes,
         search.routes,
         search_pages.routes,
     ):

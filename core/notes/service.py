@@ -206,25 +206,30 @@ async def _subtree(session: AsyncSession, user_id: str, root_id: str) -> list[st
 
 async def trash_folder(db: Database, user_id: str, folder_id: str) -> None:
     """Move a folder, its subfolders and their documents to the trash, as one restorable item."""
-    now = utcnow()
     async with db.transaction() as session:
         await _live_folder(session, user_id, folder_id)
-        ids = await _subtree(session, user_id, folder_id)
-        for chunk in _chunks(ids):
-            await session.execute(
-                update(Folder)
-                .where(Folder.user_id == user_id, Folder.id.in_(chunk))
-                .values(deleted_at=now, trash_root=folder_id, live_key=Folder.id)
+        await _trash_subtree(session, user_id, folder_id, utcnow())
+
+
+async def _trash_subtree(
+    session: AsyncSession, user_id: str, folder_id: str, now: datetime
+) -> None:
+    ids = await _subtree(session, user_id, folder_id)
+    for chunk in _chunks(ids):
+        await session.execute(
+            update(Folder)
+            .where(Folder.user_id == user_id, Folder.id.in_(chunk))
+            .values(deleted_at=now, trash_root=folder_id, live_key=Folder.id)
+        )
+        await session.execute(
+            update(Document)
+            .where(
+                Document.user_id == user_id,
+                Document.folder_id.in_(chunk),
+                Document.deleted_at.is_(None),
             )
-            await session.execute(
-                update(Document)
-                .where(
-                    Document.user_id == user_id,
-                    Document.folder_id.in_(chunk),
-                    Document.deleted_at.is_(None),
-                )
-                .values(deleted_at=now, trash_root=folder_id)
-            )
+            .values(deleted_at=now, trash_root=folder_id)
+        )
 
 
 def _chunks(ids: Sequence[str], size: int = 500) -> list[Sequence[str]]:
@@ -588,6 +593,85 @@ def document_out(document: Document) -> dict[str, Any]:
         "html": render_markdown(document.content),
         "provenance": document.provenance,
     }
+
+
+# -- several items at once ---------------------------------------------------------------------
+
+
+async def move_items(
+    db: Database,
+    user_id: str,
+    *,
+    folder_ids: Sequence[str],
+    document_ids: Sequence[str],
+    target_id: str | None,
+) -> None:
+    """Move folders and notes into ``target_id`` (None: the root) in one transaction: one refused
+    item (not found, a folder into itself, a name taken there) leaves everything where it was."""
+    now = utcnow()
+    async with db.transaction() as session:
+        above: list[str] = []
+        if target_id is not None:
+            await _live_folder(session, user_id, target_id)
+            above = await _ancestors(session, user_id, target_id)
+        for folder_id in dict.fromkeys(folder_ids):
+            folder = await _live_folder(session, user_id, folder_id)
+            if folder.id in above:
+                raise Invalid(
+                    f"“{folder.name}” cannot be moved into itself or one of its subfolders.",
+                    code="folder_cycle",
+                    fields={"parent_id": "is this folder or one of its subfolders"},
+                )
+            if folder.parent_id == target_id:
+                continue
+            if await _name_taken(session, user_id, target_id, folder.name, except_id=folder.id):
+                raise Invalid(
+                    f"A folder named “{folder.name}” already exists there.",
+                    code="name_taken",
+                    fields={"name": "already used in this folder"},
+                )
+            folder.parent_id, folder.parent_key, folder.updated_at = target_id, target_id or "", now
+            await _flush_unique(session)  # the next name check sees this folder in its place
+        for document_id in dict.fromkeys(document_ids):
+            document = await _live_document(session, user_id, document_id, for_update=True)
+            if document.folder_id != target_id:
+                document.folder_id, document.updated_at = target_id, now
+
+
+async def trash_items(
+    db: Database, user_id: str, *, folder_ids: Sequence[str], document_ids: Sequence[str]
+) -> None:
+    """Move folders (with their contents) and notes to the trash in one transaction. What lies
+    inside another chosen folder goes along with that folder, and comes back with it."""
+    now = utcnow()
+    async with db.transaction() as session:
+        folders = [await _live_folder(session, user_id, f) for f in dict.fromkeys(folder_ids)]
+        documents = [await _live_document(session, user_id, d) for d in dict.fromkeys(document_ids)]
+        chosen = {f.id for f in folders}
+        parents: dict[str, str | None] = dict(
+            (
+                await session.execute(
+                    select(Folder.id, Folder.parent_id).where(Folder.user_id == user_id)
+                )
+            ).all()
+        )
+
+        def inside_chosen(folder_id: str | None) -> bool:
+            seen: set[str] = set()
+            while folder_id is not None and folder_id not in seen:
+                if folder_id in chosen:
+                    return True
+                seen.add(folder_id)
+                folder_id = parents.get(folder_id)
+            return False
+
+        for document in documents:
+            if not inside_chosen(document.folder_id):
+                document.deleted_at, document.trash_root = now, document.id
+        await session.flush()
+        for folder in folders:
+            if not inside_chosen(folder.parent_id):
+                await _trash_subtree(session, user_id, folder.id, now)
 
 
 # -- versions ----------------------------------------------------------------------------------

@@ -55,6 +55,13 @@ OBJECTS: dict[str, str] = {
     "/api/documents/{id}/versions/{n}/diff": "document",
     "/api/documents/{id}/versions/{n}/restore": "document",
     "/api/messages/{id}/save": "answer",
+    "/notes/{id}": "document",
+    "/notes/{id}/history": "document",
+    "/notes/{id}/duplicate": "document",
+    "/notes/{id}/versions/{n}/restore": "document",
+    "/notes/folders/{id}/rename": "folder",
+    "/files/{id}/rename": "file",
+    "/files/{id}/delete": "file",
     "/api/messages/{id}/save-comparison": "prompt",
     # Admin routes: a non-admin gets 403 whatever the id.
     "/api/admin/users/{id}": "user",
