@@ -23,6 +23,7 @@ from multinotes.chat.pipeline import (
 from multinotes.errors import Invalid, NotFound
 from multinotes.identity.actor import Actor, require_user
 from multinotes.keys import DB
+from multinotes.sharing import access
 from multinotes.web.endpoint import endpoint, raw
 
 routes = web.RouteTableDef()
@@ -180,9 +181,10 @@ async def list_conversations(request: web.Request, query: ConversationQuery) -> 
 @routes.get("/api/conversations/{id}", name="api_conversation")
 @endpoint(access="user", response=ConversationTreeOut, tags=["conversations"], errors=[404])
 async def get_conversation(request: web.Request) -> dict[str, Any]:
-    """One conversation with its whole message tree."""
+    """One conversation with its whole message tree (also for people it is shared with)."""
     actor = require_user(request)
-    tree = await chat.load_tree(request.app[DB], actor.user_id, request.match_info["id"])
+    _, rights = await access.conversation(request.app[DB], actor.user_id, request.match_info["id"])
+    tree = await chat.load_tree(request.app[DB], rights.owner_id, request.match_info["id"])
     return {
         **chat.conversation_out(tree.conversation),
         "messages": [chat.message_out(m, tree) for m in tree.messages],
@@ -200,9 +202,11 @@ async def get_conversation(request: web.Request) -> dict[str, Any]:
 async def rename_conversation(request: web.Request, body: ConversationPatch) -> dict[str, Any]:
     """Rename a conversation."""
     actor = require_user(request)
-    conversation = await chat.rename_conversation(
-        request.app[DB], actor.user_id, request.match_info["id"], body.title
-    )
+    db, conversation_id = request.app[DB], request.match_info["id"]
+    async with access.owner_only(db, actor.user_id, "conversation", conversation_id, "rename it"):
+        conversation = await chat.rename_conversation(
+            db, actor.user_id, conversation_id, body.title
+        )
     return chat.conversation_out(conversation)
 
 
@@ -211,7 +215,9 @@ async def rename_conversation(request: web.Request, body: ConversationPatch) -> 
 async def delete_conversation(request: web.Request) -> None:
     """Delete a conversation, its messages and generated media."""
     actor = require_user(request)
-    paths = await chat.delete_conversation(request.app[DB], actor.user_id, request.match_info["id"])
+    db, conversation_id = request.app[DB], request.match_info["id"]
+    async with access.owner_only(db, actor.user_id, "conversation", conversation_id, "delete it"):
+        paths = await chat.delete_conversation(db, actor.user_id, conversation_id)
     await asyncio.to_thread(_remove_files, paths)
 
 
@@ -246,9 +252,9 @@ async def generate(request: web.Request, body: GenerateIn) -> web.StreamResponse
     it, before any provider is called) and settled to the real cost when it ends.
     """
     actor = _require_generation_rights(request)
-    conversation = await chat.get_conversation(
-        request.app[DB], actor.user_id, request.match_info["id"]
-    )
+    db, conversation_id = request.app[DB], request.match_info["id"]
+    async with access.owner_only(db, actor.user_id, "conversation", conversation_id, "write in it"):
+        conversation = await chat.get_conversation(db, actor.user_id, conversation_id)
     prompt, planned = await plan_generations(
         request.app,
         user_id=actor.user_id,
@@ -336,11 +342,19 @@ async def rate(request: web.Request, body: RatingIn) -> dict[str, Any]:
 async def media(request: web.Request) -> web.StreamResponse:
     actor = require_user(request)
     async with request.app[DB].read() as session:
-        item = await session.scalar(
-            select(MessageMedia).where(
-                MessageMedia.id == request.match_info["id"], MessageMedia.user_id == actor.user_id
+        found = (
+            await session.execute(
+                select(MessageMedia, Message.conversation_id)
+                .join(Message, Message.id == MessageMedia.message_id)
+                .where(MessageMedia.id == request.match_info["id"])
             )
-        )
+        ).first()
+        item = found[0] if found else None
+        if item is not None and item.user_id != actor.user_id:
+            try:  # media of a conversation shared with the actor
+                await access.conversation_in(session, actor.user_id, found[1])
+            except NotFound:
+                item = None
     if item is None:
         raise NotFound("No such file.")
     # Images and audio display inline; anything else downloads (it could run in a browser).

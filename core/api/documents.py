@@ -14,6 +14,9 @@ from multinotes.identity.actor import require_user, require_verified
 from multinotes.keys import DB
 from multinotes.notes import provenance as saved
 from multinotes.notes import service as notes
+from multinotes.search.tasks import queue_embedding
+from multinotes.sharing import access
+from multinotes.sharing.activity import record_activity
 from multinotes.web.endpoint import endpoint
 
 routes = web.RouteTableDef()
@@ -153,11 +156,16 @@ def _number(request: web.Request, name: str = "n") -> int:
 @routes.get("/api/documents", name="api_documents")
 @endpoint(access="user", query=DocumentQuery, response=DocumentPage, tags=["notes"])
 async def list_documents(request: web.Request, query: DocumentQuery) -> dict[str, Any]:
-    """Your notes, newest edit first by default; pass `next_cursor` back as `cursor`."""
+    """Your notes, newest edit first by default; pass `next_cursor` back as `cursor`. With the
+    id of a folder shared with you as `folder_id`: the notes in that folder."""
     actor = require_user(request)
+    owner_id = actor.user_id
+    if query.folder_id not in (None, "root"):
+        _, rights = await access.folder(request.app[DB], actor.user_id, query.folder_id)
+        owner_id = rights.owner_id
     rows, cursor = await notes.list_documents(
         request.app[DB],
-        actor.user_id,
+        owner_id,
         folder_id=query.folder_id,
         q=query.q,
         sort=query.sort,
@@ -181,17 +189,18 @@ async def create_document(request: web.Request, body: DocumentIn) -> dict[str, A
         content=body.content,
         folder_id=body.folder_id,
     )
+    await queue_embedding(request.app, document.user_id)
     return {"id": document.id, "version": document.version}
 
 
 @routes.get("/api/documents/{id}", name="api_document")
 @endpoint(access="user", response=DocumentOut, tags=["notes"], errors=[404])
 async def get_document(request: web.Request) -> dict[str, Any]:
-    """One note: Markdown, sanitised HTML and (for saved answers) provenance."""
+    """One note: Markdown, sanitised HTML and (for saved answers) provenance. Also for people
+    the note is shared with."""
     actor = require_user(request)
-    return notes.document_out(
-        await notes.get_document(request.app[DB], actor.user_id, _id(request))
-    )
+    document, _ = await access.document(request.app[DB], actor.user_id, _id(request))
+    return notes.document_out(document)
 
 
 @routes.patch("/api/documents/{id}", name="api_document_update")
@@ -200,21 +209,31 @@ async def get_document(request: web.Request) -> dict[str, Any]:
 )
 async def update_document(request: web.Request, body: DocumentPatch) -> dict[str, Any]:
     """Save an edit made on `version`: title or content changes make a new version. If the note
-    changed meanwhile: 409 `stale_version` with `error.current` {version, title, content}."""
+    changed meanwhile: 409 `stale_version` with `error.current` {version, title, content}.
+    Editors the note is shared with may change its title and content (moving it is the owner's:
+    403)."""
     actor = require_user(request)
     changes = body.model_dump(exclude_unset=True, exclude={"version"})
-    document = await notes.update_document(
-        request.app[DB], actor.user_id, _id(request), body.version, changes
+    _, rights = await access.document(
+        request.app[DB], actor.user_id, _id(request), need="editor", action="edit this note"
     )
+    if "folder_id" in changes:
+        rights.require("owner", "move this note")
+    document = await notes.update_document(
+        request.app[DB], rights.owner_id, _id(request), body.version, changes, by=actor.user_id
+    )
+    await queue_embedding(request.app, document.user_id)
     return notes.document_out(document)
 
 
 @routes.delete("/api/documents/{id}", name="api_document_delete")
 @endpoint(access="user", status=204, tags=["notes"], errors=[404])
 async def delete_document(request: web.Request) -> None:
-    """Move a note to the trash (restorable for 30 days)."""
+    """Move a note to the trash (restorable for 30 days). Only its owner can."""
     actor = require_user(request)
-    await notes.trash_document(request.app[DB], actor.user_id, _id(request))
+    db = request.app[DB]
+    async with access.owner_only(db, actor.user_id, "document", _id(request), "delete this note"):
+        await notes.trash_document(db, actor.user_id, _id(request))
 
 
 @routes.post("/api/documents/{id}/restore", name="api_document_restore")
@@ -222,7 +241,11 @@ async def delete_document(request: web.Request) -> None:
 async def restore_document(request: web.Request) -> dict[str, Any]:
     """Bring a note back from the trash (to the root if its folder is gone)."""
     actor = require_user(request)
-    document = await notes.restore_document(request.app[DB], actor.user_id, _id(request))
+    db = request.app[DB]
+    async with access.owner_only(db, actor.user_id, "document", _id(request), "restore it"):
+        document = await notes.restore_document(db, actor.user_id, _id(request))
+    await record_activity(db, document.id, actor.user_id, "restore")
+    await queue_embedding(request.app, document.user_id)
     return notes.document_out(document)
 
 
@@ -231,7 +254,10 @@ async def restore_document(request: web.Request) -> dict[str, Any]:
 async def duplicate_document(request: web.Request) -> dict[str, Any]:
     """Copy a note into the same folder as "<title> (copy)", with a fresh history."""
     actor = require_user(request)
-    document = await notes.duplicate_document(request.app[DB], actor.user_id, _id(request))
+    db = request.app[DB]
+    async with access.owner_only(db, actor.user_id, "document", _id(request), "duplicate it"):
+        document = await notes.duplicate_document(db, actor.user_id, _id(request))
+    await queue_embedding(request.app, document.user_id)
     return {"id": document.id, "version": document.version}
 
 
@@ -240,7 +266,8 @@ async def duplicate_document(request: web.Request) -> dict[str, Any]:
 async def list_versions(request: web.Request) -> dict[str, Any]:
     """Every saved version, newest first."""
     actor = require_user(request)
-    rows = await notes.list_versions(request.app[DB], actor.user_id, _id(request))
+    _, rights = await access.document(request.app[DB], actor.user_id, _id(request))
+    rows = await notes.list_versions(request.app[DB], rights.owner_id, _id(request))
     return {"versions": [notes.version_out(v) for v in rows]}
 
 
@@ -249,8 +276,9 @@ async def list_versions(request: web.Request) -> dict[str, Any]:
 async def get_version(request: web.Request) -> dict[str, Any]:
     """One saved version with its content."""
     actor = require_user(request)
+    _, rights = await access.document(request.app[DB], actor.user_id, _id(request))
     version = await notes.get_version(
-        request.app[DB], actor.user_id, _id(request), _number(request)
+        request.app[DB], rights.owner_id, _id(request), _number(request)
     )
     return notes.version_out(version, content=True)
 
@@ -261,21 +289,32 @@ async def diff_version(request: web.Request, query: DiffQuery) -> dict[str, Any]
     """What changed from version `against` (default: the one before) to version `n`: a unified
     diff and the same as line operations."""
     actor = require_user(request)
-    db, number = request.app[DB], _number(request)
-    new = await notes.get_version(db, actor.user_id, _id(request), number)
+    db = request.app[DB]
+    _, rights = await access.document(db, actor.user_id, _id(request))
+    number = _number(request)
+    new = await notes.get_version(db, rights.owner_id, _id(request), number)
     against = query.against if query.against is not None else max(1, number - 1)
-    old = await notes.get_version(db, actor.user_id, _id(request), against)
+    old = await notes.get_version(db, rights.owner_id, _id(request), against)
     return notes.diff_versions(old, new)
 
 
 @routes.post("/api/documents/{id}/versions/{n}/restore", name="api_document_version_restore")
 @endpoint(access="user", response=DocumentOut, tags=["notes"], errors=[404])
 async def restore_version(request: web.Request) -> dict[str, Any]:
-    """Make version `n` current again, saved as a new version."""
+    """Make version `n` current again, saved as a new version. Only the owner can."""
     actor = require_user(request)
-    document = await notes.restore_version(
-        request.app[DB], actor.user_id, _id(request), _number(request)
+    db, number = request.app[DB], _number(request)
+    async with access.owner_only(db, actor.user_id, "document", _id(request), "restore versions"):
+        document = await notes.restore_version(db, actor.user_id, _id(request), number)
+    await record_activity(
+        db,
+        document.id,
+        actor.user_id,
+        "restore_version",
+        restored=number,
+        version=document.version,
     )
+    await queue_embedding(request.app, document.user_id)
     return notes.document_out(document)
 
 
@@ -286,6 +325,7 @@ async def save_answer(request: web.Request, body: SaveIn) -> dict[str, Any]:
     cost, timing, conversation)."""
     actor = require_user(request)
     document = await saved.save_answer(request.app[DB], actor.user_id, _id(request), body.folder_id)
+    await queue_embedding(request.app, document.user_id)
     return {"document_id": document.id, "version": document.version}
 
 
@@ -298,6 +338,7 @@ async def save_comparison(request: web.Request, body: SaveIn) -> dict[str, Any]:
     document = await saved.save_comparison(
         request.app[DB], actor.user_id, _id(request), body.folder_id
     )
+    await queue_embedding(request.app, document.user_id)
     return {"document_id": document.id, "version": document.version}
 
 
@@ -316,9 +357,10 @@ async def rerun(request: web.Request, body: RerunIn) -> web.StreamResponse:
     original conversation and are listed in the note's `provenance.reruns`."""
     actor = require_verified(request)
     db = request.app[DB]
-    document, conversation, prompt, models = await saved.rerun_source(
-        db, actor.user_id, _id(request)
-    )
+    async with access.owner_only(db, actor.user_id, "document", _id(request), "re-run it"):
+        document, conversation, prompt, models = await saved.rerun_source(
+            db, actor.user_id, _id(request)
+        )
     models = body.models or models
     if not models:
         raise Invalid("Name the models to answer with.", fields={"models": "required"})

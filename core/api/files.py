@@ -19,6 +19,7 @@ from multinotes.files import service, sniff
 from multinotes.files.models import File
 from multinotes.identity.actor import require_user, require_verified
 from multinotes.keys import DB, SETTINGS
+from multinotes.sharing import access
 from multinotes.web.endpoint import endpoint
 
 routes = web.RouteTableDef()
@@ -213,9 +214,10 @@ async def usage(request: web.Request) -> UsageOut:
 @routes.get(r"/api/files/{id:[0-9A-Za-z_-]{1,64}}", name="api_files_get")
 @endpoint(access="user", response=FileOut, tags=["files"], errors=[404])
 async def get_file(request: web.Request) -> FileOut:
-    """One file's metadata."""
+    """One file's metadata (also for people it is shared with)."""
     actor = require_user(request)
-    return FileOut.of(await service.get_file(request.app[DB], actor.user_id, _file_id(request)))
+    row, _ = await access.file(request.app[DB], actor.user_id, _file_id(request))
+    return FileOut.of(row)
 
 
 def content_disposition(row: File) -> str:
@@ -254,7 +256,7 @@ async def download(request: web.Request) -> web.StreamResponse:
     """The file's bytes. Images, PDF, audio, video and text are inline; anything else is an
     attachment. Range requests are honoured."""
     actor = require_user(request)
-    row = await service.get_file(request.app[DB], actor.user_id, _file_id(request))
+    row, _ = await access.file(request.app[DB], actor.user_id, _file_id(request))
     storage = request.app[service.FILE_STORAGE]
     headers = _content_headers(row)
     path = storage.local_path(row.storage_key)
@@ -312,7 +314,7 @@ async def preview(request: web.Request) -> web.StreamResponse:
     """A preview: images as a downscaled PNG or JPEG (at most 512 px a side); otherwise JSON
     with the metadata (and, for text, the first 4 KB as `text`)."""
     actor = require_user(request)
-    row = await service.get_file(request.app[DB], actor.user_id, _file_id(request))
+    row, _ = await access.file(request.app[DB], actor.user_id, _file_id(request))
     storage = request.app[service.FILE_STORAGE]
     kind = sniff.KINDS[row.kind]
     info: dict[str, Any] = {
@@ -374,7 +376,9 @@ async def update_file(request: web.Request, body: FilePatch) -> FileOut:
     """Rename (keeping an extension that matches the content) or move to a folder."""
     actor = require_user(request)
     changes = body.model_dump(exclude_unset=True)
-    row = await service.update_file(request.app[DB], actor.user_id, _file_id(request), changes)
+    db, file_id = request.app[DB], _file_id(request)
+    async with access.owner_only(db, actor.user_id, "file", file_id, "rename or move it"):
+        row = await service.update_file(db, actor.user_id, file_id, changes)
     return FileOut.of(row)
 
 
@@ -383,4 +387,6 @@ async def update_file(request: web.Request, body: FilePatch) -> FileOut:
 async def delete_file(request: web.Request) -> None:
     """Delete the file and its stored bytes."""
     actor = require_user(request)
-    await service.delete_file(request.app, actor.user_id, _file_id(request))
+    file_id = _file_id(request)
+    async with access.owner_only(request.app[DB], actor.user_id, "file", file_id, "delete it"):
+        await service.delete_file(request.app, actor.user_id, file_id)

@@ -14,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from multinotes.identity.actor import require_user
 from multinotes.keys import DB
 from multinotes.notes import service as notes
+from multinotes.sharing import access
+from multinotes.sharing.service import folder_contents
 from multinotes.web.endpoint import endpoint
 
 routes = web.RouteTableDef()
@@ -51,6 +53,21 @@ class FolderTree(BaseModel):
     )
 
 
+class FolderFile(BaseModel):
+    id: str
+    name: str
+    size: int
+    content_type: str
+
+
+class FolderListing(BaseModel):
+    folder: FolderOut
+    role: str = Field(description="Yours: owner, editor or viewer (shared with you).")
+    folders: list[FolderOut] = Field(description="The subfolders, by name.")
+    documents: list[dict[str, Any]] = Field(description="The notes in it (summaries), by title.")
+    files: list[FolderFile] = Field(description="The files in it, by name.")
+
+
 class TrashItem(BaseModel):
     kind: str
     id: str
@@ -86,6 +103,27 @@ async def create_folder(request: web.Request, body: FolderIn) -> dict[str, Any]:
     return notes.folder_out(folder)
 
 
+@routes.get("/api/folders/{id}", name="api_folder")
+@endpoint(access="user", response=FolderListing, tags=["notes"], errors=[404])
+async def get_folder(request: web.Request) -> dict[str, Any]:
+    """One folder with what is directly inside it: subfolders, notes and files. Also for people
+    it (or a folder above it) is shared with."""
+    actor = require_user(request)
+    db = request.app[DB]
+    folder, rights = await access.folder(db, actor.user_id, request.match_info["id"])
+    folders, documents, files = await folder_contents(db, rights.owner_id, folder.id)
+    return {
+        "folder": notes.folder_out(folder),
+        "role": rights.role,
+        "folders": [notes.folder_out(f) for f in folders],
+        "documents": [notes.document_summary(d) for d in documents],
+        "files": [
+            {"id": f.id, "name": f.name, "size": f.size, "content_type": f.content_type}
+            for f in files
+        ],
+    }
+
+
 @routes.patch("/api/folders/{id}", name="api_folder_update")
 @endpoint(access="user", body=FolderPatch, response=FolderOut, tags=["notes"], errors=[404])
 async def update_folder(request: web.Request, body: FolderPatch) -> dict[str, Any]:
@@ -93,9 +131,9 @@ async def update_folder(request: web.Request, body: FolderPatch) -> dict[str, An
     `parent_id` (`folder_cycle`)."""
     actor = require_user(request)
     changes = body.model_dump(exclude_unset=True)
-    folder = await notes.update_folder(
-        request.app[DB], actor.user_id, request.match_info["id"], changes
-    )
+    db, folder_id = request.app[DB], request.match_info["id"]
+    async with access.owner_only(db, actor.user_id, "folder", folder_id, "rename or move it"):
+        folder = await notes.update_folder(db, actor.user_id, folder_id, changes)
     return notes.folder_out(folder)
 
 
@@ -104,7 +142,9 @@ async def update_folder(request: web.Request, body: FolderPatch) -> dict[str, An
 async def delete_folder(request: web.Request) -> None:
     """Move a folder and everything in it to the trash (restorable for 30 days)."""
     actor = require_user(request)
-    await notes.trash_folder(request.app[DB], actor.user_id, request.match_info["id"])
+    db, folder_id = request.app[DB], request.match_info["id"]
+    async with access.owner_only(db, actor.user_id, "folder", folder_id, "delete it"):
+        await notes.trash_folder(db, actor.user_id, folder_id)
 
 
 @routes.post("/api/folders/{id}/restore", name="api_folder_restore")

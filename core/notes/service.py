@@ -427,10 +427,17 @@ def _version_of(document: Document, by: str | None) -> DocumentVersion:
 
 
 async def update_document(
-    db: Database, user_id: str, document_id: str, version: int, changes: dict[str, Any]
+    db: Database,
+    user_id: str,
+    document_id: str,
+    version: int,
+    changes: dict[str, Any],
+    *,
+    by: str | None = None,
 ) -> Document:
     """Save an edit made on ``version``. Title/content changes make a new version; a move alone
-    keeps the version number. An edit on an older version is refused with the current one."""
+    keeps the version number. An edit on an older version is refused with the current one.
+    ``user_id`` is the owner; ``by`` who saves, when not the owner (an editor it is shared with)."""
     async with db.transaction() as session:
         document = await _live_document(session, user_id, document_id, for_update=True)
         if document.version != version:
@@ -460,7 +467,7 @@ async def update_document(
                 document.title = title
             if content is not None:
                 document.content = content
-            session.add(_version_of(document, user_id))
+            session.add(_version_of(document, by or user_id))
         document.updated_at = utcnow()
     return document
 

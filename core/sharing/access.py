@@ -144,7 +144,7 @@ async def _live_parents(session: AsyncSession, owner_id: str) -> dict[str, str |
             Folder.user_id == owner_id, Folder.deleted_at.is_(None)
         )
     )
-    return dict(rows.tuples().all())
+    return {key: value for key, value in rows.all()}
 
 
 def _chain(parents: dict[str, str | None], folder_id: str | None) -> list[str]:
@@ -345,7 +345,7 @@ async def document_audience(session: AsyncSession, document: Document) -> dict[s
                 User.email.in_(list(pending)), User.email_verified_at.is_not(None)
             )
         )
-        for uid, email in verified.tuples().all():
+        for uid, email in verified.all():
             if uid not in audience or audience[uid] != "owner":
                 audience[uid] = _best([audience.get(uid, "viewer"), *pending[email]]) or "viewer"
     return audience
@@ -379,7 +379,7 @@ async def visible_scope(session: AsyncSession, user_id: str) -> VisibleScope:
             result = await session.execute(
                 select(model.id, model.user_id).where(model.id.in_(chunk), *live)
             )
-            found.update(i for i, owner in result.tuples().all() if owner in ids[i])
+            found.update(i for i, owner in result.all() if owner in ids[i])
         return found
 
     document_ids = await owned(Document, wanted["document"], Document.deleted_at.is_(None))
@@ -409,9 +409,7 @@ async def visible_scope(session: AsyncSession, user_id: str) -> VisibleScope:
         result = await session.execute(
             select(File.id, File.user_id, File.folder_id).where(File.folder_id.in_(chunk))
         )
-        file_ids.update(
-            i for i, owner, fid in result.tuples().all() if folder_owner.get(fid or "") == owner
-        )
+        file_ids.update(i for i, owner, fid in result.all() if folder_owner.get(fid or "") == owner)
     return VisibleScope(
         user_id=user_id,
         document_ids=frozenset(document_ids),

@@ -17,6 +17,7 @@ from multinotes.db import Base
 from multinotes.identity.oauth_models import OAuthIdentity
 from multinotes.keys import DB
 from multinotes.models_registry import import_all_models
+from multinotes.sharing.models import Notification
 from multinotes.testing import ApiClient
 from tests.security.routes import Route, app_routes
 from tests.support.sse import parse_sse
@@ -63,6 +64,21 @@ OBJECTS: dict[str, str] = {
     "/files/{id}/rename": "file",
     "/files/{id}/delete": "file",
     "/api/messages/{id}/save-comparison": "prompt",
+    # Sharing: A's shares, comments and notifications; A's objects through the sharing pages.
+    "/api/shares/{id}": "share",
+    "/share/{id}/update": "share",
+    "/share/{id}/revoke": "share",
+    "/api/documents/{id}/comments": "document",
+    "/api/documents/{id}/activity": "document",
+    "/documents/{id}/collab": "document",
+    "/documents/{id}/comments": "document",
+    "/api/comments/{id}": "comment",
+    "/comments/{id}/edit": "comment",
+    "/comments/{id}/delete": "comment",
+    "/shared/folders/{id}": "folder",
+    "/shared/files/{id}": "file",
+    "/shared/conversations/{id}": "conversation",
+    "/notifications/{id}/open": "notification",
     # Admin routes: a non-admin gets 403 whatever the id.
     "/api/admin/users/{id}": "user",
     "/api/admin/users/{id}/credits": "user",
@@ -99,6 +115,9 @@ BODIES: dict[tuple[str, str], Any] = {
     ("PATCH", "/api/files/{id}"): {"name": "mine-now.txt"},
     ("PATCH", "/api/folders/{id}"): {"name": "Mine now"},
     ("PATCH", "/api/documents/{id}"): {"version": 1, "title": "Mine now"},
+    ("PATCH", "/api/shares/{id}"): {"role": "editor"},
+    ("POST", "/api/documents/{id}/comments"): {"body": "Mine now"},
+    ("PATCH", "/api/comments/{id}"): {"body": "Mine now"},
 }
 
 #: What the admin routes' parameters are filled with (global objects, not A's).
@@ -155,8 +174,20 @@ async def a_objects(a: ApiClient) -> dict[str, str]:
     await eventually(export_done, timeout=20)
     assert a.user is not None
     identity = OAuthIdentity(user_id=a.user["id"], provider="google", subject="a-at-google")
+    notice = Notification(
+        user_id=a.user["id"], kind="share", object_type="document", object_id=document
+    )
     async with a.app[DB].transaction() as db_session:
-        db_session.add(identity)
+        db_session.add_all([identity, notice])
+    share = await (
+        await a.post(
+            "/api/shares",
+            {"object_type": "folder", "object_id": folder, "email": "c@example.com"},
+        )
+    ).json()
+    comment = await (
+        await a.post(f"/api/documents/{document}/comments", {"body": "A's comment"})
+    ).json()
     return {
         "conversation": conversation,
         "answer": answer["id"],
@@ -170,6 +201,9 @@ async def a_objects(a: ApiClient) -> dict[str, str]:
         "session": session["id"],
         "export": export["id"],
         "oauth_identity": identity.id,
+        "share": share["id"],
+        "comment": comment["id"],
+        "notification": notice.id,
         "user": a.user["id"],
         **GLOBAL_OBJECTS,
     }
@@ -206,6 +240,9 @@ async def a_views(a: ApiClient, ids: dict[str, str]) -> list[Any]:
         await a.get_json("/api/folders"),
         await a.get_json(f"/api/documents/{ids['document']}"),
         await a.get_json(f"/api/documents/{ids['document']}/versions"),
+        await a.get_json("/api/shares"),
+        await a.get_json(f"/api/documents/{ids['document']}/comments"),
+        await a.get_json("/api/notifications"),
     ]
 
 
