@@ -23,6 +23,7 @@ from multinotes.chat.pipeline import (
 from multinotes.errors import Invalid, NotFound
 from multinotes.identity.actor import Actor, require_user
 from multinotes.keys import DB
+from multinotes.search.tasks import queue_embedding
 from multinotes.sharing import access
 from multinotes.web.endpoint import endpoint, raw
 
@@ -207,6 +208,7 @@ async def rename_conversation(request: web.Request, body: ConversationPatch) -> 
         conversation = await chat.rename_conversation(
             db, actor.user_id, conversation_id, body.title
         )
+    await queue_embedding(request.app, actor.user_id)
     return chat.conversation_out(conversation)
 
 
