@@ -26,8 +26,11 @@ from multinotes.search.models import SearchEmbedding
 
 MODEL = "wordllama/l2_supercat-256"
 DIMENSIONS = 256
-#: Below this cosine similarity an item is not shown as a semantic match.
-MIN_SIMILARITY = 0.25
+#: Below this cosine similarity an item is not shown as a semantic match, nor below this share
+#: of the best match's (WordLlama's similarities are low and bunched: an unrelated text often
+#: scores 0.1 to 0.2, a paraphrase 0.25 to 0.5).
+MIN_SIMILARITY = 0.2
+RELATIVE_CUT = 0.5
 #: How much of a long text is embedded (WordLlama averages its tokens: more adds little).
 MAX_CHARS = 8000
 
@@ -98,3 +101,11 @@ async def search(
         for i in order
         if scores[i] >= MIN_SIMILARITY
     ]
+
+
+def close_enough(hits: list[SemanticHit]) -> list[SemanticHit]:
+    """``hits`` (best first, of every kind) without those far below the best one."""
+    if not hits:
+        return hits
+    floor = hits[0].score * RELATIVE_CUT
+    return [h for h in hits if h.score >= floor]

@@ -252,7 +252,7 @@ async def search(db: Database, user_id: str, request: SearchRequest) -> SearchPa
                     session, kind, base, EMBEDDING_OF[kind], query_vector, depth
                 )
             close.sort(key=lambda h: -h.score)
-            for rank, near in enumerate(close[:depth]):
+            for rank, near in enumerate(semantic.close_enough(close)[:depth]):
                 item = found.setdefault((near.kind, near.id), _Found(near.kind, near.id, near.row))
                 item.semantic_rank = rank
                 item.scores["semantic"] = near.score
