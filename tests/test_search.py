@@ -342,12 +342,15 @@ async def test_shared_notes_and_conversations_are_found(user: ApiClient, make_cl
         found = {r["id"] for r in results}
         assert {in_folder, direct, tree["id"]} <= found, mode
         assert all(r["shared"] for r in results)
+        urls = {r["id"]: r["url"] for r in results}
+        assert urls[direct] == f"/notes/{direct}"
+        assert urls[tree["id"]] == f"/shared/conversations/{tree['id']}"
         assert "Private kumquat diary" not in {r["title"] for r in results}
     palette = await colleague.get_json("/api/palette?q=kumquat")
     assert {i["id"] for i in palette["items"]} >= {in_folder, direct, tree["id"]}
     team = (await colleague.get_json("/api/palette?q=team"))["items"]
-    assert [(i["id"], i["hint"]) for i in team if i["kind"] == "folder"] == [
-        (shared_folder, "Folder · shared")
+    assert [(i["id"], i["hint"], i["url"]) for i in team if i["kind"] == "folder"] == [
+        (shared_folder, "Folder · shared", f"/shared/folders/{shared_folder}")
     ]
     later = await note(user, "Kumquat added later", "kumquat again", shared_folder)
     assert later in {r["id"] for r in (await find(colleague, "kumquat", mode="text"))["results"]}

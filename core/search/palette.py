@@ -16,6 +16,7 @@ from multinotes.chat.models import Conversation
 from multinotes.db import Database
 from multinotes.notes.models import Document, Folder
 from multinotes.sharing.access import visible_scope
+from multinotes.sharing.service import object_path
 
 PER_KIND = 6
 
@@ -126,14 +127,14 @@ async def palette(db: Database, user_id: str, q: str) -> list[dict[str, Any]]:
                 Folder.updated_at,
             )
         )
-        for fid, title, owner in notes.all():
-            items.append(_item("note", fid, title, f"/notes/{fid}", "Note", owner != user_id))
+        for did, title, owner in notes.all():
+            url = f"/notes/{did}" if owner == user_id else object_path("document", did)
+            items.append(_item("note", did, title, url, "Note", owner != user_id))
         for cid, title, owner in conversations.all():
-            items.append(
-                _item("conversation", cid, title, f"/chat/{cid}", "Chat", owner != user_id)
-            )
+            url = f"/chat/{cid}" if owner == user_id else object_path("conversation", cid)
+            items.append(_item("conversation", cid, title, url, "Chat", owner != user_id))
         for fid, name, owner in folders.all():
-            url = f"/notes?folder={fid}"
+            url = f"/notes?folder={fid}" if owner == user_id else object_path("folder", fid)
             items.append(_item("folder", fid, name, url, "Folder", owner != user_id))
     if q:
         # Prefix matches of every kind before substring matches of any.

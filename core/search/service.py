@@ -31,6 +31,7 @@ from multinotes.search.models import KINDS, RecentSearch, SearchEmbedding
 from multinotes.search.query import ParsedQuery, parse
 from multinotes.search.snippets import build_snippet
 from multinotes.sharing.access import VisibleScope, visible_scope
+from multinotes.sharing.service import object_path
 
 Mode = Literal["hybrid", "text", "semantic"]
 MODES = ("hybrid", "text", "semantic")
@@ -299,12 +300,18 @@ async def _fill_snippets(session: AsyncSession, items: list[_Found], query: Pars
             item.snippet = build_snippet(parts[-1] or parts[0], query)
 
 
-def _url(item: _Found) -> str:
+def _url(item: _Found, user_id: str) -> str:
+    row = item.row
+    if row.owner_id != user_id:
+        # Someone else's: where the sharing pages show it to the people it is shared with.
+        if item.kind == "note":
+            return object_path("document", item.id)
+        return object_path("conversation", row.conversation_id)
     if item.kind == "note":
         return f"/notes/{item.id}"
     if item.kind == "conversation":
         return f"/chat/{item.id}"
-    return f"/chat/{item.row.conversation_id}?leaf={item.id}"
+    return f"/chat/{row.conversation_id}?leaf={item.id}"
 
 
 def _score(item: _Found) -> float:
@@ -321,7 +328,7 @@ def result_out(item: _Found, user_id: str) -> dict[str, Any]:
         "id": item.id,
         "title": row.title,
         "snippet": item.snippet or "",
-        "url": _url(item),
+        "url": _url(item, user_id),
         "score": round(_score(item), 6),
         "updated_at": row.updated_at.isoformat(),
         "shared": row.owner_id != user_id,
