@@ -3,6 +3,7 @@
 
 Provider model lists are cached per process for a minute and dropped whenever plugin state or
 settings change, so a provider that asks its server for models is not asked on every request.
+The catalog also keeps the providers' long-lived SDK clients (``clients``), closed with the app.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from multinotes.app_settings import get_setting
 from multinotes.db import Base, UTCDateTime, utcnow
 from multinotes.errors import Invalid, NeedsKey, NotFound, ProviderError, ProviderUnavailable
 from multinotes.keys import CATALOG, DB, PLUGIN_SETTINGS, PLUGINS
-from multinotes.providers import Model, Pricing, Provider, Usage, configured_key
+from multinotes.providers import ClientCache, Model, Pricing, Provider, Usage, configured_key
 
 log = structlog.get_logger(__name__)
 
@@ -143,7 +144,13 @@ class Catalog:
         self.breaker = CircuitBreaker()
         self._models: dict[str, tuple[float, list[Model]]] = {}
         self._overrides: tuple[float, dict[str, ModelSetting], float] | None = None
+        #: Handed to every model call as ``GenerationRequest.clients``.
+        self.clients = ClientCache()
         app[PLUGINS].on_change(self.invalidate)
+        app.on_cleanup.append(self._close_clients)
+
+    async def _close_clients(self, app: web.Application) -> None:
+        await self.clients.aclose()
 
     def invalidate(self) -> None:
         """Forget cached model lists and admin overrides (after a change in this process;

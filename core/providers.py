@@ -6,7 +6,8 @@ is (id, name, capabilities, limits, prices, its ``Options``) and implements one 
 images and audio. It fills ``request.usage`` as the provider reports it; the core bills from that.
 
 The core resolves the plugin's settings (keys decrypted) and passes them in as
-``request.config``: plugins never read the environment. Failures are raised as the
+``request.config``: plugins never read the environment. ``request.clients`` is the app's
+``ClientCache``, where a plugin keeps its SDK clients between calls. Failures are raised as the
 ``ProviderError`` family from ``multinotes.errors``: ``NeedsKey`` (no or bad key),
 ``ProviderRateLimited`` (429, with ``retry_after``), ``ProviderUnavailable`` (5xx, timeouts,
 refused connections), ``ProviderBadResponse`` (malformed data) or plain ``ProviderError``. The
@@ -16,12 +17,13 @@ breaker per provider.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
@@ -118,6 +120,39 @@ class Usage:
     audio_seconds: float = 0.0
 
 
+class Closable(Protocol):
+    async def close(self) -> None: ...
+
+
+ClientT = TypeVar("ClientT", bound=Closable)
+
+
+class ClientCache:
+    """SDK clients an app keeps for its lifetime, one per key (what the client is built from:
+    base URL, API key, ...). A long-lived client is built once instead of per call (building
+    one costs about as much CPU as a whole streamed answer) and keeps its upstream connections
+    alive between calls. Settings are part of the key, so a changed key or URL gets a new
+    client on the next call; the old one idles until the app stops, which closes them all."""
+
+    def __init__(self) -> None:
+        self._clients: dict[Hashable, Closable] = {}
+
+    def get(self, key: Hashable, build: Callable[[], ClientT]) -> ClientT:
+        client = self._clients.get(key)
+        if client is None:
+            client = self._clients[key] = build()
+        return client  # type: ignore[return-value]  # the key names the kind of client
+
+    def __len__(self) -> int:
+        return len(self._clients)
+
+    async def aclose(self) -> None:
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            with contextlib.suppress(Exception):  # one broken client must not keep others open
+                await client.close()
+
+
 @dataclass
 class GenerationRequest:
     messages: list[ChatMessage]
@@ -127,6 +162,9 @@ class GenerationRequest:
     usage: Usage = field(default_factory=Usage)
     #: Seconds the core allows for the whole call (connect + stream).
     timeout: float = 120.0
+    #: The app's long-lived SDK clients; None outside an app (a plugin then builds a client for
+    #: the call and closes it afterwards).
+    clients: ClientCache | None = None
 
 
 class Model(ABC):

@@ -10,6 +10,7 @@ import math
 import pytest
 
 from multinotes.app import create_app
+from multinotes.keys import CATALOG
 from multinotes.testing import app_client
 from tests.fakes import serve_fake
 from tests.fakes.openai_server import FakeOpenAI
@@ -71,6 +72,42 @@ async def test_one_prompt_two_openai_models_stream_and_are_charged_exactly(clien
     assert {r.json["model"] for r in chats} == {"gpt-4o", "gpt-4o-mini"}
     assert all(r.json["stream_options"] == {"include_usage": True} for r in chats)
     assert all(r.headers["Authorization"] == "Bearer sk-e2e-key-000000000000" for r in chats)
+
+
+async def test_one_sdk_client_per_server_and_key_lives_as_long_as_the_app(make_settings, fake):
+    settings = make_settings(
+        plugins={"openai": {"base_url": fake.url + "/v1", "api_key": "sk-e2e-key-000000000000"}}
+    )
+    async with app_client(create_app(settings)) as api:
+        await api.register_admin()
+        await api.mark_verified()
+        clients = api.app[CATALOG].clients
+
+        async def ask(models: list[str]) -> list:
+            conversation = (await (await api.post("/api/conversations", {})).json())["id"]
+            response = await api.post(
+                f"/api/conversations/{conversation}/messages", {"content": "Hi", "models": models}
+            )
+            events = parse_sse(await response.text())
+            assert [d["status"] for n, d in events if n == "done"] == ["complete"] * len(models)
+            return events
+
+        # Two models at once and a second request: one client for the one server and key.
+        await ask([GPT4O, MINI])
+        await ask([MINI])
+        assert len(clients) == 1
+        (shared,) = clients._clients.values()
+
+        # A new key is used from the next request on, through a client of its own.
+        fake.api_key = "sk-rotated-key-11111111111"
+        response = await api.patch(
+            "/api/admin/plugins/openai", {"settings": {"api_key": fake.api_key}}
+        )
+        assert response.status == 200, await response.text()
+        await ask([MINI])
+        assert fake.requests[-1].headers["Authorization"] == f"Bearer {fake.api_key}"
+        assert len(clients) == 2
+    assert shared.is_closed() and len(clients) == 0  # closed with the app
 
 
 async def test_stop_works_against_a_real_sdk_stream(client, fake):

@@ -535,6 +535,7 @@ async def run_generation(app: web.Application, item: Planned, sink: EventSink) -
                 config=entry.config,
                 usage=item.usage,
                 timeout=_timeout(app, entry),
+                clients=app[CATALOG].clients,
             )
             try:
                 async for chunk in _chunks(entry, request, request.timeout):

@@ -29,15 +29,20 @@ PROVIDER_NAME = "OpenAI"
 USD = 100_000  # credits per US dollar
 
 
-def connect(config: Any, timeout: float | None = None) -> openai.AsyncOpenAI:
-    """A client for one call, or ``NeedsKey`` before anything is sent when no key is set."""
+def _key(config: Any) -> str:
+    """The API key, or ``NeedsKey`` before anything is sent when none is set."""
     key = config.api_key.get_secret_value() if config.api_key else ""
     if not key.strip():
         raise NeedsKey(
             f"{PROVIDER_NAME} needs an API key. An admin can set it in the Plugins console."
         )
+    return key.strip()
+
+
+def connect(config: Any, timeout: float | None = None) -> openai.AsyncOpenAI:
+    """A client for one call (to close after it)."""
     return openai_wire.make_client(
-        api_key=key.strip(),
+        api_key=_key(config),
         base_url=config.base_url,
         organization=config.organization,
         timeout=min(config.timeout, timeout or config.timeout),
@@ -63,8 +68,19 @@ class ChatModel(OpenAIModel):
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
         params = openai_wire.chat_params(request, self.api_name)
-        async with connect(request.config, request.timeout) as client:
-            async for text in openai_wire.stream_chat(client, params, request, PROVIDER_NAME):
+        config = request.config
+        timeout = min(config.timeout, request.timeout or config.timeout)
+        async with openai_wire.client(
+            request.clients,
+            api_key=_key(config),
+            base_url=config.base_url,
+            organization=config.organization,
+            default_timeout=timeout,
+        ) as client:
+            chunks = openai_wire.stream_chat(
+                client, params, request, PROVIDER_NAME, call_timeout=timeout
+            )
+            async for text in chunks:
                 yield text
 
 

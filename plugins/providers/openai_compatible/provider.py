@@ -72,7 +72,12 @@ class CompatibleModel(Model):
             vision="vision" in connection.capabilities,
             max_tokens_field=connection.max_tokens_field,
         )
-        async with connect(config, connection, request.timeout) as client:
+        async with openai_wire.client(
+            request.clients,
+            api_key=config.key_for(connection.name) or NO_KEY,
+            base_url=connection.base_url,
+            default_timeout=request.timeout,
+        ) as client:
             stream = openai_wire.stream_chat(client, params, request, display(connection.name))
             async for text in stream:
                 yield text

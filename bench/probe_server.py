@@ -1,0 +1,161 @@
+"""``multinotes serve`` with measuring probes, for ``profile_pipeline.py``.
+
+The same app as ``multinotes serve`` (settings from ``MULTINOTES_*``), plus a few routes under
+``/__probe/`` that measure the process from the inside, so the figures do not depend on how busy
+the machine is: CPU time, a cProfile of whatever runs between ``profile/start`` and
+``profile/stop``, SQL statements by kind, tracemalloc snapshots and their difference, and live
+objects by type. Never used outside the benchmarks: the probes have no access control.
+
+Run: ``python bench/probe_server.py`` (``profile_pipeline.py`` starts it).
+"""
+
+from __future__ import annotations
+
+import cProfile
+import gc
+import io
+import os
+import pstats
+import time
+import tracemalloc
+from collections import Counter
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import event
+
+PROFILE: web.AppKey[dict[str, Any]] = web.AppKey("bench_probe_state")
+
+
+def rss_kb() -> int:
+    with open(f"/proc/{os.getpid()}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def add_probes(app: web.Application) -> None:
+    from multinotes.keys import DB
+
+    state: dict[str, Any] = {
+        "sql": Counter(),
+        "statements": [],
+        "snapshots": {},
+        "profiler": None,
+        "types": {},
+    }
+    app[PROFILE] = state
+
+    async def attach_sql_counter(app: web.Application) -> None:
+        def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+            state["sql"][statement.split()[0].upper()] += 1
+            state["statements"].append(" ".join(statement.split())[:160])
+
+        event.listen(app[DB].engine.sync_engine, "before_cursor_execute", count)
+
+    app.on_startup.append(attach_sql_counter)
+
+    async def cpu(request: web.Request) -> web.Response:
+        return web.json_response(
+            {"process_time": time.process_time(), "rss_kb": rss_kb(), "tasks": _task_count()}
+        )
+
+    async def sql(request: web.Request) -> web.Response:
+        counts, state["sql"] = state["sql"], Counter()
+        statements, state["statements"] = state["statements"], []
+        return web.json_response({"counts": dict(counts), "statements": statements})
+
+    async def profile_start(request: web.Request) -> web.Response:
+        profiler = cProfile.Profile()
+        state["profiler"] = profiler
+        profiler.enable()
+        return web.json_response({"ok": True})
+
+    async def profile_stop(request: web.Request) -> web.Response:
+        profiler: cProfile.Profile = state["profiler"]
+        profiler.disable()
+        out = io.StringIO()
+        stats = pstats.Stats(profiler, stream=out)
+        sort = request.query.get("sort", "cumulative")
+        stats.sort_stats(sort).print_stats(int(request.query.get("limit", "60")))
+        path = request.query.get("dump")
+        if path:
+            stats.dump_stats(path)
+        return web.Response(text=out.getvalue())
+
+    async def trace_start(request: web.Request) -> web.Response:
+        tracemalloc.start(int(request.query.get("frames", "25")))
+        return web.json_response({"ok": True})
+
+    async def snapshot(request: web.Request) -> web.Response:
+        gc.collect()
+        name = request.query["name"]
+        state["snapshots"][name] = tracemalloc.take_snapshot().filter_traces(
+            [tracemalloc.Filter(False, tracemalloc.__file__)]
+        )
+        state["types"][name] = Counter(type(o).__qualname__ for o in gc.get_objects())
+        return web.json_response({"rss_kb": rss_kb(), "traced": tracemalloc.get_traced_memory()})
+
+    async def compare(request: web.Request) -> web.Response:
+        """The growth from snapshot ``a`` to ``b``, divided by ``per`` (streams)."""
+        a, b = state["snapshots"][request.query["a"]], state["snapshots"][request.query["b"]]
+        per = int(request.query.get("per", "1"))
+        group = request.query.get("group", "lineno")
+        limit = int(request.query.get("limit", "40"))
+        diff = b.compare_to(a, group)
+        total = sum(d.size_diff for d in diff)
+        out = [f"total growth {total / per / 1024:.1f} KB per stream ({total} B / {per})"]
+        for stat in diff[:limit]:
+            if group == "traceback":
+                out.append(f"{stat.size_diff / per:9.0f} B  {stat.count_diff / per:7.2f} blocks")
+                out.extend(f"      {line}" for line in stat.traceback.format(limit=12))
+            else:
+                frame = stat.traceback[0]
+                out.append(
+                    f"{stat.size_diff / per:9.0f} B  {stat.count_diff / per:7.2f} blocks  "
+                    f"{frame.filename}:{frame.lineno}"
+                )
+        types_a, types_b = state["types"][request.query["a"]], state["types"][request.query["b"]]
+        grown = Counter({k: types_b[k] - types_a.get(k, 0) for k in types_b})
+        out.append("live objects per stream (gc-tracked, by type):")
+        out.extend(f"{n / per:8.2f}  {name}" for name, n in grown.most_common(40) if n > 0)
+        return web.Response(text="\n".join(out))
+
+    app.router.add_get("/__probe/cpu", cpu)
+    app.router.add_get("/__probe/sql", sql)
+    app.router.add_get("/__probe/profile/start", profile_start)
+    app.router.add_get("/__probe/profile/stop", profile_stop)
+    app.router.add_get("/__probe/trace/start", trace_start)
+    app.router.add_get("/__probe/trace/snapshot", snapshot)
+    app.router.add_get("/__probe/trace/compare", compare)
+
+
+def _task_count() -> int:
+    import asyncio
+
+    return len(asyncio.all_tasks())
+
+
+def main() -> None:
+    from multinotes.app import create_app
+    from multinotes.settings import Settings
+
+    if os.environ.get("BENCH_NO_SEARCH_INDEX"):
+        # Semantic search indexes every finished answer in a background task, which runs in the
+        # web process in embedded mode: off, to measure the streaming pipeline alone.
+        from multinotes.chat import pipeline
+
+        async def no_index(app: web.Application, user_id: str) -> None:
+            return None
+
+        pipeline.queue_embedding = no_index  # type: ignore[assignment]
+
+    settings = Settings()
+    app = create_app(settings)
+    add_probes(app)
+    web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)
+
+
+if __name__ == "__main__":
+    main()
