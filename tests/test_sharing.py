@@ -103,7 +103,7 @@ async def test_a_viewer_reads_the_note_and_its_versions_but_changes_nothing(
     refused = {
         "edit": await bob.patch(f"/api/documents/{doc}", {"version": 2, "content": "mine"}),
         "delete": await bob.delete(f"/api/documents/{doc}"),
-        "restore version": await bob.post(f"/api/documents/{doc}/versions/1/restore"),
+        "restore a version": await bob.post(f"/api/documents/{doc}/versions/1/restore"),
         "duplicate": await bob.post(f"/api/documents/{doc}/duplicate"),
         "re-run": await bob.post(f"/api/documents/{doc}/rerun", {}),
         "re-share": await bob.post(
@@ -143,14 +143,19 @@ async def test_an_editor_edits_title_and_content_with_optimistic_concurrency_but
     moved = await bob.patch(f"/api/documents/{doc}", {"version": 2, "folder_id": bob_folder})
     assert moved.status == 403 and (await moved.json())["error"]["code"] == "owner_only"
     assert await status_of(await bob.delete(f"/api/documents/{doc}")) == 403
-    assert await status_of(await bob.post(f"/api/documents/{doc}/versions/1/restore")) == 403
+    assert await status_of(await bob.post(f"/api/documents/{doc}/rerun", {})) == 403
+    # Restoring an old version is an edit: allowed, and it is Bob's too.
+    restored = await bob.post(f"/api/documents/{doc}/versions/1/restore")
+    assert restored.status == 200 and (await restored.json())["content"] == "one"
+    versions = (await ann.get_json(f"/api/documents/{doc}/versions"))["versions"]
+    assert versions[0]["version"] == 3 and versions[0]["created_by"] == bob.user["id"]
     reshare = await bob.post(
         "/api/shares",
         {"object_type": "document", "object_id": doc, "email": "eve@example.com"},
     )
     assert reshare.status == 403
     doc_now = await ann.get_json(f"/api/documents/{doc}")
-    assert doc_now["folder_id"] == home and doc_now["version"] == 2
+    assert doc_now["folder_id"] == home and doc_now["version"] == 3
     assert (await ann.get_json("/api/shares"))["shares"][0]["email"] == "bob@example.com"
 
 
@@ -258,13 +263,13 @@ async def test_only_the_sharer_changes_or_revokes_a_share(
     created = await share(ann, object_type="document", object_id=doc, email="bob@example.com")
     for client in (bob, eve):
         assert (await client.delete(f"/api/shares/{created['id']}")).status == 404
-        assert (await client.patch(f"/api/shares/{created['id']}", {"role": "editor"})).status == 404
+        assert (
+            await client.patch(f"/api/shares/{created['id']}", {"role": "editor"})
+        ).status == 404
     assert (await bob.get(f"/api/documents/{doc}")).status == 200
 
 
-async def test_an_expired_share_grants_nothing_until_it_is_extended(
-    ann: ApiClient, bob: ApiClient
-):
+async def test_an_expired_share_grants_nothing_until_it_is_extended(ann: ApiClient, bob: ApiClient):
     doc = await note(ann)
     soon = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     created = await share(
@@ -559,7 +564,9 @@ async def test_a_password_protected_link_asks_for_it_and_limits_guesses(
 
 async def test_a_cross_site_password_post_is_refused(ann: ApiClient, make_client: Any):
     doc = await note(ann)
-    created = await share(ann, object_type="document", object_id=doc, public=True, password="pw1234")
+    created = await share(
+        ann, object_type="document", object_id=doc, public=True, password="pw1234"
+    )
     visitor = await anonymous(make_client)
     response = await visitor.client.post(
         f"/s/{token_of(created['url'])}/unlock",
@@ -579,8 +586,12 @@ async def test_a_public_folder_lists_its_notes_and_opens_only_those(
     outside = await note(ann, "Outside note", "not here")
     form = aiohttp.FormData()
     form.add_field("folder_id", team)
-    form.add_field("file", b"%PDF-1.4\n%\xe2\xe3\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n",
-                   filename="doc.pdf", content_type="application/pdf")
+    form.add_field(
+        "file",
+        b"%PDF-1.4\n%\xe2\xe3\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n",
+        filename="doc.pdf",
+        content_type="application/pdf",
+    )
     pdf = (await (await ann.post("/api/files", data=form)).json())["id"]
     created = await share(ann, object_type="folder", object_id=team, public=True)
     base = f"/s/{token_of(created['url'])}"
@@ -622,9 +633,7 @@ async def test_a_public_file_link_downloads_as_an_attachment_when_it_could_run(
 
 async def test_a_public_conversation_is_a_read_only_thread(ann: ApiClient, make_client: Any):
     assert (await ann.patch("/api/admin/plugins/demo", {"enabled": True})).status == 200
-    conversation = (await (await ann.post("/api/conversations", {"title": "Colours"})).json())[
-        "id"
-    ]
+    conversation = (await (await ann.post("/api/conversations", {"title": "Colours"})).json())["id"]
     streamed = await ann.post(
         f"/api/conversations/{conversation}/messages",
         {"content": "name a teal thing", "models": ["demo/echo", "demo/swatch"]},

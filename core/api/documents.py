@@ -301,11 +301,17 @@ async def diff_version(request: web.Request, query: DiffQuery) -> dict[str, Any]
 @routes.post("/api/documents/{id}/versions/{n}/restore", name="api_document_version_restore")
 @endpoint(access="user", response=DocumentOut, tags=["notes"], errors=[404])
 async def restore_version(request: web.Request) -> dict[str, Any]:
-    """Make version `n` current again, saved as a new version. Only the owner can."""
+    """Make version `n` current again, saved as a new version. Editors the note is shared with
+    may too (it is an edit)."""
     actor = require_user(request)
-    db, number = request.app[DB], _number(request)
-    async with access.owner_only(db, actor.user_id, "document", _id(request), "restore versions"):
-        document = await notes.restore_version(db, actor.user_id, _id(request), number)
+    db = request.app[DB]
+    _, rights = await access.document(
+        db, actor.user_id, _id(request), need="editor", action="restore versions"
+    )
+    number = _number(request)
+    document = await notes.restore_version(
+        db, rights.owner_id, _id(request), number, by=actor.user_id
+    )
     await record_activity(
         db,
         document.id,

@@ -710,15 +710,18 @@ async def get_version(db: Database, user_id: str, document_id: str, number: int)
     return version
 
 
-async def restore_version(db: Database, user_id: str, document_id: str, number: int) -> Document:
-    """Make an old version the current one, as a new version (history is never rewritten)."""
+async def restore_version(
+    db: Database, user_id: str, document_id: str, number: int, *, by: str | None = None
+) -> Document:
+    """Make an old version the current one, as a new version (history is never rewritten).
+    ``user_id`` is the owner; ``by`` who restores, when not the owner (an editor)."""
     old = await get_version(db, user_id, document_id, number)
     async with db.transaction() as session:
         document = await _live_document(session, user_id, document_id, for_update=True)
         document.version += 1
         document.title, document.content = old.title, old.content
         document.updated_at = utcnow()
-        session.add(_version_of(document, user_id))
+        session.add(_version_of(document, by or user_id))
     return document
 
 

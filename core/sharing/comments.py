@@ -33,9 +33,12 @@ MAX_BODY = 20_000
 def clean_body(body: str) -> str:
     body = body.strip()
     if not body:
-        raise Invalid(fields={"body": "must not be blank"})
+        raise Invalid("A comment cannot be empty.", fields={"body": "must not be blank"})
     if len(body) > MAX_BODY:
-        raise Invalid(fields={"body": f"at most {MAX_BODY} characters"})
+        raise Invalid(
+            f"A comment can be at most {MAX_BODY} characters long.",
+            fields={"body": f"at most {MAX_BODY} characters"},
+        )
     return body
 
 
