@@ -796,3 +796,24 @@ async def test_shared_pages_list_and_open_what_was_shared(
         assert (await eve.get(path)).status == 404
     empty = await (await eve.get("/shared")).text()
     assert "Nothing is shared with you yet." in empty
+
+
+async def test_a_shared_note_opens_in_the_note_page_read_only_or_editable(
+    ann: ApiClient, bob: ApiClient, eve: ApiClient, make_client: Any
+):
+    doc = await note(ann, "Page note", "# Heading")
+    await share(ann, object_type="document", object_id=doc, email="bob@example.com")
+    viewer = await bob.get(f"/notes/{doc}")
+    html = await viewer.text()
+    assert viewer.status == 200 and "Page note" in html
+    assert 'data-can-edit="false"' in html and "Read only" in html
+    assert f'hx-get="/documents/{doc}/collab"' in html  # comments and activity are embedded
+    assert f"object_id={doc}" not in html  # no share button for someone it is shared with
+
+    cy = await person(make_client, "cy@example.com", "Cy Editor")
+    await share(ann, object_type="document", object_id=doc, email="cy@example.com", role="editor")
+    editor = await (await cy.get(f"/notes/{doc}")).text()
+    assert 'data-can-edit="true"' in editor
+    owner = await (await ann.get(f"/notes/{doc}")).text()
+    assert f"/share/dialog?object_type=document&amp;object_id={doc}" in owner
+    assert (await eve.get(f"/notes/{doc}")).status == 404

@@ -33,6 +33,7 @@ from multinotes.keys import CATALOG, DB
 from multinotes.markdown import render_markdown
 from multinotes.notes import service as notes
 from multinotes.notes.models import Document, Folder
+from multinotes.sharing import access as sharing_access
 from multinotes.web.endpoint import page
 from multinotes.web.files_pages import problem_text, storage_usage
 from multinotes.web.pages import redirect, render, safe_next
@@ -414,11 +415,12 @@ class NoteAccess:
 
 
 async def note_access(request: web.Request, document_id: str) -> NoteAccess:
-    """The one place that decides who may open a note and whether they may edit it. For now a
-    note is its owner's alone (anyone else: 404); sharing adds readers and editors here."""
+    """The one place that decides who may open a note and whether they may edit it: its owner,
+    and the people it is shared with (``multinotes.sharing.access``: editors edit, viewers
+    read); anyone else gets 404."""
     actor = require_user(request)
-    document = await notes.get_document(request.app[DB], actor.user_id, document_id)
-    return NoteAccess(document=document, can_edit=True, is_owner=True)
+    document, rights = await sharing_access.document(request.app[DB], actor.user_id, document_id)
+    return NoteAccess(document=document, can_edit=rights.can_edit, is_owner=rights.is_owner)
 
 
 async def _model_names(request: web.Request) -> dict[str, dict[str, Any]]:
@@ -536,7 +538,7 @@ async def note_page(request: web.Request) -> web.Response:
             "move_choices": tree.flat() if tree else [],
             "provenance": provenance,
             "rerun_models": await rerun_models(request, provenance["models"])
-            if provenance and access.can_edit
+            if provenance and access.is_owner  # charged to, and asked in, the owner's chat
             else [],
             "new": request.query.get("new") == "1",
             "updated_text": when(document.updated_at),
