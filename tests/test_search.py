@@ -14,8 +14,9 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import insert, update
 
+from multinotes.db import new_id
 from multinotes.keys import DB
 from multinotes.notes.models import Document
 from multinotes.search.tasks import embed_pending
@@ -307,6 +308,35 @@ async def test_other_peoples_items_are_never_found(user: ApiClient, make_client:
     owned = (await user.get_json("/api/folders"))["folders"][0]["id"]
     response = await other.get(f"/api/search?q=zeppelin&folder_id={owned}")
     assert response.status == 404
+
+
+async def test_own_matches_are_found_however_many_better_ones_others_have(
+    user: ApiClient, make_client: Any
+):
+    owner = user.user
+    assert owner is not None
+    now = datetime.now(UTC)
+    # Many notes that rank far higher (the word in the title, and over and over).
+    async with user.app[DB].transaction() as session:
+        await session.execute(
+            insert(Document),
+            [
+                {
+                    "id": new_id(),
+                    "user_id": owner["id"],
+                    "title": f"Walnut {n}",
+                    "content": "walnut " * 20,
+                    "version": 1,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for n in range(300)
+            ],
+        )
+    other = await person(make_client, "other@example.com")
+    mine = await note(other, "Shopping", "Long list: apples, pears, bread, milk and one walnut.")
+    assert [r["id"] for r in (await find(other, "walnut", mode="text"))["results"]] == [mine]
+    assert len((await find(user, "walnut", mode="text", limit=50))["results"]) == 50
 
 
 async def test_shared_notes_and_conversations_are_found(user: ApiClient, make_client: Any):

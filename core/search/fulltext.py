@@ -90,21 +90,11 @@ class SqliteFts:
             return []
         spec = KIND_SPECS[kind]
         fts = table(spec.fts, column("rowid"))
-        source = spec.source.__tablename__
         weights = ", ".join(["1.0"] * len(spec.columns))
         if kind == "note":
             weights = f"{TITLE_WEIGHT}, 1.0"
-        # bm25() is lower for better matches; negated, every backend's score grows with relevance.
-        score: Any = (-literal_column(f"bm25({spec.fts}, {weights})")).label("score")
-        statement = (
-            candidates.join(fts, fts.c.rowid == literal_column(f"{source}.rowid"))
-            .add_columns(fts.c.rowid.label("fts_rowid"), score)
-            .where(text(f"{spec.fts} MATCH :fts_query"))
-            .order_by(literal_column("score").desc())
-            .limit(limit)
-        )
         match_expression = to_fts5(query)
-        rows = (await session.execute(statement, {"fts_query": match_expression})).all()
+        rows = await self._ranked(session, spec, candidates, match_expression, weights, limit)
         if not rows:
             return []
         # snippet() reads the item's text: only for the rows shown, not for every match.
@@ -118,7 +108,7 @@ class SqliteFts:
                     .select_from(fts)
                     .where(
                         text(f"{spec.fts} MATCH :fts_query"),
-                        fts.c.rowid.in_([r.fts_rowid for r in rows]),
+                        fts.c.rowid.in_([row.fts_rowid for row, _ in rows]),
                     ),
                     {"fts_query": match_expression},
                 )
@@ -126,10 +116,62 @@ class SqliteFts:
         )
         return [
             TextHit(
-                kind, row[0], float(row.score), marked_to_html(snippets.get(row.fts_rowid, "")), row
+                kind, row[0], float(score), marked_to_html(snippets.get(row.fts_rowid, "")), row
             )
-            for row in rows
+            for row, score in rows
         ]
+
+    async def _ranked(
+        self,
+        session: AsyncSession,
+        spec: KindSpec,
+        candidates: Select[Any],
+        match_expression: str,
+        weights: str,
+        limit: int,
+    ) -> list[tuple[Any, float]]:
+        """The ``limit`` best candidates that match, with their scores.
+
+        Ranking in FTS5 alone is fast; joined with the candidates first, SQLite would walk
+        every candidate row instead. So: the best
+        matches of the whole index first (a window a few times ``limit``), then the candidates
+        among them; only when filters or other users' items leave too few of a full window,
+        every match, ranked in FTS5 before the join as well."""
+        fts = table(spec.fts, column("rowid"))
+        source_rowid: Any = literal_column(f"{spec.source.__tablename__}.rowid")
+        # bm25() is lower for better matches; negated, every backend's score grows with relevance.
+        score: Any = (-literal_column(f"bm25({spec.fts}, {weights})")).label("score")
+        best = (
+            select(fts.c.rowid.label("fts_rowid"), score)
+            .select_from(fts)
+            .where(text(f"{spec.fts} MATCH :fts_query"))
+            .order_by(literal_column("score").desc())
+        )
+        params = {"fts_query": match_expression}
+        window = limit * 4 + 50
+        top = (await session.execute(best.limit(window), params)).all()
+        if not top:
+            return []
+        scores = {row.fts_rowid: row.score for row in top}
+        found = (
+            await session.execute(
+                candidates.add_columns(source_rowid.label("fts_rowid")).where(
+                    source_rowid.in_(list(scores))
+                )
+            )
+        ).all()
+        if len(found) >= limit or len(top) < window:
+            ranked = sorted(found, key=lambda row: -scores[row.fts_rowid])[:limit]
+            return [(row, scores[row.fts_rowid]) for row in ranked]
+        # MATERIALIZED keeps SQLite from folding the ranking into the join.
+        hits = best.cte("hits").prefix_with("MATERIALIZED")
+        statement = (
+            candidates.join(hits, hits.c.fts_rowid == source_rowid)
+            .add_columns(hits.c.fts_rowid, hits.c.score)
+            .order_by(hits.c.score.desc())
+            .limit(limit)
+        )
+        return [(row, row.score) for row in (await session.execute(statement, params)).all()]
 
 
 class MysqlFulltext:
