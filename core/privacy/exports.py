@@ -44,7 +44,9 @@ from multinotes.models import ApiKey, AuthSession, User
 from multinotes.notes.models import Document, DocumentVersion, Folder
 from multinotes.plugin_host import TaskDef
 from multinotes.privacy.models import DataExport
+from multinotes.search.models import RecentSearch
 from multinotes.settings import Settings
+from multinotes.sharing.models import Comment, DocumentActivity, Notification, Share
 from multinotes.wallet.models import LedgerEntry, Reservation, Wallet
 
 log = structlog.get_logger(__name__)
@@ -105,6 +107,19 @@ TABLE_EXPORTS: list[TableExport] = [
         lambda uid: select(DocumentVersion).where(DocumentVersion.user_id == uid),
     ),
     TableExport("files.json", lambda uid: select(File).where(File.user_id == uid)),
+    TableExport(
+        "recent_searches.json",
+        lambda uid: select(RecentSearch).where(RecentSearch.user_id == uid),
+    ),
+    TableExport("shares.json", lambda uid: select(Share).where(Share.owner_id == uid)),
+    TableExport("comments.json", lambda uid: select(Comment).where(Comment.user_id == uid)),
+    TableExport(
+        "note_activity.json",
+        lambda uid: select(DocumentActivity).where(DocumentActivity.actor_id == uid),
+    ),
+    TableExport(
+        "notifications.json", lambda uid: select(Notification).where(Notification.user_id == uid)
+    ),
 ]
 
 #: Tables written by the ``CONTENT_EXPORTS`` steps (``conversations/<id>.json``: a conversation
@@ -116,6 +131,7 @@ NOT_EXPORTED: dict[str, str] = {
     "user_tokens": "hashes of single-use mailed links: nothing a person can read",
     "oauth_flows": "social sign-ins in progress, gone within minutes",
     "account_deletions": "the pending deletion of the account itself",
+    "search_embeddings": "numbers computed from your notes and messages (exported as such)",
 }
 
 README = """\
@@ -138,6 +154,12 @@ folders.json, notes.json, note_versions.json
                         your folders and notes with every saved version
 files.json, files/<id>/<name>
                         your uploaded and generated files
+recent_searches.json    your last searches
+shares.json             what you shared, with whom, and your public links (without their
+                        tokens or passwords: only hashes of them are stored, and not here)
+comments.json           your comments on notes
+note_activity.json      what you did to notes (shares, comments, restores)
+notifications.json      your notifications
 
 Times are UTC (ISO 8601). Credits are integers (1 credit = US$0.00001).
 """
