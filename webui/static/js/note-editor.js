@@ -300,8 +300,7 @@
 
   function modelName(id) {
     var box = rerunForm.querySelector('input[name="models"][value="' + CSS.escape(id) + '"]');
-    var label = box ? box.closest("label") : null;
-    return label ? label.textContent.replace(/\s+/g, " ").trim() : id;
+    return (box && box.getAttribute("data-name")) || id;
   }
 
   function number(n) {

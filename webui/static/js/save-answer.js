@@ -19,6 +19,7 @@
   var submit = document.getElementById("save-submit");
   var card = null; // the answer being saved
   var opener = null;
+  var saved = {}; // message id -> {href, text}: the links to notes made on this page
 
   function csrfToken() {
     return window.Multinotes ? window.Multinotes.csrfToken() : "";
@@ -99,6 +100,24 @@
     });
   }
 
+  function showLink(answer) {
+    var note = saved[answer.getAttribute("data-message-id")];
+    var save = answer.querySelector('.answer-actions [data-action="save"]');
+    if (!note || !save) return null;
+    var link = answer.querySelector(".saved-link") || document.createElement("a");
+    link.className = "saved-link";
+    link.href = note.href;
+    link.textContent = note.text;
+    save.after(link);
+    return link;
+  }
+
+  // The thread is re-rendered by the server after every stream: keep the links to new notes.
+  document.body.addEventListener("htmx:afterSettle", function (evt) {
+    if (!evt.detail.target || evt.detail.target.id !== "thread") return;
+    Array.prototype.forEach.call(thread.querySelectorAll(".answer[data-message-id]"), showLink);
+  });
+
   thread.addEventListener("click", function (evt) {
     var button = evt.target.closest ? evt.target.closest('[data-action="save"]') : null;
     if (!button) return;
@@ -149,15 +168,13 @@
       } catch (e) { /* not remembered, that is all */ }
       opener = null; // focus goes to the new link, not back to the button
       dialog.close();
-      var actions = answer.querySelector(".answer-actions");
-      var link = actions.querySelector(".saved-link") || document.createElement("a");
-      link.className = "saved-link";
-      link.href = "/notes/" + encodeURIComponent(result.body.document_id);
-      link.textContent = "Saved in " + folderName + ": open the note";
-      var save = actions.querySelector('[data-action="save"]');
-      save.after(link);
+      saved[answer.getAttribute("data-message-id")] = {
+        href: "/notes/" + encodeURIComponent(result.body.document_id),
+        text: "Saved in " + folderName + ": open the note",
+      };
+      var link = showLink(answer);
       announce("Saved as a note in " + folderName + ".");
-      link.focus();
+      if (link) link.focus();
     }, function () {
       showError("The server could not be reached. Try again.");
     }).then(function () {
