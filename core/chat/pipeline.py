@@ -25,7 +25,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 
 from multinotes.catalog import CatalogEntry, cost_of
 from multinotes.chat.models import Conversation, Generation, Message, MessageMedia
@@ -227,16 +227,16 @@ async def plan_generations(
                 .order_by(Message.created_at, Message.id)
             )
         )
-        media_rows = list(
-            await session.scalars(
-                select(MessageMedia)
-                .join(Message, Message.id == MessageMedia.message_id)
-                .where(Message.conversation_id == conversation.id)
+        # Only a prompt answered again sends its files along (earlier turns go as text).
+        prompt_media = (
+            list(
+                await session.scalars(
+                    select(MessageMedia).where(MessageMedia.message_id == prompt_message.id)
+                )
             )
+            if prompt_message is not None
+            else []
         )
-    media_by_message: dict[str, list[MessageMedia]] = {}
-    for row in media_rows:
-        media_by_message.setdefault(row.message_id, []).append(row)
 
     if prompt_message is None:
         if continue_latest and parent_id is None and messages:
@@ -253,9 +253,7 @@ async def plan_generations(
         prompt = ChatMessage(
             "user",
             prompt_message.content,
-            tuple(
-                _load_attachment(app, row) for row in media_by_message.get(prompt_message.id, [])
-            ),
+            tuple(_load_attachment(app, row) for row in prompt_media),
         )
     history = [
         ChatMessage(m.role, m.content)
@@ -307,68 +305,94 @@ async def _store_plan(
 ) -> Message:
     """One short transaction: hold every model's maximum cost (all or nothing: a wallet that
     cannot cover them all rolls everything back, 402) and store the prompt and the pending
-    answers."""
+    answers.
+
+    Core statements, several rows each, rather than ORM objects: this runs before the first
+    token of every answer, and on SQLite under the one write lock.
+    """
     now = utcnow()
     values: dict[str, Any] = {"updated_at": now}
     if first and conversation.title in ("", "New chat") and content:
         values["title"] = title_from_prompt(content)
+    new_prompt = prompt_message is None
+    if prompt_message is None:
+        prompt_message = Message(
+            id=new_id(),
+            conversation_id=conversation.id,
+            user_id=user_id,
+            parent_id=parent_id,
+            role="user",
+            content=content or "",
+            model_id=None,
+            status="complete",
+            created_at=now,
+        )
+    rows = [_message_row(prompt_message)] if new_prompt else []
+    rows += [
+        {
+            "id": item.message_id,
+            "conversation_id": conversation.id,
+            "user_id": user_id,
+            "parent_id": prompt_message.id,
+            "role": "assistant",
+            "content": "",
+            "model_id": item.model_id,
+            "status": "pending",
+            "created_at": now + timedelta(microseconds=index + 1),
+        }
+        for index, item in enumerate(planned)
+    ]
     async with app[DB].transaction() as session:
+        connection = await session.connection()
         # Lock the conversation row first: inserting its messages takes a shared lock on it
         # (foreign key check), and two requests upgrading that lock later deadlock on MySQL.
-        await session.execute(
+        await connection.execute(
             update(Conversation).where(Conversation.id == conversation.id).values(**values)
         )
-        for item in planned:
-            await wallet.hold_in(
-                session, user_id, item.reserved, f"gen:{item.generation_id}", item.model_id
-            )
-        if prompt_message is None:
-            prompt_message = Message(
-                conversation_id=conversation.id,
-                user_id=user_id,
-                parent_id=parent_id,
-                role="user",
-                content=content or "",
-                status="complete",
-                created_at=now,
-            )
-            session.add(prompt_message)
-            await session.flush()
+        await wallet.hold_in(
+            session,
+            user_id,
+            [(item.reserved, f"gen:{item.generation_id}", item.model_id) for item in planned],
+        )
+        await connection.execute(insert(Message), rows)
+        if new_prompt:
             for attachment in attachments:
                 session.add(_store_media(app, user_id, prompt_message.id, attachment))
-        for index, item in enumerate(planned):
-            session.add(
-                Message(
-                    id=item.message_id,
-                    conversation_id=conversation.id,
-                    user_id=user_id,
-                    parent_id=prompt_message.id,
-                    role="assistant",
-                    content="",
-                    model_id=item.model_id,
-                    status="pending",
-                    created_at=now + timedelta(microseconds=index + 1),
-                )
-            )
-        await session.flush()
-        for item in planned:
-            session.add(
-                Generation(
-                    id=item.generation_id,
-                    user_id=user_id,
-                    conversation_id=conversation.id,
-                    message_id=item.message_id,
-                    model_id=item.model_id,
-                    provider_id=item.entry.provider.provider_id,
-                    options=item.options.model_dump(mode="json", exclude_none=True),
-                    pricing=_pricing_json(item.entry.pricing),
-                    status="pending",
-                    reserved=item.reserved,
-                    dropped_turns=item.dropped_turns,
-                    created_at=now,
-                )
-            )
+        await connection.execute(
+            insert(Generation),
+            [
+                {
+                    "id": item.generation_id,
+                    "user_id": user_id,
+                    "conversation_id": conversation.id,
+                    "message_id": item.message_id,
+                    "model_id": item.model_id,
+                    "provider_id": item.entry.provider.provider_id,
+                    "options": item.options.model_dump(mode="json", exclude_none=True),
+                    "pricing": _pricing_json(item.entry.pricing),
+                    "status": "pending",
+                    "reserved": item.reserved,
+                    "dropped_turns": item.dropped_turns,
+                    "created_at": now,
+                }
+                for item in planned
+            ],
+        )
     return prompt_message
+
+
+def _message_row(message: Message) -> dict[str, Any]:
+    return {
+        "id": message.id,
+        "conversation_id": message.conversation_id,
+        "user_id": message.user_id,
+        "parent_id": message.parent_id,
+        "role": message.role,
+        "content": message.content,
+        "model_id": message.model_id,
+        "status": message.status,
+        "created_at": message.created_at,
+    }
 
 
 def _pricing_json(pricing: Pricing) -> dict[str, float]:
@@ -624,12 +648,13 @@ async def finish_generation(
                 row = _store_media(app, user_id, item.message_id, output)
                 session.add(row)
                 stored_media.append(row)
-            await session.execute(
+            connection = await session.connection()  # Core: no ORM bookkeeping needed here
+            await connection.execute(
                 update(Message)
                 .where(Message.id == item.message_id)
                 .values(content=outcome.text, status=outcome.status)
             )
-            await session.execute(
+            await connection.execute(
                 update(Generation)
                 .where(Generation.id == item.generation_id)
                 .values(

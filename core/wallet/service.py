@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -73,35 +73,43 @@ INSUFFICIENT = (
 
 
 async def hold_in(
-    session: AsyncSession, user_id: str, amount: int, reference: str, model_id: str | None = None
-) -> Reservation:
-    """Inside the caller's transaction: hold ``amount`` credits or raise ``PaymentRequired``
-    (the caller's rollback then undoes everything it did, holds included)."""
-    amount = max(0, int(amount))
-    held = await session.execute(
+    session: AsyncSession, user_id: str, holds: list[tuple[int, str, str | None]]
+) -> None:
+    """Inside the caller's transaction: hold credits for each ``(amount, reference, model id)``
+    (all of them or none: ``PaymentRequired``, and the caller's rollback undoes everything it
+    did). One conditional UPDATE for the total: holding the parts one after another would
+    succeed exactly when the wallet covers their sum."""
+    holds = [(max(0, int(amount)), reference, model_id) for amount, reference, model_id in holds]
+    total = sum(amount for amount, _, _ in holds)
+    connection = await session.connection()
+    held = await connection.execute(
         update(Wallet)
-        .where(Wallet.user_id == user_id, Wallet.balance - Wallet.reserved >= amount)
-        .values(reserved=Wallet.reserved + amount)
+        .where(Wallet.user_id == user_id, Wallet.balance - Wallet.reserved >= total)
+        .values(reserved=Wallet.reserved + total)
     )
-    if held.rowcount != 1:  # type: ignore[attr-defined]
-        if await session.get(Wallet, user_id) is None:
+    if held.rowcount != 1:
+        found = await connection.scalar(select(Wallet.user_id).where(Wallet.user_id == user_id))
+        if found is None:
             raise WalletMissing(user_id)
         raise PaymentRequired(INSUFFICIENT, code="insufficient_credits")
-    reservation = Reservation(
-        user_id=user_id, amount=amount, reference=reference, model_id=model_id
+    await connection.execute(
+        insert(Reservation),
+        [
+            {"user_id": user_id, "amount": amount, "reference": reference, "model_id": model_id}
+            for amount, reference, model_id in holds
+        ],
     )
-    session.add(reservation)
-    return reservation
 
 
 async def reserve(
     db: Database, user_id: str, amount: int, reference: str, model_id: str | None = None
-) -> Reservation:
+) -> None:
     """Hold ``amount`` credits, or raise ``PaymentRequired`` (nothing held)."""
     for _ in range(2):
         try:
             async with db.transaction() as session:
-                return await hold_in(session, user_id, amount, reference, model_id)
+                await hold_in(session, user_id, [(amount, reference, model_id)])
+                return
         except WalletMissing:
             await ensure_wallet(db, user_id)
     raise RuntimeError("wallet could not be created")  # pragma: no cover
@@ -110,37 +118,51 @@ async def reserve(
 async def settle_in(session: AsyncSession, reference: str, cost: int, *, reason: str = "") -> int:
     """Inside the caller's transaction: charge the reservation ``reference`` ``cost`` credits
     (never more than was held) and release the hold. Idempotent: if it was settled already,
-    nothing changes and the first charge is returned."""
-    reservation = await session.scalar(
-        select(Reservation).where(Reservation.reference == reference)
-    )
+    nothing changes and the first charge is returned. Core statements: this runs once per
+    answer, on SQLite under the one write lock."""
+    connection = await session.connection()
+    reservation = (
+        await connection.execute(
+            select(
+                Reservation.id,
+                Reservation.user_id,
+                Reservation.amount,
+                Reservation.model_id,
+                Reservation.settled_at,
+                Reservation.cost,
+            ).where(Reservation.reference == reference)
+        )
+    ).one_or_none()
     if reservation is None:
         raise NotFound(f"No reservation {reference!r}.")
     if reservation.settled_at is not None:
         return int(reservation.cost or 0)
     charged = min(max(0, int(cost)), reservation.amount)
-    # Lock order is the wallet row, then its reservations, as in ``hold_in``: locking the
-    # reservation first (by its unique reference) deadlocks against concurrent holds on MySQL,
-    # whose insert waits for that index gap while holding the wallet.
-    await session.execute(
-        select(Wallet.user_id).where(Wallet.user_id == reservation.user_id).with_for_update()
-    )
-    claimed = await session.execute(
+    if connection.dialect.name != "sqlite":  # SQLite's write transaction already locks it all
+        # Lock order is the wallet row, then its reservations, as in ``hold_in``: locking the
+        # reservation first (by its unique reference) deadlocks against concurrent holds on
+        # MySQL, whose insert waits for that index gap while holding the wallet.
+        await connection.execute(
+            select(Wallet.user_id).where(Wallet.user_id == reservation.user_id).with_for_update()
+        )
+    claimed = await connection.execute(
         update(Reservation)
         .where(Reservation.id == reservation.id, Reservation.settled_at.is_(None))
         .values(settled_at=utcnow(), cost=charged)
     )
-    if claimed.rowcount != 1:  # type: ignore[attr-defined]  # settled concurrently
-        await session.refresh(reservation)
-        return int(reservation.cost or 0)
-    await session.execute(
+    if claimed.rowcount != 1:  # settled concurrently
+        first = await connection.scalar(
+            select(Reservation.cost).where(Reservation.id == reservation.id)
+        )
+        return int(first or 0)
+    await connection.execute(
         update(Wallet)
         .where(Wallet.user_id == reservation.user_id)
         .values(balance=Wallet.balance - charged, reserved=Wallet.reserved - reservation.amount)
     )
     if charged:
-        session.add(
-            LedgerEntry(
+        await connection.execute(
+            insert(LedgerEntry).values(
                 user_id=reservation.user_id,
                 amount=-charged,
                 kind="usage",
