@@ -99,7 +99,8 @@
 
   function setStatus(state, text) {
     statusBox.setAttribute("data-state", state);
-    statusBox.textContent = text;
+    // Rewriting the same words would make screen readers announce them again on every pause.
+    if (statusBox.textContent !== text) statusBox.textContent = text;
   }
 
   function changed() {
