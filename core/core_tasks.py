@@ -45,6 +45,7 @@ def core_tasks() -> list[TaskDef]:
     from multinotes.privacy.deletion import deletion_tasks
     from multinotes.privacy.exports import export_tasks
     from multinotes.search.tasks import search_tasks
+    from multinotes.sharing.tasks import sharing_tasks
 
     return [
         TaskDef("core", "core.purge_sessions", purge_sessions, "17 3 * * *"),
@@ -57,5 +58,6 @@ def core_tasks() -> list[TaskDef]:
         *export_tasks(),
         *deletion_tasks(),
         *notes_tasks(),
+        *sharing_tasks(),
         *search_tasks(),
     ]

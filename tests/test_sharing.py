@@ -817,3 +817,75 @@ async def test_a_shared_note_opens_in_the_note_page_read_only_or_editable(
     owner = await (await ann.get(f"/notes/{doc}")).text()
     assert f"/share/dialog?object_type=document&amp;object_id={doc}" in owner
     assert (await eve.get(f"/notes/{doc}")).status == 404
+
+
+async def test_deleting_an_account_takes_its_shares_and_comments_and_leaves_others_intact(
+    ann: ApiClient, bob: ApiClient, make_client: Any
+):
+    from multinotes.privacy import deletion
+    from multinotes.testing import DEFAULT_PASSWORD
+
+    doc = await note(ann, "Ann's")
+    await share(ann, object_type="document", object_id=doc, email="bob@example.com")
+    await ann.post(f"/api/documents/{doc}/comments", {"body": "ann's comment"})
+    await bob.post(f"/api/documents/{doc}/comments", {"body": "bob's comment"})
+    bobs_doc = await note(bob, "Bob's")
+    await share(bob, object_type="document", object_id=bobs_doc, email="ann@example.com")
+    cy = await person(make_client, "cy@example.com", "Cy")
+    cys_doc = await note(cy, "Cy's")
+    await share(cy, object_type="document", object_id=cys_doc, email="ann@example.com")
+    await ann.post(f"/api/documents/{cys_doc}/comments", {"body": "ann on cy's"})
+
+    # Bob leaves: his comment and his shares go; what he did stays in the feed, unnamed.
+    assert (await bob.delete("/api/me", json={"password": DEFAULT_PASSWORD})).status == 202
+    assert await deletion.hard_delete(bob.app, bob.user["id"])
+    comments = (await ann.get_json(f"/api/documents/{doc}/comments"))["comments"]
+    assert [c["body"] for c in comments] == ["ann's comment"]
+    assert (await ann.get_json("/api/shares"))["shares"] == []  # the share with Bob went too
+    assert [i["title"] for i in (await ann.get_json("/api/shared-with-me"))["items"]] == ["Cy's"]
+    feed = (await ann.get_json(f"/api/documents/{doc}/activity"))["items"]
+    [bobs] = [i for i in feed if i["kind"] == "comment" and i["actor"] is None]
+    assert bobs["detail"]["excerpt"] is None  # his comment went with him
+    notices = (await ann.get_json("/api/notifications"))["notifications"]
+    assert [n["actor"]["name"] for n in notices] == ["Cy", "Bob Colleague"]  # kept, by name
+
+    # Cy leaves: her note goes, with Ann's comment on it and her share with Ann.
+    assert (await cy.delete("/api/me", json={"password": DEFAULT_PASSWORD})).status == 202
+    assert await deletion.hard_delete(cy.app, cy.user["id"])
+    assert (await ann.get_json("/api/shared-with-me"))["items"] == []
+    assert (await ann.get(f"/api/documents/{cys_doc}")).status == 404
+    assert (await ann.get_json(f"/api/documents/{doc}/comments"))["comments"][0]["body"] == (
+        "ann's comment"
+    )
+
+
+async def test_shares_of_what_is_gone_for_good_are_purged_by_a_scheduled_task(
+    ann: ApiClient, bob: ApiClient
+):
+    from multinotes.keys import TASKS
+    from multinotes.sharing.tasks import purge_stale_shares
+
+    assert "core.purge_stale_shares" in ann.app[TASKS].names()
+    kept = await note(ann, "Kept")
+    trashed = await note(ann, "Trashed")
+    form = aiohttp.FormData()
+    form.add_field("file", b"bytes", filename="gone.txt", content_type="text/plain")
+    file_id = (await (await ann.post("/api/files", data=form)).json())["id"]
+    for object_type, object_id in (("document", kept), ("document", trashed), ("file", file_id)):
+        await share(ann, object_type=object_type, object_id=object_id, email="bob@example.com")
+    old = await share(ann, object_type="document", object_id=kept, public=True)
+    await ann.delete(f"/api/shares/{old['id']}")
+    await ann.delete(f"/api/documents/{trashed}")
+    await ann.delete(f"/api/files/{file_id}")
+
+    assert await purge_stale_shares(ann.app) == 1  # the file's; the trashed note may come back
+    async with ann.app[DB].transaction() as session:  # a month passes
+        await session.execute(
+            update(Share)
+            .where(Share.id == old["id"])
+            .values(revoked_at=datetime.now(UTC) - timedelta(days=31))
+        )
+    assert await purge_stale_shares(ann.app) == 1
+    assert (await ann.post(f"/api/documents/{trashed}/restore")).status == 200
+    titles = {i["title"] for i in (await bob.get_json("/api/shared-with-me"))["items"]}
+    assert titles == {"Kept", "Trashed"}
