@@ -99,9 +99,14 @@ FITS = """() => {
 
 
 def fits_the_screen(page: Any) -> None:
-    """Nothing in the page's main content reaches past the right edge of the screen."""
+    """The page does not scroll sideways, and nothing in its content reaches past the edge."""
     wide = page.evaluate(FITS)
     assert wide == [], f"wider than the screen: {wide}"
+    widths = page.evaluate(
+        "({scroll: document.documentElement.scrollWidth,"
+        " client: document.documentElement.clientWidth})"
+    )
+    assert widths["scroll"] <= widths["client"] + 1, f"the page scrolls sideways: {widths}"
 
 
 def flash(page: Any) -> Any:
