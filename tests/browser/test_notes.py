@@ -502,10 +502,13 @@ def test_on_a_phone_the_folders_are_a_drawer(browsing: Any, writer: Any, screens
     expect(sidebar).to_be_visible()
     expect(toggle).to_have_attribute("aria-expanded", "true")
     expect(sidebar.get_by_role("link", name=place_name)).to_be_focused()
+    behind = "document.querySelector('.notes-main').inert"
+    assert page.evaluate(behind) is True  # the page behind the drawer is out of reach
     screenshot(page, "notes-phone-drawer")
     page.keyboard.press("Escape")
     expect(sidebar).to_be_hidden()
     expect(toggle).to_be_focused()
+    assert page.evaluate(behind) is False
     toggle.click()
     sidebar.get_by_role("button", name="Close the folder list").click()
     expect(sidebar).to_be_hidden()

@@ -47,6 +47,9 @@
     toggle.setAttribute("aria-expanded", open ? "true" : "false");
     var backdrop = $("drawer-backdrop");
     if (backdrop) backdrop.hidden = !open;
+    // While the drawer is open the page behind it is out of reach, for the keyboard too.
+    var main = document.querySelector(".notes-main");
+    if (main) main.inert = open;
     if (open) {
       var current = document.querySelector('#notes-sidebar a[aria-current="page"]') ||
         document.querySelector("#notes-sidebar button, #notes-sidebar a");
@@ -62,6 +65,16 @@
     if (close) close.addEventListener("click", function () { setDrawer(false); });
     var backdrop = $("drawer-backdrop");
     if (backdrop) backdrop.addEventListener("click", function () { setDrawer(false); });
+    // A screen that grows wide enough shows the folders beside the page: no drawer left open.
+    var narrow = window.matchMedia("(max-width: 768px)");
+    narrow.addEventListener("change", function () {
+      if (!narrow.matches && drawerOpen()) {
+        layout.classList.remove("drawer-open");
+        toggle.setAttribute("aria-expanded", "false");
+        var main = document.querySelector(".notes-main");
+        if (main) main.inert = false;
+      }
+    });
   }
 
   // -- the folder tree -------------------------------------------------------------------------
