@@ -13,10 +13,10 @@ from typing import Any
 
 import aiohttp
 import pytest
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 
 from multinotes.keys import DB
-from multinotes.sharing.models import Share
+from multinotes.sharing.models import Notification, Share
 from multinotes.testing import ApiClient
 from tests.support import mail as mail_fixtures
 from tests.support.mail import Mailbox, text_of
@@ -484,6 +484,7 @@ async def test_a_public_link_shows_the_note_to_anyone_and_counts_views(
         assert "Launch plan" in html and "<strong>soon</strong>" in html
         assert "<script>alert(1)" not in html
         assert "Log in</a> to save a copy" in html
+    assert (await visitor.request("HEAD", path)).status == 200  # a link preview: not a view
     [listed] = (await ann.get_json("/api/shares"))["shares"]
     assert listed["view_count"] == 2 and listed["last_viewed_at"] is not None
     # The token is never shown again; only its hash is kept.
@@ -889,3 +890,65 @@ async def test_shares_of_what_is_gone_for_good_are_purged_by_a_scheduled_task(
     assert (await ann.post(f"/api/documents/{trashed}/restore")).status == 200
     titles = {i["title"] for i in (await bob.get_json("/api/shared-with-me"))["items"]}
     assert titles == {"Kept", "Trashed"}
+
+
+# -- abuse --------------------------------------------------------------------------------------
+
+
+async def test_sharing_with_people_needs_a_verified_address_where_the_install_requires_one(
+    ann: ApiClient, make_client: Any
+):
+    from multinotes.keys import SETTINGS
+
+    fresh: ApiClient = await make_client()
+    await fresh.register_and_login("fresh@example.com", name="Fresh")
+    doc = await note(fresh, "Mine")
+    response = await fresh.post(
+        "/api/shares", {"object_type": "document", "object_id": doc, "email": "x@example.com"}
+    )
+    if fresh.app[SETTINGS].requires_email_verification:  # production mode's default
+        assert response.status == 403
+        assert (await response.json())["error"]["code"] == "email_unverified"
+    else:
+        assert response.status == 201
+    # A public link mails nobody: no verified address needed.
+    link = await fresh.post(
+        "/api/shares", {"object_type": "document", "object_id": doc, "public": True}
+    )
+    assert link.status == 201
+
+
+async def test_sharing_with_people_is_limited_per_hour(
+    ann: ApiClient, monkeypatch: pytest.MonkeyPatch
+):
+    from limits import RateLimitItemPerHour
+
+    from multinotes.api import shares as shares_api
+
+    monkeypatch.setattr(shares_api, "PERSON_SHARES_PER_HOUR", RateLimitItemPerHour(2))
+    doc = await note(ann)
+    for i in range(2):
+        await share(ann, object_type="document", object_id=doc, email=f"p{i}@example.com")
+    response = await ann.post(
+        "/api/shares", {"object_type": "document", "object_id": doc, "email": "p3@example.com"}
+    )
+    assert response.status == 429 and "Retry-After" in response.headers
+    assert len((await ann.get_json("/api/shares"))["shares"]) == 2
+
+
+async def test_a_blocked_account_is_not_notified_or_mailed(
+    ann: ApiClient, bob: ApiClient, mailbox: Mailbox
+):
+    blocked = await ann.patch(f"/api/admin/users/{bob.user['id']}", {"is_active": False})
+    assert blocked.status == 200
+    doc = await note(ann, "Quiet")
+    await share(ann, object_type="document", object_id=doc, email="bob@example.com")
+    await mailbox.settle()
+    assert mailbox.to("bob@example.com", "shared") == []
+    async with ann.app[DB].read() as session:
+        count = await session.scalar(
+            select(func.count())
+            .select_from(Notification)
+            .where(Notification.user_id == bob.user["id"])
+        )
+    assert count == 0

@@ -15,11 +15,13 @@ from datetime import datetime
 from typing import Any, Literal
 
 from aiohttp import web
+from limits import RateLimitItemPerHour
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
+from multinotes.errors import RateLimited
 from multinotes.identity.account_mail import public_base_url
-from multinotes.identity.actor import require_user
-from multinotes.keys import DB
+from multinotes.identity.actor import require_user, require_verified
+from multinotes.keys import DB, RATE_LIMITS
 from multinotes.sharing import service as sharing
 from multinotes.sharing.notifications import Outbox
 from multinotes.web.endpoint import endpoint
@@ -27,6 +29,8 @@ from multinotes.web.endpoint import endpoint
 routes = web.RouteTableDef()
 
 ObjectType = Literal["document", "folder", "file", "conversation"]
+#: Person shares (each mails someone) a user may make per hour.
+PERSON_SHARES_PER_HOUR = RateLimitItemPerHour(100)
 ID = Field(min_length=1, max_length=32, pattern=r"^[0-9A-Za-z_-]+$")
 
 
@@ -137,8 +141,21 @@ async def _created_out(request: web.Request, created: sharing.Created) -> dict[s
 
 
 async def create(request: web.Request, body: ShareIn) -> sharing.Created:
-    """Shared by the API and the share dialog: create the share, then send its mail."""
+    """Shared by the API and the share dialog: create the share, then send its mail.
+
+    Sharing with a person sends mail to an address the sharer chooses, so it needs a verified
+    address (where the install requires one) and is limited per hour."""
     actor = require_user(request)
+    if body.email is not None:
+        require_verified(request)
+        limits = request.app[RATE_LIMITS]
+        if limits.enabled and not await limits.limiter.hit(
+            PERSON_SHARES_PER_HOUR, "share_person", actor.user_id
+        ):
+            raise RateLimited(
+                "You shared with too many people in the last hour. Try again later.",
+                retry_after=3600,
+            )
     outbox = Outbox()
     created = await sharing.create_share(
         request.app[DB],
@@ -163,13 +180,15 @@ async def create(request: web.Request, body: ShareIn) -> sharing.Created:
     response=ShareCreated,
     status=201,
     tags=["sharing"],
-    errors=[403, 404, 409, 422],
+    errors=[403, 404, 409, 422, 429],
 )
 async def create_share(request: web.Request, body: ShareIn) -> dict[str, Any]:
     """Share something you own with a person (`email`, as viewer or editor) or by public link
     (`public: true`, read-only; optional `expires_at` and `password`). The person is notified
     in the app and by mail. Sharing again with the same person changes the role and expiry.
-    Files and conversations are shared read-only; sharing with yourself is a 422."""
+    Files and conversations are shared read-only; sharing with yourself is a 422. Sharing with
+    people needs a verified address (where the install requires one) and is limited to 100 an
+    hour (429)."""
     return await _created_out(request, await create(request, body))
 
 

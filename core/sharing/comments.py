@@ -107,8 +107,8 @@ def _notify_mentions(
             template="mention",
             to=email,
             context={
-                "name": name,
-                "author": author.name,
+                "name": " ".join(name.split()),
+                "author": " ".join(author.name.split()),
                 "title": document.title,
                 "excerpt": excerpt(comment.body),
                 "link": path,

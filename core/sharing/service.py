@@ -74,6 +74,11 @@ def object_path(object_type: str, object_id: str) -> str:
     }[object_type]
 
 
+def one_line(text: str) -> str:
+    """Names and titles go into mail subjects: no line breaks there."""
+    return " ".join(text.split())
+
+
 def title_of(obj: Any) -> str:
     if isinstance(obj, Document | Conversation):
         return obj.title
@@ -236,7 +241,9 @@ async def create_share(
             _activity(session, share, owner.user_id, "share")
             title = title_of(obj)
             path = object_path(object_type, object_id)
-            if recipient is not None:
+            # A deactivated account hears nothing, in the app or in its inbox.
+            silent = recipient is not None and not recipient.is_active
+            if recipient is not None and not silent:
                 notify(
                     session,
                     user_id=recipient.id,
@@ -248,11 +255,11 @@ async def create_share(
                     title=title,
                     url=path,
                 )
-            if address is not None:
+            if address is not None and not silent:
                 context = {
-                    "sharer": owner.name,
+                    "sharer": one_line(owner.name),
                     "sharer_email": owner.email,
-                    "title": title,
+                    "title": one_line(title),
                     "kind": object_type,
                     "role": role,
                     "link": path,
@@ -262,7 +269,7 @@ async def create_share(
                     outbox.add(
                         template="share_received",
                         to=address,
-                        context={**context, "name": recipient.name},
+                        context={**context, "name": one_line(recipient.name)},
                     )
                 else:
                     outbox.add(

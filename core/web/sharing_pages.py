@@ -528,7 +528,8 @@ async def public_link(request: web.Request) -> web.StreamResponse:
     token, share, obj = await _public(request)
     if not _unlocked(request, share):
         return _locked(request, token, share)
-    await sharing.count_view(request.app[DB], share.id)
+    if request.method == "GET":  # a HEAD request (link previews, checkers) is not a view
+        await sharing.count_view(request.app[DB], share.id)
     context = await _public_context(request, token, share, obj)
     return _public_page(request, "sharing/public.html", context)
 
