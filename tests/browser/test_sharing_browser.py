@@ -69,7 +69,7 @@ def open_share_dialog(page: Any, document_id: str) -> Any:
 def test_a_note_shared_with_a_colleague_shows_up_in_shared_with_me_and_opens(
     browsing: Any, owner: Any, colleague: Any, screenshot: Any
 ) -> None:
-    owner_email, owner_state = owner
+    _, owner_state = owner
     colleague_email, colleague_state = colleague
     ann = browsing.new_page(storage_state=owner_state)
     title = f"Quarterly plan {secrets.token_hex(2)}"
