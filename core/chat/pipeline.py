@@ -436,13 +436,43 @@ def _load_attachment(app: web.Application, row: MessageMedia) -> Attachment:
 
 
 class EventSink:
-    """Collects events from concurrent model runs for the one SSE response."""
+    """Collects events from concurrent model runs for the one SSE response, and knows when
+    the last run has ended. A list and one future rather than an ``asyncio.Queue`` (three
+    deques, ~2 KB) and a watcher task: this lives as long as the stream does."""
 
     def __init__(self) -> None:
-        self.queue: asyncio.Queue[tuple[str, dict[str, Any]] | None] = asyncio.Queue()
+        self._events: list[tuple[str, dict[str, Any]]] = []
+        self._waiter: asyncio.Future[None] | None = None
+        self._running = 0
 
     def emit(self, event: str, data: dict[str, Any]) -> None:
-        self.queue.put_nowait((event, data))
+        self._events.append((event, data))
+        self._wake()
+
+    def follow(self, task: asyncio.Task[None]) -> None:
+        """The stream lasts until ``task`` is done (done callbacks run even for a task
+        cancelled before it started)."""
+        self._running += 1
+        task.add_done_callback(self._ended)
+
+    def _ended(self, _task: asyncio.Task[None]) -> None:
+        self._running -= 1
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def drain(self) -> AsyncIterator[list[tuple[str, dict[str, Any]]]]:
+        """The events in order, as they come, until every followed task is done."""
+        while self._events or self._running:
+            if not self._events:
+                self._waiter = asyncio.get_running_loop().create_future()
+                await self._waiter
+                self._waiter = None
+                continue
+            events, self._events = self._events, []
+            yield events
 
 
 def sse(event: str, data: dict[str, Any]) -> bytes:
@@ -469,24 +499,25 @@ async def stream_generations(
         )
         for item in planned
     }
+    for task in tasks.values():
+        sink.follow(task)
     running.tasks.update(tasks)
     metrics = app[METRICS]
     metrics.streams_in_flight.inc(len(tasks))
     client_gone = False
     try:
         await response.write(sse("prompt", {"message_id": prompt_message.id}))
-        watcher = asyncio.create_task(_close_when_done(tasks.values(), sink))
-        while (item := await sink.queue.get()) is not None:
+        async for events in sink.drain():
             if client_gone:
                 continue
             try:
-                await response.write(sse(*item))
+                for event in events:
+                    await response.write(sse(*event))
             except (ConnectionResetError, RuntimeError, asyncio.CancelledError):
                 # The client went away: stop the models; each still settles and saves.
                 client_gone = True
                 for task in tasks.values():
                     task.cancel()
-        await watcher
         if not client_gone:
             with contextlib.suppress(ConnectionResetError, RuntimeError):
                 await response.write(sse("end", {}))
@@ -503,35 +534,23 @@ async def stream_generations(
     return response
 
 
-async def _close_when_done(tasks: Any, sink: EventSink) -> None:
-    await asyncio.gather(*tasks, return_exceptions=True)
-    sink.queue.put_nowait(None)
+class _Closing:
+    """Closes a provider's stream on the way out, whatever happened (so its connection is
+    released at once); a failure while closing must not replace the outcome."""
 
+    __slots__ = ("stream",)
 
-async def _chunks(
-    entry: CatalogEntry, request: GenerationRequest, wait: float
-) -> AsyncIterator[Any]:
-    """The model's chunks, allowing ``wait`` seconds for the first chunk and between chunks."""
-    iterator = entry.model.stream(request).__aiter__()
-    try:
-        while True:
-            try:
-                # asyncio.timeout, not wait_for: wait_for wraps every chunk in a new task
-                # (Python 3.11), twice the per-chunk cost, and runs the provider's code in a
-                # different task for each chunk.
-                async with asyncio.timeout(wait):
-                    chunk = await iterator.__anext__()
-            except StopAsyncIteration:
-                return
-            except TimeoutError:
-                raise ProviderUnavailable(
-                    f"{entry.provider.name} did not answer within {wait:g} s.",
-                    code="provider_timeout",
-                ) from None
-            yield chunk
-    finally:
-        with contextlib.suppress(Exception):
-            await iterator.aclose()
+    def __init__(self, stream: AsyncIterator[Any]) -> None:
+        self.stream = stream
+
+    async def __aenter__(self) -> AsyncIterator[Any]:
+        return self.stream
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        aclose = getattr(self.stream, "aclose", None)
+        if aclose is not None:
+            with contextlib.suppress(Exception):
+                await aclose()
 
 
 def _timeout(app: web.Application, entry: CatalogEntry) -> float:
@@ -545,6 +564,7 @@ async def run_generation(app: web.Application, item: Planned, sink: EventSink) -
     sink.emit("start", {**tag, "message_id": item.message_id, "dropped_turns": item.dropped_turns})
     breaker = app[CATALOG].breaker
     provider_id = entry.provider.provider_id
+    loop = asyncio.get_running_loop()
     started = time.perf_counter()
     first_at: float | None = None
     parts: list[str] = []
@@ -562,19 +582,32 @@ async def run_generation(app: web.Application, item: Planned, sink: EventSink) -
                 clients=app[CATALOG].clients,
             )
             try:
-                async for chunk in _chunks(entry, request, request.timeout):
-                    if first_at is None:
-                        first_at = time.perf_counter()
-                    if isinstance(chunk, MediaOutput):
-                        media.append(chunk)
-                    elif isinstance(chunk, str):
-                        if chunk:
-                            parts.append(chunk)
-                            sink.emit("delta", {**tag, "text": chunk})
-                    else:
-                        raise ProviderBadResponse(
-                            f"{entry.provider.name} produced an unexpected chunk."
-                        )
+                # ``request.timeout`` seconds for the first chunk and between chunks: one
+                # deadline, moved on at each chunk (not a timeout, and a task as ``wait_for``
+                # would make, per chunk), so the provider's code stays in this task. The
+                # stream is closed after the deadline's exit, when no cancellation is pending.
+                async with _Closing(entry.model.stream(request)) as chunks:
+                    try:
+                        async with asyncio.timeout(request.timeout) as deadline:
+                            async for chunk in chunks:
+                                if first_at is None:
+                                    first_at = time.perf_counter()
+                                if isinstance(chunk, MediaOutput):
+                                    media.append(chunk)
+                                elif isinstance(chunk, str):
+                                    if chunk:
+                                        parts.append(chunk)
+                                        sink.emit("delta", {**tag, "text": chunk})
+                                else:
+                                    raise ProviderBadResponse(
+                                        f"{entry.provider.name} produced an unexpected chunk."
+                                    )
+                                deadline.reschedule(loop.time() + request.timeout)
+                    except TimeoutError:
+                        raise ProviderUnavailable(
+                            f"{entry.provider.name} did not answer within {request.timeout:g} s.",
+                            code="provider_timeout",
+                        ) from None
                 breaker.record_success(provider_id)
                 break
             except ProviderError as exc:
