@@ -366,7 +366,20 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=500)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--sqlite-only", action="store_true")
+    parser.add_argument(
+        "--no-search-index",
+        action="store_true",
+        help="skip the semantic-search indexing each finished answer queues (it runs in this "
+        "process with the in-memory task broker)",
+    )
     args = parser.parse_args()
+    if args.no_search_index:
+        from multinotes.chat import pipeline
+
+        async def no_index(app: Any, user_id: str) -> None:
+            return None
+
+        pipeline.queue_embedding = no_index  # type: ignore[assignment]
     print(summary(asyncio.run(main_async(args))))
 
 

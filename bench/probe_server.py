@@ -50,11 +50,24 @@ def add_probes(app: web.Application) -> None:
     async def attach_sql_counter(app: web.Application) -> None:
         def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
             state["sql"][statement.split()[0].upper()] += 1
-            state["statements"].append(" ".join(statement.split())[:160])
+            if len(state["statements"]) < 200:  # one request's worth, not a growing list
+                state["statements"].append(" ".join(statement.split())[:160])
 
         event.listen(app[DB].engine.sync_engine, "before_cursor_execute", count)
 
     app.on_startup.append(attach_sql_counter)
+
+    # SQLite only: every call aiosqlite hands to its connection thread is one round trip
+    # between the event loop and that thread (cursor, execute, fetch, close, commit, ...).
+    import aiosqlite
+
+    original_execute = aiosqlite.Connection._execute
+
+    async def counted(self: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        state["sql"]["thread round trips (SQLite)"] += 1
+        return await original_execute(self, fn, *args, **kwargs)
+
+    aiosqlite.Connection._execute = counted  # type: ignore[method-assign]
 
     async def cpu(request: web.Request) -> web.Response:
         return web.json_response(
@@ -122,6 +135,21 @@ def add_probes(app: web.Application) -> None:
         out.extend(f"{n / per:8.2f}  {name}" for name, n in grown.most_common(40) if n > 0)
         return web.Response(text="\n".join(out))
 
+    async def timings(request: web.Request) -> web.Response:
+        """Wall time of the pre-upstream steps (see ``time_steps``), ms: p50, p90, count."""
+        out = {}
+        for name, values in STEPS.items():
+            ordered = sorted(values)
+            if ordered:
+                out[name] = {
+                    "p50": ordered[len(ordered) // 2] * 1000,
+                    "p90": ordered[int(len(ordered) * 0.9)] * 1000,
+                    "n": len(ordered),
+                }
+            values.clear()
+        return web.json_response(out)
+
+    app.router.add_get("/__probe/timings", timings)
     app.router.add_get("/__probe/cpu", cpu)
     app.router.add_get("/__probe/sql", sql)
     app.router.add_get("/__probe/profile/start", profile_start)
@@ -129,6 +157,40 @@ def add_probes(app: web.Application) -> None:
     app.router.add_get("/__probe/trace/start", trace_start)
     app.router.add_get("/__probe/trace/snapshot", snapshot)
     app.router.add_get("/__probe/trace/compare", compare)
+
+
+STEPS: dict[str, list[float]] = {}
+
+
+def time_steps() -> None:
+    """Wrap the steps before the upstream call to record their wall time."""
+    import functools
+
+    from multinotes.api import conversations
+    from multinotes.chat import pipeline
+    from multinotes.chat import service as chat
+    from multinotes.identity import service as identity
+    from multinotes.wallet import service as wallet
+
+    def timed(owner: Any, name: str, label: str) -> None:
+        original = getattr(owner, name)
+
+        @functools.wraps(original)
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return await original(*args, **kwargs)
+            finally:
+                STEPS.setdefault(label, []).append(time.perf_counter() - started)
+
+        setattr(owner, name, wrapper)
+
+    timed(identity, "actor_from_api_key", "auth (API key lookup)")
+    timed(chat, "get_conversation", "conversation lookup")
+    timed(conversations, "plan_generations", "plan (resolve, read, hold + store)")
+    timed(pipeline, "_store_plan", "hold + store transaction")
+    timed(pipeline, "finish_generation", "settle + store answer")
+    timed(wallet, "settle_in", "settle (inside that transaction)")
 
 
 def _task_count() -> int:
@@ -151,6 +213,7 @@ def main() -> None:
 
         pipeline.queue_embedding = no_index  # type: ignore[assignment]
 
+    time_steps()
     settings = Settings()
     app = create_app(settings)
     add_probes(app)

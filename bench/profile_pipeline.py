@@ -194,6 +194,12 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                     "fixed_per_request": short - 20 * per_chunk,
                 }
                 print(f"CPU: {json.dumps(report['cpu_ms'])}", flush=True)
+            if "steps" in args.only:
+                await probe(session, base, "timings")
+                await driver.sequential(session, "short/r0", args.requests)
+                report["steps_ms"] = await probe(session, base, "timings")
+                for name, row in report["steps_ms"].items():
+                    print(f"  {name}: p50 {row['p50']:.2f} ms, p90 {row['p90']:.2f} ms", flush=True)
             if "sql" in args.only:
                 await probe(session, base, "sql")
                 await driver.sequential(session, "short/r0", 1)
@@ -269,7 +275,9 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", type=lambda s: s.split(","), default=["memory", "cpu", "sql"])
+    parser.add_argument(
+        "--only", type=lambda s: s.split(","), default=["memory", "cpu", "steps", "sql"]
+    )
     parser.add_argument("--requests", type=int, default=100)
     parser.add_argument("--streams", type=int, default=100)
     parser.add_argument("--profile-model", default="bench/r0")

@@ -12,6 +12,8 @@ Scenario control: append to ``fake.next_failures`` and the next request(s) fail 
 * ``"slow"``: answer only after ``fake.slow_seconds`` (longer than the client's timeout)
 * ``"cut"``: stream ``fake.cut_after`` content chunks, then drop the connection
 * ``"malformed"``: stream one content chunk, then ``data: {not json``
+* ``"misshapen"``: stream one content chunk, then valid JSON of the wrong shape (a text
+  delta that is not text)
 * ``"truncated"``: stream the content chunks and end the response cleanly, without a finish
   reason, usage or ``[DONE]``
 
@@ -32,7 +34,18 @@ from typing import Any
 from aiohttp import web
 from multidict import CIMultiDict
 
-FAILURES = ("401", "403", "400", "429", "500", "slow", "cut", "malformed", "truncated")
+FAILURES = (
+    "401",
+    "403",
+    "400",
+    "429",
+    "500",
+    "slow",
+    "cut",
+    "malformed",
+    "misshapen",
+    "truncated",
+)
 AUDIO_TYPES = {
     "mp3": "audio/mpeg",
     "wav": "audio/wav",
@@ -149,7 +162,7 @@ class FakeOpenAI:
         if failure == "slow":
             await asyncio.sleep(self.slow_seconds)
             return ""
-        if failure in ("cut", "malformed", "truncated") and streaming:
+        if failure in ("cut", "malformed", "misshapen", "truncated") and streaming:
             return failure
         raise AssertionError(f"unknown or misplaced failure {failure!r}; use one of {FAILURES}")
 
@@ -225,6 +238,10 @@ class FakeOpenAI:
                 return response
             if gate == "malformed" and index == 1:
                 await response.write(b"data: {not json\n\n")
+                await response.write_eof()
+                return response
+            if gate == "misshapen" and index == 1:
+                await send([{"index": 0, "delta": {"content": {"text": piece}}}])
                 await response.write_eof()
                 return response
             if self.chunk_delay:

@@ -286,6 +286,16 @@ async def test_a_malformed_chunk_is_a_bad_response(fake, config):
         await run(m.Gpt4o(), make_request(m.Gpt4o(), config, "hi"))
 
 
+async def test_a_chunk_of_the_wrong_shape_is_a_bad_response(fake, config):
+    # Chunks are read as decoded JSON, not as the SDK's typed objects: a shape the API never
+    # sends (here a text delta that is an object) is refused, not passed on to the user.
+    fake.next_failures.append("misshapen")
+    received: list = []
+    with pytest.raises(ProviderBadResponse, match="malformed"):
+        await run(m.Gpt4o(), make_request(m.Gpt4o(), config, "hi"), into=received)
+    assert received == [fake.reply.split(" ")[0] + " "]  # the text before it went through
+
+
 async def test_a_bad_request_passes_on_the_providers_short_message(fake, config):
     fake.next_failures.append("400")
     with pytest.raises(ProviderError) as caught:
