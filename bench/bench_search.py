@@ -13,7 +13,8 @@ MariaDB: ``root@127.0.0.1:3306`` (``MULTINOTES_TEST_MYSQL`` overrides) in a scra
 created here and dropped at the end; Redis (production mode needs it for the HTTP part):
 ``MULTINOTES_TEST_REDIS`` (default db 15), keys under a prefix of this run, deleted at the end.
 
-Run: ``python bench/bench_search.py [--notes 100000] [--repeats 5] [--only sqlite|mariadb]``.
+Run: ``python bench/bench_search.py [--notes 100000] [--repeats 5] [--only sqlite|mariadb]
+[--buffer-pool-mb 1024]``.
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ import asyncio
 import os
 import platform
 import random
+import re
 import secrets
 import sqlite3
-import statistics
 import sys
 import tempfile
 import time
@@ -41,6 +42,7 @@ from multinotes.db import new_id, utcnow
 from multinotes.keys import DB
 from multinotes.notes.models import Document
 from multinotes.search.service import SearchRequest, search
+from multinotes.search.tasks import embed_pending
 from multinotes.testing import app_client, embedded_settings
 
 MYSQL = os.environ.get("MULTINOTES_TEST_MYSQL", "root@127.0.0.1:3306")
@@ -73,30 +75,6 @@ TOPICS = {
     "meetings": "agenda minutes stakeholder roadmap milestone retrospective standup deadline "
     "decision owner blocker followup",
 }
-SHARED = [
-    "project",
-    "plan",
-    "idea",
-    "summary",
-    "notes",
-    "list",
-    "question",
-    "answer",
-    "example",
-    "detail",
-    "update",
-    "review",
-    "version",
-    "team",
-    "customer",
-    "problem",
-    "solution",
-    "result",
-    "report",
-    "week",
-    "morning",
-    "evening",
-]
 COMMON = [
     "the",
     "a",
@@ -139,68 +117,107 @@ COMMON = [
     "than",
     "then",
 ]
+VOCABULARY_SEED = 20261126
 
-QUERIES = [
-    # one common topic word (thousands of matches), one rare word, shared words
-    "sourdough",
-    "kubernetes",
-    "quarterly",
-    "orchard",
-    "melody",
-    "tokenizer",
-    "plan",
-    "summary",
-    "report",
-    # two or three words
-    "sourdough oven",
-    "database index query",
-    "flight hotel",
-    "budget forecast quarterly",
-    "compost tomato",
-    "guitar chord",
-    "hypothesis dataset",
-    "team roadmap",
-    "project deadline",
-    # phrases, prefixes, exclusions
-    '"sourdough starter"',
-    '"database index"',
-    "quarter*",
-    "deploy*",
-    "bake -sourdough",
-    "meeting* agenda",
-    # words in no note, short and stop words
-    "xylophone",
-    "the plan",
-    "ai",
-]
+
+def vocabulary() -> list[str]:
+    """Real English words: the distinct words of Python's bundled help text (pydoc_data, about
+    7,000 of three letters or more), shuffled so their rank is not alphabetical."""
+    from pydoc_data.topics import topics
+
+    words = sorted({w.lower() for w in re.findall(r"[A-Za-z]{3,}", " ".join(topics.values()))})
+    words = [w for w in words if w not in COMMON]
+    random.Random(VOCABULARY_SEED).shuffle(words)
+    return words
+
+
+def zipf(count: int, exponent: float = 1.1) -> list[float]:
+    """Cumulative Zipf weights for ``random.choices``: rank r is drawn ~ 1 / r^exponent."""
+    total, cumulative = 0.0, []
+    for rank in range(1, count + 1):
+        total += 1 / rank**exponent
+        cumulative.append(total)
+    return cumulative
 
 
 def generate_notes(count: int, seed: int = 20261126) -> list[tuple[str, str]]:
+    """Notes in twelve topics. A word of a note is a common English word (40%), a word of the
+    note's topic (35%: the topic's named words first, then its share of the vocabulary, drawn
+    by a Zipf law) or any word of the vocabulary (25%, Zipf again), so document frequencies
+    range from nearly every note to a handful, as in real text."""
     rng = random.Random(seed)
-    topics = {name: words.split() for name, words in TOPICS.items()}
-    names = list(topics)
+    words = vocabulary()
+    names = list(TOPICS)
+    share = len(words) // len(names)
+    topic_words = {
+        name: TOPICS[name].split() + words[i * share : (i + 1) * share]
+        for i, name in enumerate(names)
+    }
+    topic_weights = {name: zipf(len(v)) for name, v in topic_words.items()}
+    global_weights = zipf(len(words))
     notes = []
     for _ in range(count):
-        topic = topics[rng.choice(names)]
-        # Zipf-like: the first words of a topic are the most frequent.
-        weights = [1 / (i + 1) for i in range(len(topic))]
-        title = " ".join(rng.choices(topic, weights, k=rng.randint(2, 4))).capitalize()
-        length = rng.randint(40, 400)
-        words = []
-        for _ in range(length):
+        name = rng.choice(names)
+        own, own_weights = topic_words[name], topic_weights[name]
+        title = " ".join(rng.choices(own, cum_weights=own_weights, k=rng.randint(2, 5)))
+        picks = []
+        for _ in range(rng.randint(40, 400)):
             roll = rng.random()
-            if roll < 0.25:
-                words.append(rng.choices(topic, weights)[0])
-            elif roll < 0.35:
-                words.append(rng.choice(SHARED))
+            if roll < 0.40:
+                picks.append(rng.choice(COMMON))
+            elif roll < 0.75:
+                picks.append(rng.choices(own, cum_weights=own_weights)[0])
             else:
-                words.append(rng.choice(COMMON))
+                picks.append(rng.choices(words, cum_weights=global_weights)[0])
         sentences = []
-        for start in range(0, len(words), 12):
-            sentence = " ".join(words[start : start + 12])
+        for start in range(0, len(picks), 12):
+            sentence = " ".join(picks[start : start + 12])
             sentences.append(sentence[:1].upper() + sentence[1:] + ".")
-        notes.append((title, " ".join(sentences)))
+        notes.append((title.capitalize(), " ".join(sentences)))
     return notes
+
+
+#: Share of notes holding a word, per band of query words, and how many queries each.
+BANDS = {
+    "rare word (<0.1% of notes)": (0.0002, 0.001, 8),
+    "uncommon word (0.1-1%)": (0.001, 0.01, 8),
+    "common word (1-5%)": (0.01, 0.05, 6),
+    "frequent word (5-20%)": (0.05, 0.20, 3),
+    "very frequent word (>20%)": (0.20, 1.0, 1),
+}
+
+
+def choose_queries(notes: list[tuple[str, str]], seed: int = 7) -> list[tuple[str, str]]:
+    """(band, query): words picked by how many notes hold them (counted on a sample), then
+    pairs, phrases, prefixes, an exclusion, a word in no note and a two-letter word. The mix
+    leans to rarer words, as searches for something specific do."""
+    rng = random.Random(seed)
+    sample = notes[: min(len(notes), 10_000)]
+    frequency: dict[str, int] = {}
+    for title, content in sample:
+        for word in set(f"{title} {content}".lower().replace(".", "").split()):
+            frequency[word] = frequency.get(word, 0) + 1
+    share = {w: n / len(sample) for w, n in frequency.items() if w not in COMMON}
+    queries: list[tuple[str, str]] = []
+    picked: dict[str, list[str]] = {}
+    for band, (low, high, how_many) in BANDS.items():
+        candidates = sorted(w for w, f in share.items() if low <= f < high)
+        picked[band] = rng.sample(candidates, min(how_many, len(candidates)))
+        queries += [(band, w) for w in picked[band]]
+    uncommon, common = picked["uncommon word (0.1-1%)"], picked["common word (1-5%)"]
+    frequent = picked["frequent word (5-20%)"]
+    for i in range(4):
+        queries.append(("two words", f"{common[i]} {uncommon[i]}"))
+    queries.append(("two words", f"{frequent[0]} {common[4]}"))
+    queries.append(("three words", f"{common[5]} {uncommon[4]} {frequent[1]}"))
+    for title, _ in rng.sample(sample, 3):
+        queries.append(("phrase", '"' + " ".join(title.lower().split()[:2]) + '"'))
+    for word in rng.sample([w for w in uncommon if len(w) >= 6], 2):
+        queries.append(("prefix", word[:5] + "*"))
+    queries.append(("exclusion", f"{common[0]} -{frequent[2]}"))
+    queries.append(("no match", "xylophonist"))
+    queries.append(("two-letter word", "ai"))
+    return queries
 
 
 async def bulk_insert(app: Any, user_id: str, notes: list[tuple[str, str]]) -> float:
@@ -234,40 +251,50 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[index]
 
 
-async def measure(label: str, run: Callable[[str], Awaitable[int]], repeats: int) -> dict[str, Any]:
-    for q in QUERIES:  # warm-up: caches, prepared plans, the FTS index pages
+async def measure(
+    label: str,
+    run: Callable[[str], Awaitable[int]],
+    queries: list[tuple[str, str]],
+    repeats: int,
+) -> dict[str, Any]:
+    for _, q in queries:  # warm-up: caches, prepared statements, the index pages
         await run(q)
     timings: list[float] = []
+    by_band: dict[str, list[float]] = {}
     slowest: dict[str, float] = {}
     hits: dict[str, int] = {}
     for _ in range(repeats):
-        for q in QUERIES:
+        for band, q in queries:
             started = time.perf_counter()
             hits[q] = await run(q)
             elapsed = (time.perf_counter() - started) * 1000
             timings.append(elapsed)
+            by_band.setdefault(band, []).append(elapsed)
             slowest[q] = max(slowest.get(q, 0.0), elapsed)
     worst = sorted(slowest.items(), key=lambda kv: -kv[1])[:3]
-    result = {
-        "label": label,
-        "n": len(timings),
-        "p50": percentile(timings, 0.50),
-        "p95": percentile(timings, 0.95),
-        "max": max(timings),
-        "mean": statistics.fmean(timings),
-        "worst": worst,
-        "hits": hits,
-    }
     print(
-        f"  {label:<28} n={result['n']:<5} p50={result['p50']:7.1f} ms  "
-        f"p95={result['p95']:7.1f} ms  max={result['max']:7.1f} ms  "
+        f"  {label:<28} n={len(timings):<5} p50={percentile(timings, 0.5):7.1f} ms  "
+        f"p95={percentile(timings, 0.95):7.1f} ms  max={max(timings):7.1f} ms  "
         f"slowest: {', '.join(f'{q!r} {ms:.0f} ms' for q, ms in worst)}",
         flush=True,
     )
-    return result
+    for band, values in by_band.items():
+        print(
+            f"      {band:<28} p50={percentile(values, 0.5):7.1f} ms  "
+            f"p95={percentile(values, 0.95):7.1f} ms",
+            flush=True,
+        )
+    return {"timings": timings, "hits": hits}
 
 
-async def bench_app(name: str, settings: Any, notes: list[tuple[str, str]], repeats: int) -> None:
+async def bench_app(
+    name: str,
+    settings: Any,
+    notes: list[tuple[str, str]],
+    queries: list[tuple[str, str]],
+    repeats: int,
+    semantic: bool = False,
+) -> None:
     app = create_app(settings)
     async with app_client(app) as api:
         await api.register_and_login("bench@example.com", name="Bench")
@@ -286,15 +313,30 @@ async def bench_app(name: str, settings: Any, notes: list[tuple[str, str]], repe
             body = await api.get_json(f"/api/search?{query}")
             return len(body["results"])
 
-        service_result = await measure("service layer, text", service, repeats)
-        await measure("HTTP GET /api/search, text", over_http, repeats)
-        print("  results per query:", dict(service_result["hits"]), flush=True)
+        result = await measure("service layer, text", service, queries, repeats)
+        await measure("HTTP GET /api/search, text", over_http, queries, repeats)
+        print("  results per query:", result["hits"], flush=True)
+        if not semantic:
+            return
+        started = time.perf_counter()
+        embedded = await embed_pending(app, user_id, limit=len(notes))
+        print(f"  embedded {embedded:,} notes in {time.perf_counter() - started:.1f} s")
+        for mode in ("semantic", "hybrid"):
+
+            async def other_mode(q: str, mode: str = mode) -> int:
+                page = await search(db, user_id, SearchRequest(q=q, mode=mode, limit=20))
+                return len(page.results)
+
+            await measure(f"service layer, {mode}", other_mode, queries, 1)
 
 
-async def run_sqlite(notes: list[tuple[str, str]], repeats: int) -> None:
+async def run_sqlite(
+    notes: list[tuple[str, str]], queries: list[Any], repeats: int, semantic: bool
+) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-search-") as tmp:
         settings = embedded_settings(Path(tmp), rate_limits_enabled=False, log_level="WARNING")
-        await bench_app(f"SQLite {sqlite3.sqlite_version}", settings, notes, repeats)
+        name = f"SQLite {sqlite3.sqlite_version}"
+        await bench_app(name, settings, notes, queries, repeats, semantic)
 
 
 def _mysql_parts() -> dict[str, Any]:
@@ -304,7 +346,9 @@ def _mysql_parts() -> dict[str, Any]:
     return {"user": user or "root", "password": password, "host": host, "port": int(port or 3306)}
 
 
-async def run_mariadb(notes: list[tuple[str, str]], repeats: int) -> None:
+async def run_mariadb(
+    notes: list[tuple[str, str]], queries: list[Any], repeats: int, buffer_pool_mb: int | None
+) -> None:
     import pymysql
     import redis
 
@@ -317,8 +361,18 @@ async def run_mariadb(notes: list[tuple[str, str]], repeats: int) -> None:
     conn = pymysql.connect(**parts, autocommit=True)
     with conn.cursor() as cur:
         cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
-        cur.execute("SELECT VERSION()")
-        (version,) = cur.fetchone()
+        cur.execute("SELECT VERSION(), @@innodb_buffer_pool_size")
+        version, pool_before = cur.fetchone()
+        if buffer_pool_mb:
+            # Dynamic in MariaDB 10.2+ and MySQL 5.7+; put back as it was at the end.
+            cur.execute(f"SET GLOBAL innodb_buffer_pool_size = {buffer_pool_mb * 1024 * 1024}")
+            cur.execute("SELECT @@innodb_buffer_pool_size")
+            (pool,) = cur.fetchone()
+            print(
+                f"MariaDB innodb_buffer_pool_size: {pool_before // 2**20} MiB -> "
+                f"{pool // 2**20} MiB for this run",
+                flush=True,
+            )
     auth = parts["user"] + (f":{parts['password']}" if parts["password"] else "")
     url = f"mysql+aiomysql://{auth}@{parts['host']}:{parts['port']}/{name}?charset=utf8mb4"
     try:
@@ -336,10 +390,12 @@ async def run_mariadb(notes: list[tuple[str, str]], repeats: int) -> None:
             rate_limits_enabled=False,
             log_level="WARNING",
         )
-        await bench_app(f"MariaDB {version}", settings, notes, repeats)
+        await bench_app(f"MariaDB {version}", settings, notes, queries, repeats)
     finally:
         with conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+            if buffer_pool_mb:
+                cur.execute(f"SET GLOBAL innodb_buffer_pool_size = {pool_before}")
         conn.close()
         client = redis.Redis.from_url(REDIS)
         for key in client.scan_iter(prefix + "*"):
@@ -367,14 +423,27 @@ async def main() -> None:
     parser.add_argument("--notes", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=5, help="passes over the query set")
     parser.add_argument("--only", choices=["sqlite", "mariadb"])
+    parser.add_argument(
+        "--buffer-pool-mb",
+        type=int,
+        help="set MariaDB's innodb_buffer_pool_size for the run (restored after)",
+    )
+    parser.add_argument(
+        "--semantic",
+        action="store_true",
+        help="also embed every note and time semantic and hybrid searches (SQLite only)",
+    )
     args = parser.parse_args()
     print(describe_machine(), flush=True)
     notes = generate_notes(args.notes)
-    print(f"{len(notes):,} notes, {len(QUERIES)} queries, {args.repeats} passes", flush=True)
+    queries = choose_queries(notes)
+    print(f"{len(notes):,} notes, {len(queries)} queries, {args.repeats} passes", flush=True)
+    for band, q in queries:
+        print(f"  {band:<28} {q}", flush=True)
     if args.only in (None, "sqlite"):
-        await run_sqlite(notes, args.repeats)
+        await run_sqlite(notes, queries, args.repeats, args.semantic)
     if args.only in (None, "mariadb"):
-        await run_mariadb(notes, args.repeats)
+        await run_mariadb(notes, queries, args.repeats, args.buffer_pool_mb)
 
 
 if __name__ == "__main__":

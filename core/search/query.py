@@ -71,6 +71,8 @@ class ParsedQuery:
 
 def fold(text: str) -> str:
     """Lower case without accents, one character for one (positions stay comparable)."""
+    if text.isascii():
+        return text.lower()
     out = []
     for char in text:
         base = unicodedata.normalize("NFD", char)[0] if ord(char) > 127 else char
