@@ -318,3 +318,44 @@ async def test_the_collab_fragment_shows_comments_and_activity_and_takes_comment
         f"/documents/{doc}/comments", data={"body": "no token"}, allow_redirects=False
     )
     assert refused.status == 403
+
+
+async def test_restores_made_from_the_pages_or_with_a_folder_are_in_the_feed(
+    ann: ApiClient, bob: ApiClient
+):
+    team = (await (await ann.post("/api/folders", {"name": "Team"})).json())["id"]
+    doc = (
+        await (
+            await ann.post(
+                "/api/documents", {"title": "In team", "content": "a", "folder_id": team}
+            )
+        ).json()
+    )["id"]
+    await ann.post(
+        "/api/shares",
+        {"object_type": "folder", "object_id": team, "email": "bob@example.com", "role": "editor"},
+    )
+    await bob.patch(f"/api/documents/{doc}", {"version": 1, "content": "a b"})
+
+    # Bob restores version 1 from the history page; Ann trashes the folder and restores it.
+    restored = await bob.client.post(
+        f"/notes/{doc}/versions/1/restore", data={"csrf_token": bob.csrf}, allow_redirects=False
+    )
+    assert restored.status == 303
+    assert (await ann.delete(f"/api/folders/{team}")).status == 204
+    back = await ann.client.post(
+        "/trash/restore",
+        data={"csrf_token": ann.csrf, "item": f"folder:{team}"},
+        allow_redirects=False,
+    )
+    assert back.status == 303
+
+    feed = (await bob.get_json(f"/api/documents/{doc}/activity"))["items"]
+    assert [(i["kind"], i["actor"]["name"]) for i in feed[:3]] == [
+        ("restore", "Ann Owner"),
+        ("restore_version", "Bob Stone"),
+        ("edited", "Bob Stone"),
+    ]
+    assert feed[0]["detail"] == {"folder": "Team"}
+    versions = (await ann.get_json(f"/api/documents/{doc}/versions"))["versions"]
+    assert versions[0]["created_by"] == bob.user["id"]  # the restore is Bob's edit

@@ -16,7 +16,6 @@ from multinotes.notes import provenance as saved
 from multinotes.notes import service as notes
 from multinotes.search.tasks import queue_embedding
 from multinotes.sharing import access
-from multinotes.sharing.activity import record_activity
 from multinotes.web.endpoint import endpoint
 
 routes = web.RouteTableDef()
@@ -244,7 +243,6 @@ async def restore_document(request: web.Request) -> dict[str, Any]:
     db = request.app[DB]
     async with access.owner_only(db, actor.user_id, "document", _id(request), "restore it"):
         document = await notes.restore_document(db, actor.user_id, _id(request))
-    await record_activity(db, document.id, actor.user_id, "restore")
     await queue_embedding(request.app, document.user_id)
     return notes.document_out(document)
 
@@ -311,14 +309,6 @@ async def restore_version(request: web.Request) -> dict[str, Any]:
     number = _number(request)
     document = await notes.restore_version(
         db, rights.owner_id, _id(request), number, by=actor.user_id
-    )
-    await record_activity(
-        db,
-        document.id,
-        actor.user_id,
-        "restore_version",
-        restored=number,
-        version=document.version,
     )
     await queue_embedding(request.app, document.user_id)
     return notes.document_out(document)

@@ -21,6 +21,7 @@ from multinotes.db import Database, utcnow
 from multinotes.errors import Conflict, Invalid, NotFound
 from multinotes.markdown import render_markdown
 from multinotes.notes.models import Document, DocumentVersion, Folder
+from multinotes.sharing.models import DocumentActivity
 
 #: How long deleted folders and documents stay restorable.
 TRASH_DAYS = 30
@@ -269,6 +270,15 @@ async def restore_folder(db: Database, user_id: str, folder_id: str) -> Folder:
             name = (name + RESTORED_SUFFIX)[-200:]
         folder.name, folder.name_key = name, name_key(name)
         folder.parent_id, folder.parent_key = parent_id, parent_id or ""
+        returning = await session.scalars(
+            select(Document.id).where(Document.user_id == user_id, Document.trash_root == folder_id)
+        )
+        session.add_all(
+            DocumentActivity(
+                document_id=document_id, actor_id=user_id, kind="restore", detail={"folder": name}
+            )
+            for document_id in returning
+        )
         await session.execute(
             update(Folder)
             .where(Folder.user_id == user_id, Folder.trash_root == folder_id)
@@ -492,6 +502,7 @@ async def restore_document(db: Database, user_id: str, document_id: str) -> Docu
             raise NotFound("No such document in the trash.")
         document.folder_id = await _restored_parent(session, user_id, document.folder_id)
         document.deleted_at = document.trash_root = None
+        session.add(DocumentActivity(document_id=document.id, actor_id=user_id, kind="restore"))
     return document
 
 
@@ -722,6 +733,15 @@ async def restore_version(
         document.title, document.content = old.title, old.content
         document.updated_at = utcnow()
         session.add(_version_of(document, by or user_id))
+        # The activity feed shows this version as the restore it is (multinotes.sharing.activity).
+        session.add(
+            DocumentActivity(
+                document_id=document.id,
+                actor_id=by or user_id,
+                kind="restore_version",
+                detail={"restored": number, "version": document.version},
+            )
+        )
     return document
 
 

@@ -1,7 +1,8 @@
 """A note's activity feed: who did what to it, newest first.
 
 Edits are the note's saved versions (``document_versions`` already says who saved which version
-when); everything else (shares and revokes, comments, restores) is a ``document_activity`` row.
+when); everything else (shares and revokes, comments, restores) is a ``document_activity`` row,
+written in the same transaction as the change it records (restores by the notes service).
 A restored version is both a version and a "restore_version" event; the feed shows it once, as
 the restore.
 """
@@ -13,7 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from multinotes.db import Database, utcnow
+from multinotes.db import Database
 from multinotes.models import User
 from multinotes.notes.models import DocumentVersion
 from multinotes.sharing import access
@@ -30,21 +31,6 @@ KINDS = (
     "unshare",
     "comment",
 )
-
-
-async def record_activity(
-    db: Database, document_id: str, actor_id: str, kind: str, **detail: Any
-) -> None:
-    async with db.transaction() as session:
-        session.add(
-            DocumentActivity(
-                document_id=document_id,
-                actor_id=actor_id,
-                kind=kind,
-                detail=detail,
-                created_at=utcnow(),
-            )
-        )
 
 
 async def list_activity(

@@ -662,7 +662,11 @@ async def restore_version(request: web.Request) -> web.Response:
     if number is None or not access.can_edit:
         raise NotFound("No such version.")
     document = await notes.restore_version(
-        request.app[DB], access.document.user_id, access.document.id, number
+        request.app[DB],
+        access.document.user_id,
+        access.document.id,
+        number,
+        by=require_user(request).user_id,
     )
     return redirect(
         f"/notes/{document.id}",
