@@ -80,27 +80,32 @@ async def search(
     session: AsyncSession,
     kind: str,
     candidates: Select[Any],
+    item_id: Any,
     embedding_of: Any,
     query_vector: np.ndarray,
     limit: int,
 ) -> list[SemanticHit]:
     """The ``limit`` candidates most similar to ``query_vector`` (above ``MIN_SIMILARITY``).
-    ``embedding_of`` is the column of ``search_embeddings`` that names the candidate's kind."""
-    statement = candidates.join(SearchEmbedding, embedding_of == candidates.selected_columns[0])
-    statement = statement.add_columns(SearchEmbedding.vector).where(SearchEmbedding.model == MODEL)
-    rows = (await session.execute(statement)).all()
-    if not rows:
-        return []
-    matrix = np.frombuffer(b"".join(r.vector for r in rows), dtype=np.float16).reshape(
-        len(rows), DIMENSIONS
+
+    ``item_id`` is the candidates' id column and ``embedding_of`` the column of
+    ``search_embeddings`` that names an item of this kind. Every candidate's vector is read
+    (ids and vectors only), the best ones get their full rows."""
+    vectors = (
+        candidates.with_only_columns(item_id, SearchEmbedding.vector, maintain_column_froms=True)
+        .join(SearchEmbedding, embedding_of == item_id)
+        .where(SearchEmbedding.model == MODEL)
     )
-    scores = matrix.astype(np.float32) @ query_vector
-    order = np.argsort(-scores, kind="stable")[:limit]
-    return [
-        SemanticHit(kind, rows[i][0], float(scores[i]), rows[i])
-        for i in order
-        if scores[i] >= MIN_SIMILARITY
-    ]
+    pairs = (await session.execute(vectors)).all()
+    if not pairs:
+        return []
+    matrix = np.frombuffer(b"".join(vector for _, vector in pairs), dtype=np.float16)
+    scores = matrix.reshape(len(pairs), DIMENSIONS).astype(np.float32) @ query_vector
+    order = [i for i in np.argsort(-scores, kind="stable")[:limit] if scores[i] >= MIN_SIMILARITY]
+    if not order:
+        return []
+    best = {pairs[i][0]: float(scores[i]) for i in order}
+    rows = {row[0]: row for row in (await session.execute(candidates.where(item_id.in_(best))))}
+    return [SemanticHit(kind, i, score, rows[i]) for i, score in best.items() if i in rows]
 
 
 def close_enough(hits: list[SemanticHit]) -> list[SemanticHit]:

@@ -250,7 +250,13 @@ async def search(db: Database, user_id: str, request: SearchRequest) -> SearchPa
             for kind in kinds:
                 base = candidates(kind, scope, request, folders)
                 close += await semantic.search(
-                    session, kind, base, EMBEDDING_OF[kind], query_vector, depth
+                    session,
+                    kind,
+                    base,
+                    KIND_SPECS[kind].source.id,
+                    EMBEDDING_OF[kind],
+                    query_vector,
+                    depth,
                 )
             close.sort(key=lambda h: -h.score)
             for rank, near in enumerate(semantic.close_enough(close)[:depth]):
