@@ -945,3 +945,74 @@ async def test_share_and_collaboration_slots_follow_the_routes_that_exist(
         assert f"/share/dialog?object_type=folder&object_id={place}" in share_buttons(listing)
         inside = await get_page(api, f"/notes?folder={place}")
         assert f"/share/dialog?object_type=folder&object_id={place}" in share_buttons(inside)
+
+
+# -- bulk share --------------------------------------------------------------------------------
+
+
+async def test_bulk_share_gives_a_colleague_every_chosen_folder_and_note(
+    user: ApiClient, make_client: Any
+) -> None:
+    colleague: ApiClient = await make_client()
+    await colleague.register_and_login("colleague@example.com", name="Col League")
+    await colleague.mark_verified()
+    trip = await folder(user, "Trip")
+    inside = await note(user, "Packing list", "socks", trip)
+    loose = await note(user, "Loose note")
+    await note(user, "Private")
+
+    page = await get_page(user, "/notes")
+    assert page.by_id("bulk-share-submit").words == "Share"
+
+    response = await submit(
+        user,
+        "/notes/share",
+        [
+            ("item", f"folder:{trip}"),
+            ("item", f"document:{loose}"),
+            ("email", "colleague@example.com"),
+            ("role", "editor"),
+            ("next", "/notes"),
+        ],
+    )
+    landed = await follow(user, response)
+    assert "Shared 1 folder and 1 note with colleague@example.com (editor)." in landed.flash
+    shared = (await colleague.get_json("/api/shared-with-me"))["items"]
+    assert sorted((s["object_type"], s["object_id"], s["role"]) for s in shared) == sorted(
+        [("folder", trip, "editor"), ("document", loose, "editor")]
+    )
+    # The folder's notes come with it; the note left out stays private.
+    assert (await colleague.get(f"/api/documents/{inside}")).status == 200
+
+
+async def test_bulk_share_shares_nothing_when_one_item_is_not_yours_or_no_one_is_named(
+    user: ApiClient, make_client: Any
+) -> None:
+    stranger: ApiClient = await make_client()
+    await stranger.register_and_login("stranger@example.com", name="Stranger")
+    await stranger.mark_verified()
+    theirs = await note(stranger, "Theirs")
+    mine = await note(user, "Mine")
+
+    refused = await submit(
+        user,
+        "/notes/share",
+        [("item", f"document:{mine}"), ("item", f"document:{theirs}"), ("email", "x@example.com")],
+    )
+    assert refused.status == 404
+    assert (await user.get_json("/api/shares"))["shares"] == []
+
+    no_email = await follow(
+        user, await submit(user, "/notes/share", [("item", f"document:{mine}"), ("email", "")])
+    )
+    assert "Enter the email address to share with." in no_email.flash
+    bad_role = await follow(
+        user,
+        await submit(
+            user,
+            "/notes/share",
+            [("item", f"document:{mine}"), ("email", "x@example.com"), ("role", "owner")],
+        ),
+    )
+    assert bad_role.flash
+    assert (await user.get_json("/api/shares"))["shares"] == []

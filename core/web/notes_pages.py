@@ -34,7 +34,7 @@ from multinotes.markdown import render_markdown
 from multinotes.notes import service as notes
 from multinotes.notes.models import Document, Folder
 from multinotes.sharing import access as sharing_access
-from multinotes.web.endpoint import page
+from multinotes.web.endpoint import page, validate
 from multinotes.web.files_pages import problem_text, storage_usage
 from multinotes.web.pages import redirect, render, safe_next
 from multinotes.web.workspace_pages import duration_text
@@ -383,6 +383,50 @@ async def delete(request: web.Request) -> web.Response:
         back(form),
         f"Moved {count_text(len(folders), len(documents))} to the trash. "
         f"You can restore from the trash for {notes.TRASH_DAYS} days.",
+    )
+
+
+@routes.post("/notes/share", name="notes_share")
+@page(access="user", rate="api")
+async def share(request: web.Request) -> web.Response:
+    """Share the chosen folders and notes with one person (``email``, ``role``).
+
+    Every item is checked to be the sharer's before any is shared, so a selection that names
+    someone else's item shares nothing."""
+    from multinotes.api import shares as shares_api  # the share API pulls in mail and tasks
+
+    actor = require_user(request)
+    form = await request.post()
+    email = str(form.get("email", "")).strip()
+    role = str(form.get("role", "viewer"))
+    try:
+        folders, documents = chosen_items(form)
+        if not email:
+            raise Invalid("Enter the email address to share with.", fields={"email": "required"})
+        items = [("folder", i) for i in folders] + [("document", i) for i in documents]
+        async with request.app[DB].read() as session:
+            for object_type, object_id in items:
+                _, rights = await sharing_access.object_in(
+                    session, actor.user_id, object_type, object_id
+                )
+                rights.require("owner", "share it")
+        for object_type, object_id in items:
+            body = validate(
+                shares_api.ShareIn,
+                {
+                    "object_type": object_type,
+                    "object_id": object_id,
+                    "email": email,
+                    "role": role,
+                },
+            )
+            await shares_api.create(request, body)
+    except NotFound:
+        raise
+    except AppError as exc:
+        return redirect(back(form), problem_text(exc), "error")
+    return redirect(
+        back(form), f"Shared {count_text(len(folders), len(documents))} with {email} ({role})."
     )
 
 

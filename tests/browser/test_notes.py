@@ -246,7 +246,7 @@ def test_folders_are_made_and_a_note_is_dragged_into_one_or_moved_from_the_keybo
     expect(page.locator("#notes-items .item-title")).to_have_text(["Tomatoes", "Roses"])
 
 
-def test_bulk_select_moves_several_notes_at_once(notes: Any) -> None:
+def test_bulk_select_moves_shares_and_deletes_several_items_at_once(notes: Any, admin: Any) -> None:
     page = notes
     api = Api(page)
     shelf = api.folder(unique("Shelf"))
@@ -262,6 +262,19 @@ def test_bulk_select_moves_several_notes_at_once(notes: Any) -> None:
     page.locator("#bulk-move").click()
     expect(flash(page)).to_have_text("Moved 2 notes to “Box”.")
     expect(page.locator("#notes-items .item-title")).to_have_text(["Box", "Plate"])
+
+    # Share the rest with a colleague: Enter in the address field shares (it does not move).
+    expect(page.locator("#bulk-share-submit")).to_be_disabled()
+    page.get_by_label("Select Plate").check()
+    page.get_by_label("Share with").fill(admin.email)
+    page.locator("#bulk-share-role").select_option(value="editor")
+    page.get_by_label("Share with").press("Enter")
+    expect(flash(page)).to_have_text(f"Shared 1 note with {admin.email} (editor).")
+    expect(page.locator("#notes-items .item-title")).to_have_text(["Box", "Plate"])
+    shared = api.call("GET", "/api/shares")["shares"]
+    assert [(s["email"], s["role"]) for s in shared if s["title"] == "Plate"] == [
+        (admin.email, "editor")
+    ]
 
     page.locator("#select-all").check()
     expect(page.locator("#bulk-count")).to_have_text("2 selected")

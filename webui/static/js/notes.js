@@ -158,7 +158,7 @@
       selectAll.checked = boxes.length > 0 && chosen.length === boxes.length;
       selectAll.indeterminate = chosen.length > 0 && chosen.length < boxes.length;
     }
-    ["bulk-move", "bulk-delete", "bulk-target"].forEach(function (id) {
+    ["bulk-move", "bulk-delete", "bulk-target", "bulk-share-submit"].forEach(function (id) {
       var el = $(id);
       if (el) el.disabled = chosen.length === 0;
     });
@@ -172,6 +172,14 @@
     } else if (target.classList && target.classList.contains("item-check")) {
       syncBulk();
     }
+  });
+
+  // Enter in the share field shares: the form's default button is "Move".
+  document.addEventListener("keydown", function (evt) {
+    if (evt.key !== "Enter" || !evt.target || evt.target.id !== "bulk-share-email") return;
+    evt.preventDefault();
+    var submit = $("bulk-share-submit");
+    if (submit && !submit.disabled) submit.click();
   });
 
   document.addEventListener("htmx:afterSettle", function () {
