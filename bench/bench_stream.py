@@ -451,6 +451,8 @@ async def servers(args: argparse.Namespace, workdir: Path) -> AsyncIterator[dict
         pipeline_cmd.append("--shared-ssl-context")
     if args.sqlite_write_lock:
         pipeline_cmd.append("--sqlite-write-lock")
+    if args.no_search_index:
+        pipeline_cmd.append("--no-search-index")
     pipeline_cmd += ["--", "serve"]
     with contextlib.ExitStack() as stack:
         stack.enter_context(
@@ -595,6 +597,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--sqlite-write-lock", action="store_true", help="pipeline with proposed SQLite fix"
+    )
+    parser.add_argument(
+        "--no-search-index",
+        action="store_true",
+        help="pipeline without the search indexing each finished answer queues (in-process)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary data and logs")
     parser.add_argument("--out", type=Path, help="write the full report here as JSON")

@@ -9,7 +9,12 @@ Proposed fixes (see bench/README.md); without a flag nothing is changed:
 * ``--sqlite-write-lock`` (``multinotes.db.Database.transaction``): in SQLite mode, queue write
   transactions on an ``asyncio.Lock`` instead of in SQLite's sleeping busy handler.
 
-Run: ``python bench/pipeline_server.py [--shared-ssl-context] [--sqlite-write-lock] -- serve``.
+Both are in the code since 2026-11-26 (the flags are kept so old commands still run; they no
+longer change anything measurable). ``--no-search-index`` is a measuring switch, not a fix: it
+skips the semantic-search indexing each finished answer queues, to measure the pipeline alone.
+
+Run: ``python bench/pipeline_server.py [--shared-ssl-context] [--sqlite-write-lock]
+[--no-search-index] -- serve``.
 """
 
 from __future__ import annotations
@@ -61,9 +66,22 @@ def apply_sqlite_write_lock() -> None:
     Database.transaction = transaction  # type: ignore[method-assign]
 
 
+def skip_search_index() -> None:
+    """Not a fix: semantic search indexes every finished answer in a background task, which
+    runs inside the web process in embedded mode. Skipping it measures the streaming pipeline
+    alone (bench/README.md reports both)."""
+    from multinotes.chat import pipeline
+
+    async def no_index(app: Any, user_id: str) -> None:
+        return None
+
+    pipeline.queue_embedding = no_index  # type: ignore[assignment]
+
+
 FIXES = {
     "--shared-ssl-context": apply_shared_ssl_context,
     "--sqlite-write-lock": apply_sqlite_write_lock,
+    "--no-search-index": skip_search_index,
 }
 
 

@@ -111,7 +111,10 @@ async def hold_streams(
                 opened_event.set()
             await release.wait()
 
-    session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None))
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0),  # every stream at once, none queued
+        timeout=aiohttp.ClientTimeout(total=None),
+    )
     tasks = [asyncio.create_task(hold(session)) for _ in range(count)]
 
     async def close() -> None:
