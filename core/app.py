@@ -45,6 +45,7 @@ from multinotes.metrics import Metrics
 from multinotes.plugin_host import PluginHost, PluginSource, RouteDef
 from multinotes.plugin_settings import PluginSettingsStore
 from multinotes.ratelimit import RateLimits, make_storage
+from multinotes.search.vectors import setup_search
 from multinotes.secretbox import SecretBox
 from multinotes.settings import Settings
 from multinotes.tasks import TaskQueue, embedded_scheduler, make_broker
@@ -98,6 +99,7 @@ def create_app(
     setup_tasks(app)
     setup_rate_limits(app)
     setup_files(app)
+    setup_search(app)
     setup_templates(app)
     setup_oauth(app)
     setup_routes(app)

@@ -19,7 +19,9 @@ from sqlalchemy import insert, update
 from multinotes.db import new_id
 from multinotes.keys import DB
 from multinotes.notes.models import Document
+from multinotes.notes.service import purge_trash
 from multinotes.search.tasks import embed_pending
+from multinotes.search.vectors import VECTORS
 from multinotes.settings import Settings
 from multinotes.testing import ApiClient
 from tests.support.waiting import eventually
@@ -409,6 +411,37 @@ async def test_semantic_search_finds_a_paraphrase_with_no_shared_word(user: ApiC
     ] == "Finance"
     # Hybrid (the default) finds it too, from the semantic ranking alone.
     assert (await find(user, "rail journey to France"))["results"][0]["title"] == "Travel"
+
+
+async def test_semantic_search_sees_every_change_after_caching_vectors(user: ApiClient):
+    pets = await note(user, "Pets", "My cat loves to chase mice around the garden.")
+    await note(user, "Finance", "Quarterly revenue grew by ten percent thanks to strong sales.")
+    await embedded(user)
+    assert (await titles(user, "feline hunting rodents", mode="semantic"))[:1] == ["Pets"]
+
+    # A new note, an edit that changes the meaning, a note deleted for good.
+    await note(user, "Trains", "The train to Paris leaves at noon from the main station.")
+    response = await user.patch(
+        f"/api/documents/{pets}",
+        {"version": 1, "content": "Sourdough bread needs flour, water and a hot oven."},
+    )
+    assert response.status == 200
+    await embedded(user)
+    assert (await titles(user, "rail journey to France", mode="semantic"))[:1] == ["Trains"]
+    assert (await titles(user, "baking a loaf", mode="semantic"))[:1] == ["Pets"]
+    assert "Pets" not in await titles(user, "feline hunting rodents", mode="semantic")
+
+    assert (await user.delete(f"/api/documents/{pets}")).status == 204
+    assert "Pets" not in await titles(user, "baking a loaf", mode="semantic")
+    await purge_trash(user.app[DB], datetime.now(UTC) + timedelta(days=1))
+    assert "Pets" not in await titles(user, "baking a loaf", mode="semantic")
+
+
+async def test_semantic_search_without_room_to_cache_reads_the_database(user: ApiClient):
+    await note(user, "Pets", "My cat loves to chase mice around the garden.")
+    await embedded(user)
+    user.app[VECTORS].budget = 0
+    assert (await titles(user, "feline hunting rodents", mode="semantic"))[:1] == ["Pets"]
 
 
 async def test_embeddings_are_computed_in_the_background(user: ApiClient):

@@ -15,6 +15,7 @@ from multinotes.keys import DB
 from multinotes.search import palette as quick
 from multinotes.search import service as search
 from multinotes.search.models import KINDS
+from multinotes.search.vectors import VECTORS
 from multinotes.web.endpoint import endpoint
 
 routes = web.RouteTableDef()
@@ -152,7 +153,7 @@ async def run_search(request: web.Request, query: SearchQuery) -> dict[str, Any]
     see is a 404."""
     actor = require_user(request)
     db = request.app[DB]
-    page = await search.search(db, actor.user_id, search_request(query))
+    page = await search.search(db, actor.user_id, search_request(query), request.app[VECTORS])
     if query.record and not query.cursor and query.q.strip():
         await search.remember_search(db, actor.user_id, query.q)
     return {

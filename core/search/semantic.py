@@ -108,6 +108,48 @@ async def search(
     return [SemanticHit(kind, i, score, rows[i]) for i, score in best.items() if i in rows]
 
 
+#: Past this many ids, checking the best cached matches against the candidates one window at a
+#: time is no longer worth it: the candidates are read from the database instead.
+MAX_WINDOW = 5000
+
+
+async def search_among(
+    session: AsyncSession,
+    kind: str,
+    candidates: Select[Any],
+    item_id: Any,
+    ids: list[str],
+    matrix: np.ndarray,
+    query_vector: np.ndarray,
+    limit: int,
+) -> list[SemanticHit] | None:
+    """As ``search``, over vectors already in memory (``ids[i]`` has ``matrix[i]``): the most
+    similar first, kept if they are candidates (the filters, the trash). None when the filters
+    leave so few that the database should be asked instead."""
+    if not ids:
+        return []
+    scores = matrix @ query_vector
+    above = np.flatnonzero(scores >= MIN_SIMILARITY)
+    order = above[np.argsort(-scores[above], kind="stable")]
+    window = limit * 4 + 50
+    while True:
+        chosen = [ids[i] for i in order[:window]]
+        if not chosen:
+            return []
+        result = await session.execute(candidates.where(item_id.in_(chosen)))
+        rows = {row[0]: row for row in result.all()}
+        hits = [
+            SemanticHit(kind, ids[i], float(scores[i]), rows[ids[i]])
+            for i in order[:window]
+            if ids[i] in rows
+        ]
+        if len(hits) >= limit or window >= len(order):
+            return hits[:limit]
+        window *= 4
+        if window > MAX_WINDOW:
+            return None
+
+
 def close_enough(hits: list[SemanticHit]) -> list[SemanticHit]:
     """``hits`` (best first, of every kind) without those far below the best one."""
     if not hits:

@@ -30,6 +30,7 @@ from multinotes.search.fulltext import KIND_SPECS, backend_for
 from multinotes.search.models import KINDS, RecentSearch, SearchEmbedding
 from multinotes.search.query import ParsedQuery, parse
 from multinotes.search.snippets import build_snippet
+from multinotes.search.vectors import VectorCache
 from multinotes.sharing.access import VisibleScope, visible_scope
 from multinotes.sharing.service import object_path
 
@@ -217,7 +218,43 @@ EMBEDDING_OF = {
 # -- search ----------------------------------------------------------------------------------------
 
 
-async def search(db: Database, user_id: str, request: SearchRequest) -> SearchPage:
+async def _similar(
+    session: AsyncSession,
+    cache: VectorCache | None,
+    scope: VisibleScope,
+    kind: str,
+    base: Select[Any],
+    query_vector: Any,
+    depth: int,
+) -> list[semantic.SemanticHit]:
+    """The candidates of ``kind`` closest in meaning: the user's own from the vector cache (when
+    there is one and they fit), what others shared with them from the database."""
+    source = KIND_SPECS[kind].source
+    read = (session, kind)
+    columns = (source.id, EMBEDDING_OF[kind], query_vector, depth)
+    cached = (
+        await cache.vectors(session, scope.user_id, kind, EMBEDDING_OF[kind]) if cache else None
+    )
+    if cached is None:
+        return await semantic.search(*read, base, *columns)
+    own = await semantic.search_among(
+        *read, base.where(source.user_id == scope.user_id), source.id, *cached, query_vector, depth
+    )
+    if own is None:
+        return await semantic.search(*read, base, *columns)
+    shared_with_me = (
+        scope.conversation_ids if kind != "note" else scope.document_ids | scope.folder_ids
+    )
+    if shared_with_me:
+        own += await semantic.search(*read, base.where(source.user_id != scope.user_id), *columns)
+    return own
+
+
+async def search(
+    db: Database, user_id: str, request: SearchRequest, cache: VectorCache | None = None
+) -> SearchPage:
+    """One page of results. ``cache`` keeps the user's vectors between searches (the app's
+    ``VECTORS``); without it every semantic search reads them from the database."""
     query = parse(request.q)
     if not query.terms:
         return SearchPage([], None)
@@ -249,15 +286,7 @@ async def search(db: Database, user_id: str, request: SearchRequest) -> SearchPa
             close = []
             for kind in kinds:
                 base = candidates(kind, scope, request, folders)
-                close += await semantic.search(
-                    session,
-                    kind,
-                    base,
-                    KIND_SPECS[kind].source.id,
-                    EMBEDDING_OF[kind],
-                    query_vector,
-                    depth,
-                )
+                close += await _similar(session, cache, scope, kind, base, query_vector, depth)
             close.sort(key=lambda h: -h.score)
             for rank, near in enumerate(semantic.close_enough(close)[:depth]):
                 item = found.setdefault((near.kind, near.id), _Found(near.kind, near.id, near.row))

@@ -22,6 +22,7 @@ from multinotes.identity.actor import require_user
 from multinotes.keys import DB
 from multinotes.notes import service as notes
 from multinotes.search import service as search
+from multinotes.search.vectors import VECTORS
 from multinotes.web.endpoint import page, validate
 from multinotes.web.pages import redirect, render
 
@@ -87,7 +88,9 @@ async def _results(request: web.Request, user_id: str, params: dict[str, str]) -
     try:
         fields = {**params, **({"cursor": cursor} if cursor else {})}
         query: SearchQuery = validate(SearchQuery, fields)
-        page_ = await search.search(request.app[DB], user_id, search_request(query))
+        page_ = await search.search(
+            request.app[DB], user_id, search_request(query), request.app[VECTORS]
+        )
     except Invalid as exc:
         context["error"] = "; ".join(f"{k.replace('_', ' ')}: {v}" for k, v in exc.fields.items())
         return context
