@@ -43,6 +43,7 @@ from multinotes.keys import DB
 from multinotes.notes.models import Document
 from multinotes.search.service import SearchRequest, search
 from multinotes.search.tasks import embed_pending
+from multinotes.search.vectors import VECTORS
 from multinotes.testing import app_client, embedded_settings
 
 MYSQL = os.environ.get("MULTINOTES_TEST_MYSQL", "root@127.0.0.1:3306")
@@ -324,7 +325,8 @@ async def bench_app(
         for mode in ("semantic", "hybrid"):
 
             async def other_mode(q: str, mode: str = mode) -> int:
-                page = await search(db, user_id, SearchRequest(q=q, mode=mode, limit=20))
+                request = SearchRequest(q=q, mode=mode, limit=20)
+                page = await search(db, user_id, request, app[VECTORS])
                 return len(page.results)
 
             await measure(f"service layer, {mode}", other_mode, queries, 1)

@@ -55,7 +55,8 @@ class SearchEmbedding(Base):
         UniqueConstraint("document_id"),
         UniqueConstraint("conversation_id"),
         UniqueConstraint("message_id"),
-        Index("ix_search_embeddings_user_kind", "user_id", "kind"),
+        # Covers the vector cache's check (how many, the newest) without reading any row.
+        Index("ix_search_embeddings_user_kind", "user_id", "kind", "updated_at"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Select
+from sqlalchemy import Select, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from multinotes.search.models import SearchEmbedding
@@ -104,7 +104,7 @@ async def search(
     if not order:
         return []
     best = {pairs[i][0]: float(scores[i]) for i in order}
-    rows = {row[0]: row for row in (await session.execute(candidates.where(item_id.in_(best))))}
+    rows = await _candidates_among(session, candidates, item_id, list(best))
     return [SemanticHit(kind, i, score, rows[i]) for i, score in best.items() if i in rows]
 
 
@@ -136,8 +136,7 @@ async def search_among(
         chosen = [ids[i] for i in order[:window]]
         if not chosen:
             return []
-        result = await session.execute(candidates.where(item_id.in_(chosen)))
-        rows = {row[0]: row for row in result.all()}
+        rows = await _candidates_among(session, candidates, item_id, chosen)
         hits = [
             SemanticHit(kind, ids[i], float(scores[i]), rows[ids[i]])
             for i in order[:window]
@@ -148,6 +147,21 @@ async def search_among(
         window *= 4
         if window > MAX_WINDOW:
             return None
+
+
+async def _candidates_among(
+    session: AsyncSession, candidates: Select[Any], item_id: Any, ids: list[str]
+) -> dict[str, Any]:
+    """The candidates' rows of ``ids``, by id. On SQLite the ids become rowids first: without
+    table statistics its planner would rather walk the owner's index (a user's every row) than
+    look ``id IN (...)`` up, while a rowid is part of every index key."""
+    condition: Any = item_id.in_(ids)
+    if session.get_bind().dialect.name == "sqlite":
+        rowid: Any = literal_column(f"{item_id.table.name}.rowid")
+        found = await session.execute(select(rowid).where(item_id.in_(ids)))
+        condition = rowid.in_([r for (r,) in found.all()])
+    result = await session.execute(candidates.where(condition))
+    return {row[0]: row for row in result.all()}
 
 
 def close_enough(hits: list[SemanticHit]) -> list[SemanticHit]:

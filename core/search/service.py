@@ -272,7 +272,7 @@ async def search(
         )
         kinds = _kinds(request)
         if request.mode != "semantic":
-            backend = backend_for(session.bind.dialect.name)
+            backend = backend_for(session.get_bind().dialect.name)
             hits = []
             for kind in kinds:
                 base = candidates(kind, scope, request, folders)

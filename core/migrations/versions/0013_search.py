@@ -118,7 +118,9 @@ def upgrade() -> None:
         sa.UniqueConstraint("message_id", name=op.f("uq_search_embeddings_message_id")),
     )
     with op.batch_alter_table("search_embeddings", schema=None) as batch_op:
-        batch_op.create_index("ix_search_embeddings_user_kind", ["user_id", "kind"], unique=False)
+        batch_op.create_index(
+            "ix_search_embeddings_user_kind", ["user_id", "kind", "updated_at"], unique=False
+        )
 
     op.create_table(
         "recent_searches",
