@@ -139,7 +139,7 @@
       list.appendChild(option);
     });
     var count = items.length - (q ? 1 : 0);
-    status.textContent = q ? (count ? count + " matches" : "No quick match") : "";
+    status.textContent = q ? (count ? count + (count === 1 ? " match" : " matches") : "No quick match") : "";
     select(items.length ? 0 : -1);
   }
 
