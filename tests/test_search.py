@@ -598,3 +598,52 @@ async def test_search_needs_a_signed_in_user(api: ApiClient):
     for path in ("/api/search?q=x", "/api/search/recent", "/api/palette?q=x"):
         assert (await api.get(path)).status == 401
     assert (await api.get("/search?q=x", allow_redirects=False)).status == 303
+
+
+# -- the search page ------------------------------------------------------------------------------
+
+
+async def test_the_search_page_shows_escaped_results_with_marks(user: ApiClient):
+    await note(user, "Rye <b>loaf</b>", "A dense rye loaf with <script>alert(1)</script> caraway.")
+    response = await user.get("/search?q=rye&mode=text")
+    assert response.status == 200
+    html = await response.text()
+    assert "<mark>rye</mark>" in html.lower()
+    assert "<script>alert(1)</script>" not in html and "<b>loaf</b>" not in html
+    assert "Rye &lt;b&gt;loaf&lt;/b&gt;" in html
+    # What was searched is remembered, and offered again.
+    assert 'id="recent-searches"' in html and "?q=rye" in html
+
+
+async def test_the_search_page_answers_htmx_with_the_results_alone(user: ApiClient):
+    await note(user, "Rye", "rye bread")
+    response = await user.get("/search/results?q=rye&mode=text", headers={"HX-Request": "true"})
+    assert response.status == 200
+    assert response.headers["HX-Push-Url"] == "/search?q=rye&mode=text"
+    html = await response.text()
+    assert "<html" not in html and 'id="search-list"' in html
+
+
+async def test_the_search_page_explains_bad_input_and_empty_states(user: ApiClient):
+    html = await (await user.get("/search")).text()
+    assert 'id="search-empty"' in html and "Ctrl" in html
+    html = await (await user.get("/search?q=zebra&mode=text")).text()
+    assert 'id="search-none"' in html
+    for query in ("q=rye&date_from=yesterday", "q=rye&mode=fuzzy", "q=rye&cursor=bad"):
+        response = await user.get(f"/search?{query}")
+        assert response.status == 200, query
+        assert 'id="search-error"' in await response.text(), query
+    response = await user.get("/search?q=rye&folder_id=" + "f" * 32)
+    assert response.status == 200 and "No such folder." in await response.text()
+
+
+async def test_clearing_recent_searches_from_the_page_needs_the_csrf_token(user: ApiClient):
+    await user.get("/search?q=rye")
+    refused = await user.client.post("/search/recent/clear", allow_redirects=False)
+    assert refused.status == 403
+    assert (await user.get_json("/api/search/recent"))["searches"] != []
+    cleared = await user.client.post(
+        "/search/recent/clear", data={"csrf_token": user.csrf}, allow_redirects=False
+    )
+    assert cleared.status == 303
+    assert (await user.get_json("/api/search/recent"))["searches"] == []
