@@ -45,7 +45,7 @@ from multinotes.metrics import Metrics
 from multinotes.plugin_host import PluginHost, PluginSource, RouteDef
 from multinotes.plugin_settings import PluginSettingsStore
 from multinotes.ratelimit import RateLimits, make_storage
-from multinotes.search.vectors import setup_search
+from multinotes.search import setup_search
 from multinotes.secretbox import SecretBox
 from multinotes.settings import Settings
 from multinotes.tasks import TaskQueue, embedded_scheduler, make_broker

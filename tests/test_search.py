@@ -14,8 +14,9 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from sqlalchemy import insert, update
+from sqlalchemy import insert, text, update
 
+from multinotes.app import create_app
 from multinotes.db import new_id
 from multinotes.keys import DB
 from multinotes.notes.models import Document
@@ -23,7 +24,7 @@ from multinotes.notes.service import purge_trash
 from multinotes.search.tasks import embed_pending
 from multinotes.search.vectors import VECTORS
 from multinotes.settings import Settings
-from multinotes.testing import ApiClient
+from multinotes.testing import ApiClient, app_client
 from tests.support.waiting import eventually
 
 
@@ -291,6 +292,25 @@ async def test_an_edit_is_searched_at_once(user: ApiClient):
     assert response.status == 200
     assert await titles(user, "narwhals", mode="text") == ["Draft"]
     assert await titles(user, "walruses", mode="text") == []
+
+
+async def test_a_lost_sqlite_index_is_rebuilt_when_the_app_starts(
+    user: ApiClient, settings: Settings, mode: str
+):
+    if mode != "embedded":
+        pytest.skip("InnoDB keeps its FULLTEXT indexes itself")
+    # As a later migration that rebuilds the table in batch mode would: its triggers are gone.
+    async with user.app[DB].transaction() as session:
+        for trigger in ("documents_fts_ai", "documents_fts_au"):
+            await session.execute(text(f"DROP TRIGGER {trigger}"))
+    await note(user, "Medlar jelly", "medlar")
+    assert await titles(user, "medlar", mode="text") == []
+
+    async with app_client(create_app(settings)) as restarted:
+        await restarted.login("admin@example.com")
+        assert await titles(restarted, "medlar", mode="text") == ["Medlar jelly"]
+        await note(restarted, "Quince paste", "quince")
+        assert await titles(restarted, "quince", mode="text") == ["Quince paste"]
 
 
 # -- who sees what ------------------------------------------------------------------------------

@@ -1,0 +1,27 @@
+"""Search over conversations, messages and notes: full text (SQLite FTS5 or InnoDB FULLTEXT),
+semantic (offline embeddings) and hybrid; recent searches; the command palette.
+
+``service.search`` is the entry point; ``tasks.queue_embedding(app, user_id)`` is what code that
+changes a user's notes or messages calls once its change is committed (a periodic sweep catches
+anything that was not queued).
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from multinotes.keys import DB, SETTINGS
+from multinotes.search.sqlite_index import ensure_index
+from multinotes.search.vectors import VECTORS, VectorCache
+
+
+def setup_search(app: web.Application) -> None:
+    """The vector cache, and (embedded mode) a check of the full-text index at start."""
+    app[VECTORS] = VectorCache()
+
+    async def check_index(app: web.Application) -> None:
+        # Runs after the database's cleanup context has opened (and migrated) it.
+        if app[SETTINGS].is_sqlite:
+            await ensure_index(app[DB].engine)
+
+    app.on_startup.append(check_index)

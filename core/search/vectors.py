@@ -137,9 +137,5 @@ class VectorCache:
             total -= oldest.size
 
 
-#: The app's cache (``setup_search``).
+#: The app's cache (``multinotes.search.setup_search``).
 VECTORS: web.AppKey[VectorCache] = web.AppKey("search_vectors", VectorCache)
-
-
-def setup_search(app: web.Application) -> None:
-    app[VECTORS] = VectorCache()
