@@ -7,8 +7,9 @@ Create Date: 2026-11-26 04:30:00.000000
 Full text on SQLite: one external-content FTS5 table per searched table (documents: title and
 content; conversations: title; messages: content), keyed by the source row's rowid and kept in
 sync by triggers. A later migration that rebuilds one of those tables in SQLite batch mode (copy,
-drop, rename) drops its triggers and may renumber its rowids: it must create the triggers again
-and run each index's 'rebuild' command, as ``upgrade`` below does.
+drop, rename) drops its triggers and may renumber its rowids: the app notices the missing
+triggers at its next start, creates them again and rebuilds the index
+(``multinotes.search.sqlite_index``); such a migration may as well do it itself.
 
 Full text on MySQL/MariaDB: InnoDB FULLTEXT indexes on the same columns (and one on document
 titles alone, so title matches can weigh more); InnoDB keeps them in sync itself.
