@@ -18,10 +18,10 @@ from sqlalchemy import insert, text, update
 
 from multinotes.app import create_app
 from multinotes.db import new_id
-from multinotes.keys import DB
+from multinotes.keys import DB, TASKS
 from multinotes.notes.models import Document
-from multinotes.notes.service import purge_trash
-from multinotes.search.tasks import embed_pending
+from multinotes.notes.service import create_document, purge_trash
+from multinotes.search.tasks import embed_pending, search_sweep
 from multinotes.search.vectors import VECTORS
 from multinotes.settings import Settings
 from multinotes.testing import ApiClient, app_client
@@ -480,6 +480,23 @@ async def test_embeddings_are_computed_in_the_background(user: ApiClient):
         return tree["id"] in {r["conversation_id"] for r in results["results"]}
 
     await eventually(answered, timeout=20)
+
+
+async def test_the_periodic_sweep_embeds_what_no_task_was_queued_for(user: ApiClient):
+    assert user.user is not None
+    # Written by a path that queues nothing (as a bulk import would be).
+    await create_document(
+        user.app[DB],
+        user.user["id"],
+        title="Orchard",
+        content="Apple trees need pruning in late winter.",
+        folder_id=None,
+    )
+    assert "core.search_sweep" in user.app[TASKS].names()  # scheduled every minute
+    # (The scheduler may run it first at a minute's turn: either way it is this function.)
+    await search_sweep(user.app)
+    assert (await titles(user, "cutting back fruit trees", mode="semantic"))[:1] == ["Orchard"]
+    assert await search_sweep(user.app) == 0  # nothing left to do
 
 
 async def test_hybrid_puts_what_both_rankings_found_first(user: ApiClient):
