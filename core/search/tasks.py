@@ -18,7 +18,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 from sqlalchemy import or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from multinotes.chat.models import Conversation, Message
 from multinotes.db import Database, utcnow
@@ -33,6 +33,7 @@ log = structlog.get_logger(__name__)
 EMBED_TASK = "core.search_embed"
 SWEEP_TASK = "core.search_sweep"
 BATCH = 200
+MAX_CONFLICTS = 5
 
 
 @dataclass
@@ -154,18 +155,22 @@ async def embed_pending(app: web.Application, user_id: str | None = None, limit:
     """Embed up to ``limit`` items that need it (``user_id``'s only, if given); returns how
     many were brought up to date."""
     db = app[DB]
-    done = 0
+    done = conflicts = 0
     while done < limit:
         items = await _pending(db, user_id, BATCH)
         if not items:
             break
         try:
             await _store(db, items)
-        except IntegrityError:
-            # Another worker stored some of them meanwhile, or an item was deleted under us:
-            # what is left is picked up by the next run.
-            log.info("search_embed_conflict", user_id=user_id)
-            break
+        except (IntegrityError, OperationalError):
+            # Another run stored some of them meanwhile, or an item was deleted under us (or,
+            # on MySQL, two runs deadlocked over the same rows): look again, what was stored is
+            # no longer pending. Give up after a few, the next run goes on.
+            conflicts += 1
+            log.info("search_embed_conflict", user_id=user_id, conflicts=conflicts)
+            if conflicts >= MAX_CONFLICTS:
+                break
+            continue
         done += len(items)
     return done
 
