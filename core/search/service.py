@@ -35,7 +35,6 @@ from multinotes.sharing.access import VisibleScope, visible_scope
 from multinotes.sharing.service import object_path
 
 Mode = Literal["hybrid", "text", "semantic"]
-MODES = ("hybrid", "text", "semantic")
 #: Results beyond this rank are not paged to: refine the query instead.
 MAX_DEPTH = 200
 #: Reciprocal rank fusion's constant (the usual 60: ranks far down count for little).
@@ -229,24 +228,21 @@ async def _similar(
 ) -> list[semantic.SemanticHit]:
     """The candidates of ``kind`` closest in meaning: the user's own from the vector cache (when
     there is one and they fit), what others shared with them from the database."""
-    source = KIND_SPECS[kind].source
-    read = (session, kind)
-    columns = (source.id, EMBEDDING_OF[kind], query_vector, depth)
-    cached = (
-        await cache.vectors(session, scope.user_id, kind, EMBEDDING_OF[kind]) if cache else None
-    )
-    if cached is None:
-        return await semantic.search(*read, base, *columns)
-    own = await semantic.search_among(
-        *read, base.where(source.user_id == scope.user_id), source.id, *cached, query_vector, depth
-    )
+    source, item_of = KIND_SPECS[kind].source, EMBEDDING_OF[kind]
+    cached = await cache.vectors(session, scope.user_id, kind, item_of) if cache else None
+    own = None
+    if cached is not None:
+        ids, matrix = cached
+        mine = base.where(source.user_id == scope.user_id)
+        own = await semantic.search_among(
+            session, kind, mine, source.id, ids, matrix, query_vector, depth
+        )
     if own is None:
-        return await semantic.search(*read, base, *columns)
-    shared_with_me = (
-        scope.conversation_ids if kind != "note" else scope.document_ids | scope.folder_ids
-    )
-    if shared_with_me:
-        own += await semantic.search(*read, base.where(source.user_id != scope.user_id), *columns)
+        return await semantic.search(session, kind, base, source.id, item_of, query_vector, depth)
+    shared = scope.conversation_ids if kind != "note" else scope.document_ids | scope.folder_ids
+    if shared:
+        theirs = base.where(source.user_id != scope.user_id)
+        own += await semantic.search(session, kind, theirs, source.id, item_of, query_vector, depth)
     return own
 
 
