@@ -112,6 +112,8 @@ def test_ctrl_k_opens_the_palette_and_jumps_to_a_note(browsing: Any, searcher: d
     expect(option).to_have_attribute("aria-selected", "true")
     combo.press("Enter")
     expect(page).to_have_url(re.compile(f"/notes/{searcher['ids'][GARDEN[0]]}$"))
+    # The URL changes before the note page has run its scripts (the palette's among them).
+    page.wait_for_load_state("load")
 
     # Esc closes it again, and focus is back on the page.
     page.keyboard.press("Control+k")
