@@ -24,7 +24,8 @@
  *   - <button data-copy="#selector">: copies the target's text (value for
  *     inputs/textareas) and shows "Copied" for 1.5 s.
  *
- * Only global exported: window.Multinotes = { csrfToken() }.
+ * Only global exported: window.Multinotes = { csrfToken(), readEvents(response, onEvent) }
+ * (readEvents: the server-sent events of a fetch() response, each as onEvent(name, data)).
  */
 (function () {
   "use strict";
@@ -34,7 +35,39 @@
     return meta ? meta.getAttribute("content") || "" : "";
   }
 
-  window.Multinotes = Object.freeze({ csrfToken: csrfToken });
+  function parseEvent(block) {
+    var name = "message";
+    var data = "";
+    block.split("\n").forEach(function (line) {
+      if (line.indexOf("event:") === 0) name = line.slice(6).trim();
+      else if (line.indexOf("data:") === 0) data += line.slice(5).replace(/^ /, "");
+    });
+    if (!data) return null;
+    try {
+      return { name: name, data: JSON.parse(data) };
+    } catch (e) {
+      return null;
+    }
+  }
+
+  async function readEvents(response, onEvent) {
+    var reader = response.body.getReader();
+    var decoder = new TextDecoder();
+    var buffer = "";
+    for (;;) {
+      var chunk = await reader.read();
+      if (chunk.done) break;
+      buffer += decoder.decode(chunk.value, { stream: true }).replace(/\r\n?/g, "\n");
+      var cut;
+      while ((cut = buffer.indexOf("\n\n")) >= 0) {
+        var event = parseEvent(buffer.slice(0, cut));
+        buffer = buffer.slice(cut + 2);
+        if (event) onEvent(event.name, event.data);
+      }
+    }
+  }
+
+  window.Multinotes = Object.freeze({ csrfToken: csrfToken, readEvents: readEvents });
 
   // Fallback only: the <meta name="htmx-config"> tag above is authoritative
   // (htmx merges it at DOMContentLoaded and it would override this).

@@ -318,37 +318,7 @@
     errorBox.hidden = false;
   }
 
-  function parseEvent(block) {
-    var name = "message";
-    var data = "";
-    block.split("\n").forEach(function (line) {
-      if (line.indexOf("event:") === 0) name = line.slice(6).trim();
-      else if (line.indexOf("data:") === 0) data += line.slice(5).replace(/^ /, "");
-    });
-    if (!data) return null;
-    try {
-      return { name: name, data: JSON.parse(data) };
-    } catch (e) {
-      return null;
-    }
-  }
-
-  async function readEvents(response, onEvent) {
-    var reader = response.body.getReader();
-    var decoder = new TextDecoder();
-    var buffer = "";
-    for (;;) {
-      var chunk = await reader.read();
-      if (chunk.done) break;
-      buffer += decoder.decode(chunk.value, { stream: true }).replace(/\r\n?/g, "\n");
-      var cut;
-      while ((cut = buffer.indexOf("\n\n")) >= 0) {
-        var event = parseEvent(buffer.slice(0, cut));
-        buffer = buffer.slice(cut + 2);
-        if (event) onEvent(event.name, event.data);
-      }
-    }
-  }
+  var readEvents = window.Multinotes.readEvents;
 
   function newCard(modelId) {
     var card = $("tpl-rerun-card").content.firstElementChild.cloneNode(true);
