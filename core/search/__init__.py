@@ -8,16 +8,28 @@ anything that was not queued).
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 from aiohttp import web
 
 from multinotes.keys import DB, SETTINGS
 from multinotes.search.sqlite_index import ensure_index
+from multinotes.search.tasks import EMBED_QUEUE, EmbedQueue
 from multinotes.search.vectors import VECTORS, VectorCache
 
 
 def setup_search(app: web.Application) -> None:
-    """The vector cache, and (embedded mode) a check of the full-text index at start."""
+    """The vector cache, the queue that coalesces embedding jobs, and (embedded mode) a check
+    of the full-text index at start."""
     app[VECTORS] = VectorCache()
+
+    async def embed_queue(app: web.Application) -> AsyncIterator[None]:
+        # Registered after the task queue's context, so it closes before the broker does.
+        app[EMBED_QUEUE] = queue = EmbedQueue(app)
+        yield
+        await queue.close()
+
+    app.cleanup_ctx.append(embed_queue)
 
     async def check_index(app: web.Application) -> None:
         # Runs after the database's cleanup context has opened (and migrated) it.

@@ -11,6 +11,7 @@ is not embedded again.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -47,9 +48,57 @@ class Pending:
     text_hash: str | None
 
 
+#: How long a user's embedding job waits for more changes before it is queued, so a burst of
+#: answers or autosaves becomes one run (in embedded mode that run shares the web process).
+COALESCE_SECONDS = 1.0
+
+
+class EmbedQueue:
+    """Users whose embedding job waits to be queued: one timer per user, however many changes
+    arrive meanwhile. Timers still waiting when the app stops are dropped (the sweep catches
+    up), never fired into a closing app."""
+
+    def __init__(self, app: web.Application, delay: float = COALESCE_SECONDS) -> None:
+        self._app = app
+        self._delay = delay
+        self._waiting: dict[str, asyncio.TimerHandle] = {}
+        self._sending: set[asyncio.Task[None]] = set()
+
+    def request(self, user_id: str) -> None:
+        if user_id in self._waiting:
+            return
+        loop = asyncio.get_running_loop()
+        self._waiting[user_id] = loop.call_later(self._delay, self._send, user_id)
+
+    def _send(self, user_id: str) -> None:
+        self._waiting.pop(user_id, None)
+        task = asyncio.ensure_future(_enqueue(self._app, user_id))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def close(self) -> None:
+        for handle in self._waiting.values():
+            handle.cancel()
+        self._waiting.clear()
+        if self._sending:
+            await asyncio.gather(*self._sending, return_exceptions=True)
+
+
+EMBED_QUEUE = web.AppKey("search_embed_queue", EmbedQueue)
+
+
 async def queue_embedding(app: web.Application, user_id: str) -> None:
-    """Embed what ``user_id`` owns that changed (call after the change is committed). Never
-    fails the caller: the sweep catches up if the queue is unreachable."""
+    """Embed what ``user_id`` owns that changed (call after the change is committed), within
+    ``COALESCE_SECONDS``. Never fails the caller: the sweep catches up if the queue is
+    unreachable."""
+    queue = app.get(EMBED_QUEUE)
+    if queue is None:  # an app without the search setup (some tools): queue at once
+        await _enqueue(app, user_id)
+    else:
+        queue.request(user_id)
+
+
+async def _enqueue(app: web.Application, user_id: str) -> None:
     try:
         await app[TASKS].enqueue(EMBED_TASK, user_id=user_id)
     except Exception:
