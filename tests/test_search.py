@@ -361,6 +361,54 @@ async def test_own_matches_are_found_however_many_better_ones_others_have(
     assert len((await find(user, "walnut", mode="text", limit=50))["results"]) == 50
 
 
+async def test_a_title_match_beyond_the_best_content_matches_still_comes_first(
+    user: ApiClient, make_client: Any, monkeypatch: pytest.MonkeyPatch
+):
+    # MySQL reads a window of the best matches by relevance, then weighs titles in: a note
+    # whose title holds the word but whose content barely does lies outside that window.
+    monkeypatch.setattr("multinotes.search.fulltext.WINDOW", 10)
+    owner = user.user
+    assert owner is not None
+    now = datetime.now(UTC)
+    async with user.app[DB].transaction() as session:
+        await session.execute(
+            insert(Document),
+            [
+                {
+                    "id": new_id(),
+                    "user_id": owner["id"],
+                    "title": f"Tree {n}",
+                    # A third of the notes (so the word weighs something), three times each.
+                    "content": ("pecan " * 3 if n % 3 == 0 else "")
+                    + "orchard rows and harvest crates " * 10,
+                    "version": 1,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for n in range(300)
+            ],
+        )
+    pie = await note(user, "Pecan pie", "Bake it slowly. One pecan on top.")
+    tart = await note(user, "Pecan tart", "pecan pecan pecan")
+    assert (await user.delete(f"/api/documents/{tart}")).status == 204
+    other = await person(make_client, "other@example.com")
+    await note(other, "Pecan praline", "pecan pecan")
+
+    results = (await find(user, "pecan", mode="text", limit=5))["results"]
+    assert [r["id"] for r in results][:1] == [pie]
+    assert len(results) == 5
+    assert all(r["title"].startswith("Tree") for r in results[1:])
+    assert results[0]["score"] > results[1]["score"]
+    # An exclusion the content holds leaves the title match out.
+    results = (await find(user, "pecan -bake", mode="text", limit=5))["results"]
+    assert pie not in [r["id"] for r in results] and len(results) == 5
+    # A two-letter word alone (MySQL: REGEXP over titles): only what the user may see.
+    await note(user, "UX notes", "")
+    await note(user, "ux review", "")
+    await note(other, "UX of others", "")
+    assert sorted(await titles(user, "ux", mode="text")) == ["UX notes", "ux review"]
+
+
 async def test_shared_notes_and_conversations_are_found(user: ApiClient, make_client: Any):
     colleague = await person(make_client, "colleague@example.com")
     shared_folder = await folder(user, "Team")
