@@ -76,6 +76,12 @@ def running_server(data_dir: Path) -> Iterator[str]:
         **os.environ,
         "MULTINOTES_SECRET_KEY": secrets.token_urlsafe(36),  # 48 characters
         "MULTINOTES_LOG_LEVEL": "WARNING",
+        # Every browser test module signs its people up and in from 127.0.0.1 against this one
+        # server, faster than the per-IP limits allow on a quiet machine. The limits have their
+        # own tests (tests/test_rate_limits.py); per-account limits stay as shipped.
+        "MULTINOTES_RATE_LIMIT_AUTH": "1000/minute",
+        "MULTINOTES_RATE_LIMIT_LOGIN_IP": "5000/hour",
+        "MULTINOTES_RATE_LIMIT_REGISTER_IP": "5000/hour",
     }
     stderr_path = data_dir.parent / f"{data_dir.name}-stderr.log"
     with open(stderr_path, "w+b") as stderr:
