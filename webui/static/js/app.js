@@ -24,8 +24,9 @@
  *   - <button data-copy="#selector">: copies the target's text (value for
  *     inputs/textareas) and shows "Copied" for 1.5 s.
  *
- * Only global exported: window.Multinotes = { csrfToken(), readEvents(response, onEvent) }
- * (readEvents: the server-sent events of a fetch() response, each as onEvent(name, data)).
+ * Only global exported: window.Multinotes = { csrfToken(), request(method, url, body?, signal?),
+ * readEvents(response, onEvent) }. request: fetch() with the CSRF header and a JSON body;
+ * readEvents: the server-sent events of a fetch() response, each as onEvent(name, data).
  */
 (function () {
   "use strict";
@@ -67,7 +68,23 @@
     }
   }
 
-  window.Multinotes = Object.freeze({ csrfToken: csrfToken, readEvents: readEvents });
+  function request(method, url, body, signal) {
+    var headers = { Accept: "application/json, text/event-stream" };
+    var token = csrfToken();
+    if (token) headers["X-CSRF-Token"] = token;
+    var init = { method: method, headers: headers, credentials: "same-origin", signal: signal };
+    if (body !== undefined) {
+      headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    return fetch(url, init);
+  }
+
+  window.Multinotes = Object.freeze({
+    csrfToken: csrfToken,
+    request: request,
+    readEvents: readEvents,
+  });
 
   // Fallback only: the <meta name="htmx-config"> tag above is authoritative
   // (htmx merges it at DOMContentLoaded and it would override this).

@@ -33,21 +33,7 @@
     return document.getElementById(id);
   }
 
-  function csrfToken() {
-    return window.Multinotes ? window.Multinotes.csrfToken() : "";
-  }
-
-  function request(method, url, body, signal) {
-    var headers = { Accept: "application/json, text/event-stream" };
-    var token = csrfToken();
-    if (token) headers["X-CSRF-Token"] = token;
-    var init = { method: method, headers: headers, credentials: "same-origin", signal: signal };
-    if (body !== undefined) {
-      headers["Content-Type"] = "application/json";
-      init.body = JSON.stringify(body);
-    }
-    return fetch(url, init);
-  }
+  var request = window.Multinotes.request;
 
   function problemOf(response) {
     return response.json().then(

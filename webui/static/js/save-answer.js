@@ -21,21 +21,7 @@
   var opener = null;
   var saved = {}; // message id -> {href, text}: the links to notes made on this page
 
-  function csrfToken() {
-    return window.Multinotes ? window.Multinotes.csrfToken() : "";
-  }
-
-  function request(method, url, body) {
-    var headers = { Accept: "application/json" };
-    var token = csrfToken();
-    if (token) headers["X-CSRF-Token"] = token;
-    var init = { method: method, headers: headers, credentials: "same-origin" };
-    if (body !== undefined) {
-      headers["Content-Type"] = "application/json";
-      init.body = JSON.stringify(body);
-    }
-    return fetch(url, init);
-  }
+  var request = window.Multinotes.request;
 
   function announce(text) {
     var box = document.getElementById("ws-announcer");

@@ -45,25 +45,11 @@
 
   // -- small helpers ---------------------------------------------------------------------------
 
-  function csrfToken() {
-    return window.Multinotes ? window.Multinotes.csrfToken() : "";
-  }
-
   function conversationId() {
     return root.getAttribute("data-conversation-id") || "";
   }
 
-  function request(method, url, body, signal) {
-    var headers = { Accept: "application/json, text/event-stream" };
-    var token = csrfToken();
-    if (token) headers["X-CSRF-Token"] = token;
-    var init = { method: method, headers: headers, credentials: "same-origin", signal: signal };
-    if (body !== undefined) {
-      headers["Content-Type"] = "application/json";
-      init.body = JSON.stringify(body);
-    }
-    return fetch(url, init);
-  }
+  var request = window.Multinotes.request;
 
   /** The message of a JSON problem response ({"error": {code, message, fields}}). */
   function problemOf(response) {
