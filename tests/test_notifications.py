@@ -11,6 +11,7 @@ import pytest
 
 from multinotes.testing import ApiClient
 from tests.support import mail as mail_fixtures
+from tests.support import people
 from tests.support.mail import Mailbox, html_of, text_of
 
 smtp_server = mail_fixtures.smtp_server
@@ -18,23 +19,10 @@ settings = mail_fixtures.settings
 mailbox = mail_fixtures.mailbox
 
 
-async def person(make_client: Any, email: str, name: str) -> ApiClient:
-    client: ApiClient = await make_client()
-    await client.register_and_login(email, name=name)
-    await client.mark_verified()
-    return client
-
-
-@pytest.fixture
-async def ann(api: ApiClient) -> ApiClient:
-    await api.register_and_login("ann@example.com", name="Ann Owner")
-    await api.mark_verified()
-    return api
-
-
-@pytest.fixture
-async def bob(make_client: Any) -> ApiClient:
-    return await person(make_client, "bob@example.com", "Bob Colleague")
+ann = people.ann
+eve = people.eve
+person = people.person
+bob = people.bob
 
 
 async def note(api: ApiClient, title: str) -> str:

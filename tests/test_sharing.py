@@ -19,6 +19,7 @@ from multinotes.keys import DB
 from multinotes.sharing.models import Notification, Share
 from multinotes.testing import ApiClient
 from tests.support import mail as mail_fixtures
+from tests.support import people
 from tests.support.mail import Mailbox, text_of
 from tests.support.sse import parse_sse
 
@@ -27,30 +28,10 @@ settings = mail_fixtures.settings
 mailbox = mail_fixtures.mailbox
 
 
-async def person(make_client: Any, email: str, name: str) -> ApiClient:
-    client: ApiClient = await make_client()
-    await client.register_and_login(email, name=name)
-    await client.mark_verified()
-    return client
-
-
-@pytest.fixture
-async def ann(api: ApiClient) -> ApiClient:
-    """The owner of everything shared here (the install's first account)."""
-    await api.register_and_login("ann@example.com", name="Ann Owner")
-    await api.mark_verified()
-    return api
-
-
-@pytest.fixture
-async def bob(make_client: Any) -> ApiClient:
-    return await person(make_client, "bob@example.com", "Bob Colleague")
-
-
-@pytest.fixture
-async def eve(make_client: Any) -> ApiClient:
-    """Someone nothing is shared with."""
-    return await person(make_client, "eve@example.com", "Eve Outsider")
+ann = people.ann
+eve = people.eve
+person = people.person
+bob = people.bob
 
 
 async def note(api: ApiClient, title: str = "Plan", content: str = "v1", **extra: Any) -> str:
