@@ -31,8 +31,9 @@ async def reload_state(app: web.Application, *, force: bool = False) -> None:
     before = {r.name: r.enabled for r in host.loaded()}
     stored = await stored_state(app)
     wanted = {r.name: stored.get(r.name, r.default_enabled) for r in host.loaded()}
-    # Settings may have changed too (their message may have been lost): reload lazily.
-    app[PLUGIN_SETTINGS].invalidate()
+    # Settings may have changed too (their message may have been lost): those that did are
+    # read again when next needed.
+    await app[PLUGIN_SETTINGS].invalidate_changed()
     if wanted == before and not force:
         return
     host.apply_state(stored)

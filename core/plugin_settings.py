@@ -30,8 +30,11 @@ def is_secret_field(annotation: Any) -> bool:
     return False
 
 
+SCOPE_PREFIX = "plugin:"
+
+
 def secret_scope(plugin: str) -> str:
-    return f"plugin:{plugin}"
+    return SCOPE_PREFIX + plugin
 
 
 def field_errors(exc: ValidationError, prefix: str = "") -> dict[str, str]:
@@ -53,12 +56,47 @@ class PluginSettingsStore:
         self.settings = settings
         self.host = host
         self._cache: dict[str, BaseModel] = {}
+        self._seen: dict[str, frozenset[tuple[Any, ...]]] | None = None
 
     def invalidate(self, plugin: str | None = None) -> None:
         if plugin is None:
             self._cache.clear()
         else:
             self._cache.pop(plugin, None)
+
+    async def invalidate_changed(self) -> list[str]:
+        """Forget the settings of plugins whose stored rows changed since the last look (rows
+        added, removed or updated, by any process) and return their names.
+
+        Each look reads which rows exist and when each was last written, not their values:
+        polled every few seconds, it must not make the next request of every process decrypt
+        and validate every plugin's settings again when nothing changed."""
+        async with self.db.read() as session:
+            rows = [
+                (plugin, "setting", field, updated_at)
+                for plugin, field, updated_at in await session.execute(
+                    select(PluginSetting.plugin, PluginSetting.field, PluginSetting.updated_at)
+                )
+            ] + [
+                (scope.removeprefix(SCOPE_PREFIX), "secret", name, updated_at)
+                for scope, name, updated_at in await session.execute(
+                    select(Secret.scope, Secret.name, Secret.updated_at).where(
+                        Secret.scope.startswith(SCOPE_PREFIX)
+                    )
+                )
+            ]
+        grouped: dict[str, set[tuple[Any, ...]]] = {}
+        for plugin, *rest in rows:
+            grouped.setdefault(plugin, set()).add(tuple(rest))
+        now = {plugin: frozenset(found) for plugin, found in grouped.items()}
+        before, self._seen = self._seen, now
+        if before is None:
+            self.invalidate()
+            return sorted(now)
+        changed = sorted(p for p in before.keys() | now.keys() if before.get(p) != now.get(p))
+        for plugin in changed:
+            self.invalidate(plugin)
+        return changed
 
     def _model(self, plugin: str) -> type[BaseModel] | None:
         return self.host.get(plugin).settings_model

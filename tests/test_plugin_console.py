@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 import plugins.exports.markdown as markdown_plugin
-from multinotes.keys import DB, PLUGINS
+from multinotes.keys import DB, PLUGIN_SETTINGS, PLUGINS, SECRETS
 from multinotes.models import PluginSetting, Secret
 from multinotes.testing import ApiClient
 from tests.support import sample_plugin
@@ -215,3 +215,39 @@ async def test_a_secret_bootstrapped_from_the_environment_is_masked(make_setting
         field = {f["name"]: f for f in (await response.json())["settings"]}["api_key"]
         assert (field["is_set"], field["masked"], field["source"]) == (True, "••••WXYZ", "env")
         assert (await api.get_json("/api/plugins/sample/config"))["key_len"] == len(SECRET)
+
+
+async def test_settings_another_process_wrote_are_picked_up_by_the_next_refresh(admin: ApiClient):
+    """A process whose bus message was lost (or a CLI command in embedded mode) still reaches
+    every process at the next state refresh; a refresh that finds nothing changed keeps the
+    settings already read, so requests after it do not read and decrypt them again."""
+    from multinotes.plugin_control import reload_state
+    from multinotes.plugin_settings import secret_scope
+
+    app = admin.app
+    store = app[PLUGIN_SETTINGS]
+    await reload_state(app)
+    cached = await store.config("sample")
+    await reload_state(app)
+    assert await store.config("sample") is cached
+
+    async with app[DB].transaction() as session:  # as another process would, without a message
+        session.add(PluginSetting(plugin="sample", field="base_url", value="http://other.test/v1"))
+        session.add(
+            Secret(
+                scope=secret_scope("sample"),
+                name="api_key",
+                ciphertext=app[SECRETS].encrypt(SECRET),
+                last4="WXYZ",
+            )
+        )
+    assert await store.config("sample") is cached  # not before the refresh
+    await reload_state(app)
+    config = await store.config("sample")
+    assert config.base_url == "http://other.test/v1"
+    assert config.api_key.get_secret_value() == SECRET
+
+    async with app[DB].transaction() as session:
+        await session.execute(delete(Secret).where(Secret.scope == secret_scope("sample")))
+    await reload_state(app)
+    assert (await store.config("sample")).api_key is None
