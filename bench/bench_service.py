@@ -250,7 +250,7 @@ async def service_cost(api: ApiClient, user_id: str, iterations: int) -> dict[st
         _, planned = await plan_generations(
             app,
             user_id=user_id,
-            conversation=conversation,
+            conversation_id=conversation.id,
             content=PROMPT,
             model_ids=[MODEL],
             options={},

@@ -256,18 +256,17 @@ async def generate(request: web.Request, body: GenerateIn) -> web.StreamResponse
     actor = _require_generation_rights(request)
     db, conversation_id = request.app[DB], request.match_info["id"]
     async with access.owner_only(db, actor.user_id, "conversation", conversation_id, "write in it"):
-        conversation = await chat.get_conversation(db, actor.user_id, conversation_id)
-    prompt, planned = await plan_generations(
-        request.app,
-        user_id=actor.user_id,
-        conversation=conversation,
-        content=body.content,
-        model_ids=body.models,
-        options=body.options,
-        parent_id=body.parent_id,
-        attachments=decode_attachments(body.attachments),
-        continue_latest="parent_id" not in body.model_fields_set,
-    )
+        prompt, planned = await plan_generations(
+            request.app,
+            user_id=actor.user_id,
+            conversation_id=conversation_id,
+            content=body.content,
+            model_ids=body.models,
+            options=body.options,
+            parent_id=body.parent_id,
+            attachments=decode_attachments(body.attachments),
+            continue_latest="parent_id" not in body.model_fields_set,
+        )
     return await stream_generations(request, planned, prompt)
 
 
@@ -299,11 +298,10 @@ async def regenerate(request: web.Request, body: RegenerateIn) -> web.StreamResp
     models = body.models or ([message.model_id] if message.model_id else None)
     if not models:
         raise Invalid("Name the models to answer with.", fields={"models": "required"})
-    conversation = await chat.get_conversation(db, actor.user_id, prompt.conversation_id)
     prompt_message, planned = await plan_generations(
         request.app,
         user_id=actor.user_id,
-        conversation=conversation,
+        conversation_id=prompt.conversation_id,
         content=None,
         model_ids=models,
         options=body.options,

@@ -363,7 +363,7 @@ async def rerun(request: web.Request, body: RerunIn) -> web.StreamResponse:
     prompt_message, planned = await plan_generations(
         request.app,
         user_id=actor.user_id,
-        conversation=conversation,
+        conversation_id=conversation.id,
         content=None,
         model_ids=models,
         options=body.options,

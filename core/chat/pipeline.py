@@ -34,6 +34,7 @@ from multinotes.db import new_id, utcnow
 from multinotes.errors import (
     AppError,
     Invalid,
+    NotFound,
     ProviderBadResponse,
     ProviderError,
     ProviderUnavailable,
@@ -201,7 +202,7 @@ async def plan_generations(
     app: web.Application,
     *,
     user_id: str,
-    conversation: Conversation,
+    conversation_id: str,
     content: str | None,
     model_ids: list[str],
     options: dict[str, Any],
@@ -210,16 +211,21 @@ async def plan_generations(
     prompt_message: Message | None = None,
     continue_latest: bool = False,
 ) -> tuple[Message, list[Planned]]:
-    """Validate, reserve and store; raise before anything is kept if any of it fails."""
+    """Validate, reserve and store; raise before anything is kept if any of it fails.
+
+    The user's conversation is read here, with its messages (NotFound when the user does not
+    own it): one read before the hold, since every step before it delays the first token."""
     if len(set(model_ids)) != len(model_ids):
         raise Invalid("A model is listed twice.", fields={"models": "duplicates"})
-    entries = await app[CATALOG].resolve_for_use(model_ids)
-    validated = validate_options(entries, options)
-    for entry, opts in zip(entries, validated, strict=True):
-        apply_default_max_tokens(entry, opts)
     db = app[DB]
-
     async with db.read() as session:
+        conversation = await session.scalar(
+            select(Conversation).where(
+                Conversation.id == conversation_id, Conversation.user_id == user_id
+            )
+        )
+        if conversation is None:
+            raise NotFound("No such conversation.")
         messages = list(
             await session.scalars(
                 select(Message)
@@ -237,6 +243,11 @@ async def plan_generations(
             if prompt_message is not None
             else []
         )
+
+    entries = await app[CATALOG].resolve_for_use(model_ids)
+    validated = validate_options(entries, options)
+    for entry, opts in zip(entries, validated, strict=True):
+        apply_default_max_tokens(entry, opts)
 
     if prompt_message is None:
         if continue_latest and parent_id is None and messages:
@@ -795,8 +806,6 @@ async def cancel_generation(app: web.Application, user_id: str, generation_id: s
             select(Generation).where(Generation.id == generation_id, Generation.user_id == user_id)
         )
     if generation is None:
-        from multinotes.errors import NotFound
-
         raise NotFound("No such generation.")
     if generation.status != "pending":
         return generation.status
