@@ -24,7 +24,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase
-from sqlalchemy.util import await_
+
+from multinotes.sqlite_driver import connection_factory
 
 # Stable constraint names on SQLite and MySQL alike, so migrations can refer to them.
 NAMING_CONVENTION = {
@@ -79,7 +80,7 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         # No second ROLLBACK when a connection goes back to the pool: every transaction has
         # already been committed or rolled back by then, and on SQLite each call is a trip to
         # the connection's thread.
-        kwargs.update(connect_args={"timeout": 30}, pool_reset_on_return=None)
+        kwargs.update(async_creator=connection_factory(url), pool_reset_on_return=None)
     else:
         kwargs.update(pool_pre_ping=True, pool_recycle=1800, pool_size=10, max_overflow=20)
     engine = create_async_engine(url, **kwargs)
@@ -109,11 +110,9 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
     def _begin(conn: Any) -> None:
         # Write transactions take the write lock up front (no deadlocking lock upgrades later).
         immediate = conn.get_execution_options().get("sqlite_immediate", False)
-        # Straight to aiosqlite: one trip to its connection thread instead of three (cursor,
-        # execute, close); every statement is such a trip, and a request makes dozens.
-        await_(
-            conn.connection.driver_connection.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
-        )
+        # Sent with the transaction's first statement (see multinotes.sqlite_driver): every trip
+        # to the connection's thread counts, and a request makes dozens.
+        conn.connection.driver_connection.begin("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 class Database:
