@@ -21,7 +21,7 @@ from multinotes.db import new_id
 from multinotes.keys import DB, TASKS
 from multinotes.notes.models import Document
 from multinotes.notes.service import create_document, purge_trash
-from multinotes.search.tasks import embed_pending, search_sweep
+from multinotes.search.tasks import embed_pending, search_embed, search_sweep
 from multinotes.search.vectors import VECTORS
 from multinotes.settings import Settings
 from multinotes.testing import ApiClient, app_client
@@ -545,6 +545,77 @@ async def test_the_periodic_sweep_embeds_what_no_task_was_queued_for(user: ApiCl
     await search_sweep(user.app)
     assert (await titles(user, "cutting back fruit trees", mode="semantic"))[:1] == ["Orchard"]
     assert await search_sweep(user.app) == 0  # nothing left to do
+
+
+async def test_a_users_job_looks_only_at_recent_changes_and_the_sweep_at_everything(
+    user: ApiClient,
+):
+    """A user's job runs after each burst of changes; it reads what changed in the last hour,
+    not all the user has (thousands of notes and answers, once a second while they work)."""
+    assert user.user is not None
+    db = user.app[DB]
+    old_note = await create_document(
+        db, user.user["id"], title="Orchard", content="Apple trees need pruning.", folder_id=None
+    )
+    old_chat = await ask(user, "Which volcano erupted in Iceland?")
+    await embed_pending(user.app)  # everything so far is embedded
+    long_ago = datetime.now(UTC) - timedelta(days=2)
+    async with db.transaction() as session:  # pretend a task was lost two days ago
+        await session.execute(
+            update(Document)
+            .where(Document.id == old_note.id)
+            .values(content="Pear trees too.", updated_at=long_ago)
+        )
+        await session.execute(
+            text("UPDATE conversations SET updated_at = :t WHERE id = :id"),
+            {"t": long_ago.replace(tzinfo=None), "id": old_chat["id"]},
+        )
+        await session.execute(
+            text("UPDATE search_embeddings SET source_updated_at = :t WHERE document_id = :id"),
+            {"t": (long_ago - timedelta(days=1)).replace(tzinfo=None), "id": old_note.id},
+        )
+        await session.execute(
+            text("DELETE FROM search_embeddings WHERE conversation_id = :id"),
+            {"id": old_chat["id"]},
+        )
+    fresh = await note(user, "Beehive", "Bees swarm in spring.")
+
+    assert await search_embed(user.app, user.user["id"]) == 1  # the new note only
+    assert await search_sweep(user.app) == 2  # the stale note and the conversation's title
+    assert await search_sweep(user.app) == 0
+    assert fresh in {
+        r["id"] for r in (await find(user, "honey insects", mode="semantic"))["results"]
+    }
+
+
+async def test_a_note_moved_without_a_change_to_its_text_is_not_embedded_again(
+    user: ApiClient, monkeypatch: pytest.MonkeyPatch
+):
+    from multinotes.search import semantic
+
+    orchard = await note(user, "Orchard", "Apple trees need pruning in late winter.")
+    await embedded(user)
+    embedded_texts: list[str] = []
+    original = semantic.embed
+
+    async def counting(texts: list[str]) -> Any:
+        embedded_texts.extend(texts)
+        return await original(texts)
+
+    monkeypatch.setattr(semantic, "embed", counting)
+    garden = await folder(user, "Garden")
+    moved = await user.patch(f"/api/documents/{orchard}", {"version": 1, "folder_id": garden})
+    assert moved.status == 200, await moved.text()
+    await embedded(user)
+    assert embedded_texts == []
+    assert (await titles(user, "cutting back fruit trees", mode="semantic"))[:1] == ["Orchard"]
+    assert await embed_pending(user.app) == 0  # and it is up to date
+
+    embedded_texts.clear()  # (the query above was embedded too)
+    edited = await user.patch(f"/api/documents/{orchard}", {"version": 1, "content": "Plums."})
+    assert edited.status == 200
+    await embedded(user)
+    assert embedded_texts == ["Orchard\n\nPlums."]
 
 
 async def test_hybrid_puts_what_both_rankings_found_first(user: ApiClient):

@@ -56,6 +56,8 @@ class Document(Base):
     __table_args__ = (
         Index("ix_documents_user_folder_updated", "user_id", "folder_id", "updated_at"),
         Index("ix_documents_user_deleted", "user_id", "deleted_at"),
+        # What a user changed lately (their embedding job).
+        Index("ix_documents_user_updated", "user_id", "updated_at"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)

@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
 from aiohttp import web
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from multinotes.chat.models import Conversation, Message
-from multinotes.db import Database, utcnow
+from multinotes.db import Database, new_id, utcnow
 from multinotes.keys import DB, TASKS
 from multinotes.notes.models import Document
 from multinotes.plugin_host import TaskDef
@@ -47,6 +47,10 @@ class Pending:
     embedding_id: str | None
     text_hash: str | None
 
+
+#: How far back a user's job looks: well beyond a job's wait in the queue and a generation's
+#: longest run (its conversation is touched when it starts); older misses are the sweep's.
+RECENT = timedelta(hours=1)
 
 #: How long a user's embedding job waits for more changes before it is queued, so a burst of
 #: answers or autosaves becomes one run (in embedded mode that run shares the web process).
@@ -105,7 +109,9 @@ async def _enqueue(app: web.Application, user_id: str) -> None:
         log.exception("search_embed_enqueue_failed", user_id=user_id)
 
 
-async def _pending(db: Database, user_id: str | None, limit: int) -> list[Pending]:
+async def _pending(
+    db: Database, user_id: str | None, limit: int, since: datetime | None = None
+) -> list[Pending]:
     E = SearchEmbedding
     stale_model = E.model != semantic.MODEL
     found: list[Pending] = []
@@ -151,6 +157,15 @@ async def _pending(db: Database, user_id: str | None, limit: int) -> list[Pendin
             notes = notes.where(Document.user_id == user_id)
             conversations = conversations.where(Conversation.user_id == user_id)
             messages = messages.where(Message.user_id == user_id)
+        if since is not None:
+            # Only what changed lately: indexed ranges instead of every item the user has.
+            # A new answer's conversation was touched when the prompt was stored.
+            notes = notes.where(Document.updated_at >= since)
+            conversations = conversations.where(Conversation.updated_at >= since)
+            touched = select(Conversation.id).where(Conversation.updated_at >= since)
+            if user_id is not None:
+                touched = touched.where(Conversation.user_id == user_id)
+            messages = messages.where(Message.conversation_id.in_(touched))
         for did, owner, title, content, stamp, eid, digest in await session.execute(
             notes.limit(limit)
         ):
@@ -168,6 +183,8 @@ COLUMN = {"note": "document_id", "conversation": "conversation_id", "message": "
 
 
 async def _store(db: Database, items: list[Pending]) -> None:
+    """Store the items' embeddings (computing only those whose text changed): a few
+    statements of many rows each, not one per item (a burst of answers is dozens of items)."""
     hashes = [semantic.text_hash(item.text) for item in items]
     changed = [
         i
@@ -177,36 +194,58 @@ async def _store(db: Database, items: list[Pending]) -> None:
     vectors = await semantic.embed([items[i].text for i in changed]) if changed else None
     vector_of = {i: vectors[n] for n, i in enumerate(changed)} if vectors is not None else {}
     now = utcnow()
+    inserts: list[dict[str, Any]] = []
+    re_embedded: list[dict[str, Any]] = []  # text changed: a new vector
+    restamped: list[dict[str, Any]] = []  # same text: only the source's time moves on
+    for i, item in enumerate(items):
+        values: dict[str, Any] = {"source_updated_at": item.source_updated_at, "updated_at": now}
+        if i in vector_of:
+            values.update(
+                model=semantic.MODEL, vector=semantic.to_bytes(vector_of[i]), text_hash=hashes[i]
+            )
+        if item.embedding_id is None:
+            inserts.append(
+                {
+                    "id": new_id(),
+                    "user_id": item.owner_id,
+                    "kind": item.kind,
+                    **{column: None for column in COLUMN.values()},
+                    COLUMN[item.kind]: item.object_id,
+                    **values,
+                }
+            )
+        else:
+            # Bound under other names: SQLAlchemy keeps the columns' own names for itself.
+            (re_embedded if i in vector_of else restamped).append(
+                {"b_id": item.embedding_id, **{f"b_{name}": v for name, v in values.items()}}
+            )
     async with db.transaction() as session:
-        for i, item in enumerate(items):
-            values: dict[str, Any] = {
-                "source_updated_at": item.source_updated_at,
-                "updated_at": now,
-            }
-            if i in vector_of:
-                values.update(
-                    model=semantic.MODEL,
-                    vector=semantic.to_bytes(vector_of[i]),
-                    text_hash=hashes[i],
-                )
-            if item.embedding_id is not None:
-                await session.execute(
+        connection = await session.connection()
+        if inserts:
+            await connection.execute(insert(SearchEmbedding), inserts)
+        for rows in (re_embedded, restamped):
+            if rows:
+                columns = [key.removeprefix("b_") for key in rows[0] if key != "b_id"]
+                await connection.execute(
                     update(SearchEmbedding)
-                    .where(SearchEmbedding.id == item.embedding_id)
-                    .values(**values)
+                    .where(SearchEmbedding.id == bindparam("b_id"))
+                    .values({name: bindparam(f"b_{name}") for name in columns}),
+                    rows,
                 )
-            else:
-                values[COLUMN[item.kind]] = item.object_id
-                session.add(SearchEmbedding(user_id=item.owner_id, kind=item.kind, **values))
 
 
-async def embed_pending(app: web.Application, user_id: str | None = None, limit: int = 5000) -> int:
-    """Embed up to ``limit`` items that need it (``user_id``'s only, if given); returns how
-    many were brought up to date."""
+async def embed_pending(
+    app: web.Application,
+    user_id: str | None = None,
+    limit: int = 5000,
+    since: datetime | None = None,
+) -> int:
+    """Embed up to ``limit`` items that need it (``user_id``'s only, if given; only those
+    changed ``since``, if given); returns how many were brought up to date."""
     db = app[DB]
     done = conflicts = 0
     while done < limit:
-        items = await _pending(db, user_id, BATCH)
+        items = await _pending(db, user_id, BATCH, since)
         if not items:
             break
         try:
@@ -225,8 +264,10 @@ async def embed_pending(app: web.Application, user_id: str | None = None, limit:
 
 
 async def search_embed(app: web.Application, user_id: str) -> int:
-    """Embed one user's new and changed items (queued after their changes)."""
-    return await embed_pending(app, user_id)
+    """Embed one user's new and changed items (queued after their changes): those changed in
+    the last ``RECENT`` only, so a run costs what changed rather than all the user has; the
+    sweep looks at everything."""
+    return await embed_pending(app, user_id, since=utcnow() - RECENT)
 
 
 async def search_sweep(app: web.Application) -> int:
