@@ -168,7 +168,6 @@ def time_steps() -> None:
 
     from multinotes.api import conversations
     from multinotes.chat import pipeline
-    from multinotes.chat import service as chat
     from multinotes.identity import service as identity
     from multinotes.wallet import service as wallet
 
@@ -186,8 +185,7 @@ def time_steps() -> None:
         setattr(owner, name, wrapper)
 
     timed(identity, "actor_from_api_key", "auth (API key lookup)")
-    timed(chat, "get_conversation", "conversation lookup")
-    timed(conversations, "plan_generations", "plan (resolve, read, hold + store)")
+    timed(conversations, "plan_generations", "plan (conversation + history read, hold + store)")
     timed(pipeline, "_store_plan", "hold + store transaction")
     timed(pipeline, "finish_generation", "settle + store answer")
     timed(wallet, "settle_in", "settle (inside that transaction)")
