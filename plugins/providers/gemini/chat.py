@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import hashlib
 import os
 import ssl
 from collections.abc import AsyncIterator
@@ -21,6 +22,7 @@ from multinotes.providers import (
     Attachment,
     ChatMessage,
     Chunk,
+    ClientCache,
     GenerationRequest,
     Model,
     Pricing,
@@ -57,15 +59,8 @@ def tls_context() -> ssl.SSLContext:
     )
 
 
-@contextlib.asynccontextmanager
-async def gemini_client(
-    config: Any, key: str, budget: float
-) -> AsyncIterator[genai.client.AsyncClient]:
-    """A client per call: settings may change between calls, and the SDK's aiohttp session is
-    tied to one event loop. SDK retries are off (one attempt, no silent reconnect) because the
-    core owns retries, backoff and the circuit breaker. ``budget`` bounds the whole call; the
-    caller enforces ``config.timeout`` per stream step."""
-    client = genai.Client(
+def _new_client(config: Any, key: str, budget: float) -> genai.Client:
+    return genai.Client(
         api_key=key,
         vertexai=False,
         http_options=types.HttpOptions(
@@ -77,11 +72,45 @@ async def gemini_client(
             async_client_args={"ssl": tls_context()},
         ),
     )
+
+
+async def _close(client: genai.Client) -> None:
+    await client.aio.aclose()
+    client.close()
+
+
+class KeptClient:
+    """A client the app keeps (``ClientCache`` closes what it keeps with ``close()``)."""
+
+    def __init__(self, client: genai.Client) -> None:
+        self.client = client
+
+    async def close(self) -> None:
+        await _close(self.client)
+
+
+@contextlib.asynccontextmanager
+async def gemini_client(
+    config: Any, key: str, budget: float, clients: ClientCache | None = None
+) -> AsyncIterator[genai.client.AsyncClient]:
+    """The app's long-lived client for these settings (its aiohttp session, made in the app's
+    event loop, keeps connections open between calls: no new TLS handshake per answer), or
+    without ``clients`` one for this call alone. Settings and ``budget`` are part of the cache
+    key, so a changed key, URL or timeout gets a new client. SDK retries are off (one
+    attempt, no silent reconnect) because the core owns retries, backoff and the circuit
+    breaker. ``budget`` bounds the whole call; the caller enforces ``config.timeout`` per
+    stream step."""
+    if clients is not None:
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        cache_key = ("gemini", config.base_url, config.api_version, digest, config.timeout, budget)
+        kept = clients.get(cache_key, lambda: KeptClient(_new_client(config, key, budget)))
+        yield kept.client.aio
+        return
+    client = _new_client(config, key, budget)
     try:
         yield client.aio
     finally:
-        await client.aio.aclose()
-        client.close()
+        await _close(client)
 
 
 async def within(stream: AsyncIterator[T], seconds: float) -> AsyncIterator[T]:
@@ -171,7 +200,7 @@ class GeminiModel(Model):
         key = api_key(config)
         system, contents = to_contents(request.messages, getattr(request.options, "system", None))
         settings = self.generation_config(request, system)
-        async with gemini_client(config, key, request.timeout) as client:
+        async with gemini_client(config, key, request.timeout, request.clients) as client:
             responses: AsyncIterator[types.GenerateContentResponse] | None = None
             try:
                 async with asyncio.timeout(config.timeout):

@@ -6,6 +6,7 @@ import base64
 import binascii
 import contextlib
 import functools
+import hashlib
 import os
 import ssl
 from collections.abc import AsyncIterator
@@ -23,6 +24,7 @@ from multinotes.plugins.providers.together.errors import api_key, map_error
 from multinotes.providers import (
     ChatMessage,
     Chunk,
+    ClientCache,
     GenerationRequest,
     ImageOptions,
     MediaOutput,
@@ -58,18 +60,31 @@ def tls_context() -> ssl.SSLContext:
     )
 
 
-@contextlib.asynccontextmanager
-async def together_client(config: Any, key: str) -> AsyncIterator[together.AsyncTogether]:
-    """A client per call, since settings may change between calls. SDK retries are off: the
-    core owns retries, backoff and the circuit breaker. httpx applies ``timeout`` to each
-    phase, so it bounds the wait for the first byte and between streamed chunks."""
-    client = together.AsyncTogether(
+def _new_client(config: Any, key: str) -> together.AsyncTogether:
+    return together.AsyncTogether(
         api_key=key,
         base_url=config.base_url,
         timeout=config.timeout,
         max_retries=0,
         http_client=together.DefaultAsyncHttpxClient(verify=tls_context()),
     )
+
+
+@contextlib.asynccontextmanager
+async def together_client(
+    config: Any, key: str, clients: ClientCache | None = None
+) -> AsyncIterator[together.AsyncTogether]:
+    """The app's long-lived client for these settings (its connections stay open between
+    calls: no new TLS handshake per answer), or without ``clients`` one for this call alone.
+    Settings are part of the cache key, so a changed key, URL or timeout gets a new client.
+    SDK retries are off: the core owns retries, backoff and the circuit breaker. httpx applies
+    ``timeout`` to each phase, so it bounds the wait for the first byte and between chunks."""
+    if clients is not None:
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        cache_key = ("together", config.base_url, digest, config.timeout)
+        yield clients.get(cache_key, lambda: _new_client(config, key))
+        return
+    client = _new_client(config, key)
     try:
         yield client
     finally:
@@ -147,7 +162,7 @@ class TogetherChatModel(TogetherModel):
         temperature = getattr(options, "temperature", None)
         top_p = getattr(options, "top_p", None)
         max_tokens = getattr(options, "max_tokens", None)
-        async with together_client(config, key) as client:
+        async with together_client(config, key, request.clients) as client:
             try:
                 chunks = await client.chat.completions.create(
                     model=self.api_name,
@@ -193,7 +208,7 @@ class TogetherImageModel(TogetherModel):
             raise ProviderError("Describe the image to generate.")
         options = request.options
         width, height = (int(n) for n in getattr(options, "size", "1024x1024").split("x"))
-        async with together_client(config, key) as client:
+        async with together_client(config, key, request.clients) as client:
             try:
                 result = await client.images.generate(
                     model=self.api_name,
