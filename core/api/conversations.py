@@ -17,10 +17,11 @@ from multinotes.chat.pipeline import (
     MAX_MODELS,
     cancel_generation,
     decode_attachments,
+    plan_again,
     plan_generations,
     stream_generations,
 )
-from multinotes.errors import Invalid, NotFound
+from multinotes.errors import NotFound
 from multinotes.identity.actor import Actor, require_user
 from multinotes.keys import DB
 from multinotes.search.tasks import queue_embedding
@@ -295,19 +296,12 @@ async def regenerate(request: web.Request, body: RegenerateIn) -> web.StreamResp
             prompt = await session.get(Message, message.parent_id)
     if message is None or prompt is None or prompt.role != "user":
         raise NotFound("No such message.")
-    models = body.models or ([message.model_id] if message.model_id else None)
-    if not models:
-        raise Invalid("Name the models to answer with.", fields={"models": "required"})
-    prompt_message, planned = await plan_generations(
+    prompt_message, planned = await plan_again(
         request.app,
         user_id=actor.user_id,
-        conversation_id=prompt.conversation_id,
-        content=None,
-        model_ids=models,
+        prompt=prompt,
+        model_ids=body.models or ([message.model_id] if message.model_id else None),
         options=body.options,
-        parent_id=None,
-        attachments=[],
-        prompt_message=prompt,
     )
     return await stream_generations(request, planned, prompt_message)
 

@@ -8,8 +8,8 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from multinotes.chat.pipeline import MAX_MODELS, plan_generations, stream_generations
-from multinotes.errors import Invalid, NotFound
+from multinotes.chat.pipeline import MAX_MODELS, plan_again, stream_generations
+from multinotes.errors import NotFound
 from multinotes.identity.actor import require_user, require_verified
 from multinotes.keys import DB
 from multinotes.notes import provenance as saved
@@ -354,22 +354,13 @@ async def rerun(request: web.Request, body: RerunIn) -> web.StreamResponse:
     actor = require_verified(request)
     db = request.app[DB]
     async with access.owner_only(db, actor.user_id, "document", _id(request), "re-run it"):
-        document, conversation, prompt, models = await saved.rerun_source(
-            db, actor.user_id, _id(request)
-        )
-    models = body.models or models
-    if not models:
-        raise Invalid("Name the models to answer with.", fields={"models": "required"})
-    prompt_message, planned = await plan_generations(
+        document, prompt, models = await saved.rerun_source(db, actor.user_id, _id(request))
+    prompt_message, planned = await plan_again(
         request.app,
         user_id=actor.user_id,
-        conversation_id=conversation.id,
-        content=None,
-        model_ids=models,
+        prompt=prompt,
+        model_ids=body.models or models,
         options=body.options,
-        parent_id=None,
-        attachments=[],
-        prompt_message=prompt,
     )
     await saved.record_rerun(
         db,

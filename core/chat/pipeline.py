@@ -302,6 +302,31 @@ async def plan_generations(
     return prompt_message, planned
 
 
+async def plan_again(
+    app: web.Application,
+    *,
+    user_id: str,
+    prompt: Message,
+    model_ids: list[str] | None,
+    options: dict[str, Any],
+) -> tuple[Message, list[Planned]]:
+    """``plan_generations`` for a stored prompt answered again (regenerate, re-running a saved
+    note): the new answers become siblings of the earlier ones."""
+    if not model_ids:
+        raise Invalid("Name the models to answer with.", fields={"models": "required"})
+    return await plan_generations(
+        app,
+        user_id=user_id,
+        conversation_id=prompt.conversation_id,
+        content=None,
+        model_ids=model_ids,
+        options=options,
+        parent_id=None,
+        attachments=[],
+        prompt_message=prompt,
+    )
+
+
 async def _store_plan(
     app: web.Application,
     user_id: str,

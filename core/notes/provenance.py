@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from multinotes.chat.models import Conversation, Generation, Message
+from multinotes.chat.models import Generation, Message
 from multinotes.chat.service import title_from_prompt
 from multinotes.db import Database, utcnow
 from multinotes.errors import Invalid, NotFound
@@ -152,8 +152,8 @@ async def save_comparison(
 
 async def rerun_source(
     db: Database, user_id: str, document_id: str
-) -> tuple[Document, Conversation, Message, list[str]]:
-    """What a re-run of a note needs: its prompt message, conversation and original models."""
+) -> tuple[Document, Message, list[str]]:
+    """What a re-run of a note needs: its prompt message and original models."""
     async with db.read() as session:
         document = await session.scalar(
             select(Document).where(
@@ -173,22 +173,13 @@ async def rerun_source(
             if prompt_id
             else None
         )
-        conversation = (
-            await session.scalar(
-                select(Conversation).where(
-                    Conversation.id == prompt.conversation_id, Conversation.user_id == user_id
-                )
-            )
-            if prompt is not None
-            else None
-        )
     if not provenance:
         raise Invalid(
             "Only a note saved from an answer can be re-run.",
             code="no_provenance",
             fields={"id": "this note was not saved from an answer"},
         )
-    if prompt is None or conversation is None:
+    if prompt is None:  # its messages go with a deleted conversation
         raise Invalid(
             "The conversation this note came from was deleted, so it cannot be re-run.",
             code="source_gone",
@@ -197,7 +188,7 @@ async def rerun_source(
     for source in provenance.get("sources", []):
         if source.get("model") and source["model"] not in models:
             models.append(source["model"])
-    return document, conversation, prompt, models
+    return document, prompt, models
 
 
 async def record_rerun(
