@@ -134,6 +134,24 @@ async def issue_mail_token(
     return token
 
 
+async def redeem_mail_token(session: AsyncSession, token_id: str, now: datetime) -> None:
+    """Use the token up inside the caller's transaction, or raise ``invalid_link()`` when it
+    was used or expired meanwhile: a conditional UPDATE, so of two requests racing with one
+    link exactly one wins."""
+    connection = await session.connection()  # a Core result, which counts rows
+    used = await connection.execute(
+        update(UserToken)
+        .where(
+            UserToken.id == token_id,
+            UserToken.used_at.is_(None),
+            UserToken.expires_at > now,
+        )
+        .values(used_at=now)
+    )
+    if used.rowcount != 1:
+        raise invalid_link()
+
+
 async def _use_up(session: AsyncSession, user_id: str, purpose: str, now: datetime) -> None:
     """Every unused link of this kind stops working."""
     await session.execute(
@@ -231,17 +249,7 @@ async def verify_email(db: Database, token: str) -> User:
         return user
     now = utcnow()
     async with db.transaction() as session:
-        used = await session.execute(
-            update(UserToken)
-            .where(
-                UserToken.id == record.id,
-                UserToken.used_at.is_(None),
-                UserToken.expires_at > now,
-            )
-            .values(used_at=now)
-        )
-        if used.rowcount != 1:
-            raise invalid_link()
+        await redeem_mail_token(session, record.id, now)
         await session.execute(
             update(User)
             .where(User.id == user.id, User.email == record.email)
@@ -268,17 +276,7 @@ async def reset_password(db: Database, token: str, password: str) -> User:
     new_hash = hash_password(password)  # slow: outside the transaction
     now = utcnow()
     async with db.transaction() as session:
-        used = await session.execute(
-            update(UserToken)
-            .where(
-                UserToken.id == record.id,
-                UserToken.used_at.is_(None),
-                UserToken.expires_at > now,
-            )
-            .values(used_at=now)
-        )
-        if used.rowcount != 1:
-            raise invalid_link()
+        await redeem_mail_token(session, record.id, now)
         values: dict[str, object] = {"password_hash": new_hash}
         if user.email_verified_at is None:
             values["email_verified_at"] = now

@@ -37,7 +37,12 @@ from multinotes import audit
 from multinotes.db import Database, utcnow
 from multinotes.errors import Invalid, PayloadTooLarge
 from multinotes.identity import service as identity
-from multinotes.identity.account_mail import invalid_link, issue_mail_token, public_base_url
+from multinotes.identity.account_mail import (
+    invalid_link,
+    issue_mail_token,
+    public_base_url,
+    redeem_mail_token,
+)
 from multinotes.identity.passwords import verify_password
 from multinotes.identity.service import normalize_email, token_hash
 from multinotes.keys import DB, SETTINGS, TASKS
@@ -339,17 +344,7 @@ async def confirm_email_change(request: web.Request, token: str) -> User:
     old_email = user.email
     try:
         async with db.transaction() as session:
-            used = await session.execute(
-                update(UserToken)
-                .where(
-                    UserToken.id == record.id,
-                    UserToken.used_at.is_(None),
-                    UserToken.expires_at > now,
-                )
-                .values(used_at=now)
-            )
-            if used.rowcount != 1:
-                raise invalid_link()
+            await redeem_mail_token(session, record.id, now)
             taken = await session.scalar(
                 select(User.id).where(User.email == record.email, User.id != user.id)
             )
