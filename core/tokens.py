@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import gzip
 import hashlib
+from collections import OrderedDict
 from functools import lru_cache
 from importlib.resources import files
 
@@ -54,3 +55,24 @@ def count_tokens(text: str) -> int:
     if not text:
         return 0
     return len(encoding().encode(text, disallowed_special=()))
+
+
+#: Counts of recently counted texts, by a digest of the text (the texts themselves, which may
+#: be long, are not kept): a pure function's memo, ~100 bytes an entry.
+_remembered: OrderedDict[bytes, int] = OrderedDict()
+REMEMBERED = 16_384
+
+
+def count_tokens_remembered(text: str) -> int:
+    """``count_tokens`` for texts that come back: a conversation's earlier turns are counted
+    for every new turn and every model asked, so without this a long chat costs each request
+    time proportional to its whole history (~0.1 ms per 500 tokens, on the event loop)."""
+    key = hashlib.blake2b(text.encode(), digest_size=16).digest()
+    count = _remembered.get(key)
+    if count is None:
+        count = _remembered[key] = count_tokens(text)
+        if len(_remembered) > REMEMBERED:
+            _remembered.popitem(last=False)
+    else:
+        _remembered.move_to_end(key)
+    return count

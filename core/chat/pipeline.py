@@ -52,7 +52,7 @@ from multinotes.providers import (
     Usage,
 )
 from multinotes.search.tasks import queue_embedding
-from multinotes.tokens import PER_MESSAGE_OVERHEAD, REPLY_PRIMING, count_tokens
+from multinotes.tokens import PER_MESSAGE_OVERHEAD, REPLY_PRIMING, count_tokens_remembered
 from multinotes.wallet import service as wallet
 
 log = structlog.get_logger(__name__)
@@ -148,9 +148,9 @@ def fit_history(
     longest answer it may write. Returns (messages, dropped turns, prompt tokens)."""
     reply = max_output(entry, options)
     budget = entry.model.context_window - reply
-    sizes = [count_tokens(m.content) + PER_MESSAGE_OVERHEAD for m in history]
+    sizes = [count_tokens_remembered(m.content) + PER_MESSAGE_OVERHEAD for m in history]
     system = getattr(options, "system", None) or ""
-    total = sum(sizes) + count_tokens(system) + REPLY_PRIMING
+    total = sum(sizes) + count_tokens_remembered(system) + REPLY_PRIMING
     start = 0
     while total > budget and start < len(history) - 1:
         total -= sizes[start]
