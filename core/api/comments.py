@@ -54,11 +54,17 @@ class CommentList(BaseModel):
 class ActivityItem(BaseModel):
     kind: str = Field(
         description="created, edited, restore, restore_version, share, share_changed, unshare, "
-        "comment"
+        "comment; folder_share, folder_share_changed, folder_unshare for a folder above the note"
     )
     actor: Person | None
     at: str
-    detail: dict[str, Any]
+    detail: dict[str, Any] = Field(
+        description="What the event shows. Shares: share_id, public, email, role (and "
+        "previous_role when the role changed); a folder's share also has folder_id and folder (its "
+        "name). comment: comment_id and excerpt (null once deleted). edited/created: version "
+        "and title. restore_version: restored and version. restore: folder when it came back "
+        "with one."
+    )
 
 
 class ActivityOut(BaseModel):
@@ -132,7 +138,9 @@ async def delete_comment(request: web.Request) -> None:
 async def activity(request: web.Request, query: ActivityQuery) -> dict[str, Any]:
     """What happened to a note, newest first: created and edited (each saved version), shared,
     share changed, unshared, commented, restored from the trash, a version restored; with who
-    did it and when."""
+    did it and when. Shares, role changes and revokes of the folders the note is in (at any
+    depth) are listed too, naming the folder, to whoever may open that folder (the owner, and
+    the people it or a folder above it is shared with)."""
     actor = require_user(request)
     items = await list_activity(
         request.app[DB], actor.user_id, request.match_info["id"], query.limit

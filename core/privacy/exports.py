@@ -46,7 +46,13 @@ from multinotes.plugin_host import TaskDef
 from multinotes.privacy.models import DataExport
 from multinotes.search.models import RecentSearch
 from multinotes.settings import Settings
-from multinotes.sharing.models import Comment, DocumentActivity, Notification, Share
+from multinotes.sharing.models import (
+    Comment,
+    DocumentActivity,
+    FolderActivity,
+    Notification,
+    Share,
+)
 from multinotes.wallet.models import LedgerEntry, Reservation, Wallet
 
 log = structlog.get_logger(__name__)
@@ -118,6 +124,10 @@ TABLE_EXPORTS: list[TableExport] = [
         lambda uid: select(DocumentActivity).where(DocumentActivity.actor_id == uid),
     ),
     TableExport(
+        "folder_activity.json",
+        lambda uid: select(FolderActivity).where(FolderActivity.actor_id == uid),
+    ),
+    TableExport(
         "notifications.json", lambda uid: select(Notification).where(Notification.user_id == uid)
     ),
 ]
@@ -159,6 +169,7 @@ shares.json             what you shared, with whom, and your public links (witho
                         tokens or passwords: only hashes of them are stored, and not here)
 comments.json           your comments on notes
 note_activity.json      what you did to notes (shares, comments, restores)
+folder_activity.json    your folders' shares, role changes and revokes
 notifications.json      your notifications
 
 Times are UTC (ISO 8601). Credits are integers (1 credit = US$0.00001).

@@ -16,7 +16,8 @@ address); a share made to an existing account reaches that account directly.
 
 Endpoints call ``document`` / ``folder`` / ``file`` / ``conversation`` (load an object as seen
 by a user, with the user's role) and wrap owner-only operations in ``owner_only``; search calls
-``visible_scope``.
+``visible_scope``; a note's activity feed calls ``folders_above`` (whose folders' shares it
+shows).
 """
 
 from __future__ import annotations
@@ -349,6 +350,21 @@ async def document_audience(session: AsyncSession, document: Document) -> dict[s
             if uid not in audience or audience[uid] != "owner":
                 audience[uid] = _best([audience.get(uid, "viewer"), *pending[email]]) or "viewer"
     return audience
+
+
+async def folders_above(session: AsyncSession, user_id: str, document: Document) -> list[str]:
+    """The live folders at and above a note (innermost first) that ``user_id`` may open: all of
+    them for the owner; for anyone else, those at or below the outermost one shared with them
+    (a folder shared with someone is open to them, and so is everything inside it). Someone who
+    sees the note only through a share of the note itself opens none of them."""
+    if document.folder_id is None:
+        return []
+    chain = _chain(await _live_parents(session, document.user_id), document.folder_id)
+    if document.user_id == user_id:
+        return chain
+    granted = {i for _, i, _ in await _grants_from(session, user_id, document.user_id, ["folder"])}
+    reach = max((n for n, folder_id in enumerate(chain) if folder_id in granted), default=-1)
+    return chain[: reach + 1]
 
 
 # -- everything shared with a user ---------------------------------------------------------------

@@ -1,5 +1,5 @@
 """Tables of sharing and collaboration: shares (grants to a person or a public link),
-notifications, comments on notes and the notes' activity feed.
+notifications, comments on notes, the notes' activity feed and the folders' share events.
 
 A share names its object by type and id (documents, folders, files and conversations live in
 different tables, so there is no foreign key); access checks always load the object and confirm
@@ -126,6 +126,24 @@ class DocumentActivity(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     document_id: Mapped[str] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"))
+    actor_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    kind: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class FolderActivity(Base):
+    """One share event of a folder: "share", "share_changed" or "unshare", with the same
+    ``detail`` as a note's share events (the recipient, the role, the previous role).
+
+    Written once per event, never copied to the notes inside: a note's activity feed reads the
+    events of the folders above it when it is shown (``multinotes.sharing.activity``)."""
+
+    __tablename__ = "folder_activity"
+    __table_args__ = (Index("ix_folder_activity_folder", "folder_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    folder_id: Mapped[str] = mapped_column(ForeignKey("folders.id", ondelete="CASCADE"))
     actor_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     kind: Mapped[str] = mapped_column(String(32))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -31,7 +31,7 @@ from multinotes.models import User
 from multinotes.notes.models import Document, DocumentVersion, Folder
 from multinotes.notes.service import clean_name, name_key
 from multinotes.sharing import access
-from multinotes.sharing.models import DocumentActivity, Share
+from multinotes.sharing.models import DocumentActivity, FolderActivity, Share
 from multinotes.sharing.notifications import Outbox, notify
 
 PUBLIC_PREFIX = "/s/"
@@ -145,22 +145,37 @@ def _link_password(password: str | None) -> str | None:
 
 
 def _activity(session: AsyncSession, share: Share, actor_id: str, kind: str, **detail: Any) -> None:
-    if share.object_type != "document":
-        return
-    session.add(
-        DocumentActivity(
-            document_id=share.object_id,
-            actor_id=actor_id,
-            kind=kind,
-            detail={
-                "share_id": share.id,
-                "public": share.is_public,
-                "email": share.recipient_email,
-                "role": share.role,
-                **detail,
-            },
+    """Record a share event of a note in its feed, or of a folder in the folder's own log (the
+    feeds of the notes inside read it from there: ``multinotes.sharing.activity``), at the time
+    the share records for the change."""
+    at = share.updated_at
+    event = {
+        "share_id": share.id,
+        "public": share.is_public,
+        "email": share.recipient_email,
+        "role": share.role,
+        **detail,
+    }
+    if share.object_type == "document":
+        session.add(
+            DocumentActivity(
+                document_id=share.object_id,
+                actor_id=actor_id,
+                kind=kind,
+                detail=event,
+                created_at=at,
+            )
         )
-    )
+    elif share.object_type == "folder":
+        session.add(
+            FolderActivity(
+                folder_id=share.object_id,
+                actor_id=actor_id,
+                kind=kind,
+                detail=event,
+                created_at=at,
+            )
+        )
 
 
 async def create_share(
@@ -215,12 +230,14 @@ async def create_share(
                     )
                 )
             if share is not None:
-                changed = share.role != role or share.expires_at != expires
+                before = share.role
+                changed = before != role or share.expires_at != expires
                 share.role, share.expires_at, share.updated_at = role, expires, now
                 if recipient is not None:
                     share.recipient_id = recipient.id
                 if changed:
-                    _activity(session, share, owner.user_id, "share_changed")
+                    previous = {"previous_role": before} if before != role else {}
+                    _activity(session, share, owner.user_id, "share_changed", **previous)
                 return Created(share, None)
             share = Share(
                 id=new_id(),
