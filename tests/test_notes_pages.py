@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import re
 import types
-from html.parser import HTMLParser
 from typing import Any
 
 import aiohttp
-import pytest
 from aiohttp import web
 
 from multinotes import hookimpl
 from multinotes.app import create_app
 from multinotes.testing import ApiClient, app_client
+from tests.support import demo_user
+from tests.support.pages import Page, get_page
 from tests.support.sse import parse_sse
 
 ECHO = "demo/echo"
@@ -26,96 +26,9 @@ ECHO = "demo/echo"
 # -- reading pages ------------------------------------------------------------------------------
 
 
-class Element:
-    def __init__(self, tag: str, attrs: dict[str, str]) -> None:
-        self.tag, self.attrs, self.text = tag, attrs, ""
-
-    def __repr__(self) -> str:
-        return f"<{self.tag} {self.attrs} {self.text.strip()[:60]!r}>"
-
-    @property
-    def words(self) -> str:
-        return " ".join(self.text.split())
-
-
-class Page(HTMLParser):
-    """Just enough of a DOM for assertions: every element with its attributes and text
-    (outside <template>s, which hold markup for scripts to clone)."""
-
-    VOID = {"input", "meta", "link", "br", "hr", "img", "source", "wbr", "col", "area"}
-
-    def __init__(self, html: str) -> None:
-        super().__init__()
-        self.html = html
-        self.elements: list[Element] = []
-        self.open: list[Element] = []
-        self.in_template = 0
-        self.feed(html)
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "template":
-            self.in_template += 1
-        if self.in_template:
-            return
-        element = Element(tag, {k: v or "" for k, v in attrs})
-        self.elements.append(element)
-        if tag not in self.VOID:
-            self.open.append(element)
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "template":
-            self.in_template -= 1
-        if self.in_template:
-            return
-        for index in range(len(self.open) - 1, -1, -1):
-            if self.open[index].tag == tag:
-                del self.open[index:]
-                break
-
-    def handle_data(self, data: str) -> None:
-        if not self.in_template:
-            for element in self.open:
-                element.text += data
-
-    def find(self, tag: str, **attrs: str) -> list[Element]:
-        wanted = {k.rstrip("_").replace("_", "-"): v for k, v in attrs.items()}
-        return [
-            e
-            for e in self.elements
-            if e.tag == tag and all(e.attrs.get(k) == v for k, v in wanted.items())
-        ]
-
-    def one(self, tag: str, **attrs: str) -> Element:
-        found = self.find(tag, **attrs)
-        assert len(found) == 1, (tag, attrs, found)
-        return found[0]
-
-    def by_id(self, element_id: str) -> Element:
-        found = [e for e in self.elements if e.attrs.get("id") == element_id]
-        assert len(found) == 1, (element_id, found)
-        return found[0]
-
-    def has_id(self, element_id: str) -> bool:
-        return any(e.attrs.get("id") == element_id for e in self.elements)
-
-    def with_class(self, name: str) -> list[Element]:
-        return [e for e in self.elements if name in e.attrs.get("class", "").split()]
-
-    @property
-    def flash(self) -> str:
-        found = self.with_class("flash")
-        return " ".join(f.words for f in found if "role" in f.attrs)
-
-    def rows(self) -> list[str]:
-        """The titles of the folder and note rows shown, in order."""
-        return [e.words for e in self.with_class("item-title")]
-
-
-async def get_page(api: ApiClient, path: str, status: int = 200) -> Page:
-    response = await api.get(path, allow_redirects=False)
-    text = await response.text()
-    assert response.status == status, (path, response.status, text[:500])
-    return Page(text)
+def rows(page: Page) -> list[str]:
+    """The titles of the folder and note rows shown, in order."""
+    return [e.words for e in page.with_class("item-title")]
 
 
 async def submit(
@@ -137,13 +50,7 @@ async def follow(api: ApiClient, response: Any) -> Page:
 # -- people and their things --------------------------------------------------------------------
 
 
-@pytest.fixture
-async def user(api: ApiClient) -> ApiClient:
-    await api.register_admin()
-    await api.mark_verified()
-    response = await api.patch("/api/admin/plugins/demo", {"enabled": True})
-    assert response.status == 200, await response.text()
-    return api
+user = demo_user.user
 
 
 async def someone(make_client: Any, email: str) -> ApiClient:
@@ -273,7 +180,7 @@ async def test_someone_elses_notes_folders_trash_and_files_are_not_found(
     # B's own pages show nothing of A's, and A's things are as they were.
     assert "A's" not in (await get_page(b, "/notes")).html.replace("&#39;", "'")
     assert (await get_page(b, "/notes")).by_id("empty-state")
-    assert (await get_page(a, f"/notes?folder={place}")).rows() == before_a.rows()
+    assert rows(await get_page(a, f"/notes?folder={place}")) == rows(before_a)
     assert (await a.get_json(f"/api/documents/{document}"))["version"] == 2
     assert [i["id"] for i in (await a.get_json("/api/trash"))["items"]] == [other]
     assert (await a.get_json(f"/api/files/{file['id']}"))["name"] == "a.txt"
@@ -390,7 +297,7 @@ async def test_a_folder_page_shows_the_tree_breadcrumbs_subfolders_and_notes(
     # The current folder is marked in the breadcrumbs and in the tree.
     assert len(page.find("a", href=f"/notes?folder={projects}", aria_current="page")) == 2
     # Subfolders first, then notes; the excerpt is plain text.
-    assert page.rows() == ["Launch", "Kick-off"]
+    assert rows(page) == ["Launch", "Kick-off"]
     assert page.with_class("item-excerpt")[0].words == "Agenda budget people"
     assert page.by_id(f"item-{launch}").attrs["data-drop-target"] == launch
     # The tree shows every folder, opened down to the current one.
@@ -406,13 +313,13 @@ async def test_a_folder_page_shows_the_tree_breadcrumbs_subfolders_and_notes(
     assert {e.attrs["value"] for e in page.find("input", name="folder")} == {projects}
     assert page.one("input", name="parent").attrs["value"] == projects
 
-    assert (await get_page(user, f"/notes?folder={work}")).rows() == [
+    assert rows(await get_page(user, f"/notes?folder={work}")) == [
         "Archive",
         "Projects",
         "Elsewhere",
     ]
     root = await get_page(user, "/notes")
-    assert root.rows() == ["Personal", "Work"]  # notes in folders are not at the top
+    assert rows(root) == ["Personal", "Work"]  # notes in folders are not at the top
     assert root.one("button", aria_controls=f"tree-{work}").attrs["aria-expanded"] == "false"
     await get_page(user, f"/notes?folder={'f' * 32}", 404)
 
@@ -423,19 +330,19 @@ async def test_notes_sort_filter_and_remember_list_or_grid(user: ApiClient) -> N
     await note(user, "Cherry jam", "cherries and sugar, like the bananas")
     await edit(user, banana, content="flour, bananas, walnuts")  # the newest edit
 
-    assert (await get_page(user, "/notes")).rows() == ["Banana bread", "Cherry jam", "Apple pie"]
-    assert (await get_page(user, "/notes?sort=title")).rows() == [
+    assert rows(await get_page(user, "/notes")) == ["Banana bread", "Cherry jam", "Apple pie"]
+    assert rows(await get_page(user, "/notes?sort=title")) == [
         "Apple pie",
         "Banana bread",
         "Cherry jam",
     ]
-    assert (await get_page(user, "/notes?sort=-title")).rows()[0] == "Cherry jam"
-    assert (await get_page(user, "/notes?sort=created")).rows()[0] == "Banana bread"
+    assert rows(await get_page(user, "/notes?sort=-title"))[0] == "Cherry jam"
+    assert rows(await get_page(user, "/notes?sort=created"))[0] == "Banana bread"
     page = await get_page(user, "/notes?q=BANANA&sort=title")
-    assert page.rows() == ["Banana bread", "Cherry jam"]  # by title or by text
+    assert rows(page) == ["Banana bread", "Cherry jam"]  # by title or by text
     assert page.one("input", id="notes-filter").attrs["value"] == "BANANA"
     assert "selected" in page.one("option", value="title").attrs
-    assert (await get_page(user, "/notes?sort=nonsense")).rows()[0] == "Banana bread"
+    assert rows(await get_page(user, "/notes?sort=nonsense"))[0] == "Banana bread"
 
     assert "view-list" in (await get_page(user, "/notes")).by_id("notes-items").attrs["class"]
     grid = await user.get("/notes?view=grid")
@@ -450,14 +357,14 @@ async def test_long_folders_page_through_their_notes(user: ApiClient) -> None:
     for number in range(53):
         await note(user, f"Note {number:02d}")
     first = await get_page(user, "/notes?sort=title")
-    assert len(first.rows()) == 50 and first.rows()[0] == "Note 00"
+    assert len(rows(first)) == 50 and rows(first)[0] == "Note 00"
     more = first.by_id("more-notes").attrs["href"]
     second = await get_page(user, more)
-    assert second.rows() == ["Note 50", "Note 51", "Note 52"]
+    assert rows(second) == ["Note 50", "Note 51", "Note 52"]
     assert not second.has_id("more-notes")
     assert second.one("a", href="/notes?sort=title").words == "Back to the first page"
     # A cursor from a broken link starts again from the top instead of failing.
-    assert (await get_page(user, "/notes?sort=title&cursor=garbage")).rows()[0] == "Note 00"
+    assert rows(await get_page(user, "/notes?sort=title&cursor=garbage"))[0] == "Note 00"
 
 
 # -- /notes: forms ------------------------------------------------------------------------------
@@ -472,7 +379,7 @@ async def test_folders_are_created_renamed_and_refused_clearly(user: ApiClient) 
     folders = (await user.get_json("/api/folders"))["folders"]
     assert [f["name"] for f in folders] == ["Reading list"]
     reading = folders[0]["id"]
-    assert page.rows() == ["Reading list"]
+    assert rows(page) == ["Reading list"]
 
     inner = await submit(
         user,
@@ -480,7 +387,7 @@ async def test_folders_are_created_renamed_and_refused_clearly(user: ApiClient) 
         [("name", "Novels"), ("parent", reading), ("next", f"/notes?folder={reading}")],
     )
     page = await follow(user, inner)
-    assert page.rows() == ["Novels"]
+    assert rows(page) == ["Novels"]
 
     clash = await submit(user, "/notes/folders", [("name", "READING LIST")])
     page = await follow(user, clash)
@@ -531,7 +438,7 @@ async def test_moving_notes_and_folders_is_all_or_nothing(user: ApiClient) -> No
     )
     page = await follow(user, moved)
     assert "Moved 2 notes to “Archive”." in page.flash
-    assert page.rows() == ["Old"]
+    assert rows(page) == ["Old"]
     versions = [(await user.get_json(f"/api/documents/{d}"))["version"] for d in (first, second)]
     assert versions == [1, 1]  # a move is not an edit
 
@@ -569,8 +476,8 @@ async def test_moving_notes_and_folders_is_all_or_nothing(user: ApiClient) -> No
     )
     page = await follow(user, to_top)
     assert "Moved 1 folder and 1 note to the top level." in page.flash
-    assert (await get_page(user, "/notes")).rows() == ["Archive", "Inbox", "Old", "First"]
-    assert (await get_page(user, f"/notes?folder={old}")).rows() == ["Older"]  # it came along
+    assert rows(await get_page(user, "/notes")) == ["Archive", "Inbox", "Old", "First"]
+    assert rows(await get_page(user, f"/notes?folder={old}")) == ["Older"]  # it came along
 
 
 async def test_bulk_delete_moves_everything_chosen_to_the_trash_at_once(user: ApiClient) -> None:
@@ -591,7 +498,7 @@ async def test_bulk_delete_moves_everything_chosen_to_the_trash_at_once(user: Ap
     page = await follow(user, response)
     assert "Moved 1 folder and 2 notes to the trash." in page.flash
     assert "30 days" in page.flash
-    assert page.rows() == ["Keep me"]
+    assert rows(page) == ["Keep me"]
     trash = await get_page(user, "/trash")
     assert [e.words for e in trash.with_class("item-title")] == ["Trip", "Loose note"]
 
@@ -599,7 +506,7 @@ async def test_bulk_delete_moves_everything_chosen_to_the_trash_at_once(user: Ap
         user, await submit(user, "/trash/restore", [("item", f"folder:{trip}")])
     )
     assert "Restored the folder “Trip” with everything that was in it." in restored.flash
-    assert (await get_page(user, f"/notes?folder={trip}")).rows() == ["Packing list"]
+    assert rows(await get_page(user, f"/notes?folder={trip}")) == ["Packing list"]
 
     missing = await submit(
         user, "/notes/delete", [("item", f"document:{keep}"), ("item", f"document:{'a' * 32}")]
@@ -687,7 +594,7 @@ async def test_duplicate_opens_a_copy(user: ApiClient) -> None:
     assert "This is a copy of “Recipe”." in page.flash
     assert page.by_id("note-title").attrs["value"] == "Recipe (copy)"
     assert page.by_id("note-page").attrs["data-version"] == "1"  # a fresh history
-    assert (await get_page(user, "/notes")).rows() == ["Recipe (copy)", "Recipe"]
+    assert rows(await get_page(user, "/notes")) == ["Recipe (copy)", "Recipe"]
 
 
 async def test_a_saved_answer_shows_where_it_came_from_and_offers_a_rerun(
@@ -812,7 +719,7 @@ async def test_the_trash_lists_what_was_deleted_with_days_left_and_restores_it(
     page = await follow(user, response)
     assert "Restored “Memo”." in page.flash
     assert [e.attrs["id"] for e in page.with_class("trash-item")] == [f"trash-{ideas}"]
-    assert (await get_page(user, "/notes")).rows() == ["Memo"]
+    assert rows(await get_page(user, "/notes")) == ["Memo"]
 
     again = await submit(user, "/trash/restore", [("item", f"document:{memo}")])
     assert again.status == 404  # no longer in the trash

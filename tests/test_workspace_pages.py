@@ -4,97 +4,17 @@ model, branch switching)."""
 
 from __future__ import annotations
 
-from html.parser import HTMLParser
 from typing import Any
 
-import pytest
-
 from multinotes.testing import ApiClient
+from tests.support import demo_user
+from tests.support.pages import Page, get_page
 from tests.support.sse import parse_sse
 
 ECHO, REVERSE, SWATCH = "demo/echo", "demo/reverse", "demo/swatch"
 
 
-class Element:
-    def __init__(self, tag: str, attrs: dict[str, str]) -> None:
-        self.tag, self.attrs, self.text = tag, attrs, ""
-
-    def __repr__(self) -> str:
-        return f"<{self.tag} {self.attrs} {self.text!r}>"
-
-
-class Page(HTMLParser):
-    """Just enough of a DOM for assertions: every element with its attributes and text
-    (outside <template>s, which hold the markup the page's script clones)."""
-
-    VOID = {"input", "meta", "link", "br", "hr", "img", "source", "wbr", "col", "area"}
-
-    def __init__(self, html: str) -> None:
-        super().__init__()
-        self.html = html
-        self.elements: list[Element] = []
-        self.open: list[Element] = []
-        self.in_template = 0
-        self.feed(html)
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "template":
-            self.in_template += 1
-        if self.in_template:
-            return
-        element = Element(tag, {k: v or "" for k, v in attrs})
-        self.elements.append(element)
-        if tag not in self.VOID:
-            self.open.append(element)
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "template":
-            self.in_template -= 1
-        if self.in_template:
-            return
-        for index in range(len(self.open) - 1, -1, -1):
-            if self.open[index].tag == tag:
-                del self.open[index:]
-                break
-
-    def handle_data(self, data: str) -> None:
-        if self.in_template:
-            return
-        for element in self.open:
-            element.text += data
-
-    def find(self, tag: str, **attrs: str) -> list[Element]:
-        wanted = {k.rstrip("_").replace("_", "-"): v for k, v in attrs.items()}
-        return [
-            e
-            for e in self.elements
-            if e.tag == tag and all(e.attrs.get(k) == v for k, v in wanted.items())
-        ]
-
-    def one(self, tag: str, **attrs: str) -> Element:
-        found = self.find(tag, **attrs)
-        assert len(found) == 1, (tag, attrs, found)
-        return found[0]
-
-    def with_class(self, name: str) -> list[Element]:
-        return [e for e in self.elements if name in e.attrs.get("class", "").split()]
-
-
-async def get_page(api: ApiClient, path: str, status: int = 200) -> Page:
-    response = await api.get(path, allow_redirects=False)
-    text = await response.text()
-    assert response.status == status, (response.status, text[:500])
-    return Page(text)
-
-
-@pytest.fixture
-async def user(api: ApiClient) -> ApiClient:
-    await api.register_admin()
-    await api.mark_verified()
-    # The demo provider starts enabled in embedded mode only.
-    response = await api.patch("/api/admin/plugins/demo", {"enabled": True})
-    assert response.status == 200, await response.text()
-    return api
+user = demo_user.user
 
 
 async def new_conversation(api: ApiClient, **body: Any) -> str:
