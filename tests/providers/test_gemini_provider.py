@@ -4,9 +4,7 @@ of the Gemini API (tests/fakes/gemini_server.py)."""
 from __future__ import annotations
 
 import base64
-import socket
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 from pydantic import SecretStr
@@ -25,11 +23,11 @@ from multinotes.providers import (
     ChatMessage,
     Chunk,
     GenerationRequest,
-    Model,
     Options,
 )
-from tests.fakes import serve_fake
 from tests.fakes.gemini_server import FakeGemini
+from tests.support import provider_calls
+from tests.support.provider_calls import listed_model, refused_url, run
 
 # google-genai subclasses aiohttp.ClientSession, which aiohttp frowns upon; not ours to fix.
 pytestmark = pytest.mark.filterwarnings(
@@ -45,20 +43,12 @@ def fake() -> FakeGemini:
     return FakeGemini(api_key=KEY)
 
 
-@pytest.fixture
-async def fake_url(fake: FakeGemini) -> AsyncIterator[str]:
-    async with serve_fake(fake.app()) as url:
-        yield url
+fake_url = provider_calls.fake_url
 
 
 @pytest.fixture
 def config(fake_url: str) -> GeminiSettings:
     return GeminiSettings(api_key=SecretStr(KEY), base_url=fake_url, timeout=5)
-
-
-async def model(model_id: str = FLASH) -> Model:
-    models = await GeminiProvider().list_models(None)
-    return next(m for m in models if m.id == model_id)
 
 
 def ask(config: GeminiSettings, *messages: ChatMessage, **options: object) -> GenerationRequest:
@@ -69,9 +59,11 @@ def user(text: str, *attachments: Attachment) -> ChatMessage:
     return ChatMessage("user", text, tuple(attachments))
 
 
-async def collect(request: GenerationRequest, model_id: str = FLASH) -> list[Chunk]:
-    found = await model(model_id)
-    return [chunk async for chunk in found.stream(request)]
+async def collect(
+    request: GenerationRequest, model_id: str = FLASH, into: list[Chunk] | None = None
+) -> list[Chunk]:
+    """What the model streams; ``into`` keeps what arrived before an error."""
+    return await run(await listed_model(GeminiProvider(), model_id), request, into)
 
 
 # -- streaming ----------------------------------------------------------------------------------
@@ -260,10 +252,7 @@ async def test_slow_answer_times_out_as_unavailable(fake: FakeGemini, fake_url: 
 
 async def test_refused_connection_is_unavailable_at_once():
     """No silent SDK reconnect (it would sleep 1-10 s first)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    config = GeminiSettings(api_key=SecretStr(KEY), base_url=f"http://127.0.0.1:{port}")
+    config = GeminiSettings(api_key=SecretStr(KEY), base_url=refused_url(""))
     started = time.monotonic()
 
     with pytest.raises(ProviderUnavailable, match="connection"):
@@ -276,12 +265,10 @@ async def test_stream_cut_midway_is_unavailable_after_the_first_chunks(
     fake: FakeGemini, config: GeminiSettings
 ):
     fake.next_failures.append("cut")
-    found = await model()
     received: list[Chunk] = []
 
     with pytest.raises(ProviderUnavailable):
-        async for chunk in found.stream(ask(config, user("Hi"))):
-            received.append(chunk)
+        await collect(ask(config, user("Hi")), into=received)
 
     assert received == ["Hello from "]
 

@@ -25,8 +25,9 @@ from multinotes.plugins.providers.openai_compatible import (
 from multinotes.providers import Attachment, ChatMessage
 from multinotes.settings import Settings
 from tests.fakes import serve_fake
-from tests.fakes.openai_server import FakeOpenAI, tiny_png
-from tests.support.provider_calls import make_request, refused_url, run
+from tests.fakes.openai_server import FakeOpenAI
+from tests.support.images import tiny_png
+from tests.support.provider_calls import listed_model, make_request, refused_url, run
 
 
 @pytest.fixture
@@ -60,10 +61,6 @@ def settings(
         connections=json.dumps(list(connections)),
         api_keys=json.dumps(keys) if keys is not None else None,
     )
-
-
-async def model(provider: CompatibleProvider, config: CompatibleSettings, model_id: str) -> Any:
-    return next(m for m in await provider.list_models(config) if m.id == model_id)
 
 
 # -- model lists --------------------------------------------------------------------------------
@@ -137,7 +134,7 @@ async def test_chat_streams_through_the_connection_with_its_key(hosted, hosted_u
     config = settings(
         {"name": "openrouter", "base_url": hosted_url}, keys={"openrouter": "sk-or-secret"}
     )
-    chosen = await model(provider, config, "openrouter/meta-llama/llama-3.1-8b-instruct")
+    chosen = await listed_model(provider, "openrouter/meta-llama/llama-3.1-8b-instruct", config)
     request = make_request(chosen, config, "Tell me a joke", options={"max_tokens": 64})
 
     chunks = await run(chosen, request)
@@ -157,7 +154,7 @@ async def test_a_keyless_server_gets_a_placeholder_not_the_environments_key(
     monkeypatch.setenv("OPENAI_API_KEY", "sk-real-openai-key")
     provider = CompatibleProvider()
     config = settings({"name": "ollama", "base_url": local_url, "models": ["llama3.2"]})
-    chosen = await model(provider, config, "ollama/llama3.2")
+    chosen = await listed_model(provider, "ollama/llama3.2", config)
 
     await run(chosen, make_request(chosen, config, "hi"))
 
@@ -168,7 +165,7 @@ async def test_usage_is_estimated_when_the_server_reports_none(local, local_url)
     local.report_usage = False
     provider = CompatibleProvider()
     config = settings({"name": "ollama", "base_url": local_url, "models": ["llama3.2"]})
-    chosen = await model(provider, config, "ollama/llama3.2")
+    chosen = await listed_model(provider, "ollama/llama3.2", config)
     request = make_request(chosen, config, "Count to three, please")
 
     await run(chosen, request)
@@ -185,11 +182,11 @@ async def test_images_are_sent_only_to_vision_connections(local, local_url):
         {"name": "llava", "base_url": local_url, "models": ["llava"], "capabilities": ["vision"]}
     )
 
-    chosen = await model(provider, text_only, "plain/llama3.2")
+    chosen = await listed_model(provider, "plain/llama3.2", text_only)
     await run(chosen, make_request(chosen, text_only, image))
     assert local.requests[-1].json["messages"][0]["content"] == "What is this?"
 
-    chosen = await model(provider, vision, "llava/llava")
+    chosen = await listed_model(provider, "llava/llava", vision)
     await run(chosen, make_request(chosen, vision, image))
     parts = local.requests[-1].json["messages"][0]["content"]
     assert parts[1]["image_url"]["url"].startswith("data:image/png;base64,")
@@ -198,7 +195,7 @@ async def test_images_are_sent_only_to_vision_connections(local, local_url):
 async def test_a_connection_removed_since_listing_is_reported(local, local_url):
     provider = CompatibleProvider()
     config = settings({"name": "ollama", "base_url": local_url, "models": ["llama3.2"]})
-    chosen = await model(provider, config, "ollama/llama3.2")
+    chosen = await listed_model(provider, "ollama/llama3.2", config)
     with pytest.raises(ProviderError, match="no longer configured"):
         await run(chosen, make_request(chosen, CompatibleSettings(), "hi"))
 
@@ -217,7 +214,7 @@ async def test_failures_map_like_the_openai_plugin_and_name_the_connection(
 ):
     provider = CompatibleProvider()
     config = settings({"name": "ollama", "base_url": local_url, "models": ["llama3.2"]})
-    chosen = await model(provider, config, "ollama/llama3.2")
+    chosen = await listed_model(provider, "ollama/llama3.2", config)
     local.next_failures.append(failure)
 
     with pytest.raises(error) as caught:

@@ -25,7 +25,8 @@ from multinotes.plugins.providers.openai import models as m
 from multinotes.providers import Attachment, ChatMessage, MediaOutput
 from multinotes.settings import Settings
 from tests.fakes import serve_fake
-from tests.fakes.openai_server import FakeOpenAI, tiny_png
+from tests.fakes.openai_server import FakeOpenAI
+from tests.support.images import tiny_png
 from tests.support.provider_calls import make_request, refused_url, run
 
 KEY = "sk-test-key"

@@ -3,9 +3,7 @@ fake of the Together API (tests/fakes/together_server.py)."""
 
 from __future__ import annotations
 
-import socket
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 from pydantic import BaseModel, SecretStr
@@ -26,11 +24,12 @@ from multinotes.providers import (
     GenerationRequest,
     ImageOptions,
     MediaOutput,
-    Model,
     Options,
 )
-from tests.fakes import serve_fake
-from tests.fakes.together_server import FakeTogether, tiny_png
+from tests.fakes.together_server import FakeTogether
+from tests.support import provider_calls
+from tests.support.images import tiny_png
+from tests.support.provider_calls import listed_model, refused_url, run
 
 KEY = "together-test-key"
 LLAMA = "together/meta-llama/Llama-3.3-70B-Instruct-Turbo"
@@ -42,20 +41,12 @@ def fake() -> FakeTogether:
     return FakeTogether(api_key=KEY)
 
 
-@pytest.fixture
-async def fake_url(fake: FakeTogether) -> AsyncIterator[str]:
-    async with serve_fake(fake.app()) as url:
-        yield url
+fake_url = provider_calls.fake_url
 
 
 @pytest.fixture
 def config(fake_url: str) -> TogetherSettings:
     return TogetherSettings(api_key=SecretStr(KEY), base_url=fake_url, timeout=5)
-
-
-async def model(model_id: str = LLAMA) -> Model:
-    models = await TogetherProvider().list_models(None)
-    return next(m for m in models if m.id == model_id)
 
 
 def ask(
@@ -68,9 +59,11 @@ def user(text: str) -> ChatMessage:
     return ChatMessage("user", text)
 
 
-async def collect(request: GenerationRequest, model_id: str = LLAMA) -> list[Chunk]:
-    found = await model(model_id)
-    return [chunk async for chunk in found.stream(request)]
+async def collect(
+    request: GenerationRequest, model_id: str = LLAMA, into: list[Chunk] | None = None
+) -> list[Chunk]:
+    """What the model streams; ``into`` keeps what arrived before an error."""
+    return await run(await listed_model(TogetherProvider(), model_id), request, into)
 
 
 # -- chat ---------------------------------------------------------------------------------------
@@ -274,10 +267,7 @@ async def test_slow_answer_times_out_as_unavailable(fake: FakeTogether, fake_url
 
 
 async def test_refused_connection_is_unavailable():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    config = TogetherSettings(api_key=SecretStr(KEY), base_url=f"http://127.0.0.1:{port}")
+    config = TogetherSettings(api_key=SecretStr(KEY), base_url=refused_url(""))
 
     with pytest.raises(ProviderUnavailable, match="connection"):
         await collect(ask(config, user("Hi")))
@@ -287,12 +277,10 @@ async def test_stream_cut_midway_is_unavailable_after_the_first_chunks(
     fake: FakeTogether, config: TogetherSettings
 ):
     fake.next_failures.append("cut")
-    found = await model()
     received: list[Chunk] = []
 
     with pytest.raises(ProviderUnavailable):
-        async for chunk in found.stream(ask(config, user("Hi"))):
-            received.append(chunk)
+        await collect(ask(config, user("Hi")), into=received)
 
     assert received == ["Hello ", "from "]
 
