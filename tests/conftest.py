@@ -249,6 +249,14 @@ async def admin(api: ApiClient) -> ApiClient:
 
 
 @pytest.fixture
+async def user(admin: ApiClient) -> ApiClient:
+    """``admin`` with a verified address: someone who may send prompts. A test module whose
+    user needs something else (another plugin switched on, no admin rights) overrides this."""
+    await admin.mark_verified()
+    return admin
+
+
+@pytest.fixture
 async def make_client(api: ApiClient) -> Callable[[], Any]:
     """Another client (its own cookies) against the same running app."""
     from aiohttp.test_utils import TestClient

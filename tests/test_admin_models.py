@@ -10,7 +10,12 @@ import pytest
 from multinotes import hookimpl
 from multinotes.errors import ProviderUnavailable
 from multinotes.testing import ApiClient
-from tests.support.scripted_provider import Script, ScriptedModel, ScriptedPlugin, ScriptedProvider
+from tests.support.scripted_provider import (
+    Script,
+    ScriptedModel,
+    ScriptedProvider,
+    scripted_plugins,
+)
 from tests.support.sse import by_model, parse_sse
 
 A, B, DOWN = "script/alpha", "script/beta", "down/gamma"
@@ -41,21 +46,9 @@ def scripts():
 @pytest.fixture
 def plugins(scripts):
     return [
-        (
-            "script",
-            ScriptedPlugin(
-                ScriptedModel(A, scripts[A], context_window=1000, max_output=100),
-                ScriptedModel(B, scripts[B], context_window=1000, max_output=100),
-            ),
-        ),
+        *scripted_plugins(scripts, context_window=1000, max_output=100),
         ("down", DownPlugin(ScriptedModel(DOWN, Script()))),
     ]
-
-
-@pytest.fixture
-async def user(admin: ApiClient) -> ApiClient:
-    await admin.mark_verified()
-    return admin
 
 
 async def models(api: ApiClient, path: str = "/api/models") -> dict[str, dict]:

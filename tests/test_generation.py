@@ -18,7 +18,7 @@ from multinotes.keys import CATALOG, DB
 from multinotes.testing import ApiClient
 from multinotes.wallet import service as wallet
 from multinotes.wallet.models import Reservation
-from tests.support.scripted_provider import Script, ScriptedModel, ScriptedPlugin
+from tests.support.scripted_provider import Script, scripted_plugins
 from tests.support.sse import by_model, parse_sse
 
 A, B = "script/alpha", "script/beta"
@@ -34,18 +34,7 @@ def scripts():
 
 @pytest.fixture
 def plugins(scripts):
-    models = [
-        ScriptedModel(A, scripts[A], context_window=1000, max_output=100),
-        ScriptedModel(B, scripts[B], context_window=1000, max_output=100),
-    ]
-    return [("script", ScriptedPlugin(*models))]
-
-
-@pytest.fixture
-async def user(api: ApiClient) -> ApiClient:
-    await api.register_admin()
-    await api.mark_verified()
-    return api
+    return scripted_plugins(scripts, context_window=1000, max_output=100)
 
 
 async def new_conversation(api: ApiClient) -> str:

@@ -14,7 +14,7 @@ from multinotes.keys import DB
 from multinotes.testing import ApiClient, app_client
 from multinotes.wallet import service as wallet
 from multinotes.wallet.models import Wallet
-from tests.support.scripted_provider import Script, ScriptedModel, ScriptedPlugin
+from tests.support.scripted_provider import Script, ScriptedModel, ScriptedPlugin, scripted_plugins
 from tests.support.sse import by_model, parse_sse
 
 A, B = "script/alpha", "script/beta"
@@ -28,11 +28,7 @@ def scripts():
 
 @pytest.fixture
 def plugins(scripts):
-    models = [
-        ScriptedModel(A, scripts[A], context_window=1000, max_output=100),
-        ScriptedModel(B, scripts[B], context_window=1000, max_output=100),
-    ]
-    return [("script", ScriptedPlugin(*models))]
+    return scripted_plugins(scripts, context_window=1000, max_output=100)
 
 
 @pytest.fixture

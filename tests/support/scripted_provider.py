@@ -79,3 +79,10 @@ class ScriptedPlugin:
     @hookimpl
     def register_providers(self, register: Any) -> None:
         register(self.provider)
+
+
+def scripted_plugins(scripts: dict[str, Script], **attrs: Any) -> list[tuple[str, ScriptedPlugin]]:
+    """A test app's ``plugins``: the scripted provider alone, with one model per entry of
+    ``{model id: script}``, each given ``attrs`` (``context_window=...`` and so on)."""
+    models = [ScriptedModel(model_id, script, **attrs) for model_id, script in scripts.items()]
+    return [("script", ScriptedPlugin(*models))]
