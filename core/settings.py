@@ -121,6 +121,12 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(
         default=25 * 1024 * 1024, ge=1024, description="The largest file one upload may be."
     )
+    max_upload_form_files: int = Field(
+        default=10,
+        ge=1,
+        description="Files one upload form may carry (the page's upload without JavaScript); "
+        "each is held to max_upload_bytes.",
+    )
     default_storage_quota_bytes: int = Field(
         default=5 * 1024**3, ge=0, description="Storage per user until plans set another."
     )
@@ -236,6 +242,11 @@ class Settings(BaseSettings):
         if self.email_verification_required is None:
             return self.is_production
         return self.email_verification_required
+
+    @property
+    def max_upload_form_bytes(self) -> int:
+        """The body limit of an upload form: its files, each at most max_upload_bytes."""
+        return self.max_upload_bytes * self.max_upload_form_files
 
     @property
     def outbox_dir(self) -> Path:

@@ -105,7 +105,8 @@ def _file_id(request: web.Request) -> str:
 # -- upload -------------------------------------------------------------------------------------
 
 
-async def _read_field(part: BodyPartReader, name: str) -> str:
+async def read_field(part: BodyPartReader, name: str) -> str:
+    """A small text field of an upload form (at most MAX_FIELD bytes of UTF-8)."""
     data = await part.read_chunk(MAX_FIELD + 1)
     if len(data) > MAX_FIELD or await part.read_chunk(1):
         raise Invalid(fields={name: f"At most {MAX_FIELD} bytes."})
@@ -115,7 +116,8 @@ async def _read_field(part: BodyPartReader, name: str) -> str:
         raise Invalid(fields={name: "Not UTF-8 text."}) from None
 
 
-async def _part_chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
+async def part_chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
+    """A file part's bytes as they arrive, for ``service.ingest``."""
     while True:
         chunk = await part.read_chunk(CHUNK)
         if not chunk:
@@ -153,13 +155,13 @@ async def upload_file(request: web.Request) -> FileOut:
         if not isinstance(part, BodyPartReader):
             raise BadRequest("Nested multipart bodies are not supported.", code="not_multipart")
         if part.name == "folder_id":
-            value = await _read_field(part, "folder_id")
+            value = await read_field(part, "folder_id")
             if value:
                 _check_folder_id(value)
                 folder_id = value
             continue
         if part.name != "file":
-            await _read_field(part, part.name or "field")  # small and ignored
+            await read_field(part, part.name or "field")  # small and ignored
             continue
         if part.filename is None:
             raise Invalid(fields={"file": "Send a file (with a file name), not a text field."})
@@ -168,7 +170,7 @@ async def upload_file(request: web.Request) -> FileOut:
             actor.user_id,
             name=part.filename,
             declared_type=part.headers.get("Content-Type", ""),
-            chunks=_part_chunks(part),
+            chunks=part_chunks(part),
             # The body's length bounds the file's from above; framing is small.
             declared_size=max(0, declared - 16 * 1024) if declared is not None else None,
             folder_id=folder_id,

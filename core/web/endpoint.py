@@ -48,6 +48,10 @@ class EndpointSpec:
     #: A settings field naming this route's own body limit (it streams its body itself, so the
     #: app-wide ``max_request_bytes`` and form parsing do not apply).
     body_limit: str | None = None
+    #: A streamed multipart form (``body_limit``) posted by a plain HTML form, which cannot send
+    #: the ``X-CSRF-Token`` header: its first part must be the ``csrf_token`` field, which the
+    #: CSRF check reads before anything else of the body (see ``middleware._check_csrf``).
+    csrf_first_part: bool = False
 
 
 def spec_of(handler: Any) -> EndpointSpec | None:
@@ -154,8 +158,21 @@ def endpoint(
     return decorate
 
 
-def page(*, access: Access, rate: str | None = None) -> Callable[[Handler], Handler]:
-    """Declare an HTML page. Anonymous visitors of non-public pages are redirected to log in."""
+def page(
+    *,
+    access: Access,
+    rate: str | None = None,
+    body_limit: str | None = None,
+    csrf_first_part: bool = False,
+) -> Callable[[Handler], Handler]:
+    """Declare an HTML page. Anonymous visitors of non-public pages are redirected to log in.
+
+    :param body_limit: as for ``raw``: a form that the handler streams itself (an upload form).
+    :param csrf_first_part: with ``body_limit``, the form carries its CSRF token as its first
+        part (a plain form cannot send the header); the CSRF check reads that part, and the
+        handler reads the rest from ``middleware.CHECKED_FORM``."""
+    if csrf_first_part and not body_limit:
+        raise ValueError("csrf_first_part is for streamed forms: declare their body_limit")
 
     def decorate(func: Handler) -> Handler:
         @functools.wraps(func)
@@ -167,7 +184,17 @@ def page(*, access: Access, rate: str | None = None) -> Callable[[Handler], Hand
             result: web.StreamResponse = await func(request)
             return result
 
-        setattr(wrapper, SPEC_ATTR, EndpointSpec(access=access, kind="page", rate=rate))
+        setattr(
+            wrapper,
+            SPEC_ATTR,
+            EndpointSpec(
+                access=access,
+                kind="page",
+                rate=rate,
+                body_limit=body_limit,
+                csrf_first_part=csrf_first_part,
+            ),
+        )
         return wrapper
 
     return decorate

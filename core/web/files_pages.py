@@ -1,26 +1,30 @@
 """The files page, ``/files``: the storage usage indicator, uploads with a progress bar, and the
 user's files with previews, rename and delete.
 
-Uploads go from ``static/js/files.js`` straight to ``POST /api/files`` (an XMLHttpRequest, for
-its upload progress events); the list, rename and delete are server-rendered forms
-(POST-redirect-GET), so they work without JavaScript.
+With JavaScript, uploads go from ``static/js/files.js`` straight to ``POST /api/files`` (an
+XMLHttpRequest per file, for its upload progress events). Without it, the upload section is a
+plain multipart form posted to ``POST /files/upload``, which stores each file the same way and
+comes back to the page with a message (POST-redirect-GET), as rename and delete do.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
-from multinotes.errors import AppError, NotFound
+from multinotes.api.files import part_chunks, read_field
+from multinotes.errors import AppError, BadRequest, Forbidden, NotFound
 from multinotes.files import service as files
 from multinotes.files import sniff
 from multinotes.files.models import File
-from multinotes.identity.actor import require_user
+from multinotes.identity.actor import require_user, require_verified
 from multinotes.keys import DB, SETTINGS
 from multinotes.web.endpoint import page
-from multinotes.web.pages import redirect, render, safe_next
+from multinotes.web.middleware import CHECKED_FORM
+from multinotes.web.pages import flash_fits, redirect, render, safe_next
 
 routes = web.RouteTableDef()
 
@@ -110,6 +114,134 @@ async def files_page(request: web.Request) -> web.Response:
             ),
         },
     )
+
+
+# -- uploading without JavaScript ---------------------------------------------------------------
+
+#: Text fields an upload form may carry besides its files (the token, a submit button's name).
+UPLOAD_FORM_FIELDS = 10
+#: File names in the message are cut to this many characters.
+NAME_IN_MESSAGE = 60
+
+
+@routes.post("/files/upload", name="files_upload")
+@page(access="user", rate="api", body_limit="max_upload_form_bytes", csrf_first_part=True)
+async def files_upload(request: web.Request) -> web.Response:
+    """The upload form: every file in the field ``file`` is stored as ``POST /api/files`` stores
+    one (streamed; same type checks, size limit and quota). A refused file keeps nothing and
+    does not stop the others; the page then says what was stored and what was not, and why.
+
+    A plain form cannot send the CSRF header: the token is the form's first part, read and
+    checked by the CSRF middleware before any file is (``csrf_first_part``)."""
+    try:
+        actor = require_verified(request)
+    except Forbidden as exc:
+        return redirect("/files", exc.message, "error")
+    reader = request.get(CHECKED_FORM)  # after the token; None when the header carried it
+    if reader is None:
+        if request.content_type != "multipart/form-data":
+            raise BadRequest("Send the files as multipart/form-data.", code="not_multipart")
+        reader = await request.multipart()
+    outcome = UploadOutcome(limit=request.app[SETTINGS].max_upload_form_files)
+    fields = 0
+    while True:
+        try:
+            part = await reader.next()
+        except (ValueError, HttpProcessingError):  # broken framing or part headers
+            outcome.unreadable = True
+            break
+        if part is None:
+            break
+        if not isinstance(part, BodyPartReader):
+            raise BadRequest("Nested multipart bodies are not supported.", code="not_multipart")
+        if part.filename is None or part.name != "file":
+            fields += 1
+            if fields > UPLOAD_FORM_FIELDS:
+                raise BadRequest("The upload form has too many fields.", code="too_many_fields")
+            await read_field(part, part.name or "field")  # small and ignored
+            continue
+        if not part.filename:
+            continue  # the file input, sent with nothing chosen
+        if len(outcome.stored) + len(outcome.refused) >= outcome.limit:
+            outcome.more = True  # the rest is not read at all
+            break
+        try:
+            row = await files.ingest(
+                request.app,
+                actor.user_id,
+                name=part.filename,
+                declared_type=part.headers.get("Content-Type", ""),
+                chunks=part_chunks(part),
+            )
+        except AppError as exc:
+            outcome.refused.append((part.filename, refusal_reason(exc)))
+        else:
+            outcome.stored.append(row.name)
+    message, kind = outcome.message()
+    return redirect("/files", message, kind)
+
+
+def refusal_reason(exc: AppError) -> str:
+    """Why a file was not kept, as a sentence: for a refused type, what is wrong with it."""
+    detail = exc.fields.get("file", "") if exc.error_code == "file_type_refused" else ""
+    return detail or problem_text(exc)
+
+
+def _quoted(name: str) -> str:
+    short = name if len(name) <= NAME_IN_MESSAGE else name[: NAME_IN_MESSAGE - 1] + "…"
+    return f"“{short}”"
+
+
+def _listed(names: list[str], most: int = 5) -> str:
+    """“a”, “b” and “c”; past ``most`` names, “a”, … and 7 more."""
+    quoted = [_quoted(n) for n in names[:most]]
+    if len(names) > most:
+        return ", ".join(quoted) + f" and {len(names) - most} more"
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
+
+
+@dataclass
+class UploadOutcome:
+    """What became of an upload form's files, and the message that says so."""
+
+    limit: int
+    stored: list[str] = field(default_factory=list)
+    refused: list[tuple[str, str]] = field(default_factory=list)
+    more: bool = False  # files past the limit, not read
+    unreadable: bool = False  # the body could not be read to its end
+
+    def message(self) -> tuple[str, str]:
+        """The flash message and its kind ("error" when anything was not stored)."""
+        notes = []
+        if self.stored:
+            notes.append(f"Uploaded {_listed(self.stored, most=10)}.")
+        elif not self.refused:
+            notes.append("No file was uploaded: choose one or more files first.")
+        if self.more:
+            notes.append(
+                f"Only {self.limit} files are taken from one upload: choose the others again."
+            )
+        if self.unreadable:
+            notes.append("The rest of the upload could not be read: try again.")
+        kind = "success" if self.stored and len(notes) == 1 and not self.refused else "error"
+        # Files refused for the same reason share one sentence.
+        by_reason: dict[str, list[str]] = {}
+        for name, why in self.refused:
+            by_reason.setdefault(why, []).append(name)
+        refusals = [
+            (f"Not uploaded: {_listed(names)}: {why}", len(names))
+            for why, names in by_reason.items()
+        ]
+        # The flash cookie holds a few KB: leave out reasons from the end if need be.
+        for count in range(len(refusals), -1, -1):
+            left = sum(n for _, n in refusals[count:])
+            text = " ".join(notes + [sentence for sentence, _ in refusals[:count]])
+            if left:
+                text += f" {left} more file{'s' if left != 1 else ''} not uploaded."
+            if flash_fits(text, kind):
+                return text, kind
+        total = len(self.stored) + len(self.refused)
+        return f"Uploaded {len(self.stored)} of {total} files.", kind
 
 
 def _back(form: Any) -> str:

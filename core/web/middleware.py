@@ -18,7 +18,8 @@ from urllib.parse import urlsplit
 
 import aiohttp_jinja2
 import structlog
-from aiohttp import web
+from aiohttp import BodyPartReader, MultipartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from multinotes.errors import AppError, BadRequest, Forbidden, PayloadTooLarge, Unauthorized
 from multinotes.identity import service as identity
@@ -34,6 +35,11 @@ REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
+#: Longer than any token we issue; a first part longer than this is not a token.
+CSRF_TOKEN_MAX = 256
+#: The rest of a streamed form (a route declared ``csrf_first_part``) whose first part, the
+#: session's CSRF token, the CSRF check has read and verified; the handler reads on from it.
+CHECKED_FORM: web.RequestKey[MultipartReader] = web.RequestKey("checked_form")
 
 
 def session_cookie_name(settings: Settings) -> str:
@@ -324,8 +330,9 @@ async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 async def _check_csrf(request: web.Request, actor: Actor | None, settings: Settings) -> None:
-    """Cookie-authenticated writes need the session's token (header or form field) and, when the
-    browser says where it comes from, a same-origin request. Bearer clients are unaffected."""
+    """Cookie-authenticated writes need the session's token (header or form field; for a
+    streamed upload form, its first part) and, when the browser says where it comes from, a
+    same-origin request. Bearer clients are unaffected."""
     origin = request.headers.get("Origin")
     if origin and origin != "null" and not _same_origin(request, origin, settings):
         raise Forbidden("Cross-site request refused.", code="csrf_failed")
@@ -334,24 +341,51 @@ async def _check_csrf(request: web.Request, actor: Actor | None, settings: Setti
     if actor is None:
         return  # no ambient credentials to abuse; Origin and SameSite guard login forms
     sent = request.headers.get(CSRF_HEADER)
-    # Routes that stream their body (uploads) need the header: parsing the form here would
-    # read the whole body into memory.
-    if (
-        sent is None
-        and streamed_body_spec(request) is None
-        and request.content_type
-        in (
-            "application/x-www-form-urlencoded",
-            "multipart/form-data",
-        )
+    streamed = streamed_body_spec(request)
+    form: MultipartReader | None = None
+    if sent is None and streamed is not None:
+        # Routes that stream their body (uploads) need the header: parsing the form here would
+        # read the whole body into memory. The one exception, a plain upload form, sends the
+        # token as its first part: that part is read here, and nothing after it.
+        if streamed.csrf_first_part and request.content_type == "multipart/form-data":
+            sent, form = await _token_from_first_part(request)
+    elif sent is None and request.content_type in (
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
     ):
-        form = await request.post()
-        value = form.get(CSRF_FIELD)
+        fields = await request.post()
+        value = fields.get(CSRF_FIELD)
         sent = value if isinstance(value, str) else None
     if not sent or not actor.csrf_token or not secrets.compare_digest(sent, actor.csrf_token):
         raise Forbidden(
             "Missing or wrong CSRF token. Reload the page and try again.", code="csrf_failed"
         )
+    if form is not None:
+        request[CHECKED_FORM] = form
+
+
+async def _token_from_first_part(
+    request: web.Request,
+) -> tuple[str | None, MultipartReader | None]:
+    """The ``csrf_token`` field when it is the form's first part, with the reader positioned
+    after it; (None, None) otherwise. No other part is read: a token that comes after a file is
+    refused before the file's bytes are read."""
+    try:
+        reader = await request.multipart()
+        part = await reader.next()
+    except (ValueError, HttpProcessingError):  # not multipart after all, or broken headers
+        return None, None
+    if not isinstance(part, BodyPartReader) or part.name != CSRF_FIELD or part.filename:
+        return None, None
+    data = b""
+    while chunk := await part.read_chunk(CSRF_TOKEN_MAX):
+        data += chunk
+        if len(data) > CSRF_TOKEN_MAX:
+            return None, None
+    try:
+        return data.decode("ascii"), reader
+    except UnicodeDecodeError:
+        return None, None
 
 
 @web.middleware

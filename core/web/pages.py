@@ -26,13 +26,24 @@ from multinotes.web.endpoint import page, validate
 routes = web.RouteTableDef()
 
 FLASH_COOKIE = "mn_flash"
+#: Browsers keep a cookie of about 4 KB at most (name and attributes included).
+FLASH_MAX_BYTES = 3500
+
+
+def _flash_value(message: str, kind: str) -> str:
+    return quote(json.dumps({"message": message, "kind": kind}))
+
+
+def flash_fits(message: str, kind: str = "success") -> bool:
+    """Whether the message is short enough for the flash cookie (for messages that list things)."""
+    return len(_flash_value(message, kind)) <= FLASH_MAX_BYTES
 
 
 def flash(response: web.StreamResponse, message: str, kind: str = "success") -> None:
     """A one-time message for the next page (POST-redirect-GET)."""
     response.set_cookie(
         FLASH_COOKIE,
-        quote(json.dumps({"message": message, "kind": kind})),
+        _flash_value(message, kind),
         max_age=60,
         httponly=True,
         samesite="Lax",

@@ -200,12 +200,19 @@ class Browsing:
         self.contexts: list[Any] = []
 
     def new_page(
-        self, *, phone: bool = False, storage_state: Any = None, base_url: str | None = None
+        self,
+        *,
+        phone: bool = False,
+        storage_state: Any = None,
+        base_url: str | None = None,
+        javascript: bool = True,
     ) -> Any:
+        """A page in a context of its own; ``javascript=False`` for a browser with scripts off."""
         options: dict[str, Any] = {
             "base_url": base_url or self.base_url,
             "viewport": PHONE if phone else DESKTOP,
             "storage_state": storage_state,
+            "java_script_enabled": javascript,
         }
         if phone:
             options.update(device_scale_factor=2, is_mobile=True, has_touch=True)

@@ -1,7 +1,8 @@
 """The notes workspace in a real browser: an answer saved from Chat into a folder, folders made
 and a note dragged into one (or moved from the keyboard), editing with live preview and
 autosave, a stale edit from a second tab, version history, the trash, uploads with progress and
-the storage indicator, list and grid, and the folder drawer on a phone.
+the storage indicator (and uploads with JavaScript off), list and grid, and the folder drawer on
+a phone.
 
 Every test runs against the shared embedded server, whose demo models answer offline.
 """
@@ -444,6 +445,9 @@ def test_an_upload_shows_its_progress_and_the_storage_indicator_follows(
     page_problems.allow(r"status of 422 .*/api/files")  # the refused fake picture
     page = notes
     page.goto("/files")
+    # With JavaScript the files go as soon as they are chosen: the plain form's button is gone.
+    expect(page.locator("#dropzone")).to_contain_text("Drop files here, or")
+    expect(page.get_by_role("button", name="Upload", exact=True)).to_be_hidden()
     before = page.locator("#files-usage").inner_text()
     page.evaluate(WATCH_PROGRESS)
     name = f"{unique('field-notes').replace(' ', '-')}.txt"
@@ -477,6 +481,32 @@ def test_an_upload_shows_its_progress_and_the_storage_indicator_follows(
     )
     refused = page.locator("#upload-list li", has_text="fake.png")
     expect(refused.locator(".upload-state")).to_contain_text("Not uploaded")
+
+
+def test_files_are_uploaded_without_javascript_too(
+    browsing: Any, writer: Any, screenshot: Any
+) -> None:
+    page = browsing.new_page(storage_state=writer, javascript=False)
+    page.goto("/files")
+    name = f"{unique('offline').replace(' ', '-')}.txt"
+    page.get_by_label("Choose files").set_input_files(
+        [
+            {"name": name, "mimeType": "text/plain", "buffer": b"Written with scripts off.\n"},
+            {"name": "fake.png", "mimeType": "image/png", "buffer": b"not a picture at all"},
+        ]
+    )
+    screenshot(page, "files-without-javascript")
+    page.get_by_role("button", name="Upload", exact=True).click()
+
+    expect(page).to_have_url(re.compile(r"/files$"))
+    message = flash(page)
+    expect(message).to_contain_text(f"Uploaded “{name}”.")
+    expect(message).to_contain_text("Not uploaded: “fake.png”: The content is")
+    card = page.locator(".file-card", has_text=name)
+    expect(card).to_be_visible()
+    expect(card).to_contain_text("26 bytes · TEXT")
+    expect(page.locator(".file-card", has_text="fake.png")).to_have_count(0)
+    screenshot(page, "files-uploaded-without-javascript")
 
 
 # -- views and phones ---------------------------------------------------------------------------

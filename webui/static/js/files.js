@@ -4,6 +4,8 @@
  * Uploads: each chosen or dropped file is sent on its own to POST /api/files (multipart, field
  * "file") with an XMLHttpRequest, whose upload progress events drive a <progress> bar. When the
  * uploads are over, the list and the usage indicator are fetched again from /files.
+ * The page ships a plain upload form (POST /files/upload) for browsers without JavaScript; this
+ * script turns it into the dropzone and takes over its submission, so nothing is sent twice.
  * Text files get a preview of their first lines from GET /api/files/{id}/preview.
  */
 (function () {
@@ -16,6 +18,21 @@
 
   var maxBytes = Number(dropzone.getAttribute("data-max-bytes")) || 0;
   var active = 0;
+
+  // From the plain form to the dropzone: the label becomes the button, the Upload button goes
+  // (files are sent as soon as they are chosen or dropped).
+  var form = document.getElementById("upload-form");
+  var submit = document.getElementById("upload-submit");
+  var label = dropzone.querySelector("label[for='file-input']");
+  var hint = dropzone.querySelector(".drop-hint");
+  input.classList.add("visually-hidden");
+  if (label) {
+    label.classList.remove("visually-hidden");
+    label.setAttribute("role", "button");
+    label.classList.add("upload-button");
+  }
+  if (hint) hint.hidden = false;
+  if (submit) submit.hidden = true;
 
   function csrfToken() {
     return window.Multinotes ? window.Multinotes.csrfToken() : "";
@@ -150,11 +167,19 @@
       }, function () {});
   }
 
-  input.addEventListener("change", function () {
+  function uploadChosen() {
     var files = Array.prototype.slice.call(input.files || []);
     input.value = "";
     uploadAll(files);
-  });
+  }
+
+  input.addEventListener("change", uploadChosen);
+  if (form) {
+    form.addEventListener("submit", function (evt) {
+      evt.preventDefault(); // never the plain post: chosen files go (or went) to /api/files
+      uploadChosen();
+    });
+  }
 
   ["dragenter", "dragover"].forEach(function (name) {
     dropzone.addEventListener(name, function (evt) {
