@@ -512,6 +512,35 @@ async def test_malformed_upload_forms_are_refused(api: ApiClient, settings: Sett
     assert stored_objects(settings) == []
 
 
+async def test_a_body_cut_off_before_its_closing_boundary_or_with_broken_headers_keeps_nothing(
+    api: ApiClient, settings: Settings
+) -> None:
+    """A form whose body ends inside the file (no boundary after it) would otherwise store the
+    truncated bytes as if they were the whole file."""
+    await user(api)
+    start = (
+        b'--XX\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\n'
+        b"Content-Type: text/plain\r\n\r\nthe first half of a longer text"
+    )
+    headers = {"Content-Type": "multipart/form-data; boundary=XX"}
+    cut = await api.post("/api/files", data=start, headers=headers)
+    assert cut.status == 400
+    assert (await cut.json())["error"]["code"] == "incomplete_upload"
+    broken = await api.post(
+        "/api/files",
+        data=b'--XX\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\n'
+        b"this is no header line\r\n\r\nhello\r\n--XX--\r\n",
+        headers=headers,
+    )
+    assert broken.status == 400
+    assert (await broken.json())["error"]["code"] == "bad_multipart"
+    assert await row_count(api) == 0
+    assert stored_objects(settings) == []
+    whole = await api.post("/api/files", data=start + b"\r\n--XX--\r\n", headers=headers)
+    assert whole.status == 201
+    assert (await whole.json())["size"] == len(b"the first half of a longer text")
+
+
 async def test_half_written_uploads_left_by_a_crash_are_removed_at_startup(
     make_settings: Callable[..., Settings],
 ) -> None:

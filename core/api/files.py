@@ -11,7 +11,8 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from aiohttp import BodyPartReader, web
+from aiohttp import BodyPartReader, MultipartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from multinotes.errors import BadRequest, Invalid
@@ -116,13 +117,36 @@ async def read_field(part: BodyPartReader, name: str) -> str:
         raise Invalid(fields={name: "Not UTF-8 text."}) from None
 
 
+def cut_off() -> BadRequest:
+    return BadRequest(
+        "The upload ended before the file did (the form's closing boundary never came); "
+        "nothing was kept.",
+        code="incomplete_upload",
+    )
+
+
 async def part_chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
-    """A file part's bytes as they arrive, for ``service.ingest``."""
+    """A file part's bytes as they arrive, for ``service.ingest``. A body that ends without
+    the boundary after the file raises (and ``ingest`` keeps nothing): aiohttp hands over what
+    came, then an empty chunk, as if the file had ended there."""
     while True:
-        chunk = await part.read_chunk(CHUNK)
+        try:
+            chunk = await part.read_chunk(CHUNK)
+        except ValueError:  # aiohttp: read past the body's end, or framing it cannot follow
+            raise cut_off() from None
         if not chunk:
+            if not part.at_eof():
+                raise cut_off()
             return
         yield chunk
+
+
+async def next_part(reader: MultipartReader) -> BodyPartReader | MultipartReader | None:
+    """The form's next part; broken framing or part headers are the client's 400, not ours."""
+    try:
+        return await reader.next()
+    except (ValueError, HttpProcessingError):
+        raise BadRequest("The form data is malformed.", code="bad_multipart") from None
 
 
 @routes.post("/api/files", name="api_files_upload")
@@ -148,7 +172,7 @@ async def upload_file(request: web.Request) -> FileOut:
     folder_id: str | None = None
     declared = request.content_length
     fields = 0
-    async for part in reader:
+    while (part := await next_part(reader)) is not None:
         fields += 1
         if fields > MAX_FIELDS:
             raise Invalid(fields={"file": f"Send the file within the first {MAX_FIELDS} fields."})
