@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Callable
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from multinotes.files.models import File
 from multinotes.keys import DB, SETTINGS
 from multinotes.settings import Settings
 from multinotes.testing import ApiClient, app_client
+from tests.support.pages import Page, get_page
 
 KIB = 1024
 
@@ -100,63 +100,9 @@ async def row_count(api: ApiClient) -> int:
         return int(await session.scalar(select(func.count()).select_from(File)) or 0)
 
 
-class Page(HTMLParser):
-    """The elements of a page (tag, attributes, text): enough to read what a person sees."""
-
-    VOID = {"input", "meta", "link", "br", "hr", "img", "source", "wbr", "col", "area"}
-
-    def __init__(self, html: str) -> None:
-        super().__init__()
-        self.html = html
-        self.elements: list[tuple[str, dict[str, str], list[str]]] = []
-        self.open: list[tuple[str, dict[str, str], list[str]]] = []
-        self.feed(html)
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        element = (tag, {k: v or "" for k, v in attrs}, [])
-        self.elements.append(element)
-        if tag not in self.VOID:
-            self.open.append(element)
-
-    def handle_endtag(self, tag: str) -> None:
-        for index in range(len(self.open) - 1, -1, -1):
-            if self.open[index][0] == tag:
-                del self.open[index:]
-                break
-
-    def handle_data(self, data: str) -> None:
-        for _, _, text in self.open:
-            text.append(data)
-
-    def one(self, tag: str, **wanted: str) -> dict[str, str]:
-        """The attributes of the one element with these attributes (``class_`` for class)."""
-        wanted = {k.rstrip("_"): v for k, v in wanted.items()}
-        found = [a for t, a, _ in self.elements if t == tag and wanted.items() <= a.items()]
-        assert len(found) == 1, (tag, wanted, found)
-        return found[0]
-
-    def texts(self, css_class: str) -> list[str]:
-        """The text of every element with this class, whitespace collapsed."""
-        return [
-            " ".join("".join(text).split())
-            for _, attrs, text in self.elements
-            if css_class in attrs.get("class", "").split()
-        ]
-
-    @property
-    def flash(self) -> str:
-        """The one-time message (not the standing banners, which share its look)."""
-        return " ".join(
-            " ".join("".join(text).split())
-            for _, attrs, text in self.elements
-            if "flash" in attrs.get("class", "").split() and attrs.get("role") == "status"
-        )
-
-
-async def get_page(api: ApiClient, path: str) -> Page:
-    response = await api.get(path, allow_redirects=False)
-    assert response.status == 200, (path, response.status)
-    return Page(await response.text())
+def texts(page: Page, css_class: str) -> list[str]:
+    """What the elements with this class say, whitespace collapsed."""
+    return [e.words for e in page.with_class(css_class)]
 
 
 async def landed_on(api: ApiClient, response: Any) -> Page:
@@ -172,7 +118,7 @@ async def landed_on(api: ApiClient, response: Any) -> Page:
 async def test_the_upload_section_is_a_plain_form_with_its_token_first(api: ApiClient) -> None:
     await member(api)
     page = await get_page(api, "/files")
-    form = page.one("form", id="upload-form")
+    form = page.one("form", id="upload-form").attrs
     assert form["method"] == "post"
     assert form["action"] == "/files/upload"
     assert form["enctype"] == "multipart/form-data"
@@ -180,10 +126,10 @@ async def test_the_upload_section_is_a_plain_form_with_its_token_first(api: ApiC
     start = page.html.index('id="upload-form"')
     first_field = page.html[page.html.index("<input", start) :].split(">", 1)[0]
     assert f'name="csrf_token" value="{api.csrf}"' in first_field
-    chooser = page.one("input", type="file", name="file")
+    chooser = page.one("input", type="file", name="file").attrs
     assert "multiple" in chooser and chooser["id"] == "file-input"
     page.one("button", type="submit", id="upload-submit")
-    assert page.texts("upload-submit") == ["Upload"]
+    assert texts(page, "upload-submit") == ["Upload"]
     assert "Uploading needs JavaScript" not in page.html
 
 
@@ -201,7 +147,7 @@ async def test_the_chosen_files_are_stored_and_listed(api: ApiClient, settings: 
     assert response.status == 303, await response.text()
     page = await landed_on(api, response)
     assert page.flash == "Uploaded “notes.txt” and “dot.png”."
-    assert page.texts("file-name") == ["dot.png", "notes.txt"]
+    assert texts(page, "file-name") == ["dot.png", "notes.txt"]
     assert await listed(api) == {"notes.txt": b"first line\n", "dot.png": picture}
     kinds = {f["name"]: f["kind"] for f in (await api.get_json("/api/files"))["files"]}
     assert kinds == {"notes.txt": "text", "dot.png": "png"}
@@ -227,7 +173,7 @@ async def test_a_refused_file_keeps_nothing_and_the_others_are_stored(
     assert "Not uploaded: “big.txt”: The file is larger than the 65536 byte limit per file." in (
         page.flash
     )
-    assert page.texts("flash-error"), "a partial upload is shown as a problem"
+    assert texts(page, "flash-error"), "a partial upload is shown as a problem"
     assert await listed(api) == {"kept.txt": b"kept"}
     # Nothing half-written is left of the refused ones (not even in files/.tmp).
     assert len(stored_objects(settings)) == 1
@@ -304,7 +250,7 @@ async def test_pressing_upload_with_nothing_chosen_says_so(api: ApiClient) -> No
     )
     page = await landed_on(api, response)
     assert page.flash == "No file was uploaded: choose one or more files first."
-    assert page.texts("flash-error")
+    assert texts(page, "flash-error")
     assert await row_count(api) == 0
 
 
