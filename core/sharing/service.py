@@ -144,6 +144,13 @@ def _link_password(password: str | None) -> str | None:
     return hash_password(password)
 
 
+#: Where a share event of each kind of object is recorded: the table and its object column.
+ACTIVITY_LOGS: dict[str, tuple[type[DocumentActivity] | type[FolderActivity], str]] = {
+    "document": (DocumentActivity, "document_id"),
+    "folder": (FolderActivity, "folder_id"),
+}
+
+
 def _activity(session: AsyncSession, share: Share, actor_id: str, kind: str, **detail: Any) -> None:
     """Record a share event of a note in its feed, or of a folder in the folder's own log (the
     feeds of the notes inside read it from there: ``multinotes.sharing.activity``), at the time
@@ -156,20 +163,12 @@ def _activity(session: AsyncSession, share: Share, actor_id: str, kind: str, **d
         "role": share.role,
         **detail,
     }
-    if share.object_type == "document":
+    target = ACTIVITY_LOGS.get(share.object_type)
+    if target is not None:  # files and conversations keep no feed
+        model, object_column = target
         session.add(
-            DocumentActivity(
-                document_id=share.object_id,
-                actor_id=actor_id,
-                kind=kind,
-                detail=event,
-                created_at=at,
-            )
-        )
-    elif share.object_type == "folder":
-        session.add(
-            FolderActivity(
-                folder_id=share.object_id,
+            model(
+                **{object_column: share.object_id},
                 actor_id=actor_id,
                 kind=kind,
                 detail=event,
