@@ -314,6 +314,11 @@ async def test_the_token_must_come_first_be_right_and_be_from_this_site(
     )
     response = await post_form(api, broken_first_part, **{"Content-Type": RAW_FORM})
     assert response.status == 403
+    cut_in_the_token = (
+        f'--XX\r\nContent-Disposition: form-data; name="csrf_token"\r\n\r\n{api.csrf}'
+    )
+    response = await post_form(api, cut_in_the_token.encode(), **{"Content-Type": RAW_FORM})
+    assert response.status == 403
     for origin in ("https://evil.example", "null"):
         response = await post_form(
             api, upload_form(token(api), a_file("a.txt", b"hello")), Origin=origin

@@ -378,10 +378,15 @@ async def _token_from_first_part(
     if not isinstance(part, BodyPartReader) or part.name != CSRF_FIELD or part.filename:
         return None, None
     data = b""
-    while chunk := await part.read_chunk(CSRF_TOKEN_MAX):
-        data += chunk
-        if len(data) > CSRF_TOKEN_MAX:
-            return None, None
+    try:
+        while chunk := await part.read_chunk(CSRF_TOKEN_MAX):
+            data += chunk
+            if len(data) > CSRF_TOKEN_MAX:
+                return None, None
+    except ValueError:  # the body ends inside the token's part
+        return None, None
+    if not part.at_eof():  # ... or without the boundary after it
+        return None, None
     try:
         return data.decode("ascii"), reader
     except UnicodeDecodeError:
