@@ -378,3 +378,17 @@ async def test_the_form_shares_the_api_rate_limit(make_settings: Callable[..., S
         response = await post_form(api, upload_form(token(api), a_file("three.txt", b"by form")))
         assert response.status == 429
         assert await row_count(api) == 3
+
+
+async def test_each_file_of_a_form_counts_against_the_limit_as_an_api_upload_would(
+    make_settings: Callable[..., Settings],
+) -> None:
+    async with app_client(create_app(make_settings(rate_limit_api="3/minute"))) as api:
+        await member(api)
+        form = upload_form(
+            token(api), *(a_file(f"{n}.txt", f"file {n}".encode()) for n in range(1, 6))
+        )
+        page = await landed_on(api, await post_form(api, form))
+        assert page.flash.startswith("Uploaded “1.txt”, “2.txt” and “3.txt”. You reached the")
+        assert "choose the other files again in" in page.flash
+        assert await row_count(api) == 3

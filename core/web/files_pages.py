@@ -16,12 +16,12 @@ from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from multinotes.api.files import part_chunks, read_field
-from multinotes.errors import AppError, BadRequest, Forbidden, NotFound
+from multinotes.errors import AppError, BadRequest, Forbidden, NotFound, RateLimited
 from multinotes.files import service as files
 from multinotes.files import sniff
 from multinotes.files.models import File
 from multinotes.identity.actor import require_user, require_verified
-from multinotes.keys import DB, SETTINGS
+from multinotes.keys import DB, RATE_LIMITS, SETTINGS
 from multinotes.web.endpoint import page
 from multinotes.web.middleware import CHECKED_FORM
 from multinotes.web.pages import flash_fits, redirect, render, safe_next
@@ -165,6 +165,16 @@ async def files_upload(request: web.Request) -> web.Response:
         if len(outcome.stored) + len(outcome.refused) >= outcome.limit:
             outcome.more = True  # the rest is not read at all
             break
+        if outcome.stored or outcome.refused:
+            # The request counted for its first file; each further one counts as the API
+            # upload it replaces would, so a form is no way around the limit.
+            try:
+                await request.app[RATE_LIMITS].hit(
+                    "api", f"user:{actor.user_id}", actor.rate_limit_tier
+                )
+            except RateLimited as exc:
+                outcome.rate_limited = exc.retry_after or 60
+                break
         try:
             row = await files.ingest(
                 request.app,
@@ -209,6 +219,7 @@ class UploadOutcome:
     refused: list[tuple[str, str]] = field(default_factory=list)
     more: bool = False  # files past the limit, not read
     unreadable: bool = False  # the body could not be read to its end
+    rate_limited: int = 0  # seconds until more may be uploaded, when the rest was not read
 
     def message(self) -> tuple[str, str]:
         """The flash message and its kind ("error" when anything was not stored)."""
@@ -223,6 +234,11 @@ class UploadOutcome:
             )
         if self.unreadable:
             notes.append("The rest of the upload could not be read: try again.")
+        if self.rate_limited:
+            notes.append(
+                "You reached the upload limit: choose the other files again in "
+                f"{self.rate_limited} second{'s' if self.rate_limited != 1 else ''}."
+            )
         kind = "success" if self.stored and len(notes) == 1 and not self.refused else "error"
         # Files refused for the same reason share one sentence.
         by_reason: dict[str, list[str]] = {}
