@@ -231,6 +231,8 @@ async def worker_for(app: Any) -> AsyncIterator[None]:
                 task.add_done_callback(running.discard)
 
         consumer = asyncio.create_task(consume())
+        # A stream read broken off by the app's shutdown is expected: not an error to log.
+        consumer.add_done_callback(lambda done: done.cancelled() or done.exception())
         try:
             yield
         finally:
