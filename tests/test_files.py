@@ -7,19 +7,18 @@ import io
 import wave
 import zipfile
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 from PIL import Image
-from sqlalchemy import func, select
 
 from multinotes.api.files import content_disposition
 from multinotes.files.models import File
-from multinotes.keys import DB, SETTINGS
+from multinotes.keys import SETTINGS
 from multinotes.settings import Settings
 from multinotes.testing import ApiClient
+from tests.support.stored_files import row_count, stored_objects
 
 # -- tiny valid samples ---------------------------------------------------------------------------
 
@@ -124,16 +123,6 @@ async def user(api: ApiClient, email: str = "ann@example.com") -> ApiClient:
     await api.register_and_login(email)
     await api.mark_verified()
     return api
-
-
-def stored_objects(settings: Settings) -> list[Path]:
-    root = settings.data_dir / "files"
-    return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
-
-
-async def row_count(api: ApiClient) -> int:
-    async with api.app[DB].read() as session:
-        return int(await session.scalar(select(func.count()).select_from(File)) or 0)
 
 
 # -- round trips ----------------------------------------------------------------------------------

@@ -12,20 +12,18 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 from PIL import Image
-from sqlalchemy import func, select
 
 from multinotes.app import create_app
-from multinotes.files.models import File
-from multinotes.keys import DB, SETTINGS
+from multinotes.keys import SETTINGS
 from multinotes.settings import Settings
 from multinotes.testing import ApiClient, app_client
 from tests.support.pages import Page, get_page
+from tests.support.stored_files import row_count, stored_objects
 
 KIB = 1024
 
@@ -87,17 +85,6 @@ async def listed(api: ApiClient) -> dict[str, bytes]:
     """The user's files as the API lists them: name → content."""
     files = (await api.get_json("/api/files"))["files"]
     return {f["name"]: await (await api.get(f"/api/files/{f['id']}/content")).read() for f in files}
-
-
-def stored_objects(settings: Settings) -> list[Path]:
-    """Every object in file storage, half-written uploads (``files/.tmp``) included."""
-    root = settings.data_dir / "files"
-    return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
-
-
-async def row_count(api: ApiClient) -> int:
-    async with api.app[DB].read() as session:
-        return int(await session.scalar(select(func.count()).select_from(File)) or 0)
 
 
 def texts(page: Page, css_class: str) -> list[str]:
