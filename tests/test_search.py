@@ -75,6 +75,28 @@ async def ask(api: ApiClient, prompt: str, models: tuple[str, ...] = ("demo/echo
     return dict(await api.get_json(f"/api/conversations/{conversation}"))
 
 
+async def many_notes(api: ApiClient, notes: list[tuple[str, str]]) -> None:
+    """Store (title, content) notes for the user at once (thousands take a moment this way)."""
+    assert api.user is not None
+    now = datetime.now(UTC)
+    async with api.app[DB].transaction() as session:
+        await session.execute(
+            insert(Document),
+            [
+                {
+                    "id": new_id(),
+                    "user_id": api.user["id"],
+                    "title": title,
+                    "content": content,
+                    "version": 1,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for title, content in notes
+            ],
+        )
+
+
 async def find(api: ApiClient, q: str, status: int = 200, **params: Any) -> Any:
     query = urlencode({"q": q, "record": "false", **params})
     return await api.get_json(f"/api/search?{query}", status=status)
@@ -335,26 +357,8 @@ async def test_other_peoples_items_are_never_found(user: ApiClient, make_client:
 async def test_own_matches_are_found_however_many_better_ones_others_have(
     user: ApiClient, make_client: Any
 ):
-    owner = user.user
-    assert owner is not None
-    now = datetime.now(UTC)
     # Many notes that rank far higher (the word in the title, and over and over).
-    async with user.app[DB].transaction() as session:
-        await session.execute(
-            insert(Document),
-            [
-                {
-                    "id": new_id(),
-                    "user_id": owner["id"],
-                    "title": f"Walnut {n}",
-                    "content": "walnut " * 20,
-                    "version": 1,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                for n in range(300)
-            ],
-        )
+    await many_notes(user, [(f"Walnut {n}", "walnut " * 20) for n in range(300)])
     other = await person(make_client, "other@example.com")
     mine = await note(other, "Shopping", "Long list: apples, pears, bread, milk and one walnut.")
     assert [r["id"] for r in (await find(other, "walnut", mode="text"))["results"]] == [mine]
@@ -367,27 +371,17 @@ async def test_a_title_match_beyond_the_best_content_matches_still_comes_first(
     # MySQL reads a window of the best matches by relevance, then weighs titles in: a note
     # whose title holds the word but whose content barely does lies outside that window.
     monkeypatch.setattr("multinotes.search.fulltext.WINDOW", 10)
-    owner = user.user
-    assert owner is not None
-    now = datetime.now(UTC)
-    async with user.app[DB].transaction() as session:
-        await session.execute(
-            insert(Document),
-            [
-                {
-                    "id": new_id(),
-                    "user_id": owner["id"],
-                    "title": f"Tree {n}",
-                    # A third of the notes (so the word weighs something), three times each.
-                    "content": ("pecan " * 3 if n % 3 == 0 else "")
-                    + "orchard rows and harvest crates " * 10,
-                    "version": 1,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                for n in range(300)
-            ],
-        )
+    # A third of the notes (so the word weighs something), three times each.
+    await many_notes(
+        user,
+        [
+            (
+                f"Tree {n}",
+                ("pecan " * 3 if n % 3 == 0 else "") + "orchard rows and harvest crates " * 10,
+            )
+            for n in range(300)
+        ],
+    )
     pie = await note(user, "Pecan pie", "Bake it slowly. One pecan on top.")
     tart = await note(user, "Pecan tart", "pecan pecan pecan")
     assert (await user.delete(f"/api/documents/{tart}")).status == 204
