@@ -1,0 +1,102 @@
+"""The wheel is what deploy installs: it must hold every file of the source tree that ships.
+
+The wheel is built from a copy of the tracked files (what a clone builds), so the test neither
+writes build/ into the checkout nor picks up local leftovers.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path, PurePosixPath
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+#: Source folder → where it lands in the installed package (setup.py's ROOTS).
+SHIPPED = {"core": "multinotes", "plugins": "multinotes/plugins", "webui": "multinotes/webui"}
+
+pytestmark = pytest.mark.slow
+
+
+def tracked_files() -> list[str]:
+    out = subprocess.run(
+        ["git", "ls-files", "-z", "--", *SHIPPED, "setup.py", "pyproject.toml", "README.md"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    return [name for name in out.split("\0") if name and (ROOT / name).is_file()]
+
+
+def expected_in_wheel(files: list[str]) -> set[str]:
+    """Every tracked file under core/, plugins/ and webui/, except tests, at its package path."""
+    expected = set()
+    for name in files:
+        path = PurePosixPath(name)
+        top = path.parts[0]
+        if top not in SHIPPED or "tests" in path.parts[1:] or path.suffix in (".pyc", ".pyo"):
+            continue
+        expected.add(str(PurePosixPath(SHIPPED[top], *path.parts[1:])))
+    return expected
+
+
+@pytest.fixture(scope="module")
+def wheel_files(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
+    source = tmp_path_factory.mktemp("source")
+    for name in tracked_files():
+        target = source / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, target)
+    dist = tmp_path_factory.mktemp("dist")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--quiet",
+            "--wheel-dir",
+            str(dist),
+            str(source),
+        ],
+        check=True,
+        timeout=300,
+    )
+    (wheel,) = dist.glob("multinotes-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        return {n for n in archive.namelist() if not n.split("/", 1)[0].endswith(".dist-info")}
+
+
+def test_the_wheel_ships_exactly_the_source_trees_files(wheel_files):
+    expected = expected_in_wheel(tracked_files())
+    assert sorted(expected - wheel_files) == [], "tracked files missing from the wheel"
+    assert sorted(wheel_files - expected) == [], "files in the wheel that are not in the source"
+
+
+@pytest.mark.parametrize(
+    "folder, installed",
+    [
+        ("core/migrations/versions/", "multinotes/migrations/versions/"),
+        ("webui/templates/", "multinotes/webui/templates/"),
+        ("webui/static/", "multinotes/webui/static/"),
+    ],
+)
+def test_every_migration_revision_template_and_static_file_ships(wheel_files, folder, installed):
+    files = [name for name in tracked_files() if name.startswith(folder)]
+    assert files, f"nothing tracked under {folder}"
+    missing = [name for name in files if installed + name.removeprefix(folder) not in wheel_files]
+    assert missing == []
+
+
+def test_folders_without_init_py_still_ship_their_modules(wheel_files):
+    # core/chat has no __init__.py: a namespace folder must not vanish from the wheel.
+    chat = [name for name in tracked_files() if name.startswith("core/chat/")]
+    assert chat and "core/chat/__init__.py" not in chat
+    for name in chat:
+        assert "multinotes/chat/" + name.removeprefix("core/chat/") in wheel_files
+    assert not [name for name in wheel_files if "tests" in name.split("/")]
