@@ -185,7 +185,7 @@ def setup_bus(app: web.Application) -> None:
 
 def setup_plugins(app: web.Application, plugins: Iterable[PluginSource] | None) -> None:
     settings = app[SETTINGS]
-    host = PluginHost(mode=settings.mode)
+    host = PluginHost(mode=settings.mode, blocked=settings.disable_plugins)
     if plugins is None:
         host.load_entrypoints()
     else:

@@ -151,7 +151,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
                 for row in rows:
                     state = (
                         row["status"]
-                        if row["status"] == "failed"
+                        if row["status"] != "loaded"
                         else ("enabled" if row["enabled"] else "disabled")
                     )
                     kinds = ",".join(row["kinds"]) or "-"

@@ -53,11 +53,11 @@ async def set_enabled(
 ) -> None:
     host = app[PLUGINS]
     record = host.get(name)
-    if record.status == "failed" and enabled:
+    if record.status != "loaded" and enabled:
         from multinotes.errors import Conflict
 
         raise Conflict(
-            f"Plugin {name!r} failed to load and cannot be enabled: {record.error}",
+            f"Plugin {name!r} is not loaded and cannot be enabled: {record.error}",
             code="plugin_failed",
         )
     state = await stored_state(app)

@@ -65,7 +65,8 @@ class PluginRecord:
     module: str
     version: str | None = None
     distribution: str | None = None
-    status: Literal["loaded", "failed"] = "loaded"
+    #: "blocked": named in ``MULTINOTES_DISABLE_PLUGINS``, so never imported.
+    status: Literal["loaded", "failed", "blocked"] = "loaded"
     error: str | None = None
     kinds: list[str] = field(default_factory=list)
     enabled: bool = True
@@ -95,8 +96,14 @@ PluginSource = tuple[str, Any]
 
 
 class PluginHost:
-    def __init__(self, mode: str = "embedded") -> None:
+    """Loads plugins so that no plugin can stop the app: one that fails to import, implements
+    a hook that does not exist, reuses another's name, task or id, or raises while registering
+    is marked failed with its error and left out; the rest load. ``blocked`` names (the
+    operator's kill switch) are not even imported."""
+
+    def __init__(self, mode: str = "embedded", blocked: Iterable[str] = ()) -> None:
         self.mode = mode
+        self.blocked = {name.strip() for name in blocked if name.strip()}
         self.pm = pluggy.PluginManager(PROJECT)
         self.pm.add_hookspecs(hookspecs)
         self.records: dict[str, PluginRecord] = {}
@@ -116,15 +123,23 @@ class PluginHost:
         for name, obj in sources:
             module = obj.__name__ if isinstance(obj, ModuleType) else type(obj).__module__
             record = PluginRecord(name=name, module=module)
+            if self._is_blocked(record):
+                continue
             self._register(record, obj)
         self._finish_loading()
 
+    def _is_blocked(self, record: PluginRecord) -> bool:
+        """Record a plugin the operator switched off (never imported); False for any other."""
+        if record.name not in self.blocked or record.name in self.records:
+            return False
+        record.status = "blocked"
+        record.enabled = False
+        record.error = "not loaded: switched off by MULTINOTES_DISABLE_PLUGINS"
+        self.records[record.name] = record
+        log.warning("plugin_blocked", plugin=record.name)
+        return True
+
     def _load_entrypoint(self, ep: EntryPoint) -> None:
-        if ep.name in self.records:
-            other = self.records[ep.name]
-            raise PluginError(
-                f"Two plugins are named {ep.name!r}: {other.module} and {ep.value}.", plugin=ep.name
-            )
         dist = getattr(ep, "dist", None)
         record = PluginRecord(
             name=ep.name,
@@ -132,6 +147,19 @@ class PluginHost:
             distribution=dist.name if dist else None,
             version=dist.version if dist else None,
         )
+        if ep.name in self.records:
+            # Which of the two the name means depends on sys.path order: neither is used.
+            other = self.records[ep.name]
+            if other.status != "blocked":
+                error = PluginError(
+                    f"Two plugins are named {ep.name!r}: {other.module} and {ep.value}; "
+                    "uninstall one of them",
+                    plugin=ep.name,
+                )
+                self._fail(other, error, "not loaded")
+            return
+        if self._is_blocked(record):
+            return
         try:
             obj = ep.load()
         except Exception as exc:  # a broken plugin must not take the app down
@@ -142,7 +170,11 @@ class PluginHost:
 
     def _register(self, record: PluginRecord, obj: Any) -> None:
         if record.name in self.records:
-            raise PluginError(f"Two plugins are named {record.name!r}.", plugin=record.name)
+            other = self.records[record.name]
+            raise PluginError(
+                f"Two plugins are named {record.name!r}: {other.module} and {record.module}.",
+                plugin=record.name,
+            )
         self.records[record.name] = record
         try:
             self.pm.register(obj, name=record.name)
@@ -172,6 +204,11 @@ class PluginHost:
         record.enabled = False
         if self.pm.get_plugin(record.name) is not None:
             self.pm.unregister(name=record.name)
+        # Whatever it contributed before failing goes with it.
+        self.routes = [r for r in self.routes if r.plugin != record.name]
+        self.tasks = {n: t for n, t in self.tasks.items() if t.plugin != record.name}
+        record.templates.clear()
+        record.static.clear()
         log.error(
             "plugin_failed",
             plugin=record.name,
@@ -183,21 +220,28 @@ class PluginHost:
         self._check_hook_names()
         for record in self.loaded():
             self._collect_static_contributions(record)
-        # Duplicate ids are a startup error even between a disabled and an enabled plugin.
-        self._build_registries({r.name for r in self.loaded()})
+        self._build_registries()
 
     def _check_hook_names(self) -> None:
-        """A misspelled hook name would silently never run; refuse to start instead."""
-        problems = []
+        """A misspelled hook name would silently never run: such a plugin is marked failed."""
+        problems: dict[str, list[str]] = {}
         for name in dir(self.pm.hook):
             if name.startswith("_"):
                 continue
             caller = getattr(self.pm.hook, name)
             if caller.spec is None:
                 for impl in caller.get_hookimpls():
-                    problems.append(f"plugin {impl.plugin_name!r} implements unknown hook {name!r}")
-        if problems:
-            raise PluginError("; ".join(problems) + ". Check the spelling against hookspecs.py.")
+                    problems.setdefault(impl.plugin_name, []).append(name)
+        for plugin, hooks in sorted(problems.items()):
+            unknown = ", ".join(repr(h) for h in sorted(hooks))
+            self._fail(
+                self.records[plugin],
+                PluginError(
+                    f"implements unknown hook {unknown}; check the spelling against hookspecs.py",
+                    plugin=plugin,
+                ),
+                "failed to register",
+            )
 
     def _call_one(self, plugin: str, hook: str, **kwargs: Any) -> Any:
         """Call ``hook`` on one plugin only, so whatever it registers is attributed to it."""
@@ -264,10 +308,13 @@ class PluginHost:
         for task in tasks:
             if task.name in self.tasks:
                 other = self.tasks[task.name].plugin
-                raise PluginError(
+                error = PluginError(
                     f"Plugins {other!r} and {name!r} both register the task {task.name!r}.",
                     plugin=name,
                 )
+                self._fail(record, error, "failed to register")
+                return
+        for task in tasks:
             self.tasks[task.name] = task
         self.routes.extend(routes)
 
@@ -303,8 +350,17 @@ class PluginHost:
         """``listener()`` runs after every ``apply_state`` (e.g. to drop caches)."""
         self._listeners.append(listener)
 
-    def _build_registries(self, plugins: set[str]) -> None:
-        self.registries = self._collect_registries(plugins)
+    def _build_registries(self) -> None:
+        """The registries of every loaded plugin, enabled or not (two plugins with one id clash
+        whichever is switched on). Of two plugins registering the same id, the one later in name
+        order is marked failed with an error naming both; the first keeps working."""
+        while True:
+            try:
+                self.registries = self._collect_registries({r.name for r in self.loaded()})
+                return
+            except PluginError as exc:
+                assert exc.plugin is not None
+                self._fail(self.records[exc.plugin], exc, "failed to register")
 
     def _collect_registries(self, plugins: set[str]) -> Registries:
         registries = Registries()

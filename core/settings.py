@@ -207,6 +207,11 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="Per-plugin settings bootstrapped from MULTINOTES_PLUGINS__<PLUGIN>__<FIELD>.",
     )
+    disable_plugins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Plugin names never to import (comma separated): the kill switch for a "
+        "plugin that breaks startup. They are listed as blocked and cannot be enabled.",
+    )
     plugin_refresh_seconds: float = Field(
         default=5.0,
         description="Seconds between re-reads of plugin state (a fallback under "
@@ -214,7 +219,12 @@ class Settings(BaseSettings):
     )
 
     @field_validator(
-        "old_secret_keys", "allowed_hosts", "trusted_proxies", "cors_origins", mode="before"
+        "old_secret_keys",
+        "allowed_hosts",
+        "trusted_proxies",
+        "cors_origins",
+        "disable_plugins",
+        mode="before",
     )
     @classmethod
     def _csv(cls, value: Any) -> Any:

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from multinotes.errors import PluginError
 from multinotes.plugin_host import PluginHost
 from multinotes.testing import embedded_settings
 from tests.support.dists import ONE_OF_EACH_KIND, on_path, write_dist
@@ -115,7 +114,7 @@ def test_failed_plugin_is_reported_and_the_app_still_serves(tmp_path):
     assert "does_not_exist" in result.stderr  # logged with its error, too
 
 
-def test_two_plugins_registering_the_same_id_is_a_startup_error_naming_both(tmp_path):
+def test_of_two_plugins_registering_the_same_id_the_second_fails_naming_both(tmp_path):
     provider = """
         from multinotes import hookimpl
         from multinotes.providers import StaticProvider
@@ -130,13 +129,17 @@ def test_two_plugins_registering_the_same_id_is_a_startup_error_naming_both(tmp_
         {"mn_dupe_a": provider, "mn_dupe_b": provider},
         {"dupe_a": "mn_dupe_a", "dupe_b": "mn_dupe_b"},
     )
-    with on_path(tmp_path), pytest.raises(PluginError) as caught:
-        PluginHost().load_entrypoints()
-    assert "'dupe_a'" in str(caught.value) and "'dupe_b'" in str(caught.value)
-    assert "shared-id" in str(caught.value)
+    with on_path(tmp_path):
+        host = PluginHost()
+        host.load_entrypoints()
+    first, second = host.records["dupe_a"], host.records["dupe_b"]
+    assert (first.status, second.status) == ("loaded", "failed")
+    assert "'dupe_a'" in (second.error or "") and "'dupe_b'" in (second.error or "")
+    assert "shared-id" in (second.error or "")
+    assert host.registries.providers["shared-id"][0] == "dupe_a"
 
 
-def test_a_misspelled_hook_fails_at_startup(tmp_path):
+def test_a_plugin_with_a_misspelled_hook_is_marked_failed(tmp_path):
     source = """
         from multinotes import hookimpl
 
@@ -145,9 +148,67 @@ def test_a_misspelled_hook_fails_at_startup(tmp_path):
             pass
     """
     write_dist(tmp_path, "mn-typo", {"mn_typo": source}, {"typo": "mn_typo"})
-    with on_path(tmp_path), pytest.raises(PluginError) as caught:
-        PluginHost().load_entrypoints()
-    assert "'typo'" in str(caught.value) and "register_provider" in str(caught.value)
+    with on_path(tmp_path):
+        host = PluginHost()
+        host.load_entrypoints()
+    typo = host.records["typo"]
+    assert (typo.status, typo.enabled) == ("failed", False)
+    assert "register_provider" in (typo.error or "")
+    assert host.records["demo"].status == "loaded"
+
+
+def test_two_plugins_with_one_name_are_both_left_out_naming_both(tmp_path):
+    provider = """
+        from multinotes import hookimpl
+        from multinotes.providers import StaticProvider
+
+        @hookimpl
+        def register_providers(register):
+            register(StaticProvider("named-" + __name__, "x", []))
+    """
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    write_dist(tmp_path / "a", "mn-same-a", {"mn_same_a": provider}, {"same": "mn_same_a"})
+    write_dist(tmp_path / "b", "mn-same-b", {"mn_same_b": provider}, {"same": "mn_same_b"})
+    with on_path(tmp_path / "a"), on_path(tmp_path / "b"):
+        host = PluginHost()
+        host.load_entrypoints()
+    same = host.records["same"]
+    assert same.status == "failed"
+    assert "mn_same_a" in (same.error or "") and "mn_same_b" in (same.error or "")
+    assert not any(p.startswith("named-") for p in host.registries.providers)
+
+
+def test_two_plugins_registering_the_same_task_the_second_fails(tmp_path):
+    source = """
+        from multinotes import hookimpl
+
+        async def job(app):
+            pass
+
+        @hookimpl
+        def register_tasks(register):
+            register("shared.job", job)
+
+        @hookimpl
+        def register_routes(register):
+            async def h(request):
+                return None
+            register("GET", "/api/plugins/" + __name__ + "/x", h, access="public")
+    """
+    write_dist(
+        tmp_path,
+        "mn-tasks",
+        {"mn_task_a": source, "mn_task_b": source},
+        {"task_a": "mn_task_a", "task_b": "mn_task_b"},
+    )
+    with on_path(tmp_path):
+        host = PluginHost()
+        host.load_entrypoints()
+    assert host.records["task_b"].status == "failed"
+    assert "'task_a'" in (host.records["task_b"].error or "")
+    assert host.tasks["shared.job"].plugin == "task_a"
+    assert [r.plugin for r in host.routes] == ["task_a"]  # the failed one's route is gone too
 
 
 def test_a_route_without_access_is_refused(tmp_path):

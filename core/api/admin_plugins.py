@@ -102,9 +102,9 @@ async def update_plugin(request: web.Request, body: PluginPatch) -> PluginDetail
     actor = require_admin(request)
     name = request.match_info["name"]
     record = request.app[PLUGINS].get(name)
-    if body.enabled and record.status == "failed":
+    if body.enabled and record.status != "loaded":
         raise Conflict(
-            f"Plugin {name!r} failed to load and cannot be enabled: {record.error}",
+            f"Plugin {name!r} is not loaded and cannot be enabled: {record.error}",
             code="plugin_failed",
         )
     if body.settings:
