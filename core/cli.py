@@ -62,6 +62,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=settings.port,
         print=lambda _msg: print(f"MultinotesAI is running at {url}  (Ctrl+C to stop)", flush=True),
         access_log=None,
+        # SIGTERM: stop listening at once, let open streams finish (an upgrade's drain).
+        shutdown_timeout=settings.shutdown_timeout,
     )
     return 0
 

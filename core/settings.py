@@ -212,6 +212,13 @@ class Settings(BaseSettings):
         description="Plugin names never to import (comma separated): the kill switch for a "
         "plugin that breaks startup. They are listed as blocked and cannot be enabled.",
     )
+    shutdown_timeout: float = Field(
+        default=600.0,
+        ge=0,
+        description="Seconds a stopping web process (SIGTERM) lets open requests, such as "
+        "answers still streaming, run to their end; it takes no new connections meanwhile. "
+        "The systemd units wait longer than this before they kill it.",
+    )
     plugin_refresh_seconds: float = Field(
         default=5.0,
         description="Seconds between re-reads of plugin state (a fallback under "
