@@ -23,6 +23,7 @@ from aiohttp.web_exceptions import NotAppKeyWarning
 from multinotes import __version__, plugin_control
 from multinotes.bus import Bus, LocalBus, RedisBus
 from multinotes.db import Database, create_engine
+from multinotes.error_tracking import setup_error_tracking
 from multinotes.errors import ConfigError
 from multinotes.files.service import setup_files
 from multinotes.identity.actor import current_actor
@@ -105,6 +106,7 @@ def create_app(
     setup_routes(app)
     setup_account_routes(app)
     setup_plugin_lifecycle(app)
+    setup_error_tracking(app)
     app.on_response_prepare.append(mw.security_headers)
     return app
 

@@ -189,6 +189,17 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"
+    sentry_dsn: SecretStr | None = Field(
+        default=None,
+        description="Report unexpected errors to Sentry (or a compatible service) at this DSN; "
+        "unset: no error tracking.",
+    )
+    sentry_environment: str | None = Field(
+        default=None, description='Environment tag of reported errors (default: the mode).'
+    )
+    sentry_traces_sample_rate: float = Field(
+        default=0.0, ge=0, le=1, description="Share of requests traced for performance (0: none)."
+    )
 
     task_poll_block_ms: int = Field(
         default=2000,
