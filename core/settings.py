@@ -195,7 +195,7 @@ class Settings(BaseSettings):
         "unset: no error tracking.",
     )
     sentry_environment: str | None = Field(
-        default=None, description='Environment tag of reported errors (default: the mode).'
+        default=None, description="Environment tag of reported errors (default: the mode)."
     )
     sentry_traces_sample_rate: float = Field(
         default=0.0, ge=0, le=1, description="Share of requests traced for performance (0: none)."
