@@ -394,20 +394,24 @@ async def test_previews(api: ApiClient) -> None:
 
 async def test_rename_move_and_delete(api: ApiClient, settings: Settings) -> None:
     await user(api)
-    created = await (await upload(api, b"hello", "a.txt", folder_id="f" * 32)).json()
-    assert created["folder_id"] == "f" * 32
+    first, second = [
+        (await (await api.post("/api/folders", {"name": name})).json())["id"]
+        for name in ("First", "Second")
+    ]
+    created = await (await upload(api, b"hello", "a.txt", folder_id=first)).json()
+    assert created["folder_id"] == first
     path = f"/api/files/{created['id']}"
-    response = await api.patch(path, {"name": "renamed.txt", "folder_id": "b" * 32})
+    response = await api.patch(path, {"name": "renamed.txt", "folder_id": second})
     body = await response.json()
     assert response.status == 200, body
-    assert body["name"] == "renamed.txt" and body["folder_id"] == "b" * 32
+    assert body["name"] == "renamed.txt" and body["folder_id"] == second
     moved = await api.patch(path, {"folder_id": None})
     assert (await moved.json())["folder_id"] is None
     for bad in ({"name": "renamed.html"}, {"folder_id": "../../etc"}, {"size": 1}, {"name": None}):
         response = await api.patch(path, bad)
         assert response.status == 422, bad
     assert (await api.get_json(path))["name"] == "renamed.txt"
-    listed = await api.get_json("/api/files?folder_id=" + "b" * 32)
+    listed = await api.get_json("/api/files?folder_id=" + second)
     assert listed["files"] == []
     assert len(stored_objects(settings)) == 1
     assert (await api.delete(path)).status == 204

@@ -40,6 +40,7 @@ from multinotes.errors import (
     ProviderUnavailable,
 )
 from multinotes.events import emit_event
+from multinotes.files import service as files
 from multinotes.keys import BUS, CATALOG, DB, METRICS, SETTINGS
 from multinotes.markdown import render_markdown
 from multinotes.plugin_settings import field_errors
@@ -244,6 +245,8 @@ async def plan_generations(
             else []
         )
 
+    if prompt_message is None and attachments:
+        await files.check_room(app, user_id, attachment_bytes(attachments), "attachments")
     entries = await app[CATALOG].resolve_for_use(model_ids)
     validated = validate_options(entries, options)
     for entry, opts in zip(entries, validated, strict=True):
@@ -391,7 +394,11 @@ async def _store_plan(
             [(item.reserved, f"gen:{item.generation_id}", item.model_id) for item in planned],
         )
         await connection.execute(insert(Message), rows)
-        if new_prompt:
+        if new_prompt and attachments:
+            # Attachments are stored bytes like any upload: within the owner's quota.
+            await files.claim_room_in(
+                session, app[SETTINGS], user_id, attachment_bytes(attachments), "attachments"
+            )
             for attachment in attachments:
                 session.add(_store_media(app, user_id, prompt_message.id, attachment))
         await connection.execute(
@@ -438,6 +445,10 @@ def _pricing_json(pricing: Pricing) -> dict[str, float]:
         "per_image": pricing.per_image,
         "per_audio_minute": pricing.per_audio_minute,
     }
+
+
+def attachment_bytes(attachments: list[Attachment]) -> int:
+    return sum(len(item.data) for item in attachments)
 
 
 def media_dir(app: web.Application, user_id: str) -> Path:

@@ -15,7 +15,9 @@ from typing import Any
 import structlog
 from aiohttp import web
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from multinotes.chat.models import MessageMedia
 from multinotes.db import Database, new_id, utcnow
 from multinotes.errors import Invalid, NotFound, PayloadTooLarge
 from multinotes.files import sniff
@@ -24,6 +26,7 @@ from multinotes.files.storage import LocalStorage, Storage
 from multinotes.keys import DB, SETTINGS
 from multinotes.models import User
 from multinotes.settings import Settings
+from multinotes.sharing import access
 
 log = structlog.get_logger(__name__)
 
@@ -68,22 +71,54 @@ def quota_of(settings: Settings, user_id: str) -> int:
     return settings.default_storage_quota_bytes
 
 
+async def used_in(session: AsyncSession, user_id: str) -> int:
+    """Every stored byte the user owns: their files and the media kept with their chats
+    (prompt attachments, generated images and audio)."""
+    files = await session.scalar(
+        select(func.coalesce(func.sum(File.size), 0)).where(File.user_id == user_id)
+    )
+    media = await session.scalar(
+        select(func.coalesce(func.sum(MessageMedia.size), 0)).where(
+            MessageMedia.user_id == user_id
+        )
+    )
+    return int(files or 0) + int(media or 0)
+
+
 async def used_bytes(db: Database, user_id: str) -> int:
     async with db.read() as session:
-        total = await session.scalar(
-            select(func.coalesce(func.sum(File.size), 0)).where(File.user_id == user_id)
-        )
-    return int(total or 0)
+        return await used_in(session, user_id)
 
 
-def quota_exceeded(quota: int, used: int) -> PayloadTooLarge:
+def quota_exceeded(quota: int, used: int, field: str = "file") -> PayloadTooLarge:
     left = max(0, quota - used)
     return PayloadTooLarge(
         f"This upload does not fit in your storage quota ({left} of {quota} bytes left). "
         "Delete files or upgrade your storage plan.",
         code="quota_exceeded",
-        fields={"file": "exceeds the storage quota"},
+        fields={field: "exceeds the storage quota"},
     )
+
+
+async def check_room(app: web.Application, user_id: str, size: int, field: str = "file") -> None:
+    """Refuse ``size`` more bytes that would not fit in the owner's quota (a first check, before
+    anything is read or stored; ``claim_room_in`` re-checks under the lock)."""
+    quota = quota_of(app[SETTINGS], user_id)
+    used = await used_bytes(app[DB], user_id)
+    if used + size > quota:
+        raise quota_exceeded(quota, used, field)
+
+
+async def claim_room_in(
+    session: AsyncSession, settings: Settings, user_id: str, size: int, field: str = "file"
+) -> None:
+    """Inside the transaction that records ``size`` new stored bytes: lock the owner's row (so
+    concurrent writers of this user's bytes take turns) and refuse what does not fit."""
+    await session.execute(select(User.id).where(User.id == user_id).with_for_update())
+    quota = quota_of(settings, user_id)
+    used = await used_in(session, user_id)
+    if used + size > quota:
+        raise quota_exceeded(quota, used, field)
 
 
 def too_large(limit: int) -> PayloadTooLarge:
@@ -205,6 +240,9 @@ async def ingest(
     db = app[DB]
     storage = app[FILE_STORAGE]
     clean = clean_name(name)
+    if folder_id is not None:
+        async with db.read() as session:
+            await access.own_folder_in(session, user_id, folder_id)
     quota = quota_of(settings, user_id)
     used = await used_bytes(db, user_id)
     room = quota - used
@@ -242,12 +280,9 @@ async def ingest(
         )
         async with db.transaction() as session:
             # Serialise this user's quota checks (SQLite's write lock already does).
-            await session.execute(select(User.id).where(User.id == user_id).with_for_update())
-            now_used = await session.scalar(
-                select(func.coalesce(func.sum(File.size), 0)).where(File.user_id == user_id)
-            )
-            if int(now_used or 0) + meter.size > quota:
-                raise quota_exceeded(quota, int(now_used or 0))
+            await claim_room_in(session, settings, user_id, meter.size)
+            if folder_id is not None:
+                await access.own_folder_in(session, user_id, folder_id)
             session.add(row)
     except BaseException:
         await storage.delete(key)
@@ -338,6 +373,8 @@ async def update_file(db: Database, user_id: str, file_id: str, changes: dict[st
                 )
             row.name = new_name
         if "folder_id" in changes:
+            if changes["folder_id"] is not None:
+                await access.own_folder_in(session, user_id, changes["folder_id"])
             row.folder_id = changes["folder_id"]
         row.updated_at = utcnow()
     return row
