@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -17,11 +15,13 @@ from multinotes.chat.pipeline import (
     MAX_MODELS,
     cancel_generation,
     decode_attachments,
+    follow_answer,
     plan_again,
     plan_generations,
     stream_generations,
 )
 from multinotes.errors import NotFound
+from multinotes.files import objects
 from multinotes.identity.actor import Actor, require_user
 from multinotes.keys import DB
 from multinotes.search.tasks import queue_embedding
@@ -31,8 +31,9 @@ from multinotes.web.endpoint import endpoint, raw
 routes = web.RouteTableDef()
 
 SSE_DESCRIPTION = (
-    "A `text/event-stream` carrying every model at once. Events: `prompt` {message_id}, "
-    "`start` {generation_id, model, message_id, dropped_turns}, `delta` {generation_id, model, "
+    "A `text/event-stream` carrying every model at once. Events: `prompt` {message_id, "
+    "conversation_id}, `start` {generation_id, model, message_id, conversation_id, "
+    "dropped_turns}, `delta` {generation_id, model, "
     "text}, `media` {generation_id, model, id, media_type, name, url}, `error` {generation_id, "
     "model, code, message}, `done` {generation_id, model, message_id, status, usage, cost, "
     "latency_ms, duration_ms}, and a final `end`."
@@ -119,6 +120,15 @@ class GenerateIn(BaseModel):
         ),
     )
     attachments: list[AttachmentIn] = Field(default_factory=list, max_length=8)
+
+
+class NewChatIn(GenerateIn):
+    tool: str | None = Field(
+        default=None,
+        max_length=40,
+        pattern=r"^[a-z0-9_-]+$",
+        description="The tool the new conversation is started from.",
+    )
 
 
 class RegenerateIn(BaseModel):
@@ -221,12 +231,7 @@ async def delete_conversation(request: web.Request) -> None:
     db, conversation_id = request.app[DB], request.match_info["id"]
     async with access.owner_only(db, actor.user_id, "conversation", conversation_id, "delete it"):
         paths = await chat.delete_conversation(db, actor.user_id, conversation_id)
-    await asyncio.to_thread(_remove_files, paths)
-
-
-def _remove_files(paths: list[str]) -> None:
-    for path in paths:
-        Path(path).unlink(missing_ok=True)
+    await objects.delete_all(objects.storage_of(request.app), paths)
 
 
 def _require_generation_rights(request: web.Request) -> Actor:
@@ -271,6 +276,45 @@ async def generate(request: web.Request, body: GenerateIn) -> web.StreamResponse
     return await stream_generations(request, planned, prompt)
 
 
+@routes.post("/api/messages", name="api_messages_new_chat")
+@endpoint(
+    access="user",
+    body=NewChatIn,
+    tags=["conversations"],
+    rate="generation",
+    errors=[402],
+    content_type="text/event-stream",
+)
+async def start_chat(request: web.Request, body: NewChatIn) -> web.StreamResponse:
+    """Start a new conversation with its first prompt (same SSE events as sending a prompt;
+    the first one, `prompt`, names the new conversation). Nothing is created when the request
+    is refused (invalid options, unknown model, empty wallet)."""
+    actor = _require_generation_rights(request)
+    prompt, planned = await plan_generations(
+        request.app,
+        user_id=actor.user_id,
+        conversation_id=None,
+        content=body.content,
+        model_ids=body.models,
+        options=body.options,
+        parent_id=None,
+        attachments=decode_attachments(body.attachments),
+        tool=body.tool,
+    )
+    return await stream_generations(request, planned, prompt)
+
+
+@routes.get("/api/messages/{id}/stream", name="api_message_stream")
+@endpoint(access="user", tags=["conversations"], errors=[404], content_type="text/event-stream")
+async def follow(request: web.Request) -> web.StreamResponse:
+    """Follow one answer: its text from the position in `Last-Event-ID` (or `?offset=`, a
+    character count; default the start) on, live until it ends, then its `done`. For a client
+    that comes back while the answer is still being written (answers do not stop when the
+    client that asked goes away); for a finished answer, its text and `done` at once."""
+    actor = require_user(request)
+    return await follow_answer(request, actor.user_id, request.match_info["id"])
+
+
 @routes.post("/api/messages/{id}/regenerate", name="api_message_regenerate")
 @endpoint(
     access="user",
@@ -309,7 +353,8 @@ async def regenerate(request: web.Request, body: RegenerateIn) -> web.StreamResp
 @routes.post("/api/generations/{id}/cancel", name="api_generation_cancel")
 @endpoint(access="user", response=CancelOut, tags=["conversations"], errors=[404])
 async def cancel(request: web.Request) -> dict[str, Any]:
-    """Stop one model's answer. What it wrote so far is kept and charged for."""
+    """Stop one model's answer (the only way to: closing its stream does not). What it wrote
+    so far is kept and charged for."""
     actor = require_user(request)
     generation_id = request.match_info["id"]
     status = await cancel_generation(request.app, actor.user_id, generation_id)
@@ -357,9 +402,11 @@ async def media(request: web.Request) -> web.StreamResponse:
         and item.media_type != "image/svg+xml"
     )
     disposition = "inline" if inline else "attachment"
-    return web.FileResponse(
-        item.path,
-        headers={
+    return await objects.serve(
+        request,
+        objects.storage_of(request.app),
+        objects.key_of(item.path),
+        {
             "Content-Type": item.media_type,
             "Content-Disposition": f"{disposition}; filename*=UTF-8''{quote(item.name)}",
             "Cache-Control": "private, max-age=3600",

@@ -14,18 +14,21 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import json
+import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import insert, select, update
+from sqlalchemy.exc import DBAPIError
 
 from multinotes.catalog import CatalogEntry, cost_of
 from multinotes.chat.models import Conversation, Generation, Message, MessageMedia
@@ -53,10 +56,16 @@ from multinotes.providers import (
     Usage,
 )
 from multinotes.search.tasks import queue_embedding
-from multinotes.tokens import PER_MESSAGE_OVERHEAD, REPLY_PRIMING, count_tokens_remembered
+from multinotes.tokens import (
+    PER_MESSAGE_OVERHEAD,
+    REPLY_PRIMING,
+    count_tokens,
+    count_tokens_remembered,
+)
 from multinotes.wallet import service as wallet
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 MAX_MODELS = 8
 RETRY_ATTEMPTS = 3
@@ -91,6 +100,9 @@ class Planned:
     reserved: int
     usage: Usage = field(default_factory=Usage)
     user_id: str = ""
+    #: The prompt's size counted offline: billed as its input when the provider reports none.
+    prompt_tokens: int = 0
+    conversation_id: str = ""
 
     @property
     def model_id(self) -> str:
@@ -98,10 +110,17 @@ class Planned:
 
 
 class RunningGenerations:
-    """Generations streaming in this process, so a cancel request can reach them."""
+    """Generations streaming in this process, so a cancel request can reach them and a
+    client that comes back can follow their text (``texts``: the chunks so far). The tasks
+    belong to the server, not to the request that started them: this keeps them alive."""
 
     def __init__(self) -> None:
         self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.texts: dict[str, list[str]] = {}
+
+    def track(self, generation_id: str, task: asyncio.Task[None]) -> None:
+        self.tasks[generation_id] = task
+        task.add_done_callback(lambda _task: self.tasks.pop(generation_id, None))
 
     def cancel(self, generation_id: str) -> bool:
         task = self.tasks.get(generation_id)
@@ -203,7 +222,7 @@ async def plan_generations(
     app: web.Application,
     *,
     user_id: str,
-    conversation_id: str,
+    conversation_id: str | None,
     content: str | None,
     model_ids: list[str],
     options: dict[str, Any],
@@ -211,29 +230,37 @@ async def plan_generations(
     attachments: list[Attachment],
     prompt_message: Message | None = None,
     continue_latest: bool = False,
+    tool: str | None = None,
 ) -> tuple[Message, list[Planned]]:
     """Validate, reserve and store; raise before anything is kept if any of it fails.
 
     The user's conversation is read here, with its messages (NotFound when the user does not
-    own it): one read before the hold, since every step before it delays the first token."""
+    own it): one read before the hold, since every step before it delays the first token.
+    Without ``conversation_id`` a new conversation (for ``tool``) is created in the same
+    transaction as the prompt, so a request that fails validation or payment leaves nothing."""
     if len(set(model_ids)) != len(model_ids):
         raise Invalid("A model is listed twice.", fields={"models": "duplicates"})
     db = app[DB]
+    messages: list[Message] = []
     async with db.read() as session:
-        conversation = await session.scalar(
-            select(Conversation).where(
-                Conversation.id == conversation_id, Conversation.user_id == user_id
+        if conversation_id is None:
+            conversation = Conversation(id=new_id(), user_id=user_id, title="New chat", tool=tool)
+        else:
+            found = await session.scalar(
+                select(Conversation).where(
+                    Conversation.id == conversation_id, Conversation.user_id == user_id
+                )
             )
-        )
-        if conversation is None:
-            raise NotFound("No such conversation.")
-        messages = list(
-            await session.scalars(
-                select(Message)
-                .where(Message.conversation_id == conversation.id)
-                .order_by(Message.created_at, Message.id)
+            if found is None:
+                raise NotFound("No such conversation.")
+            conversation = found
+            messages = list(
+                await session.scalars(
+                    select(Message)
+                    .where(Message.conversation_id == conversation.id)
+                    .order_by(Message.created_at, Message.id)
+                )
             )
-        )
         # Only a prompt answered again sends its files along (earlier turns go as text).
         prompt_media = (
             list(
@@ -280,21 +307,37 @@ async def plan_generations(
         fitted, dropped, prompt_tokens = fit_history(history, entry, opts)
         estimate = cost_of(max_usage(entry, opts, prompt_tokens, fitted), entry.pricing)
         planned.append(
-            Planned(entry, opts, new_id(), new_id(), fitted, dropped, estimate, user_id=user_id)
+            Planned(
+                entry,
+                opts,
+                new_id(),
+                new_id(),
+                fitted,
+                dropped,
+                estimate,
+                user_id=user_id,
+                prompt_tokens=prompt_tokens,
+                conversation_id=conversation.id,
+            )
         )
 
     for attempt in range(2):
         try:
-            prompt_message = await _store_plan(
-                app,
-                user_id,
-                conversation,
-                content,
-                parent_id,
-                attachments,
-                prompt_message,
-                planned,
-                first=not messages,
+            prompt_message = await retrying(
+                functools.partial(
+                    _store_plan,
+                    app,
+                    user_id,
+                    conversation,
+                    content,
+                    parent_id,
+                    attachments,
+                    prompt_message,
+                    planned,
+                    first=not messages,
+                    new=conversation_id is None,
+                ),
+                "store_plan",
             )
             break
         except wallet.WalletMissing:
@@ -341,6 +384,7 @@ async def _store_plan(
     planned: list[Planned],
     *,
     first: bool,
+    new: bool = False,
 ) -> Message:
     """One short transaction: hold every model's maximum cost (all or nothing: a wallet that
     cannot cover them all rolls everything back, 402) and store the prompt and the pending
@@ -383,11 +427,24 @@ async def _store_plan(
     ]
     async with app[DB].transaction() as session:
         connection = await session.connection()
-        # Lock the conversation row first: inserting its messages takes a shared lock on it
-        # (foreign key check), and two requests upgrading that lock later deadlock on MySQL.
-        await connection.execute(
-            update(Conversation).where(Conversation.id == conversation.id).values(**values)
-        )
+        if new:
+            await connection.execute(
+                insert(Conversation).values(
+                    id=conversation.id,
+                    user_id=user_id,
+                    title=values.get("title", "New chat"),
+                    tool=conversation.tool,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        else:
+            # Lock the conversation row first: inserting its messages takes a shared lock on
+            # it (foreign key check), and two requests upgrading that lock later deadlock on
+            # MySQL.
+            await connection.execute(
+                update(Conversation).where(Conversation.id == conversation.id).values(**values)
+            )
         await wallet.hold_in(
             session,
             user_id,
@@ -416,6 +473,9 @@ async def _store_plan(
                     "status": "pending",
                     "reserved": item.reserved,
                     "dropped_turns": item.dropped_turns,
+                    # The prompt as counted offline, until the answer's real usage replaces it:
+                    # what the crash sweep bills when the process died mid-answer.
+                    "input_tokens": item.prompt_tokens,
                     "created_at": now,
                 }
                 for item in planned
@@ -485,16 +545,24 @@ def _load_attachment(app: web.Application, row: MessageMedia) -> Attachment:
 class EventSink:
     """Collects events from concurrent model runs for the one SSE response, and knows when
     the last run has ended. A list and one future rather than an ``asyncio.Queue`` (three
-    deques, ~2 KB) and a watcher task: this lives as long as the stream does."""
+    deques, ~2 KB) and a watcher task: this lives as long as the stream does. Once the client
+    is gone (``close``) events are dropped: the answers go on without it."""
 
     def __init__(self) -> None:
         self._events: list[tuple[str, dict[str, Any]]] = []
         self._waiter: asyncio.Future[None] | None = None
         self._running = 0
+        self.closed = False
 
     def emit(self, event: str, data: dict[str, Any]) -> None:
+        if self.closed:
+            return
         self._events.append((event, data))
         self._wake()
+
+    def close(self) -> None:
+        self.closed = True
+        self._events = []
 
     def follow(self, task: asyncio.Task[None]) -> None:
         """The stream lasts until ``task`` is done (done callbacks run even for a task
@@ -522,63 +590,74 @@ class EventSink:
             yield events
 
 
-def sse(event: str, data: dict[str, Any]) -> bytes:
-    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+def sse(event: str, data: dict[str, Any], event_id: str | None = None) -> bytes:
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+
+SSE_HEADERS = {
+    "Content-Type": "text/event-stream; charset=utf-8",
+    "Cache-Control": "no-store",
+    "X-Accel-Buffering": "no",  # nginx: pass events through at once
+}
+#: What a client that goes away while answers stream may see as its connection failing.
+CLIENT_GONE = (ConnectionResetError, RuntimeError)
 
 
 async def stream_generations(
     request: web.Request, planned: list[Planned], prompt_message: Message
 ) -> web.StreamResponse:
+    """Start every planned model and stream their events to this client.
+
+    The models run as tasks of the server, not of the request: a client that goes away only
+    stops receiving (``GET /api/messages/{id}/stream`` resumes); only a cancel stops a model.
+    """
     app = request.app
-    response = web.StreamResponse(
-        headers={
-            "Content-Type": "text/event-stream; charset=utf-8",
-            "Cache-Control": "no-store",
-            "X-Accel-Buffering": "no",  # nginx: pass events through at once
-        }
-    )
-    await response.prepare(request)
     sink = EventSink()
     running = app[RUNNING]
-    tasks = {
-        item.generation_id: asyncio.create_task(
+    metrics = app[METRICS]
+    for item in planned:
+        task = asyncio.create_task(
             run_generation(app, item, sink), name=f"generation-{item.generation_id}"
         )
-        for item in planned
-    }
-    for task in tasks.values():
         sink.follow(task)
-    running.tasks.update(tasks)
-    metrics = app[METRICS]
-    metrics.streams_in_flight.inc(len(tasks))
-    client_gone = False
+        running.track(item.generation_id, task)
+        metrics.streams_in_flight.inc()
+        task.add_done_callback(lambda _task: metrics.streams_in_flight.dec())
+    response = web.StreamResponse(headers=SSE_HEADERS)
     try:
-        await response.write(sse("prompt", {"message_id": prompt_message.id}))
+        await response.prepare(request)
+        await response.write(
+            sse(
+                "prompt",
+                {
+                    "message_id": prompt_message.id,
+                    "conversation_id": prompt_message.conversation_id,
+                },
+            )
+        )
         async for events in sink.drain():
-            if client_gone:
-                continue
-            try:
-                for event in events:
-                    await response.write(sse(*event))
-            except (ConnectionResetError, RuntimeError, asyncio.CancelledError):
-                # The client went away: stop the models; each still settles and saves.
-                client_gone = True
-                for task in tasks.values():
-                    task.cancel()
-        if not client_gone:
-            with contextlib.suppress(ConnectionResetError, RuntimeError):
-                await response.write(sse("end", {}))
-                await response.write_eof()
-    except asyncio.CancelledError:
-        for task in tasks.values():
-            task.cancel()
-        await asyncio.gather(*tasks.values(), return_exceptions=True)
-        raise
-    finally:
-        metrics.streams_in_flight.dec(len(tasks))
-        for generation_id in tasks:
-            running.tasks.pop(generation_id, None)
+            for event in events:
+                await response.write(sse(*event))
+        await response.write(sse("end", {}))
+        await response.write_eof()
+    except (*CLIENT_GONE, asyncio.CancelledError) as exc:
+        # The client went away (or this request was cancelled): the models go on, each
+        # stores and settles its answer as usual; only their events are no longer wanted.
+        sink.close()
+        if isinstance(exc, asyncio.CancelledError):
+            raise
     return response
+
+
+async def stop_running(app: web.Application) -> None:
+    """On shutdown: stop what still streams in this process, so each answer is stored and
+    settled (as stopped) before the database closes."""
+    tasks = list(app[RUNNING].tasks.values())
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        await asyncio.wait(tasks, timeout=10)
 
 
 class _Closing:
@@ -605,10 +684,70 @@ def _timeout(app: web.Application, entry: CatalogEntry) -> float:
     return float(configured or app[SETTINGS].provider_timeout_seconds)
 
 
+#: While a model streams, its text so far is stored this often (when it grew), so a crash
+#: leaves it, and a client in another process can follow it.
+PARTIAL_SAVE_SECONDS = 1.0
+#: ... and at least this often, text or not: the heartbeat that tells the crash sweep the
+#: answer is still alive (its ``duration_ms`` so far).
+HEARTBEAT_SECONDS = 5.0
+#: A pending answer without a heartbeat for this long was left by a process that died.
+ORPHANED_AFTER_SECONDS = 30.0
+
+
+async def _keep_partial(
+    app: web.Application, item: Planned, parts: list[str], started: float
+) -> None:
+    """Store the text so far in a short transaction every ``PARTIAL_SAVE_SECONDS`` when it
+    grew, and a heartbeat every ``HEARTBEAT_SECONDS``; only while the answer is pending."""
+    saved, beat = 0, started
+    while True:
+        await asyncio.sleep(PARTIAL_SAVE_SECONDS)
+        now = time.perf_counter()
+        count = len(parts)
+        if count == saved and now - beat < HEARTBEAT_SECONDS:
+            continue
+        text = "".join(parts[:count]) if count != saved else None
+        try:
+            await retrying(
+                functools.partial(_store_partial, app, item, text, (now - started) * 1000),
+                "partial_answer",
+            )
+        except Exception:  # the next round tries again; the final store does not depend on it
+            log.warning("partial_answer_not_saved", generation=item.generation_id, exc_info=True)
+            continue
+        saved, beat = count, now
+
+
+async def _store_partial(
+    app: web.Application, item: Planned, text: str | None, duration_ms: float
+) -> None:
+    async with app[DB].transaction() as session:
+        connection = await session.connection()
+        await connection.execute(
+            update(Generation)
+            .where(Generation.id == item.generation_id, Generation.status == "pending")
+            .values(duration_ms=round(duration_ms, 1))
+        )
+        if text is not None:
+            await connection.execute(
+                update(Message)
+                .where(Message.id == item.message_id, Message.status == "pending")
+                .values(content=text)
+            )
+
+
 async def run_generation(app: web.Application, item: Planned, sink: EventSink) -> None:
     entry = item.entry
     tag = {"generation_id": item.generation_id, "model": item.model_id}
-    sink.emit("start", {**tag, "message_id": item.message_id, "dropped_turns": item.dropped_turns})
+    sink.emit(
+        "start",
+        {
+            **tag,
+            "message_id": item.message_id,
+            "conversation_id": item.conversation_id,
+            "dropped_turns": item.dropped_turns,
+        },
+    )
     breaker = app[CATALOG].breaker
     provider_id = entry.provider.provider_id
     loop = asyncio.get_running_loop()
@@ -617,6 +756,10 @@ async def run_generation(app: web.Application, item: Planned, sink: EventSink) -
     parts: list[str] = []
     media: list[MediaOutput] = []
     status, error = "complete", None
+    app[RUNNING].texts[item.generation_id] = parts
+    keeper = asyncio.create_task(
+        _keep_partial(app, item, parts, started), name=f"partial-{item.generation_id}"
+    )
     try:
         for attempt in range(RETRY_ATTEMPTS):
             item.usage = Usage()
@@ -684,6 +827,7 @@ async def run_generation(app: web.Application, item: Planned, sink: EventSink) -
         )
         status = "failed"
         error = ProviderError(f"{entry.provider.name} failed unexpectedly.", code="provider_error")
+    keeper.cancel()
     finished = time.perf_counter()
     outcome = Outcome(
         status=status,
@@ -693,8 +837,23 @@ async def run_generation(app: web.Application, item: Planned, sink: EventSink) -
         latency_ms=None if first_at is None else round((first_at - started) * 1000, 1),
         duration_ms=round((finished - started) * 1000, 1),
     )
-    # Shielded: a second cancellation (client gone, shutdown) must not interrupt settlement.
-    await asyncio.shield(finish_generation(app, item, outcome, sink))
+    # Shielded: a second cancellation (shutdown) must not interrupt settlement.
+    await asyncio.shield(_finish_after(app, item, outcome, sink, keeper))
+
+
+async def _finish_after(
+    app: web.Application,
+    item: Planned,
+    outcome: Outcome,
+    sink: EventSink,
+    keeper: asyncio.Task[None],
+) -> None:
+    with contextlib.suppress(asyncio.CancelledError):
+        await keeper
+    try:
+        await finish_generation(app, item, outcome, sink)
+    finally:
+        app[RUNNING].texts.pop(item.generation_id, None)
 
 
 @dataclass
@@ -707,50 +866,55 @@ class Outcome:
     duration_ms: float
 
 
+def complete_usage(usage: Usage, text: str, prompt_tokens: int) -> Usage:
+    """The provider's usage, completed offline for what was delivered when it reported none:
+    many providers send usage only in a stream's last chunk, which a stopped or broken stream
+    never reaches. The delivered text is counted with the tokenizer the holds use, and the
+    prompt's offline count stands in for the input."""
+    if text and not usage.output_tokens:
+        usage.output_tokens = count_tokens(text)
+    if text and not usage.input_tokens:
+        usage.input_tokens = prompt_tokens
+    return usage
+
+
+#: MySQL's "Deadlock found when trying to get lock" and "Lock wait timeout exceeded": the
+#: transaction was rolled back and may simply be run again.
+RETRYABLE_DB_ERRORS = (1213, 1205)
+DB_ATTEMPTS = 5
+
+
+async def retrying(work: Callable[[], Awaitable[T]], what: str) -> T:
+    """Run ``work`` (one whole transaction) again when the database rolled it back for a
+    deadlock or a lock wait timeout, a few times with a short random backoff."""
+    for attempt in range(DB_ATTEMPTS):
+        try:
+            return await work()
+        except DBAPIError as exc:
+            args = getattr(exc.orig, "args", None) or (None,)
+            if args[0] not in RETRYABLE_DB_ERRORS or attempt == DB_ATTEMPTS - 1:
+                raise
+            log.warning("transaction_retried", what=what, code=args[0], attempt=attempt + 1)
+            await asyncio.sleep(random.uniform(0.01, 0.05) * 2**attempt)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 async def finish_generation(
     app: web.Application, item: Planned, outcome: Outcome, sink: EventSink | None
 ) -> None:
-    db = app[DB]
     tag = {"generation_id": item.generation_id, "model": item.model_id}
-    usage = item.usage
+    usage = complete_usage(item.usage, outcome.text, item.prompt_tokens)
     if outcome.media and "image_generation" in item.entry.model.capabilities:
         usage.images = max(usage.images, len(outcome.media))
     cost = cost_of(usage, item.entry.pricing)
+    user_id = item.user_id
+    # The files first, once (a retried transaction must not write them again).
+    stored_media = [_store_media(app, user_id, item.message_id, o) for o in outcome.media]
     try:
-        user_id = item.user_id
-        stored_media: list[MessageMedia] = []
-        # One transaction: the charge and the stored answer go together or not at all.
-        async with db.transaction() as session:
-            charged = await wallet.settle_in(
-                session, f"gen:{item.generation_id}", cost, reason=item.entry.model.name
-            )
-            for output in outcome.media:
-                row = _store_media(app, user_id, item.message_id, output)
-                session.add(row)
-                stored_media.append(row)
-            connection = await session.connection()  # Core: no ORM bookkeeping needed here
-            await connection.execute(
-                update(Message)
-                .where(Message.id == item.message_id)
-                .values(content=outcome.text, status=outcome.status)
-            )
-            await connection.execute(
-                update(Generation)
-                .where(Generation.id == item.generation_id)
-                .values(
-                    status=outcome.status,
-                    error_code=outcome.error.error_code if outcome.error else None,
-                    error_message=outcome.error.message[:500] if outcome.error else None,
-                    input_tokens=usage.input_tokens,
-                    output_tokens=usage.output_tokens,
-                    images=usage.images,
-                    audio_seconds=usage.audio_seconds,
-                    cost=charged,
-                    latency_ms=outcome.latency_ms,
-                    duration_ms=outcome.duration_ms,
-                    finished_at=utcnow(),
-                )
-            )
+        charged = await retrying(
+            functools.partial(_store_outcome, app, item, outcome, usage, cost, stored_media),
+            "finish_generation",
+        )
     except Exception:
         log.exception("generation_finish_failed", generation=item.generation_id)
         if sink is not None:
@@ -758,22 +922,20 @@ async def finish_generation(
                 "error",
                 {**tag, "code": "internal_error", "message": "The answer could not be saved."},
             )
+            # Never a stream without its final event; the sweep settles the hold later.
+            sink.emit(
+                "done",
+                done_event(
+                    tag, item.message_id, "failed", usage, 0, outcome, render_markdown(outcome.text)
+                ),
+            )
         return
     # The prompt and the answer become findable by meaning too.
     await queue_embedding(app, user_id)
     await _keep_in_files(app, user_id, item, stored_media)
     for row in stored_media:
         if sink is not None:
-            sink.emit(
-                "media",
-                {
-                    **tag,
-                    "id": row.id,
-                    "media_type": row.media_type,
-                    "name": row.name,
-                    "url": f"/api/media/{row.id}",
-                },
-            )
+            sink.emit("media", {**tag, **_media_event(row)})
     if sink is not None:
         if outcome.error is not None:
             sink.emit(
@@ -781,22 +943,16 @@ async def finish_generation(
             )
         sink.emit(
             "done",
-            {
-                **tag,
-                "message_id": item.message_id,
-                "status": outcome.status,
-                "usage": {
-                    "input_tokens": usage.input_tokens,
-                    "output_tokens": usage.output_tokens,
-                    "images": usage.images,
-                    "audio_seconds": usage.audio_seconds,
-                },
-                "cost": charged,
-                "latency_ms": outcome.latency_ms,
-                "duration_ms": outcome.duration_ms,
+            done_event(
+                tag,
+                item.message_id,
+                outcome.status,
+                usage,
+                charged,
+                outcome,
                 # The whole answer as sanitised HTML, to replace the streamed plain text.
-                "html": render_markdown(outcome.text),
-            },
+                render_markdown(outcome.text),
+            ),
         )
     await emit_event(
         app,
@@ -812,6 +968,97 @@ async def finish_generation(
             "output_tokens": usage.output_tokens,
         },
     )
+
+
+def _media_event(row: MessageMedia) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "media_type": row.media_type,
+        "name": row.name,
+        "url": f"/api/media/{row.id}",
+    }
+
+
+def done_event(
+    tag: dict[str, Any],
+    message_id: str,
+    status: str,
+    usage: Usage,
+    cost: int,
+    timing: Outcome | Generation,
+    html: str,
+) -> dict[str, Any]:
+    return {
+        **tag,
+        "message_id": message_id,
+        "status": status,
+        "usage": {
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+            "images": usage.images,
+            "audio_seconds": usage.audio_seconds,
+        },
+        "cost": cost,
+        "latency_ms": timing.latency_ms,
+        "duration_ms": timing.duration_ms,
+        "html": html,
+    }
+
+
+async def _store_outcome(
+    app: web.Application,
+    item: Planned,
+    outcome: Outcome,
+    usage: Usage,
+    cost: int,
+    stored_media: list[MessageMedia],
+) -> int:
+    """One transaction: the charge and the stored answer go together or not at all."""
+    async with app[DB].transaction() as session:
+        charged = await wallet.settle_in(
+            session, f"gen:{item.generation_id}", cost, reason=item.entry.model.name
+        )
+        connection = await session.connection()  # Core: no ORM bookkeeping needed here
+        if stored_media:
+            await connection.execute(
+                insert(MessageMedia),
+                [
+                    {
+                        "id": row.id,
+                        "user_id": row.user_id,
+                        "message_id": row.message_id,
+                        "media_type": row.media_type,
+                        "name": row.name,
+                        "size": row.size,
+                        "path": row.path,
+                        "created_at": utcnow(),
+                    }
+                    for row in stored_media
+                ],
+            )
+        await connection.execute(
+            update(Message)
+            .where(Message.id == item.message_id)
+            .values(content=outcome.text, status=outcome.status)
+        )
+        await connection.execute(
+            update(Generation)
+            .where(Generation.id == item.generation_id)
+            .values(
+                status=outcome.status,
+                error_code=outcome.error.error_code if outcome.error else None,
+                error_message=outcome.error.message[:500] if outcome.error else None,
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                images=usage.images,
+                audio_seconds=usage.audio_seconds,
+                cost=charged,
+                latency_ms=outcome.latency_ms,
+                duration_ms=outcome.duration_ms,
+                finished_at=utcnow(),
+            )
+        )
+    return charged
 
 
 async def _keep_in_files(
@@ -831,6 +1078,132 @@ async def _keep_in_files(
             )
         except AppError as exc:
             log.warning("generated_media_not_kept", model=item.model_id, code=exc.error_code)
+
+
+# -- following an answer from another request ---------------------------------------------------
+
+#: How often a follower looks for more text: in memory when the answer streams in this
+#: process, else in the database (where it is stored every ``PARTIAL_SAVE_SECONDS``).
+FOLLOW_LOCAL_SECONDS = 0.1
+FOLLOW_STORED_SECONDS = 0.5
+
+
+def _resume_offset(request: web.Request) -> int:
+    raw = request.headers.get("Last-Event-ID") or request.query.get("offset") or "0"
+    try:
+        return max(0, int(raw))
+    except ValueError:
+        raise Invalid(fields={"offset": "not a position from this stream"}) from None
+
+
+async def follow_answer(request: web.Request, user_id: str, message_id: str) -> web.StreamResponse:
+    """``GET /api/messages/{id}/stream``: an answer's text from the client's position
+    (``Last-Event-ID`` or ``?offset=``, a character count) on, then live until it ends; the
+    same events as the stream that started it. Works from any web process: an answer
+    streaming elsewhere is read from its stored partial text."""
+    app = request.app
+    offset = _resume_offset(request)
+    async with app[DB].read() as session:
+        found = (
+            await session.execute(
+                select(Message, Generation)
+                .join(Generation, Generation.message_id == Message.id)
+                .where(Message.id == message_id, Message.user_id == user_id)
+            )
+        ).first()
+    if found is None:
+        raise NotFound("No such answer.")
+    message, generation = found
+    tag = {"generation_id": generation.id, "model": generation.model_id}
+    running = app[RUNNING]
+    response = web.StreamResponse(headers=SSE_HEADERS)
+    try:
+        await response.prepare(request)
+        await response.write(
+            sse(
+                "start",
+                {
+                    **tag,
+                    "message_id": message.id,
+                    "conversation_id": message.conversation_id,
+                    "dropped_turns": generation.dropped_turns,
+                },
+            )
+        )
+        while True:
+            live = running.texts.get(generation.id)
+            if live is not None:
+                text, finished = "".join(live), None
+            else:
+                text, finished = await _stored_answer(app, message.id, generation.id)
+            if len(text) > offset:
+                await response.write(
+                    sse("delta", {**tag, "text": text[offset:]}, event_id=str(len(text)))
+                )
+                offset = len(text)
+            if finished is not None:
+                await _write_ending(app, response, tag, message.id, text, finished)
+                break
+            await asyncio.sleep(FOLLOW_LOCAL_SECONDS if live is not None else FOLLOW_STORED_SECONDS)
+    except CLIENT_GONE:
+        pass
+    return response
+
+
+async def _stored_answer(
+    app: web.Application, message_id: str, generation_id: str
+) -> tuple[str, Generation | None]:
+    """The stored text, and the generation once it has ended (None while pending)."""
+    async with app[DB].read() as session:
+        text = await session.scalar(select(Message.content).where(Message.id == message_id))
+        generation = await session.get(Generation, generation_id)
+    assert generation is not None
+    return text or "", None if generation.status == "pending" else generation
+
+
+async def _write_ending(
+    app: web.Application,
+    response: web.StreamResponse,
+    tag: dict[str, Any],
+    message_id: str,
+    text: str,
+    generation: Generation,
+) -> None:
+    async with app[DB].read() as session:
+        media = list(
+            await session.scalars(
+                select(MessageMedia)
+                .where(MessageMedia.message_id == message_id)
+                .order_by(MessageMedia.created_at)
+            )
+        )
+    for row in media:
+        await response.write(sse("media", {**tag, **_media_event(row)}))
+    if generation.error_code:
+        await response.write(
+            sse(
+                "error",
+                {**tag, "code": generation.error_code, "message": generation.error_message or ""},
+            )
+        )
+    usage = Usage(
+        input_tokens=generation.input_tokens,
+        output_tokens=generation.output_tokens,
+        images=generation.images,
+        audio_seconds=generation.audio_seconds,
+    )
+    payload = done_event(
+        tag,
+        message_id,
+        generation.status,
+        usage,
+        generation.cost,
+        generation,
+        render_markdown(text),
+    )
+    await response.write(sse("done", payload, event_id=str(len(text))))
+    await response.write(sse("end", {}))
+    await response.write_eof()
 
 
 # -- cancel and sweep ---------------------------------------------------------------------------
@@ -857,40 +1230,92 @@ async def on_cancel_message(app: web.Application, message: dict[str, Any]) -> No
         app[RUNNING].cancel(generation_id)
 
 
-async def settle_stale_generations(app: web.Application) -> int:
-    """Finish generations a crashed process left pending: nothing streams longer than the
-    provider timeout allows, so anything older is orphaned. Charged nothing; marked failed."""
-    limit = timedelta(seconds=app[SETTINGS].provider_timeout_seconds * 3 + 300)
-    cutoff = utcnow() - limit
-    async with app[DB].read() as session:
-        stale = list(
-            await session.scalars(
-                select(Generation).where(
-                    Generation.status == "pending", Generation.created_at < cutoff
+#: The sweep runs every minute; an answer that went silent, but not yet for long enough, is
+#: waited for within the run (up to this long) rather than left to the next one.
+SWEEP_WAIT_SECONDS = 45.0
+
+
+async def settle_stale_generations(
+    app: web.Application,
+    *,
+    orphaned_after: float = ORPHANED_AFTER_SECONDS,
+    wait: float = SWEEP_WAIT_SECONDS,
+) -> int:
+    """Finish generations a killed process left pending, within a minute of its death.
+
+    A streaming answer stores its text and a heartbeat (its duration so far) every few
+    seconds; one silent for ``orphaned_after`` seconds belongs to a process that is gone. Its
+    stored text is kept, its reservation is settled to what was delivered (that text counted
+    offline, and the prompt), and it is marked failed ("interrupted"). Idempotent."""
+    settled = 0
+    deadline = time.monotonic() + wait
+    while True:
+        now = utcnow()
+        async with app[DB].read() as session:
+            pending = list(
+                await session.scalars(select(Generation).where(Generation.status == "pending"))
+            )
+        soonest: float | None = None
+        for generation in pending:
+            if generation.id in app[RUNNING].tasks:
+                continue
+            alive_at = generation.created_at + timedelta(milliseconds=generation.duration_ms or 0)
+            silent = (now - alive_at).total_seconds()
+            if silent >= orphaned_after:
+                settled += await retrying(
+                    functools.partial(_settle_orphan, app, generation), "settle_orphan"
                 )
+            elif silent >= 2 * HEARTBEAT_SECONDS:  # missed its heartbeats: likely dead
+                left = orphaned_after - silent
+                soonest = left if soonest is None else min(soonest, left)
+        if soonest is None or time.monotonic() + soonest > deadline:
+            return settled
+        await asyncio.sleep(soonest + 0.1)
+
+
+async def _settle_orphan(app: web.Application, generation: Generation) -> int:
+    async with app[DB].transaction() as session:
+        connection = await session.connection()
+        text = (
+            await connection.scalar(
+                select(Message.content).where(Message.id == generation.message_id)
+            )
+            or ""
+        )
+        usage = complete_usage(Usage(), text, generation.input_tokens)
+        cost = cost_of(usage, Pricing(**(generation.pricing or {})))
+        try:
+            charged = await wallet.settle_in(
+                session, f"gen:{generation.id}", cost, reason=f"{generation.model_id} (interrupted)"
+            )
+        except NotFound:  # no hold to settle (already gone): the answer is still finished
+            charged = 0
+        ended = await connection.execute(
+            update(Generation)
+            .where(Generation.id == generation.id, Generation.status == "pending")
+            .values(
+                status="failed",
+                error_code="interrupted",
+                error_message="The server stopped while this answer was streaming.",
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                cost=charged,
+                finished_at=utcnow(),
             )
         )
-    for generation in stale:
-        if generation.id in app[RUNNING].tasks:
-            continue
-        await wallet.settle(app[DB], f"gen:{generation.id}", 0, reason="interrupted")
-        async with app[DB].transaction() as session:
-            await session.execute(
-                update(Generation)
-                .where(Generation.id == generation.id, Generation.status == "pending")
-                .values(
-                    status="failed",
-                    error_code="interrupted",
-                    error_message="The server stopped while this answer was streaming.",
-                    finished_at=utcnow(),
-                )
-            )
-            await session.execute(
-                update(Message)
-                .where(Message.id == generation.message_id, Message.status == "pending")
-                .values(status="failed")
-            )
-    return len(stale)
+        await connection.execute(
+            update(Message)
+            .where(Message.id == generation.message_id, Message.status == "pending")
+            .values(status="failed")
+        )
+    if ended.rowcount:
+        log.warning(
+            "generation_interrupted_settled",
+            generation=generation.id,
+            output_tokens=usage.output_tokens,
+            cost=charged,
+        )
+    return int(ended.rowcount or 0)
 
 
 def decode_attachments(raw: list[Any]) -> list[Attachment]:

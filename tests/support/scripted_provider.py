@@ -28,6 +28,9 @@ class Script:
     delay: float = 0.0
     input_tokens: int = 10
     output_tokens_per_chunk: int = 1
+    #: False: report no usage at all (as providers that send it only in a stream's last
+    #: chunk, when the stream is cut before it).
+    reports_usage: bool = True
     calls: int = 0
     requests: list[GenerationRequest] = field(default_factory=list)
 
@@ -50,11 +53,13 @@ class ScriptedModel(Model):
         script.requests.append(request)
         if attempt < len(script.failures) and script.failures[attempt] is not None:
             raise script.failures[attempt]  # type: ignore[misc]
-        request.usage.input_tokens = script.input_tokens
+        if script.reports_usage:
+            request.usage.input_tokens = script.input_tokens
         for chunk in script.chunks:
             if script.delay:
                 await asyncio.sleep(script.delay)
-            request.usage.output_tokens += script.output_tokens_per_chunk
+            if script.reports_usage:
+                request.usage.output_tokens += script.output_tokens_per_chunk
             yield chunk
         if script.fail_after_chunks is not None:
             raise script.fail_after_chunks
