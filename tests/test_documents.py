@@ -5,8 +5,16 @@ come back; lists are paginated with a cursor."""
 
 from __future__ import annotations
 
-import pytest
+import asyncio
+import json
 
+import aiohttp
+import pytest
+from aiohttp import web
+from structlog.testing import capture_logs
+
+from multinotes.app import create_app
+from multinotes.settings import Settings
 from multinotes.testing import ApiClient
 
 
@@ -215,3 +223,58 @@ async def test_another_users_documents_and_versions_are_404_and_unchanged(
     assert mine["content"] == "secret 2" and mine["version"] == 2
     assert len((await user.get_json(f"/api/documents/{doc}/versions"))["versions"]) == 2
     assert [i["id"] for i in (await user.get_json("/api/trash"))["items"]] == [trashed]
+
+
+async def test_a_save_whose_body_is_cut_off_is_a_client_error_in_the_log_not_a_500(
+    settings: Settings,
+):
+    """A tab closed while its autosave was being sent: the body stops short of its declared
+    length and the connection closes. That is the client's doing, logged as a 4xx. (Served as
+    ``multinotes serve`` serves, which lets the handler run on when the client goes away; the
+    test server would cancel it instead.)"""
+    app = create_app(settings)
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    base = f"http://127.0.0.1:{port}"
+    try:
+        jar = aiohttp.CookieJar(unsafe=True)  # cookies for 127.0.0.1 too
+        async with aiohttp.ClientSession(base, cookie_jar=jar) as http:
+            credentials = {"email": "cut@example.com", "password": "a long enough password"}
+            (await http.post("/api/auth/register", json={**credentials, "name": "C"})).close()
+            login = await http.post("/api/auth/login", json=credentials)
+            csrf = (await login.json())["csrf_token"]
+            headers = {"X-CSRF-Token": csrf}
+            created = await http.post(
+                "/api/documents", json={"title": "Draft", "content": "first"}, headers=headers
+            )
+            doc = await created.json()
+            cookies = "; ".join(f"{c.key}={c.value}" for c in http.cookie_jar)
+            body = json.dumps({"version": doc["version"], "content": "typed just before leaving"})
+            head = (
+                f"PATCH /api/documents/{doc['id']} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                f"Cookie: {cookies}\r\nX-CSRF-Token: {csrf}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body) + 500}\r\n\r\n"
+            )
+            with capture_logs() as logged:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.write(head.encode() + body.encode())
+                await writer.drain()
+                await asyncio.sleep(0.2)
+                writer.close()
+                await reader.read()  # the server may answer or just close: either way it is done
+                patches: list[dict] = []
+                for _ in range(50):  # the handler sees the lost connection soon after the close
+                    patches = [e for e in logged if e.get("method") == "PATCH"]
+                    if patches:
+                        break
+                    await asyncio.sleep(0.1)
+            assert patches, "the cut-off save was not logged"
+            assert 400 <= patches[0]["status"] < 500, patches[0]
+            assert not [e for e in logged if e["event"] == "unhandled_error"]
+            unchanged = await (await http.get(f"/api/documents/{doc['id']}")).json()
+            assert unchanged["content"] == "first" and unchanged["version"] == doc["version"]
+    finally:
+        await runner.cleanup()

@@ -330,6 +330,88 @@ def test_a_new_note_is_edited_with_live_preview_and_autosave(notes: Any, screens
     )
 
 
+def test_text_typed_just_before_leaving_the_page_is_saved(notes: Any) -> None:
+    """Leaving within the autosave pause: the save goes out as the page goes away, as a
+    keepalive request that outlives the page (here held back until the next page has loaded,
+    as a slow line would), and no "leave site?" prompt holds the visitor back."""
+    page = notes
+    api = Api(page)
+    document_id = api.note(unique("Quick"), "start")
+    held: list[Any] = []
+
+    def hold(route: Any) -> None:
+        if route.request.method == "PATCH":
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.goto(f"/notes/{document_id}")
+    page.context.route(f"**/api/documents/{document_id}", hold)
+    content = page.get_by_label("Markdown")
+    content.click()
+    content.press("End")
+    page.keyboard.type(" and the last words")
+    page.get_by_role("link", name="Notes", exact=True).first.click()  # at once, no pause
+    expect(page).to_have_url(re.compile(r"/notes$"))
+    expect(page.get_by_role("button", name="New note", exact=True)).to_be_visible()
+    assert held, "no save was sent when the page was left"
+    for route in held:
+        route.continue_()
+    page.context.unroute(f"**/api/documents/{document_id}")
+    page.wait_for_function(
+        "async id => (await (await fetch(`/api/documents/${id}`)).json())"
+        ".content === 'start and the last words'",
+        arg=document_id,
+    )
+
+
+def test_text_that_could_not_be_saved_is_offered_back_on_return(
+    notes: Any, page_problems: Any
+) -> None:
+    """Every save refused (here: the page's CSRF token no longer matches, as after signing in
+    elsewhere) and the page is left: the text stays in this browser and the note offers it back
+    next time; restoring saves it, discarding forgets it."""
+    page = notes
+    api = Api(page)
+    document_id = api.note(unique("Refused"), "server text")
+    page_problems.allow(r"Failed to load resource: .* 403 .*")
+    page_problems.allow(r"Response Status Error Code 403 from /notes/preview")
+    refuse_saves = "document.querySelector('meta[name=csrf-token]').content = 'stale'"
+
+    page.goto(f"/notes/{document_id}")
+    page.evaluate(refuse_saves)
+    page.get_by_label("Markdown").fill("written on the train")
+    expect(page.locator("#save-status")).to_contain_text("Not saved")
+    page.goto("/notes")
+    assert api.document(document_id)["content"] == "server text"
+
+    page.goto(f"/notes/{document_id}")
+    draft = page.locator("#draft")
+    expect(draft).to_be_visible()
+    expect(page.locator("#draft-text")).to_have_value("written on the train")
+    expect(page.get_by_label("Markdown")).to_have_value("server text")
+    draft.get_by_role("button", name="Restore my text").click()
+    expect(draft).to_be_hidden()
+    expect(page.get_by_label("Markdown")).to_have_value("written on the train")
+    expect(page.locator("#save-status")).to_have_text(re.compile(r"^Saved · version \d+$"))
+    assert api.document(document_id)["content"] == "written on the train"
+    page.reload()
+    expect(page.get_by_label("Markdown")).to_have_value("written on the train")
+    expect(page.locator("#draft")).to_be_hidden()
+
+    # A draft that is discarded is gone for good.
+    page.evaluate(refuse_saves)
+    page.get_by_label("Markdown").fill("a thought to throw away")
+    expect(page.locator("#save-status")).to_contain_text("Not saved")
+    page.goto("/notes")
+    page.goto(f"/notes/{document_id}")
+    page.locator("#draft").get_by_role("button", name="Discard").click()
+    expect(page.locator("#draft")).to_be_hidden()
+    page.reload()
+    expect(page.get_by_label("Markdown")).to_have_value("written on the train")
+    expect(page.locator("#draft")).to_be_hidden()
+
+
 def test_a_stale_edit_from_another_tab_shows_the_conflict_banner_and_loses_nothing(
     browsing: Any, writer: Any, page_problems: Any, screenshot: Any
 ) -> None:

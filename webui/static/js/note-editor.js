@@ -4,9 +4,11 @@
  * event); streamed text goes in as text. The live preview is htmx (hx-post="/notes/preview" on
  * the textarea).
  *
- * Autosave: a pause in typing (or Ctrl+S, or leaving the tab) sends
+ * Autosave: a pause in typing (or Ctrl+S, or leaving the tab or the page) sends
  *   PATCH /api/documents/{id}  {version, title?, content?}
- * with the version the text was based on. A 409 `stale_version` (saved elsewhere meanwhile)
+ * with the version the text was based on, as a keepalive request, so a save started as the page
+ * goes away still arrives. Until the server has the text, it is also kept in localStorage (a
+ * draft per note); a note opened with a draft the server does not have offers it back. A 409 `stale_version` (saved elsewhere meanwhile)
  * stops autosaving and shows the conflict banner with their text: "Keep mine" saves ours on top
  * of their version, "Take theirs" loads theirs and keeps ours on the page to copy. Nothing the
  * user typed is ever thrown away without them seeing it.
@@ -34,6 +36,22 @@
   }
 
   var request = window.Multinotes.request;
+  // Browsers cap the bodies of keepalive requests in flight at 64 KiB in all.
+  var KEEPALIVE_LIMIT = 60000;
+
+  function patchNote(body) {
+    var json = JSON.stringify(body);
+    var headers = { Accept: "application/json", "Content-Type": "application/json" };
+    var token = window.Multinotes.csrfToken();
+    if (token) headers["X-CSRF-Token"] = token;
+    return fetch("/api/documents/" + encodeURIComponent(documentId), {
+      method: "PATCH",
+      headers: headers,
+      body: json,
+      credentials: "same-origin",
+      keepalive: new Blob([json]).size < KEEPALIVE_LIMIT,
+    });
+  }
 
   function problemOf(response) {
     return response.json().then(
@@ -98,7 +116,73 @@
     timer = window.setTimeout(save, delay === undefined ? SAVE_DELAY : delay);
   }
 
+  // -- the draft kept in this browser until the server has it -----------------------------------
+
+  var DRAFT_KEY = "multinotes:note-draft:" + documentId;
+
+  function keepDraft() {
+    try {
+      if (changed()) {
+        window.localStorage.setItem(DRAFT_KEY, JSON.stringify({
+          title: titleBox.value, content: contentBox.value, version: version, at: Date.now(),
+        }));
+      } else {
+        window.localStorage.removeItem(DRAFT_KEY);
+      }
+    } catch (e) {
+      // Storage full or switched off: the server copy is all there is.
+    }
+  }
+
+  function readDraft() {
+    try {
+      var draft = JSON.parse(window.localStorage.getItem(DRAFT_KEY) || "null");
+      return draft && typeof draft.content === "string" && typeof draft.title === "string" ? draft : null;
+    } catch (e) {
+      return null;
+    }
+  }
+
+  function dropDraft() {
+    try {
+      window.localStorage.removeItem(DRAFT_KEY);
+    } catch (e) {
+      // nothing kept, nothing to drop
+    }
+  }
+
+  function offerDraft() {
+    var draft = readDraft();
+    if (!draft) return;
+    if (draft.title.trim() === saved.title && draft.content === saved.content) {
+      dropDraft(); // the server got it after all (a save sent as the page went away)
+      return;
+    }
+    var box = $("draft");
+    $("draft-text").value = draft.content;
+    var when = new Date(draft.at);
+    var stamp = $("draft-when");
+    stamp.setAttribute("datetime", when.toISOString());
+    stamp.textContent = when.toLocaleString();
+    box.hidden = false;
+    $("draft-restore").addEventListener("click", function () {
+      box.hidden = true;
+      titleBox.value = draft.title;
+      contentBox.value = draft.content;
+      refreshPreview();
+      onEdit();
+      save();
+      contentBox.focus();
+    });
+    $("draft-discard").addEventListener("click", function () {
+      box.hidden = true;
+      dropDraft();
+      contentBox.focus();
+    });
+  }
+
   function onEdit() {
+    keepDraft();
     if (conflict) return; // the banner decides what happens next
     if (changed()) {
       setStatus("dirty", "Unsaved changes");
@@ -133,12 +217,13 @@
     var sent = { title: body.title !== undefined ? body.title : saved.title,
                  content: body.content !== undefined ? body.content : saved.content };
     setStatus("saving", "Saving…");
-    saving = request("PATCH", "/api/documents/" + encodeURIComponent(documentId), body).then(
+    saving = patchNote(body).then(
       function (response) {
         if (response.ok) {
           return response.json().then(function (note) {
             version = note.version;
             saved = sent;
+            keepDraft();
             page.setAttribute("data-version", String(version));
             $("note-updated").textContent = "just now";
             renameEverywhere(note.title);
@@ -197,16 +282,19 @@
     }
   });
 
-  // Leaving the tab saves at once; leaving the page with unsaved text asks first.
-  document.addEventListener("visibilitychange", function () {
-    if (document.visibilityState === "hidden" && changed() && !conflict) save();
-  });
-  window.addEventListener("beforeunload", function (evt) {
-    if (changed() || saving) {
-      evt.preventDefault();
-      evt.returnValue = "";
+  // Leaving the tab or the page saves at once (the keepalive request outlives the page); the
+  // draft in localStorage covers a save that fails or cannot be sent.
+  function saveOnLeave() {
+    if (changed() && !conflict) {
+      keepDraft();
+      save();
     }
+  }
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState === "hidden") saveOnLeave();
   });
+  window.addEventListener("pagehide", saveOnLeave);
+  window.addEventListener("beforeunload", saveOnLeave);
 
   // -- conflicts -------------------------------------------------------------------------------
 
@@ -257,6 +345,8 @@
     $("discarded-text").value = "";
     contentBox.focus();
   });
+
+  offerDraft();
 
   if (page.getAttribute("data-new") === "true") {
     titleBox.focus();
