@@ -153,7 +153,12 @@ def setup_redis(app: web.Application) -> None:
             return
         import redis.asyncio as aioredis
 
-        client = aioredis.from_url(settings.redis_url, decode_responses=True)
+        from multinotes.tasks import redis_options
+
+        # Short timeouts: a dead Redis fails a request fast (503), it does not hang it.
+        client = aioredis.from_url(
+            settings.redis_url, decode_responses=True, **redis_options(settings)
+        )
         app[REDIS] = client
         yield
         await client.aclose()

@@ -89,9 +89,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from taskiq.api import run_receiver_task
-
-    from multinotes.keys import TASKS
+    from multinotes.keys import REDIS, TASKS
+    from multinotes.tasks import run_worker
 
     settings = load_settings(args)
     if not settings.is_production:
@@ -104,17 +103,16 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     async def main() -> int:
         async with started(settings, "worker") as app:
-            broker = app[TASKS].broker
-            broker.is_worker_process = True
             print(f"Worker consuming {len(app[TASKS].names())} task types.", flush=True)
-            await run_receiver_task(broker, max_async_tasks=args.concurrency)
+            await run_worker(app, app[REDIS], args.concurrency)
         return 0
 
     return run(main())
 
 
 def cmd_scheduler(args: argparse.Namespace) -> int:
-    from multinotes.keys import TASKS
+    from multinotes.keys import REDIS
+    from multinotes.tasks import run_scheduler
 
     settings = load_settings(args)
     if not settings.is_production:
@@ -124,7 +122,7 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     async def main() -> int:
         async with started(settings, "scheduler") as app:
             print("Scheduler running.", flush=True)
-            await app[TASKS].run_scheduler()
+            await run_scheduler(app, app[REDIS])
         return 0
 
     return run(main())

@@ -207,6 +207,37 @@ class Settings(BaseSettings):
         description="How long a worker's read of the task stream blocks "
         "(production); also how long a worker takes to notice it should stop.",
     )
+    task_claim_idle_seconds: float = Field(
+        default=30.0,
+        ge=1,
+        description="A task a worker took but has not renewed for this long (the worker was "
+        "killed or hangs) is taken over by another worker (production). Live workers renew "
+        "their tasks every third of it.",
+    )
+    task_stream_maxlen: int = Field(
+        default=100_000,
+        ge=1000,
+        description="Upper bound (approximate) of the task stream in Redis; finished tasks are "
+        "deleted at once, so only a backlog this long would lose its oldest tasks.",
+    )
+    worker_shutdown_grace_seconds: float = Field(
+        default=20.0,
+        ge=0,
+        description="On SIGTERM a worker stops taking tasks and lets running ones finish for "
+        "this long, then hands the rest back to the queue (keep it under systemd's "
+        "TimeoutStopSec).",
+    )
+    heartbeat_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="How often workers and the scheduler report to Redis that they are alive; "
+        "/readyz counts one as gone after three missed beats.",
+    )
+    ready_max_task_wait_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="/readyz fails when a task has waited this long without a worker taking it.",
+    )
     provider_timeout_seconds: float = Field(
         default=60.0,
         gt=0,
