@@ -631,6 +631,41 @@ async def test_a_saved_answer_shows_where_it_came_from_and_offers_a_rerun(
     assert "Earlier re-runs (1)" in again.with_class("reruns")[0].words
 
 
+async def test_a_viewer_of_a_saved_answer_gets_conversation_links_only_where_they_open(
+    user: ApiClient, make_client: Any
+) -> None:
+    """The note is shared, the conversation is not: no links to a conversation that would be a
+    404. Once the conversation is shared too, the links lead to where the viewer can read it."""
+    ids = await saved_answer(user, "Explain tides in one line", None)
+    bob = await someone(make_client, "bob@example.com")
+    shared = await user.post(
+        "/api/shares",
+        {"object_type": "document", "object_id": ids["document"], "email": "bob@example.com"},
+    )
+    assert shared.status == 201, await shared.text()
+    page = await get_page(bob, f"/notes/{ids['document']}")
+    assert page.by_id("provenance-prompt").words == "Explain tides in one line"
+    links = [a.attrs.get("href", "") for a in page.find("a")]
+    assert not [href for href in links if ids["conversation"] in href], links
+    assert (await bob.get(f"/chat/{ids['conversation']}")).status == 404
+
+    also = await user.post(
+        "/api/shares",
+        {
+            "object_type": "conversation",
+            "object_id": ids["conversation"],
+            "email": "bob@example.com",
+        },
+    )
+    assert also.status == 201, await also.text()
+    page = await get_page(bob, f"/notes/{ids['document']}")
+    href = page.by_id("provenance-conversation").attrs["href"]
+    assert href == f"/shared/conversations/{ids['conversation']}"
+    assert (await bob.get(href)).status == 200
+    links = [a.attrs.get("href", "") for a in page.find("a")]
+    assert not [h for h in links if h.startswith(f"/chat/{ids['conversation']}")], links
+
+
 # -- history ------------------------------------------------------------------------------------
 
 

@@ -476,12 +476,24 @@ async def _model_names(request: web.Request) -> dict[str, dict[str, Any]]:
 
 
 def provenance_view(
-    provenance: dict[str, Any] | None, names: dict[str, dict[str, Any]]
+    provenance: dict[str, Any] | None,
+    names: dict[str, dict[str, Any]],
+    conversation_role: str | None = "owner",
 ) -> dict[str, Any] | None:
-    """Where a saved answer came from, ready to show: prompt, models, cost, time, links."""
+    """Where a saved answer came from, ready to show: prompt, models, cost, time, links.
+
+    Links go where the reader can open the conversation: the chat for its owner, the shared
+    view (the whole thread, no single answer) for someone it is shared with, nowhere else."""
     if not provenance:
         return None
-    conversation = provenance.get("conversation_id")
+    conversation_id = provenance.get("conversation_id")
+    conversation = conversation_id if conversation_role == "owner" else None
+    if conversation_role is None or not conversation_id:
+        conversation_url = None
+    elif conversation_role == "owner":
+        conversation_url = f"/chat/{conversation_id}"
+    else:
+        conversation_url = f"/shared/conversations/{conversation_id}"
     sources = []
     for source in provenance.get("sources", []):
         model = source.get("model") or ""
@@ -527,7 +539,7 @@ def provenance_view(
         "kind": provenance.get("kind", "answer"),
         "prompt": provenance.get("prompt") or "",
         "saved": _iso_text(provenance.get("saved_at")),
-        "conversation_url": f"/chat/{conversation}" if conversation else None,
+        "conversation_url": conversation_url,
         "sources": sources,
         "reruns": reruns,
         "models": [s["model"] for s in sources if s["model"]],
@@ -568,7 +580,15 @@ async def note_page(request: web.Request) -> web.Response:
     document = access.document
     tree = await folder_tree(request, document.user_id) if access.is_owner else None
     names = await _model_names(request)
-    provenance = provenance_view(document.provenance, names)
+    conversation_id = (document.provenance or {}).get("conversation_id")
+    conversation_role = (
+        await sharing_access.role_of(
+            request.app[DB], require_user(request).user_id, "conversation", str(conversation_id)
+        )
+        if conversation_id
+        else None
+    )
+    provenance = provenance_view(document.provenance, names, conversation_role)
     return render(
         request,
         "notes/note.html",
