@@ -4,8 +4,9 @@
  * (Markdown rendered and sanitised by the server with nh3). Streamed text goes in as text.
  *
  * It drives the JSON/SSE API:
- *   POST /api/conversations                    a new chat (before its first prompt)
+ *   POST /api/messages                         a new chat with its first prompt -> text/event-stream
  *   POST /api/conversations/{id}/messages      a prompt to 1..N models  -> text/event-stream
+ *   GET  /api/messages/{id}/stream             follow an answer still being written (SSE)
  *   POST /api/messages/{id}/regenerate         another answer (same SSE events)
  *   POST /api/generations/{id}/cancel          stop one model
  *   POST /api/messages/{id}/rating             1-5 stars and a comment
@@ -13,7 +14,11 @@
  * and swaps in two server-rendered partials with htmx: the thread (/chat/{id}/thread?leaf=)
  * once a stream ends, and the conversation list (/chat/sidebar).
  *
- * SSE events: prompt {message_id}; start {generation_id, model, message_id, dropped_turns};
+ * Answers belong to the server: leaving the page does not stop them (only Stop does), and an
+ * answer still pending when the page opens (or when a stream is cut) is followed to its end.
+ *
+ * SSE events: prompt {message_id, conversation_id}; start {generation_id, model, message_id,
+ * conversation_id, dropped_turns};
  * delta {generation_id, model, text}; media {generation_id, model, id, media_type, name, url};
  * error {generation_id, model, code, message}; done {generation_id, model, message_id, status,
  * usage, cost, latency_ms, duration_ms, html}; end {}.
@@ -437,6 +442,7 @@
           if (name === "prompt") {
             promptId = data.message_id;
             if (target.turn) target.turn.setAttribute("data-message-id", promptId);
+            adoptConversation(data.conversation_id);
           } else if (name === "start") {
             card = newCard(data.message_id, data.model, data.generation_id);
             state.cards[data.generation_id] = card;
@@ -465,15 +471,11 @@
           }
         });
       } catch (e) {
-        if (e.name !== "AbortError") showAlert("The connection was interrupted; what arrived is kept.");
+        // Cut off (network, sleep): the answers go on on the server; follow them below.
       }
       Object.keys(state.cards).forEach(function (id) {
         var card = state.cards[id];
-        if (card.getAttribute("data-status") === "pending") {
-          setStatus(card, "stopped");
-          card.querySelector('[data-action="stop"]').hidden = true;
-          field(card, "body").setAttribute("aria-busy", "false");
-        }
+        if (card.getAttribute("data-status") === "pending") follow(card);
       });
       announce(state.finished.length ? "Answers finished: " + state.finished.join(", ") + "." : "Stopped.");
       return { ok: true, promptId: promptId, answerIds: answerIds };
@@ -507,7 +509,7 @@
       return active.cards[id].getAttribute("data-status") === "pending";
     });
     if (!ids.length) {
-      active.controller.abort(); // nothing started yet: closing the stream stops everything
+      active.controller.abort(); // no answer has started yet: nothing to stop, stop waiting
       return;
     }
     ids.forEach(stopOne);
@@ -587,23 +589,75 @@
     return refreshThread(null);
   }
 
-  // -- sending ---------------------------------------------------------------------------------
-
-  async function ensureConversation() {
-    if (conversationId()) return conversationId();
-    var body = {};
-    var tool = root.getAttribute("data-tool");
-    if (tool) body.tool = tool;
-    var response = await request("POST", "/api/conversations", body);
-    if (!response.ok) {
-      var problem = await problemOf(response);
-      showAlert(problem.message, problem.details);
-      return "";
-    }
-    var created = await response.json();
-    root.setAttribute("data-conversation-id", created.id);
-    return created.id;
+  /** A new chat exists as soon as its first prompt is accepted: its URL from then on. */
+  function adoptConversation(id) {
+    if (!id || conversationId()) return;
+    root.setAttribute("data-conversation-id", id);
+    history.replaceState(null, "", "/chat/" + id);
   }
+
+  // -- following answers still being written ---------------------------------------------------
+
+  /**
+   * Follow a pending answer from the server (GET /api/messages/{id}/stream): its text so far,
+   * then live, then its end. For answers that were streaming when the page was left, or when a
+   * stream was cut off.
+   */
+  async function follow(card) {
+    var messageId = card.getAttribute("data-message-id");
+    if (!messageId || card.getAttribute("data-following") === "true") return;
+    card.setAttribute("data-following", "true");
+    var ended = false;
+    try {
+      for (var attempt = 0; attempt < 5 && !ended; attempt++) {
+        if (attempt) await new Promise(function (resolve) { window.setTimeout(resolve, 1000 * attempt); });
+        var response;
+        try {
+          response = await request("GET", "/api/messages/" + encodeURIComponent(messageId) + "/stream");
+        } catch (e) {
+          continue;
+        }
+        if (!response.ok) return;
+        var body = field(card, "body");
+        body.textContent = ""; // the whole text comes again, from the start
+        field(card, "source").value = "";
+        body.setAttribute("aria-busy", "true");
+        try {
+          await readEvents(response, function (name, data) {
+            if (name === "start") {
+              card.setAttribute("data-generation-id", data.generation_id);
+            } else if (name === "delta") {
+              appendText(card, data.text || "");
+            } else if (name === "media") {
+              addMedia(card, data);
+            } else if (name === "error") {
+              showError(card, data.message || "The model failed.");
+            } else if (name === "done") {
+              ended = true;
+              finishCard(card, data);
+              refreshWallet();
+            }
+          });
+        } catch (e) {
+          // cut off again: try once more
+        }
+      }
+    } finally {
+      card.setAttribute("data-following", "false");
+    }
+  }
+
+  function followPending() {
+    thread.querySelectorAll('.answer[data-status="pending"][data-message-id]').forEach(function (card) {
+      if (card.getAttribute("data-message-id") && !(active && isActiveCard(card))) follow(card);
+    });
+  }
+
+  function isActiveCard(card) {
+    return Object.keys(active.cards).some(function (id) { return active.cards[id] === card; });
+  }
+
+  // -- sending ---------------------------------------------------------------------------------
 
   function defaultContent() {
     if (!attachments.length) return "";
@@ -649,9 +703,11 @@
       promptBox.focus();
       return;
     }
-    var id = await ensureConversation();
-    if (!id) return;
+    var id = conversationId();
     var body = { content: content, models: models };
+    var tool = root.getAttribute("data-tool");
+    // A new chat: created with its first prompt, only if the server accepts it.
+    if (!id && tool) body.tool = tool;
     var parent = options.parentId !== undefined ? options.parentId : replyTo();
     // null is meaningful: a new first prompt (editing the first prompt makes a new root).
     if (parent !== undefined) body.parent_id = parent;
@@ -674,8 +730,9 @@
     var turn = newTurn(content);
     turn.scrollIntoView({ block: "start", behavior: "smooth" });
     var sentFromComposer = options.content === undefined;
+    var url = id ? "/api/conversations/" + encodeURIComponent(id) + "/messages" : "/api/messages";
     var result = await stream(
-      "/api/conversations/" + encodeURIComponent(id) + "/messages", body, { turn: turn },
+      url, body, { turn: turn },
       function () {
         if (!sentFromComposer) return;
         promptBox.value = ""; // accepted: the prompt is in the thread now
@@ -826,6 +883,7 @@
   document.body.addEventListener("htmx:afterSettle", function (evt) {
     if (!evt.detail.target || evt.detail.target.id !== "thread") return;
     setBusy(!!active);
+    followPending();
     if (!switcherFocus) return;
     var nav = document.getElementById(switcherFocus);
     switcherFocus = null;
@@ -883,4 +941,5 @@
   });
 
   syncPicker();
+  followPending();
 })();

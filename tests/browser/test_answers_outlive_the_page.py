@@ -1,0 +1,69 @@
+"""Answers outlive the page that asked for them: a new chat's URL is the conversation's as soon
+as it exists, leaving the page does not stop the answer, and coming back shows it finish."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.test_workspace import ECHO, _account, answer, choose_models, send
+
+CONVERSATION_URL = re.compile(r"/chat/[0-9a-f]{32}$")
+
+
+@pytest.fixture(scope="module")
+def member(browser: Any, server: str, admin: Any) -> Any:
+    return _account(browser, server, "Lea Leaving", "lea.leaving@example.com")
+
+
+@pytest.fixture
+def chat(browsing: Any, member: Any) -> Any:
+    page = browsing.new_page(storage_state=member)
+    page.goto("/chat")
+    expect(page.get_by_role("heading", name="New chat")).to_be_visible()
+    return page
+
+
+@pytest.fixture
+def slow_demo(browsing: Any, admin: Any) -> Any:
+    from tests.browser.test_workspace import demo_delay
+
+    with demo_delay(browsing, admin, 150):
+        yield
+
+
+def test_the_url_is_the_conversations_while_the_first_answer_streams(
+    chat: Any, slow_demo: None
+) -> None:
+    page = chat
+    choose_models(page, ECHO)
+    send(page, " ".join(f"word{n}" for n in range(30)))
+    card = answer(page, ECHO)
+    expect(card.locator(".streaming-text")).to_contain_text("word1 ")
+    expect(page).to_have_url(CONVERSATION_URL)
+    expect(card.locator('[data-field="status"]')).to_have_text("Streaming…")
+    # A reload now keeps the conversation.
+    expect(card.locator('[data-field="status"]')).to_have_text("Complete", timeout=30_000)
+
+
+def test_leaving_and_coming_back_shows_the_answer_finish(chat: Any, slow_demo: None) -> None:
+    page = chat
+    choose_models(page, ECHO)
+    send(page, " ".join(f"word{n}" for n in range(40)))
+    expect(answer(page, ECHO).locator(".streaming-text")).to_contain_text("word2 ")
+    expect(page).to_have_url(CONVERSATION_URL)
+    conversation = page.url
+
+    page.goto("/notes")  # leave while it streams
+    page.wait_for_timeout(1500)
+    page.goto(conversation)  # come back: it is still being written, and is followed live
+    card = answer(page, ECHO)
+    expect(card.locator('[data-field="status"]')).to_have_text("Streaming…")
+    expect(card.locator(".streaming-text")).to_contain_text("word")
+    expect(card.locator('[data-field="status"]')).to_have_text("Complete", timeout=30_000)
+    text = card.locator(".answer-body").inner_text()
+    assert text.startswith("You asked: word0 word1") and "word39" in text
+    expect(card.locator('[data-field="stats"]')).to_be_visible()
