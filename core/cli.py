@@ -218,10 +218,19 @@ def cmd_gen_secret(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from multinotes.readiness import production_checks
+    from pydantic import ValidationError
 
-    settings = load_settings(args)
-    checks = production_checks(settings)
+    from multinotes.preflight import run_checks
+
+    try:
+        settings = load_settings(args)
+    except ValidationError as exc:
+        for error in exc.errors():
+            name = "MULTINOTES_" + "__".join(str(part) for part in error["loc"]).upper()
+            print(f"[FAIL] settings: {name} is invalid: {error['msg']}")
+        print("Correct the settings above, then run `multinotes check` again.")
+        return 1
+    checks = asyncio.run(run_checks(settings))
     for check in checks:
         print(f"[{'PASS' if check.ok else 'FAIL'}] {check.name}: {check.detail}")
     failed = [c for c in checks if not c.ok]
