@@ -53,12 +53,23 @@ def invalid_link() -> Invalid:
 
 
 def public_base_url(request: web.Request) -> str:
-    """Where links in mails point: ``public_url`` when set (recommended in production, so a
-    forged Host header cannot redirect a link), else the address this request came to."""
-    configured = request.app[SETTINGS].public_url
-    if configured:
-        return configured.rstrip("/")
-    return f"{request.scheme}://{request.host}"
+    """Where links in mails (and other absolute links to this site) point: ``public_url`` when
+    set (set it in production), else the address the server listens on, read from the socket
+    the request arrived on. Never from request headers: a forged ``Host`` or
+    ``X-Forwarded-Host`` would otherwise send a password-reset token to another site."""
+    settings = request.app[SETTINGS]
+    if settings.public_url:
+        return settings.public_url.rstrip("/")
+    transport = request.transport
+    scheme = "https" if transport is not None and transport.get_extra_info("sslcontext") else "http"
+    sockname = transport.get_extra_info("sockname") if transport is not None else None
+    if isinstance(sockname, tuple) and len(sockname) >= 2:
+        host, port = str(sockname[0]), int(sockname[1])
+    else:  # a Unix socket, or a connection already gone: the configured listen address
+        host, port = settings.host, settings.port
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{scheme}://{host}:{port}"
 
 
 async def queue_account_mail(request: web.Request, purpose: Purpose, email: str) -> None:

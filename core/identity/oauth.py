@@ -32,6 +32,7 @@ from sqlalchemy.exc import IntegrityError
 
 from multinotes.db import Database, utcnow
 from multinotes.errors import Conflict, Forbidden, NotFound
+from multinotes.identity.account_mail import public_base_url
 from multinotes.identity.oauth_models import OAuthFlow, OAuthIdentity
 from multinotes.identity.oauth_providers import (
     FacebookProvider,
@@ -162,11 +163,9 @@ def flow_cookie_name(settings: Settings) -> str:
 
 
 def callback_url(request: web.Request, provider_id: str) -> str:
-    """The redirect URI registered at the provider: ``public_url`` when set (a forged Host header
-    cannot change it), else the address this request came to."""
-    configured = request.app[SETTINGS].public_url
-    base = configured.rstrip("/") if configured else f"{request.scheme}://{request.host}"
-    return f"{base}/api/auth/oauth/{provider_id}/callback"
+    """The redirect URI registered at the provider: ``public_url`` when set, else the address
+    the server listens on (a forged Host header cannot change it)."""
+    return f"{public_base_url(request)}/api/auth/oauth/{provider_id}/callback"
 
 
 @dataclass(frozen=True)
