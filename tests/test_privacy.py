@@ -17,6 +17,7 @@ from sqlalchemy import JSON, String, Text, cast, func, or_, select, update
 
 from multinotes import audit
 from multinotes.db import Base, utcnow
+from multinotes.files.service import FILE_STORAGE
 from multinotes.keys import DB, SETTINGS
 from multinotes.models import User
 from multinotes.models_registry import import_all_models
@@ -237,7 +238,9 @@ async def test_expired_exports_are_purged_with_their_files(api: ApiClient):
     db = api.app[DB]
     async with db.read() as session:
         row = await session.get(DataExport, export["id"])
-    assert row is not None and row.path and Path(row.path).is_file()
+    assert row is not None and row.path and not row.path.startswith("/")  # a storage key
+    storage = api.app[FILE_STORAGE]
+    assert await storage.exists(row.path)
     async with db.transaction() as session:
         await session.execute(
             update(DataExport)
@@ -246,7 +249,7 @@ async def test_expired_exports_are_purged_with_their_files(api: ApiClient):
         )
     assert (await api.get(done["download_url"])).status == 404  # expired: no longer served
     assert await exports.purge_data_exports(api.app) == 1
-    assert not Path(row.path).exists()
+    assert not await storage.exists(row.path)
     assert (await api.get(f"/api/me/exports/{export['id']}")).status == 404
 
 
@@ -443,11 +446,12 @@ async def test_after_the_grace_period_the_account_is_deleted_and_the_ledger_anon
     app = kim.app
     db = app[DB]
     data_dir: Path = settings.data_dir
-    media_folder = data_dir / "media" / kim_id
+    store = data_dir / "files"  # the storage backend's folder: every user file is in it
+    media_folder = store / "media" / kim_id
     assert any(media_folder.iterdir())
-    assert any((data_dir / "avatars").iterdir())
-    assert any((data_dir / "exports").glob("*.zip"))
-    stored_blobs = [p for p in (data_dir / "files").rglob("*") if p.is_file()]
+    assert any((store / "avatars").iterdir())
+    assert any((store / "exports" / kim_id).glob("*.zip"))
+    stored_blobs = [p for p in store.rglob("*") if p.is_file()]
     assert stored_blobs
     async with db.read() as session:
         ledger_rows = await session.scalar(
@@ -467,9 +471,9 @@ async def test_after_the_grace_period_the_account_is_deleted_and_the_ledger_anon
 
     assert await _rows_mentioning(app, kim_id) == {}
     assert await _rows_mentioning(app, "kim@example.com") == {}
-    assert not media_folder.exists()
-    assert list((data_dir / "avatars").iterdir()) == []
-    assert list((data_dir / "exports").glob("*.zip")) == []
+    assert not [p for p in media_folder.rglob("*") if p.is_file()]
+    assert list((store / "avatars").iterdir()) == []
+    assert list((store / "exports").rglob("*.zip")) == []
     assert not any(p.exists() for p in stored_blobs)
     async with db.read() as session:
         record = await session.scalar(select(AccountDeletion))

@@ -170,7 +170,7 @@ async def test_a_png_avatar_is_re_encoded_and_served_under_a_random_id(api: ApiC
         assert not {k for k in image.info if k not in ("dpi",)} - {"transparency"}
     anonymous = await make_client()
     assert (await anonymous.get(url)).status == 401
-    path = api.app[SETTINGS].data_dir / "avatars" / url.split("/")[-1]
+    path = api.app[SETTINGS].data_dir / "files" / "avatars" / url.split("/")[-1]
     assert path.read_bytes() == data
 
 

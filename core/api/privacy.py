@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
-from pathlib import Path
 from typing import Literal
 
 from aiohttp import web
@@ -14,6 +12,7 @@ from multinotes import audit
 from multinotes.api.account_security import MessageOut, TokenIn
 from multinotes.api.auth import clear_session_cookie
 from multinotes.errors import NotFound
+from multinotes.files import objects
 from multinotes.identity.account_mail import public_base_url
 from multinotes.identity.actor import require_admin, require_user
 from multinotes.keys import DB, SETTINGS
@@ -158,18 +157,20 @@ async def download_export(request: web.Request) -> web.StreamResponse:
     export = await exports.get_export(request.app[DB], actor.user_id, request.match_info["id"])
     if not exports.downloadable(export) or export.path is None:
         raise NotFound("This export is not ready, or it expired.")
-    path = Path(export.path)
-    if not await asyncio.to_thread(path.is_file):
-        raise NotFound("This export is not ready, or it expired.")
     name = f"multinotes-data-{export.created_at:%Y%m%d-%H%M}.zip"
-    return web.FileResponse(
-        path,
-        headers={
-            "Content-Type": "application/zip",
-            "Content-Disposition": f'attachment; filename="{name}"',
-            "Cache-Control": "no-store",
-        },
-    )
+    try:
+        return await objects.serve(
+            request,
+            objects.storage_of(request.app),
+            objects.key_of(export.path),
+            {
+                "Content-Type": "application/zip",
+                "Content-Disposition": f'attachment; filename="{name}"',
+                "Cache-Control": "no-store",
+            },
+        )
+    except NotFound:
+        raise NotFound("This export is not ready, or it expired.") from None
 
 
 @routes.delete("/api/me", name="api_me_delete")

@@ -14,6 +14,7 @@ from multinotes import audit
 from multinotes.api.account_security import MessageOut, TokenIn
 from multinotes.api.sessions import describe_user_agent
 from multinotes.errors import BadRequest, Invalid, PayloadTooLarge
+from multinotes.files import objects
 from multinotes.identity import profile
 from multinotes.identity import service as identity
 from multinotes.identity.actor import require_user
@@ -293,18 +294,16 @@ async def my_security_events(request: web.Request, query: EventsQuery) -> dict[s
 
 @routes.get(r"/avatars/{avatar_id:[0-9a-f]{32}}.png", name="avatar")
 @raw(access="user", summary="An avatar image", content_type="image/png")
-async def avatar(request: web.Request) -> web.Response:
-    path = profile.avatar_path(request.app[SETTINGS], request.match_info["avatar_id"])
-    if path is None:
+async def avatar(request: web.Request) -> web.StreamResponse:
+    key = profile.avatar_key(request.match_info["avatar_id"])
+    if key is None:
         raise web.HTTPNotFound()
-    try:
-        data = await asyncio.to_thread(path.read_bytes)
-    except FileNotFoundError:
-        raise web.HTTPNotFound() from None
-    return web.Response(
-        body=data,
-        content_type="image/png",
-        headers={
+    return await objects.serve(
+        request,
+        objects.storage_of(request.app),
+        key,
+        {
+            "Content-Type": "image/png",
             "Content-Disposition": 'inline; filename="avatar.png"',
             "Cache-Control": "private, max-age=86400",
             # Even if a browser were talked into rendering it as a document: no script, no load.

@@ -21,7 +21,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
 from typing import Any, TypeVar
 
 import structlog
@@ -43,6 +42,7 @@ from multinotes.errors import (
     ProviderUnavailable,
 )
 from multinotes.events import emit_event
+from multinotes.files import objects
 from multinotes.files import service as files
 from multinotes.keys import BUS, CATALOG, DB, METRICS, SETTINGS
 from multinotes.markdown import render_markdown
@@ -294,7 +294,7 @@ async def plan_generations(
         prompt = ChatMessage(
             "user",
             prompt_message.content,
-            tuple(_load_attachment(app, row) for row in prompt_media),
+            tuple([await _load_attachment(app, row) for row in prompt_media]),
         )
     history = [
         ChatMessage(m.role, m.content)
@@ -457,7 +457,7 @@ async def _store_plan(
                 session, app[SETTINGS], user_id, attachment_bytes(attachments), "attachments"
             )
             for attachment in attachments:
-                session.add(_store_media(app, user_id, prompt_message.id, attachment))
+                session.add(await _store_media(app, user_id, prompt_message.id, attachment))
         await connection.execute(
             insert(Generation),
             [
@@ -511,32 +511,28 @@ def attachment_bytes(attachments: list[Attachment]) -> int:
     return sum(len(item.data) for item in attachments)
 
 
-def media_dir(app: web.Application, user_id: str) -> Path:
-    return app[SETTINGS].data_dir / "media" / user_id
-
-
-def _store_media(
+async def _store_media(
     app: web.Application, user_id: str, message_id: str, item: Attachment | MediaOutput
 ) -> MessageMedia:
+    """Keep the bytes in the storage backend; the row's ``path`` is their relative key."""
     media_id = new_id()
     extension = MEDIA_EXTENSIONS.get(item.media_type, "bin")
-    folder = media_dir(app, user_id)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{media_id}.{extension}"
-    path.write_bytes(item.data)
+    key = objects.media_key(user_id, media_id, extension)
+    await objects.put_bytes(objects.storage_of(app), key, item.data)
     return MessageMedia(
         id=media_id,
         user_id=user_id,
         message_id=message_id,
         media_type=item.media_type,
-        name=(item.name or path.name)[:200],
+        name=(item.name or f"{media_id}.{extension}")[:200],
         size=len(item.data),
-        path=str(path),
+        path=key,
     )
 
 
-def _load_attachment(app: web.Application, row: MessageMedia) -> Attachment:
-    return Attachment(row.media_type, Path(row.path).read_bytes(), row.name)
+async def _load_attachment(app: web.Application, row: MessageMedia) -> Attachment:
+    data = await objects.read_bytes(objects.storage_of(app), objects.key_of(row.path))
+    return Attachment(row.media_type, data, row.name)
 
 
 # -- streaming ----------------------------------------------------------------------------------
@@ -909,7 +905,7 @@ async def finish_generation(
     cost = cost_of(usage, item.entry.pricing)
     user_id = item.user_id
     # The files first, once (a retried transaction must not write them again).
-    stored_media = [_store_media(app, user_id, item.message_id, o) for o in outcome.media]
+    stored_media = [await _store_media(app, user_id, item.message_id, o) for o in outcome.media]
     try:
         charged = await retrying(
             functools.partial(_store_outcome, app, item, outcome, usage, cost, stored_media),
@@ -1072,7 +1068,7 @@ async def _keep_in_files(
     slug = item.model_id.replace("/", "-")
     for row in stored:
         try:
-            data = await asyncio.to_thread(Path(row.path).read_bytes)
+            data = await objects.read_bytes(objects.storage_of(app), row.path)
             await store_bytes(
                 app, user_id, f"{slug}-{row.name}", row.media_type, data, source="generated"
             )

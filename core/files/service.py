@@ -55,6 +55,10 @@ def setup_files(app: web.Application) -> None:
             if removed:
                 log.info("partial_uploads_removed", count=removed)
         app[FILE_STORAGE] = storage
+        # Files an older version kept in the data dir (avatars, media, exports) move in once.
+        from multinotes.files.objects import adopt_legacy_files
+
+        await adopt_legacy_files(storage, app[SETTINGS].data_dir)
         yield
         close = getattr(storage, "close", None)
         if close is not None:

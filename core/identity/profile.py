@@ -17,13 +17,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import io
-import os
 import re
 import secrets
 import warnings
 import zoneinfo
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import puremagic
@@ -36,6 +34,7 @@ from sqlalchemy.exc import IntegrityError
 from multinotes import audit
 from multinotes.db import Database, utcnow
 from multinotes.errors import Invalid, PayloadTooLarge
+from multinotes.files import objects
 from multinotes.identity import service as identity
 from multinotes.identity.account_mail import (
     invalid_link,
@@ -49,7 +48,6 @@ from multinotes.keys import DB, SETTINGS, TASKS
 from multinotes.mail import queue_mail, send_mail
 from multinotes.models import User, UserToken
 from multinotes.plugin_host import TaskDef
-from multinotes.settings import Settings
 
 log = structlog.get_logger(__name__)
 
@@ -112,14 +110,11 @@ async def update_profile(db: Database, user_id: str, changes: dict[str, Any]) ->
 # -- avatar -------------------------------------------------------------------------------------
 
 
-def avatar_dir(settings: Settings) -> Path:
-    return settings.data_dir / "avatars"
-
-
-def avatar_path(settings: Settings, avatar_id: str) -> Path | None:
+def avatar_key(avatar_id: str) -> str | None:
+    """The avatar's key in the storage backend; None for anything but an avatar id."""
     if not AVATAR_ID.match(avatar_id):
         return None
-    return avatar_dir(settings) / f"{avatar_id}.png"
+    return objects.avatar_key(avatar_id)
 
 
 def avatar_url(user: User) -> str | None:
@@ -184,19 +179,6 @@ def reencode_avatar(data: bytes) -> bytes:
     return out.getvalue()
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.part")
-    with open(partial, "wb") as out:
-        out.write(data)
-    os.replace(partial, path)
-
-
-def _remove(path: Path | None) -> None:
-    if path is not None:
-        path.unlink(missing_ok=True)
-
-
 async def set_avatar(app: web.Application, user_id: str, data: bytes) -> User:
     """Validate, re-encode and store an uploaded avatar; the previous one is removed."""
     settings = app[SETTINGS]
@@ -209,14 +191,13 @@ async def set_avatar(app: web.Application, user_id: str, data: bytes) -> User:
         raise unsupported_image()
     png = await asyncio.to_thread(reencode_avatar, data)
     avatar_id = secrets.token_hex(16)
-    new_path = avatar_path(settings, avatar_id)
-    assert new_path is not None
-    await asyncio.to_thread(_write_atomically, new_path, png)
+    storage = objects.storage_of(app)
+    await objects.put_bytes(storage, objects.avatar_key(avatar_id), png)
     user = await identity.get_user(app[DB], user_id)
     async with app[DB].transaction() as session:
         await session.execute(update(User).where(User.id == user_id).values(avatar_id=avatar_id))
     if user.avatar_id:
-        await asyncio.to_thread(_remove, avatar_path(settings, user.avatar_id))
+        await storage.delete(objects.avatar_key(user.avatar_id))
     user.avatar_id = avatar_id
     return user
 
@@ -228,7 +209,7 @@ async def remove_avatar(app: web.Application, user_id: str) -> bool:
         return False
     async with app[DB].transaction() as session:
         await session.execute(update(User).where(User.id == user_id).values(avatar_id=None))
-    await asyncio.to_thread(_remove, avatar_path(app[SETTINGS], user.avatar_id))
+    await objects.storage_of(app).delete(objects.avatar_key(user.avatar_id))
     return True
 
 

@@ -21,12 +21,9 @@ the ``account_deletions`` row moves to the tombstone and says when the account w
 
 from __future__ import annotations
 
-import asyncio
 import secrets
-import shutil
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import structlog
 from aiohttp import web
@@ -36,9 +33,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from multinotes import audit
 from multinotes.chat import service as chat
 from multinotes.chat.models import Conversation
-from multinotes.chat.pipeline import media_dir
 from multinotes.db import Database, new_id, utcnow
 from multinotes.errors import Conflict, Invalid, NotFound
+from multinotes.files import objects
 from multinotes.files import service as files
 from multinotes.identity import profile
 from multinotes.identity import service as identity
@@ -319,15 +316,15 @@ async def remove_conversations(app: web.Application, user_id: str) -> None:
                 paths += await chat.delete_conversation(db, user_id, conversation_id)
             except NotFound:
                 pass
-    await asyncio.to_thread(_remove_files, paths, media_dir(app, user_id))
+    await objects.delete_all(objects.storage_of(app), paths)
 
 
 async def remove_avatar(app: web.Application, user_id: str) -> None:
     async with app[DB].read() as session:
         avatar_id = await session.scalar(select(User.avatar_id).where(User.id == user_id))
-    path = profile.avatar_path(app[SETTINGS], avatar_id) if avatar_id else None
-    if path is not None:
-        await asyncio.to_thread(path.unlink, missing_ok=True)
+    key = profile.avatar_key(avatar_id) if avatar_id else None
+    if key is not None:
+        await objects.storage_of(app).delete(key)
 
 
 async def remove_notes(app: web.Application, user_id: str) -> None:
@@ -424,12 +421,6 @@ async def anonymise_audit_log(session: AsyncSession, user_id: str, tombstone_id:
         .where(table.c.target_type == "user", table.c.target_id == user_id)
         .values(target_id=tombstone_id)
     )
-
-
-def _remove_files(paths: list[str], folder: Path) -> None:
-    for path in paths:
-        Path(path).unlink(missing_ok=True)
-    shutil.rmtree(folder, ignore_errors=True)
 
 
 def deletion_tasks() -> list[TaskDef]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 import zipfile
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -34,6 +33,7 @@ from multinotes.chat import service as chat
 from multinotes.chat.models import Conversation, Generation, MessageMedia, Rating
 from multinotes.db import Base, Database, new_id, utcnow
 from multinotes.errors import NotFound
+from multinotes.files import objects
 from multinotes.files.models import File
 from multinotes.files.service import FILE_STORAGE
 from multinotes.identity import profile
@@ -245,21 +245,19 @@ class ZipSink:
     async def write_bytes(self, name: str, data: bytes) -> None:
         await asyncio.to_thread(self.zip.writestr, name, data)
 
-    async def write_stream(self, name: str, chunks: AsyncIterator[bytes]) -> None:
-        handle: IO[bytes] = await asyncio.to_thread(self.zip.open, name, "w")
+    async def write_stream(
+        self, name: str, chunks: AsyncIterator[bytes], *, stored: bool = False
+    ) -> None:
+        """Add a member from a stream; ``stored``: as it is (for bytes compressed already)."""
+        info = zipfile.ZipInfo(name, date_time=time.localtime()[:6])
+        info.compress_type = zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
+        info.external_attr = 0o600 << 16  # as ZipFile.open(name, "w") sets it
+        handle: IO[bytes] = await asyncio.to_thread(self.zip.open, info, "w")
         try:
             async for chunk in chunks:
                 await asyncio.to_thread(handle.write, chunk)
         finally:
             await asyncio.to_thread(handle.close)
-
-    async def copy_file(self, source: Path, name: str) -> bool:
-        """Add a file as it is (media is compressed already); False when it is missing."""
-        try:
-            await asyncio.to_thread(self.zip.write, source, name, compress_type=zipfile.ZIP_STORED)
-        except FileNotFoundError:
-            return False
-        return True
 
     async def close(self) -> None:
         await asyncio.to_thread(self.zip.close)
@@ -325,10 +323,10 @@ class Progress:
 async def export_avatar(
     app: web.Application, user: User, sink: ZipSink, progress: Progress
 ) -> None:
-    if user.avatar_id:
-        source = profile.avatar_path(app[SETTINGS], user.avatar_id)
-        if source is not None:
-            await sink.copy_file(source, "avatar.png")
+    key = profile.avatar_key(user.avatar_id) if user.avatar_id else None
+    storage = objects.storage_of(app)
+    if key is not None and await storage.exists(key):
+        await sink.write_stream("avatar.png", storage.read(key))
     await progress.step()
 
 
@@ -337,6 +335,7 @@ async def export_conversations(
 ) -> None:
     """``conversations/<id>.json`` with the message tree, and the media files it names."""
     db = app[DB]
+    storage = objects.storage_of(app)
     conversations = select(Conversation).where(Conversation.user_id == user.id)
     async for rows in _pages(db, conversations):
         for conversation in rows:
@@ -350,7 +349,10 @@ async def export_conversations(
             )
             for items in tree.media.values():
                 for media in items:
-                    await sink.copy_file(Path(media.path), media_arcname(media))
+                    key = objects.key_of(media.path)
+                    if await storage.exists(key):  # compressed already: stored as it is
+                        arcname = media_arcname(media)
+                        await sink.write_stream(arcname, storage.read(key), stored=True)
             await progress.step()
 
 
@@ -412,9 +414,11 @@ async def build_data_export(app: web.Application, *, export_id: str, base_url: s
     if claimed.rowcount != 1 or export is None:
         log.info("data_export_skipped", export_id=export_id)  # gone, or taken by another worker
         return
+    # Built on this machine's disk (a zip needs seeking), then kept in the storage backend.
     folder = exports_dir(settings)
     partial = folder / f".{export_id}.zip.part"
-    final = folder / f"{export_id}.zip"
+    storage = objects.storage_of(app)
+    key = objects.export_key(export.user_id, export_id)
     try:
         async with db.read() as session:
             user = await session.get(User, export.user_id)
@@ -433,8 +437,8 @@ async def build_data_export(app: web.Application, *, export_id: str, base_url: s
             await write_export(app, user, sink, progress)
         finally:
             await sink.close()
-        await asyncio.to_thread(os.replace, partial, final)
-        size = (await asyncio.to_thread(final.stat)).st_size
+        size = await objects.put_file(storage, key, partial)
+        await asyncio.to_thread(_unlink, partial)
         now = utcnow()
         async with db.transaction() as session:
             stored = await session.execute(
@@ -443,14 +447,14 @@ async def build_data_export(app: web.Application, *, export_id: str, base_url: s
                 .values(
                     status="done",
                     progress=100,
-                    path=str(final),
+                    path=key,
                     size=size,
                     finished_at=now,
                     expires_at=now + timedelta(days=settings.data_export_expiry_days),
                 )
             )
         if stored.rowcount != 1:  # the row went (its account was deleted) while building
-            await asyncio.to_thread(_unlink, final)
+            await storage.delete(key)
             log.info("data_export_dropped", export_id=export_id)
             return
     except Exception:
@@ -572,9 +576,7 @@ async def purge_data_exports(app: web.Application) -> int:
         )
         for export in expired:
             await session.delete(export)
-    for export in expired:
-        if export.path:
-            await asyncio.to_thread(_unlink, Path(export.path))
+    await objects.delete_all(objects.storage_of(app), [e.path for e in expired if e.path])
     await asyncio.to_thread(_remove_partials, exports_dir(app[SETTINGS]))
     return len(expired)
 
@@ -586,9 +588,7 @@ async def remove_user_export_files(app: web.Application, user_id: str) -> None:
         paths = list(
             await session.scalars(select(DataExport.path).where(DataExport.user_id == user_id))
         )
-    for path in paths:
-        if path:
-            await asyncio.to_thread(_unlink, Path(path))
+    await objects.delete_all(objects.storage_of(app), [path for path in paths if path])
 
 
 def _remove_partials(folder: Path) -> None:

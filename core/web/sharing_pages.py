@@ -33,6 +33,7 @@ from multinotes.api.files import content_disposition
 from multinotes.chat import service as chat
 from multinotes.chat.models import Message, MessageMedia
 from multinotes.errors import AppError, Invalid, NotFound, RateLimited
+from multinotes.files import objects
 from multinotes.files import service as files
 from multinotes.files.models import File
 from multinotes.identity.actor import current_actor, require_user
@@ -671,9 +672,11 @@ async def public_media(request: web.Request) -> web.StreamResponse:
         item.media_type.split("/")[0] in ("image", "audio", "video")
         and item.media_type != "image/svg+xml"
     )
-    return web.FileResponse(
-        item.path,
-        headers={
+    return await objects.serve(
+        request,
+        objects.storage_of(request.app),
+        objects.key_of(item.path),
+        {
             "Content-Type": item.media_type,
             "Content-Disposition": "inline" if inline else "attachment",
             "X-Robots-Tag": "noindex, nofollow",
