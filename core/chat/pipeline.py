@@ -877,7 +877,7 @@ def complete_usage(usage: Usage, text: str, prompt_tokens: int) -> Usage:
 #: MySQL's "Deadlock found when trying to get lock" and "Lock wait timeout exceeded": the
 #: transaction was rolled back and may simply be run again.
 RETRYABLE_DB_ERRORS = (1213, 1205)
-DB_ATTEMPTS = 5
+DB_ATTEMPTS = 8
 
 
 async def retrying(work: Callable[[], Awaitable[T]], what: str) -> T:
@@ -926,9 +926,8 @@ async def finish_generation(
                 ),
             )
         return
-    # The prompt and the answer become findable by meaning too.
-    await queue_embedding(app, user_id)
-    await _keep_in_files(app, user_id, item, stored_media)
+    # The answer is stored and paid for: its final events first, then the work around it
+    # (whose failure must not keep them from the client).
     for row in stored_media:
         if sink is not None:
             sink.emit("media", {**tag, **_media_event(row)})
@@ -950,20 +949,26 @@ async def finish_generation(
                 render_markdown(outcome.text),
             ),
         )
-    await emit_event(
-        app,
-        "generation.completed",
-        user_id,
-        {
-            "generation_id": item.generation_id,
-            "message_id": item.message_id,
-            "model": item.model_id,
-            "status": outcome.status,
-            "cost": charged,
-            "input_tokens": usage.input_tokens,
-            "output_tokens": usage.output_tokens,
-        },
-    )
+    try:
+        # The prompt and the answer become findable by meaning too.
+        await queue_embedding(app, user_id)
+        await _keep_in_files(app, user_id, item, stored_media)
+        await emit_event(
+            app,
+            "generation.completed",
+            user_id,
+            {
+                "generation_id": item.generation_id,
+                "message_id": item.message_id,
+                "model": item.model_id,
+                "status": outcome.status,
+                "cost": charged,
+                "input_tokens": usage.input_tokens,
+                "output_tokens": usage.output_tokens,
+            },
+        )
+    except Exception:
+        log.exception("generation_follow_up_failed", generation=item.generation_id)
 
 
 def _media_event(row: MessageMedia) -> dict[str, Any]:
@@ -1069,8 +1074,17 @@ async def _keep_in_files(
     for row in stored:
         try:
             data = await objects.read_bytes(objects.storage_of(app), row.path)
-            await store_bytes(
-                app, user_id, f"{slug}-{row.name}", row.media_type, data, source="generated"
+            await retrying(
+                functools.partial(
+                    store_bytes,
+                    app,
+                    user_id,
+                    f"{slug}-{row.name}",
+                    row.media_type,
+                    data,
+                    source="generated",
+                ),
+                "keep_generated_media",
             )
         except AppError as exc:
             log.warning("generated_media_not_kept", model=item.model_id, code=exc.error_code)
