@@ -20,6 +20,8 @@ import pytest
 from tests.conftest import _mysql_parts
 from tests.fakes.smtp_server import FakeSMTP, free_port
 
+pytestmark = pytest.mark.slow
+
 STRONG = secrets.token_urlsafe(48)
 DB_PASSWORD = "pw-" + secrets.token_hex(8)
 
