@@ -83,6 +83,13 @@ class PayloadTooLarge(AppError):
     default_message = "The request body is too large."
 
 
+class UnsupportedMediaType(AppError):
+    """A body of a type this endpoint does not take (form data where JSON is expected)."""
+
+    status = 415
+    code = "unsupported_media_type"
+
+
 class PaymentRequired(AppError):
     status = 402
     code = "payment_required"

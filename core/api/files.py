@@ -21,7 +21,7 @@ from multinotes.files.models import File
 from multinotes.identity.actor import require_user, require_verified
 from multinotes.keys import DB, SETTINGS
 from multinotes.sharing import access
-from multinotes.web.endpoint import endpoint
+from multinotes.web.endpoint import endpoint, multipart
 
 routes = web.RouteTableDef()
 
@@ -157,6 +157,7 @@ async def next_part(reader: MultipartReader) -> BodyPartReader | MultipartReader
     tags=["files"],
     errors=[403, 413, 422],
     body_limit="max_upload_bytes",
+    upload="file",
 )
 async def upload_file(request: web.Request) -> FileOut:
     """Upload one file as multipart/form-data in the field `file` (optional text field
@@ -164,11 +165,7 @@ async def upload_file(request: web.Request) -> FileOut:
     with the name and declared type; refused over the per-file limit or the storage quota
     (413, code `file_too_large` / `quota_exceeded`). Cookie sessions send `X-CSRF-Token`."""
     actor = require_verified(request)
-    if request.content_type != "multipart/form-data":
-        raise BadRequest(
-            "Send the file as multipart/form-data in the field 'file'.", code="not_multipart"
-        )
-    reader = await request.multipart()
+    reader = await multipart(request, "file")
     folder_id: str | None = None
     declared = request.content_length
     fields = 0
@@ -276,7 +273,7 @@ def _content_headers(row: File) -> dict[str, str]:
     access="user",
     tags=["files"],
     errors=[404, 416],
-    content_type="application/octet-stream",
+    content_type="*/*",  # the file's own type
 )
 async def download(request: web.Request) -> web.StreamResponse:
     """The file's bytes. Images, PDF, audio, video and text are inline; anything else is an

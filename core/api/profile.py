@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_request import FileField
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
@@ -20,7 +21,7 @@ from multinotes.identity import service as identity
 from multinotes.identity.actor import require_user
 from multinotes.keys import DB, SETTINGS
 from multinotes.models import User
-from multinotes.web.endpoint import endpoint, raw
+from multinotes.web.endpoint import check_upload, endpoint, raw
 
 routes = web.RouteTableDef()
 
@@ -170,9 +171,15 @@ async def read_upload(request: web.Request, field: str = "avatar") -> bytes:
     )
     if request.content_length is not None and request.content_length > limit + 64 * 1024:
         raise too_large  # before reading a byte of it
-    if request.content_type != "multipart/form-data":
-        raise BadRequest(f"Send the image as multipart/form-data in the field {field!r}.")
-    form = await request.post()  # cached: the CSRF check of a page form may have read it
+    check_upload(request, field)
+    try:
+        form = await request.post()  # cached: the CSRF check of a page form may have read it
+    except (ValueError, HttpProcessingError):  # broken framing or part headers, a cut-off body
+        raise BadRequest(
+            "The form data is malformed.",
+            code="bad_multipart",
+            fields={field: "The multipart body could not be read."},
+        ) from None
     item = form.get(field)
     if not isinstance(item, FileField):
         raise Invalid("Choose an image file.", fields={field: "Choose an image file."})
@@ -183,7 +190,7 @@ async def read_upload(request: web.Request, field: str = "avatar") -> bytes:
 
 
 @routes.post("/api/me/avatar", name="api_me_avatar")
-@endpoint(access="user", response=ProfileOut, tags=["profile"], errors=[413, 422])
+@endpoint(access="user", response=ProfileOut, tags=["profile"], errors=[413, 422], upload="avatar")
 async def upload_avatar(request: web.Request) -> ProfileOut:
     """Upload an avatar as multipart/form-data in the field `avatar`: PNG, JPEG, WebP or GIF
     (judged by content, not name), at most 2 MiB by default. It is re-encoded as a 256x256 PNG

@@ -18,10 +18,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from aiohttp import web
+from aiohttp import ClientPayloadError, MultipartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from multinotes.errors import BadRequest, Invalid
+from multinotes.errors import BadRequest, Invalid, UnsupportedMediaType
 from multinotes.identity.actor import current_actor, require_admin, require_user
 from multinotes.plugin_settings import field_errors
 
@@ -52,6 +53,13 @@ class EndpointSpec:
     #: the ``X-CSRF-Token`` header: its first part must be the ``csrf_token`` field, which the
     #: CSRF check reads before anything else of the body (see ``middleware._check_csrf``).
     csrf_first_part: bool = False
+    #: The multipart/form-data field a file upload arrives in (``@endpoint(upload="file")``):
+    #: any other body is refused before the handler runs, and a body error names this field.
+    upload: str | None = None
+
+
+#: The field name body-level errors (not JSON at all, not an object) are reported under.
+BODY_FIELD = "body"
 
 
 def spec_of(handler: Any) -> EndpointSpec | None:
@@ -65,16 +73,87 @@ def _check_access(request: web.Request, access: Access) -> None:
         require_admin(request)
 
 
+def _is_json(content_type: str) -> bool:
+    return content_type == "application/json" or (
+        content_type.startswith("application/") and content_type.endswith("+json")
+    )
+
+
 async def read_json(request: web.Request) -> Any:
+    """The JSON body (``{}`` when there is none). A body of another type, or one that is not
+    JSON, is the client's 4xx with a field error under ``body``."""
     if not request.body_exists:
         return {}
-    raw = await request.read()
+    try:
+        raw = await request.read()
+    except (ConnectionResetError, ClientPayloadError, HttpProcessingError):
+        # The body was cut off (the client went away mid-request) or its framing is broken.
+        raise BadRequest(
+            "The request body did not arrive whole.",
+            code="incomplete_body",
+            fields={BODY_FIELD: "The body ended early or its transfer encoding is broken."},
+        ) from None
     if not raw.strip():
         return {}
+    if not _is_json(request.content_type):
+        raise UnsupportedMediaType(
+            "Send the body as JSON with Content-Type: application/json.",
+            fields={BODY_FIELD: f"Expected application/json, not {request.content_type}."},
+        )
     try:
         return json.loads(raw)
-    except ValueError:
-        raise BadRequest("The body is not valid JSON.", code="malformed_json") from None
+    except ValueError as exc:  # UnicodeDecodeError included
+        raise BadRequest(
+            "The body is not valid JSON.",
+            code="malformed_json",
+            fields={BODY_FIELD: f"Not valid JSON: {exc}"},
+        ) from None
+
+
+def _json_kind(data: Any) -> str:
+    if isinstance(data, list):
+        return "an array"
+    if data is None:
+        return "null"
+    return (
+        "a string"
+        if isinstance(data, str)
+        else "a number"
+        if not isinstance(data, bool)
+        else "a boolean"
+    )
+
+
+def check_upload(request: web.Request, field: str) -> None:
+    """Refuse anything but a multipart/form-data body with a boundary, which an upload needs."""
+    if request.content_type != "multipart/form-data" or not _boundary(request):
+        raise BadRequest(
+            f"Send the file as multipart/form-data (with a boundary) in the field {field!r}.",
+            code="not_multipart",
+            fields={field: "Send a multipart/form-data body with this field."},
+        )
+
+
+def _boundary(request: web.Request) -> str:
+    from email.message import Message
+
+    message = Message()
+    message["Content-Type"] = request.headers.get("Content-Type", "")
+    value = message.get_param("boundary")
+    return value if isinstance(value, str) else ""
+
+
+async def multipart(request: web.Request, field: str) -> MultipartReader:
+    """The upload's form reader; broken framing is the client's 400 naming ``field``."""
+    check_upload(request, field)
+    try:
+        return await request.multipart()
+    except (ValueError, HttpProcessingError):
+        raise BadRequest(
+            "The form data is malformed.",
+            code="bad_multipart",
+            fields={field: "The multipart body could not be read."},
+        ) from None
 
 
 def validate(model: type[BaseModel], data: Any, *, prefix: str = "") -> Any:
@@ -112,10 +191,16 @@ def endpoint(
     errors: list[int] | tuple[int, ...] = (),
     content_type: str = "application/json",
     body_limit: str | None = None,
+    upload: str | None = None,
 ) -> Callable[[Handler], Handler]:
     """Declare a JSON endpoint. The handler gets ``body=`` / ``query=`` models when declared and
     returns a pydantic model, plain data, or a ``web.StreamResponse`` it built itself.
-    ``body_limit`` is as for ``raw``: a route that streams its own (non-JSON) body."""
+    ``body_limit`` is as for ``raw``: a route that streams its own (non-JSON) body.
+    ``upload`` names the multipart/form-data field a file arrives in: any other kind of body is
+    a 400 before the handler runs, and a 400 the handler raises about the body names the field.
+    """
+    if upload is not None and body is not None:
+        raise ValueError("an endpoint takes a JSON body or an upload, not both")
 
     def decorate(func: Handler) -> Handler:
         spec = EndpointSpec(
@@ -132,6 +217,7 @@ def endpoint(
             errors=list(errors),
             content_type=content_type,
             body_limit=body_limit,
+            upload=upload,
         )
 
         @functools.wraps(func)
@@ -141,11 +227,24 @@ def endpoint(
             if body is not None:
                 data = await read_json(request)
                 if not isinstance(data, dict):
-                    raise BadRequest("The body must be a JSON object.", code="malformed_json")
+                    raise BadRequest(
+                        "The body must be a JSON object.",
+                        code="malformed_json",
+                        fields={BODY_FIELD: f"Expected a JSON object, not {_json_kind(data)}."},
+                    )
                 kwargs["body"] = validate(body, data)
             if query is not None:
                 kwargs["query"] = validate(query, dict(request.query))
-            result = await func(request, **kwargs)
+            if upload is not None:
+                check_upload(request, upload)
+                try:
+                    result = await func(request, **kwargs)
+                except BadRequest as exc:
+                    if not exc.fields:
+                        exc.fields = {upload: exc.message}
+                    raise
+            else:
+                result = await func(request, **kwargs)
             if isinstance(result, web.StreamResponse):
                 return result
             if result is None and status == 204:

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import aiohttp_jinja2
 import structlog
-from aiohttp import BodyPartReader, MultipartReader, web
+from aiohttp import BodyPartReader, ClientPayloadError, MultipartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from multinotes.errors import AppError, BadRequest, Forbidden, PayloadTooLarge, Unauthorized
@@ -146,23 +146,48 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _render_error(
             request, exc.status, {"error": {"code": code, "message": message}}, headers
         )
-    except Exception as exc:  # anything unexpected: log everything, tell the client nothing
-        log.error(
-            "unhandled_error",
-            error=f"{type(exc).__name__}: {exc}",
-            traceback="".join(traceback.format_exception(exc)),
-        )
+    except (ConnectionResetError, ClientPayloadError) as exc:
+        if not _client_gone(request):  # an outgoing connection of ours broke: our 500
+            return _internal_error(request, exc)
+        # The client went away mid-request (an upload cancelled, a tab closed): its body is cut
+        # off. Its doing, not ours, and logged as such; nobody is left to read the answer.
         return _render_error(
             request,
-            500,
+            400,
             {
                 "error": {
-                    "code": "internal_error",
-                    "message": "Something went wrong on our side. Quote the request id when "
-                    "reporting it.",
+                    "code": "incomplete_body",
+                    "message": "The connection closed before the request body arrived.",
                 }
             },
         )
+    except Exception as exc:
+        return _internal_error(request, exc)
+
+
+def _client_gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
+def _internal_error(request: web.Request, exc: Exception) -> web.Response:
+    """Anything unexpected: log everything, tell the client nothing."""
+    log.error(
+        "unhandled_error",
+        error=f"{type(exc).__name__}: {exc}",
+        traceback="".join(traceback.format_exception(exc)),
+    )
+    return _render_error(
+        request,
+        500,
+        {
+            "error": {
+                "code": "internal_error",
+                "message": "Something went wrong on our side. Quote the request id when "
+                "reporting it.",
+            }
+        },
+    )
 
 
 # -- proxies, hosts, CORS, size -----------------------------------------------------------------
@@ -353,8 +378,10 @@ async def _check_csrf(request: web.Request, actor: Actor | None, settings: Setti
         "application/x-www-form-urlencoded",
         "multipart/form-data",
     ):
-        fields = await request.post()
-        value = fields.get(CSRF_FIELD)
+        try:
+            value = (await request.post()).get(CSRF_FIELD)
+        except (ValueError, HttpProcessingError):  # a form that cannot be parsed has no token
+            value = None
         sent = value if isinstance(value, str) else None
     if not sent or not actor.csrf_token or not secrets.compare_digest(sent, actor.csrf_token):
         raise Forbidden(

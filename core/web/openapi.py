@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from aiohttp import web
@@ -45,6 +46,45 @@ def _schema(annotation: Any, defs: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+#: aiohttp's pattern for a plain ``{name}``: no constraint worth declaring.
+DEFAULT_PART = "[^{}/]+"
+
+
+def path_parameters(resource: web.AbstractResource) -> list[dict[str, Any]]:
+    """The path's ``{name}`` and ``{name:regex}`` parts (anywhere in a segment, like
+    ``/avatars/{avatar_id}.png``); a route's own regex becomes the schema's pattern."""
+    info = resource.get_info()
+    formatter = info.get("formatter") or info.get("path") or ""
+    pattern = info.get("pattern")
+    params = []
+    for name in re.findall(r"\{(\w+)\}", formatter):
+        schema: dict[str, Any] = {"type": "string"}
+        regex = _group(pattern.pattern, name) if pattern is not None else None
+        if regex and regex != DEFAULT_PART:
+            schema["pattern"] = f"^{regex}$"
+        params.append({"name": name, "in": "path", "required": True, "schema": schema})
+    return params
+
+
+def _group(pattern: str, name: str) -> str | None:
+    """The body of the named group ``(?P<name>...)`` in ``pattern``."""
+    opening = f"(?P<{name}>"
+    start = pattern.find(opening)
+    if start < 0:
+        return None
+    depth, index = 1, start + len(opening)
+    while index < len(pattern):
+        char = pattern[index]
+        if char == "\\":
+            index += 2
+            continue
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth == 0:
+            return pattern[start + len(opening) : index]
+        index += 1
+    return None
+
+
 def build_openapi(app: web.Application) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     defs: dict[str, Any] = {"Error": ERROR_SCHEMA}
@@ -64,11 +104,7 @@ def build_openapi(app: web.Application) -> dict[str, Any]:
             operation["description"] = spec.description
         if spec.access != "public":
             operation["security"] = [{"session": []}, {"apiKey": []}]
-        params = [
-            {"name": part[1:-1], "in": "path", "required": True, "schema": {"type": "string"}}
-            for part in path.split("/")
-            if part.startswith("{")
-        ]
+        params = path_parameters(resource)
         if spec.query is not None:
             query_schema = _schema(spec.query, defs)
             required = set(query_schema.get("required", []))
@@ -83,15 +119,15 @@ def build_openapi(app: web.Application) -> dict[str, Any]:
                 "required": True,
                 "content": {"application/json": {"schema": _schema(spec.body, defs)}},
             }
-        elif spec.body_limit is not None:  # a streamed upload
+        elif spec.upload is not None:
             operation["requestBody"] = {
                 "required": True,
                 "content": {
                     "multipart/form-data": {
                         "schema": {
                             "type": "object",
-                            "properties": {"file": {"type": "string", "format": "binary"}},
-                            "required": ["file"],
+                            "properties": {spec.upload: {"type": "string", "format": "binary"}},
+                            "required": [spec.upload],
                         }
                     }
                 },
