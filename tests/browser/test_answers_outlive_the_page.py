@@ -67,3 +67,39 @@ def test_leaving_and_coming_back_shows_the_answer_finish(chat: Any, slow_demo: N
     text = card.locator(".answer-body").inner_text()
     assert text.startswith("You asked: word0 word1") and "word39" in text
     expect(card.locator('[data-field="stats"]')).to_be_visible()
+
+
+def test_the_image_tool_works_on_first_send_with_a_wide_only_model(
+    browser: Any, fresh_server: str, browsing: Any
+) -> None:
+    """With an OpenAI key set, the image tool offers DALL·E 3 wide, which draws no square
+    images: the tool's size (square by default) must not make the first Send invalid, and
+    a refused request leaves no empty chat behind."""
+    from tests.browser.conftest import _api_account
+
+    owner = _api_account(browser, fresh_server, "Ivy Images", "ivy@example.com")
+    page = browsing.new_page(storage_state=owner.storage_state, base_url=fresh_server)
+    page.goto("/account")
+    token = page.locator('meta[name="csrf-token"]').get_attribute("content")
+    configured = page.request.patch(
+        "/api/admin/plugins/openai",
+        data={"enabled": True, "settings": {"api_key": "sk-test-key"}},
+        headers={"X-CSRF-Token": token or ""},
+    )
+    assert configured.ok, configured.text()
+
+    page.goto("/chat?tool=image")
+    choose_models(page, "openai/dall-e-3-wide")
+    expect(page.locator("#tool-size")).to_have_value("1024x1024")
+    with page.expect_request(re.compile(r"/api/messages$")) as sent:
+        send(page, "a lighthouse at dusk")
+    options = sent.value.post_data_json.get("options", {}).get("openai/dall-e-3-wide", {})
+    assert options.get("size") in (None, "1792x1024", "1024x1792"), options
+    # Accepted: the conversation exists and the answer card is there (the provider itself is
+    # not reachable from this test, so the answer may fail; the request was valid).
+    card = answer(page, "openai/dall-e-3-wide")
+    expect(card).to_be_visible()
+    expect(page.locator("#composer-alert")).to_be_hidden()
+    expect(page).to_have_url(CONVERSATION_URL)
+    expect(card.locator('[data-field="status"]')).not_to_have_text("Streaming…", timeout=20_000)
+    page.close()  # before its server stops

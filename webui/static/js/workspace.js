@@ -187,6 +187,12 @@
     return input.value;
   }
 
+  function offers(select, value) {
+    return Array.prototype.some.call(select.options, function (option) {
+      return option.value !== "" && option.value === String(value);
+    });
+  }
+
   /** Per-model options: only what was set, plus the tool's inputs for models that take them. */
   function collectOptions(models) {
     var options = {};
@@ -200,15 +206,19 @@
       var model = set.getAttribute("data-options-for");
       if (models.indexOf(model) < 0) return;
       var values = {};
-      var names = [];
+      var inputs = {};
       set.querySelectorAll("[data-option]").forEach(function (input) {
         var name = input.getAttribute("data-option");
-        names.push(name);
+        inputs[name] = input;
         var value = readOption(input);
         if (value !== undefined) values[name] = value;
       });
       Object.keys(shared).forEach(function (name) {
-        if (names.indexOf(name) >= 0 && !(name in values)) values[name] = shared[name];
+        if (!inputs[name] || name in values) return;
+        // A tool's choice goes only to models that offer it (a wide-only image model has no
+        // square size): the others keep their own default instead of refusing the request.
+        if (inputs[name].tagName === "SELECT" && !offers(inputs[name], shared[name])) return;
+        values[name] = shared[name];
       });
       if (Object.keys(values).length) options[model] = values;
     });
