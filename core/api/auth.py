@@ -109,17 +109,20 @@ def clear_session_cookie(request: web.Request, response: web.StreamResponse) -> 
     status=201,
     tags=["auth"],
     rate="auth",
-    errors=[409, 422],
+    errors=[422],
 )
 async def register(request: web.Request, body: RegisterIn) -> UserOut:
     """Create an account. The first account on a fresh install becomes an admin.
 
-    A link to verify the address is mailed at once (`POST /api/auth/verify`)."""
-    user = await register_account(
+    A link to verify the address is mailed at once (`POST /api/auth/verify`). An address that
+    already has an account gets the same answer (which addresses have accounts is not told);
+    its owner is mailed that someone tried to sign up with it."""
+    registration = await register_account(
         request, email=str(body.email), password=body.password, name=body.name
     )
-    await queue_account_mail(request, VERIFY_EMAIL, user.email)
-    return UserOut.of(user)
+    if registration.created:
+        await queue_account_mail(request, VERIFY_EMAIL, registration.user.email)
+    return UserOut.of(registration.user)
 
 
 @routes.post("/api/auth/login", name="api_login")

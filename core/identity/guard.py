@@ -11,15 +11,19 @@ these instead of the bare identity service.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from aiohttp import web
 from sqlalchemy import select
 
 from multinotes import audit
-from multinotes.errors import RateLimited, Unauthorized
+from multinotes.db import new_id
+from multinotes.errors import Invalid, RateLimited, Unauthorized
 from multinotes.identity import service as identity
+from multinotes.identity.account_mail import public_base_url
 from multinotes.identity.service import normalize_email
 from multinotes.keys import DB, RATE_LIMITS, SETTINGS
+from multinotes.mail import queue_mail
 from multinotes.models import User
 
 
@@ -108,12 +112,35 @@ async def _record_failure(request: web.Request, email: str, reason: str) -> str 
     return target
 
 
-async def register_account(request: web.Request, *, email: str, password: str, name: str) -> User:
-    """Create an account, limited per client IP and per address."""
+@dataclass(frozen=True)
+class Registration:
+    """What a sign-up answers with. ``created`` is False when the address already had an
+    account: then ``user`` is an unsaved stand-in shaped like a new account, so the answer is
+    the same as for a new address, and the owner was mailed instead."""
+
+    user: User
+    created: bool
+
+
+async def register_account(
+    request: web.Request, *, email: str, password: str, name: str
+) -> Registration:
+    """Create an account, limited per client IP and per address.
+
+    An address that already has an account is answered exactly like a new one (registration
+    must not tell who has an account, as login and forgot-password do not); its owner gets a
+    "someone tried to sign up with your address" mail instead."""
     limits = request.app[RATE_LIMITS]
     await limits.hit_named("register_ip", _ip(request))
     await limits.hit_named("register_account", account_key(request, email))
-    user = await identity.register_user(request.app[DB], email=email, password=password, name=name)
+    try:
+        user = await identity.register_user(
+            request.app[DB], email=email, password=password, name=name
+        )
+    except Invalid as exc:
+        if exc.error_code != "email_taken":
+            raise
+        return await _existing_address(request, email, name)
     await audit.record(
         request.app,
         request,
@@ -122,7 +149,38 @@ async def register_account(request: web.Request, *, email: str, password: str, n
         target_type="user",
         target_id=user.id,
     )
-    return user
+    return Registration(user, True)
+
+
+async def _existing_address(request: web.Request, email: str, name: str) -> Registration:
+    address = normalize_email(email)
+    async with request.app[DB].read() as session:
+        owner = await session.scalar(select(User).where(User.email == address))
+    if owner is not None:
+        await audit.record(
+            request.app,
+            request,
+            "auth.register_existing",
+            actor_id=None,
+            target_type="user",
+            target_id=owner.id,
+            details=audit.attempted_email(request.app, address),
+        )
+        if owner.is_active:
+            base = public_base_url(request)
+            await queue_mail(
+                request.app,
+                template="signup_attempt",
+                to=owner.email,
+                context={
+                    "name": owner.name,
+                    "email": owner.email,
+                    "login_link": f"{base}/login",
+                    "reset_link": f"{base}/password/forgot",
+                },
+            )
+    stand_in = User(id=new_id(), email=address, name=name.strip(), role="user")
+    return Registration(stand_in, False)
 
 
 async def throttle_reset(request: web.Request, email: str | None) -> None:

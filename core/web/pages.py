@@ -19,7 +19,7 @@ from multinotes.identity import service as identity
 from multinotes.identity.account_mail import VERIFY_EMAIL, queue_account_mail
 from multinotes.identity.actor import current_actor, require_admin, require_user
 from multinotes.identity.guard import check_login, register_account
-from multinotes.keys import DB, PLUGIN_SETTINGS, PLUGINS, SETTINGS
+from multinotes.keys import DB, PLUGIN_SETTINGS, PLUGINS
 from multinotes.tools import visible_tools
 from multinotes.web.endpoint import page, validate
 
@@ -156,7 +156,7 @@ async def register_submit(request: web.Request) -> web.Response:
     values = {k: str(form.get(k, "")) for k in ("email", "name", "password")}
     try:
         body = validate(RegisterIn, values)
-        user = await register_account(
+        registration = await register_account(
             request, email=str(body.email), password=body.password, name=body.name
         )
     except Invalid as exc:
@@ -171,13 +171,15 @@ async def register_submit(request: web.Request) -> web.Response:
             },
             status=exc.status,
         )
-    await queue_account_mail(request, VERIFY_EMAIL, user.email)
-    welcome = f"Welcome, {user.name}! Your account is ready."
-    if request.app[SETTINGS].requires_email_verification:
-        welcome = f"Welcome, {user.name}! Open the link we sent to {user.email} to verify it."
-    response = redirect("/", welcome)
-    await start_session(request, response, user)
-    return response
+    # The same answer whether or not the address already had an account (no session either
+    # way: logging in here would tell): a new account logs in as usual.
+    user = registration.user
+    if registration.created:
+        await queue_account_mail(request, VERIFY_EMAIL, user.email)
+    return redirect(
+        "/login",
+        f"Thanks, {user.name}! We sent a message to {user.email}. Log in to continue.",
+    )
 
 
 @routes.post("/logout", name="logout")
