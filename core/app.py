@@ -53,6 +53,7 @@ from multinotes.tasks import TaskQueue, embedded_scheduler, make_broker
 from multinotes.web import middleware as mw
 from multinotes.web.account_routes import setup_account_routes
 from multinotes.web.endpoint import EndpointSpec, check_routes, spec_of
+from multinotes.web.unavailable import redis_unavailable
 from multinotes.webui import STATIC_DIR, TEMPLATES_DIR
 
 log = structlog.get_logger(__name__)
@@ -79,6 +80,7 @@ def create_app(
         middlewares=[
             mw.request_context,
             mw.errors,
+            redis_unavailable,
             mw.make_proxy_middleware(settings),
             mw.make_host_middleware(settings),
             mw.make_cors_middleware(settings),

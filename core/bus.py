@@ -70,15 +70,27 @@ class RedisBus(Bus):
         self._task = asyncio.create_task(self._listen(), name="redis-bus")
 
     async def _listen(self) -> None:
+        from multinotes.tasks import Backoff
+
+        # While Redis is away: one warning per attempt, attempts at most every few seconds.
+        # redis-py reconnects and subscribes again on the next read that works.
+        backoff = Backoff()
         while True:
             try:
                 message = await self._pubsub.get_message(timeout=1.0)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("bus_receive_failed")
-                await asyncio.sleep(1.0)
+            except Exception as exc:
+                delay = backoff.next()
+                log.warning(
+                    "bus_receive_failed",
+                    error=f"{type(exc).__name__}: {exc}",
+                    retry_in=delay,
+                    failures=backoff.failures,
+                )
+                await asyncio.sleep(delay)
                 continue
+            backoff.reset()
             if message is None or message.get("type") != "pmessage":
                 continue
             channel = str(message["channel"])[len(self._prefix) :]

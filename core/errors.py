@@ -108,6 +108,20 @@ class RateLimited(AppError):
         self.retry_after = retry_after
 
 
+class ServiceUnavailable(AppError):
+    """A service the request needs (Redis) is unreachable for now; the client may retry."""
+
+    status = 503
+    code = "service_unavailable"
+    default_message = "This is unavailable for a moment. Try again in a few seconds."
+
+    def __init__(self, message: str | None = None, *, retry_after: int = 5, **kw: Any) -> None:
+        headers = {"Retry-After": str(max(1, retry_after))}
+        headers.update(kw.pop("headers", None) or {})
+        super().__init__(message, headers=headers, **kw)
+        self.retry_after = retry_after
+
+
 class ProviderError(AppError):
     """An LLM provider failed; the message names the provider and what to do.
 

@@ -7,19 +7,38 @@ the "strict" tier (the ``rate_limit_strict_*`` limits instead of the classes').
 Login, registration and password reset also count per client IP and per target account (the
 email address asked about, whether or not an account uses it), and repeated failed logins lock
 that address for a while: see ``multinotes.identity.guard``.
+
+When the storage (Redis) is unreachable, limits fail closed only where they protect accounts or
+cost money: the "auth" and "generation" classes, the named limits and the login lockout raise
+``ServiceUnavailable`` (503 with Retry-After); every other class lets the request through. After
+a failure Redis is not asked again for ``RECHECK_SECONDS``, so an outage costs no connection
+attempt per request, and recovery needs no restart.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
+import structlog
 from limits import RateLimitItem, RateLimitItemPerSecond, parse
 from limits.aio.storage import MemoryStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
+from limits.errors import StorageError
 
-from multinotes.errors import RateLimited
+from multinotes.errors import RateLimited, ServiceUnavailable
 from multinotes.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
+
+#: Classes whose limit must hold even when it cannot be counted: refused while Redis is away.
+FAIL_CLOSED = frozenset({"auth", "generation"})
+#: After a storage failure, seconds before Redis is asked again (and the Retry-After).
+RECHECK_SECONDS = 2.0
 
 #: Limits counted outside the endpoint classes, by name (``RateLimits.hit_named``).
 NAMED_LIMITS = (
@@ -40,6 +59,9 @@ def make_storage(settings: Settings) -> Storage:
             settings.redis_url.replace("redis://", "async+redis://", 1),
             implementation="redispy",
             key_prefix=settings.redis_prefix + "rl",
+            wrap_exceptions=True,
+            socket_connect_timeout=2.0,
+            socket_timeout=5.0,
         )
     return MemoryStorage()
 
@@ -64,6 +86,28 @@ class RateLimits:
             settings.login_lockout_failures, settings.login_lockout_window_seconds
         )
         self.login_lock = RateLimitItemPerSecond(1, settings.login_lockout_seconds)
+        self._down_until = 0.0
+
+    async def _guarded(self, call: Callable[[], Awaitable[T]], *, fail_closed: bool) -> T | None:
+        """Run a storage call; None when the storage is down and the limit fails open."""
+        if time.monotonic() < self._down_until:
+            self._unavailable(fail_closed)
+            return None
+        try:
+            return await call()
+        except StorageError as exc:
+            self._down_until = time.monotonic() + RECHECK_SECONDS
+            log.warning(
+                "rate_limit_storage_unavailable",
+                error=type(exc.storage_error).__name__,
+                fail_closed=fail_closed,
+            )
+            self._unavailable(fail_closed)
+            return None
+
+    def _unavailable(self, fail_closed: bool) -> None:
+        if fail_closed:
+            raise ServiceUnavailable(retry_after=math.ceil(RECHECK_SECONDS))
 
     async def hit(self, klass: str, identity: str, tier: str = "default") -> dict[str, str]:
         """Count one request; raise ``RateLimited`` when over. Returns RateLimit-* headers."""
@@ -72,13 +116,19 @@ class RateLimits:
         limit = (self.strict if tier == "strict" else self.classes).get(klass)
         if limit is None:
             return {}
-        return await self._hit(limit, klass, identity)
+        headers = await self._guarded(
+            lambda: self._hit(limit, klass, identity), fail_closed=klass in FAIL_CLOSED
+        )
+        return headers or {}
 
     async def hit_named(self, name: str, identity: str) -> dict[str, str]:
         """Count one attempt against a named limit (``NAMED_LIMITS``)."""
         if not self.enabled:
             return {}
-        return await self._hit(self.named[name], name, identity)
+        headers = await self._guarded(
+            lambda: self._hit(self.named[name], name, identity), fail_closed=True
+        )
+        return headers or {}
 
     async def _hit(self, limit: RateLimitItem, namespace: str, identity: str) -> dict[str, str]:
         allowed = await self.limiter.hit(limit, namespace, identity)
@@ -97,13 +147,27 @@ class RateLimits:
 
     async def locked_for(self, account: str) -> int:
         """Seconds until ``account`` may try to log in again; 0 when it is not locked."""
+        return await self._closed(lambda: self._locked_for(account))
+
+    async def login_failed(self, account: str) -> bool:
+        """Count a failed login; True when this failure locked the account."""
+        return await self._closed(lambda: self._login_failed(account))
+
+    async def login_succeeded(self, account: str) -> None:
+        await self._closed(
+            lambda: self.limiter.clear(self.login_failures, "login_failures", account)
+        )
+
+    async def _closed(self, call: Callable[[], Awaitable[Any]]) -> Any:
+        return await self._guarded(call, fail_closed=True)
+
+    async def _locked_for(self, account: str) -> int:
         if await self.limiter.test(self.login_lock, "login_lock", account):
             return 0
         stats = await self.limiter.get_window_stats(self.login_lock, "login_lock", account)
         return max(1, math.ceil(stats.reset_time - time.time()))
 
-    async def login_failed(self, account: str) -> bool:
-        """Count a failed login; True when this failure locked the account."""
+    async def _login_failed(self, account: str) -> bool:
         await self.limiter.hit(self.login_failures, "login_failures", account)
         stats = await self.limiter.get_window_stats(self.login_failures, "login_failures", account)
         if stats.remaining > 0:
@@ -111,9 +175,6 @@ class RateLimits:
         await self.limiter.hit(self.login_lock, "login_lock", account)
         await self.limiter.clear(self.login_failures, "login_failures", account)
         return True
-
-    async def login_succeeded(self, account: str) -> None:
-        await self.limiter.clear(self.login_failures, "login_failures", account)
 
     async def reset(self) -> None:
         await self.storage.reset()

@@ -1,0 +1,34 @@
+"""Redis unreachable during a request: a retryable 503 in the app's error shape, not a 500.
+
+Only requests that need Redis get here (a rate limit that fails closed, enqueueing a task,
+publishing on the bus); reads and pages that do not touch Redis keep working while it is away.
+Runs inside the error middleware, which renders the ``ServiceUnavailable`` it raises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import structlog
+from aiohttp import web
+from limits.errors import StorageError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from multinotes.errors import ServiceUnavailable
+
+log = structlog.get_logger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+#: Seconds a client is asked to wait before retrying.
+RETRY_AFTER = 5
+
+
+@web.middleware
+async def redis_unavailable(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except (RedisConnectionError, RedisTimeoutError, StorageError) as exc:
+        log.warning("redis_unavailable", error=type(exc).__name__, path=request.path)
+        raise ServiceUnavailable(retry_after=RETRY_AFTER) from exc
