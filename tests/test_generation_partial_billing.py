@@ -74,9 +74,7 @@ async def test_stopped_at_95_percent_pays_for_the_delivered_tokens(user: ApiClie
         if line.startswith(b"event: delta"):
             deltas += 1
             if deltas == 95:
-                generation_id = next(d for n, d in parse_sse(text) if n == "start")[
-                    "generation_id"
-                ]
+                generation_id = next(d for n, d in parse_sse(text) if n == "start")["generation_id"]
                 stop = await user.post(f"/api/generations/{generation_id}/cancel")
                 assert (await stop.json())["status"] == "stopping"
     events = parse_sse(text)

@@ -1240,8 +1240,9 @@ async def on_cancel_message(app: web.Application, message: dict[str, Any]) -> No
         app[RUNNING].cancel(generation_id)
 
 
-#: The sweep runs every minute; an answer that went silent, but not yet for long enough, is
-#: waited for within the run (up to this long) rather than left to the next one.
+#: The sweep runs every minute and keeps watching (up to this long) the answers that might
+#: still turn out orphaned, so each is settled as soon as it has been silent long enough
+#: rather than at the next run: within 30-45 s of its process dying.
 SWEEP_WAIT_SECONDS = 45.0
 
 
@@ -1268,19 +1269,19 @@ async def settle_stale_generations(
         soonest: float | None = None
         for generation in pending:
             if generation.id in app[RUNNING].tasks:
-                continue
+                continue  # streaming in this process: alive
             alive_at = generation.created_at + timedelta(milliseconds=generation.duration_ms or 0)
             silent = (now - alive_at).total_seconds()
             if silent >= orphaned_after:
                 settled += await retrying(
                     functools.partial(_settle_orphan, app, generation), "settle_orphan"
                 )
-            elif silent >= 2 * HEARTBEAT_SECONDS:  # missed its heartbeats: likely dead
+            else:  # alive elsewhere, or dead and not yet known to be: look again then
                 left = orphaned_after - silent
                 soonest = left if soonest is None else min(soonest, left)
         if soonest is None or time.monotonic() + soonest > deadline:
             return settled
-        await asyncio.sleep(soonest + 0.1)
+        await asyncio.sleep(soonest + 0.05)
 
 
 async def _settle_orphan(app: web.Application, generation: Generation) -> int:
