@@ -109,6 +109,8 @@ def create_app(
     setup_account_routes(app)
     setup_plugin_lifecycle(app)
     setup_error_tracking(app)
+    # Last registered, so first torn down: every resource is still there while answers settle.
+    app.cleanup_ctx.append(running_generations)
     app.on_response_prepare.append(mw.security_headers)
     return app
 
@@ -230,10 +232,22 @@ async def _poll_plugin_state(app: web.Application) -> None:
 def setup_workspace(app: web.Application) -> None:
     """The model catalog and the registry of answers streaming in this process."""
     from multinotes.catalog import Catalog
-    from multinotes.chat.pipeline import RUNNING, RunningGenerations
+    from multinotes.chat.pipeline import RUNNING, RunningGenerations, note_stopping
 
     app[CATALOG] = Catalog(app)
     app[RUNNING] = RunningGenerations()
+    app.on_shutdown.append(note_stopping)
+
+
+async def running_generations(app: web.Application) -> AsyncIterator[None]:
+    """Answers belong to the server, not to requests: stop and settle what still streams
+    before the database closes. At cleanup, after the web server's graceful shutdown let open
+    streams finish (``MULTINOTES_SHUTDOWN_TIMEOUT``); on_shutdown comes before that drain and
+    would cut every answer at SIGTERM."""
+    from multinotes.chat.pipeline import stop_running
+
+    yield
+    await stop_running(app)
 
 
 def setup_plugin_lifecycle(app: web.Application) -> None:

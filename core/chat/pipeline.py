@@ -117,6 +117,7 @@ class RunningGenerations:
     def __init__(self) -> None:
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.texts: dict[str, list[str]] = {}
+        self.stopping_at: float | None = None
 
     def track(self, generation_id: str, task: asyncio.Task[None]) -> None:
         self.tasks[generation_id] = task
@@ -646,14 +647,26 @@ async def stream_generations(
     return response
 
 
+async def note_stopping(app: web.Application) -> None:
+    """on_shutdown: the drain (``shutdown_timeout``) starts now."""
+    app[RUNNING].stopping_at = time.monotonic()
+
+
 async def stop_running(app: web.Application) -> None:
-    """On shutdown: stop what still streams in this process, so each answer is stored and
-    settled (as stopped) before the database closes."""
-    tasks = list(app[RUNNING].tasks.values())
+    """At cleanup, before the database closes: answers that still run in this process (those
+    nobody watches: a watched one kept its request open through the web server's drain) get
+    what is left of ``shutdown_timeout`` to end, then are stopped, stored and settled."""
+    running = app[RUNNING]
+    tasks = list(running.tasks.values())
+    if not tasks:
+        return
+    started = running.stopping_at or time.monotonic()
+    left = app[SETTINGS].shutdown_timeout - (time.monotonic() - started)
+    if left > 0:
+        await asyncio.wait(tasks, timeout=left)
     for task in tasks:
         task.cancel()
-    if tasks:
-        await asyncio.wait(tasks, timeout=10)
+    await asyncio.wait(tasks, timeout=10)
 
 
 class _Closing:
