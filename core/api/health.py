@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import secrets
 
 from aiohttp import web
+from redis.exceptions import RedisError
 from sqlalchemy import text
 
-from multinotes.errors import Unauthorized
+from multinotes.errors import Forbidden, Unauthorized
 from multinotes.keys import DB, METRICS, REDIS, SETTINGS, TASKS
+from multinotes.tasks import TaskStatus, task_status
 from multinotes.web.endpoint import raw
 
 routes = web.RouteTableDef()
@@ -24,11 +27,13 @@ async def healthz(request: web.Request) -> web.Response:
 @routes.get("/readyz", name="readyz")
 @raw(
     access="public",
-    summary="Readiness: database, Redis and task broker reachable.",
+    summary="Readiness: database and Redis reachable, a worker and the scheduler alive, no task "
+    "waiting too long.",
     content_type="application/json",
 )
 async def readyz(request: web.Request) -> web.Response:
     app = request.app
+    settings = app[SETTINGS]
     checks: dict[str, str] = {}
 
     async def check(name: str, probe: object) -> None:
@@ -46,24 +51,65 @@ async def readyz(request: web.Request) -> web.Response:
     redis = app[REDIS]
     if redis is not None:
         await check("redis", redis.ping())
-    broker = app[TASKS].broker
-    checks["broker"] = "ok" if broker is not None else "error: missing"
+    status = await _task_status(app)
+    if status is None:
+        checks["tasks"] = "error: the task status cannot be read (Redis)"
+    else:
+        checks["workers"] = "ok" if status.workers else "error: no worker is alive"
+        checks["scheduler"] = "ok" if status.scheduler else "error: no scheduler is alive"
+        limit = settings.ready_max_task_wait_seconds
+        checks["queue"] = (
+            "ok"
+            if status.oldest_waiting_seconds <= limit
+            else f"error: a task has waited {status.oldest_waiting_seconds:.0f} s for a worker"
+        )
     ok = all(v == "ok" for v in checks.values())
-    return web.json_response(
-        {"status": "ok" if ok else "unavailable", "checks": checks}, status=200 if ok else 503
-    )
+    body: dict[str, object] = {"status": "ok" if ok else "unavailable", "checks": checks}
+    if status is not None:
+        body["tasks"] = dataclasses.asdict(status)
+    return web.json_response(body, status=200 if ok else 503)
+
+
+async def _task_status(app: web.Application) -> TaskStatus | None:
+    """Workers, scheduler and queue: from heartbeats and the stream in Redis (production), or
+    the web process itself (embedded: its in-process worker and scheduler). None when Redis
+    cannot be read."""
+    redis = app[REDIS]
+    if redis is None:
+        running = getattr(app[TASKS].broker, "_running_tasks", ())
+        return TaskStatus(1, True, 0, 0.0, len(running))
+    try:
+        return await asyncio.wait_for(task_status(redis, app[SETTINGS]), timeout=2.0)
+    except (RedisError, TimeoutError):
+        return None
 
 
 @routes.get("/metrics", name="metrics")
-@raw(access="public", summary="Prometheus metrics (needs the metrics token when one is set).")
+@raw(
+    access="public",
+    summary="Prometheus metrics; needs the metrics token (always in production mode).",
+)
 async def metrics(request: web.Request) -> web.Response:
-    token = request.app[SETTINGS].metrics_token
+    settings = request.app[SETTINGS]
+    token = settings.metrics_token
+    if token is None and settings.is_production:
+        raise Forbidden("Set MULTINOTES_METRICS_TOKEN to scrape metrics in production mode.")
     if token is not None:
         sent = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         if not secrets.compare_digest(sent, token.get_secret_value()):
             raise Unauthorized("This needs the metrics token.")
+    status = await _task_status(request.app)
+    tasks: dict[str, float] = {"multinotes_task_status_up": 0.0 if status is None else 1.0}
+    if status is not None:
+        tasks.update(
+            multinotes_task_workers=status.workers,
+            multinotes_task_scheduler_up=1.0 if status.scheduler else 0.0,
+            multinotes_tasks_waiting=status.waiting,
+            multinotes_task_oldest_waiting_seconds=status.oldest_waiting_seconds,
+            multinotes_tasks_in_progress=status.in_progress,
+        )
     return web.Response(
-        body=request.app[METRICS].render(),
+        body=request.app[METRICS].render(tasks),
         content_type="text/plain",
         charset="utf-8",
         headers={"Cache-Control": "no-store"},
