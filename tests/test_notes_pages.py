@@ -128,7 +128,7 @@ async def test_the_notes_pages_ask_visitors_to_log_in(api: ApiClient) -> None:
 
 async def test_the_top_navigation_leads_to_notes_and_files(user: ApiClient) -> None:
     page = await get_page(user, "/notes")
-    nav = page.one("nav", class_="topnav", aria_label="Main")
+    nav = page.one("nav", id="topnav", aria_label="Main")
     assert nav
     links = {
         e.attrs["href"]: e for e in page.find("a") if e.attrs.get("href") in ("/notes", "/files")

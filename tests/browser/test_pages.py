@@ -50,8 +50,17 @@ def no_horizontal_scroll(page: Any) -> None:
     assert widths["scroll"] <= widths["client"] + 1, f"the page scrolls sideways: {widths}"
 
 
-def nav_links_usable(page: Any, names: list[str]) -> None:
+def open_menu(page: Any) -> Any:
+    """The main navigation, its "Menu" opened where there is one (logged in, narrow screens)."""
     nav = page.get_by_role("navigation", name="Main")
+    menu = nav.get_by_role("button", name="Menu")
+    if menu.count() and menu.is_visible() and menu.get_attribute("aria-expanded") != "true":
+        menu.tap()
+    return nav
+
+
+def nav_links_usable(page: Any, names: list[str]) -> None:
+    nav = open_menu(page)
     viewport = page.viewport_size
     for name in names:
         item = nav.get_by_role("link", name=name, exact=True).or_(
@@ -86,7 +95,7 @@ def test_admin_pages_fit_a_phone(browsing: Any, admin: Any, path: str, screensho
 def test_the_plugins_console_works_on_a_phone(browsing: Any, admin: Any) -> None:
     page = browsing.new_page(phone=True, storage_state=admin.storage_state)
     page.goto("/")
-    page.get_by_role("navigation", name="Main").get_by_role("link", name="Plugins").tap()
+    open_menu(page).get_by_role("link", name="Plugins").tap()
     expect(page.get_by_role("heading", name="Plugins", level=1)).to_be_visible()
     button = page.locator("#plugin-markdown").get_by_role("button", name="Disable markdown")
     button.scroll_into_view_if_needed()

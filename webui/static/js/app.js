@@ -203,3 +203,29 @@
     );
   });
 })();
+
+/* The top navigation's "Menu" button (narrow screens): opens the links as a list under the bar;
+   Escape or a click elsewhere closes it. css/app.css hides the links until then. */
+(function () {
+  "use strict";
+
+  var nav = document.getElementById("topnav");
+  var button = document.getElementById("topnav-menu");
+  if (!nav || !button) return;
+
+  function setOpen(open, refocus) {
+    nav.classList.toggle("open", open);
+    button.setAttribute("aria-expanded", open ? "true" : "false");
+    if (!open && refocus) button.focus();
+  }
+
+  button.addEventListener("click", function () {
+    setOpen(button.getAttribute("aria-expanded") !== "true", false);
+  });
+  document.addEventListener("keydown", function (evt) {
+    if (evt.key === "Escape" && nav.classList.contains("open")) setOpen(false, true);
+  });
+  document.addEventListener("click", function (evt) {
+    if (nav.classList.contains("open") && !nav.contains(evt.target)) setOpen(false, false);
+  });
+})();

@@ -158,6 +158,9 @@
       selectAll.checked = boxes.length > 0 && chosen.length === boxes.length;
       selectAll.indeterminate = chosen.length > 0 && chosen.length < boxes.length;
     }
+    // The actions show only with something chosen (css: .bulk-bar[data-selected="0"]).
+    var form = $("bulk-form");
+    if (form) form.setAttribute("data-selected", String(chosen.length));
     ["bulk-move", "bulk-delete", "bulk-target", "bulk-share-submit"].forEach(function (id) {
       var el = $(id);
       if (el) el.disabled = chosen.length === 0;

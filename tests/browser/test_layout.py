@@ -1,0 +1,151 @@
+"""The frame around every page: the top navigation on a desktop (one row, nothing moving once
+the page has loaded) and on a phone (a compact menu, no sideways scrolling), the composer that
+stays in reach in a long chat, and the notes' bulk-action bar that waits for a selection."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+MAIN_PAGES = ["/chat", "/notes", "/files", "/search", "/shared", "/usage", "/account"]
+
+# Layout shifts recorded from the first paint on (buffered), settled after the page's own
+# requests (the notifications badge, htmx swaps) have come back.
+LAYOUT_SHIFT = """() => new Promise(resolve => {
+    let total = 0;
+    new PerformanceObserver(list => {
+        for (const entry of list.getEntries()) {
+            if (!entry.hadRecentInput) total += entry.value;
+        }
+    }).observe({type: "layout-shift", buffered: true});
+    setTimeout(() => resolve(total), 1500);
+})"""
+
+
+def nav_rows(page: Any) -> int:
+    """How many rows the top navigation's items sit on."""
+    tops = page.evaluate(
+        """() => [...document.querySelectorAll('nav.topnav > ul > li')]
+            .filter(li => li.offsetParent !== null)
+            .map(li => Math.round(li.getBoundingClientRect().top))"""
+    )
+    rows: list[int] = []
+    for top in sorted(tops):
+        if not rows or top - rows[-1] > 10:
+            rows.append(top)
+    return len(rows)
+
+
+@pytest.mark.parametrize("width", [1024, 1280, 1440])
+def test_an_admins_top_navigation_is_one_row_that_does_not_move(
+    browsing: Any, admin: Any, width: int
+) -> None:
+    page = browsing.new_page(storage_state=admin.storage_state)
+    page.set_viewport_size({"width": width, "height": 860})
+    for path in ["/chat", "/notes", "/admin/plugins"]:
+        page.goto(path)
+        shift = page.evaluate(LAYOUT_SHIFT)
+        assert shift < 0.01, f"{path} at {width} px: cumulative layout shift {shift:.3f}"
+        assert nav_rows(page) == 1, f"the navigation wraps on {path} at {width} px"
+        nav = page.get_by_role("navigation", name="Main")
+        expect(nav.get_by_role("link", name="Notifications")).to_be_visible()
+
+
+def no_horizontal_scroll(page: Any, where: str) -> None:
+    widths = page.evaluate(
+        "({scroll: document.documentElement.scrollWidth,"
+        " client: document.documentElement.clientWidth})"
+    )
+    assert widths["scroll"] <= widths["client"] + 1, f"{where} scrolls sideways: {widths}"
+
+
+@pytest.mark.parametrize("path", MAIN_PAGES)
+def test_on_a_phone_the_main_pages_do_not_scroll_sideways(
+    browsing: Any, admin: Any, path: str, screenshot: Any
+) -> None:
+    page = browsing.new_page(phone=True, storage_state=admin.storage_state)
+    page.goto(path)
+    no_horizontal_scroll(page, path)
+    nav = page.get_by_role("navigation", name="Main")
+    overflowing = page.evaluate(
+        """() => [...document.querySelectorAll('nav.topnav ul')]
+            .filter(ul => ul.offsetParent !== null && ul.scrollWidth > ul.clientWidth + 1)
+            .length"""
+    )
+    assert overflowing == 0, "a row of the navigation scrolls sideways"
+    screenshot(page, "phone-layout" + path.replace("/", "-"))
+    expect(nav).to_be_visible()
+
+
+def test_on_a_phone_account_and_log_out_are_in_the_menu(browsing: Any, admin: Any) -> None:
+    page = browsing.new_page(phone=True, storage_state=admin.storage_state)
+    page.goto("/notes")
+    nav = page.get_by_role("navigation", name="Main")
+    menu = nav.get_by_role("button", name="Menu")
+    expect(menu).to_be_visible()
+    expect(menu).to_have_attribute("aria-expanded", "false")
+    expect(nav.get_by_role("link", name="Account", exact=True)).to_be_hidden()
+    header_height = page.locator("body > header").bounding_box()["height"]
+    assert header_height < 120, f"the closed menu takes {header_height} px"
+
+    menu.tap()
+    expect(menu).to_have_attribute("aria-expanded", "true")
+    for name in ["Chat", "Notes", "Files", "Search", "Shared", "Usage", "Account", "Plugins"]:
+        link = nav.get_by_role("link", name=name, exact=True)
+        expect(link).to_be_visible()
+        box = link.bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 391 and box["height"] >= 24, name
+    expect(nav.get_by_role("button", name="Log out")).to_be_visible()
+    no_horizontal_scroll(page, "the open menu")
+    page.keyboard.press("Escape")
+    expect(menu).to_have_attribute("aria-expanded", "false")
+    expect(menu).to_be_focused()
+
+    menu.tap()
+    nav.get_by_role("link", name="Account", exact=True).tap()
+    expect(page).to_have_url(f"{browsing.base_url}/account")
+
+
+def test_on_a_phone_the_composer_stays_in_view_in_a_long_chat(
+    browsing: Any, admin: Any, screenshot: Any
+) -> None:
+    page = browsing.new_page(phone=True, storage_state=admin.storage_state)
+    page.goto("/chat")
+    for turn in range(3):
+        page.locator("#prompt").fill(f"Turn {turn}: " + "a long line of words to echo back " * 12)
+        page.locator("#prompt").press("Control+Enter")
+        expect(page.locator(".turn")).to_have_count(turn + 1, timeout=20_000)
+        done = page.locator(".turn [data-status='complete']")
+        expect(done).to_have_count(turn + 1, timeout=30_000)
+    page.evaluate("window.scrollTo(0, 0)")
+    composer = page.locator("#prompt")
+    expect(composer).to_be_in_viewport()
+    page.evaluate("window.scrollTo(0, document.body.scrollHeight / 2)")
+    expect(composer).to_be_in_viewport()
+    page.screenshot(path="test-results/phone-chat-viewport.png")
+    screenshot(page, "phone-chat-three-turns")
+    no_horizontal_scroll(page, "a three-turn chat")
+
+
+def test_the_bulk_action_bar_on_notes_waits_for_a_selection(browsing: Any, admin: Any) -> None:
+    page = browsing.new_page(phone=True, storage_state=admin.storage_state)
+    page.goto("/notes")
+    token = page.locator('meta[name="csrf-token"]').get_attribute("content")
+    made = page.request.post(
+        "/api/documents",
+        data={"title": "Bulk bar", "content": ""},
+        headers={"X-CSRF-Token": token or ""},
+    )
+    assert made.ok, made.text()
+    page.goto("/notes")
+    actions = page.locator("#bulk-form .bulk-actions")
+    expect(page.locator("#select-all")).to_be_visible()
+    expect(actions.first).to_be_hidden()
+    expect(page.locator("#bulk-move")).to_be_hidden()
+    page.locator("#notes-items .item-check").first.check()
+    expect(page.locator("#bulk-move")).to_be_visible()
+    expect(page.locator("#bulk-delete")).to_be_visible()
+    page.locator("#notes-items .item-check").first.uncheck()
+    expect(page.locator("#bulk-move")).to_be_hidden()
