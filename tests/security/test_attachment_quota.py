@@ -35,7 +35,7 @@ def attachment(size: int, name: str = "photo.png") -> dict[str, Any]:
 
 
 def media_on_disk(settings: Settings) -> list[Path]:
-    root = settings.data_dir / "media"
+    root = settings.data_dir / "files" / "media"  # the local storage backend's media keys
     return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
 
 
