@@ -138,6 +138,11 @@ async def test_readyz_follows_worker_and_scheduler_heartbeats(
         body = await (await api.get("/readyz")).json()
         assert body["checks"]["workers"] == "error: no worker is alive"
         assert body["checks"]["scheduler"] == "error: no scheduler is alive"
+        # What the web process itself needs is there: the upgrade gate and load balancers ask
+        # only that, before a new release's worker is started.
+        web_only = await api.get("/readyz?scope=web")
+        assert web_only.status == 200
+        assert (await web_only.json())["checks"] == {"database": "ok", "redis": "ok"}
 
         worker = spawn(["worker"], env, tmp_path / "worker.log")
         scheduler = spawn(["scheduler"], env, tmp_path / "scheduler.log")
@@ -180,6 +185,7 @@ async def test_a_task_waiting_too_long_fails_readyz_and_shows_in_metrics(
         body = await response.json()
         assert response.status == 503
         assert body["checks"]["queue"].startswith("error: a task has waited")
+        assert (await api.get("/readyz?scope=web")).status == 200
         assert body["tasks"]["waiting"] == 1
         text = await (
             await api.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
