@@ -46,8 +46,10 @@ def _mark_dead_at_exit() -> None:
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.multiprocess = multiprocess_dir() is not None
-        if self.multiprocess:
+        folder = multiprocess_dir()
+        self.multiprocess = folder is not None
+        if folder is not None:
+            os.makedirs(folder, exist_ok=True)
             _mark_dead_at_exit()
         self.requests = Counter(
             "multinotes_http_requests_total",
