@@ -102,21 +102,22 @@ def _reportable(exc: BaseException) -> bool:
 
 @web.middleware
 async def report_errors(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Inside the error middleware (which turns every exception into a response): report the
-    unexpected ones with this request's id and user id."""
+    """Right inside the error middleware (which turns every exception into a response), so
+    it sees what any later middleware or handler raises: report the unexpected ones with this
+    request's id and, once authentication has run, the user id."""
     from multinotes.web.middleware import REQUEST_ID
 
     scope = sentry_sdk.get_isolation_scope()  # per request (the aiohttp integration forks it)
     request_id = request.get(REQUEST_ID)
     if request_id:
         scope.set_tag("request_id", request_id)
-    actor = request.get(ACTOR)
-    if actor is not None:
-        scope.set_user({"id": actor.user_id})
     try:
         return await handler(request)
     except Exception as exc:
         if _reportable(exc):
+            actor = request.get(ACTOR)
+            if actor is not None:
+                scope.set_user({"id": actor.user_id})
             sentry_sdk.capture_exception(exc)
         raise
 
@@ -126,7 +127,11 @@ def setup_error_tracking(app: web.Application) -> None:
     settings = app[SETTINGS]
     if settings.sentry_dsn is None:
         return
-    app.middlewares.append(report_errors)
+    from multinotes.web.middleware import errors
+
+    middlewares = list(app.middlewares)
+    position = middlewares.index(errors) + 1 if errors in middlewares else len(middlewares)
+    app.middlewares.insert(position, report_errors)
 
     async def sentry_client(app: web.Application) -> AsyncIterator[None]:
         client = init_sentry(settings)
