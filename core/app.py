@@ -255,6 +255,7 @@ def setup_plugin_lifecycle(app: web.Application) -> None:
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         host = app[PLUGINS]
+        failed = False
         for record in host.loaded():
             if not record.enabled:
                 continue
@@ -264,6 +265,9 @@ def setup_plugin_lifecycle(app: web.Application) -> None:
                     await result
             except Exception as exc:
                 host._fail(record, exc, "failed at startup")
+                failed = True
+        if failed:  # what the failed plugins registered goes with them
+            host.apply_state({r.name: r.enabled for r in host.loaded()})
         yield
         for record in host.loaded():
             try:

@@ -11,11 +11,15 @@ import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiohttp import web
 
+from multinotes import hookimpl
 from multinotes.app import create_app
 from multinotes.keys import PLUGINS
+from multinotes.providers import StaticProvider
 from multinotes.testing import ApiClient, app_client
 from tests.conftest import BUILTIN, worker_for
 from tests.support.dists import ONE_OF_EACH_KIND, on_path, write_dist
@@ -185,3 +189,46 @@ def test_the_cli_honours_the_kill_switch(tmp_path: Path):
     assert lines["dupe_b"].split()[1] == "blocked"
     # With dupe_b never loaded, dupe_a has its id to itself.
     assert lines["dupe_a"].split()[1] == "enabled"
+
+
+class Pinger:
+    @hookimpl
+    def register_routes(self, register: Any) -> None:
+        async def ping(request: web.Request) -> web.Response:
+            return web.json_response({"pong": True})
+
+        register("GET", "/api/plugins/pinger/ping", ping, access="public")
+
+
+class FailsAtStartup:
+    """Registers a provider and a route, then raises in its startup hook."""
+
+    @hookimpl
+    def register_providers(self, register: Any) -> None:
+        register(StaticProvider("doomed", "Doomed", []))
+
+    @hookimpl
+    def register_routes(self, register: Any) -> None:
+        async def hello(request: web.Request) -> web.Response:
+            return web.json_response({"hello": True})
+
+        register("GET", "/api/plugins/doomed/hello", hello, access="public")
+
+    @hookimpl
+    def startup(self, app: web.Application) -> None:
+        raise RuntimeError("cannot reach the licence server")
+
+
+async def test_a_plugin_that_fails_in_its_startup_hook_is_left_out(make_settings):
+    app = create_app(
+        make_settings(),
+        plugins=[("doomed", FailsAtStartup()), ("pinger", Pinger())],
+    )
+    async with app_client(app) as admin, worker_for(app):
+        await admin.register_admin()
+        listed = by_name(await admin.get_json("/api/admin/plugins"))
+        assert listed["doomed"]["status"] == "failed"
+        assert "cannot reach the licence server" in listed["doomed"]["error"]
+        assert "doomed" not in admin.app[PLUGINS].registries.providers
+        assert (await admin.get("/api/plugins/doomed/hello")).status == 404
+        assert await admin.get_json("/api/plugins/pinger/ping") == {"pong": True}
