@@ -51,6 +51,7 @@ ACTIONS: dict[str, str] = {
     "session.revoked_all": "Logged out everywhere",
     "api_key.created": "API key created",
     "api_key.revoked": "API key revoked",
+    "api_key.narrowed": "API key narrowed to fewer scopes",
     "oauth.linked": "Sign-in with Google/Facebook linked",
     "oauth.unlinked": "Sign-in with Google/Facebook unlinked",
     "profile.updated": "Profile changed",

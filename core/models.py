@@ -73,6 +73,10 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Space-separated (``read notes chat``); see ``multinotes.identity.scopes``.
+    scopes: Mapped[str] = mapped_column(String(64), default="read notes chat")
+    #: After this the key answers 401 ``api_key_expired``; None: it never expires.
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class PluginState(Base):

@@ -16,7 +16,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
+from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select, text, update
 
 from multinotes.app import create_app
@@ -81,7 +81,12 @@ async def make_everything(api: ApiClient) -> dict[str, Any]:
         return bool(body["status"] == "done")
 
     await eventually(done, timeout=30)
-    return {"media": media, "avatar_url": avatar_url, "export_id": export_id}
+    return {
+        "conversation": conversation,
+        "media": media,
+        "avatar_url": avatar_url,
+        "export_id": export_id,
+    }
 
 
 async def fetch_everything(api: ApiClient, made: dict[str, Any]) -> dict[str, bytes]:
@@ -136,6 +141,17 @@ async def test_with_s3_storage_media_avatars_and_exports_live_in_the_bucket(
         user = await demo_admin(api)
         made = await make_everything(api)
         got = await fetch_everything(api, made)
+        # A public link to the conversation serves its media from the bucket too.
+        shared = await api.post(
+            "/api/shares",
+            {"object_type": "conversation", "object_id": made["conversation"], "public": True},
+        )
+        assert shared.status == 201, await shared.text()
+        token = (await shared.json())["url"].rstrip("/").rsplit("/", 1)[-1]
+        async with TestClient(api.client.server) as visitor:
+            public = await visitor.get(f"/s/{token}/media/{made['media']['id']}")
+            assert public.status == 200
+            assert await public.read() == got["media"]
 
     uid, media = user["id"], made["media"]
     avatar_id = made["avatar_url"].removeprefix("/avatars/").removesuffix(".png")

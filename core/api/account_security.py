@@ -63,11 +63,17 @@ class ChangeIn(BaseModel):
 
     current_password: str = Field(min_length=1, max_length=256)
     new_password: str = Field(min_length=1, max_length=256)
+    revoke_api_keys: bool = Field(
+        default=True,
+        description="Revoke every API key of the account too (a key does not depend on the "
+        "password, so one that leaked would otherwise keep working).",
+    )
 
 
 class ChangedOut(BaseModel):
     message: str
     sessions_revoked: int = Field(description="Other sessions that were logged out.")
+    api_keys_revoked: int = Field(default=0, description="API keys that were revoked.")
 
 
 def forgot_message(email: str) -> str:
@@ -170,7 +176,7 @@ async def password_reset(request: web.Request, body: ResetIn) -> web.Response:
 @endpoint(access="user", body=ChangeIn, response=ChangedOut, tags=["auth"], rate="auth")
 async def password_change(request: web.Request, body: ChangeIn) -> ChangedOut:
     """Change your password; the current one is needed. Every other session is logged out,
-    this one stays."""
+    this one stays; the account's API keys are revoked unless `revoke_api_keys` is false."""
     actor = require_user(request)
     revoked = await identity.change_password(
         request.app[DB],
@@ -179,12 +185,19 @@ async def password_change(request: web.Request, body: ChangeIn) -> ChangedOut:
         new_password=body.new_password,
         keep_session_id=actor.session_id,
     )
+    keys = (
+        await identity.revoke_all_api_keys(request.app[DB], actor.user_id)
+        if body.revoke_api_keys
+        else 0
+    )
     await audit.record(
         request.app,
         request,
         "auth.password_changed",
         target_type="user",
         target_id=actor.user_id,
-        details={"sessions_revoked": revoked},
+        details={"sessions_revoked": revoked, "api_keys_revoked": keys},
     )
-    return ChangedOut(message="Your password was changed.", sessions_revoked=revoked)
+    return ChangedOut(
+        message="Your password was changed.", sessions_revoked=revoked, api_keys_revoked=keys
+    )

@@ -241,6 +241,8 @@ async def apply_user_patch(request: web.Request, user_id: str, body: UserPatch) 
     block_changed = user.is_active != before["is_active"]
     if role_changed or (block_changed and not user.is_active):
         await identity.revoke_all_sessions(db, user.id)
+    if role_changed and user.role != "admin":
+        await identity.drop_admin_scope(db, user.id)
     target = {"target_type": "user", "target_id": user.id}
     if role_changed:
         await audit.record(

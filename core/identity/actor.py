@@ -23,6 +23,8 @@ class Actor:
     csrf_token: str | None = None
     api_key_id: str | None = None
     rate_limit_tier: str = "default"
+    #: An API key's effective scopes (``multinotes.identity.scopes``); None for a session.
+    scopes: frozenset[str] | None = None
 
     @property
     def is_admin(self) -> bool:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -13,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from multinotes.db import Database, utcnow
 from multinotes.errors import Invalid, NotFound, Unauthorized
+from multinotes.identity import scopes as key_scopes
 from multinotes.identity.actor import Actor
 from multinotes.identity.passwords import (
     hash_password,
@@ -259,6 +261,8 @@ async def actor_from_session(
 
 
 async def actor_from_api_key(db: Database, key: str) -> Actor | None:
+    """The actor of a Bearer key with its effective scopes; None when the key is unknown,
+    revoked or its owner blocked. An expired key is a 401 ``api_key_expired``."""
     if not key.startswith(API_KEY_PREFIX):
         return None
     now = utcnow()
@@ -268,17 +272,101 @@ async def actor_from_api_key(db: Database, key: str) -> Actor | None:
     api_key, user = found
     if api_key.revoked_at is not None or not user.is_active:
         return None
+    if api_key.expires_at is not None and api_key.expires_at <= now:
+        raise Unauthorized(
+            f"The API key expired on {api_key.expires_at:%Y-%m-%d %H:%M} UTC. "
+            "Create a new one on your account page.",
+            code="api_key_expired",
+        )
     await _touch(db, ApiKey, api_key.id, "last_used_at", api_key.last_used_at, now)
-    return _actor(user, "api_key", api_key_id=api_key.id)
+    actor = _actor(user, "api_key", api_key_id=api_key.id)
+    return replace(actor, scopes=key_scopes.effective(key_scopes.parse(api_key.scopes), user.role))
 
 
-async def create_api_key(db: Database, user_id: str, name: str) -> tuple[ApiKey, str]:
-    """Returns the stored key and the plaintext, which is shown this once and never again."""
+def check_key_scopes(scopes: Iterable[str], role: str) -> frozenset[str]:
+    """The scopes asked for a key, refused when empty or beyond what the owner's role allows."""
+    wanted = frozenset(scopes)
+    if not wanted:
+        raise Invalid(fields={"scopes": "Give the key at least one scope."})
+    unknown = wanted - set(key_scopes.SCOPES)
+    if unknown:
+        raise Invalid(fields={"scopes": "No such scope: " + ", ".join(sorted(unknown)) + "."})
+    beyond = wanted - key_scopes.allowed_for_role(role)
+    if beyond:
+        raise Invalid(
+            "A key cannot do more than its owner.",
+            code="scope_not_allowed",
+            fields={"scopes": "Only administrators can give a key the admin scope."},
+        )
+    return wanted
+
+
+async def create_api_key(
+    db: Database,
+    user_id: str,
+    name: str,
+    *,
+    scopes: Iterable[str] | None = None,
+    expires_at: datetime | None = None,
+) -> tuple[ApiKey, str]:
+    """Returns the stored key and the plaintext, which is shown this once and never again.
+    Without ``scopes`` the key gets ``scopes.default_scopes`` of the owner's role."""
+    user = await get_user(db, user_id)
+    wanted = check_key_scopes(
+        key_scopes.default_scopes(user.role) if scopes is None else scopes, user.role
+    )
+    if expires_at is not None and expires_at <= utcnow():
+        raise Invalid(fields={"expires_at": "Choose a time in the future."})
     key = API_KEY_PREFIX + secrets.token_urlsafe(32)
-    record = ApiKey(user_id=user_id, name=name.strip(), prefix=key[:10], key_hash=token_hash(key))
+    record = ApiKey(
+        user_id=user_id,
+        name=name.strip(),
+        prefix=key[:10],
+        key_hash=token_hash(key),
+        scopes=key_scopes.serialize(wanted),
+        expires_at=expires_at,
+    )
     async with db.transaction() as session:
         session.add(record)
     return record, key
+
+
+async def drop_admin_scope(db: Database, user_id: str) -> None:
+    """The user is no longer an administrator: their keys lose the admin scope for good
+    (a later promotion does not bring it back)."""
+    async with db.transaction() as session:
+        records = await session.scalars(
+            select(ApiKey).where(ApiKey.user_id == user_id, ApiKey.scopes.contains("admin"))
+        )
+        for record in records:
+            record.scopes = key_scopes.serialize(key_scopes.parse(record.scopes) - {"admin"})
+
+
+async def narrow_api_key(db: Database, user_id: str, key_id: str, scopes: Iterable[str]) -> ApiKey:
+    """Take scopes away from one of the user's keys; adding one is refused (make a new key)."""
+    wanted = frozenset(scopes)
+    async with db.transaction() as session:
+        record = await session.scalar(
+            select(ApiKey)
+            .where(ApiKey.id == key_id, ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None))
+            .with_for_update()
+        )
+        if record is None:  # first: someone else's key is a 404 whatever the body says
+            raise NotFound("No such API key.")
+        if not wanted:
+            raise Invalid(fields={"scopes": "Keep at least one scope, or revoke the key."})
+        user = await session.get(User, user_id)
+        role = user.role if user is not None else "user"
+        current = key_scopes.effective(key_scopes.parse(record.scopes), role)
+        wider = wanted - current
+        if wider:
+            raise Invalid(
+                "A key can only be narrowed; create a new key for more.",
+                code="scope_not_allowed",
+                fields={"scopes": "This key does not have " + ", ".join(sorted(wider)) + "."},
+            )
+        record.scopes = key_scopes.serialize(wanted)
+    return record
 
 
 async def list_api_keys(db: Database, user_id: str) -> list[ApiKey]:

@@ -185,15 +185,21 @@ async def account_password(request: web.Request) -> web.Response:
         )
         response.set_status(exc.status)
         return response
+    # An unticked checkbox sends nothing: only an explicit "true" revokes the keys.
+    keys = 0
+    if str(form.get("revoke_api_keys", "")) == "true":
+        keys = await identity.revoke_all_api_keys(request.app[DB], actor.user_id)
     await audit.record(
         request.app,
         request,
         "auth.password_changed",
         target_type="user",
         target_id=actor.user_id,
-        details={"sessions_revoked": revoked},
+        details={"sessions_revoked": revoked, "api_keys_revoked": keys},
     )
     others = f" {revoked} other session{'s' if revoked != 1 else ''} logged out." if revoked else ""
+    if keys:
+        others += f" {keys} API key{'s' if keys != 1 else ''} revoked."
     return redirect("/account#security", f"Your password was changed.{others}")
 
 

@@ -22,6 +22,7 @@ from aiohttp import BodyPartReader, ClientPayloadError, MultipartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from multinotes.errors import AppError, BadRequest, Forbidden, PayloadTooLarge, Unauthorized
+from multinotes.identity import scopes as key_scopes
 from multinotes.identity import service as identity
 from multinotes.identity.actor import ACTOR, Actor
 from multinotes.keys import DB, METRICS, RATE_LIMITS, SETTINGS
@@ -349,9 +350,29 @@ async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
                 db, token, idle_timeout=timedelta(minutes=settings.session_idle_minutes)
             )
     request[ACTOR] = actor
+    if actor is not None and actor.scopes is not None:
+        _check_scopes(request, actor.scopes)
     if request.method not in SAFE_METHODS and (actor is None or actor.via == "session"):
         await _check_csrf(request, actor, settings)
     return await handler(request)
+
+
+def _check_scopes(request: web.Request, held: frozenset[str]) -> None:
+    """An API key calls only the routes its scopes allow (the table in ``identity.scopes``)."""
+    info = request.match_info
+    spec = spec_of(info.handler) if info is not None and info.http_exception is None else None
+    resource = info.route.resource if spec is not None else None
+    if spec is None or resource is None:
+        return  # nothing matched: the 404 or 405 follows
+    missing = key_scopes.required(request.method, resource.canonical, spec.access) - held
+    if missing:
+        names = " and ".join(f"'{s}'" for s in key_scopes.ordered(missing))
+        raise Forbidden(
+            f"This API key lacks the {names} scope{'s' if len(missing) > 1 else ''} this needs. "
+            "Use a key with it, or create one on your account page.",
+            code="insufficient_scope",
+            fields={"scopes": f"Needs {', '.join(key_scopes.ordered(missing))}."},
+        )
 
 
 async def _check_csrf(request: web.Request, actor: Actor | None, settings: Settings) -> None:

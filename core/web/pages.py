@@ -4,6 +4,7 @@ JavaScript (plain forms, POST-redirect-GET); htmx only makes some of them snappi
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -13,8 +14,10 @@ from aiohttp import web
 from multinotes import audit, plugin_control
 from multinotes.api.admin_plugins import plugin_detail, plugin_out
 from multinotes.api.auth import RegisterIn, clear_session_cookie, start_session
+from multinotes.db import utcnow
 from multinotes.errors import AppError, Invalid
 from multinotes.identity import oauth
+from multinotes.identity import scopes as key_scopes
 from multinotes.identity import service as identity
 from multinotes.identity.account_mail import VERIFY_EMAIL, queue_account_mail
 from multinotes.identity.actor import current_actor, require_admin, require_user
@@ -201,12 +204,16 @@ async def account_page(
     request: web.Request, new_key: dict[str, str] | None = None, **extra: Any
 ) -> web.Response:
     """The account page; ``extra`` goes to the template (a form's errors, say)."""
+    from multinotes.api.keys import KeyOut
     from multinotes.api.sessions import SessionOut, active_sessions
     from multinotes.web.profile_pages import account_sections
 
     actor = require_user(request)
     user = await identity.get_user(request.app[DB], actor.user_id)
-    keys = await identity.list_api_keys(request.app[DB], actor.user_id)
+    keys = [
+        KeyOut.of(k, user.role)
+        for k in await identity.list_api_keys(request.app[DB], actor.user_id)
+    ]
     sessions = [
         SessionOut.of(s, actor.session_id) for s in await active_sessions(request, actor.user_id)
     ]
@@ -218,6 +225,9 @@ async def account_page(
             "user": user,
             "keys": keys,
             "new_key": new_key,
+            "scopes": key_scopes.SCOPES,
+            "scope_descriptions": key_scopes.DESCRIPTIONS,
+            "key_scopes_allowed": key_scopes.allowed_for_role(user.role),
             "sessions": sessions,
             **await account_sections(request, user),
             "identities": await oauth.list_identities(request.app[DB], actor.user_id),
@@ -236,6 +246,10 @@ async def account(request: web.Request) -> web.Response:
     return await account_page(request)
 
 
+#: The expiry choices of the create-key form, in days ("" never expires).
+KEY_LIFETIMES = {"": "Never", "7": "7 days", "30": "30 days", "90": "90 days", "365": "1 year"}
+
+
 @routes.post("/account/keys", name="account_key_create")
 @page(access="user")
 async def account_key_create(request: web.Request) -> web.Response:
@@ -244,7 +258,20 @@ async def account_key_create(request: web.Request) -> web.Response:
     name = str(form.get("name", "")).strip()[:100]
     if not name:
         return redirect("/account#api-keys", "Give the key a name.", "error")
-    record, key = await identity.create_api_key(request.app[DB], actor.user_id, name)
+    lifetime = str(form.get("expires_in_days", ""))
+    if lifetime not in KEY_LIFETIMES:
+        return redirect("/account#api-keys", "Choose when the key expires.", "error")
+    expires_at = utcnow() + timedelta(days=int(lifetime)) if lifetime else None
+    try:
+        record, key = await identity.create_api_key(
+            request.app[DB],
+            actor.user_id,
+            name,
+            scopes=[str(s) for s in form.getall("scopes", [])],
+            expires_at=expires_at,
+        )
+    except Invalid as exc:
+        return redirect("/account#api-keys", next(iter(exc.fields.values()), exc.message), "error")
     await audit.record(
         request.app,
         request,
@@ -257,6 +284,32 @@ async def account_key_create(request: web.Request) -> web.Response:
     response = await account_page(request, {"name": record.name, "key": key})
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+@routes.post("/account/keys/{id}/scopes", name="account_key_narrow")
+@page(access="user")
+async def account_key_narrow(request: web.Request) -> web.Response:
+    """Keep only the ticked scopes of a key (never more than it had)."""
+    actor = require_user(request)
+    form = await request.post()
+    try:
+        record = await identity.narrow_api_key(
+            request.app[DB],
+            actor.user_id,
+            request.match_info["id"],
+            [str(s) for s in form.getall("scopes", [])],
+        )
+    except Invalid as exc:
+        return redirect("/account#api-keys", next(iter(exc.fields.values()), exc.message), "error")
+    await audit.record(
+        request.app,
+        request,
+        "api_key.narrowed",
+        target_type="api_key",
+        target_id=record.id,
+        details={"scopes": record.scopes},
+    )
+    return redirect("/account#api-keys", f"The key “{record.name}” was narrowed.")
 
 
 @routes.post("/account/keys/{id}/revoke", name="account_key_revoke")

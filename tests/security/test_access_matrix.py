@@ -28,6 +28,7 @@ from tests.support.waiting import eventually
 OBJECTS: dict[str, str] = {
     "/api/keys/{id}": "api_key",
     "/account/keys/{id}/revoke": "api_key",
+    "/account/keys/{id}/scopes": "api_key",
     "/api/sessions/{id}": "session",
     "/account/sessions/{id}/revoke": "session",
     "/api/auth/oauth/identities/{id}": "oauth_identity",
@@ -110,6 +111,7 @@ NOT_OBJECTS: dict[str, str] = {
 #: Bodies that pass validation, so the answer is about ownership and not about the body.
 BODIES: dict[tuple[str, str], Any] = {
     ("PATCH", "/api/conversations/{id}"): {"title": "Mine now"},
+    ("PATCH", "/api/keys/{id}"): {"scopes": ["read"]},
     ("POST", "/api/conversations/{id}/messages"): {"content": "hello", "models": ["demo/echo"]},
     ("POST", "/api/messages/{id}/regenerate"): {},
     ("POST", "/api/messages/{id}/rating"): {"stars": 1},
