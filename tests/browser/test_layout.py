@@ -124,7 +124,6 @@ def test_on_a_phone_the_composer_stays_in_view_in_a_long_chat(
     expect(composer).to_be_in_viewport()
     page.evaluate("window.scrollTo(0, document.body.scrollHeight / 2)")
     expect(composer).to_be_in_viewport()
-    page.screenshot(path="test-results/phone-chat-viewport.png")
     screenshot(page, "phone-chat-three-turns")
     no_horizontal_scroll(page, "a three-turn chat")
 
