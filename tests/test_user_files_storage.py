@@ -22,6 +22,9 @@ from sqlalchemy import select, text, update
 from multinotes.app import create_app
 from multinotes.chat.models import MessageMedia
 from multinotes.db import create_engine
+from multinotes.files.objects import adopt_legacy_files, read_bytes
+from multinotes.files.s3 import S3Storage
+from multinotes.files.storage import LocalStorage
 from multinotes.keys import DB
 from multinotes.migrations import upgrade
 from multinotes.privacy.models import DataExport
@@ -243,3 +246,42 @@ async def rerun_storage_keys_migration(settings: Settings) -> None:
         await upgrade(engine)
     finally:
         await engine.dispose()
+
+
+@pytest.mark.parametrize("backend", ["local", "s3"])
+async def test_files_left_in_the_old_folders_move_into_the_storage_backend(
+    backend: str, fake_s3: tuple[FakeS3, str], tmp_path: Path
+):
+    fake, url = fake_s3
+    data = tmp_path / "data"
+    old = {
+        "media/u1/m1.png": PNG,
+        "avatars/a1.png": PNG + b"avatar",
+        "exports/e1.zip": b"PK zip",
+    }
+    for key, content in old.items():
+        (data / key).parent.mkdir(parents=True, exist_ok=True)
+        (data / key).write_bytes(content)
+    (data / "exports" / ".e2.zip.part").write_bytes(b"an export being built")
+    storage: Any = (
+        LocalStorage(data / "files")
+        if backend == "local"
+        else S3Storage(
+            endpoint_url=url,
+            bucket=fake.bucket,
+            region=fake.region,
+            access_key=fake.access_key,
+            secret_key=fake.secret_key,
+        )
+    )
+    try:
+        assert await adopt_legacy_files(storage, data) == 3
+        for key, content in old.items():
+            assert await read_bytes(storage, key) == content
+            assert not (data / key).exists()
+        assert (data / "exports" / ".e2.zip.part").exists()  # scratch, not a user file
+        assert not (data / "media").exists() and not (data / "avatars").exists()
+        assert await adopt_legacy_files(storage, data) == 0  # once moved, nothing to do
+    finally:
+        if backend == "s3":
+            await storage.close()
