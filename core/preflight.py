@@ -27,19 +27,23 @@ SUPPORTED_DRIVERS = {"mysql+aiomysql", "mariadb+aiomysql", "sqlite+aiosqlite"}
 async def run_checks(settings: Settings) -> list[Check]:
     """Every check, in the order printed: the settings first, then each dependency."""
     static = production_checks(settings)
-    live: dict[str, Check] = {}
-    database, schema = await _database_checks(settings)
-    if database is not None:
-        live["database"] = database
-    if settings.is_production or settings.redis_url:
-        live["redis"] = await _redis_check(settings)
-    if settings.smtp_host:
-        live["mail"] = await _smtp_check(settings)
-    checks = [live.pop(c.name, c) for c in static]
+
+    async def nothing() -> None:
+        return None
+
+    # At the same time, so that several dead servers cost one timeout, not one each.
+    (database, schema), redis, mail, data_dir = await asyncio.gather(
+        _database_checks(settings),
+        _redis_check(settings) if settings.is_production or settings.redis_url else nothing(),
+        _smtp_check(settings) if settings.smtp_host else nothing(),
+        asyncio.to_thread(_data_dir_check, settings.data_dir),
+    )
+    live = {check.name: check for check in (database, redis, mail) if check is not None}
+    checks = [live.get(c.name, c) for c in static]
     if schema is not None:
         index = next(i for i, c in enumerate(checks) if c.name == "database") + 1
         checks.insert(index, schema)
-    checks.append(await asyncio.to_thread(_data_dir_check, settings.data_dir))
+    checks.append(data_dir)
     if settings.is_production:
         checks.append(_trusted_proxies_check(settings))
     return checks

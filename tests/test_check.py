@@ -215,17 +215,28 @@ def test_an_unwritable_data_dir_fails(good, tmp_path):
     assert "MULTINOTES_DATA_DIR" in failed
 
 
-def test_an_smtp_server_that_never_greets_fails_within_the_timeout(good, tmp_path):
-    with socket.socket() as silent:
-        silent.bind(("127.0.0.1", 0))
-        silent.listen(8)  # accepts connections in the backlog, never says a word
-        port = silent.getsockname()[1]
+def test_servers_that_never_answer_fail_within_the_timeout(good, tmp_path):
+    with socket.socket() as smtp_port, socket.socket() as redis_port:
+        for silent in (smtp_port, redis_port):
+            silent.bind(("127.0.0.1", 0))
+            silent.listen(8)  # takes connections into the backlog, never says a word
+        smtp, redis = smtp_port.getsockname()[1], redis_port.getsockname()[1]
         started = time.monotonic()
-        result = check(good | {"MULTINOTES_SMTP_PORT": str(port)}, tmp_path)
+        result = check(
+            good
+            | {
+                "MULTINOTES_SMTP_PORT": str(smtp),
+                "MULTINOTES_REDIS_URL": f"redis://127.0.0.1:{redis}",
+            },
+            tmp_path,
+        )
         took = time.monotonic() - started
     assert result.returncode == 1
     assert line(result.stdout, "mail").startswith(
-        f"[FAIL] mail: the SMTP server at 127.0.0.1:{port}"
+        f"[FAIL] mail: the SMTP server at 127.0.0.1:{smtp}"
+    )
+    assert line(result.stdout, "redis").startswith(
+        f"[FAIL] redis: cannot connect to Redis at 127.0.0.1:{redis}"
     )
     assert took < 30
 
