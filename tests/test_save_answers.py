@@ -136,7 +136,8 @@ async def test_rerun_answers_the_saved_prompt_again_charged_and_linked(user: Api
     assert response.status == 200 and response.content_type == "text/event-stream"
     events = parse_sse(await response.text())
     assert events[0] == (
-        "prompt", {"message_id": prompt_of(tree)["id"], "conversation_id": tree["id"]}
+        "prompt",
+        {"message_id": prompt_of(tree)["id"], "conversation_id": tree["id"]},
     )
     grouped = by_model(events)
     assert set(grouped) == {A}  # the same model by default
