@@ -73,3 +73,45 @@ def test_dismissing_the_revoke_dialog_keeps_the_key(admin_page: Any) -> None:
     page.wait_for_timeout(300)  # a submit would have navigated by now
     expect(page).to_have_url(re.compile(r"/account/keys$"))
     expect(page.get_by_role("row").filter(has_text="keep me")).to_have_count(1)
+
+
+def test_a_key_is_created_with_scopes_and_an_expiry_shown_with_its_last_use_and_narrowed(
+    admin_page: Any, screenshot: Any
+) -> None:
+    page = admin_page
+    page.goto("/account")
+    page.get_by_label("Key name").fill("read and write notes")
+    scopes = page.get_by_role("group", name="What the key may do")
+    expect(scopes.get_by_role("checkbox", name=re.compile(r"^read"))).to_be_checked()
+    expect(scopes.get_by_role("checkbox", name=re.compile(r"^admin"))).not_to_be_checked()
+    scopes.get_by_role("checkbox", name=re.compile(r"^chat")).uncheck()
+    page.get_by_label("Expires").select_option(label="In 30 days")
+    page.get_by_role("button", name="Create key").click()
+    key = page.locator("#new-key").inner_text().strip()
+
+    row = page.get_by_role("row").filter(has_text="read and write notes")
+    expect(row.locator("[data-label=Scopes]")).to_have_text("read, notes")
+    expect(row.locator("[data-label=Expires]")).to_contain_text("UTC")
+    expect(row.locator("[data-label='Last used']")).to_have_text("never")
+
+    headers = {"Authorization": f"Bearer {key}"}
+    assert page.request.get("/api/me", headers=headers).ok
+    made = page.request.post("/api/folders", headers=headers, data={"name": "From a script"})
+    assert made.status == 201
+    chat = page.request.post("/api/conversations", headers=headers, data={"title": "no"})
+    assert chat.status == 403 and chat.json()["error"]["code"] == "insufficient_scope"
+
+    page.goto("/account")
+    row = page.get_by_role("row").filter(has_text="read and write notes")
+    expect(row.locator("[data-label='Last used']")).to_contain_text("UTC")
+    row.get_by_text("Narrow").click()
+    expect(row.get_by_role("checkbox")).to_have_count(2)  # only what the key has: never widen
+    row.get_by_role("checkbox", name="notes").uncheck()
+    screenshot(page, "account-narrow-key")
+    row.get_by_role("button", name="Save scopes").click()
+
+    expect(page.get_by_role("status")).to_contain_text("was narrowed")
+    row = page.get_by_role("row").filter(has_text="read and write notes")
+    expect(row.locator("[data-label=Scopes]")).to_have_text("read")
+    refused = page.request.post("/api/folders", headers=headers, data={"name": "Not any more"})
+    assert refused.status == 403
