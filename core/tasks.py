@@ -435,12 +435,13 @@ async def run_worker(app: web.Application, redis: Redis, concurrency: int) -> No
         await asyncio.wait({consumer, stopped}, return_when=asyncio.FIRST_COMPLETED)
         log.info("worker_stopping", running=len(running))
         broker.stopping = True
+        grace_ends = time.monotonic() + settings.worker_shutdown_grace_seconds
         # The current read ends within task_poll_block_ms; do not break into it, or tasks it
-        # took would be held by nobody until claimed.
+        # took would be held by nobody until claimed. Running tasks go on meanwhile.
         await asyncio.wait({consumer}, timeout=settings.task_poll_block_ms / 1000 + 1)
         consumer.cancel()
-        if running:
-            await asyncio.wait(set(running), timeout=settings.worker_shutdown_grace_seconds)
+        if running and time.monotonic() < grace_ends:
+            await asyncio.wait(set(running), timeout=grace_ends - time.monotonic())
         try:
             await broker.hand_back()
         except RedisError:

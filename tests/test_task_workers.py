@@ -156,7 +156,8 @@ async def test_a_killed_workers_task_is_finished_by_another_within_a_minute(clus
     killed = time.monotonic()
     assert ("done", "job", a.pid) not in cluster.events()
     await cluster.wait_for("start", "job", 60, pid=b.pid)
-    assert time.monotonic() - killed < 60
+    taken_over = time.monotonic() - killed
+    assert taken_over < 60
     await cluster.wait_for("done", "job", 30, pid=b.pid)
     assert cluster.redis.client().xlen(cluster.prefix + "tasks") == 0
 
@@ -183,7 +184,8 @@ async def test_sigterm_finishes_a_short_task_and_hands_back_a_long_one(cluster: 
     a.send_signal(signal.SIGTERM)
     stopped = time.monotonic()
     assert a.wait(timeout=20) == 0, cluster.log("a")
-    assert time.monotonic() - stopped < 10  # grace (4 s) + the current read, not the task
+    exit_after = time.monotonic() - stopped
+    assert exit_after < 14  # the grace (4 s) and the shutdown, not the rest of the task
     assert ("done", "short", a.pid) in cluster.events()  # finished within the grace
     assert ("done", "long", a.pid) not in cluster.events()
     assert "tasks_handed_back" in cluster.log("a")
