@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import getpass
 import json
 import os
@@ -54,17 +55,43 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from multinotes.app import create_app
 
     settings = load_settings(args)
+    # Embedded mode is someone at a terminal: the address and what goes wrong, not a JSON line
+    # per request. --verbose (or MULTINOTES_LOG_LEVEL) brings the full log back.
+    quiet = (
+        not args.verbose
+        and not settings.is_production
+        and "log_level" not in settings.model_fields_set
+    )
+    if quiet:
+        settings = settings.model_copy(update={"log_level": "WARNING"})
     app = create_app(settings)
     url = f"http://{settings.host}:{settings.port}/"
-    web.run_app(
-        app,
-        host=settings.host,
-        port=settings.port,
-        print=lambda _msg: print(f"MultinotesAI is running at {url}  (Ctrl+C to stop)", flush=True),
-        access_log=None,
-        # SIGTERM: stop listening at once, let open streams finish (an upgrade's drain).
-        shutdown_timeout=settings.shutdown_timeout,
-    )
+    hint = "Ctrl+C to stop; --verbose logs every request" if quiet else "Ctrl+C to stop"
+    try:
+        web.run_app(
+            app,
+            host=settings.host,
+            port=settings.port,
+            print=lambda _msg: print(f"MultinotesAI is running at {url}  ({hint})", flush=True),
+            access_log=None,
+            # SIGTERM: stop listening at once, let open streams finish (an upgrade's drain).
+            shutdown_timeout=settings.shutdown_timeout,
+        )
+    except OSError as exc:
+        if exc.errno not in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
+            raise
+        reason = {
+            errno.EADDRINUSE: "the port is already in use (is MultinotesAI running already?)",
+            errno.EACCES: "permission denied (ports below 1024 need privileges)",
+            errno.EADDRNOTAVAIL: "this machine has no such address",
+        }[exc.errno]
+        other = settings.port + 1 if settings.port < 65535 else 8080
+        print(
+            f"error: cannot listen on {settings.host}:{settings.port}: {reason}. "
+            f"Choose another port with --port {other} or MULTINOTES_PORT={other}.",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
@@ -266,6 +293,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve = add("serve", cmd_serve, "Run the web server.")
     serve.add_argument("--host", default=None)
     serve.add_argument("--port", type=int, default=None)
+    serve.add_argument(
+        "--verbose",
+        action="store_true",
+        help="Log every request and background task to the console (embedded mode logs only "
+        "warnings and errors unless MULTINOTES_LOG_LEVEL says otherwise).",
+    )
 
     migrate = add("migrate", cmd_migrate, "Upgrade the database schema.")
     migrate.add_argument("--revision", default="heads")

@@ -164,3 +164,54 @@ def test_serve_prints_its_url_and_creates_the_data_dir(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_serve_on_a_busy_port_says_so_in_one_line_and_fails(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = cli("serve", "--port", str(port), "--data-dir", str(tmp_path / "d"), check=False)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert f"127.0.0.1:{port}" in lines[0] and "in use" in lines[0]
+    assert "--port" in lines[0] and "MULTINOTES_PORT" in lines[0]
+
+
+def _serve_and_browse(tmp_path: Path, *extra: str) -> str:
+    """``multinotes serve`` at the default log level, asked a few pages; what it printed."""
+    port = _free_port()
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "multinotes.cli", "serve", "--port", str(port), *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                for path in ("/healthz", "/login", "/healthz"):
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}{path}").close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+    finally:
+        proc.terminate()
+        output, _ = proc.communicate(timeout=10)
+    return output
+
+
+def test_serve_in_embedded_mode_prints_its_address_not_every_request(tmp_path):
+    output = _serve_and_browse(tmp_path)
+    assert "http://127.0.0.1:" in output
+    assert '"event": "request"' not in output and "/login" not in output, output
+    assert "--verbose" in output  # it says how to see them
+    verbose = _serve_and_browse(tmp_path, "--verbose")
+    assert '"path": "/login"' in verbose
