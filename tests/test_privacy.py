@@ -140,7 +140,7 @@ async def test_the_export_holds_everything_the_user_owns_and_no_secret(
     note = (await saved.json())["document_id"]
     stored = await upload_file(ann, b"Ann's own words\n", "words.txt")
 
-    started = await ann.get("/api/me/export")
+    started = await ann.post("/api/me/export")
     assert started.status == 202
     export = await started.json()
     assert export["status"] in ("pending", "running", "done") and export["download_url"] is None
@@ -202,7 +202,7 @@ async def test_a_second_request_while_one_runs_returns_the_running_export(
         await original(*args, **kwargs)
 
     monkeypatch.setattr(exports, "write_export", slow_export)
-    first = await (await api.get("/api/me/export")).json()
+    first = await (await api.post("/api/me/export")).json()
     again = await (await api.post("/api/me/export")).json()
     assert again["id"] == first["id"]
     await eventually(lambda: _status(api, first["id"], "running"), timeout=10)  # the worker has it
@@ -210,7 +210,7 @@ async def test_a_second_request_while_one_runs_returns_the_running_export(
     assert [e["id"] for e in listed] == [first["id"]]
     release.set()
     await finished_export(api, first["id"])
-    third = await (await api.get("/api/me/export")).json()
+    third = await (await api.post("/api/me/export")).json()
     assert third["id"] != first["id"]
     await finished_export(api, third["id"])
 
@@ -221,7 +221,7 @@ async def _status(api: ApiClient, export_id: str, status: str) -> bool:
 
 async def test_only_the_owner_sees_or_downloads_an_export(api: ApiClient, make_client: Any):
     await api.register_and_login("cy@example.com")
-    export = await (await api.get("/api/me/export")).json()
+    export = await (await api.post("/api/me/export")).json()
     done = await finished_export(api, export["id"])
     other = await person(make_client, "dee@example.com")
     assert (await other.get(f"/api/me/exports/{export['id']}")).status == 404
@@ -233,7 +233,7 @@ async def test_only_the_owner_sees_or_downloads_an_export(api: ApiClient, make_c
 
 async def test_expired_exports_are_purged_with_their_files(api: ApiClient):
     await api.register_and_login("eve@example.com")
-    export = await (await api.get("/api/me/export")).json()
+    export = await (await api.post("/api/me/export")).json()
     done = await finished_export(api, export["id"])
     db = api.app[DB]
     async with db.read() as session:
@@ -262,11 +262,11 @@ async def test_a_failed_export_says_so_and_can_be_asked_for_again(
         raise OSError("disk full")
 
     monkeypatch.setattr(exports, "write_export", broken)
-    export = await (await api.get("/api/me/export")).json()
+    export = await (await api.post("/api/me/export")).json()
     await eventually(lambda: _status(api, export["id"], "failed"), timeout=10)
     assert list((api.app[SETTINGS].data_dir / "exports").glob("*.part")) == []
     monkeypatch.undo()
-    again = await (await api.get("/api/me/export")).json()
+    again = await (await api.post("/api/me/export")).json()
     assert again["id"] != export["id"]
     await finished_export(api, again["id"])
 
@@ -435,7 +435,7 @@ async def test_after_the_grace_period_the_account_is_deleted_and_the_ledger_anon
     saved = await kim.post(f"/api/messages/{answer['id']}/save", {"folder_id": folders[-1]})
     assert saved.status in (200, 201), await saved.text()
     await upload_file(kim, b"Kim's private words\n")
-    export = await (await kim.get("/api/me/export")).json()
+    export = await (await kim.post("/api/me/export")).json()
     await finished_export(kim, export["id"])
     granted = await admin_ready.post(
         f"/api/admin/users/{kim_id}/credits", {"amount": 500, "reason": "thanks"}

@@ -115,19 +115,12 @@ async def request_export(request: web.Request) -> DataExport:
     return export
 
 
-@routes.get("/api/me/export", name="api_me_export")
+@routes.post("/api/me/export", name="api_me_export")
 @endpoint(access="user", response=ExportOut, status=202, tags=["privacy"])
 async def start_export(request: web.Request) -> ExportOut:
     """Start building a zip of all your data (JSON files and your media) in the background; a
     mail tells you when it is ready. While one is being built, this returns that one. Follow
-    its progress at `GET /api/me/exports/{id}`. (`POST` works the same.)"""
-    return ExportOut.of(await request_export(request))
-
-
-@routes.post("/api/me/export", name="api_me_export_post")
-@endpoint(access="user", response=ExportOut, status=202, tags=["privacy"])
-async def start_export_post(request: web.Request) -> ExportOut:
-    """Start building a zip of all your data; the same as `GET /api/me/export`."""
+    its progress at `GET /api/me/exports/{id}`. POST only: no GET may change anything."""
     return ExportOut.of(await request_export(request))
 
 

@@ -1,6 +1,6 @@
 """A user's data as a zip: JSON files of everything they own, plus their files.
 
-``GET /api/me/export`` creates a ``data_exports`` row and enqueues ``core.build_data_export``;
+``POST /api/me/export`` creates a ``data_exports`` row and enqueues ``core.build_data_export``;
 the task streams the zip to a temporary file under ``<data dir>/exports/`` (page by page, never
 the whole account in memory), renames it into place, records its progress on the row as it
 goes, and mails the owner when it is ready. Only the owner downloads it, until it expires; a
