@@ -24,6 +24,7 @@ from typing import Any
 import openai
 import pydantic
 
+from multinotes import outgoing
 from multinotes.errors import (
     NeedsKey,
     ProviderBadResponse,
@@ -66,7 +67,9 @@ def make_client(
         timeout=timeout,
         # Sharing the TLS context avoids re-reading the CA bundle for every client (~16 ms of
         # CPU and ~0.8 MB each).
-        http_client=openai.DefaultAsyncHttpxClient(verify=tls_context(), timeout=timeout),
+        http_client=openai.DefaultAsyncHttpxClient(
+            verify=tls_context(), timeout=timeout, **outgoing.HTTPX_CLIENT_ARGS
+        ),
     )
     # Same reason: the SDK fills these from OPENAI_* variables when they are not given.
     client.organization = organization or None
@@ -161,6 +164,8 @@ def provider_error(exc: BaseException, provider: str) -> ProviderError:
     if isinstance(exc, openai.APIResponseValidationError):
         return ProviderBadResponse(f"{provider} sent a response that could not be read.")
     if isinstance(exc, openai.APIStatusError):
+        if outgoing.is_redirect(exc.status_code):
+            return outgoing.redirect_error(provider, exc.status_code)
         if exc.status_code >= 500:
             return ProviderUnavailable(
                 f"{provider} is unavailable right now (HTTP {exc.status_code})."

@@ -19,6 +19,7 @@ from urllib.parse import quote
 import aiohttp
 from yarl import URL
 
+from multinotes import outgoing
 from multinotes.errors import ConfigError
 from multinotes.settings import Settings
 
@@ -173,7 +174,9 @@ class S3Storage:
             secret_key=self._secret_key,
             region=self.region,
         )
-        async with self.session.request(method, url, data=body or None, headers=signed) as resp:
+        async with self.session.request(
+            method, url, data=body or None, headers=signed, **outgoing.AIOHTTP_REQUEST_ARGS
+        ) as resp:
             data = await resp.read()
             if resp.status not in ok:
                 code = _xml_text(data, "Code") or ""
@@ -259,7 +262,7 @@ class S3Storage:
             secret_key=self._secret_key,
             region=self.region,
         )
-        async with self.session.get(url, headers=signed) as resp:
+        async with self.session.get(url, headers=signed, **outgoing.AIOHTTP_REQUEST_ARGS) as resp:
             if resp.status not in (200, 206):
                 raise S3Error(f"S3 GET answered {resp.status}")
             async for chunk in resp.content.iter_chunked(READ_CHUNK):

@@ -24,6 +24,7 @@ from joserfc import jwt
 from joserfc.errors import ClaimError, ExpiredTokenError, InvalidKeyIdError, JoseError
 from joserfc.jwk import KeySet
 
+from multinotes import outgoing
 from multinotes.errors import AppError
 
 log = structlog.get_logger("multinotes.oauth")
@@ -174,7 +175,9 @@ class OpenIDProvider:
 
     async def _get(self, http: aiohttp.ClientSession, url: str, what: str) -> dict[str, Any]:
         try:
-            async with http.get(url, headers={"Accept": "application/json"}) as response:
+            async with http.get(
+                url, headers={"Accept": "application/json"}, **outgoing.AIOHTTP_REQUEST_ARGS
+            ) as response:
                 return await _json(self.name, response, what)
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.warning(
@@ -268,7 +271,10 @@ class OpenIDProvider:
         }
         try:
             async with http.post(
-                metadata["token_endpoint"], data=form, headers={"Accept": "application/json"}
+                metadata["token_endpoint"],
+                data=form,
+                headers={"Accept": "application/json"},
+                **outgoing.AIOHTTP_REQUEST_ARGS,
             ) as response:
                 tokens = await _json(self.name, response, "code exchange")
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -422,6 +428,7 @@ class FacebookProvider:
                     "code": code,
                     "code_verifier": code_verifier,
                 },
+                **outgoing.AIOHTTP_REQUEST_ARGS,
             ) as response:
                 tokens = await _json(self.name, response, "code exchange")
             access_token = tokens.get("access_token")
@@ -437,6 +444,7 @@ class FacebookProvider:
                     "access_token": access_token,
                     "appsecret_proof": proof,
                 },
+                **outgoing.AIOHTTP_REQUEST_ARGS,
             ) as response:
                 profile = await _json(self.name, response, "profile")
         except (aiohttp.ClientError, TimeoutError) as exc:

@@ -16,6 +16,7 @@ import certifi
 from google import genai
 from google.genai import types
 
+from multinotes import outgoing
 from multinotes.errors import ProviderError, ProviderUnavailable
 from multinotes.plugins.providers.gemini.errors import api_key, map_error
 from multinotes.providers import (
@@ -69,7 +70,7 @@ def _new_client(config: Any, key: str, budget: float) -> genai.Client:
             timeout=int(max(budget, config.timeout) * 1000),
             retry_options=types.HttpRetryOptions(attempts=1),
             client_args={"verify": tls_context()},
-            async_client_args={"ssl": tls_context()},
+            async_client_args={"ssl": tls_context(), **outgoing.AIOHTTP_REQUEST_ARGS},
         ),
     )
 

@@ -16,6 +16,7 @@ import httpx
 import pydantic
 from google.genai import errors as genai_errors
 
+from multinotes import outgoing
 from multinotes.errors import (
     NeedsKey,
     ProviderBadResponse,
@@ -85,6 +86,8 @@ def map_error(exc: BaseException, *, timeout: float) -> ProviderError | None:
         return exc
     if isinstance(exc, genai_errors.APIError):
         code = exc.code or 0
+        if outgoing.is_redirect(code):
+            return outgoing.redirect_error("Gemini", code)
         if code in (401, 403) or _is_bad_key(exc):
             return NeedsKey(f"Gemini rejected the API key ({code} {exc.status}). {CONSOLE_HINT}")
         if code == 429:

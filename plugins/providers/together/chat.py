@@ -19,6 +19,7 @@ from together import omit
 from together.types.chat import ChatCompletionMessageParam
 from together.types.chat.chat_completion_chunk import ChatCompletionChunk
 
+from multinotes import outgoing
 from multinotes.errors import ProviderBadResponse, ProviderError, ProviderUnavailable
 from multinotes.plugins.providers.together.errors import api_key, map_error
 from multinotes.providers import (
@@ -66,7 +67,9 @@ def _new_client(config: Any, key: str) -> together.AsyncTogether:
         base_url=config.base_url,
         timeout=config.timeout,
         max_retries=0,
-        http_client=together.DefaultAsyncHttpxClient(verify=tls_context()),
+        http_client=together.DefaultAsyncHttpxClient(
+            verify=tls_context(), **outgoing.HTTPX_CLIENT_ARGS
+        ),
     )
 
 

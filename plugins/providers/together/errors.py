@@ -15,6 +15,7 @@ import httpx
 import pydantic
 import together
 
+from multinotes import outgoing
 from multinotes.errors import (
     NeedsKey,
     ProviderBadResponse,
@@ -62,6 +63,8 @@ def map_error(exc: BaseException, *, timeout: float) -> ProviderError | None:
     if isinstance(exc, together.InternalServerError):
         return ProviderUnavailable(f"Together AI is unavailable right now ({exc.status_code}).")
     if isinstance(exc, together.APIStatusError):
+        if outgoing.is_redirect(exc.status_code):
+            return outgoing.redirect_error("Together AI", exc.status_code)
         return ProviderError(
             f"Together AI refused the request ({exc.status_code}): {_message(exc)}"
         )
