@@ -132,3 +132,14 @@ async def test_no_generated_request_is_a_server_error(api: ApiClient, make_clien
             admin, {"Authorization": f"Bearer {created['key']}"}, [user_id, created["id"]]
         ),
     )
+
+
+async def test_each_operation_names_the_key_scopes_it_needs(api: ApiClient):
+    paths = (await api.get_json("/api/openapi.json"))["paths"]
+    assert paths["/api/documents"]["get"]["x-api-key-scopes"] == ["read"]
+    assert paths["/api/documents"]["post"]["x-api-key-scopes"] == ["notes"]
+    assert paths["/api/documents/{id}/rerun"]["post"]["x-api-key-scopes"] == ["chat"]
+    assert paths["/api/admin/users"]["get"]["x-api-key-scopes"] == ["admin"]
+    assert paths["/api/keys"]["post"]["x-api-key-scopes"] == ["read", "notes", "chat"]
+    assert "403" in paths["/api/documents"]["post"]["responses"]
+    assert "x-api-key-scopes" not in paths["/api/auth/login"]["post"]

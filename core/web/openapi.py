@@ -9,6 +9,7 @@ from aiohttp import web
 from pydantic import TypeAdapter
 
 from multinotes import __version__
+from multinotes.identity import scopes as key_scopes
 from multinotes.web.endpoint import EndpointSpec, spec_of
 
 ERROR_SCHEMA = {
@@ -31,7 +32,7 @@ ERROR_TEXT = {
     400: "Malformed request",
     401: "Not authenticated",
     402: "Not enough credits",
-    403: "Forbidden (including a missing CSRF token)",
+    403: "Forbidden (including a missing CSRF token, or an API key without the scope)",
     404: "Not found (or not yours)",
     409: "Conflict",
     413: "Body too large",
@@ -104,6 +105,9 @@ def build_openapi(app: web.Application) -> dict[str, Any]:
             operation["description"] = spec.description
         if spec.access != "public":
             operation["security"] = [{"session": []}, {"apiKey": []}]
+            operation["x-api-key-scopes"] = key_scopes.ordered(
+                key_scopes.required(route.method, path, spec.access)
+            )
         params = path_parameters(resource)
         if spec.query is not None:
             query_schema = _schema(spec.query, defs)
@@ -149,9 +153,7 @@ def build_openapi(app: web.Application) -> dict[str, Any]:
         if spec.body is not None or spec.query is not None:
             codes |= {400, 422}
         if spec.access != "public":
-            codes |= {401}
-        if spec.access == "admin":
-            codes |= {403}
+            codes |= {401, 403}  # 403: an API key without the scope, or a missing CSRF token
         if spec.rate:
             codes |= {429}
         for code in sorted(codes):
@@ -173,7 +175,15 @@ def build_openapi(app: web.Application) -> dict[str, Any]:
         "components": {
             "schemas": defs,
             "securitySchemes": {
-                "apiKey": {"type": "http", "scheme": "bearer"},
+                "apiKey": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A personal API key. Its scopes limit what it may call: "
+                    "read (every GET of your data), notes (writes to notes, folders, files, "
+                    "shares, comments), chat (conversations and generation), admin (the admin "
+                    "routes); account writes need read, notes and chat. Each operation lists "
+                    "what it needs in x-api-key-scopes.",
+                },
                 "session": {"type": "apiKey", "in": "cookie", "name": "mn_session"},
             },
         },
