@@ -55,6 +55,8 @@ TaskFunc = Callable[..., Awaitable[Any]]
 
 #: Longest wait between two attempts to reach Redis again.
 MAX_BACKOFF = 5.0
+#: Seconds between two purges of finished entries from the stream (``purge_acknowledged``).
+PURGE_EVERY = 300.0
 #: Connection timeouts of every Redis client of the app: a dead server fails fast.
 REDIS_CONNECT_TIMEOUT = 2.0
 
@@ -285,6 +287,29 @@ class TaskStream(RedisStreamBroker):
         log.warning("tasks_handed_back", count=len(pending))
         return len(pending)
 
+    async def purge_acknowledged(self) -> int:
+        """Delete entries every worker is done with that are still in the stream (left by
+        earlier versions, which kept them, or by an acknowledgement that failed to delete):
+        everything before the oldest task still pending or waiting."""
+        async with Redis(connection_pool=self.connection_pool) as conn:
+            groups = await conn.xinfo_groups(self.queue_name)
+            group = next(
+                (g for g in groups if _text(g.get("name")) == self.consumer_group_name), None
+            )
+            if group is None:
+                return 0
+            last = _text(group.get("last-delivered-id")) or "0-0"
+            keep_from = _next_id(last)
+            summary = await conn.xpending(self.queue_name, self.consumer_group_name)
+            if summary and summary.get("pending"):
+                keep_from = min(keep_from, _parse_id(_text(summary["min"])))
+            removed = await conn.xtrim(
+                self.queue_name, minid=f"{keep_from[0]}-{keep_from[1]}", approximate=False
+            )
+        if removed:
+            log.info("task_stream_purged", removed=removed)
+        return int(removed)
+
     async def leave_group(self) -> None:
         """Forget this consumer in the group, unless Redis still lists tasks under its name
         (they would be lost with it; another worker claims them instead)."""
@@ -421,10 +446,14 @@ async def run_worker(app: web.Application, redis: Redis, concurrency: int) -> No
             key = heartbeat_key(settings, "worker", broker.consumer_name)
             ttl = max(1, round(settings.heartbeat_seconds * 3))
             interval = min(settings.heartbeat_seconds, broker.claim_every)
+            purged_at = 0.0
             while True:
                 try:
                     await redis.set(key, str(time.time()), ex=ttl)
                     await broker.renew_held()
+                    if time.monotonic() - purged_at > PURGE_EVERY:
+                        purged_at = time.monotonic()
+                        await broker.purge_acknowledged()
                 except RedisError as exc:
                     log.warning("worker_heartbeat_failed", error=type(exc).__name__)
                 await asyncio.sleep(interval)
@@ -561,6 +590,16 @@ async def task_status(redis: Redis, settings: Settings) -> TaskStatus:
 async def _count_after(redis: Redis, stream: str, last: str) -> int:
     entries = await redis.xrange(stream, min=f"({last}", max="+", count=10_000)
     return len(entries or [])
+
+
+def _parse_id(stream_id: str) -> tuple[int, int]:
+    ms, _, seq = stream_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def _next_id(stream_id: str) -> tuple[int, int]:
+    ms, seq = _parse_id(stream_id)
+    return ms, seq + 1
 
 
 def _text(value: Any) -> str:

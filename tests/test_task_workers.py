@@ -212,6 +212,23 @@ async def test_finished_tasks_leave_no_arguments_in_the_stream(cluster: Cluster)
     assert b"private@example.com" not in dump
 
 
+async def test_finished_entries_left_by_earlier_versions_are_purged(cluster: Cluster):
+    """Before this version acknowledged entries (with their arguments) stayed in the stream."""
+    client = cluster.redis.client()
+    stream, group = cluster.prefix + "tasks", cluster.prefix + "workers"
+    client.xgroup_create(stream, group, id="0", mkstream=True)
+    old = client.xadd(stream, {"data": '{"kwargs": {"to": "old@example.com"}}'})
+    client.xreadgroup(group, "old-worker", {stream: ">"})
+    client.xack(stream, group, old)
+    assert client.xlen(stream) == 1
+    cluster.worker("a")
+    await cluster.ready("a")
+    started = time.monotonic()
+    while client.xlen(stream):
+        assert time.monotonic() - started < 10, client.xrange(stream)
+        await asyncio.sleep(0.2)
+
+
 async def test_worker_recovers_when_redis_loses_its_data(cluster: Cluster):
     cluster.worker("a")
     await cluster.ready("a")
