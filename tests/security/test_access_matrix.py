@@ -39,6 +39,7 @@ OBJECTS: dict[str, str] = {
     "/chat/{id}/thread": "conversation",
     "/api/messages/{id}/regenerate": "answer",
     "/api/messages/{id}/rating": "answer",
+    "/api/messages/{id}/stream": "answer",
     "/api/generations/{id}/cancel": "generation",
     "/api/media/{id}": "media",
     "/api/me/exports/{id}": "export",
@@ -169,7 +170,7 @@ async def a_objects(a: ApiClient) -> dict[str, str]:
     file_form.add_field("file", b"A's words", filename="a.txt", content_type="text/plain")
     file = await (await a.post("/api/files", data=file_form)).json()
     session = next(s for s in await a.get_json("/api/sessions") if s["current"])
-    export = await (await a.post("/api/me/export")).json()
+    export = await (await a.get("/api/me/export")).json()
 
     async def export_done() -> bool:
         return bool((await a.get_json(f"/api/me/exports/{export['id']}"))["status"] == "done")
