@@ -53,7 +53,7 @@ die() { echo "$*" >&2; exit 1; }
 
 # The value of one setting in ENV_FILE (without running the file).
 env_value() {
-  sed -n "s/^$1=//p" "$ENV_FILE" | tail -1 | sed 's/^"\(.*\)"$/\1/'
+  sed -n "s/^$1=//p" "$ENV_FILE" | tail -1 | sed -e "s/^'\\(.*\\)'\$/\\1/" -e 's/^"\(.*\)"$/\1/'
 }
 
 READY_HOST=${READY_HOST:-$(env_value MULTINOTES_ALLOWED_HOSTS | cut -d, -f1)}
@@ -62,8 +62,14 @@ READY_HOST=${READY_HOST:-127.0.0.1}
 
 release_of() { readlink -f "$ROOT/$1" 2>/dev/null || true; }
 
+# The ports serving now: none on a first install (an install from before releases runs on
+# PORTS_A without the file).
 active_ports() {
-  if [ -s "$ROOT/active-ports" ]; then cat "$ROOT/active-ports"; else echo "$PORTS_A"; fi
+  if [ -s "$ROOT/active-ports" ]; then cat "$ROOT/active-ports"; return; fi
+  local port
+  for port in $PORTS_A; do
+    if process_running "web@$port"; then echo "$PORTS_A"; return; fi
+  done
 }
 
 idle_ports() {

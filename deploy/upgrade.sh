@@ -57,12 +57,11 @@ else
 fi
 "$release/venv/bin/multinotes" --help >/dev/null ||
   { cleanup_failed_install; die "The new release does not start; nothing changed."; }
-if [ -L "$ROOT/static" ]; then
-  # nginx serves static files from ROOT/static; new hashed names must exist before the switch,
-  # and old ones stay valid: the old release's folder is untouched.
-  static=$("$release/venv/bin/python" -c 'from multinotes.webui import STATIC_DIR; print(STATIC_DIR)')
-  ln -sfn "$static" "$ROOT/static.new" && mv -T "$ROOT/static.new" "$ROOT/static"
-fi
+# nginx serves static files from ROOT/static: the new release's, linked before the switch (the
+# app adds a content hash to every static URL, so pages of the old release ask for names that
+# change only with their content).
+static=$("$release/venv/bin/python" -c 'from multinotes.webui import STATIC_DIR; print(STATIC_DIR)')
+ln -sfn "$static" "$ROOT/static.new" && mv -T "$ROOT/static.new" "$ROOT/static"
 
 step "multinotes migrate"
 run_cli "$release" migrate
