@@ -44,7 +44,7 @@ def expected_in_wheel(files: list[str]) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def wheel_files(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     source = tmp_path_factory.mktemp("source")
     for name in tracked_files():
         target = source / name
@@ -67,7 +67,12 @@ def wheel_files(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
         check=True,
         timeout=300,
     )
-    (wheel,) = dist.glob("multinotes-*.whl")
+    (built,) = dist.glob("multinotes-*.whl")
+    return built
+
+
+@pytest.fixture(scope="module")
+def wheel_files(wheel: Path) -> set[str]:
     with zipfile.ZipFile(wheel) as archive:
         return {n for n in archive.namelist() if not n.split("/", 1)[0].endswith(".dist-info")}
 
@@ -100,3 +105,21 @@ def test_folders_without_init_py_still_ship_their_modules(wheel_files):
     for name in chat:
         assert "multinotes/chat/" + name.removeprefix("core/chat/") in wheel_files
     assert not [name for name in wheel_files if "tests" in name.split("/")]
+
+
+def test_the_console_script_and_every_built_in_plugin_are_entry_points(wheel, wheel_files):
+    import configparser
+    import tomllib
+
+    with zipfile.ZipFile(wheel) as archive:
+        (name,) = [n for n in archive.namelist() if n.endswith(".dist-info/entry_points.txt")]
+        points = configparser.ConfigParser(delimiters=("=",))
+        points.optionxform = str  # keep the names case as written
+        points.read_string(archive.read(name).decode())
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert dict(points["console_scripts"]) == project["scripts"]
+    plugins = {key: value.strip() for key, value in points["multinotes"].items()}
+    assert plugins == project["entry-points"]["multinotes"]
+    for module in plugins.values():
+        path = module.replace(".", "/")
+        assert f"{path}/__init__.py" in wheel_files or f"{path}.py" in wheel_files, module
