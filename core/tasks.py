@@ -10,9 +10,10 @@ Production delivery (``TaskStream``) is at least once:
   renewed for that long (its worker was SIGKILLed or hangs) is claimed by another worker;
 - on SIGTERM a worker stops reading, lets running tasks finish for
   ``worker_shutdown_grace_seconds`` and hands the rest back to the stream at once;
-- a finished task is acknowledged *and deleted* from the stream, so the stream holds only
-  tasks not yet done (its arguments, e.g. a mail address, live no longer than the task);
-  ``task_stream_maxlen`` bounds it in case of a runaway backlog;
+- a task's arguments travel encrypted under the master key (``TaskQueue.enqueue``), and a
+  finished task is acknowledged *and deleted* from the stream, so the stream holds only tasks
+  not yet done and no readable personal data; ``task_stream_maxlen`` bounds it in case of a
+  runaway backlog;
 - when Redis is unreachable or lost its data (no consumer group), the worker retries with
   backoff (at most one attempt per ``MAX_BACKOFF`` seconds) and recreates the group from the
   start of the stream, so tasks queued meanwhile run.
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -38,6 +40,7 @@ from typing import Any
 
 import structlog
 from aiohttp import web
+from pydantic_core import to_jsonable_python
 from redis.asyncio import Redis
 from redis.exceptions import LockError, RedisError, ResponseError
 from taskiq import AckableMessage, AsyncBroker, InMemoryBroker, TaskiqScheduler
@@ -53,6 +56,8 @@ log = structlog.get_logger(__name__)
 
 TaskFunc = Callable[..., Awaitable[Any]]
 
+#: The one argument a queued task carries: its real arguments, encrypted (``TaskQueue``).
+SEALED = "sealed"
 #: Longest wait between two attempts to reach Redis again.
 MAX_BACKOFF = 5.0
 #: Seconds between two purges of finished entries from the stream (``purge_acknowledged``).
@@ -350,6 +355,8 @@ class TaskQueue:
             if task.plugin != "core" and not enabled():
                 log.info("task_skipped_plugin_disabled", task=task.name, plugin=task.plugin)
                 return None
+            if SEALED in kwargs:
+                kwargs = self._open(kwargs[SEALED])
             return await task.func(app, **kwargs)
 
         run.__name__ = task.name.replace(".", "_")
@@ -362,7 +369,20 @@ class TaskQueue:
         return sorted(self._tasks)
 
     async def enqueue(self, task_name: str, /, **kwargs: Any) -> None:
-        await self._tasks[task_name].kiq(**kwargs)
+        """Queue a task. Its arguments travel encrypted under the master key (mail addresses,
+        names and the like are unreadable in Redis, in its dumps and its backups)."""
+        await self._tasks[task_name].kiq(**{SEALED: self._seal(kwargs)})
+
+    def _seal(self, kwargs: dict[str, Any]) -> str:
+        from multinotes.keys import SECRETS
+
+        return str(self.app[SECRETS].encrypt(json.dumps(to_jsonable_python(kwargs))))
+
+    def _open(self, sealed: str) -> dict[str, Any]:
+        from multinotes.keys import SECRETS
+
+        opened: dict[str, Any] = json.loads(self.app[SECRETS].decrypt(sealed))
+        return opened
 
     async def run_scheduler(self) -> None:
         scheduler = TaskiqScheduler(self.broker, [LabelScheduleSource(self.broker)])
