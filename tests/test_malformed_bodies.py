@@ -3,10 +3,17 @@ error saying what to send, never a 500 — for JSON endpoints and the multipart 
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from typing import Any
 
+import aiohttp
 import pytest
+from aiohttp import web
+from structlog.testing import capture_logs
 
+from multinotes.app import create_app
+from multinotes.settings import Settings
 from multinotes.testing import ApiClient
 
 UPLOADS = [("/api/files", "file"), ("/api/me/avatar", "avatar")]
@@ -104,3 +111,60 @@ async def test_a_broken_form_without_the_csrf_header_is_refused_not_a_500(
             path, data=data, headers={"Content-Type": content_type, "Accept": "application/json"}
         )
         assert 400 <= response.status < 500, (path, content_type, response.status)
+
+
+@pytest.mark.parametrize(("path", "field"), UPLOADS)
+async def test_an_upload_cut_off_by_a_client_that_went_away_is_a_4xx_in_the_log(
+    make_settings: Callable[..., Settings], path: str, field: str
+):
+    """The connection closes halfway through the file (a cancelled upload, a lost network):
+    that is the client's doing, logged as a 4xx with nothing kept, not a 500. Served as
+    ``multinotes serve`` serves, which lets the handler run on when the client goes away."""
+    app = create_app(make_settings(email_verification_required=False))
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        jar = aiohttp.CookieJar(unsafe=True)
+        async with aiohttp.ClientSession(f"http://127.0.0.1:{port}", cookie_jar=jar) as http:
+            credentials = {"email": "gone@example.com", "password": "a long enough password"}
+            (await http.post("/api/auth/register", json={**credentials, "name": "G"})).close()
+            csrf = (await (await http.post("/api/auth/login", json=credentials)).json())[
+                "csrf_token"
+            ]
+            cookies = "; ".join(f"{c.key}={c.value}" for c in http.cookie_jar)
+            start = (
+                (
+                    f'--XX\r\nContent-Disposition: form-data; name="{field}"; filename="a.png"\r\n'
+                    "Content-Type: image/png\r\n\r\n"
+                ).encode()
+                + b"\x89PNG\r\n\x1a\n"
+                + b"\0" * 20_000
+            )
+            head = (
+                f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {cookies}\r\n"
+                f"X-CSRF-Token: {csrf}\r\nContent-Type: multipart/form-data; boundary=XX\r\n"
+                f"Content-Length: {len(start) + 100_000}\r\n\r\n"
+            )
+            with capture_logs() as logged:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.write(head.encode() + start)
+                await writer.drain()
+                await asyncio.sleep(0.3)
+                writer.close()
+                await reader.read()
+                posts: list[dict[str, Any]] = []
+                for _ in range(50):
+                    posts = [
+                        e for e in logged if e.get("method") == "POST" and e.get("path") == path
+                    ]
+                    if posts:
+                        break
+                    await asyncio.sleep(0.1)
+            assert posts, "the cut-off upload was not logged"
+            assert posts[0]["status"] == 400, posts[0]  # incomplete_body
+            assert not [e for e in logged if e["event"] == "unhandled_error"]
+    finally:
+        await runner.cleanup()
