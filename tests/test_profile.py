@@ -122,14 +122,15 @@ async def test_profile_form_on_the_account_page(api: ApiClient):
         data={
             "name": "Pat Form",
             "timezone": "Asia/Tokyo",
-            "language": "ja",
+            "language": "ja",  # no longer on the form (English only): ignored
             "csrf_token": api.csrf,
         },
         allow_redirects=False,
     )
     assert saved.status == 303 and saved.headers["Location"] == "/account#profile"
     me = await api.get_json("/api/me")
-    assert (me["name"], me["timezone"], me["language"]) == ("Pat Form", "Asia/Tokyo", "ja")
+    assert (me["name"], me["timezone"], me["language"]) == ("Pat Form", "Asia/Tokyo", "en")
+    assert 'name="language"' not in await (await api.get("/account")).text()
     refused = await api.client.post(
         "/account/profile",
         data={"name": "Pat", "timezone": "Nowhere/Land", "language": "ja", "csrf_token": api.csrf},

@@ -25,6 +25,8 @@ class Actor:
     rate_limit_tier: str = "default"
     #: An API key's effective scopes (``multinotes.identity.scopes``); None for a session.
     scopes: frozenset[str] | None = None
+    #: The time zone chosen in the profile (IANA name); None: the browser's own.
+    timezone: str | None = None
 
     @property
     def is_admin(self) -> bool:

@@ -231,6 +231,7 @@ def _actor(user: User, via: Literal["session", "api_key"], **extra: str) -> Acto
         via=via,
         email_verified=user.email_verified_at is not None,
         rate_limit_tier=user.rate_limit_tier,
+        timezone=user.timezone or None,
         **extra,
     )
 

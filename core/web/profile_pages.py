@@ -33,7 +33,8 @@ async def account_sections(request: web.Request, user: User) -> dict[str, Any]:
     return {
         "profile": ProfileOut.of(user).model_dump(),
         "timezones": sorted(profile.timezones()),
-        "languages": profile.LANGUAGES,
+        # None: times are shown in the browser's own time zone.
+        "timezone_chosen": user.timezone or "",
         "security_events": events,
     }
 
@@ -49,9 +50,11 @@ async def _account_error(request: web.Request, exc: AppError, **extra: Any) -> w
 async def account_profile(request: web.Request) -> web.Response:
     actor = require_user(request)
     form = await request.post()
-    values = {n: str(form.get(n, "")).strip() for n in ("name", "timezone", "language")}
+    # No interface-language field: the UI is English only (a setting that changed nothing was
+    # removed). An empty time zone is "this browser's".
+    values = {n: str(form.get(n, "")).strip() for n in ("name", "timezone")}
     try:
-        body = validate(ProfilePatch, values)
+        body = validate(ProfilePatch, {**values, "timezone": values["timezone"] or None})
     except Invalid as exc:
         return await _account_error(
             request,

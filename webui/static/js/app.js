@@ -80,10 +80,65 @@
     return fetch(url, init);
   }
 
+  // --- times in the reader's time zone ------------------------------------
+  // <time datetime="…"> with a time of day: relative while recent ("5 min ago"), else the date
+  // and time; the exact moment on hover. The zone is the profile's (<html data-timezone>) or the
+  // browser's. The server's text (UTC) stays for anyone without JavaScript.
+  var zone = document.documentElement.getAttribute("data-timezone") || undefined;
+  var exactFormat = null;
+  try {
+    exactFormat = new Intl.DateTimeFormat(undefined, {
+      dateStyle: "medium", timeStyle: "short", timeZone: zone,
+    });
+  } catch (e) {
+    zone = undefined; // an unknown zone name: the browser's own
+    exactFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+  }
+  var zoneName = zone || Intl.DateTimeFormat().resolvedOptions().timeZone || "";
+
+  function parseMoment(value) {
+    if (!/T\d\d:\d\d/.test(value)) return null; // a date alone stays as it is
+    // Stored times are UTC; a value without an offset means UTC, not the browser's zone.
+    var text = /(Z|[+-]\d\d:?\d\d)$/.test(value) ? value : value + "Z";
+    var moment = new Date(text);
+    return isNaN(moment.getTime()) ? null : moment;
+  }
+
+  function relative(moment, now) {
+    var seconds = Math.round((now - moment) / 1000);
+    if (seconds < 45 && seconds > -45) return "just now";
+    if (seconds < 0) return null;
+    var minutes = Math.round(seconds / 60);
+    if (minutes < 60) return minutes + " min ago";
+    var hours = Math.round(minutes / 60);
+    if (hours < 24) return hours + " h ago";
+    var days = Math.round(hours / 24);
+    if (days === 1) return "yesterday";
+    if (days < 7) return days + " days ago";
+    return null;
+  }
+
+  function showTimes(root) {
+    var now = Date.now();
+    Array.prototype.forEach.call((root || document).querySelectorAll("time[datetime]"), function (el) {
+      var moment = parseMoment(el.getAttribute("datetime"));
+      if (!moment) return;
+      var exact = exactFormat.format(moment) + (zoneName ? " (" + zoneName + ")" : "");
+      var text = relative(moment, now) || exactFormat.format(moment);
+      if (el.textContent !== text) el.textContent = text;
+      el.setAttribute("title", exact);
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () { showTimes(document); });
+  document.addEventListener("htmx:afterSwap", function (evt) { showTimes(evt.target); });
+  window.setInterval(function () { showTimes(document); }, 60000);
+
   window.Multinotes = Object.freeze({
     csrfToken: csrfToken,
     request: request,
     readEvents: readEvents,
+    showTimes: showTimes,
   });
 
   // Fallback only: the <meta name="htmx-config"> tag above is authoritative

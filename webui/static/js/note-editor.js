@@ -225,7 +225,10 @@
             saved = sent;
             keepDraft();
             page.setAttribute("data-version", String(version));
-            $("note-updated").textContent = "just now";
+            var stamp = document.createElement("time");
+            stamp.setAttribute("datetime", new Date().toISOString());
+            $("note-updated").replaceChildren(stamp);
+            if (window.Multinotes.showTimes) window.Multinotes.showTimes($("note-updated"));
             renameEverywhere(note.title);
             if (changed()) {
               setStatus("dirty", "Unsaved changes");
