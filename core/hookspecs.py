@@ -36,6 +36,35 @@ if TYPE_CHECKING:
     from multinotes.providers import Provider
 
 
+class ProviderRegistrar(Protocol):
+    def __call__(self, provider: Provider, /) -> None:
+        """Add a provider (``multinotes.plugin.Provider``). Its id must be unique across
+        plugins."""
+
+
+class ExporterRegistrar(Protocol):
+    def __call__(self, exporter: Exporter, /) -> None:
+        """Add an exporter (``multinotes.plugin.Exporter``). Its id must be unique across
+        plugins."""
+
+
+class IntegrationRegistrar(Protocol):
+    def __call__(self, integration: Integration, /) -> None:
+        """Add an integration (``multinotes.plugin.Integration``). Its id must be unique across
+        plugins."""
+
+
+class BillingRegistrar(Protocol):
+    def __call__(self, backend: BillingBackend, /) -> None:
+        """Add a payment backend (``multinotes.plugin.BillingBackend``). Its id must be unique
+        across plugins."""
+
+
+class SettingsRegistrar(Protocol):
+    def __call__(self, model: type[BaseModel], /) -> None:
+        """Declare the plugin's settings model (once)."""
+
+
 class RouteRegistrar(Protocol):
     def __call__(
         self,
@@ -72,32 +101,32 @@ class TemplateRegistrar(Protocol):
 
 
 @hookspec
-def register_providers(register: Callable[[Provider], None]) -> None:
-    """Register LLM providers (``multinotes.providers.Provider``), each with its models.
+def register_providers(register: ProviderRegistrar) -> None:
+    """Register LLM providers (``multinotes.plugin.Provider``), each with its models.
 
     :param register: call once per provider. Provider ids must be unique across plugins.
     """
 
 
 @hookspec
-def register_exporters(register: Callable[[Exporter], None]) -> None:
-    """Register export formats (``multinotes.exporters.Exporter``) for notes.
+def register_exporters(register: ExporterRegistrar) -> None:
+    """Register export formats (``multinotes.plugin.Exporter``) for notes.
 
     :param register: call once per exporter. Exporter ids must be unique across plugins.
     """
 
 
 @hookspec
-def register_integrations(register: Callable[[Integration], None]) -> None:
-    """Register integrations (``multinotes.integrations.Integration``) that receive app events.
+def register_integrations(register: IntegrationRegistrar) -> None:
+    """Register integrations (``multinotes.plugin.Integration``) that receive app events.
 
     :param register: call once per integration. Ids must be unique across plugins.
     """
 
 
 @hookspec
-def register_billing(register: Callable[[BillingBackend], None]) -> None:
-    """Register payment backends (``multinotes.billing.BillingBackend``).
+def register_billing(register: BillingRegistrar) -> None:
+    """Register payment backends (``multinotes.plugin.BillingBackend``).
 
     :param register: call once per backend. Ids must be unique across plugins.
     """
@@ -133,7 +162,7 @@ def register_templates(register: TemplateRegistrar) -> None:
 
 
 @hookspec
-def register_settings(register: Callable[[type[BaseModel]], None]) -> None:
+def register_settings(register: SettingsRegistrar) -> None:
     """Declare the plugin's settings as one pydantic model (call ``register`` once).
 
     Every field can be bootstrapped from ``MULTINOTES_PLUGINS__<PLUGIN>__<FIELD>`` and edited by an

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Generic, Literal, NamedTuple, TypeVar
 
 import pluggy
 import structlog
@@ -21,6 +21,12 @@ from pydantic import BaseModel
 
 from multinotes import PROJECT, hookspecs
 from multinotes.errors import PluginError
+
+if TYPE_CHECKING:
+    from multinotes.billing import BillingBackend
+    from multinotes.exporters import Exporter
+    from multinotes.integrations import Integration
+    from multinotes.providers import Provider
 
 log = structlog.get_logger(__name__)
 
@@ -81,14 +87,24 @@ class PluginRecord:
         return self.status == "loaded" and self.enabled
 
 
+T = TypeVar("T")
+
+
+class Registered(NamedTuple, Generic[T]):
+    """One registered object and the plugin that registered it (unpacks as a pair)."""
+
+    plugin: str
+    obj: T
+
+
 @dataclass
 class Registries:
-    """Objects contributed by enabled plugins, keyed by id: ``{id: (plugin, obj)}``."""
+    """Objects contributed by enabled plugins, keyed by id: ``{id: Registered(plugin, obj)}``."""
 
-    providers: dict[str, tuple[str, Any]] = field(default_factory=dict)
-    exporters: dict[str, tuple[str, Any]] = field(default_factory=dict)
-    integrations: dict[str, tuple[str, Any]] = field(default_factory=dict)
-    billing: dict[str, tuple[str, Any]] = field(default_factory=dict)
+    providers: dict[str, Registered[Provider]] = field(default_factory=dict)
+    exporters: dict[str, Registered[Exporter]] = field(default_factory=dict)
+    integrations: dict[str, Registered[Integration]] = field(default_factory=dict)
+    billing: dict[str, Registered[BillingBackend]] = field(default_factory=dict)
 
 
 PluginSource = tuple[str, Any]
@@ -365,14 +381,17 @@ class PluginHost:
     def _collect_registries(self, plugins: set[str]) -> Registries:
         registries = Registries()
         for hook, attr in CAPABILITIES.items():
-            target: dict[str, tuple[str, Any]] = getattr(registries, attr)
+            target: dict[str, Registered[Any]] = getattr(registries, attr)
             for plugin in sorted(plugins):
                 record = self.records[plugin]
                 if record.status != "loaded":
                     continue
 
                 def register(
-                    obj: Any, _plugin: str = plugin, _target: dict = target, _kind: str = attr
+                    obj: Any,
+                    _plugin: str = plugin,
+                    _target: dict[str, Registered[Any]] = target,
+                    _kind: str = attr,
                 ) -> None:
                     obj_id = getattr(obj, "id", None)
                     if not isinstance(obj_id, str) or not obj_id:
@@ -383,7 +402,7 @@ class PluginHost:
                             f"{_kind[:-1] if _kind.endswith('s') else _kind} id {obj_id!r}.",
                             plugin=_plugin,
                         )
-                    _target[obj_id] = (_plugin, obj)
+                    _target[obj_id] = Registered(_plugin, obj)
 
                 try:
                     self._call_one(plugin, hook, register=register)

@@ -39,14 +39,43 @@ CAPABILITIES = (
 )
 
 
+#: What one US dollar buys: 1 credit = US$0.00001.
+CREDITS_PER_USD = 100_000
+
+
+def credits_from_usd(usd: float) -> float:
+    """A price in US dollars as credits (rounded to 1/10,000 of a credit, so ``0.15`` dollars
+    per million tokens is exactly 15,000 credits, not 15,000.000000000002)."""
+    return round(usd * CREDITS_PER_USD, 4)
+
+
 @dataclass(frozen=True)
 class Pricing:
-    """Prices in credits: per million input/output tokens, per image, per audio minute."""
+    """Prices in credits: per million input/output tokens, per image, per audio minute.
+    Providers publish prices in dollars: build those with ``Pricing.from_usd``."""
 
     input_per_million: float = 0.0
     output_per_million: float = 0.0
     per_image: float = 0.0
     per_audio_minute: float = 0.0
+
+    @classmethod
+    def from_usd(
+        cls,
+        *,
+        input_per_million: float = 0.0,
+        output_per_million: float = 0.0,
+        per_image: float = 0.0,
+        per_audio_minute: float = 0.0,
+    ) -> Pricing:
+        """Pricing from a provider's list prices in US dollars (per million input and output
+        tokens, per image, per audio minute), converted to credits."""
+        return cls(
+            input_per_million=credits_from_usd(input_per_million),
+            output_per_million=credits_from_usd(output_per_million),
+            per_image=credits_from_usd(per_image),
+            per_audio_minute=credits_from_usd(per_audio_minute),
+        )
 
 
 class Options(BaseModel):

@@ -8,15 +8,24 @@ encrypted by the core), adds a route, and a periodic task. Install it next to Mu
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 import structlog
 from aiohttp import web
 from pydantic import BaseModel, Field, SecretStr
 
-from multinotes import hookimpl
-from multinotes.keys import PLUGINS
-from multinotes.providers import Chunk, GenerationRequest, Model, Pricing, StaticProvider
+from multinotes.plugin import (
+    Chunk,
+    GenerationRequest,
+    Model,
+    Pricing,
+    ProviderRegistrar,
+    RouteRegistrar,
+    SettingsRegistrar,
+    StaticProvider,
+    TaskRegistrar,
+    hookimpl,
+    plugin_context,
+)
 
 __version__ = "0.1.0"
 log = structlog.get_logger(__name__)
@@ -35,7 +44,7 @@ class HelloModel(Model):
     capabilities = frozenset({"text"})
     context_window = 4096
     max_output = 256
-    pricing = Pricing(input_per_million=1.0, output_per_million=2.0)
+    pricing = Pricing.from_usd(input_per_million=0.10, output_per_million=0.20)
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
         name = request.messages[-1].content.strip() if request.messages else "world"
@@ -49,28 +58,33 @@ async def hello_route(request: web.Request) -> web.Response:
     return web.json_response({"hello": "world"})
 
 
-async def count_models(app: web.Application) -> int:
-    """A periodic job: runs in the worker (production) or the web process (embedded)."""
-    count = sum(len(list(p.models)) for _, p in app[PLUGINS].registries.providers.values())
+PROVIDER = StaticProvider("hello", "Hello (example)", [HelloModel()], key_field=None)
+
+
+async def count_models(app: web.Application) -> str:
+    """A periodic job: runs in the worker (production) or the web process (embedded). It reaches
+    the app only through its ``PluginContext``: here, to read its settings."""
+    settings = await plugin_context(app, "hello").settings(HelloSettings)
+    count = len(await PROVIDER.list_models(settings))
     log.info("hello_models_counted", models=count)
-    return count
+    return f"{settings.greeting}: {count} model(s) offered"
 
 
 @hookimpl
-def register_providers(register: Any) -> None:
-    register(StaticProvider("hello", "Hello (example)", [HelloModel()], key_field=None))
+def register_providers(register: ProviderRegistrar) -> None:
+    register(PROVIDER)
 
 
 @hookimpl
-def register_settings(register: Any) -> None:
+def register_settings(register: SettingsRegistrar) -> None:
     register(HelloSettings)
 
 
 @hookimpl
-def register_routes(register: Any) -> None:
+def register_routes(register: RouteRegistrar) -> None:
     register("GET", "/api/plugins/hello/ping", hello_route, access="public", name="hello_ping")
 
 
 @hookimpl
-def register_tasks(register: Any) -> None:
+def register_tasks(register: TaskRegistrar) -> None:
     register("hello.count_models", count_models, schedule="0 * * * *")

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
-from multinotes import hookimpl
-from multinotes.exporters import ExportDocument, Exporter
+from multinotes.plugin import ExportDocument, Exporter, ExporterRegistrar, hookimpl
 
 __version__ = "1.0.0"
 
@@ -26,5 +24,5 @@ class MarkdownExporter(Exporter):
 
 
 @hookimpl
-def register_exporters(register: Any) -> None:
+def register_exporters(register: ExporterRegistrar) -> None:
     register(MarkdownExporter())

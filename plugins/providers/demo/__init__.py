@@ -11,19 +11,20 @@ import math
 import struct
 import zlib
 from collections.abc import AsyncIterator
-from typing import Any
 
 from pydantic import BaseModel, Field
 
-from multinotes import hookimpl
-from multinotes.providers import (
+from multinotes.plugin import (
     Chunk,
     GenerationRequest,
     ImageOptions,
     MediaOutput,
     Model,
     Pricing,
+    ProviderRegistrar,
+    SettingsRegistrar,
     StaticProvider,
+    hookimpl,
 )
 
 __version__ = "1.0.0"
@@ -137,7 +138,7 @@ class SwatchModel(Model):
 
 
 @hookimpl
-def register_providers(register: Any) -> None:
+def register_providers(register: ProviderRegistrar) -> None:
     register(
         StaticProvider(
             "demo",
@@ -149,7 +150,7 @@ def register_providers(register: Any) -> None:
 
 
 @hookimpl
-def register_settings(register: Any) -> None:
+def register_settings(register: SettingsRegistrar) -> None:
     register(DemoSettings)
 
 

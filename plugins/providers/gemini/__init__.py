@@ -1,7 +1,7 @@
 """Google Gemini provider, through the official ``google-genai`` SDK (Gemini API, not Vertex).
 
-Curated models with Google's public list prices converted to credits (1 credit = US$0.00001, so
-credits per million tokens = USD per million * 100,000). Prices are the paid tier for prompts up
+Curated models with Google's public list prices in US dollars (``Pricing.from_usd`` converts them
+to credits). Prices are the paid tier for prompts up
 to 200k tokens; Gemini 2.5 Pro charges double above that, and audio input costs more than text.
 """
 
@@ -12,16 +12,18 @@ from typing import Any
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 
-from multinotes import hookimpl
+from multinotes.plugin import (
+    Model,
+    Pricing,
+    ProviderRegistrar,
+    SettingsRegistrar,
+    StaticProvider,
+    hookimpl,
+)
 from multinotes.plugins.providers.gemini.chat import GeminiModel, GeminiSpec, gemini_client
 from multinotes.plugins.providers.gemini.errors import api_key, map_error
-from multinotes.providers import Model, Pricing, StaticProvider
 
 __version__ = "1.0.0"
-
-
-def credits(usd_per_million: float) -> float:
-    return round(usd_per_million * 100_000, 2)
 
 
 MODELS = (
@@ -31,7 +33,7 @@ MODELS = (
         description="Google's strongest 2.5 model: deep reasoning, code, long documents.",
         context_window=1_048_576,
         max_output=65_536,
-        pricing=Pricing(input_per_million=credits(1.25), output_per_million=credits(10.0)),
+        pricing=Pricing.from_usd(input_per_million=1.25, output_per_million=10.0),
     ),
     GeminiSpec(
         name="gemini-2.5-flash",
@@ -39,7 +41,7 @@ MODELS = (
         description="Fast and inexpensive, with thinking; a good default for most prompts.",
         context_window=1_048_576,
         max_output=65_536,
-        pricing=Pricing(input_per_million=credits(0.30), output_per_million=credits(2.50)),
+        pricing=Pricing.from_usd(input_per_million=0.30, output_per_million=2.50),
     ),
     GeminiSpec(
         name="gemini-2.5-flash-lite",
@@ -47,7 +49,7 @@ MODELS = (
         description="The cheapest 2.5 model, for quick and high-volume tasks.",
         context_window=1_048_576,
         max_output=65_536,
-        pricing=Pricing(input_per_million=credits(0.10), output_per_million=credits(0.40)),
+        pricing=Pricing.from_usd(input_per_million=0.10, output_per_million=0.40),
     ),
     GeminiSpec(
         name="gemini-2.0-flash",
@@ -55,7 +57,7 @@ MODELS = (
         description="The previous generation's fast model: low latency, no thinking.",
         context_window=1_048_576,
         max_output=8_192,
-        pricing=Pricing(input_per_million=credits(0.10), output_per_million=credits(0.40)),
+        pricing=Pricing.from_usd(input_per_million=0.10, output_per_million=0.40),
     ),
 )
 
@@ -112,10 +114,10 @@ class GeminiProvider(StaticProvider):
 
 
 @hookimpl
-def register_providers(register: Any) -> None:
+def register_providers(register: ProviderRegistrar) -> None:
     register(GeminiProvider())
 
 
 @hookimpl
-def register_settings(register: Any) -> None:
+def register_settings(register: SettingsRegistrar) -> None:
     register(GeminiSettings)

@@ -16,10 +16,7 @@ import certifi
 from google import genai
 from google.genai import types
 
-from multinotes import outgoing
-from multinotes.errors import ProviderError, ProviderUnavailable
-from multinotes.plugins.providers.gemini.errors import api_key, map_error
-from multinotes.providers import (
+from multinotes.plugin import (
     Attachment,
     ChatMessage,
     Chunk,
@@ -27,8 +24,12 @@ from multinotes.providers import (
     GenerationRequest,
     Model,
     Pricing,
+    ProviderError,
+    ProviderUnavailable,
     Usage,
+    outgoing,
 )
+from multinotes.plugins.providers.gemini.errors import api_key, map_error
 
 T = TypeVar("T")
 

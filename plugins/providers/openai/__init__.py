@@ -10,8 +10,13 @@ from typing import Any
 
 from pydantic import BaseModel, Field, SecretStr
 
-from multinotes import hookimpl, openai_wire
-from multinotes.providers import StaticProvider
+from multinotes.plugin import (
+    ProviderRegistrar,
+    SettingsRegistrar,
+    StaticProvider,
+    hookimpl,
+    openai_wire,
+)
 
 from .models import MODELS, PROVIDER_NAME, connect
 
@@ -51,10 +56,10 @@ class OpenAIProvider(StaticProvider):
 
 
 @hookimpl
-def register_providers(register: Any) -> None:
+def register_providers(register: ProviderRegistrar) -> None:
     register(OpenAIProvider())
 
 
 @hookimpl
-def register_settings(register: Any) -> None:
+def register_settings(register: SettingsRegistrar) -> None:
     register(OpenAISettings)

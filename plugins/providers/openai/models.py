@@ -1,5 +1,5 @@
-"""The curated OpenAI models. Prices are in credits (1 credit = US$0.00001), so credits per
-million tokens = US$ per million * 100,000; they follow OpenAI's public price list."""
+"""The curated OpenAI models. Prices follow OpenAI's public price list in US dollars;
+``Pricing.from_usd`` converts them to credits."""
 
 from __future__ import annotations
 
@@ -11,22 +11,23 @@ from typing import Any, ClassVar, Literal
 import openai
 from pydantic import BaseModel
 
-from multinotes import openai_wire
-from multinotes.errors import Invalid, NeedsKey, ProviderBadResponse
-from multinotes.providers import (
+from multinotes.plugin import (
     Attachment,
     Chunk,
     GenerationRequest,
     ImageOptions,
+    Invalid,
     MediaOutput,
     Model,
+    NeedsKey,
     Pricing,
+    ProviderBadResponse,
     SpeechOptions,
     TranscriptionOptions,
+    openai_wire,
 )
 
 PROVIDER_NAME = "OpenAI"
-USD = 100_000  # credits per US dollar
 
 
 def _key(config: Any) -> str:
@@ -90,7 +91,7 @@ class Gpt4o(ChatModel):
     description = "OpenAI's versatile flagship for text and images."
     context_window = 128_000
     max_output = 16_384
-    pricing = Pricing(input_per_million=2.50 * USD, output_per_million=10.00 * USD)
+    pricing = Pricing.from_usd(input_per_million=2.50, output_per_million=10.00)
 
 
 class Gpt4oMini(ChatModel):
@@ -99,7 +100,7 @@ class Gpt4oMini(ChatModel):
     description = "Fast and inexpensive; good for everyday tasks."
     context_window = 128_000
     max_output = 16_384
-    pricing = Pricing(input_per_million=0.15 * USD, output_per_million=0.60 * USD)
+    pricing = Pricing.from_usd(input_per_million=0.15, output_per_million=0.60)
 
 
 class Gpt41(ChatModel):
@@ -108,7 +109,7 @@ class Gpt41(ChatModel):
     description = "Strong at code and following instructions; a million-token context."
     context_window = 1_047_576
     max_output = 32_768
-    pricing = Pricing(input_per_million=2.00 * USD, output_per_million=8.00 * USD)
+    pricing = Pricing.from_usd(input_per_million=2.00, output_per_million=8.00)
 
 
 class Gpt41Mini(ChatModel):
@@ -117,7 +118,7 @@ class Gpt41Mini(ChatModel):
     description = "Most of GPT-4.1's ability at a fifth of the price."
     context_window = 1_047_576
     max_output = 32_768
-    pricing = Pricing(input_per_million=0.40 * USD, output_per_million=1.60 * USD)
+    pricing = Pricing.from_usd(input_per_million=0.40, output_per_million=1.60)
 
 
 class Gpt41Nano(ChatModel):
@@ -126,7 +127,7 @@ class Gpt41Nano(ChatModel):
     description = "The fastest and cheapest GPT-4.1."
     context_window = 1_047_576
     max_output = 32_768
-    pricing = Pricing(input_per_million=0.10 * USD, output_per_million=0.40 * USD)
+    pricing = Pricing.from_usd(input_per_million=0.10, output_per_million=0.40)
 
 
 class DallE3Options(ImageOptions):
@@ -149,7 +150,7 @@ class DallE3(OpenAIModel):
     capabilities = frozenset({"image_generation"})
     context_window = 4_000  # characters of prompt
     max_output = 0
-    pricing = Pricing(per_image=0.040 * USD)
+    pricing = Pricing.from_usd(per_image=0.040)
     Options: ClassVar[type[BaseModel]] = DallE3Options
 
     @property
@@ -186,7 +187,7 @@ class DallE3Wide(DallE3):
     model_id = "openai/dall-e-3-wide"
     name = "DALL·E 3 wide"
     description = "Wide (1792x1024) or tall (1024x1792) images from a description."
-    pricing = Pricing(per_image=0.080 * USD)
+    pricing = Pricing.from_usd(per_image=0.080)
     Options: ClassVar[type[BaseModel]] = DallE3WideOptions
 
 
@@ -212,7 +213,7 @@ class Tts1(OpenAIModel):
     capabilities = frozenset({"text_to_speech"})
     context_window = 4_096  # characters per request
     max_output = 0
-    pricing = Pricing(per_audio_minute=15.00 * USD * CHARS_PER_SECOND * 60 / 1_000_000)
+    pricing = Pricing.from_usd(per_audio_minute=15.00 * CHARS_PER_SECOND * 60 / 1_000_000)
     Options: ClassVar[type[BaseModel]] = SpeechOptions
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
@@ -242,7 +243,7 @@ class Tts1Hd(Tts1):
     model_id = "openai/tts-1-hd"
     name = "TTS-1 HD"
     description = "Higher-quality speech. US$30 per million characters."
-    pricing = Pricing(per_audio_minute=30.00 * USD * CHARS_PER_SECOND * 60 / 1_000_000)
+    pricing = Pricing.from_usd(per_audio_minute=30.00 * CHARS_PER_SECOND * 60 / 1_000_000)
 
 
 #: What Whisper accepts besides audio/*: the audio track of these containers.
@@ -267,7 +268,7 @@ class Whisper1(OpenAIModel):
     capabilities = frozenset({"speech_to_text"})
     context_window = 0
     max_output = 0
-    pricing = Pricing(per_audio_minute=0.006 * USD)
+    pricing = Pricing.from_usd(per_audio_minute=0.006)
     Options: ClassVar[type[BaseModel]] = TranscriptionOptions
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:

@@ -9,9 +9,7 @@ Set up in the Plugins console, or from the environment, e.g.
 
 from __future__ import annotations
 
-from typing import Any
-
-from multinotes import hookimpl
+from multinotes.plugin import ProviderRegistrar, SettingsRegistrar, hookimpl
 
 from .provider import CompatibleModel, CompatibleProvider
 from .settings import CompatibleSettings, Connection
@@ -21,10 +19,10 @@ __all__ = ["CompatibleModel", "CompatibleProvider", "CompatibleSettings", "Conne
 
 
 @hookimpl
-def register_providers(register: Any) -> None:
+def register_providers(register: ProviderRegistrar) -> None:
     register(CompatibleProvider())
 
 
 @hookimpl
-def register_settings(register: Any) -> None:
+def register_settings(register: SettingsRegistrar) -> None:
     register(CompatibleSettings)

@@ -11,9 +11,16 @@ from typing import Any
 import openai
 import structlog
 
-from multinotes import openai_wire
-from multinotes.errors import ProviderError, ProviderUnavailable
-from multinotes.providers import Chunk, GenerationRequest, Model, Pricing, Provider
+from multinotes.plugin import (
+    Chunk,
+    GenerationRequest,
+    Model,
+    Pricing,
+    Provider,
+    ProviderError,
+    ProviderUnavailable,
+    openai_wire,
+)
 
 from .settings import CompatibleSettings, Connection
 

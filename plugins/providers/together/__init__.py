@@ -1,8 +1,8 @@
 """Together AI provider, through the official ``together`` SDK: open-weight chat models and
 FLUX image generation.
 
-Curated models with Together's public serverless prices converted to credits (1 credit =
-US$0.00001, so credits per million tokens = USD per million * 100,000). FLUX.1-schnell costs
+Curated models with Together's public serverless prices in US dollars (``Pricing.from_usd``
+converts them to credits). FLUX.1-schnell costs
 US$0.0027 per megapixel; ``per_image`` is the price of a 1024x1024 image (larger sizes cost
 Together up to 1.75 times that).
 """
@@ -13,7 +13,14 @@ from typing import Any
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 
-from multinotes import hookimpl
+from multinotes.plugin import (
+    Model,
+    Pricing,
+    ProviderRegistrar,
+    SettingsRegistrar,
+    StaticProvider,
+    hookimpl,
+)
 from multinotes.plugins.providers.together.chat import (
     TogetherChatModel,
     TogetherImageModel,
@@ -23,7 +30,6 @@ from multinotes.plugins.providers.together.chat import (
     together_client,
 )
 from multinotes.plugins.providers.together.errors import api_key
-from multinotes.providers import Model, Pricing, StaticProvider
 
 __version__ = "1.0.0"
 
@@ -33,7 +39,7 @@ CODE = frozenset({"text", "code"})
 
 def per_million(usd: float) -> Pricing:
     """Together prices these models the same for input and output tokens."""
-    return Pricing(input_per_million=usd * 100_000, output_per_million=usd * 100_000)
+    return Pricing.from_usd(input_per_million=usd, output_per_million=usd)
 
 
 CHAT_MODELS = (
@@ -78,7 +84,7 @@ IMAGE_MODELS = (
         capabilities=frozenset({"image_generation"}),
         context_window=4_000,
         max_output=0,
-        pricing=Pricing(per_image=283.0),
+        pricing=Pricing.from_usd(per_image=0.00283),
         steps=4,
     ),
 )
@@ -139,10 +145,10 @@ class TogetherProvider(StaticProvider):
 
 
 @hookimpl
-def register_providers(register: Any) -> None:
+def register_providers(register: ProviderRegistrar) -> None:
     register(TogetherProvider())
 
 
 @hookimpl
-def register_settings(register: Any) -> None:
+def register_settings(register: SettingsRegistrar) -> None:
     register(TogetherSettings)

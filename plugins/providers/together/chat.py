@@ -19,10 +19,7 @@ from together import omit
 from together.types.chat import ChatCompletionMessageParam
 from together.types.chat.chat_completion_chunk import ChatCompletionChunk
 
-from multinotes import outgoing
-from multinotes.errors import ProviderBadResponse, ProviderError, ProviderUnavailable
-from multinotes.plugins.providers.together.errors import api_key, map_error
-from multinotes.providers import (
+from multinotes.plugin import (
     ChatMessage,
     Chunk,
     ClientCache,
@@ -31,8 +28,13 @@ from multinotes.providers import (
     MediaOutput,
     Model,
     Pricing,
+    ProviderBadResponse,
+    ProviderError,
+    ProviderUnavailable,
     Usage,
+    outgoing,
 )
+from multinotes.plugins.providers.together.errors import api_key, map_error
 
 
 @dataclass(frozen=True)

@@ -15,15 +15,16 @@ import httpx
 import pydantic
 import together
 
-from multinotes import outgoing
-from multinotes.errors import (
+from multinotes.plugin import (
     NeedsKey,
     ProviderBadResponse,
     ProviderError,
     ProviderRateLimited,
     ProviderUnavailable,
+    configured_key,
+    outgoing,
+    parse_retry_after,
 )
-from multinotes.providers import configured_key, parse_retry_after
 
 CONSOLE_HINT = "An admin can set it in the Plugins console (Together AI → API key)."
 

@@ -1,0 +1,129 @@
+"""``multinotes.plugin``: the one module a plugin imports from MultinotesAI.
+
+Everything here is public API with a stability promise (see ``docs/plugin-api.md``): names
+are added, never removed or renamed in a minor release; hook specs gain arguments, never lose
+them; the types' constructors and methods gain optional parameters only. What is not exported
+here (``multinotes.keys``, ``multinotes.catalog``, the database, ...) is core-internal and may
+change at any time, and a test fails when a built-in plugin imports it. A plugin's tests may
+also use ``multinotes.testing``.
+
+The surface, by family:
+
+* hooks: ``hookimpl`` and the typed ``register`` callables each capability hook receives;
+* providers: ``Provider``/``StaticProvider``, ``Model``, ``GenerationRequest``, ``Usage``,
+  ``Pricing`` (``Pricing.from_usd`` converts list prices), the option models, chunks;
+* exporters, integrations, billing: ``Exporter``, ``Integration``/``Event``,
+  ``BillingBackend``/``Checkout``;
+* errors: the ``ProviderError`` family and the request errors a plugin may raise;
+* SDK plumbing: ``ClientCache`` (long-lived SDK clients), ``openai_wire`` (the OpenAI wire
+  protocol, shared by every server that speaks it), ``outgoing`` (the arguments every HTTP
+  client must be built with, and the error for a refused redirect), ``parse_retry_after``,
+  ``configured_key``;
+* run time: ``plugin_context(app, name)`` → ``PluginContext`` (settings, tasks, events, the
+  wallet ledger, templates, absolute URLs).
+"""
+
+from multinotes import hookimpl, openai_wire, outgoing
+from multinotes.billing import BillingBackend, Checkout
+from multinotes.errors import (
+    Conflict,
+    Forbidden,
+    Invalid,
+    NeedsKey,
+    NotFound,
+    PluginError,
+    ProviderBadResponse,
+    ProviderError,
+    ProviderRateLimited,
+    ProviderUnavailable,
+)
+from multinotes.exporters import ExportDocument, Exporter
+from multinotes.hookspecs import (
+    BillingRegistrar,
+    ExporterRegistrar,
+    IntegrationRegistrar,
+    ProviderRegistrar,
+    RouteRegistrar,
+    SettingsRegistrar,
+    TaskRegistrar,
+    TemplateRegistrar,
+)
+from multinotes.integrations import Event, Integration
+from multinotes.plugin.context import PluginContext, WalletEntry, plugin_context
+from multinotes.providers import (
+    CAPABILITIES,
+    CREDITS_PER_USD,
+    Attachment,
+    ChatMessage,
+    Chunk,
+    ClientCache,
+    Closable,
+    GenerationRequest,
+    ImageOptions,
+    MediaOutput,
+    Model,
+    Options,
+    Pricing,
+    Provider,
+    SpeechOptions,
+    StaticProvider,
+    TranscriptionOptions,
+    Usage,
+    configured_key,
+    credits_from_usd,
+    parse_retry_after,
+)
+
+__all__ = [
+    "CAPABILITIES",
+    "CREDITS_PER_USD",
+    "Attachment",
+    "BillingBackend",
+    "BillingRegistrar",
+    "ChatMessage",
+    "Checkout",
+    "Chunk",
+    "ClientCache",
+    "Closable",
+    "Conflict",
+    "Event",
+    "ExportDocument",
+    "Exporter",
+    "ExporterRegistrar",
+    "Forbidden",
+    "GenerationRequest",
+    "ImageOptions",
+    "Integration",
+    "IntegrationRegistrar",
+    "Invalid",
+    "MediaOutput",
+    "Model",
+    "NeedsKey",
+    "NotFound",
+    "Options",
+    "PluginContext",
+    "PluginError",
+    "Pricing",
+    "Provider",
+    "ProviderBadResponse",
+    "ProviderError",
+    "ProviderRateLimited",
+    "ProviderRegistrar",
+    "ProviderUnavailable",
+    "RouteRegistrar",
+    "SettingsRegistrar",
+    "SpeechOptions",
+    "StaticProvider",
+    "TaskRegistrar",
+    "TemplateRegistrar",
+    "TranscriptionOptions",
+    "Usage",
+    "WalletEntry",
+    "configured_key",
+    "credits_from_usd",
+    "hookimpl",
+    "openai_wire",
+    "outgoing",
+    "parse_retry_after",
+    "plugin_context",
+]

@@ -1,0 +1,137 @@
+"""What a plugin may do at run time, through one small object: ``PluginContext``.
+
+A plugin gets one with ``plugin_context(app, "<its name>")`` (in a task: ``func(app, ...)``; in
+a route: ``request.app``). Everything it offers is scoped to that plugin: its own settings, its
+own tasks, ledger references prefixed with its name. It holds no state of its own, so it is
+cheap to make per call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import aiohttp_jinja2
+from aiohttp import web
+from pydantic import BaseModel
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from multinotes.errors import PluginError
+from multinotes.events import emit_event
+from multinotes.keys import DB, PLUGIN_SETTINGS, PLUGINS, SETTINGS, TASKS
+
+SettingsT = TypeVar("SettingsT", bound=BaseModel)
+
+#: Longest ``reference`` a plugin may give a ledger entry (the column holds 100 characters,
+#: ``plugin:<name>:`` goes in front).
+REFERENCE_LIMIT = 60
+
+
+@dataclass(frozen=True)
+class WalletEntry:
+    """One ledger entry a plugin made: ``amount`` is positive for a credit, negative for a
+    debit. ``reference`` is the plugin's own reference, as it was given."""
+
+    id: str
+    user_id: str
+    amount: int
+    reference: str
+
+
+@dataclass(frozen=True)
+class PluginContext:
+    """The run-time API of one plugin. Methods are ``async`` where they touch the database,
+    the queue or the network."""
+
+    app: web.Application
+    plugin: str
+
+    async def settings(self, model: type[SettingsT]) -> SettingsT:
+        """The plugin's settings (the model it registered with ``register_settings``), filled
+        from what an admin stored, the environment and the defaults; secrets decrypted."""
+        config = await self.app[PLUGIN_SETTINGS].config(self.plugin)
+        if not isinstance(config, model):
+            raise PluginError(
+                f"{self.plugin} registered no settings model {model.__name__}",
+                plugin=self.plugin,
+            )
+        return config
+
+    async def enqueue(self, task: str, /, **kwargs: Any) -> None:
+        """Run one of the plugin's own tasks (``register_tasks``) in the background, as
+        ``func(app, **kwargs)``; ``kwargs`` must be JSON-serialisable."""
+        owner = self.app[PLUGINS].tasks.get(task)
+        if owner is None or owner.plugin != self.plugin:
+            raise PluginError(f"{self.plugin} registered no task {task!r}", plugin=self.plugin)
+        await self.app[TASKS].enqueue(task, **kwargs)
+
+    async def emit(self, name: str, *, user_id: str | None, data: dict[str, Any]) -> None:
+        """Publish an event; every enabled integration that wants ``name`` receives it in
+        the background. ``data`` must be JSON-serialisable."""
+        await emit_event(self.app, name, user_id, data)
+
+    async def credit(
+        self, user_id: str, amount: int, *, reason: str, reference: str
+    ) -> WalletEntry:
+        """Add ``amount`` credits to a wallet (a payment, a refund, a bonus). Idempotent on
+        ``reference``: a second call with the same reference changes nothing and returns the
+        first entry, so a webhook delivered twice credits once."""
+        if amount <= 0:
+            raise ValueError("credit takes a positive amount")
+        return await self._ledger(user_id, amount, "grant", reason, reference)
+
+    async def debit(self, user_id: str, amount: int, *, reason: str, reference: str) -> WalletEntry:
+        """Take ``amount`` credits from a wallet; idempotent on ``reference``. Raises
+        ``Conflict`` (code ``insufficient_balance``) when the available balance is too low;
+        nothing changes then."""
+        if amount <= 0:
+            raise ValueError("debit takes a positive amount")
+        return await self._ledger(user_id, -amount, "deduct", reason, reference)
+
+    async def _ledger(
+        self, user_id: str, amount: int, kind: str, reason: str, reference: str
+    ) -> WalletEntry:
+        from multinotes.wallet.models import LedgerEntry
+        from multinotes.wallet.service import adjust
+
+        if not reference or len(reference) > REFERENCE_LIMIT:
+            raise ValueError(f"a ledger reference has 1 to {REFERENCE_LIMIT} characters")
+        scoped = f"plugin:{self.plugin}:{reference}"
+        db = self.app[DB]
+        try:
+            entry = await adjust(db, user_id, amount, reason, by=None, kind=kind, reference=scoped)
+        except IntegrityError:
+            async with db.read() as session:
+                entry = (
+                    await session.scalars(
+                        select(LedgerEntry).where(
+                            LedgerEntry.kind == kind, LedgerEntry.reference == scoped
+                        )
+                    )
+                ).one()
+        return WalletEntry(entry.id, entry.user_id, entry.amount, reference)
+
+    def render(self, template: str, /, **values: Any) -> str:
+        """Render a template (the plugin's own folder from ``register_templates`` comes first,
+        then the core's) to a string, e.g. for a mail or a page fragment."""
+        return aiohttp_jinja2.get_env(self.app).get_template(template).render(**values)
+
+    def url(self, path: str, /) -> str:
+        """An absolute URL to ``path`` on this site (``MULTINOTES_PUBLIC_URL`` when set, else
+        the address the server listens on), e.g. for a link in a message sent elsewhere."""
+        if not path.startswith("/"):
+            raise ValueError("path must start with '/'")
+        settings = self.app[SETTINGS]
+        if settings.public_url:
+            return settings.public_url.rstrip("/") + path
+        host = f"[{settings.host}]" if ":" in settings.host else settings.host
+        return f"http://{host}:{settings.port}{path}"
+
+
+def plugin_context(app: web.Application, plugin: str) -> PluginContext:
+    """The context of the loaded plugin named ``plugin`` in ``app``."""
+    record = app[PLUGINS].records.get(plugin)
+    if record is None or record.status != "loaded":
+        raise PluginError(f"no loaded plugin named {plugin!r}", plugin=plugin)
+    return PluginContext(app, plugin)
