@@ -1,0 +1,206 @@
+"""Backups: deploy/backup.sh writes one archive encrypted to the operator's age key (database,
+data folder with the uploads, manifest), copies it off-site, prunes old ones and reports a
+failure; deploy/restore-drill.sh restores the newest into a scratch MariaDB database and
+folder and checks rows, every file, a login and a search. Against MariaDB and Redis."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.deploy.app_process import PASSWORD, Client, free_port, serve, wait_ready
+from tests.deploy.tools import need
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+CANARY = "canary@example.com"
+
+
+def upload(client: Client, name: str, data: bytes) -> Any:
+    boundary = uuid.uuid4().hex
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+            f"Content-Type: text/plain\r\n\r\n"
+        ).encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    request = urllib.request.Request(client.url + "/api/files", data=body, method="POST")
+    request.add_header("Content-Type", f"multipart/form-data; boundary={boundary}")
+    request.add_header("Cookie", client.cookie)
+    request.add_header("X-CSRF-Token", client.csrf)
+    request.add_header("Accept", "application/json")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.load(response)
+
+
+@pytest.fixture
+def site(production_services, tmp_path: Path) -> dict[str, Any]:
+    """A production site with a canary account, a note and an uploaded file."""
+    from tests.conftest import _reset_production
+
+    need("mysqldump", "mariadb-client")
+    need("age", "age")
+    _reset_production(production_services)
+    data = tmp_path / "data"
+    data.mkdir()
+    settings = {
+        "MULTINOTES_MODE": "production",
+        "MULTINOTES_DATABASE_URL": production_services["database_url"],
+        "MULTINOTES_REDIS_URL": production_services["redis_url"],
+        "MULTINOTES_REDIS_PREFIX": production_services["redis_prefix"],
+        "MULTINOTES_SECRET_KEY": secrets.token_urlsafe(48),
+        "MULTINOTES_DATA_DIR": str(data),
+        "MULTINOTES_ALLOWED_HOSTS": "127.0.0.1",
+        "MULTINOTES_COOKIE_SECURE": "false",
+        "MULTINOTES_EMAIL_VERIFICATION_REQUIRED": "false",
+        "MULTINOTES_LOG_LEVEL": "WARNING",
+    }
+    env_file = tmp_path / "env"
+    env_file.write_text("".join(f"{k}='{v}'\n" for k, v in settings.items()))
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **settings}
+    proc = serve(port, data, env, tmp_path / "serve.log")
+    word = f"zephyr{secrets.token_hex(3)}"
+    try:
+        wait_ready(url)
+        client = Client(url)
+        client.register_and_login(CANARY)
+        client.call("POST", "/api/documents", {"title": "Canary", "content": f"The {word} note."})
+        stored = upload(client, "canary.txt", b"canary bytes\n" * 100)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    key = tmp_path / "backup-key.txt"
+    subprocess.run(["age-keygen", "-o", str(key)], check=True, capture_output=True)
+    recipient = re.search(r"age1\w+", key.read_text()).group(0)  # type: ignore[union-attr]
+    return {
+        "tmp": tmp_path,
+        "env_file": env_file,
+        "key": key,
+        "recipient": recipient,
+        "word": word,
+        "file": stored,
+        "database": production_services["database"],
+    }
+
+
+def backup(site: dict[str, Any], **extra: str) -> subprocess.CompletedProcess[str]:
+    tmp: Path = site["tmp"]
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "ENV_FILE": str(site["env_file"]),
+        "BACKUP_ENV_FILE": str(tmp / "no-backup-env"),
+        "BACKUP_DIR": str(tmp / "backups"),
+        "BACKUP_AGE_RECIPIENT": site["recipient"],
+        "BACKUP_OFFSITE": str(tmp / "offsite"),
+        "BACKUP_ALERT_CMD": f'printf %s "$BACKUP_ERROR" > {tmp}/alert',
+        "PYTHON": sys.executable,
+        **extra,
+    }
+    (tmp / "offsite").mkdir(exist_ok=True)
+    return subprocess.run(
+        ["bash", str(DEPLOY / "backup.sh")], env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_backup_then_restore_drill(site, capsys):
+    tmp: Path = site["tmp"]
+    backups = tmp / "backups"
+    backups.mkdir()
+    # Two archives from a month ago and one from last week: with KEEP_MIN 3, the newest three
+    # (this run's, last week's and the newer month-old one) stay, the oldest goes.
+    fakes = {}
+    for age_days in (40, 35, 7):
+        then = time.time() - age_days * 86400
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(then))
+        fake = backups / f"multinotes-{stamp}.tar.age"
+        fake.write_bytes(b"old")
+        os.utime(fake, (then, then))
+        fakes[age_days] = fake.name
+
+    started = time.monotonic()
+    result = backup(site)
+    backup_seconds = time.monotonic() - started
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert not (tmp / "alert").exists()
+    archives = {p.name for p in backups.glob("multinotes-*.tar.age")}
+    assert archives - set(fakes.values()) == {max(archives)}
+    this_run = max(archives)
+    assert fakes[40] not in archives
+    assert {fakes[35], fakes[7]} <= archives
+    archive = backups / this_run
+    raw = archive.read_bytes()
+    assert raw.startswith(b"age-encryption.org/v1")
+    assert b"CREATE TABLE" not in raw and b"canary bytes" not in raw
+    assert (tmp / "offsite" / this_run).read_bytes() == raw
+    assert (backups / "last-success").exists()
+
+    started = time.monotonic()
+    drill = subprocess.run(
+        ["bash", str(DEPLOY / "restore-drill.sh")],
+        env={
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "ENV_FILE": str(site["env_file"]),
+            "BACKUP": str(archive),
+            "AGE_IDENTITY": str(site["key"]),
+            "DRILL_DB": f"{site['database']}_drill",
+            "DRILL_DB_URL": "mysql://root@127.0.0.1:3306/",
+            "DRILL_EMAIL": CANARY,
+            "DRILL_PASSWORD": PASSWORD,
+            "DRILL_SEARCH": site["word"],
+            "DRILL_PORT": str(free_port()),
+            "PYTHON": sys.executable,
+            "TMPDIR": str(tmp),
+        },
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    drill_seconds = time.monotonic() - started
+    out = drill.stdout
+    assert drill.returncode == 0, out + drill.stderr
+    assert "[FAIL]" not in out
+    assert "[PASS] row counts match the backup's manifest: all equal" in out
+    assert "[PASS] files: 1 of 1 readable and intact" in out
+    assert f"[PASS] login as {CANARY}" in out
+    assert f"[PASS] search for '{site['word']}': 1 results" in out
+    with capsys.disabled():
+        print(
+            f"\nbackup drill: backup.sh {backup_seconds:.1f}s ({len(raw)} bytes encrypted), "
+            f"restore-drill.sh {drill_seconds:.1f}s\n{out}"
+        )
+
+
+def test_a_failed_backup_raises_the_alert_and_leaves_nothing_behind(site):
+    tmp: Path = site["tmp"]
+    broken = tmp / "broken-env"
+    broken.write_text(
+        site["env_file"].read_text().replace(site["database"], "no_such_database_anywhere")
+    )
+    result = backup(site, ENV_FILE=str(broken))
+    assert result.returncode != 0
+    alert = (tmp / "alert").read_text()
+    assert "backup" in alert and "failed" in alert
+    assert not list((tmp / "backups").glob("multinotes-*"))
+    assert not list((tmp / "backups").glob(".work-*"))
+
+
+def test_without_a_key_it_refuses_to_write_a_plain_backup(site):
+    result = backup(site, BACKUP_AGE_RECIPIENT="")
+    assert result.returncode != 0
+    assert "BACKUP_AGE_RECIPIENT" in (site["tmp"] / "alert").read_text()
