@@ -286,3 +286,18 @@ async def test_no_banner_where_verification_is_not_required(make_settings):
     async with app_client(app) as api:
         await api.register_and_login("jo@example.com")
         assert "Verify your email address." not in await (await api.get("/")).text()
+
+
+async def test_the_mail_says_what_verifying_unlocks_as_this_install_requires_it(
+    api: ApiClient, mailbox: Mailbox, settings: Any
+):
+    """Embedded mode lets an unverified account generate: its mail must not say otherwise."""
+    await api.register_and_login("vera@example.com", name="Vera")
+    mail = await mailbox.wait_for("vera@example.com")
+    words = " ".join(text_of(mail).split())
+    html = " ".join(html_of(mail).split())
+    if settings.requires_email_verification:
+        assert "not generate answers" in words and "not generate answers" in html
+    else:
+        assert "generate" not in words and "generate" not in html
+        assert "recover your account" in words and "recover your account" in html

@@ -204,7 +204,14 @@ async def send_account_mail(
         app,
         template=purpose,
         to=user.email,
-        context={"name": user.name, "email": user.email, "link": link, "hours": hours},
+        context={
+            "name": user.name,
+            "email": user.email,
+            "link": link,
+            "hours": hours,
+            # What verifying unlocks depends on the install (embedded mode does not require it).
+            "required": app[SETTINGS].requires_email_verification,
+        },
     )
 
 
