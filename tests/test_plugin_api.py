@@ -199,3 +199,39 @@ async def test_builtin_providers_price_their_models_from_dollar_list_prices():
     assert prices["openai/whisper-1"].per_audio_minute == 600
     assert prices["gemini/gemini-2.5-flash"].output_per_million == 250_000
     assert prices["together/deepseek-ai/DeepSeek-V3"].input_per_million == 125_000
+
+
+# -- docs/plugin-api.md ----------------------------------------------------------------------------
+
+
+def _doc_blocks() -> list[str]:
+    text = (ROOT / "docs" / "plugin-api.md").read_text()
+    return re.findall(r"```python\n(.*?)```", text, flags=re.S)
+
+
+def test_docs_plugin_api_lists_exactly_the_public_surface():
+    import multinotes.plugin
+
+    listing = _doc_blocks()[0]
+    namespace: dict[str, object] = {}
+    exec(compile(listing, "plugin-api.md", "exec"), namespace)
+    documented = {name for name in namespace if not name.startswith("__")}
+    assert documented == set(multinotes.plugin.__all__)
+
+
+async def test_docs_plugin_api_example_plugin_and_its_test_run(tmp_path):
+    blocks = _doc_blocks()
+    assert len(blocks) == 3  # the surface, the plugin, its test: each one runs here
+    _, plugin_source, test_source = blocks
+    assert _core_imports(plugin_source, None) == []
+    assert _core_imports(test_source, None, test=True) == []
+    _load_module("multinotes_gift", plugin_source, tmp_path)
+    try:
+        tests = _load_module("test_gift_doc", test_source, tmp_path)
+        names = [name for name in dir(tests) if name.startswith("test_")]
+        assert names == ["test_a_paid_gift_card_credits_the_wallet_once"]
+        for name in names:
+            await getattr(tests, name)(tmp_path / name)
+    finally:
+        sys.modules.pop("multinotes_gift", None)
+        sys.modules.pop("test_gift_doc", None)
