@@ -116,6 +116,18 @@ class Settings(BaseSettings):
         default=15 * 60, ge=1, description="... for this many seconds."
     )
     avatar_max_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+    # Sharing with an address that has no account mails a stranger: limited per sharing account.
+    invitations_per_day: int = Field(
+        default=20,
+        ge=0,
+        description="Invitations (shares with addresses without an account) one account may "
+        "send in 24 hours.",
+    )
+    invitations_per_day_unverified: int = Field(
+        default=3,
+        ge=0,
+        description="The same for an account whose own address is not verified yet.",
+    )
 
     # Files: uploads are streamed to the storage backend; each user has a storage quota.
     max_upload_bytes: int = Field(

@@ -53,8 +53,8 @@ async def test_a_share_notifies_the_recipient_in_the_app_and_by_mail(
     assert notice["object_type"] == "document" and notice["object_id"] == doc
     assert notice["url"] == f"/notes/{doc}"
 
-    mail = await mailbox.wait_for("bob@example.com", subject="shared a note with you")
-    assert mail["Subject"] == "Ann Owner shared a note with you on MultinotesAI"
+    mail = await mailbox.wait_for("bob@example.com", subject="A note was shared with you")
+    assert mail["Subject"] == "A note was shared with you on MultinotesAI"
     text = text_of(mail)
     assert 'the note "Quarterly <plan>" with you' in text and "as an editor" in text
     assert f"/notes/{doc}" in text and text.count("http") >= 1

@@ -338,7 +338,7 @@ async def test_a_share_with_an_unregistered_address_reaches_its_account_once_ver
     doc = await note(ann, "Welcome pack")
     created = await share(ann, object_type="document", object_id=doc, email="cy@example.com")
     assert created["status"] == "pending" and created["recipient"] is None
-    invite = await mailbox.wait_for("cy@example.com", subject="shared a note with you")
+    invite = await mailbox.wait_for("cy@example.com", subject="A note was shared with you")
     assert "create an account with this address (cy@example.com)" in text_of(invite)
     assert re.search(r"https?://\S+/register", text_of(invite))
 

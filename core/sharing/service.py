@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -75,8 +76,21 @@ def object_path(object_type: str, object_id: str) -> str:
 
 
 def one_line(text: str) -> str:
-    """Names and titles go into mail subjects: no line breaks there."""
+    """Names and titles go into mails: no line breaks there."""
     return " ".join(text.split())
+
+
+#: Anything a mail client would turn into a link: a URL, or a bare domain name.
+_LINKISH = re.compile(
+    r"(?i)\b(?:[a-z][a-z0-9+.-]*://|www\.)\S*|\b[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}\b\S*"
+)
+
+
+def without_links(text: str) -> str:
+    """User-chosen text (a display name, a title) as it may appear in a mail to a stranger:
+    on one line, with links and domain names taken out, so an invitation cannot carry an
+    advertisement's link."""
+    return one_line(_LINKISH.sub("[link removed]", text))
 
 
 def title_of(obj: Any) -> str:
@@ -273,9 +287,9 @@ async def create_share(
                 )
             if address is not None and not silent:
                 context = {
-                    "sharer": one_line(owner.name),
+                    "sharer": without_links(owner.name),
                     "sharer_email": owner.email,
-                    "title": one_line(title),
+                    "title": without_links(title),
                     "kind": object_type,
                     "role": role,
                     "link": path,
