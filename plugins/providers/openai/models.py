@@ -191,6 +191,7 @@ class DallE3Wide(DallE3):
     Options: ClassVar[type[BaseModel]] = DallE3WideOptions
 
 
+AudioFormat = Literal["mp3", "wav", "opus", "aac", "flac"]
 AUDIO_TYPES = {
     "mp3": "audio/mpeg",
     "wav": "audio/wav",
@@ -221,7 +222,7 @@ class Tts1(OpenAIModel):
         if not text:
             raise Invalid("Write the text to read aloud.", fields={"prompt": "required"})
         options = request.options
-        fmt = getattr(options, "format", "mp3")
+        fmt: AudioFormat = options.format if isinstance(options, SpeechOptions) else "mp3"
         async with connect(request.config, request.timeout) as client:
             with openai_wire.translated_errors(PROVIDER_NAME):
                 response = await client.audio.speech.create(

@@ -29,6 +29,13 @@ EXAMPLE = (
 )
 
 
+Capability = Literal["text", "code", "vision"]
+
+
+def _text_only() -> list[Capability]:
+    return ["text"]
+
+
 class Prices(BaseModel):
     """Credits per million tokens (1 credit = US$0.00001) for every model of a connection."""
 
@@ -49,7 +56,7 @@ class Connection(BaseModel):
     context_window: int = Field(default=8192, ge=1)
     max_output: int = Field(default=4096, ge=1)
     prices: Prices = Field(default_factory=Prices)
-    capabilities: list[Literal["text", "code", "vision"]] = Field(default_factory=lambda: ["text"])
+    capabilities: list[Capability] = Field(default_factory=_text_only)
     #: Older servers only read ``max_tokens``; OpenAI itself prefers ``max_completion_tokens``.
     max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
 
