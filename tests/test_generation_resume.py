@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from multinotes.chat.models import Conversation, Generation
+from multinotes.chat.pipeline import RUNNING
 from multinotes.keys import DB
 from multinotes.testing import ApiClient
 from multinotes.wallet.models import LedgerEntry
@@ -176,3 +177,18 @@ async def test_an_empty_wallet_creates_no_conversation(user: ApiClient):
     response = await user.post("/api/messages", {"content": "Hi", "models": [MODEL]})
     assert response.status == 402
     assert (await user.get_json("/api/conversations"))["conversations"] == []
+
+
+async def test_an_answer_streaming_in_another_process_is_followed_from_its_stored_text(
+    user: ApiClient,
+):
+    """Another web process cannot see this one's memory: it follows the text stored (every
+    second) while the answer streams. Simulated by hiding the live text from the follower."""
+    started = await start_and_leave(user)
+    user.app[RUNNING].texts.pop(started["generation_id"], None)
+    response = await user.get(f"/api/messages/{started['message_id']}/stream")
+    events = parse_sse(await response.text())
+    assert "".join(d["text"] for n, d in events if n == "delta") == FULL
+    assert [n for n, _ in events][-2:] == ["done", "end"]
+    # Several pieces, as the stored text grew (not one piece at the end).
+    assert len([n for n, _ in events if n == "delta"]) > 1
