@@ -25,6 +25,7 @@ from multinotes.identity.guard import check_login, register_account
 from multinotes.keys import DB, PLUGIN_SETTINGS, PLUGINS
 from multinotes.tools import visible_tools
 from multinotes.web.endpoint import page, validate
+from multinotes.webui import STATIC_DIR
 
 routes = web.RouteTableDef()
 
@@ -113,6 +114,51 @@ async def home(request: web.Request) -> web.Response:
             config = await request.app[PLUGIN_SETTINGS].config(plugin)
             providers.append({"name": provider.name, "models": await provider.list_models(config)})
     return render(request, "home.html", {"providers": providers, "tools": tools, "nav": "home"})
+
+
+# -- the installable app (web manifest, service worker, offline page) -------------------------
+
+MANIFEST = {
+    "name": "MultinotesAI",
+    "short_name": "Multinotes",
+    "description": "One prompt, many models, notes you keep.",
+    "start_url": "/chat",
+    "scope": "/",
+    "display": "standalone",
+    "background_color": "#ffffff",
+    "theme_color": "#0172ad",
+    "icons": [{"src": "/static/img/favicon.svg", "sizes": "any", "type": "image/svg+xml"}],
+}
+
+
+@routes.get("/manifest.webmanifest", name="web_manifest")
+@page(access="public")
+async def web_manifest(request: web.Request) -> web.Response:
+    return web.Response(
+        text=json.dumps(MANIFEST),
+        content_type="application/manifest+json",
+        headers={"Cache-Control": "public, max-age=3600"},
+    )
+
+
+@routes.get("/sw.js", name="service_worker")
+@page(access="public")
+async def service_worker(request: web.Request) -> web.Response:
+    """The service worker, at the root so that it may serve every page of the site."""
+    source = STATIC_DIR / "js" / "sw.js"
+    return web.Response(
+        text=source.read_text(encoding="utf-8"),
+        content_type="text/javascript",
+        # Browsers re-check the worker on navigation; never keep a stale one around.
+        headers={"Cache-Control": "no-cache"},
+    )
+
+
+@routes.get("/offline", name="offline")
+@page(access="public")
+async def offline(request: web.Request) -> web.Response:
+    """What the service worker shows for a page opened without a network."""
+    return render(request, "offline.html", {})
 
 
 @routes.get("/login", name="login")

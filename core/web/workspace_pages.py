@@ -30,6 +30,9 @@ from multinotes.tools import visible_tools
 from multinotes.web.endpoint import page
 from multinotes.web.pages import render
 
+#: Set once the newcomer's introduction on /chat was dismissed.
+INTRO_COOKIE = "mn_intro_seen"
+
 routes = web.RouteTableDef()
 
 SIDEBAR_PAGE = 30
@@ -369,6 +372,9 @@ async def workspace(request: web.Request, conversation_id: str | None) -> web.Re
             "wallet": await wallet_out(app, actor.user_id),
             "sidebar": await _sidebar(request, actor.user_id, q),
             "current": conversation_id,
+            # "Got it" on the introduction sets this cookie (js/app.js): decided on the server,
+            # so the card never appears and then vanishes.
+            "show_intro": conversation_id is None and INTRO_COOKIE not in request.cookies,
         },
     )
 

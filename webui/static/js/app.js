@@ -284,3 +284,36 @@
     if (nav.classList.contains("open") && !nav.contains(evt.target)) setOpen(false, false);
   });
 })();
+
+/* The app shell for offline use: /sw.js (webui/static/js/sw.js) keeps the styles, scripts and an
+   offline page. And "Got it" on the newcomer's introduction in Chat (remembered in a cookie the
+   server reads, so the card is never drawn and then removed). */
+(function () {
+  "use strict";
+
+  if ("serviceWorker" in navigator && window.isSecureContext) {
+    window.addEventListener("load", function () {
+      navigator.serviceWorker.register("/sw.js").catch(function () {
+        // No worker: the app works as before, only not offline.
+      });
+    });
+  }
+
+  // The offline page stands in for the page that could not load: "Try again" reloads that one.
+  document.addEventListener("click", function (evt) {
+    var retry = evt.target.closest ? evt.target.closest("[data-retry]") : null;
+    if (!retry) return;
+    evt.preventDefault();
+    window.location.reload();
+  });
+
+  document.addEventListener("click", function (evt) {
+    var button = evt.target.closest ? evt.target.closest("[data-dismiss-intro]") : null;
+    if (!button) return;
+    document.cookie = "mn_intro_seen=1; path=/; max-age=31536000; samesite=lax";
+    var intro = document.getElementById("ws-intro");
+    if (intro) intro.remove();
+    var prompt = document.getElementById("prompt");
+    if (prompt) prompt.focus();
+  });
+})();
