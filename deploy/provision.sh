@@ -408,6 +408,7 @@ install_units() {
     multinotes-scheduler.service multinotes-backup.timer
   systemctl start multinotes-backup.timer
   install -m 0755 "$HERE/backup.sh" "$HERE/restore-drill.sh" "$PREFIX/bin/"
+  install -m 0644 "$HERE/backup_tool.py" "$PREFIX/bin/"
 }
 
 # Is every failed check one we accept? (mail, when --no-smtp was chosen)

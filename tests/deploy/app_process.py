@@ -52,7 +52,7 @@ def serve(port: int, data_dir: Path, env: dict[str, str], log: Path) -> subproce
         )
 
 
-def wait_ready(url: str, timeout: float = 60) -> None:
+def wait_ready(url: str, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:

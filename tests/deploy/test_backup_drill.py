@@ -5,15 +5,18 @@ folder and checks rows, every file, a login and a search. Against MariaDB and Re
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
 import secrets
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -204,3 +207,42 @@ def test_without_a_key_it_refuses_to_write_a_plain_backup(site):
     result = backup(site, BACKUP_AGE_RECIPIENT="")
     assert result.returncode != 0
     assert "BACKUP_AGE_RECIPIENT" in (site["tmp"] / "alert").read_text()
+
+
+@pytest.fixture
+def fake_s3() -> Iterator[tuple[Any, str]]:
+    """The fake S3 server in a thread of its own: backup.sh runs in another process."""
+    from aiohttp import web
+
+    from tests.fakes.s3_server import FakeS3
+
+    fake = FakeS3()
+    port = free_port()
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(fake.app())
+    loop.run_until_complete(runner.setup())
+    loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield fake, f"http://127.0.0.1:{port}"
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.run_until_complete(runner.cleanup())
+        loop.close()
+
+
+def test_the_off_site_copy_can_go_to_an_s3_bucket(site, fake_s3):
+    fake, url = fake_s3
+    result = backup(
+        site,
+        BACKUP_OFFSITE=f"s3://{fake.bucket}/nightly",
+        BACKUP_S3_ENDPOINT_URL=url,
+        BACKUP_S3_ACCESS_KEY=fake.access_key,
+        BACKUP_S3_SECRET_KEY=fake.secret_key,
+        BACKUP_S3_REGION=fake.region,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    (archive,) = (site["tmp"] / "backups").glob("multinotes-*.tar.age")
+    assert fake.objects[f"nightly/{archive.name}"] == archive.read_bytes()

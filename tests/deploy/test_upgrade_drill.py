@@ -31,7 +31,7 @@ from tests.deploy.app_process import Client, free_port
 from tests.deploy.tools import need
 from tests.support.sse import parse_sse
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 STREAM_SECONDS = float(os.environ.get("MULTINOTES_DRILL_STREAM_SECONDS", "20"))
