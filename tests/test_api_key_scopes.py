@@ -80,6 +80,7 @@ CHAT_WRITES = {
     ("POST", "/api/messages"),
     ("POST", "/api/messages/{id}/rating"),
     ("POST", "/api/messages/{id}/regenerate"),
+    ("POST", "/api/me/model-favourites"),
 }
 #: Writes to the account itself: only a full key (read + notes + chat) may make them.
 ACCOUNT_WRITES = {

@@ -69,13 +69,19 @@ async def test_a_new_chat_offers_the_catalog_with_prices_badges_and_options(
     swatch = next(e for e in page.with_class("model-choice") if "Swatch" in e.text)
     assert "50 credits per image" in swatch.text
 
-    # Models that cannot be used are listed, disabled, with the reason.
+    # Models that cannot be used are listed, disabled, with the reason; this user is the
+    # admin, who can add the key (the page links the provider's settings).
     unavailable = [e for e in page.find("input", name="models") if "disabled" in e.attrs]
     for box in unavailable:
         reason = page.one("small", id=box.attrs["aria-describedby"])
         assert reason.text in (
-            "Needs an API key (ask an administrator)",
+            "Needs an API key",
             "Unavailable right now (the provider is failing)",
+        )
+    if unavailable:
+        assert any(
+            e.attrs.get("href", "").startswith("/admin/plugins/")
+            for e in page.with_class("model-configure")
         )
 
     # Per-model options follow each model's Options (and its limits).

@@ -11,8 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from multinotes import audit
 from multinotes.app_settings import get_settings, set_setting
 from multinotes.catalog import PRICE_FIELDS, ModelSetting
-from multinotes.chat.service import model_ratings
-from multinotes.identity.actor import require_admin
+from multinotes.chat.service import favourite_models, model_ratings, set_favourite
+from multinotes.identity.actor import require_admin, require_user
 from multinotes.keys import CATALOG, DB
 from multinotes.web.endpoint import endpoint
 
@@ -115,6 +115,38 @@ async def list_models(request: web.Request) -> list[dict[str, Any]]:
     """Models you can choose: capabilities, prices in credits, availability and ratings."""
     ratings = await model_ratings(request.app[DB])
     return [e.public(ratings.get(e.id)) for e in await request.app[CATALOG].entries()]
+
+
+class FavouriteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(min_length=1, max_length=200, description="A model id of the catalog.")
+    favourite: bool = Field(default=True, description="false removes the star.")
+
+
+class FavouritesOut(BaseModel):
+    models: list[str] = Field(description="Model ids, in the order they were starred.")
+
+
+@routes.get("/api/me/model-favourites", name="api_model_favourites")
+@endpoint(access="user", response=FavouritesOut, tags=["models"])
+async def list_favourites(request: web.Request) -> dict[str, Any]:
+    """The models you starred; the model picker lists them first."""
+    actor = require_user(request)
+    return {"models": await favourite_models(request.app[DB], actor.user_id)}
+
+
+@routes.post("/api/me/model-favourites", name="api_model_favourite_set")
+@endpoint(
+    access="user", body=FavouriteIn, response=FavouritesOut, tags=["models"], errors=[404]
+)
+async def set_model_favourite(request: web.Request, body: FavouriteIn) -> dict[str, Any]:
+    """Star (or with `favourite: false` unstar) a model of the catalog."""
+    actor = require_user(request)
+    if body.favourite:  # a star names a real model; unstarring one that is gone is fine
+        await request.app[CATALOG].get(body.model, include_disabled=True)
+    await set_favourite(request.app[DB], actor.user_id, body.model, body.favourite)
+    return {"models": await favourite_models(request.app[DB], actor.user_id)}
 
 
 async def _admin_models(app: web.Application) -> list[dict[str, Any]]:

@@ -8,8 +8,15 @@ from typing import Any
 
 from sqlalchemy import delete, func, select, update
 
-from multinotes.chat.models import Conversation, Generation, Message, MessageMedia, Rating
-from multinotes.db import Database
+from multinotes.chat.models import (
+    Conversation,
+    Generation,
+    Message,
+    MessageMedia,
+    ModelFavourite,
+    Rating,
+)
+from multinotes.db import Database, utcnow
 from multinotes.errors import Invalid, NotFound
 from multinotes.markdown import render_markdown
 
@@ -281,3 +288,24 @@ async def model_ratings(db: Database) -> dict[str, tuple[float, int]]:
             )
         ).all()
     return {model: (round(float(avg), 2), int(count)) for model, avg, count in rows}
+
+
+async def favourite_models(db: Database, user_id: str) -> list[str]:
+    """The models someone starred, in the order they starred them."""
+    async with db.read() as session:
+        rows = await session.scalars(
+            select(ModelFavourite.model_id)
+            .where(ModelFavourite.user_id == user_id)
+            .order_by(ModelFavourite.created_at, ModelFavourite.model_id)
+        )
+        return list(rows)
+
+
+async def set_favourite(db: Database, user_id: str, model_id: str, favourite: bool) -> None:
+    """Star or unstar a model (idempotent both ways); the caller checks the model exists."""
+    async with db.transaction() as session:
+        row = await session.get(ModelFavourite, (user_id, model_id))
+        if favourite and row is None:
+            session.add(ModelFavourite(user_id=user_id, model_id=model_id, created_at=utcnow()))
+        elif not favourite and row is not None:
+            await session.delete(row)

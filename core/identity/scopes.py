@@ -70,6 +70,7 @@ AREAS: dict[str, str] = {
     "/api/messages": "chat",
     "/api/generations": "chat",
     "/api/media": "chat",
+    "/api/me/model-favourites": "chat",
     "/api/documents/{id}/rerun": "chat",
     "/chat": "chat",
 }

@@ -265,17 +265,26 @@ def option_fields(options: type[BaseModel], max_output: int = 0) -> list[dict[st
     return fields
 
 
-def model_choice(entry: CatalogEntry, rating: tuple[float, int] | None) -> dict[str, Any]:
+def model_choice(
+    entry: CatalogEntry, rating: tuple[float, int] | None, *, is_admin: bool = False
+) -> dict[str, Any]:
     out = entry.public(rating)
     reason = None
     if entry.status == "needs_key":
-        reason = "Needs an API key (ask an administrator)"
+        # An admin can fix it: the page links the Plugins console instead.
+        reason = "Needs an API key" if is_admin else "Needs an API key (ask an administrator)"
     elif entry.status == "unavailable":
         reason = "Unavailable right now (the provider is failing)"
     elif not entry.available:
         reason = "Unavailable"
+    pricing = out["pricing"]
     out.update(
         reason=reason,
+        plugin=entry.plugin,
+        # What the price filter compares: credits per 1M output tokens, or per image / minute.
+        price_rank=pricing["output_per_million"]
+        or pricing["per_image"]
+        or pricing["per_audio_minute"],
         capability_labels=[CAPABILITY_LABELS.get(c, c) for c in out["capabilities"]],
         prices=_prices(out["pricing"]),
         options=option_fields(entry.model.Options, entry.model.max_output),
@@ -354,8 +363,13 @@ async def workspace(request: web.Request, conversation_id: str | None) -> web.Re
     if conversation_id is not None:
         context = await _thread_context(request, actor.user_id, conversation_id, _leaf(request))
     ratings = await chat.model_ratings(app[DB])
-    models = [model_choice(e, ratings.get(e.id)) for e in await app[CATALOG].entries()]
-    models.sort(key=lambda m: not m["available"])  # usable ones first, catalog order kept
+    favourites = await chat.favourite_models(app[DB], actor.user_id)
+    models = [
+        model_choice(e, ratings.get(e.id), is_admin=actor.is_admin)
+        for e in await app[CATALOG].entries()
+    ]
+    # Usable ones first, starred ones first among them; catalog order kept otherwise.
+    models.sort(key=lambda m: (not m["available"], m["id"] not in favourites))
     # A new chat takes ?tool=; a conversation keeps the tool it was started with.
     conversation = context["conversation"]
     tool = await find_tool(app, conversation["tool"] if conversation else request.query.get("tool"))
@@ -368,6 +382,8 @@ async def workspace(request: web.Request, conversation_id: str | None) -> web.Re
             **context,
             "models": models,
             "selected": selected,
+            "favourites": favourites,
+            "capability_filters": _capability_filters(models),
             "tool": tool,
             "wallet": await wallet_out(app, actor.user_id),
             "sidebar": await _sidebar(request, actor.user_id, q),
@@ -377,6 +393,12 @@ async def workspace(request: web.Request, conversation_id: str | None) -> web.Re
             "show_intro": conversation_id is None and INTRO_COOKIE not in request.cookies,
         },
     )
+
+
+def _capability_filters(models: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """The capabilities the picker can filter by: those some usable model has."""
+    present = {c for m in models if m["available"] for c in m["capabilities"]}
+    return [(c, label) for c, label in CAPABILITY_LABELS.items() if c in present]
 
 
 def _leaf(request: web.Request) -> str | None:
