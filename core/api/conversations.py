@@ -6,7 +6,7 @@ from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select
 
 from multinotes.chat import service as chat
@@ -50,7 +50,17 @@ class ConversationIn(BaseModel):
 class ConversationPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    title: str = Field(min_length=1, max_length=200)
+    title: str | None = Field(default=None, min_length=1, max_length=200)
+    pinned: bool | None = Field(default=None, description="Pinned ones head the sidebar.")
+    archived: bool | None = Field(
+        default=None, description="Archived ones leave the list (see `archived=true`)."
+    )
+
+    @model_validator(mode="after")
+    def _something(self) -> ConversationPatch:
+        if self.title is None and self.pinned is None and self.archived is None:
+            raise ValueError("send a title, pinned or archived")
+        return self
 
 
 class ConversationOut(BaseModel):
@@ -59,6 +69,8 @@ class ConversationOut(BaseModel):
     tool: str | None
     created_at: str
     updated_at: str
+    pinned: bool
+    archived: bool
 
 
 class ConversationPage(BaseModel):
@@ -73,6 +85,8 @@ class ConversationQuery(BaseModel):
     before: str | None = Field(default=None, max_length=80)
     q: str | None = Field(default=None, max_length=200, description="Search in titles.")
     tool: str | None = Field(default=None, max_length=40)
+    pinned: bool | None = Field(default=None, description="Only pinned (true) or unpinned.")
+    archived: bool = Field(default=False, description="List the archived ones instead.")
 
 
 class MessageOut(BaseModel):
@@ -186,6 +200,8 @@ async def list_conversations(request: web.Request, query: ConversationQuery) -> 
         before=query.before,
         q=query.q,
         tool=query.tool,
+        pinned=query.pinned,
+        archived=query.archived,
     )
     return {"conversations": [chat.conversation_out(c) for c in rows], "next_cursor": cursor}
 
@@ -212,14 +228,20 @@ async def get_conversation(request: web.Request) -> dict[str, Any]:
     errors=[404],
 )
 async def rename_conversation(request: web.Request, body: ConversationPatch) -> dict[str, Any]:
-    """Rename a conversation."""
+    """Rename a conversation, pin or unpin it, archive or unarchive it."""
     actor = require_user(request)
     db, conversation_id = request.app[DB], request.match_info["id"]
-    async with access.owner_only(db, actor.user_id, "conversation", conversation_id, "rename it"):
-        conversation = await chat.rename_conversation(
-            db, actor.user_id, conversation_id, body.title
+    async with access.owner_only(db, actor.user_id, "conversation", conversation_id, "change it"):
+        conversation = await chat.update_conversation(
+            db,
+            actor.user_id,
+            conversation_id,
+            title=body.title,
+            pinned=body.pinned,
+            archived=body.archived,
         )
-    await queue_embedding(request.app, actor.user_id)
+    if body.title is not None:
+        await queue_embedding(request.app, actor.user_id)
     return chat.conversation_out(conversation)
 
 

@@ -63,9 +63,20 @@ async def list_conversations(
     before: str | None = None,
     q: str | None = None,
     tool: str | None = None,
+    pinned: bool | None = None,
+    archived: bool = False,
 ) -> tuple[list[Conversation], str | None]:
-    """Newest activity first; ``before`` is the cursor returned by the previous page."""
+    """Newest activity first; ``before`` is the cursor returned by the previous page.
+    Archived conversations are listed only with ``archived=True`` (and then only they are);
+    ``pinned`` keeps only the pinned (True) or unpinned (False) ones."""
     query = select(Conversation).where(Conversation.user_id == user_id)
+    query = query.where(
+        Conversation.archived_at.is_not(None) if archived else Conversation.archived_at.is_(None)
+    )
+    if pinned is not None:
+        query = query.where(
+            Conversation.pinned_at.is_not(None) if pinned else Conversation.pinned_at.is_(None)
+        )
     if q:
         escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         query = query.where(Conversation.title.ilike(f"%{escaped}%", escape="\\"))
@@ -96,13 +107,35 @@ async def list_conversations(
 async def rename_conversation(
     db: Database, user_id: str, conversation_id: str, title: str
 ) -> Conversation:
+    return await update_conversation(db, user_id, conversation_id, title=title)
+
+
+async def update_conversation(
+    db: Database,
+    user_id: str,
+    conversation_id: str,
+    *,
+    title: str | None = None,
+    pinned: bool | None = None,
+    archived: bool | None = None,
+) -> Conversation:
+    """Rename, pin or unpin, archive or unarchive (``None``: leave as is). Neither pinning nor
+    archiving counts as activity: the conversation keeps its place by date."""
     await get_conversation(db, user_id, conversation_id)
-    async with db.transaction() as session:
-        await session.execute(
-            update(Conversation)
-            .where(Conversation.id == conversation_id)
-            .values(title=title.strip())
-        )
+    values: dict[str, Any] = {}
+    if title is not None:
+        values["title"] = title.strip()
+    if pinned is not None:
+        values["pinned_at"] = utcnow() if pinned else None
+    if archived is not None:
+        values["archived_at"] = utcnow() if archived else None
+    if values:
+        async with db.transaction() as session:
+            await session.execute(
+                update(Conversation)
+                .where(Conversation.id == conversation_id, Conversation.user_id == user_id)
+                .values(**values)
+            )
     return await get_conversation(db, user_id, conversation_id)
 
 
@@ -249,6 +282,8 @@ def conversation_out(conversation: Conversation) -> dict[str, Any]:
         "tool": conversation.tool,
         "created_at": conversation.created_at.isoformat(),
         "updated_at": conversation.updated_at.isoformat(),
+        "pinned": conversation.pinned_at is not None,
+        "archived": conversation.archived_at is not None,
     }
 
 

@@ -1,0 +1,79 @@
+"""Managing conversations from the chat sidebar: pin (pinned ones are listed on their own, first),
+archive (archived ones leave the list and have their own), rename — all with one PATCH, only by
+the owner."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from multinotes.testing import ApiClient
+from tests.support.scripted_provider import Script, scripted_plugins
+
+
+@pytest.fixture
+def plugins() -> Any:
+    return scripted_plugins({"script/a": Script(chunks=["a"])})
+
+
+async def new(api: ApiClient, title: str) -> str:
+    response = await api.post("/api/conversations", {"title": title})
+    assert response.status == 201
+    body = await response.json()
+    assert body["pinned"] is False and body["archived"] is False
+    return str(body["id"])
+
+
+async def titles(api: ApiClient, query: str = "") -> list[str]:
+    page = await api.get_json(f"/api/conversations{query}")
+    return [c["title"] for c in page["conversations"]]
+
+
+async def test_a_pinned_conversation_is_listed_with_the_pinned_ones(user: ApiClient) -> None:
+    first = await new(user, "First")
+    await new(user, "Second")
+    answer = await user.patch(f"/api/conversations/{first}", {"pinned": True})
+    assert answer.status == 200
+    body = await answer.json()
+    assert body["pinned"] is True and body["title"] == "First"
+    assert await titles(user, "?pinned=true") == ["First"]
+    assert await titles(user, "?pinned=false") == ["Second"]
+    assert await titles(user) == ["Second", "First"]  # without the filter: both, by activity
+    await user.patch(f"/api/conversations/{first}", {"pinned": False})
+    assert await titles(user, "?pinned=true") == []
+
+
+async def test_an_archived_conversation_leaves_the_list_and_can_come_back(
+    user: ApiClient,
+) -> None:
+    old = await new(user, "Old project")
+    await new(user, "Current project")
+    body = await (await user.patch(f"/api/conversations/{old}", {"archived": True})).json()
+    assert body["archived"] is True
+    assert await titles(user) == ["Current project"]
+    assert await titles(user, "?archived=true") == ["Old project"]
+    # Still there to open, and searchable among the archived.
+    assert (await user.get(f"/api/conversations/{old}")).status == 200
+    assert await titles(user, "?archived=true&q=old") == ["Old project"]
+    await user.patch(f"/api/conversations/{old}", {"archived": False})
+    assert set(await titles(user)) == {"Old project", "Current project"}
+
+
+async def test_one_patch_renames_and_pins_and_an_empty_patch_is_refused(user: ApiClient) -> None:
+    conversation = await new(user, "Draft")
+    body = await (
+        await user.patch(f"/api/conversations/{conversation}", {"title": "Final", "pinned": True})
+    ).json()
+    assert (body["title"], body["pinned"]) == ("Final", True)
+    assert (await user.patch(f"/api/conversations/{conversation}", {})).status == 422
+
+
+async def test_only_the_owner_pins_or_archives(user: ApiClient, make_client: Any) -> None:
+    conversation = await new(user, "Mine")
+    other = await make_client()
+    await other.register_and_login("eve@example.com")
+    for change in ({"pinned": True}, {"archived": True}):
+        assert (await other.patch(f"/api/conversations/{conversation}", change)).status == 404
+    body = await user.get_json(f"/api/conversations/{conversation}")
+    assert (body["pinned"], body["archived"]) == (False, False)
