@@ -199,6 +199,8 @@ EOF
   fi
   env_default "$file" MULTINOTES_MAX_REQUEST_BYTES 10485760
   env_default "$file" MULTINOTES_METRICS_TOKEN "$(random_hex 24)"
+  # One folder for the metrics of every process: one scrape covers them all (README).
+  env_default "$file" PROMETHEUS_MULTIPROC_DIR "$STATE/metrics"
   env_default "$file" MULTINOTES_LOG_FORMAT json
   env_default "$file" MULTINOTES_SHUTDOWN_TIMEOUT 600
   if [ -n "${SMTP_HOST:-}" ]; then

@@ -244,3 +244,12 @@ async def test_one_scrape_counts_the_requests_of_every_web_process(
                 assert f"{line} 7.0" in text, [t for t in text.splitlines() if "api/me" in t]
     finally:
         stop(*procs)
+
+
+def test_provision_gives_every_process_one_metrics_folder(tmp_path: Path):
+    from tests.deploy.test_provision_env import provision, read_env
+
+    env = tmp_path / "env"
+    result = provision("--write-env", str(env), "--domain", "notes.example.com", "--no-smtp")
+    assert result.returncode == 0, result.stderr
+    assert read_env(env)["PROMETHEUS_MULTIPROC_DIR"] == "/var/lib/multinotes/metrics"
