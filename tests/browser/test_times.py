@@ -76,3 +76,19 @@ def test_the_profile_has_no_language_setting_that_does_nothing(admin_page: Any) 
     expect(page.locator("#profile-timezone")).to_be_visible()
     expect(page.get_by_label("Language")).to_have_count(0)
     expect(page.locator("#profile-language")).to_have_count(0)
+
+
+def test_times_on_the_account_admin_and_files_pages_are_shown_the_same_way(
+    admin_page: Any,
+) -> None:
+    page = admin_page
+    recent = re.compile(r"^(just now|\d+ min ago|\d+ h ago)$")
+    for path, where in [
+        ("/account", "#security-events time"),
+        ("/admin/users", "td[data-label='Joined'] time"),
+        ("/admin/audit", "time"),
+    ]:
+        page.goto(path)
+        stamp = page.locator(where).first
+        expect(stamp).to_have_text(recent)
+        assert str(datetime.now(UTC).year) in (stamp.get_attribute("title") or ""), path
