@@ -172,7 +172,7 @@ def site(production_services, tmp_path: Path) -> Iterator[dict[str, Any]]:
         "PROXY_CONF": str(conf),
         "PROXY_RELOAD": f"{nginx} -p {tmp_path} -c {conf} -s reload",
         "INSTALL_CMD": str(install),
-        "READY_TIMEOUT": "60",
+        "READY_TIMEOUT": "180",  # a loaded CI machine starts Python slowly
     }
     # The schema and the demo plugin (off by default in production) before the first release.
     cli_env = {"PATH": script_env["PATH"], **settings}
@@ -210,7 +210,11 @@ def run_script(site: dict[str, Any], name: str) -> tuple[float, str]:
         text=True,
         timeout=600,
     )
-    assert result.returncode == 0, result.stdout + result.stderr
+    logs = "".join(
+        f"\n--- {log.name}\n" + log.read_text()[-2000:]
+        for log in sorted((site["root"] / "run").glob("*.log"))
+    )
+    assert result.returncode == 0, result.stdout + result.stderr + logs
     return time.monotonic() - started, result.stdout
 
 
