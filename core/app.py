@@ -26,6 +26,7 @@ from multinotes.db import Database, create_engine
 from multinotes.error_tracking import setup_error_tracking
 from multinotes.errors import ConfigError
 from multinotes.files.service import setup_files
+from multinotes.identity import passwords
 from multinotes.identity.actor import current_actor
 from multinotes.identity.oauth import setup_oauth
 from multinotes.keys import (
@@ -75,6 +76,7 @@ def create_app(
     """
     settings = settings or Settings()
     validate_settings(settings)
+    passwords.use_cost(settings.password_hash_cost)
     configure_logging(settings.log_level, settings.log_format)
     app = web.Application(
         middlewares=[
@@ -196,7 +198,9 @@ def setup_bus(app: web.Application) -> None:
 
 def setup_plugins(app: web.Application, plugins: Iterable[PluginSource] | None) -> None:
     settings = app[SETTINGS]
-    host = PluginHost(mode=settings.mode, blocked=settings.disable_plugins)
+    host = PluginHost(
+        mode=settings.mode, blocked=settings.disable_plugins, trace=settings.plugins_trace
+    )
     if plugins is None:
         host.load_entrypoints()
     else:

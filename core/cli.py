@@ -27,7 +27,15 @@ def load_settings(args: argparse.Namespace) -> Settings:
         value = getattr(args, name, None)
         if value is not None:
             overrides[name] = value
-    return Settings(**overrides)
+    settings = Settings(**overrides)
+    # Refused here, where every production process starts, rather than in create_app: test
+    # suites build production-mode apps with the cheap cost.
+    if settings.is_production and settings.password_hash_cost != "standard":
+        raise ConfigError(
+            "Refusing to start in production: MULTINOTES_PASSWORD_HASH_COST is "
+            f"{settings.password_hash_cost!r}, which is for test suites only; unset it."
+        )
+    return settings
 
 
 @contextlib.asynccontextmanager

@@ -7,6 +7,7 @@ database at startup and is re-applied whenever an admin flips a switch in any pr
 
 from __future__ import annotations
 
+import time
 import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -75,6 +76,8 @@ class PluginRecord:
     status: Literal["loaded", "failed", "blocked"] = "loaded"
     error: str | None = None
     kinds: list[str] = field(default_factory=list)
+    #: The hooks it implements, sorted (empty when it failed to import).
+    hooks: list[str] = field(default_factory=list)
     enabled: bool = True
     default_enabled: bool = True
     obj: Any = None
@@ -117,8 +120,12 @@ class PluginHost:
     is marked failed with its error and left out; the rest load. ``blocked`` names (the
     operator's kill switch) are not even imported."""
 
-    def __init__(self, mode: str = "embedded", blocked: Iterable[str] = ()) -> None:
+    def __init__(
+        self, mode: str = "embedded", blocked: Iterable[str] = (), *, trace: bool = False
+    ) -> None:
         self.mode = mode
+        #: Log every hook call (``MULTINOTES_PLUGINS_TRACE``).
+        self.trace = trace
         self.blocked = {name.strip() for name in blocked if name.strip()}
         self.pm = pluggy.PluginManager(PROJECT)
         self.pm.add_hookspecs(hookspecs)
@@ -198,13 +205,8 @@ class PluginHost:
             self._fail(record, exc, "failed to register")
             return
         record.obj = obj
-        record.kinds = sorted(
-            {
-                KIND_HOOKS[impl_hook]
-                for impl_hook in self._hooks_of(record.name)
-                if impl_hook in KIND_HOOKS
-            }
-        )
+        record.hooks = sorted(self._hooks_of(record.name))
+        record.kinds = sorted({KIND_HOOKS[hook] for hook in record.hooks if hook in KIND_HOOKS})
         if record.version is None:
             record.version = getattr(obj, "__version__", None)
 
@@ -264,8 +266,52 @@ class PluginHost:
         caller = getattr(self.pm.hook, hook)
         for impl in caller.get_hookimpls():
             if impl.plugin_name == plugin:
+                if self.trace:
+                    return self._traced(plugin, hook, impl.function, impl.argnames, kwargs)
                 return impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
         return None
+
+    def _traced(
+        self,
+        plugin: str,
+        hook: str,
+        function: Callable[..., Any],
+        argnames: tuple[str, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        """One hook call, logged with its plugin, duration and result: the return value, what
+        it handed to ``register``, or the exception it raised."""
+        registered: list[str] = []
+        if "register" in kwargs:
+            inner = kwargs["register"]
+
+            def register(*args: Any, **kw: Any) -> Any:
+                registered.append(_describe(args, kw))
+                return inner(*args, **kw)
+
+            kwargs = {**kwargs, "register": register}
+        started = time.perf_counter()
+        try:
+            result = function(**{arg: kwargs[arg] for arg in argnames})
+        except BaseException as exc:
+            log.info(
+                "plugin_hook_call",
+                plugin=plugin,
+                hook=hook,
+                duration_ms=round((time.perf_counter() - started) * 1000, 3),
+                registered=registered,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+            raise
+        log.info(
+            "plugin_hook_call",
+            plugin=plugin,
+            hook=hook,
+            duration_ms=round((time.perf_counter() - started) * 1000, 3),
+            registered=registered,
+            result=_short_repr(result),
+        )
+        return result
 
     def _collect_static_contributions(self, record: PluginRecord) -> None:
         name = record.name
@@ -413,3 +459,23 @@ class PluginHost:
                 except Exception as exc:
                     self._fail(record, exc, "failed to register")
         return registries
+
+
+def _short_repr(value: Any, limit: int = 200) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _describe(args: tuple[Any, ...], kw: dict[str, Any]) -> str:
+    """What a ``register`` call added: an object's id, a route's method and path, a task's
+    name, a settings model's name, a template folder."""
+    if not args:
+        return ", ".join(f"{name}={value}" for name, value in kw.items() if value is not None)
+    first = args[0]
+    if isinstance(first, type):
+        return first.__name__
+    if isinstance(first, str):
+        words = [a for a in args[:2] if isinstance(a, str)]
+        return " ".join(words)
+    obj_id = getattr(first, "id", None)
+    return obj_id if isinstance(obj_id, str) else _short_repr(first, 80)

@@ -65,6 +65,13 @@ def production_checks(settings: Settings) -> list[Check]:
         ),
         Check("secret_key", weak is None, weak or "secret key is strong", fatal=True),
         Check(
+            "password_hash_cost",
+            settings.password_hash_cost == "standard",
+            "passwords are hashed at the standard Argon2 cost"
+            if settings.password_hash_cost == "standard"
+            else "MULTINOTES_PASSWORD_HASH_COST is 'test', which is for test suites only: unset it",
+        ),
+        Check(
             "allowed_hosts",
             bool(hosts) and "*" not in hosts,
             "MULTINOTES_ALLOWED_HOSTS must list the host names served"

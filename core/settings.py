@@ -115,6 +115,11 @@ class Settings(BaseSettings):
     login_lockout_seconds: int = Field(
         default=15 * 60, ge=1, description="... for this many seconds."
     )
+    password_hash_cost: Literal["standard", "test"] = Field(
+        default="standard",
+        description="Argon2 cost of new password hashes. `test` (the cheapest parameters) is "
+        "for test suites only: production refuses to start with it.",
+    )
     avatar_max_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
     # Sharing with an address that has no account mails a stranger: limited per sharing account.
     invitations_per_day: int = Field(
@@ -260,6 +265,11 @@ class Settings(BaseSettings):
     plugins: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="Per-plugin settings bootstrapped from MULTINOTES_PLUGINS__<PLUGIN>__<FIELD>.",
+    )
+    plugins_trace: bool = Field(
+        default=False,
+        description="Log every plugin hook call with the plugin, its duration and its result "
+        "(`plugin_hook_call` at INFO): a tracing aid while writing or debugging a plugin.",
     )
     disable_plugins: Annotated[list[str], NoDecode] = Field(
         default_factory=list,

@@ -74,6 +74,9 @@ def embedded_settings(data_dir: Path, **overrides: Any) -> Settings:
         "secret_key": secrets.token_urlsafe(48),
         "log_level": "WARNING",
         "plugins": {},
+        # Argon2 at full cost takes ~0.1-1.5 s of CPU per hash: a test suite registers
+        # hundreds of users. Production refuses this setting.
+        "password_hash_cost": "test",
     }
     values.update(overrides)
     settings = Settings(_env_file=None, **values)

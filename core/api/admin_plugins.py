@@ -41,6 +41,8 @@ class PluginOut(BaseModel):
 
 
 class PluginDetailOut(PluginOut):
+    #: The hooks it implements (a tracing aid for plugin authors).
+    hooks: list[str]
     settings: list[SettingField]
 
 
@@ -67,7 +69,11 @@ def plugin_out(record: PluginRecord) -> dict[str, Any]:
 async def plugin_detail(app: web.Application, name: str) -> PluginDetailOut:
     record = app[PLUGINS].get(name)
     fields = await app[PLUGIN_SETTINGS].view(name) if record.status == "loaded" else []
-    return PluginDetailOut(**plugin_out(record), settings=[SettingField(**f) for f in fields])
+    return PluginDetailOut(
+        **plugin_out(record),
+        hooks=list(record.hooks),
+        settings=[SettingField(**f) for f in fields],
+    )
 
 
 @routes.get("/api/admin/plugins", name="api_admin_plugins")
@@ -81,7 +87,8 @@ async def list_plugins(request: web.Request) -> list[PluginOut]:
 @routes.get("/api/admin/plugins/{name}", name="api_admin_plugin")
 @endpoint(access="admin", response=PluginDetailOut, tags=["admin"], errors=[404])
 async def get_plugin(request: web.Request) -> PluginDetailOut:
-    """One plugin with its settings (secrets masked: last four characters at most)."""
+    """One plugin with the hooks it implements and its settings (secrets masked: last four
+    characters at most)."""
     return await plugin_detail(request.app, request.match_info["name"])
 
 

@@ -11,11 +11,21 @@ from __future__ import annotations
 import functools
 import gzip
 from pathlib import Path
+from typing import Literal
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-_hasher = PasswordHasher()
+HashCost = Literal["standard", "test"]
+
+#: ``standard``: argon2-cffi's defaults (RFC 9106's low-memory profile, 64 MiB, 3 passes).
+#: ``test``: the cheapest parameters argon2 takes, for test suites only; production refuses it.
+HASHERS: dict[HashCost, PasswordHasher] = {
+    "standard": PasswordHasher(),
+    "test": PasswordHasher(time_cost=1, memory_cost=8, parallelism=1),
+}
+
+_hasher = HASHERS["standard"]
 
 COMMON_PASSWORDS_FILE = Path(__file__).with_name("common-passwords.txt.gz")
 MIN_LENGTH = 10
@@ -23,6 +33,17 @@ MAX_LENGTH = 256
 
 # A dummy hash to verify against when the email is unknown, so timing does not reveal it.
 _DUMMY_HASH = _hasher.hash("not-a-real-password-just-for-timing")
+
+
+def use_cost(cost: HashCost) -> None:
+    """Hash new passwords at ``cost`` in this process (``create_app`` applies the
+    ``password_hash_cost`` setting). Existing hashes verify whatever their parameters; a login
+    re-hashes one made at another cost."""
+    global _hasher, _DUMMY_HASH
+    if _hasher is HASHERS[cost]:
+        return
+    _hasher = HASHERS[cost]
+    _DUMMY_HASH = _hasher.hash("not-a-real-password-just-for-timing")
 
 
 def hash_password(password: str) -> str:
