@@ -4,6 +4,7 @@ stays in reach in a long chat, and the notes' bulk-action bar that waits for a s
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -148,3 +149,43 @@ def test_the_bulk_action_bar_on_notes_waits_for_a_selection(browsing: Any, admin
     expect(page.locator("#bulk-delete")).to_be_visible()
     page.locator("#notes-items .item-check").first.uncheck()
     expect(page.locator("#bulk-move")).to_be_hidden()
+
+
+def test_a_phone_journey_sign_up_chat_save_share_never_scrolls_sideways(
+    browsing: Any, sign_up: Any, screenshot: Any
+) -> None:
+    page = browsing.new_page(phone=True)
+    sign_up(page, "Pia Phone", "pia.phone@example.com")
+    no_horizontal_scroll(page, "the page after signing up")
+
+    page.goto("/chat")
+    no_horizontal_scroll(page, "a new chat")
+    page.locator("#prompt").fill("Plan a picnic for four in the park")
+    page.locator("#prompt").press("Control+Enter")
+    expect(page).to_have_url(re.compile(r"/chat/[0-9a-f]{32}$"), timeout=20_000)
+    answer = page.locator("#thread > li.turn[id] .answer:visible").last
+    expect(answer.locator('[data-field="status"]')).to_have_text("Complete", timeout=30_000)
+    no_horizontal_scroll(page, "a chat with an answer")
+
+    answer.get_by_role("button", name="Save").tap()
+    dialog = page.get_by_role("dialog", name="Save as a note")
+    expect(dialog).to_be_visible()
+    no_horizontal_scroll(page, "the save dialog")
+    dialog.get_by_role("button", name="Save note").tap()
+    link = answer.locator(".saved-link")
+    expect(link).to_be_visible()
+    link.tap()
+    expect(page).to_have_url(re.compile(r"/notes/[0-9a-f]{32}$"))
+    no_horizontal_scroll(page, "the saved note")
+
+    page.get_by_role("button", name="Share", exact=True).tap()
+    share = page.locator("dialog#share-dialog")
+    expect(share).to_be_visible()
+    no_horizontal_scroll(page, "the share dialog")
+    share.get_by_label("Email address").fill("friend.of.pia@example.com")
+    share.get_by_role("button", name="Share", exact=True).tap()
+    expect(page.locator("dialog#share-dialog").get_by_role("status")).to_contain_text(
+        "friend.of.pia@example.com"
+    )
+    no_horizontal_scroll(page, "the share dialog after sharing")
+    screenshot(page, "phone-journey-shared")
