@@ -608,6 +608,9 @@ async def test_a_saved_answer_shows_where_it_came_from_and_offers_a_rerun(
     assert page.by_id("provenance-prompt").words == "Explain tides in one line"
     assert page.by_id("provenance-conversation").attrs["href"] == f"/chat/{ids['conversation']}"
     assert page.one("a", href=f"/chat/{ids['conversation']}?leaf={ids['answer']}")
+    # Its moments are <time>s the page shows in the reader's time zone.
+    stamps = [t.attrs.get("datetime", "") for t in page.find("time")]
+    assert len([d for d in stamps if re.match(r"^\d{4}-\d\d-\d\dT", d)]) >= 3, stamps
     source = page.with_class("source")[0].words
     assert "Echo" in source and "demo/echo" in source and "Demo" in source
     assert re.search(r"Tokens ?\d+ in / \d+ out", source)

@@ -511,6 +511,7 @@ def provenance_view(
                 "latency": duration_text(source.get("latency_ms")),
                 "duration": duration_text(source.get("duration_ms")),
                 "answered": _iso_text(source.get("created_at")),
+                "answered_iso": _iso(source.get("created_at")),
                 "options": {
                     k: v for k, v in (source.get("options") or {}).items() if v is not None
                 },
@@ -524,6 +525,7 @@ def provenance_view(
         reruns.append(
             {
                 "at": _iso_text(rerun.get("at")),
+                "at_iso": _iso(rerun.get("at")),
                 "answers": [
                     {
                         "name": names.get(a.get("model", ""), {}).get("name") or a.get("model"),
@@ -539,11 +541,22 @@ def provenance_view(
         "kind": provenance.get("kind", "answer"),
         "prompt": provenance.get("prompt") or "",
         "saved": _iso_text(provenance.get("saved_at")),
+        "saved_iso": _iso(provenance.get("saved_at")),
         "conversation_url": conversation_url,
         "sources": sources,
         "reruns": reruns,
         "models": [s["model"] for s in sources if s["model"]],
     }
+
+
+def _iso(value: Any) -> str:
+    """The moment as ISO 8601 for a <time datetime> ("" when it is not one)."""
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(str(value)).isoformat()
+    except (TypeError, ValueError):
+        return ""
 
 
 def _iso_text(value: Any) -> str:
