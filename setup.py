@@ -44,7 +44,8 @@ def packages() -> tuple[list[str], dict[str, str], dict[str, list[str]]]:
             names.append(name)
             files = []
             for f in d.rglob("*"):
-                if not f.is_file() or f.suffix in SKIPPED_SUFFIXES or f.parent == d and f.suffix == ".py":
+                own_module = f.parent == d and f.suffix == ".py"
+                if not f.is_file() or f.suffix in SKIPPED_SUFFIXES or own_module:
                     continue
                 inner = f.relative_to(d)
                 # files below a nested package belong to that package
