@@ -273,6 +273,24 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0 if not failed else 1
 
 
+def cmd_plugin(args: argparse.Namespace) -> int:
+    from multinotes.plugin_scaffold import placeholders, scaffold
+
+    destination = args.directory or Path(placeholders(args.kind, args.name)["dist"])
+    try:
+        written = scaffold(args.kind, args.name, destination)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for path in written:
+        print(destination / path)
+    print(
+        f"Created a {args.kind} plugin in {destination}: "
+        f"cd {destination} && pip install -e '.[test]' && pytest"
+    )
+    return 0
+
+
 # -- parser -------------------------------------------------------------------------------------
 
 
@@ -324,6 +342,22 @@ def build_parser() -> argparse.ArgumentParser:
             action, help=f"{action.capitalize()} one plugin.", parents=[common]
         )
         p.add_argument("name")
+
+    plugin = sub.add_parser(
+        "plugin", help="Write a new plugin.", description="Write a new plugin package."
+    )
+    plugin.set_defaults(func=cmd_plugin)
+    plugin_sub = plugin.add_subparsers(dest="action", required=True)
+    new = plugin_sub.add_parser(
+        "new",
+        help="Scaffold a plugin package (pyproject, module, tests, fakes, README).",
+        description="Scaffold a plugin package whose tests pass as written.",
+    )
+    new.add_argument("kind", choices=["provider", "exporter", "integration", "billing"])
+    new.add_argument("name", help="Plugin name: lowercase letters, digits and _ (e.g. acme).")
+    new.add_argument(
+        "--directory", type=Path, default=None, help="Where to write it (default: ./multinotes-NAME)."
+    )
 
     admin = add("admin", cmd_admin, "Administer accounts.")
     admin_sub = admin.add_subparsers(dest="action", required=True)
