@@ -16,18 +16,29 @@ The app runs in embedded mode (SQLite in ``tmp_path``, no Redis) with exactly th
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 import secrets
-from collections.abc import AsyncIterator, Iterable
+import socket
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr
 
+from multinotes.errors import NeedsKey, ProviderError, ProviderRateLimited, ProviderUnavailable
 from multinotes.plugin_host import PluginSource
+from multinotes.providers import (
+    ChatMessage,
+    Chunk,
+    ClientCache,
+    GenerationRequest,
+    Model,
+    Provider,
+)
 from multinotes.settings import Settings
 
 DEFAULT_PASSWORD = "correct horse battery staple"
@@ -224,3 +235,151 @@ async def plugin_client(
     app = create_app(embedded_settings(data_dir, **settings), plugins=list(plugins))
     async with app_client(app) as api:
         yield api
+
+
+# -- provider conformance -------------------------------------------------------------------------
+
+
+class FakeProviderServer(Protocol):
+    """What a provider's fake API server offers the conformance suite: the requests it got, and
+    scripted failures for the next requests, in order (``"401"``, ``"429"`` answered with
+    ``Retry-After: 7``, ``"500"``, ``"cut"``: a stream dropped after its first chunks)."""
+
+    requests: list[Any]
+    next_failures: list[str]
+
+    def app(self) -> web.Application: ...
+
+
+class ProviderConformance:
+    """What every provider plugin must do, as tests a provider's test module inherits::
+
+        class TestConformance(ProviderConformance):
+            model_id = "acme/large"
+            api_key = "acme-test-key"
+
+            def make_fake(self): return FakeAcme(api_key=self.api_key)
+            def make_provider(self): return AcmeProvider()
+            def make_settings(self, url, api_key):
+                return AcmeSettings(base_url=url, api_key=api_key)
+
+    ``make_settings`` gets the fake's root URL and the key (None: no key configured). Each test
+    serves a new fake on a loopback port and streams ``model_id`` the way the core does.
+    """
+
+    model_id: str
+    api_key: str
+
+    def make_fake(self) -> FakeProviderServer:
+        raise NotImplementedError
+
+    def make_provider(self) -> Provider:
+        raise NotImplementedError
+
+    def make_settings(self, url: str, api_key: str | None) -> BaseModel:
+        raise NotImplementedError
+
+    @contextlib.asynccontextmanager
+    async def _served(self) -> AsyncIterator[tuple[FakeProviderServer, str]]:
+        fake = self.make_fake()
+        server = TestServer(fake.app(), host="127.0.0.1")
+        await server.start_server()
+        try:
+            yield fake, str(server.make_url("")).rstrip("/")
+        finally:
+            await server.close()
+
+    async def _request(
+        self, settings: BaseModel, clients: ClientCache | None = None
+    ) -> tuple[Model, GenerationRequest]:
+        models = await self.make_provider().list_models(settings)
+        model = next(m for m in models if m.model_id == self.model_id)
+        request = GenerationRequest(
+            messages=[ChatMessage("user", "Say hello")],
+            options=model.Options(),
+            config=settings,
+            timeout=10.0,
+            clients=clients,
+        )
+        return model, request
+
+    async def _stream(self, settings: BaseModel) -> tuple[list[Chunk], GenerationRequest]:
+        model, request = await self._request(settings)
+        chunks = [chunk async for chunk in model.stream(request)]
+        return chunks, request
+
+    async def test_conformance_streams_text_and_fills_usage(self) -> None:
+        async with self._served() as (_, url):
+            chunks, request = await self._stream(self.make_settings(url, self.api_key))
+        assert chunks and all(isinstance(c, str) for c in chunks)
+        assert request.usage.input_tokens > 0 and request.usage.output_tokens > 0
+
+    async def test_conformance_missing_key_is_needs_key_before_any_request(self) -> None:
+        if self.make_provider().key_field is None:
+            return  # a provider that needs no key has nothing to check here
+        async with self._served() as (fake, url):
+            try:
+                await self._stream(self.make_settings(url, None))
+            except NeedsKey:
+                pass
+            else:
+                raise AssertionError("a missing key must raise NeedsKey")
+            assert fake.requests == []
+
+    async def test_conformance_rejected_key_is_needs_key(self) -> None:
+        await self._expect_failure("401", NeedsKey)
+
+    async def test_conformance_rate_limit_keeps_retry_after_and_is_not_retried(self) -> None:
+        error = await self._expect_failure("429", ProviderRateLimited)
+        assert isinstance(error, ProviderRateLimited) and error.retry_after == 7
+
+    async def test_conformance_server_error_is_unavailable_and_not_retried(self) -> None:
+        await self._expect_failure("500", ProviderUnavailable)
+
+    async def test_conformance_cut_stream_is_unavailable(self) -> None:
+        await self._expect_failure("cut", ProviderUnavailable, repeat=1)
+
+    async def _expect_failure(
+        self, failure: str, expected: type[ProviderError], repeat: int = 2
+    ) -> ProviderError:
+        """The provider maps ``failure`` to ``expected`` after exactly one request: an SDK
+        that retried on its own would send a second (the core owns retries)."""
+        async with self._served() as (fake, url):
+            fake.next_failures.extend([failure] * repeat)
+            try:
+                await self._stream(self.make_settings(url, self.api_key))
+            except ProviderError as exc:
+                assert type(exc) is expected, f"{failure} became {exc!r}"
+                assert len(fake.requests) == 1, f"{len(fake.requests)} requests: an SDK retry"
+                return exc
+        raise AssertionError(f"{failure} must raise {expected.__name__}")
+
+    async def test_conformance_refused_connection_is_unavailable(self) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        try:
+            await self._stream(self.make_settings(f"http://127.0.0.1:{port}", self.api_key))
+        except ProviderUnavailable:
+            return
+        raise AssertionError("a refused connection must raise ProviderUnavailable")
+
+    async def test_conformance_stopping_a_stream_releases_it(self) -> None:
+        """Stop after the first chunk (the core closes the generator): it closes at once, and
+        the app's shared client serves the next answer."""
+        clients = ClientCache()
+        try:
+            async with self._served() as (_, url):
+                settings = self.make_settings(url, self.api_key)
+                model, request = await self._request(settings, clients)
+                stream = model.stream(request)
+                assert isinstance(stream, AsyncGenerator)
+                first = await anext(stream)
+                assert first
+                async with asyncio.timeout(2):
+                    await stream.aclose()
+                model, request = await self._request(settings, clients)
+                again = [chunk async for chunk in model.stream(request)]
+                assert again and request.usage.output_tokens > 0
+        finally:
+            await clients.aclose()

@@ -24,6 +24,7 @@ from multinotes.plugins.providers.openai import OpenAIProvider, OpenAISettings
 from multinotes.plugins.providers.openai import models as m
 from multinotes.providers import Attachment, ChatMessage, MediaOutput
 from multinotes.settings import Settings
+from multinotes.testing import ProviderConformance
 from tests.fakes import serve_fake
 from tests.fakes.openai_server import FakeOpenAI
 from tests.support.images import tiny_png
@@ -241,13 +242,6 @@ async def test_rate_limits_carry_the_retry_after_hint(fake, config, model):
     assert len(fake.requests) == 1  # the SDK does not retry on its own
 
 
-async def test_server_errors_are_unavailable(fake, config):
-    fake.next_failures.append("500")
-    with pytest.raises(ProviderUnavailable):
-        await run(m.Gpt4o(), make_request(m.Gpt4o(), config, "hi"))
-    assert len(fake.requests) == 1
-
-
 async def test_a_slow_server_times_out_as_unavailable(fake, fake_url):
     fake.slow_seconds = 2.0
     fake.next_failures.append("slow")
@@ -388,3 +382,22 @@ def test_settings_bootstrap_from_the_environment(monkeypatch, tmp_path):
     config = OpenAISettings.model_validate(values)
     assert config.api_key is not None and config.api_key.get_secret_value() == "sk-from-env"
     assert config.base_url == "http://127.0.0.1:9/v1"
+
+
+# -- the provider contract ----------------------------------------------------------------------
+
+
+class TestConformance(ProviderConformance):
+    model_id = "openai/gpt-4o-mini"
+    api_key = KEY
+
+    def make_fake(self) -> FakeOpenAI:
+        return FakeOpenAI(api_key=KEY)
+
+    def make_provider(self) -> OpenAIProvider:
+        return OpenAIProvider()
+
+    def make_settings(self, url: str, api_key: str | None) -> OpenAISettings:
+        return OpenAISettings(
+            api_key=SecretStr(api_key) if api_key else None, base_url=f"{url}/v1", timeout=5
+        )
