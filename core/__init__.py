@@ -1,6 +1,6 @@
 """MultinotesAI core: the small plugin host that everything else plugs into.
 
-A plugin needs only ``from multinotes import hookimpl``.
+A plugin imports from ``multinotes.plugin`` only (``from multinotes.plugin import hookimpl``).
 """
 
 from importlib.metadata import PackageNotFoundError, version

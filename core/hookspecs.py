@@ -15,6 +15,11 @@ error) and the app still starts. Specs may gain arguments; they never lose or re
 A plugin's *kind* follows from the hooks it implements: ``register_providers`` → provider,
 ``register_exporters`` → exporter, ``register_integrations`` → integration,
 ``register_billing`` → billing.
+
+Plugins type their implementations with the registrar protocols below, imported from
+``multinotes.plugin`` (``def register_providers(register: ProviderRegistrar) -> None``).
+With ``MULTINOTES_PLUGINS_TRACE=1`` the host logs every hook call (plugin, duration, what was
+registered, result or error).
 """
 
 from __future__ import annotations
