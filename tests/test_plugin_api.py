@@ -235,3 +235,17 @@ async def test_docs_plugin_api_example_plugin_and_its_test_run(tmp_path):
     finally:
         sys.modules.pop("multinotes_gift", None)
         sys.modules.pop("test_gift_doc", None)
+
+
+def test_builtin_plugins_type_their_register_callbacks():
+    untyped = []
+    for path in _python_files():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.FunctionDef) or not node.name.startswith("register_"):
+                continue
+            for arg in node.args.args:
+                if arg.arg == "register":
+                    annotation = ast.unparse(arg.annotation) if arg.annotation else "Any"
+                    if not annotation.endswith("Registrar"):
+                        untyped.append(f"{path.relative_to(ROOT)}:{node.name}: {annotation}")
+    assert untyped == []
