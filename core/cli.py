@@ -356,7 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     new.add_argument("kind", choices=["provider", "exporter", "integration", "billing"])
     new.add_argument("name", help="Plugin name: lowercase letters, digits and _ (e.g. acme).")
     new.add_argument(
-        "--directory", type=Path, default=None, help="Where to write it (default: ./multinotes-NAME)."
+        "--directory", type=Path, default=None, help="Where to write it (default: multinotes-NAME)."
     )
 
     admin = add("admin", cmd_admin, "Administer accounts.")
