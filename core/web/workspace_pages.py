@@ -15,7 +15,9 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from pydantic import BaseModel
@@ -331,17 +333,73 @@ async def find_tool(app: web.Application, tool_id: str | None) -> dict[str, Any]
     }
 
 
+def _zone(name: str | None) -> tzinfo:
+    try:
+        return ZoneInfo(name) if name else UTC
+    except (ValueError, KeyError):
+        return UTC
+
+
+def date_group(moment: datetime, now: datetime) -> str:
+    """The sidebar heading of a conversation last active at ``moment`` (both in one zone)."""
+    days = (now.date() - moment.date()).days
+    if days <= 0:
+        return "Today"
+    if days == 1:
+        return "Yesterday"
+    if days < 7:
+        return "Previous 7 days"
+    if days < 30:
+        return "Previous 30 days"
+    return "Older"
+
+
 async def _sidebar(
-    request: web.Request, user_id: str, q: str | None, before: str | None = None
+    request: web.Request,
+    user_id: str,
+    q: str | None,
+    before: str | None = None,
+    *,
+    archived: bool = False,
+    after_group: str | None = None,
 ) -> dict[str, Any]:
+    """The conversation list: pinned ones first (on the first page), the rest grouped by date
+    (Today, Yesterday, ...) in the person's time zone; or only the archived ones."""
+    db = request.app[DB]
+    pinned: list[dict[str, Any]] = []
+    if not archived and not before:
+        rows, _ = await chat.list_conversations(
+            db, user_id, limit=100, q=q or None, pinned=True
+        )
+        pinned = [chat.conversation_out(c) for c in rows]
     rows, cursor = await chat.list_conversations(
-        request.app[DB], user_id, limit=SIDEBAR_PAGE, before=before, q=q or None
+        db,
+        user_id,
+        limit=SIDEBAR_PAGE,
+        before=before,
+        q=q or None,
+        pinned=None if archived else False,
+        archived=archived,
     )
+    actor = require_user(request)
+    zone = _zone(getattr(actor, "timezone", None))
+    now = datetime.now(UTC).astimezone(zone)
+    conversations = []
+    last = after_group
+    for row in rows:
+        item = chat.conversation_out(row)
+        group = date_group(row.updated_at.replace(tzinfo=UTC).astimezone(zone), now)
+        item["group"] = group if group != last else None  # a heading where the group changes
+        last = group
+        conversations.append(item)
     return {
-        "conversations": [chat.conversation_out(c) for c in rows],
+        "pinned": pinned,
+        "conversations": conversations,
         "next_cursor": cursor,
+        "last_group": last,
         "q": q or "",
         "before": before,
+        "archived": archived,
     }
 
 
@@ -436,7 +494,15 @@ async def chat_sidebar(request: web.Request) -> web.Response:
     q = request.query.get("q", "").strip()[:200]
     before = request.query.get("before") or None
     current = request.query.get("current") or None
-    context = await _sidebar(request, actor.user_id, q, before[:80] if before else None)
+    group = request.query.get("group") or None
+    context = await _sidebar(
+        request,
+        actor.user_id,
+        q,
+        before[:80] if before else None,
+        archived=request.query.get("archived") == "1",
+        after_group=group[:40] if group else None,
+    )
     return render(request, "chat/_conversations.html", {**context, "current": current})
 
 
