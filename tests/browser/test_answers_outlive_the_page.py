@@ -69,6 +69,22 @@ def test_leaving_and_coming_back_shows_the_answer_finish(chat: Any, slow_demo: N
     expect(card.locator('[data-field="stats"]')).to_be_visible()
 
 
+def test_stop_still_stops_an_answer_followed_after_coming_back(chat: Any, slow_demo: None) -> None:
+    page = chat
+    choose_models(page, ECHO)
+    send(page, " ".join(f"word{n}" for n in range(80)))
+    expect(answer(page, ECHO).locator(".streaming-text")).to_contain_text("word1 ")
+    expect(page).to_have_url(CONVERSATION_URL)
+    page.reload()  # leave and come back at once
+    card = answer(page, ECHO)
+    expect(card.locator(".streaming-text")).to_contain_text("word3 ")
+    card.get_by_role("button", name="Stop").click()
+    card = answer(page, ECHO)
+    expect(card.locator('[data-field="status"]')).to_have_text("Stopped", timeout=15_000)
+    text = card.locator(".answer-body").inner_text()
+    assert text.startswith("You asked: word0") and "word79" not in text
+
+
 def test_the_image_tool_works_on_first_send_with_a_wide_only_model(
     browser: Any, fresh_server: str, browsing: Any
 ) -> None:
