@@ -10,6 +10,7 @@ import pytest
 import structlog
 from pydantic import BaseModel
 
+from multinotes.logs import configure_logging
 from multinotes.plugin import (
     PluginError,
     ProviderRegistrar,
@@ -52,6 +53,7 @@ def _calls(logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("trace", [True, False])
 def test_trace_logs_every_hook_call_with_plugin_duration_and_result(trace):
+    configure_logging("INFO")  # as an app would; an earlier test's app may have set WARNING
     with structlog.testing.capture_logs() as logs:
         host = PluginHost(trace=trace)
         host.load([("traced", Traced()), ("broken", Broken())])
