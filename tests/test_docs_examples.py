@@ -151,6 +151,19 @@ def test_plugin_new_refuses_a_bad_name_an_unknown_kind_and_a_used_folder(tmp_pat
     assert (tmp_path / "used" / "notes.txt").read_text() == "mine"
 
 
+def test_examples_import_multinotes_only_through_the_public_modules():
+    from tests.test_plugin_api import _core_imports
+
+    files = sorted(EXAMPLES.rglob("*.py"))
+    assert len(files) >= 4 * 2
+    offenders = {
+        str(path.relative_to(ROOT)): names
+        for path in files
+        if (names := _core_imports(path.read_text(), None, test="tests" in path.parts))
+    }
+    assert offenders == {}
+
+
 def test_the_templates_ship_in_the_wheel_as_data():
     """setup.py ships non-.py files as package data but skips folders named ``tests``: the
     templates name theirs ``tests.tmpl`` and hold no ``.py`` file, so none is importable."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -97,7 +98,7 @@ def _session(clients: ClientCache | None, base_url: str) -> tuple[aiohttp.Client
 
 async def _read_lines(
     session: aiohttp.ClientSession, request: GenerationRequest, key: str, body: dict[str, object]
-) -> AsyncIterator[dict[str, object]]:
+) -> AsyncIterator[dict[str, Any]]:
     """POST the request and yield the JSON lines of the answer; map every failure to the
     core's provider errors (which tell the user what to do)."""
     try:
