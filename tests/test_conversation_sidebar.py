@@ -77,3 +77,16 @@ async def test_only_the_owner_pins_or_archives(user: ApiClient, make_client: Any
         assert (await other.patch(f"/api/conversations/{conversation}", change)).status == 404
     body = await user.get_json(f"/api/conversations/{conversation}")
     assert (body["pinned"], body["archived"]) == (False, False)
+
+
+def test_the_sidebar_groups_by_the_day_in_the_persons_time_zone() -> None:
+    from datetime import datetime
+
+    from multinotes.web.workspace_pages import date_group
+
+    now = datetime(2026, 12, 6, 9, 30)
+    assert date_group(datetime(2026, 12, 6, 0, 5), now) == "Today"
+    assert date_group(datetime(2026, 12, 5, 23, 55), now) == "Yesterday"
+    assert date_group(datetime(2026, 12, 1, 12, 0), now) == "Previous 7 days"
+    assert date_group(datetime(2026, 11, 20, 12, 0), now) == "Previous 30 days"
+    assert date_group(datetime(2025, 1, 1, 12, 0), now) == "Older"
