@@ -20,7 +20,7 @@ import structlog
 from aiohttp import web
 from aiohttp.web_exceptions import NotAppKeyWarning
 
-from multinotes import __version__, plugin_control
+from multinotes import __version__, outgoing, plugin_control
 from multinotes.bus import Bus, LocalBus, RedisBus
 from multinotes.db import Database, create_engine
 from multinotes.error_tracking import setup_error_tracking
@@ -77,6 +77,7 @@ def create_app(
     settings = settings or Settings()
     validate_settings(settings)
     passwords.use_cost(settings.password_hash_cost)
+    outgoing.install(outgoing.OutgoingPolicy.from_settings(settings))
     configure_logging(settings.log_level, settings.log_format)
     app = web.Application(
         middlewares=[

@@ -67,8 +67,10 @@ def make_client(
         timeout=timeout,
         # Sharing the TLS context avoids re-reading the CA bundle for every client (~16 ms of
         # CPU and ~0.8 MB each).
-        http_client=openai.DefaultAsyncHttpxClient(
-            verify=tls_context(), timeout=timeout, **outgoing.HTTPX_CLIENT_ARGS
+        http_client=outgoing.guard_httpx_client(
+            openai.DefaultAsyncHttpxClient(
+                verify=tls_context(), timeout=timeout, **outgoing.HTTPX_CLIENT_ARGS
+            )
         ),
     )
     # Same reason: the SDK fills these from OPENAI_* variables when they are not given.
@@ -160,6 +162,9 @@ def provider_error(exc: BaseException, provider: str) -> ProviderError:
     if isinstance(exc, openai.APITimeoutError):
         return ProviderUnavailable(f"{provider} did not answer in time.")
     if isinstance(exc, openai.APIConnectionError):
+        refused = outgoing.refusal_in(exc)
+        if refused is not None:
+            return refused
         return ProviderUnavailable(f"Could not reach {provider}.")
     if isinstance(exc, openai.APIResponseValidationError):
         return ProviderBadResponse(f"{provider} sent a response that could not be read.")

@@ -1,27 +1,68 @@
-"""The policy of every outgoing HTTP request (providers' SDK clients, sign-in providers, S3):
-redirects are never followed.
+"""The policy of every outgoing HTTP request (providers' SDK clients, sign-in providers, S3,
+webhooks and other integrations): redirects are never followed, and every connection goes only
+to an address the operator allows.
 
-A redirect names a new target the server chose, not the operator: an upstream (or anyone who
-can answer in its place) could send a request that carries a provider key, a signed S3 request
-or an OAuth code to another port, host or an internal address. Following one would need the
-target checked like the original; refusing them all is simpler and stricter, and no API we call
-needs one. A refused redirect surfaces as the 3xx answer itself, which each caller reports as a
-clear error (``redirect_error`` for providers).
+Redirects: a redirect names a new target the server chose, not the operator: an upstream (or
+anyone who can answer in its place) could send a request that carries a provider key, a signed
+S3 request or an OAuth code to another port, host or an internal address. Following one would
+need the target checked like the original; refusing them all is simpler and stricter, and no
+API we call needs one. A refused redirect surfaces as the 3xx answer itself, which each caller
+reports as a clear error (``redirect_error`` for providers).
 
-Build clients only with these arguments:
+Addresses: a base URL an admin typed, a webhook URL a user typed, or a public host name whose
+DNS answer changes between check and connect (DNS rebinding) must not reach the machine's own
+services or the cloud metadata endpoint. So the check runs where the connection is made, on
+every address the name resolved to, on every attempt: ``guard_httpx_client`` puts it into an
+httpx client's connection pool (the openai, together and any httpx-based SDK), ``connector``
+builds an aiohttp connector that applies it (sign-in, S3, google-genai, webhooks). A refused
+connection raises ``OutgoingRefused``, a ``ProviderError`` (502) whose message names the address
+and the ``MULTINOTES_OUTGOING_ALLOW`` setting.
+
+Refused unless allowed: loopback, private (RFC 1918, unique local), shared (CGNAT 100.64/10),
+link-local (with the metadata addresses 169.254.169.254 and fd00:ec2::254), multicast,
+unspecified and every other non-global range, also written as an IPv4-mapped IPv6 address or a
+decimal/octal IPv4 form (those are checked after resolution, so they are the same address).
+``MULTINOTES_OUTGOING_ALLOW`` lists CIDRs and host names that are allowed anyway;
+``MULTINOTES_OUTGOING_ALLOW_PRIVATE`` (default: on in embedded mode, off in production) allows
+loopback, private and shared addresses, never link-local, multicast or unspecified ones.
+
+The policy is process-wide: SDK clients are built deep inside provider plugins, and a process
+serves one app. ``create_app`` installs the one its settings describe; until then the strict
+default applies.
 """
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
+import socket
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Final
+
+import aiohttp
+from aiohttp.abc import ResolveResult
 
 from multinotes.errors import ProviderError
 
-#: For httpx-based clients (``openai.DefaultAsyncHttpxClient``, ``together``'s, ``httpx``).
+#: For httpx-based clients (``openai.DefaultAsyncHttpxClient``, ``together``'s, ``httpx``);
+#: pass the client to ``guard_httpx_client`` too.
 HTTPX_CLIENT_ARGS: Final[dict[str, Any]] = {"follow_redirects": False}
 #: For each aiohttp request (``session.request(..., **AIOHTTP_REQUEST_ARGS)``), and for
 #: google-genai's ``HttpOptions.async_client_args`` (passed to aiohttp per request).
 AIOHTTP_REQUEST_ARGS: Final[dict[str, Any]] = {"allow_redirects": False}
+
+SETTING: Final = "MULTINOTES_OUTGOING_ALLOW"
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+_METADATA: Final = frozenset(
+    {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
+)
+_SHARED: Final = ipaddress.ip_network("100.64.0.0/10")
+#: What ``allow_private`` allows: a machine's own and its LAN's services.
+_PRIVATE_KINDS: Final = frozenset({"loopback", "private", "shared (CGNAT)"})
 
 
 def is_redirect(status: int | None) -> bool:
@@ -35,3 +76,198 @@ def redirect_error(provider: str, status: int) -> ProviderError:
         "Check the provider's base URL in the Plugins console.",
         code="provider_redirect",
     )
+
+
+class OutgoingRefused(ProviderError):
+    """A connection to an address the outgoing policy does not allow was not made."""
+
+    code = "outgoing_refused"
+
+    def __init__(self, host: str, address: str, kind: str) -> None:
+        super().__init__(
+            f"Refused to connect to {host} ({address}, a {kind} address): outgoing requests "
+            f"to internal addresses are blocked. If this server is meant to be reached, an "
+            f"operator can allow it with the {SETTING} setting (a CIDR such as "
+            f"{address}/32 or the host name {host})."
+        )
+        self.host = host
+        self.address = address
+        self.kind = kind
+
+
+def _unmapped(address: IPAddress) -> IPAddress:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def address_kind(address: IPAddress) -> str | None:
+    """Why ``address`` is internal ("loopback", "metadata", ...), or None for a public one."""
+    address = _unmapped(address)
+    if address in _METADATA:
+        return "cloud metadata"
+    if address.is_unspecified:
+        return "unspecified"
+    if address.is_loopback:
+        return "loopback"
+    if address.is_link_local:
+        return "link-local"
+    if address.is_multicast:
+        return "multicast"
+    if isinstance(address, ipaddress.IPv4Address) and address in _SHARED:
+        return "shared (CGNAT)"
+    if address.is_private:
+        return "private"
+    if not address.is_global or address.is_reserved:
+        return "reserved"
+    return None
+
+
+def _host_key(host: str) -> str:
+    return host.strip().strip("[]").rstrip(".").lower()
+
+
+@dataclass(frozen=True)
+class OutgoingPolicy:
+    """Which addresses outgoing connections may reach (see the module docstring)."""
+
+    allow_networks: tuple[IPNetwork, ...] = ()
+    allow_hosts: frozenset[str] = field(default_factory=frozenset)
+    allow_private: bool = False
+
+    @classmethod
+    def parse(cls, entries: Iterable[str], *, allow_private: bool = False) -> OutgoingPolicy:
+        """From ``MULTINOTES_OUTGOING_ALLOW`` entries: CIDRs / addresses, or host names."""
+        networks: list[IPNetwork] = []
+        hosts: set[str] = set()
+        for raw in entries:
+            entry = raw.strip()
+            if not entry:
+                continue
+            try:
+                networks.append(ipaddress.ip_network(entry.strip("[]"), strict=False))
+            except ValueError:
+                name = _host_key(entry)
+                if not name or any(c in name for c in "/: @") or name.startswith("*"):
+                    raise ValueError(f"not a CIDR or a host name: {entry!r}") from None
+                hosts.add(name)
+        return cls(tuple(networks), frozenset(hosts), allow_private)
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> OutgoingPolicy:
+        allow_private = settings.outgoing_allow_private
+        if allow_private is None:
+            allow_private = not settings.is_production
+        return cls.parse(settings.outgoing_allow, allow_private=allow_private)
+
+    def refusal(self, host: str, address: str) -> OutgoingRefused | None:
+        """The error for connecting to ``address`` (what ``host`` resolved to), or None."""
+        if _host_key(host) in self.allow_hosts:
+            return None
+        ip = _unmapped(ipaddress.ip_address(address.split("%", 1)[0]))
+        kind = address_kind(ip)
+        if kind is None:
+            return None
+        if any(ip.version == net.version and ip in net for net in self.allow_networks):
+            return None
+        if self.allow_private and kind in _PRIVATE_KINDS:
+            return None
+        return OutgoingRefused(host, str(ip), kind)
+
+    def allowed(self, host: str, addresses: Sequence[str]) -> list[str]:
+        """The ``addresses`` ``host`` may be reached at; raises when there is none."""
+        kept = [a for a in addresses if self.refusal(host, a) is None]
+        if not kept and addresses:
+            refusal = self.refusal(host, addresses[0])
+            assert refusal is not None
+            raise refusal
+        return kept
+
+
+_current: OutgoingPolicy = OutgoingPolicy()
+
+
+def install(policy: OutgoingPolicy) -> None:
+    """Make ``policy`` the one every guarded client checks against from now on."""
+    global _current
+    _current = policy
+
+
+def policy() -> OutgoingPolicy:
+    return _current
+
+
+def refusal_in(exc: BaseException | None) -> OutgoingRefused | None:
+    """The ``OutgoingRefused`` behind ``exc`` (SDKs wrap what their transport raised)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, OutgoingRefused):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+async def resolve(host: str, port: int) -> list[str]:
+    """Every address ``host`` resolves to (an IP literal in any form resolves to itself)."""
+    infos = await asyncio.get_running_loop().getaddrinfo(
+        host.strip("[]"), port, type=socket.SOCK_STREAM
+    )
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+# -- httpx / httpcore ---------------------------------------------------------------------------
+
+
+class _GuardedBackend:
+    """An httpcore network backend that resolves, checks and then connects to the checked
+    address itself (TLS still verifies and sends the original host name)."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    async def connect_tcp(self, host: str, port: int, *args: Any, **kwargs: Any) -> Any:
+        addresses = _current.allowed(host, await resolve(host, port))
+        error: BaseException | None = None
+        for address in addresses:
+            try:
+                return await self._inner.connect_tcp(address, port, *args, **kwargs)
+            except Exception as exc:  # try the next address, like a resolver-aware connect
+                error = exc
+        assert error is not None
+        raise error
+
+    def __getattr__(self, name: str) -> Any:  # connect_unix_socket, sleep
+        return getattr(self._inner, name)
+
+
+def guard_httpx_client(client: Any) -> Any:
+    """Apply the policy to every connection ``client`` (httpx or httpx2) makes; returns it."""
+    transports = [client._transport, *client._mounts.values()]
+    for transport in transports:
+        pool = getattr(transport, "_pool", None)
+        if pool is None or not hasattr(pool, "_network_backend"):
+            raise TypeError(f"cannot guard {type(transport).__name__}: no connection pool")
+        if not isinstance(pool._network_backend, _GuardedBackend):
+            pool._network_backend = _GuardedBackend(pool._network_backend)
+    return client
+
+
+# -- aiohttp ------------------------------------------------------------------------------------
+
+
+class GuardedConnector(aiohttp.TCPConnector):
+    """A TCP connector that only connects to addresses the policy allows. aiohttp answers IP
+    literals without its resolver, so the check sits after resolution, not in a resolver."""
+
+    async def _resolve_host(
+        self, host: str, port: int, traces: Sequence[Any] | None = None
+    ) -> list[ResolveResult]:
+        results = await super()._resolve_host(host, port, traces=traces)
+        kept = set(_current.allowed(host, [r["host"] for r in results]))
+        return [r for r in results if r["host"] in kept]
+
+
+def connector(**kwargs: Any) -> aiohttp.TCPConnector:
+    """The connector every aiohttp ``ClientSession`` for outgoing requests must use."""
+    return GuardedConnector(**kwargs)

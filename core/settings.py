@@ -200,6 +200,20 @@ class Settings(BaseSettings):
     oauth_facebook_token_url: str = "https://graph.facebook.com/v23.0/oauth/access_token"
     oauth_facebook_graph_url: str = "https://graph.facebook.com/v23.0"
 
+    outgoing_allow: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="CIDRs and host names outgoing requests (providers, sign-in, S3, webhooks) "
+        "may reach although they are internal, e.g. 127.0.0.1/32,10.0.0.0/8,ollama.internal. "
+        "Everything else private, loopback, link-local (cloud metadata), CGNAT, multicast or "
+        "unspecified is refused at connect time.",
+    )
+    outgoing_allow_private: bool | None = Field(
+        default=None,
+        description="Allow outgoing requests to loopback, private and CGNAT addresses (never "
+        "link-local or metadata). Default: on in embedded mode (your own machine, e.g. a local "
+        "Ollama), off in production.",
+    )
+
     metrics_token: SecretStr | None = Field(
         default=None, description="When set, /metrics needs `Authorization: Bearer <token>`."
     )
@@ -294,6 +308,7 @@ class Settings(BaseSettings):
         "allowed_hosts",
         "trusted_proxies",
         "cors_origins",
+        "outgoing_allow",
         "disable_plugins",
         mode="before",
     )
@@ -306,6 +321,14 @@ class Settings(BaseSettings):
     def _networks(cls, value: list[str]) -> list[str]:
         for item in value:
             ipaddress.ip_network(item, strict=False)
+        return value
+
+    @field_validator("outgoing_allow")
+    @classmethod
+    def _outgoing_allow(cls, value: list[str]) -> list[str]:
+        from multinotes.outgoing import OutgoingPolicy
+
+        OutgoingPolicy.parse(value)
         return value
 
     # -- derived values -------------------------------------------------------------------------

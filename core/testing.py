@@ -77,6 +77,10 @@ def remember_secrets(data: object) -> None:
             remember_secrets(item)
 
 
+#: What tests allow outgoing requests to reach: the loopback addresses fake servers run on.
+LOOPBACK_ALLOW = ("127.0.0.1/32", "::1/128")
+
+
 def embedded_settings(data_dir: Path, **overrides: Any) -> Settings:
     """Settings for an isolated embedded app: its own data dir and a strong random key."""
     values: dict[str, Any] = {
@@ -88,6 +92,10 @@ def embedded_settings(data_dir: Path, **overrides: Any) -> Settings:
         # Argon2 at full cost takes ~0.1-1.5 s of CPU per hash: a test suite registers
         # hundreds of users. Production refuses this setting.
         "password_hash_cost": "test",
+        # Fake upstreams listen on loopback: allowed by name, like an operator would, and
+        # nothing else internal (no embedded-mode default), so tests see production's guard.
+        "outgoing_allow": list(LOOPBACK_ALLOW),
+        "outgoing_allow_private": False,
     }
     values.update(overrides)
     settings = Settings(_env_file=None, **values)

@@ -21,9 +21,10 @@ from typing import Any
 
 import pytest
 
+from multinotes import outgoing
 from multinotes.app import create_app
 from multinotes.settings import Settings
-from multinotes.testing import ApiClient, app_client, embedded_settings
+from multinotes.testing import LOOPBACK_ALLOW, ApiClient, app_client, embedded_settings
 
 # The logs of the whole session are scanned for every secret the tests used.
 from tests.support.log_guard import (  # noqa: F401
@@ -44,6 +45,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Browser tests last: sync playwright keeps an event loop running in the main thread for
     the rest of the session, which would stop later fixtures from running their own."""
     items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
+
+
+@pytest.fixture(autouse=True)
+def _outgoing_to_fakes() -> Iterator[None]:
+    """Outgoing requests may reach the loopback fakes, as ``embedded_settings`` allows: tests
+    that call a provider without an app get the same policy as the apps, and a test that
+    installs another one (or builds an app with other settings) does not leak it."""
+    outgoing.install(outgoing.OutgoingPolicy.parse(LOOPBACK_ALLOW))
+    yield
+    outgoing.install(outgoing.OutgoingPolicy.parse(LOOPBACK_ALLOW))
 
 
 def _mysql_parts() -> dict[str, Any]:

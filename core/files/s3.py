@@ -141,7 +141,8 @@ class S3Storage:
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=None, sock_read=60)
+                connector=outgoing.connector(),
+                timeout=aiohttp.ClientTimeout(total=None, sock_read=60),
             )
         return self._session
 

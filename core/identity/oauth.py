@@ -30,6 +30,7 @@ from aiohttp import web
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
+from multinotes import outgoing
 from multinotes.db import Database, utcnow
 from multinotes.errors import Conflict, Forbidden, NotFound
 from multinotes.identity.account_mail import public_base_url
@@ -78,7 +79,9 @@ class OAuthRegistry:
 
     async def start(self) -> None:
         self._http = aiohttp.ClientSession(
-            timeout=HTTP_TIMEOUT, headers={"User-Agent": "MultinotesAI"}
+            connector=outgoing.connector(),
+            timeout=HTTP_TIMEOUT,
+            headers={"User-Agent": "MultinotesAI"},
         )
 
     async def close(self) -> None:

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import aiohttp
 import certifi
 from google import genai
 from google.genai import types
@@ -35,6 +36,8 @@ T = TypeVar("T")
 
 #: Gemini's role names: an assistant turn is "model"; system text goes to system_instruction.
 ROLES = {"user": "user", "assistant": "model"}
+#: google-genai's own read buffer (4 MiB): a streamed image arrives as one long line.
+GENAI_READ_BUFFER = 2**22
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,11 @@ def tls_context() -> ssl.SSLContext:
 
 
 def _new_client(config: Any, key: str, budget: float) -> genai.Client:
+    # Our own aiohttp session, so its connector applies the outgoing address policy (the SDK's
+    # own session would connect anywhere); the SDK leaves a supplied session open: ``_close``.
+    session = aiohttp.ClientSession(
+        connector=outgoing.connector(limit=0), read_bufsize=GENAI_READ_BUFFER
+    )
     return genai.Client(
         api_key=key,
         vertexai=False,
@@ -72,6 +80,7 @@ def _new_client(config: Any, key: str, budget: float) -> genai.Client:
             retry_options=types.HttpRetryOptions(attempts=1),
             client_args={"verify": tls_context()},
             async_client_args={"ssl": tls_context(), **outgoing.AIOHTTP_REQUEST_ARGS},
+            aiohttp_client=session,
         ),
     )
 
@@ -79,6 +88,9 @@ def _new_client(config: Any, key: str, budget: float) -> genai.Client:
 async def _close(client: genai.Client) -> None:
     await client.aio.aclose()
     client.close()
+    session = client._api_client._http_options.aiohttp_client
+    if session is not None:
+        await session.close()
 
 
 class KeptClient:

@@ -85,6 +85,9 @@ def map_error(exc: BaseException, *, timeout: float) -> ProviderError | None:
     which the caller re-raises so the core reports it against the plugin)."""
     if isinstance(exc, ProviderError):
         return exc
+    refused = outgoing.refusal_in(exc)
+    if refused is not None:
+        return refused
     if isinstance(exc, genai_errors.APIError):
         code = exc.code or 0
         if outgoing.is_redirect(code):

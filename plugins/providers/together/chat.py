@@ -69,8 +69,8 @@ def _new_client(config: Any, key: str) -> together.AsyncTogether:
         base_url=config.base_url,
         timeout=config.timeout,
         max_retries=0,
-        http_client=together.DefaultAsyncHttpxClient(
-            verify=tls_context(), **outgoing.HTTPX_CLIENT_ARGS
+        http_client=outgoing.guard_httpx_client(
+            together.DefaultAsyncHttpxClient(verify=tls_context(), **outgoing.HTTPX_CLIENT_ARGS)
         ),
     )
 

@@ -54,6 +54,9 @@ def map_error(exc: BaseException, *, timeout: float) -> ProviderError | None:
     which the caller re-raises so the core reports it against the plugin)."""
     if isinstance(exc, ProviderError):
         return exc
+    refused = outgoing.refusal_in(exc)
+    if refused is not None:
+        return refused
     if isinstance(exc, together.AuthenticationError | together.PermissionDeniedError):
         return NeedsKey(f"Together AI rejected the API key ({exc.status_code}). {CONSOLE_HINT}")
     if isinstance(exc, together.RateLimitError):
