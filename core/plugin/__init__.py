@@ -17,8 +17,9 @@ The surface, by family:
 * errors: the ``ProviderError`` family and the request errors a plugin may raise;
 * SDK plumbing: ``ClientCache`` (long-lived SDK clients), ``openai_wire`` (the OpenAI wire
   protocol, shared by every server that speaks it), ``outgoing`` (the arguments every HTTP
-  client must be built with, and the error for a refused redirect), ``parse_retry_after``,
-  ``configured_key``;
+  client must be built with, the error for a refused redirect, and the address guard:
+  ``guard_httpx_client`` for httpx-based SDKs, ``connector()`` for aiohttp sessions),
+  ``parse_retry_after``, ``configured_key``;
 * run time: ``plugin_context(app, name)`` → ``PluginContext`` (settings, tasks, events, the
   wallet ledger, templates, absolute URLs).
 """
