@@ -79,18 +79,24 @@
     button.className = "code-copy";
     button.setAttribute("aria-label", "Copy code");
     button.textContent = "Copy";
-    button.addEventListener("click", function () {
-      copyText(code.textContent).then(function () {
-        button.textContent = "Copied";
-        setTimeout(function () { button.textContent = "Copy"; }, 1500);
-      });
-    });
     bar.appendChild(label);
     bar.appendChild(button);
     pre.parentNode.insertBefore(block, pre);
     block.appendChild(bar);
     block.appendChild(pre);
   }
+
+  // One listener for every copy button, so copies of a block (a note's re-run shows the saved
+  // answer cloned) copy too.
+  document.addEventListener("click", function (evt) {
+    var button = evt.target.closest ? evt.target.closest(".code-copy") : null;
+    var code = button && button.closest(".code-block").querySelector("pre > code");
+    if (!code) return;
+    copyText(code.textContent).then(function () {
+      button.textContent = "Copied";
+      setTimeout(function () { button.textContent = "Copy"; }, 1500);
+    });
+  });
 
   function highlight(codes) {
     var wanted = codes.filter(function (code) { return language(code); });
