@@ -65,7 +65,8 @@ async def charges(api: ApiClient) -> list[LedgerEntry]:
         return list(await session.scalars(select(LedgerEntry).where(LedgerEntry.kind == "usage")))
 
 
-async def test_stopped_at_95_percent_pays_for_the_delivered_tokens(user: ApiClient):
+async def test_stopped_at_95_percent_pays_for_the_delivered_tokens(user: ApiClient, script: Script):
+    script.pauses = {95: 30.0}  # the Stop lands at 95%, however busy the machine
     before = (await user.get_json("/api/wallet"))["balance"]
     conversation, response = await start(user)
     text, deltas, generation_id = "", 0, None

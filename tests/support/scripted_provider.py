@@ -26,6 +26,8 @@ class Script:
     #: Raise this after the chunks were sent (a stream cut mid-way).
     fail_after_chunks: Exception | None = None
     delay: float = 0.0
+    #: Extra seconds to wait before the chunk at an index (a provider pausing mid-answer).
+    pauses: dict[int, float] = field(default_factory=dict)
     input_tokens: int = 10
     output_tokens_per_chunk: int = 1
     #: False: report no usage at all (as providers that send it only in a stream's last
@@ -55,9 +57,11 @@ class ScriptedModel(Model):
             raise script.failures[attempt]  # type: ignore[misc]
         if script.reports_usage:
             request.usage.input_tokens = script.input_tokens
-        for chunk in script.chunks:
+        for index, chunk in enumerate(script.chunks):
             if script.delay:
                 await asyncio.sleep(script.delay)
+            if index in script.pauses:
+                await asyncio.sleep(script.pauses[index])
             if script.reports_usage:
                 request.usage.output_tokens += script.output_tokens_per_chunk
             yield chunk
