@@ -193,14 +193,14 @@ async def test_a_live_answer_is_never_swept(user: ApiClient, script: Script, mon
     """The heartbeat keeps an answer that sends no text for a while from looking orphaned."""
     monkeypatch.setattr(pipeline, "HEARTBEAT_SECONDS", 0.5)
     script.chunks = ["late"]
-    script.delay = 3.0
+    script.delay = 5.0
     _, response = await start(user)
-    await asyncio.sleep(2.0)
+    await asyncio.sleep(3.5)
     # Not in this process's registry, as if it streamed in another web process: only the
-    # heartbeat says it is alive (silent for 2 s without it, at most 1 s with it).
+    # heartbeat says it is alive (silent for 3.5 s without it, about 1 s with it).
     running = dict(user.app[RUNNING].tasks)
     user.app[RUNNING].tasks.clear()
-    assert await pipeline.settle_stale_generations(user.app, orphaned_after=1.5, wait=0) == 0
+    assert await pipeline.settle_stale_generations(user.app, orphaned_after=2.5, wait=0) == 0
     user.app[RUNNING].tasks.update(running)
     done = next(d for n, d in parse_sse(await response.text()) if n == "done")
     assert done["status"] == "complete"
