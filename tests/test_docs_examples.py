@@ -86,10 +86,12 @@ def test_every_example_passes_its_own_tests_once_installed(installed_examples):
     assert failed == {}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def example_plugins(installed_examples) -> Iterator[dict[str, tuple[str, ModuleType]]]:
     """Each example loaded from what pip installed, through its entry point in the
-    ``multinotes`` group, as the app's plugin host finds a third-party package."""
+    ``multinotes`` group, as the app's plugin host finds a third-party package. The target
+    folder leaves sys.path once they are imported, so no other test's entry-point scan finds
+    them."""
     target, _ = installed_examples
     sys.path.insert(0, str(target))
     found = {}
@@ -97,9 +99,11 @@ def example_plugins(installed_examples) -> Iterator[dict[str, tuple[str, ModuleT
         for dist in importlib.metadata.distributions(path=[str(target)]):
             for entry in dist.entry_points.select(group="multinotes"):
                 found[entry.name] = entry.load()
-        yield {kind: (name, found[name]) for kind, name in NAMES.items()}
     finally:
         sys.path.remove(str(target))
+    try:
+        yield {kind: (name, found[name]) for kind, name in NAMES.items()}
+    finally:
         for name in NAMES.values():
             sys.modules.pop(f"multinotes_{name}", None)
 
