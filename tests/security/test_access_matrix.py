@@ -170,7 +170,7 @@ async def a_objects(a: ApiClient) -> dict[str, str]:
     file_form.add_field("file", b"A's words", filename="a.txt", content_type="text/plain")
     file = await (await a.post("/api/files", data=file_form)).json()
     session = next(s for s in await a.get_json("/api/sessions") if s["current"])
-    export = await (await a.get("/api/me/export")).json()
+    export = await (await a.post("/api/me/export")).json()
 
     async def export_done() -> bool:
         return bool((await a.get_json(f"/api/me/exports/{export['id']}"))["status"] == "done")
