@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -245,6 +246,16 @@ def browsing(browser: Any, server: str, page_problems: PageProblems) -> Iterator
 def page(browsing: Browsing) -> Any:
     """A fresh, anonymous desktop page on the shared server."""
     return browsing.new_page()
+
+
+def confirm(page: Any, action: str) -> str:
+    """Answers the page's confirmation dialog (app.js opens it for ``data-confirm``) with its
+    button named ``action``, or "Cancel"; returns the question it asked."""
+    dialog = page.get_by_role("alertdialog")
+    expect(dialog).to_be_visible()
+    question: str = dialog.locator("#confirm-message").inner_text()
+    dialog.get_by_role("button", name=action, exact=True).click()
+    return question
 
 
 # -- accounts -----------------------------------------------------------------------------------

@@ -7,6 +7,8 @@ from typing import Any
 
 from playwright.sync_api import expect
 
+from tests.browser.conftest import confirm
+
 
 def test_an_api_key_is_shown_once_listed_by_prefix_and_revoked(
     admin_page: Any, screenshot: Any
@@ -44,18 +46,12 @@ def test_an_api_key_is_shown_once_listed_by_prefix_and_revoked(
     expect(page.locator(".key-reveal")).to_have_count(0)
     expect(page.locator("body")).not_to_contain_text(key)
 
-    dialogs: list[str] = []
-
-    def accept(dialog: Any) -> None:
-        dialogs.append(dialog.message)
-        dialog.accept()
-
-    page.on("dialog", accept)
     row = page.get_by_role("row").filter(has_text="laptop script")
     row.get_by_role("button", name="Revoke").click()
+    question = confirm(page, "Revoke")
 
     expect(page.get_by_role("status")).to_have_text("The key was revoked.")
-    assert len(dialogs) == 1 and "laptop script" in dialogs[0]
+    assert "laptop script" in question
     expect(page.get_by_role("row").filter(has_text="laptop script")).to_have_count(0)
     revoked = page.request.get("/api/me", headers={"Authorization": f"Bearer {key}"})
     assert revoked.status == 401
@@ -68,8 +64,8 @@ def test_dismissing_the_revoke_dialog_keeps_the_key(admin_page: Any) -> None:
     page.get_by_role("button", name="Create key").click()
     expect(page.locator(".key-reveal")).to_contain_text("keep me")
 
-    page.once("dialog", lambda dialog: dialog.dismiss())
     page.get_by_role("row").filter(has_text="keep me").get_by_role("button", name="Revoke").click()
+    confirm(page, "Cancel")
     page.wait_for_timeout(300)  # a submit would have navigated by now
     expect(page).to_have_url(re.compile(r"/account/keys$"))
     expect(page.get_by_role("row").filter(has_text="keep me")).to_have_count(1)

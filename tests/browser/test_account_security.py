@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser.conftest import confirm
+
 PASSWORD = "correct horse battery staple"
 NEW_PASSWORD = "a brand new passphrase 42"
 
@@ -150,12 +152,8 @@ def test_log_out_everywhere_ends_the_sessions_of_every_browser(
 
     dialogs: list[str] = []
 
-    def accept(dialog: Any) -> None:
-        dialogs.append(dialog.message)
-        dialog.accept()
-
-    laptop.on("dialog", accept)
     sessions.get_by_role("button", name="Log out everywhere").click()
+    dialogs.append(confirm(laptop, "Log out everywhere"))
     expect(laptop).to_have_url(re.compile(r"/login$"))
     expect(laptop.get_by_role("status")).to_have_text("You are logged out everywhere.")
     assert dialogs and "every browser" in dialogs[0]

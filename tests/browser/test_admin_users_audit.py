@@ -9,7 +9,7 @@ from typing import Any
 from PIL import Image
 from playwright.sync_api import expect
 
-from tests.browser.conftest import _api_account
+from tests.browser.conftest import _api_account, confirm
 
 
 def png(size: tuple[int, int] = (400, 300)) -> bytes:
@@ -42,8 +42,8 @@ def test_an_admin_blocks_a_user_and_finds_it_in_the_audit_log(
     expect(page.get_by_role("heading", level=1)).to_have_text("Bram Block")
     expect(page.locator("#user-events")).to_contain_text("Logged in")
 
-    page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Block user").click()
+    confirm(page, "Block user")
     expect(page.locator(".flash")).to_contain_text("bram@example.com: blocked")
     expect(page.locator("#user-status")).to_have_text("blocked")
     expect(page.get_by_role("button", name="Unblock user")).to_be_visible()

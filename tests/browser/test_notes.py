@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser.conftest import confirm
+
 PASSWORD = "correct horse battery staple"
 ECHO = "demo/echo"
 
@@ -78,17 +80,6 @@ class Api:
 
 def unique(name: str) -> str:
     return f"{name} {secrets.token_hex(3)}"
-
-
-def accept_dialogs(page: Any) -> list[str]:
-    seen: list[str] = []
-
-    def accept(dialog: Any) -> None:
-        seen.append(dialog.message)
-        dialog.accept()
-
-    page.on("dialog", accept)
-    return seen
 
 
 FITS = """() => {
@@ -279,10 +270,10 @@ def test_bulk_select_moves_shares_and_deletes_several_items_at_once(notes: Any, 
 
     page.locator("#select-all").check()
     expect(page.locator("#bulk-count")).to_have_text("2 selected")
-    seen = accept_dialogs(page)
     page.locator("#bulk-delete").click()
+    question = confirm(page, "Delete")
     expect(flash(page)).to_contain_text("Moved 1 folder and 1 note to the trash.")
-    assert seen == ["Move the selected items to the trash?"]
+    assert question == "Move the selected items to the trash?"
     expect(page.locator("#empty-state")).to_be_visible()
 
 
@@ -491,11 +482,11 @@ def test_deleted_notes_wait_in_the_trash_and_come_back(notes: Any) -> None:
     page.goto(f"/notes/{document_id}")
     # Parts of the page that load themselves (comments, activity) ask about the note first.
     page.wait_for_load_state("networkidle")
-    seen = accept_dialogs(page)
     page.get_by_role("button", name="Delete").click()
+    question = confirm(page, "Delete")
     expect(page).to_have_url(re.compile(rf"/notes\?folder={place}$"))
     expect(flash(page)).to_contain_text("Moved 1 note to the trash.")
-    assert seen and "Old recipe" in seen[0]
+    assert "Old recipe" in question
 
     page.get_by_role("link", name="Trash").click()
     item = page.locator("#trash-list li", has_text="Old recipe")

@@ -11,6 +11,8 @@ from typing import Any
 
 from playwright.sync_api import expect
 
+from tests.browser.conftest import confirm
+
 PASSWORD = "correct horse battery staple"
 
 
@@ -64,22 +66,16 @@ def test_a_person_deletes_their_account_and_can_no_longer_log_in(
 
     page.get_by_label("Your password").fill("not my password at all")
     page.get_by_label("I want my account and all its data deleted.").check()
-    page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Delete my account").click()
+    confirm(page, "Delete my account")
     expect(page.locator("#delete-error")).to_have_text("The password is wrong.")
     expect(page.get_by_label("Your password")).to_have_attribute("aria-invalid", "true")
 
     page.get_by_label("Your password").fill(PASSWORD)
     page.get_by_label("I want my account and all its data deleted.").check()
-    dialogs: list[str] = []
-
-    def accept(dialog: Any) -> None:
-        dialogs.append(dialog.message)
-        dialog.accept()
-
-    page.once("dialog", accept)
     screenshot(page, "privacy-delete")
     page.get_by_role("button", name="Delete my account").click()
+    dialogs = [confirm(page, "Delete my account")]
 
     expect(page).to_have_url(re.compile(r"/login$"))
     assert dialogs and "Delete your account?" in dialogs[0]

@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser.conftest import confirm
+
 PASSWORD = "correct horse battery staple"
 
 
@@ -137,8 +139,8 @@ def test_a_public_link_is_opened_logged_out_and_then_revoked(
 
     dialog = open_share_dialog(ann, document_id)
     expect(dialog).to_contain_text("1 view")
-    ann.once("dialog", lambda confirm: confirm.accept())
     dialog.get_by_role("button", name="Revoke link").click()
+    confirm(ann, "Revoke link")
     expect(ann.locator("dialog#share-dialog").get_by_role("status")).to_have_text(
         "Public link revoked."
     )

@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser.conftest import confirm
+
 PASSWORD = "correct horse battery staple"
 TOOL_IDS = [
     "text",
@@ -36,17 +38,6 @@ def csrf(page: Any) -> str:
     token = page.locator('meta[name="csrf-token"]').get_attribute("content")
     assert token
     return str(token)
-
-
-def accept_dialogs(page: Any) -> list[str]:
-    seen: list[str] = []
-
-    def accept(dialog: Any) -> None:
-        seen.append(dialog.message)
-        dialog.accept()
-
-    page.on("dialog", accept)
-    return seen
 
 
 @pytest.fixture
@@ -284,10 +275,10 @@ def test_the_models_console_switches_prices_and_tests_connections(
     expect(page.locator("output.test-result")).to_contain_text("ok")
     screenshot(page, "admin-model-prices")
 
-    dialogs = accept_dialogs(page)
     prices.get_by_role("button", name="Reset to provider prices").click()
+    question = confirm(page, "Reset to provider prices")
     expect(page.locator(".flash")).to_have_text("Echo uses the provider's prices again.")
-    assert dialogs and "Echo" in dialogs[0]
+    assert "Echo" in question
     echo = next(m for m in page.request.get("/api/models").json() if m["id"] == "demo/echo")
     assert echo["pricing"]["output_per_million"] == pytest.approx(200)
 

@@ -19,8 +19,9 @@
  * Features:
  *   - X-CSRF-Token header on every htmx request, from <meta name="csrf-token">.
  *   - data-confirm="Question?" on an htmx element (or its submit button), a
- *     plain <form>, or a plain <a>: asks window.confirm first. (hx-confirm
- *     also works and takes precedence for htmx requests.)
+ *     plain <form>, or a plain <a>: asks first in a styled modal dialog whose
+ *     confirm button carries the action's label (data-confirm-label overrides
+ *     it). (hx-confirm also works and takes precedence for htmx requests.)
  *   - <button data-copy="#selector">: copies the target's text (value for
  *     inputs/textareas) and shows "Copied" for 1.5 s.
  *
@@ -157,8 +158,92 @@
   });
 
   // --- data-confirm -----------------------------------------------------
+  // The question is asked in a styled modal <dialog> (built on first use): the rest of the page
+  // is inert while it is open, Tab cycles inside it, Escape cancels, and the confirm button
+  // carries the action's own label ("Revoke", "Delete", ...), red when the action destroys
+  // something. Without JavaScript none of this runs and the form simply submits.
+  var DESTRUCTIVE = /^(delete|revoke|remove|unlink|log out|block|stop|reset|drop)/i;
+  var confirmDialog = null;
+  var confirmed = typeof WeakSet === "function" ? new WeakSet() : null;
+
   function confirmMessage(el) {
     return el && el.getAttribute ? el.getAttribute("data-confirm") : null;
+  }
+
+  function buildConfirmDialog() {
+    var dialog = document.createElement("dialog");
+    dialog.id = "confirm-dialog";
+    dialog.className = "confirm-dialog";
+    dialog.setAttribute("role", "alertdialog");
+    dialog.setAttribute("aria-labelledby", "confirm-message");
+    var card = document.createElement("article");
+    var message = document.createElement("p");
+    message.id = "confirm-message";
+    var footer = document.createElement("footer");
+    footer.className = "cluster";
+    var cancel = document.createElement("button");
+    cancel.type = "button";
+    cancel.className = "secondary";
+    cancel.id = "confirm-cancel";
+    cancel.textContent = "Cancel";
+    var ok = document.createElement("button");
+    ok.type = "button";
+    ok.id = "confirm-ok";
+    footer.appendChild(cancel);
+    footer.appendChild(ok);
+    card.appendChild(message);
+    card.appendChild(footer);
+    dialog.appendChild(card);
+    cancel.addEventListener("click", function () { dialog.close(""); });
+    ok.addEventListener("click", function () { dialog.close("confirm"); });
+    dialog.addEventListener("keydown", function (evt) {
+      if (evt.key !== "Tab") return;
+      // Keep Tab inside the dialog (showModal alone lets it reach the browser's own UI).
+      var first = cancel;
+      var last = ok;
+      if (evt.shiftKey && document.activeElement === first) {
+        evt.preventDefault();
+        last.focus();
+      } else if (!evt.shiftKey && document.activeElement === last) {
+        evt.preventDefault();
+        first.focus();
+      }
+    });
+    document.body.appendChild(dialog);
+    return dialog;
+  }
+
+  function actionLabel(el) {
+    if (!el) return "";
+    var label = el.getAttribute("data-confirm-label") || el.getAttribute("aria-label") ||
+      el.textContent || el.value || "";
+    return label.replace(/\s+/g, " ").trim();
+  }
+
+  // Asks `message`; calls onConfirm only if the user picks the action. `actor` is the button or
+  // link that asked (its label names the confirm button; focus goes back to it on Cancel).
+  function askToConfirm(message, actor, onConfirm) {
+    if (!confirmDialog) confirmDialog = buildConfirmDialog();
+    var dialog = confirmDialog;
+    var ok = dialog.querySelector("#confirm-ok");
+    var cancel = dialog.querySelector("#confirm-cancel");
+    var label = actionLabel(actor) || "OK";
+    var destructive = DESTRUCTIVE.test(label);
+    dialog.querySelector("#confirm-message").textContent = message;
+    ok.textContent = label;
+    ok.className = destructive ? "danger" : "";
+    dialog.returnValue = "";
+    dialog.addEventListener("close", function done() {
+      dialog.removeEventListener("close", done);
+      if (dialog.returnValue === "confirm") {
+        onConfirm();
+      } else if (actor && actor.isConnected && actor.focus) {
+        actor.focus();
+      }
+    });
+    dialog.showModal();
+    // A destructive action starts on Cancel, so Enter alone never destroys anything.
+    (destructive ? cancel : ok).focus();
   }
 
   // htmx-driven requests: hook htmx:confirm (fired before every request).
@@ -166,25 +251,38 @@
     var d = evt.detail;
     if (d.question) return; // hx-confirm present: let htmx handle it
     var trig = d.triggeringEvent;
-    var msg =
-      confirmMessage(d.elt) ||
-      (trig && trig.submitter ? confirmMessage(trig.submitter) : null);
+    var submitter = trig && trig.submitter ? trig.submitter : null;
+    var msg = confirmMessage(d.elt) || confirmMessage(submitter);
     if (!msg) return;
     evt.preventDefault();
-    if (window.confirm(msg)) {
-      d.issueRequest(true);
-    }
+    var actor = submitter || (d.elt.matches && d.elt.matches("form") ?
+      d.elt.querySelector("button[type=submit], button:not([type])") : d.elt);
+    askToConfirm(msg, actor, function () { d.issueRequest(true); });
   });
 
   // Plain (non-htmx) forms. htmx cancels the native submit for forms it
   // handles, so defaultPrevented means htmx:confirm already dealt with it.
   document.addEventListener("submit", function (evt) {
     if (evt.defaultPrevented) return;
-    var msg = confirmMessage(evt.submitter) || confirmMessage(evt.target);
-    if (msg && !window.confirm(msg)) {
-      evt.preventDefault();
-      evt.stopPropagation();
+    var form = evt.target;
+    if (confirmed && confirmed.has(form)) {
+      confirmed.delete(form); // the confirmed resubmission: let it through
+      return;
     }
+    var submitter = evt.submitter;
+    var msg = confirmMessage(submitter) || confirmMessage(form);
+    if (!msg) return;
+    evt.preventDefault();
+    evt.stopPropagation();
+    var actor = submitter || form.querySelector("button[type=submit], button:not([type])");
+    askToConfirm(msg, actor, function () {
+      if (confirmed) confirmed.add(form);
+      if (form.requestSubmit) {
+        form.requestSubmit(submitter && submitter.form === form ? submitter : undefined);
+      } else {
+        form.submit();
+      }
+    });
   });
 
   // Plain (non-htmx) links.
@@ -192,10 +290,16 @@
     if (evt.defaultPrevented) return;
     var link = evt.target.closest ? evt.target.closest("a[data-confirm]") : null;
     if (!link) return;
-    if (!window.confirm(link.getAttribute("data-confirm"))) {
-      evt.preventDefault();
-      evt.stopPropagation();
+    if (confirmed && confirmed.has(link)) {
+      confirmed.delete(link);
+      return;
     }
+    evt.preventDefault();
+    evt.stopPropagation();
+    askToConfirm(link.getAttribute("data-confirm"), link, function () {
+      if (confirmed) confirmed.add(link);
+      link.click();
+    });
   });
 
   // --- Copy to clipboard ------------------------------------------------
