@@ -9,6 +9,8 @@ from typing import Any
 
 from playwright.sync_api import expect
 
+from tests.browser.test_accessibility import serious_violations
+
 
 def create_key(page: Any, name: str) -> None:
     page.goto("/account")
@@ -37,6 +39,7 @@ def test_a_revoke_is_confirmed_in_a_styled_dialog(admin_page: Any, screenshot: A
     expect(confirm).to_have_class("danger")
     expect(cancel).to_be_focused()  # Enter alone never destroys anything
     screenshot(page, "confirm-dialog")
+    assert not serious_violations(page)
 
     # Focus stays inside the dialog.
     page.keyboard.press("Tab")
