@@ -30,7 +30,7 @@ from sqlalchemy import Select, func, inspect, or_, select, update
 
 from multinotes import audit
 from multinotes.chat import service as chat
-from multinotes.chat.models import Conversation, Generation, MessageMedia, Rating
+from multinotes.chat.models import Conversation, Generation, MessageMedia, ModelFavourite, Rating
 from multinotes.db import Base, Database, new_id, utcnow
 from multinotes.errors import NotFound
 from multinotes.files import objects
@@ -95,6 +95,10 @@ TABLE_EXPORTS: list[TableExport] = [
         lambda uid: select(OAuthIdentity).where(OAuthIdentity.user_id == uid),
     ),
     TableExport("ratings.json", lambda uid: select(Rating).where(Rating.user_id == uid)),
+    TableExport(
+        "model_favourites.json",
+        lambda uid: select(ModelFavourite).where(ModelFavourite.user_id == uid),
+    ),
     TableExport("wallet.json", lambda uid: select(Wallet).where(Wallet.user_id == uid)),
     TableExport("ledger.json", lambda uid: select(LedgerEntry).where(LedgerEntry.user_id == uid)),
     TableExport(
@@ -156,6 +160,7 @@ conversations/<id>.json each conversation with every message (a tree: parent_id)
 media/                  images and audio of your conversations (named in the JSON)
 avatar.png              your avatar, if you set one
 ratings.json            your ratings of answers
+model_favourites.json   the models you starred in the model picker
 wallet.json, ledger.json, reservations.json
                         your credit balance and every credit movement
 security_events.json    logins, password changes and other security events of your account
