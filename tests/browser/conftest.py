@@ -133,10 +133,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture
-def fresh_server(tmp_path: Path) -> Iterator[str]:
+def fresh_server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
     """A server with an empty database, for tests that need to be the first user."""
     with running_server(tmp_path / "data") as url:
         yield url
+        # The test's pages would go on polling (the bell) a server that is going away.
+        browsing = request.node.funcargs.get("browsing")
+        if browsing is not None:
+            browsing.close()
 
 
 # -- the browser --------------------------------------------------------------------------------
@@ -226,6 +230,7 @@ class Browsing:
     def close(self) -> None:
         for context in self.contexts:
             context.close()
+        self.contexts.clear()
 
 
 @pytest.fixture
