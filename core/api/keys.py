@@ -8,9 +8,9 @@ from datetime import datetime
 from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from multinotes import audit
 from multinotes.db import utcnow
 from multinotes.errors import Invalid
+from multinotes.identity import key_actions
 from multinotes.identity import scopes as key_scopes
 from multinotes.identity import service as identity
 from multinotes.identity.actor import Actor, require_user
@@ -107,20 +107,8 @@ async def create_key(request: web.Request, body: KeyIn) -> NewKeyOut:
     """Create an API key for `Authorization: Bearer <key>`. The key is shown once."""
     actor = require_user(request)
     _within_callers_key(actor, body.scopes)
-    record, key = await identity.create_api_key(
-        request.app[DB],
-        actor.user_id,
-        body.name,
-        scopes=body.scopes,
-        expires_at=body.expires_at,
-    )
-    await audit.record(
-        request.app,
-        request,
-        "api_key.created",
-        target_type="api_key",
-        target_id=record.id,
-        details={"name": record.name},
+    record, key = await key_actions.create_key(
+        request, actor.user_id, body.name, scopes=body.scopes, expires_at=body.expires_at
     )
     return NewKeyOut(
         id=record.id,
@@ -150,16 +138,8 @@ async def narrow_key(request: web.Request, body: KeyScopesIn) -> KeyOut:
     """Narrow one of your keys to fewer scopes. Scopes can only be taken away: a key that
     should do more is a new key."""
     actor = require_user(request)
-    record = await identity.narrow_api_key(
-        request.app[DB], actor.user_id, request.match_info["id"], body.scopes
-    )
-    await audit.record(
-        request.app,
-        request,
-        "api_key.narrowed",
-        target_type="api_key",
-        target_id=record.id,
-        details={"scopes": record.scopes},
+    record = await key_actions.narrow_key(
+        request, actor.user_id, request.match_info["id"], body.scopes
     )
     return KeyOut.of(record, actor.role)
 
@@ -169,11 +149,4 @@ async def narrow_key(request: web.Request, body: KeyScopesIn) -> KeyOut:
 async def revoke_key(request: web.Request) -> None:
     """Revoke one of your API keys; it stops working immediately."""
     actor = require_user(request)
-    await identity.revoke_api_key(request.app[DB], actor.user_id, request.match_info["id"])
-    await audit.record(
-        request.app,
-        request,
-        "api_key.revoked",
-        target_type="api_key",
-        target_id=request.match_info["id"],
-    )
+    await key_actions.revoke_key(request, actor.user_id, request.match_info["id"])

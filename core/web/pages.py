@@ -16,7 +16,7 @@ from multinotes.api.admin_plugins import plugin_detail, plugin_out
 from multinotes.api.auth import RegisterIn, clear_session_cookie, start_session
 from multinotes.db import utcnow
 from multinotes.errors import AppError, Invalid
-from multinotes.identity import oauth
+from multinotes.identity import key_actions, oauth
 from multinotes.identity import scopes as key_scopes
 from multinotes.identity import service as identity
 from multinotes.identity.account_mail import VERIFY_EMAIL, queue_account_mail
@@ -309,8 +309,8 @@ async def account_key_create(request: web.Request) -> web.Response:
         return redirect("/account#api-keys", "Choose when the key expires.", "error")
     expires_at = utcnow() + timedelta(days=int(lifetime)) if lifetime else None
     try:
-        record, key = await identity.create_api_key(
-            request.app[DB],
+        record, key = await key_actions.create_key(
+            request,
             actor.user_id,
             name,
             scopes=[str(s) for s in form.getall("scopes", [])],
@@ -318,14 +318,6 @@ async def account_key_create(request: web.Request) -> web.Response:
         )
     except Invalid as exc:
         return redirect("/account#api-keys", next(iter(exc.fields.values()), exc.message), "error")
-    await audit.record(
-        request.app,
-        request,
-        "api_key.created",
-        target_type="api_key",
-        target_id=record.id,
-        details={"name": record.name},
-    )
     # Rendered directly (not redirected): the key must never travel through a cookie or URL.
     response = await account_page(request, {"name": record.name, "key": key})
     response.headers["Cache-Control"] = "no-store"
@@ -339,22 +331,14 @@ async def account_key_narrow(request: web.Request) -> web.Response:
     actor = require_user(request)
     form = await request.post()
     try:
-        record = await identity.narrow_api_key(
-            request.app[DB],
+        record = await key_actions.narrow_key(
+            request,
             actor.user_id,
             request.match_info["id"],
             [str(s) for s in form.getall("scopes", [])],
         )
     except Invalid as exc:
         return redirect("/account#api-keys", next(iter(exc.fields.values()), exc.message), "error")
-    await audit.record(
-        request.app,
-        request,
-        "api_key.narrowed",
-        target_type="api_key",
-        target_id=record.id,
-        details={"scopes": record.scopes},
-    )
     return redirect("/account#api-keys", f"The key “{record.name}” was narrowed.")
 
 
@@ -362,14 +346,7 @@ async def account_key_narrow(request: web.Request) -> web.Response:
 @page(access="user")
 async def account_key_revoke(request: web.Request) -> web.Response:
     actor = require_user(request)
-    await identity.revoke_api_key(request.app[DB], actor.user_id, request.match_info["id"])
-    await audit.record(
-        request.app,
-        request,
-        "api_key.revoked",
-        target_type="api_key",
-        target_id=request.match_info["id"],
-    )
+    await key_actions.revoke_key(request, actor.user_id, request.match_info["id"])
     return redirect("/account#api-keys", "The key was revoked.")
 
 
