@@ -274,7 +274,7 @@ class Account:
     storage_state: dict[str, Any]
 
 
-def _api_account(browser: Any, base_url: str, name: str, email: str) -> Account:
+def api_account(browser: Any, base_url: str, name: str, email: str) -> Account:
     """Register and log in over the JSON API; returns the logged-in cookie jar."""
     context = browser.new_context(base_url=base_url)
     try:
@@ -294,7 +294,7 @@ def _api_account(browser: Any, base_url: str, name: str, email: str) -> Account:
 @pytest.fixture(scope="session")
 def admin(browser: Any, server: str) -> Account:
     """The first account on the shared server, hence its administrator."""
-    return _api_account(browser, server, "Ada Admin", "ada@example.com")
+    return api_account(browser, server, "Ada Admin", "ada@example.com")
 
 
 @pytest.fixture

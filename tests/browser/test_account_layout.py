@@ -10,7 +10,7 @@ from typing import Any
 
 from playwright.sync_api import expect
 
-from tests.browser.conftest import _api_account
+from tests.browser.conftest import api_account
 from tests.browser.test_accessibility import serious_violations
 
 BEFORE = 3971  # px: the page with one API key at 1280x800 before it was grouped
@@ -22,7 +22,7 @@ AT_MOST = 0.56
 def account(browser: Any, server: str) -> Any:
     """A plain user (tests ask for ``admin`` first, so the shared server's first account is Ada)."""
     token = secrets.token_hex(4)
-    person = _api_account(browser, server, "Lin Layout", f"lin-{token}@example.com")
+    person = api_account(browser, server, "Lin Layout", f"lin-{token}@example.com")
     return person
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from PIL import Image
 from playwright.sync_api import expect
 
-from tests.browser.conftest import _api_account, confirm
+from tests.browser.conftest import api_account, confirm
 
 
 def png(size: tuple[int, int] = (400, 300)) -> bytes:
@@ -24,7 +24,7 @@ def png(size: tuple[int, int] = (400, 300)) -> bytes:
 def test_an_admin_blocks_a_user_and_finds_it_in_the_audit_log(
     browser: Any, server: str, browsing: Any, admin_page: Any, screenshot: Any
 ) -> None:
-    user = _api_account(browser, server, "Bram Block", "bram@example.com")
+    user = api_account(browser, server, "Bram Block", "bram@example.com")
     user_page = browsing.new_page(storage_state=user.storage_state)
     user_page.goto("/account")
     expect(user_page.get_by_role("heading", level=1)).to_have_text("Your account")
@@ -78,7 +78,7 @@ def test_an_admin_blocks_a_user_and_finds_it_in_the_audit_log(
 def test_a_user_edits_their_profile_and_uploads_an_avatar(
     browser: Any, server: str, browsing: Any, screenshot: Any
 ) -> None:
-    account = _api_account(browser, server, "Avery", "avery@example.com")
+    account = api_account(browser, server, "Avery", "avery@example.com")
     page = browsing.new_page(storage_state=account.storage_state)
     page.goto("/account")
     expect(page.locator(".avatar-initial")).to_have_text("A")

@@ -91,9 +91,9 @@ def test_the_image_tool_works_on_first_send_with_a_wide_only_model(
     """With an OpenAI key set, the image tool offers DALL·E 3 wide, which draws no square
     images: the tool's size (square by default) must not make the first Send invalid, and
     a refused request leaves no empty chat behind."""
-    from tests.browser.conftest import _api_account
+    from tests.browser.conftest import api_account
 
-    owner = _api_account(browser, fresh_server, "Ivy Images", "ivy@example.com")
+    owner = api_account(browser, fresh_server, "Ivy Images", "ivy@example.com")
     page = browsing.new_page(storage_state=owner.storage_state, base_url=fresh_server)
     page.goto("/account")
     token = page.locator('meta[name="csrf-token"]').get_attribute("content")

@@ -13,28 +13,17 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser.conftest import api_account
+
 PASSWORD = "correct horse battery staple"
 ECHO, REVERSE, SWATCH = "demo/echo", "demo/reverse", "demo/swatch"
 
 
 @pytest.fixture(scope="module")
 def picker_user(browser: Any, server: str, admin: Any) -> Any:
+    # ``admin`` first: the shared server's first account becomes its administrator.
     email = f"pia.{secrets.token_hex(3)}@example.com"
-    context = browser.new_context(base_url=server)
-    try:
-        assert (
-            context.request.post(
-                "/api/auth/register",
-                data={"name": "Pia Picker", "email": email, "password": PASSWORD},
-            ).status
-            == 201
-        )
-        assert context.request.post(
-            "/api/auth/login", data={"email": email, "password": PASSWORD}
-        ).ok
-        return context.storage_state()
-    finally:
-        context.close()
+    return api_account(browser, server, "Pia Picker", email).storage_state
 
 
 def open_picker(page: Any) -> Any:
@@ -73,7 +62,7 @@ def test_search_and_filters_narrow_the_list_and_unusable_models_wait_behind_a_bu
     assert ECHO in visible_models(picker)
 
     picker.get_by_role("button", name="Show them").click()
-    needs_key = picker.locator('.model-row.unavailable:visible')
+    needs_key = picker.locator(".model-row.unavailable:visible")
     expect(needs_key.first).to_be_visible()
     expect(needs_key.first.locator(".model-reason")).to_contain_text("ask an administrator")
     expect(needs_key.first.locator('input[name="models"]')).to_be_disabled()

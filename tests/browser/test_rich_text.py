@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-PASSWORD = "correct horse battery staple"
+from tests.browser.conftest import api_account
 
 RICH = """Here is code:
 
@@ -35,19 +35,9 @@ $$
 
 @pytest.fixture(scope="module")
 def writer(browser: Any, server: str, admin: Any) -> Any:
+    # ``admin`` first: the shared server's first account becomes its administrator.
     email = f"rita.{secrets.token_hex(3)}@example.com"
-    context = browser.new_context(base_url=server)
-    try:
-        registered = context.request.post(
-            "/api/auth/register", data={"name": "Rita Rich", "email": email, "password": PASSWORD}
-        )
-        assert registered.status == 201, registered.text()
-        assert context.request.post(
-            "/api/auth/login", data={"email": email, "password": PASSWORD}
-        ).ok
-        return context.storage_state()
-    finally:
-        context.close()
+    return api_account(browser, server, "Rita Rich", email).storage_state
 
 
 def csrf(page: Any) -> str:
@@ -132,9 +122,9 @@ def test_on_a_phone_a_wide_table_scrolls_inside_its_box_on_a_public_link(
     box = body.locator(".table-scroll")
     sizes = box.evaluate("b => [b.scrollWidth, b.clientWidth]")
     assert sizes[0] > sizes[1], sizes  # the table is wider than the phone ...
-    assert visitor.evaluate(
-        "document.documentElement.scrollWidth <= window.innerWidth"
-    ), "the page scrolls sideways"  # ... but only its box scrolls
+    assert visitor.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), (
+        "the page scrolls sideways"
+    )  # ... but only its box scrolls
     # A box that scrolls can be reached with the keyboard.
     expect(box).to_have_attribute("tabindex", "0")
     expect(box).to_have_attribute("role", "region")
