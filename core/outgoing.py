@@ -22,7 +22,8 @@ Refused unless allowed: loopback, private (RFC 1918, unique local), shared (CGNA
 link-local (with the metadata addresses 169.254.169.254 and fd00:ec2::254), multicast,
 unspecified and every other non-global range, also written as an IPv4-mapped IPv6 address or a
 decimal/octal IPv4 form (those are checked after resolution, so they are the same address).
-``MULTINOTES_OUTGOING_ALLOW`` lists CIDRs and host names that are allowed anyway;
+``MULTINOTES_OUTGOING_ALLOW`` (also read as ``MULTINOTES_OUTBOUND_ALLOW``) lists CIDRs and host
+names that are allowed anyway;
 ``MULTINOTES_OUTGOING_ALLOW_PRIVATE`` (default: on in embedded mode, off in production) allows
 loopback, private and shared addresses, never link-local, multicast or unspecified ones.
 

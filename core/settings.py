@@ -11,7 +11,7 @@ import secrets
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 Mode = Literal["embedded", "production"]
@@ -34,6 +34,8 @@ class Settings(BaseSettings):
         env_nested_delimiter="__",
         env_file=".env",
         extra="ignore",
+        # Fields with an alias (outgoing_allow) still take their own name as an argument.
+        validate_by_name=True,
     )
 
     mode: Mode = "embedded"
@@ -202,6 +204,10 @@ class Settings(BaseSettings):
 
     outgoing_allow: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
+        # MULTINOTES_OUTBOUND_ALLOW is the name issue #16 gave it; both are read.
+        validation_alias=AliasChoices(
+            "multinotes_outgoing_allow", "multinotes_outbound_allow"
+        ),
         description="CIDRs and host names outgoing requests (providers, sign-in, S3, webhooks) "
         "may reach although they are internal, e.g. 127.0.0.1/32,10.0.0.0/8,ollama.internal. "
         "Everything else private, loopback, link-local (cloud metadata), CGNAT, multicast or "

@@ -239,6 +239,19 @@ def test_the_setting_takes_cidrs_and_host_names_and_defaults_by_mode(tmp_path: A
         Settings(**base, outgoing_allow="http://10.0.0.1/")
 
 
+@pytest.mark.parametrize("name", ["MULTINOTES_OUTGOING_ALLOW", "MULTINOTES_OUTBOUND_ALLOW"])
+def test_the_allowlist_is_read_under_both_of_its_names(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    monkeypatch.setenv(name, "127.0.0.1/32")
+    settings = Settings(_env_file=None, data_dir=tmp_path, mode="production")
+    assert settings.outgoing_allow == ["127.0.0.1/32"]
+    policy = outgoing.OutgoingPolicy.from_settings(settings)
+    assert policy.refusal("receiver", "127.0.0.1") is None
+    # Only the listed address: the rest of loopback stays refused.
+    assert policy.refusal("receiver", "127.0.0.2") is not None
+
+
 async def test_the_admin_test_connection_goes_through_the_guard(
     make_settings: Any, fake: tuple[FakeOpenAI, int]
 ) -> None:
