@@ -1,29 +1,245 @@
-"""The exporter contract: turns a note into a downloadable file."""
+"""The exporter contract: what a note, a comparison, a conversation or a folder becomes as a file
+(or, for a remote destination, the address of what was created there).
+
+The core gathers everything a format needs into an ``ExportDocument`` (title, Markdown, where a
+saved answer came from, the images of the user's files it shows) and hands it to the exporter
+with the options the user chose, validated against the exporter's ``Options`` model. A folder is
+exported note by note: ``render`` runs once per note (with ``folder_path`` set) and the core keeps
+the tree in a ZIP. An exporter never reads the database or the storage: everything it may show
+is in the document, already checked against what the person exporting may read.
+
+An exporter implements ``render(document, options) -> ExportFile | ExportLink``. Exporters
+written for the first contract implement ``export(document) -> bytes`` only; they keep working
+(the core wraps their bytes in an ``ExportFile``).
+"""
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+import re
+import unicodedata
+from collections.abc import AsyncIterable, Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar
+from datetime import datetime
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+#: Credits are integers; one credit is this many US dollars (see ``multinotes.wallet``).
+USD_PER_CREDIT = 0.00001
+
+ExportKind = Literal["note", "comparison", "conversation"]
+
+
+@dataclass(frozen=True)
+class ExportImage:
+    """An image of the user's files that a note shows: ``src`` as written in the Markdown
+    (``/api/files/<id>/content``), its bytes, type (PNG, JPEG, GIF or WebP: never SVG) and
+    file name."""
+
+    src: str
+    data: bytes
+    media_type: str
+    name: str
+
+
+@dataclass(frozen=True)
+class ExportSource:
+    """One model's answer behind a note: the model, its provider, tokens and cost."""
+
+    model: str
+    provider: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    #: Credits charged (integers; ``cost_usd`` converts).
+    cost: int = 0
+    created_at: datetime | None = None
+
+    @property
+    def cost_usd(self) -> float:
+        return self.cost * USD_PER_CREDIT
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a saved answer came from: the prompt, each model's answer (``sources``), when it
+    was saved, and links back to the note and its conversation in the app."""
+
+    prompt: str | None = None
+    sources: tuple[ExportSource, ...] = ()
+    saved_at: datetime | None = None
+    link: str | None = None
+    conversation_link: str | None = None
+
+    @property
+    def models(self) -> list[str]:
+        return [s.model for s in self.sources]
+
+    def rows(self) -> list[tuple[str, str]]:
+        """The provenance as (label, value) pairs, the same in every format: prompt, models,
+        tokens, cost, date and link."""
+        rows: list[tuple[str, str]] = []
+        if self.prompt:
+            rows.append(("Prompt", self.prompt))
+        for source in self.sources:
+            provider = f" ({source.provider})" if source.provider else ""
+            rows.append(("Model", f"{source.model}{provider}"))
+            rows.append(
+                (
+                    "Tokens",
+                    f"{source.input_tokens:,} in, {source.output_tokens:,} out",
+                )
+            )
+            rows.append(("Cost", f"{source.cost:,} credits (${source.cost_usd:.5f})"))
+        if self.saved_at is not None:
+            rows.append(("Saved", self.saved_at.strftime("%Y-%m-%d %H:%M UTC")))
+        elif self.sources and self.sources[0].created_at is not None:
+            rows.append(("Date", self.sources[0].created_at.strftime("%Y-%m-%d %H:%M UTC")))
+        if self.link:
+            rows.append(("Link", self.link))
+        return rows
+
+
+@dataclass(frozen=True)
+class ExportAnswer:
+    """One model's answer in a comparison (one prompt, several models' answers)."""
+
+    model: str
+    markdown: str
+    source: ExportSource | None = None
+
+
+@dataclass(frozen=True)
+class ExportMessage:
+    """One message of a conversation branch, oldest first."""
+
+    role: Literal["user", "assistant", "system"]
+    markdown: str
+    model: str | None = None
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True)
 class ExportDocument:
+    """What is exported. ``markdown`` always holds the whole content (for a comparison every
+    answer under its model's heading, for a conversation every message in turn), so a format
+    that knows only Markdown exports everything; the other fields let a format do better.
+
+    ``metadata`` (strings) is the first contract's provenance and stays filled: ``model``,
+    ``prompt``, ``saved_at``, ``link``, ... ``images`` maps each ``src`` of the Markdown that
+    names one of the user's files to its bytes; an image not in it is shown as a link."""
+
     title: str
     markdown: str
     metadata: dict[str, str] = field(default_factory=dict)
+    kind: ExportKind = "note"
+    provenance: Provenance | None = None
+    images: Mapping[str, ExportImage] = field(default_factory=dict)
+    #: A comparison's answers, one per model.
+    answers: tuple[ExportAnswer, ...] = ()
+    #: A conversation's branch, from its first message to the one exported.
+    messages: tuple[ExportMessage, ...] = ()
+    #: The note (or conversation) in the app, as an absolute URL.
+    link: str | None = None
+    #: The names of the folders from the export's root down to the note (folder exports).
+    folder_path: tuple[str, ...] = ()
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    def image(self, src: str) -> ExportImage | None:
+        return self.images.get(src)
 
 
-class Exporter(ABC):
+@dataclass(frozen=True)
+class ExportFile:
+    """A file to download: the whole content, or a stream of chunks."""
+
+    content: bytes | AsyncIterable[bytes]
+    media_type: str
+    filename: str
+
+    async def read(self) -> bytes:
+        if isinstance(self.content, bytes):
+            return self.content
+        return b"".join([chunk async for chunk in self.content])
+
+
+@dataclass(frozen=True)
+class ExportLink:
+    """What a remote destination made: the address of the page or document it created or
+    updated."""
+
+    url: str
+
+
+ExportResult = ExportFile | ExportLink
+
+
+class ExportOptions(BaseModel):
+    """The options every exporter takes; an exporter's ``Options`` subclasses it. Unknown
+    options are refused (a 400 naming the field)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    include_provenance: bool = Field(
+        default=True,
+        description="Show where an answer came from: prompt, model, tokens, cost, date, link.",
+    )
+
+
+_UNSAFE_NAME = re.compile(r"[^\w .()-]+")
+
+
+def safe_filename(title: str, extension: str, *, default: str = "note") -> str:
+    """A file name from a title: letters, digits, spaces, ``.()-_`` only, at most 80 characters
+    before the extension, never empty, never hidden (no leading dot)."""
+    text = unicodedata.normalize("NFC", title)
+    text = _UNSAFE_NAME.sub("-", text).strip(" .-") or default
+    text = re.sub(r"-{2,}", "-", text)[:80].rstrip(" .-") or default
+    return f"{text}.{extension}" if extension else text
+
+
+class Exporter:
+    """An export format (or a remote destination), registered by ``register_exporters``.
+
+    Declare ``exporter_id`` (unique), ``name`` (shown in menus), ``media_type`` and
+    ``extension`` of the files it makes, and ``Options`` (a pydantic model subclassing
+    ``ExportOptions``). A remote destination sets ``remote = True`` and returns an
+    ``ExportLink``. Raise ``multinotes.plugin.Invalid`` (naming the part in ``fields``) for
+    content the format cannot take: the user sees the message, and no file is kept.
+
+    Implement ``render``; ``export`` (bytes with the default options) is the first contract's
+    method and is still honoured when it is the one implemented."""
+
     exporter_id: ClassVar[str]
     name: ClassVar[str]
     media_type: ClassVar[str]
     extension: ClassVar[str]
+    description: ClassVar[str] = ""
+    Options: ClassVar[type[ExportOptions]] = ExportOptions
+    remote: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.render is Exporter.render and cls.export is Exporter.export:
+            raise TypeError(f"{cls.__name__} must implement render() (or export())")
 
     @property
     def id(self) -> str:
         return self.exporter_id
 
-    @abstractmethod
+    def filename(self, document: ExportDocument) -> str:
+        """The file name for ``document``: its title, made safe, with ``extension``."""
+        return safe_filename(document.title, self.extension)
+
+    async def render(self, document: ExportDocument, options: ExportOptions) -> ExportResult:
+        """Make the file (or the remote page) for ``document`` with ``options`` (an instance of
+        ``Options``)."""
+        data = await self.export(document)
+        return ExportFile(data, self.media_type, self.filename(document))
+
     async def export(self, document: ExportDocument) -> bytes:
-        """Render the document; raise ``multinotes.errors.Invalid`` for content it cannot take."""
+        """The file's bytes with the default options (the first contract's method)."""
+        result = await self.render(document, self.Options())
+        if not isinstance(result, ExportFile):
+            raise TypeError(f"{self.exporter_id} makes remote pages, not files")
+        return await result.read()
