@@ -72,7 +72,12 @@ async def export_objects(target: Path) -> int:
 
 
 def _backup_bucket(url: str) -> tuple[Any, str]:
+    from multinotes import outgoing
     from multinotes.files.s3 import S3Storage
+
+    # The same outgoing policy as the app's: an S3 endpoint on an internal address (a MinIO on the
+    # LAN) must be allowed with MULTINOTES_OUTGOING_ALLOW, as for any other outgoing request.
+    outgoing.install(outgoing.OutgoingPolicy.from_settings(_settings()))
 
     if not url.startswith("s3://"):
         raise SystemExit(f"not an s3:// address: {url}")

@@ -235,14 +235,21 @@ def fake_s3() -> Iterator[tuple[Any, str]]:
 
 def test_the_off_site_copy_can_go_to_an_s3_bucket(site, fake_s3):
     fake, url = fake_s3
-    result = backup(
-        site,
-        BACKUP_OFFSITE=f"s3://{fake.bucket}/nightly",
-        BACKUP_S3_ENDPOINT_URL=url,
-        BACKUP_S3_ACCESS_KEY=fake.access_key,
-        BACKUP_S3_SECRET_KEY=fake.secret_key,
-        BACKUP_S3_REGION=fake.region,
-    )
+    bucket = {
+        "BACKUP_OFFSITE": f"s3://{fake.bucket}/nightly",
+        "BACKUP_S3_ENDPOINT_URL": url,
+        "BACKUP_S3_ACCESS_KEY": fake.access_key,
+        "BACKUP_S3_SECRET_KEY": fake.secret_key,
+        "BACKUP_S3_REGION": fake.region,
+    }
+    # The fake bucket is on loopback: like any outgoing request in production, the copy is
+    # refused until the operator allows the address (as for a MinIO on the server's own network).
+    refused = backup(site, **bucket)
+    assert refused.returncode != 0
+    assert "MULTINOTES_OUTGOING_ALLOW" in refused.stdout + refused.stderr
+    assert not fake.objects
+
+    result = backup(site, **bucket, MULTINOTES_OUTGOING_ALLOW="127.0.0.1/32")
     assert result.returncode == 0, result.stdout + result.stderr
     (archive,) = (site["tmp"] / "backups").glob("multinotes-*.tar.age")
     assert fake.objects[f"nightly/{archive.name}"] == archive.read_bytes()
