@@ -25,6 +25,7 @@ from multinotes.bus import Bus, LocalBus, RedisBus
 from multinotes.db import Database, create_engine
 from multinotes.error_tracking import setup_error_tracking
 from multinotes.errors import ConfigError
+from multinotes.events import setup_events
 from multinotes.files.service import setup_files
 from multinotes.identity import passwords
 from multinotes.identity.actor import current_actor
@@ -101,6 +102,7 @@ def create_app(
     setup_redis(app)
     setup_bus(app)
     setup_plugins(app, plugins)
+    setup_events(app)
     setup_workspace(app)
     setup_tasks(app)
     setup_rate_limits(app)

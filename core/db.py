@@ -7,16 +7,19 @@ after the short transaction that loaded them.
 from __future__ import annotations
 
 import asyncio
+import random
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
+import structlog
 from sqlalchemy import DateTime, MetaData, TypeDecorator, event
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -26,6 +29,12 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase
 
 from multinotes.sqlite_driver import connection_factory
+
+#: ``session.info`` key of the domain events a transaction staged (``multinotes.domain_events``).
+STAGED_EVENTS = "staged_domain_events"
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 # Stable constraint names on SQLite and MySQL alike, so migrations can refer to them.
 NAMING_CONVENTION = {
@@ -127,9 +136,22 @@ class Database:
         # SQLite has one writer at a time. Queueing writers here, in the event loop, beats
         # queueing them in SQLite's busy handler, which sleeps up to 100 ms per retry.
         self._write_lock: asyncio.Lock | None = None
+        #: Receives the domain events a transaction staged, after its commit (the event bus).
+        self.after_commit: Callable[[list[Any]], Awaitable[None]] | None = None
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """One unit of work. Domain events staged in it (``domain_events.stage``) go to
+        ``after_commit`` once it committed, outside any lock; a rollback drops them."""
+        staged: list[Any] = []
+        async with self._unit_of_work() as session:
+            session.info[STAGED_EVENTS] = staged
+            yield session
+        if staged and self.after_commit is not None:
+            await self.after_commit(staged)
+
+    @asynccontextmanager
+    async def _unit_of_work(self) -> AsyncIterator[AsyncSession]:
         if not self.is_sqlite:
             async with self.sessions() as session, session.begin():
                 yield session
@@ -148,3 +170,24 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+#: MySQL's "Deadlock found when trying to get lock" and "Lock wait timeout exceeded": the
+#: transaction was rolled back and may simply be run again.
+RETRYABLE_DB_ERRORS = (1213, 1205)
+DB_ATTEMPTS = 8
+
+
+async def retrying(work: Callable[[], Awaitable[T]], what: str) -> T:
+    """Run ``work`` (one whole transaction) again when the database rolled it back for a
+    deadlock or a lock wait timeout, a few times with a short random backoff."""
+    for attempt in range(DB_ATTEMPTS):
+        try:
+            return await work()
+        except DBAPIError as exc:
+            args = getattr(exc.orig, "args", None) or (None,)
+            if args[0] not in RETRYABLE_DB_ERRORS or attempt == DB_ATTEMPTS - 1:
+                raise
+            log.warning("transaction_retried", what=what, code=args[0], attempt=attempt + 1)
+            await asyncio.sleep(random.uniform(0.01, 0.05) * 2**attempt)
+    raise AssertionError("unreachable")  # pragma: no cover

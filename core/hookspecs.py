@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from multinotes.billing import BillingBackend
+    from multinotes.domain_events import EventType
     from multinotes.exporters import Exporter
     from multinotes.integrations import Integration
     from multinotes.providers import Provider
@@ -63,6 +64,12 @@ class BillingRegistrar(Protocol):
     def __call__(self, backend: BillingBackend, /) -> None:
         """Add a payment backend (``multinotes.plugin.BillingBackend``). Its id must be unique
         across plugins."""
+
+
+class EventRegistrar(Protocol):
+    def __call__(self, event_type: EventType[Any], /) -> None:
+        """Add an event type (``multinotes.plugin.EventType``) to the catalogue. Its name must
+        not be taken by the core or another plugin."""
 
 
 class SettingsRegistrar(Protocol):
@@ -163,6 +170,18 @@ def register_templates(register: TemplateRegistrar) -> None:
     """Register template and static folders. Called once at startup.
 
     :param register: see ``TemplateRegistrar``.
+    """
+
+
+@hookspec
+def register_events(register: EventRegistrar) -> None:
+    """Add domain event types to the catalogue (``GET /api/events/catalog``), e.g. a billing
+    plugin's ``order.paid``. Called once at startup. A name the core or another plugin already
+    defines marks this plugin failed. Publish them with ``PluginContext.emit``; integrations
+    receive them like the core's events.
+
+    :param register: call once per ``multinotes.plugin.EventType`` (a dotted ``name``, a payload
+        schema ``version``, a ``description`` and a pydantic ``payload`` model).
     """
 
 

@@ -9,11 +9,17 @@ from typing import Any, ClassVar
 
 @dataclass(frozen=True)
 class Event:
-    """Something that happened, e.g. ``generation.completed``; ``data`` is JSON-serialisable."""
+    """Something that happened, e.g. ``note.created`` (the catalogue: ``GET
+    /api/events/catalog``). ``user_id`` owns what changed; ``data`` is the JSON payload, valid
+    against the schema ``version`` of that event; ``id`` is the same on every delivery attempt
+    of one event (use it to drop duplicates)."""
 
     name: str
     user_id: str | None
     data: dict[str, Any] = field(default_factory=dict)
+    id: str = field(default="", compare=False)
+    version: int = field(default=1, compare=False)
+    occurred_at: str = field(default="", compare=False)
 
 
 class Integration(ABC):

@@ -25,6 +25,7 @@ from multinotes.errors import PluginError
 
 if TYPE_CHECKING:
     from multinotes.billing import BillingBackend
+    from multinotes.domain_events import EventType
     from multinotes.exporters import Exporter
     from multinotes.integrations import Integration
     from multinotes.providers import Provider
@@ -132,6 +133,8 @@ class PluginHost:
         self.records: dict[str, PluginRecord] = {}
         self.routes: list[RouteDef] = []
         self.tasks: dict[str, TaskDef] = {}
+        #: Event types plugins added (``register_events``): name -> (plugin, type).
+        self.event_types: dict[str, tuple[str, EventType[Any]]] = {}
         self.registries = Registries()
         self._listeners: list[Callable[[], None]] = []
 
@@ -225,6 +228,7 @@ class PluginHost:
         # Whatever it contributed before failing goes with it.
         self.routes = [r for r in self.routes if r.plugin != record.name]
         self.tasks = {n: t for n, t in self.tasks.items() if t.plugin != record.name}
+        self.event_types = {n: e for n, e in self.event_types.items() if e[0] != record.name}
         record.templates.clear()
         record.static.clear()
         log.error(
@@ -318,6 +322,7 @@ class PluginHost:
         routes: list[RouteDef] = []
         tasks: list[TaskDef] = []
         models: list[type[BaseModel]] = []
+        events: list[EventType[Any]] = []
 
         def register_route(
             method: str,
@@ -348,6 +353,13 @@ class PluginHost:
             if static is not None:
                 record.static.append(Path(static))
 
+        def register_event(event_type: EventType[Any]) -> None:
+            from multinotes.domain_events import EventType
+
+            if not isinstance(event_type, EventType):
+                raise PluginError("register_events takes EventType objects", plugin=name)
+            events.append(event_type)
+
         def register_settings(model: type[BaseModel]) -> None:
             if not (isinstance(model, type) and issubclass(model, BaseModel)):
                 raise PluginError("register_settings takes a pydantic model class", plugin=name)
@@ -358,6 +370,7 @@ class PluginHost:
             self._call_one(name, "register_tasks", register=register_task)
             self._call_one(name, "register_templates", register=register_templates)
             self._call_one(name, "register_settings", register=register_settings)
+            self._call_one(name, "register_events", register=register_event)
             if len(models) > 1:
                 raise PluginError("register_settings may register one model", plugin=name)
             record.settings_model = models[0] if models else None
@@ -376,6 +389,23 @@ class PluginHost:
                 )
                 self._fail(record, error, "failed to register")
                 return
+        from multinotes.domain_events import CORE_EVENTS
+
+        taken = {event.name: "the core" for event in CORE_EVENTS}
+        taken.update({n: f"plugin {e[0]!r}" for n, e in self.event_types.items()})
+        for event_type in events:
+            owner = taken.get(event_type.name)
+            taken[event_type.name] = "it"
+            if owner is not None:
+                error = PluginError(
+                    f"Plugin {name!r} registers the event {event_type.name!r}, which {owner} "
+                    "already defines.",
+                    plugin=name,
+                )
+                self._fail(record, error, "failed to register")
+                return
+        for event_type in events:
+            self.event_types[event_type.name] = (name, event_type)
         for task in tasks:
             self.tasks[task.name] = task
         self.routes.extend(routes)

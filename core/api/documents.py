@@ -14,7 +14,6 @@ from multinotes.identity.actor import require_user, require_verified
 from multinotes.keys import DB
 from multinotes.notes import provenance as saved
 from multinotes.notes import service as notes
-from multinotes.search.tasks import queue_embedding
 from multinotes.sharing import access
 from multinotes.web.endpoint import endpoint
 
@@ -188,7 +187,6 @@ async def create_document(request: web.Request, body: DocumentIn) -> dict[str, A
         content=body.content,
         folder_id=body.folder_id,
     )
-    await queue_embedding(request.app, document.user_id)
     return {"id": document.id, "version": document.version}
 
 
@@ -221,7 +219,6 @@ async def update_document(request: web.Request, body: DocumentPatch) -> dict[str
     document = await notes.update_document(
         request.app[DB], rights.owner_id, _id(request), body.version, changes, by=actor.user_id
     )
-    await queue_embedding(request.app, document.user_id)
     return notes.document_out(document)
 
 
@@ -243,7 +240,6 @@ async def restore_document(request: web.Request) -> dict[str, Any]:
     db = request.app[DB]
     async with access.owner_only(db, actor.user_id, "document", _id(request), "restore it"):
         document = await notes.restore_document(db, actor.user_id, _id(request))
-    await queue_embedding(request.app, document.user_id)
     return notes.document_out(document)
 
 
@@ -255,7 +251,6 @@ async def duplicate_document(request: web.Request) -> dict[str, Any]:
     db = request.app[DB]
     async with access.owner_only(db, actor.user_id, "document", _id(request), "duplicate it"):
         document = await notes.duplicate_document(db, actor.user_id, _id(request))
-    await queue_embedding(request.app, document.user_id)
     return {"id": document.id, "version": document.version}
 
 
@@ -310,7 +305,6 @@ async def restore_version(request: web.Request) -> dict[str, Any]:
     document = await notes.restore_version(
         db, rights.owner_id, _id(request), number, by=actor.user_id
     )
-    await queue_embedding(request.app, document.user_id)
     return notes.document_out(document)
 
 
@@ -321,7 +315,6 @@ async def save_answer(request: web.Request, body: SaveIn) -> dict[str, Any]:
     cost, timing, conversation)."""
     actor = require_user(request)
     document = await saved.save_answer(request.app[DB], actor.user_id, _id(request), body.folder_id)
-    await queue_embedding(request.app, document.user_id)
     return {"document_id": document.id, "version": document.version}
 
 
@@ -334,7 +327,6 @@ async def save_comparison(request: web.Request, body: SaveIn) -> dict[str, Any]:
     document = await saved.save_comparison(
         request.app[DB], actor.user_id, _id(request), body.folder_id
     )
-    await queue_embedding(request.app, document.user_id)
     return {"document_id": document.id, "version": document.version}
 
 

@@ -16,9 +16,8 @@ import base64
 import contextlib
 import functools
 import json
-import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -27,21 +26,25 @@ import structlog
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import insert, select, update
-from sqlalchemy.exc import DBAPIError
 
 from multinotes.catalog import CatalogEntry, cost_of
 from multinotes.chat.models import Conversation, Generation, Message, MessageMedia
 from multinotes.chat.service import path_to, title_from_prompt
-from multinotes.db import new_id, utcnow
+from multinotes.db import new_id, retrying, utcnow
+from multinotes.domain_events import (
+    EVENTS,
+    GENERATION_COMPLETED,
+    GENERATION_FAILED,
+    GenerationCompleted,
+    GenerationFailed,
+)
 from multinotes.errors import (
-    AppError,
     Invalid,
     NotFound,
     ProviderBadResponse,
     ProviderError,
     ProviderUnavailable,
 )
-from multinotes.events import emit_event
 from multinotes.files import objects
 from multinotes.files import service as files
 from multinotes.keys import BUS, CATALOG, DB, METRICS, SETTINGS
@@ -50,12 +53,10 @@ from multinotes.plugin_settings import field_errors
 from multinotes.providers import (
     Attachment,
     ChatMessage,
-    GenerationRequest,
     MediaOutput,
     Pricing,
     Usage,
 )
-from multinotes.search.tasks import queue_embedding
 from multinotes.tokens import (
     PER_MESSAGE_OVERHEAD,
     REPLY_PRIMING,
@@ -772,10 +773,10 @@ async def run_generation(app: web.Application, item: Planned, sink: EventSink) -
     try:
         for attempt in range(RETRY_ATTEMPTS):
             item.usage = Usage()
-            request = GenerationRequest(
-                messages=item.history,
-                options=item.options,
-                config=entry.config,
+            # The plugin's settings plus the key and base URL the core reads from them.
+            request = entry.request(
+                item.history,
+                item.options,
                 usage=item.usage,
                 timeout=_timeout(app, entry),
                 clients=app[CATALOG].clients,
@@ -887,27 +888,6 @@ def complete_usage(usage: Usage, text: str, prompt_tokens: int) -> Usage:
     return usage
 
 
-#: MySQL's "Deadlock found when trying to get lock" and "Lock wait timeout exceeded": the
-#: transaction was rolled back and may simply be run again.
-RETRYABLE_DB_ERRORS = (1213, 1205)
-DB_ATTEMPTS = 8
-
-
-async def retrying(work: Callable[[], Awaitable[T]], what: str) -> T:
-    """Run ``work`` (one whole transaction) again when the database rolled it back for a
-    deadlock or a lock wait timeout, a few times with a short random backoff."""
-    for attempt in range(DB_ATTEMPTS):
-        try:
-            return await work()
-        except DBAPIError as exc:
-            args = getattr(exc.orig, "args", None) or (None,)
-            if args[0] not in RETRYABLE_DB_ERRORS or attempt == DB_ATTEMPTS - 1:
-                raise
-            log.warning("transaction_retried", what=what, code=args[0], attempt=attempt + 1)
-            await asyncio.sleep(random.uniform(0.01, 0.05) * 2**attempt)
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
 async def finish_generation(
     app: web.Application, item: Planned, outcome: Outcome, sink: EventSink | None
 ) -> None:
@@ -962,26 +942,37 @@ async def finish_generation(
                 render_markdown(outcome.text),
             ),
         )
-    try:
-        # The prompt and the answer become findable by meaning too.
-        await queue_embedding(app, user_id)
-        await _keep_in_files(app, user_id, item, stored_media)
-        await emit_event(
-            app,
-            "generation.completed",
+    # Search indexing, the copy of generated media into Files and integrations react to it.
+    if outcome.status == "failed":
+        error = outcome.error
+        event = GENERATION_FAILED.of(
             user_id,
-            {
-                "generation_id": item.generation_id,
-                "message_id": item.message_id,
-                "model": item.model_id,
-                "status": outcome.status,
-                "cost": charged,
-                "input_tokens": usage.input_tokens,
-                "output_tokens": usage.output_tokens,
-            },
+            GenerationFailed(
+                generation_id=item.generation_id,
+                message_id=item.message_id,
+                conversation_id=item.conversation_id,
+                model=item.model_id,
+                error_code=error.error_code if error else "internal_error",
+                error_message=(error.message if error else "The answer failed.")[:500],
+                cost=charged,
+            ),
         )
-    except Exception:
-        log.exception("generation_follow_up_failed", generation=item.generation_id)
+    else:
+        event = GENERATION_COMPLETED.of(
+            user_id,
+            GenerationCompleted(
+                generation_id=item.generation_id,
+                message_id=item.message_id,
+                conversation_id=item.conversation_id,
+                model=item.model_id,
+                status="stopped" if outcome.status == "stopped" else "complete",
+                cost=charged,
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                media_count=len(stored_media),
+            ),
+        )
+    await app[EVENTS].publish(event)
 
 
 def _media_event(row: MessageMedia) -> dict[str, Any]:
@@ -1073,34 +1064,6 @@ async def _store_outcome(
             )
         )
     return charged
-
-
-async def _keep_in_files(
-    app: web.Application, user_id: str, item: Planned, stored: list[MessageMedia]
-) -> None:
-    """Generated images and audio also land in the user's files (after the settlement
-    transaction: storing takes its own). A full quota or a refused type only costs the copy;
-    the chat keeps serving its own."""
-    from multinotes.files.service import store_bytes
-
-    slug = item.model_id.replace("/", "-")
-    for row in stored:
-        try:
-            data = await objects.read_bytes(objects.storage_of(app), row.path)
-            await retrying(
-                functools.partial(
-                    store_bytes,
-                    app,
-                    user_id,
-                    f"{slug}-{row.name}",
-                    row.media_type,
-                    data,
-                    source="generated",
-                ),
-                "keep_generated_media",
-            )
-        except AppError as exc:
-            log.warning("generated_media_not_kept", model=item.model_id, code=exc.error_code)
 
 
 # -- following an answer from another request ---------------------------------------------------

@@ -104,6 +104,7 @@ async def save_answer(
         content=answer.content,
         folder_id=folder_id,
         provenance=provenance,
+        source="answer",
     )
 
 
@@ -147,6 +148,7 @@ async def save_comparison(
         content="\n\n".join(parts) + "\n",
         folder_id=folder_id,
         provenance=provenance,
+        source="comparison",
     )
 
 

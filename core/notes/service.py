@@ -18,6 +18,20 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from multinotes.db import Database, utcnow
+from multinotes.domain_events import (
+    FOLDER_CREATED,
+    NOTE_CREATED,
+    NOTE_DELETED,
+    NOTE_UPDATED,
+    DomainEvent,
+    FolderCreated,
+    NoteChange,
+    NoteCreated,
+    NoteDeleted,
+    NoteSource,
+    NoteUpdated,
+    stage,
+)
 from multinotes.errors import Conflict, Invalid, NotFound
 from multinotes.markdown import render_markdown
 from multinotes.notes.models import Document, DocumentVersion, Folder
@@ -137,6 +151,12 @@ async def create_folder(db: Database, user_id: str, name: str, parent_id: str | 
         )
         session.add(folder)
         await _flush_unique(session)
+        stage(
+            session,
+            FOLDER_CREATED.of(
+                user_id, FolderCreated(folder_id=folder.id, name=folder.name, parent_id=parent_id)
+            ),
+        )
     return folder
 
 
@@ -406,7 +426,9 @@ async def create_document(
     content: str,
     folder_id: str | None,
     provenance: dict[str, Any] | None = None,
+    source: NoteSource = "editor",
 ) -> Document:
+    """A new note (version 1); ``source`` says how it came to be (``note.created``)."""
     title = clean_title(title)
     async with db.transaction() as session:
         if folder_id is not None:
@@ -422,7 +444,45 @@ async def create_document(
         session.add(document)
         await session.flush()
         session.add(_version_of(document, user_id))
+        stage(session, note_created(document, user_id, source))
     return document
+
+
+def note_created(document: Document, actor_id: str | None, source: NoteSource) -> DomainEvent:
+    return NOTE_CREATED.of(
+        document.user_id,
+        NoteCreated(
+            note_id=document.id,
+            title=document.title,
+            folder_id=document.folder_id,
+            version=document.version,
+            actor_id=actor_id,
+            source=source,
+        ),
+    )
+
+
+def note_updated(
+    document: Document, actor_id: str | None, changes: list[NoteChange]
+) -> DomainEvent:
+    return NOTE_UPDATED.of(
+        document.user_id,
+        NoteUpdated(
+            note_id=document.id,
+            title=document.title,
+            folder_id=document.folder_id,
+            version=document.version,
+            actor_id=actor_id,
+            changes=changes,
+        ),
+    )
+
+
+def note_deleted(document: Document, actor_id: str | None) -> DomainEvent:
+    return NOTE_DELETED.of(
+        document.user_id,
+        NoteDeleted(note_id=document.id, title=document.title, actor_id=actor_id),
+    )
 
 
 def _version_of(document: Document, by: str | None) -> DocumentVersion:
@@ -452,10 +512,12 @@ async def update_document(
         document = await _live_document(session, user_id, document_id, for_update=True)
         if document.version != version:
             raise StaleVersion(document)
+        changed: list[NoteChange] = []
         if "folder_id" in changes and changes["folder_id"] != document.folder_id:
             if changes["folder_id"] is not None:
                 await _live_folder(session, user_id, changes["folder_id"])
             document.folder_id = changes["folder_id"]
+            changed.append("folder")
         title = clean_title(changes["title"]) if changes.get("title") is not None else None
         content = changes.get("content")
         edited = (title is not None and title != document.title) or (
@@ -473,12 +535,16 @@ async def update_document(
                 await session.refresh(document)
                 raise StaleVersion(document)
             document.version = version + 1
-            if title is not None:
+            if title is not None and title != document.title:
                 document.title = title
-            if content is not None:
+                changed.append("title")
+            if content is not None and content != document.content:
                 document.content = content
+                changed.append("content")
             session.add(_version_of(document, by or user_id))
         document.updated_at = utcnow()
+        if changed:
+            stage(session, note_updated(document, by or user_id, changed))
     return document
 
 
@@ -487,6 +553,7 @@ async def trash_document(db: Database, user_id: str, document_id: str) -> None:
         document = await _live_document(session, user_id, document_id)
         document.deleted_at = utcnow()
         document.trash_root = document.id
+        stage(session, note_deleted(document, user_id))
 
 
 async def restore_document(db: Database, user_id: str, document_id: str) -> Document:
@@ -503,6 +570,7 @@ async def restore_document(db: Database, user_id: str, document_id: str) -> Docu
         document.folder_id = await _restored_parent(session, user_id, document.folder_id)
         document.deleted_at = document.trash_root = None
         session.add(DocumentActivity(document_id=document.id, actor_id=user_id, kind="restore"))
+        stage(session, note_updated(document, user_id, ["restored"]))
     return document
 
 
@@ -516,6 +584,7 @@ async def duplicate_document(db: Database, user_id: str, document_id: str) -> Do
         content=source.content,
         folder_id=source.folder_id,
         provenance=source.provenance,
+        source="duplicate",
     )
 
 
@@ -654,6 +723,7 @@ async def move_items(
             document = await _live_document(session, user_id, document_id, for_update=True)
             if document.folder_id != target_id:
                 document.folder_id, document.updated_at = target_id, now
+                stage(session, note_updated(document, user_id, ["folder"]))
 
 
 async def trash_items(
@@ -686,6 +756,7 @@ async def trash_items(
         for document in documents:
             if not inside_chosen(document.folder_id):
                 document.deleted_at, document.trash_root = now, document.id
+                stage(session, note_deleted(document, user_id))
         await session.flush()
         for folder in folders:
             if not inside_chosen(folder.parent_id):
@@ -730,6 +801,14 @@ async def restore_version(
     async with db.transaction() as session:
         document = await _live_document(session, user_id, document_id, for_update=True)
         document.version += 1
+        changed: list[NoteChange] = [
+            change
+            for change, before, after in (
+                ("title", document.title, old.title),
+                ("content", document.content, old.content),
+            )
+            if before != after
+        ]
         document.title, document.content = old.title, old.content
         document.updated_at = utcnow()
         session.add(_version_of(document, by or user_id))
@@ -742,6 +821,7 @@ async def restore_version(
                 detail={"restored": number, "version": document.version},
             )
         )
+        stage(session, note_updated(document, by or user_id, changed))
     return document
 
 

@@ -14,6 +14,9 @@ The surface, by family:
   ``Pricing`` (``Pricing.from_usd`` converts list prices), the option models, chunks;
 * exporters, integrations, billing: ``Exporter``, ``Integration``/``Event``,
   ``BillingBackend``/``Checkout``;
+* domain events: ``EventType`` (a catalogue entry: name, payload ``version``, description,
+  ``EventPayload`` model), ``DomainEvent`` (one published event), ``EventRegistrar`` for
+  ``register_events``, and the core's types (``NOTE_CREATED``, ``GENERATION_COMPLETED``, ...);
 * errors: the ``ProviderError`` family and the request errors a plugin may raise;
 * SDK plumbing: ``ClientCache`` (long-lived SDK clients), ``openai_wire`` (the OpenAI wire
   protocol, shared by every server that speaks it), ``outgoing`` (the arguments every HTTP
@@ -26,6 +29,21 @@ The surface, by family:
 
 from multinotes import hookimpl, openai_wire, outgoing
 from multinotes.billing import BillingBackend, Checkout
+from multinotes.domain_events import (
+    COMMENT_CREATED,
+    CREDITS_LOW,
+    EXPORT_COMPLETED,
+    FOLDER_CREATED,
+    GENERATION_COMPLETED,
+    GENERATION_FAILED,
+    NOTE_CREATED,
+    NOTE_DELETED,
+    NOTE_SHARED,
+    NOTE_UPDATED,
+    DomainEvent,
+    EventPayload,
+    EventType,
+)
 from multinotes.errors import (
     Conflict,
     Forbidden,
@@ -41,6 +59,7 @@ from multinotes.errors import (
 from multinotes.exporters import ExportDocument, Exporter
 from multinotes.hookspecs import (
     BillingRegistrar,
+    EventRegistrar,
     ExporterRegistrar,
     IntegrationRegistrar,
     ProviderRegistrar,
@@ -77,7 +96,17 @@ from multinotes.providers import (
 
 __all__ = [
     "CAPABILITIES",
+    "COMMENT_CREATED",
+    "CREDITS_LOW",
     "CREDITS_PER_USD",
+    "EXPORT_COMPLETED",
+    "FOLDER_CREATED",
+    "GENERATION_COMPLETED",
+    "GENERATION_FAILED",
+    "NOTE_CREATED",
+    "NOTE_DELETED",
+    "NOTE_SHARED",
+    "NOTE_UPDATED",
     "Attachment",
     "BillingBackend",
     "BillingRegistrar",
@@ -87,7 +116,11 @@ __all__ = [
     "ClientCache",
     "Closable",
     "Conflict",
+    "DomainEvent",
     "Event",
+    "EventPayload",
+    "EventRegistrar",
+    "EventType",
     "ExportDocument",
     "Exporter",
     "ExporterRegistrar",

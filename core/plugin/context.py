@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from multinotes.domain_events import EVENTS, EventType, Subscriber
 from multinotes.errors import PluginError
 from multinotes.events import emit_event
 from multinotes.keys import DB, PLUGIN_SETTINGS, PLUGINS, SETTINGS, TASKS
@@ -67,9 +68,20 @@ class PluginContext:
         await self.app[TASKS].enqueue(task, **kwargs)
 
     async def emit(self, name: str, *, user_id: str | None, data: dict[str, Any]) -> None:
-        """Publish an event; every enabled integration that wants ``name`` receives it in
-        the background. ``data`` must be JSON-serialisable."""
+        """Publish a domain event (after your own transaction committed): subscribers in
+        this process run, and every enabled integration that wants ``name`` receives it in the
+        background. ``user_id`` owns what it is about. For a name in the catalogue (the core's,
+        or one a plugin registered with ``register_events``) ``data`` must fit its payload
+        schema, else ``ValueError``; any other name must be dotted lower case and ``data``
+        JSON-serialisable."""
         await emit_event(self.app, name, user_id, data)
+
+    def subscribe(self, event: EventType[Any] | str, handler: Subscriber) -> None:
+        """Call ``await handler(app, event)`` in this process after each published event of
+        this catalogued type (e.g. ``NOTE_CREATED``), while the plugin is enabled. Subscribe
+        once per process (in the ``startup`` hook). A handler that raises is logged and does
+        not affect the others; slow work belongs in a task (``enqueue``)."""
+        self.app[EVENTS].subscribe(event, handler, owner=self.plugin)
 
     async def credit(
         self, user_id: str, amount: int, *, reason: str, reference: str

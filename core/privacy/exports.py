@@ -32,6 +32,7 @@ from multinotes import audit
 from multinotes.chat import service as chat
 from multinotes.chat.models import Conversation, Generation, MessageMedia, ModelFavourite, Rating
 from multinotes.db import Base, Database, new_id, utcnow
+from multinotes.domain_events import EXPORT_COMPLETED, ExportCompleted, stage
 from multinotes.errors import NotFound
 from multinotes.files import objects
 from multinotes.files.models import File
@@ -458,6 +459,13 @@ async def build_data_export(app: web.Application, *, export_id: str, base_url: s
                     expires_at=now + timedelta(days=settings.data_export_expiry_days),
                 )
             )
+            if stored.rowcount == 1:
+                stage(
+                    session,
+                    EXPORT_COMPLETED.of(
+                        user.id, ExportCompleted(export_id=export_id, size=int(size))
+                    ),
+                )
         if stored.rowcount != 1:  # the row went (its account was deleted) while building
             await storage.delete(key)
             log.info("data_export_dropped", export_id=export_id)

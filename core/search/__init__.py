@@ -1,9 +1,9 @@
 """Search over conversations, messages and notes: full text (SQLite FTS5 or InnoDB FULLTEXT),
 semantic (offline embeddings) and hybrid; recent searches; the command palette.
 
-``service.search`` is the entry point; ``tasks.queue_embedding(app, user_id)`` is what code that
-changes a user's notes or messages calls once its change is committed (a periodic sweep catches
-anything that was not queued).
+``service.search`` is the entry point. Indexing reacts to domain events (``tasks.index_owner``
+for ``note.created``, ``note.updated`` and finished generations) rather than being called by the
+features that change text; a periodic sweep catches anything that was not queued.
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from multinotes.domain_events import EVENTS
 from multinotes.keys import DB, SETTINGS
 from multinotes.search.sqlite_index import ensure_index
-from multinotes.search.tasks import EMBED_QUEUE, EmbedQueue
+from multinotes.search.tasks import EMBED_QUEUE, EmbedQueue, subscribe
 from multinotes.search.vectors import VECTORS, VectorCache
 
 
@@ -30,6 +31,8 @@ def setup_search(app: web.Application) -> None:
         await queue.close()
 
     app.cleanup_ctx.append(embed_queue)
+    # Notes and answers are indexed when their events are published (after setup_events).
+    subscribe(app[EVENTS])
 
     async def check_index(app: web.Application) -> None:
         # Runs after the database's cleanup context has opened (and migrated) it.

@@ -1,7 +1,8 @@
 """Embeddings are computed in the background: a user's new or changed notes, messages and
-conversation titles right after the change (``queue_embedding``, called once the change is
-committed), and a periodic sweep for anything that was missed (a lost task, a process that
-stopped, a change made by a path that does not queue).
+conversation titles right after the change (``queue_embedding``, called by ``index_owner`` for
+the domain events that change text, published once the change is committed), and a periodic
+sweep for anything that was missed (a lost task, a process that stopped, a change made by a path
+that does not queue).
 
 What needs embedding is found by comparing with what is stored, so a task can run any number of
 times: a note or conversation whose ``updated_at`` is newer than its embedding's, a complete
@@ -23,6 +24,14 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from multinotes.chat.models import Conversation, Message
 from multinotes.db import Database, new_id, utcnow
+from multinotes.domain_events import (
+    GENERATION_COMPLETED,
+    GENERATION_FAILED,
+    NOTE_CREATED,
+    NOTE_UPDATED,
+    DomainEvent,
+    EventBus,
+)
 from multinotes.keys import DB, TASKS
 from multinotes.notes.models import Document
 from multinotes.plugin_host import TaskDef
@@ -100,6 +109,21 @@ async def queue_embedding(app: web.Application, user_id: str) -> None:
         await _enqueue(app, user_id)
     else:
         queue.request(user_id)
+
+
+#: What makes text findable (or no longer): a note written or changed, a prompt answered.
+INDEXED_EVENTS = (NOTE_CREATED, NOTE_UPDATED, GENERATION_COMPLETED, GENERATION_FAILED)
+
+
+def subscribe(bus: EventBus) -> None:
+    for event_type in INDEXED_EVENTS:
+        bus.subscribe(event_type, index_owner)
+
+
+async def index_owner(app: web.Application, event: DomainEvent) -> None:
+    """Embed what changed for the owner of the event's object."""
+    if event.user_id is not None:
+        await queue_embedding(app, event.user_id)
 
 
 async def _enqueue(app: web.Application, user_id: str) -> None:

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from multinotes.db import Database, utcnow
+from multinotes.domain_events import COMMENT_CREATED, CommentCreated, stage
 from multinotes.errors import Forbidden, Invalid, NotFound
 from multinotes.identity.actor import Actor
 from multinotes.markdown import render_markdown
@@ -167,6 +168,18 @@ async def add_comment(
             author=author,
             mentioned=mentioned,
             people={uid: (name, email) for uid, name, email in people},
+        )
+        stage(
+            session,
+            COMMENT_CREATED.of(
+                document.user_id,
+                CommentCreated(
+                    comment_id=comment.id,
+                    note_id=document.id,
+                    author_id=author.user_id,
+                    mentioned_ids=list(mentioned),
+                ),
+            ),
         )
     return comment_out(comment, author.name, author.user_id, rights.is_owner)
 

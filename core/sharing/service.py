@@ -23,6 +23,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from multinotes.chat.models import Conversation
 from multinotes.db import Database, new_id, utcnow
+from multinotes.domain_events import (
+    FOLDER_CREATED,
+    NOTE_SHARED,
+    FolderCreated,
+    NoteShared,
+    stage,
+)
 from multinotes.errors import AppError, Conflict, Invalid, NotFound
 from multinotes.files.models import File
 from multinotes.identity.actor import Actor
@@ -30,7 +37,7 @@ from multinotes.identity.passwords import hash_password, verify_password
 from multinotes.identity.service import normalize_email, token_hash
 from multinotes.models import User
 from multinotes.notes.models import Document, DocumentVersion, Folder
-from multinotes.notes.service import clean_name, name_key
+from multinotes.notes.service import clean_name, name_key, note_created
 from multinotes.sharing import access
 from multinotes.sharing.models import DocumentActivity, FolderActivity, Share
 from multinotes.sharing.notifications import Outbox, notify
@@ -269,6 +276,21 @@ async def create_share(
             session.add(share)
             await session.flush()
             _activity(session, share, owner.user_id, "share")
+            if object_type in ("document", "folder"):
+                stage(
+                    session,
+                    NOTE_SHARED.of(
+                        owner.user_id,
+                        NoteShared(
+                            share_id=share.id,
+                            object_type="document" if object_type == "document" else "folder",
+                            object_id=object_id,
+                            role=role,
+                            kind="link" if public else "user",
+                            recipient_id=share.recipient_id,
+                        ),
+                    ),
+                )
             title = title_of(obj)
             path = object_path(object_type, object_id)
             # A deactivated account hears nothing, in the app or in its inbox.
@@ -706,6 +728,7 @@ async def save_copy(db: Database, user_id: str, share: Share, obj: Any) -> tuple
         async with db.transaction() as session:
             rows = _copy_document(obj, user_id, None)
             session.add_all(rows)
+            stage(session, note_created(rows[0], user_id, "shared_copy"))
         return "document", rows[0].id
     if not isinstance(obj, Folder):
         raise Invalid(
@@ -737,6 +760,13 @@ async def save_copy(db: Database, user_id: str, share: Share, obj: Any) -> tuple
                 name_key=name_key(name),
             )
             session.add(new_folder)
+            stage(
+                session,
+                FOLDER_CREATED.of(
+                    user_id,
+                    FolderCreated(folder_id=new_folder.id, name=name, parent_id=new_parent),
+                ),
+            )
             mapping[source_id] = new_folder.id
             stack.extend((cid, new_folder.id, cname) for cid, cname in children.get(source_id, []))
         await session.flush()
@@ -750,7 +780,7 @@ async def save_copy(db: Database, user_id: str, share: Share, obj: Any) -> tuple
                 )
             )
             for document in documents:
-                session.add_all(
-                    _copy_document(document, user_id, mapping[document.folder_id or ""])
-                )
+                rows = _copy_document(document, user_id, mapping[document.folder_id or ""])
+                session.add_all(rows)
+                stage(session, note_created(rows[0], user_id, "shared_copy"))
     return "folder", mapping[obj.id]

@@ -14,8 +14,9 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from multinotes.app_settings import get_setting
+from multinotes.app_settings import DEFAULTS, AppSetting, get_setting
 from multinotes.db import Database, utcnow
+from multinotes.domain_events import CREDITS_LOW, CreditsLow, stage
 from multinotes.errors import Conflict, NotFound, PaymentRequired
 from multinotes.wallet.models import LedgerEntry, Reservation, Wallet
 
@@ -70,6 +71,23 @@ INSUFFICIENT = (
     "Not enough credits for this request. Top up your wallet, choose fewer or cheaper models, "
     "or lower the maximum answer length."
 )
+
+
+LOW_BALANCE = "wallet.low_balance_credits"
+
+
+async def stage_if_low(session: AsyncSession, user_id: str, taken: int) -> None:
+    """Inside the transaction that took ``taken`` credits from the balance: stage ``credits.low``
+    when that took it from at or above the low-balance threshold to below it (once per
+    crossing, not on every charge while it stays low)."""
+    if taken <= 0:
+        return
+    connection = await session.connection()
+    after = await connection.scalar(select(Wallet.balance).where(Wallet.user_id == user_id))
+    stored = await connection.scalar(select(AppSetting.value).where(AppSetting.key == LOW_BALANCE))
+    threshold = int((DEFAULTS[LOW_BALANCE] if stored is None else stored) or 0)
+    if after is not None and after < threshold <= after + taken:
+        stage(session, CREDITS_LOW.of(user_id, CreditsLow(balance=after, threshold=threshold)))
 
 
 async def hold_in(
@@ -171,6 +189,7 @@ async def settle_in(session: AsyncSession, reference: str, cost: int, *, reason:
                 model_id=reservation.model_id,
             )
         )
+        await stage_if_low(session, reservation.user_id, charged)
     return charged
 
 
@@ -211,6 +230,8 @@ async def adjust(
         if changed.rowcount != 1:
             raise Conflict("That would take the balance below zero.", code="insufficient_balance")
         session.add(entry)
+        if amount < 0:
+            await stage_if_low(session, user_id, -int(amount))
     return entry
 
 
