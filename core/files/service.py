@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from multinotes.chat.models import MessageMedia
 from multinotes.db import Database, new_id, utcnow
+from multinotes.domain_events import EVENTS
 from multinotes.errors import Invalid, NotFound, PayloadTooLarge
 from multinotes.files import sniff
 from multinotes.domain_events import EVENTS
@@ -66,6 +67,10 @@ def setup_files(app: web.Application) -> None:
             await close()
 
     app.cleanup_ctx.append(storage_ctx)
+    # What a model made is kept in Files too (after setup_events).
+    from multinotes.files import generated
+
+    generated.subscribe(app[EVENTS])
     # What a model made is kept in Files too (after setup_events).
     from multinotes.files import generated
 
