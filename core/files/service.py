@@ -22,7 +22,6 @@ from multinotes.db import Database, new_id, utcnow
 from multinotes.domain_events import EVENTS
 from multinotes.errors import Invalid, NotFound, PayloadTooLarge
 from multinotes.files import sniff
-from multinotes.domain_events import EVENTS
 from multinotes.files.models import File
 from multinotes.files.storage import LocalStorage, Storage
 from multinotes.keys import DB, SETTINGS
@@ -67,10 +66,6 @@ def setup_files(app: web.Application) -> None:
             await close()
 
     app.cleanup_ctx.append(storage_ctx)
-    # What a model made is kept in Files too (after setup_events).
-    from multinotes.files import generated
-
-    generated.subscribe(app[EVENTS])
     # What a model made is kept in Files too (after setup_events).
     from multinotes.files import generated
 
