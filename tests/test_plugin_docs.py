@@ -148,12 +148,20 @@ def test_the_tutorial_builds_a_package_whose_tests_pass_and_a_wheel(tmp_path):
     assert (tmp_path / "multinotes-acme" / "tests" / "test_acme.py").exists()
 
 
+def test_the_exporters_example_runs():
+    """docs/plugins/exporters.md: the example exporter renders with its options."""
+    [(language, source)] = blocks("exporters.md")
+    assert language == "python"
+    exec(compile(source, "exporters.md", "exec"), {"__name__": "exporters_md"})
+
+
 def test_every_block_in_docs_plugins_is_run_by_a_test():
     """A new page, or a block of a new language, needs a test here first."""
     pages = {path.name: blocks(path.name) for path in sorted(DOCS.glob("*.md"))}
-    assert set(pages) == {"README.md", "tutorial.md", "hooks.md"}
+    assert set(pages) == {"README.md", "tutorial.md", "hooks.md", "exporters.md"}
     assert pages["README.md"] == []
     assert [language for language, _ in pages["hooks.md"]] == ["python"]
+    assert [language for language, _ in pages["exporters.md"]] == ["python"]
     assert {language for language, _ in pages["tutorial.md"]} == {"toml", "python", "sh"}
 
 

@@ -12,11 +12,10 @@ The surface, by family:
 * hooks: ``hookimpl`` and the typed ``register`` callables each capability hook receives;
 * providers: ``Provider``/``StaticProvider``, ``Model``, ``GenerationRequest``, ``Usage``,
   ``Pricing`` (``Pricing.from_usd`` converts list prices), the option models, chunks;
-* exporters, integrations, billing: ``Exporter``, ``Integration``/``Event``,
+* exporters, integrations, billing: ``Exporter`` (with ``ExportDocument``, ``Provenance``,
+  ``ExportOptions``, ``ExportFile``/``ExportLink``; ``export_blocks`` parses a note's Markdown
+  into blocks, ``render_markdown`` into sanitised HTML), ``Integration``/``Event``,
   ``BillingBackend``/``Checkout``;
-* domain events: ``EventType`` (a catalogue entry: name, payload ``version``, description,
-  ``EventPayload`` model), ``DomainEvent`` (one published event), ``EventRegistrar`` for
-  ``register_events``, and the core's types (``NOTE_CREATED``, ``GENERATION_COMPLETED``, ...);
 * errors: the ``ProviderError`` family and the request errors a plugin may raise;
 * SDK plumbing: ``ClientCache`` (long-lived SDK clients), ``openai_wire`` (the OpenAI wire
   protocol, shared by every server that speaks it), ``outgoing`` (the arguments every HTTP
@@ -27,23 +26,8 @@ The surface, by family:
   wallet ledger, templates, absolute URLs).
 """
 
-from multinotes import hookimpl, openai_wire, outgoing
+from multinotes import export_blocks, hookimpl, openai_wire, outgoing
 from multinotes.billing import BillingBackend, Checkout
-from multinotes.domain_events import (
-    COMMENT_CREATED,
-    CREDITS_LOW,
-    EXPORT_COMPLETED,
-    FOLDER_CREATED,
-    GENERATION_COMPLETED,
-    GENERATION_FAILED,
-    NOTE_CREATED,
-    NOTE_DELETED,
-    NOTE_SHARED,
-    NOTE_UPDATED,
-    DomainEvent,
-    EventPayload,
-    EventType,
-)
 from multinotes.errors import (
     Conflict,
     Forbidden,
@@ -56,10 +40,22 @@ from multinotes.errors import (
     ProviderRateLimited,
     ProviderUnavailable,
 )
-from multinotes.exporters import ExportDocument, Exporter
+from multinotes.exporters import (
+    ExportAnswer,
+    ExportDocument,
+    Exporter,
+    ExportFile,
+    ExportImage,
+    ExportLink,
+    ExportMessage,
+    ExportOptions,
+    ExportResult,
+    ExportSource,
+    Provenance,
+    safe_filename,
+)
 from multinotes.hookspecs import (
     BillingRegistrar,
-    EventRegistrar,
     ExporterRegistrar,
     IntegrationRegistrar,
     ProviderRegistrar,
@@ -69,6 +65,7 @@ from multinotes.hookspecs import (
     TemplateRegistrar,
 )
 from multinotes.integrations import Event, Integration
+from multinotes.markdown import render_markdown
 from multinotes.plugin.context import PluginContext, WalletEntry, plugin_context
 from multinotes.providers import (
     CAPABILITIES,
@@ -96,17 +93,7 @@ from multinotes.providers import (
 
 __all__ = [
     "CAPABILITIES",
-    "COMMENT_CREATED",
-    "CREDITS_LOW",
     "CREDITS_PER_USD",
-    "EXPORT_COMPLETED",
-    "FOLDER_CREATED",
-    "GENERATION_COMPLETED",
-    "GENERATION_FAILED",
-    "NOTE_CREATED",
-    "NOTE_DELETED",
-    "NOTE_SHARED",
-    "NOTE_UPDATED",
     "Attachment",
     "BillingBackend",
     "BillingRegistrar",
@@ -116,12 +103,16 @@ __all__ = [
     "ClientCache",
     "Closable",
     "Conflict",
-    "DomainEvent",
     "Event",
-    "EventPayload",
-    "EventRegistrar",
-    "EventType",
+    "ExportAnswer",
     "ExportDocument",
+    "ExportFile",
+    "ExportImage",
+    "ExportLink",
+    "ExportMessage",
+    "ExportOptions",
+    "ExportResult",
+    "ExportSource",
     "Exporter",
     "ExporterRegistrar",
     "Forbidden",
@@ -138,6 +129,7 @@ __all__ = [
     "PluginContext",
     "PluginError",
     "Pricing",
+    "Provenance",
     "Provider",
     "ProviderBadResponse",
     "ProviderError",
@@ -155,9 +147,12 @@ __all__ = [
     "WalletEntry",
     "configured_key",
     "credits_from_usd",
+    "export_blocks",
     "hookimpl",
     "openai_wire",
     "outgoing",
     "parse_retry_after",
     "plugin_context",
+    "render_markdown",
+    "safe_filename",
 ]
