@@ -8,6 +8,8 @@ cheap to make per call.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -16,11 +18,12 @@ from aiohttp import web
 from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from multinotes.domain_events import EVENTS, EventType, Subscriber
-from multinotes.errors import PluginError
+from multinotes.errors import PluginError, Unauthorized
 from multinotes.events import emit_event
-from multinotes.keys import DB, PLUGIN_SETTINGS, PLUGINS, SETTINGS, TASKS
+from multinotes.keys import DB, PLUGIN_SETTINGS, PLUGINS, SECRETS, SETTINGS, TASKS
 
 SettingsT = TypeVar("SettingsT", bound=BaseModel)
 
@@ -38,6 +41,16 @@ class WalletEntry:
     user_id: str
     amount: int
     reference: str
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who sent the request a plugin's route is handling (``PluginContext.caller``)."""
+
+    user_id: str
+    name: str
+    email: str
+    is_admin: bool
 
 
 @dataclass(frozen=True)
@@ -123,6 +136,66 @@ class PluginContext:
                     )
                 ).one()
         return WalletEntry(entry.id, entry.user_id, entry.amount, reference)
+
+    def is_enabled(self) -> bool:
+        """Whether an admin has the plugin switched on right now (a long-running task checks
+        it between steps: switching a plugin off stops it at once)."""
+        return bool(self.app[PLUGINS].is_enabled(self.plugin))
+
+    def caller(self, request: web.Request) -> Caller:
+        """Who is asking (session or API key); raises ``Unauthorized`` (401) for nobody. A route
+        registered with ``access="user"`` or ``"admin"`` always has one."""
+        from multinotes.identity.actor import current_actor
+
+        actor = current_actor(request)
+        if actor is None:
+            raise Unauthorized()
+        return Caller(actor.user_id, actor.name, actor.email, actor.is_admin)
+
+    def transaction(self) -> AbstractAsyncContextManager[AsyncSession]:
+        """One short unit of work on the app's database (SQLAlchemy ``AsyncSession``),
+        committed when the block ends. For the plugin's own tables (see "Tables of a plugin"
+        in the plugin API docs); never hold it across a call to a remote service."""
+        return self._session(write=True)
+
+    def read(self) -> AbstractAsyncContextManager[AsyncSession]:
+        """A session for reads only; nothing is committed."""
+        return self._session(write=False)
+
+    @asynccontextmanager
+    async def _session(self, *, write: bool) -> AsyncIterator[AsyncSession]:
+        db = self.app[DB]
+        async with db.transaction() if write else db.read() as session:
+            yield session
+
+    def encrypt(self, plaintext: str) -> str:
+        """Encrypt a secret for storage (under the instance's master keys, like the plugin
+        settings' secrets); ``decrypt`` reverses it."""
+        return str(self.app[SECRETS].encrypt(plaintext))
+
+    def decrypt(self, token: str) -> str:
+        return str(self.app[SECRETS].decrypt(token))
+
+    async def notify(self, user_id: str, *, title: str, text: str = "", url: str = "/") -> None:
+        """Leave an in-app notification for a user (the bell), e.g. "your webhook was
+        disabled"; ``url`` is a path on this site."""
+        from multinotes.sharing.notifications import notify
+
+        if not url.startswith("/"):
+            raise ValueError("url must be a path on this site, starting with '/'")
+        async with self.app[DB].transaction() as session:
+            notify(
+                session,
+                user_id=user_id,
+                kind="plugin",
+                actor_id=None,
+                actor_name=self.plugin,
+                object_type="plugin",
+                object_id=self.plugin[:32],
+                title=title,
+                url=url,
+                text=text,
+            )
 
     def render(self, template: str, /, **values: Any) -> str:
         """Render a template (the plugin's own folder from ``register_templates`` comes first,

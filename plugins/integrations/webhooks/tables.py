@@ -1,0 +1,129 @@
+"""The plugin's tables, on its own metadata (created by the core migration ``0021_webhooks``:
+plugins cannot ship migrations yet; ``tests/test_webhooks_schema.py`` keeps the two equal)."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects import mysql
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def new_id() -> str:
+    """32 hex characters that sort by creation time, like the core's ids."""
+    return f"{int(time.time() * 1000):012x}{secrets.token_hex(10)}"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Naive UTC in the database (MySQL DATETIME has no zone), aware UTC in Python."""
+
+    impl = DateTime(timezone=False)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(DateTime(timezone=False))
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData()
+
+
+class Endpoint(Base):
+    """Where a user (or, for the whole instance, an admin) wants events delivered."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    #: The owner (the users table is the core's: its ON DELETE CASCADE is in the migration).
+    user_id: Mapped[str] = mapped_column(String(32), index=True)
+    #: "user": events about the owner's own objects; "instance" (admins only): every event.
+    scope: Mapped[str] = mapped_column(String(16), default="user")
+    url: Mapped[str] = mapped_column(String(2000))
+    description: Mapped[str] = mapped_column(String(500), default="")
+    events: Mapped[list[str]] = mapped_column(JSON, default=list)
+    #: ``whsec_...``, encrypted under the master keys.
+    secret: Mapped[str] = mapped_column(String(500))
+    #: The secret before the last rotation, still signing until ``previous_secret_until``.
+    previous_secret: Mapped[str | None] = mapped_column(String(500))
+    previous_secret_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: Why it is off: "owner", "admin" or "failing" (switched off after failing for days).
+    disabled_reason: Mapped[str | None] = mapped_column(String(32))
+    #: Start of the current run of failed attempts (None while the receiver answers).
+    failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Delivery(Base):
+    """One message (one event) to one endpoint; every retry sends it with the same
+    ``webhook-id`` (``msg_<id>``) and body."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("endpoint_id", "event_key", name="uq_webhook_deliveries_event"),
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    endpoint_id: Mapped[str] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
+    event_type: Mapped[str] = mapped_column(String(100))
+    #: The event's id (one delivery per event and endpoint, however often it is handed over).
+    event_key: Mapped[str] = mapped_column(String(64))
+    body: Mapped[str] = mapped_column(Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb"))
+    #: "pending" (an attempt is due or running), "succeeded" or "failed" (retries exhausted).
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    #: When the next attempt is due; while one runs, when it counts as crashed.
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Attempt(Base):
+    """One HTTP request of a delivery, as the delivery log shows it."""
+
+    __tablename__ = "webhook_attempts"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    delivery_id: Mapped[str] = mapped_column(
+        ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), index=True
+    )
+    number: Mapped[int] = mapped_column(Integer)
+    #: "auto" (the first try and the scheduled retries) or "manual" (the Retry button).
+    trigger: Mapped[str] = mapped_column(String(16), default="auto")
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    latency_ms: Mapped[int] = mapped_column(Integer, default=0)
+    response_excerpt: Mapped[str] = mapped_column(String(1000), default="")
+    error: Mapped[str | None] = mapped_column(String(500))
