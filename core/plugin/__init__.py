@@ -16,6 +16,9 @@ The surface, by family:
   ``ExportOptions``, ``ExportFile``/``ExportLink``; ``export_blocks`` parses a note's Markdown
   into blocks, ``render_markdown`` into sanitised HTML), ``Integration``/``Event``,
   ``BillingBackend``/``Checkout``;
+* domain events: ``EventType`` (a catalogue entry: name, payload ``version``, description,
+  ``EventPayload`` model), ``DomainEvent`` (one published event), ``EventRegistrar`` for
+  ``register_events``, and the core's types (``NOTE_CREATED``, ``GENERATION_COMPLETED``, ...);
 * errors: the ``ProviderError`` family and the request errors a plugin may raise;
 * SDK plumbing: ``ClientCache`` (long-lived SDK clients), ``openai_wire`` (the OpenAI wire
   protocol, shared by every server that speaks it), ``outgoing`` (the arguments every HTTP
@@ -28,6 +31,21 @@ The surface, by family:
 
 from multinotes import export_blocks, hookimpl, openai_wire, outgoing
 from multinotes.billing import BillingBackend, Checkout
+from multinotes.domain_events import (
+    COMMENT_CREATED,
+    CREDITS_LOW,
+    EXPORT_COMPLETED,
+    FOLDER_CREATED,
+    GENERATION_COMPLETED,
+    GENERATION_FAILED,
+    NOTE_CREATED,
+    NOTE_DELETED,
+    NOTE_SHARED,
+    NOTE_UPDATED,
+    DomainEvent,
+    EventPayload,
+    EventType,
+)
 from multinotes.errors import (
     Conflict,
     Forbidden,
@@ -56,6 +74,7 @@ from multinotes.exporters import (
 )
 from multinotes.hookspecs import (
     BillingRegistrar,
+    EventRegistrar,
     ExporterRegistrar,
     IntegrationRegistrar,
     ProviderRegistrar,
@@ -93,7 +112,17 @@ from multinotes.providers import (
 
 __all__ = [
     "CAPABILITIES",
+    "COMMENT_CREATED",
+    "CREDITS_LOW",
     "CREDITS_PER_USD",
+    "EXPORT_COMPLETED",
+    "FOLDER_CREATED",
+    "GENERATION_COMPLETED",
+    "GENERATION_FAILED",
+    "NOTE_CREATED",
+    "NOTE_DELETED",
+    "NOTE_SHARED",
+    "NOTE_UPDATED",
     "Attachment",
     "BillingBackend",
     "BillingRegistrar",
@@ -103,7 +132,11 @@ __all__ = [
     "ClientCache",
     "Closable",
     "Conflict",
+    "DomainEvent",
     "Event",
+    "EventPayload",
+    "EventRegistrar",
+    "EventType",
     "ExportAnswer",
     "ExportDocument",
     "ExportFile",
