@@ -23,7 +23,20 @@ from multinotes.app_settings import get_setting
 from multinotes.db import Base, UTCDateTime, utcnow
 from multinotes.errors import Invalid, NeedsKey, NotFound, ProviderError, ProviderUnavailable
 from multinotes.keys import CATALOG, DB, PLUGIN_SETTINGS, PLUGINS
-from multinotes.providers import ClientCache, Model, Pricing, Provider, Usage, configured_key
+from multinotes.providers import (
+    PRICE_FIELDS,
+    ChatMessage,
+    ClientCache,
+    GenerationRequest,
+    Model,
+    Pricing,
+    Provider,
+    Usage,
+    call_with_credentials,
+    generation_request,
+    provider_base_url,
+    provider_key,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -45,9 +58,6 @@ class ModelSetting(Base):
     per_audio_minute: Mapped[float | None] = mapped_column(Float)
     markup_percent: Mapped[float | None] = mapped_column(Float)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
-
-
-PRICE_FIELDS = ("input_per_million", "output_per_million", "per_image", "per_audio_minute")
 
 
 def cost_of(usage: Usage, pricing: Pricing) -> int:
@@ -82,6 +92,13 @@ class CatalogEntry:
     @property
     def available(self) -> bool:
         return self.enabled and self.status == "ok"
+
+    def request(
+        self, messages: list[ChatMessage], options: Any, **kwargs: Any
+    ) -> GenerationRequest:
+        """A call of this model: the plugin's settings, the key and base URL read from them
+        (``NeedsKey`` when a needed key is missing), and ``kwargs`` (usage, timeout, clients)."""
+        return generation_request(self.provider, messages, options, self.config, **kwargs)
 
     def public(self, rating: tuple[float, int] | None = None) -> dict[str, Any]:
         average, count = rating or (None, 0)
@@ -135,7 +152,7 @@ class CircuitBreaker:
 
 
 def _key_missing(provider: Provider, config: Any) -> bool:
-    return bool(provider.key_field) and not configured_key(config, provider.key_field or "")
+    return bool(provider.key_field) and provider_key(provider, config, required=False) is None
 
 
 class Catalog:
@@ -176,7 +193,12 @@ class Catalog:
         if cached and now - cached[0] < MODEL_CACHE_SECONDS:
             return cached[1]
         try:
-            models = await provider.list_models(config)
+            models = await call_with_credentials(
+                provider.list_models,
+                config,
+                key=provider_key(provider, config, required=False),
+                base_url=provider_base_url(provider, config),
+            )
         except Exception as exc:  # a provider that cannot list models offers none for now
             log.warning(
                 "provider_models_failed",
@@ -286,7 +308,12 @@ class Catalog:
         try:
             if _key_missing(entry.provider, entry.config):
                 raise NeedsKey(f"{entry.provider.name} has no API key set.")
-            result = await entry.provider.check(entry.config)
+            result = await call_with_credentials(
+                entry.provider.check,
+                entry.config,
+                key=provider_key(entry.provider, entry.config),
+                base_url=provider_base_url(entry.provider, entry.config),
+            )
             ok = True
             self.breaker.record_success(entry.provider.provider_id)
         except ProviderError as exc:

@@ -6,7 +6,14 @@ is (id, name, capabilities, limits, prices, its ``Options``) and implements one 
 images and audio. It fills ``request.usage`` as the provider reports it; the core bills from that.
 
 The core resolves the plugin's settings (keys decrypted) and passes them in as
-``request.config``: plugins never read the environment. ``request.clients`` is the app's
+``request.config``: plugins never read the environment. Like ``llm``'s ``needs_key``, a provider
+names the settings field that holds its key (``Provider.key_field``) and the one that holds its
+server's URL (``Provider.base_url_field``); the core reads both, refuses the call with ``NeedsKey``
+when a needed key is missing (before the plugin runs), and passes them in as ``request.key`` and
+``request.base_url`` (and as ``key=`` / ``base_url=`` to ``Provider.check`` and
+``Provider.list_models`` when those accept them). Models are declared as data: a list of
+``ModelInfo`` records (id, name, context window, prices, capabilities, ...) that a model class
+is built from. ``request.clients`` is the app's
 ``ClientCache``, where a plugin keeps its SDK clients between calls. Failures are raised as the
 ``ProviderError`` family from ``multinotes.errors``: ``NeedsKey`` (no or bad key),
 ``ProviderRateLimited`` (429, with ``retry_after``), ``ProviderUnavailable`` (5xx, timeouts,
@@ -19,13 +26,16 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import inspect
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable, Hashable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from multinotes.errors import NeedsKey
 
 #: What a model can do; tools on the home screen pick models by these.
 CAPABILITIES = (
@@ -154,6 +164,7 @@ class Closable(Protocol):
 
 
 ClientT = TypeVar("ClientT", bound=Closable)
+T = TypeVar("T")
 
 
 class ClientCache:
@@ -194,11 +205,69 @@ class GenerationRequest:
     #: The app's long-lived SDK clients; None outside an app (a plugin then builds a client for
     #: the call and closes it afterwards).
     clients: ClientCache | None = None
+    #: The API key the core read from the settings field ``Provider.key_field`` names (stripped);
+    #: None when the provider needs none. The core never calls a model whose key is missing.
+    key: str | None = None
+    #: The server URL from the settings field ``Provider.base_url_field`` names (stripped, no
+    #: trailing slash); None when the provider has no such setting.
+    base_url: str | None = None
+
+    def require_key(self, provider_name: str) -> str:
+        """``key``, or ``NeedsKey`` before anything is sent when the caller passed none (the core
+        never does; a test or script that builds requests by hand might)."""
+        if not self.key:
+            raise NeedsKey(
+                f"{provider_name} needs an API key. An admin can set it in the Plugins console."
+            )
+        return self.key
+
+
+#: The fields of ``Pricing``, in order.
+PRICE_FIELDS = ("input_per_million", "output_per_million", "per_image", "per_audio_minute")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A model declared as data: what the catalog shows and bills. A provider lists its models
+    as records and builds each from one (``ChatModel(info)``), so adding a model or changing a
+    price is a line of data, not a class."""
+
+    model_id: str  # globally unique; convention "<provider>/<model>"
+    name: str
+    pricing: Pricing = Pricing()
+    capabilities: frozenset[str] = frozenset({"text"})
+    context_window: int = 8192
+    max_output: int = 4096
+    description: str = ""
+    #: Shown next to the name wherever it appears (e.g. "Demo").
+    label: str | None = None
+    #: The per-request options model; None: the model class's own ``Options``.
+    options: type[BaseModel] | None = None
+    #: The name the provider's API knows the model by; "": ``model_id`` after the first "/".
+    api_name: str = ""
+    #: Whatever else this provider needs to know about the model (e.g. inference steps).
+    extra: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.capabilities) - set(CAPABILITIES))
+        if unknown:
+            raise ValueError(f"{self.model_id}: unknown capabilities {', '.join(unknown)}")
+        if "/" not in self.model_id:
+            raise ValueError(f"{self.model_id}: a model id is '<provider>/<model>'")
+        if self.context_window < 0 or self.max_output < 0:
+            raise ValueError(f"{self.model_id}: limits cannot be negative")
+        if any(getattr(self.pricing, name) < 0 for name in PRICE_FIELDS):
+            raise ValueError(f"{self.model_id}: prices cannot be negative")
+
+    @property
+    def remote_name(self) -> str:
+        return self.api_name or self.model_id.split("/", 1)[1]
 
 
 class Model(ABC):
-    """One model. Subclasses set the attributes (on the class, or per instance for models a
-    provider discovers at run time) and implement ``stream``."""
+    """One model. Build it from a ``ModelInfo`` record (``Model(info)``), or set the attributes
+    on a subclass (or per instance, for models a provider discovers at run time); then implement
+    ``stream``."""
 
     model_id: str  # globally unique; convention "<provider>/<model>"
     name: str
@@ -210,6 +279,39 @@ class Model(ABC):
     #: Shown next to the name wherever it appears (e.g. "Demo").
     label: str | None = None
     description: str = ""
+
+    def __init__(self, info: ModelInfo | None = None) -> None:
+        if info is None:
+            return
+        self.model_id = info.model_id
+        self.name = info.name
+        self.capabilities = frozenset(info.capabilities)
+        self.context_window = info.context_window
+        self.max_output = info.max_output
+        self.pricing = info.pricing
+        self.label = info.label if info.label is not None else type(self).label
+        self.description = info.description
+        self.api_name = info.remote_name
+        self.extra = dict(info.extra)
+        if info.options is not None:
+            self.Options = info.options  # type: ignore[misc]  # per instance, by design
+
+    @property
+    def info(self) -> ModelInfo:
+        """This model as a record (what the catalog lists)."""
+        return ModelInfo(
+            model_id=self.model_id,
+            name=self.name,
+            pricing=self.pricing,
+            capabilities=frozenset(self.capabilities),
+            context_window=self.context_window,
+            max_output=self.max_output,
+            description=self.description,
+            label=self.label,
+            options=self.Options,
+            api_name=getattr(self, "api_name", "") or "",
+            extra=dict(getattr(self, "extra", {}) or {}),
+        )
 
     @property
     def id(self) -> str:
@@ -225,8 +327,12 @@ class Provider(ABC):
 
     provider_id: str
     name: str
-    #: Name of the settings field that holds the API key; None when no key is needed.
+    #: Name of the settings field that holds the API key; None when no key is needed. The core
+    #: reads it and passes it in (``request.key``); a missing key never reaches the plugin.
     key_field: str | None = "api_key"
+    #: Name of the settings field that holds the server's URL (``request.base_url``); None, or a
+    #: field the settings do not have, when the provider has no such setting.
+    base_url_field: str | None = "base_url"
 
     @property
     def id(self) -> str:
@@ -235,11 +341,15 @@ class Provider(ABC):
     @abstractmethod
     async def list_models(self, config: Any) -> list[Model]:
         """The models this provider offers with these settings. Static providers return a fixed
-        list; others may ask their server (the core caches the answer)."""
+        list; others may ask their server (the core caches the answer). An implementation that
+        declares keyword parameters ``key`` and/or ``base_url`` gets them from the core (the
+        key may be None here: the catalog lists models before an admin sets a key)."""
 
     async def check(self, config: Any) -> str:
         """Test the connection (admin console's "Test connection"). Returns a short description
-        of what worked; raises a ``ProviderError`` saying what did not."""
+        of what worked; raises a ``ProviderError`` saying what did not. An implementation that
+        declares keyword parameters ``key`` and/or ``base_url`` gets them from the core, which
+        has already refused a missing key with ``NeedsKey``."""
         models = await self.list_models(config)
         return f"{len(models)} model(s) available"
 
@@ -284,3 +394,72 @@ def configured_key(config: Any, field_name: str = "api_key") -> str:
     value = getattr(config, field_name, None)
     plain = value.get_secret_value() if isinstance(value, SecretStr) else (value or "")
     return str(plain).strip()
+
+
+# -- what the core resolves and passes in ---------------------------------------------------------
+
+
+def provider_key(provider: Provider, config: Any, *, required: bool = True) -> str | None:
+    """The API key the core passes to ``provider`` with these settings: None when the provider
+    needs none; ``NeedsKey`` (or None when not ``required``) when the key is not set."""
+    if not provider.key_field:
+        return None
+    key = configured_key(config, provider.key_field)
+    if key:
+        return key
+    if not required:
+        return None
+    raise NeedsKey(f"{provider.name} needs an API key. An admin can set it in the Plugins console.")
+
+
+def provider_base_url(provider: Provider, config: Any) -> str | None:
+    """The server URL the core passes to ``provider``: its ``base_url_field`` setting, stripped
+    and without a trailing slash (None when the provider has no such setting or it is empty)."""
+    if not provider.base_url_field:
+        return None
+    value = getattr(config, provider.base_url_field, None)
+    text = str(value).strip().rstrip("/") if value else ""
+    return text or None
+
+
+def _accepted(method: Callable[..., Any], name: str) -> bool:
+    try:
+        parameters = inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in parameters or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
+    )
+
+
+def call_with_credentials(
+    method: Callable[..., Awaitable[T]], config: Any, *, key: str | None, base_url: str | None
+) -> Awaitable[T]:
+    """Call ``Provider.check`` or ``Provider.list_models`` the way the core does: with the
+    settings, plus ``key=`` and ``base_url=`` when the method declares them (by name, as pluggy
+    passes hook arguments), so a provider written for ``check(config)`` keeps working."""
+    extra: dict[str, Any] = {}
+    if _accepted(method, "key"):
+        extra["key"] = key
+    if _accepted(method, "base_url"):
+        extra["base_url"] = base_url
+    return method(config, **extra)
+
+
+def generation_request(
+    provider: Provider,
+    messages: list[ChatMessage],
+    options: BaseModel,
+    config: Any,
+    **kwargs: Any,
+) -> GenerationRequest:
+    """A ``GenerationRequest`` as the core builds it: the settings, plus the key and base URL
+    read from them (``NeedsKey`` before any call when a needed key is missing)."""
+    return GenerationRequest(
+        messages=messages,
+        options=options,
+        config=config,
+        key=provider_key(provider, config),
+        base_url=provider_base_url(provider, config),
+        **kwargs,
+    )

@@ -32,12 +32,18 @@ from pydantic import BaseModel, SecretStr
 from multinotes.errors import NeedsKey, ProviderError, ProviderRateLimited, ProviderUnavailable
 from multinotes.plugin_host import PluginSource
 from multinotes.providers import (
+    CAPABILITIES,
     ChatMessage,
     Chunk,
     ClientCache,
     GenerationRequest,
     Model,
+    ModelInfo,
     Provider,
+    call_with_credentials,
+    generation_request,
+    provider_base_url,
+    provider_key,
 )
 from multinotes.settings import Settings
 
@@ -245,7 +251,113 @@ async def plugin_client(
         yield api
 
 
+# -- calling a provider as the core does -----------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def serve_fake(app: web.Application) -> AsyncIterator[str]:
+    """Serve a fake of a provider's API on a free loopback port; yields its root URL (no
+    trailing slash)."""
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        yield str(server.make_url("")).rstrip("/")
+    finally:
+        await server.close()
+
+
+def refused_url(path: str = "/v1") -> str:
+    """A loopback URL where nothing listens, so connections are refused at once."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}{path}"
+
+
+class _ConventionalFields(Provider):
+    """A provider's usual settings fields (``api_key``, ``base_url``), for requests built
+    without naming the provider."""
+
+    provider_id = "provider"
+    name = "The provider"
+
+    async def list_models(self, config: Any) -> list[Model]:
+        return []
+
+
+def make_request(
+    model: Model,
+    config: Any,
+    *messages: ChatMessage | str,
+    options: dict[str, Any] | None = None,
+    timeout: float = 30.0,
+    provider: Provider | None = None,
+) -> GenerationRequest:
+    """A request as the core builds it: the settings, and the key and base URL read from them
+    (by ``provider``'s ``key_field`` / ``base_url_field``; without a provider, from ``api_key``
+    and ``base_url``). A missing key is passed on as None, so the model's own refusal can be
+    tested. Plain strings become user messages; ``options`` are validated by the model's
+    ``Options``."""
+    fields = provider or _ConventionalFields()
+    chat = [ChatMessage("user", m) if isinstance(m, str) else m for m in messages]
+    parsed: BaseModel = model.Options.model_validate(options or {})
+    return GenerationRequest(
+        messages=chat,
+        options=parsed,
+        config=config,
+        timeout=timeout,
+        key=provider_key(fields, config, required=False),
+        base_url=provider_base_url(fields, config),
+    )
+
+
+def provider_request(
+    provider: Provider, config: Any, messages: list[ChatMessage], options: BaseModel, **kwargs: Any
+) -> GenerationRequest:
+    """Like ``make_request`` for a provider and already-built messages and options."""
+    return GenerationRequest(
+        messages=messages,
+        options=options,
+        config=config,
+        key=provider_key(provider, config, required=False),
+        base_url=provider_base_url(provider, config),
+        **kwargs,
+    )
+
+
+async def collect(
+    model: Model, request: GenerationRequest, into: list[Chunk] | None = None
+) -> list[Chunk]:
+    """Everything the model yields. Pass ``into`` to keep what arrived before an error."""
+    chunks = [] if into is None else into
+    async for chunk in model.stream(request):
+        chunks.append(chunk)
+    return chunks
+
+
+async def check_connection(provider: Provider, config: Any) -> str:
+    """The console's "Test connection" as the core runs it: ``NeedsKey`` when a needed key is
+    missing, else ``provider.check`` with the key and base URL read from the settings."""
+    return await call_with_credentials(
+        provider.check,
+        config,
+        key=provider_key(provider, config),
+        base_url=provider_base_url(provider, config),
+    )
+
+
 # -- provider conformance -------------------------------------------------------------------------
+
+
+def _takes_info(cls: type[Model]) -> bool:
+    """Whether ``cls(info)`` builds the model (models built from records)."""
+    import inspect
+
+    try:
+        parameters = list(inspect.signature(cls).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    return len(parameters) == 1 and parameters[0].name == "info"
 
 
 class FakeProviderServer(Protocol):
@@ -272,7 +384,10 @@ class ProviderConformance:
                 return AcmeSettings(base_url=url, api_key=api_key)
 
     ``make_settings`` gets the fake's root URL and the key (None: no key configured). Each test
-    serves a new fake on a loopback port and streams ``model_id`` the way the core does.
+    serves a new fake on a loopback port and streams ``model_id`` the way the core does: the
+    core reads the key and base URL from the settings (``Provider.key_field``,
+    ``Provider.base_url_field``) and passes them in, so a provider must use ``request.key`` and
+    ``request.base_url`` rather than read its settings for them.
     """
 
     model_id: str
@@ -297,15 +412,19 @@ class ProviderConformance:
         finally:
             await server.close()
 
+    async def _model(self, settings: BaseModel) -> Model:
+        models = await self.make_provider().list_models(settings)
+        return next(m for m in models if m.model_id == self.model_id)
+
     async def _request(
         self, settings: BaseModel, clients: ClientCache | None = None
     ) -> tuple[Model, GenerationRequest]:
-        models = await self.make_provider().list_models(settings)
-        model = next(m for m in models if m.model_id == self.model_id)
-        request = GenerationRequest(
-            messages=[ChatMessage("user", "Say hello")],
-            options=model.Options(),
-            config=settings,
+        model = await self._model(settings)
+        request = generation_request(
+            self.make_provider(),
+            [ChatMessage("user", "Say hello")],
+            model.Options(),
+            settings,
             timeout=10.0,
             clients=clients,
         )
@@ -323,16 +442,79 @@ class ProviderConformance:
         assert request.usage.input_tokens > 0 and request.usage.output_tokens > 0
 
     async def test_conformance_missing_key_is_needs_key_before_any_request(self) -> None:
-        if self.make_provider().key_field is None:
+        """The core refuses the call (the provider's ``key_field`` names its key setting), and
+        a request built without a key fails in the provider before anything is sent."""
+        provider = self.make_provider()
+        if provider.key_field is None:
             return  # a provider that needs no key has nothing to check here
         async with self._served() as (fake, url):
+            settings = self.make_settings(url, None)
             try:
-                await self._stream(self.make_settings(url, None))
+                await self._stream(settings)
             except NeedsKey:
                 pass
             else:
                 raise AssertionError("a missing key must raise NeedsKey")
+            assert provider_key(provider, self.make_settings(url, self.api_key)), (
+                f"key_field {provider.key_field!r} does not name the settings' key field"
+            )
+            model = await self._model(settings)
+            bare = GenerationRequest(
+                [ChatMessage("user", "Say hello")], model.Options(), settings, timeout=10.0
+            )
+            try:
+                [chunk async for chunk in model.stream(bare)]
+            except NeedsKey:
+                pass
+            else:
+                raise AssertionError("a request without a key must raise NeedsKey")
             assert fake.requests == []
+
+    async def test_conformance_uses_the_key_and_base_url_the_core_passes_in(self) -> None:
+        """The call goes with ``request.key`` and ``request.base_url``, not with what the
+        provider could read from its settings (here a stale key and a dead URL)."""
+        provider = self.make_provider()
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        async with self._served() as (_, url):
+            good = self.make_settings(url, self.api_key)
+            passes_url = provider_base_url(provider, good) is not None
+            stale = self.make_settings(
+                dead if passes_url else url,
+                # without a key_field the core passes no key: the settings' key is the one
+                self.api_key if provider.key_field is None else "stale-key-from-the-settings",
+            )
+            model = await self._model(stale)
+            request = GenerationRequest(
+                messages=[ChatMessage("user", "Say hello")],
+                options=model.Options(),
+                config=stale,
+                timeout=10.0,
+                key=provider_key(provider, good),
+                base_url=provider_base_url(provider, good),
+            )
+            chunks = [chunk async for chunk in model.stream(request)]
+        assert chunks and request.usage.output_tokens > 0
+
+    async def test_conformance_models_are_declared_as_valid_records(self) -> None:
+        """Every listed model is a valid ``ModelInfo`` record (known capabilities, a
+        ``<provider>/<model>`` id, no negative price or limit), ids are unique, and the model
+        built from its own record is the same model."""
+        async with self._served() as (_, url):
+            settings = self.make_settings(url, self.api_key)
+            models = await self.make_provider().list_models(settings)
+        ids = [m.model_id for m in models]
+        assert models and len(ids) == len(set(ids)), ids
+        assert self.model_id in ids
+        for model in models:
+            info = model.info
+            assert isinstance(info, ModelInfo)
+            assert info.capabilities and set(info.capabilities) <= set(CAPABILITIES)
+            assert info.name.strip(), model.model_id
+            rebuilt = type(model)(info) if _takes_info(type(model)) else None
+            if rebuilt is not None:
+                assert rebuilt.info == info, model.model_id
 
     async def test_conformance_rejected_key_is_needs_key(self) -> None:
         await self._expect_failure("401", NeedsKey)

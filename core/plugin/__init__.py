@@ -10,8 +10,10 @@ also use ``multinotes.testing``.
 The surface, by family:
 
 * hooks: ``hookimpl`` and the typed ``register`` callables each capability hook receives;
-* providers: ``Provider``/``StaticProvider``, ``Model``, ``GenerationRequest``, ``Usage``,
-  ``Pricing`` (``Pricing.from_usd`` converts list prices), the option models, chunks;
+* providers: ``Provider``/``StaticProvider``, ``Model``, ``ModelInfo`` (a model declared as
+  data), ``GenerationRequest`` (with the ``key`` and ``base_url`` the core read from the
+  settings), ``Usage``, ``Pricing`` (``Pricing.from_usd`` converts list prices), the option
+  models, chunks;
 * exporters, integrations, billing: ``Exporter`` (with ``ExportDocument``, ``Provenance``,
   ``ExportOptions``, ``ExportFile``/``ExportLink``; ``export_blocks`` parses a note's Markdown
   into blocks, ``render_markdown`` into sanitised HTML), ``Integration``/``Event``,
@@ -98,6 +100,7 @@ from multinotes.providers import (
     ImageOptions,
     MediaOutput,
     Model,
+    ModelInfo,
     Options,
     Pricing,
     Provider,
@@ -156,6 +159,7 @@ __all__ = [
     "Invalid",
     "MediaOutput",
     "Model",
+    "ModelInfo",
     "NeedsKey",
     "NotFound",
     "Options",

@@ -25,10 +25,10 @@ from multinotes.providers import (
     GenerationRequest,
     Options,
 )
-from multinotes.testing import ProviderConformance
+from multinotes.testing import ProviderConformance, provider_request
 from tests.fakes.gemini_server import FakeGemini
 from tests.support import provider_calls
-from tests.support.provider_calls import listed_model, refused_url, run
+from tests.support.provider_calls import check_connection, listed_model, refused_url, run
 
 # google-genai subclasses aiohttp.ClientSession, which aiohttp frowns upon; not ours to fix.
 pytestmark = pytest.mark.filterwarnings(
@@ -53,7 +53,9 @@ def config(fake_url: str) -> GeminiSettings:
 
 
 def ask(config: GeminiSettings, *messages: ChatMessage, **options: object) -> GenerationRequest:
-    return GenerationRequest(list(messages), Options.model_validate(options), config)
+    return provider_request(
+        GeminiProvider(), config, list(messages), Options.model_validate(options)
+    )
 
 
 def user(text: str, *attachments: Attachment) -> ChatMessage:
@@ -167,7 +169,7 @@ async def test_missing_key_needs_key_and_sends_nothing(fake: FakeGemini, fake_ur
     with pytest.raises(NeedsKey, match="Plugins console"):
         await collect(ask(config, user("Hi")))
     with pytest.raises(NeedsKey):
-        await GeminiProvider().check(config)
+        await check_connection(GeminiProvider(), config)
 
     assert fake.requests == []
 
@@ -270,7 +272,7 @@ async def test_blocked_prompt_says_why(fake: FakeGemini, config: GeminiSettings)
 
 
 async def test_check_lists_models_with_the_key(fake: FakeGemini, config: GeminiSettings):
-    text = await GeminiProvider().check(config)
+    text = await check_connection(GeminiProvider(), config)
 
     assert text == "Connected to Gemini: the key sees 3 model(s), 3 of the 4 offered here."
     (sent,) = fake.requests
@@ -281,7 +283,7 @@ async def test_check_reports_a_bad_key(fake: FakeGemini, fake_url: str):
     config = GeminiSettings(api_key=SecretStr("wrong"), base_url=fake_url)
 
     with pytest.raises(NeedsKey):
-        await GeminiProvider().check(config)
+        await check_connection(GeminiProvider(), config)
 
 
 async def test_catalog_has_real_names_capabilities_and_prices_in_credits():

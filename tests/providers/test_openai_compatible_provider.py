@@ -24,6 +24,7 @@ from multinotes.plugins.providers.openai_compatible import (
 )
 from multinotes.providers import Attachment, ChatMessage
 from multinotes.settings import Settings
+from multinotes.testing import ProviderConformance
 from tests.fakes import serve_fake
 from tests.fakes.openai_server import FakeOpenAI
 from tests.support.images import tiny_png
@@ -301,3 +302,24 @@ def test_connections_and_keys_bootstrap_from_the_environment(monkeypatch, tmp_pa
     assert [c.name for c in config.connection_list()] == ["ollama"]
     assert config.key_for("ollama") == "k-1"
     assert isinstance(config.connections, str)  # still text an admin can edit in the form
+
+
+# -- the provider contract ----------------------------------------------------------------------
+
+
+class TestConformance(ProviderConformance):
+    """A hosted connection that wants a key: the suite's failure cases, the key in the
+    connection's settings (this provider has no single key for the core to pass in)."""
+
+    model_id = "hosted/gpt-4o-mini"
+    api_key = "sk-conformance-hosted"
+
+    def make_fake(self) -> FakeOpenAI:
+        return FakeOpenAI(api_key=self.api_key)
+
+    def make_provider(self) -> CompatibleProvider:
+        return CompatibleProvider()
+
+    def make_settings(self, url: str, api_key: str | None) -> CompatibleSettings:
+        connection = {"name": "hosted", "base_url": f"{url}/v1", "models": ["gpt-4o-mini"]}
+        return settings(connection, keys={"hosted": api_key} if api_key else None)

@@ -22,13 +22,21 @@ from multinotes.openai_wire import retry_after_seconds
 from multinotes.plugin_host import PluginHost
 from multinotes.plugins.providers.openai import OpenAIProvider, OpenAISettings
 from multinotes.plugins.providers.openai import models as m
-from multinotes.providers import Attachment, ChatMessage, MediaOutput
+from multinotes.providers import Attachment, ChatMessage, MediaOutput, Model
 from multinotes.settings import Settings
 from multinotes.testing import ProviderConformance
 from tests.fakes import serve_fake
 from tests.fakes.openai_server import FakeOpenAI
 from tests.support.images import tiny_png
-from tests.support.provider_calls import make_request, refused_url, run
+from tests.support.provider_calls import check_connection, make_request, refused_url, run
+
+#: A chat, an image, a speech and a transcription model.
+ONE_OF_EACH_KIND = ("gpt-4o", "dall-e-3", "tts-1", "whisper-1")
+
+
+def model_of(name: str) -> Model:
+    """The plugin's model ``openai/<name>``, built from its record as the plugin builds it."""
+    return next(model for model in m.build_models() if model.model_id == f"openai/{name}")
 
 KEY = "sk-test-key"
 
@@ -56,9 +64,9 @@ AUDIO = Attachment("audio/mpeg", b"ID3fake-mp3-bytes", "memo.mp3")
 
 
 async def test_chat_streams_text_and_reports_the_servers_usage(fake, config):
-    request = make_request(m.Gpt4oMini(), config, "Say hello to the team")
+    request = make_request(model_of("gpt-4o-mini"), config, "Say hello to the team")
 
-    chunks = await run(m.Gpt4oMini(), request)
+    chunks = await run(model_of("gpt-4o-mini"), request)
 
     assert "".join(chunks) == fake.reply
     assert len(chunks) > 1  # streamed, not one blob
@@ -79,9 +87,9 @@ async def test_chat_options_and_system_prompt_are_sent(fake, config):
         ChatMessage("user", "Write a haiku"),
     ]
     options = {"temperature": 0.2, "top_p": 0.9, "max_tokens": 50, "system": "Be brief."}
-    request = make_request(m.Gpt41(), config, *history, options=options)
+    request = make_request(model_of("gpt-4.1"), config, *history, options=options)
 
-    await run(m.Gpt41(), request)
+    await run(model_of("gpt-4.1"), request)
 
     body = fake.requests[-1].json
     assert body["messages"] == [
@@ -99,7 +107,7 @@ async def test_images_in_a_user_message_arrive_as_data_urls(fake, config):
     image = Attachment("image/png", tiny_png(), "dot.png")
     message = ChatMessage("user", "What is in this picture?", (image, AUDIO))
 
-    await run(m.Gpt4o(), make_request(m.Gpt4o(), config, message))
+    await run(model_of("gpt-4o"), make_request(model_of("gpt-4o"), config, message))
 
     content = fake.requests[-1].json["messages"][0]["content"]
     assert content[0] == {"type": "text", "text": "What is in this picture?"}
@@ -109,7 +117,7 @@ async def test_images_in_a_user_message_arrive_as_data_urls(fake, config):
 
 
 async def test_stopping_early_closes_the_stream_quietly(fake, config):
-    stream = m.Gpt4o().stream(make_request(m.Gpt4o(), config, "hello"))
+    stream = model_of("gpt-4o").stream(make_request(model_of("gpt-4o"), config, "hello"))
     first = await stream.__anext__()
     await stream.aclose()
     assert first
@@ -119,9 +127,9 @@ async def test_stopping_early_closes_the_stream_quietly(fake, config):
 
 
 async def test_image_generation_yields_png_bytes_and_counts_images(fake, config):
-    request = make_request(m.DallE3(), config, "a red fox", options={"n": 2})
+    request = make_request(model_of("dall-e-3"), config, "a red fox", options={"n": 2})
 
-    chunks = await run(m.DallE3(), request)
+    chunks = await run(model_of("dall-e-3"), request)
 
     assert [type(c) for c in chunks] == [MediaOutput, MediaOutput]
     assert all(c.media_type == "image/png" and c.data == tiny_png() for c in chunks)
@@ -137,7 +145,7 @@ async def test_image_generation_yields_png_bytes_and_counts_images(fake, config)
 
 
 async def test_wide_images_are_a_model_of_their_own_at_their_own_price(fake, config):
-    model = m.DallE3Wide()
+    model = model_of("dall-e-3-wide")
     request = make_request(model, config, "a wide fox", options={"size": "1024x1792"})
 
     [image] = await run(model, request)
@@ -147,23 +155,23 @@ async def test_wide_images_are_a_model_of_their_own_at_their_own_price(fake, con
         "dall-e-3",
         "1024x1792",
     )
-    assert model.pricing.per_image == 2 * m.DallE3.pricing.per_image
+    assert model.pricing.per_image == 2 * model_of("dall-e-3").pricing.per_image
 
 
 def test_each_dall_e_3_model_accepts_only_the_sizes_of_its_price():
     with pytest.raises(ValidationError):
-        m.DallE3.Options.model_validate({"size": "1792x1024"})
+        model_of("dall-e-3").Options.model_validate({"size": "1792x1024"})
     with pytest.raises(ValidationError):
-        m.DallE3Wide.Options.model_validate({"size": "1024x1024"})
+        model_of("dall-e-3-wide").Options.model_validate({"size": "1024x1024"})
     with pytest.raises(ValidationError):
-        m.DallE3.Options.model_validate({"size": "256x256"})
+        model_of("dall-e-3").Options.model_validate({"size": "256x256"})
 
 
 async def test_text_to_speech_returns_audio_in_the_asked_format(fake, config):
     options = {"voice": "nova", "format": "wav", "speed": 1.25}
-    request = make_request(m.Tts1(), config, "Read me aloud", options=options)
+    request = make_request(model_of("tts-1"), config, "Read me aloud", options=options)
 
-    [audio] = await run(m.Tts1(), request)
+    [audio] = await run(model_of("tts-1"), request)
 
     assert isinstance(audio, MediaOutput)
     assert audio.media_type == "audio/wav"
@@ -182,9 +190,9 @@ async def test_text_to_speech_returns_audio_in_the_asked_format(fake, config):
 
 async def test_transcription_reads_the_last_user_audio_and_reports_its_duration(fake, config):
     message = ChatMessage("user", "", (AUDIO,))
-    request = make_request(m.Whisper1(), config, message, options={"language": "en"})
+    request = make_request(model_of("whisper-1"), config, message, options={"language": "en"})
 
-    chunks = await run(m.Whisper1(), request)
+    chunks = await run(model_of("whisper-1"), request)
 
     assert chunks == [fake.transcript]
     assert request.usage.audio_seconds == fake.audio_seconds
@@ -198,14 +206,15 @@ async def test_transcription_reads_the_last_user_audio_and_reports_its_duration(
 
 async def test_transcription_without_audio_is_a_user_error(fake, config):
     with pytest.raises(Invalid):
-        await run(m.Whisper1(), make_request(m.Whisper1(), config, "no file here"))
+        whisper = model_of("whisper-1")
+        await run(whisper, make_request(whisper, config, "no file here"))
     assert fake.requests == []
 
 
 # -- failures -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("model", [m.Gpt4o(), m.DallE3(), m.Tts1(), m.Whisper1()])
+@pytest.mark.parametrize("model", [model_of(n) for n in ONE_OF_EACH_KIND])
 async def test_a_missing_key_fails_before_any_request(fake, fake_url, model):
     config = OpenAISettings(base_url=fake_url)
     message = ChatMessage("user", "hello", (AUDIO,))
@@ -221,18 +230,18 @@ async def test_a_missing_key_fails_before_any_request(fake, fake_url, model):
 async def test_a_rejected_key_needs_a_new_key(fake, config, status):
     fake.next_failures.append(status)
     with pytest.raises(NeedsKey) as caught:
-        await run(m.Gpt4o(), make_request(m.Gpt4o(), config, "hi"))
+        await run(model_of("gpt-4o"), make_request(model_of("gpt-4o"), config, "hi"))
     assert "OpenAI" in caught.value.message and "Plugins console" in caught.value.message
 
 
 async def test_a_wrong_key_reaches_the_server_and_is_rejected(fake, fake_url):
     config = OpenAISettings(api_key=SecretStr("sk-wrong"), base_url=fake_url)
     with pytest.raises(NeedsKey):
-        await run(m.Gpt4o(), make_request(m.Gpt4o(), config, "hi"))
+        await run(model_of("gpt-4o"), make_request(model_of("gpt-4o"), config, "hi"))
     assert fake.requests[-1].headers["Authorization"] == "Bearer sk-wrong"
 
 
-@pytest.mark.parametrize("model", [m.Gpt4o(), m.DallE3(), m.Tts1(), m.Whisper1()])
+@pytest.mark.parametrize("model", [model_of(n) for n in ONE_OF_EACH_KIND])
 async def test_rate_limits_carry_the_retry_after_hint(fake, config, model):
     fake.next_failures.append("429")
     message = ChatMessage("user", "hello", (AUDIO,))
@@ -248,7 +257,7 @@ async def test_a_slow_server_times_out_as_unavailable(fake, fake_url):
     config = OpenAISettings(api_key=SecretStr(KEY), base_url=fake_url, timeout=0.3)
     started = time.monotonic()
     with pytest.raises(ProviderUnavailable, match="in time"):
-        await run(m.Gpt4o(), make_request(m.Gpt4o(), config, "hi"))
+        await run(model_of("gpt-4o"), make_request(model_of("gpt-4o"), config, "hi"))
     assert time.monotonic() - started < 1.5
 
 
@@ -256,14 +265,14 @@ async def test_the_core_timeout_caps_the_plugin_timeout(fake, config):
     fake.slow_seconds = 2.0
     fake.next_failures.append("slow")
     with pytest.raises(ProviderUnavailable):
-        await run(m.Gpt4o(), make_request(m.Gpt4o(), config, "hi", timeout=0.3))
+        await run(model_of("gpt-4o"), make_request(model_of("gpt-4o"), config, "hi", timeout=0.3))
 
 
 async def test_a_stream_cut_mid_answer_is_unavailable_after_the_text_so_far(fake, config):
     fake.next_failures.append("cut")
     received: list = []
     with pytest.raises(ProviderUnavailable, match="stream cut"):
-        await run(m.Gpt4o(), make_request(m.Gpt4o(), config, "hi"), into=received)
+        await run(model_of("gpt-4o"), make_request(model_of("gpt-4o"), config, "hi"), into=received)
     assert "".join(received) == "Hello from "  # the first two pieces arrived
 
 
@@ -271,14 +280,14 @@ async def test_a_stream_that_ends_without_finishing_is_cut(fake, config):
     fake.next_failures.append("truncated")
     received: list = []
     with pytest.raises(ProviderUnavailable, match="stream cut"):
-        await run(m.Gpt4o(), make_request(m.Gpt4o(), config, "hi"), into=received)
+        await run(model_of("gpt-4o"), make_request(model_of("gpt-4o"), config, "hi"), into=received)
     assert "".join(received) == fake.reply
 
 
 async def test_a_malformed_chunk_is_a_bad_response(fake, config):
     fake.next_failures.append("malformed")
     with pytest.raises(ProviderBadResponse):
-        await run(m.Gpt4o(), make_request(m.Gpt4o(), config, "hi"))
+        await run(model_of("gpt-4o"), make_request(model_of("gpt-4o"), config, "hi"))
 
 
 async def test_a_chunk_of_the_wrong_shape_is_a_bad_response(fake, config):
@@ -287,14 +296,14 @@ async def test_a_chunk_of_the_wrong_shape_is_a_bad_response(fake, config):
     fake.next_failures.append("misshapen")
     received: list = []
     with pytest.raises(ProviderBadResponse, match="malformed"):
-        await run(m.Gpt4o(), make_request(m.Gpt4o(), config, "hi"), into=received)
+        await run(model_of("gpt-4o"), make_request(model_of("gpt-4o"), config, "hi"), into=received)
     assert received == [fake.reply.split(" ")[0] + " "]  # the text before it went through
 
 
 async def test_a_bad_request_passes_on_the_providers_short_message(fake, config):
     fake.next_failures.append("400")
     with pytest.raises(ProviderError) as caught:
-        await run(m.Gpt4o(), make_request(m.Gpt4o(), config, "hi"))
+        await run(model_of("gpt-4o"), make_request(model_of("gpt-4o"), config, "hi"))
     assert type(caught.value) is ProviderError
     assert caught.value.message == "OpenAI: Invalid value for 'temperature'."
     assert caught.value.__cause__ is None and caught.value.__suppress_context__
@@ -303,7 +312,7 @@ async def test_a_bad_request_passes_on_the_providers_short_message(fake, config)
 async def test_an_unreachable_server_is_unavailable():
     config = OpenAISettings(api_key=SecretStr(KEY), base_url=refused_url())
     with pytest.raises(ProviderUnavailable, match="Could not reach OpenAI"):
-        await run(m.Gpt4o(), make_request(m.Gpt4o(), config, "hi"))
+        await run(model_of("gpt-4o"), make_request(model_of("gpt-4o"), config, "hi"))
 
 
 def test_retry_after_understands_seconds_milliseconds_and_dates():
@@ -336,29 +345,29 @@ async def test_models_are_listed_even_without_a_key():
 
 
 async def test_check_lists_the_accounts_models(fake, config):
-    assert await OpenAIProvider().check(config) == "Connected: 3 models"
+    assert await check_connection(OpenAIProvider(), config) == "Connected: 3 models"
     assert fake.paths() == ["/v1/models"]
 
 
 async def test_check_reports_a_rejected_or_missing_key(fake, fake_url, config):
     fake.next_failures.append("401")
     with pytest.raises(NeedsKey):
-        await OpenAIProvider().check(config)
+        await check_connection(OpenAIProvider(), config)
     with pytest.raises(NeedsKey):
-        await OpenAIProvider().check(OpenAISettings(base_url=fake_url))
+        await check_connection(OpenAIProvider(), OpenAISettings(base_url=fake_url))
     assert len(fake.requests) == 1
 
 
 async def test_the_organization_header_is_sent_when_set(fake, fake_url):
     config = OpenAISettings(api_key=SecretStr(KEY), base_url=fake_url, organization="org-42")
-    await OpenAIProvider().check(config)
+    await check_connection(OpenAIProvider(), config)
     assert fake.requests[-1].headers["OpenAI-Organization"] == "org-42"
 
 
 async def test_the_sdk_takes_nothing_from_the_environment(fake, config, monkeypatch):
     monkeypatch.setenv("OPENAI_ORG_ID", "org-from-env")
     monkeypatch.setenv("OPENAI_PROJECT_ID", "proj-from-env")
-    await OpenAIProvider().check(config)
+    await check_connection(OpenAIProvider(), config)
     headers = {k.lower() for k in fake.requests[-1].headers}
     assert "openai-organization" not in headers and "openai-project" not in headers
 

@@ -26,11 +26,11 @@ from multinotes.providers import (
     MediaOutput,
     Options,
 )
-from multinotes.testing import ProviderConformance
+from multinotes.testing import ProviderConformance, provider_request
 from tests.fakes.together_server import FakeTogether
 from tests.support import provider_calls
 from tests.support.images import tiny_png
-from tests.support.provider_calls import listed_model, run
+from tests.support.provider_calls import check_connection, listed_model, run
 
 KEY = "together-test-key"
 LLAMA = "together/meta-llama/Llama-3.3-70B-Instruct-Turbo"
@@ -53,7 +53,7 @@ def config(fake_url: str) -> TogetherSettings:
 def ask(
     config: TogetherSettings, *messages: ChatMessage, options: BaseModel | None = None
 ) -> GenerationRequest:
-    return GenerationRequest(list(messages), options or Options(), config)
+    return provider_request(TogetherProvider(), config, list(messages), options or Options())
 
 
 def user(text: str) -> ChatMessage:
@@ -186,7 +186,7 @@ async def test_missing_key_needs_key_and_sends_nothing(fake: FakeTogether, fake_
     with pytest.raises(NeedsKey):
         await collect(ask(config, user("A fox"), options=ImageOptions()), FLUX)
     with pytest.raises(NeedsKey):
-        await TogetherProvider().check(config)
+        await check_connection(TogetherProvider(), config)
 
     assert fake.requests == []
 
@@ -283,7 +283,7 @@ async def test_malformed_chunk_is_bad_response(fake: FakeTogether, config: Toget
 
 
 async def test_check_lists_models_with_the_key(fake: FakeTogether, config: TogetherSettings):
-    text = await TogetherProvider().check(config)
+    text = await check_connection(TogetherProvider(), config)
 
     assert text == "Connected to Together AI: 4 model(s) available, 4 of the 5 offered here."
     (sent,) = fake.requests
@@ -295,7 +295,7 @@ async def test_check_reports_a_bad_key(fake: FakeTogether, fake_url: str):
     config = TogetherSettings(api_key=SecretStr("wrong"), base_url=fake_url)
 
     with pytest.raises(NeedsKey):
-        await TogetherProvider().check(config)
+        await check_connection(TogetherProvider(), config)
 
 
 async def test_catalog_has_real_names_capabilities_and_prices_in_credits():

@@ -25,9 +25,9 @@ from multinotes.plugin import outgoing as public_outgoing
 from multinotes.plugins.providers.gemini import GeminiProvider, GeminiSettings
 from multinotes.plugins.providers.openai_compatible import CompatibleProvider, CompatibleSettings
 from multinotes.plugins.providers.together import TogetherProvider, TogetherSettings
-from multinotes.providers import ChatMessage, GenerationRequest, Provider
+from multinotes.providers import ChatMessage, Provider
 from multinotes.settings import Settings
-from multinotes.testing import app_client
+from multinotes.testing import app_client, provider_request
 from tests.fakes import serve_fake
 from tests.fakes.gemini_server import FakeGemini
 from tests.fakes.openai_server import FakeOpenAI
@@ -56,7 +56,7 @@ async def fake() -> AsyncIterator[tuple[FakeOpenAI, int]]:
 
 async def answer(provider: Provider, model_id: str, config: Any) -> str:
     model = next(m for m in await provider.list_models(config) if m.id == model_id)
-    request = GenerationRequest([ChatMessage("user", "hello")], model.Options(), config)
+    request = provider_request(provider, config, [ChatMessage("user", "hello")], model.Options())
     chunks = await run(model, request)
     return "".join(c for c in chunks if isinstance(c, str))
 

@@ -18,7 +18,8 @@ from multinotes.errors import ProviderError
 from multinotes.plugins.providers.gemini import GeminiProvider, GeminiSettings
 from multinotes.plugins.providers.openai_compatible import CompatibleProvider, CompatibleSettings
 from multinotes.plugins.providers.together import TogetherProvider, TogetherSettings
-from multinotes.providers import ChatMessage, GenerationRequest, Provider
+from multinotes.providers import ChatMessage, Provider
+from multinotes.testing import provider_request
 from tests.fakes import serve_fake
 from tests.support.provider_calls import run
 
@@ -65,7 +66,7 @@ async def upstream(target: Target) -> AsyncIterator[str]:
 
 async def refused(provider: Provider, model_id: str, config: Any) -> ProviderError:
     model = next(m for m in await provider.list_models(config) if m.id == model_id)
-    request = GenerationRequest([ChatMessage("user", "hello")], model.Options(), config)
+    request = provider_request(provider, config, [ChatMessage("user", "hello")], model.Options())
     with pytest.raises(ProviderError) as caught:
         await run(model, request)
     return caught.value

@@ -5,15 +5,16 @@ provider's API (tests/fakes/)."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from pydantic import BaseModel
 
-from multinotes.providers import ChatMessage, Chunk, GenerationRequest, Model, Provider
-from tests.fakes import serve_fake
+from multinotes.providers import Model, Provider
+from multinotes.testing import check_connection, make_request, refused_url, serve_fake
+from multinotes.testing import collect as run
+
+__all__ = ["check_connection", "fake_url", "listed_model", "make_request", "refused_url", "run"]
 
 
 @pytest.fixture
@@ -28,35 +29,3 @@ async def fake_url(fake: Any) -> AsyncIterator[str]:
 async def listed_model(provider: Provider, model_id: str, config: Any = None) -> Model:
     """The model with this id, as ``provider`` lists it for ``config``."""
     return next(m for m in await provider.list_models(config) if m.id == model_id)
-
-
-def make_request(
-    model: Model,
-    config: Any,
-    *messages: ChatMessage | str,
-    options: dict[str, Any] | None = None,
-    timeout: float = 30.0,
-) -> GenerationRequest:
-    """A request as the core builds it; plain strings become user messages and ``options`` are
-    validated by the model's ``Options``."""
-    chat = [ChatMessage("user", m) if isinstance(m, str) else m for m in messages]
-    parsed: BaseModel = model.Options.model_validate(options or {})
-    return GenerationRequest(messages=chat, options=parsed, config=config, timeout=timeout)
-
-
-async def run(
-    model: Model, request: GenerationRequest, into: list[Chunk] | None = None
-) -> list[Chunk]:
-    """Everything the model yields. Pass ``into`` to keep what arrived before an error."""
-    chunks = [] if into is None else into
-    async for chunk in model.stream(request):
-        chunks.append(chunk)
-    return chunks
-
-
-def refused_url(path: str = "/v1") -> str:
-    """A loopback URL where nothing listens, so connections are refused at once."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}{path}"

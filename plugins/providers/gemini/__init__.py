@@ -14,49 +14,58 @@ from pydantic import BaseModel, Field, SecretStr, field_validator
 
 from multinotes.plugin import (
     Model,
+    ModelInfo,
     Pricing,
     ProviderRegistrar,
     SettingsRegistrar,
     StaticProvider,
     hookimpl,
 )
-from multinotes.plugins.providers.gemini.chat import GeminiModel, GeminiSpec, gemini_client
+from multinotes.plugins.providers.gemini.chat import (
+    GEMINI_CAPABILITIES,
+    GeminiModel,
+    gemini_client,
+)
 from multinotes.plugins.providers.gemini.errors import api_key, map_error
 
 __version__ = "1.0.0"
 
 
-MODELS = (
-    GeminiSpec(
-        name="gemini-2.5-pro",
-        title="Gemini 2.5 Pro",
+MODELS: tuple[ModelInfo, ...] = (
+    ModelInfo(
+        model_id="gemini/gemini-2.5-pro",
+        name="Gemini 2.5 Pro",
         description="Google's strongest 2.5 model: deep reasoning, code, long documents.",
         context_window=1_048_576,
         max_output=65_536,
+        capabilities=GEMINI_CAPABILITIES,
         pricing=Pricing.from_usd(input_per_million=1.25, output_per_million=10.0),
     ),
-    GeminiSpec(
-        name="gemini-2.5-flash",
-        title="Gemini 2.5 Flash",
+    ModelInfo(
+        model_id="gemini/gemini-2.5-flash",
+        name="Gemini 2.5 Flash",
         description="Fast and inexpensive, with thinking; a good default for most prompts.",
         context_window=1_048_576,
         max_output=65_536,
+        capabilities=GEMINI_CAPABILITIES,
         pricing=Pricing.from_usd(input_per_million=0.30, output_per_million=2.50),
     ),
-    GeminiSpec(
-        name="gemini-2.5-flash-lite",
-        title="Gemini 2.5 Flash-Lite",
+    ModelInfo(
+        model_id="gemini/gemini-2.5-flash-lite",
+        name="Gemini 2.5 Flash-Lite",
         description="The cheapest 2.5 model, for quick and high-volume tasks.",
         context_window=1_048_576,
         max_output=65_536,
+        capabilities=GEMINI_CAPABILITIES,
         pricing=Pricing.from_usd(input_per_million=0.10, output_per_million=0.40),
     ),
-    GeminiSpec(
-        name="gemini-2.0-flash",
-        title="Gemini 2.0 Flash",
+    ModelInfo(
+        model_id="gemini/gemini-2.0-flash",
+        name="Gemini 2.0 Flash",
         description="The previous generation's fast model: low latency, no thinking.",
         context_window=1_048_576,
         max_output=8_192,
+        capabilities=GEMINI_CAPABILITIES,
         pricing=Pricing.from_usd(input_per_million=0.10, output_per_million=0.40),
     ),
 )
@@ -90,13 +99,16 @@ class GeminiSettings(BaseModel):
 
 class GeminiProvider(StaticProvider):
     def __init__(self) -> None:
-        models: list[Model] = [GeminiModel(spec) for spec in MODELS]
+        models: list[Model] = [GeminiModel(info) for info in MODELS]
         super().__init__("gemini", "Google Gemini", models)
 
-    async def check(self, config: Any) -> str:
+    async def check(
+        self, config: Any, *, key: str | None = None, base_url: str | None = None
+    ) -> str:
         """Lists the models the key can see: proves the URL and the key in one call."""
-        key = api_key(config)
-        async with gemini_client(config, key, config.timeout) as client:
+        async with gemini_client(
+            config, api_key(key), config.timeout, base_url=base_url
+        ) as client:
             try:
                 async with asyncio.timeout(config.timeout):
                     pager = await client.models.list(config={"page_size": 1000})
@@ -106,7 +118,7 @@ class GeminiProvider(StaticProvider):
                     raise
                 raise mapped from exc
         names = {(m.name or "").removeprefix("models/") for m in pager.page}
-        offered = sum(1 for spec in MODELS if spec.name in names)
+        offered = sum(1 for info in MODELS if info.remote_name in names)
         return (
             f"Connected to Gemini: the key sees {len(names)} model(s), "
             f"{offered} of the {len(MODELS)} offered here."

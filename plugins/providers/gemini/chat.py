@@ -9,7 +9,6 @@ import hashlib
 import os
 import ssl
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import aiohttp
@@ -24,7 +23,7 @@ from multinotes.plugin import (
     ClientCache,
     GenerationRequest,
     Model,
-    Pricing,
+    ModelInfo,
     ProviderError,
     ProviderUnavailable,
     Usage,
@@ -40,17 +39,8 @@ ROLES = {"user": "user", "assistant": "model"}
 GENAI_READ_BUFFER = 2**22
 
 
-@dataclass(frozen=True)
-class GeminiSpec:
-    """A curated model: its API name and what we tell users (and bill) about it."""
-
-    name: str
-    title: str
-    description: str
-    context_window: int
-    max_output: int
-    pricing: Pricing
-    capabilities: frozenset[str] = frozenset({"text", "code", "vision", "file_input"})
+#: What every curated Gemini model can do.
+GEMINI_CAPABILITIES = frozenset({"text", "code", "vision", "file_input"})
 
 
 @functools.cache
@@ -64,7 +54,7 @@ def tls_context() -> ssl.SSLContext:
     )
 
 
-def _new_client(config: Any, key: str, budget: float) -> genai.Client:
+def _new_client(config: Any, key: str, base_url: str, budget: float) -> genai.Client:
     # Our own aiohttp session, so its connector applies the outgoing address policy (the SDK's
     # own session would connect anywhere); the SDK leaves a supplied session open: ``_close``.
     session = aiohttp.ClientSession(
@@ -74,7 +64,7 @@ def _new_client(config: Any, key: str, budget: float) -> genai.Client:
         api_key=key,
         vertexai=False,
         http_options=types.HttpOptions(
-            base_url=config.base_url,
+            base_url=base_url,
             api_version=config.api_version,
             timeout=int(max(budget, config.timeout) * 1000),
             retry_options=types.HttpRetryOptions(attempts=1),
@@ -105,7 +95,11 @@ class KeptClient:
 
 @contextlib.asynccontextmanager
 async def gemini_client(
-    config: Any, key: str, budget: float, clients: ClientCache | None = None
+    config: Any,
+    key: str,
+    budget: float,
+    clients: ClientCache | None = None,
+    base_url: str | None = None,
 ) -> AsyncIterator[genai.client.AsyncClient]:
     """The app's long-lived client for these settings (its aiohttp session, made in the app's
     event loop, keeps connections open between calls: no new TLS handshake per answer), or
@@ -113,14 +107,15 @@ async def gemini_client(
     key, so a changed key, URL or timeout gets a new client. SDK retries are off (one
     attempt, no silent reconnect) because the core owns retries, backoff and the circuit
     breaker. ``budget`` bounds the whole call; the caller enforces ``config.timeout`` per
-    stream step."""
+    stream step. ``key`` and ``base_url`` are what the core read from the settings."""
+    url = base_url or config.base_url
     if clients is not None:
         digest = hashlib.sha256(key.encode()).hexdigest()
-        cache_key = ("gemini", config.base_url, config.api_version, digest, config.timeout, budget)
-        kept = clients.get(cache_key, lambda: KeptClient(_new_client(config, key, budget)))
+        cache_key = ("gemini", url, config.api_version, digest, config.timeout, budget)
+        kept = clients.get(cache_key, lambda: KeptClient(_new_client(config, key, url, budget)))
         yield kept.client.aio
         return
-    client = _new_client(config, key, budget)
+    client = _new_client(config, key, url, budget)
     try:
         yield client.aio
     finally:
@@ -186,17 +181,13 @@ def read_response(response: types.GenerateContentResponse, usage: Usage) -> tupl
 
 
 class GeminiModel(Model):
-    """A Gemini model behind the Gemini API (``generateContent`` / ``streamGenerateContent``)."""
+    """A Gemini model behind the Gemini API (``generateContent`` / ``streamGenerateContent``),
+    built from its record (``gemini/<api name>``)."""
 
-    def __init__(self, spec: GeminiSpec) -> None:
-        self.api_name = spec.name
-        self.model_id = f"gemini/{spec.name}"
-        self.name = spec.title
-        self.description = spec.description
-        self.capabilities = spec.capabilities
-        self.context_window = spec.context_window
-        self.max_output = spec.max_output
-        self.pricing = spec.pricing
+    api_name: str
+
+    def __init__(self, info: ModelInfo) -> None:
+        super().__init__(info)
 
     def generation_config(
         self, request: GenerationRequest, system: str | None
@@ -211,10 +202,12 @@ class GeminiModel(Model):
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
         config = request.config
-        key = api_key(config)
+        key = api_key(request.key)
         system, contents = to_contents(request.messages, getattr(request.options, "system", None))
         settings = self.generation_config(request, system)
-        async with gemini_client(config, key, request.timeout, request.clients) as client:
+        async with gemini_client(
+            config, key, request.timeout, request.clients, request.base_url
+        ) as client:
             responses: AsyncIterator[types.GenerateContentResponse] | None = None
             try:
                 async with asyncio.timeout(config.timeout):

@@ -22,7 +22,6 @@ from multinotes.plugin import (
     ProviderError,
     ProviderRateLimited,
     ProviderUnavailable,
-    configured_key,
     outgoing,
     parse_retry_after,
 )
@@ -30,9 +29,8 @@ from multinotes.plugin import (
 CONSOLE_HINT = "An admin can set it in the Plugins console (Gemini → API key)."
 
 
-def api_key(config: Any) -> str:
-    """The configured key, or ``NeedsKey`` before anything goes over the network."""
-    key = configured_key(config)
+def api_key(key: str | None) -> str:
+    """The key the core passed in, or ``NeedsKey`` before anything goes over the network."""
     if not key:
         raise NeedsKey(f"Gemini needs an API key from Google AI Studio. {CONSOLE_HINT}")
     return key

@@ -18,7 +18,7 @@ from multinotes.plugin import (
     openai_wire,
 )
 
-from .models import MODELS, PROVIDER_NAME, connect
+from .models import MODELS, PROVIDER_NAME, build_models, connect
 
 __version__ = "1.0.0"
 
@@ -44,13 +44,18 @@ class OpenAISettings(BaseModel):
     )
 
 
+__all__ = ["MODELS", "OpenAIProvider", "OpenAISettings"]
+
+
 class OpenAIProvider(StaticProvider):
     def __init__(self) -> None:
-        super().__init__("openai", PROVIDER_NAME, [model() for model in MODELS])
+        super().__init__("openai", PROVIDER_NAME, build_models())
 
-    async def check(self, config: Any) -> str:
+    async def check(
+        self, config: Any, *, key: str | None = None, base_url: str | None = None
+    ) -> str:
         """Lists the account's models: proves the URL, the key and the organization at once."""
-        async with connect(config) as client:
+        async with connect(config, key, base_url) as client:
             ids = await openai_wire.model_ids(client, PROVIDER_NAME)
         return f"Connected: {len(ids)} models"
 

@@ -1,15 +1,19 @@
-"""The curated OpenAI models. Prices follow OpenAI's public price list in US dollars;
-``Pricing.from_usd`` converts them to credits."""
+"""The curated OpenAI models, declared as data (``MODELS``: one ``ModelInfo`` record each) and
+built by the class that knows how to call them (``MODEL_CLASSES``). Prices follow OpenAI's public
+price list in US dollars; ``Pricing.from_usd`` converts them to credits.
+
+The core reads the key and the base URL from the plugin's settings and passes them in
+(``request.key``, ``request.base_url``); the other settings (organization, timeout) come with
+``request.config``."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 from collections.abc import AsyncIterator
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 import openai
-from pydantic import BaseModel
 
 from multinotes.plugin import (
     Attachment,
@@ -19,6 +23,7 @@ from multinotes.plugin import (
     Invalid,
     MediaOutput,
     Model,
+    ModelInfo,
     NeedsKey,
     Pricing,
     ProviderBadResponse,
@@ -30,24 +35,24 @@ from multinotes.plugin import (
 PROVIDER_NAME = "OpenAI"
 
 
-def _key(config: Any) -> str:
-    """The API key, or ``NeedsKey`` before anything is sent when none is set."""
-    key = config.api_key.get_secret_value() if config.api_key else ""
-    if not key.strip():
+def connect(
+    config: Any, key: str | None, base_url: str | None, timeout: float | None = None
+) -> openai.AsyncOpenAI:
+    """A client for one call (to close after it), with the key and URL the core passed in."""
+    if not key:
         raise NeedsKey(
             f"{PROVIDER_NAME} needs an API key. An admin can set it in the Plugins console."
         )
-    return key.strip()
-
-
-def connect(config: Any, timeout: float | None = None) -> openai.AsyncOpenAI:
-    """A client for one call (to close after it)."""
     return openai_wire.make_client(
-        api_key=_key(config),
-        base_url=config.base_url,
+        api_key=key,
+        base_url=base_url or config.base_url,
         organization=config.organization,
         timeout=min(config.timeout, timeout or config.timeout),
     )
+
+
+def connect_for(request: GenerationRequest) -> openai.AsyncOpenAI:
+    return connect(request.config, request.key, request.base_url, request.timeout)
 
 
 def _last_user(request: GenerationRequest) -> str:
@@ -55,26 +60,25 @@ def _last_user(request: GenerationRequest) -> str:
 
 
 class OpenAIModel(Model):
-    """Common to every OpenAI model: the id is ``openai/<api name>``."""
+    """Common to every OpenAI model: built from a record whose id is ``openai/<api name>``."""
 
     label = "OpenAI"
+    api_name: str
 
-    @property
-    def api_name(self) -> str:
-        return self.model_id.removeprefix("openai/")
+    def __init__(self, info: ModelInfo) -> None:
+        super().__init__(info)
 
 
 class ChatModel(OpenAIModel):
-    capabilities = frozenset({"text", "code", "vision"})
-
     async def stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
         params = openai_wire.chat_params(request, self.api_name)
         config = request.config
         timeout = min(config.timeout, request.timeout or config.timeout)
+        key = request.require_key(PROVIDER_NAME)
         async with openai_wire.client(
             request.clients,
-            api_key=_key(config),
-            base_url=config.base_url,
+            api_key=key,
+            base_url=request.base_url or config.base_url,
             organization=config.organization,
             default_timeout=timeout,
         ) as client:
@@ -84,50 +88,6 @@ class ChatModel(OpenAIModel):
             async for text in chunks:
                 yield text
 
-
-class Gpt4o(ChatModel):
-    model_id = "openai/gpt-4o"
-    name = "GPT-4o"
-    description = "OpenAI's versatile flagship for text and images."
-    context_window = 128_000
-    max_output = 16_384
-    pricing = Pricing.from_usd(input_per_million=2.50, output_per_million=10.00)
-
-
-class Gpt4oMini(ChatModel):
-    model_id = "openai/gpt-4o-mini"
-    name = "GPT-4o mini"
-    description = "Fast and inexpensive; good for everyday tasks."
-    context_window = 128_000
-    max_output = 16_384
-    pricing = Pricing.from_usd(input_per_million=0.15, output_per_million=0.60)
-
-
-class Gpt41(ChatModel):
-    model_id = "openai/gpt-4.1"
-    name = "GPT-4.1"
-    description = "Strong at code and following instructions; a million-token context."
-    context_window = 1_047_576
-    max_output = 32_768
-    pricing = Pricing.from_usd(input_per_million=2.00, output_per_million=8.00)
-
-
-class Gpt41Mini(ChatModel):
-    model_id = "openai/gpt-4.1-mini"
-    name = "GPT-4.1 mini"
-    description = "Most of GPT-4.1's ability at a fifth of the price."
-    context_window = 1_047_576
-    max_output = 32_768
-    pricing = Pricing.from_usd(input_per_million=0.40, output_per_million=1.60)
-
-
-class Gpt41Nano(ChatModel):
-    model_id = "openai/gpt-4.1-nano"
-    name = "GPT-4.1 nano"
-    description = "The fastest and cheapest GPT-4.1."
-    context_window = 1_047_576
-    max_output = 32_768
-    pricing = Pricing.from_usd(input_per_million=0.10, output_per_million=0.40)
 
 
 class DallE3Options(ImageOptions):
@@ -140,29 +100,16 @@ class DallE3WideOptions(ImageOptions):
     size: Literal["1792x1024", "1024x1792"] = "1792x1024"
 
 
-class DallE3(OpenAIModel):
-    """Square images. Wide and tall ones cost twice as much, so they are a separate model:
-    each model then has one price per image, which is what the core reserves and bills."""
-
-    model_id = "openai/dall-e-3"
-    name = "DALL·E 3"
-    description = "Square images (1024x1024) from a description."
-    capabilities = frozenset({"image_generation"})
-    context_window = 4_000  # characters of prompt
-    max_output = 0
-    pricing = Pricing.from_usd(per_image=0.040)
-    Options: ClassVar[type[BaseModel]] = DallE3Options
-
-    @property
-    def api_name(self) -> str:
-        return "dall-e-3"
+class ImageModel(OpenAIModel):
+    """DALL·E 3. Wide and tall images cost twice as much as square ones, so they are a separate
+    model: each model then has one price per image, which is what the core reserves and bills."""
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
         prompt = _last_user(request)
         if not prompt:
             raise Invalid("Describe the image to generate.", fields={"prompt": "required"})
         size = getattr(request.options, "size", "1024x1024")
-        async with connect(request.config, request.timeout) as client:
+        async with connect_for(request) as client:
             for index in range(getattr(request.options, "n", 1)):
                 with openai_wire.translated_errors(PROVIDER_NAME):
                     result = await client.images.generate(
@@ -183,13 +130,6 @@ class DallE3(OpenAIModel):
                 yield MediaOutput("image/png", image, f"image-{index + 1}.png")
 
 
-class DallE3Wide(DallE3):
-    model_id = "openai/dall-e-3-wide"
-    name = "DALL·E 3 wide"
-    description = "Wide (1792x1024) or tall (1024x1792) images from a description."
-    pricing = Pricing.from_usd(per_image=0.080)
-    Options: ClassVar[type[BaseModel]] = DallE3WideOptions
-
 
 AudioFormat = Literal["mp3", "wav", "opus", "aac", "flac"]
 AUDIO_TYPES = {
@@ -207,23 +147,19 @@ AUDIO_TYPES = {
 CHARS_PER_SECOND = 15
 
 
-class Tts1(OpenAIModel):
-    model_id = "openai/tts-1"
-    name = "TTS-1"
-    description = "Reads text aloud. US$15 per million characters."
-    capabilities = frozenset({"text_to_speech"})
-    context_window = 4_096  # characters per request
-    max_output = 0
-    pricing = Pricing.from_usd(per_audio_minute=15.00 * CHARS_PER_SECOND * 60 / 1_000_000)
-    Options: ClassVar[type[BaseModel]] = SpeechOptions
+def per_million_characters(usd: float) -> Pricing:
+    """A speech price per million characters as the per-minute price the core bills."""
+    return Pricing.from_usd(per_audio_minute=usd * CHARS_PER_SECOND * 60 / 1_000_000)
 
+
+class SpeechModel(OpenAIModel):
     async def stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
         text = _last_user(request)
         if not text:
             raise Invalid("Write the text to read aloud.", fields={"prompt": "required"})
         options = request.options
         fmt: AudioFormat = options.format if isinstance(options, SpeechOptions) else "mp3"
-        async with connect(request.config, request.timeout) as client:
+        async with connect_for(request) as client:
             with openai_wire.translated_errors(PROVIDER_NAME):
                 response = await client.audio.speech.create(
                     model=self.api_name,
@@ -239,12 +175,6 @@ class Tts1(OpenAIModel):
         request.usage.audio_seconds = len(text) / CHARS_PER_SECOND
         yield MediaOutput(AUDIO_TYPES.get(fmt, "audio/mpeg"), audio, f"speech.{fmt}")
 
-
-class Tts1Hd(Tts1):
-    model_id = "openai/tts-1-hd"
-    name = "TTS-1 HD"
-    description = "Higher-quality speech. US$30 per million characters."
-    pricing = Pricing.from_usd(per_audio_minute=30.00 * CHARS_PER_SECOND * 60 / 1_000_000)
 
 
 #: What Whisper accepts besides audio/*: the audio track of these containers.
@@ -262,16 +192,7 @@ def _audio(request: GenerationRequest) -> Attachment:
     raise Invalid("Attach an audio file to transcribe.", fields={"attachments": "no audio file"})
 
 
-class Whisper1(OpenAIModel):
-    model_id = "openai/whisper-1"
-    name = "Whisper"
-    description = "Transcribes speech in about 100 languages. US$0.006 per minute."
-    capabilities = frozenset({"speech_to_text"})
-    context_window = 0
-    max_output = 0
-    pricing = Pricing.from_usd(per_audio_minute=0.006)
-    Options: ClassVar[type[BaseModel]] = TranscriptionOptions
-
+class TranscriptionModel(OpenAIModel):
     async def stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
         audio = _audio(request)
         subtype = audio.media_type.split("/", 1)[1].split(";")[0]
@@ -281,7 +202,7 @@ class Whisper1(OpenAIModel):
             value = getattr(request.options, name, None)
             if value:
                 extra[name] = value
-        async with connect(request.config, request.timeout) as client:
+        async with connect_for(request) as client:
             with openai_wire.translated_errors(PROVIDER_NAME):
                 # verbose_json carries the duration, which is what the call costs.
                 result = await client.audio.transcriptions.create(
@@ -295,15 +216,120 @@ class Whisper1(OpenAIModel):
             yield result.text
 
 
-MODELS: list[type[OpenAIModel]] = [
-    Gpt4o,
-    Gpt4oMini,
-    Gpt41,
-    Gpt41Mini,
-    Gpt41Nano,
-    DallE3,
-    DallE3Wide,
-    Tts1,
-    Tts1Hd,
-    Whisper1,
+CHAT = frozenset({"text", "code", "vision"})
+#: The context of a GPT-4.1 model: a million tokens.
+MILLION = 1_047_576
+
+MODELS: list[ModelInfo] = [
+    ModelInfo(
+        model_id="openai/gpt-4o",
+        name="GPT-4o",
+        description="OpenAI's versatile flagship for text and images.",
+        capabilities=CHAT,
+        context_window=128_000,
+        max_output=16_384,
+        pricing=Pricing.from_usd(input_per_million=2.50, output_per_million=10.00),
+    ),
+    ModelInfo(
+        model_id="openai/gpt-4o-mini",
+        name="GPT-4o mini",
+        description="Fast and inexpensive; good for everyday tasks.",
+        capabilities=CHAT,
+        context_window=128_000,
+        max_output=16_384,
+        pricing=Pricing.from_usd(input_per_million=0.15, output_per_million=0.60),
+    ),
+    ModelInfo(
+        model_id="openai/gpt-4.1",
+        name="GPT-4.1",
+        description="Strong at code and following instructions; a million-token context.",
+        capabilities=CHAT,
+        context_window=MILLION,
+        max_output=32_768,
+        pricing=Pricing.from_usd(input_per_million=2.00, output_per_million=8.00),
+    ),
+    ModelInfo(
+        model_id="openai/gpt-4.1-mini",
+        name="GPT-4.1 mini",
+        description="Most of GPT-4.1's ability at a fifth of the price.",
+        capabilities=CHAT,
+        context_window=MILLION,
+        max_output=32_768,
+        pricing=Pricing.from_usd(input_per_million=0.40, output_per_million=1.60),
+    ),
+    ModelInfo(
+        model_id="openai/gpt-4.1-nano",
+        name="GPT-4.1 nano",
+        description="The fastest and cheapest GPT-4.1.",
+        capabilities=CHAT,
+        context_window=MILLION,
+        max_output=32_768,
+        pricing=Pricing.from_usd(input_per_million=0.10, output_per_million=0.40),
+    ),
+    ModelInfo(
+        model_id="openai/dall-e-3",
+        name="DALL·E 3",
+        description="Square images (1024x1024) from a description.",
+        capabilities=frozenset({"image_generation"}),
+        context_window=4_000,  # characters of prompt
+        max_output=0,
+        pricing=Pricing.from_usd(per_image=0.040),
+        options=DallE3Options,
+    ),
+    ModelInfo(
+        model_id="openai/dall-e-3-wide",
+        name="DALL·E 3 wide",
+        description="Wide (1792x1024) or tall (1024x1792) images from a description.",
+        capabilities=frozenset({"image_generation"}),
+        context_window=4_000,
+        max_output=0,
+        pricing=Pricing.from_usd(per_image=0.080),
+        options=DallE3WideOptions,
+        api_name="dall-e-3",
+    ),
+    ModelInfo(
+        model_id="openai/tts-1",
+        name="TTS-1",
+        description="Reads text aloud. US$15 per million characters.",
+        capabilities=frozenset({"text_to_speech"}),
+        context_window=4_096,  # characters per request
+        max_output=0,
+        pricing=per_million_characters(15.00),
+        options=SpeechOptions,
+    ),
+    ModelInfo(
+        model_id="openai/tts-1-hd",
+        name="TTS-1 HD",
+        description="Higher-quality speech. US$30 per million characters.",
+        capabilities=frozenset({"text_to_speech"}),
+        context_window=4_096,
+        max_output=0,
+        pricing=per_million_characters(30.00),
+        options=SpeechOptions,
+    ),
+    ModelInfo(
+        model_id="openai/whisper-1",
+        name="Whisper",
+        description="Transcribes speech in about 100 languages. US$0.006 per minute.",
+        capabilities=frozenset({"speech_to_text"}),
+        context_window=0,
+        max_output=0,
+        pricing=Pricing.from_usd(per_audio_minute=0.006),
+        options=TranscriptionOptions,
+    ),
 ]
+
+
+def model_class(info: ModelInfo) -> type[OpenAIModel]:
+    """Which class calls a model: by what it does."""
+    if "image_generation" in info.capabilities:
+        return ImageModel
+    if "text_to_speech" in info.capabilities:
+        return SpeechModel
+    if "speech_to_text" in info.capabilities:
+        return TranscriptionModel
+    return ChatModel
+
+
+def build_models() -> list[Model]:
+    return [model_class(info)(info) for info in MODELS]

@@ -93,7 +93,9 @@ class CompatibleModel(Model):
 class CompatibleProvider(Provider):
     provider_id = "openai_compatible"
     name = "OpenAI-compatible servers"
-    key_field = None  # keys are per connection, and local servers need none
+    # Keys and URLs are per connection (local servers need no key), so the core passes none in.
+    key_field = None
+    base_url_field = None
 
     def __init__(self) -> None:
         # (name, base_url, key) → (expires at, model names or None when the server failed)

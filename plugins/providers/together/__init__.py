@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field, SecretStr, field_validator
 
 from multinotes.plugin import (
     Model,
+    ModelInfo,
     Pricing,
     ProviderRegistrar,
     SettingsRegistrar,
@@ -25,7 +26,6 @@ from multinotes.plugins.providers.together.chat import (
     TogetherChatModel,
     TogetherImageModel,
     TogetherModel,
-    TogetherSpec,
     raise_mapped,
     together_client,
 )
@@ -42,50 +42,54 @@ def per_million(usd: float) -> Pricing:
     return Pricing.from_usd(input_per_million=usd, output_per_million=usd)
 
 
-CHAT_MODELS = (
-    TogetherSpec(
-        name="meta-llama/Llama-3.3-70B-Instruct-Turbo",
-        title="Llama 3.3 70B Instruct Turbo",
+CHAT_MODELS: tuple[ModelInfo, ...] = (
+    ModelInfo(
+        model_id="together/meta-llama/Llama-3.3-70B-Instruct-Turbo",
+        name="Llama 3.3 70B Instruct Turbo",
         description="Meta's open 70B model, served fast: a strong general-purpose default.",
         capabilities=CODE,
+        max_output=8192,
         context_window=131_072,
         pricing=per_million(0.88),
     ),
-    TogetherSpec(
-        name="Qwen/Qwen2.5-72B-Instruct-Turbo",
-        title="Qwen 2.5 72B Instruct Turbo",
+    ModelInfo(
+        model_id="together/Qwen/Qwen2.5-72B-Instruct-Turbo",
+        name="Qwen 2.5 72B Instruct Turbo",
         description="Alibaba's open 72B model: good at multilingual text, maths and code.",
         capabilities=CODE,
+        max_output=8192,
         context_window=32_768,
         pricing=per_million(1.20),
     ),
-    TogetherSpec(
-        name="Qwen/Qwen2.5-Coder-32B-Instruct",
-        title="Qwen 2.5 Coder 32B Instruct",
+    ModelInfo(
+        model_id="together/Qwen/Qwen2.5-Coder-32B-Instruct",
+        name="Qwen 2.5 Coder 32B Instruct",
         description="An open model tuned for writing and explaining code.",
         capabilities=CODE,
+        max_output=8192,
         context_window=32_768,
         pricing=per_million(0.80),
     ),
-    TogetherSpec(
-        name="deepseek-ai/DeepSeek-V3",
-        title="DeepSeek V3",
+    ModelInfo(
+        model_id="together/deepseek-ai/DeepSeek-V3",
+        name="DeepSeek V3",
         description="DeepSeek's open mixture-of-experts model: strong reasoning and code.",
         capabilities=CODE,
+        max_output=8192,
         context_window=131_072,
         pricing=per_million(1.25),
     ),
 )
-IMAGE_MODELS = (
-    TogetherSpec(
-        name="black-forest-labs/FLUX.1-schnell",
-        title="FLUX.1 [schnell]",
+IMAGE_MODELS: tuple[ModelInfo, ...] = (
+    ModelInfo(
+        model_id="together/black-forest-labs/FLUX.1-schnell",
+        name="FLUX.1 [schnell]",
         description="Black Forest Labs' fast text-to-image model (4 steps).",
         capabilities=frozenset({"image_generation"}),
         context_window=4_000,
         max_output=0,
         pricing=Pricing.from_usd(per_image=0.00283),
-        steps=4,
+        extra={"steps": 4},
     ),
 )
 
@@ -124,11 +128,12 @@ class TogetherProvider(StaticProvider):
         listed: list[Model] = list(models)
         super().__init__("together", "Together AI", listed)
 
-    async def check(self, config: Any) -> str:
+    async def check(
+        self, config: Any, *, key: str | None = None, base_url: str | None = None
+    ) -> str:
         """Lists the models (``GET /v1/models``): proves the URL and the key in one call. The SDK
         has no wrapper for this endpoint, so it goes through the client's raw ``get``."""
-        key = api_key(config)
-        async with together_client(config, key) as client:
+        async with together_client(config, api_key(key), base_url=base_url) as client:
             try:
                 listing = await client.get("/v1/models", cast_to=object)
             except Exception as exc:
@@ -136,11 +141,11 @@ class TogetherProvider(StaticProvider):
         if not isinstance(listing, list):
             listing = listing.get("data", []) if isinstance(listing, dict) else []
         names = {item.get("id") for item in listing if isinstance(item, dict)}
-        specs = CHAT_MODELS + IMAGE_MODELS
-        offered = sum(1 for spec in specs if spec.name in names)
+        records = CHAT_MODELS + IMAGE_MODELS
+        offered = sum(1 for info in records if info.remote_name in names)
         return (
             f"Connected to Together AI: {len(names)} model(s) available, "
-            f"{offered} of the {len(specs)} offered here."
+            f"{offered} of the {len(records)} offered here."
         )
 
 

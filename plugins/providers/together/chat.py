@@ -10,7 +10,6 @@ import hashlib
 import os
 import ssl
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import certifi
@@ -27,7 +26,7 @@ from multinotes.plugin import (
     ImageOptions,
     MediaOutput,
     Model,
-    Pricing,
+    ModelInfo,
     ProviderBadResponse,
     ProviderError,
     ProviderUnavailable,
@@ -35,21 +34,6 @@ from multinotes.plugin import (
     outgoing,
 )
 from multinotes.plugins.providers.together.errors import api_key, map_error
-
-
-@dataclass(frozen=True)
-class TogetherSpec:
-    """A curated model: its API name and what we tell users (and bill) about it."""
-
-    name: str
-    title: str
-    description: str
-    capabilities: frozenset[str]
-    pricing: Pricing
-    context_window: int = 8192
-    max_output: int = 8192
-    #: Inference steps for image models (FLUX.1-schnell is distilled for 1-4 steps).
-    steps: int | None = None
 
 
 @functools.cache
@@ -63,10 +47,10 @@ def tls_context() -> ssl.SSLContext:
     )
 
 
-def _new_client(config: Any, key: str) -> together.AsyncTogether:
+def _new_client(config: Any, key: str, base_url: str) -> together.AsyncTogether:
     return together.AsyncTogether(
         api_key=key,
-        base_url=config.base_url,
+        base_url=base_url,
         timeout=config.timeout,
         max_retries=0,
         http_client=outgoing.guard_httpx_client(
@@ -77,19 +61,21 @@ def _new_client(config: Any, key: str) -> together.AsyncTogether:
 
 @contextlib.asynccontextmanager
 async def together_client(
-    config: Any, key: str, clients: ClientCache | None = None
+    config: Any, key: str, clients: ClientCache | None = None, base_url: str | None = None
 ) -> AsyncIterator[together.AsyncTogether]:
     """The app's long-lived client for these settings (its connections stay open between
     calls: no new TLS handshake per answer), or without ``clients`` one for this call alone.
     Settings are part of the cache key, so a changed key, URL or timeout gets a new client.
     SDK retries are off: the core owns retries, backoff and the circuit breaker. httpx applies
-    ``timeout`` to each phase, so it bounds the wait for the first byte and between chunks."""
+    ``timeout`` to each phase, so it bounds the wait for the first byte and between chunks.
+    ``key`` and ``base_url`` are what the core read from the settings."""
+    url = base_url or config.base_url
     if clients is not None:
         digest = hashlib.sha256(key.encode()).hexdigest()
-        cache_key = ("together", config.base_url, digest, config.timeout)
-        yield clients.get(cache_key, lambda: _new_client(config, key))
+        cache_key = ("together", url, digest, config.timeout)
+        yield clients.get(cache_key, lambda: _new_client(config, key, url))
         return
-    client = _new_client(config, key)
+    client = _new_client(config, key, url)
     try:
         yield client
     finally:
@@ -144,30 +130,26 @@ def read_chunk(chunk: ChatCompletionChunk, usage: Usage) -> tuple[str, bool]:
 
 
 class TogetherModel(Model):
-    """Attributes from a ``TogetherSpec``; ``model_id`` is ``together/<org>/<model>``."""
+    """Built from its record; ``model_id`` is ``together/<org>/<model>``."""
 
-    def __init__(self, spec: TogetherSpec) -> None:
-        self.api_name = spec.name
-        self.model_id = f"together/{spec.name}"
-        self.name = spec.title
-        self.description = spec.description
-        self.capabilities = spec.capabilities
-        self.context_window = spec.context_window
-        self.max_output = spec.max_output
-        self.pricing = spec.pricing
-        self.steps = spec.steps
+    api_name: str
+
+    def __init__(self, info: ModelInfo) -> None:
+        super().__init__(info)
+        #: Inference steps for image models (FLUX.1-schnell is distilled for 1-4 steps).
+        self.steps: int | None = info.extra.get("steps")
 
 
 class TogetherChatModel(TogetherModel):
     async def stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
         config = request.config
-        key = api_key(config)
+        key = api_key(request.key)
         options = request.options
         messages = to_messages(request.messages, getattr(options, "system", None))
         temperature = getattr(options, "temperature", None)
         top_p = getattr(options, "top_p", None)
         max_tokens = getattr(options, "max_tokens", None)
-        async with together_client(config, key, request.clients) as client:
+        async with together_client(config, key, request.clients, request.base_url) as client:
             try:
                 chunks = await client.chat.completions.create(
                     model=self.api_name,
@@ -207,13 +189,13 @@ class TogetherImageModel(TogetherModel):
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
         config = request.config
-        key = api_key(config)
+        key = api_key(request.key)
         prompt = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
         if not prompt.strip():
             raise ProviderError("Describe the image to generate.")
         options = request.options
         width, height = (int(n) for n in getattr(options, "size", "1024x1024").split("x"))
-        async with together_client(config, key, request.clients) as client:
+        async with together_client(config, key, request.clients, request.base_url) as client:
             try:
                 result = await client.images.generate(
                     model=self.api_name,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import binascii
 import json
-from typing import Any
 
 import httpx
 import pydantic
@@ -21,7 +20,6 @@ from multinotes.plugin import (
     ProviderError,
     ProviderRateLimited,
     ProviderUnavailable,
-    configured_key,
     outgoing,
     parse_retry_after,
 )
@@ -29,9 +27,8 @@ from multinotes.plugin import (
 CONSOLE_HINT = "An admin can set it in the Plugins console (Together AI → API key)."
 
 
-def api_key(config: Any) -> str:
-    """The configured key, or ``NeedsKey`` before anything goes over the network."""
-    key = configured_key(config)
+def api_key(key: str | None) -> str:
+    """The key the core passed in, or ``NeedsKey`` before anything goes over the network."""
     if not key:
         raise NeedsKey(f"Together AI needs an API key. {CONSOLE_HINT}")
     return key
