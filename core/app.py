@@ -27,6 +27,9 @@ from multinotes.error_tracking import setup_error_tracking
 from multinotes.errors import ConfigError
 from multinotes.events import setup_events
 from multinotes.files.service import setup_files
+from multinotes.http import middleware as mw
+from multinotes.http.endpoint import EndpointSpec, check_routes, spec_of
+from multinotes.http.unavailable import redis_unavailable
 from multinotes.identity import passwords
 from multinotes.identity.actor import current_actor
 from multinotes.identity.oauth import setup_oauth
@@ -52,10 +55,6 @@ from multinotes.search import setup_search
 from multinotes.secretbox import SecretBox
 from multinotes.settings import Settings
 from multinotes.tasks import TaskQueue, embedded_scheduler, make_broker
-from multinotes.web import middleware as mw
-from multinotes.web.account_routes import setup_account_routes
-from multinotes.web.endpoint import EndpointSpec, check_routes, spec_of
-from multinotes.web.unavailable import redis_unavailable
 from multinotes.webui import STATIC_DIR, TEMPLATES_DIR
 
 log = structlog.get_logger(__name__)
@@ -111,7 +110,6 @@ def create_app(
     setup_templates(app)
     setup_oauth(app)
     setup_routes(app)
-    setup_account_routes(app)
     setup_plugin_lifecycle(app)
     setup_error_tracking(app)
     # Last registered, so first torn down: every resource is still there while answers settle.
@@ -361,76 +359,9 @@ async def _template_context(request: web.Request) -> dict[str, Any]:
 
 
 def setup_routes(app: web.Application) -> None:
-    from multinotes.api import (
-        account_security,
-        admin_plugins,
-        auth,
-        comments,
-        conversations,
-        documents,
-        files,
-        folders,
-        health,
-        keys,
-        models,
-        notifications,
-        oauth,
-        privacy,
-        search,
-        sessions,
-        shares,
-        tools,
-        wallet,
-    )
-    from multinotes.web import (
-        account_pages,
-        admin_workspace,
-        docs,
-        files_pages,
-        notes_pages,
-        oauth_pages,
-        pages,
-        privacy_pages,
-        search_pages,
-        sharing_pages,
-        usage,
-        workspace_pages,
-    )
+    from multinotes import features
 
-    for table in (
-        health.routes,
-        auth.routes,
-        oauth.routes,
-        keys.routes,
-        account_security.routes,
-        sessions.routes,
-        admin_plugins.routes,
-        models.routes,
-        wallet.routes,
-        tools.routes,
-        conversations.routes,
-        folders.routes,
-        documents.routes,
-        files.routes,
-        shares.routes,
-        comments.routes,
-        notifications.routes,
-        docs.routes,
-        pages.routes,
-        account_pages.routes,
-        oauth_pages.routes,
-        workspace_pages.routes,
-        usage.routes,
-        admin_workspace.routes,
-        privacy.routes,
-        privacy_pages.routes,
-        sharing_pages.routes,
-        notes_pages.routes,
-        files_pages.routes,
-        search.routes,
-        search_pages.routes,
-    ):
-        app.router.add_routes(table)
+    features.setup(app)
     app.router.add_static("/static/", STATIC_DIR, name="static", append_version=True)
     host = app[PLUGINS]
     for record in host.loaded():
@@ -439,7 +370,6 @@ def setup_routes(app: web.Application) -> None:
     for route in host.routes:
         app.router.add_route(route.method, route.path, _gated(app, route), name=route.name)
     check_routes(app)
-    app.on_startup.append(docs.build_on_startup)
 
 
 def _gated(app: web.Application, route: RouteDef) -> Any:

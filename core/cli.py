@@ -164,15 +164,15 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
 
 
 def _plugin_rows(app: web.Application) -> list[dict[str, Any]]:
-    from multinotes.api.admin_plugins import plugin_out
     from multinotes.keys import PLUGINS
+    from multinotes.plugin_admin import plugin_out
 
     return [plugin_out(r) for r in sorted(app[PLUGINS].records.values(), key=lambda r: r.name)]
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
     from multinotes import plugin_control
-    from multinotes.api.admin_plugins import plugin_detail
+    from multinotes.plugin_admin import plugin_detail
 
     settings = load_settings(args)
 

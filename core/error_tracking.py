@@ -105,7 +105,7 @@ async def report_errors(request: web.Request, handler: Any) -> web.StreamRespons
     """Right inside the error middleware (which turns every exception into a response), so
     it sees what any later middleware or handler raises: report the unexpected ones with this
     request's id and, once authentication has run, the user id."""
-    from multinotes.web.middleware import REQUEST_ID
+    from multinotes.http.middleware import REQUEST_ID
 
     scope = sentry_sdk.get_isolation_scope()  # per request (the aiohttp integration forks it)
     request_id = request.get(REQUEST_ID)
@@ -127,7 +127,7 @@ def setup_error_tracking(app: web.Application) -> None:
     settings = app[SETTINGS]
     if settings.sentry_dsn is None:
         return
-    from multinotes.web.middleware import errors
+    from multinotes.http.middleware import errors
 
     middlewares = list(app.middlewares)
     position = middlewares.index(errors) + 1 if errors in middlewares else len(middlewares)

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any, get_args
 
 from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import JSON, Boolean, Integer, String, Text, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
@@ -324,3 +325,18 @@ async def move_tool(app: web.Application, tool_id: str, step: int) -> None:
     if 0 <= target < len(order):
         order[index], order[target] = order[target], order[index]
         await reorder_tools(app, order)
+
+
+class ToolPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=60)
+    description: str | None = Field(default=None, max_length=300)
+    position: int | None = Field(default=None, ge=0, description="Move to this place (0 first).")
+    hidden: bool | None = None
+    model_ids: list[str] | None = Field(
+        default=None,
+        max_length=100,
+        description="Models to offer, in order; null offers every model with the capability.",
+    )
+    system_prompt: str | None = Field(default=None, max_length=20_000)

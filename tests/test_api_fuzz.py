@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 from openapi_spec_validator import validate
 
+from multinotes.http.openapi import build_openapi
 from multinotes.testing import ApiClient
-from multinotes.web.openapi import build_openapi
 
 ROOT = Path(__file__).resolve().parent.parent
 ST = Path(sys.executable).with_name("st")

@@ -13,8 +13,8 @@ import aiohttp
 import pytest
 from PIL import Image
 
-from multinotes.api.files import content_disposition
 from multinotes.files.models import File
+from multinotes.http.downloads import content_disposition
 from multinotes.keys import SETTINGS
 from multinotes.settings import Settings
 from multinotes.testing import ApiClient

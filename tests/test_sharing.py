@@ -904,9 +904,9 @@ async def test_sharing_with_people_is_limited_per_hour(
 ):
     from limits import RateLimitItemPerHour
 
-    from multinotes.api import shares as shares_api
+    from multinotes.sharing import actions as share_actions
 
-    monkeypatch.setattr(shares_api, "PERSON_SHARES_PER_HOUR", RateLimitItemPerHour(2))
+    monkeypatch.setattr(share_actions, "PERSON_SHARES_PER_HOUR", RateLimitItemPerHour(2))
     doc = await note(ann)
     for i in range(2):
         await share(ann, object_type="document", object_id=doc, email=f"p{i}@example.com")

@@ -6,15 +6,22 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from multinotes import audit
-from multinotes.api.auth import clear_session_cookie
 from multinotes.errors import Invalid
+from multinotes.http.endpoint import endpoint
+from multinotes.http.session import clear_session_cookie
 from multinotes.identity import account_mail
 from multinotes.identity import service as identity
-from multinotes.identity.account_mail import RESET_PASSWORD, VERIFY_EMAIL, queue_account_mail
+from multinotes.identity.account_mail import (
+    RESET_PASSWORD,
+    VERIFY_EMAIL,
+    forgot_message,
+    queue_account_mail,
+    resend_message,
+)
 from multinotes.identity.actor import current_actor, require_user
 from multinotes.identity.guard import throttle_reset
+from multinotes.identity.schemas import ForgotIn
 from multinotes.keys import DB
-from multinotes.web.endpoint import endpoint
 
 routes = web.RouteTableDef()
 
@@ -45,12 +52,6 @@ class MessageOut(BaseModel):
     message: str
 
 
-class ForgotIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    email: EmailStr = Field(max_length=320)
-
-
 class ResetIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -74,19 +75,6 @@ class ChangedOut(BaseModel):
     message: str
     sessions_revoked: int = Field(description="Other sessions that were logged out.")
     api_keys_revoked: int = Field(default=0, description="API keys that were revoked.")
-
-
-def forgot_message(email: str) -> str:
-    return (
-        f"If an account uses {email}, we sent it a link to choose a new password. "
-        "The link works for one hour."
-    )
-
-
-def resend_message(email: str, *, anonymous: bool) -> str:
-    if anonymous:
-        return f"If an account with the unverified address {email} exists, we sent it a new link."
-    return f"We sent a new link to {email}. It works for 48 hours."
 
 
 @routes.post("/api/auth/verify", name="api_verify_email")

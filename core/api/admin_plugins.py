@@ -9,41 +9,12 @@ from pydantic import BaseModel, ConfigDict
 
 from multinotes import plugin_control
 from multinotes.errors import Conflict
+from multinotes.http.endpoint import endpoint
 from multinotes.identity.actor import require_admin
-from multinotes.keys import PLUGIN_SETTINGS, PLUGINS
-from multinotes.plugin_host import PluginRecord
-from multinotes.web.endpoint import endpoint
+from multinotes.keys import PLUGINS
+from multinotes.plugin_admin import PluginDetailOut, PluginOut, plugin_detail, plugin_out
 
 routes = web.RouteTableDef()
-
-
-class SettingField(BaseModel):
-    name: str
-    title: str
-    description: str | None = None
-    type: str
-    secret: bool
-    source: str
-    value: Any = None
-    is_set: bool | None = None
-    masked: str | None = None
-
-
-class PluginOut(BaseModel):
-    name: str
-    kinds: list[str]
-    version: str | None
-    module: str
-    enabled: bool
-    status: str
-    error: str | None
-    has_settings: bool
-
-
-class PluginDetailOut(PluginOut):
-    #: The hooks it implements (a tracing aid for plugin authors).
-    hooks: list[str]
-    settings: list[SettingField]
 
 
 class PluginPatch(BaseModel):
@@ -51,29 +22,6 @@ class PluginPatch(BaseModel):
 
     enabled: bool | None = None
     settings: dict[str, Any] | None = None
-
-
-def plugin_out(record: PluginRecord) -> dict[str, Any]:
-    return {
-        "name": record.name,
-        "kinds": record.kinds,
-        "version": record.version,
-        "module": record.module,
-        "enabled": record.enabled,
-        "status": record.status,
-        "error": record.error,
-        "has_settings": record.settings_model is not None,
-    }
-
-
-async def plugin_detail(app: web.Application, name: str) -> PluginDetailOut:
-    record = app[PLUGINS].get(name)
-    fields = await app[PLUGIN_SETTINGS].view(name) if record.status == "loaded" else []
-    return PluginDetailOut(
-        **plugin_out(record),
-        hooks=list(record.hooks),
-        settings=[SettingField(**f) for f in fields],
-    )
 
 
 @routes.get("/api/admin/plugins", name="api_admin_plugins")

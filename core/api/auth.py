@@ -2,31 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from multinotes import audit
+from multinotes.http.endpoint import endpoint
+from multinotes.http.session import clear_session_cookie, start_session
 from multinotes.identity import service as identity
 from multinotes.identity.account_mail import VERIFY_EMAIL, queue_account_mail
 from multinotes.identity.actor import require_user
 from multinotes.identity.guard import check_login, register_account
-from multinotes.keys import DB, SETTINGS
+from multinotes.identity.schemas import RegisterIn
+from multinotes.keys import DB
 from multinotes.models import User
-from multinotes.web.endpoint import endpoint
-from multinotes.web.middleware import session_cookie_name
 
 routes = web.RouteTableDef()
-
-
-class RegisterIn(BaseModel):
-    # Unknown fields (role, balance, ...) are rejected, never silently applied.
-    model_config = ConfigDict(extra="forbid")
-
-    email: EmailStr = Field(max_length=320)
-    password: str = Field(min_length=1, max_length=256)
-    name: str = Field(min_length=1, max_length=200)
 
 
 class LoginIn(BaseModel):
@@ -60,45 +50,6 @@ class UserOut(BaseModel):
 class LoginOut(BaseModel):
     user: UserOut
     csrf_token: str = Field(description="Send as X-CSRF-Token on cookie-authenticated writes.")
-
-
-async def start_session(request: web.Request, response: web.StreamResponse, user: User) -> str:
-    """Log ``user`` in on this browser: a fresh session (never a reused id) and its cookie."""
-    settings = request.app[SETTINGS]
-    max_age = timedelta(days=settings.session_max_age_days)
-    old = request.cookies.get(session_cookie_name(settings))
-    if old:
-        current = await identity.actor_from_session(request.app[DB], old)
-        if current and current.session_id:
-            await identity.revoke_session(request.app[DB], current.session_id)
-    new = await identity.create_session(
-        request.app[DB],
-        user,
-        max_age=max_age,
-        ip=request.remote,
-        user_agent=request.headers.get("User-Agent"),
-    )
-    response.set_cookie(
-        session_cookie_name(settings),
-        new.token,
-        max_age=int(max_age.total_seconds()),
-        httponly=True,
-        secure=settings.secure_cookies,
-        samesite="Lax",
-        path="/",
-    )
-    return new.session.csrf_token
-
-
-def clear_session_cookie(request: web.Request, response: web.StreamResponse) -> None:
-    settings = request.app[SETTINGS]
-    response.del_cookie(
-        session_cookie_name(settings),
-        path="/",
-        secure=settings.secure_cookies,
-        httponly=True,
-        samesite="Lax",
-    )
 
 
 @routes.post("/api/auth/register", name="api_register")

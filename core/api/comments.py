@@ -13,12 +13,13 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
+from multinotes.http.endpoint import endpoint
 from multinotes.identity.actor import require_user
 from multinotes.keys import DB
 from multinotes.sharing import comments
+from multinotes.sharing.actions import add_comment
 from multinotes.sharing.activity import list_activity
 from multinotes.sharing.notifications import Outbox
-from multinotes.web.endpoint import endpoint
 
 routes = web.RouteTableDef()
 
@@ -86,15 +87,6 @@ async def list_comments(request: web.Request) -> dict[str, Any]:
     return {"comments": rows}
 
 
-async def add(request: web.Request, document_id: str, body: str) -> dict[str, Any]:
-    """Shared by the API and the note's comment form: comment, then send the mentions' mail."""
-    actor = require_user(request)
-    outbox = Outbox()
-    comment = await comments.add_comment(request.app[DB], actor, document_id, body, outbox)
-    await outbox.send(request)
-    return comment
-
-
 @routes.post("/api/documents/{id}/comments", name="api_document_comment_create")
 @endpoint(
     access="user",
@@ -107,7 +99,7 @@ async def add(request: web.Request, document_id: str, body: str) -> dict[str, An
 async def create_comment(request: web.Request, body: CommentIn) -> dict[str, Any]:
     """Comment on a note you can see. People who can see it and are @mentioned (by email or
     display name) are notified."""
-    return await add(request, request.match_info["id"], body.body)
+    return await add_comment(request, request.match_info["id"], body.body)
 
 
 @routes.patch("/api/comments/{id}", name="api_comment_update")

@@ -22,11 +22,11 @@ from multinotes.chat.pipeline import (
 )
 from multinotes.errors import NotFound
 from multinotes.files import objects
+from multinotes.http.endpoint import endpoint, raw
 from multinotes.identity.actor import Actor, require_user
 from multinotes.keys import DB
 from multinotes.search.tasks import queue_embedding
 from multinotes.sharing import access
-from multinotes.web.endpoint import endpoint, raw
 
 routes = web.RouteTableDef()
 

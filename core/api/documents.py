@@ -10,12 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from multinotes.chat.pipeline import MAX_MODELS, plan_again, stream_generations
 from multinotes.errors import NotFound
+from multinotes.http.endpoint import endpoint
 from multinotes.identity.actor import require_user, require_verified
 from multinotes.keys import DB
 from multinotes.notes import provenance as saved
 from multinotes.notes import service as notes
 from multinotes.sharing import access
-from multinotes.web.endpoint import endpoint
 
 routes = web.RouteTableDef()
 

@@ -6,32 +6,25 @@ from __future__ import annotations
 import asyncio
 import io
 import re
-from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote
 
-from aiohttp import BodyPartReader, MultipartReader, web
-from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp import BodyPartReader, web
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from multinotes.errors import BadRequest, Invalid
 from multinotes.files import service, sniff
 from multinotes.files.models import File
+from multinotes.http.downloads import content_disposition
+from multinotes.http.endpoint import endpoint, multipart
+from multinotes.http.uploads import MAX_FIELDS, next_part, part_chunks, read_field
 from multinotes.identity.actor import require_user, require_verified
 from multinotes.keys import DB, SETTINGS
 from multinotes.sharing import access
-from multinotes.web.endpoint import endpoint, multipart
 
 routes = web.RouteTableDef()
 
-CHUNK = 256 * 1024
-#: Small form fields that may come before the file part.
-MAX_FIELD = 1024
-MAX_FIELDS = 10
 ID_PATTERN = r"^[0-9A-Za-z_-]{1,32}$"
-#: Served inline: formats a browser shows but cannot run. Everything else is an attachment.
-INLINE_SAFE = frozenset(k.content_type for k in sniff.KINDS.values() if k.inline)
 PREVIEW_TEXT_BYTES = 4096
 PREVIEW_MAX_SIDE = 512
 PREVIEW_MAX_PIXELS = 40_000_000
@@ -104,49 +97,6 @@ def _file_id(request: web.Request) -> str:
 
 
 # -- upload -------------------------------------------------------------------------------------
-
-
-async def read_field(part: BodyPartReader, name: str) -> str:
-    """A small text field of an upload form (at most MAX_FIELD bytes of UTF-8)."""
-    data = await part.read_chunk(MAX_FIELD + 1)
-    if len(data) > MAX_FIELD or await part.read_chunk(1):
-        raise Invalid(fields={name: f"At most {MAX_FIELD} bytes."})
-    try:
-        return data.decode("utf-8").strip()
-    except UnicodeDecodeError:
-        raise Invalid(fields={name: "Not UTF-8 text."}) from None
-
-
-def cut_off() -> BadRequest:
-    return BadRequest(
-        "The upload ended before the file did (the form's closing boundary never came); "
-        "nothing was kept.",
-        code="incomplete_upload",
-    )
-
-
-async def part_chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
-    """A file part's bytes as they arrive, for ``service.ingest``. A body that ends without
-    the boundary after the file raises (and ``ingest`` keeps nothing): aiohttp hands over what
-    came, then an empty chunk, as if the file had ended there."""
-    while True:
-        try:
-            chunk = await part.read_chunk(CHUNK)
-        except ValueError:  # aiohttp: read past the body's end, or framing it cannot follow
-            raise cut_off() from None
-        if not chunk:
-            if not part.at_eof():
-                raise cut_off()
-            return
-        yield chunk
-
-
-async def next_part(reader: MultipartReader) -> BodyPartReader | MultipartReader | None:
-    """The form's next part; broken framing or part headers are the client's 400, not ours."""
-    try:
-        return await reader.next()
-    except (ValueError, HttpProcessingError):
-        raise BadRequest("The form data is malformed.", code="bad_multipart") from None
 
 
 @routes.post("/api/files", name="api_files_upload")
@@ -241,15 +191,6 @@ async def get_file(request: web.Request) -> FileOut:
     actor = require_user(request)
     row, _ = await access.file(request.app[DB], actor.user_id, _file_id(request))
     return FileOut.of(row)
-
-
-def content_disposition(row: File) -> str:
-    inline = row.content_type in INLINE_SAFE
-    ascii_name = "".join(ch if 32 <= ord(ch) < 127 and ch not in '"\\;' else "_" for ch in row.name)
-    return (
-        f'{"inline" if inline else "attachment"}; filename="{ascii_name}"; '
-        f"filename*=UTF-8''{quote(row.name, safe='')}"
-    )
 
 
 def _content_headers(row: File) -> dict[str, str]:

@@ -11,12 +11,12 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
+from multinotes.http.endpoint import endpoint
 from multinotes.identity.actor import require_user
 from multinotes.keys import DB
 from multinotes.notes import service as notes
 from multinotes.sharing import access
 from multinotes.sharing.service import folder_contents
-from multinotes.web.endpoint import endpoint
 
 routes = web.RouteTableDef()
 

@@ -11,9 +11,9 @@ from redis.exceptions import RedisError
 from sqlalchemy import text
 
 from multinotes.errors import Forbidden, Unauthorized
+from multinotes.http.endpoint import raw
 from multinotes.keys import DB, METRICS, REDIS, SETTINGS, TASKS
 from multinotes.tasks import TaskStatus, task_status
-from multinotes.web.endpoint import raw
 
 routes = web.RouteTableDef()
 

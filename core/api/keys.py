@@ -8,16 +8,15 @@ from datetime import datetime
 from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from multinotes.db import utcnow
 from multinotes.errors import Invalid
+from multinotes.http.endpoint import endpoint
 from multinotes.identity import key_actions
 from multinotes.identity import scopes as key_scopes
 from multinotes.identity import service as identity
 from multinotes.identity.actor import Actor, require_user
+from multinotes.identity.schemas import KeyOut, key_out_scopes
 from multinotes.identity.scopes import Scope
 from multinotes.keys import DB
-from multinotes.models import ApiKey
-from multinotes.web.endpoint import endpoint
 
 routes = web.RouteTableDef()
 
@@ -53,38 +52,6 @@ class NewKeyOut(BaseModel):
     prefix: str
     scopes: list[Scope]
     expires_at: datetime | None
-
-
-class KeyOut(BaseModel):
-    id: str
-    name: str
-    prefix: str
-    scopes: list[Scope] = Field(
-        description="What the key can do now (admin only while its owner is an administrator)."
-    )
-    created_at: datetime
-    last_used_at: datetime | None
-    expires_at: datetime | None
-    expired: bool
-
-    @classmethod
-    def of(cls, record: ApiKey, role: str) -> KeyOut:
-        expires_at = record.expires_at
-        return cls(
-            id=record.id,
-            name=record.name,
-            prefix=record.prefix,
-            scopes=key_out_scopes(record, role),
-            created_at=record.created_at,
-            last_used_at=record.last_used_at,
-            expires_at=expires_at,
-            expired=expires_at is not None and expires_at <= utcnow(),
-        )
-
-
-def key_out_scopes(record: ApiKey, role: str) -> list[Scope]:
-    held = key_scopes.effective(key_scopes.parse(record.scopes), role)
-    return [s for s in key_scopes.SCOPES if s in held]
 
 
 def _within_callers_key(actor: Actor, scopes: list[Scope] | None) -> None:

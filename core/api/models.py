@@ -8,13 +8,13 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from multinotes import audit
-from multinotes.app_settings import get_settings, set_setting
-from multinotes.catalog import PRICE_FIELDS, ModelSetting
+from multinotes import audit, catalog_admin
+from multinotes.app_settings import set_setting
+from multinotes.catalog_admin import ModelPatch, PricingSettings
 from multinotes.chat.service import favourite_models, model_ratings, set_favourite
+from multinotes.http.endpoint import endpoint
 from multinotes.identity.actor import require_admin, require_user
 from multinotes.keys import CATALOG, DB
-from multinotes.web.endpoint import endpoint
 
 routes = web.RouteTableDef()
 
@@ -54,26 +54,6 @@ class AdminModelOut(ModelOut):
     plugin: str
 
 
-class PriceOverride(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    input_per_million: float | None = Field(default=None, ge=0)
-    output_per_million: float | None = Field(default=None, ge=0)
-    per_image: float | None = Field(default=None, ge=0)
-    per_audio_minute: float | None = Field(default=None, ge=0)
-
-
-class ModelPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    enabled: bool | None = None
-    pricing: PriceOverride | None = Field(
-        default=None, description="Prices replacing the provider's; null fields keep theirs."
-    )
-    markup_percent: float | None = Field(default=None, ge=-100, le=1000)
-    reset: bool = Field(default=False, description="Drop every override of this model first.")
-
-
 class ModelTestIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -88,25 +68,10 @@ class ModelTestOut(BaseModel):
     result: str
 
 
-class PricingSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    markup_percent: float | None = Field(default=None, ge=-100, le=1000)
-    trial_credits: int | None = Field(default=None, ge=0, le=10**12)
-    low_balance_credits: int | None = Field(default=None, ge=0, le=10**12)
-
-
 class PricingSettingsOut(BaseModel):
     markup_percent: float
     trial_credits: int
     low_balance_credits: int
-
-
-SETTING_KEYS = {
-    "markup_percent": "pricing.markup_percent",
-    "trial_credits": "wallet.trial_credits",
-    "low_balance_credits": "wallet.low_balance_credits",
-}
 
 
 @routes.get("/api/models", name="api_models")
@@ -149,26 +114,11 @@ async def set_model_favourite(request: web.Request, body: FavouriteIn) -> dict[s
     return {"models": await favourite_models(request.app[DB], actor.user_id)}
 
 
-async def _admin_models(app: web.Application) -> list[dict[str, Any]]:
-    ratings = await model_ratings(app[DB])
-    out = []
-    for entry in await app[CATALOG].entries(include_disabled=True):
-        item = entry.public(ratings.get(entry.id))
-        item.update(
-            enabled=entry.enabled,
-            markup_percent=entry.markup_percent,
-            plugin=entry.plugin,
-            base_pricing={n: getattr(entry.base_pricing, n) for n in PRICE_FIELDS},
-        )
-        out.append(item)
-    return out
-
-
 @routes.get("/api/admin/models", name="api_admin_models")
 @endpoint(access="admin", response=list[AdminModelOut], tags=["admin"])
 async def admin_models(request: web.Request) -> list[dict[str, Any]]:
     """Every model of every enabled provider, including ones switched off, with overrides."""
-    return await _admin_models(request.app)
+    return await catalog_admin.admin_models(request.app)
 
 
 @routes.post("/api/admin/models/test", name="api_admin_models_test")
@@ -184,7 +134,7 @@ async def update_model(request: web.Request, body: ModelPatch) -> dict[str, Any]
     """Switch one model on or off, override its prices, or set its own markup."""
     require_admin(request)
     model_id = request.match_info["id"]
-    await apply_model_patch(request.app, model_id, body)
+    await catalog_admin.apply_model_patch(request.app, model_id, body)
     await audit.record(
         request.app,
         request,
@@ -193,42 +143,14 @@ async def update_model(request: web.Request, body: ModelPatch) -> dict[str, Any]
         target_id=model_id,
         details=body.model_dump(mode="json", exclude_unset=True),
     )
-    return next(m for m in await _admin_models(request.app) if m["id"] == model_id)
-
-
-async def apply_model_patch(app: web.Application, model_id: str, body: ModelPatch) -> None:
-    """Store an admin's change to one model (the API and the console page both use this)."""
-    await app[CATALOG].get(model_id, include_disabled=True)  # 404 if unknown
-    async with app[DB].transaction() as session:
-        row = await session.get(ModelSetting, model_id)
-        if row is None:
-            row = ModelSetting(model_id=model_id, enabled=True)
-            session.add(row)
-        if body.reset:
-            row.enabled = True
-            row.markup_percent = None
-            for name in PRICE_FIELDS:
-                setattr(row, name, None)
-        if body.enabled is not None:
-            row.enabled = body.enabled
-        if "markup_percent" in body.model_fields_set:
-            row.markup_percent = body.markup_percent
-        if body.pricing is not None:
-            for name in body.pricing.model_fields_set:
-                setattr(row, name, getattr(body.pricing, name))
-    app[CATALOG].invalidate()
+    return next(m for m in await catalog_admin.admin_models(request.app) if m["id"] == model_id)
 
 
 @routes.get("/api/admin/pricing", name="api_admin_pricing")
 @endpoint(access="admin", response=PricingSettingsOut, tags=["admin"])
 async def get_pricing(request: web.Request) -> dict[str, Any]:
     """Global markup, free trial credits for new users, and the low-balance threshold."""
-    return await _pricing_settings(request.app)
-
-
-async def _pricing_settings(app: web.Application) -> dict[str, Any]:
-    values = await get_settings(app[DB], list(SETTING_KEYS.values()))
-    return {name: values[key] for name, key in SETTING_KEYS.items()}
+    return await catalog_admin.pricing_settings(request.app)
 
 
 @routes.patch("/api/admin/pricing", name="api_admin_pricing_update")
@@ -238,9 +160,9 @@ async def update_pricing(request: web.Request, body: PricingSettings) -> dict[st
     for name in body.model_fields_set:
         value = getattr(body, name)
         if value is not None:
-            await set_setting(request.app[DB], SETTING_KEYS[name], value)
+            await set_setting(request.app[DB], catalog_admin.SETTING_KEYS[name], value)
     request.app[CATALOG].invalidate()
     await audit.record(
         request.app, request, "pricing.updated", details=body.model_dump(exclude_unset=True)
     )
-    return await _pricing_settings(request.app)
+    return await catalog_admin.pricing_settings(request.app)

@@ -7,10 +7,10 @@ from typing import Annotated, Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from multinotes.http.endpoint import endpoint
 from multinotes.identity.actor import require_user
 from multinotes.keys import DB
 from multinotes.sharing import notifications
-from multinotes.web.endpoint import endpoint
 
 routes = web.RouteTableDef()
 

@@ -16,23 +16,20 @@ from aiohttp import web
 from pydantic import BaseModel, Field
 
 from multinotes import audit
-from multinotes.api.auth import start_session
-from multinotes.errors import AppError, Forbidden
+from multinotes.errors import AppError
+from multinotes.http.endpoint import endpoint, raw
+from multinotes.http.responses import flash, safe_next
+from multinotes.http.session import start_session
 from multinotes.identity import oauth
 from multinotes.identity.account_mail import VERIFY_EMAIL, queue_account_mail
 from multinotes.identity.actor import current_actor, require_user
 from multinotes.identity.oauth_models import OAuthIdentity
 from multinotes.identity.oauth_providers import OAuthFailed
 from multinotes.keys import DB
-from multinotes.web.endpoint import endpoint, raw
-from multinotes.web.pages import flash, safe_next
 
 log = structlog.get_logger("multinotes.oauth")
 
 routes = web.RouteTableDef()
-
-LINKED_ACCOUNTS = "/account#linked-accounts"
-
 
 class ProviderOut(BaseModel):
     id: str = Field(description="`google` or `facebook`.")
@@ -91,25 +88,6 @@ async def start(request: web.Request) -> web.StreamResponse:
     return response
 
 
-async def begin_link(request: web.Request, provider_id: str) -> tuple[str, web.Response]:
-    """Start linking a provider to the logged-in user; returns the consent URL and a response
-    carrying the flow cookie (the caller fills in status and body)."""
-    actor = require_user(request)
-    provider = request.app[oauth.OAUTH].get(provider_id)
-    if actor.via != "session":
-        raise Forbidden(
-            "Link accounts from a logged-in browser (the provider sends that browser back).",
-            code="session_required",
-        )
-    flow = await oauth.begin_flow(
-        request, provider, purpose="link", user_id=actor.user_id, next_url=LINKED_ACCOUNTS
-    )
-    response = web.Response()
-    oauth.set_flow_cookie(request, response, flow.browser_token)
-    response.headers["Cache-Control"] = "no-store"
-    return flow.authorize_url, response
-
-
 @routes.post("/api/auth/oauth/{provider}/link", name="api_oauth_link")
 @endpoint(access="user", response=LinkOut, tags=["auth"], rate="auth", errors=[403, 404])
 async def link(request: web.Request) -> web.Response:
@@ -117,7 +95,7 @@ async def link(request: web.Request) -> web.Response:
 
     Needs a browser session (not an API key): the provider returns to that browser, and the
     link is made only for the user who started it."""
-    url, response = await begin_link(request, request.match_info["provider"])
+    url, response = await oauth.begin_link(request, request.match_info["provider"])
     response.content_type = "application/json"
     response.text = LinkOut(authorize_url=url).model_dump_json()
     return response
@@ -172,8 +150,8 @@ async def _finish(request: web.Request, provider: oauth.OAuthProvider) -> web.St
                 code="oauth_link_session",
             )
         await oauth.link_identity(db, actor.user_id, provider.name, found)
-        await record_identity_change(request, "oauth.linked", actor.user_id, provider.id)
-        response = web.Response(status=303, headers={"Location": LINKED_ACCOUNTS})
+        await oauth.record_identity_change(request, "oauth.linked", actor.user_id, provider.id)
+        response = web.Response(status=303, headers={"Location": oauth.LINKED_ACCOUNTS})
         flash(response, f"Your {provider.name} account is linked. You can now log in with it.")
         return response
 
@@ -207,20 +185,6 @@ async def _finish(request: web.Request, provider: oauth.OAuthProvider) -> web.St
     return response
 
 
-async def record_identity_change(
-    request: web.Request, action: str, user_id: str, provider_id: str
-) -> None:
-    await audit.record(
-        request.app,
-        request,
-        action,
-        actor_id=user_id,
-        target_type="user",
-        target_id=user_id,
-        details={"provider": provider_id},
-    )
-
-
 def _wants_html(request: web.Request) -> bool:
     return "text/html" in request.headers.get("Accept", "")
 
@@ -235,7 +199,7 @@ def _failure(request: web.Request, exc: AppError, provider_name: str) -> web.Str
         "code": exc.error_code,
         "message": exc.message,
         "email": getattr(exc, "email", None),
-        "login_url": "/login?next=" + quote(LINKED_ACCOUNTS, safe="/"),
+        "login_url": "/login?next=" + quote(oauth.LINKED_ACCOUNTS, safe="/"),
     }
     response = aiohttp_jinja2.render_template(
         "account/oauth_error.html", request, context, status=exc.status
@@ -259,4 +223,4 @@ async def unlink(request: web.Request) -> None:
     to log in: an account without a password must keep one."""
     actor = require_user(request)
     removed = await oauth.unlink_identity(request.app[DB], actor.user_id, request.match_info["id"])
-    await record_identity_change(request, "oauth.unlinked", actor.user_id, removed.provider)
+    await oauth.record_identity_change(request, "oauth.unlinked", actor.user_id, removed.provider)

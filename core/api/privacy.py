@@ -10,45 +10,18 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from multinotes import audit
 from multinotes.api.account_security import MessageOut, TokenIn
-from multinotes.api.auth import clear_session_cookie
 from multinotes.errors import NotFound
 from multinotes.files import objects
-from multinotes.identity.account_mail import public_base_url
+from multinotes.http.endpoint import endpoint
+from multinotes.http.session import clear_session_cookie
 from multinotes.identity.actor import require_admin, require_user
 from multinotes.keys import DB, SETTINGS
 from multinotes.privacy import deletion, exports, legal
-from multinotes.privacy.models import AccountDeletion, DataExport
-from multinotes.web.endpoint import endpoint
+from multinotes.privacy.schemas import ExportOut, LegalIn
 
 routes = web.RouteTableDef()
 
 Doc = Literal["privacy", "terms", "cookies"]
-
-
-class ExportOut(BaseModel):
-    id: str
-    status: Literal["pending", "running", "done", "failed"]
-    progress: int = Field(description="0-100.")
-    size: int | None = Field(description="Bytes of the zip, when done.")
-    created_at: datetime
-    finished_at: datetime | None
-    expires_at: datetime | None = Field(description="The zip can be downloaded until then.")
-    download_url: str | None = Field(description="While the zip can be downloaded.")
-
-    @classmethod
-    def of(cls, export: DataExport) -> ExportOut:
-        return cls(
-            id=export.id,
-            status=export.status,
-            progress=export.progress,
-            size=export.size,
-            created_at=export.created_at,
-            finished_at=export.finished_at,
-            expires_at=export.expires_at,
-            download_url=(
-                f"/api/me/exports/{export.id}/download" if exports.downloadable(export) else None
-            ),
-        )
 
 
 class DeleteMeIn(BaseModel):
@@ -90,38 +63,13 @@ class LegalOut(BaseModel):
         )
 
 
-class LegalIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    markdown: str = Field(
-        max_length=legal.MAX_LENGTH, description="Markdown; an empty text restores the default."
-    )
-
-
-async def request_export(request: web.Request) -> DataExport:
-    """Start an export for the actor (or return the one in progress); the API and the page."""
-    actor = require_user(request)
-    export, created = await exports.start_export(
-        request.app, actor.user_id, base_url=public_base_url(request)
-    )
-    if created:
-        await audit.record(
-            request.app,
-            request,
-            "privacy.export_requested",
-            target_type="data_export",
-            target_id=export.id,
-        )
-    return export
-
-
 @routes.post("/api/me/export", name="api_me_export")
 @endpoint(access="user", response=ExportOut, status=202, tags=["privacy"])
 async def start_export(request: web.Request) -> ExportOut:
     """Start building a zip of all your data (JSON files and your media) in the background; a
     mail tells you when it is ready. While one is being built, this returns that one. Follow
     its progress at `GET /api/me/exports/{id}`. POST only: no GET may change anything."""
-    return ExportOut.of(await request_export(request))
+    return ExportOut.of(await exports.request_export(request))
 
 
 @routes.get("/api/me/exports", name="api_me_exports")
@@ -186,18 +134,13 @@ async def delete_me(request: web.Request, body: DeleteMeIn) -> web.Response:
         request, actor.user_id, password=body.password, confirm_email=body.confirm_email
     )
     out = DeletionOut(
-        status="pending", purge_after=pending.purge_after, message=deletion_message(pending)
+        status="pending",
+        purge_after=pending.purge_after,
+        message=deletion.deletion_message(pending),
     )
     response = web.json_response(out.model_dump(mode="json"), status=202)
     clear_session_cookie(request, response)
     return response
-
-
-def deletion_message(pending: AccountDeletion) -> str:
-    return (
-        f"Your account is deactivated and will be deleted on {pending.purge_after:%Y-%m-%d} UTC. "
-        "To cancel, open the link we mailed you before then."
-    )
 
 
 @routes.post("/api/me/deletion/cancel", name="api_me_deletion_cancel")

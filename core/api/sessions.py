@@ -2,77 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from multinotes import audit
-from multinotes.api.auth import clear_session_cookie
+from multinotes.http.endpoint import endpoint
+from multinotes.http.session import clear_session_cookie
 from multinotes.identity import service as identity
 from multinotes.identity.actor import require_user
+from multinotes.identity.schemas import SessionOut
 from multinotes.keys import DB, SETTINGS
-from multinotes.models import AuthSession
-from multinotes.web.endpoint import endpoint
 
 routes = web.RouteTableDef()
-
-_BROWSERS = (
-    ("Edg/", "Edge"),
-    ("OPR/", "Opera"),
-    ("Firefox/", "Firefox"),
-    ("Chrome/", "Chrome"),
-    ("Chromium/", "Chromium"),
-    ("Safari/", "Safari"),
-    ("curl/", "curl"),
-    ("aiohttp/", "a Python program"),
-    ("python-", "a Python program"),
-)
-_SYSTEMS = (
-    ("iPhone", "iOS"),
-    ("iPad", "iPadOS"),
-    ("Android", "Android"),
-    ("CrOS", "ChromeOS"),
-    ("Windows", "Windows"),
-    ("Mac OS X", "macOS"),
-    ("Linux", "Linux"),
-)
-
-
-def describe_user_agent(user_agent: str | None) -> str:
-    """A short, human name for a User-Agent ("Firefox on Linux"), for telling sessions apart."""
-    if not user_agent:
-        return "Unknown device"
-    browser = next((name for marker, name in _BROWSERS if marker in user_agent), None)
-    system = next((name for marker, name in _SYSTEMS if marker in user_agent), None)
-    if browser and system:
-        return f"{browser} on {system}"
-    return browser or system or "Unknown device"
-
-
-class SessionOut(BaseModel):
-    id: str
-    created_at: datetime
-    last_seen_at: datetime = Field(description="Refreshed at most every few minutes.")
-    expires_at: datetime
-    ip: str | None
-    user_agent: str | None
-    device: str = Field(description="A short name for the browser, from its User-Agent.")
-    current: bool = Field(description="The session making this request.")
-
-    @classmethod
-    def of(cls, record: AuthSession, current_id: str | None) -> SessionOut:
-        return cls(
-            id=record.id,
-            created_at=record.created_at,
-            last_seen_at=record.last_seen_at,
-            expires_at=record.expires_at,
-            ip=record.ip,
-            user_agent=record.user_agent,
-            device=describe_user_agent(record.user_agent),
-            current=record.id == current_id,
-        )
-
 
 class RevokeAllIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -85,16 +26,6 @@ class RevokeAllOut(BaseModel):
     api_keys_revoked: int
 
 
-def idle_timeout(request: web.Request) -> timedelta:
-    return timedelta(minutes=request.app[SETTINGS].session_idle_minutes)
-
-
-async def active_sessions(request: web.Request, user_id: str) -> list[AuthSession]:
-    return await identity.list_sessions(
-        request.app[DB], user_id, idle_timeout=idle_timeout(request)
-    )
-
-
 @routes.get("/api/sessions", name="api_sessions_list")
 @endpoint(access="user", response=list[SessionOut], tags=["sessions"])
 async def list_sessions(request: web.Request) -> list[SessionOut]:
@@ -102,7 +33,9 @@ async def list_sessions(request: web.Request) -> list[SessionOut]:
     `GET /api/keys`."""
     actor = require_user(request)
     return [
-        SessionOut.of(s, actor.session_id) for s in await active_sessions(request, actor.user_id)
+        SessionOut.of(s, actor.session_id) for s in await identity.active_sessions(
+            request.app[DB], actor.user_id, idle_minutes=request.app[SETTINGS].session_idle_minutes
+        )
     ]
 
 

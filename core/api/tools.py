@@ -10,7 +10,8 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from multinotes import tools
-from multinotes.web.endpoint import endpoint
+from multinotes.http.endpoint import endpoint
+from multinotes.tools import ToolPatch
 
 routes = web.RouteTableDef()
 
@@ -58,21 +59,6 @@ class AdminToolOut(ToolOut):
     candidates: list[CandidateOut] = Field(description="Every model with the capability.")
     accepts_system_prompt: bool
     updated_at: datetime
-
-
-class ToolPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str | None = Field(default=None, min_length=1, max_length=60)
-    description: str | None = Field(default=None, max_length=300)
-    position: int | None = Field(default=None, ge=0, description="Move to this place (0 first).")
-    hidden: bool | None = None
-    model_ids: list[str] | None = Field(
-        default=None,
-        max_length=100,
-        description="Models to offer, in order; null offers every model with the capability.",
-    )
-    system_prompt: str | None = Field(default=None, max_length=20_000)
 
 
 class ToolOrder(BaseModel):

@@ -9,13 +9,12 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from multinotes import audit
-from multinotes.app_settings import get_setting
+from multinotes.http.endpoint import endpoint
 from multinotes.identity import service as identity
 from multinotes.identity.actor import require_admin, require_user
 from multinotes.keys import DB
 from multinotes.wallet import service as wallet
 from multinotes.wallet.models import LEDGER_KINDS, LedgerEntry
-from multinotes.web.endpoint import endpoint
 
 routes = web.RouteTableDef()
 
@@ -88,22 +87,11 @@ def entry_out(entry: LedgerEntry) -> dict[str, Any]:
     }
 
 
-async def wallet_out(app: web.Application, user_id: str) -> dict[str, Any]:
-    current = await wallet.balance(app[DB], user_id)
-    threshold = int(await get_setting(app[DB], "wallet.low_balance_credits") or 0)
-    return {
-        "balance": current.balance,
-        "reserved": current.reserved,
-        "available": current.available,
-        "low_balance": current.available < threshold,
-    }
-
-
 @routes.get("/api/wallet", name="api_wallet")
 @endpoint(access="user", response=WalletOut, tags=["wallet"])
 async def get_wallet(request: web.Request) -> dict[str, Any]:
     """Your credit balance and what is held for answers in flight."""
-    return await wallet_out(request.app, require_user(request).user_id)
+    return await wallet.summary(request.app[DB], require_user(request).user_id)
 
 
 @routes.get("/api/wallet/ledger", name="api_wallet_ledger")

@@ -308,3 +308,16 @@ async def reset_password(db: Database, token: str, password: str) -> User:
         )
     log.info("password_reset", user_id=user.id)
     return user
+
+
+def forgot_message(email: str) -> str:
+    return (
+        f"If an account uses {email}, we sent it a link to choose a new password. "
+        "The link works for one hour."
+    )
+
+
+def resend_message(email: str, *, anonymous: bool) -> str:
+    if anonymous:
+        return f"If an account with the unverified address {email} exists, we sent it a new link."
+    return f"We sent a new link to {email}. It works for 48 hours."

@@ -30,10 +30,11 @@ from aiohttp import web
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from multinotes import outgoing
+from multinotes import audit, outgoing
 from multinotes.db import Database, utcnow
 from multinotes.errors import Conflict, Forbidden, NotFound
 from multinotes.identity.account_mail import public_base_url
+from multinotes.identity.actor import require_user
 from multinotes.identity.oauth_models import OAuthFlow, OAuthIdentity
 from multinotes.identity.oauth_providers import (
     FacebookProvider,
@@ -89,16 +90,11 @@ class OAuthRegistry:
             await self._http.close()
             self._http = None
 
-    def content_security_policy(self) -> str | None:
-        """The page policy, widened so a form may redirect to a provider's consent page (the
-        account page's "Link Google" button; Chrome applies ``form-action`` to redirects).
-        None when no provider is enabled: the default policy stands."""
-        from multinotes.web.middleware import CSP
-
-        origins = sorted({o for p in self.providers.values() for o in p.authorization_origins()})
-        if not origins:
-            return None
-        return CSP.replace("form-action 'self'", "form-action 'self' " + " ".join(origins))
+    def form_action_origins(self) -> list[str]:
+        """The origins of the enabled providers' consent pages: a page whose form redirects there
+        (the account page's "Link Google" button) must allow them in its ``form-action``, which
+        Chrome applies to redirects. Empty when no provider is enabled."""
+        return sorted({o for p in self.providers.values() for o in p.authorization_origins()})
 
 
 OAUTH: web.AppKey[OAuthRegistry] = web.AppKey("oauth", OAuthRegistry)
@@ -461,3 +457,43 @@ async def unlink_identity(db: Database, user_id: str, identity_id: str) -> OAuth
         await session.execute(delete(OAuthIdentity).where(OAuthIdentity.id == identity_id))
     log.info("oauth_identity_unlinked", provider=identity.provider, user_id=user_id)
     return identity
+
+
+# -- linking ------------------------------------------------------------------------------------
+
+#: Where the account page lists linked sign-ins; a link flow comes back there.
+LINKED_ACCOUNTS = "/account#linked-accounts"
+
+
+async def begin_link(request: web.Request, provider_id: str) -> tuple[str, web.Response]:
+    """Start linking a provider to the logged-in user; returns the consent URL and a response
+    carrying the flow cookie (the caller fills in status and body)."""
+    actor = require_user(request)
+    provider = request.app[OAUTH].get(provider_id)
+    if actor.via != "session":
+        raise Forbidden(
+            "Link accounts from a logged-in browser (the provider sends that browser back).",
+            code="session_required",
+        )
+    flow = await begin_flow(
+        request, provider, purpose="link", user_id=actor.user_id, next_url=LINKED_ACCOUNTS
+    )
+    response = web.Response()
+    set_flow_cookie(request, response, flow.browser_token)
+    response.headers["Cache-Control"] = "no-store"
+    return flow.authorize_url, response
+
+
+async def record_identity_change(
+    request: web.Request, action: str, user_id: str, provider_id: str
+) -> None:
+    """An audit record of a provider linked to or unlinked from ``user_id``."""
+    await audit.record(
+        request.app,
+        request,
+        action,
+        actor_id=user_id,
+        target_type="user",
+        target_id=user_id,
+        details={"provider": provider_id},
+    )

@@ -22,7 +22,7 @@ import secrets
 import warnings
 import zoneinfo
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import puremagic
 import structlog
@@ -42,12 +42,16 @@ from multinotes.identity.account_mail import (
     public_base_url,
     redeem_mail_token,
 )
+from multinotes.identity.devices import describe_user_agent
 from multinotes.identity.passwords import verify_password
 from multinotes.identity.service import normalize_email, token_hash
 from multinotes.keys import DB, SETTINGS, TASKS
 from multinotes.mail import queue_mail, send_mail
 from multinotes.models import User, UserToken
 from multinotes.plugin_host import TaskDef
+
+if TYPE_CHECKING:  # the schemas import this module for its defaults
+    from multinotes.identity.schemas import ProfilePatch
 
 log = structlog.get_logger(__name__)
 
@@ -364,3 +368,63 @@ async def confirm_email_change(request: web.Request, token: str) -> User:
 
 def profile_tasks() -> list[TaskDef]:
     return [TaskDef("core", CHANGE_EMAIL_TASK, send_email_change, None)]
+
+
+# -- shared by the API and the account page -------------------------------------------------
+
+PROFILE_FIELDS = ("name", "timezone", "language")
+
+
+async def apply_profile_patch(request: web.Request, user_id: str, body: ProfilePatch) -> User:
+    """Store validated profile changes and audit which fields changed (the API and the page)."""
+    changes = {
+        name: getattr(body, name) for name in PROFILE_FIELDS if name in body.model_fields_set
+    }
+    user = await update_profile(request.app[DB], user_id, changes)
+    if changes:
+        await audit.record(
+            request.app,
+            request,
+            "profile.updated",
+            target_type="user",
+            target_id=user_id,
+            details={"fields": sorted(changes)},
+        )
+    return user
+
+
+def email_change_message(new_email: str) -> str:
+    return (
+        f"We sent a link to {new_email}. Your address changes when you open it (within 24 hours)."
+    )
+
+
+def event_out(entry: audit.AuditEntry, user_id: str) -> dict[str, Any]:
+    if entry.actor_id == user_id:
+        who = "you"
+    elif entry.actor_id is None:
+        who = "someone"
+    else:
+        who = "administrator"
+    return {
+        "id": entry.id,
+        "created_at": entry.created_at,
+        "action": entry.action,
+        "label": audit.label(entry.action),
+        "actor": who,
+        "ip": entry.ip,
+        "device": describe_user_agent(entry.user_agent),
+        "details": entry.details or {},
+    }
+
+
+async def security_events(
+    app: web.Application, user_id: str, *, limit: int, before: str | None = None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """A page of the security events of ``user_id``'s account, newest first, and the cursor
+    of the next page."""
+    entries = await audit.list_entries(app[DB], limit=limit + 1, before=before, subject=user_id)
+    more = len(entries) > limit
+    entries = entries[:limit]
+    cursor = entries[-1].id if more and entries else None
+    return [event_out(e, user_id) for e in entries], cursor

@@ -138,6 +138,11 @@ async def revoke_all_sessions(
     return int(result.rowcount or 0)
 
 
+async def active_sessions(db: Database, user_id: str, *, idle_minutes: int) -> list[AuthSession]:
+    """The sessions still usable: neither revoked, expired nor idle for ``idle_minutes``."""
+    return await list_sessions(db, user_id, idle_timeout=timedelta(minutes=idle_minutes))
+
+
 async def list_sessions(
     db: Database, user_id: str, *, idle_timeout: timedelta | None = None
 ) -> list[AuthSession]:

@@ -428,3 +428,10 @@ def deletion_tasks() -> list[TaskDef]:
         TaskDef("core", MAIL_TASK, send_deletion_mail, None),
         TaskDef("core", PURGE_TASK, purge_deleted_accounts, "37 * * * *"),
     ]
+
+
+def deletion_message(pending: AccountDeletion) -> str:
+    return (
+        f"Your account is deactivated and will be deleted on {pending.purge_after:%Y-%m-%d} UTC. "
+        "To cancel, open the link we mailed you before then."
+    )

@@ -29,6 +29,7 @@ from aiohttp import web
 from sqlalchemy import Select, func, inspect, or_, select, update
 
 from multinotes import audit
+from multinotes.billing.models import Order, PlanPeriod
 from multinotes.chat import service as chat
 from multinotes.chat.models import Conversation, Generation, MessageMedia, ModelFavourite, Rating
 from multinotes.db import Base, Database, new_id, utcnow
@@ -38,6 +39,8 @@ from multinotes.files import objects
 from multinotes.files.models import File
 from multinotes.files.service import FILE_STORAGE
 from multinotes.identity import profile
+from multinotes.identity.account_mail import public_base_url
+from multinotes.identity.actor import require_user
 from multinotes.identity.oauth_models import OAuthIdentity
 from multinotes.keys import DB, SETTINGS, TASKS
 from multinotes.mail import send_mail
@@ -135,6 +138,10 @@ TABLE_EXPORTS: list[TableExport] = [
     TableExport(
         "notifications.json", lambda uid: select(Notification).where(Notification.user_id == uid)
     ),
+    TableExport("orders.json", lambda uid: select(Order).where(Order.user_id == uid)),
+    TableExport(
+        "plan_periods.json", lambda uid: select(PlanPeriod).where(PlanPeriod.user_id == uid)
+    ),
 ]
 
 #: Tables written by the ``CONTENT_EXPORTS`` steps (``conversations/<id>.json``: a conversation
@@ -177,6 +184,9 @@ comments.json           your comments on notes
 note_activity.json      what you did to notes (shares, comments, restores)
 folder_activity.json    your folders' shares, role changes and revokes
 notifications.json      your notifications
+orders.json             your purchases (plan, price, coupon, status; no card details: the
+                        payment provider keeps those)
+plan_periods.json       your current plan and when it expires
 
 Times are UTC (ISO 8601). Credits are integers (1 credit = US$0.00001).
 """
@@ -529,6 +539,24 @@ async def start_export(
         session.add(export)
     await app[TASKS].enqueue(BUILD_TASK, export_id=export.id, base_url=base_url)
     return export, True
+
+
+async def request_export(request: web.Request) -> DataExport:
+    """Start an export for the person asking (or return the one in progress), audited.
+    The API and the privacy page both call this."""
+    actor = require_user(request)
+    export, created = await start_export(
+        request.app, actor.user_id, base_url=public_base_url(request)
+    )
+    if created:
+        await audit.record(
+            request.app,
+            request,
+            "privacy.export_requested",
+            target_type="data_export",
+            target_id=export.id,
+        )
+    return export
 
 
 async def list_exports(db: Database, user_id: str) -> list[DataExport]:

@@ -90,6 +90,19 @@ async def stage_if_low(session: AsyncSession, user_id: str, taken: int) -> None:
         stage(session, CREDITS_LOW.of(user_id, CreditsLow(balance=after, threshold=threshold)))
 
 
+async def summary(db: Database, user_id: str) -> dict[str, Any]:
+    """The wallet as people see it: balance, what is held for answers in flight, what is left,
+    and whether that is under the low-balance threshold an admin set."""
+    current = await balance(db, user_id)
+    threshold = int(await get_setting(db, "wallet.low_balance_credits") or 0)
+    return {
+        "balance": current.balance,
+        "reserved": current.reserved,
+        "available": current.available,
+        "low_balance": current.available < threshold,
+    }
+
+
 async def hold_in(
     session: AsyncSession, user_id: str, holds: list[tuple[int, str, str | None]]
 ) -> None:

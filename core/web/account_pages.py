@@ -6,17 +6,24 @@ from __future__ import annotations
 from aiohttp import web
 
 from multinotes import audit
-from multinotes.api.account_security import ForgotIn, forgot_message, resend_message
-from multinotes.api.auth import clear_session_cookie
 from multinotes.errors import Invalid
+from multinotes.http.endpoint import page, validate
+from multinotes.http.responses import redirect, render, safe_next
+from multinotes.http.session import clear_session_cookie
 from multinotes.identity import account_mail
 from multinotes.identity import service as identity
-from multinotes.identity.account_mail import RESET_PASSWORD, VERIFY_EMAIL, queue_account_mail
+from multinotes.identity.account_mail import (
+    RESET_PASSWORD,
+    VERIFY_EMAIL,
+    forgot_message,
+    queue_account_mail,
+    resend_message,
+)
 from multinotes.identity.actor import current_actor, require_user
 from multinotes.identity.guard import throttle_reset
+from multinotes.identity.schemas import ForgotIn
 from multinotes.keys import DB
-from multinotes.web.endpoint import page, validate
-from multinotes.web.pages import account_page, redirect, render, safe_next
+from multinotes.web.pages import account_page
 
 routes = web.RouteTableDef()
 

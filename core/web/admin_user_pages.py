@@ -10,14 +10,20 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from multinotes import audit
-from multinotes.api.admin_users import UserPatch, UsersQuery, apply_user_patch, list_users
-from multinotes.api.admin_users import user_detail as load_user_detail
-from multinotes.api.audit_log import AuditQuery, search_audit
 from multinotes.errors import AppError, Invalid
+from multinotes.http.endpoint import page, validate
+from multinotes.http.responses import redirect, render
 from multinotes.identity.actor import require_admin
+from multinotes.identity.admin import (
+    AuditQuery,
+    UserPatch,
+    UsersQuery,
+    apply_user_patch,
+    list_users,
+    search_audit,
+)
+from multinotes.identity.admin import user_detail as load_user_detail
 from multinotes.models import ROLES
-from multinotes.web.endpoint import page, validate
-from multinotes.web.pages import redirect, render
 
 routes = web.RouteTableDef()
 

@@ -12,27 +12,19 @@ import aiohttp_jinja2
 from aiohttp import web
 from sqlalchemy import select
 
-from multinotes import audit, tools
-from multinotes.api.models import (
-    SETTING_KEYS,
-    ModelPatch,
-    PricingSettings,
-    _admin_models,
-    _pricing_settings,
-    apply_model_patch,
-)
-from multinotes.api.tools import ToolPatch
-from multinotes.api.wallet import wallet_out
+from multinotes import audit, catalog_admin, tools
 from multinotes.app_settings import set_setting
 from multinotes.catalog import PRICE_FIELDS, ModelSetting
+from multinotes.catalog_admin import SETTING_KEYS, ModelPatch, PricingSettings, apply_model_patch
 from multinotes.errors import AppError, Invalid
+from multinotes.http.endpoint import page, validate
+from multinotes.http.responses import redirect, render
 from multinotes.identity.actor import require_admin
 from multinotes.identity.service import normalize_email
 from multinotes.keys import CATALOG, DB
 from multinotes.models import User
+from multinotes.tools import ToolPatch
 from multinotes.wallet import service as wallet
-from multinotes.web.endpoint import page, validate
-from multinotes.web.pages import redirect, render
 
 routes = web.RouteTableDef()
 
@@ -64,7 +56,7 @@ def _decorate(item: dict[str, Any]) -> dict[str, Any]:
 
 async def _model_item(app: web.Application, model_id: str) -> dict[str, Any]:
     await app[CATALOG].get(model_id, include_disabled=True)  # 404 if unknown
-    return _decorate(next(m for m in await _admin_models(app) if m["id"] == model_id))
+    return _decorate(next(m for m in await catalog_admin.admin_models(app) if m["id"] == model_id))
 
 
 def _form_str(form: Any, name: str) -> str:
@@ -78,7 +70,7 @@ def _form_str(form: Any, name: str) -> str:
 async def models_page(
     request: web.Request, *, status: int = 200, pricing: Any = None, **extra: Any
 ) -> web.Response:
-    models = [_decorate(m) for m in await _admin_models(request.app)]
+    models = [_decorate(m) for m in await catalog_admin.admin_models(request.app)]
     return render(
         request,
         "admin/models.html",
@@ -86,7 +78,7 @@ async def models_page(
             "nav": "admin",
             "section": "models",
             "models": models,
-            "pricing": pricing or await _pricing_settings(request.app),
+            "pricing": pricing or await catalog_admin.pricing_settings(request.app),
             "pricing_fields": {},
             **extra,
         },
@@ -164,7 +156,7 @@ async def model_page(
         override = await session.get(ModelSetting, model_id)
     provider_prices = {n: getattr(entry.model.pricing, n) for n in PRICE_FIELDS}
     overrides = {n: getattr(override, n) if override else None for n in PRICE_FIELDS}
-    pricing = await _pricing_settings(app)
+    pricing = await catalog_admin.pricing_settings(app)
     return render(
         request,
         "admin/model.html",
@@ -381,7 +373,7 @@ async def credits_page(
     if email and user is None and "error" not in extra:
         context["lookup_error"] = f"No user has the email address {email}."
     if user is not None:
-        context["wallet"] = await wallet_out(app, user.id)
+        context["wallet"] = await wallet.summary(app[DB], user.id)
         context["entries"] = await wallet.ledger(app[DB], user.id, limit=10)
     context.update(extra)
     return render(request, "admin/credits.html", context, status=status)
@@ -431,7 +423,7 @@ async def admin_credits_adjust(request: web.Request) -> web.Response:
     try:
         await wallet.adjust(app[DB], user.id, amount, values["reason"], by=admin.user_id)
     except AppError as exc:
-        current = await wallet_out(app, user.id)
+        current = await wallet.summary(app[DB], user.id)
         return await credits_page(
             request,
             user.email,
@@ -453,7 +445,7 @@ async def admin_credits_adjust(request: web.Request) -> web.Response:
     )
     done = "Granted" if amount > 0 else "Deducted"
     preposition = "to" if amount > 0 else "from"
-    balance = (await wallet_out(app, user.id))["balance"]
+    balance = (await wallet.summary(app[DB], user.id))["balance"]
     return redirect(
         "/admin/credits?email=" + quote(user.email),
         f"{done} {abs(amount):,} credits {preposition} {user.email}. Balance: {balance:,}.",

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from multinotes.web.endpoint import page, raw
-from multinotes.web.openapi import build_openapi
-from multinotes.web.pages import render
+from multinotes.http.endpoint import page, raw
+from multinotes.http.openapi import build_openapi
+from multinotes.http.responses import render
 
 routes = web.RouteTableDef()
 OPENAPI = web.AppKey("openapi", dict)

@@ -15,16 +15,16 @@ from typing import Any
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from multinotes.api.files import part_chunks, read_field
 from multinotes.errors import AppError, BadRequest, Forbidden, NotFound, RateLimited
 from multinotes.files import service as files
 from multinotes.files import sniff
 from multinotes.files.models import File
+from multinotes.http.endpoint import page
+from multinotes.http.middleware import CHECKED_FORM
+from multinotes.http.responses import flash_fits, redirect, render, safe_next
+from multinotes.http.uploads import part_chunks, read_field
 from multinotes.identity.actor import require_user, require_verified
 from multinotes.keys import DB, RATE_LIMITS, SETTINGS
-from multinotes.web.endpoint import page
-from multinotes.web.middleware import CHECKED_FORM
-from multinotes.web.pages import flash_fits, redirect, render, safe_next
 
 routes = web.RouteTableDef()
 

@@ -28,15 +28,15 @@ from multidict import MultiDictProxy
 
 from multinotes.db import utcnow
 from multinotes.errors import AppError, Invalid, NotFound
+from multinotes.http.endpoint import page, validate
+from multinotes.http.responses import redirect, render, safe_next
 from multinotes.identity.actor import require_user
 from multinotes.keys import CATALOG, DB
 from multinotes.markdown import render_markdown
 from multinotes.notes import service as notes
 from multinotes.notes.models import Document, Folder
 from multinotes.sharing import access as sharing_access
-from multinotes.web.endpoint import page, validate
 from multinotes.web.files_pages import problem_text, storage_usage
-from multinotes.web.pages import redirect, render, safe_next
 from multinotes.web.workspace_pages import duration_text
 
 routes = web.RouteTableDef()
@@ -393,7 +393,7 @@ async def share(request: web.Request) -> web.Response:
 
     Every item is checked to be the sharer's before any is shared, so a selection that names
     someone else's item shares nothing."""
-    from multinotes.api import shares as shares_api  # the share API pulls in mail and tasks
+    from multinotes.sharing import actions as share_actions  # pulls in mail and tasks
 
     actor = require_user(request)
     form = await request.post()
@@ -412,7 +412,7 @@ async def share(request: web.Request) -> web.Response:
                 rights.require("owner", "share it")
         for object_type, object_id in items:
             body = validate(
-                shares_api.ShareIn,
+                share_actions.ShareIn,
                 {
                     "object_type": object_type,
                     "object_id": object_id,
@@ -420,7 +420,7 @@ async def share(request: web.Request) -> web.Response:
                     "role": role,
                 },
             )
-            await shares_api.create(request, body)
+            await share_actions.create(request, body)
     except NotFound:
         raise
     except AppError as exc:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from multinotes.api.oauth import LINKED_ACCOUNTS, begin_link, record_identity_change
 from multinotes.errors import AppError
+from multinotes.http.endpoint import page
+from multinotes.http.responses import redirect
 from multinotes.identity import oauth
 from multinotes.identity.actor import require_user
 from multinotes.keys import DB
-from multinotes.web.endpoint import page
-from multinotes.web.pages import redirect
 
 routes = web.RouteTableDef()
 
@@ -19,9 +18,9 @@ routes = web.RouteTableDef()
 @page(access="user", rate="auth")
 async def account_oauth_link(request: web.Request) -> web.Response:
     try:
-        url, response = await begin_link(request, request.match_info["provider"])
+        url, response = await oauth.begin_link(request, request.match_info["provider"])
     except AppError as exc:
-        return redirect(LINKED_ACCOUNTS, exc.message, "error")
+        return redirect(oauth.LINKED_ACCOUNTS, exc.message, "error")
     # The account page allows this form to redirect to the provider (see account_page_csp).
     response.set_status(303)
     response.headers["Location"] = url
@@ -39,6 +38,6 @@ async def account_oauth_unlink(request: web.Request) -> web.Response:
     except AppError as exc:
         if exc.status == 404:
             raise
-        return redirect(LINKED_ACCOUNTS, exc.message, "error")
-    await record_identity_change(request, "oauth.unlinked", actor.user_id, identity.provider)
-    return redirect(LINKED_ACCOUNTS, f"{identity.provider.capitalize()} is no longer linked.")
+        return redirect(oauth.LINKED_ACCOUNTS, exc.message, "error")
+    await oauth.record_identity_change(request, "oauth.unlinked", actor.user_id, identity.provider)
+    return redirect(oauth.LINKED_ACCOUNTS, f"{identity.provider.capitalize()} is no longer linked.")

@@ -6,98 +6,30 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 from typing import Any
-from urllib.parse import quote, unquote
 
 import aiohttp_jinja2
 from aiohttp import web
 
 from multinotes import audit, plugin_control
-from multinotes.api.admin_plugins import plugin_detail, plugin_out
-from multinotes.api.auth import RegisterIn, clear_session_cookie, start_session
 from multinotes.db import utcnow
 from multinotes.errors import AppError, Invalid
+from multinotes.http.endpoint import page, validate
+from multinotes.http.middleware import csp_with_form_actions
+from multinotes.http.responses import redirect, render, safe_next
+from multinotes.http.session import clear_session_cookie, start_session
 from multinotes.identity import key_actions, oauth
 from multinotes.identity import scopes as key_scopes
 from multinotes.identity import service as identity
 from multinotes.identity.account_mail import VERIFY_EMAIL, queue_account_mail
 from multinotes.identity.actor import current_actor, require_admin, require_user
 from multinotes.identity.guard import check_login, register_account
-from multinotes.keys import DB, PLUGIN_SETTINGS, PLUGINS
+from multinotes.identity.schemas import KeyOut, RegisterIn, SessionOut
+from multinotes.keys import DB, PLUGIN_SETTINGS, PLUGINS, SETTINGS
+from multinotes.plugin_admin import plugin_detail, plugin_out
 from multinotes.tools import visible_tools
-from multinotes.web.endpoint import page, validate
 from multinotes.webui import STATIC_DIR
 
 routes = web.RouteTableDef()
-
-FLASH_COOKIE = "mn_flash"
-#: Browsers keep a cookie of about 4 KB at most (name and attributes included).
-FLASH_MAX_BYTES = 3500
-
-
-def _flash_value(message: str, kind: str) -> str:
-    return quote(json.dumps({"message": message, "kind": kind}))
-
-
-def flash_fits(message: str, kind: str = "success") -> bool:
-    """Whether the message is short enough for the flash cookie (for messages that list things)."""
-    return len(_flash_value(message, kind)) <= FLASH_MAX_BYTES
-
-
-def flash(response: web.StreamResponse, message: str, kind: str = "success") -> None:
-    """A one-time message for the next page (POST-redirect-GET)."""
-    response.set_cookie(
-        FLASH_COOKIE,
-        _flash_value(message, kind),
-        max_age=60,
-        httponly=True,
-        samesite="Lax",
-        path="/",
-    )
-
-
-def take_flash(request: web.Request, response: web.StreamResponse) -> dict[str, str] | None:
-    raw = request.cookies.get(FLASH_COOKIE)
-    if not raw:
-        return None
-    response.del_cookie(FLASH_COOKIE, path="/")
-    try:
-        data = json.loads(unquote(raw))
-        return {
-            "message": str(data["message"]),
-            "kind": "error" if data.get("kind") == "error" else "success",
-        }
-    except (ValueError, KeyError, TypeError):
-        return None
-
-
-def render(
-    request: web.Request, template: str, context: dict[str, Any], status: int = 200
-) -> web.Response:
-    response = aiohttp_jinja2.render_template(template, request, context, status=status)
-    context_flash = take_flash(request, response)
-    if context_flash is not None:
-        # Render again with the message; pages are cheap and this keeps templates simple.
-        response = aiohttp_jinja2.render_template(
-            template, request, {**context, "flash": context_flash}, status=status
-        )
-        response.del_cookie(FLASH_COOKIE, path="/")
-    return response
-
-
-def redirect(location: str, message: str | None = None, kind: str = "success") -> web.Response:
-    # A plain response, not a raised HTTPSeeOther: cookies are set on it before it is sent.
-    response = web.Response(status=303, headers={"Location": location})
-    if message:
-        flash(response, message, kind)
-    return response
-
-
-def safe_next(value: str | None) -> str:
-    """Only same-site relative paths, so ``?next=`` cannot send people elsewhere."""
-    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
-        return value
-    return "/"
-
 
 # -- public -------------------------------------------------------------------------------------
 
@@ -250,8 +182,6 @@ async def account_page(
     request: web.Request, new_key: dict[str, str] | None = None, **extra: Any
 ) -> web.Response:
     """The account page; ``extra`` goes to the template (a form's errors, say)."""
-    from multinotes.api.keys import KeyOut
-    from multinotes.api.sessions import SessionOut, active_sessions
     from multinotes.web.profile_pages import account_sections
 
     actor = require_user(request)
@@ -261,7 +191,9 @@ async def account_page(
         for k in await identity.list_api_keys(request.app[DB], actor.user_id)
     ]
     sessions = [
-        SessionOut.of(s, actor.session_id) for s in await active_sessions(request, actor.user_id)
+        SessionOut.of(s, actor.session_id) for s in await identity.active_sessions(
+            request.app[DB], actor.user_id, idle_minutes=request.app[SETTINGS].session_idle_minutes
+        )
     ]
     response = render(
         request,
@@ -280,9 +212,9 @@ async def account_page(
             **extra,
         },
     )
-    policy = request.app[oauth.OAUTH].content_security_policy()
-    if policy:  # "Link Google" is a form that redirects to Google
-        response.headers["Content-Security-Policy"] = policy
+    origins = request.app[oauth.OAUTH].form_action_origins()
+    if origins:  # "Link Google" is a form that redirects to Google
+        response.headers["Content-Security-Policy"] = csp_with_form_actions(origins)
     return response
 
 

@@ -9,17 +9,17 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from multinotes import audit
-from multinotes.api.auth import clear_session_cookie
-from multinotes.api.privacy import ExportOut, LegalIn, deletion_message, request_export
 from multinotes.errors import AppError, Invalid
+from multinotes.http.endpoint import page, validate
+from multinotes.http.responses import redirect, render
+from multinotes.http.session import clear_session_cookie
 from multinotes.identity import service as identity
 from multinotes.identity.account_mail import INVALID_LINK
 from multinotes.identity.actor import require_admin, require_user
 from multinotes.keys import DB, SETTINGS
 from multinotes.markdown import render_markdown
 from multinotes.privacy import deletion, exports, legal
-from multinotes.web.endpoint import page, validate
-from multinotes.web.pages import redirect, render
+from multinotes.privacy.schemas import ExportOut, LegalIn
 
 routes = web.RouteTableDef()
 
@@ -62,7 +62,7 @@ async def account_privacy(request: web.Request) -> web.Response:
 @routes.post("/account/privacy/export", name="account_privacy_export")
 @page(access="user")
 async def account_privacy_export(request: web.Request) -> web.StreamResponse:
-    await request_export(request)
+    await exports.request_export(request)
     if request.headers.get("HX-Request") == "true":
         return await account_privacy_exports(request)
     return redirect(
@@ -105,7 +105,7 @@ async def account_privacy_delete(request: web.Request) -> web.Response:
         return await privacy_page(
             request, exc.status, delete_error=exc.message, delete_fields=fields
         )
-    response = redirect("/login", deletion_message(pending))
+    response = redirect("/login", deletion.deletion_message(pending))
     clear_session_cookie(request, response)
     return response
 

@@ -8,28 +8,22 @@ from typing import Any
 from aiohttp import web
 
 from multinotes import audit
-from multinotes.api.profile import (
-    EmailChangeIn,
-    ProfileOut,
-    ProfilePatch,
-    apply_profile_patch,
-    email_change_message,
-    read_upload,
-    security_events,
-)
 from multinotes.errors import AppError, Invalid
+from multinotes.http.endpoint import page, validate
+from multinotes.http.responses import redirect, render
+from multinotes.http.uploads import read_upload
 from multinotes.identity import profile
 from multinotes.identity.actor import require_user
+from multinotes.identity.schemas import EmailChangeIn, ProfileOut, ProfilePatch
 from multinotes.models import User
-from multinotes.web.endpoint import page, validate
-from multinotes.web.pages import account_page, redirect, render
+from multinotes.web.pages import account_page
 
 routes = web.RouteTableDef()
 
 
 async def account_sections(request: web.Request, user: User) -> dict[str, Any]:
     """What the account page's profile and security-events sections show."""
-    events, _ = await security_events(request, user.id, limit=20)
+    events, _ = await profile.security_events(request.app, user.id, limit=20)
     return {
         "profile": ProfileOut.of(user).model_dump(),
         "timezones": sorted(profile.timezones()),
@@ -63,7 +57,7 @@ async def account_profile(request: web.Request) -> web.Response:
             profile_fields=exc.fields,
             profile_values=values,
         )
-    await apply_profile_patch(request, actor.user_id, body)
+    await profile.apply_profile_patch(request, actor.user_id, body)
     return redirect("/account#profile", "Your profile was saved.")
 
 
@@ -115,7 +109,7 @@ async def account_email(request: web.Request) -> web.Response:
         return await _account_error(
             request, exc, email_error=exc.message, email_fields=exc.fields, new_email=new_email
         )
-    return redirect("/account#email", email_change_message(address))
+    return redirect("/account#email", profile.email_change_message(address))
 
 
 @routes.get("/account/email/confirm", name="account_email_confirm")

@@ -15,16 +15,16 @@ from urllib.parse import urlencode
 from aiohttp import web
 from sqlalchemy import select
 
-from multinotes.api.search import SearchQuery, search_request
 from multinotes.chat.models import Message
 from multinotes.errors import Invalid, NotFound
+from multinotes.http.endpoint import page, validate
+from multinotes.http.responses import redirect, render
 from multinotes.identity.actor import require_user
 from multinotes.keys import DB
 from multinotes.notes import service as notes
 from multinotes.search import service as search
+from multinotes.search.schemas import SearchQuery, search_request
 from multinotes.search.vectors import VECTORS
-from multinotes.web.endpoint import page, validate
-from multinotes.web.pages import redirect, render
 
 routes = web.RouteTableDef()
 

@@ -27,25 +27,24 @@ from aiohttp import web
 from limits import RateLimitItemPerMinute
 from sqlalchemy import select
 
-from multinotes.api import comments as comments_api
-from multinotes.api import shares as shares_api
-from multinotes.api.files import content_disposition
 from multinotes.chat import service as chat
 from multinotes.chat.models import Message, MessageMedia
 from multinotes.errors import AppError, Invalid, NotFound, RateLimited
 from multinotes.files import objects
 from multinotes.files import service as files
 from multinotes.files.models import File
+from multinotes.http.downloads import content_disposition
+from multinotes.http.endpoint import page, validate
+from multinotes.http.responses import redirect, render
 from multinotes.identity.actor import current_actor, require_user
 from multinotes.keys import DB, RATE_LIMITS, SETTINGS
 from multinotes.markdown import render_markdown
 from multinotes.notes.models import Document, Folder
 from multinotes.sharing import access, comments, notifications
+from multinotes.sharing import actions as share_actions
 from multinotes.sharing import service as sharing
 from multinotes.sharing.activity import list_activity
 from multinotes.sharing.models import OBJECT_TYPES, Share
-from multinotes.web.endpoint import page, validate
-from multinotes.web.pages import redirect, render
 
 routes = web.RouteTableDef()
 
@@ -140,8 +139,8 @@ async def share_dialog_submit(request: web.Request) -> web.Response:
             data["password"] = str(form.get("password", "")) or None
         else:
             data["email"] = values["email"].strip()
-        body = validate(shares_api.ShareIn, data)
-        created = await shares_api.create(request, body)
+        body = validate(share_actions.ShareIn, data)
+        created = await share_actions.create(request, body)
     except Invalid as exc:
         fields = {("expires" if k == "expires_at" else k): v for k, v in exc.fields.items()}
         form_name = "link" if public else "person"
@@ -155,7 +154,7 @@ async def share_dialog_submit(request: web.Request) -> web.Response:
             fields=fields,
             values=values,
         )
-    link = shares_api.public_link(request, created.token) if created.token else None
+    link = share_actions.public_link(request, created.token) if created.token else None
     message = (
         "Public link created. Copy it now: it is shown only once."
         if link
@@ -239,7 +238,7 @@ async def document_comment_add(request: web.Request) -> web.Response:
     form = await request.post()
     body = str(form.get("body", ""))
     try:
-        await comments_api.add(request, document_id, body)
+        await share_actions.add_comment(request, document_id, body)
     except Invalid as exc:
         if not is_htmx(request):
             return _back_to_note(document_id, exc.message, "error")

@@ -11,13 +11,12 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from multinotes.api.wallet import wallet_out
+from multinotes.http.endpoint import page
+from multinotes.http.responses import render
 from multinotes.identity.actor import require_user
 from multinotes.keys import CATALOG, DB
 from multinotes.wallet import service as wallet
 from multinotes.wallet.models import LEDGER_KINDS
-from multinotes.web.endpoint import page
-from multinotes.web.pages import render
 
 routes = web.RouteTableDef()
 
@@ -187,7 +186,7 @@ async def usage_page(request: web.Request) -> web.Response:
         "usage.html",
         {
             "nav": "usage",
-            "wallet": await wallet_out(app, actor.user_id),
+            "wallet": await wallet.summary(app[DB], actor.user_id),
             "chart": build_chart(usage, names),
             "entries": entries,
             "names": names,

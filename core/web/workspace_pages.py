@@ -22,15 +22,15 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from pydantic import BaseModel
 
-from multinotes.api.wallet import wallet_out
 from multinotes.catalog import CatalogEntry
 from multinotes.chat import service as chat
 from multinotes.chat.models import Message
+from multinotes.http.endpoint import page
+from multinotes.http.responses import render
 from multinotes.identity.actor import require_user
 from multinotes.keys import CATALOG, DB
 from multinotes.tools import visible_tools
-from multinotes.web.endpoint import page
-from multinotes.web.pages import render
+from multinotes.wallet import service as wallet_service
 
 #: Set once the newcomer's introduction on /chat was dismissed.
 INTRO_COOKIE = "mn_intro_seen"
@@ -443,7 +443,7 @@ async def workspace(request: web.Request, conversation_id: str | None) -> web.Re
             "favourites": favourites,
             "capability_filters": _capability_filters(models),
             "tool": tool,
-            "wallet": await wallet_out(app, actor.user_id),
+            "wallet": await wallet_service.summary(app[DB], actor.user_id),
             "sidebar": await _sidebar(request, actor.user_id, q),
             "current": conversation_id,
             # "Got it" on the introduction sets this cookie (js/app.js): decided on the server,

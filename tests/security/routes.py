@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from multinotes.web.endpoint import EndpointSpec, spec_of
+from multinotes.http.endpoint import EndpointSpec, spec_of
 
 UNSAFE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 #: A well-formed id of nothing (ids are 32 hex characters).

@@ -9,8 +9,8 @@ from aiohttp import web
 from pydantic import TypeAdapter
 
 from multinotes import __version__
+from multinotes.http.endpoint import EndpointSpec, spec_of
 from multinotes.identity import scopes as key_scopes
-from multinotes.web.endpoint import EndpointSpec, spec_of
 
 ERROR_SCHEMA = {
     "type": "object",

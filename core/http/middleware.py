@@ -22,12 +22,12 @@ from aiohttp import BodyPartReader, ClientPayloadError, MultipartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from multinotes.errors import AppError, BadRequest, Forbidden, PayloadTooLarge, Unauthorized
+from multinotes.http.endpoint import spec_of
 from multinotes.identity import scopes as key_scopes
 from multinotes.identity import service as identity
 from multinotes.identity.actor import ACTOR, Actor
 from multinotes.keys import DB, METRICS, RATE_LIMITS, SETTINGS
 from multinotes.settings import Settings
-from multinotes.web.endpoint import spec_of
 
 log = structlog.get_logger("multinotes.http")
 
@@ -467,6 +467,13 @@ CSP = (
     "media-src 'self' blob:; connect-src 'self'; font-src 'self' data:; object-src 'none'; "
     "base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
 )
+
+
+def csp_with_form_actions(origins: list[str]) -> str:
+    """The page policy, widened so a form may post or redirect to ``origins`` too."""
+    if not origins:
+        return CSP
+    return CSP.replace("form-action 'self'", "form-action 'self' " + " ".join(origins))
 
 
 async def security_headers(request: web.Request, response: web.StreamResponse) -> None:

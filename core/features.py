@@ -1,0 +1,127 @@
+"""The app's features, each composed by one ``setup_*(app)``: its JSON API (``multinotes.api``)
+and its pages (``multinotes.web``). ``create_app`` calls ``setup(app)``, which calls them all.
+
+A feature's services live in its package (``multinotes.identity``, ``multinotes.notes``, ...);
+the API and the pages both call those services and never each other, and a feature package never
+imports either of them (``tests/test_import_contracts.py``). This module is the one place that
+knows every HTTP module, so adding one is a line in its feature's ``setup_*`` here.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from aiohttp import web
+
+from multinotes.api import (
+    account_security,
+    admin_plugins,
+    admin_users,
+    audit_log,
+    auth,
+    comments,
+    conversations,
+    documents,
+    files,
+    folders,
+    health,
+    keys,
+    models,
+    notifications,
+    oauth,
+    privacy,
+    profile,
+    search,
+    sessions,
+    shares,
+    tools,
+    wallet,
+)
+from multinotes.web import (
+    account_pages,
+    admin_user_pages,
+    admin_workspace,
+    docs,
+    files_pages,
+    notes_pages,
+    oauth_pages,
+    pages,
+    privacy_pages,
+    profile_pages,
+    search_pages,
+    sharing_pages,
+    usage,
+    workspace_pages,
+)
+
+
+def _add(app: web.Application, *modules: ModuleType) -> None:
+    for module in modules:
+        app.router.add_routes(module.routes)
+
+
+def setup_platform(app: web.Application) -> None:
+    """Health and readiness, the API documentation, the plugin console, the public pages."""
+    _add(app, health, admin_plugins, docs, pages)
+    app.on_startup.append(docs.build_on_startup)
+
+
+def setup_identity(app: web.Application) -> None:
+    """Accounts: sign-up and sign-in (password and OAuth), sessions, API keys, email and
+    password changes, profile and security events; the admin's users and audit log."""
+    _add(app, auth, oauth, keys, account_security, sessions, profile, admin_users, audit_log)
+    _add(app, account_pages, oauth_pages, profile_pages, admin_user_pages)
+
+
+def setup_workspace(app: web.Application) -> None:
+    """The model catalog, tools and conversations (the chat), and their admin console."""
+    _add(app, models, tools, conversations, workspace_pages, admin_workspace)
+
+
+def setup_wallet(app: web.Application) -> None:
+    """Credits: the wallet, its ledger and usage."""
+    _add(app, wallet, usage)
+
+
+def setup_notes(app: web.Application) -> None:
+    """Notes and folders."""
+    _add(app, folders, documents, notes_pages)
+
+
+def setup_files(app: web.Application) -> None:
+    """Uploaded and generated files."""
+    _add(app, files, files_pages)
+
+
+def setup_sharing(app: web.Application) -> None:
+    """Shares, public links, comments, activity and notifications."""
+    _add(app, shares, comments, notifications, sharing_pages)
+
+
+def setup_privacy(app: web.Application) -> None:
+    """Data export, account deletion and the legal pages."""
+    _add(app, privacy, privacy_pages)
+
+
+def setup_search(app: web.Application) -> None:
+    """Search and the command palette."""
+    _add(app, search, search_pages)
+
+
+FEATURES = (
+    setup_platform,
+    setup_identity,
+    setup_workspace,
+    setup_wallet,
+    setup_notes,
+    setup_files,
+    setup_sharing,
+    setup_privacy,
+    setup_search,
+)
+
+
+def setup(app: web.Application) -> None:
+    """Every feature's routes (plugins' routes and static files are added by the app)."""
+    for setup_feature in FEATURES:
+        setup_feature(app)
