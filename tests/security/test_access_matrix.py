@@ -82,6 +82,22 @@ OBJECTS: dict[str, str] = {
     "/shared/files/{id}": "file",
     "/shared/conversations/{id}": "conversation",
     "/notifications/{id}/open": "notification",
+    # Webhooks (plugin): A's endpoint; {delivery_id} gets its id too, which names no delivery.
+    "/api/webhooks/{id}": "webhook",
+    "/api/webhooks/{id}/deliveries": "webhook",
+    "/api/webhooks/{id}/deliveries/{delivery_id}/retry": "webhook",
+    "/api/webhooks/{id}/disable": "webhook",
+    "/api/webhooks/{id}/enable": "webhook",
+    "/api/webhooks/{id}/rotate-secret": "webhook",
+    "/api/webhooks/{id}/test": "webhook",
+    "/integrations/webhooks/{id}": "webhook",
+    "/integrations/webhooks/{id}/edit": "webhook",
+    "/integrations/webhooks/{id}/test": "webhook",
+    "/integrations/webhooks/{id}/on": "webhook",
+    "/integrations/webhooks/{id}/off": "webhook",
+    "/integrations/webhooks/{id}/delete": "webhook",
+    "/integrations/webhooks/{id}/rotate": "webhook",
+    "/integrations/webhooks/{id}/deliveries/{delivery_id}/retry": "webhook",
     # Admin routes: a non-admin gets 403 whatever the id.
     "/api/admin/users/{id}": "user",
     "/api/admin/users/{id}/credits": "user",
@@ -192,6 +208,9 @@ async def a_objects(a: ApiClient) -> dict[str, str]:
     comment = await (
         await a.post(f"/api/documents/{document}/comments", {"body": "A's comment"})
     ).json()
+    webhook = await (
+        await a.post("/api/webhooks", {"url": "http://127.0.0.1:9/a", "events": ["note.created"]})
+    ).json()
     return {
         "conversation": conversation,
         "answer": answer["id"],
@@ -208,6 +227,7 @@ async def a_objects(a: ApiClient) -> dict[str, str]:
         "share": share["id"],
         "comment": comment["id"],
         "notification": notice.id,
+        "webhook": webhook["id"],
         "user": a.user["id"],
         **GLOBAL_OBJECTS,
     }

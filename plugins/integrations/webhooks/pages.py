@@ -139,7 +139,7 @@ async def action_form(request: web.Request) -> web.Response:
     ctx = plugin_context(request.app, PLUGIN)
     viewer = viewer_of(request)
     endpoint_id = request.match_info["id"]
-    action = request.match_info["action"]
+    action = request.path.rsplit("/", 1)[-1]
     if action == "test":
         await service.send_test(ctx, viewer, endpoint_id)
         raise _back(endpoint_id, "test")
@@ -212,17 +212,16 @@ async def retry_form(request: web.Request) -> web.Response:
 
 
 ID = "{id:[0-9a-f]{32}}"
+ACTIONS = ("test", "on", "off", "delete", "rotate")
 ROUTES = [
     ("GET", "/integrations", integrations_page, "integrations_page"),
     ("POST", "/integrations/webhooks", create_form, "integrations_webhook_create"),
     ("GET", f"/integrations/webhooks/{ID}", endpoint_page, "integrations_webhook"),
     ("POST", f"/integrations/webhooks/{ID}/edit", edit_form, "integrations_webhook_edit"),
-    (
-        "POST",
-        f"/integrations/webhooks/{ID}/{{action:test|on|off|delete|rotate}}",
-        action_form,
-        "integrations_webhook_action",
-    ),
+    *[
+        ("POST", f"/integrations/webhooks/{ID}/{action}", action_form, f"integrations_{action}")
+        for action in ACTIONS
+    ],
     (
         "POST",
         f"/integrations/webhooks/{ID}/deliveries/{{delivery_id:[0-9a-f]{{32}}}}/retry",
