@@ -65,18 +65,34 @@ class RedisBus(Bus):
         await self._redis.publish(self._prefix + channel, json.dumps(message))
 
     async def start(self) -> None:
+        """Subscribe now if Redis answers; if it does not, the process starts all the same
+        and the listener keeps trying (a web process must serve pages while Redis is down)."""
         self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-        await self._pubsub.psubscribe(self._prefix + "*")
+        try:
+            await self._subscribe()
+        except Exception as exc:
+            log.warning("bus_subscribe_failed", error=f"{type(exc).__name__}: {exc}")
         self._task = asyncio.create_task(self._listen(), name="redis-bus")
+
+    async def _subscribe(self) -> None:
+        await self._pubsub.psubscribe(self._prefix + "*")
+
+    @property
+    def subscribed(self) -> bool:
+        return bool(self._pubsub is not None and self._pubsub.patterns)
 
     async def _listen(self) -> None:
         from multinotes.tasks import Backoff
 
         # While Redis is away: one warning per attempt, attempts at most every few seconds.
-        # redis-py reconnects and subscribes again on the next read that works.
+        # redis-py reconnects and subscribes again on the next read that works; a subscription
+        # that never worked (Redis down at start) is made here once Redis answers.
         backoff = Backoff()
         while True:
             try:
+                if not self.subscribed:
+                    await self._subscribe()
+                    log.info("bus_subscribed")
                 message = await self._pubsub.get_message(timeout=1.0)
             except asyncio.CancelledError:
                 raise

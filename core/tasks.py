@@ -143,6 +143,15 @@ class TaskStream(RedisStreamBroker):
 
     # -- receiving --------------------------------------------------------------------------
 
+    async def startup(self) -> None:
+        """Start even while Redis is down: a web process only sends tasks (each send answers
+        503 until Redis is back), and a worker's ``listen`` creates the group on its first
+        read that finds none."""
+        try:
+            await super().startup()
+        except RedisError as exc:
+            log.warning("task_group_not_declared", error=f"{type(exc).__name__}: {exc}")
+
     async def _declare_consumer_group(self) -> None:
         async with Redis(connection_pool=self.connection_pool) as conn:
             try:
