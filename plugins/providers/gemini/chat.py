@@ -13,8 +13,14 @@ from typing import Any, TypeVar
 
 import aiohttp
 import certifi
-from google import genai
-from google.genai import types
+
+try:
+    from google import genai
+    from google.genai import types
+except ImportError as exc:  # the optional SDK of this plugin is not installed
+    raise ImportError(
+        "the Gemini plugin needs the google-genai package: pip install 'multinotes[gemini]'"
+    ) from exc
 
 from multinotes.plugin import (
     Attachment,

@@ -13,7 +13,13 @@ from collections.abc import AsyncIterator
 from typing import Any, NoReturn
 
 import certifi
-import together
+
+try:
+    import together
+except ImportError as exc:  # the optional SDK of this plugin is not installed
+    raise ImportError(
+        "the Together plugin needs the together package: pip install 'multinotes[together]'"
+    ) from exc
 from together import omit
 from together.types.chat import ChatCompletionMessageParam
 from together.types.chat.chat_completion_chunk import ChatCompletionChunk
