@@ -151,6 +151,12 @@ def _reset_production(services: dict[str, str]) -> None:
         cur.execute("SET FOREIGN_KEY_CHECKS=0")
         for table in reversed(Base.metadata.sorted_tables):
             cur.execute(f"DELETE FROM `{table.name}`")
+        # Plugins' tables (the webhooks plugin's) are on their own metadata: empty them too.
+        cur.execute("SHOW TABLES")
+        known = {t.name for t in Base.metadata.sorted_tables} | {"alembic_version"}
+        for (name,) in cur.fetchall():
+            if name not in known:
+                cur.execute(f"DELETE FROM `{name}`")
         cur.execute("SET FOREIGN_KEY_CHECKS=1")
     conn.close()
     client = redis.Redis.from_url(services["redis_url"])
