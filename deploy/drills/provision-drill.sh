@@ -1,0 +1,282 @@
+#!/usr/bin/env bash
+# Provision drill: deploy/provision.sh on a clean Debian 12, booted with systemd as PID 1 in a
+# systemd-nspawn container, then what an operator and a first user would check.
+#
+#   bash deploy/drills/provision-drill.sh          # as root on a Debian 12 host
+#
+# 1. a Debian 12 root file system from debootstrap (cached as a tarball; each run starts from a
+#    fresh copy of it), with this checkout copied to /root/multinotes (git's tracked and new
+#    files, as .ci/wheel-smoke copies them; DRILL_SOURCE=head: only the committed HEAD);
+# 2. boots it (`systemd-nspawn -b`, its own network namespace: a veth pair with NAT, so apt and
+#    pip reach their registries while ports 80/443/3306/6379 stay the container's own);
+# 3. runs `bash deploy/provision.sh --domain notes.drill.test --no-smtp` in it, as the README says
+#    (no terminal: every answer comes from flags), and times it;
+# 4. checks: every multinotes unit, nginx, MariaDB, Redis and fail2ban active under systemd;
+#    through nginx over HTTPS: /healthz, /readyz, the login page, a static file, registering,
+#    the verification mail written by the worker, log in, the demo provider switched on by the
+#    admin, a new chat and an answer streamed (deploy/drills/provision_journey.py);
+# 5. `systemctl restart multinotes.target`, then the returning user's journey again;
+# 6. `systemd-analyze security` of each unit, run by the container's own systemd; each must be
+#    at most DRILL_MAX_EXPOSURE (4.0);
+# 7. provision.sh a second time (idempotence: secrets kept, a new release without downtime),
+#    then the returning user's journey once more;
+# 8. powers the container off and removes the NAT rules (DRILL_KEEP=1: leave it running).
+#
+# Settings (environment):
+#   DRILL_DIR       work folder (default /var/tmp/multinotes-drill): base tarball, root fs, logs
+#   DRILL_MIRROR    Debian mirror for debootstrap (default: the first URIs of /etc/apt/sources*)
+#   DRILL_FRESH=1   debootstrap again instead of reusing DRILL_DIR/bookworm-base-*.tar
+#   DRILL_SOURCE    worktree (default) or head
+#   DRILL_CHECKOUT  the checkout to copy (default: the one this script is in)
+#   DRILL_SUBNET    the veth pair's /30 (default 10.213.77.0: host .1, container .2)
+#   DRILL_KEEP=1    leave the container running at the end (enter it: see the last lines)
+#
+# Needs: debootstrap, systemd-container (systemd-nspawn), iptables, git; root. No systemd on the
+# host is needed (the container is not registered with machined). Prints one line per check and
+# "DRILL PASSED" at the end; exit 0 only then.
+set -Eeuo pipefail
+exec </dev/null
+trap 'echo "provision-drill.sh failed at line $LINENO: $BASH_COMMAND" >&2' ERR
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+CHECKOUT=${DRILL_CHECKOUT:-$(cd "$HERE/../.." && pwd)}
+DRILL_DIR=${DRILL_DIR:-/var/tmp/multinotes-drill}
+DRILL_SOURCE=${DRILL_SOURCE:-worktree}
+DRILL_SUBNET=${DRILL_SUBNET:-10.213.77.0}
+DRILL_MAX_EXPOSURE=${DRILL_MAX_EXPOSURE:-4.0}
+DOMAIN=notes.drill.test
+MACHINE=mnotes-drill
+ROOTFS=$DRILL_DIR/rootfs
+BASE_PACKAGES=systemd,systemd-sysv,dbus,ca-certificates,iproute2,git
+BASE=$DRILL_DIR/bookworm-base-$(echo "$BASE_PACKAGES" | md5sum | cut -c1-8).tar
+LOG=$DRILL_DIR/container.log
+NET_PREFIX=${DRILL_SUBNET%.*}
+HOST_IP=$NET_PREFIX.$(( ${DRILL_SUBNET##*.} + 1 ))
+CT_IP=$NET_PREFIX.$(( ${DRILL_SUBNET##*.} + 2 ))
+VETH=ve-$MACHINE
+VETH=${VETH:0:15}
+NSPAWN_PID=""
+CT_PID=""
+STARTED=$SECONDS
+FAILURES=0
+
+say() { printf '\n==> %s  %s\n' "$(date -u +%T)" "$*"; }
+die() { echo "DRILL FAILED: $*" >&2; exit 1; }
+pass() { echo "PASS $*"; }
+fail() { echo "FAIL $*"; FAILURES=$((FAILURES + 1)); }
+
+[ "$(id -u)" = 0 ] || die "run as root."
+for tool in debootstrap systemd-nspawn iptables nsenter git; do
+  command -v "$tool" >/dev/null || die "$tool is missing (apt-get install debootstrap systemd-container iptables)."
+done
+
+# -- the container --------------------------------------------------------------------------------
+
+# Run a command inside the booted container, as root, with a clean environment.
+in_ct() {
+  nsenter --target "$CT_PID" --mount --uts --ipc --net --pid -- \
+    env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
+    LANG=C.UTF-8 TERM=dumb "$@"
+}
+
+cleanup() {
+  local rc=$?
+  if [ "${DRILL_KEEP:-}" = 1 ] && [ -n "$CT_PID" ]; then
+    echo "The container stays up (DRILL_KEEP=1): nsenter -t $CT_PID -m -u -i -n -p bash"
+    echo "Stop it with: kill $NSPAWN_PID"
+    return "$rc"
+  fi
+  if [ -n "$CT_PID" ] && kill -0 "$CT_PID" 2>/dev/null; then
+    in_ct systemctl poweroff --no-block >/dev/null 2>&1 || true
+  fi
+  if [ -n "$NSPAWN_PID" ]; then
+    for _ in $(seq 60); do kill -0 "$NSPAWN_PID" 2>/dev/null || break; sleep 1; done
+    kill "$NSPAWN_PID" 2>/dev/null || true
+    wait "$NSPAWN_PID" 2>/dev/null || true
+  fi
+  iptables -t nat -D POSTROUTING -s "$DRILL_SUBNET/30" ! -o "$VETH" -j MASQUERADE 2>/dev/null || true
+  iptables -D FORWARD -i "$VETH" -j ACCEPT 2>/dev/null || true
+  iptables -D FORWARD -o "$VETH" -j ACCEPT 2>/dev/null || true
+  return "$rc"
+}
+trap cleanup EXIT
+
+mirror() {
+  if [ -n "${DRILL_MIRROR:-}" ]; then echo "$DRILL_MIRROR"; return; fi
+  local uri
+  uri=$({ cat /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null || true; } |
+    sed -n -e 's/^URIs: *\([^ ]*debian\/*\)$/\1/p' -e 's/^deb \(http[^ ]*debian\/*\) bookworm .*/\1/p' |
+    head -1)
+  echo "${uri:-http://deb.debian.org/debian}"
+}
+
+make_rootfs() {
+  mkdir -p "$DRILL_DIR"
+  if [ ! -s "$BASE" ] || [ "${DRILL_FRESH:-}" = 1 ]; then
+    say "debootstrap bookworm from $(mirror)"
+    rm -rf "$DRILL_DIR/base"
+    debootstrap --include="$BASE_PACKAGES" bookworm "$DRILL_DIR/base" "$(mirror)" >"$DRILL_DIR/debootstrap.log" 2>&1 ||
+      die "debootstrap failed: $DRILL_DIR/debootstrap.log"
+    tar -C "$DRILL_DIR/base" -cf "$BASE.new" . && mv "$BASE.new" "$BASE"
+    rm -rf "$DRILL_DIR/base"
+  fi
+  say "A fresh root file system from $BASE"
+  rm -rf "$ROOTFS"
+  mkdir -p "$ROOTFS"
+  tar -C "$ROOTFS" -xf "$BASE"
+  echo "$MACHINE" >"$ROOTFS/etc/hostname"
+  # The mirror the host uses (the base image's sources.list names it already).
+  local nameserver
+  nameserver=$(sed -n 's/^nameserver *//p' /etc/resolv.conf | head -1)
+  rm -f "$ROOTFS/etc/resolv.conf"
+  echo "nameserver ${nameserver:-1.1.1.1}" >"$ROOTFS/etc/resolv.conf"
+  # The veth address at boot, before provision.sh needs the network.
+  mkdir -p "$ROOTFS/etc/network/interfaces.d"
+  cat >"$ROOTFS/etc/network/interfaces.d/host0" <<EOF
+auto host0
+iface host0 inet static
+    address $CT_IP/30
+    gateway $HOST_IP
+EOF
+
+  # A host whose HTTPS goes through an inspecting proxy trusts its CA from
+  # /usr/local/share/ca-certificates; so must the container, for pip (which otherwise trusts
+  # only its own bundle). A VPS with direct access needs neither.
+  if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+    cp /usr/local/share/ca-certificates/*.crt "$ROOTFS/usr/local/share/ca-certificates/"
+    chroot "$ROOTFS" update-ca-certificates >/dev/null 2>&1
+    printf '[global]\ncert = /etc/ssl/certs/ca-certificates.crt\n' >"$ROOTFS/etc/pip.conf"
+    echo "Copied the host's extra CA certificates (an HTTPS-inspecting proxy) into the container."
+  fi
+
+  say "Copying the checkout ($DRILL_SOURCE) to /root/multinotes"
+  mkdir -p "$ROOTFS/root/multinotes"
+  if [ "$DRILL_SOURCE" = head ]; then
+    git -C "$CHECKOUT" archive HEAD | tar -C "$ROOTFS/root/multinotes" -xf -
+  else
+    (cd "$CHECKOUT" && git ls-files -z --cached --others --exclude-standard |
+      while IFS= read -r -d '' f; do [ -f "$f" ] && printf '%s\0' "$f"; done |
+      xargs -0 cp --parents -t "$ROOTFS/root/multinotes")
+  fi
+  echo "$(git -C "$CHECKOUT" rev-parse --short HEAD) ($DRILL_SOURCE)" >"$ROOTFS/root/multinotes/.drill-source"
+  # An operator's checkout is a git clone: give it an origin, so `git pull` works as documented.
+  (cd "$ROOTFS/root/multinotes" && git init -q -b main && git add -A &&
+    git -c user.name=drill -c user.email=drill@drill.test commit -q -m "drill source" &&
+    git clone -q --bare . "$ROOTFS/srv/multinotes.git" &&
+    git remote add origin /srv/multinotes.git && git fetch -q origin &&
+    git branch -q --set-upstream-to=origin/main main)
+  # The drill's own checker, whatever the copied source holds.
+  install -m 0644 "$HERE/provision_journey.py" "$ROOTFS/root/provision_journey.py"
+}
+
+boot() {
+  say "Booting it: systemd-nspawn -b (systemd as PID 1)"
+  systemd-nspawn --quiet --directory="$ROOTFS" --machine="$MACHINE" --register=no --keep-unit \
+    --network-veth --console=passive --boot >"$LOG" 2>&1 &
+  NSPAWN_PID=$!
+  local waited=0
+  while [ -z "$CT_PID" ]; do
+    kill -0 "$NSPAWN_PID" 2>/dev/null || die "systemd-nspawn exited: $(tail -5 "$LOG")"
+    CT_PID=$(ps -e -o pid=,ppid=,comm= | awk -v p="$NSPAWN_PID" '$2 == p && $3 == "systemd" {print $1}')
+    sleep 1
+    waited=$((waited + 1))
+    [ "$waited" -lt 60 ] || die "no systemd inside the container after 60s: $(tail -5 "$LOG")"
+  done
+  ip link show "$VETH" >/dev/null 2>&1 || die "no $VETH on the host"
+  ip addr replace "$HOST_IP/30" dev "$VETH"
+  ip link set "$VETH" up
+  sysctl -q -w net.ipv4.ip_forward=1
+  iptables -t nat -C POSTROUTING -s "$DRILL_SUBNET/30" ! -o "$VETH" -j MASQUERADE 2>/dev/null ||
+    iptables -t nat -A POSTROUTING -s "$DRILL_SUBNET/30" ! -o "$VETH" -j MASQUERADE
+  iptables -C FORWARD -i "$VETH" -j ACCEPT 2>/dev/null || iptables -I FORWARD -i "$VETH" -j ACCEPT
+  iptables -C FORWARD -o "$VETH" -j ACCEPT 2>/dev/null || iptables -I FORWARD -o "$VETH" -j ACCEPT
+  local state
+  state=$(in_ct systemctl is-system-running --wait 2>/dev/null || true)
+  echo "systemd in the container: PID $CT_PID on the host, system $state"
+  in_ct bash -c 'ps -p 1 -o comm= | grep -qx systemd' || die "PID 1 in the container is not systemd"
+  pass "booted Debian $(cat "$ROOTFS/etc/debian_version") with systemd $(in_ct systemctl --version | head -1 | cut -d' ' -f2) as PID 1"
+  for _ in $(seq 30); do
+    in_ct ip route get 1.1.1.1 >/dev/null 2>&1 && break
+    sleep 1
+  done
+  in_ct bash -c "ip addr show host0 | grep -q '$CT_IP'" ||
+    in_ct bash -c "ip addr add $CT_IP/30 dev host0; ip link set host0 up; ip route replace default via $HOST_IP"
+}
+
+# -- the checks ---------------------------------------------------------------------------------
+
+provision() {
+  local what=$1 took start=$SECONDS
+  say "provision.sh ($what)"
+  if in_ct bash -c 'cd /root/multinotes && bash deploy/provision.sh --domain '"$DOMAIN"' --no-smtp' \
+      >"$DRILL_DIR/provision-$what.log" 2>&1; then
+    took=$((SECONDS - start))
+    pass "provision.sh ($what) finished in ${took}s"
+    grep -E '^==>|Done|running at|Register now' "$DRILL_DIR/provision-$what.log" | sed 's/^/    /' | tail -40
+  else
+    tail -60 "$DRILL_DIR/provision-$what.log"
+    die "provision.sh ($what) failed after $((SECONDS - start))s: $DRILL_DIR/provision-$what.log"
+  fi
+}
+
+units_active() {
+  say "Services under systemd"
+  local unit units state
+  units=$(in_ct bash -c "systemctl list-units --plain --no-legend --type=service 'multinotes-*' | awk '{print \$1}'")
+  for unit in $units nginx.service mariadb.service redis-server.service fail2ban.service \
+      multinotes.target multinotes-backup.timer; do
+    state=$(in_ct systemctl is-active "$unit" || true)
+    if [ "$state" = active ]; then pass "$unit active"; else fail "$unit is $state"; fi
+  done
+  in_ct systemctl --failed --no-legend --plain | sed 's/^/    failed: /' || true
+}
+
+journey() {
+  say "A user's journey through nginx (${1:-first visit})"
+  # shellcheck disable=SC2086  # optional flag
+  in_ct python3 /root/provision_journey.py --domain "$DOMAIN" ${1:-} ||
+    { FAILURES=$((FAILURES + 1)); in_ct journalctl -u 'multinotes-*' -n 40 --no-pager | tail -40; }
+}
+
+restart() {
+  say "systemctl restart multinotes.target"
+  local start=$SECONDS
+  in_ct systemctl restart multinotes.target
+  pass "restart returned in $((SECONDS - start))s"
+  units_active
+}
+
+security() {
+  say "systemd-analyze security (the container's systemd, units as installed)"
+  local unit score
+  for unit in multinotes-web@8080.service multinotes-worker.service \
+      multinotes-scheduler.service multinotes-backup.service; do
+    score=$(in_ct systemd-analyze security --no-pager "$unit" 2>&1 |
+      sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p')
+    if [ -n "$score" ] && awk -v s="$score" -v m="$DRILL_MAX_EXPOSURE" 'BEGIN { exit !(s <= m) }'; then
+      pass "$unit exposure $score (at most $DRILL_MAX_EXPOSURE)"
+    else
+      fail "$unit exposure ${score:-unknown} (at most $DRILL_MAX_EXPOSURE)"
+    fi
+  done
+}
+
+make_rootfs
+boot
+provision first
+units_active
+journey
+restart
+journey --login-only
+security
+provision again
+units_active
+journey --login-only
+
+say "Summary"
+echo "source: $(cat "$ROOTFS/root/multinotes/.drill-source"), total ${SECONDS}s (since start: $((SECONDS - STARTED))s)"
+if [ "$FAILURES" -gt 0 ]; then
+  echo "DRILL FAILED: $FAILURES check(s) failed (logs in $DRILL_DIR)"
+  exit 1
+fi
+echo "DRILL PASSED"
