@@ -498,3 +498,60 @@ async def test_deleting_a_user_deletes_their_endpoints(
         assert await session.get(Endpoint, created["id"]) is None
         left = await session.scalars(select(Delivery).where(Delivery.endpoint_id == created["id"]))
         assert list(left) == []
+
+
+async def test_saving_a_note_delivers_note_created_signed_to_the_owners_webhook(
+    admin: ApiClient, make_client: Any, receiver: WebhookReceiver
+) -> None:
+    """The issue's "done when": a webhook for note.created, a note saved, a delivery whose
+    signature verifies with the Standard Webhooks algorithm; nobody else's note reaches it."""
+    alice = await another_user(make_client, "alice@example.com")
+    bob = await another_user(make_client, "bob@example.com")
+    created = await create(alice, receiver.url("/verify"), ["note.created"])
+    receiver.secrets = [created["secret"]]
+
+    response = await bob.post("/api/documents", {"title": "Bob's", "content": "not for Alice"})
+    assert response.status == 201
+    response = await alice.post("/api/documents", {"title": "Plan", "content": "# Plan"})
+    assert response.status == 201
+    note_id = (await response.json())["id"]
+
+    await eventually(lambda: len(receiver.received) == 1, timeout=10)
+    message = receiver.received[0]
+    assert message.verified_with == created["secret"]
+    assert message.json["type"] == "note.created"
+    assert message.json["data"]["note_id"] == note_id
+    assert message.json["data"]["title"] == "Plan"
+    await admin.post("/api/auth/logout")  # lets the queue turn over: Bob's note sent nothing
+    assert len(receiver.received) == 1
+
+
+async def test_the_plugin_tables_match_the_migration(admin: ApiClient) -> None:
+    """The tables are created by the core migration 0021_webhooks; the plugin's models must
+    describe exactly them (same columns, types and nullability)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from multinotes.plugins.integrations.webhooks.tables import Base as PluginBase
+
+    def differences(connection: Any) -> list[Any]:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        found = compare_metadata(context, PluginBase.metadata)
+        ours = {t.name for t in PluginBase.metadata.sorted_tables}
+
+        def concerns_us(diff: Any) -> bool:
+            if isinstance(diff, list):  # column changes come as a list of tuples
+                return any(concerns_us(d) for d in diff)
+            kind, subject = diff[0], diff[1]
+            if kind == "remove_table":  # the rest of the database is not in this metadata
+                return bool(subject.name in ours)
+            if kind == "remove_index":
+                return bool(subject.table.name in ours)
+            if kind == "remove_fk" and subject.referred_table.name == "users":
+                return False  # the core's users table: that FK is declared by the migration
+            return True
+
+        return [d for d in found if concerns_us(d)]
+
+    async with admin.app[DB].engine.connect() as connection:
+        assert await connection.run_sync(differences) == []
