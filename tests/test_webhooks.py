@@ -547,9 +547,8 @@ async def test_the_plugin_tables_match_the_migration(admin: ApiClient) -> None:
                 return bool(subject.name in ours)
             if kind == "remove_index":
                 return bool(subject.table.name in ours)
-            if kind == "remove_fk" and subject.referred_table.name == "users":
-                return False  # the core's users table: that FK is declared by the migration
-            return True
+            # The FK to the core's users table is declared by the migration only.
+            return not (kind == "remove_fk" and subject.referred_table.name == "users")
 
         return [d for d in found if concerns_us(d)]
 
