@@ -20,7 +20,7 @@ import structlog
 from aiohttp import web
 from aiohttp.web_exceptions import NotAppKeyWarning
 
-from multinotes import __version__, outgoing, plugin_control
+from multinotes import __version__, outgoing, plugin_control, ui
 from multinotes.bus import Bus, LocalBus, RedisBus
 from multinotes.db import Database, create_engine
 from multinotes.error_tracking import setup_error_tracking
@@ -326,18 +326,17 @@ def setup_templates(app: web.Application) -> None:
     # business, not a mistake of ours worth a warning in every process's log.
     warnings.filterwarnings("ignore", category=NotAppKeyWarning, module="aiohttp_jinja2")
     host = app[PLUGINS]
-    # Plugin folders come first so a plugin can override any core template.
-    plugin_dirs = [str(d) for r in host.loaded() for d in r.templates]
+    # Enabled plugins' folders come first so a plugin can override any core template;
+    # "default:<name>" is always the core's (multinotes.ui).
     env = aiohttp_jinja2.setup(
         app,
-        loader=jinja2.ChoiceLoader(
-            [jinja2.FileSystemLoader(plugin_dirs), jinja2.FileSystemLoader(str(TEMPLATES_DIR))]
-        ),
+        loader=ui.template_loader(host, TEMPLATES_DIR),
         autoescape=jinja2.select_autoescape(["html", "xml"], default=True),
         context_processors=[_template_context],
     )
     env.globals["app_version"] = __version__
     env.globals["static"] = _static_url(app)
+    ui.forget_templates_on_change(host, env)
 
 
 def _static_url(app: web.Application) -> Any:
@@ -355,6 +354,8 @@ async def _template_context(request: web.Request) -> dict[str, Any]:
         "csrf_token": actor.csrf_token if actor else "",
         "settings": request.app[SETTINGS],
         "request": request,
+        # What enabled plugins add to the page: nav links, actions, assets (multinotes.ui).
+        "ui": ui.PageExtensions(request),
     }
 
 
@@ -363,10 +364,8 @@ def setup_routes(app: web.Application) -> None:
 
     features.setup(app)
     app.router.add_static("/static/", STATIC_DIR, name="static", append_version=True)
+    ui.setup_plugin_static(app)
     host = app[PLUGINS]
-    for record in host.loaded():
-        for static_dir in record.static:
-            app.router.add_static(f"/static/plugins/{record.name}/", static_dir)
     for route in host.routes:
         app.router.add_route(route.method, route.path, _gated(app, route), name=route.name)
     check_routes(app)

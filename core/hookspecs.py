@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from multinotes.exporters import Exporter
     from multinotes.integrations import Integration
     from multinotes.providers import Provider
+    from multinotes.ui import Action, NavLink, SettingsPanel
 
 
 class ProviderRegistrar(Protocol):
@@ -107,6 +108,30 @@ class TemplateRegistrar(Protocol):
     def __call__(self, *, templates: Path | None = None, static: Path | None = None) -> None:
         """Add a templates folder (searched before the core's, so it can override any page) and/or
         a static folder (served at ``/static/plugins/<plugin>/``)."""
+
+
+class NavLinkRegistrar(Protocol):
+    def __call__(self, link: NavLink, /) -> None:
+        """Add a navigation link (``multinotes.plugin.NavLink``). Its id must be unique across
+        plugins."""
+
+
+class ActionRegistrar(Protocol):
+    def __call__(self, action: Action, /) -> None:
+        """Add an action on notes, answers, conversations or folders
+        (``multinotes.plugin.Action``). Its id must be unique across plugins."""
+
+
+class SettingsPanelRegistrar(Protocol):
+    def __call__(self, panel: SettingsPanel, /) -> None:
+        """Add a settings panel (``multinotes.plugin.SettingsPanel``). Its id must be unique
+        across plugins."""
+
+
+class AssetRegistrar(Protocol):
+    def __call__(self, path: str, /) -> None:
+        """Include a ``.css`` or ``.js`` file of the plugin's static folder (registered with
+        ``register_templates``) in every page; ``path`` is relative to that folder."""
 
 
 # -- capabilities -------------------------------------------------------------------------------
@@ -182,6 +207,51 @@ def register_events(register: EventRegistrar) -> None:
 
     :param register: call once per ``multinotes.plugin.EventType`` (a dotted ``name``, a payload
         schema ``version``, a ``description`` and a pydantic ``payload`` model).
+    """
+
+
+# -- user interface -----------------------------------------------------------------------------
+
+
+@hookspec
+def register_nav_links(register: NavLinkRegistrar) -> None:
+    """Register links in the main navigation or the admin console's navigation
+    (``multinotes.plugin.NavLink``). Called like the capability hooks; a disabled plugin's links
+    vanish from the next page. Labels are text (escaped), never HTML.
+
+    :param register: call once per link. Link ids must be unique across plugins.
+    """
+
+
+@hookspec
+def register_actions(register: ActionRegistrar) -> None:
+    """Register actions offered in the menus of notes, answers, conversations and folders
+    (``multinotes.plugin.Action``): a link (``url``) or a form posted with the CSRF token
+    (``post``), optionally only where ``applies(target, viewer)`` says so. Called like the
+    capability hooks; a disabled plugin's actions vanish from the next page.
+
+    :param register: call once per action. Action ids must be unique across plugins.
+    """
+
+
+@hookspec
+def register_settings_panels(register: SettingsPanelRegistrar) -> None:
+    """Register panels on the account page (``area="account"``) or on the plugin's page in the
+    admin console (``area="admin"``) (``multinotes.plugin.SettingsPanel``): a title over one of
+    the plugin's templates, rendered with ``await context(request)``. Called like the capability
+    hooks; a disabled plugin's panels vanish from the next page.
+
+    :param register: call once per panel. Panel ids must be unique across plugins.
+    """
+
+
+@hookspec
+def register_assets(register: AssetRegistrar) -> None:
+    """Register CSS and JS files of the plugin's static folder, included in every page (after
+    the core's) with a content hash in their URL. Called once at startup; left out of pages
+    while the plugin is disabled.
+
+    :param register: call once per file (``"app.css"``, ``"js/app.js"``).
     """
 
 

@@ -22,6 +22,7 @@ from pydantic import BaseModel
 
 from multinotes import PROJECT, hookspecs
 from multinotes.errors import PluginError
+from multinotes.ui import Action, NavLink, SettingsPanel
 
 if TYPE_CHECKING:
     from multinotes.billing import BillingBackend
@@ -43,6 +44,16 @@ CAPABILITIES = {
     "register_exporters": "exporters",
     "register_integrations": "integrations",
     "register_billing": "billing",
+    # UI extension points: kept like capabilities (per enabled plugin, ids unique), no kind.
+    "register_nav_links": "nav_links",
+    "register_actions": "actions",
+    "register_settings_panels": "settings_panels",
+}
+#: What each UI registry holds, checked when a plugin registers (``multinotes.ui``).
+UI_TYPES: dict[str, type] = {
+    "nav_links": NavLink,
+    "actions": Action,
+    "settings_panels": SettingsPanel,
 }
 ACCESS_LEVELS = ("public", "user", "admin")
 
@@ -85,6 +96,8 @@ class PluginRecord:
     settings_model: type[BaseModel] | None = None
     templates: list[Path] = field(default_factory=list)
     static: list[Path] = field(default_factory=list)
+    #: CSS/JS files of its static folders included in every page (``register_assets``).
+    assets: list[str] = field(default_factory=list)
 
     @property
     def active(self) -> bool:
@@ -109,6 +122,9 @@ class Registries:
     exporters: dict[str, Registered[Exporter]] = field(default_factory=dict)
     integrations: dict[str, Registered[Integration]] = field(default_factory=dict)
     billing: dict[str, Registered[BillingBackend]] = field(default_factory=dict)
+    nav_links: dict[str, Registered[NavLink]] = field(default_factory=dict)
+    actions: dict[str, Registered[Action]] = field(default_factory=dict)
+    settings_panels: dict[str, Registered[SettingsPanel]] = field(default_factory=dict)
 
 
 PluginSource = tuple[str, Any]
@@ -231,6 +247,7 @@ class PluginHost:
         self.event_types = {n: e for n, e in self.event_types.items() if e[0] != record.name}
         record.templates.clear()
         record.static.clear()
+        record.assets.clear()
         log.error(
             "plugin_failed",
             plugin=record.name,
@@ -323,6 +340,7 @@ class PluginHost:
         tasks: list[TaskDef] = []
         models: list[type[BaseModel]] = []
         events: list[EventType[Any]] = []
+        assets: list[str] = []
 
         def register_route(
             method: str,
@@ -353,6 +371,14 @@ class PluginHost:
             if static is not None:
                 record.static.append(Path(static))
 
+        def register_asset(path: str) -> None:
+            from multinotes.ui import check_asset
+
+            try:
+                assets.append(check_asset(path, record.static))
+            except ValueError as exc:
+                raise PluginError(str(exc), plugin=name) from exc
+
         def register_event(event_type: EventType[Any]) -> None:
             from multinotes.domain_events import EventType
 
@@ -369,6 +395,7 @@ class PluginHost:
             self._call_one(name, "register_routes", register=register_route)
             self._call_one(name, "register_tasks", register=register_task)
             self._call_one(name, "register_templates", register=register_templates)
+            self._call_one(name, "register_assets", register=register_asset)
             self._call_one(name, "register_settings", register=register_settings)
             self._call_one(name, "register_events", register=register_event)
             if len(models) > 1:
@@ -409,6 +436,7 @@ class PluginHost:
         for task in tasks:
             self.tasks[task.name] = task
         self.routes.extend(routes)
+        record.assets = assets
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -469,6 +497,12 @@ class PluginHost:
                     _target: dict[str, Registered[Any]] = target,
                     _kind: str = attr,
                 ) -> None:
+                    if _kind in UI_TYPES and not isinstance(obj, UI_TYPES[_kind]):
+                        raise PluginError(
+                            f"register takes a multinotes.plugin.{UI_TYPES[_kind].__name__}, "
+                            f"got {type(obj).__name__}",
+                            plugin=_plugin,
+                        )
                     obj_id = getattr(obj, "id", None)
                     if not isinstance(obj_id, str) or not obj_id:
                         raise PluginError(f"{_kind} object without a string id", plugin=_plugin)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import inspect
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from multinotes.integrations import Event, Integration
 from multinotes.keys import PLUGINS, TASKS
 from multinotes.providers import StaticProvider
 from multinotes.testing import app_client, embedded_settings
+from multinotes.ui import Action, NavLink, SettingsPanel
 
 
 class Everything:
@@ -34,6 +36,10 @@ class Everything:
         (tmp / "templates" / "home.html").write_text("<p>overridden home {{ 1 + 1 }}</p>")
         (tmp / "static").mkdir()
         (tmp / "static" / "everything.txt").write_text("static from the plugin")
+        (tmp / "static" / "everything.css").write_text(".everything { color: teal; }")
+        (tmp / "templates" / "everything_panel.html").write_text(
+            "<p id='everything-panel'>colour {{ colour }}</p>"
+        )
 
     @hookimpl
     def register_providers(self, register: Any) -> None:
@@ -98,6 +104,29 @@ class Everything:
     @hookimpl
     def register_templates(self, register: Any) -> None:
         register(templates=self.tmp / "templates", static=self.tmp / "static")
+
+    @hookimpl
+    def register_nav_links(self, register: Any) -> None:
+        register(NavLink("everything-home", "Everything", "/api/plugins/everything/hello"))
+
+    @hookimpl
+    def register_actions(self, register: Any) -> None:
+        register(Action("everything-open", "Open everywhere", on={"note"}, url="/e/{id}"))
+
+    @hookimpl
+    def register_settings_panels(self, register: Any) -> None:
+        async def context(request: web.Request) -> dict[str, Any]:
+            return {"colour": "blue"}
+
+        register(
+            SettingsPanel(
+                "everything-panel", "Everything", "everything_panel.html", context=context
+            )
+        )
+
+    @hookimpl
+    def register_assets(self, register: Any) -> None:
+        register("everything.css")
 
     @hookimpl
     def register_settings(self, register: Any) -> None:
@@ -185,6 +214,37 @@ async def test_hook_register_templates(app):
         assert await static.text() == "static from the plugin"
 
 
+async def test_hook_register_nav_links(app):
+    async with app_client(app) as api:
+        await api.register_and_login("nav@example.com")
+        page = await (await api.get("/notes")).text()
+    assert '<a href="/api/plugins/everything/hello" data-plugin-link="everything-home"' in page
+
+
+async def test_hook_register_actions(app):
+    async with app_client(app) as api:
+        await api.register_and_login("actions@example.com")
+        note = await api.post("/api/documents", json={"title": "Plan", "content": "x"})
+        document = await note.json()
+        page = await (await api.get(f"/notes/{document['id']}")).text()
+    assert f'href="/e/{document["id"]}"' in page and "Open everywhere" in page
+
+
+async def test_hook_register_settings_panels(app):
+    async with app_client(app) as api:
+        await api.register_and_login("panels@example.com")
+        page = await (await api.get("/account")).text()
+    assert "<p id='everything-panel'>colour blue</p>" in page
+
+
+async def test_hook_register_assets(app):
+    async with app_client(app) as api:
+        page = await (await api.get("/login")).text()
+        [url] = re.findall(r'<link rel="stylesheet" href="([^"]+)" data-plugin-asset>', page)
+        assert url.startswith("/static/plugins/everything/everything.css?v=")
+        assert await (await api.get(url)).text() == ".everything { color: teal; }"
+
+
 async def test_hook_register_settings(app):
     async with app_client(app) as api:
         await api.register_admin()
@@ -209,6 +269,72 @@ async def test_hook_shutdown(app, everything):
     async with app_client(app):
         assert "shutdown" not in everything.calls
     assert everything.calls.count("shutdown") == 1
+
+
+class Billing:
+    """Adds an event to the catalogue, and one plugin tries to take a core event's name."""
+
+    @hookimpl
+    def register_events(self, register: Any) -> None:
+        from multinotes.plugin import EventPayload, EventType
+
+        class OrderPaid(EventPayload):
+            order_id: str
+            credits: int
+
+        register(EventType("order.paid", 1, "An order was paid.", OrderPaid))
+
+
+class Usurper:
+    @hookimpl
+    def register_events(self, register: Any) -> None:
+        from multinotes.plugin import NOTE_CREATED, EventType
+
+        register(EventType("note.created", 2, "Mine now.", NOTE_CREATED.payload))
+
+
+async def test_hook_register_events(tmp_path: Path):
+    from multinotes.domain_events import DomainEvent
+    from multinotes.plugin import plugin_context
+
+    plugins = [("billing", Billing()), ("usurper", Usurper())]
+    app = create_app(embedded_settings(tmp_path / "data"), plugins=plugins)
+    async with app_client(app) as api:
+        usurper = app[PLUGINS].records["usurper"]
+        assert usurper.status == "failed" and "'note.created'" in (usurper.error or "")
+        await api.register_admin("events@example.com")
+        catalog = {e["name"]: e for e in (await api.get_json("/api/events/catalog"))["events"]}
+        paid = catalog["order.paid"]
+        assert (paid["source"], paid["version"], paid["description"]) == (
+            "billing",
+            1,
+            "An order was paid.",
+        )
+        assert set(paid["json_schema"]["required"]) == {"order_id", "credits"}
+        assert (catalog["note.created"]["source"], catalog["note.created"]["version"]) == (
+            "core",
+            1,
+        )
+        context = plugin_context(app, "billing")
+        heard: list[DomainEvent] = []
+
+        async def on_paid(app: web.Application, event: DomainEvent) -> None:
+            heard.append(event)
+
+        context.subscribe("order.paid", on_paid)
+        await context.emit("order.paid", user_id="u1", data={"order_id": "o1", "credits": 500})
+        assert [(e.user_id, e.payload) for e in heard] == [
+            ("u1", {"order_id": "o1", "credits": 500})
+        ]
+        with pytest.raises(ValueError, match="credits"):
+            await context.emit("order.paid", user_id="u1", data={"order_id": "o2"})
+        # Switched off, the plugin's events leave the catalogue and its subscribers rest.
+        response = await api.patch("/api/admin/plugins/billing", {"enabled": False})
+        assert response.status == 200, await response.text()
+        await context.emit("order.paid", user_id="u1", data={"order_id": "o3", "credits": 1})
+        assert len(heard) == 1
+        catalog = await api.get_json("/api/events/catalog")
+        assert "order.paid" not in {e["name"] for e in catalog["events"]}
 
 
 def test_every_hookspec_has_a_test():

@@ -18,6 +18,8 @@ The surface, by family:
   ``ExportOptions``, ``ExportFile``/``ExportLink``; ``export_blocks`` parses a note's Markdown
   into blocks, ``render_markdown`` into sanitised HTML), ``Integration``/``Event``,
   ``BillingBackend``/``Checkout``;
+* user interface: ``NavLink``, ``Action`` (offered on an ``ActionTarget`` to a ``Viewer``),
+  ``SettingsPanel`` and assets; ``"default:<template>"`` names the core's own template;
 * domain events: ``EventType`` (a catalogue entry: name, payload ``version``, description,
   ``EventPayload`` model), ``DomainEvent`` (one published event), ``EventRegistrar`` for
   ``register_events``, and the core's types (``NOTE_CREATED``, ``GENERATION_COMPLETED``, ...);
@@ -75,12 +77,16 @@ from multinotes.exporters import (
     safe_filename,
 )
 from multinotes.hookspecs import (
+    ActionRegistrar,
+    AssetRegistrar,
     BillingRegistrar,
     EventRegistrar,
     ExporterRegistrar,
     IntegrationRegistrar,
+    NavLinkRegistrar,
     ProviderRegistrar,
     RouteRegistrar,
+    SettingsPanelRegistrar,
     SettingsRegistrar,
     TaskRegistrar,
     TemplateRegistrar,
@@ -112,6 +118,7 @@ from multinotes.providers import (
     credits_from_usd,
     parse_retry_after,
 )
+from multinotes.ui import Action, ActionTarget, NavLink, SettingsPanel, Viewer
 
 __all__ = [
     "CAPABILITIES",
@@ -126,6 +133,10 @@ __all__ = [
     "NOTE_DELETED",
     "NOTE_SHARED",
     "NOTE_UPDATED",
+    "Action",
+    "ActionRegistrar",
+    "ActionTarget",
+    "AssetRegistrar",
     "Attachment",
     "BillingBackend",
     "BillingRegistrar",
@@ -159,6 +170,8 @@ __all__ = [
     "Invalid",
     "MediaOutput",
     "Model",
+    "NavLink",
+    "NavLinkRegistrar",
     "ModelInfo",
     "NeedsKey",
     "NotFound",
@@ -174,6 +187,8 @@ __all__ = [
     "ProviderRegistrar",
     "ProviderUnavailable",
     "RouteRegistrar",
+    "SettingsPanel",
+    "SettingsPanelRegistrar",
     "SettingsRegistrar",
     "SpeechOptions",
     "StaticProvider",
@@ -181,6 +196,7 @@ __all__ = [
     "TemplateRegistrar",
     "TranscriptionOptions",
     "Usage",
+    "Viewer",
     "WalletEntry",
     "configured_key",
     "credits_from_usd",

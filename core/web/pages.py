@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
-from multinotes import audit, plugin_control
+from multinotes import audit, plugin_control, ui
 from multinotes.db import utcnow
 from multinotes.errors import AppError, Invalid
 from multinotes.http.endpoint import page, validate
@@ -209,6 +209,7 @@ async def account_page(
             "sessions": sessions,
             **await account_sections(request, user),
             "identities": await oauth.list_identities(request.app[DB], actor.user_id),
+            "plugin_panels": await ui.settings_panels(request, "account"),
             **extra,
         },
     )
@@ -317,7 +318,12 @@ async def admin_plugin(request: web.Request) -> web.Response:
     return render(
         request,
         "admin/plugin.html",
-        {"nav": "plugins", "plugin": detail.model_dump(), "fields": {}},
+        {
+            "nav": "plugins",
+            "plugin": detail.model_dump(),
+            "fields": {},
+            "plugin_panels": await ui.settings_panels(request, "admin", plugin=detail.name),
+        },
     )
 
 
@@ -351,6 +357,7 @@ async def admin_plugin_settings(request: web.Request) -> web.Response:
                 "error": exc.message,
                 "fields": fields,
                 "values": changes,  # show what was typed next to its error
+                "plugin_panels": await ui.settings_panels(request, "admin", plugin=name),
             },
             status=exc.status,
         )
