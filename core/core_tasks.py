@@ -41,6 +41,7 @@ def core_tasks() -> list[TaskDef]:
     from multinotes.identity.account_mail import account_mail_tasks
     from multinotes.identity.profile import profile_tasks
     from multinotes.mail import mail_tasks
+    from multinotes.note_exports.service import note_export_tasks
     from multinotes.notes.tasks import notes_tasks
     from multinotes.privacy.deletion import deletion_tasks
     from multinotes.privacy.exports import export_tasks
@@ -56,6 +57,7 @@ def core_tasks() -> list[TaskDef]:
         TaskDef("core", "core.settle_stale_generations", settle_stale_generations, "* * * * *"),
         TaskDef("core", DISPATCH_TASK, dispatch_event, None),
         *export_tasks(),
+        *note_export_tasks(),
         *deletion_tasks(),
         *notes_tasks(),
         *sharing_tasks(),

@@ -22,6 +22,7 @@ from multinotes.api import (
     comments,
     conversations,
     documents,
+    exports,
     files,
     folders,
     health,
@@ -84,8 +85,8 @@ def setup_wallet(app: web.Application) -> None:
 
 
 def setup_notes(app: web.Application) -> None:
-    """Notes and folders."""
-    _add(app, folders, documents, notes_pages)
+    """Notes and folders, and their exports (PDF, Word, Markdown, HTML, ...)."""
+    _add(app, folders, documents, exports, notes_pages)
 
 
 def setup_files(app: web.Application) -> None:

@@ -16,6 +16,7 @@ MODEL_MODULES = [
     "multinotes.privacy.models",
     "multinotes.files.models",
     "multinotes.notes.models",
+    "multinotes.note_exports.models",
     "multinotes.sharing.models",
     "multinotes.search.models",
 ]

@@ -89,6 +89,12 @@ class Settings(BaseSettings):
     data_export_expiry_days: int = Field(
         default=7, ge=1, description="Days a user's data export can be downloaded."
     )
+    note_export_max_bytes: int = Field(
+        default=200 * 1024 * 1024,
+        ge=1024,
+        description="The largest file one export of notes (a note, a conversation, a folder's "
+        "ZIP) may make; a larger one fails with a clear error and leaves no file.",
+    )
 
     rate_limit_auth: str = "20/minute"
     rate_limit_api: str = "600/minute"

@@ -149,6 +149,8 @@ NOT_EXPORTED: dict[str, str] = {
     "oauth_flows": "social sign-ins in progress, gone within minutes",
     "account_deletions": "the pending deletion of the account itself",
     "search_embeddings": "numbers computed from your notes and messages (exported as such)",
+    "note_exports": "files you made from your notes (PDF, Word, ...), kept for days; the notes "
+    "themselves are exported",
 }
 
 README = """\

@@ -1,0 +1,1 @@
+"""Exports of notes, comparisons, conversations and folders through the exporter plugins."""
