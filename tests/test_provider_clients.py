@@ -15,10 +15,10 @@ import pytest
 
 from multinotes.app import create_app
 from multinotes.keys import CATALOG
+from multinotes.plugins.providers.gemini.tests.fake_gemini import FakeGemini
+from multinotes.plugins.providers.together.tests.fake_together import FakeTogether
 from multinotes.testing import ApiClient, app_client
 from tests.fakes import serve_fake
-from tests.fakes.gemini_server import FakeGemini
-from tests.fakes.together_server import FakeTogether
 from tests.support.sse import parse_sse
 
 # google-genai subclasses aiohttp.ClientSession, which aiohttp frowns upon; not ours to fix.

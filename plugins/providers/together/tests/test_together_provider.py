@@ -1,36 +1,41 @@
 """The Together AI provider plugin, driven through the official ``together`` SDK against a local
-fake of the Together API (tests/fakes/together_server.py)."""
+fake of the Together API (fake_together.py, beside this file)."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
+from importlib.metadata import entry_points
 
 import pytest
+from fake_together import FakeTogether, tiny_png
 from pydantic import BaseModel, SecretStr
 
-from multinotes.errors import (
-    NeedsKey,
-    ProviderBadResponse,
-    ProviderError,
-    ProviderRateLimited,
-    ProviderUnavailable,
-)
-from multinotes.plugin_host import PluginHost
-from multinotes.plugins.providers.together import TogetherProvider, TogetherSettings
-from multinotes.providers import (
+from multinotes.plugin import (
     Attachment,
     ChatMessage,
     Chunk,
     GenerationRequest,
     ImageOptions,
     MediaOutput,
+    Model,
+    NeedsKey,
     Options,
+    ProviderBadResponse,
+    ProviderError,
+    ProviderRateLimited,
+    ProviderUnavailable,
 )
-from multinotes.testing import ProviderConformance, provider_request
-from tests.fakes.together_server import FakeTogether
-from tests.support import provider_calls
-from tests.support.images import tiny_png
-from tests.support.provider_calls import check_connection, listed_model, run
+from multinotes.plugins.providers.together import TogetherProvider, TogetherSettings
+from multinotes.testing import (
+    ProviderConformance,
+    check_connection,
+    provider_request,
+    serve_fake,
+)
+from multinotes.testing import (
+    collect as run,
+)
 
 KEY = "together-test-key"
 LLAMA = "together/meta-llama/Llama-3.3-70B-Instruct-Turbo"
@@ -42,7 +47,16 @@ def fake() -> FakeTogether:
     return FakeTogether(api_key=KEY)
 
 
-fake_url = provider_calls.fake_url
+
+
+@pytest.fixture
+async def fake_url(fake: FakeTogether) -> AsyncIterator[str]:
+    async with serve_fake(fake.app()) as url:
+        yield url
+
+
+async def listed_model(provider: TogetherProvider, model_id: str) -> Model:
+    return next(m for m in await provider.list_models(None) if m.id == model_id)
 
 
 @pytest.fixture
@@ -328,14 +342,13 @@ def test_base_url_is_kept_without_v1(given: str):
     assert TogetherSettings(base_url=given).base_url == "https://api.together.xyz"
 
 
-def test_plugin_loads_through_its_entry_point():
-    host = PluginHost()
-    host.load_entrypoints()
+def test_plugin_is_a_multinotes_entry_point():
+    """Declared in the ``multinotes`` entry-point group, so it loads like a third-party plugin."""
+    import multinotes.plugins.providers.together as plugin
 
-    record = host.records["together"]
-    assert (record.status, record.kinds) == ("loaded", ["provider"])
-    assert record.settings_model is TogetherSettings
-    assert isinstance(host.registries.providers["together"][1], TogetherProvider)
+    [point] = [e for e in entry_points(group="multinotes") if e.name == "together"]
+    assert point.load() is plugin
+    assert plugin.register_providers and plugin.register_settings
 
 
 # -- the provider contract ----------------------------------------------------------------------

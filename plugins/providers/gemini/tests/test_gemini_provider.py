@@ -1,34 +1,41 @@
 """The Gemini provider plugin, driven through the official google-genai SDK against a local fake
-of the Gemini API (tests/fakes/gemini_server.py)."""
+of the Gemini API (fake_gemini.py, beside this file)."""
 
 from __future__ import annotations
 
 import base64
 import time
+from collections.abc import AsyncIterator
+from importlib.metadata import entry_points
 
 import pytest
+from fake_gemini import FakeGemini
 from pydantic import SecretStr
 
-from multinotes.errors import (
+from multinotes.plugin import (
+    Attachment,
+    ChatMessage,
+    Chunk,
+    GenerationRequest,
+    Model,
     NeedsKey,
+    Options,
     ProviderBadResponse,
     ProviderError,
     ProviderRateLimited,
     ProviderUnavailable,
 )
-from multinotes.plugin_host import PluginHost
 from multinotes.plugins.providers.gemini import GeminiProvider, GeminiSettings
-from multinotes.providers import (
-    Attachment,
-    ChatMessage,
-    Chunk,
-    GenerationRequest,
-    Options,
+from multinotes.testing import (
+    ProviderConformance,
+    check_connection,
+    provider_request,
+    refused_url,
+    serve_fake,
 )
-from multinotes.testing import ProviderConformance, provider_request
-from tests.fakes.gemini_server import FakeGemini
-from tests.support import provider_calls
-from tests.support.provider_calls import check_connection, listed_model, refused_url, run
+from multinotes.testing import (
+    collect as run,
+)
 
 # google-genai subclasses aiohttp.ClientSession, which aiohttp frowns upon; not ours to fix.
 pytestmark = pytest.mark.filterwarnings(
@@ -44,7 +51,16 @@ def fake() -> FakeGemini:
     return FakeGemini(api_key=KEY)
 
 
-fake_url = provider_calls.fake_url
+
+
+@pytest.fixture
+async def fake_url(fake: FakeGemini) -> AsyncIterator[str]:
+    async with serve_fake(fake.app()) as url:
+        yield url
+
+
+async def listed_model(provider: GeminiProvider, model_id: str) -> Model:
+    return next(m for m in await provider.list_models(None) if m.id == model_id)
 
 
 @pytest.fixture
@@ -315,15 +331,13 @@ def test_settings_defaults_and_trailing_slash():
     )
 
 
-def test_plugin_loads_through_its_entry_point():
-    host = PluginHost()
-    host.load_entrypoints()
+def test_plugin_is_a_multinotes_entry_point():
+    """Declared in the ``multinotes`` entry-point group, so it loads like a third-party plugin."""
+    import multinotes.plugins.providers.gemini as plugin
 
-    record = host.records["gemini"]
-    assert (record.status, record.kinds) == ("loaded", ["provider"])
-    assert record.distribution == "multinotes"
-    assert record.settings_model is GeminiSettings
-    assert isinstance(host.registries.providers["gemini"][1], GeminiProvider)
+    [point] = [e for e in entry_points(group="multinotes") if e.name == "gemini"]
+    assert point.load() is plugin
+    assert plugin.register_providers and plugin.register_settings
 
 
 # -- the provider contract ----------------------------------------------------------------------
