@@ -18,9 +18,14 @@
 # 5. `systemctl restart multinotes.target`, then the returning user's journey again;
 # 6. `systemd-analyze security` of each unit, run by the container's own systemd; each must be
 #    at most DRILL_MAX_EXPOSURE (4.0);
-# 7. provision.sh a second time (idempotence: secrets kept, a new release without downtime),
-#    then the returning user's journey once more;
-# 8. powers the container off and removes the NAT rules (DRILL_KEEP=1: leave it running).
+# 7. provision.sh a second time with --backup-recipient (idempotence: secrets kept, a new release
+#    without downtime), `systemctl start multinotes-backup` (an age-encrypted archive), and the
+#    returning user's journey again;
+# 8. every shell block of the operator docs marked `docs-run: drill` (deploy/drills/doc_blocks.py:
+#    systemctl and journalctl, the app user's CLI, restoring that backup for real, the plugin
+#    kill switch, `git pull && bash deploy/upgrade.sh`, `bash deploy/rollback.sh`), as written
+#    but for the placeholders; then everything active and the journey once more;
+# 9. powers the container off and removes the NAT rules (DRILL_KEEP=1: leave it running).
 #
 # Settings (environment):
 #   DRILL_DIR       work folder (default /var/tmp/multinotes-drill): base tarball, root fs, logs
@@ -166,7 +171,7 @@ EOF
     git remote add origin /srv/multinotes.git && git fetch -q origin &&
     git branch -q --set-upstream-to=origin/main main)
   # The drill's own checker, whatever the copied source holds.
-  install -m 0644 "$HERE/provision_journey.py" "$ROOTFS/root/provision_journey.py"
+  install -m 0644 "$HERE/provision_journey.py" "$HERE/doc_blocks.py" "$ROOTFS/root/"
 }
 
 boot() {
@@ -207,9 +212,10 @@ boot() {
 
 provision() {
   local what=$1 took start=$SECONDS
-  say "provision.sh ($what)"
-  if in_ct bash -c 'cd /root/multinotes && bash deploy/provision.sh --domain '"$DOMAIN"' --no-smtp' \
-      >"$DRILL_DIR/provision-$what.log" 2>&1; then
+  shift
+  say "provision.sh ($what) $*"
+  if in_ct bash -c 'cd /root/multinotes && bash deploy/provision.sh "$@"' provision \
+      --domain "$DOMAIN" --no-smtp "$@" >"$DRILL_DIR/provision-$what.log" 2>&1; then
     took=$((SECONDS - start))
     pass "provision.sh ($what) finished in ${took}s"
     grep -E '^==>|Done|running at|Register now' "$DRILL_DIR/provision-$what.log" | sed 's/^/    /' | tail -40
@@ -261,6 +267,41 @@ security() {
   done
 }
 
+backup() {
+  say "Backups: an age key, provision.sh --backup-recipient, systemctl start multinotes-backup"
+  in_ct bash -c 'cd /root && rm -f backup-key.txt && age-keygen -o backup-key.txt 2>/dev/null'
+  local recipient result start
+  recipient=$(in_ct age-keygen -y /root/backup-key.txt)
+  provision again --backup-recipient "$recipient"
+  start=$SECONDS
+  in_ct systemctl start multinotes-backup.service || true
+  result=$(in_ct systemctl show -p Result --value multinotes-backup.service)
+  if [ "$result" = success ]; then
+    pass "multinotes-backup.service ran under systemd in $((SECONDS - start))s: $(in_ct bash -c 'ls /var/backups/multinotes/*.tar.age | tail -1')"
+  else
+    fail "multinotes-backup.service: $result"
+    in_ct journalctl -u multinotes-backup.service -n 30 --no-pager
+  fi
+  STAMP=$(in_ct bash -c 'ls /var/backups/multinotes/ | sed -n "s/^multinotes-\(.*\)\.tar\.age$/\1/p" | sort | tail -1')
+  [ -z "$STAMP" ] || in_ct cp "/var/backups/multinotes/multinotes-$STAMP.tar.age" /root/
+}
+
+docs_blocks() {
+  say "The operator docs' shell blocks marked 'docs-run: drill', as written"
+  in_ct python3 /root/doc_blocks.py drill /root/multinotes "<stamp>=${STAMP:-none}" \
+    >"$ROOTFS/root/docs-blocks.sh"
+  local rc=0
+  in_ct bash /root/docs-blocks.sh >"$DRILL_DIR/docs-blocks.log" 2>&1 || rc=$?
+  grep -E '^(PASS|FAIL) docs block' "$DRILL_DIR/docs-blocks.log" || true
+  if [ "$rc" != 0 ]; then
+    FAILURES=$((FAILURES + rc))
+    tail -40 "$DRILL_DIR/docs-blocks.log"
+  fi
+  # Undo the kill-switch example (it named a plugin that does not exist), as an operator would.
+  in_ct sed -i '/^MULTINOTES_DISABLE_PLUGINS=badplugin$/d' /etc/multinotes/env
+  in_ct systemctl restart multinotes.target
+}
+
 make_rootfs
 boot
 provision first
@@ -269,7 +310,10 @@ journey
 restart
 journey --login-only
 security
-provision again
+backup
+units_active
+journey --login-only
+docs_blocks
 units_active
 journey --login-only
 

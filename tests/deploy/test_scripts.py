@@ -10,7 +10,7 @@ import pytest
 from tests.deploy.tools import need
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
-SCRIPTS = sorted(p.name for p in DEPLOY.glob("*.sh"))
+SCRIPTS = sorted(p.relative_to(DEPLOY).as_posix() for p in DEPLOY.rglob("*.sh"))
 
 
 def test_the_operator_scripts_are_there():
