@@ -26,8 +26,8 @@ from multinotes.files.models import File
 from multinotes.files.storage import LocalStorage, Storage
 from multinotes.keys import DB, SETTINGS
 from multinotes.models import User
+from multinotes.notes.folders import own_folder_in
 from multinotes.settings import Settings
-from multinotes.sharing import access
 
 log = structlog.get_logger(__name__)
 
@@ -251,7 +251,7 @@ async def ingest(
     clean = clean_name(name)
     if folder_id is not None:
         async with db.read() as session:
-            await access.own_folder_in(session, user_id, folder_id)
+            await own_folder_in(session, user_id, folder_id)
     quota = quota_of(settings, user_id)
     used = await used_bytes(db, user_id)
     room = quota - used
@@ -291,7 +291,7 @@ async def ingest(
             # Serialise this user's quota checks (SQLite's write lock already does).
             await claim_room_in(session, settings, user_id, meter.size)
             if folder_id is not None:
-                await access.own_folder_in(session, user_id, folder_id)
+                await own_folder_in(session, user_id, folder_id)
             session.add(row)
     except BaseException:
         await storage.delete(key)
@@ -383,7 +383,7 @@ async def update_file(db: Database, user_id: str, file_id: str, changes: dict[st
             row.name = new_name
         if "folder_id" in changes:
             if changes["folder_id"] is not None:
-                await access.own_folder_in(session, user_id, changes["folder_id"])
+                await own_folder_in(session, user_id, changes["folder_id"])
             row.folder_id = changes["folder_id"]
         row.updated_at = utcnow()
     return row

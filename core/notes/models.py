@@ -89,3 +89,22 @@ class DocumentVersion(Base):
     content: Mapped[str] = mapped_column(LongText, default="")
     created_by: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DocumentActivity(Base):
+    """One event in a note's activity feed that the note's versions do not already record:
+    shares and revokes, comments, restores.
+
+    ``kind`` is "share", "unshare", "share_changed", "comment", "restore" (from the trash) or
+    "restore_version"; ``detail`` holds what the feed shows (the recipient, the role, the
+    restored version, a comment's id)."""
+
+    __tablename__ = "document_activity"
+    __table_args__ = (Index("ix_document_activity_document", "document_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    document_id: Mapped[str] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"))
+    actor_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    kind: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -34,8 +34,7 @@ from multinotes.domain_events import (
 )
 from multinotes.errors import Conflict, Invalid, NotFound
 from multinotes.markdown import render_markdown
-from multinotes.notes.models import Document, DocumentVersion, Folder
-from multinotes.sharing.models import DocumentActivity
+from multinotes.notes.models import Document, DocumentActivity, DocumentVersion, Folder
 
 #: How long deleted folders and documents stay restorable.
 TRASH_DAYS = 30

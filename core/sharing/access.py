@@ -214,19 +214,6 @@ async def folder_in(session: AsyncSession, user_id: str, folder_id: str) -> tupl
     raise NotFound(NOT_FOUND["folder"])
 
 
-async def own_folder_in(session: AsyncSession, user_id: str, folder_id: str) -> Folder:
-    """A live folder of the user's own, to file something of theirs in: a folder shared with
-    them is someone else's tree, and it answers like one that does not exist."""
-    missing = NotFound(NOT_FOUND["folder"], fields={"folder_id": NOT_FOUND["folder"]})
-    try:
-        folder, found = await folder_in(session, user_id, folder_id)
-    except NotFound:
-        raise missing from None
-    if not found.is_owner:
-        raise missing
-    return folder
-
-
 async def file_in(session: AsyncSession, user_id: str, file_id: str) -> tuple[File, Access]:
     row = await session.scalar(select(File).where(File.id == file_id))
     if row is not None:

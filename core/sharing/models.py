@@ -25,6 +25,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from multinotes.db import Base, UTCDateTime, new_id, utcnow
 
+# A note's activity feed is the notes' own table; imported here for the modules that read it
+# with the other sharing tables.
+from multinotes.notes.models import DocumentActivity as DocumentActivity
+
 LongText = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
 
 OBJECT_TYPES = ("document", "folder", "file", "conversation")
@@ -111,25 +115,6 @@ class Comment(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     edited_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-
-
-class DocumentActivity(Base):
-    """One event in a note's activity feed that the note's versions do not already record:
-    shares and revokes, comments, restores.
-
-    ``kind`` is "share", "unshare", "share_changed", "comment", "restore" (from the trash) or
-    "restore_version"; ``detail`` holds what the feed shows (the recipient, the role, the
-    restored version, a comment's id)."""
-
-    __tablename__ = "document_activity"
-    __table_args__ = (Index("ix_document_activity_document", "document_id", "created_at"),)
-
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    document_id: Mapped[str] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"))
-    actor_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
-    kind: Mapped[str] = mapped_column(String(32))
-    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class FolderActivity(Base):

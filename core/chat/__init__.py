@@ -1,0 +1,1 @@
+"""Conversations and the generation pipeline: one prompt to several models, streamed."""
