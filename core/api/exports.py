@@ -48,7 +48,9 @@ class ExportQuery(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    format: str = Field(min_length=1, max_length=64, description="An exporter id.")
+    format: str | None = Field(
+        default=None, min_length=1, max_length=64, description="An exporter id (required)."
+    )
 
 
 class ExportIn(BaseModel):

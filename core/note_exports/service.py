@@ -121,11 +121,15 @@ async def export_now(
     app: web.Application,
     user_id: str,
     document_id: str,
-    format_id: str,
+    format_id: str | None,
     raw: dict[str, Any],
     base_url: str,
 ) -> Rendered:
-    """One note as a file, right away (``GET /api/documents/{id}/export``)."""
+    """One note as a file, right away (``GET /api/documents/{id}/export``). Whether the person
+    may read the note is checked first: to anyone else, a bad format is a 404 like any other."""
+    await access.document(app[DB], user_id, document_id)
+    if not format_id:
+        raise Invalid("Say which format to export to.", fields={"format": "Field required"})
     exporter = exporter_of(app, format_id)
     options = options_of(exporter, raw)
     document = await build.document_export(

@@ -58,6 +58,9 @@ OBJECTS: dict[str, str] = {
     "/api/documents/{id}/versions/{n}": "document",
     "/api/documents/{id}/versions/{n}/diff": "document",
     "/api/documents/{id}/versions/{n}/restore": "document",
+    "/api/documents/{id}/export": "document",
+    "/api/exports/{id}": "note_export",
+    "/api/exports/{id}/download": "note_export",
     "/api/messages/{id}/save": "answer",
     "/notes/{id}": "document",
     "/notes/{id}/history": "document",
@@ -192,6 +195,14 @@ async def a_objects(a: ApiClient) -> dict[str, str]:
         return bool((await a.get_json(f"/api/me/exports/{export['id']}"))["status"] == "done")
 
     await eventually(export_done, timeout=20)
+    note_export = await (
+        await a.post("/api/exports", {"format": "markdown", "document_ids": [document]})
+    ).json()
+
+    async def note_export_done() -> bool:
+        return bool((await a.get_json(f"/api/exports/{note_export['id']}"))["status"] == "done")
+
+    await eventually(note_export_done, timeout=20)
     assert a.user is not None
     identity = OAuthIdentity(user_id=a.user["id"], provider="google", subject="a-at-google")
     notice = Notification(
@@ -223,6 +234,7 @@ async def a_objects(a: ApiClient) -> dict[str, str]:
         "file": file["id"],
         "session": session["id"],
         "export": export["id"],
+        "note_export": note_export["id"],
         "oauth_identity": identity.id,
         "share": share["id"],
         "comment": comment["id"],
@@ -258,6 +270,7 @@ async def a_views(a: ApiClient, ids: dict[str, str]) -> list[Any]:
         await a.get_json("/api/keys"),
         [s["id"] for s in await a.get_json("/api/sessions")],
         await a.get_json(f"/api/me/exports/{ids['export']}"),
+        await a.get_json(f"/api/exports/{ids['note_export']}"),
         await a.get_json(f"/api/files/{ids['file']}"),
         await a.get_json("/api/files/usage"),
         await a.get_json("/api/auth/oauth/identities"),
@@ -318,5 +331,8 @@ async def test_user_b_cannot_reach_user_a_objects(admin: ApiClient, make_client:
     # ... and A still reaches every one of them (the ids were right).
     assert (await a.get(f"/api/media/{ids['media']}")).status == 200
     assert (await a.get(f"/api/me/exports/{ids['export']}/download")).status == 200
+    assert (await a.get(f"/api/exports/{ids['note_export']}/download")).status == 200
+    exported = await a.get(f"/api/documents/{ids['document']}/export?format=markdown")
+    assert exported.status == 200
     assert await (await a.get(f"/api/files/{ids['file']}/content")).read() == b"A's words"
     assert (await a.get(f"/chat/{ids['conversation']}")).status == 200
