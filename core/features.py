@@ -38,6 +38,8 @@ from multinotes.api import (
     tools,
     wallet,
 )
+from multinotes.billing import api as billing_api
+from multinotes.billing import pages as billing_pages
 from multinotes.web import (
     account_pages,
     admin_user_pages,
@@ -84,6 +86,11 @@ def setup_wallet(app: web.Application) -> None:
     _add(app, wallet, usage)
 
 
+def setup_billing(app: web.Application) -> None:
+    """Plans, checkout, orders and payment webhooks; the pricing and billing pages."""
+    _add(app, billing_api, billing_pages)
+
+
 def setup_notes(app: web.Application) -> None:
     """Notes and folders, and their exports (PDF, Word, Markdown, HTML, ...)."""
     _add(app, folders, documents, exports, notes_pages)
@@ -114,6 +121,7 @@ FEATURES = (
     setup_identity,
     setup_workspace,
     setup_wallet,
+    setup_billing,
     setup_notes,
     setup_files,
     setup_sharing,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import importlib
 
 MODEL_MODULES = [
-    "multinotes.models",
+    "multinotes.identity.models",
+    "multinotes.plugin_models",
     "multinotes.app_settings",
     "multinotes.catalog",
     "multinotes.wallet.models",
@@ -19,6 +20,7 @@ MODEL_MODULES = [
     "multinotes.note_exports.models",
     "multinotes.sharing.models",
     "multinotes.search.models",
+    "multinotes.billing.models",
 ]
 
 

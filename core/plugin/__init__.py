@@ -17,7 +17,7 @@ The surface, by family:
 * exporters, integrations, billing: ``Exporter`` (with ``ExportDocument``, ``Provenance``,
   ``ExportOptions``, ``ExportFile``/``ExportLink``; ``export_blocks`` parses a note's Markdown
   into blocks, ``render_markdown`` into sanitised HTML), ``Integration``/``Event``,
-  ``BillingBackend``/``Checkout``;
+  ``BillingBackend``/``Checkout``/``BillingEvent`` (``WebhookRejected``, ``BillingNotSupported``);
 * user interface: ``NavLink``, ``Action`` (offered on an ``ActionTarget`` to a ``Viewer``),
   ``SettingsPanel`` and assets; ``"default:<template>"`` names the core's own template;
 * domain events: ``EventType`` (a catalogue entry: name, payload ``version``, description,
@@ -34,7 +34,13 @@ The surface, by family:
 """
 
 from multinotes import export_blocks, hookimpl, openai_wire, outgoing
-from multinotes.billing import BillingBackend, Checkout
+from multinotes.billing import (
+    BillingBackend,
+    BillingEvent,
+    BillingNotSupported,
+    Checkout,
+    WebhookRejected,
+)
 from multinotes.domain_events import (
     COMMENT_CREATED,
     CREDITS_LOW,
@@ -139,6 +145,8 @@ __all__ = [
     "AssetRegistrar",
     "Attachment",
     "BillingBackend",
+    "BillingEvent",
+    "BillingNotSupported",
     "BillingRegistrar",
     "ChatMessage",
     "Checkout",
@@ -198,6 +206,7 @@ __all__ = [
     "Usage",
     "Viewer",
     "WalletEntry",
+    "WebhookRejected",
     "configured_key",
     "credits_from_usd",
     "export_blocks",

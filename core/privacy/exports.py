@@ -29,6 +29,7 @@ from aiohttp import web
 from sqlalchemy import Select, func, inspect, or_, select, update
 
 from multinotes import audit
+from multinotes.billing.models import Order, PlanPeriod
 from multinotes.chat import service as chat
 from multinotes.chat.models import Conversation, Generation, MessageMedia, ModelFavourite, Rating
 from multinotes.db import Base, Database, new_id, utcnow
@@ -137,6 +138,10 @@ TABLE_EXPORTS: list[TableExport] = [
     TableExport(
         "notifications.json", lambda uid: select(Notification).where(Notification.user_id == uid)
     ),
+    TableExport("orders.json", lambda uid: select(Order).where(Order.user_id == uid)),
+    TableExport(
+        "plan_periods.json", lambda uid: select(PlanPeriod).where(PlanPeriod.user_id == uid)
+    ),
 ]
 
 #: Tables written by the ``CONTENT_EXPORTS`` steps (``conversations/<id>.json``: a conversation
@@ -181,6 +186,9 @@ comments.json           your comments on notes
 note_activity.json      what you did to notes (shares, comments, restores)
 folder_activity.json    your folders' shares, role changes and revokes
 notifications.json      your notifications
+orders.json             your purchases (plan, price, coupon, status; no card details: the
+                        payment provider keeps those)
+plan_periods.json       your current plan and when it expires
 
 Times are UTC (ISO 8601). Credits are integers (1 credit = US$0.00001).
 """

@@ -15,7 +15,17 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from multinotes.db import Base, UTCDateTime, new_id, utcnow
 
-LEDGER_KINDS = ("trial", "grant", "deduct", "usage", "purchase", "refund", "bonus")
+LEDGER_KINDS = (
+    "trial",
+    "grant",
+    "deduct",
+    "usage",
+    "purchase",
+    "refund",
+    "bonus",
+    "expiry",
+    "dispute",
+)
 
 
 class Wallet(Base):

@@ -73,6 +73,19 @@ INSUFFICIENT = (
 )
 
 
+async def summary(db: Database, user_id: str) -> dict[str, Any]:
+    """The wallet as people see it: balance, what is held for answers in flight, what is left,
+    and whether that is under the low-balance threshold an admin set."""
+    current = await balance(db, user_id)
+    threshold = int(await get_setting(db, "wallet.low_balance_credits") or 0)
+    return {
+        "balance": current.balance,
+        "reserved": current.reserved,
+        "available": current.available,
+        "low_balance": current.available < threshold,
+    }
+
+
 LOW_BALANCE = "wallet.low_balance_credits"
 
 
@@ -88,19 +101,6 @@ async def stage_if_low(session: AsyncSession, user_id: str, taken: int) -> None:
     threshold = int((DEFAULTS[LOW_BALANCE] if stored is None else stored) or 0)
     if after is not None and after < threshold <= after + taken:
         stage(session, CREDITS_LOW.of(user_id, CreditsLow(balance=after, threshold=threshold)))
-
-
-async def summary(db: Database, user_id: str) -> dict[str, Any]:
-    """The wallet as people see it: balance, what is held for answers in flight, what is left,
-    and whether that is under the low-balance threshold an admin set."""
-    current = await balance(db, user_id)
-    threshold = int(await get_setting(db, "wallet.low_balance_credits") or 0)
-    return {
-        "balance": current.balance,
-        "reserved": current.reserved,
-        "available": current.available,
-        "low_balance": current.available < threshold,
-    }
 
 
 async def hold_in(
@@ -210,6 +210,66 @@ async def settle(db: Database, reference: str, cost: int, *, reason: str = "") -
     """Turn the reservation ``reference`` into a charge of ``cost`` (see ``settle_in``)."""
     async with db.transaction() as session:
         return await settle_in(session, reference, cost, reason=reason)
+
+
+async def credit_in(
+    session: AsyncSession, user_id: str, amount: int, *, kind: str, reason: str, reference: str
+) -> bool:
+    """Inside the caller's transaction (the wallet exists): add ``amount`` credits as one ledger
+    entry. Idempotent on ``(kind, reference)``: a second call with the same pair adds nothing
+    and returns False."""
+    connection = await session.connection()
+    seen = await connection.scalar(
+        select(LedgerEntry.id).where(LedgerEntry.kind == kind, LedgerEntry.reference == reference)
+    )
+    if seen is not None or amount <= 0:
+        return False
+    await connection.execute(
+        update(Wallet).where(Wallet.user_id == user_id).values(balance=Wallet.balance + amount)
+    )
+    await connection.execute(
+        insert(LedgerEntry).values(
+            user_id=user_id, amount=amount, kind=kind, reason=reason[:500], reference=reference
+        )
+    )
+    return True
+
+
+async def take_back_in(
+    session: AsyncSession, user_id: str, up_to: int, *, kind: str, reason: str, reference: str
+) -> int:
+    """Inside the caller's transaction: remove up to ``up_to`` credits, never more than are
+    available (``balance - reserved``), as one ledger entry; returns what was taken. Idempotent
+    on ``(kind, reference)`` (a repeat takes nothing)."""
+    connection = await session.connection()
+    seen = await connection.scalar(
+        select(LedgerEntry.id).where(LedgerEntry.kind == kind, LedgerEntry.reference == reference)
+    )
+    if seen is not None or up_to <= 0:
+        return 0
+    if connection.dialect.name != "sqlite":
+        await connection.execute(
+            select(Wallet.user_id).where(Wallet.user_id == user_id).with_for_update()
+        )
+    row = (
+        await connection.execute(
+            select(Wallet.balance, Wallet.reserved).where(Wallet.user_id == user_id)
+        )
+    ).one_or_none()
+    if row is None:
+        return 0
+    taken = max(0, min(int(up_to), row.balance - row.reserved))
+    if taken == 0:
+        return 0
+    await connection.execute(
+        update(Wallet).where(Wallet.user_id == user_id).values(balance=Wallet.balance - taken)
+    )
+    await connection.execute(
+        insert(LedgerEntry).values(
+            user_id=user_id, amount=-taken, kind=kind, reason=reason[:500], reference=reference
+        )
+    )
+    return taken
 
 
 async def adjust(

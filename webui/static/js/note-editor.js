@@ -476,7 +476,7 @@
       if (!response.ok) {
         var problem = await problemOf(response);
         showError(problem.status === 402
-          ? "Out of credits: " + problem.message + " See Usage to top up."
+          ? "Out of credits: " + problem.message + " Buy credits on the Pricing page (/pricing)."
           : problem.message + (problem.details.length ? " (" + problem.details.join("; ") + ")" : ""));
         results.hidden = true;
         announce("The re-run did not start: " + problem.message);

@@ -436,7 +436,7 @@
       if (!response.ok) {
         var problem = await problemOf(response);
         if (problem.status === 402) {
-          showAlert("Out of credits.", [problem.message], { href: "/usage", text: "See your usage and buy credits" });
+          showAlert("Out of credits.", [problem.message], { href: "/pricing", text: "Buy credits" });
         } else {
           showAlert(problem.message, problem.details);
         }

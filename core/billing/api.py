@@ -1,0 +1,407 @@
+"""Billing API: public plans, quotes, checkout, orders; admin plans and coupons; webhooks."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+import structlog
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from multinotes import audit
+from multinotes.billing import WebhookRejected
+from multinotes.billing import service as billing
+from multinotes.billing.checkout import start_checkout
+from multinotes.billing.models import Coupon, Order, Plan
+from multinotes.errors import BadRequest, Invalid, NotFound
+from multinotes.http.endpoint import endpoint
+from multinotes.identity.actor import require_user
+from multinotes.keys import DB, PLUGIN_SETTINGS, PLUGINS
+
+routes = web.RouteTableDef()
+log = structlog.get_logger("multinotes.billing")
+
+CURRENCY = Field(pattern="^[A-Za-z]{3}$", description="ISO 4217 code, e.g. USD.")
+
+
+class PlanIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=120)
+    kind: Literal["credits", "storage"]
+    credits: int | None = Field(default=None, ge=1, le=10**12)
+    storage_bytes: int | None = Field(default=None, ge=1, le=10**15)
+    price: int = Field(ge=1, le=10**10, description="In the currency's minor unit (cents).")
+    currency: str = CURRENCY
+    interval: Literal["once", "month", "year"] = "once"
+    duration_days: int | None = Field(default=None, ge=1, le=3660)
+    description: str = Field(default="", max_length=500)
+
+    @model_validator(mode="after")
+    def _fits_kind(self) -> PlanIn:
+        if self.kind == "credits" and self.credits is None:
+            raise ValueError("credits: a credits plan needs its number of credits")
+        if self.kind == "storage" and self.storage_bytes is None:
+            raise ValueError("storage_bytes: a storage plan needs its storage limit")
+        return self
+
+
+class PlanPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=120)
+    credits: int | None = Field(default=None, ge=1, le=10**12)
+    storage_bytes: int | None = Field(default=None, ge=1, le=10**15)
+    price: int | None = Field(default=None, ge=1, le=10**10)
+    duration_days: int | None = Field(default=None, ge=1, le=3660)
+    description: str | None = Field(default=None, max_length=500)
+
+
+class PlanOut(BaseModel):
+    id: str
+    name: str
+    kind: str
+    credits: int | None
+    storage_bytes: int | None
+    price: int
+    currency: str
+    interval: str
+    duration_days: int | None
+    description: str
+    archived: bool
+
+
+class CouponIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(min_length=2, max_length=40, pattern="^[A-Za-z0-9_-]+$")
+    percent_off: int | None = Field(default=None, ge=1, le=100)
+    amount_off: int | None = Field(default=None, ge=1, le=10**10)
+    max_discount: int | None = Field(default=None, ge=1, le=10**10)
+    min_order: int | None = Field(default=None, ge=1, le=10**10)
+    bonus_credits: int = Field(default=0, ge=0, le=10**12)
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    max_uses: int | None = Field(default=None, ge=1, le=10**9)
+    max_uses_per_user: int | None = Field(default=None, ge=1, le=10**9)
+
+    @model_validator(mode="after")
+    def _one_discount(self) -> CouponIn:
+        if (self.percent_off is None) == (self.amount_off is None):
+            raise ValueError("percent_off: give exactly one of percent_off and amount_off")
+        if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
+            raise ValueError("ends_at: must be after starts_at")
+        return self
+
+
+class CouponOut(BaseModel):
+    id: str
+    code: str
+    percent_off: int | None
+    amount_off: int | None
+    max_discount: int | None
+    min_order: int | None
+    bonus_credits: int
+    starts_at: datetime | None
+    ends_at: datetime | None
+    max_uses: int | None
+    max_uses_per_user: int | None
+    uses: int
+    archived: bool
+
+
+class QuoteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    plan_id: str = Field(min_length=1, max_length=32)
+    coupon_code: str | None = Field(default=None, max_length=40)
+
+
+class QuoteOut(BaseModel):
+    plan_id: str
+    currency: str
+    subtotal: int
+    discount: int
+    total: int
+    credits: int
+    bonus_credits: int
+    coupon_code: str | None
+
+
+class CheckoutIn(QuoteIn):
+    backend: str | None = Field(default=None, max_length=64)
+
+
+class CheckoutOut(BaseModel):
+    order_id: str
+    url: str
+
+
+class OrderOut(BaseModel):
+    id: str
+    plan_id: str
+    plan_name: str
+    backend: str
+    status: str
+    subtotal: int
+    discount: int
+    total: int
+    currency: str
+    credits: int
+    bonus_credits: int
+    created_at: datetime
+    paid_at: datetime | None
+
+
+class WebhookOut(BaseModel):
+    received: bool
+    outcome: str
+
+
+def plan_out(plan: Plan) -> dict[str, Any]:
+    return {
+        "id": plan.id,
+        "name": plan.name,
+        "kind": plan.kind,
+        "credits": plan.credits if plan.kind == "credits" else None,
+        "storage_bytes": plan.storage_bytes,
+        "price": plan.price,
+        "currency": plan.currency,
+        "interval": plan.interval,
+        "duration_days": plan.duration_days,
+        "description": plan.description,
+        "archived": plan.archived_at is not None,
+    }
+
+
+def coupon_out(coupon: Coupon) -> dict[str, Any]:
+    return {
+        **{
+            key: getattr(coupon, key)
+            for key in (
+                "id",
+                "code",
+                "percent_off",
+                "amount_off",
+                "max_discount",
+                "min_order",
+                "bonus_credits",
+                "starts_at",
+                "ends_at",
+                "max_uses",
+                "max_uses_per_user",
+                "uses",
+            )
+        },
+        "archived": coupon.archived_at is not None,
+    }
+
+
+def order_out(order: Order, plans: dict[str, Plan]) -> dict[str, Any]:
+    plan = plans.get(order.plan_id)
+    return {
+        "id": order.id,
+        "plan_id": order.plan_id,
+        "plan_name": plan.name if plan else "",
+        "backend": order.backend,
+        "status": billing.shown_status(order),
+        "subtotal": order.subtotal,
+        "discount": order.discount,
+        "total": order.total,
+        "currency": order.currency,
+        "credits": order.credits,
+        "bonus_credits": order.bonus_credits,
+        "created_at": order.created_at,
+        "paid_at": order.paid_at,
+    }
+
+
+async def _plans_by_id(app: web.Application) -> dict[str, Plan]:
+    return {p.id: p for p in await billing.list_plans(app[DB], include_archived=True)}
+
+
+# -- public and user ----------------------------------------------------------------------------
+
+
+@routes.get("/api/billing/plans", name="api_billing_plans")
+@endpoint(access="public", response=list[PlanOut], tags=["billing"])
+async def public_plans(request: web.Request) -> list[dict[str, Any]]:
+    """The plans on sale (no login needed)."""
+    return [plan_out(p) for p in await billing.list_plans(request.app[DB])]
+
+
+@routes.post("/api/billing/quote", name="api_billing_quote")
+@endpoint(access="user", body=QuoteIn, response=QuoteOut, tags=["billing"], errors=[422])
+async def post_quote(request: web.Request, body: QuoteIn) -> dict[str, Any]:
+    """The price a checkout of this plan (with this coupon) will charge, computed on the server."""
+    actor = require_user(request)
+    priced = await billing.quote(request.app[DB], actor.user_id, body.plan_id, body.coupon_code)
+    return priced.as_dict()
+
+
+@routes.post("/api/billing/checkout", name="api_billing_checkout")
+@endpoint(
+    access="user",
+    body=CheckoutIn,
+    response=CheckoutOut,
+    status=201,
+    tags=["billing"],
+    errors=[409, 422, 502],
+)
+async def post_checkout(request: web.Request, body: CheckoutIn) -> dict[str, Any]:
+    """Start paying for a plan: a pending order and the payment page to send the buyer to.
+    Credits arrive only when the payment provider's signed webhook confirms the payment."""
+    order_id, url = await start_checkout(request, body.plan_id, body.coupon_code, body.backend)
+    return {"order_id": order_id, "url": url}
+
+
+@routes.get("/api/billing/orders", name="api_billing_orders")
+@endpoint(access="user", response=list[OrderOut], tags=["billing"])
+async def get_orders(request: web.Request) -> list[dict[str, Any]]:
+    """Your orders, newest first, with their status."""
+    actor = require_user(request)
+    plans = await _plans_by_id(request.app)
+    return [order_out(o, plans) for o in await billing.list_orders(request.app[DB], actor.user_id)]
+
+
+@routes.get("/api/billing/orders/{id}", name="api_billing_order")
+@endpoint(access="user", response=OrderOut, tags=["billing"], errors=[404])
+async def get_order(request: web.Request) -> dict[str, Any]:
+    """One of your orders (admins: anyone's)."""
+    actor = require_user(request)
+    order = await billing.order_for(
+        request.app[DB], request.match_info["id"], actor.user_id, is_admin=actor.is_admin
+    )
+    return order_out(order, await _plans_by_id(request.app))
+
+
+@routes.post("/api/billing/{backend}/webhook", name="api_billing_webhook")
+@endpoint(access="public", response=WebhookOut, tags=["billing"], rate=None, errors=[400, 404])
+async def post_webhook(request: web.Request) -> dict[str, Any]:
+    """A payment provider's event. Its signature is checked by the backend (a bad or stale one
+    is a 400 and changes nothing); each event id is applied once; unknown types are
+    acknowledged and ignored."""
+    app = request.app
+    backends = app[PLUGINS].registries.billing
+    name = request.match_info["backend"]
+    if name not in backends:
+        raise NotFound("No such payment backend.")
+    plugin, backend = backends[name]
+    raw = await request.read()
+    try:
+        event = await backend.parse_webhook(
+            body=raw, headers=request.headers, config=await app[PLUGIN_SETTINGS].config(plugin)
+        )
+    except WebhookRejected as exc:
+        log.warning("billing.webhook_rejected", backend=name, reason=str(exc))
+        raise BadRequest(
+            "The webhook's signature could not be verified.", code="bad_signature"
+        ) from None
+    outcome = await billing.apply_event(app[DB], backend.id, event)
+    log.info(
+        "billing.webhook",
+        backend=name,
+        event_id=event.id,
+        type=event.provider_type,
+        outcome=outcome,
+    )
+    return {"received": True, "outcome": outcome}
+
+
+# -- admin --------------------------------------------------------------------------------------
+
+
+@routes.get("/api/admin/plans", name="api_admin_plans")
+@endpoint(access="admin", response=list[PlanOut], tags=["admin"])
+async def admin_plans(request: web.Request) -> list[dict[str, Any]]:
+    """Every plan, archived ones included."""
+    return [plan_out(p) for p in await billing.list_plans(request.app[DB], include_archived=True)]
+
+
+@routes.post("/api/admin/plans", name="api_admin_plans_create")
+@endpoint(access="admin", body=PlanIn, response=PlanOut, status=201, tags=["admin"], errors=[422])
+async def create_plan(request: web.Request, body: PlanIn) -> dict[str, Any]:
+    """Create a credits or storage plan (price in minor units)."""
+    values = body.model_dump()
+    values["currency"] = values["currency"].upper()
+    values["credits"] = values["credits"] or 0
+    if body.kind == "storage":
+        values["credits"] = 0
+    else:
+        values["storage_bytes"] = None
+    plan = await billing.create_plan(request.app[DB], values)
+    await audit.record(
+        request.app, request, "billing.plan_created", target_type="plan", target_id=plan.id
+    )
+    return plan_out(plan)
+
+
+@routes.patch("/api/admin/plans/{id}", name="api_admin_plan")
+@endpoint(access="admin", body=PlanPatch, response=PlanOut, tags=["admin"], errors=[404, 422])
+async def edit_plan(request: web.Request, body: PlanPatch) -> dict[str, Any]:
+    """Change a plan; orders already placed keep the price and credits they were sold at."""
+    changes = body.model_dump(exclude_unset=True)
+    for key in ("name", "price", "credits", "storage_bytes"):
+        if key in changes and changes[key] is None:
+            raise Invalid(fields={key: "Cannot be empty."})
+    plan = await billing.update_plan(request.app[DB], request.match_info["id"], changes)
+    await audit.record(
+        request.app, request, "billing.plan_changed", target_type="plan", target_id=plan.id
+    )
+    return plan_out(plan)
+
+
+@routes.post("/api/admin/plans/{id}/archive", name="api_admin_plan_archive")
+@endpoint(access="admin", response=PlanOut, tags=["admin"], errors=[404])
+async def archive_plan(request: web.Request) -> dict[str, Any]:
+    """Stop selling a plan (existing orders are unaffected)."""
+    plan = await billing.archive_plan(request.app[DB], request.match_info["id"])
+    await audit.record(
+        request.app, request, "billing.plan_archived", target_type="plan", target_id=plan.id
+    )
+    return plan_out(plan)
+
+
+@routes.get("/api/admin/coupons", name="api_admin_coupons")
+@endpoint(access="admin", response=list[CouponOut], tags=["admin"])
+async def admin_coupons(request: web.Request) -> list[dict[str, Any]]:
+    """Every coupon with its usage count."""
+    return [coupon_out(c) for c in await billing.list_coupons(request.app[DB])]
+
+
+@routes.post("/api/admin/coupons", name="api_admin_coupons_create")
+@endpoint(
+    access="admin",
+    body=CouponIn,
+    response=CouponOut,
+    status=201,
+    tags=["admin"],
+    errors=[409, 422],
+)
+async def create_coupon(request: web.Request, body: CouponIn) -> dict[str, Any]:
+    """Create a coupon: percent (with an optional cap) or a fixed amount off, limits, bonus."""
+    coupon = await billing.create_coupon(request.app[DB], body.model_dump())
+    await audit.record(
+        request.app, request, "billing.coupon_created", target_type="coupon", target_id=coupon.id
+    )
+    return coupon_out(coupon)
+
+
+@routes.post("/api/admin/coupons/{id}/archive", name="api_admin_coupon_archive")
+@endpoint(access="admin", response=CouponOut, tags=["admin"], errors=[404])
+async def archive_coupon(request: web.Request) -> dict[str, Any]:
+    """Stop accepting a coupon."""
+    coupon = await billing.archive_coupon(request.app[DB], request.match_info["id"])
+    await audit.record(
+        request.app, request, "billing.coupon_archived", target_type="coupon", target_id=coupon.id
+    )
+    return coupon_out(coupon)
+
+
+@routes.get("/api/admin/orders", name="api_admin_orders")
+@endpoint(access="admin", response=list[OrderOut], tags=["admin"])
+async def admin_orders(request: web.Request) -> list[dict[str, Any]]:
+    """Everyone's latest orders."""
+    plans = await _plans_by_id(request.app)
+    return [order_out(o, plans) for o in await billing.list_orders(request.app[DB], None)]

@@ -1,0 +1,169 @@
+"""The money pages: ``/pricing`` (public plan cards, a coupon field with a live quote),
+``/billing/return`` ("confirming…" until the provider's webhook lands) and ``/billing``
+(current plan and orders). Buying goes through ``checkout.start_checkout`` like the API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from multinotes.billing import service as billing
+from multinotes.billing.checkout import start_checkout
+from multinotes.billing.models import Order, Plan
+from multinotes.errors import AppError, Invalid
+from multinotes.http.endpoint import page
+from multinotes.http.responses import render
+from multinotes.identity.actor import current_actor, require_user
+from multinotes.keys import DB
+from multinotes.wallet import service as wallet
+
+routes = web.RouteTableDef()
+
+#: Currencies without a minor unit (amounts are whole units).
+ZERO_DECIMAL = {"JPY", "KRW", "VND", "CLP", "ISK", "UGX", "XAF", "XOF"}
+
+
+def money(amount: int, currency: str) -> str:
+    if currency.upper() in ZERO_DECIMAL:
+        return f"{amount:,} {currency.upper()}"
+    return f"{amount / 100:,.2f} {currency.upper()}"
+
+
+def plan_view(plan: Plan) -> dict[str, Any]:
+    per = {"once": "", "month": " / month", "year": " / year"}[plan.interval]
+    return {
+        "id": plan.id,
+        "name": plan.name,
+        "kind": plan.kind,
+        "credits": plan.credits,
+        "storage_gib": round((plan.storage_bytes or 0) / 2**30, 1),
+        "price": money(plan.price, plan.currency) + per,
+        "duration_days": plan.duration_days,
+        "description": plan.description,
+    }
+
+
+def order_view(order: Order, plans: dict[str, Plan]) -> dict[str, Any]:
+    plan = plans.get(order.plan_id)
+    return {
+        "id": order.id,
+        "plan": plan.name if plan else "",
+        "status": billing.shown_status(order),
+        "total": money(order.total, order.currency),
+        "discount": money(order.discount, order.currency) if order.discount else "",
+        "credits": order.credits + order.bonus_credits,
+        "created_at": order.created_at,
+        "paid_at": order.paid_at,
+    }
+
+
+async def _pricing(request: web.Request, *, error: str = "", status: int = 200) -> web.Response:
+    plans = [plan_view(p) for p in await billing.list_plans(request.app[DB])]
+    return render(
+        request,
+        "billing/pricing.html",
+        {
+            "plans": plans,
+            "error": error,
+            "nav": "pricing",
+            "logged_in": bool(current_actor(request)),
+        },
+        status=status,
+    )
+
+
+@routes.get("/pricing", name="pricing")
+@page(access="public")
+async def pricing(request: web.Request) -> web.Response:
+    return await _pricing(request)
+
+
+@routes.get("/pricing/quote", name="pricing_quote")
+@page(access="public")
+async def pricing_quote(request: web.Request) -> web.Response:
+    """The price breakdown for one plan card (an htmx fragment; nothing is stored)."""
+    actor = current_actor(request)
+    plan_id = request.query.get("plan_id", "")[:32]
+    code = request.query.get("coupon_code", "")[:40].strip() or None
+    context: dict[str, Any] = {"plan_id": plan_id}
+    try:
+        quote = await billing.quote(request.app[DB], actor.user_id if actor else "", plan_id, code)
+    except Invalid as exc:
+        context["error"] = (
+            next(iter(exc.fields.values()), exc.message) if exc.fields else exc.message
+        )
+    else:
+        context["quote"] = {
+            "subtotal": money(quote.subtotal, quote.currency),
+            "discount": money(quote.discount, quote.currency) if quote.discount else "",
+            "total": money(quote.total, quote.currency),
+            "credits": quote.credits,
+            "bonus_credits": quote.bonus_credits,
+            "coupon_code": quote.coupon_code,
+        }
+    return render(request, "billing/_quote.html", context)
+
+
+@routes.post("/billing/checkout", name="billing_checkout_form")
+@page(access="user")
+async def checkout_form(request: web.Request) -> web.StreamResponse:
+    """The plan card's Buy button: off to the payment provider's page."""
+    form = await request.post()
+    plan_id = str(form.get("plan_id", ""))[:32]
+    code = str(form.get("coupon_code", ""))[:40].strip() or None
+    try:
+        _, url = await start_checkout(request, plan_id, code)
+    except AppError as exc:
+        message = next(iter(exc.fields.values())) if exc.fields else exc.message
+        return await _pricing(request, error=message, status=exc.status)
+    return web.Response(status=303, headers={"Location": url})
+
+
+async def _return_context(request: web.Request) -> dict[str, Any]:
+    actor = require_user(request)
+    order = await billing.order_for(
+        request.app[DB], request.query.get("order", "")[:32], actor.user_id, is_admin=False
+    )
+    plans = {p.id: p for p in await billing.list_plans(request.app[DB], include_archived=True)}
+    current = await wallet.balance(request.app[DB], actor.user_id)
+    return {"order": order_view(order, plans), "balance": current.available}
+
+
+@routes.get("/billing/return", name="billing_return")
+@page(access="user")
+async def billing_return(request: web.Request) -> web.Response:
+    """Where the provider sends the buyer back. It proves nothing: it waits for the webhook."""
+    return render(
+        request, "billing/return.html", {**await _return_context(request), "nav": "billing"}
+    )
+
+
+@routes.get("/billing/return/status", name="billing_return_status")
+@page(access="user")
+async def billing_return_status(request: web.Request) -> web.Response:
+    return render(request, "billing/_return_status.html", await _return_context(request))
+
+
+@routes.get("/billing", name="billing")
+@page(access="user")
+async def billing_page(request: web.Request) -> web.Response:
+    actor = require_user(request)
+    db = request.app[DB]
+    plans = {p.id: p for p in await billing.list_plans(db, include_archived=True)}
+    orders = [order_view(o, plans) for o in await billing.list_orders(db, actor.user_id)]
+    period = await billing.current_period(db, actor.user_id)
+    current_plan = plans.get(period.plan_id) if period and period.plan_id else None
+    storage_plan = plans.get(period.storage_plan_id) if period and period.storage_plan_id else None
+    return render(
+        request,
+        "billing/index.html",
+        {
+            "nav": "billing",
+            "orders": orders,
+            "plan": current_plan,
+            "plan_expires_at": period.expires_at if period else None,
+            "storage_plan": storage_plan,
+            "balance": (await wallet.balance(db, actor.user_id)).available,
+        },
+    )

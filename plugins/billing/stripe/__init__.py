@@ -1,0 +1,224 @@
+"""Stripe payments: Checkout Sessions for one-time and recurring plans, signed webhooks.
+
+The official ``stripe`` SDK does the work; ``api_base`` points it at any server that speaks
+Stripe's API (a local fake in tests). Settings come from the Plugins console or
+``MULTINOTES_PLUGINS__STRIPE__*``. Webhooks arrive at ``POST /api/billing/stripe/webhook``;
+register that URL in Stripe's dashboard and paste its signing secret as ``webhook_secret``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import stripe
+from pydantic import BaseModel, Field, SecretStr
+
+from multinotes.plugin import (
+    BillingBackend,
+    BillingEvent,
+    BillingRegistrar,
+    Checkout,
+    NeedsKey,
+    ProviderBadResponse,
+    ProviderUnavailable,
+    SettingsRegistrar,
+    WebhookRejected,
+    hookimpl,
+    outgoing,
+)
+
+__version__ = "1.0.0"
+
+#: Stripe's default: a signature older than this (seconds) is refused, so a captured webhook
+#: cannot be replayed later.
+TOLERANCE = 300
+#: Checkout pages expire before the core's order (one hour) stops holding its coupon.
+SESSION_LIFETIME = 55 * 60
+
+
+class StripeSettings(BaseModel):
+    secret_key: SecretStr | None = Field(
+        default=None, title="Secret key", description="From dashboard.stripe.com → Developers."
+    )
+    webhook_secret: SecretStr | None = Field(
+        default=None,
+        title="Webhook signing secret",
+        description="whsec_... of the endpoint <your site>/api/billing/stripe/webhook.",
+    )
+    api_base: str = Field(
+        default="https://api.stripe.com",
+        title="API base",
+        description="Change only for a server that speaks Stripe's API (tests, a proxy).",
+    )
+
+
+def _secret(config: Any, name: str) -> str | None:
+    value = getattr(config, name, None)
+    return value.get_secret_value() if isinstance(value, SecretStr) else value
+
+
+def _ref(value: Any) -> str | None:
+    """An expandable field: an id, or the object itself."""
+    if isinstance(value, dict):
+        value = value.get("id")
+    return value if isinstance(value, str) and value else None
+
+
+#: Stripe event type → what it means to core, for the objects carrying a payment.
+PAYMENT_EVENTS = {
+    "checkout.session.completed": "payment.succeeded",
+    "checkout.session.async_payment_succeeded": "payment.succeeded",
+    "checkout.session.async_payment_failed": "payment.failed",
+    "checkout.session.expired": "checkout.expired",
+    "payment_intent.succeeded": "payment.succeeded",
+    "payment_intent.payment_failed": "payment.failed",
+    "charge.refunded": "refunded",
+    "charge.dispute.created": "disputed",
+}
+
+
+def translate(event: dict[str, Any]) -> BillingEvent:
+    """A verified Stripe event as core's ``BillingEvent``."""
+    kind = str(event.get("type") or "")
+    obj = (event.get("data") or {}).get("object") or {}
+    meaning = PAYMENT_EVENTS.get(kind, "ignored")
+    metadata = obj.get("metadata") or {}
+    order_id = metadata.get("order_id") or obj.get("client_reference_id")
+    currency = obj.get("currency")
+    common: dict[str, Any] = {
+        "id": str(event.get("id") or ""),
+        "provider_type": kind,
+        "raw": event,
+        "order_id": order_id,
+        "customer_reference": _ref(obj.get("customer")),
+        "currency": currency.upper() if isinstance(currency, str) else None,
+    }
+    if kind == "checkout.session.completed" and obj.get("payment_status") == "unpaid":
+        meaning = "ignored"  # a delayed method (bank debit): async_payment_* follows
+    if kind.startswith("checkout.session."):
+        return BillingEvent(
+            type=meaning,
+            reference=_ref(obj.get("id")),
+            payment_reference=_ref(obj.get("payment_intent")),
+            amount=obj.get("amount_total") if meaning == "payment.succeeded" else None,
+            **common,
+        )
+    if kind.startswith("payment_intent."):
+        return BillingEvent(
+            type=meaning,
+            payment_reference=_ref(obj.get("id")),
+            amount=obj.get("amount_received") if meaning == "payment.succeeded" else None,
+            **common,
+        )
+    if kind == "charge.refunded" and not obj.get("refunded"):
+        meaning = "ignored"  # a partial refund: core reverses whole orders only
+    if kind.startswith("charge."):
+        return BillingEvent(
+            type=meaning,
+            payment_reference=_ref(obj.get("payment_intent")),
+            amount=obj.get("amount_refunded") if meaning == "refunded" else obj.get("amount"),
+            **common,
+        )
+    return BillingEvent(type="ignored", **common)
+
+
+class StripeBackend(BillingBackend):
+    backend_id = "stripe"
+    name = "Stripe"
+
+    def _client(self, config: Any) -> tuple[stripe.StripeClient, stripe.AIOHTTPClient]:
+        key = _secret(config, "secret_key")
+        if not key:
+            raise NeedsKey("Stripe is not configured: set its secret key in the Plugins console.")
+        http = stripe.AIOHTTPClient(connector=outgoing.connector())
+        base = str(getattr(config, "api_base", "") or "https://api.stripe.com").rstrip("/")
+        client = stripe.StripeClient(
+            key, base_addresses={"api": base}, http_client=http, max_network_retries=2
+        )
+        return client, http
+
+    async def create_checkout(
+        self,
+        *,
+        user_id: str,
+        plan_id: str,
+        amount_cents: int,
+        currency: str,
+        config: Any,
+        order_id: str = "",
+        description: str = "",
+        interval: str = "once",
+        success_url: str = "",
+        cancel_url: str = "",
+        customer_email: str | None = None,
+    ) -> Checkout:
+        metadata = {"order_id": order_id, "user_id": user_id, "plan_id": plan_id}
+        price: dict[str, Any] = {
+            "currency": currency.lower(),
+            "unit_amount": amount_cents,
+            "product_data": {"name": description or plan_id},
+        }
+        params: dict[str, Any] = {
+            "mode": "payment" if interval == "once" else "subscription",
+            "line_items": [{"quantity": 1, "price_data": price}],
+            "success_url": success_url,
+            "cancel_url": cancel_url,
+            "client_reference_id": order_id,
+            "metadata": metadata,
+            "expires_at": int(time.time()) + SESSION_LIFETIME,
+        }
+        if customer_email:
+            params["customer_email"] = customer_email
+        if interval == "once":
+            params["payment_intent_data"] = {"metadata": metadata}
+        else:
+            price["recurring"] = {"interval": interval}
+            params["subscription_data"] = {"metadata": metadata}
+        client, http = self._client(config)
+        try:
+            session = await client.v1.checkout.sessions.create_async(
+                params,  # type: ignore[arg-type]
+                {"idempotency_key": f"checkout-{order_id}"},
+            )
+        except stripe.AuthenticationError as exc:
+            raise NeedsKey(f"Stripe refused the secret key: {exc.user_message or exc}") from None
+        except stripe.InvalidRequestError as exc:
+            raise ProviderBadResponse(f"Stripe refused the checkout: {exc.user_message}") from None
+        except stripe.StripeError as exc:
+            raise ProviderUnavailable(f"Stripe could not be reached: {exc}") from None
+        finally:
+            await http.close_async()
+        if not session.url or not session.id:
+            raise ProviderBadResponse("Stripe returned a checkout session without a URL.")
+        return Checkout(url=session.url, reference=session.id)
+
+    async def parse_webhook(
+        self, *, body: bytes, headers: Mapping[str, str], config: Any
+    ) -> BillingEvent:
+        secret = _secret(config, "webhook_secret")
+        if not secret:
+            raise WebhookRejected("no webhook_secret is configured")
+        signature = headers.get("Stripe-Signature")
+        if not signature:
+            raise WebhookRejected("no Stripe-Signature header")
+        try:
+            stripe.Webhook.construct_event(body, signature, secret, tolerance=TOLERANCE)
+            event = json.loads(body)
+        except (stripe.SignatureVerificationError, ValueError) as exc:
+            raise WebhookRejected(str(exc)) from None
+        if not isinstance(event, dict) or not event.get("id"):
+            raise WebhookRejected("not a Stripe event")
+        return translate(event)
+
+
+@hookimpl
+def register_billing(register: BillingRegistrar) -> None:
+    register(StripeBackend())
+
+
+@hookimpl
+def register_settings(register: SettingsRegistrar) -> None:
+    register(StripeSettings)

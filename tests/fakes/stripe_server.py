@@ -1,0 +1,318 @@
+"""A local fake of the parts of Stripe's API the Stripe billing plugin uses, and of Stripe's
+webhook sender.
+
+REST: form-encoded bodies with Stripe's bracket notation (``line_items[0][price_data][currency]``),
+``Authorization: Bearer <secret key>`` (a wrong key is Stripe's 401 ``invalid_request_error``),
+``Idempotency-Key`` (a repeat with the same key gets the first response; with other parameters,
+Stripe's 400 ``idempotency_error``). Objects: ``POST/GET /v1/checkout/sessions``,
+``POST /v1/refunds``.
+
+The hosted page: ``GET /pay/<session>`` is a minimal checkout page whose "Pay" button posts to
+``/pay/<session>``, which completes the session (a payment intent, a customer), sends the signed
+``checkout.session.completed`` webhook to ``webhook_url`` and redirects to the session's
+``success_url``.
+
+Webhooks are signed exactly as Stripe signs them: ``Stripe-Signature: t=<unix time>,v1=<hex
+HMAC-SHA256 of "<t>.<payload>" with the endpoint secret>``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import html
+import json
+import re
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+import aiohttp
+from aiohttp import web
+
+
+def sign(payload: bytes, secret: str, timestamp: int | None = None) -> str:
+    """The ``Stripe-Signature`` header for ``payload``."""
+    t = int(time.time()) if timestamp is None else timestamp
+    mac = hmac.new(secret.encode(), f"{t}.".encode() + payload, hashlib.sha256).hexdigest()
+    return f"t={t},v1={mac}"
+
+
+def decode_form(body: str) -> dict[str, Any]:
+    """Stripe's bracket notation back into nested dicts and lists."""
+    root: dict[str, Any] = {}
+    for key, value in parse_qsl(body, keep_blank_values=True):
+        parts = re.findall(r"[^\[\]]+", key)
+        node: Any = root
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            following = None if last else parts[i + 1]
+            child: Any = value if last else ([] if following.isdigit() else {})  # type: ignore[union-attr]
+            if isinstance(node, list):
+                index = int(part)
+                while len(node) <= index:
+                    node.append(None)
+                if node[index] is None or last:
+                    node[index] = child
+                node = node[index]
+            else:
+                if part not in node or last:
+                    node[part] = child
+                node = node[part]
+    return root
+
+
+def _id(prefix: str) -> str:
+    return f"{prefix}_test_{secrets.token_hex(12)}"
+
+
+def stripe_error(status: int, kind: str, message: str, param: str | None = None) -> web.Response:
+    error: dict[str, Any] = {"type": kind, "message": message}
+    if param:
+        error["param"] = param
+    return web.json_response({"error": error}, status=status)
+
+
+@dataclass
+class FakeStripe:
+    secret_key: str = "sk_test_fake_4242424242"
+    webhook_secret: str = "whsec_fake_signing_secret_0123"
+    #: Where completed payments are announced (the app's webhook URL); set by the test.
+    webhook_url: str = ""
+    sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    refunds: list[dict[str, Any]] = field(default_factory=list)
+    requests: list[tuple[str, str, dict[str, Any], str | None]] = field(default_factory=list)
+    idempotent: dict[str, tuple[dict[str, Any], int, dict[str, Any]]] = field(default_factory=dict)
+    sent: list[tuple[dict[str, Any], int]] = field(default_factory=list)
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/v1/checkout/sessions", self.create_session)
+        app.router.add_get("/v1/checkout/sessions/{id}", self.retrieve_session)
+        app.router.add_post("/v1/refunds", self.create_refund)
+        app.router.add_get("/pay/{id}", self.pay_page)
+        app.router.add_post("/pay/{id}", self.pay)
+        return app
+
+    # -- REST ----------------------------------------------------------------------------------
+
+    async def _authorised(self, request: web.Request) -> web.Response | None:
+        if request.headers.get("Authorization") != f"Bearer {self.secret_key}":
+            return stripe_error(401, "invalid_request_error", "Invalid API Key provided.")
+        return None
+
+    async def _read(self, request: web.Request) -> dict[str, Any]:
+        body = await request.text()
+        params = decode_form(body)
+        key = request.headers.get("Idempotency-Key")
+        self.requests.append((request.method, request.path, params, key))
+        return params
+
+    async def _idempotent(
+        self, request: web.Request, params: dict[str, Any], make: Any
+    ) -> web.Response:
+        key = request.headers.get("Idempotency-Key")
+        if key and key in self.idempotent:
+            first_params, status, body = self.idempotent[key]
+            if first_params != params:
+                return stripe_error(
+                    400,
+                    "idempotency_error",
+                    "Keys for idempotent requests can only be used with the same parameters.",
+                )
+            return web.json_response(body, status=status, headers={"Idempotent-Replayed": "true"})
+        status, body = make(params)
+        if key:
+            self.idempotent[key] = (params, status, body)
+        return web.json_response(body, status=status)
+
+    async def create_session(self, request: web.Request) -> web.Response:
+        if refused := await self._authorised(request):
+            return refused
+        params = await self._read(request)
+        base = str(request.url.origin())
+
+        def make(p: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+            for required in ("success_url", "line_items", "mode"):
+                if not p.get(required):
+                    return 400, {
+                        "error": {
+                            "type": "invalid_request_error",
+                            "message": f"Missing required param: {required}.",
+                            "param": required,
+                        }
+                    }
+            items = p["line_items"]
+            price = items[0]["price_data"]
+            amount = int(price["unit_amount"]) * int(items[0].get("quantity", 1))
+            session_id = _id("cs")
+            session = {
+                "id": session_id,
+                "object": "checkout.session",
+                "mode": p["mode"],
+                "status": "open",
+                "payment_status": "unpaid",
+                "amount_total": amount,
+                "amount_subtotal": amount,
+                "currency": price["currency"],
+                "client_reference_id": p.get("client_reference_id"),
+                "customer": None,
+                "customer_email": p.get("customer_email"),
+                "metadata": p.get("metadata", {}),
+                "payment_intent": None,
+                "subscription": None,
+                "success_url": p["success_url"],
+                "cancel_url": p.get("cancel_url"),
+                "expires_at": int(p.get("expires_at") or time.time() + 86400),
+                "url": f"{base}/pay/{session_id}",
+                "livemode": False,
+                "_payment_intent_metadata": (p.get("payment_intent_data") or {}).get(
+                    "metadata", {}
+                ),
+                "_line_items": items,
+            }
+            self.sessions[session_id] = session
+            return 200, self.public(session)
+
+        return await self._idempotent(request, params, make)
+
+    @staticmethod
+    def public(session: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in session.items() if not k.startswith("_")}
+
+    async def retrieve_session(self, request: web.Request) -> web.Response:
+        if refused := await self._authorised(request):
+            return refused
+        session = self.sessions.get(request.match_info["id"])
+        if session is None:
+            return stripe_error(404, "invalid_request_error", "No such checkout.session", "id")
+        return web.json_response(self.public(session))
+
+    async def create_refund(self, request: web.Request) -> web.Response:
+        if refused := await self._authorised(request):
+            return refused
+        params = await self._read(request)
+
+        def make(p: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+            refund = {
+                "id": _id("re"),
+                "object": "refund",
+                "amount": int(p.get("amount", 0)),
+                "payment_intent": p.get("payment_intent"),
+                "status": "succeeded",
+                "metadata": p.get("metadata", {}),
+            }
+            self.refunds.append(refund)
+            return 200, refund
+
+        return await self._idempotent(request, params, make)
+
+    # -- the hosted page -----------------------------------------------------------------------
+
+    async def pay_page(self, request: web.Request) -> web.Response:
+        session = self.sessions.get(request.match_info["id"])
+        if session is None:
+            raise web.HTTPNotFound()
+        items = session["_line_items"]
+        name = items[0]["price_data"]["product_data"]["name"]
+        amount = session["amount_total"] / 100
+        currency = html.escape(session["currency"].upper())
+        page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+<title>Pay - Fake Stripe</title></head><body><main>
+<h1>Fake Stripe checkout</h1>
+<p>{html.escape(name)}: <strong id="amount">{amount:.2f} {currency}</strong></p>
+<form method="post"><button type="submit">Pay</button></form>
+</main></body></html>"""
+        return web.Response(text=page, content_type="text/html")
+
+    async def pay(self, request: web.Request) -> web.Response:
+        session = self.sessions.get(request.match_info["id"])
+        if session is None:
+            raise web.HTTPNotFound()
+        self.complete(session["id"])
+        await self.deliver(self.event("checkout.session.completed", self.public(session)))
+        raise web.HTTPSeeOther(session["success_url"])
+
+    def complete(self, session_id: str) -> dict[str, Any]:
+        """The buyer paid: the session gets its payment intent and customer."""
+        session = self.sessions[session_id]
+        if session["status"] != "complete":
+            session.update(
+                status="complete",
+                payment_status="paid",
+                payment_intent=_id("pi"),
+                customer=_id("cus"),
+            )
+        return self.public(session)
+
+    def payment_intent(self, session_id: str) -> dict[str, Any]:
+        session = self.sessions[session_id]
+        return {
+            "id": session["payment_intent"],
+            "object": "payment_intent",
+            "amount": session["amount_total"],
+            "amount_received": session["amount_total"],
+            "currency": session["currency"],
+            "customer": session["customer"],
+            "metadata": session["_payment_intent_metadata"],
+            "status": "succeeded",
+        }
+
+    def charge(self, session_id: str, *, refunded: bool = False) -> dict[str, Any]:
+        session = self.sessions[session_id]
+        return {
+            "id": _id("ch"),
+            "object": "charge",
+            "amount": session["amount_total"],
+            "amount_refunded": session["amount_total"] if refunded else 0,
+            "refunded": refunded,
+            "currency": session["currency"],
+            "customer": session["customer"],
+            "payment_intent": session["payment_intent"],
+            "metadata": session["_payment_intent_metadata"],
+        }
+
+    # -- webhooks ------------------------------------------------------------------------------
+
+    @staticmethod
+    def event(kind: str, obj: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "id": _id("evt"),
+            "object": "event",
+            "api_version": "2025-06-30.basil",
+            "created": int(time.time()),
+            "type": kind,
+            "livemode": False,
+            "pending_webhooks": 1,
+            "data": {"object": obj},
+        }
+
+    def signed(
+        self, event: dict[str, Any], *, secret: str | None = None, timestamp: int | None = None
+    ) -> tuple[bytes, dict[str, str]]:
+        payload = json.dumps(event, indent=2).encode()
+        header = sign(payload, secret or self.webhook_secret, timestamp)
+        return payload, {"Stripe-Signature": header, "Content-Type": "application/json"}
+
+    async def deliver(
+        self,
+        event: dict[str, Any],
+        url: str | None = None,
+        *,
+        secret: str | None = None,
+        timestamp: int | None = None,
+    ) -> tuple[int, Any]:
+        """POST the signed event to the app, as Stripe's webhook sender does."""
+        payload, headers = self.signed(event, secret=secret, timestamp=timestamp)
+        async with (
+            aiohttp.ClientSession() as client,
+            client.post(url or self.webhook_url, data=payload, headers=headers) as response,
+        ):
+            body = await response.text()
+            self.sent.append((event, response.status))
+            try:
+                return response.status, json.loads(body)
+            except ValueError:
+                return response.status, body
