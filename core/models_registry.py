@@ -5,8 +5,7 @@ from __future__ import annotations
 import importlib
 
 MODEL_MODULES = [
-    "multinotes.identity.models",
-    "multinotes.plugin_models",
+    "multinotes.models",
     "multinotes.app_settings",
     "multinotes.catalog",
     "multinotes.wallet.models",
