@@ -22,7 +22,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from multinotes.app_settings import get_setting
 from multinotes.db import Base, UTCDateTime, utcnow
 from multinotes.errors import Invalid, NeedsKey, NotFound, ProviderError, ProviderUnavailable
-from multinotes.keys import CATALOG, DB, PLUGIN_SETTINGS, PLUGINS
+from multinotes.keys import DB, PLUGIN_SETTINGS, PLUGINS
 from multinotes.providers import (
     PRICE_FIELDS,
     ChatMessage,
@@ -329,7 +329,3 @@ class Catalog:
             "latency_ms": latency,
             "result": result,
         }
-
-
-def setup_catalog(app: web.Application) -> None:
-    app[CATALOG] = Catalog(app)

@@ -13,10 +13,11 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any, TypeVar
 
 import structlog
-from sqlalchemy import DateTime, MetaData, TypeDecorator, event
+from sqlalchemy import DateTime, MetaData, String, TypeDecorator, event
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
@@ -35,6 +36,7 @@ STAGED_EVENTS = "staged_domain_events"
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
+S = TypeVar("S", bound=StrEnum)
 
 # Stable constraint names on SQLite and MySQL alike, so migrations can refer to them.
 NAMING_CONVENTION = {
@@ -81,6 +83,25 @@ class UTCDateTime(TypeDecorator[datetime]):
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         return None if value is None else value.replace(tzinfo=UTC)
+
+
+class StrEnumType(TypeDecorator[S]):
+    """A status column: stored as the enum's plain string value (a VARCHAR, the same column and
+    values as before it was an enum, so no migration), handed back as the enum member. Storing
+    a value the enum does not have raises ``ValueError`` instead of writing it."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, enum: type[S], length: int = 16) -> None:
+        super().__init__(length)
+        self.enum = enum
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else self.enum(value).value
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> S | None:
+        return None if value is None else self.enum(value)
 
 
 def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:

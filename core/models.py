@@ -1,138 +1,30 @@
-"""Core tables: identity (users, sessions, API keys) and plugin state, settings and secrets.
-
-Feature areas add their own modules of models; all share ``multinotes.db.Base``.
+"""The core's tables used to live here; each feature keeps its own now (identity's in
+``multinotes.identity.models``, the plugin platform's in ``multinotes.plugin_models``, the rest
+in their packages, all listed by ``multinotes.models_registry`` for Alembic). This module only
+re-exports the old names, so existing imports keep working; new code imports the feature's
+module.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from multinotes.identity.models import (
+    RATE_LIMIT_TIERS,
+    ROLES,
+    ApiKey,
+    AuthSession,
+    User,
+    UserToken,
+)
+from multinotes.plugin_models import PluginSetting, PluginState, Secret
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
-
-from multinotes.db import Base, UTCDateTime, new_id, utcnow
-
-ROLES = ("admin", "user")
-#: Per-user rate limits an admin can set: no limits, the classes' limits, or the strict ones.
-RATE_LIMIT_TIERS = ("exempt", "default", "strict")
-
-
-class User(Base):
-    __tablename__ = "users"
-
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    email: Mapped[str] = mapped_column(String(320), unique=True)
-    name: Mapped[str] = mapped_column(String(200))
-    password_hash: Mapped[str | None] = mapped_column(String(255))
-    role: Mapped[str] = mapped_column(String(16), default="user")
-    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
-    email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
-    # Profile and admin controls (multinotes.identity.profile, multinotes.api.admin_users).
-    rate_limit_tier: Mapped[str] = mapped_column(
-        String(16), default="default", server_default="default"
-    )
-    timezone: Mapped[str | None] = mapped_column(String(64))
-    language: Mapped[str | None] = mapped_column(String(16))
-    avatar_id: Mapped[str | None] = mapped_column(String(32))
-
-    @property
-    def is_admin(self) -> bool:
-        return self.role == "admin"
-
-
-class AuthSession(Base):
-    """A logged-in browser. The cookie holds a random token; only its SHA-256 is stored."""
-
-    __tablename__ = "sessions"
-
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    csrf_token: Mapped[str] = mapped_column(String(64))
-    ip: Mapped[str | None] = mapped_column(String(64))
-    user_agent: Mapped[str | None] = mapped_column(String(400))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-
-
-class ApiKey(Base):
-    """A personal API key, shown once; only its SHA-256 is stored (the key has 256 random bits)."""
-
-    __tablename__ = "api_keys"
-
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    name: Mapped[str] = mapped_column(String(100))
-    prefix: Mapped[str] = mapped_column(String(16))
-    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    #: Space-separated (``read notes chat``); see ``multinotes.identity.scopes``.
-    scopes: Mapped[str] = mapped_column(String(64), default="read notes chat")
-    #: After this the key answers 401 ``api_key_expired``; None: it never expires.
-    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-
-
-class PluginState(Base):
-    """Whether an admin switched a plugin on or off. No row: the plugin's default applies."""
-
-    __tablename__ = "plugin_state"
-
-    name: Mapped[str] = mapped_column(String(100), primary_key=True)
-    enabled: Mapped[bool] = mapped_column(Boolean)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
-    updated_by: Mapped[str | None] = mapped_column(String(32))
-
-
-class PluginSetting(Base):
-    """A non-secret plugin setting an admin edited (overrides the environment bootstrap)."""
-
-    __tablename__ = "plugin_settings"
-    __table_args__ = (UniqueConstraint("plugin", "field"),)
-
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    plugin: Mapped[str] = mapped_column(String(100))
-    field: Mapped[str] = mapped_column(String(100))
-    value: Mapped[Any] = mapped_column(JSON)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
-
-
-class Secret(Base):
-    """An encrypted value (provider keys, plugin secrets). ``last4`` is all any page shows."""
-
-    __tablename__ = "secrets"
-    __table_args__ = (UniqueConstraint("scope", "name"), Index("ix_secrets_scope", "scope"))
-
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    scope: Mapped[str] = mapped_column(String(120))
-    name: Mapped[str] = mapped_column(String(100))
-    ciphertext: Mapped[str] = mapped_column(Text)
-    last4: Mapped[str] = mapped_column(String(4))
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
-
-
-class UserToken(Base):
-    """A single-use link sent by mail (email verification, password reset).
-
-    Only the SHA-256 of the random token is stored; ``used_at`` is set by a conditional UPDATE, so
-    a token works once even when two requests race. ``email`` is the address the link was sent
-    to: verifying it proves that address, not whatever the account's email is by then.
-    """
-
-    __tablename__ = "user_tokens"
-    __table_args__ = (Index("ix_user_tokens_user_purpose", "user_id", "purpose"),)
-
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    purpose: Mapped[str] = mapped_column(String(32))
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    email: Mapped[str] = mapped_column(String(320))
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+__all__ = [
+    "RATE_LIMIT_TIERS",
+    "ROLES",
+    "ApiKey",
+    "AuthSession",
+    "PluginSetting",
+    "PluginState",
+    "Secret",
+    "User",
+    "UserToken",
+]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import importlib
 
 MODEL_MODULES = [
-    "multinotes.models",
+    "multinotes.identity.models",
+    "multinotes.plugin_models",
     "multinotes.app_settings",
     "multinotes.catalog",
     "multinotes.wallet.models",

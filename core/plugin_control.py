@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from multinotes import audit
 from multinotes.keys import BUS, DB, METRICS, PLUGIN_SETTINGS, PLUGINS
-from multinotes.models import PluginState
+from multinotes.plugin_models import PluginState
 
 log = structlog.get_logger(__name__)
 

@@ -16,8 +16,8 @@ from sqlalchemy import delete, select
 
 from multinotes.db import Database
 from multinotes.errors import Invalid
-from multinotes.models import PluginSetting, Secret
 from multinotes.plugin_host import PluginHost
+from multinotes.plugin_models import PluginSetting, Secret
 from multinotes.secretbox import SecretBox, mask
 from multinotes.settings import Settings
 

@@ -218,8 +218,8 @@ class ApiClient:
         from sqlalchemy import update
 
         from multinotes.db import utcnow
+        from multinotes.identity.models import User
         from multinotes.keys import DB
-        from multinotes.models import User
 
         assert self.user is not None, "log in first"
         async with self.app[DB].transaction() as session:

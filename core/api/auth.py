@@ -12,9 +12,9 @@ from multinotes.identity import service as identity
 from multinotes.identity.account_mail import VERIFY_EMAIL, queue_account_mail
 from multinotes.identity.actor import require_user
 from multinotes.identity.guard import check_login, register_account
+from multinotes.identity.models import User
 from multinotes.identity.schemas import RegisterIn
 from multinotes.keys import DB
-from multinotes.models import User
 
 routes = web.RouteTableDef()
 

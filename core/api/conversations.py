@@ -23,22 +23,12 @@ from multinotes.chat.pipeline import (
 from multinotes.errors import NotFound
 from multinotes.files import objects
 from multinotes.http.endpoint import endpoint, raw
-from multinotes.identity.actor import Actor, require_user
+from multinotes.identity.actor import Actor, require_user, require_verified
 from multinotes.keys import DB
 from multinotes.search.tasks import queue_embedding
 from multinotes.sharing import access
 
 routes = web.RouteTableDef()
-
-SSE_DESCRIPTION = (
-    "A `text/event-stream` carrying every model at once. Events: `prompt` {message_id, "
-    "conversation_id}, `start` {generation_id, model, message_id, conversation_id, "
-    "dropped_turns}, `delta` {generation_id, model, "
-    "text}, `media` {generation_id, model, id, media_type, name, url}, `error` {generation_id, "
-    "model, code, message}, `done` {generation_id, model, message_id, status, usage, cost, "
-    "latency_ms, duration_ms}, and a final `end`."
-)
-
 
 class ConversationIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -257,13 +247,9 @@ async def delete_conversation(request: web.Request) -> None:
 
 
 def _require_generation_rights(request: web.Request) -> Actor:
-    actor = require_user(request)
-    from multinotes.identity import actor as actor_module
-
-    check = getattr(actor_module, "require_verified", None)
-    if check is not None:  # email verification (accounts issue) gates generation
-        check(request)
-    return actor
+    """Generating spends credits and calls providers: it needs a verified address where the
+    install requires one."""
+    return require_verified(request)
 
 
 @routes.post("/api/conversations/{id}/messages", name="api_conversation_generate")

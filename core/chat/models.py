@@ -4,6 +4,7 @@ media they produced, and users' ratings of answers."""
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -21,12 +22,26 @@ from sqlalchemy import (
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import Mapped, mapped_column
 
-from multinotes.db import Base, UTCDateTime, new_id, utcnow
+from multinotes.db import Base, StrEnumType, UTCDateTime, new_id, utcnow
 
 # MySQL's TEXT holds 64 KiB; answers and prompts can be longer.
 LongText = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
 
-MESSAGE_STATUSES = ("pending", "complete", "stopped", "failed")
+
+
+class MessageStatus(StrEnum):
+    """Where an answer is. A prompt is ``complete`` when stored; an answer is ``pending``
+    while its model streams, then ``complete``, ``stopped`` (Stop was pressed: the text so far
+    is kept) or ``failed``."""
+
+    PENDING = "pending"
+    COMPLETE = "complete"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+
+#: A generation ends the way its answer does (the pipeline stores both from one outcome).
+GenerationStatus = MessageStatus
 
 
 class Conversation(Base):
@@ -61,7 +76,9 @@ class Message(Base):
     role: Mapped[str] = mapped_column(String(16))
     content: Mapped[str] = mapped_column(LongText, default="")
     model_id: Mapped[str | None] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(16), default="complete")
+    status: Mapped[MessageStatus] = mapped_column(
+        StrEnumType(MessageStatus), default=MessageStatus.COMPLETE
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -83,7 +100,9 @@ class Generation(Base):
     options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     #: Prices in force when it started (credits), so settlement matches the reservation.
     pricing: Mapped[dict[str, float]] = mapped_column(JSON, default=dict)
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[GenerationStatus] = mapped_column(
+        StrEnumType(GenerationStatus), default=GenerationStatus.PENDING
+    )
     error_code: Mapped[str | None] = mapped_column(String(60))
     error_message: Mapped[str | None] = mapped_column(String(500))
     input_tokens: Mapped[int] = mapped_column(Integer, default=0)

@@ -7,7 +7,6 @@ kind, and the declared type and extension must both agree with it (or say nothin
 from __future__ import annotations
 
 import codecs
-import io
 import zipfile
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -259,7 +258,3 @@ def office_kind(stream: BinaryIO) -> str | None:
         if marker in types:
             return name
     return None
-
-
-def office_kind_of_bytes(data: bytes) -> str | None:
-    return office_kind(io.BytesIO(data))

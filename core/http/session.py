@@ -9,8 +9,8 @@ from aiohttp import web
 
 from multinotes.http.middleware import session_cookie_name
 from multinotes.identity import service as identity
+from multinotes.identity.models import User
 from multinotes.keys import DB, SETTINGS
-from multinotes.models import User
 
 
 async def start_session(request: web.Request, response: web.StreamResponse, user: User) -> str:

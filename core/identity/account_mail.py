@@ -24,11 +24,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from multinotes.db import Database, utcnow
 from multinotes.errors import Invalid
+from multinotes.identity.models import AuthSession, User, UserToken
 from multinotes.identity.passwords import hash_password, password_problem
 from multinotes.identity.service import normalize_email, token_hash
 from multinotes.keys import DB, SETTINGS, TASKS
 from multinotes.mail import send_mail
-from multinotes.models import AuthSession, User, UserToken
 from multinotes.plugin_host import TaskDef
 
 log = structlog.get_logger(__name__)

@@ -17,9 +17,9 @@ from multinotes.errors import Conflict, NotFound
 from multinotes.identity import profile
 from multinotes.identity import service as identity
 from multinotes.identity.actor import require_admin
+from multinotes.identity.models import RATE_LIMIT_TIERS, ROLES, ApiKey, AuthSession, User
 from multinotes.identity.service import normalize_email
 from multinotes.keys import DB
-from multinotes.models import RATE_LIMIT_TIERS, ROLES, ApiKey, AuthSession, User
 
 Role = Literal["admin", "user"]
 Tier = Literal["exempt", "default", "strict"]

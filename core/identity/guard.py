@@ -21,10 +21,10 @@ from multinotes.db import new_id
 from multinotes.errors import Invalid, RateLimited, Unauthorized
 from multinotes.identity import service as identity
 from multinotes.identity.account_mail import public_base_url
+from multinotes.identity.models import User
 from multinotes.identity.service import normalize_email
 from multinotes.keys import DB, RATE_LIMITS, SETTINGS
 from multinotes.mail import queue_mail
-from multinotes.models import User
 
 
 def account_key(request: web.Request, email: str) -> str:

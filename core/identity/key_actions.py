@@ -12,8 +12,8 @@ from aiohttp import web
 
 from multinotes import audit
 from multinotes.identity import service as identity
+from multinotes.identity.models import ApiKey
 from multinotes.keys import DB
-from multinotes.models import ApiKey
 
 
 async def create_key(

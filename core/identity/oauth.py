@@ -35,6 +35,7 @@ from multinotes.db import Database, utcnow
 from multinotes.errors import Conflict, Forbidden, NotFound
 from multinotes.identity.account_mail import public_base_url
 from multinotes.identity.actor import require_user
+from multinotes.identity.models import User
 from multinotes.identity.oauth_models import OAuthFlow, OAuthIdentity
 from multinotes.identity.oauth_providers import (
     FacebookProvider,
@@ -45,7 +46,6 @@ from multinotes.identity.oauth_providers import (
 )
 from multinotes.identity.service import normalize_email
 from multinotes.keys import DB, SETTINGS
-from multinotes.models import User
 from multinotes.settings import Settings
 
 log = structlog.get_logger("multinotes.oauth")

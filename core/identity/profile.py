@@ -43,11 +43,11 @@ from multinotes.identity.account_mail import (
     redeem_mail_token,
 )
 from multinotes.identity.devices import describe_user_agent
+from multinotes.identity.models import User, UserToken
 from multinotes.identity.passwords import verify_password
 from multinotes.identity.service import normalize_email, token_hash
 from multinotes.keys import DB, SETTINGS, TASKS
 from multinotes.mail import queue_mail, send_mail
-from multinotes.models import User, UserToken
 from multinotes.plugin_host import TaskDef
 
 if TYPE_CHECKING:  # the schemas import this module for its defaults

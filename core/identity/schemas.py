@@ -11,8 +11,8 @@ from multinotes.db import utcnow
 from multinotes.identity import profile
 from multinotes.identity import scopes as key_scopes
 from multinotes.identity.devices import describe_user_agent
+from multinotes.identity.models import ApiKey, AuthSession, User
 from multinotes.identity.scopes import Scope
-from multinotes.models import ApiKey, AuthSession, User
 
 
 class RegisterIn(BaseModel):

@@ -16,13 +16,13 @@ from multinotes.db import Database, utcnow
 from multinotes.errors import Invalid, NotFound, Unauthorized
 from multinotes.identity import scopes as key_scopes
 from multinotes.identity.actor import Actor
+from multinotes.identity.models import ApiKey, AuthSession, User
 from multinotes.identity.passwords import (
     hash_password,
     needs_rehash,
     password_problem,
     verify_password,
 )
-from multinotes.models import ApiKey, AuthSession, User
 
 API_KEY_PREFIX = "mn_"
 # Touch last_seen / last_used at most this often, so reads stay reads.

@@ -40,15 +40,15 @@ from multinotes.files import service as files
 from multinotes.identity import profile
 from multinotes.identity import service as identity
 from multinotes.identity.account_mail import invalid_link, public_base_url
+from multinotes.identity.models import AuthSession, User
 from multinotes.identity.passwords import verify_password
 from multinotes.identity.service import normalize_email, token_hash
 from multinotes.keys import DB, SETTINGS, TASKS
 from multinotes.mail import send_mail
-from multinotes.models import AuthSession, User
 from multinotes.notes.models import Document, DocumentVersion, Folder
 from multinotes.plugin_host import TaskDef
 from multinotes.privacy.exports import remove_user_export_files
-from multinotes.privacy.models import AccountDeletion
+from multinotes.privacy.models import AccountDeletion, DeletionStatus
 from multinotes.wallet.models import LedgerEntry, Wallet
 
 log = structlog.get_logger(__name__)
@@ -99,7 +99,7 @@ async def request_deletion(
         deletion = AccountDeletion(
             id=new_id(),
             user_id=user.id,
-            status="pending",
+            status=DeletionStatus.PENDING,
             requested_at=now,
             purge_after=purge_after,
         )
@@ -148,7 +148,10 @@ async def send_deletion_mail(app: web.Application, *, deletion_id: str, base_url
             await session.execute(
                 select(AccountDeletion, User)
                 .join(User, User.id == AccountDeletion.user_id)
-                .where(AccountDeletion.id == deletion_id, AccountDeletion.status == "pending")
+                .where(
+                    AccountDeletion.id == deletion_id,
+                    AccountDeletion.status == DeletionStatus.PENDING,
+                )
             )
         ).first()
     if row is None:
@@ -159,7 +162,9 @@ async def send_deletion_mail(app: web.Application, *, deletion_id: str, base_url
     async with db.transaction() as session:
         stored = await session.execute(
             update(AccountDeletion)
-            .where(AccountDeletion.id == deletion.id, AccountDeletion.status == "pending")
+            .where(
+                AccountDeletion.id == deletion.id, AccountDeletion.status == DeletionStatus.PENDING
+            )
             .values(cancel_token_hash=token_hash(token))
         )
     if stored.rowcount != 1:
@@ -189,7 +194,7 @@ async def pending_deletion(db: Database, token: str) -> tuple[AccountDeletion, U
                 .join(User, User.id == AccountDeletion.user_id)
                 .where(
                     AccountDeletion.cancel_token_hash == token_hash(token),
-                    AccountDeletion.status == "pending",
+                    AccountDeletion.status == DeletionStatus.PENDING,
                 )
             )
         ).first()
@@ -211,7 +216,7 @@ async def cancel_deletion(request: web.Request, token: str) -> User:
             delete(AccountDeletion).where(
                 AccountDeletion.id == deletion.id,
                 AccountDeletion.cancel_token_hash == token_hash(token),
-                AccountDeletion.status == "pending",
+                AccountDeletion.status == DeletionStatus.PENDING,
                 AccountDeletion.purge_after > utcnow(),
             )
         )
@@ -231,13 +236,6 @@ async def cancel_deletion(request: web.Request, token: str) -> User:
     return user
 
 
-async def deletion_of(db: Database, user_id: str) -> AccountDeletion | None:
-    async with db.read() as session:
-        return await session.scalar(
-            select(AccountDeletion).where(AccountDeletion.user_id == user_id)
-        )
-
-
 # -- deleting -----------------------------------------------------------------------------------
 
 
@@ -247,7 +245,8 @@ async def purge_deleted_accounts(app: web.Application) -> int:
         due = list(
             await session.scalars(
                 select(AccountDeletion.user_id).where(
-                    AccountDeletion.status == "pending", AccountDeletion.purge_after <= utcnow()
+                    AccountDeletion.status == DeletionStatus.PENDING,
+                    AccountDeletion.purge_after <= utcnow(),
                 )
             )
         )
@@ -398,7 +397,12 @@ async def _tombstone(session: AsyncSession, user_id: str, tombstone_id: str, now
     await session.execute(
         update(AccountDeletion)
         .where(AccountDeletion.user_id == user_id)
-        .values(user_id=tombstone_id, status="deleted", deleted_at=now, cancel_token_hash=None),
+        .values(
+            user_id=tombstone_id,
+            status=DeletionStatus.DELETED,
+            deleted_at=now,
+            cancel_token_hash=None,
+        ),
         execution_options={"synchronize_session": False},
     )
 

@@ -47,7 +47,7 @@ from multinotes.mail import send_mail
 from multinotes.models import ApiKey, AuthSession, User
 from multinotes.notes.models import Document, DocumentVersion, Folder
 from multinotes.plugin_host import TaskDef
-from multinotes.privacy.models import DataExport
+from multinotes.privacy.models import DataExport, ExportStatus
 from multinotes.search.models import RecentSearch
 from multinotes.settings import Settings
 from multinotes.sharing.models import (
@@ -425,8 +425,8 @@ async def build_data_export(app: web.Application, *, export_id: str, base_url: s
     async with db.transaction() as session:
         claimed = await session.execute(
             update(DataExport)
-            .where(DataExport.id == export_id, DataExport.status == "pending")
-            .values(status="running", progress=0)
+            .where(DataExport.id == export_id, DataExport.status == ExportStatus.PENDING)
+            .values(status=ExportStatus.RUNNING, progress=0)
         )
         export = await session.get(DataExport, export_id)
     if claimed.rowcount != 1 or export is None:
@@ -463,7 +463,7 @@ async def build_data_export(app: web.Application, *, export_id: str, base_url: s
                 update(DataExport)
                 .where(DataExport.id == export_id)
                 .values(
-                    status="done",
+                    status=ExportStatus.DONE,
                     progress=100,
                     path=key,
                     size=size,
@@ -489,7 +489,7 @@ async def build_data_export(app: web.Application, *, export_id: str, base_url: s
             await session.execute(
                 update(DataExport)
                 .where(DataExport.id == export_id)
-                .values(status="failed", finished_at=utcnow())
+                .values(status=ExportStatus.FAILED, finished_at=utcnow())
             )
         return
     log.info("data_export_built", export_id=export_id, size=size)
@@ -526,7 +526,7 @@ async def start_export(
             select(DataExport)
             .where(
                 DataExport.user_id == user_id,
-                DataExport.status.in_(("pending", "running")),
+                DataExport.status.in_((ExportStatus.PENDING, ExportStatus.RUNNING)),
             )
             .order_by(DataExport.created_at.desc())
             .limit(1)
@@ -534,9 +534,9 @@ async def start_export(
         if running is not None and running.created_at > now - STALE_AFTER:
             return running, False
         if running is not None:
-            running.status = "failed"
+            running.status = ExportStatus.FAILED
             running.finished_at = now
-        export = DataExport(id=new_id(), user_id=user_id, status="pending", progress=0)
+        export = DataExport(id=new_id(), user_id=user_id, status=ExportStatus.PENDING, progress=0)
         export.created_at = now
         session.add(export)
     await app[TASKS].enqueue(BUILD_TASK, export_id=export.id, base_url=base_url)
@@ -585,7 +585,7 @@ async def get_export(db: Database, user_id: str, export_id: str) -> DataExport:
 
 def downloadable(export: DataExport) -> bool:
     return (
-        export.status == "done"
+        export.status == ExportStatus.DONE
         and export.path is not None
         and export.expires_at is not None
         and export.expires_at > utcnow()
@@ -602,17 +602,18 @@ async def purge_data_exports(app: web.Application) -> int:
         await session.execute(
             update(DataExport)
             .where(
-                DataExport.status.in_(("pending", "running")),
+                DataExport.status.in_((ExportStatus.PENDING, ExportStatus.RUNNING)),
                 DataExport.created_at < now - STALE_AFTER,
             )
-            .values(status="failed", finished_at=now)
+            .values(status=ExportStatus.FAILED, finished_at=now)
         )
         expired = list(
             await session.scalars(
                 select(DataExport).where(
                     or_(
                         DataExport.expires_at < now,
-                        (DataExport.status == "failed") & (DataExport.created_at < now - keep),
+                        (DataExport.status == ExportStatus.FAILED)
+                        & (DataExport.created_at < now - keep),
                     )
                 )
             )

@@ -3,13 +3,29 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import BigInteger, ForeignKey, Index, SmallInteger, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from multinotes.db import Base, UTCDateTime, new_id, utcnow
+from multinotes.db import Base, StrEnumType, UTCDateTime, new_id, utcnow
 
-EXPORT_STATUSES = ("pending", "running", "done", "failed")
+
+class ExportStatus(StrEnum):
+    """A data export: queued, being built, ready to download (until it expires), or failed."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class DeletionStatus(StrEnum):
+    """An account deletion: in its grace period (cancellable), or done (the row then points at
+    the tombstone user)."""
+
+    PENDING = "pending"
+    DELETED = "deleted"
 
 
 class DataExport(Base):
@@ -27,7 +43,9 @@ class DataExport(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[ExportStatus] = mapped_column(
+        StrEnumType(ExportStatus), default=ExportStatus.PENDING
+    )
     progress: Mapped[int] = mapped_column(SmallInteger, default=0)
     path: Mapped[str | None] = mapped_column(String(500))
     size: Mapped[int | None] = mapped_column(BigInteger)
@@ -47,7 +65,9 @@ class AccountDeletion(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), unique=True)
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[DeletionStatus] = mapped_column(
+        StrEnumType(DeletionStatus), default=DeletionStatus.PENDING
+    )
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     purge_after: Mapped[datetime] = mapped_column(UTCDateTime)
     cancel_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)

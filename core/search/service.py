@@ -20,7 +20,7 @@ from sqlalchemy import Select, delete, exists, literal, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from multinotes.chat.models import Conversation, Message
+from multinotes.chat.models import Conversation, Message, MessageStatus
 from multinotes.chat.pipeline import MAX_MODELS
 from multinotes.db import Database, utcnow
 from multinotes.errors import Invalid, NotFound
@@ -188,7 +188,7 @@ def candidates(
             )
             .join(Conversation, Conversation.id == Message.conversation_id)
             .where(
-                Message.status.in_(("complete", "stopped")),
+                Message.status.in_((MessageStatus.COMPLETE, MessageStatus.STOPPED)),
                 or_(Message.user_id == me, Message.conversation_id.in_(scope.conversation_ids)),
             )
         )

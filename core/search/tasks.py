@@ -22,7 +22,7 @@ from aiohttp import web
 from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from multinotes.chat.models import Conversation, Message
+from multinotes.chat.models import Conversation, Message, MessageStatus
 from multinotes.db import Database, new_id, utcnow
 from multinotes.domain_events import (
     GENERATION_COMPLETED,
@@ -172,7 +172,7 @@ async def _pending(
             select(Message.id, Message.user_id, Message.content, E.id, E.text_hash)
             .outerjoin(E, E.message_id == Message.id)
             .where(
-                Message.status.in_(("complete", "stopped")),
+                Message.status.in_((MessageStatus.COMPLETE, MessageStatus.STOPPED)),
                 Message.content != "",
                 or_(E.id.is_(None), stale_model),
             )

@@ -35,7 +35,7 @@ from multinotes.chat.models import Conversation
 from multinotes.db import Database, utcnow
 from multinotes.errors import Forbidden, NotFound
 from multinotes.files.models import File
-from multinotes.models import User
+from multinotes.identity.models import User
 from multinotes.notes.models import Document, Folder
 from multinotes.sharing.models import Share
 
@@ -83,12 +83,6 @@ class VisibleScope:
     folder_ids: frozenset[str]  # folders shared with the user AND all their descendants
     conversation_ids: frozenset[str]  # conversations shared with the user
     file_ids: frozenset[str]  # files shared directly or inside a shared folder
-
-    def sees_document(self, document_id: str, folder_id: str | None) -> bool:
-        return document_id in self.document_ids or (
-            folder_id is not None and folder_id in self.folder_ids
-        )
-
 
 # -- grants -------------------------------------------------------------------------------------
 

@@ -18,9 +18,9 @@ from multinotes.db import utcnow
 from multinotes.errors import RateLimited
 from multinotes.identity.account_mail import public_base_url
 from multinotes.identity.actor import Actor, require_user, require_verified
+from multinotes.identity.models import User
 from multinotes.identity.service import normalize_email
 from multinotes.keys import DB, RATE_LIMITS, SETTINGS
-from multinotes.models import User
 from multinotes.sharing import comments
 from multinotes.sharing import service as sharing
 from multinotes.sharing.models import Share

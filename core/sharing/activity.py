@@ -25,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from multinotes.db import Database
-from multinotes.models import User
+from multinotes.identity.models import User
 from multinotes.notes.models import Document, DocumentVersion, Folder
 from multinotes.sharing import access
 from multinotes.sharing.models import Comment, DocumentActivity, FolderActivity

@@ -21,8 +21,8 @@ from multinotes.db import Database, utcnow
 from multinotes.domain_events import COMMENT_CREATED, CommentCreated, stage
 from multinotes.errors import Forbidden, Invalid, NotFound
 from multinotes.identity.actor import Actor
+from multinotes.identity.models import User
 from multinotes.markdown import render_markdown
-from multinotes.models import User
 from multinotes.notes.models import Document
 from multinotes.sharing import access
 from multinotes.sharing.models import Comment, DocumentActivity

@@ -33,9 +33,9 @@ from multinotes.domain_events import (
 from multinotes.errors import AppError, Conflict, Invalid, NotFound
 from multinotes.files.models import File
 from multinotes.identity.actor import Actor
+from multinotes.identity.models import User
 from multinotes.identity.passwords import hash_password, verify_password
 from multinotes.identity.service import normalize_email, token_hash
-from multinotes.models import User
 from multinotes.notes.models import Document, DocumentVersion, Folder
 from multinotes.notes.service import clean_name, name_key, note_created
 from multinotes.sharing import access

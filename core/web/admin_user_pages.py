@@ -23,7 +23,7 @@ from multinotes.identity.admin import (
     search_audit,
 )
 from multinotes.identity.admin import user_detail as load_user_detail
-from multinotes.models import ROLES
+from multinotes.identity.models import ROLES
 
 routes = web.RouteTableDef()
 

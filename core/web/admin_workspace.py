@@ -20,9 +20,9 @@ from multinotes.errors import AppError, Invalid
 from multinotes.http.endpoint import page, validate
 from multinotes.http.responses import redirect, render
 from multinotes.identity.actor import require_admin
+from multinotes.identity.models import User
 from multinotes.identity.service import normalize_email
 from multinotes.keys import CATALOG, DB
-from multinotes.models import User
 from multinotes.tools import ToolPatch
 from multinotes.wallet import service as wallet
 

@@ -19,6 +19,7 @@ from multinotes.identity.actor import require_admin, require_user
 from multinotes.keys import DB, SETTINGS
 from multinotes.markdown import render_markdown
 from multinotes.privacy import deletion, exports, legal
+from multinotes.privacy.models import ExportStatus
 from multinotes.privacy.schemas import ExportOut, LegalIn
 
 routes = web.RouteTableDef()
@@ -28,7 +29,7 @@ async def _exports_context(request: web.Request, user_id: str) -> dict[str, Any]
     rows = [ExportOut.of(e) for e in await exports.list_exports(request.app[DB], user_id)]
     return {
         "exports": rows,
-        "exporting": any(e.status in ("pending", "running") for e in rows),
+        "exporting": any(e.status in (ExportStatus.PENDING, ExportStatus.RUNNING) for e in rows),
     }
 
 

@@ -14,8 +14,8 @@ from multinotes.http.responses import redirect, render
 from multinotes.http.uploads import read_upload
 from multinotes.identity import profile
 from multinotes.identity.actor import require_user
+from multinotes.identity.models import User
 from multinotes.identity.schemas import EmailChangeIn, ProfileOut, ProfilePatch
-from multinotes.models import User
 from multinotes.web.pages import account_page
 
 routes = web.RouteTableDef()

@@ -24,7 +24,7 @@ from pydantic import BaseModel
 
 from multinotes.catalog import CatalogEntry
 from multinotes.chat import service as chat
-from multinotes.chat.models import Message
+from multinotes.chat.models import Message, MessageStatus
 from multinotes.http.endpoint import page
 from multinotes.http.responses import render
 from multinotes.identity.actor import require_user
@@ -207,9 +207,8 @@ def build_thread(
                 column.continues = column.answer.message.id == prompt.parent_id
     if turns and turns[-1].columns:
         last = turns[-1]
-        answered = [
-            c for c in last.columns if c.answer.message.status in ("complete", "stopped")
-        ] or last.columns
+        shown = (MessageStatus.COMPLETE, MessageStatus.STOPPED)
+        answered = [c for c in last.columns if c.answer.message.status in shown] or last.columns
         last.reply_to = next(
             (c.answer.message.id for c in last.columns if c.answer.message.id == leaf.id),
             answered[0].answer.message.id,
