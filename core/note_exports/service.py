@@ -454,6 +454,20 @@ async def purge_note_exports(app: web.Application) -> int:
     return len(expired)
 
 
+async def remove_user_note_exports(app: web.Application, user_id: str) -> None:
+    """Delete every export file of a user (their account is being deleted; the rows go with
+    the user's row)."""
+    async with app[DB].read() as session:
+        keys = list(
+            await session.scalars(
+                select(NoteExport.storage_key).where(
+                    NoteExport.user_id == user_id, NoteExport.storage_key.is_not(None)
+                )
+            )
+        )
+    await objects.delete_all(objects.storage_of(app), [key for key in keys if key])
+
+
 def _remove_partials(folder: Path) -> None:
     if not folder.exists():
         return

@@ -45,6 +45,7 @@ from multinotes.identity.passwords import verify_password
 from multinotes.identity.service import normalize_email, token_hash
 from multinotes.keys import DB, SETTINGS, TASKS
 from multinotes.mail import send_mail
+from multinotes.note_exports.service import remove_user_note_exports
 from multinotes.notes.models import Document, DocumentVersion, Folder
 from multinotes.plugin_host import TaskDef
 from multinotes.privacy.exports import remove_user_export_files
@@ -354,6 +355,7 @@ CONTENT_REMOVERS: list[ContentRemover] = [
     remove_notes,
     remove_stored_files,
     remove_user_export_files,
+    remove_user_note_exports,
     remove_avatar,
 ]
 
