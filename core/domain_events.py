@@ -109,7 +109,7 @@ class EventType(Generic[P]):
             "name": self.name,
             "version": self.version,
             "description": self.description,
-            "schema": self.json_schema(),
+            "json_schema": self.json_schema(),
         }
 
 

@@ -22,6 +22,7 @@ from multinotes.api import (
     comments,
     conversations,
     documents,
+    events,
     exports,
     files,
     folders,
@@ -64,8 +65,9 @@ def _add(app: web.Application, *modules: ModuleType) -> None:
 
 
 def setup_platform(app: web.Application) -> None:
-    """Health and readiness, the API documentation, the plugin console, the public pages."""
-    _add(app, health, admin_plugins, docs, pages)
+    """Health and readiness, the API documentation, the plugin console, the public pages, the
+    domain event catalogue."""
+    _add(app, health, admin_plugins, docs, pages, events)
     app.on_startup.append(docs.build_on_startup)
 
 

@@ -46,7 +46,7 @@ from multinotes.errors import (
     ProviderUnavailable,
 )
 from multinotes.files import objects
-from multinotes.files import service as files
+from multinotes.files import quota as files
 from multinotes.keys import BUS, CATALOG, DB, METRICS, SETTINGS
 from multinotes.markdown import render_markdown
 from multinotes.plugin_settings import field_errors

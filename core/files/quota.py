@@ -1,0 +1,70 @@
+"""The storage quota: every byte a user keeps counts, their files and the media kept with their
+chats (prompt attachments, generated images and audio). The chat checks it for attachments and
+the Files feature for uploads; both go through here."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from multinotes.chat.models import MessageMedia
+from multinotes.db import Database
+from multinotes.errors import PayloadTooLarge
+from multinotes.files.models import File
+from multinotes.keys import DB, SETTINGS
+from multinotes.models import User
+from multinotes.settings import Settings
+
+
+def quota_of(settings: Settings, user_id: str) -> int:
+    """The user's storage quota (plans will set it per user; a default for now)."""
+    return settings.default_storage_quota_bytes
+
+
+async def used_in(session: AsyncSession, user_id: str) -> int:
+    """Every stored byte the user owns: their files and the media kept with their chats
+    (prompt attachments, generated images and audio)."""
+    files = await session.scalar(
+        select(func.coalesce(func.sum(File.size), 0)).where(File.user_id == user_id)
+    )
+    media = await session.scalar(
+        select(func.coalesce(func.sum(MessageMedia.size), 0)).where(MessageMedia.user_id == user_id)
+    )
+    return int(files or 0) + int(media or 0)
+
+
+async def used_bytes(db: Database, user_id: str) -> int:
+    async with db.read() as session:
+        return await used_in(session, user_id)
+
+
+def quota_exceeded(quota: int, used: int, field: str = "file") -> PayloadTooLarge:
+    left = max(0, quota - used)
+    return PayloadTooLarge(
+        f"This upload does not fit in your storage quota ({left} of {quota} bytes left). "
+        "Delete files or upgrade your storage plan.",
+        code="quota_exceeded",
+        fields={field: "exceeds the storage quota"},
+    )
+
+
+async def check_room(app: web.Application, user_id: str, size: int, field: str = "file") -> None:
+    """Refuse ``size`` more bytes that would not fit in the owner's quota (a first check, before
+    anything is read or stored; ``claim_room_in`` re-checks under the lock)."""
+    quota = quota_of(app[SETTINGS], user_id)
+    used = await used_bytes(app[DB], user_id)
+    if used + size > quota:
+        raise quota_exceeded(quota, used, field)
+
+
+async def claim_room_in(
+    session: AsyncSession, settings: Settings, user_id: str, size: int, field: str = "file"
+) -> None:
+    """Inside the transaction that records ``size`` new stored bytes: lock the owner's row (so
+    concurrent writers of this user's bytes take turns) and refuse what does not fit."""
+    await session.execute(select(User.id).where(User.id == user_id).with_for_update())
+    quota = quota_of(settings, user_id)
+    used = await used_in(session, user_id)
+    if used + size > quota:
+        raise quota_exceeded(quota, used, field)
