@@ -87,4 +87,5 @@ def register_routes(register: RouteRegistrar) -> None:
 
 @hookimpl
 def register_templates(register: TemplateRegistrar) -> None:
-    register(templates=Path(__file__).parent / "templates")
+    here = Path(__file__).parent
+    register(templates=here / "templates", static=here / "static")

@@ -145,6 +145,8 @@ async def action_form(request: web.Request) -> web.Response:
         raise _back(endpoint_id, "test")
     if action in ("on", "off"):
         await service.update_endpoint(ctx, viewer, endpoint_id, {"enabled": action == "on"})
+        if (await request.post()).get("back") == "list":  # the admin's list of everyone's
+            raise web.HTTPSeeOther(f"/integrations?done={action}")
         raise _back(endpoint_id, action)
     if action == "delete":
         await service.delete_endpoint(ctx, viewer, endpoint_id)
