@@ -124,6 +124,9 @@ def test_a_delete_waiting_for_undo_still_happens_when_the_page_is_left(
 ) -> None:
     page = browsing.new_page(storage_state=sidebar_user)
     ids = make_conversations(page, "Leaving soon")
+    # The next page replays the delete in case the browser dropped the keepalive request; when
+    # it was not dropped, the replay finds the conversation already gone.
+    browsing.problems.allow(rf"status of 404 .*/api/conversations/{ids['Leaving soon']}\]")
     menu_action(page, "Leaving soon", "Delete")
     expect(page.locator("#ws-toast")).to_be_visible()
     page.goto("/notes")
@@ -133,6 +136,28 @@ def test_a_delete_waiting_for_undo_still_happens_when_the_page_is_left(
         page.wait_for_timeout(100)
     else:
         raise AssertionError("the delete was lost when the page was left")
+
+
+def test_a_delete_the_browser_dropped_on_leaving_is_sent_by_the_next_page(
+    browsing: Any, sidebar_user: Any
+) -> None:
+    page = browsing.new_page(storage_state=sidebar_user)
+    ids = make_conversations(page, "Dropped on the way out")
+    url = f"/api/conversations/{ids['Dropped on the way out']}"
+    # What sendOnLeave leaves behind when the keepalive request never reached the server.
+    page.evaluate(
+        "url => localStorage.setItem("
+        "'multinotes.onLeave', JSON.stringify([{method: 'DELETE', url}]))",
+        url,
+    )
+    page.goto("/notes")
+    for _ in range(50):
+        if page.request.get(url).status == 404:
+            break
+        page.wait_for_timeout(100)
+    else:
+        raise AssertionError("the next page did not send the dropped delete")
+    page.wait_for_function("localStorage.getItem('multinotes.onLeave') === null")  # forgotten
 
 
 def test_shortcuts_are_listed_and_slash_focuses_the_prompt(

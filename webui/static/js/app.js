@@ -26,8 +26,9 @@
  *     inputs/textareas) and shows "Copied" for 1.5 s.
  *
  * Only global exported: window.Multinotes = { csrfToken(), request(method, url, body?, signal?),
- * readEvents(response, onEvent) }. request: fetch() with the CSRF header and a JSON body;
- * readEvents: the server-sent events of a fetch() response, each as onEvent(name, data).
+ * readEvents(response, onEvent), showTimes(root), sendOnLeave(method, url) }. request: fetch()
+ * with the CSRF header and a JSON body; readEvents: the server-sent events of a fetch() response,
+ * each as onEvent(name, data); sendOnLeave: an idempotent request that must outlive the page.
  */
 (function () {
   "use strict";
@@ -81,6 +82,52 @@
     return fetch(url, init);
   }
 
+  // --- requests that must outlive the page ---------------------------------
+  // A request made while the page is being left (pagehide) goes as a keepalive fetch, but a
+  // browser may still drop it (seen with a service worker in control). So it is also written to
+  // localStorage first and replayed by the next page of the app, then forgotten once answered.
+  // Only for idempotent requests (DELETE, PUT): sending one twice does no harm.
+  var LEAVE_KEY = "multinotes.onLeave";
+
+  function leaveQueue() {
+    try { return JSON.parse(window.localStorage.getItem(LEAVE_KEY) || "[]"); } catch (e) { return []; }
+  }
+
+  function saveLeaveQueue(queue) {
+    try {
+      if (queue.length) window.localStorage.setItem(LEAVE_KEY, JSON.stringify(queue));
+      else window.localStorage.removeItem(LEAVE_KEY);
+    } catch (e) { /* storage full or off: the keepalive fetch is all there is */ }
+  }
+
+  function forgetLeave(method, url) {
+    saveLeaveQueue(leaveQueue().filter(function (job) {
+      return !(job.method === method && job.url === url);
+    }));
+  }
+
+  function answered(response) { return response.ok || (response.status >= 400 && response.status < 500); }
+
+  function sendOnLeave(method, url) {
+    var queue = leaveQueue();
+    queue.push({ method: method, url: url });
+    saveLeaveQueue(queue);
+    var headers = {};
+    var token = csrfToken();
+    if (token) headers["X-CSRF-Token"] = token;
+    fetch(url, { method: method, keepalive: true, credentials: "same-origin", headers: headers })
+      .then(function (response) { if (answered(response)) forgetLeave(method, url); })
+      .catch(function () { /* the next page replays it */ });
+  }
+
+  function replayLeft() {
+    leaveQueue().forEach(function (job) {
+      request(job.method, job.url).then(function (response) {
+        if (answered(response)) forgetLeave(job.method, job.url);
+      }).catch(function () { /* offline: try again on the next page */ });
+    });
+  }
+
   // --- times in the reader's time zone ------------------------------------
   // <time datetime="…"> with a time of day: relative while recent ("5 min ago"), else the date
   // and time; the exact moment on hover. The zone is the profile's (<html data-timezone>) or the
@@ -131,7 +178,7 @@
     });
   }
 
-  document.addEventListener("DOMContentLoaded", function () { showTimes(document); });
+  document.addEventListener("DOMContentLoaded", function () { showTimes(document); replayLeft(); });
   document.addEventListener("htmx:afterSwap", function (evt) { showTimes(evt.target); });
   window.setInterval(function () { showTimes(document); }, 60000);
 
@@ -140,6 +187,7 @@
     request: request,
     readEvents: readEvents,
     showTimes: showTimes,
+    sendOnLeave: sendOnLeave,
   });
 
   // Fallback only: the <meta name="htmx-config"> tag above is authoritative

@@ -5,7 +5,8 @@
  * /chat/sidebar (htmx), which groups it (Pinned, Today, Yesterday, ...).
  *
  * A delete waits a few seconds for Undo before it is sent; leaving the page sends it at once
- * (fetch keepalive), so an undone-or-not delete never depends on staying on the page.
+ * (Multinotes.sendOnLeave: a keepalive fetch, replayed by the next page if the browser dropped
+ * it), so a delete that was not undone never depends on staying on the page.
  */
 (function () {
   "use strict";
@@ -118,10 +119,7 @@
     pending = null;
     clearTimeout(job.timer);
     if (keepalive) {
-      fetch("/api/conversations/" + encodeURIComponent(job.id), {
-        method: "DELETE", keepalive: true, credentials: "same-origin",
-        headers: { "X-CSRF-Token": window.Multinotes.csrfToken() },
-      });
+      window.Multinotes.sendOnLeave("DELETE", "/api/conversations/" + encodeURIComponent(job.id));
       return;
     }
     api("DELETE", job.id).then(function (response) {
