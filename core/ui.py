@@ -15,7 +15,7 @@ set. Only a settings panel's own template produces HTML, as any template does.
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -119,20 +119,25 @@ class Action:
     ``post`` (a form posted to that address, with the CSRF token; htmx posts it in place and puts
     the response's text in the menu's status line). In either, ``{id}`` is replaced by the
     object's id. ``on`` names the kinds of object it is offered on; ``applies(target, viewer)``
-    may narrow that to some objects or users (e.g. only the owner).
+    may narrow that to some objects or users (e.g. only the owner). Actions with the same
+    ``group`` (e.g. ``"Export"``) are listed together under that heading.
     """
 
     id: str
     label: str
-    on: frozenset[str]
+    #: One kind or several (stored as a frozenset).
+    on: Collection[str]
     url: str | None = None
     post: str | None = None
     icon: str | None = None
     applies: Callable[[ActionTarget, Viewer], bool] | None = None
+    group: str | None = None
 
     def __post_init__(self) -> None:
         _check_id(self.id, "an action")
         _check_label(self.label, "an action")
+        if self.group is not None:
+            _check_label(self.group, "an action group")
         _check_icon(self.icon)
         kinds = frozenset([self.on] if isinstance(self.on, str) else self.on)
         if not kinds or not kinds <= TARGET_KINDS:
@@ -200,7 +205,7 @@ def check_asset(path: object, folders: list[Path]) -> str:
 # -- serving ------------------------------------------------------------------------------------
 
 #: The static route of each plugin (one per static folder), for versioned asset URLs.
-PLUGIN_STATIC: web.AppKey[dict[str, list[web.StaticResource]]] = web.AppKey("plugin_static", dict)
+PLUGIN_STATIC: web.AppKey[dict[str, list[web.AbstractResource]]] = web.AppKey("plugin_static", dict)
 
 
 def setup_plugin_static(app: web.Application) -> None:
@@ -208,7 +213,7 @@ def setup_plugin_static(app: web.Application) -> None:
     holding a file wins), with a content hash in asset URLs as for the core's files."""
     from multinotes.keys import PLUGINS
 
-    resources: dict[str, list[web.StaticResource]] = {}
+    resources: dict[str, list[web.AbstractResource]] = {}
     for record in app[PLUGINS].loaded():
         for index, folder in enumerate(record.static):
             prefix = f"/static/plugins/{record.name}/"
@@ -305,6 +310,7 @@ class ShownAction:
     href: str
     method: Literal["get", "post"]
     icon: str | None
+    group: str | None = None
 
 
 @dataclass(frozen=True)
@@ -364,12 +370,20 @@ class PageExtensions:
                 continue
             method: Literal["get", "post"] = "get" if action.url else "post"
             href = action.href_for(target)
-            shown.append(ShownAction(action.id, plugin, action.label, href, method, action.icon))
-        return shown
+            shown.append(
+                ShownAction(
+                    action.id, plugin, action.label, href, method, action.icon, action.group
+                )
+            )
+        # Ungrouped first, then each group together (in the order its first action came).
+        groups = list(dict.fromkeys(a.group for a in shown if a.group))
+        return [a for a in shown if not a.group] + [
+            a for group in groups for a in shown if a.group == group
+        ]
 
     def assets(self) -> list[tuple[str, str]]:
         """``(kind, url)`` of every enabled plugin's CSS and JS files."""
-        found = []
+        found: list[tuple[str, str]] = []
         for record in self._host.loaded():
             if not record.enabled:
                 continue

@@ -202,6 +202,14 @@ class PluginContext:
         then the core's) to a string, e.g. for a mail or a page fragment."""
         return aiohttp_jinja2.get_env(self.app).get_template(template).render(**values)
 
+    def render_page(
+        self, request: web.Request, template: str, /, *, status: int = 200, **values: Any
+    ) -> web.Response:
+        """A whole HTML page for a plugin route: ``template`` rendered with the core's page
+        context (the signed-in ``actor``, ``csrf_token``, navigation, plugin assets), so a
+        template that ``{% extends "default:base.html" %}`` looks like every other page."""
+        return aiohttp_jinja2.render_template(template, request, values, status=status)
+
     def url(self, path: str, /) -> str:
         """An absolute URL to ``path`` on this site (``MULTINOTES_PUBLIC_URL`` when set, else
         the address the server listens on), e.g. for a link in a message sent elsewhere."""
