@@ -20,9 +20,12 @@ import unicodedata
 from collections.abc import AsyncIterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from multinotes.ui import Action
 
 #: Credits are integers; one credit is this many US dollars (see ``multinotes.wallet``).
 USD_PER_CREDIT = 0.00001
@@ -196,6 +199,43 @@ def safe_filename(title: str, extension: str, *, default: str = "note") -> str:
     text = _UNSAFE_NAME.sub("-", text).strip(" .-") or default
     text = re.sub(r"-{2,}", "-", text)[:80].rstrip(" .-") or default
     return f"{text}.{extension}" if extension else text
+
+
+#: The Export menu's heading, under which every exporter's actions are listed.
+EXPORT_GROUP = "Export"
+
+
+def export_actions(exporter: Exporter) -> list[Action]:
+    """The Export menu entries of a file exporter, for its plugin's ``register_actions``: a
+    note downloads at once (``GET /api/documents/{id}/export?format=<id>``; a saved comparison
+    is a note too); a conversation or a folder (a ZIP keeping its tree) is exported in the
+    background, with a progress bar in the menu."""
+    from multinotes.ui import Action
+
+    format_id = exporter.exporter_id
+    return [
+        Action(
+            id=f"{format_id}-export-note",
+            label=exporter.name,
+            on=frozenset({"note"}),
+            url=f"/api/documents/{{id}}/export?format={format_id}",
+            group=EXPORT_GROUP,
+        ),
+        Action(
+            id=f"{format_id}-export-conversation",
+            label=exporter.name,
+            on=frozenset({"conversation"}),
+            post=f"/exports/conversation/{{id}}?format={format_id}",
+            group=EXPORT_GROUP,
+        ),
+        Action(
+            id=f"{format_id}-export-folder",
+            label=f"{exporter.name} (ZIP)",
+            on=frozenset({"folder"}),
+            post=f"/exports/folder/{{id}}?format={format_id}",
+            group=EXPORT_GROUP,
+        ),
+    ]
 
 
 class Exporter:

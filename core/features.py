@@ -47,6 +47,7 @@ from multinotes.web import (
     admin_workspace,
     docs,
     files_pages,
+    exports_pages,
     notes_pages,
     oauth_pages,
     pages,
@@ -95,7 +96,7 @@ def setup_billing(app: web.Application) -> None:
 
 def setup_notes(app: web.Application) -> None:
     """Notes and folders, and their exports (PDF, Word, Markdown, HTML, ...)."""
-    _add(app, folders, documents, exports, notes_pages)
+    _add(app, folders, documents, exports, notes_pages, exports_pages)
 
 
 def setup_files(app: web.Application) -> None:

@@ -180,9 +180,9 @@ async def start_job(
     target: Target,
     base_url: str,
 ) -> NoteExport:
+    await check_target(app, user_id, target)  # first: to a stranger, every answer is 404
     exporter = exporter_of(app, format_id)
     options = options_of(exporter, raw_options, prefix="options.")
-    await check_target(app, user_id, target)
     job = NoteExport(
         id=new_id(),
         user_id=user_id,

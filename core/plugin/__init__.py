@@ -80,6 +80,7 @@ from multinotes.exporters import (
     ExportResult,
     ExportSource,
     Provenance,
+    export_actions,
     safe_filename,
 )
 from multinotes.hookspecs import (
@@ -209,6 +210,7 @@ __all__ = [
     "WebhookRejected",
     "configured_key",
     "credits_from_usd",
+    "export_actions",
     "export_blocks",
     "hookimpl",
     "openai_wire",

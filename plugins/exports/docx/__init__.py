@@ -26,12 +26,14 @@ from docx.table import _Cell
 from docx.text.paragraph import Paragraph
 
 from multinotes.plugin import (
+    ActionRegistrar,
     ExportDocument,
     Exporter,
     ExporterRegistrar,
     ExportFile,
     ExportOptions,
     Invalid,
+    export_actions,
     export_blocks,
     hookimpl,
 )
@@ -247,3 +249,10 @@ class DocxExporter(Exporter):
 @hookimpl
 def register_exporters(register: ExporterRegistrar) -> None:
     register(DocxExporter())
+
+
+@hookimpl
+def register_actions(register: ActionRegistrar) -> None:
+    """The Export menu's entries for this format on notes, conversations and folders."""
+    for action in export_actions(DocxExporter()):
+        register(action)

@@ -18,12 +18,14 @@ from typing import Literal
 from pydantic import Field
 
 from multinotes.plugin import (
+    ActionRegistrar,
     ExportDocument,
     Exporter,
     ExporterRegistrar,
     ExportFile,
     ExportOptions,
     Invalid,
+    export_actions,
     hookimpl,
     render_markdown,
 )
@@ -119,3 +121,10 @@ class HtmlExporter(Exporter):
 @hookimpl
 def register_exporters(register: ExporterRegistrar) -> None:
     register(HtmlExporter())
+
+
+@hookimpl
+def register_actions(register: ActionRegistrar) -> None:
+    """The Export menu's entries for this format on notes, conversations and folders."""
+    for action in export_actions(HtmlExporter()):
+        register(action)

@@ -13,11 +13,13 @@ import re
 from urllib.parse import urlsplit
 
 from multinotes.plugin import (
+    ActionRegistrar,
     ExportDocument,
     Exporter,
     ExporterRegistrar,
     ExportFile,
     ExportOptions,
+    export_actions,
     hookimpl,
 )
 
@@ -81,3 +83,10 @@ class MarkdownExporter(Exporter):
 @hookimpl
 def register_exporters(register: ExporterRegistrar) -> None:
     register(MarkdownExporter())
+
+
+@hookimpl
+def register_actions(register: ActionRegistrar) -> None:
+    """The Export menu's entries for this format on notes, conversations and folders."""
+    for action in export_actions(MarkdownExporter()):
+        register(action)

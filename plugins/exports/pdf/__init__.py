@@ -20,12 +20,14 @@ from fpdf.enums import XPos, YPos
 from pydantic import Field
 
 from multinotes.plugin import (
+    ActionRegistrar,
     ExportDocument,
     Exporter,
     ExporterRegistrar,
     ExportFile,
     ExportOptions,
     Invalid,
+    export_actions,
     export_blocks,
     hookimpl,
 )
@@ -280,3 +282,10 @@ class PdfExporter(Exporter):
 @hookimpl
 def register_exporters(register: ExporterRegistrar) -> None:
     register(PdfExporter())
+
+
+@hookimpl
+def register_actions(register: ActionRegistrar) -> None:
+    """The Export menu's entries for this format on notes, conversations and folders."""
+    for action in export_actions(PdfExporter()):
+        register(action)
