@@ -17,8 +17,10 @@ import re
 import shlex
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "plugins"
@@ -155,10 +157,39 @@ def test_the_exporters_example_runs():
     exec(compile(source, "exporters.md", "exec"), {"__name__": "exporters_md"})
 
 
+async def test_the_webhooks_receiver_example_trusts_only_signed_deliveries():
+    """docs/plugins/webhooks.md: the receiver verifies what the webhooks plugin signs."""
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from multinotes.plugins.integrations.webhooks import signing
+
+    [(language, source)] = blocks("webhooks.md")
+    assert language == "python"
+    namespace: dict[str, Any] = {"__name__": "webhooks_md"}
+    exec(compile(source, "webhooks.md", "exec"), namespace)
+    secret = signing.new_secret()
+    body = '{"type":"note.created","timestamp":"2026-12-06T05:00:00+00:00","data":{}}'
+    signed = signing.headers([secret], "msg_1", int(time.time()), body)
+    forged = signing.headers([signing.new_secret()], "msg_2", int(time.time()), body)
+    async with TestClient(TestServer(namespace["receiver"](secret))) as client:
+        assert (await client.post("/hooks", data=body, headers=signed)).status == 204
+        assert (await client.post("/hooks", data=body, headers=forged)).status == 401
+        received = await (await client.get("/received")).json()
+    assert [m["type"] for m in received] == ["note.created"]
+
+
 def test_every_block_in_docs_plugins_is_run_by_a_test():
     """A new page, or a block of a new language, needs a test here first."""
     pages = {path.name: blocks(path.name) for path in sorted(DOCS.glob("*.md"))}
-    assert set(pages) == {"README.md", "tutorial.md", "hooks.md", "exporters.md", "events.md"}
+    assert set(pages) == {
+        "README.md",
+        "tutorial.md",
+        "hooks.md",
+        "exporters.md",
+        "events.md",
+        "webhooks.md",
+    }
+    assert [language for language, _ in pages["webhooks.md"]] == ["python"]
     assert pages["events.md"] == []  # tested against the catalogue: tests/test_domain_events.py
     assert pages["README.md"] == []
     assert [language for language, _ in pages["hooks.md"]] == ["python"]
