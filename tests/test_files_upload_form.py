@@ -102,6 +102,15 @@ async def landed_on(api: ApiClient, response: Any) -> Page:
 # -- the form -------------------------------------------------------------------------------------
 
 
+async def test_the_files_page_checks_its_cursor_with_the_apis_query_model(api: ApiClient) -> None:
+    await member(api)
+    for path in ("/files?before=../x", "/api/files?before=../x"):
+        response = await api.get(path)
+        assert response.status == 422, path
+        assert "before" in await response.text(), path
+    assert (await api.get("/files?before=0123456789abcdef0123456789abcdef")).status == 200
+
+
 async def test_the_upload_section_is_a_plain_form_with_its_token_first(api: ApiClient) -> None:
     await member(api)
     page = await get_page(api, "/files")

@@ -140,6 +140,13 @@ async def test_bad_list_queries_are_422(bob: ApiClient):
         assert (await bob.get(f"/api/notifications?{query}")).status == 422, query
 
 
+async def test_the_page_checks_its_cursor_with_the_apis_query_model(bob: ApiClient):
+    for path in ("/notifications?before=../x", "/api/notifications?before=../x"):
+        response = await bob.get(path)
+        assert response.status == 422, path
+        assert "before" in await response.text(), path
+
+
 async def test_the_bell_and_the_notifications_page(ann: ApiClient, bob: ApiClient):
     badge = await (await bob.get("/notifications/badge")).text()
     assert "notification-count" not in badge

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from multinotes.errors import BadRequest, Invalid
 from multinotes.files import service, sniff
 from multinotes.files.models import File
+from multinotes.files.schemas import ID_PATTERN, FileQuery
 from multinotes.http.downloads import content_disposition
 from multinotes.http.endpoint import endpoint, multipart
 from multinotes.http.uploads import MAX_FIELDS, next_part, part_chunks, read_field
@@ -24,7 +25,6 @@ from multinotes.sharing import access
 
 routes = web.RouteTableDef()
 
-ID_PATTERN = r"^[0-9A-Za-z_-]{1,32}$"
 PREVIEW_TEXT_BYTES = 4096
 PREVIEW_MAX_SIDE = 512
 PREVIEW_MAX_PIXELS = 40_000_000
@@ -61,14 +61,6 @@ class FileOut(BaseModel):
 class FilePage(BaseModel):
     files: list[FileOut]
     next_cursor: str | None
-
-
-class FileQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    limit: int = Field(default=50, ge=1, le=200)
-    before: str | None = Field(default=None, pattern=ID_PATTERN, description="next_cursor")
-    folder_id: str | None = Field(default=None, pattern=ID_PATTERN)
 
 
 class FilePatch(BaseModel):

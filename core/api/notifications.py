@@ -11,10 +11,10 @@ from multinotes.http.endpoint import endpoint
 from multinotes.identity.actor import require_user
 from multinotes.keys import DB
 from multinotes.sharing import notifications
+from multinotes.sharing.schemas import ID_PATTERN, NotificationQuery
 
 routes = web.RouteTableDef()
 
-ID_PATTERN = r"^[0-9A-Za-z_-]{1,32}$"
 
 
 class Actor(BaseModel):
@@ -39,14 +39,6 @@ class NotificationPage(BaseModel):
     unread: int = Field(description="How many of all your notifications are unread.")
     notifications: list[NotificationOut]
     next_cursor: str | None
-
-
-class NotificationQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    limit: int = Field(default=20, ge=1, le=100)
-    before: str | None = Field(default=None, pattern=ID_PATTERN, description="next_cursor")
-    unread: bool = Field(default=False, description="Only unread ones.")
 
 
 class ReadIn(BaseModel):

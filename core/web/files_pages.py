@@ -19,7 +19,8 @@ from multinotes.errors import AppError, BadRequest, Forbidden, NotFound, RateLim
 from multinotes.files import service as files
 from multinotes.files import sniff
 from multinotes.files.models import File
-from multinotes.http.endpoint import page
+from multinotes.files.schemas import FileQuery
+from multinotes.http.endpoint import page, validate
 from multinotes.http.middleware import CHECKED_FORM
 from multinotes.http.responses import flash_fits, redirect, render, safe_next
 from multinotes.http.uploads import part_chunks, read_field
@@ -29,7 +30,6 @@ from multinotes.keys import DB, RATE_LIMITS, SETTINGS
 routes = web.RouteTableDef()
 
 FILES_PAGE = 48
-CURSOR_PATTERN = frozenset("0123456789abcdefABCDEF")
 
 
 def human_bytes(size: int) -> str:
@@ -92,10 +92,11 @@ def file_row(row: File) -> FileRow:
 @page(access="user")
 async def files_page(request: web.Request) -> web.Response:
     actor = require_user(request)
-    before = request.query.get("before", "")
-    before = before if 0 < len(before) <= 32 and set(before) <= CURSOR_PATTERN else ""
+    # The API's query model: a malformed cursor is a 422 naming ``before``, as in the API.
+    query = validate(FileQuery, {"before": request.query.get("before") or None})
+    before = query.before
     rows, cursor = await files.list_files(
-        request.app[DB], actor.user_id, limit=FILES_PAGE, before=before or None
+        request.app[DB], actor.user_id, limit=FILES_PAGE, before=before
     )
     settings = request.app[SETTINGS]
     return render(

@@ -45,6 +45,7 @@ from multinotes.sharing import actions as share_actions
 from multinotes.sharing import service as sharing
 from multinotes.sharing.activity import list_activity
 from multinotes.sharing.models import OBJECT_TYPES, Share
+from multinotes.sharing.schemas import NotificationQuery
 
 routes = web.RouteTableDef()
 
@@ -407,12 +408,10 @@ def thread_turns(tree: chat.Tree, media_url: Any) -> list[dict[str, Any]]:
 @page(access="user")
 async def notifications_page(request: web.Request) -> web.Response:
     actor = require_user(request)
-    before = request.query.get("before")
+    # The API's query model: a malformed cursor is a 422 naming ``before``, as in the API.
+    query = validate(NotificationQuery, {"before": request.query.get("before") or None})
     rows, cursor, unread = await notifications.list_notifications(
-        request.app[DB],
-        actor.user_id,
-        before=before if before and ID.match(before) else None,
-        limit=30,
+        request.app[DB], actor.user_id, before=query.before, limit=30
     )
     return render(
         request,

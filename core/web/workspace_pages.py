@@ -207,8 +207,8 @@ def build_thread(
                 column.continues = column.answer.message.id == prompt.parent_id
     if turns and turns[-1].columns:
         last = turns[-1]
-        shown = (MessageStatus.COMPLETE, MessageStatus.STOPPED)
-        answered = [c for c in last.columns if c.answer.message.status in shown] or last.columns
+        finished = (MessageStatus.COMPLETE, MessageStatus.STOPPED)
+        answered = [c for c in last.columns if c.answer.message.status in finished] or last.columns
         last.reply_to = next(
             (c.answer.message.id for c in last.columns if c.answer.message.id == leaf.id),
             answered[0].answer.message.id,
