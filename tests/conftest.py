@@ -29,9 +29,11 @@ from multinotes.testing import LOOPBACK_ALLOW, ApiClient, app_client, embedded_s
 # The logs of the whole session are scanned for every secret the tests used.
 from tests.support.log_guard import (  # noqa: F401
     _log_guard_temp_dir,
+    pytest_configure,
     pytest_runtest_logreport,
     pytest_sessionfinish,
     pytest_terminal_summary,
+    pytest_testnodedown,
 )
 
 MYSQL = os.environ.get("MULTINOTES_TEST_MYSQL", "root@127.0.0.1:3306")

@@ -12,7 +12,9 @@ token, mailed link's token, master key or provider key that any test used.
 - **When**: at the end of the session; a leak fails the run (exit status 1) and the summary says
   which secret (shortened) appeared in whose output.
 
-Running with ``-s`` (nothing captured) skips the check and says so.
+Running with ``-s`` (nothing captured) skips the check and says so. Under pytest-xdist (``-n``)
+each worker scans what its own tests printed and logged, and the controller reports the leaks of
+all of them.
 """
 
 from __future__ import annotations
@@ -47,8 +49,21 @@ def _file() -> IO[str]:
     return handle
 
 
+def _is_xdist_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def _is_xdist_controller(config: pytest.Config) -> bool:
+    """With ``-n``, the tests (and the secrets they note) live in the worker processes: each
+    worker scans its own output and logs and hands its leaks to the controller, which reports
+    them all (``pytest_testnodedown``)."""
+    return not _is_xdist_worker(config) and config.getoption("dist", "no") != "no"
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     """Keep what this phase of the test printed (earlier phases were kept already)."""
+    if _state.get("controller"):
+        return  # a worker's report, forwarded: that worker keeps and scans it
     parts = [
         content
         for title, content in report.sections
@@ -134,9 +149,27 @@ def _captured() -> Iterator[str]:
     yield from handle
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    _state["controller"] = _is_xdist_controller(config)
+    _state["worker_leaks"] = []
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """An xdist worker finished: take the leaks it found."""
+    found = getattr(node, "workeroutput", {}).get("log_guard_leaks", [])
+    _state["worker_leaks"].extend((where, secret) for where, secret in found)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if session.config.getoption("capture") == "no":
         _state["leaks"] = None
+        return
+    if _state.get("controller"):
+        leaks = _state["worker_leaks"]
+        _state["leaks"] = leaks
+        if leaks and session.exitstatus == 0:
+            session.exitstatus = 1
         return
     basetemp = _state["basetemp"]
     for value in [*constants_of_test_modules(), *mailed_tokens(basetemp)]:
@@ -145,6 +178,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     sources += [(name, _lines(path)) for name, path in server_logs(basetemp)]
     leaks = find_leaks(set(SEEN_SECRETS), sources)
     _state["leaks"] = leaks
+    if _is_xdist_worker(session.config):
+        session.config.workeroutput["log_guard_leaks"] = [list(leak) for leak in leaks]  # type: ignore[attr-defined]
     if leaks and session.exitstatus == 0:
         session.exitstatus = 1
 
