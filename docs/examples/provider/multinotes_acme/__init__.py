@@ -29,7 +29,6 @@ from multinotes.plugin import (
     ProviderUnavailable,
     SettingsRegistrar,
     StaticProvider,
-    configured_key,
     hookimpl,
     outgoing,
     parse_retry_after,
@@ -65,17 +64,16 @@ class AcmeModel(Model):
         self.pricing = Pricing.from_usd(input_per_million=input_usd, output_per_million=output_usd)
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
-        # The core hands in this plugin's settings, secrets decrypted: never read the environment.
-        key = configured_key(request.config)
-        if not key:
-            raise NeedsKey("Acme needs an API key: set it in the Plugins console.")
+        # The core reads the key and the base URL from this plugin's settings (secrets decrypted)
+        # and passes them in; a missing key never gets here. Never read the environment.
+        key = request.require_key("Acme")
         options = request.options.model_dump(exclude_none=True)
         body = {
             "model": self.remote_id,
             "messages": [{"role": m.role, "content": m.content} for m in request.messages],
             **options,
         }
-        session, owned = _session(request.clients, request.config.base_url)
+        session, owned = _session(request.clients, request.base_url or request.config.base_url)
         try:
             async for line in _read_lines(session, request, key, body):
                 if "text" in line:

@@ -11,13 +11,12 @@ import pytest
 from fake_api import API_KEY
 
 from multinotes.plugin import (
-    ChatMessage,
     GenerationRequest,
     NeedsKey,
     ProviderRateLimited,
     ProviderUnavailable,
 )
-from multinotes.testing import plugin_client
+from multinotes.testing import make_request, plugin_client
 
 
 def events_of(body: str) -> list[tuple[str, dict[str, object]]]:
@@ -71,11 +70,15 @@ async def test_a_disabled_plugin_takes_its_models_away(tmp_path):
 
 async def stream(url: str, key: str | None) -> tuple[str, GenerationRequest]:
     [model, _] = await multinotes_acme.PROVIDER.list_models(None)
-    request = GenerationRequest(
-        messages=[ChatMessage("user", "Say hello")],
-        options=model.Options(temperature=0.5),
-        config=multinotes_acme.AcmeSettings(base_url=url, api_key=key),
+    settings = multinotes_acme.AcmeSettings(base_url=url, api_key=key)
+    # As the core builds it: the key and base URL read from the settings and passed in.
+    request = make_request(
+        model,
+        settings,
+        "Say hello",
+        options={"temperature": 0.5},
         timeout=10.0,
+        provider=multinotes_acme.PROVIDER,
     )
     text = "".join([str(chunk) async for chunk in model.stream(request)])
     return text, request
