@@ -5,6 +5,7 @@ pinned, renamed (in a styled dialog), archived and deleted (with Undo); keyboard
 
 from __future__ import annotations
 
+import re
 import secrets
 from typing import Any
 
@@ -158,6 +159,26 @@ def test_a_delete_the_browser_dropped_on_leaving_is_sent_by_the_next_page(
     else:
         raise AssertionError("the next page did not send the dropped delete")
     page.wait_for_function("localStorage.getItem('multinotes.onLeave') === null")  # forgotten
+
+
+def test_a_conversation_is_shared_from_its_menu_by_a_public_link(
+    browsing: Any, sidebar_user: Any
+) -> None:
+    page = browsing.new_page(storage_state=sidebar_user)
+    title = f"Trip plan {secrets.token_hex(2)}"
+    make_conversations(page, title)
+    item(page, title).get_by_label(f"Actions: {title}").click()
+    item(page, title).get_by_role("button", name="Share", exact=True).click()
+    dialog = page.locator("dialog#share-dialog")
+    expect(dialog.get_by_role("heading", name=f"Share “{title}”")).to_be_visible()
+    dialog.get_by_text("Create a public link").click()
+    dialog.get_by_role("button", name="Create link").click()
+    link = page.locator("#share-new-link")
+    expect(link).to_have_value(re.compile(r"^http://127\.0\.0\.1:\d+/s/[A-Za-z0-9_-]{40,}$"))
+
+    visitor = browsing.new_page()  # nobody logged in
+    visitor.goto(link.input_value())
+    expect(visitor.get_by_role("heading", name=title)).to_be_visible()
 
 
 def test_shortcuts_are_listed_and_slash_focuses_the_prompt(
