@@ -519,6 +519,9 @@ main() {
   # nginx first (with the current upstream), so the release switch can rewrite and reload it.
   configure_nginx
   deploy_release
+  # upgrade.sh starts each unit by name; the target that groups them (what `systemctl restart
+  # multinotes.target` and a reboot act on) must be active too.
+  systemctl start multinotes.target
   check_app
   get_certificate
 

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 PASSWORD = "drill password, long enough 42"
-EMAIL = "admin@drill.test"
+EMAIL = "admin@example.com"  # .test is refused as a special-use domain
 
 
 class Failed(Exception):
