@@ -188,10 +188,13 @@ def test_every_block_in_docs_plugins_is_run_by_a_test():
         "exporters.md",
         "events.md",
         "webhooks.md",
+        "ui.md",
     }
     assert [language for language, _ in pages["webhooks.md"]] == ["python"]
     assert pages["events.md"] == []  # tested against the catalogue: tests/test_domain_events.py
     assert pages["README.md"] == []
+    # ui.md: a plugin module, two templates and a stylesheet (tests/test_plugin_ui.py)
+    assert [language for language, _ in pages["ui.md"]] == ["python", "html", "html", "css"]
     assert [language for language, _ in pages["hooks.md"]] == ["python"]
     assert [language for language, _ in pages["exporters.md"]] == ["python"]
     assert {language for language, _ in pages["tutorial.md"]} == {"toml", "python", "sh"}

@@ -6,6 +6,7 @@ template; a plugin's mistakes are refused when it registers or contained when a 
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -292,3 +293,45 @@ async def test_default_prefix_is_the_core_template_and_overrides_follow_the_plug
         assert "branded" not in await text(api, "/login")
         await switch(api, "brand", True)
         assert "branded" in await text(api, "/login")
+
+
+# -- docs/plugins/ui.md ------------------------------------------------------------------------
+
+
+async def test_the_pinboard_example_in_the_ui_docs_works_as_written(tmp_path: Path):
+    """Every block of docs/plugins/ui.md: the module, its two templates and its stylesheet, put
+    where their first line says, loaded as a third party's plugin."""
+    from tests.test_plugin_api import _core_imports, _load_module
+    from tests.test_plugin_docs import blocks
+
+    [(python, source), *files] = blocks("ui.md")
+    assert python == "python" and [language for language, _ in files] == ["html", "html", "css"]
+    assert _core_imports(source, None) == []
+    for _, content in files:
+        first = content.partition("\n")[0]
+        name = first.strip("{}#/* ").strip()
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(content)
+    module = _load_module("multinotes_pinboard", source, tmp_path)
+    try:
+        settings = embedded_settings(tmp_path / "data")
+        async with app_client(create_app(settings, plugins=[("pinboard", module)])) as api:
+            await api.register_admin()
+            note = await created(api, "/api/documents", {"title": "Keep", "content": "x"})
+            page = await text(api, f"/notes/{note['id']}")
+            assert '<a href="/pinboard" data-plugin-link="pinboard"' in page
+            assert 'class="icon icon-pin"' in page
+            assert f'action="/pinboard/pins/{note["id"]}"' in page
+            assert re.search(r'href="/static/plugins/pinboard/pinboard\.css\?v=[^"]+"', page)
+            assert (await api.post(f"/pinboard/pins/{note['id']}")).status == 200
+            board = await text(api, "/pinboard")
+            assert f'<a href="/notes/{note["id"]}">' in board and 'id="topnav"' in board
+            account = await text(api, "/account")
+            assert "You have pinned 1 item." in account and 'id="panel-pinboard"' in account
+
+            await switch(api, "pinboard", False)
+            page = await text(api, f"/notes/{note['id']}")
+            assert "pinboard" not in page
+            assert 'id="panel-pinboard"' not in await text(api, "/account")
+    finally:
+        sys.modules.pop("multinotes_pinboard", None)
