@@ -1,1 +1,2 @@
-"""JSON API handlers, one module per area."""
+"""JSON API handlers, one module per area. They stand on ``multinotes.http`` and call the feature
+packages' services, like the pages (``multinotes.web``), which they never import."""
