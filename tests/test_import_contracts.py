@@ -1,7 +1,8 @@
 """Import contracts: the shape of the import tree, checked on every run.
 
 - No feature package imports the HTTP layer: services live in the feature packages, and the JSON
-  API (``multinotes.api``) and the pages (``multinotes.web``) both call them, never each other.
+  API (``multinotes.api``) and the pages (``multinotes.web``) both call them, never each other;
+  the HTTP machinery they share (``multinotes.http``) imports neither.
 - No cycles between feature packages.
 - The generation pipeline (``multinotes.chat``) does not import search, files or integrations:
   they react to its domain events instead.
@@ -55,6 +56,14 @@ def run_contract(contract: str, capsys: pytest.CaptureFixture[str]) -> tuple[int
 
 @pytest.mark.parametrize("contract", ["features-below-http", "services-without-http"])
 def test_feature_packages_never_import_the_http_layer(
+    contract: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, report = run_contract(contract, capsys)
+    assert code == 0, report
+
+
+@pytest.mark.parametrize("contract", ["api-and-pages-apart", "http-below-api-and-pages"])
+def test_the_api_and_the_pages_stand_side_by_side_on_the_http_machinery(
     contract: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, report = run_contract(contract, capsys)
