@@ -38,8 +38,8 @@ FEATURES = (
 )
 
 #: Imports between features that a change under way removes; each entry says which and why.
-#: The pipeline still reserves file quota for attachments and stores generated media itself
-#: (multinotes.chat.pipeline -> multinotes.files.service / .objects) while the domain-event
+#: The pipeline still reserves storage quota for attachments and stores generated media itself
+#: (multinotes.chat.pipeline -> multinotes.files.quota / .objects) while the domain-event
 #: subscribers take those over; until then chat and files import each other.
 PENDING = {("chat", "files"): "the pipeline's attachment quota and media storage (issue #13)"}
 
