@@ -329,6 +329,10 @@ async def test_an_owner_sees_only_their_endpoints_and_an_admin_sees_all(
     switched = await admin.post(f"/api/webhooks/{alices['id']}/disable")
     assert (await switched.json())["disabled_reason"] == "admin"
     assert (await alice.get_json(f"/api/webhooks/{alices['id']}"))["enabled"] is False
+    # ... and it stays off until an admin switches it on.
+    refused = await alice.post(f"/api/webhooks/{alices['id']}/enable")
+    assert refused.status == 403
+    assert (await refused.json())["error"]["code"] == "disabled_by_admin"
 
 
 async def test_update_disable_enable_and_delete(
@@ -423,8 +427,9 @@ async def test_a_delivery_interrupted_by_a_crash_is_sent_again_with_the_same_id(
         ctx, created["id"], "note.created", "event-1", service.message_body("note.created", {})
     )
     assert delivery_id is not None
-    assert await service._claim(ctx, delivery_id, 0)
+    assert await service._claim(ctx, delivery_id, 0, due_only=False)
     assert await service.sweep(ctx) == 0  # its lease still runs
+    assert not await service._claim(ctx, delivery_id, 0)  # nor can a second task take it
     async with app[DB].transaction() as session:
         await session.execute(
             update(Delivery)

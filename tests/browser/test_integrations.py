@@ -71,7 +71,8 @@ def test_a_webhook_is_added_tested_and_its_delivery_logged(
     # The refused form answers 400 (the browser logs it); nothing else may go wrong.
     page_problems.allow(r"status of 400 .*/integrations/webhooks\]")
     page = admin_page
-    page.goto("/integrations")
+    page.goto("/usage")
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Integrations").click()
     expect(page.get_by_role("heading", name="Integrations", exact=True)).to_be_visible()
 
     # A mistake is named next to its field, and what was typed stays.

@@ -10,7 +10,7 @@ endpoint gets one delivery, sent by the ``webhooks.deliver`` task and retried by
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from aiohttp import web
 
@@ -18,6 +18,8 @@ from multinotes.plugin import (
     Event,
     Integration,
     IntegrationRegistrar,
+    NavLink,
+    NavLinkRegistrar,
     PluginContext,
     RouteRegistrar,
     SettingsRegistrar,
@@ -37,7 +39,7 @@ class Webhooks(Integration):
     integration_id = PLUGIN
     name = "Outgoing webhooks"
     #: Every event: which endpoint wants which is decided per endpoint.
-    events: frozenset[str] = frozenset()
+    events: ClassVar[frozenset[str]] = frozenset()
 
     async def handle(
         self, event: Event, config: Any, *, context: PluginContext | None = None
@@ -47,14 +49,16 @@ class Webhooks(Integration):
         await service.dispatch(context, event)
 
 
-async def deliver_task(app: web.Application, delivery_id: str, expected_attempts: int = 0) -> str:
+async def deliver_task(
+    app: web.Application, delivery_id: str, expected_attempts: int = 0, initial: bool = False
+) -> str:
     ctx = plugin_context(app, PLUGIN)
     if expected_attempts < 0:  # the Retry button: one attempt now, whatever the status
         status, _ = await service.attempt(
             ctx, delivery_id, await ctx.settings(WebhooksSettings), trigger="manual"
         )
         return status
-    return await service.deliver(ctx, delivery_id, expected_attempts)
+    return await service.deliver(ctx, delivery_id, expected_attempts, initial=initial)
 
 
 async def sweep_task(app: web.Application) -> int:
@@ -83,6 +87,11 @@ def register_routes(register: RouteRegistrar) -> None:
         register(method, path, handler, access="user", name=name)
     for method, path, handler, name in pages.ROUTES:
         register(method, path, handler, access="user", name=name)
+
+
+@hookimpl
+def register_nav_links(register: NavLinkRegistrar) -> None:
+    register(NavLink(id="integrations", label="Integrations", href="/integrations"))
 
 
 @hookimpl

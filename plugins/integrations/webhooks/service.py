@@ -10,16 +10,17 @@ import random
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import aiohttp
 import structlog
 from pydantic import BaseModel, Field
 from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 
-from multinotes.plugin import Event, Invalid, NotFound, PluginContext, outgoing
+from multinotes.plugin import Event, Forbidden, Invalid, NotFound, PluginContext, outgoing
 
 from .signing import headers, new_secret
 from .tables import Attempt, Delivery, Endpoint, new_id, utcnow
@@ -231,6 +232,11 @@ async def update_endpoint(
 
 
 def _switch(endpoint: Endpoint, viewer: Viewer, enabled: bool) -> dict[str, Any]:
+    if enabled and endpoint.disabled_reason == "admin" and not viewer.is_admin:
+        raise Forbidden(
+            "An administrator switched this webhook off; ask them to switch it on again.",
+            code="disabled_by_admin",
+        )
     if enabled:
         return {"enabled": True, "disabled_reason": None, "failing_since": None}
     by_admin = viewer.is_admin and endpoint.user_id != viewer.user_id
@@ -312,7 +318,7 @@ async def dispatch(ctx: PluginContext, event: Event) -> list[str]:
         delivery_id = await _new_delivery(ctx, endpoint.id, event.name, event_key, body)
         if delivery_id:
             created.append(delivery_id)
-            await ctx.enqueue(DELIVER_TASK, delivery_id=delivery_id, expected_attempts=0)
+            await ctx.enqueue(DELIVER_TASK, delivery_id=delivery_id, initial=True)
     return created
 
 
@@ -345,7 +351,7 @@ async def send_test(ctx: PluginContext, viewer: Viewer, endpoint_id: str) -> str
     )
     delivery_id = await _new_delivery(ctx, endpoint.id, TEST_EVENT, new_id(), body)
     assert delivery_id is not None
-    await ctx.enqueue(DELIVER_TASK, delivery_id=delivery_id, expected_attempts=0)
+    await ctx.enqueue(DELIVER_TASK, delivery_id=delivery_id, initial=True)
     return delivery_id
 
 
@@ -413,23 +419,32 @@ def retry_delay(schedule: list[float], failed_attempts: int) -> float | None:
     return max(0.0, base * random.uniform(0.8, 1.2))
 
 
-async def _claim(ctx: PluginContext, delivery_id: str, expected_attempts: int) -> bool:
-    """Take the due attempt of a pending delivery (one task wins when two hold it)."""
+async def _claim(
+    ctx: PluginContext, delivery_id: str, expected_attempts: int, *, due_only: bool = True
+) -> bool:
+    """Take the due attempt of a pending delivery: the claim pushes ``next_attempt_at`` out by
+    the crash lease, so of two tasks holding it (the sweep ran twice, a retry woke up as the
+    sweep found it) only one sends. The first attempt, queued with the delivery, is not due
+    yet (its lease runs): it claims with ``due_only=False``."""
     now = utcnow()
+    conditions = [
+        Delivery.id == delivery_id,
+        Delivery.status == "pending",
+        Delivery.attempts == expected_attempts,
+    ]
+    if due_only:
+        conditions.append(Delivery.next_attempt_at <= now)
     async with ctx.transaction() as session:
         result = await session.execute(
-            update(Delivery)
-            .where(
-                Delivery.id == delivery_id,
-                Delivery.status == "pending",
-                Delivery.attempts == expected_attempts,
-            )
-            .values(next_attempt_at=now + CRASH_LEASE)
+            update(Delivery).where(*conditions).values(next_attempt_at=now + CRASH_LEASE)
         )
-    return bool(result.rowcount)
+    # an UPDATE's result is a CursorResult, which counts the rows it changed
+    return bool(cast(CursorResult[Any], result).rowcount)
 
 
-async def deliver(ctx: PluginContext, delivery_id: str, expected_attempts: int) -> str:
+async def deliver(
+    ctx: PluginContext, delivery_id: str, expected_attempts: int, *, initial: bool = False
+) -> str:
     """Send a pending delivery, retrying in place while the next retry is near; returns its
     status. A crash at any point leaves it pending with ``next_attempt_at`` set, so the sweep
     sends it again (at-least-once, same ``webhook-id``)."""
@@ -437,12 +452,13 @@ async def deliver(ctx: PluginContext, delivery_id: str, expected_attempts: int) 
     while True:
         if not ctx.is_enabled():
             return "pending"  # switched off: it waits, the sweep resumes it when back on
-        if not await _claim(ctx, delivery_id, expected_attempts):
+        if not await _claim(ctx, delivery_id, expected_attempts, due_only=not initial):
             return "skipped"
         status, delay = await attempt(ctx, delivery_id, settings, trigger="auto")
         if status != "pending" or delay is None or delay > INLINE_RETRY_SECONDS:
             return status
         expected_attempts += 1
+        initial = False
         await asyncio.sleep(delay)
 
 
