@@ -189,3 +189,27 @@ def test_a_phone_journey_sign_up_chat_save_share_never_scrolls_sideways(
     )
     no_horizontal_scroll(page, "the share dialog after sharing")
     screenshot(page, "phone-journey-shared")
+
+
+@pytest.mark.parametrize("width", [1024, 1280, 1440])
+def test_the_composers_buttons_keep_one_line_with_the_options_open(
+    browsing: Any, admin: Any, width: int
+) -> None:
+    page = browsing.new_page(storage_state=admin.storage_state)
+    page.set_viewport_size({"width": width, "height": 860})
+    page.goto("/chat")
+    page.locator("#model-options > summary").click()
+    expect(page.locator("#model-options")).to_have_attribute("open", "")
+    boxes = page.evaluate(
+        """() => ['#attach-label', '#send', '#stop-all'].map(sel => {
+            const el = document.querySelector(sel);
+            const box = el.getBoundingClientRect();
+            const style = getComputedStyle(el);
+            const inner = box.height - ['paddingTop', 'paddingBottom', 'borderTopWidth',
+                'borderBottomWidth'].reduce((sum, name) => sum + parseFloat(style[name]), 0);
+            return {sel, top: Math.round(box.top), lines: inner / parseFloat(style.lineHeight)};
+        })"""
+    )
+    assert len({box["top"] for box in boxes}) == 1, f"the buttons are not on one row: {boxes}"
+    for box in boxes:
+        assert box["lines"] < 1.5, f"{box['sel']} wraps at {width} px: {boxes}"
