@@ -16,6 +16,7 @@ from PIL import Image
 
 from multinotes.exporters import safe_filename
 from multinotes.plugin import (
+    ExportAnswer,
     ExportDocument,
     Exporter,
     ExportFile,
@@ -277,6 +278,26 @@ async def test_a_conversation_branch_lists_each_message_under_its_author():
         "You",
         "demo/swatch",
     ]
+
+
+async def test_a_prompt_from_a_conversation_shows_its_answers_side_by_side_in_html():
+    compared = ExportDocument(
+        title="Hills",
+        markdown="## You\n\nHow many hills?\n\n## a/one\n\nSeven.\n\n## b/two\n\nMany.",
+        kind="comparison",
+        messages=(
+            ExportMessage("user", "How many hills?"),
+            ExportMessage("assistant", "Seven.", model="a/one"),
+            ExportMessage("assistant", "Many.", model="b/two"),
+        ),
+        answers=(ExportAnswer("a/one", "Seven."), ExportAnswer("b/two", "Many.")),
+    )
+    page = (await HtmlExporter().export(compared)).decode()
+    grid = page.split('<section class="comparison" aria-label="Answers">', 1)[1]
+    columns = Page(grid.split("</section>", 1)[0])
+    assert [a["class"] for a in columns.all("article")] == ["answer", "answer"]
+    assert "".join(columns.text).split() == ["a/oneSeven.", "b/twoMany."]
+    assert page.count("Seven.") == 1  # each answer once, in its column
 
 
 # -- the contract ---------------------------------------------------------------------------------

@@ -71,15 +71,36 @@ def _provenance(document: ExportDocument, options: ExportOptions) -> str:
     )
 
 
+def _message(role: str, who: str, markdown: str) -> str:
+    return (
+        f'<article class="message {html.escape(role)}">'
+        f"<h2>{html.escape(who)}</h2>{render_markdown(markdown)}</article>"
+    )
+
+
 def _body(document: ExportDocument) -> str:
+    """A conversation message by message; a prompt exported from a conversation with its
+    models' answers side by side (a saved comparison is a note: its own Markdown, as edited)."""
     if document.kind == "conversation" and document.messages:
-        parts = []
-        for message in document.messages:
-            who = "You" if message.role == "user" else (message.model or message.role)
-            parts.append(
-                f'<article class="message {html.escape(message.role)}">'
-                f"<h2>{html.escape(who)}</h2>{render_markdown(message.markdown)}</article>"
-            )
+        return "\n".join(
+            _message(m.role, "You" if m.role == "user" else (m.model or m.role), m.markdown)
+            for m in document.messages
+        )
+    if document.kind == "comparison" and document.messages and document.answers:
+        answers = {a.markdown for a in document.answers}
+        branch = [
+            m for m in document.messages if not (m.role == "assistant" and m.markdown in answers)
+        ]
+        parts = [
+            _message(m.role, "You" if m.role == "user" else (m.model or m.role), m.markdown)
+            for m in branch
+        ]
+        columns = "".join(
+            f'<article class="answer"><h2>{html.escape(a.model)}</h2>'
+            f"{render_markdown(a.markdown)}</article>"
+            for a in document.answers
+        )
+        parts.append(f'<section class="comparison" aria-label="Answers">{columns}</section>')
         return "\n".join(parts)
     return render_markdown(document.markdown)
 
