@@ -7,16 +7,19 @@ runtime modes; the catalogue is served and documented; integrations receive even
 from __future__ import annotations
 
 import ast
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
-from sqlalchemy import select
+from sqlalchemy import select, update
 from structlog.testing import capture_logs
 
 from multinotes import hookimpl
 from multinotes.app_settings import set_setting
+from multinotes.chat.models import Generation
+from multinotes.chat.pipeline import settle_stale_generations
 from multinotes.domain_events import (
     CORE_EVENTS,
     EVENTS,
@@ -297,6 +300,26 @@ async def test_generations_publish_completed_or_failed_once(user: ApiClient):
     assert completed["model"] == "script/good" and completed["status"] == "complete"
     assert completed["cost"] == 16 and completed["output_tokens"] == 3
     assert failed["model"] == "script/broken" and failed["error_code"] == "provider_unavailable"
+
+
+async def test_the_crash_sweep_publishes_generation_failed_once(user: ApiClient):
+    await generate(user, "script/good")
+    db = user.app[DB]
+    # Fake a crash: the answer left pending, its process long silent.
+    async with db.transaction() as session:
+        generation = await session.scalar(select(Generation))
+        assert generation is not None
+        await session.execute(
+            update(Generation)
+            .where(Generation.id == generation.id)
+            .values(status="pending", created_at=generation.created_at - timedelta(hours=2))
+        )
+    seen = record(user.app)
+    assert await settle_stale_generations(user.app) == 1
+    assert await settle_stale_generations(user.app) == 0
+    assert names(seen) == ["generation.failed"]
+    assert seen[0].payload["generation_id"] == generation.id
+    assert seen[0].payload["error_code"] == "interrupted"
 
 
 async def test_generated_media_reaches_files_through_the_completed_event(user: ApiClient):

@@ -20,7 +20,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import structlog
 from aiohttp import web
@@ -37,6 +37,7 @@ from multinotes.domain_events import (
     GENERATION_FAILED,
     GenerationCompleted,
     GenerationFailed,
+    stage,
 )
 from multinotes.errors import (
     Invalid,
@@ -53,6 +54,7 @@ from multinotes.plugin_settings import field_errors
 from multinotes.providers import (
     Attachment,
     ChatMessage,
+    ChatRole,
     MediaOutput,
     Pricing,
     Usage,
@@ -299,7 +301,7 @@ async def plan_generations(
             tuple([await _load_attachment(app, row) for row in prompt_media]),
         )
     history = [
-        ChatMessage(m.role, m.content)
+        ChatMessage(cast(ChatRole, m.role), m.content)  # a stored message's role
         for m in chain
         if m.content and m.status in ("complete", "stopped")
     ] + [prompt]
@@ -1260,6 +1262,10 @@ async def settle_stale_generations(
         await asyncio.sleep(soonest + 0.05)
 
 
+INTERRUPTED = "interrupted"
+INTERRUPTED_MESSAGE = "The server stopped while this answer was streaming."
+
+
 async def _settle_orphan(app: web.Application, generation: Generation) -> int:
     async with app[DB].transaction() as session:
         connection = await session.connection()
@@ -1282,8 +1288,8 @@ async def _settle_orphan(app: web.Application, generation: Generation) -> int:
             .where(Generation.id == generation.id, Generation.status == "pending")
             .values(
                 status="failed",
-                error_code="interrupted",
-                error_message="The server stopped while this answer was streaming.",
+                error_code=INTERRUPTED,
+                error_message=INTERRUPTED_MESSAGE,
                 input_tokens=usage.input_tokens,
                 output_tokens=usage.output_tokens,
                 cost=charged,
@@ -1295,6 +1301,22 @@ async def _settle_orphan(app: web.Application, generation: Generation) -> int:
             .where(Message.id == generation.message_id, Message.status == "pending")
             .values(status="failed")
         )
+        if ended.rowcount:  # published once this commits; not again by a concurrent sweep
+            stage(
+                session,
+                GENERATION_FAILED.of(
+                    generation.user_id,
+                    GenerationFailed(
+                        generation_id=generation.id,
+                        message_id=generation.message_id,
+                        conversation_id=generation.conversation_id,
+                        model=generation.model_id,
+                        error_code=INTERRUPTED,
+                        error_message=INTERRUPTED_MESSAGE,
+                        cost=charged,
+                    ),
+                ),
+            )
     if ended.rowcount:
         log.warning(
             "generation_interrupted_settled",
