@@ -12,7 +12,7 @@ import contextlib
 import inspect
 import warnings
 from collections.abc import AsyncIterator, Iterable
-from typing import Any
+from typing import Any, cast
 
 import aiohttp_jinja2
 import jinja2
@@ -28,7 +28,7 @@ from multinotes.errors import ConfigError
 from multinotes.events import setup_events
 from multinotes.files.service import setup_files
 from multinotes.http import middleware as mw
-from multinotes.http.endpoint import EndpointSpec, check_routes, spec_of
+from multinotes.http.endpoint import Access, EndpointSpec, check_routes, spec_of
 from multinotes.http.unavailable import redis_unavailable
 from multinotes.identity import passwords
 from multinotes.identity.actor import current_actor
@@ -163,6 +163,8 @@ def setup_redis(app: web.Application) -> None:
         from multinotes.tasks import redis_options
 
         # Short timeouts: a dead Redis fails a request fast (503), it does not hang it.
+        if settings.redis_url is None:  # refused at startup already (create_app)
+            raise ConfigError("Production mode needs MULTINOTES_REDIS_URL.")
         client = aioredis.from_url(
             settings.redis_url, decode_responses=True, **redis_options(settings)
         )
@@ -388,7 +390,7 @@ def _gated(app: web.Application, route: RouteDef) -> Any:
 
     inner = spec_of(route.handler)
     handler.__endpoint__ = inner or EndpointSpec(  # type: ignore[attr-defined]
-        access=route.access,  # checked against ACCESS_LEVELS when registered
+        access=cast(Access, route.access),  # checked against ACCESS_LEVELS when registered
         kind="raw",
         summary=f"Route of plugin {route.plugin}",
         tags=[route.plugin],

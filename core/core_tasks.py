@@ -7,7 +7,7 @@ from datetime import timedelta
 from aiohttp import web
 from sqlalchemy import delete, or_
 
-from multinotes.db import utcnow
+from multinotes.db import rows_affected, utcnow
 from multinotes.keys import DB
 from multinotes.models import AuthSession, UserToken
 from multinotes.plugin_host import TaskDef
@@ -22,7 +22,7 @@ async def purge_sessions(app: web.Application) -> int:
                 or_(AuthSession.expires_at < cutoff, AuthSession.revoked_at < cutoff)
             )
         )
-    return int(result.rowcount or 0)
+    return rows_affected(result)
 
 
 async def purge_user_tokens(app: web.Application) -> int:
@@ -32,7 +32,7 @@ async def purge_user_tokens(app: web.Application) -> int:
         result = await session.execute(
             delete(UserToken).where(or_(UserToken.expires_at < cutoff, UserToken.used_at < cutoff))
         )
-    return int(result.rowcount or 0)
+    return rows_affected(result)
 
 
 def core_tasks() -> list[TaskDef]:

@@ -14,12 +14,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import structlog
 from sqlalchemy import DateTime, MetaData, String, TypeDecorator, event
 from sqlalchemy.dialects import mysql
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import CursorResult, Dialect, Result
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -55,6 +55,12 @@ class Base(DeclarativeBase):
 def new_id() -> str:
     """A 32-hex-character id that sorts by creation time (good for cursors and indexes)."""
     return f"{int(time.time() * 1000):012x}{secrets.token_hex(10)}"
+
+
+def rows_affected(result: Result[Any]) -> int:
+    """How many rows an UPDATE or DELETE changed. ``AsyncSession.execute`` is typed to return a
+    plain ``Result``; for those statements it is a ``CursorResult``, which counts them."""
+    return int(cast("CursorResult[Any]", result).rowcount or 0)
 
 
 def utcnow() -> datetime:

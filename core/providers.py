@@ -130,9 +130,13 @@ class Attachment:
     name: str = ""
 
 
+#: Who says a message.
+ChatRole = Literal["system", "user", "assistant"]
+
+
 @dataclass(frozen=True)
 class ChatMessage:
-    role: Literal["system", "user", "assistant"]
+    role: ChatRole
     content: str
     attachments: tuple[Attachment, ...] = ()
 

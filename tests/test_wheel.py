@@ -99,11 +99,15 @@ def test_every_migration_revision_template_and_static_file_ships(wheel_files, fo
 
 
 def test_folders_without_init_py_still_ship_their_modules(wheel_files):
-    # core/chat has no __init__.py: a namespace folder must not vanish from the wheel.
-    chat = [name for name in tracked_files() if name.startswith("core/chat/")]
-    assert chat and "core/chat/__init__.py" not in chat
-    for name in chat:
-        assert "multinotes/chat/" + name.removeprefix("core/chat/") in wheel_files
+    # core/migrations/versions has no __init__.py (core/chat had none until it got one): a
+    # folder without one must not vanish from the wheel. Plugins' tests/ folders stay out.
+    folder = "core/migrations/versions/"
+    files = tracked_files()
+    modules = [name for name in files if name.startswith(folder) and name.endswith(".py")]
+    assert modules and folder + "__init__.py" not in files
+    for name in modules:
+        assert "multinotes/migrations/versions/" + name.removeprefix(folder) in wheel_files
+    assert [name for name in files if name.startswith("plugins/providers/gemini/tests/")]
     assert not [name for name in wheel_files if "tests" in name.split("/")]
 
 
@@ -123,3 +127,36 @@ def test_the_console_script_and_every_built_in_plugin_are_entry_points(wheel, wh
     for module in plugins.values():
         path = module.replace(".", "/")
         assert f"{path}/__init__.py" in wheel_files or f"{path}.py" in wheel_files, module
+
+
+def test_type_checking_sees_the_same_package_roots_as_the_wheel():
+    """mypy reads core/ as ``multinotes`` and plugins/ as ``multinotes.plugins`` through the
+    symlinks in .mypy-paths/ (a folder cannot be mapped to a package name in mypy's config): each
+    link must name its package and point at the folder setup.py maps it from, or ``multinotes.*``
+    imports would again be unresolved (and silently ``Any``)."""
+    import ast
+    import tomllib
+
+    tree = ast.parse((ROOT / "setup.py").read_text())
+    [roots] = [
+        ast.literal_eval(node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Assign)
+        and any(isinstance(t, ast.Name) and t.id == "ROOTS" for t in node.targets)
+    ]
+    links = {
+        "multinotes": ROOT / ".mypy-paths" / "core" / "multinotes",
+        "multinotes.plugins": ROOT / ".mypy-paths" / "plugins" / "multinotes" / "plugins",
+        "multinotes.webui": ROOT / ".mypy-paths" / "plugins" / "multinotes" / "webui",
+    }
+    assert set(links) == set(roots)
+    for package, link in links.items():
+        assert link.is_symlink(), link
+        assert link.resolve() == (ROOT / roots[package]).resolve(), package
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mypy"]
+    assert config["explicit_package_bases"] is True
+    search = config["mypy_path"].replace("$MYPY_CONFIG_FILE_DIR/", "").split(":")
+    assert search == [".mypy-paths/core", ".mypy-paths/plugins"]
+    checked = [f for f in config["files"] if not f.startswith("docs/")]
+    assert checked == [".mypy-paths/core/multinotes", ".mypy-paths/plugins/multinotes/plugins"]
+    assert {folder: package.replace(".", "/") for package, folder in roots.items()} == SHIPPED

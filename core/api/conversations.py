@@ -396,10 +396,10 @@ async def media(request: web.Request) -> web.StreamResponse:
                 .where(MessageMedia.id == request.match_info["id"])
             )
         ).first()
-        item = found[0] if found else None
-        if item is not None and item.user_id != actor.user_id:
+        item, conversation_id = found if found is not None else (None, None)
+        if item is not None and conversation_id is not None and item.user_id != actor.user_id:
             try:  # media of a conversation shared with the actor
-                await access.conversation_in(session, actor.user_id, found[1])
+                await access.conversation_in(session, actor.user_id, conversation_id)
             except NotFound:
                 item = None
     if item is None:

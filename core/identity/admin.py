@@ -201,7 +201,7 @@ async def apply_user_patch(request: web.Request, user_id: str, body: UserPatch) 
         await identity.revoke_all_sessions(db, user.id)
     if role_changed and user.role != "admin":
         await identity.drop_admin_scope(db, user.id)
-    target = {"target_type": "user", "target_id": user.id}
+    target: dict[str, Any] = {"target_type": "user", "target_id": user.id}
     if role_changed:
         await audit.record(
             request.app,

@@ -31,7 +31,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from multinotes import audit, outgoing
-from multinotes.db import Database, utcnow
+from multinotes.db import Database, rows_affected, utcnow
 from multinotes.errors import Conflict, Forbidden, NotFound
 from multinotes.identity.account_mail import public_base_url
 from multinotes.identity.actor import require_user
@@ -262,7 +262,7 @@ async def consume_flow(request: web.Request, provider_id: str, state: str | None
         raise _bad_state("other provider")
     async with db.transaction() as session:
         result = await session.execute(delete(OAuthFlow).where(OAuthFlow.id == flow.id))
-    if result.rowcount != 1:
+    if rows_affected(result) != 1:
         raise _bad_state("used concurrently")
     if flow.expires_at <= utcnow():
         raise OAuthFailed(

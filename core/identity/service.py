@@ -12,7 +12,7 @@ from typing import Any, Literal
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from multinotes.db import Database, utcnow
+from multinotes.db import Database, rows_affected, utcnow
 from multinotes.errors import Invalid, NotFound, Unauthorized
 from multinotes.identity import scopes as key_scopes
 from multinotes.identity.actor import Actor
@@ -135,7 +135,7 @@ async def revoke_all_sessions(
         result = await session.execute(
             update(AuthSession).where(*condition).values(revoked_at=utcnow())
         )
-    return int(result.rowcount or 0)
+    return rows_affected(result)
 
 
 async def active_sessions(db: Database, user_id: str, *, idle_minutes: int) -> list[AuthSession]:
@@ -173,7 +173,7 @@ async def revoke_user_session(db: Database, user_id: str, session_id: str) -> No
             )
             .values(revoked_at=utcnow())
         )
-    if result.rowcount == 0:
+    if rows_affected(result) == 0:
         raise NotFound("No such session.")
 
 
@@ -227,7 +227,7 @@ async def _touch(
         await session.execute(update(model).where(model.id == row_id).values({column: now}))
 
 
-def _actor(user: User, via: Literal["session", "api_key"], **extra: str) -> Actor:
+def _actor(user: User, via: Literal["session", "api_key"], **extra: Any) -> Actor:
     return Actor(
         user_id=user.id,
         email=user.email,
@@ -392,7 +392,7 @@ async def revoke_all_api_keys(db: Database, user_id: str) -> int:
             .where(ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None))
             .values(revoked_at=utcnow())
         )
-    return int(result.rowcount or 0)
+    return rows_affected(result)
 
 
 async def revoke_api_key(db: Database, user_id: str, key_id: str) -> None:
@@ -402,7 +402,7 @@ async def revoke_api_key(db: Database, user_id: str, key_id: str) -> None:
             .where(ApiKey.id == key_id, ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None))
             .values(revoked_at=utcnow())
         )
-    if result.rowcount == 0:
+    if rows_affected(result) == 0:
         raise NotFound("No such API key.")
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -119,8 +119,8 @@ async def _answers(
 ) -> tuple[ExportAnswer, ...]:
     """A saved comparison's answers, from the messages it was saved from (while they exist)."""
     saved = document.provenance or {}
-    ids = [s.get("message_id") for s in saved.get("sources", []) if isinstance(s, dict)]
-    ids = [i for i in ids if isinstance(i, str)]
+    found = [s.get("message_id") for s in saved.get("sources", []) if isinstance(s, dict)]
+    ids = [i for i in found if isinstance(i, str)]
     if not ids or provenance is None:
         return ()
     rows = await session.scalars(
@@ -147,7 +147,8 @@ async def document_export(
     async with db.read() as session:
         document, _ = await access.document_in(session, user_id, document_id)
         provenance = provenance_of(document, base_url)
-        kind = "comparison" if (document.provenance or {}).get("kind") == "comparison" else "note"
+        saved_kind = (document.provenance or {}).get("kind")
+        kind: Literal["comparison", "note"] = "comparison" if saved_kind == "comparison" else "note"
         answers = await _answers(session, document, provenance) if kind == "comparison" else ()
     link = f"{base_url}/notes/{document.id}"
     return ExportDocument(

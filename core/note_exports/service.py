@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from sqlalchemy import or_, select, update
 
 from multinotes.chat.models import Message
-from multinotes.db import Database, new_id, utcnow
+from multinotes.db import Database, new_id, rows_affected, utcnow
 from multinotes.errors import Invalid, NotFound, PayloadTooLarge
 from multinotes.exporters import ExportDocument, Exporter, ExportLink, ExportOptions
 from multinotes.exporters import safe_filename as safe_name
@@ -370,7 +370,7 @@ async def build_note_export(app: web.Application, *, job_id: str, base_url: str)
             .values(status="running")
         )
         job = await session.get(NoteExport, job_id)
-    if claimed.rowcount != 1 or job is None:
+    if rows_affected(claimed) != 1 or job is None:
         log.info("note_export_skipped", job_id=job_id)
         return
     folder = settings.data_dir / "exports"
@@ -399,7 +399,7 @@ async def build_note_export(app: web.Application, *, job_id: str, base_url: str)
                     expires_at=now + timedelta(days=settings.data_export_expiry_days),
                 )
             )
-        if stored.rowcount != 1:  # the row went (its account was deleted) while building
+        if rows_affected(stored) != 1:  # the row went (its account was deleted) while building
             await storage.delete(key)
     except Exception as exc:
         if isinstance(exc, Invalid | NotFound | PayloadTooLarge):

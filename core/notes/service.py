@@ -17,7 +17,7 @@ from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from multinotes.db import Database, utcnow
+from multinotes.db import Database, rows_affected, utcnow
 from multinotes.domain_events import (
     FOLDER_CREATED,
     NOTE_CREATED,
@@ -341,7 +341,7 @@ async def purge_trash(db: Database, cutoff: datetime | None = None) -> int:
     removed = 0
     async with db.transaction() as session:
         result = await session.execute(delete(Document).where(Document.deleted_at < cutoff))
-        removed += int(result.rowcount or 0)
+        removed += rows_affected(result)
         rows = (
             await session.execute(
                 select(Folder.id, Folder.parent_id).where(Folder.deleted_at < cutoff)
@@ -361,7 +361,7 @@ async def purge_trash(db: Database, cutoff: datetime | None = None) -> int:
             result = await session.execute(
                 delete(Folder).where(Folder.id == fid, Folder.deleted_at < cutoff)
             )
-            removed += int(result.rowcount or 0)
+            removed += rows_affected(result)
     return removed
 
 
@@ -530,7 +530,7 @@ async def update_document(
                 .values(version=version + 1)
                 .execution_options(synchronize_session=False)
             )
-            if result.rowcount != 1:
+            if rows_affected(result) != 1:
                 await session.refresh(document)
                 raise StaleVersion(document)
             document.version = version + 1
@@ -800,13 +800,12 @@ async def restore_version(
     async with db.transaction() as session:
         document = await _live_document(session, user_id, document_id, for_update=True)
         document.version += 1
+        compared: tuple[tuple[NoteChange, str, str], ...] = (
+            ("title", document.title, old.title),
+            ("content", document.content, old.content),
+        )
         changed: list[NoteChange] = [
-            change
-            for change, before, after in (
-                ("title", document.title, old.title),
-                ("content", document.content, old.content),
-            )
-            if before != after
+            change for change, before, after in compared if before != after
         ]
         document.title, document.content = old.title, old.content
         document.updated_at = utcnow()

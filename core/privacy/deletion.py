@@ -24,16 +24,17 @@ from __future__ import annotations
 import secrets
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from typing import cast
 
 import structlog
 from aiohttp import web
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Table, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from multinotes import audit
 from multinotes.chat import service as chat
 from multinotes.chat.models import Conversation
-from multinotes.db import Database, new_id, utcnow
+from multinotes.db import Database, new_id, rows_affected, utcnow
 from multinotes.errors import Conflict, Invalid, NotFound
 from multinotes.files import objects
 from multinotes.files import service as files
@@ -168,7 +169,7 @@ async def send_deletion_mail(app: web.Application, *, deletion_id: str, base_url
             )
             .values(cancel_token_hash=token_hash(token))
         )
-    if stored.rowcount != 1:
+    if rows_affected(stored) != 1:
         return
     await send_mail(
         app,
@@ -221,7 +222,7 @@ async def cancel_deletion(request: web.Request, token: str) -> User:
                 AccountDeletion.purge_after > utcnow(),
             )
         )
-        if removed.rowcount != 1:
+        if rows_affected(removed) != 1:
             raise invalid_link()
         await session.execute(update(User).where(User.id == user.id).values(is_active=True))
     user.is_active = True
@@ -415,7 +416,7 @@ async def anonymise_audit_log(session: AsyncSession, user_id: str, tombstone_id:
 
     The one sanctioned change to the audit log, so it goes through the table (Core), not the
     ORM, which refuses every UPDATE of an audit entry."""
-    table = audit.AuditEntry.__table__
+    table = cast(Table, audit.AuditEntry.__table__)
     connection = await session.connection()
     await connection.execute(
         update(table)

@@ -32,7 +32,7 @@ from multinotes import audit
 from multinotes.billing.models import Order, PlanPeriod
 from multinotes.chat import service as chat
 from multinotes.chat.models import Conversation, Generation, MessageMedia, ModelFavourite, Rating
-from multinotes.db import Base, Database, new_id, utcnow
+from multinotes.db import Base, Database, new_id, rows_affected, utcnow
 from multinotes.domain_events import EXPORT_COMPLETED, ExportCompleted, stage
 from multinotes.errors import NotFound
 from multinotes.files import objects
@@ -429,7 +429,7 @@ async def build_data_export(app: web.Application, *, export_id: str, base_url: s
             .values(status=ExportStatus.RUNNING, progress=0)
         )
         export = await session.get(DataExport, export_id)
-    if claimed.rowcount != 1 or export is None:
+    if rows_affected(claimed) != 1 or export is None:
         log.info("data_export_skipped", export_id=export_id)  # gone, or taken by another worker
         return
     # Built on this machine's disk (a zip needs seeking), then kept in the storage backend.
@@ -471,14 +471,14 @@ async def build_data_export(app: web.Application, *, export_id: str, base_url: s
                     expires_at=now + timedelta(days=settings.data_export_expiry_days),
                 )
             )
-            if stored.rowcount == 1:
+            if rows_affected(stored) == 1:
                 stage(
                     session,
                     EXPORT_COMPLETED.of(
                         user.id, ExportCompleted(export_id=export_id, size=int(size))
                     ),
                 )
-        if stored.rowcount != 1:  # the row went (its account was deleted) while building
+        if rows_affected(stored) != 1:  # the row went (its account was deleted) while building
             await storage.delete(key)
             log.info("data_export_dropped", export_id=export_id)
             return

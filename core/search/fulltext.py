@@ -279,7 +279,7 @@ class MysqlFulltext:
         title: Any = None
         columns = [source_id, relevance.label("relevance")]
         if spec.kind == "note":
-            title = match(Document.title, against=against).in_boolean_mode()
+            title = match(Document.title.expression, against=against).in_boolean_mode()
             columns.append(title.label("title_relevance"))
         matching = candidates.where(relevance > 0, *conditions)
 

@@ -26,7 +26,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -331,7 +331,8 @@ async def document_audience(session: AsyncSession, document: Document) -> dict[s
     pending: dict[str, list[str]] = defaultdict(list)
     for recipient_id, email, role in rows.all():
         if recipient_id is not None:
-            audience[recipient_id] = _best([audience.get(recipient_id, "viewer"), role]) or role
+            best = _best([audience.get(recipient_id, "viewer"), role])
+            audience[recipient_id] = best or cast(Role, role)  # a share's role column
         elif email:
             pending[email].append(role)
     if pending:

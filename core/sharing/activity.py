@@ -108,13 +108,17 @@ async def list_activity(
                 "detail": detail,
             }
         )
-    for event, folder_name in folder_events:
+    for folder_event, folder_name in folder_events:
         items.append(
             {
-                "kind": f"folder_{event.kind}",
-                "actor": _person(event.actor_id, names),
-                "at": event.created_at,
-                "detail": {**event.detail, "folder_id": event.folder_id, "folder": folder_name},
+                "kind": f"folder_{folder_event.kind}",
+                "actor": _person(folder_event.actor_id, names),
+                "at": folder_event.created_at,
+                "detail": {
+                    **folder_event.detail,
+                    "folder_id": folder_event.folder_id,
+                    "folder": folder_name,
+                },
             }
         )
     items.sort(key=lambda item: item["at"], reverse=True)

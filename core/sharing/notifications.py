@@ -16,7 +16,7 @@ from aiohttp import web
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from multinotes.db import Database, utcnow
+from multinotes.db import Database, rows_affected, utcnow
 from multinotes.errors import Invalid, NotFound
 from multinotes.identity.account_mail import public_base_url
 from multinotes.mail import queue_mail
@@ -122,7 +122,7 @@ async def mark_read(db: Database, user_id: str, ids: list[str] | None) -> int:
         query = query.where(Notification.id.in_(ids))
     async with db.transaction() as session:
         result = await session.execute(query.values(read_at=utcnow()))
-    return int(result.rowcount or 0)
+    return rows_affected(result)
 
 
 def notification_out(row: Notification) -> dict[str, Any]:

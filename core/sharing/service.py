@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -406,7 +407,7 @@ async def _names(session: AsyncSession, ids: set[str]) -> dict[str, str]:
     return {key: value for key, value in rows.all()}
 
 
-async def _accounts_for(session: AsyncSession, emails: set[str | None]) -> dict[str, str]:
+async def _accounts_for(session: AsyncSession, emails: Iterable[str | None]) -> dict[str, str]:
     """Names of verified accounts holding these addresses (pending shares that reach them)."""
     wanted = sorted(e for e in emails if e)
     if not wanted:

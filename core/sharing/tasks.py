@@ -8,7 +8,7 @@ from aiohttp import web
 from sqlalchemy import and_, delete, exists, select
 
 from multinotes.chat.models import Conversation
-from multinotes.db import utcnow
+from multinotes.db import rows_affected, utcnow
 from multinotes.files.models import File
 from multinotes.keys import DB
 from multinotes.notes.models import Document, Folder
@@ -17,7 +17,12 @@ from multinotes.sharing.models import Share
 
 #: How long a revoked public link keeps answering 410 Gone (after that: 404, like any bad link).
 REVOKED_KEPT = timedelta(days=30)
-TARGETS = {"document": Document, "folder": Folder, "file": File, "conversation": Conversation}
+TARGETS: dict[str, type[Document] | type[Folder] | type[File] | type[Conversation]] = {
+    "document": Document,
+    "folder": Folder,
+    "file": File,
+    "conversation": Conversation,
+}
 
 
 async def purge_stale_shares(app: web.Application) -> int:
@@ -33,11 +38,11 @@ async def purge_stale_shares(app: web.Application) -> int:
                 .where(and_(Share.object_type == object_type, gone))
                 .execution_options(synchronize_session=False)
             )
-            removed += int(result.rowcount or 0)
+            removed += rows_affected(result)
         result = await session.execute(
             delete(Share).where(Share.revoked_at < utcnow() - REVOKED_KEPT)
         )
-        removed += int(result.rowcount or 0)
+        removed += rows_affected(result)
     return removed
 
 

@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from multinotes.app_settings import DEFAULTS, AppSetting, get_setting
-from multinotes.db import Database, utcnow
+from multinotes.db import Database, rows_affected, utcnow
 from multinotes.domain_events import CREDITS_LOW, CreditsLow, stage
 from multinotes.errors import Conflict, NotFound, PaymentRequired
 from multinotes.wallet.models import LedgerEntry, Reservation, Wallet
@@ -300,7 +300,7 @@ async def adjust(
             .where(Wallet.user_id == user_id, Wallet.balance - Wallet.reserved + int(amount) >= 0)
             .values(balance=Wallet.balance + int(amount))
         )
-        if changed.rowcount != 1:
+        if rows_affected(changed) != 1:
             raise Conflict("That would take the balance below zero.", code="insufficient_balance")
         session.add(entry)
         if amount < 0:

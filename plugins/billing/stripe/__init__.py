@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import stripe
 from pydantic import BaseModel, Field, SecretStr
@@ -67,8 +67,13 @@ def _ref(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+#: What a Stripe event can mean to core (a subset of ``BillingEvent.type``).
+Meaning = Literal[
+    "payment.succeeded", "payment.failed", "checkout.expired", "refunded", "disputed", "ignored"
+]
+
 #: Stripe event type → what it means to core, for the objects carrying a payment.
-PAYMENT_EVENTS = {
+PAYMENT_EVENTS: dict[str, Meaning] = {
     "checkout.session.completed": "payment.succeeded",
     "checkout.session.async_payment_succeeded": "payment.succeeded",
     "checkout.session.async_payment_failed": "payment.failed",
@@ -84,7 +89,7 @@ def translate(event: dict[str, Any]) -> BillingEvent:
     """A verified Stripe event as core's ``BillingEvent``."""
     kind = str(event.get("type") or "")
     obj = (event.get("data") or {}).get("object") or {}
-    meaning = PAYMENT_EVENTS.get(kind, "ignored")
+    meaning: Meaning = PAYMENT_EVENTS.get(kind, "ignored")
     metadata = obj.get("metadata") or {}
     order_id = metadata.get("order_id") or obj.get("client_reference_id")
     currency = obj.get("currency")

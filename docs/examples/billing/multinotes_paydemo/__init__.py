@@ -45,7 +45,14 @@ class PaydemoBackend(BillingBackend):
     name = "Paydemo"
 
     async def create_checkout(
-        self, *, user_id: str, plan_id: str, amount_cents: int, currency: str, config: Any
+        self,
+        *,
+        user_id: str,
+        plan_id: str,
+        amount_cents: int,
+        currency: str,
+        config: Any,
+        **details: Any,  # order_id, description, return URLs...: what core adds over time
     ) -> Checkout:
         reference = f"{PLUGIN}-{user_id}-{plan_id}-{amount_cents}"
         query = urlencode({"reference": reference, "amount": amount_cents, "currency": currency})
