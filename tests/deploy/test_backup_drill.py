@@ -189,6 +189,54 @@ def test_backup_then_restore_drill(site, capsys):
         )
 
 
+def test_a_backup_encrypted_to_a_gpg_key_restores(site):
+    """The GPG path: an operator without age encrypts to a key in the backup user's keyring;
+    the restore drill decrypts it with that keyring."""
+    tmp: Path = site["tmp"]
+    home = tmp / "gnupg"
+    home.mkdir(mode=0o700)
+    subprocess.run(
+        ["gpg", "--batch", "--passphrase", "", "--quick-gen-key",
+         "backups@example.com", "default", "default", "never"],
+        env={"GNUPGHOME": str(home), "PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+        check=True, capture_output=True, timeout=120,
+    )
+    result = backup(
+        site, BACKUP_AGE_RECIPIENT="", BACKUP_GPG_RECIPIENT="backups@example.com",
+        GNUPGHOME=str(home),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    (archive,) = (tmp / "backups").glob("multinotes-*.tar.gpg")
+    raw = archive.read_bytes()
+    assert b"CREATE TABLE" not in raw and b"canary bytes" not in raw
+    assert (tmp / "offsite" / archive.name).read_bytes() == raw
+
+    drill = subprocess.run(
+        ["bash", str(DEPLOY / "restore-drill.sh")],
+        env={
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "GNUPGHOME": str(home),
+            "ENV_FILE": str(site["env_file"]),
+            "BACKUP": str(archive),
+            "DRILL_DB": f"{site['database']}_gpgdrill",
+            "DRILL_DB_URL": "mysql://root@127.0.0.1:3306/",
+            "DRILL_EMAIL": CANARY,
+            "DRILL_PASSWORD": PASSWORD,
+            "DRILL_SEARCH": site["word"],
+            "DRILL_PORT": str(free_port()),
+            "PYTHON": sys.executable,
+            "TMPDIR": str(tmp),
+        },
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert drill.returncode == 0, drill.stdout + drill.stderr
+    assert "[FAIL]" not in drill.stdout
+    assert "[PASS] files: 1 of 1 readable and intact" in drill.stdout
+    assert f"[PASS] login as {CANARY}" in drill.stdout
+
+
 def test_a_failed_backup_raises_the_alert_and_leaves_nothing_behind(site):
     tmp: Path = site["tmp"]
     broken = tmp / "broken-env"
