@@ -168,8 +168,8 @@ EOF
   (cd "$ROOTFS/root/multinotes" && git init -q -b main && git add -A &&
     git -c user.name=drill -c user.email=drill@drill.test commit -q -m "drill source" &&
     git clone -q --bare . "$ROOTFS/srv/multinotes.git" &&
-    git remote add origin /srv/multinotes.git && git fetch -q origin &&
-    git branch -q --set-upstream-to=origin/main main)
+    git remote add origin /srv/multinotes.git && git update-ref refs/remotes/origin/main HEAD &&
+    git config branch.main.remote origin && git config branch.main.merge refs/heads/main)
   # The drill's own checker, whatever the copied source holds.
   install -m 0644 "$HERE/provision_journey.py" "$HERE/doc_blocks.py" "$ROOTFS/root/"
 }
@@ -286,6 +286,33 @@ backup() {
   [ -z "$STAMP" ] || in_ct cp "/var/backups/multinotes/multinotes-$STAMP.tar.age" /root/
 }
 
+# The kill-switch block of the docs names "badplugin": make it real, a plugin whose import
+# fails, installed into the running release as a third-party plugin would be.
+broken_plugin() {
+  say "A plugin that fails at import (badplugin), pip-installed into the running release"
+  mkdir -p "$ROOTFS/root/badplugin/multinotes_badplugin"
+  cat >"$ROOTFS/root/badplugin/pyproject.toml" <<'EOF'
+[project]
+name = "multinotes-badplugin"
+version = "0.1.0"
+
+[project.entry-points.multinotes]
+badplugin = "multinotes_badplugin"
+
+[build-system]
+requires = ["setuptools>=61"]
+build-backend = "setuptools.build_meta"
+EOF
+  echo 'raise RuntimeError("badplugin fails at import, on purpose")' \
+    >"$ROOTFS/root/badplugin/multinotes_badplugin/__init__.py"
+  in_ct /opt/multinotes/current/venv/bin/pip install --quiet /root/badplugin
+  in_ct systemctl restart multinotes.target
+  local listed
+  listed=$(in_ct runuser -u multinotes -- bash -c 'set -a; . /etc/multinotes/env; cd ~; /opt/multinotes/current/venv/bin/multinotes plugins list' 2>&1 | grep badplugin || true)
+  if grep -q failed <<<"$listed"; then pass "badplugin is marked failed: $listed"; else fail "badplugin: $listed"; fi
+  units_active
+}
+
 docs_blocks() {
   say "The operator docs' shell blocks marked 'docs-run: drill', as written"
   in_ct python3 /root/doc_blocks.py drill /root/multinotes "<stamp>=${STAMP:-none}" \
@@ -313,6 +340,7 @@ security
 backup
 units_active
 journey --login-only
+broken_plugin
 docs_blocks
 units_active
 journey --login-only
