@@ -44,7 +44,7 @@ class HookpostIntegration(Integration):
     integration_id = PLUGIN
     name = "Hookpost webhook"
     #: The events it wants (empty: all of them).
-    events = frozenset({"generation.completed", "note.saved", "hookpost.test"})
+    events = frozenset({"generation.completed", "note.created", "hookpost.test"})
 
     async def handle(self, event: Event, config: Any) -> None:
         settings: HookpostSettings = config

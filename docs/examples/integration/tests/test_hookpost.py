@@ -59,12 +59,12 @@ async def test_a_refusing_receiver_fails_the_delivery():
         )
         with pytest.raises(PluginError, match="HTTP 500"):
             integration = multinotes_hookpost.HookpostIntegration()
-            await integration.handle(Event("note.saved", "u1", {}), settings)
+            await integration.handle(Event("note.created", "u1", {}), settings)
     finally:
         await server.close()
 
 
 async def test_nothing_is_sent_before_it_is_configured():
     integration = multinotes_hookpost.HookpostIntegration()
-    await integration.handle(Event("note.saved", "u1", {}), multinotes_hookpost.HookpostSettings())
+    await integration.handle(Event("note.created", "u1", {}), multinotes_hookpost.HookpostSettings())
     assert "generation.completed" in integration.events
