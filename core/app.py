@@ -391,7 +391,9 @@ def _gated(app: web.Application, route: RouteDef) -> Any:
     inner = spec_of(route.handler)
     handler.__endpoint__ = inner or EndpointSpec(  # type: ignore[attr-defined]
         access=cast(Access, route.access),  # checked against ACCESS_LEVELS when registered
-        kind="raw",
+        # A plugin's page (HTML, outside /api/) stays out of the OpenAPI document, as the
+        # core's pages do; its /api/ routes are listed there.
+        kind="raw" if route.path.startswith("/api/") else "page",
         summary=f"Route of plugin {route.plugin}",
         tags=[route.plugin],
     )
