@@ -9,6 +9,8 @@ from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from multidict import MultiDictProxy
 
 from multinotes.plugin import Invalid, NotFound, plugin_context
 
@@ -38,6 +40,15 @@ SUGGESTED_EVENTS = [
     "export.completed",
     "credits.low",
 ]
+
+
+async def form_of(request: web.Request) -> MultiDictProxy[Any]:
+    """The posted form; one that cannot be parsed (a multipart body without its boundary, a
+    cut body) is the sender's mistake, not a server error."""
+    try:
+        return await request.post()
+    except (ValueError, HttpProcessingError):
+        raise Invalid("The form could not be read.", fields={"body": "Not a form."}) from None
 
 
 def _events_from(text: str) -> list[str]:
@@ -81,7 +92,7 @@ async def integrations_page(request: web.Request) -> web.Response:
 
 async def create_form(request: web.Request) -> web.Response:
     ctx = plugin_context(request.app, PLUGIN)
-    form = await request.post()
+    form = await form_of(request)
     values = {
         "url": str(form.get("url", "")),
         "events": str(form.get("events", "")),
@@ -145,7 +156,7 @@ async def action_form(request: web.Request) -> web.Response:
         raise _back(endpoint_id, "test")
     if action in ("on", "off"):
         await service.update_endpoint(ctx, viewer, endpoint_id, {"enabled": action == "on"})
-        if (await request.post()).get("back") == "list":  # the admin's list of everyone's
+        if (await form_of(request)).get("back") == "list":  # the admin's list of everyone's
             raise web.HTTPSeeOther(f"/integrations?done={action}")
         raise _back(endpoint_id, action)
     if action == "delete":
@@ -177,7 +188,7 @@ async def edit_form(request: web.Request) -> web.Response:
     ctx = plugin_context(request.app, PLUGIN)
     viewer = viewer_of(request)
     endpoint_id = request.match_info["id"]
-    form = await request.post()
+    form = await form_of(request)
     changes = {
         "url": str(form.get("url", "")),
         "events": _events_from(str(form.get("events", ""))),
