@@ -362,10 +362,12 @@ async def test_pages_pricing_to_return_page_confirming_then_paid(
     form = {"csrf_token": admin.csrf, "plan_id": plan["id"], "coupon_code": "ten"}
     async with admin.client.post("/billing/checkout", data=form, allow_redirects=False) as sent:
         assert sent.status == 303
-        pay_url = sent.headers["Location"]
-    session = stripe.sessions[session_id(pay_url)]
-    assert session["amount_total"] == 900
-    order_id = session["metadata"]["order_id"]
+        order_id = sent.headers["Location"].removeprefix("/billing/pay?order=")
+    # The form lands on our own page, which sends the browser on to Stripe's.
+    onward = await (await admin.get(f"/billing/pay?order={order_id}")).text()
+    [session] = stripe.sessions.values()
+    assert f'href="{session["url"]}"' in onward and session["amount_total"] == 900
+    assert session["metadata"]["order_id"] == order_id
 
     waiting = await (await admin.get(f"/billing/return?order={order_id}")).text()
     assert "Confirming your payment" in waiting

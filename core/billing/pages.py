@@ -113,11 +113,26 @@ async def checkout_form(request: web.Request) -> web.StreamResponse:
     plan_id = str(form.get("plan_id", ""))[:32]
     code = str(form.get("coupon_code", ""))[:40].strip() or None
     try:
-        _, url = await start_checkout(request, plan_id, code)
+        order_id, _ = await start_checkout(request, plan_id, code)
     except AppError as exc:
         message = next(iter(exc.fields.values())) if exc.fields else exc.message
         return await _pricing(request, error=message, status=exc.status)
-    return web.Response(status=303, headers={"Location": url})
+    # Our own page first: the CSP's form-action 'self' also covers a form's redirects, so the
+    # form cannot be sent on to the provider's origin; that page's refresh is a navigation.
+    return web.Response(status=303, headers={"Location": f"/billing/pay?order={order_id}"})
+
+
+@routes.get("/billing/pay", name="billing_pay")
+@page(access="user")
+async def billing_pay(request: web.Request) -> web.Response:
+    """On to the payment provider's page of one of your pending orders."""
+    actor = require_user(request)
+    order = await billing.order_for(
+        request.app[DB], request.query.get("order", "")[:32], actor.user_id, is_admin=False
+    )
+    if billing.shown_status(order) != "pending" or not order.url:
+        raise web.HTTPSeeOther(f"/billing/return?order={order.id}")
+    return render(request, "billing/pay.html", {"url": order.url, "nav": "billing"})
 
 
 async def _return_context(request: web.Request) -> dict[str, Any]:

@@ -18,12 +18,14 @@ HMAC-SHA256 of "<t>.<payload>" with the endpoint secret>``.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import html
 import json
 import re
 import secrets
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -86,6 +88,10 @@ class FakeStripe:
     requests: list[tuple[str, str, dict[str, Any], str | None]] = field(default_factory=list)
     idempotent: dict[str, tuple[dict[str, Any], int, dict[str, Any]]] = field(default_factory=dict)
     sent: list[tuple[dict[str, Any], int]] = field(default_factory=list)
+    #: Seconds between the buyer paying and the webhook leaving (Stripe's is asynchronous too),
+    #: so the buyer can be back on the site before it lands.
+    webhook_delay: float = 0.0
+    _pending: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -220,7 +226,7 @@ class FakeStripe:
         amount = session["amount_total"] / 100
         currency = html.escape(session["currency"].upper())
         page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
-<title>Pay - Fake Stripe</title></head><body><main>
+<title>Pay - Fake Stripe</title><link rel="icon" href="data:,"></head><body><main>
 <h1>Fake Stripe checkout</h1>
 <p>{html.escape(name)}: <strong id="amount">{amount:.2f} {currency}</strong></p>
 <form method="post"><button type="submit">Pay</button></form>
@@ -232,8 +238,18 @@ class FakeStripe:
         if session is None:
             raise web.HTTPNotFound()
         self.complete(session["id"])
-        await self.deliver(self.event("checkout.session.completed", self.public(session)))
+        event = self.event("checkout.session.completed", self.public(session))
+        if self.webhook_delay:
+            task = asyncio.create_task(self._deliver_later(event))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+        else:
+            await self.deliver(event)
         raise web.HTTPSeeOther(session["success_url"])
+
+    async def _deliver_later(self, event: dict[str, Any]) -> None:
+        await asyncio.sleep(self.webhook_delay)
+        await self.deliver(event)
 
     def complete(self, session_id: str) -> dict[str, Any]:
         """The buyer paid: the session gets its payment intent and customer."""
@@ -316,3 +332,34 @@ class FakeStripe:
                 return response.status, json.loads(body)
             except ValueError:
                 return response.status, body
+
+
+class FakeStripeThread:
+    """Serve a ``FakeStripe`` from a background thread (for an app in another process)."""
+
+    def __init__(self, fake: FakeStripe) -> None:
+        self.fake = fake
+        self.url = ""
+        self._loop = asyncio.new_event_loop()
+        self._runner: web.AppRunner | None = None
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    def __enter__(self) -> FakeStripeThread:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=10)
+        return self
+
+    async def _start(self) -> None:
+        self._runner = web.AppRunner(self.fake.app(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}"
+
+    def __exit__(self, *exc: object) -> None:
+        if self._runner is not None:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()
