@@ -10,9 +10,11 @@ import zipfile
 from html.parser import HTMLParser
 from typing import Any
 
+import aiohttp
 import docx
 import pypdf
 import pytest
+from PIL import Image
 
 from multinotes.keys import SETTINGS
 from multinotes.plugins.exports import docx as docx_plugin
@@ -175,6 +177,37 @@ async def test_content_an_exporter_cannot_take_is_a_clear_error_naming_the_note(
     assert "'Binary blob'" in error["message"] and error["fields"] == {
         "content": "contains a NUL character"
     }
+
+
+async def upload_png(api: ApiClient, color: str) -> str:
+    picture = io.BytesIO()
+    Image.new("RGB", (48, 32), color).save(picture, "PNG")
+    form = aiohttp.FormData()
+    form.add_field("file", picture.getvalue(), filename=f"{color}.png", content_type="image/png")
+    response = await api.post("/api/files", data=form)
+    assert response.status == 201, await response.text()
+    return str((await response.json())["id"])
+
+
+async def test_images_of_the_users_files_are_embedded_and_nobody_elses(
+    ann: ApiClient, eve: ApiClient
+):
+    mine = await upload_png(ann, "teal")
+    theirs = await upload_png(eve, "red")
+    doc = await note(
+        ann,
+        "Pictures",
+        f"![mine](/api/files/{mine}/content)\n\n![theirs](/api/files/{theirs}/content)",
+    )
+    _, body = await download(ann, f"/api/documents/{doc}/export?format=pdf")
+    reader = pypdf.PdfReader(io.BytesIO(body))
+    (image,) = reader.pages[0].images  # Eve's file stays a link, closed to Ann
+    assert image.image.getpixel((2, 2))[:3] == (0, 128, 128)
+    assert "[Image: theirs]" in reader.pages[0].extract_text()
+    _, body = await download(ann, f"/api/documents/{doc}/export?format=docx")
+    assert len(docx.Document(io.BytesIO(body)).inline_shapes) == 1
+    _, body = await download(ann, f"/api/documents/{doc}/export?format=html")
+    assert body.decode().count('src="data:image/png;base64,') == 1
 
 
 # -- access ---------------------------------------------------------------------------------------

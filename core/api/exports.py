@@ -179,7 +179,7 @@ async def list_exporters(request: web.Request) -> dict[str, Any]:
     query=ExportQuery,
     tags=["exports"],
     errors=[404, 413, 422],
-    content_type="application/octet-stream",
+    content_type="*/*",  # the exporter's own media type
 )
 async def export_document(request: web.Request, query: ExportQuery) -> web.StreamResponse:
     """One note as a file in `format` (an exporter id from `GET /api/exporters`), with the
@@ -233,7 +233,7 @@ async def export_status(request: web.Request) -> ExportOut:
 
 
 @routes.get("/api/exports/{id}/download", name="api_export_download")
-@endpoint(access="user", tags=["exports"], errors=[404], content_type="application/octet-stream")
+@endpoint(access="user", tags=["exports"], errors=[404], content_type="*/*")
 async def download_export(request: web.Request) -> web.StreamResponse:
     """The file of a finished export (until it expires). Only the person who asked for it."""
     actor = require_user(request)
