@@ -42,9 +42,10 @@ SERVER=""
 cleanup() {
   [ -z "$SERVER" ] || { kill "$SERVER" 2>/dev/null; wait "$SERVER" 2>/dev/null || true; }
   if [ "${KEEP_SCRATCH:-}" != 1 ]; then
-    rm -rf "$SCRATCH"
+    # The database first: its credentials file is in the scratch folder.
     [ ! -f "${CNF:-/nonexistent}" ] ||
       mysql --defaults-extra-file="$CNF" -e "DROP DATABASE IF EXISTS \`$DRILL_DB\`" || true
+    rm -rf "$SCRATCH"
   else
     echo "Kept $SCRATCH and the database $DRILL_DB."
   fi

@@ -102,6 +102,15 @@ def site(production_services, tmp_path: Path) -> dict[str, Any]:
     }
 
 
+def scratch_databases_left(name: str) -> list[str]:
+    found = subprocess.run(
+        ["mysql", "-uroot", "-h", "127.0.0.1", "-P", "3306", "-N", "-e",
+         f"SHOW DATABASES LIKE '{name}'"],
+        capture_output=True, text=True, check=True,
+    )
+    return found.stdout.split()
+
+
 def backup(site: dict[str, Any], **extra: str) -> subprocess.CompletedProcess[str]:
     tmp: Path = site["tmp"]
     env = {
@@ -182,6 +191,7 @@ def test_backup_then_restore_drill(site, capsys):
     assert "[PASS] files: 1 of 1 readable and intact" in out
     assert f"[PASS] login as {CANARY}" in out
     assert f"[PASS] search for '{site['word']}': 1 results" in out
+    assert not scratch_databases_left(f"{site['database']}_drill")  # the drill cleans up
     with capsys.disabled():
         print(
             f"\nbackup drill: backup.sh {backup_seconds:.1f}s ({len(raw)} bytes encrypted), "
@@ -235,6 +245,7 @@ def test_a_backup_encrypted_to_a_gpg_key_restores(site):
     assert "[FAIL]" not in drill.stdout
     assert "[PASS] files: 1 of 1 readable and intact" in drill.stdout
     assert f"[PASS] login as {CANARY}" in drill.stdout
+    assert not scratch_databases_left(f"{site['database']}_gpgdrill")
 
 
 def test_a_failed_backup_raises_the_alert_and_leaves_nothing_behind(site):
