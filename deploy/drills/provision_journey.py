@@ -107,8 +107,21 @@ def parse_sse(text: str) -> list[tuple[str, Any]]:
 
 
 def health(client: Https) -> None:
-    status, _, body = client.request("GET", "/healthz")
-    check(status == 200, "GET /healthz through nginx (HTTPS)", (status, body))
+    """/healthz through nginx, waiting as a monitor would: right after `systemctl restart` the
+    web processes are still starting (their units are Type=simple) and nginx answers 502."""
+    started = time.monotonic()
+    while True:
+        status, _, body = client.request("GET", "/healthz")
+        if status == 200 or time.monotonic() - started > 90:
+            break
+        time.sleep(0.5)
+    waited = time.monotonic() - started
+    check(
+        status == 200,
+        "GET /healthz through nginx (HTTPS)"
+        + (f" after {waited:.0f}s of 502" if waited > 1 else ""),
+        (status, body),
+    )
     deadline = time.monotonic() + 90
     while True:
         status, _, body = client.request("GET", "/readyz")
