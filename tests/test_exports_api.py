@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from datetime import timedelta
 from html.parser import HTMLParser
 from typing import Any
 
@@ -15,8 +16,13 @@ import docx
 import pypdf
 import pytest
 from PIL import Image
+from sqlalchemy import update
 
-from multinotes.keys import SETTINGS
+from multinotes.db import utcnow
+from multinotes.files import objects
+from multinotes.keys import DB, SETTINGS
+from multinotes.note_exports.models import NoteExport
+from multinotes.note_exports.service import purge_note_exports
 from multinotes.plugins.exports import docx as docx_plugin
 from multinotes.plugins.exports import html as html_plugin
 from multinotes.plugins.exports import markdown as markdown_plugin
@@ -307,3 +313,24 @@ async def test_an_export_over_the_size_cap_fails_clearly_and_leaves_no_file(ann:
     exports_dir = ann.client.server.app[SETTINGS].data_dir / "exports"
     assert not [p for p in exports_dir.glob("*") if p.is_file()] if exports_dir.exists() else True
     assert (await ann.get(f"/api/exports/{state['id']}/download")).status == 404
+
+
+async def test_expired_exports_are_purged_with_their_files(ann: ApiClient):
+    doc = await note(ann, "Old", "text")
+    created = await ann.post("/api/exports", {"format": "markdown", "document_ids": [doc]})
+    state = await finished(ann, (await created.json())["id"])
+    app = ann.client.server.app
+    async with app[DB].read() as session:
+        key = (await session.get(NoteExport, state["id"])).storage_key
+    storage = objects.storage_of(app)
+    assert key and await storage.exists(key)
+    async with app[DB].transaction() as session:
+        await session.execute(
+            update(NoteExport)
+            .where(NoteExport.id == state["id"])
+            .values(expires_at=utcnow() - timedelta(minutes=1))
+        )
+    assert (await ann.get(f"/api/exports/{state['id']}/download")).status == 404
+    assert await purge_note_exports(app) == 1
+    assert (await ann.get(f"/api/exports/{state['id']}")).status == 404
+    assert not await storage.exists(key)
