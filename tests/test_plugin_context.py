@@ -157,3 +157,88 @@ async def test_context_renders_templates_and_builds_absolute_urls(perks):
     assert context.url("/notes/1") == "https://notes.example.com/notes/1"
     with pytest.raises(ValueError):
         context.url("notes/1")
+
+
+class Keeper:
+    """A plugin with state: a route that asks who is calling, an integration that asks for its
+    context."""
+
+    def __init__(self) -> None:
+        self.contexts: list[Any] = []
+
+    @hookimpl
+    def register_routes(self, register: Any) -> None:
+        async def whoami(request: web.Request) -> web.Response:
+            caller = plugin_context(request.app, "keeper").caller(request)
+            return web.json_response(
+                {"user_id": caller.user_id, "name": caller.name, "is_admin": caller.is_admin}
+            )
+
+        register("GET", "/api/keeper/whoami", whoami, access="user")
+
+    @hookimpl
+    def register_integrations(self, register: IntegrationRegistrar) -> None:
+        contexts = self.contexts
+
+        class Stateful(Integration):
+            integration_id = "keeper"
+            name = "Keeper"
+
+            async def handle(self, event: Event, config: Any, *, context: Any = None) -> None:
+                contexts.append(context)
+
+        register(Stateful())
+
+
+@pytest.fixture
+async def keeper(tmp_path: Path) -> Any:
+    plugin = Keeper()
+    async with plugin_client(tmp_path / "data", [("keeper", plugin)]) as api:
+        await api.register_admin()
+        yield api, plugin
+
+
+async def test_context_tells_a_route_who_is_calling(keeper):
+    api, _ = keeper
+    me = await api.get_json("/api/keeper/whoami")
+    assert me == {"user_id": api.user["id"], "name": "Admin", "is_admin": True}
+
+
+async def test_an_integration_that_asks_for_its_context_gets_it(keeper):
+    api, plugin = keeper
+    await plugin_context(api.app, "keeper").emit("keeper.kept", user_id=None, data={})
+    await _eventually(lambda: len(plugin.contexts) == 1)
+    assert plugin.contexts[0].plugin == "keeper"
+
+
+async def test_context_opens_database_sessions_encrypts_and_notifies(keeper):
+    from sqlalchemy import text
+
+    api, _ = keeper
+    context = plugin_context(api.app, "keeper")
+    async with context.transaction() as session:
+        assert (await session.execute(text("SELECT 1"))).scalar() == 1
+    async with context.read() as session:
+        assert (await session.execute(text("SELECT 2"))).scalar() == 2
+
+    sealed = context.encrypt("whsec_not-in-the-database")
+    assert "not-in-the-database" not in sealed
+    assert context.decrypt(sealed) == "whsec_not-in-the-database"
+
+    await context.notify(api.user["id"], title="Your export is ready", url="/notes")
+    [note] = (await api.get_json("/api/notifications"))["notifications"]
+    assert (note["title"], note["url"], note["kind"]) == (
+        "Your export is ready",
+        "/notes",
+        "plugin",
+    )
+    with pytest.raises(ValueError):
+        await context.notify(api.user["id"], title="x", url="https://elsewhere.example/")
+
+
+async def test_context_says_whether_the_plugin_is_switched_on(keeper):
+    api, _ = keeper
+    context = plugin_context(api.app, "keeper")
+    assert context.is_enabled()
+    assert (await api.patch("/api/admin/plugins/keeper", {"enabled": False})).status == 200
+    assert not context.is_enabled()
