@@ -100,7 +100,7 @@ from multinotes.hookspecs import (
 )
 from multinotes.integrations import Event, Integration
 from multinotes.markdown import render_markdown
-from multinotes.plugin.context import PluginContext, WalletEntry, plugin_context
+from multinotes.plugin.context import Caller, PluginContext, WalletEntry, plugin_context
 from multinotes.providers import (
     CAPABILITIES,
     CREDITS_PER_USD,
@@ -149,6 +149,7 @@ __all__ = [
     "BillingEvent",
     "BillingNotSupported",
     "BillingRegistrar",
+    "Caller",
     "ChatMessage",
     "Checkout",
     "Chunk",
