@@ -6,10 +6,12 @@ folder and checks rows, every file, a login and a search. Against MariaDB and Re
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
 import os
 import re
 import secrets
+import socket
 import subprocess
 import sys
 import threading
@@ -266,6 +268,61 @@ def test_without_a_key_it_refuses_to_write_a_plain_backup(site):
     result = backup(site, BACKUP_AGE_RECIPIENT="")
     assert result.returncode != 0
     assert "BACKUP_AGE_RECIPIENT" in (site["tmp"] / "alert").read_text()
+
+
+@pytest.fixture
+def ssh_host(tmp_path: Path) -> Iterator[Path]:
+    """A real sshd on a free loopback port, and an ssh client config (``Host backup-host``)
+    whose key it accepts: what an operator's ``~/.ssh/config`` for the backup host holds."""
+    sshd = need("sshd", "openssh-server")
+    keys = tmp_path / "ssh"
+    keys.mkdir(mode=0o700)
+    for name in ("host_key", "client_key"):
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(keys / name)], check=True
+        )
+    (keys / "authorized_keys").write_text((keys / "client_key.pub").read_text())
+    port = free_port()
+    (keys / "sshd_config").write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {keys / 'host_key'}\n"
+        f"AuthorizedKeysFile {keys / 'authorized_keys'}\nPidFile {keys / 'sshd.pid'}\n"
+        "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n"
+        "PermitRootLogin prohibit-password\nStrictModes no\n"
+    )
+    (keys / "config").write_text(
+        f"Host backup-host\n  HostName 127.0.0.1\n  Port {port}\n  User {getpass.getuser()}\n"
+        f"  IdentityFile {keys / 'client_key'}\n  IdentitiesOnly yes\n"
+        f"  StrictHostKeyChecking accept-new\n  UserKnownHostsFile {keys / 'known_hosts'}\n"
+    )
+    Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege separation directory
+    server = subprocess.Popen(
+        [sshd, "-D", "-e", "-f", str(keys / "sshd_config")],
+        stdout=subprocess.DEVNULL, stderr=open(keys / "sshd.log", "wb"),  # noqa: SIM115
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert server.poll() is None, (keys / "sshd.log").read_text()
+            assert time.monotonic() < deadline, "sshd did not listen"
+            time.sleep(0.1)
+        yield keys / "config"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_the_off_site_copy_can_go_to_another_host_over_ssh(site, ssh_host):
+    remote = site["tmp"] / "remote-host-folder"
+    remote.mkdir()
+    result = backup(
+        site, BACKUP_OFFSITE=f"backup-host:{remote}", RSYNC_RSH=f"ssh -F {ssh_host}"
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    (archive,) = (site["tmp"] / "backups").glob("multinotes-*.tar.age")
+    assert (remote / archive.name).read_bytes() == archive.read_bytes()
 
 
 @pytest.fixture
