@@ -559,3 +559,15 @@ async def test_the_plugin_tables_match_the_migration(admin: ApiClient) -> None:
 
     async with admin.app[DB].engine.connect() as connection:
         assert await connection.run_sync(differences) == []
+
+
+def test_the_default_schedule_retries_within_seconds_then_for_about_a_day() -> None:
+    schedule = service.WebhooksSettings().retry_schedule_seconds
+    assert schedule[0] <= 10
+    assert schedule == sorted(schedule)  # growing
+    assert 20 * 3600 <= sum(schedule) <= 36 * 3600
+    delays = [service.retry_delay(schedule, 1) for _ in range(200)]
+    assert all(d is not None and 0.8 * schedule[0] <= d <= 1.2 * schedule[0] for d in delays)
+    assert len({round(d or 0, 3) for d in delays}) > 50  # jittered, not one fixed delay
+    assert service.retry_delay(schedule, len(schedule)) is not None
+    assert service.retry_delay(schedule, len(schedule) + 1) is None  # used up: failed
