@@ -11,11 +11,13 @@ import html
 from pydantic import BaseModel, Field
 
 from multinotes.plugin import (
+    ActionRegistrar,
     ExportDocument,
     Exporter,
     ExporterRegistrar,
     Invalid,
     SettingsRegistrar,
+    export_actions,
     hookimpl,
 )
 
@@ -60,6 +62,14 @@ class HtmlpageExporter(Exporter):
 @hookimpl
 def register_exporters(register: ExporterRegistrar) -> None:
     register(HtmlpageExporter())
+
+
+@hookimpl
+def register_actions(register: ActionRegistrar) -> None:
+    # The Export menu's entries for this format: a note downloads at once, a conversation or a
+    # folder is exported in the background. They vanish while the plugin is switched off.
+    for action in export_actions(HtmlpageExporter()):
+        register(action)
 
 
 @hookimpl

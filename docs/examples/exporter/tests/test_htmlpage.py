@@ -27,6 +27,21 @@ async def test_the_exporter_appears_in_the_console_and_toggles(tmp_path):
         assert response.status == 200, await response.text()
 
 
+async def test_a_notes_export_menu_offers_the_format_and_downloads_it(tmp_path):
+    async with plugin_client(tmp_path, [("htmlpage", multinotes_htmlpage)]) as api:
+        await api.register_admin()
+        response = await api.post("/api/documents", {"title": "Fish & chips", "content": "Hot."})
+        note = (await response.json())["id"]
+        link = f"/api/documents/{note}/export?format=htmlpage"
+        page = await (await api.get(f"/notes/{note}")).text()
+        assert f'href="{link}"' in page and 'aria-label="Export"' in page
+        download = await api.get(link)
+        assert download.status == 200 and download.content_type == "text/html"
+        assert "<title>Fish &amp; chips</title>" in await download.text()
+        await api.patch("/api/admin/plugins/htmlpage", {"enabled": False})
+        assert link not in await (await api.get(f"/notes/{note}")).text()
+
+
 async def test_a_note_becomes_an_html_page_with_everything_escaped():
     exporter = multinotes_htmlpage.HtmlpageExporter()
     document = ExportDocument(
