@@ -167,6 +167,14 @@ async def test_the_conversation_list_is_newest_first_and_searched_by_title(
     assert listed == ["Taxes <b>explained</b>"]
 
 
+async def test_the_sidebar_checks_its_query_with_the_apis_model(user: ApiClient) -> None:
+    for query, field in (("q=" + "x" * 201, "q"), ("before=" + "0" * 81, "before")):
+        for path in ("/chat/sidebar", "/api/conversations"):
+            response = await user.get(f"{path}?{query}")
+            assert response.status == 422, (path, query)
+            assert field in await response.text(), (path, query)
+
+
 async def test_the_conversation_list_pages_with_show_older(user: ApiClient) -> None:
     for n in range(32):
         await new_conversation(user, title=f"Chat {n:02}")

@@ -20,6 +20,7 @@ from multinotes.chat.pipeline import (
     plan_generations,
     stream_generations,
 )
+from multinotes.chat.schemas import ConversationQuery
 from multinotes.errors import NotFound
 from multinotes.files import objects
 from multinotes.http.endpoint import endpoint, raw
@@ -66,17 +67,6 @@ class ConversationOut(BaseModel):
 class ConversationPage(BaseModel):
     conversations: list[ConversationOut]
     next_cursor: str | None
-
-
-class ConversationQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    limit: int = Field(default=30, ge=1, le=100)
-    before: str | None = Field(default=None, max_length=80)
-    q: str | None = Field(default=None, max_length=200, description="Search in titles.")
-    tool: str | None = Field(default=None, max_length=40)
-    pinned: bool | None = Field(default=None, description="Only pinned (true) or unpinned.")
-    archived: bool = Field(default=False, description="List the archived ones instead.")
 
 
 class MessageOut(BaseModel):

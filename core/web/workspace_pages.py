@@ -25,7 +25,8 @@ from pydantic import BaseModel
 from multinotes.catalog import CatalogEntry
 from multinotes.chat import service as chat
 from multinotes.chat.models import Message, MessageStatus
-from multinotes.http.endpoint import page
+from multinotes.chat.schemas import ConversationQuery
+from multinotes.http.endpoint import page, validate
 from multinotes.http.responses import render
 from multinotes.identity.actor import require_user
 from multinotes.keys import CATALOG, DB
@@ -490,16 +491,24 @@ async def chat_new(request: web.Request) -> web.Response:
 async def chat_sidebar(request: web.Request) -> web.Response:
     """The conversation list (``q`` searches titles; ``before`` is the next page's cursor)."""
     actor = require_user(request)
-    q = request.query.get("q", "").strip()[:200]
-    before = request.query.get("before") or None
+    # The API's query model for what both lists take (a search, a cursor, the archive); the
+    # open conversation and the last date group shown are the sidebar's own.
+    query = validate(
+        ConversationQuery,
+        {
+            "q": request.query.get("q", "").strip() or None,
+            "before": request.query.get("before") or None,
+            "archived": request.query.get("archived") == "1",
+        },
+    )
     current = request.query.get("current") or None
     group = request.query.get("group") or None
     context = await _sidebar(
         request,
         actor.user_id,
-        q,
-        before[:80] if before else None,
-        archived=request.query.get("archived") == "1",
+        query.q or "",
+        query.before,
+        archived=query.archived,
         after_group=group[:40] if group else None,
     )
     return render(request, "chat/_conversations.html", {**context, "current": current})
