@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
@@ -17,7 +18,8 @@ import pytest
 from aiohttp.test_utils import TestServer
 from sqlalchemy import func, select
 
-from multinotes.billing.models import ProviderEvent
+from multinotes.billing.models import PlanPeriod, ProviderEvent
+from multinotes.db import utcnow
 from multinotes.keys import DB
 from multinotes.plugins.billing import stripe as stripe_plugin
 from multinotes.settings import Settings
@@ -379,3 +381,139 @@ async def test_pages_pricing_to_return_page_confirming_then_paid(
     assert "Paid." in done and "500,000" in done
     billing_page = await (await admin.get("/billing")).text()
     assert "Starter" in billing_page and "9.00 USD" in billing_page and ">paid<" in billing_page
+
+
+# -- subscriptions and refunds ------------------------------------------------------------------
+
+
+async def test_a_subscription_renews_survives_a_failed_renewal_and_cancels(
+    admin: ApiClient, stripe: FakeStripe
+) -> None:
+    monthly = await (
+        await admin.post(
+            "/api/admin/plans",
+            {
+                "name": "Monthly",
+                "kind": "credits",
+                "credits": CREDITS,
+                "price": 1500,
+                "currency": "USD",
+                "interval": "month",
+            },
+        )
+    ).json()
+    started = await checkout(admin, monthly["id"])
+    _, _, params, _ = stripe.requests[-1]
+    assert params["mode"] == "subscription"
+    assert params["line_items"][0]["price_data"]["recurring"] == {"interval": "month"}
+    sid = session_id(started["url"])
+    session = stripe.complete(sid)
+
+    # The first invoice lands before the session's event: the same payment, granted once.
+    _, first = await stripe.deliver(
+        stripe.event("invoice.paid", stripe.invoice(sid, "subscription_create"))
+    )
+    _, again = await stripe.deliver(stripe.event("checkout.session.completed", session))
+    assert (first["outcome"], again["outcome"]) == ("applied", "no_change")
+    assert await balance(admin) == CREDITS
+    order = await admin.get_json(f"/api/billing/orders/{started['order_id']}")
+    assert (order["status"], order["subscription_status"]) == ("paid", "active")
+
+    renewal = stripe.invoice(sid, "subscription_cycle")
+    _, renewed = await stripe.deliver(stripe.event("invoice.paid", renewal))
+    _, twice = await stripe.deliver(stripe.event("invoice.payment_succeeded", renewal))
+    assert (renewed["outcome"], twice["outcome"]) == ("applied", "no_change")
+    assert await balance(admin) == 2 * CREDITS
+    async with admin.app[DB].read() as db:
+        period = await db.get(PlanPeriod, admin.user["id"])
+    assert period is not None and period.expires_at is not None
+    assert period.expires_at - utcnow() > timedelta(days=59)  # two months paid
+
+    failed = stripe.invoice(sid, "subscription_cycle", paid=False)
+    _, outcome = await stripe.deliver(stripe.event("invoice.payment_failed", failed))
+    assert outcome["outcome"] == "applied"
+    order = await admin.get_json(f"/api/billing/orders/{started['order_id']}")
+    assert order["subscription_status"] == "past_due"  # the credits stay for now
+    assert await balance(admin) == 2 * CREDITS
+
+    cancelled = await admin.post(f"/api/billing/orders/{started['order_id']}/cancel")
+    assert cancelled.status == 200, await cancelled.text()
+    assert (await cancelled.json())["subscription_status"] == "cancelling"
+    assert stripe.subscriptions[session["subscription"]]["cancel_at_period_end"] is True
+    deleted = {**stripe.subscriptions[session["subscription"]], "status": "canceled"}
+    await stripe.deliver(stripe.event("customer.subscription.deleted", deleted))
+    order = await admin.get_json(f"/api/billing/orders/{started['order_id']}")
+    assert order["subscription_status"] == "cancelled"
+    assert (await admin.post(f"/api/billing/orders/{started['order_id']}/cancel")).status == 409
+
+    portal = await admin.post("/api/billing/portal")
+    assert portal.status == 200
+    assert (await portal.json())["url"].endswith(f"/portal/{session['customer']}")
+    assert stripe.portal_sessions[-1]["return_url"].endswith("/billing")
+
+
+async def test_an_admin_refund_goes_through_stripe_and_takes_back_only_unspent_credits(
+    admin: ApiClient, stripe: FakeStripe, plan: dict[str, Any], make_client: Callable[[], Any]
+) -> None:
+    started = await checkout(admin, plan["id"])
+    sid = session_id(started["url"])
+    await stripe.deliver(stripe.event("checkout.session.completed", stripe.complete(sid)))
+    spent = await admin.post(
+        f"/api/admin/users/{admin.user['id']}/credits", {"amount": -400_000, "reason": "spent"}
+    )
+    assert spent.status == 201
+    someone = await buyer(make_client, "mallory@example.com")
+    path = f"/api/admin/orders/{started['order_id']}/refund"
+    assert (await someone.post(path, {"reason": "please"})).status == 403
+    assert (await admin.post(path, {})).status == 422
+
+    refunded = await admin.post(path, {"reason": "Customer asked"})
+    assert refunded.status == 200, await refunded.text()
+    assert (await refunded.json())["status"] == "refunded"
+    [refund] = stripe.refunds
+    assert refund["amount"] == 1000
+    assert refund["payment_intent"] == stripe.sessions[sid]["payment_intent"]
+    assert await balance(admin) == 0  # 100,000 were left; 400,000 had been spent
+    _, late = await stripe.deliver(
+        stripe.event("charge.refunded", stripe.charge(sid, refunded=True))
+    )
+    assert late["outcome"] == "no_change"
+    assert (await admin.post(path, {"reason": "again"})).status == 409
+    assert len(stripe.refunds) == 1
+
+
+async def test_billing_page_cancels_a_subscription_and_opens_the_portal(
+    admin: ApiClient, stripe: FakeStripe
+) -> None:
+    yearly = await (
+        await admin.post(
+            "/api/admin/plans",
+            {
+                "name": "Yearly",
+                "kind": "credits",
+                "credits": CREDITS,
+                "price": 9900,
+                "currency": "EUR",
+                "interval": "year",
+            },
+        )
+    ).json()
+    started = await checkout(admin, yearly["id"])
+    session = stripe.complete(session_id(started["url"]))
+    await stripe.deliver(stripe.event("checkout.session.completed", session))
+    page = await (await admin.get("/billing")).text()
+    assert "Yearly" in page and "99.00 EUR" in page and "subscription active" in page
+    assert "Cancel subscription" in page
+
+    form = {"csrf_token": admin.csrf}
+    async with admin.client.post(
+        f"/billing/orders/{started['order_id']}/cancel", data=form, allow_redirects=False
+    ) as sent:
+        assert (sent.status, sent.headers["Location"]) == (303, "/billing")
+    assert stripe.subscriptions[session["subscription"]]["cancel_at_period_end"] is True
+    page = await (await admin.get("/billing")).text()
+    assert "subscription cancelling" in page and "Cancel subscription" not in page
+
+    async with admin.client.post("/billing/portal", data=form) as portal:
+        assert portal.status == 200
+        assert f"/portal/{session['customer']}" in await portal.text()

@@ -12,11 +12,11 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from multinotes import audit
 from multinotes.billing import WebhookRejected
 from multinotes.billing import service as billing
-from multinotes.billing.checkout import start_checkout
+from multinotes.billing.checkout import choose_backend, site_url, start_checkout
 from multinotes.billing.models import Coupon, Order, Plan
-from multinotes.errors import BadRequest, Invalid, NotFound
+from multinotes.errors import BadRequest, Conflict, Invalid, NotFound
 from multinotes.http.endpoint import endpoint
-from multinotes.identity.actor import require_user
+from multinotes.identity.actor import require_admin, require_user
 from multinotes.keys import DB, PLUGIN_SETTINGS, PLUGINS
 
 routes = web.RouteTableDef()
@@ -150,8 +150,22 @@ class OrderOut(BaseModel):
     currency: str
     credits: int
     bonus_credits: int
+    subscription_status: str | None = Field(
+        description="Recurring plans: active, cancelling (ends with the period), cancelled, "
+        "past_due (a renewal failed: credits stay until the period and its grace end)."
+    )
     created_at: datetime
     paid_at: datetime | None
+
+
+class RefundIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class UrlOut(BaseModel):
+    url: str
 
 
 class WebhookOut(BaseModel):
@@ -212,6 +226,7 @@ def order_out(order: Order, plans: dict[str, Plan]) -> dict[str, Any]:
         "currency": order.currency,
         "credits": order.credits,
         "bonus_credits": order.bonus_credits,
+        "subscription_status": order.subscription_status,
         "created_at": order.created_at,
         "paid_at": order.paid_at,
     }
@@ -274,6 +289,47 @@ async def get_order(request: web.Request) -> dict[str, Any]:
         request.app[DB], request.match_info["id"], actor.user_id, is_admin=actor.is_admin
     )
     return order_out(order, await _plans_by_id(request.app))
+
+
+@routes.post("/api/billing/orders/{id}/cancel", name="api_billing_order_cancel")
+@endpoint(access="user", response=OrderOut, tags=["billing"], errors=[404, 409, 502])
+async def cancel_subscription(request: web.Request) -> dict[str, Any]:
+    """Cancel your subscription at the end of the period already paid (credits stay until
+    then)."""
+    actor = require_user(request)
+    app = request.app
+    order = await billing.order_for(
+        app[DB], request.match_info["id"], actor.user_id, is_admin=False
+    )
+    if not order.subscription_reference or order.subscription_status not in ("active", "past_due"):
+        raise Conflict("This order has no running subscription.", code="no_subscription")
+    plugin, backend = choose_backend(app, order.backend)
+    await backend.cancel_subscription(
+        subscription_reference=order.subscription_reference,
+        at_period_end=True,
+        config=await app[PLUGIN_SETTINGS].config(plugin),
+    )
+    await billing.set_subscription_status(app[DB], order.id, "cancelling")
+    order = await billing.order_for(app[DB], order.id, actor.user_id, is_admin=False)
+    return order_out(order, await _plans_by_id(app))
+
+
+@routes.post("/api/billing/portal", name="api_billing_portal")
+@endpoint(access="user", response=UrlOut, tags=["billing"], errors=[409, 502])
+async def billing_portal(request: web.Request) -> dict[str, Any]:
+    """A link to the payment provider's self-service page (cards, invoices, subscription)."""
+    actor = require_user(request)
+    app = request.app
+    plugin, backend = choose_backend(app, None)
+    customer = await billing.customer_reference(app[DB], actor.user_id, backend.id)
+    if customer is None:
+        raise Conflict("You have not paid with this provider yet.", code="no_customer")
+    url = await backend.create_portal(
+        customer_reference=customer,
+        return_url=site_url(request, "/billing"),
+        config=await app[PLUGIN_SETTINGS].config(plugin),
+    )
+    return {"url": url}
 
 
 @routes.post("/api/billing/{backend}/webhook", name="api_billing_webhook")
@@ -405,3 +461,34 @@ async def admin_orders(request: web.Request) -> list[dict[str, Any]]:
     """Everyone's latest orders."""
     plans = await _plans_by_id(request.app)
     return [order_out(o, plans) for o in await billing.list_orders(request.app[DB], None)]
+
+
+@routes.post("/api/admin/orders/{id}/refund", name="api_admin_order_refund")
+@endpoint(access="admin", body=RefundIn, response=OrderOut, tags=["admin"], errors=[404, 409, 502])
+async def refund_order(request: web.Request, body: RefundIn) -> dict[str, Any]:
+    """Refund a paid order in full through its payment provider, and take back its credits as
+    far as they are unspent (never below zero)."""
+    admin = require_admin(request)
+    app = request.app
+    order = await billing.order_for(app[DB], request.match_info["id"], admin.user_id, is_admin=True)
+    if order.status != "paid" or not order.payment_reference:
+        raise Conflict("Only a paid one-time order can be refunded here.", code="not_refundable")
+    plugin, backend = choose_backend(app, order.backend)
+    refund_id = await backend.refund(
+        payment_reference=order.payment_reference,
+        amount=order.total,
+        reason=body.reason,
+        idempotency_key=f"refund-{order.id}",
+        config=await app[PLUGIN_SETTINGS].config(plugin),
+    )
+    await billing.refund_order(app[DB], order.id)
+    await audit.record(
+        app,
+        request,
+        "billing.order_refunded",
+        target_type="order",
+        target_id=order.id,
+        details={"reason": body.reason, "refund": refund_id, "amount": order.total},
+    )
+    order = await billing.order_for(app[DB], order.id, admin.user_id, is_admin=True)
+    return order_out(order, await _plans_by_id(app))

@@ -85,6 +85,10 @@ class Order(Base):
     reference: Mapped[str | None] = mapped_column(String(255))
     payment_reference: Mapped[str | None] = mapped_column(String(255))
     customer_reference: Mapped[str | None] = mapped_column(String(255))
+    #: A recurring plan's subscription at the provider, and where it stands: ``active``,
+    #: ``cancelling`` (ends at the period's end), ``cancelled``, ``past_due``.
+    subscription_reference: Mapped[str | None] = mapped_column(String(255), index=True)
+    subscription_status: Mapped[str | None] = mapped_column(String(16))
     url: Mapped[str | None] = mapped_column(Text)
     #: A pending order no longer holds its coupon after this (the provider's page expires too).
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -9,13 +9,13 @@ from typing import Any
 from aiohttp import web
 
 from multinotes.billing import service as billing
-from multinotes.billing.checkout import start_checkout
+from multinotes.billing.checkout import choose_backend, site_url, start_checkout
 from multinotes.billing.models import Order, Plan
 from multinotes.errors import AppError, Invalid
 from multinotes.http.endpoint import page
-from multinotes.http.responses import render
+from multinotes.http.responses import redirect, render
 from multinotes.identity.actor import current_actor, require_user
-from multinotes.keys import DB
+from multinotes.keys import DB, PLUGIN_SETTINGS
 from multinotes.wallet import service as wallet
 
 routes = web.RouteTableDef()
@@ -53,6 +53,7 @@ def order_view(order: Order, plans: dict[str, Plan]) -> dict[str, Any]:
         "total": money(order.total, order.currency),
         "discount": money(order.discount, order.currency) if order.discount else "",
         "credits": order.credits + order.bonus_credits,
+        "subscription_status": order.subscription_status,
         "created_at": order.created_at,
         "paid_at": order.paid_at,
     }
@@ -182,3 +183,49 @@ async def billing_page(request: web.Request) -> web.Response:
             "balance": (await wallet.balance(db, actor.user_id)).available,
         },
     )
+
+
+@routes.post("/billing/orders/{id}/cancel", name="billing_cancel_form")
+@page(access="user")
+async def cancel_form(request: web.Request) -> web.StreamResponse:
+    """Cancel a subscription at the end of its period (the order's Cancel button)."""
+    actor = require_user(request)
+    app = request.app
+    order = await billing.order_for(
+        app[DB], request.match_info["id"], actor.user_id, is_admin=False
+    )
+    if not order.subscription_reference or order.subscription_status not in ("active", "past_due"):
+        return redirect("/billing", "This order has no running subscription.", "error")
+    plugin, backend = choose_backend(app, order.backend)
+    try:
+        await backend.cancel_subscription(
+            subscription_reference=order.subscription_reference,
+            at_period_end=True,
+            config=await app[PLUGIN_SETTINGS].config(plugin),
+        )
+    except AppError as exc:
+        return redirect("/billing", exc.message, "error")
+    await billing.set_subscription_status(app[DB], order.id, "cancelling")
+    return redirect("/billing", "Your subscription ends with the period already paid.")
+
+
+@routes.post("/billing/portal", name="billing_portal_form")
+@page(access="user")
+async def portal_form(request: web.Request) -> web.StreamResponse:
+    """On to the provider's self-service page (a page of ours whose refresh goes there: the
+    CSP keeps forms and their redirects on this site)."""
+    actor = require_user(request)
+    app = request.app
+    try:
+        plugin, backend = choose_backend(app, None)
+        customer = await billing.customer_reference(app[DB], actor.user_id, backend.id)
+        if customer is None:
+            return redirect("/billing", "You have not paid with this provider yet.", "error")
+        url = await backend.create_portal(
+            customer_reference=customer,
+            return_url=site_url(request, "/billing"),
+            config=await app[PLUGIN_SETTINGS].config(plugin),
+        )
+    except AppError as exc:
+        return redirect("/billing", exc.message, "error")
+    return render(request, "billing/pay.html", {"url": url, "nav": "billing"})

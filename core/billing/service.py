@@ -320,6 +320,7 @@ async def _find_order_id(db: Database, backend: str, event: BillingEvent) -> str
         for column, value in (
             (Order.reference, event.reference),
             (Order.payment_reference, event.payment_reference),
+            (Order.subscription_reference, event.subscription_reference),
         ):
             if value:
                 found = await session.scalar(
@@ -346,6 +347,7 @@ async def _apply(
         for key, value in (
             ("payment_reference", event.payment_reference),
             ("customer_reference", event.customer_reference),
+            ("subscription_reference", event.subscription_reference),
         )
         if value and not getattr(order, key)
     }
@@ -358,6 +360,13 @@ async def _apply(
         ):
             return "amount_mismatch"
         return await _paid(session, db, order)
+    if event.type == "subscription.renewed":
+        return await _renewed(session, db, order, event)
+    if event.type == "subscription.cancelled":
+        return await _subscription_status(session, order, "cancelled")
+    if event.type == "payment.failed" and order.status == "paid":
+        # A renewal that failed: the credits stay until the period ends, then the grace period.
+        return await _subscription_status(session, order, "past_due")
     if event.type in ("payment.failed", "checkout.expired"):
         status = "failed" if event.type == "payment.failed" else "expired"
         changed = await (await session.connection()).execute(
@@ -382,6 +391,10 @@ async def _paid(session: AsyncSession, db: Database, order: Order) -> str:
         return "no_change"
     plan = await session.get(Plan, order.plan_id)
     assert plan is not None
+    if plan.interval != "once":
+        await (await session.connection()).execute(
+            update(Order).where(Order.id == order.id).values(subscription_status="active")
+        )
     if order.coupon_id:
         await session.execute(
             update(Coupon).where(Coupon.id == order.coupon_id).values(uses=Coupon.uses + 1)
@@ -409,7 +422,8 @@ async def _paid(session: AsyncSession, db: Database, order: Order) -> str:
                 reason="Leftover credits expire when a new plan starts",
                 reference=f"order:{order.id}",
             )
-        ends = now + timedelta(days=plan.duration_days) if plan.duration_days else None
+        recurring = plan.interval != "once"
+        ends = now + timedelta(days=period_days(plan)) if plan.duration_days or recurring else None
         if active and period.expires_at is not None and ends is not None:
             ends = max(ends, period.expires_at)
         period.plan_id = plan.id
@@ -430,6 +444,57 @@ async def _paid(session: AsyncSession, db: Database, order: Order) -> str:
         kind="bonus",
         reason=f"Coupon bonus on {plan.name}",
         reference=f"order:{order.id}",
+    )
+    return "applied"
+
+
+async def _subscription_status(session: AsyncSession, order: Order, status: str) -> str:
+    if not order.subscription_reference and status != "cancelled":
+        return "no_change"
+    changed = await (await session.connection()).execute(
+        update(Order)
+        .where(Order.id == order.id, Order.subscription_status.is_distinct_from(status))
+        .values(subscription_status=status)
+    )
+    return "applied" if changed.rowcount == 1 else "no_change"
+
+
+def period_days(plan: Plan) -> int:
+    if plan.duration_days:
+        return plan.duration_days
+    return 365 if plan.interval == "year" else 30
+
+
+async def _renewed(session: AsyncSession, db: Database, order: Order, event: BillingEvent) -> str:
+    """A paid renewal invoice: the plan's credits again, the period moved on by one interval."""
+    if order.status != "paid" or not event.reference:
+        return "no_change"
+    plan = await session.get(Plan, order.plan_id)
+    assert plan is not None
+    granted = await wallet.credit_in(
+        session,
+        order.user_id,
+        order.credits,
+        kind="purchase",
+        reason=f"Renewed {plan.name}",
+        reference=f"renewal:{event.reference}"[:100],
+    )
+    if not granted:
+        return "no_change"
+    lock = select(PlanPeriod).where(PlanPeriod.user_id == order.user_id)
+    if not db.is_sqlite:
+        lock = lock.with_for_update()
+    period = (await session.scalars(lock)).one_or_none()
+    now = utcnow()
+    if period is None:
+        period = PlanPeriod(user_id=order.user_id)
+        session.add(period)
+    start = max(period.expires_at or now, now)
+    period.plan_id = plan.id
+    period.order_id = order.id
+    period.expires_at = start + timedelta(days=period_days(plan))
+    await (await session.connection()).execute(
+        update(Order).where(Order.id == order.id).values(subscription_status="active")
     )
     return "applied"
 
@@ -461,3 +526,42 @@ async def events_for_order(db: Database, order_id: str) -> list[ProviderEvent]:
             .order_by(ProviderEvent.received_at)
         )
         return list(rows)
+
+
+async def refund_order(db: Database, order_id: str) -> str:
+    """After the provider accepted a refund: the order is refunded and its unspent credits go
+    back (its later ``charge.refunded`` webhook then changes nothing)."""
+    async with db.read() as session:
+        owner = await session.scalar(select(Order.user_id).where(Order.id == order_id))
+    if owner is None:
+        raise NotFound("No such order.")
+    await wallet.ensure_wallet(db, owner)
+    async with db.transaction() as session:
+        lock = select(Order).where(Order.id == order_id)
+        if not db.is_sqlite:
+            lock = lock.with_for_update()
+        order = (await session.scalars(lock)).one()
+        return await _reverse(session, order, "refunded")
+
+
+async def set_subscription_status(db: Database, order_id: str, status: str) -> None:
+    async with db.transaction() as session:
+        await session.execute(
+            update(Order).where(Order.id == order_id).values(subscription_status=status)
+        )
+
+
+async def customer_reference(db: Database, user_id: str, backend: str) -> str | None:
+    """The provider's customer for this user: from their latest paid order there."""
+    async with db.read() as session:
+        found = await session.scalar(
+            select(Order.customer_reference)
+            .where(
+                Order.user_id == user_id,
+                Order.backend == backend,
+                Order.customer_reference.is_not(None),
+            )
+            .order_by(Order.created_at.desc())
+            .limit(1)
+        )
+    return str(found) if found else None

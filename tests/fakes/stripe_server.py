@@ -85,6 +85,8 @@ class FakeStripe:
     webhook_url: str = ""
     sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
     refunds: list[dict[str, Any]] = field(default_factory=list)
+    subscriptions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    portal_sessions: list[dict[str, Any]] = field(default_factory=list)
     requests: list[tuple[str, str, dict[str, Any], str | None]] = field(default_factory=list)
     idempotent: dict[str, tuple[dict[str, Any], int, dict[str, Any]]] = field(default_factory=dict)
     sent: list[tuple[dict[str, Any], int]] = field(default_factory=list)
@@ -98,6 +100,9 @@ class FakeStripe:
         app.router.add_post("/v1/checkout/sessions", self.create_session)
         app.router.add_get("/v1/checkout/sessions/{id}", self.retrieve_session)
         app.router.add_post("/v1/refunds", self.create_refund)
+        app.router.add_post("/v1/subscriptions/{id}", self.update_subscription)
+        app.router.add_delete("/v1/subscriptions/{id}", self.cancel_subscription)
+        app.router.add_post("/v1/billing_portal/sessions", self.create_portal_session)
         app.router.add_get("/pay/{id}", self.pay_page)
         app.router.add_post("/pay/{id}", self.pay)
         return app
@@ -178,6 +183,7 @@ class FakeStripe:
                     "metadata", {}
                 ),
                 "_line_items": items,
+                "_subscription_metadata": (p.get("subscription_data") or {}).get("metadata", {}),
             }
             self.sessions[session_id] = session
             return 200, self.public(session)
@@ -214,6 +220,42 @@ class FakeStripe:
             return 200, refund
 
         return await self._idempotent(request, params, make)
+
+    async def update_subscription(self, request: web.Request) -> web.Response:
+        if refused := await self._authorised(request):
+            return refused
+        params = await self._read(request)
+        subscription = self.subscriptions.get(request.match_info["id"])
+        if subscription is None:
+            return stripe_error(404, "invalid_request_error", "No such subscription", "id")
+        if "cancel_at_period_end" in params:
+            subscription["cancel_at_period_end"] = params["cancel_at_period_end"] == "true"
+        return web.json_response(subscription)
+
+    async def cancel_subscription(self, request: web.Request) -> web.Response:
+        if refused := await self._authorised(request):
+            return refused
+        subscription = self.subscriptions.get(request.match_info["id"])
+        if subscription is None:
+            return stripe_error(404, "invalid_request_error", "No such subscription", "id")
+        subscription["status"] = "canceled"
+        return web.json_response(subscription)
+
+    async def create_portal_session(self, request: web.Request) -> web.Response:
+        if refused := await self._authorised(request):
+            return refused
+        params = await self._read(request)
+        if not params.get("customer"):
+            return stripe_error(400, "invalid_request_error", "Missing customer", "customer")
+        portal = {
+            "id": _id("bps"),
+            "object": "billing_portal.session",
+            "customer": params["customer"],
+            "return_url": params.get("return_url"),
+            "url": f"{request.url.origin()}/portal/{params['customer']}",
+        }
+        self.portal_sessions.append(portal)
+        return web.json_response(portal)
 
     # -- the hosted page -----------------------------------------------------------------------
 
@@ -255,13 +297,46 @@ class FakeStripe:
         """The buyer paid: the session gets its payment intent and customer."""
         session = self.sessions[session_id]
         if session["status"] != "complete":
-            session.update(
-                status="complete",
-                payment_status="paid",
-                payment_intent=_id("pi"),
-                customer=_id("cus"),
-            )
+            customer = _id("cus")
+            session.update(status="complete", payment_status="paid", customer=customer)
+            if session["mode"] == "subscription":
+                subscription = {
+                    "id": _id("sub"),
+                    "object": "subscription",
+                    "customer": customer,
+                    "status": "active",
+                    "cancel_at_period_end": False,
+                    "metadata": session["_subscription_metadata"],
+                }
+                self.subscriptions[subscription["id"]] = subscription
+                session["subscription"] = subscription["id"]
+            else:
+                session["payment_intent"] = _id("pi")
         return self.public(session)
+
+    def invoice(self, session_id: str, reason: str, *, paid: bool = True) -> dict[str, Any]:
+        """An invoice of the session's subscription (``subscription_create`` for the first,
+        ``subscription_cycle`` for a renewal), shaped as API version 2025-03 and later."""
+        session = self.sessions[session_id]
+        subscription = self.subscriptions[session["subscription"]]
+        return {
+            "id": _id("in"),
+            "object": "invoice",
+            "billing_reason": reason,
+            "customer": subscription["customer"],
+            "currency": session["currency"],
+            "amount_due": session["amount_total"],
+            "amount_paid": session["amount_total"] if paid else 0,
+            "status": "paid" if paid else "open",
+            "metadata": {},
+            "parent": {
+                "type": "subscription_details",
+                "subscription_details": {
+                    "subscription": subscription["id"],
+                    "metadata": subscription["metadata"],
+                },
+            },
+        }
 
     def payment_intent(self, session_id: str) -> dict[str, Any]:
         session = self.sessions[session_id]

@@ -72,6 +72,8 @@ def upgrade() -> None:
         sa.Column("reference", sa.String(length=255), nullable=True),
         sa.Column("payment_reference", sa.String(length=255), nullable=True),
         sa.Column("customer_reference", sa.String(length=255), nullable=True),
+        sa.Column("subscription_reference", sa.String(length=255), nullable=True),
+        sa.Column("subscription_status", sa.String(length=16), nullable=True),
         sa.Column("url", sa.Text(), nullable=True),
         sa.Column("expires_at", multinotes.db.UTCDateTime(), nullable=False),
         sa.Column("paid_at", multinotes.db.UTCDateTime(), nullable=True),
@@ -90,6 +92,11 @@ def upgrade() -> None:
     with op.batch_alter_table("orders", schema=None) as batch_op:
         batch_op.create_index("ix_orders_user_created", ["user_id", "created_at"], unique=False)
         batch_op.create_index("ix_orders_coupon_status", ["coupon_id", "status"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_orders_subscription_reference"),
+            ["subscription_reference"],
+            unique=False,
+        )
     op.create_table(
         "billing_events",
         sa.Column("id", sa.String(length=32), nullable=False),

@@ -103,10 +103,17 @@ def translate(event: dict[str, Any]) -> BillingEvent:
     }
     if kind == "checkout.session.completed" and obj.get("payment_status") == "unpaid":
         meaning = "ignored"  # a delayed method (bank debit): async_payment_* follows
+    if kind.startswith("invoice."):
+        return _invoice_event(kind, obj, common)
+    if kind == "customer.subscription.deleted":
+        return BillingEvent(
+            type="subscription.cancelled", subscription_reference=_ref(obj.get("id")), **common
+        )
     if kind.startswith("checkout.session."):
         return BillingEvent(
             type=meaning,
             reference=_ref(obj.get("id")),
+            subscription_reference=_ref(obj.get("subscription")),
             payment_reference=_ref(obj.get("payment_intent")),
             amount=obj.get("amount_total") if meaning == "payment.succeeded" else None,
             **common,
@@ -128,6 +135,32 @@ def translate(event: dict[str, Any]) -> BillingEvent:
             **common,
         )
     return BillingEvent(type="ignored", **common)
+
+
+def _invoice_event(kind: str, obj: dict[str, Any], common: dict[str, Any]) -> BillingEvent:
+    """A subscription's invoice. Its first one (``subscription_create``) is the same payment as
+    the checkout session; later ones (``subscription_cycle``) are renewals."""
+    details = (obj.get("parent") or {}).get("subscription_details") or {}
+    if not details:  # API versions before 2025-03 put it on the invoice itself
+        details = {
+            "subscription": obj.get("subscription"),
+            "metadata": obj.get("subscription_details", {}).get("metadata"),
+        }
+    order_id = (details.get("metadata") or {}).get("order_id") or common["order_id"]
+    first = obj.get("billing_reason") == "subscription_create"
+    if kind in ("invoice.paid", "invoice.payment_succeeded"):
+        meaning = "payment.succeeded" if first else "subscription.renewed"
+    elif kind == "invoice.payment_failed":
+        meaning = "payment.failed"
+    else:
+        meaning = "ignored"
+    return BillingEvent(
+        type=meaning,  # type: ignore[arg-type]
+        reference=_ref(obj.get("id")),
+        subscription_reference=_ref(details.get("subscription")),
+        amount=obj.get("amount_paid") if meaning == "payment.succeeded" else None,
+        **{**common, "order_id": order_id},
+    )
 
 
 class StripeBackend(BillingBackend):
@@ -199,6 +232,70 @@ class StripeBackend(BillingBackend):
         if not session.url or not session.id:
             raise ProviderBadResponse("Stripe returned a checkout session without a URL.")
         return Checkout(url=session.url, reference=session.id)
+
+    async def _call(self, config: Any, what: str, call: Any) -> Any:
+        client, http = self._client(config)
+        try:
+            return await call(client)
+        except stripe.AuthenticationError as exc:
+            raise NeedsKey(f"Stripe refused the secret key: {exc.user_message or exc}") from None
+        except stripe.InvalidRequestError as exc:
+            raise ProviderBadResponse(f"Stripe refused the {what}: {exc.user_message}") from None
+        except stripe.StripeError as exc:
+            raise ProviderUnavailable(f"Stripe could not be reached: {exc}") from None
+        finally:
+            await http.close_async()
+
+    async def create_portal(self, *, customer_reference: str, return_url: str, config: Any) -> str:
+        session = await self._call(
+            config,
+            "portal session",
+            lambda client: client.v1.billing_portal.sessions.create_async(
+                {"customer": customer_reference, "return_url": return_url}
+            ),
+        )
+        return str(session.url)
+
+    async def cancel_subscription(
+        self, *, subscription_reference: str, at_period_end: bool, config: Any
+    ) -> None:
+        if at_period_end:
+            await self._call(
+                config,
+                "cancellation",
+                lambda client: client.v1.subscriptions.update_async(
+                    subscription_reference, {"cancel_at_period_end": True}
+                ),
+            )
+        else:
+            await self._call(
+                config,
+                "cancellation",
+                lambda client: client.v1.subscriptions.cancel_async(subscription_reference),
+            )
+
+    async def refund(
+        self,
+        *,
+        payment_reference: str,
+        amount: int,
+        reason: str,
+        idempotency_key: str,
+        config: Any,
+    ) -> str:
+        refund = await self._call(
+            config,
+            "refund",
+            lambda client: client.v1.refunds.create_async(
+                {
+                    "payment_intent": payment_reference,
+                    "amount": amount,
+                    "metadata": {"reason": reason[:500]},
+                },
+                {"idempotency_key": idempotency_key},
+            ),
+        )
+        return str(refund.id)
 
     async def parse_webhook(
         self, *, body: bytes, headers: Mapping[str, str], config: Any
