@@ -8,6 +8,7 @@ through a verified webhook, exactly once, whatever the order or number of delive
 from __future__ import annotations
 
 import asyncio
+import io
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
@@ -16,6 +17,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
+from pypdf import PdfReader
 from sqlalchemy import func, select
 
 from multinotes.billing.models import PlanPeriod, ProviderEvent
@@ -517,3 +519,50 @@ async def test_billing_page_cancels_a_subscription_and_opens_the_portal(
     async with admin.client.post("/billing/portal", data=form) as portal:
         assert portal.status == 200
         assert f"/portal/{session['customer']}" in await portal.text()
+
+
+async def test_a_paid_order_has_a_pdf_receipt_with_the_seller_and_tax_line(
+    admin: ApiClient, stripe: FakeStripe, plan: dict[str, Any], make_client: Callable[[], Any]
+) -> None:
+    seller = {
+        "name": "Multinotes Ĝmbh",
+        "address": "1 Rue de l'Été\n75001 Paris",
+        "tax_id": "FR123",
+        "tax_label": "VAT",
+        "tax_percent": 20,
+    }
+    saved = await admin.request("PUT", "/api/admin/billing/seller", json=seller)
+    assert saved.status == 200, await saved.text()
+    await admin.post("/api/admin/coupons", {"code": "HALF", "percent_off": 50})
+    started = await checkout(admin, plan["id"], "HALF")
+    receipt_path = f"/api/billing/orders/{started['order_id']}/receipt"
+    assert (await admin.get(receipt_path)).status == 404  # not paid yet
+    await stripe.deliver(
+        stripe.event("checkout.session.completed", stripe.complete(session_id(started["url"])))
+    )
+
+    response = await admin.get(receipt_path)
+    assert response.status == 200
+    assert response.content_type == "application/pdf"
+    text = "".join(
+        page.extract_text() for page in PdfReader(io.BytesIO(await response.read())).pages
+    )
+    for expected in (
+        "Receipt",
+        started["order_id"],
+        "Multinotes Ĝmbh",
+        "Rue de l'Été",
+        "FR123",
+        "Starter: 500,000 credits",
+        "10.00 USD",
+        "-5.00 USD",
+        "5.00 USD",
+        "of which VAT 20%",
+        "0.83 USD",
+        "admin@example.com",
+    ):
+        assert expected in text, expected
+    other = await buyer(make_client, "peeker@example.com")
+    assert (await other.get(receipt_path)).status == 404
+    page = await (await admin.get("/billing")).text()
+    assert f'href="{receipt_path}"' in page

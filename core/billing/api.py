@@ -10,12 +10,13 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from multinotes import audit
-from multinotes.billing import WebhookRejected
+from multinotes.billing import WebhookRejected, receipts
 from multinotes.billing import service as billing
 from multinotes.billing.checkout import choose_backend, site_url, start_checkout
 from multinotes.billing.models import Coupon, Order, Plan
 from multinotes.errors import BadRequest, Conflict, Invalid, NotFound
 from multinotes.http.endpoint import endpoint
+from multinotes.identity import service as identity
 from multinotes.identity.actor import require_admin, require_user
 from multinotes.keys import DB, PLUGIN_SETTINGS, PLUGINS
 
@@ -289,6 +290,61 @@ async def get_order(request: web.Request) -> dict[str, Any]:
         request.app[DB], request.match_info["id"], actor.user_id, is_admin=actor.is_admin
     )
     return order_out(order, await _plans_by_id(request.app))
+
+
+@routes.get("/api/billing/orders/{id}/receipt", name="api_billing_order_receipt")
+@endpoint(
+    access="user",
+    tags=["billing"],
+    errors=[404],
+    content_type="application/pdf",
+)
+async def order_receipt(request: web.Request) -> web.Response:
+    """The PDF receipt of one of your paid orders (admins: anyone's)."""
+    actor = require_user(request)
+    app = request.app
+    order = await billing.order_for(
+        app[DB], request.match_info["id"], actor.user_id, is_admin=actor.is_admin
+    )
+    if order.paid_at is None:
+        raise NotFound("This order has not been paid, so it has no receipt.")
+    buyer = await identity.get_user(app[DB], order.user_id)
+    plans = await _plans_by_id(app)
+    pdf = receipts.receipt_pdf(
+        order,
+        plans.get(order.plan_id),
+        {"name": buyer.name, "email": buyer.email},
+        await receipts.seller(app[DB]),
+    )
+    return web.Response(
+        body=pdf,
+        content_type="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="receipt-{order.id}.pdf"'},
+    )
+
+
+@routes.get("/api/admin/billing/seller", name="api_admin_billing_seller")
+@endpoint(access="admin", response=receipts.SellerSettings, tags=["admin"])
+async def get_seller(request: web.Request) -> receipts.SellerSettings:
+    """The seller details and tax line printed on every receipt."""
+    return await receipts.seller(request.app[DB])
+
+
+@routes.put("/api/admin/billing/seller", name="api_admin_billing_seller_put")
+@endpoint(
+    access="admin",
+    body=receipts.SellerSettings,
+    response=receipts.SellerSettings,
+    tags=["admin"],
+    errors=[422],
+)
+async def put_seller(
+    request: web.Request, body: receipts.SellerSettings
+) -> receipts.SellerSettings:
+    """Set the seller details and tax line printed on receipts."""
+    await receipts.save_seller(request.app[DB], body)
+    await audit.record(request.app, request, "billing.seller_changed", target_type="settings")
+    return body
 
 
 @routes.post("/api/billing/orders/{id}/cancel", name="api_billing_order_cancel")
