@@ -115,6 +115,14 @@ ACCOUNT_WRITES = {
     ("POST", "/api/sessions/revoke-all"),
     ("DELETE", "/api/sessions/{id}"),
     ("POST", "/logout"),
+    # Buying and managing a subscription spend money: a full key.
+    ("POST", "/api/billing/quote"),
+    ("POST", "/api/billing/checkout"),
+    ("POST", "/api/billing/portal"),
+    ("POST", "/api/billing/orders/{id}/cancel"),
+    ("POST", "/billing/checkout"),
+    ("POST", "/billing/portal"),
+    ("POST", "/billing/orders/{id}/cancel"),
 }
 FULL = {"read", "notes", "chat"}
 #: Routes a single-scope key may reach but the walk must not call: they end the session the
