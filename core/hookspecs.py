@@ -107,7 +107,7 @@ class TaskRegistrar(Protocol):
 class TemplateRegistrar(Protocol):
     def __call__(self, *, templates: Path | None = None, static: Path | None = None) -> None:
         """Add a templates folder (searched before the core's, so it can override any page) and/or
-        a static folder (served at ``/static/plugins/<plugin>/``)."""
+        a static folder (served at ``/static/plugins/<plugin>/``; see ``register_assets``)."""
 
 
 class NavLinkRegistrar(Protocol):
@@ -192,7 +192,9 @@ def register_tasks(register: TaskRegistrar) -> None:
 
 @hookspec
 def register_templates(register: TemplateRegistrar) -> None:
-    """Register template and static folders. Called once at startup.
+    """Register template and static folders. Called once at startup. The templates are found
+    before the core's while the plugin is enabled; ``"default:<name>"`` always loads the core's
+    own template, so a plugin's ``base.html`` can ``{% extends "default:base.html" %}``.
 
     :param register: see ``TemplateRegistrar``.
     """
