@@ -350,3 +350,25 @@ def test_markdown_blocks_keep_only_safe_links():
         "https://app.example/notes/1",
         "mailto:a@b.c",
     ]
+
+
+async def test_a_streamed_file_is_cut_off_at_the_export_size_cap():
+    from multinotes.errors import PayloadTooLarge
+    from multinotes.note_exports.service import render_file
+
+    read: list[int] = []
+
+    class Endless(Exporter):
+        exporter_id, name, media_type, extension = "endless", "Endless", "text/plain", "txt"
+
+        async def render(self, document: ExportDocument, options: ExportOptions) -> ExportFile:
+            async def chunks():
+                for n in range(1000):
+                    read.append(n)
+                    yield b"x" * 1024
+
+            return ExportFile(chunks(), self.media_type, self.filename(document))
+
+    with pytest.raises(PayloadTooLarge, match="The Endless file of 'Big' is larger"):
+        await render_file(Endless(), ExportDocument("Big", ""), ExportOptions(), cap=10 * 1024)
+    assert len(read) == 11  # stopped at the chunk that passed the cap, not at the end

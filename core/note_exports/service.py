@@ -111,9 +111,20 @@ async def render_file(
             code="remote_exporter",
             fields={"format": "This format has no file to download."},
         )
-    data = await result.read()
+    what = f"The {exporter.name} file of {document.title!r}"
+    if isinstance(result.content, bytes):
+        data = result.content
+    else:  # a stream: stop reading as soon as it passes the cap
+        parts: list[bytes] = []
+        size = 0
+        async for chunk in result.content:
+            size += len(chunk)
+            if size > cap:
+                raise too_large(cap, what)
+            parts.append(chunk)
+        data = b"".join(parts)
     if len(data) > cap:
-        raise too_large(cap, f"The {exporter.name} file of {document.title!r}")
+        raise too_large(cap, what)
     return Rendered(data, result.media_type, result.filename)
 
 
