@@ -51,7 +51,9 @@ def test_a_plugin_of_each_kind_loads_through_entry_points(tmp_path):
     assert host.registries.exporters["plaintext"][0] == "exporter"
     assert host.registries.integrations["recorder"][0] == "integration"
     assert host.registries.billing["free"][0] == "billing"
-    assert [(r.plugin, r.path) for r in host.routes] == [("routes", "/api/plugins/routes/ping")]
+    # (Built-in plugins, such as webhooks, register routes of their own.)
+    ours = [(r.plugin, r.path) for r in host.routes if r.plugin in kinds]
+    assert ours == [("routes", "/api/plugins/routes/ping")]
 
 
 def test_a_plugin_that_fails_to_import_is_marked_failed_and_the_rest_load(tmp_path):
@@ -208,7 +210,8 @@ def test_two_plugins_registering_the_same_task_the_second_fails(tmp_path):
     assert host.records["task_b"].status == "failed"
     assert "'task_a'" in (host.records["task_b"].error or "")
     assert host.tasks["shared.job"].plugin == "task_a"
-    assert [r.plugin for r in host.routes] == ["task_a"]  # the failed one's route is gone too
+    # The failed one's route is gone too (built-in plugins' routes aside).
+    assert [r.plugin for r in host.routes if r.plugin.startswith("task_")] == ["task_a"]
 
 
 def test_a_route_without_access_is_refused(tmp_path):
