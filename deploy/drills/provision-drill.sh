@@ -308,7 +308,7 @@ EOF
   in_ct /opt/multinotes/current/venv/bin/pip install --quiet /root/badplugin
   in_ct systemctl restart multinotes.target
   local listed
-  listed=$(in_ct runuser -u multinotes -- bash -c 'set -a; . /etc/multinotes/env; cd ~; /opt/multinotes/current/venv/bin/multinotes plugins list' 2>&1 | grep badplugin || true)
+  listed=$(in_ct runuser -u multinotes -- bash -c 'set -a; . /etc/multinotes/env; cd ~; /opt/multinotes/current/venv/bin/multinotes plugins list' 2>/dev/null | grep '^badplugin ' || true)
   if grep -q failed <<<"$listed"; then pass "badplugin is marked failed: $listed"; else fail "badplugin: $listed"; fi
   units_active
 }
