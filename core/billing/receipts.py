@@ -11,7 +11,7 @@ from typing import Any
 
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from multinotes.app_settings import get_setting, set_setting
 from multinotes.billing.models import Order, Plan
@@ -24,6 +24,8 @@ ZERO_DECIMAL = {"JPY", "KRW", "VND", "CLP", "ISK", "UGX", "XAF", "XOF"}
 
 class SellerSettings(BaseModel):
     """What every receipt says about the seller."""
+
+    model_config = ConfigDict(extra="forbid")
 
     name: str = Field(default="", max_length=200)
     address: str = Field(default="", max_length=1000, description="Several lines allowed.")

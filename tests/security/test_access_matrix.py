@@ -13,7 +13,8 @@ from typing import Any
 import aiohttp
 from sqlalchemy import or_, select
 
-from multinotes.db import Base
+from multinotes.billing.models import Coupon, Order, Plan
+from multinotes.db import Base, utcnow
 from multinotes.identity.oauth_models import OAuthIdentity
 from multinotes.keys import DB
 from multinotes.models_registry import import_all_models
@@ -105,7 +106,15 @@ OBJECTS: dict[str, str] = {
     "/integrations/webhooks/{id}/delete": "webhook",
     "/integrations/webhooks/{id}/rotate": "webhook",
     "/integrations/webhooks/{id}/deliveries/{delivery_id}/retry": "webhook",
+    "/api/billing/orders/{id}": "order",
+    "/api/billing/orders/{id}/receipt": "order",
+    "/api/billing/orders/{id}/cancel": "order",
+    "/billing/orders/{id}/cancel": "order",
     # Admin routes: a non-admin gets 403 whatever the id.
+    "/api/admin/orders/{id}/refund": "order",
+    "/api/admin/plans/{id}": "plan",
+    "/api/admin/plans/{id}/archive": "plan",
+    "/api/admin/coupons/{id}/archive": "coupon",
     "/api/admin/users/{id}": "user",
     "/api/admin/users/{id}/credits": "user",
     "/admin/users/{id}": "user",
@@ -212,8 +221,26 @@ async def a_objects(a: ApiClient) -> dict[str, str]:
     notice = Notification(
         user_id=a.user["id"], kind="share", object_type="document", object_id=document
     )
+    plan = Plan(name="A's plan", kind="credits", credits=10, price=100, currency="USD")
+    coupon = Coupon(code="A-COUPON", percent_off=10)
     async with a.app[DB].transaction() as db_session:
-        db_session.add_all([identity, notice])
+        db_session.add_all([identity, notice, plan, coupon])
+    order = Order(  # as a verified webhook leaves a subscription's paid order
+        user_id=a.user["id"],
+        plan_id=plan.id,
+        backend="stripe",
+        status="paid",
+        subtotal=100,
+        total=100,
+        currency="USD",
+        credits=10,
+        subscription_reference="sub_a",
+        subscription_status="active",
+        expires_at=utcnow(),
+        paid_at=utcnow(),
+    )
+    async with a.app[DB].transaction() as db_session:
+        db_session.add(order)
     share = await (
         await a.post(
             "/api/shares",
@@ -244,6 +271,9 @@ async def a_objects(a: ApiClient) -> dict[str, str]:
         "comment": comment["id"],
         "notification": notice.id,
         "webhook": webhook["id"],
+        "order": order.id,
+        "plan": plan.id,
+        "coupon": coupon.id,
         "user": a.user["id"],
         **GLOBAL_OBJECTS,
     }
@@ -340,3 +370,4 @@ async def test_user_b_cannot_reach_user_a_objects(admin: ApiClient, make_client:
     assert exported.status == 200
     assert await (await a.get(f"/api/files/{ids['file']}/content")).read() == b"A's words"
     assert (await a.get(f"/chat/{ids['conversation']}")).status == 200
+    assert (await a.get(f"/api/billing/orders/{ids['order']}/receipt")).status == 200
