@@ -36,7 +36,9 @@ PLACEHOLDERS = {
 }
 
 BLOCK = re.compile(
-    r"(?:<!--\s*docs-run:\s*(?P<marker>.*?)\s*-->\s*\n)?```(?P<lang>sh|bash|shell|console)\n"
+    # the marker is the whole line right before the fence (one mentioned in prose is not)
+    r"(?:<!--[ \t]*docs-run:[ \t]*(?P<marker>[^\n]*?)[ \t]*-->[ \t]*\n)?"
+    r"```(?P<lang>sh|bash|shell|console)\n"
     r"(?P<body>.*?)```",
     flags=re.S,
 )

@@ -77,6 +77,9 @@ def test_a_block_without_a_marker_is_found(tmp_path):
     (tmp_path / "deploy").mkdir()
     (tmp_path / "docs").mkdir()
     for page in doc_blocks.DOCS:
-        (tmp_path / page).write_text("Text.\n\n```sh\nsystemctl status nginx\n```\n")
+        # a marker mentioned in the prose above does not count: only the line before the block
+        (tmp_path / page).write_text(
+            "Say `<!-- docs-run: drill -->` before a block.\n\n```sh\nsystemctl status nginx\n```\n"
+        )
     found = doc_blocks.blocks(tmp_path)
     assert [(b.page, b.line, b.kind) for b in found] == [(p, 3, "") for p in doc_blocks.DOCS]

@@ -1,9 +1,10 @@
 """deploy/drills/provision-drill.sh: provision.sh on a clean Debian 12 booted with systemd as
 PID 1 (systemd-nspawn), then the operator's and a first user's checks through nginx.
 
-It takes about 15 minutes here (debootstrap once, then apt, pip and the app's start on a busy
-machine), so it runs only with ``MULTINOTES_SLOW_DRILLS=1`` (as root, on a Debian 12 host with
-debootstrap, systemd-container and iptables), never in the ordinary suite:
+It takes about 20 minutes here (1,206 s; debootstrap adds 2-5 minutes while its tarball is not
+cached; most of it is apt, pip and Python starting on a busy machine), so it runs only with
+``MULTINOTES_SLOW_DRILLS=1`` (as root, on a Debian 12 host with debootstrap, systemd-container
+and iptables), never in the ordinary suite:
 
     MULTINOTES_SLOW_DRILLS=1 .venv/bin/python -m pytest tests/deploy/test_provision_drill.py -s
 
@@ -23,7 +24,7 @@ DRILL = Path(__file__).resolve().parents[2] / "deploy" / "drills" / "provision-d
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("MULTINOTES_SLOW_DRILLS") != "1",
-    reason="slow (~15 min): set MULTINOTES_SLOW_DRILLS=1 to run the provision drill",
+    reason="slow (~20 min): set MULTINOTES_SLOW_DRILLS=1 to run the provision drill",
 )
 
 
