@@ -105,6 +105,7 @@ cleanup() {
   return "$rc"
 }
 trap cleanup EXIT
+trap 'exit 143' TERM INT  # through the exit trap: no container or NAT rule is left behind
 
 mirror() {
   if [ -n "${DRILL_MIRROR:-}" ]; then echo "$DRILL_MIRROR"; return; fi
