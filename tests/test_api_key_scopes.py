@@ -123,6 +123,7 @@ ACCOUNT_WRITES = {
     ("POST", "/billing/checkout"),
     ("POST", "/billing/portal"),
     ("POST", "/billing/orders/{id}/cancel"),
+    ("POST", "/billing/referral"),
 }
 FULL = {"read", "notes", "chat"}
 #: Routes a single-scope key may reach but the walk must not call: they end the session the

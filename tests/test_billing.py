@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
@@ -566,3 +567,39 @@ async def test_a_paid_order_has_a_pdf_receipt_with_the_seller_and_tax_line(
     assert (await other.get(receipt_path)).status == 404
     page = await (await admin.get("/billing")).text()
     assert f'href="{receipt_path}"' in page
+
+
+# -- referrals ----------------------------------------------------------------------------------
+
+
+async def test_a_referral_pays_both_once_on_the_referees_first_paid_order(
+    admin: ApiClient, stripe: FakeStripe, plan: dict[str, Any], make_client: Callable[[], Any]
+) -> None:
+    page = await (await admin.get("/billing")).text()
+    link = re.search(r'id="referral-url" value="([^"]+)"', page)
+    assert link is not None
+    path = link.group(1).split("://", 1)[1].split("/", 1)[1]
+    referrer_before = await balance(admin)
+
+    friend: ApiClient = await make_client()
+    async with friend.client.get("/" + path, allow_redirects=False) as followed:
+        assert (followed.status, followed.headers["Location"]) == (303, "/register")
+    await friend.register_and_login("friend@example.com")
+    # The referrer's own link does nothing for them.
+    async with admin.client.get("/" + path, allow_redirects=False):
+        pass
+
+    for _ in range(2):  # the bonus comes with the first paid order only
+        started = await checkout(friend, plan["id"])
+        session = stripe.complete(session_id(started["url"]))
+        event = stripe.event("checkout.session.completed", session)
+        await asyncio.gather(stripe.deliver(event), stripe.deliver(event))
+    assert await balance(friend) == 2 * CREDITS + 50_000
+    assert await balance(admin) == referrer_before + 50_000
+    async with admin.app[DB].read() as db:
+        bonuses = list(
+            await db.scalars(select(LedgerEntry).where(LedgerEntry.reason == "Referral bonus"))
+        )
+    assert sorted(e.reference for e in bonuses) == sorted(
+        [f"referral-referee:{friend.user['id']}", f"referral-referrer:{friend.user['id']}"]
+    )

@@ -6,6 +6,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from multinotes import audit
+from multinotes.billing import referrals
 from multinotes.http.endpoint import endpoint
 from multinotes.http.session import clear_session_cookie, start_session
 from multinotes.identity import service as identity
@@ -73,6 +74,7 @@ async def register(request: web.Request, body: RegisterIn) -> UserOut:
     )
     if registration.created:
         await queue_account_mail(request, VERIFY_EMAIL, registration.user.email)
+        await referrals.record_signup(request, request.app[DB], registration.user.id)
     return UserOut.of(registration.user)
 
 

@@ -132,3 +132,29 @@ class PlanPeriod(Base):
     storage_plan_id: Mapped[str | None] = mapped_column(ForeignKey("plans.id"))
     storage_bytes: Mapped[int | None] = mapped_column(BigInteger)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class ReferralCode(Base):
+    """A user's referral link is ``/r/<code>`` (random, so it tells nothing about the user)."""
+
+    __tablename__ = "referral_codes"
+
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    code: Mapped[str] = mapped_column(String(16), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Referral(Base):
+    """Who brought whom. Both get the bonus on the referee's first paid order, once
+    (``rewarded_at`` is set by a conditional UPDATE in that payment's transaction)."""
+
+    __tablename__ = "referrals"
+
+    referee_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    referrer_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    rewarded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

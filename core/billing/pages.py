@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from multinotes.billing import referrals
 from multinotes.billing import service as billing
 from multinotes.billing.checkout import choose_backend, site_url, start_checkout
 from multinotes.billing.models import Order, Plan
@@ -169,6 +170,8 @@ async def billing_page(request: web.Request) -> web.Response:
     plans = {p.id: p for p in await billing.list_plans(db, include_archived=True)}
     orders = [order_view(o, plans) for o in await billing.list_orders(db, actor.user_id)]
     period = await billing.current_period(db, actor.user_id)
+    code = await referrals.existing_code(db, actor.user_id)  # a GET makes none
+    referral_url = site_url(request, f"/r/{code}") if code else ""
     current_plan = plans.get(period.plan_id) if period and period.plan_id else None
     storage_plan = plans.get(period.storage_plan_id) if period and period.storage_plan_id else None
     return render(
@@ -181,8 +184,34 @@ async def billing_page(request: web.Request) -> web.Response:
             "plan_expires_at": period.expires_at if period else None,
             "storage_plan": storage_plan,
             "balance": (await wallet.balance(db, actor.user_id)).available,
+            "referral_url": referral_url,
         },
     )
+
+
+@routes.post("/billing/referral", name="billing_referral_form")
+@page(access="user")
+async def referral_form(request: web.Request) -> web.StreamResponse:
+    """Make the referral link of an account that was created before referrals existed."""
+    await referrals.code_for(request.app[DB], require_user(request).user_id)
+    return redirect("/billing#referral")
+
+
+@routes.get("/r/{code}", name="referral_link")
+@page(access="public")
+async def referral_link(request: web.Request) -> web.StreamResponse:
+    """A referral link: remembered in this browser for its sign-up, then on to /register."""
+    response = web.Response(status=303, headers={"Location": "/register"})
+    response.set_cookie(
+        referrals.COOKIE,
+        request.match_info["code"][:16],
+        max_age=30 * 24 * 3600,
+        httponly=True,
+        samesite="Lax",
+        secure=request.secure,
+        path="/",
+    )
+    return response
 
 
 @routes.post("/billing/orders/{id}/cancel", name="billing_cancel_form")

@@ -21,7 +21,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from multinotes.billing import BillingEvent
+from multinotes.billing import BillingEvent, referrals
 from multinotes.billing.models import Coupon, Order, Plan, PlanPeriod, ProviderEvent
 from multinotes.db import Database, utcnow
 from multinotes.errors import Conflict, Invalid, NotFound
@@ -285,6 +285,9 @@ async def apply_event(db: Database, backend: str, event: BillingEvent) -> str:
             owner = await session.scalar(select(Order.user_id).where(Order.id == order_id))
         if owner is not None:
             await wallet.ensure_wallet(db, owner)
+            referrer = await referrals.referrer_of(db, owner)
+            if referrer is not None:
+                await wallet.ensure_wallet(db, referrer)
     for attempt in range(3):
         try:
             async with db.transaction() as session:
@@ -445,6 +448,7 @@ async def _paid(session: AsyncSession, db: Database, order: Order) -> str:
         reason=f"Coupon bonus on {plan.name}",
         reference=f"order:{order.id}",
     )
+    await referrals.reward_in(session, order)
     return "applied"
 
 

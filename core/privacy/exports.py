@@ -29,7 +29,7 @@ from aiohttp import web
 from sqlalchemy import Select, func, inspect, or_, select, update
 
 from multinotes import audit
-from multinotes.billing.models import Order, PlanPeriod
+from multinotes.billing.models import Order, PlanPeriod, Referral, ReferralCode
 from multinotes.chat import service as chat
 from multinotes.chat.models import Conversation, Generation, MessageMedia, ModelFavourite, Rating
 from multinotes.db import Base, Database, new_id, rows_affected, utcnow
@@ -142,6 +142,16 @@ TABLE_EXPORTS: list[TableExport] = [
     TableExport(
         "plan_periods.json", lambda uid: select(PlanPeriod).where(PlanPeriod.user_id == uid)
     ),
+    TableExport(
+        "referral_code.json",
+        lambda uid: select(ReferralCode).where(ReferralCode.user_id == uid),
+    ),
+    TableExport(
+        "referrals.json",
+        lambda uid: select(Referral).where(
+            (Referral.referrer_id == uid) | (Referral.referee_id == uid)
+        ),
+    ),
 ]
 
 #: Tables written by the ``CONTENT_EXPORTS`` steps (``conversations/<id>.json``: a conversation
@@ -189,6 +199,8 @@ notifications.json      your notifications
 orders.json             your purchases (plan, price, coupon, status; no card details: the
                         payment provider keeps those)
 plan_periods.json       your current plan and when it expires
+referral_code.json, referrals.json
+                        your referral link's code, who you referred and who referred you
 
 Times are UTC (ISO 8601). Credits are integers (1 credit = US$0.00001).
 """

@@ -11,6 +11,7 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from multinotes import audit, plugin_control, ui
+from multinotes.billing import referrals
 from multinotes.db import utcnow
 from multinotes.errors import AppError, Invalid
 from multinotes.http.endpoint import page, validate
@@ -157,6 +158,7 @@ async def register_submit(request: web.Request) -> web.Response:
     user = registration.user
     if registration.created:
         await queue_account_mail(request, VERIFY_EMAIL, user.email)
+        await referrals.record_signup(request, request.app[DB], user.id)
     return redirect(
         "/login",
         f"Thanks, {user.name}! We sent a message to {user.email}. Log in to continue.",

@@ -138,9 +138,49 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("user_id", name=op.f("pk_plan_periods")),
     )
+    op.create_table(
+        "referral_codes",
+        sa.Column("user_id", sa.String(length=32), nullable=False),
+        sa.Column("code", sa.String(length=16), nullable=False),
+        sa.Column("created_at", multinotes.db.UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["user_id"],
+            ["users.id"],
+            name=op.f("fk_referral_codes_user_id_users"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("user_id", name=op.f("pk_referral_codes")),
+        sa.UniqueConstraint("code", name=op.f("uq_referral_codes_code")),
+    )
+    op.create_table(
+        "referrals",
+        sa.Column("referee_id", sa.String(length=32), nullable=False),
+        sa.Column("referrer_id", sa.String(length=32), nullable=False),
+        sa.Column("created_at", multinotes.db.UTCDateTime(), nullable=False),
+        sa.Column("rewarded_at", multinotes.db.UTCDateTime(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["referee_id"],
+            ["users.id"],
+            name=op.f("fk_referrals_referee_id_users"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["referrer_id"],
+            ["users.id"],
+            name=op.f("fk_referrals_referrer_id_users"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("referee_id", name=op.f("pk_referrals")),
+    )
+    with op.batch_alter_table("referrals", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_referrals_referrer_id"), ["referrer_id"], unique=False
+        )
 
 
 def downgrade() -> None:
+    op.drop_table("referrals")
+    op.drop_table("referral_codes")
     op.drop_table("plan_periods")
     op.drop_table("billing_events")
     op.drop_table("orders")
