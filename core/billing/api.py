@@ -324,7 +324,7 @@ async def order_receipt(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/admin/billing/seller", name="api_admin_billing_seller")
-@endpoint(access="admin", response=receipts.SellerSettings, tags=["admin"])
+@endpoint(access="admin", response=receipts.SellerSettings, tags=["billing"])
 async def get_seller(request: web.Request) -> receipts.SellerSettings:
     """The seller details and tax line printed on every receipt."""
     return await receipts.seller(request.app[DB])
@@ -335,7 +335,7 @@ async def get_seller(request: web.Request) -> receipts.SellerSettings:
     access="admin",
     body=receipts.SellerSettings,
     response=receipts.SellerSettings,
-    tags=["admin"],
+    tags=["billing"],
     errors=[422],
 )
 async def put_seller(
@@ -425,14 +425,14 @@ async def post_webhook(request: web.Request) -> dict[str, Any]:
 
 
 @routes.get("/api/admin/plans", name="api_admin_plans")
-@endpoint(access="admin", response=list[PlanOut], tags=["admin"])
+@endpoint(access="admin", response=list[PlanOut], tags=["billing"])
 async def admin_plans(request: web.Request) -> list[dict[str, Any]]:
     """Every plan, archived ones included."""
     return [plan_out(p) for p in await billing.list_plans(request.app[DB], include_archived=True)]
 
 
 @routes.post("/api/admin/plans", name="api_admin_plans_create")
-@endpoint(access="admin", body=PlanIn, response=PlanOut, status=201, tags=["admin"], errors=[422])
+@endpoint(access="admin", body=PlanIn, response=PlanOut, status=201, tags=["billing"], errors=[422])
 async def create_plan(request: web.Request, body: PlanIn) -> dict[str, Any]:
     """Create a credits or storage plan (price in minor units)."""
     values = body.model_dump()
@@ -450,7 +450,7 @@ async def create_plan(request: web.Request, body: PlanIn) -> dict[str, Any]:
 
 
 @routes.patch("/api/admin/plans/{id}", name="api_admin_plan")
-@endpoint(access="admin", body=PlanPatch, response=PlanOut, tags=["admin"], errors=[404, 422])
+@endpoint(access="admin", body=PlanPatch, response=PlanOut, tags=["billing"], errors=[404, 422])
 async def edit_plan(request: web.Request, body: PlanPatch) -> dict[str, Any]:
     """Change a plan; orders already placed keep the price and credits they were sold at."""
     changes = body.model_dump(exclude_unset=True)
@@ -465,7 +465,7 @@ async def edit_plan(request: web.Request, body: PlanPatch) -> dict[str, Any]:
 
 
 @routes.post("/api/admin/plans/{id}/archive", name="api_admin_plan_archive")
-@endpoint(access="admin", response=PlanOut, tags=["admin"], errors=[404])
+@endpoint(access="admin", response=PlanOut, tags=["billing"], errors=[404])
 async def archive_plan(request: web.Request) -> dict[str, Any]:
     """Stop selling a plan (existing orders are unaffected)."""
     plan = await billing.archive_plan(request.app[DB], request.match_info["id"])
@@ -476,7 +476,7 @@ async def archive_plan(request: web.Request) -> dict[str, Any]:
 
 
 @routes.get("/api/admin/coupons", name="api_admin_coupons")
-@endpoint(access="admin", response=list[CouponOut], tags=["admin"])
+@endpoint(access="admin", response=list[CouponOut], tags=["billing"])
 async def admin_coupons(request: web.Request) -> list[dict[str, Any]]:
     """Every coupon with its usage count."""
     return [coupon_out(c) for c in await billing.list_coupons(request.app[DB])]
@@ -488,7 +488,7 @@ async def admin_coupons(request: web.Request) -> list[dict[str, Any]]:
     body=CouponIn,
     response=CouponOut,
     status=201,
-    tags=["admin"],
+    tags=["billing"],
     errors=[409, 422],
 )
 async def create_coupon(request: web.Request, body: CouponIn) -> dict[str, Any]:
@@ -501,7 +501,7 @@ async def create_coupon(request: web.Request, body: CouponIn) -> dict[str, Any]:
 
 
 @routes.post("/api/admin/coupons/{id}/archive", name="api_admin_coupon_archive")
-@endpoint(access="admin", response=CouponOut, tags=["admin"], errors=[404])
+@endpoint(access="admin", response=CouponOut, tags=["billing"], errors=[404])
 async def archive_coupon(request: web.Request) -> dict[str, Any]:
     """Stop accepting a coupon."""
     coupon = await billing.archive_coupon(request.app[DB], request.match_info["id"])
@@ -512,7 +512,7 @@ async def archive_coupon(request: web.Request) -> dict[str, Any]:
 
 
 @routes.get("/api/admin/orders", name="api_admin_orders")
-@endpoint(access="admin", response=list[OrderOut], tags=["admin"])
+@endpoint(access="admin", response=list[OrderOut], tags=["billing"])
 async def admin_orders(request: web.Request) -> list[dict[str, Any]]:
     """Everyone's latest orders."""
     plans = await _plans_by_id(request.app)
@@ -520,7 +520,9 @@ async def admin_orders(request: web.Request) -> list[dict[str, Any]]:
 
 
 @routes.post("/api/admin/orders/{id}/refund", name="api_admin_order_refund")
-@endpoint(access="admin", body=RefundIn, response=OrderOut, tags=["admin"], errors=[404, 409, 502])
+@endpoint(
+    access="admin", body=RefundIn, response=OrderOut, tags=["billing"], errors=[404, 409, 502]
+)
 async def refund_order(request: web.Request, body: RefundIn) -> dict[str, Any]:
     """Refund a paid order in full through its payment provider, and take back its credits as
     far as they are unspent (never below zero)."""
