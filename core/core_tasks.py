@@ -36,6 +36,7 @@ async def purge_user_tokens(app: web.Application) -> int:
 
 
 def core_tasks() -> list[TaskDef]:
+    from multinotes.billing.tasks import billing_tasks
     from multinotes.chat.pipeline import settle_stale_generations
     from multinotes.events import DISPATCH_TASK, dispatch_event
     from multinotes.identity.account_mail import account_mail_tasks
@@ -62,4 +63,5 @@ def core_tasks() -> list[TaskDef]:
         *notes_tasks(),
         *sharing_tasks(),
         *search_tasks(),
+        *billing_tasks(),
     ]

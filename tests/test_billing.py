@@ -22,6 +22,7 @@ from pypdf import PdfReader
 from sqlalchemy import func, select
 
 from multinotes.billing.models import PlanPeriod, ProviderEvent
+from multinotes.billing.tasks import expire_plans
 from multinotes.db import utcnow
 from multinotes.keys import DB
 from multinotes.plugins.billing import stripe as stripe_plugin
@@ -603,3 +604,39 @@ async def test_a_referral_pays_both_once_on_the_referees_first_paid_order(
     assert sorted(e.reference for e in bonuses) == sorted(
         [f"referral-referee:{friend.user['id']}", f"referral-referrer:{friend.user['id']}"]
     )
+
+
+async def test_leftover_credits_expire_after_the_grace_period_as_a_ledger_entry(
+    admin: ApiClient, stripe: FakeStripe, plan: dict[str, Any]
+) -> None:
+    started = await checkout(admin, plan["id"])
+    session = stripe.complete(session_id(started["url"]))
+    await stripe.deliver(stripe.event("checkout.session.completed", session))
+    assert await balance(admin) == CREDITS
+    db = admin.app[DB]
+
+    async def plan_ended(days_ago: int) -> None:
+        async with db.transaction() as s:
+            period = await s.get(PlanPeriod, admin.user["id"])
+            assert period is not None
+            period.expires_at = utcnow() - timedelta(days=days_ago)
+
+    await plan_ended(6)  # within the 7-day grace period: still usable
+    assert await expire_plans(admin.app) == 0
+    assert await balance(admin) == CREDITS
+    await plan_ended(8)
+    assert await expire_plans(admin.app) == 1
+    assert await expire_plans(admin.app) == 0  # once
+    assert await balance(admin) == 0
+    async with db.read() as s:
+        [expired] = list(
+            await s.scalars(
+                select(LedgerEntry).where(
+                    LedgerEntry.user_id == admin.user["id"],
+                    LedgerEntry.reason == "Plan credits expired (after the grace period)",
+                )
+            )
+        )
+        assert (expired.kind, expired.amount) == ("expiry", -CREDITS)
+        period = await s.get(PlanPeriod, admin.user["id"])
+        assert period is not None and period.plan_id is None
