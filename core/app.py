@@ -363,7 +363,6 @@ async def _template_context(request: web.Request) -> dict[str, Any]:
 
 def setup_routes(app: web.Application) -> None:
     from multinotes import features
-
     features.setup(app)
     app.router.add_static("/static/", STATIC_DIR, name="static", append_version=True)
     ui.setup_plugin_static(app)

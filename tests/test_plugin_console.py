@@ -30,7 +30,7 @@ async def test_admin_lists_every_plugin(admin: ApiClient):
         {
             "name": "markdown",
             "kinds": ["exporter"],
-            "version": "1.0.0",
+            "version": markdown_plugin.__version__,
             "module": "plugins.exports.markdown",
             "enabled": True,
             "status": "loaded",
