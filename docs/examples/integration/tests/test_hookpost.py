@@ -66,5 +66,6 @@ async def test_a_refusing_receiver_fails_the_delivery():
 
 async def test_nothing_is_sent_before_it_is_configured():
     integration = multinotes_hookpost.HookpostIntegration()
-    await integration.handle(Event("note.created", "u1", {}), multinotes_hookpost.HookpostSettings())
+    settings = multinotes_hookpost.HookpostSettings()
+    await integration.handle(Event("note.created", "u1", {}), settings)
     assert "generation.completed" in integration.events
