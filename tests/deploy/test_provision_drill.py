@@ -1,8 +1,9 @@
 """deploy/drills/provision-drill.sh: provision.sh on a clean Debian 12 booted with systemd as
 PID 1 (systemd-nspawn), then the operator's and a first user's checks through nginx.
 
-It takes about 20 minutes here (1,206 s; debootstrap adds 2-5 minutes while its tarball is not
-cached; most of it is apt, pip and Python starting on a busy machine), so it runs only with
+It takes 10-20 minutes here (631 s on a quiet machine, 1,206 s on a busy one; debootstrap adds
+2-5 minutes while its tarball is not cached; most of it is apt, pip and Python starting), so it
+runs only with
 ``MULTINOTES_SLOW_DRILLS=1`` (as root, on a Debian 12 host with debootstrap, systemd-container
 and iptables), never in the ordinary suite:
 
@@ -24,7 +25,7 @@ DRILL = Path(__file__).resolve().parents[2] / "deploy" / "drills" / "provision-d
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("MULTINOTES_SLOW_DRILLS") != "1",
-    reason="slow (~20 min): set MULTINOTES_SLOW_DRILLS=1 to run the provision drill",
+    reason="slow (10-20 min): set MULTINOTES_SLOW_DRILLS=1 to run the provision drill",
 )
 
 
