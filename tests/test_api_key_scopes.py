@@ -33,6 +33,9 @@ NOTES_WRITES = {
     ("POST", "/api/documents/{id}/duplicate"),
     ("POST", "/api/documents/{id}/restore"),
     ("POST", "/api/documents/{id}/versions/{n}/restore"),
+    ("POST", "/api/exports"),
+    ("POST", "/exports/conversation/{id}"),
+    ("POST", "/exports/folder/{id}"),
     ("POST", "/api/files"),
     ("PATCH", "/api/files/{id}"),
     ("DELETE", "/api/files/{id}"),
@@ -124,6 +127,23 @@ ACCOUNT_WRITES = {
     ("POST", "/billing/portal"),
     ("POST", "/billing/orders/{id}/cancel"),
     ("POST", "/billing/referral"),
+    # Webhooks send the owner's events to an address outside: only a full key may set them up.
+    ("POST", "/api/webhooks"),
+    ("PATCH", "/api/webhooks/{id}"),
+    ("DELETE", "/api/webhooks/{id}"),
+    ("POST", "/api/webhooks/{id}/disable"),
+    ("POST", "/api/webhooks/{id}/enable"),
+    ("POST", "/api/webhooks/{id}/rotate-secret"),
+    ("POST", "/api/webhooks/{id}/test"),
+    ("POST", "/api/webhooks/{id}/deliveries/{delivery_id}/retry"),
+    ("POST", "/integrations/webhooks"),
+    ("POST", "/integrations/webhooks/{id}/edit"),
+    ("POST", "/integrations/webhooks/{id}/test"),
+    ("POST", "/integrations/webhooks/{id}/on"),
+    ("POST", "/integrations/webhooks/{id}/off"),
+    ("POST", "/integrations/webhooks/{id}/delete"),
+    ("POST", "/integrations/webhooks/{id}/rotate"),
+    ("POST", "/integrations/webhooks/{id}/deliveries/{delivery_id}/retry"),
 }
 FULL = {"read", "notes", "chat"}
 #: Routes a single-scope key may reach but the walk must not call: they end the session the

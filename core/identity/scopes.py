@@ -8,7 +8,8 @@ scope       allows
 ``read``    every GET (and HEAD) of the owner's data: notes, folders, files, shares,
             conversations, wallet, profile, keys, search, ... (never an admin route)
 ``notes``   writes (POST, PUT, PATCH, DELETE) to notes, folders, files, shares, comments,
-            notifications, the trash and search history, and saving answers as notes
+            notifications, the trash and search history, saving answers as notes, and
+            exports of notes, folders and conversations
 ``chat``    writes to conversations and messages: sending prompts, regenerating, rating,
             stopping generations, re-running a saved note's prompt (all that spends credits)
 ``admin``   every administrator route (``access="admin"``: ``/api/admin/*``, ``/admin/*``),
@@ -54,6 +55,7 @@ AREAS: dict[str, str] = {
     "/api/trash": "notes",
     "/api/notifications": "notes",
     "/api/search": "notes",
+    "/api/exports": "notes",
     "/api/messages/{id}/save": "notes",
     "/api/messages/{id}/save-comparison": "notes",
     "/notes": "notes",
@@ -65,6 +67,7 @@ AREAS: dict[str, str] = {
     "/notifications": "notes",
     "/trash": "notes",
     "/search": "notes",
+    "/exports": "notes",
     # chat
     "/api/conversations": "chat",
     "/api/messages": "chat",
