@@ -136,6 +136,11 @@ async def test_admin_creates_plans_and_anyone_lists_them(
     )
     assert missing.status == 422
     assert "credits" in str((await missing.json())["error"]["fields"])
+    renamed = await admin.patch(f"/api/admin/plans/{plan['id']}", {"name": "Starter plus"})
+    assert renamed.status == 200 and (await renamed.json())["name"] == "Starter plus"
+    blanked = await admin.patch(f"/api/admin/plans/{plan['id']}", {"description": None})
+    assert blanked.status == 422  # left out means unchanged; null is not a description
+    assert "description" in str((await blanked.json())["error"]["fields"])
     assert (await admin.post(f"/api/admin/plans/{plan['id']}/archive")).status == 200
     assert await anonymous.get_json("/api/billing/plans") == []
 

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 import structlog
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from multinotes import audit
 from multinotes.billing import WebhookRejected, receipts
@@ -57,6 +57,14 @@ class PlanPatch(BaseModel):
     price: int | None = Field(default=None, ge=1, le=10**10)
     duration_days: int | None = Field(default=None, ge=1, le=3660)
     description: str | None = Field(default=None, max_length=500)
+
+    @field_validator("name", "credits", "price", "description")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        # Left out means "unchanged"; an explicit null would blank a required column.
+        if value is None:
+            raise ValueError("may be left out but not null")
+        return value
 
 
 class PlanOut(BaseModel):
