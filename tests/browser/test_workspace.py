@@ -505,7 +505,7 @@ def test_running_out_of_credits_says_so(
     send(page, "Anything")
     alert = page.locator("#composer-alert")
     expect(alert).to_contain_text("Out of credits")
-    expect(alert.get_by_role("link")).to_have_attribute("href", "/usage")
+    expect(alert.get_by_role("link")).to_have_attribute("href", "/pricing")
     expect(page.locator("#thread > li.turn")).to_have_count(0)
     page.reload()
     expect(page.locator("#wallet-meter")).to_have_class(re.compile(r"\blow\b"))
