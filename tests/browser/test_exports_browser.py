@@ -8,6 +8,7 @@ Runs against the shared embedded server, where the built-in exporter plugins are
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -115,3 +116,27 @@ def test_a_format_switched_off_vanishes_from_the_menu(browsing: Any, admin: Any,
     xena.locator("details.plugin-actions summary").click()
     export = xena.get_by_role("group", name="Export")
     expect(export.get_by_role("button", name="Word")).to_be_visible()
+
+
+def test_a_conversation_exports_from_the_chat_page(xena: Any, tmp_path: Path) -> None:
+    conversation = call(xena, "POST", "/api/conversations", {"title": "Hill count"})["id"]
+    token = xena.locator('meta[name="csrf-token"]').get_attribute("content")
+    sent = xena.request.post(
+        f"/api/conversations/{conversation}/messages",
+        data={"content": "How many hills has Porto?", "models": ["demo/echo"]},
+        headers={"X-CSRF-Token": token},
+    )
+    assert sent.ok, sent.text()
+    sent.body()  # the answer's stream, to its end
+
+    xena.goto(f"/chat/{conversation}")
+    menu = xena.locator('details[data-plugin-actions="conversation"]')
+    menu.locator("summary").click()
+    menu.get_by_role("group", name="Export").get_by_role("button", name="Markdown").click()
+    link = menu.get_by_role("link", name=re.compile(r"^Download "))
+    expect(link).to_be_visible(timeout=60_000)
+    with xena.expect_download() as info:
+        link.click()
+    target = tmp_path / info.value.suggested_filename
+    info.value.save_as(target)
+    assert "How many hills has Porto?" in target.read_text()
