@@ -6,6 +6,7 @@ Logging is process-wide by nature; ``configure_logging`` is idempotent and calle
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import sys
@@ -44,6 +45,14 @@ def redact(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> Mutable
     return event
 
 
+class CancelledTaskFilter(logging.Filter):
+    """taskiq logs a task cancelled by a shutdown (the process stopping, ``serve`` giving up on a
+    busy port) as "Exception found while executing function" with a traceback: not an error."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], asyncio.CancelledError))
+
+
 def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     renderer: Any = (
         structlog.processors.JSONRenderer()
@@ -78,3 +87,6 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     root.handlers = [handler]
     root.setLevel(level.upper())
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    receiver = logging.getLogger("taskiq.receiver.receiver")
+    if not any(isinstance(f, CancelledTaskFilter) for f in receiver.filters):
+        receiver.addFilter(CancelledTaskFilter())

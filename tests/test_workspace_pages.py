@@ -131,6 +131,11 @@ async def test_a_tool_preselects_its_models_and_shows_its_inputs(user: ApiClient
         assert not page.find("div", id="tool-inputs")
 
 
+def list_links(page: Page) -> list[Any]:
+    """The sidebar list's own links (each conversation, "Show older"), not its menus' actions."""
+    return [a for a in page.find("a") if a.attrs.get("role") != "button"]
+
+
 async def test_the_conversation_list_is_newest_first_and_searched_by_title(
     user: ApiClient, make_client: Any
 ) -> None:
@@ -142,7 +147,7 @@ async def test_the_conversation_list_is_newest_first_and_searched_by_title(
     await new_conversation(other, title="Garden of someone else")
 
     page = await get_page(user, "/chat/sidebar")
-    links = page.find("a")
+    links = list_links(page)
     assert [a.text for a in links] == [
         "Garden tools",
         "Taxes <b>explained</b>",
@@ -151,12 +156,12 @@ async def test_the_conversation_list_is_newest_first_and_searched_by_title(
     assert not page.find("b")  # titles are text
 
     found = await get_page(user, f"/chat/sidebar?q=garden&current={third}")
-    assert [(a.text, a.attrs["href"]) for a in found.find("a")] == [
+    assert [(a.text, a.attrs["href"]) for a in list_links(found)] == [
         ("Garden tools", f"/chat/{third}"),
         ("Gardening in spring", f"/chat/{first}"),
     ]
-    assert found.find("a")[0].attrs.get("aria-current") == "page"
-    assert "aria-current" not in found.find("a")[1].attrs
+    assert list_links(found)[0].attrs.get("aria-current") == "page"
+    assert "aria-current" not in list_links(found)[1].attrs
 
     nothing = await get_page(user, "/chat/sidebar?q=100%25")
     assert "No conversation matches “100%”." in nothing.one("li").text
@@ -179,13 +184,13 @@ async def test_the_conversation_list_pages_with_show_older(user: ApiClient) -> N
     for n in range(32):
         await new_conversation(user, title=f"Chat {n:02}")
     page = await get_page(user, "/chat/sidebar")
-    links = page.find("a")
+    links = list_links(page)
     assert len(links) == 31  # 30 conversations and "Show older"
     more = links[-1]
     assert more.text == "Show older" and more.attrs["hx-swap"] == "outerHTML"
     assert links[0].text == "Chat 31"
     older = await get_page(user, more.attrs["hx-get"])
-    assert [a.text for a in older.find("a")] == ["Chat 01", "Chat 00"]
+    assert [a.text for a in list_links(older)] == ["Chat 01", "Chat 00"]
     assert not older.find("li", class_="conversation-empty")
 
 
