@@ -41,6 +41,7 @@ from multinotes.billing import (
     Checkout,
     WebhookRejected,
 )
+from multinotes.db import UTCDateTime, new_id, utcnow
 from multinotes.domain_events import (
     COMMENT_CREATED,
     CREDITS_LOW,
@@ -205,6 +206,7 @@ __all__ = [
     "TaskRegistrar",
     "TemplateRegistrar",
     "TranscriptionOptions",
+    "UTCDateTime",
     "Usage",
     "Viewer",
     "WalletEntry",
@@ -214,10 +216,12 @@ __all__ = [
     "export_actions",
     "export_blocks",
     "hookimpl",
+    "new_id",
     "openai_wire",
     "outgoing",
     "parse_retry_after",
     "plugin_context",
     "render_markdown",
     "safe_filename",
+    "utcnow",
 ]

@@ -20,10 +20,19 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 
-from multinotes.plugin import Event, Forbidden, Invalid, NotFound, PluginContext, outgoing
+from multinotes.plugin import (
+    Event,
+    Forbidden,
+    Invalid,
+    NotFound,
+    PluginContext,
+    new_id,
+    outgoing,
+    utcnow,
+)
 
 from .signing import headers, new_secret
-from .tables import Attempt, Delivery, Endpoint, new_id, utcnow
+from .tables import Attempt, Delivery, Endpoint
 
 log = structlog.get_logger(__name__)
 

@@ -1,58 +1,25 @@
 """The plugin's tables, on its own metadata (created by the core migration ``0021_webhooks``:
-plugins cannot ship migrations yet; ``tests/test_webhooks_schema.py`` keeps the two equal)."""
+plugins cannot ship migrations yet; a test in ``tests/test_webhooks.py`` keeps the two equal)."""
 
 from __future__ import annotations
 
-import secrets
-import time
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
 
 from sqlalchemy import (
     JSON,
     Boolean,
-    DateTime,
     ForeignKey,
     Index,
     Integer,
     MetaData,
     String,
     Text,
-    TypeDecorator,
     UniqueConstraint,
 )
 from sqlalchemy.dialects import mysql
-from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-
-def new_id() -> str:
-    """32 hex characters that sort by creation time, like the core's ids."""
-    return f"{int(time.time() * 1000):012x}{secrets.token_hex(10)}"
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """Naive UTC in the database (MySQL DATETIME has no zone), aware UTC in Python."""
-
-    impl = DateTime(timezone=False)
-    cache_ok = True
-
-    def load_dialect_impl(self, dialect: Dialect) -> Any:
-        if dialect.name in ("mysql", "mariadb"):
-            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
-        return dialect.type_descriptor(DateTime(timezone=False))
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.astimezone(UTC).replace(tzinfo=None)
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        return None if value is None else value.replace(tzinfo=UTC)
+from multinotes.plugin import UTCDateTime, new_id, utcnow
 
 
 class Base(DeclarativeBase):
