@@ -14,7 +14,8 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import PASSWORD, Browsing, PageProblems, running_server
-from tests.fakes.stripe_server import FakeStripe, FakeStripeThread
+from tests.fakes.in_thread import ServedInThread
+from tests.fakes.stripe_server import FakeStripe
 
 
 @dataclass
@@ -28,7 +29,7 @@ class Shop:
 def shop(browser: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Shop]:
     """A fresh app whose Stripe is the fake, with one plan and one coupon on sale."""
     fake = FakeStripe(webhook_delay=1.5)
-    with FakeStripeThread(fake) as stripe:
+    with ServedInThread(fake) as stripe:
         monkeypatch.setenv("MULTINOTES_PLUGINS__STRIPE__SECRET_KEY", fake.secret_key)
         monkeypatch.setenv("MULTINOTES_PLUGINS__STRIPE__WEBHOOK_SECRET", fake.webhook_secret)
         monkeypatch.setenv("MULTINOTES_PLUGINS__STRIPE__API_BASE", stripe.url)

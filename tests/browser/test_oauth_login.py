@@ -16,7 +16,8 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import PASSWORD, Browsing, PageProblems, running_server
-from tests.fakes.oidc_server import FakeOIDC, FakeOIDCThread
+from tests.fakes.in_thread import ServedInThread
+from tests.fakes.oidc_server import FakeOIDC
 
 
 @dataclass
@@ -29,7 +30,7 @@ class OAuthServer:
 def oauth_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[OAuthServer]:
     """A fresh app whose Google and Facebook are the fake provider."""
     fake = FakeOIDC()
-    with FakeOIDCThread(fake) as provider:
+    with ServedInThread(fake) as provider:
         for name, value in fake.settings(provider.url).items():
             monkeypatch.setenv(f"MULTINOTES_{name.upper()}", str(value))
         with running_server(tmp_path / "data") as url:

@@ -5,7 +5,6 @@ folder and checks rows, every file, a login and a search. Against MariaDB and Re
 
 from __future__ import annotations
 
-import asyncio
 import getpass
 import json
 import os
@@ -14,7 +13,6 @@ import secrets
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 import uuid
@@ -328,25 +326,11 @@ def test_the_off_site_copy_can_go_to_another_host_over_ssh(site, ssh_host):
 @pytest.fixture
 def fake_s3() -> Iterator[tuple[Any, str]]:
     """The fake S3 server in a thread of its own: backup.sh runs in another process."""
-    from aiohttp import web
-
+    from tests.fakes.in_thread import ServedInThread
     from tests.fakes.s3_server import FakeS3
 
-    fake = FakeS3()
-    port = free_port()
-    loop = asyncio.new_event_loop()
-    runner = web.AppRunner(fake.app())
-    loop.run_until_complete(runner.setup())
-    loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    try:
-        yield fake, f"http://127.0.0.1:{port}"
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=10)
-        loop.run_until_complete(runner.cleanup())
-        loop.close()
+    with ServedInThread(FakeS3()) as served:
+        yield served.fake, served.url
 
 
 def test_the_off_site_copy_can_go_to_an_s3_bucket(site, fake_s3):

@@ -9,18 +9,16 @@ Misbehaviours for tests: ``id_token_overrides`` (another nonce, audience, expiry
 ``sign_with_other_key`` (same key id, another key: a forged signature), ``token_status`` (the
 token endpoint fails).
 
-Use ``serve_fake(fake.app())`` inside a test's event loop, or ``FakeOIDCThread`` when the app
-under test runs in another process (browser tests).
+Use ``serve_fake(fake.app())`` inside a test's event loop, or ``ServedInThread`` (in
+``tests.fakes.in_thread``) when the app under test runs in another process (browser tests).
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
 import secrets
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -296,34 +294,3 @@ class FakeOIDC:
             return self._graph_error("Invalid appsecret_proof provided in the API argument")
         fields = request.query.get("fields", "id,name").split(",")
         return web.json_response({k: v for k, v in user.items() if k in fields})
-
-
-class FakeOIDCThread:
-    """Serve a ``FakeOIDC`` from a background thread (for an app in another process)."""
-
-    def __init__(self, fake: FakeOIDC) -> None:
-        self.fake = fake
-        self.url = ""
-        self._loop = asyncio.new_event_loop()
-        self._runner: web.AppRunner | None = None
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-
-    def __enter__(self) -> FakeOIDCThread:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=10)
-        return self
-
-    async def _start(self) -> None:
-        self._runner = web.AppRunner(self.fake.app(), access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
-
-    def __exit__(self, *exc: object) -> None:
-        if self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
-        self._loop.close()
