@@ -14,7 +14,7 @@ from multinotes.billing import WebhookRejected, receipts
 from multinotes.billing import service as billing
 from multinotes.billing.checkout import choose_backend, site_url, start_checkout
 from multinotes.billing.models import Coupon, Order, Plan
-from multinotes.errors import BadRequest, Conflict, Invalid, NotFound
+from multinotes.errors import BadRequest, Conflict, NotFound
 from multinotes.http.endpoint import endpoint
 from multinotes.identity import service as identity
 from multinotes.identity.actor import require_admin, require_user
@@ -58,12 +58,12 @@ class PlanPatch(BaseModel):
     duration_days: int | None = Field(default=None, ge=1, le=3660)
     description: str | None = Field(default=None, max_length=500)
 
-    @field_validator("name", "credits", "price", "description")
+    @field_validator("name", "credits", "storage_bytes", "price", "description")
     @classmethod
     def _not_null(cls, value: Any) -> Any:
-        # Left out means "unchanged"; an explicit null would blank a required column.
+        # Left out means "unchanged"; an explicit null would blank what the plan is sold as.
         if value is None:
-            raise ValueError("may be left out but not null")
+            raise ValueError("Cannot be empty.")
         return value
 
 
@@ -462,9 +462,6 @@ async def create_plan(request: web.Request, body: PlanIn) -> dict[str, Any]:
 async def edit_plan(request: web.Request, body: PlanPatch) -> dict[str, Any]:
     """Change a plan; orders already placed keep the price and credits they were sold at."""
     changes = body.model_dump(exclude_unset=True)
-    for key in ("name", "price", "credits", "storage_bytes"):
-        if key in changes and changes[key] is None:
-            raise Invalid(fields={key: "Cannot be empty."})
     plan = await billing.update_plan(request.app[DB], request.match_info["id"], changes)
     await audit.record(
         request.app, request, "billing.plan_changed", target_type="plan", target_id=plan.id
