@@ -99,6 +99,7 @@ from multinotes.hookspecs import (
     TaskRegistrar,
     TemplateRegistrar,
 )
+from multinotes.http.endpoint import read_body
 from multinotes.integrations import Event, Integration
 from multinotes.markdown import render_markdown
 from multinotes.plugin.context import Caller, PluginContext, WalletEntry, plugin_context
@@ -221,6 +222,7 @@ __all__ = [
     "outgoing",
     "parse_retry_after",
     "plugin_context",
+    "read_body",
     "render_markdown",
     "safe_filename",
     "utcnow",

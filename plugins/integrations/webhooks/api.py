@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any, Literal
+from typing import Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from multinotes.plugin import Invalid, plugin_context
+from multinotes.plugin import Invalid, plugin_context, read_body
 
 from . import service
 from .service import PLUGIN, Viewer
@@ -48,29 +47,9 @@ def viewer_of(request: web.Request) -> Viewer:
     return Viewer(caller.user_id, caller.is_admin)
 
 
-async def body_of(request: web.Request, model: type[Any], *, optional: bool = False) -> Any:
-    """The JSON body as ``model``; a field error (400) for anything else."""
-    raw = await request.read()
-    if not raw.strip() and optional:
-        return model()
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise Invalid("The body must be JSON.", fields={"body": "Not valid JSON."}) from None
-    if not isinstance(data, dict):
-        raise Invalid("The body must be a JSON object.", fields={"body": "Expected an object."})
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        fields = {
-            ".".join(str(p) for p in err["loc"]) or "body": err["msg"] for err in exc.errors()
-        }
-        raise Invalid(fields=fields) from None
-
-
 async def create(request: web.Request) -> web.Response:
     ctx = plugin_context(request.app, PLUGIN)
-    body: EndpointIn = await body_of(request, EndpointIn)
+    body: EndpointIn = await read_body(request, EndpointIn)
     endpoint, secret = await service.create_endpoint(
         ctx,
         viewer_of(request),
@@ -103,7 +82,7 @@ async def get_one(request: web.Request) -> web.Response:
 async def patch(request: web.Request) -> web.Response:
     ctx = plugin_context(request.app, PLUGIN)
     await service.get_endpoint(ctx, viewer_of(request), request.match_info["id"])  # 404 first
-    body: EndpointPatch = await body_of(request, EndpointPatch)
+    body: EndpointPatch = await read_body(request, EndpointPatch)
     changes = body.model_dump(exclude_unset=True)
     for name, value in changes.items():
         if value is None:
@@ -139,7 +118,7 @@ async def remove(request: web.Request) -> web.Response:
 async def rotate(request: web.Request) -> web.Response:
     ctx = plugin_context(request.app, PLUGIN)
     await service.get_endpoint(ctx, viewer_of(request), request.match_info["id"])  # 404 first
-    body: RotateIn = await body_of(request, RotateIn, optional=True)
+    body: RotateIn = await read_body(request, RotateIn)
     endpoint, secret = await service.rotate_secret(
         ctx, viewer_of(request), request.match_info["id"], body.grace_hours
     )

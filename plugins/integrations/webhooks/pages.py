@@ -12,7 +12,21 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from multidict import MultiDictProxy
 
-from multinotes.plugin import Invalid, NotFound, plugin_context
+from multinotes.plugin import (
+    COMMENT_CREATED,
+    CREDITS_LOW,
+    EXPORT_COMPLETED,
+    FOLDER_CREATED,
+    GENERATION_COMPLETED,
+    GENERATION_FAILED,
+    NOTE_CREATED,
+    NOTE_DELETED,
+    NOTE_SHARED,
+    NOTE_UPDATED,
+    Invalid,
+    NotFound,
+    plugin_context,
+)
 
 from . import service
 from .api import viewer_of
@@ -27,18 +41,21 @@ NOTICES = {
     "deleted": "The webhook and its delivery log were deleted.",
     "saved": "Saved.",
 }
-#: Suggestions for the events field (any dotted event name is accepted).
+#: Suggestions for the events field: the core's catalogue (any dotted event name is accepted).
 SUGGESTED_EVENTS = [
-    "note.created",
-    "note.updated",
-    "note.deleted",
-    "note.shared",
-    "comment.created",
-    "folder.created",
-    "generation.completed",
-    "generation.failed",
-    "export.completed",
-    "credits.low",
+    event.name
+    for event in (
+        NOTE_CREATED,
+        NOTE_UPDATED,
+        NOTE_DELETED,
+        NOTE_SHARED,
+        COMMENT_CREATED,
+        FOLDER_CREATED,
+        GENERATION_COMPLETED,
+        GENERATION_FAILED,
+        EXPORT_COMPLETED,
+        CREDITS_LOW,
+    )
 ]
 
 
