@@ -46,6 +46,8 @@
 
   /** The stream in flight: {controller, cards: {generation_id: card}, ended, finished: []}. */
   var active = null;
+  // A finished stream's thread is being re-rendered: its buttons are about to be replaced.
+  var settling = false;
   var attachments = []; // [{media_type, data, name, size}]
 
   // -- small helpers ---------------------------------------------------------------------------
@@ -392,7 +394,9 @@
     fillStats(card, data);
     var stop = card.querySelector('[data-action="stop"]');
     var regenerate = card.querySelector('[data-action="regenerate"]');
-    regenerate.disabled = false;
+    // While other answers of the same request stream (or the thread is being re-rendered after
+    // them), a click could not start anything: setBusy enables it once the thread has settled.
+    regenerate.disabled = !!active || settling;
     if (document.activeElement === stop) regenerate.focus();
     stop.hidden = true;
   }
@@ -488,10 +492,11 @@
         if (card.getAttribute("data-status") === "pending") follow(card);
       });
       announce(state.finished.length ? "Answers finished: " + state.finished.join(", ") + "." : "Stopped.");
+      settling = true; // until afterStream's re-render has landed
       return { ok: true, promptId: promptId, answerIds: answerIds };
     } finally {
       active = null;
-      setBusy(false);
+      setBusy(settling);
     }
   }
 
@@ -596,7 +601,10 @@
     refreshSidebar();
     refreshTitle();
     refreshWallet();
-    return refreshThread(null);
+    return Promise.resolve(refreshThread(null)).catch(function () {}).then(function () {
+      settling = false;
+      setBusy(!!active);
+    });
   }
 
   /** A new chat exists as soon as its first prompt is accepted: its URL from then on. */
@@ -892,7 +900,7 @@
   });
   document.body.addEventListener("htmx:afterSettle", function (evt) {
     if (!evt.detail.target || evt.detail.target.id !== "thread") return;
-    setBusy(!!active);
+    setBusy(!!active || settling);
     followPending();
     if (!switcherFocus) return;
     var nav = document.getElementById(switcherFocus);
