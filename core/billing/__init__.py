@@ -12,7 +12,8 @@ payment provider:
   ``ignored`` for anything else). A bad or stale signature raises ``WebhookRejected``. Core
   stores the raw event, applies each event id exactly once, and grants credits only then.
 * ``create_portal``, ``refund``, ``cancel_subscription`` and ``charge_off_session`` are optional
-  (the default raises ``BillingNotSupported``).
+  (the default raises ``BillingNotSupported``). ``charge_off_session`` raises
+  ``PaymentDeclined`` when the saved method is refused.
 
 All methods are ``async`` and take the plugin's settings object as ``config`` (core resolves it;
 plugins never read the environment). Every outgoing request must go through
@@ -83,6 +84,23 @@ class BillingEvent:
 class WebhookRejected(Exception):
     """The webhook's signature is missing, wrong or stale, or its body is not an event. Core
     answers 400 and changes nothing. The message is for logs, not for the sender."""
+
+
+class PaymentDeclined(Exception):
+    """``charge_off_session``: the saved payment method was refused (a decline, a card that
+    needs its holder to authenticate, no saved method left). Nothing was charged; core marks
+    the order failed and stops charging that method until the user acts.
+
+    :param code: the provider's reason in a word (``card_declined``,
+        ``authentication_required``, ``no_payment_method``); shown to the user.
+    :param payment_reference: the provider's failed payment, when it made one.
+    """
+
+    def __init__(self, message: str, *, code: str = "declined", payment_reference: str = ""):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.payment_reference = payment_reference
 
 
 class BillingNotSupported(Conflict):
@@ -167,8 +185,12 @@ class BillingBackend(ABC):
         idempotency_key: str,
         config: Any,
     ) -> str:
-        """Charge the customer's saved payment method without them present; returns the
-        payment reference. Success is still confirmed by the webhook."""
+        """Charge the customer's saved payment method without them present (an auto-reload);
+        returns the payment reference. The payment must carry ``order_id`` back in its events
+        (like a checkout), and ``idempotency_key`` makes a retried call charge once. Raise
+        ``PaymentDeclined`` when the method is refused (nothing charged), ``ProviderError`` when
+        the provider cannot be reached. Credits come only with the verified
+        ``payment.succeeded`` webhook, never from this return value."""
         raise BillingNotSupported(f"{self.name} cannot charge a saved payment method.")
 
 
@@ -179,5 +201,6 @@ __all__ = [
     "BillingNotSupported",
     "Checkout",
     "EventType",
+    "PaymentDeclined",
     "WebhookRejected",
 ]

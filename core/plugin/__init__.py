@@ -17,7 +17,8 @@ The surface, by family:
 * exporters, integrations, billing: ``Exporter`` (with ``ExportDocument``, ``Provenance``,
   ``ExportOptions``, ``ExportFile``/``ExportLink``; ``export_blocks`` parses a note's Markdown
   into blocks, ``render_markdown`` into sanitised HTML), ``Integration``/``Event``,
-  ``BillingBackend``/``Checkout``/``BillingEvent`` (``WebhookRejected``, ``BillingNotSupported``);
+  ``BillingBackend``/``Checkout``/``BillingEvent`` (``WebhookRejected``, ``BillingNotSupported``,
+  ``PaymentDeclined``);
 * user interface: ``NavLink``, ``Action`` (offered on an ``ActionTarget`` to a ``Viewer``),
   ``SettingsPanel`` and assets; ``"default:<template>"`` names the core's own template;
 * domain events: ``EventType`` (a catalogue entry: name, payload ``version``, description,
@@ -39,6 +40,7 @@ from multinotes.billing import (
     BillingEvent,
     BillingNotSupported,
     Checkout,
+    PaymentDeclined,
     WebhookRejected,
 )
 from multinotes.db import UTCDateTime, new_id, utcnow
@@ -188,6 +190,7 @@ __all__ = [
     "NeedsKey",
     "NotFound",
     "Options",
+    "PaymentDeclined",
     "PluginContext",
     "PluginError",
     "Pricing",
