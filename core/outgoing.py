@@ -35,6 +35,7 @@ default applies.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
 from collections.abc import Iterable, Sequence
@@ -272,3 +273,86 @@ class GuardedConnector(aiohttp.TCPConnector):
 def connector(**kwargs: Any) -> aiohttp.TCPConnector:
     """The connector every aiohttp ``ClientSession`` for outgoing requests must use."""
     return GuardedConnector(**kwargs)
+
+
+# -- requests (synchronous SDKs, e.g. razorpay) -------------------------------------------------
+
+
+@functools.cache
+def _requests_adapter() -> type[Any]:
+    """An ``HTTPAdapter`` whose connections resolve, check and then connect to the checked
+    address (TLS still verifies the original host name). Built on first use, so core does not
+    need ``requests`` unless a plugin does."""
+    import requests.adapters
+    from urllib3.connection import HTTPConnection, HTTPSConnection
+    from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+    from urllib3.exceptions import NameResolutionError, NewConnectionError
+
+    class GuardedConnection:
+        _dns_host: str
+        host: str
+        port: int
+
+        def _new_conn(self) -> socket.socket:
+            host = self._dns_host
+            try:
+                infos = socket.getaddrinfo(host.strip("[]"), self.port, type=socket.SOCK_STREAM)
+            except socket.gaierror as exc:
+                raise NameResolutionError(self.host, self, exc) from exc  # type: ignore[arg-type]
+            addresses = _current.allowed(host, list(dict.fromkeys(str(i[4][0]) for i in infos)))
+            error: Exception | None = None
+            for address in addresses:
+                self._dns_host = address  # what urllib3 connects to; TLS keeps self.host
+                try:
+                    return super()._new_conn()  # type: ignore[misc]
+                except NewConnectionError as exc:  # the next address, as a resolver-aware connect
+                    error = exc
+                finally:
+                    self._dns_host = host
+            assert error is not None
+            raise error
+
+    class GuardedHTTP(GuardedConnection, HTTPConnection):
+        pass
+
+    class GuardedHTTPS(GuardedConnection, HTTPSConnection):
+        pass
+
+    class GuardedHTTPPool(HTTPConnectionPool):
+        ConnectionCls = GuardedHTTP
+
+    class GuardedHTTPSPool(HTTPSConnectionPool):
+        ConnectionCls = GuardedHTTPS
+
+    class GuardedAdapter(requests.adapters.HTTPAdapter):
+        def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+            super().init_poolmanager(*args, **kwargs)
+            self.poolmanager.pool_classes_by_scheme = {
+                "http": GuardedHTTPPool,
+                "https": GuardedHTTPSPool,
+            }
+
+    return GuardedAdapter
+
+
+def requests_session(timeout: float = 30.0) -> Any:
+    """A ``requests.Session`` for synchronous SDKs that take one (razorpay's ``Client(session=
+    ...)``): every connection checked like the others, redirects not followed (the 3xx comes
+    back as it is), no proxies from the environment (through one, only the proxy's address
+    would be checked), and ``timeout`` seconds unless a call
+    names its own (requests waits forever by default)."""
+    import requests
+
+    class GuardedSession(requests.Session):
+        def request(self, method: str, url: str | bytes, **kwargs: Any) -> Any:  # type: ignore[override]
+            kwargs["allow_redirects"] = False
+            if kwargs.get("timeout") is None:
+                kwargs["timeout"] = timeout
+            return super().request(method, url, **kwargs)
+
+    session = GuardedSession()
+    session.trust_env = False
+    adapter = _requests_adapter()
+    session.mount("http://", adapter())
+    session.mount("https://", adapter())
+    return session
