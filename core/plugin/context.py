@@ -44,6 +44,22 @@ class WalletEntry:
 
 
 @dataclass(frozen=True)
+class Answer:
+    """One model's answer to a prompt a plugin sent (``PluginContext.ask``). ``status`` is
+    ``complete``, ``stopped`` or ``failed`` (then ``error_code`` and ``error_message`` say
+    why); ``cost`` is what the user's wallet was charged for it, in credits."""
+
+    message_id: str
+    conversation_id: str
+    model: str
+    text: str
+    status: str
+    cost: int
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+@dataclass(frozen=True)
 class Caller:
     """Who sent the request a plugin's route is handling (``PluginContext.caller``)."""
 
@@ -136,6 +152,44 @@ class PluginContext:
                     )
                 ).one()
         return WalletEntry(entry.id, entry.user_id, entry.amount, reference)
+
+    async def ask(
+        self, user_id: str, prompt: str, *, models: list[str], conversation_id: str | None = None
+    ) -> list[Answer]:
+        """Send ``prompt`` to ``models`` on behalf of ``user_id`` (a command from a chat app,
+        say), exactly as the workspace does: the maximum cost reserved first, the answers
+        streamed, stored in a conversation of the user's and settled to their real cost,
+        charged to their wallet. Waits for every answer to end; one ``Answer`` per model, in
+        order. Nothing is stored or charged when it raises: ``PaymentRequired`` (402, code
+        ``insufficient_credits``: the wallet cannot cover it), ``Invalid`` (no prompt; a model
+        unknown, switched off or without its key), ``Forbidden`` (the user has not verified
+        their address where the install requires it), ``NotFound`` (no such active user or
+        conversation). A long call: run it in a task, not in a request handler."""
+        from multinotes.plugin.answers import answer_prompt
+
+        return await answer_prompt(
+            self.app,
+            user_id=user_id,
+            prompt=prompt,
+            models=models,
+            conversation_id=conversation_id,
+        )
+
+    async def models(self) -> list[str]:
+        """The ids of the models a prompt may name right now (enabled, with their key)."""
+        from multinotes.plugin.answers import usable_models
+
+        return await usable_models(self.app)
+
+    async def save_answer(self, user_id: str, message_id: str, *, folder: str | None) -> str:
+        """Save one of ``user_id``'s answers (``Answer.message_id``) as a note of theirs, with
+        its provenance, in their top-level folder named ``folder`` (created when missing;
+        ``None``: no folder); the note's id. ``NotFound`` when the answer is not theirs."""
+        from multinotes.plugin.answers import save_answer_in_folder
+
+        return await save_answer_in_folder(
+            self.app, user_id=user_id, message_id=message_id, folder=folder
+        )
 
     def is_enabled(self) -> bool:
         """Whether an admin has the plugin switched on right now (a long-running task checks
