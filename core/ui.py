@@ -31,9 +31,10 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-#: The objects an action can be offered on. An "answer" is one model's reply in the workspace.
-TargetKind = Literal["note", "answer", "conversation", "folder"]
-TARGET_KINDS: frozenset[str] = frozenset({"note", "answer", "conversation", "folder"})
+#: The objects an action can be offered on. An "answer" is one model's reply in the workspace; a
+#: "prompt" is one of the user's prompts there, with its models' answers (a comparison).
+TargetKind = Literal["note", "answer", "prompt", "conversation", "folder"]
+TARGET_KINDS: frozenset[str] = frozenset({"note", "answer", "prompt", "conversation", "folder"})
 NavArea = Literal["main", "admin"]
 PanelArea = Literal["account", "admin"]
 
@@ -79,10 +80,10 @@ class Viewer:
 
 @dataclass(frozen=True)
 class ActionTarget:
-    """The object an action is offered on. ``kind`` is ``"note"``, ``"answer"``,
-    ``"conversation"`` or ``"folder"``; ``owner_id`` is the id of the user it belongs to (a
-    shared note's viewer is not its owner); ``title`` is its title (an answer's: the model's
-    name)."""
+    """The object an action is offered on. ``kind`` is ``"note"``, ``"answer"``, ``"prompt"``
+    (its id is the prompt message's), ``"conversation"`` or ``"folder"``; ``owner_id`` is the id
+    of the user it belongs to (a shared note's viewer is not its owner); ``title`` is its title
+    (an answer's: the model's name; a prompt's: its first words)."""
 
     kind: str
     id: str
@@ -113,7 +114,7 @@ class NavLink:
 
 @dataclass(frozen=True)
 class Action:
-    """A menu item on a note, an answer, a conversation or a folder.
+    """A menu item on a note, an answer, a prompt, a conversation or a folder.
 
     Give exactly one of ``url`` (a link: opens or downloads, must not change anything) and
     ``post`` (a form posted to that address, with the CSRF token; htmx posts it in place and puts

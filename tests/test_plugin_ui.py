@@ -71,6 +71,8 @@ async def test_links_actions_panels_and_css_show_and_vanish_with_the_plugin(user
     note = await created(user, "/api/documents", {"title": "Plan", "content": "# Plan"})
     folder = await created(user, "/api/folders", {"name": "Work"})
     conversation, answer = await a_chat_with_an_answer(user)
+    tree = await user.get_json(f"/api/conversations/{conversation}")
+    prompt = next(m["id"] for m in tree["messages"] if m["role"] == "user")
 
     async def pages() -> dict[str, str]:
         return {
@@ -86,13 +88,14 @@ async def test_links_actions_panels_and_css_show_and_vanish_with_the_plugin(user
     # Main nav on every page, the admin console's nav in the console.
     assert 'data-plugin-link="uidemo-board"' in shown["note"]
     assert 'data-plugin-link="uidemo-reports"' in shown["console"]
-    # Actions: on the note (menu), the note's row and the folder's menu, the conversation and
-    # its answer; the "Export" group holds the link action.
+    # Actions: on the note (menu), the note's row and the folder's menu, the conversation, its
+    # prompt and its answer; the "Export" group holds the link action.
     assert posts_to(shown["note"], note["id"])
     assert f'href="/plugins/uidemo/board?note={note["id"]}"' in shown["note"]
     assert 'role="group" aria-label="Export"' in shown["note"]
     assert posts_to(shown["folder"], folder["id"])
     assert posts_to(shown["chat"], conversation) and posts_to(shown["chat"], answer)
+    assert posts_to(shown["chat"], prompt)
     # Panels, with the context the plugin computed and the page's CSRF token.
     assert 'id="panel-uidemo-account"' in shown["account"]
     assert "sent to <strong>#general</strong> for admin@example.com" in shown["account"]

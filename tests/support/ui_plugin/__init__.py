@@ -94,7 +94,7 @@ def register_actions(register: ActionRegistrar) -> None:
         Action(
             "uidemo-send",
             "Send to Demo",
-            on={"note", "answer", "conversation", "folder"},
+            on={"note", "answer", "prompt", "conversation", "folder"},
             post="/plugins/uidemo/send/{id}",
             icon="send",
             applies=owner_only,
