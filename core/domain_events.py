@@ -202,6 +202,20 @@ class ExportCompleted(EventPayload):
     size: int = Field(description="Bytes in the archive.")
 
 
+class OrderPaid(EventPayload):
+    order_id: str
+    plan_id: str
+    plan_name: str
+    backend: str = Field(description="The payment backend that took the money (stripe, ...).")
+    total: int = Field(description="What was paid, in the currency's minor unit (cents).")
+    currency: str = Field(description="ISO 4217 code, upper case.")
+    credits: int = Field(description="Credits the plan granted (bonus credits not included).")
+    bonus_credits: int = Field(description="Extra credits from a coupon.")
+    interval: Literal["once", "month", "year"] = Field(
+        description="once, or a subscription's period (its renewals do not repeat this event)."
+    )
+
+
 class CreditsLow(EventPayload):
     balance: int = Field(description="The wallet balance after the change.")
     threshold: int = Field(description="The low-balance threshold it fell below.")
@@ -234,6 +248,12 @@ EXPORT_COMPLETED = EventType(
 CREDITS_LOW = EventType(
     "credits.low", 1, "A wallet's balance fell below the low-balance threshold.", CreditsLow
 )
+ORDER_PAID = EventType(
+    "order.paid",
+    1,
+    "An order's payment was confirmed by its provider and its credits were granted (once).",
+    OrderPaid,
+)
 
 CORE_EVENTS: tuple[EventType[Any], ...] = (
     GENERATION_COMPLETED,
@@ -246,6 +266,7 @@ CORE_EVENTS: tuple[EventType[Any], ...] = (
     FOLDER_CREATED,
     EXPORT_COMPLETED,
     CREDITS_LOW,
+    ORDER_PAID,
 )
 
 

@@ -401,6 +401,7 @@ async def test_the_catalogue_endpoint_lists_every_event_with_its_schema(api: Api
         "folder.created",
         "export.completed",
         "credits.low",
+        "order.paid",
     }
     note = listed["note.created"]
     assert note["version"] == 1 and note["source"] == "core" and note["description"]

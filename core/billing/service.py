@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from multinotes.billing import BillingEvent, referrals
 from multinotes.billing.models import Coupon, Order, Plan, PlanPeriod, ProviderEvent
 from multinotes.db import Database, utcnow
+from multinotes.domain_events import ORDER_PAID, OrderPaid, stage
 from multinotes.errors import Conflict, Invalid, NotFound
 from multinotes.wallet import service as wallet
 
@@ -449,6 +450,24 @@ async def _paid(session: AsyncSession, db: Database, order: Order) -> str:
         reference=f"order:{order.id}",
     )
     await referrals.reward_in(session, order)
+    # Staged in this transaction: published once, after the commit that made the order paid.
+    stage(
+        session,
+        ORDER_PAID.of(
+            order.user_id,
+            OrderPaid(
+                order_id=order.id,
+                plan_id=plan.id,
+                plan_name=plan.name,
+                backend=order.backend,
+                total=order.total,
+                currency=order.currency,
+                credits=order.credits,
+                bonus_credits=order.bonus_credits,
+                interval=plan.interval,
+            ),
+        ),
+    )
     return "applied"
 
 

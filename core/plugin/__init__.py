@@ -31,7 +31,7 @@ The surface, by family:
   ``guard_httpx_client`` for httpx-based SDKs, ``connector()`` for aiohttp sessions),
   ``parse_retry_after``, ``configured_key``;
 * run time: ``plugin_context(app, name)`` → ``PluginContext`` (settings, tasks, events, the
-  wallet ledger, prompts sent on a user's behalf (``Answer``), templates, absolute URLs).
+  wallet ledger, templates, absolute URLs).
 """
 
 from multinotes import export_blocks, hookimpl, openai_wire, outgoing
@@ -55,6 +55,7 @@ from multinotes.domain_events import (
     NOTE_DELETED,
     NOTE_SHARED,
     NOTE_UPDATED,
+    ORDER_PAID,
     DomainEvent,
     EventPayload,
     EventType,
@@ -65,7 +66,6 @@ from multinotes.errors import (
     Invalid,
     NeedsKey,
     NotFound,
-    PaymentRequired,
     PluginError,
     ProviderBadResponse,
     ProviderError,
@@ -105,7 +105,7 @@ from multinotes.hookspecs import (
 from multinotes.http.endpoint import read_body
 from multinotes.integrations import Event, Integration
 from multinotes.markdown import render_markdown
-from multinotes.plugin.context import Answer, Caller, PluginContext, WalletEntry, plugin_context
+from multinotes.plugin.context import Caller, PluginContext, WalletEntry, plugin_context
 from multinotes.providers import (
     CAPABILITIES,
     CREDITS_PER_USD,
@@ -145,10 +145,10 @@ __all__ = [
     "NOTE_DELETED",
     "NOTE_SHARED",
     "NOTE_UPDATED",
+    "ORDER_PAID",
     "Action",
     "ActionRegistrar",
     "ActionTarget",
-    "Answer",
     "AssetRegistrar",
     "Attachment",
     "BillingBackend",
@@ -192,7 +192,6 @@ __all__ = [
     "NeedsKey",
     "NotFound",
     "Options",
-    "PaymentRequired",
     "PaymentDeclined",
     "PluginContext",
     "PluginError",

@@ -23,6 +23,7 @@ from multinotes.plugin import (
     NOTE_DELETED,
     NOTE_SHARED,
     NOTE_UPDATED,
+    ORDER_PAID,
     Invalid,
     NotFound,
     plugin_context,
@@ -55,6 +56,7 @@ SUGGESTED_EVENTS = [
         GENERATION_FAILED,
         EXPORT_COMPLETED,
         CREDITS_LOW,
+        ORDER_PAID,
     )
 ]
 
