@@ -36,7 +36,7 @@ log = structlog.get_logger(__name__)
 TargetKind = Literal["note", "answer", "prompt", "conversation", "folder"]
 TARGET_KINDS: frozenset[str] = frozenset({"note", "answer", "prompt", "conversation", "folder"})
 NavArea = Literal["main", "admin"]
-PanelArea = Literal["account", "admin"]
+PanelArea = Literal["account", "admin", "integrations"]
 
 _ID = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 _ICON = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
@@ -156,11 +156,12 @@ class Action:
 
 @dataclass(frozen=True)
 class SettingsPanel:
-    """A section of the account page (``area="account"``) or of the plugin's page in the admin
-    console (``area="admin"``): a heading ``title`` over the plugin's ``template`` (from its
-    ``register_templates`` folder), rendered with the page's context (``csrf_token``, ``actor``,
-    ``request``, ``static``) plus what ``async context(request)`` returns. Forms in it post to
-    the plugin's own routes."""
+    """A section of the account page (``area="account"``), of the plugin's page in the admin
+    console (``area="admin"``) or of the ``/integrations`` page (``area="integrations"``: a chat
+    app's install button and the user's links): a heading ``title`` over the plugin's
+    ``template`` (from its ``register_templates`` folder), rendered with the page's context
+    (``csrf_token``, ``actor``, ``request``, ``static``) plus what ``async context(request)``
+    returns. Forms in it post to the plugin's own routes."""
 
     id: str
     title: str
@@ -171,8 +172,8 @@ class SettingsPanel:
     def __post_init__(self) -> None:
         _check_id(self.id, "a settings panel")
         _check_label(self.title, "a settings panel")
-        if self.area not in ("account", "admin"):
-            raise ValueError("a settings panel's area is 'account' or 'admin'")
+        if self.area not in ("account", "admin", "integrations"):
+            raise ValueError("a settings panel's area is 'account', 'admin' or 'integrations'")
         if not isinstance(self.template, str) or not self.template.strip():
             raise ValueError("a settings panel needs a template name")
 

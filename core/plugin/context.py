@@ -264,6 +264,15 @@ class PluginContext:
         template that ``{% extends "default:base.html" %}`` looks like every other page."""
         return aiohttp_jinja2.render_template(template, request, values, status=status)
 
+    async def panels(self, request: web.Request, area: str) -> list[Any]:
+        """The enabled plugins' settings panels of ``area`` (``SettingsPanel``), rendered for
+        this request: for a plugin page that shows other plugins' panels (``/integrations``).
+        Each has ``id``, ``plugin``, ``title`` and ``html``; the core template
+        ``default:_plugin_panels.html`` shows them from ``plugin_panels``."""
+        from multinotes.ui import settings_panels
+
+        return list(await settings_panels(request, area))
+
     def url(self, path: str, /) -> str:
         """An absolute URL to ``path`` on this site (``MULTINOTES_PUBLIC_URL`` when set, else
         the address the server listens on), e.g. for a link in a message sent elsewhere."""

@@ -96,6 +96,8 @@ async def _page(request: web.Request, *, status: int = 200, **values: Any) -> we
         "form": {"url": "", "events": "note.created", "description": ""},
         "errors": {},
         "is_admin": viewer.is_admin,
+        # Other integrations' sections (the Slack and Discord apps: install, your links).
+        "plugin_panels": await ctx.panels(request, "integrations"),
         **values,
     }
     response = aiohttp_jinja2.render_template(
