@@ -123,6 +123,7 @@ ACCOUNT_WRITES = {
     ("POST", "/api/billing/checkout"),
     ("POST", "/api/billing/portal"),
     ("POST", "/api/billing/orders/{id}/cancel"),
+    ("POST", "/api/billing/orders/{id}/confirm"),
     ("POST", "/billing/checkout"),
     ("POST", "/billing/portal"),
     ("POST", "/billing/orders/{id}/cancel"),

@@ -11,6 +11,8 @@ payment provider:
   ``subscription.renewed``, ``subscription.cancelled``, ``refunded``, ``disputed``, or
   ``ignored`` for anything else). A bad or stale signature raises ``WebhookRejected``. Core
   stores the raw event, applies each event id exactly once, and grants credits only then.
+* ``confirm_payment`` (optional) checks the proof a checkout on our own page hands back
+  (Razorpay's payment signature) and confirms the payment with the provider server-side.
 * ``create_portal``, ``refund``, ``cancel_subscription`` and ``charge_off_session`` are optional
   (the default raises ``BillingNotSupported``). ``charge_off_session`` raises
   ``PaymentDeclined`` when the saved method is refused.
@@ -192,6 +194,20 @@ class BillingBackend(ABC):
         the provider cannot be reached. Credits come only with the verified
         ``payment.succeeded`` webhook, never from this return value."""
         raise BillingNotSupported(f"{self.name} cannot charge a saved payment method.")
+
+    async def confirm_payment(
+        self, *, order_id: str, reference: str, proof: Mapping[str, str], config: Any
+    ) -> BillingEvent:
+        """The buyer's browser is back from a checkout that runs on our page (Razorpay's) with
+        ``proof`` of a payment for ``order_id`` (``reference`` is what ``create_checkout``
+        returned). Check the proof's signature *and* that it is about this order, then ask the
+        provider itself about the payment (never take the browser's word for it) and return it
+        as a ``payment.succeeded`` event, which core applies like a webhook: once, and the
+        webhook about the same payment then changes nothing. Raise ``WebhookRejected`` when the
+        proof is forged, for another order or the payment is not captured, ``ProviderError``
+        when the provider cannot be asked. Backends whose checkout ends in a webhook only
+        (Stripe's hosted page) keep this default."""
+        raise BillingNotSupported(f"{self.name} confirms payments by webhook only.")
 
 
 __all__ = [

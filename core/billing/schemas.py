@@ -5,9 +5,16 @@ same models, so a page and its endpoint accept exactly the same input."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 CURRENCY = Field(pattern="^[A-Za-z]{3}$", description="ISO 4217 code, e.g. USD.")
 
@@ -142,6 +149,20 @@ class CheckoutIn(QuoteIn):
 class CheckoutOut(BaseModel):
     order_id: str
     url: str
+
+
+class ConfirmIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    payment: dict[
+        Annotated[str, StringConstraints(min_length=1, max_length=64)],
+        Annotated[str, StringConstraints(max_length=512)],
+    ] = Field(
+        max_length=10,
+        description="What the provider's checkout handed the page, as it handed it (Razorpay: "
+        "razorpay_payment_id, razorpay_order_id or razorpay_subscription_id, "
+        "razorpay_signature).",
+    )
 
 
 class OrderOut(BaseModel):

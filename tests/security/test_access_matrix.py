@@ -109,6 +109,7 @@ OBJECTS: dict[str, str] = {
     "/api/billing/orders/{id}": "order",
     "/api/billing/orders/{id}/receipt": "order",
     "/api/billing/orders/{id}/cancel": "order",
+    "/api/billing/orders/{id}/confirm": "order",
     "/billing/orders/{id}/cancel": "order",
     # Admin routes: a non-admin gets 403 whatever the id.
     "/api/admin/orders/{id}/refund": "order",
@@ -154,6 +155,7 @@ BODIES: dict[tuple[str, str], Any] = {
     ("PATCH", "/api/shares/{id}"): {"role": "editor"},
     ("POST", "/api/documents/{id}/comments"): {"body": "Mine now"},
     ("PATCH", "/api/comments/{id}"): {"body": "Mine now"},
+    ("POST", "/api/billing/orders/{id}/confirm"): {"payment": {"razorpay_payment_id": "pay_1"}},
 }
 
 #: What the admin routes' parameters are filled with (global objects, not A's).
