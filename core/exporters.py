@@ -169,9 +169,12 @@ class ExportFile:
 @dataclass(frozen=True)
 class ExportLink:
     """What a remote destination made: the address of the page or document it created or
-    updated."""
+    updated, and the service's id of it (``remote_id``): the core keeps it, and an export of the
+    same note through the same connection gets it back (``Connection.remote_id``) to update
+    that page instead of making another."""
 
     url: str
+    remote_id: str | None = None
 
 
 ExportResult = ExportFile | ExportLink
@@ -257,6 +260,12 @@ class Exporter:
     description: ClassVar[str] = ""
     Options: ClassVar[type[ExportOptions]] = ExportOptions
     remote: ClassVar[bool] = False
+    #: The kind of connected account a remote destination acts on (a ``ConnectionKind`` id, e.g.
+    #: ``"notion"``). The core then calls ``render(document, options, connection=...)`` with a
+    #: ``multinotes.plugin.Connection`` (a current access token, the plugin's settings, the
+    #: remote id of an earlier export of this note); raise ``ConnectionRejected`` when the
+    #: service refuses the token.
+    connection: ClassVar[str | None] = None
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)

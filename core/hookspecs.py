@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from multinotes.billing import BillingBackend
+    from multinotes.connections import ConnectionKind
     from multinotes.domain_events import EventType
     from multinotes.exporters import Exporter
     from multinotes.integrations import Integration
@@ -65,6 +66,12 @@ class BillingRegistrar(Protocol):
     def __call__(self, backend: BillingBackend, /) -> None:
         """Add a payment backend (``multinotes.plugin.BillingBackend``). Its id must be unique
         across plugins."""
+
+
+class ConnectionRegistrar(Protocol):
+    def __call__(self, kind: ConnectionKind, /) -> None:
+        """Add a service users connect their account to (``multinotes.plugin.ConnectionKind``).
+        Its ``kind_id`` must be unique across plugins."""
 
 
 class EventRegistrar(Protocol):
@@ -166,6 +173,18 @@ def register_billing(register: BillingRegistrar) -> None:
     """Register payment backends (``multinotes.plugin.BillingBackend``).
 
     :param register: call once per backend. Ids must be unique across plugins.
+    """
+
+
+@hookspec
+def register_connections(register: ConnectionRegistrar) -> None:
+    """Register services users connect their accounts to through OAuth 2.0
+    (``multinotes.plugin.ConnectionKind``: authorize and token endpoints from the plugin's
+    settings, PKCE, how to name the account). The core runs the flow, keeps the tokens encrypted,
+    refreshes them and lists the accounts on ``/account``. An exporter that acts on such an
+    account names its kind (``Exporter.connection``) and receives a ``Connection`` when it runs.
+
+    :param register: call once per kind. Kind ids must be unique across plugins.
     """
 
 

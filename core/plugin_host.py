@@ -26,6 +26,7 @@ from multinotes.ui import Action, NavLink, SettingsPanel
 
 if TYPE_CHECKING:
     from multinotes.billing import BillingBackend
+    from multinotes.connections import ConnectionKind
     from multinotes.domain_events import EventType
     from multinotes.exporters import Exporter
     from multinotes.integrations import Integration
@@ -44,6 +45,8 @@ CAPABILITIES = {
     "register_exporters": "exporters",
     "register_integrations": "integrations",
     "register_billing": "billing",
+    # Services users connect accounts to (no kind: an exporter or integration also registers).
+    "register_connections": "connections",
     # UI extension points: kept like capabilities (per enabled plugin, ids unique), no kind.
     "register_nav_links": "nav_links",
     "register_actions": "actions",
@@ -122,6 +125,7 @@ class Registries:
     exporters: dict[str, Registered[Exporter]] = field(default_factory=dict)
     integrations: dict[str, Registered[Integration]] = field(default_factory=dict)
     billing: dict[str, Registered[BillingBackend]] = field(default_factory=dict)
+    connections: dict[str, Registered[ConnectionKind]] = field(default_factory=dict)
     nav_links: dict[str, Registered[NavLink]] = field(default_factory=dict)
     actions: dict[str, Registered[Action]] = field(default_factory=dict)
     settings_panels: dict[str, Registered[SettingsPanel]] = field(default_factory=dict)

@@ -182,6 +182,43 @@ async def test_hook_register_integrations(app):
         assert integration.received[-1].data == {"n": 1}
 
 
+async def test_hook_register_connections(tmp_path):
+    """A registered connection kind is offered on /api/connections (and on /account), with
+    the form that starts connecting; the authorize URL comes from the plugin's endpoints."""
+    from multinotes.connections import ConnectedAccount, ConnectionKind, OAuthEndpoints
+
+    class Elsewhere(ConnectionKind):
+        kind_id = "elsewhere"
+        name = "Elsewhere"
+
+        def endpoints(self, config: Any) -> OAuthEndpoints:
+            return OAuthEndpoints("https://elsewhere.example/authorize", "https://x/t", "cid")
+
+        async def account(self, tokens: dict[str, Any], config: Any) -> ConnectedAccount:
+            return ConnectedAccount("a1", "Someone")
+
+    class Connects:
+        @hookimpl
+        def register_connections(self, register: Any) -> None:
+            register(Elsewhere())
+
+    app = create_app(embedded_settings(tmp_path), plugins=[("connects", Connects())])
+    async with app_client(app) as api:
+        await api.register_and_login("connects@example.com")
+        listed = await api.get_json("/api/connections")
+        assert listed["connections"] == []
+        assert listed["available"] == [
+            {
+                "kind": "elsewhere",
+                "name": "Elsewhere",
+                "connected": False,
+                "connect_url": "/connections/elsewhere/connect",
+            }
+        ]
+        page = await (await api.get("/account")).text()
+        assert "Connect Elsewhere" in page
+
+
 async def test_hook_register_billing(app):
     async with app_client(app):
         _, backend = app[PLUGINS].registries.billing["gratis"]

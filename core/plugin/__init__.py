@@ -19,6 +19,9 @@ The surface, by family:
   into blocks, ``render_markdown`` into sanitised HTML), ``Integration``/``Event``,
   ``BillingBackend``/``Checkout``/``BillingEvent`` (``WebhookRejected``, ``BillingNotSupported``,
   ``PaymentDeclined``);
+* connected accounts: ``ConnectionKind`` (an OAuth 2.0 service, ``register_connections``:
+  ``OAuthEndpoints``, ``ConnectedAccount``), ``Connection`` (what a remote exporter with
+  ``connection = "<kind>"`` gets), ``ConnectionRejected``, ``ConnectionUnavailable``;
 * user interface: ``NavLink``, ``Action`` (offered on an ``ActionTarget`` to a ``Viewer``),
   ``SettingsPanel`` and assets; ``"default:<template>"`` names the core's own template;
 * domain events: ``EventType`` (a catalogue entry: name, payload ``version``, description,
@@ -42,6 +45,14 @@ from multinotes.billing import (
     Checkout,
     PaymentDeclined,
     WebhookRejected,
+)
+from multinotes.connections import (
+    ConnectedAccount,
+    Connection,
+    ConnectionKind,
+    ConnectionRejected,
+    ConnectionUnavailable,
+    OAuthEndpoints,
 )
 from multinotes.db import UTCDateTime, new_id, utcnow
 from multinotes.domain_events import (
@@ -91,6 +102,7 @@ from multinotes.hookspecs import (
     ActionRegistrar,
     AssetRegistrar,
     BillingRegistrar,
+    ConnectionRegistrar,
     EventRegistrar,
     ExporterRegistrar,
     IntegrationRegistrar,
@@ -162,6 +174,12 @@ __all__ = [
     "ClientCache",
     "Closable",
     "Conflict",
+    "ConnectedAccount",
+    "Connection",
+    "ConnectionKind",
+    "ConnectionRegistrar",
+    "ConnectionRejected",
+    "ConnectionUnavailable",
     "DomainEvent",
     "Event",
     "EventPayload",
@@ -191,6 +209,7 @@ __all__ = [
     "NavLinkRegistrar",
     "NeedsKey",
     "NotFound",
+    "OAuthEndpoints",
     "Options",
     "PaymentDeclined",
     "PluginContext",

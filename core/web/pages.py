@@ -12,6 +12,7 @@ from aiohttp import web
 
 from multinotes import audit, plugin_control, ui
 from multinotes.billing import referrals
+from multinotes.connections import service as connections
 from multinotes.db import utcnow
 from multinotes.errors import AppError, Invalid
 from multinotes.http.endpoint import page, validate
@@ -211,6 +212,7 @@ async def account_page(
             "sessions": sessions,
             **await account_sections(request, user),
             "identities": await oauth.list_identities(request.app[DB], actor.user_id),
+            "connected_accounts": await connections.overview(request.app, actor.user_id),
             "plugin_panels": await ui.settings_panels(request, "account"),
             **extra,
         },

@@ -1,0 +1,89 @@
+"""Connected accounts through the API: which services can be connected and which are, and
+disconnecting one. Connecting needs a browser (the service's consent page): ``POST
+/connections/{kind}/connect`` from the account page. Tokens are never shown."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from aiohttp import web
+from pydantic import BaseModel, Field
+
+from multinotes.connections import service as connections
+from multinotes.connections.models import ConnectedAccountRow
+from multinotes.http.endpoint import endpoint
+from multinotes.identity.actor import require_user
+from multinotes.keys import DB
+
+routes = web.RouteTableDef()
+
+
+class ConnectionOut(BaseModel):
+    id: str
+    kind: str = Field(description="The service (a connection kind id: notion, google_docs...).")
+    service: str = Field(description="The service's name.")
+    account_name: str = Field(description="The connected account, as the service names it.")
+    status: Literal["active", "revoked"] = Field(
+        description="revoked: the service no longer accepts it; connect again."
+    )
+    connected_at: str
+    updated_at: str
+
+    @classmethod
+    def of(cls, row: ConnectedAccountRow, service: str) -> ConnectionOut:
+        return cls(
+            id=row.id,
+            kind=row.kind,
+            service=service,
+            account_name=row.account_name,
+            status="revoked" if row.status == "revoked" else "active",
+            connected_at=row.created_at.isoformat(),
+            updated_at=row.updated_at.isoformat(),
+        )
+
+
+class KindOut(BaseModel):
+    kind: str
+    name: str
+    connected: bool
+    connect_url: str = Field(description="The form (POST, in a browser) that starts connecting.")
+
+
+class ConnectionList(BaseModel):
+    connections: list[ConnectionOut]
+    available: list[KindOut] = Field(description="Services that can be connected now.")
+
+
+async def connections_of(app: web.Application, user_id: str) -> dict[str, Any]:
+    listed = await connections.overview(app, user_id)
+    return {
+        "connections": [ConnectionOut.of(i.row, i.name) for i in listed if i.row is not None],
+        "available": [
+            KindOut(
+                kind=i.kind_id,
+                name=i.name,
+                connected=i.row is not None,
+                connect_url=f"/connections/{i.kind_id}/connect",
+            )
+            for i in listed
+            if i.enabled
+        ],
+    }
+
+
+@routes.get("/api/connections", name="api_connections")
+@endpoint(access="user", response=ConnectionList, tags=["connections"])
+async def list_connections(request: web.Request) -> dict[str, Any]:
+    """Your connected accounts (Notion, Google, ...) and the services that can be connected.
+    A connection of a plugin switched off stays listed (and keeps working when it is back)."""
+    actor = require_user(request)
+    return await connections_of(request.app, actor.user_id)
+
+
+@routes.delete("/api/connections/{id}", name="api_connection_delete")
+@endpoint(access="user", status=204, tags=["connections"], errors=[404])
+async def delete_connection(request: web.Request) -> None:
+    """Disconnect an account: its tokens are deleted here (revoke the app's access at the
+    service too, in its settings), and so is the memory of what exports made there."""
+    actor = require_user(request)
+    await connections.disconnect(request.app[DB], actor.user_id, request.match_info["id"])

@@ -1,0 +1,144 @@
+"""Connected accounts: a user's account at an outside service (Notion, Google, ...) that plugins
+act on for them, connected through OAuth 2.0's authorization-code flow.
+
+A plugin describes the service with a ``ConnectionKind`` (``register_connections``): where its
+authorize and token endpoints are (from the plugin's settings: client id, secret, API base),
+whether it takes PKCE, how the client authenticates at the token endpoint, and how to name the
+account that was connected. The core runs the flow (state bound to the browser's session, PKCE,
+one use, ten minutes), stores the tokens encrypted (``multinotes.secretbox``), refreshes an
+expired access token with the refresh token, and shows, lists and disconnects the accounts on
+``/account`` and under ``/api/connections``. Tokens never leave the server.
+
+A plugin that needs an account says so: an ``Exporter`` with ``connection = "<kind id>"`` gets a
+``Connection`` (a fresh access token and the account's data) when it runs, and raises
+``ConnectionRejected`` when the service refuses the token; the core then refreshes once and tries
+again, or marks the connection as needing to be reconnected and tells the user.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+from multinotes.errors import Conflict
+
+
+@dataclass(frozen=True)
+class OAuthEndpoints:
+    """Where to send the browser and where to exchange the code, and the client's credentials
+    (from the plugin's settings). ``client_secret`` may be empty for a public PKCE client."""
+
+    authorize_url: str
+    token_url: str
+    client_id: str
+    client_secret: str = ""
+
+
+@dataclass(frozen=True)
+class ConnectedAccount:
+    """Who was connected: the service's id of the account (or workspace), a name to show, and
+    whatever the plugin wants to keep with it (a workspace id, a default parent page...)."""
+
+    account_id: str
+    name: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Connection:
+    """What a plugin gets when it acts for a user: a current access token, the account, the
+    plugin's settings (``config``) and, for an export, the remote id of what an earlier export
+    of the same note created (``remote_id``: update it rather than make another)."""
+
+    kind: str
+    access_token: str
+    account_id: str
+    account_name: str
+    data: dict[str, Any]
+    config: Any = None
+    remote_id: str | None = None
+
+
+class ConnectionKind:
+    """An outside service users connect to, registered by ``register_connections``.
+
+    Declare ``kind_id`` (unique; also the ``connection`` an exporter names), ``name`` (shown:
+    "Notion"), ``scopes``, ``pkce`` (send an S256 code challenge), ``token_auth`` (``"basic"``:
+    client id and secret as HTTP Basic, like Notion; ``"body"``: in the form, like Google),
+    ``token_format`` (``"form"`` or ``"json"`` request body) and ``authorize_params`` (more query
+    parameters, e.g. ``access_type=offline``). Implement ``endpoints(config)`` (sync: from the
+    plugin's settings; raise ``ConnectionUnavailable`` when they are missing) and ``async
+    account(tokens, config)`` (the token response as the service sent it; may call the service
+    with ``tokens["access_token"]``)."""
+
+    kind_id: ClassVar[str]
+    name: ClassVar[str]
+    scopes: ClassVar[tuple[str, ...]] = ()
+    pkce: ClassVar[bool] = True
+    token_auth: ClassVar[Literal["basic", "body"]] = "body"
+    token_format: ClassVar[Literal["form", "json"]] = "form"
+    authorize_params: ClassVar[dict[str, str]] = {}
+    #: The separator of scopes in the authorize URL (space per RFC 6749).
+    scope_separator: ClassVar[str] = " "
+
+    @property
+    def id(self) -> str:
+        return self.kind_id
+
+    def endpoints(self, config: Any) -> OAuthEndpoints:
+        raise NotImplementedError
+
+    async def account(self, tokens: dict[str, Any], config: Any) -> ConnectedAccount:
+        raise NotImplementedError
+
+
+class ConnectionRejected(Exception):
+    """Raised by a plugin when the service refused the access token (401, revoked, expired).
+    The core refreshes the token and calls again once; if that fails too, the user is asked to
+    reconnect."""
+
+
+class ConnectionUnavailable(Conflict):
+    """The service cannot be connected now (the admin has not configured the plugin)."""
+
+    code = "connection_unavailable"
+    default_message = "This service is not set up on this server yet. Ask an administrator."
+
+
+class NotConnected(Conflict):
+    """The user has not connected an account of the kind this needs."""
+
+    code = "not_connected"
+
+    def __init__(self, kind: str, name: str) -> None:
+        super().__init__(
+            f"Connect your {name} account first (Account → Connected accounts).",
+            fields={"connection": kind},
+        )
+        self.kind = kind
+
+
+class ReconnectRequired(Conflict):
+    """The service no longer accepts the stored tokens (revoked, or the refresh failed)."""
+
+    code = "reconnect_required"
+
+    def __init__(self, kind: str, name: str) -> None:
+        super().__init__(
+            f"{name} no longer accepts this connection (it was revoked or expired). "
+            f"Reconnect your {name} account and try again.",
+            fields={"connection": kind},
+        )
+        self.kind = kind
+
+
+__all__ = [
+    "ConnectedAccount",
+    "Connection",
+    "ConnectionKind",
+    "ConnectionRejected",
+    "ConnectionUnavailable",
+    "NotConnected",
+    "OAuthEndpoints",
+    "ReconnectRequired",
+]
