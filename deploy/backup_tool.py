@@ -46,7 +46,7 @@ async def _rows(query: str) -> list[Any]:
 
 
 async def export_objects(target: Path) -> int:
-    from multinotes.files.service import make_storage
+    from multinotes.storage.lifecycle import make_storage
 
     settings = _settings()
     if settings.storage_backend != "s3":
@@ -73,7 +73,7 @@ async def export_objects(target: Path) -> int:
 
 def _backup_bucket(url: str) -> tuple[Any, str]:
     from multinotes import outgoing
-    from multinotes.files.s3 import S3Storage
+    from multinotes.storage.s3 import S3Storage
 
     # The same outgoing policy as the app's: an S3 endpoint on an internal address (a MinIO on the
     # LAN) must be allowed with MULTINOTES_OUTGOING_ALLOW, as for any other outgoing request.
@@ -139,7 +139,7 @@ async def counts() -> dict[str, int]:
 
 async def verify(url: str) -> int:
     """Every check prints one line; the exit code is the number of failures."""
-    from multinotes.files.service import make_storage
+    from multinotes.storage.lifecycle import make_storage
 
     failures = 0
 

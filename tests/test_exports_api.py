@@ -19,7 +19,6 @@ from PIL import Image
 from sqlalchemy import update
 
 from multinotes.db import utcnow
-from multinotes.files import objects
 from multinotes.keys import DB, SETTINGS
 from multinotes.note_exports.models import NoteExport
 from multinotes.note_exports.service import purge_note_exports
@@ -27,6 +26,7 @@ from multinotes.plugins.exports import docx as docx_plugin
 from multinotes.plugins.exports import html as html_plugin
 from multinotes.plugins.exports import markdown as markdown_plugin
 from multinotes.plugins.exports import pdf as pdf_plugin
+from multinotes.storage import objects
 from multinotes.testing import ApiClient
 from tests.support import people
 from tests.support.scripted_provider import Script, scripted_plugins

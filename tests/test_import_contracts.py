@@ -5,7 +5,8 @@
   the HTTP machinery they share (``multinotes.http``) imports neither.
 - No cycles between feature packages.
 - The generation pipeline (``multinotes.chat``) does not import search, files or integrations:
-  they react to its domain events instead.
+  they react to its domain events instead, and it reaches stored bytes and the storage quota
+  through ``multinotes.storage``, which sits below every feature.
 
 The forbidden-import contracts are import-linter's, configured under ``[tool.importlinter]`` in
 pyproject.toml (``lint-imports`` runs them too); the cycle check is grimp's graph, which
@@ -38,10 +39,7 @@ FEATURES = (
 )
 
 #: Imports between features that a change under way removes; each entry says which and why.
-#: The pipeline still reserves storage quota for attachments and stores generated media itself
-#: (multinotes.chat.pipeline -> multinotes.files.quota / .objects) while the domain-event
-#: subscribers take those over; until then chat and files import each other.
-PENDING = {("chat", "files"): "the pipeline's attachment quota and media storage (issue #13)"}
+PENDING: dict[tuple[str, str], str] = {}
 
 
 def run_contract(contract: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
@@ -70,15 +68,15 @@ def test_the_api_and_the_pages_stand_side_by_side_on_the_http_machinery(
     assert code == 0, report
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="The pipeline still imports multinotes.files (attachment quota, generated media "
-    "storage) until the domain-event subscribers take that over; remove this mark then.",
-)
 def test_the_generation_pipeline_does_not_import_search_files_or_integrations(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     code, report = run_contract("pipeline-reacts-through-events", capsys)
+    assert code == 0, report
+
+
+def test_file_storage_sits_below_the_features(capsys: pytest.CaptureFixture[str]) -> None:
+    code, report = run_contract("storage-below-features", capsys)
     assert code == 0, report
 
 

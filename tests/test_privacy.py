@@ -17,12 +17,12 @@ from sqlalchemy import JSON, String, Text, cast, func, or_, select, update
 
 from multinotes import audit
 from multinotes.db import Base, utcnow
-from multinotes.files.service import FILE_STORAGE
 from multinotes.keys import DB, SETTINGS
 from multinotes.models import User
 from multinotes.models_registry import import_all_models
 from multinotes.privacy import deletion, exports
 from multinotes.privacy.models import AccountDeletion, DataExport
+from multinotes.storage import FILE_STORAGE
 from multinotes.testing import DEFAULT_PASSWORD, ApiClient
 from multinotes.wallet.models import LedgerEntry, Wallet
 from tests.support import mail as mail_fixtures

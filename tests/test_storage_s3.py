@@ -11,8 +11,8 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from multinotes.files.s3 import S3Error, S3Storage
 from multinotes.settings import Settings
+from multinotes.storage.s3 import S3Error, S3Storage
 from multinotes.testing import ApiClient
 from tests.fakes.s3_server import FakeS3
 

@@ -22,13 +22,13 @@ from sqlalchemy import select, text, update
 from multinotes.app import create_app
 from multinotes.chat.models import MessageMedia
 from multinotes.db import create_engine
-from multinotes.files.objects import adopt_legacy_files, read_bytes
-from multinotes.files.s3 import S3Storage
-from multinotes.files.storage import LocalStorage
 from multinotes.keys import DB
 from multinotes.migrations import upgrade
 from multinotes.privacy.models import DataExport
 from multinotes.settings import Settings
+from multinotes.storage.backend import LocalStorage
+from multinotes.storage.objects import adopt_legacy_files, read_bytes
+from multinotes.storage.s3 import S3Storage
 from multinotes.testing import ApiClient, app_client
 from tests.conftest import worker_for
 from tests.fakes.s3_server import FakeS3

@@ -22,12 +22,12 @@ from multinotes.chat.pipeline import (
 )
 from multinotes.chat.schemas import ConversationQuery
 from multinotes.errors import NotFound
-from multinotes.files import objects
 from multinotes.http.endpoint import endpoint, raw
 from multinotes.identity.actor import Actor, require_user, require_verified
 from multinotes.keys import DB
 from multinotes.search.tasks import queue_embedding
 from multinotes.sharing import access
+from multinotes.storage import objects
 
 routes = web.RouteTableDef()
 

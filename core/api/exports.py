@@ -15,13 +15,13 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from multinotes.errors import NotFound
-from multinotes.files import objects
 from multinotes.http.endpoint import endpoint
 from multinotes.identity.account_mail import public_base_url
 from multinotes.identity.actor import require_user
 from multinotes.keys import DB
 from multinotes.note_exports import service as exports
 from multinotes.note_exports.models import NoteExport
+from multinotes.storage import objects
 
 routes = web.RouteTableDef()
 

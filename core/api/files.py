@@ -22,6 +22,7 @@ from multinotes.http.uploads import MAX_FIELDS, next_part, part_chunks, read_fie
 from multinotes.identity.actor import require_user, require_verified
 from multinotes.keys import DB, SETTINGS
 from multinotes.sharing import access
+from multinotes.storage import FILE_STORAGE
 
 routes = web.RouteTableDef()
 
@@ -213,7 +214,7 @@ async def download(request: web.Request) -> web.StreamResponse:
     attachment. Range requests are honoured."""
     actor = require_user(request)
     row, _ = await access.file(request.app[DB], actor.user_id, _file_id(request))
-    storage = request.app[service.FILE_STORAGE]
+    storage = request.app[FILE_STORAGE]
     headers = _content_headers(row)
     path = storage.local_path(row.storage_key)
     if path is not None:
@@ -271,7 +272,7 @@ async def preview(request: web.Request) -> web.StreamResponse:
     with the metadata (and, for text, the first 4 KB as `text`)."""
     actor = require_user(request)
     row, _ = await access.file(request.app[DB], actor.user_id, _file_id(request))
-    storage = request.app[service.FILE_STORAGE]
+    storage = request.app[FILE_STORAGE]
     kind = sniff.KINDS[row.kind]
     info: dict[str, Any] = {
         "id": row.id,

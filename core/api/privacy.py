@@ -11,13 +11,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from multinotes import audit
 from multinotes.api.account_security import MessageOut, TokenIn
 from multinotes.errors import NotFound
-from multinotes.files import objects
 from multinotes.http.endpoint import endpoint
 from multinotes.http.session import clear_session_cookie
 from multinotes.identity.actor import require_admin, require_user
 from multinotes.keys import DB, SETTINGS
 from multinotes.privacy import deletion, exports, legal
 from multinotes.privacy.schemas import ExportOut, LegalIn
+from multinotes.storage import objects
 
 routes = web.RouteTableDef()
 

@@ -10,7 +10,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from multinotes import audit
 from multinotes.api.account_security import MessageOut, TokenIn
-from multinotes.files import objects
 from multinotes.http.endpoint import endpoint, raw
 from multinotes.http.uploads import read_upload
 from multinotes.identity import profile
@@ -18,6 +17,7 @@ from multinotes.identity import service as identity
 from multinotes.identity.actor import require_user
 from multinotes.identity.schemas import EmailChangeIn, ProfileOut, ProfilePatch
 from multinotes.keys import DB
+from multinotes.storage import objects
 
 routes = web.RouteTableDef()
 

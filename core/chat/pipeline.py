@@ -46,8 +46,6 @@ from multinotes.errors import (
     ProviderError,
     ProviderUnavailable,
 )
-from multinotes.files import objects
-from multinotes.files import quota as files
 from multinotes.keys import BUS, CATALOG, DB, METRICS, SETTINGS
 from multinotes.markdown import render_markdown
 from multinotes.plugin_settings import field_errors
@@ -59,6 +57,7 @@ from multinotes.providers import (
     Pricing,
     Usage,
 )
+from multinotes.storage import STORAGE_QUOTA, objects
 from multinotes.tokens import (
     PER_MESSAGE_OVERHEAD,
     REPLY_PRIMING,
@@ -277,7 +276,7 @@ async def plan_generations(
         )
 
     if prompt_message is None and attachments:
-        await files.check_room(app, user_id, attachment_bytes(attachments), "attachments")
+        await app[STORAGE_QUOTA].check_room(user_id, attachment_bytes(attachments), "attachments")
     entries = await app[CATALOG].resolve_for_use(model_ids)
     validated = validate_options(entries, options)
     for entry, opts in zip(entries, validated, strict=True):
@@ -457,8 +456,8 @@ async def _store_plan(
         await connection.execute(insert(Message), rows)
         if new_prompt and attachments:
             # Attachments are stored bytes like any upload: within the owner's quota.
-            await files.claim_room_in(
-                session, app[SETTINGS], user_id, attachment_bytes(attachments), "attachments"
+            await app[STORAGE_QUOTA].claim_room_in(
+                session, user_id, attachment_bytes(attachments), "attachments"
             )
             for attachment in attachments:
                 session.add(await _store_media(app, user_id, prompt_message.id, attachment))

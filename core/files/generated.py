@@ -14,8 +14,8 @@ from multinotes.chat.models import MessageMedia
 from multinotes.db import retrying
 from multinotes.domain_events import GENERATION_COMPLETED, DomainEvent, EventBus
 from multinotes.errors import AppError
-from multinotes.files import objects
 from multinotes.keys import DB
+from multinotes.storage import objects
 
 log = structlog.get_logger(__name__)
 

@@ -68,3 +68,19 @@ async def claim_room_in(
     used = await used_in(session, user_id)
     if used + size > quota:
         raise quota_exceeded(quota, used, field)
+
+
+class FilesQuota:
+    """The quota as ``app[STORAGE_QUOTA]`` (a ``multinotes.storage.StorageQuota``): how the
+    pipeline stores prompt attachments within the owner's quota without importing Files."""
+
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+
+    async def check_room(self, user_id: str, size: int, field: str = "file") -> None:
+        await check_room(self.app, user_id, size, field)
+
+    async def claim_room_in(
+        self, session: AsyncSession, user_id: str, size: int, field: str = "file"
+    ) -> None:
+        await claim_room_in(session, self.app[SETTINGS], user_id, size, field)

@@ -21,50 +21,26 @@ from multinotes.domain_events import EVENTS
 from multinotes.errors import Invalid, NotFound, PayloadTooLarge
 from multinotes.files import sniff
 from multinotes.files.models import File
-from multinotes.files.quota import claim_room_in, quota_exceeded, quota_of, used_bytes
-from multinotes.files.storage import LocalStorage, Storage
+from multinotes.files.quota import (
+    FilesQuota,
+    claim_room_in,
+    quota_exceeded,
+    quota_of,
+    used_bytes,
+)
 from multinotes.keys import DB, SETTINGS
 from multinotes.notes.folders import own_folder_in
-from multinotes.settings import Settings
+from multinotes.storage import FILE_STORAGE, STORAGE_QUOTA, Storage
 
 log = structlog.get_logger(__name__)
 
-FILE_STORAGE: web.AppKey[Storage] = web.AppKey("file_storage", Storage)
-
 MAX_NAME = 255
-#: A temporary upload file older than this was left by a crash (no upload takes a day).
-PARTIAL_UPLOAD_MAX_AGE = 24 * 3600
-
-
-def make_storage(settings: Settings) -> Storage:
-    if settings.storage_backend == "s3":
-        from multinotes.files.s3 import S3Storage
-
-        return S3Storage.from_settings(settings)
-    return LocalStorage(settings.data_dir / "files")
 
 
 def setup_files(app: web.Application) -> None:
-    """The storage backend, opened with the app and closed with it."""
-
-    async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
-        storage = make_storage(app[SETTINGS])
-        if isinstance(storage, LocalStorage):
-            removed = await asyncio.to_thread(storage.purge_partial, PARTIAL_UPLOAD_MAX_AGE)
-            if removed:
-                log.info("partial_uploads_removed", count=removed)
-        app[FILE_STORAGE] = storage
-        # Files an older version kept in the data dir (avatars, media, exports) move in once.
-        from multinotes.files.objects import adopt_legacy_files
-
-        await adopt_legacy_files(storage, app[SETTINGS].data_dir)
-        yield
-        close = getattr(storage, "close", None)
-        if close is not None:
-            await close()
-
-    app.cleanup_ctx.append(storage_ctx)
-    # What a model made is kept in Files too (after setup_events).
+    """The storage quota the rest of the app checks (``app[STORAGE_QUOTA]``), and the copy of
+    what a model made into Files (after setup_events and setup_storage)."""
+    app[STORAGE_QUOTA] = FilesQuota(app)
     from multinotes.files import generated
 
     generated.subscribe(app[EVENTS])

@@ -34,7 +34,6 @@ from sqlalchemy.exc import IntegrityError
 from multinotes import audit
 from multinotes.db import Database, utcnow
 from multinotes.errors import Invalid, PayloadTooLarge
-from multinotes.files import objects
 from multinotes.identity import service as identity
 from multinotes.identity.account_mail import (
     invalid_link,
@@ -49,6 +48,7 @@ from multinotes.identity.service import normalize_email, token_hash
 from multinotes.keys import DB, SETTINGS, TASKS
 from multinotes.mail import queue_mail, send_mail
 from multinotes.plugin_host import TaskDef
+from multinotes.storage import objects
 
 if TYPE_CHECKING:  # the schemas import this module for its defaults
     from multinotes.identity.schemas import ProfilePatch

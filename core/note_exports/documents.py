@@ -29,10 +29,10 @@ from multinotes.exporters import (
     ExportSource,
     Provenance,
 )
-from multinotes.files import objects
-from multinotes.files.storage import Storage
 from multinotes.notes.models import Document
 from multinotes.sharing import access
+from multinotes.storage import objects
+from multinotes.storage.backend import Storage
 
 #: Images embedded in one exported note, at most (more are shown as links).
 MAX_IMAGE_BYTES = 20 * 1024 * 1024

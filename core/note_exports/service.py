@@ -29,7 +29,6 @@ from multinotes.db import Database, new_id, rows_affected, utcnow
 from multinotes.errors import Invalid, NotFound, PayloadTooLarge
 from multinotes.exporters import ExportDocument, Exporter, ExportLink, ExportOptions
 from multinotes.exporters import safe_filename as safe_name
-from multinotes.files import objects
 from multinotes.keys import DB, PLUGINS, SETTINGS, TASKS
 from multinotes.note_exports import documents as build
 from multinotes.note_exports.models import NoteExport
@@ -37,6 +36,7 @@ from multinotes.notes.models import Document, Folder
 from multinotes.plugin_host import TaskDef
 from multinotes.plugin_settings import field_errors
 from multinotes.sharing import access
+from multinotes.storage import objects
 
 log = structlog.get_logger(__name__)
 

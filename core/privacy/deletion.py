@@ -36,7 +36,6 @@ from multinotes.chat import service as chat
 from multinotes.chat.models import Conversation
 from multinotes.db import Database, new_id, rows_affected, utcnow
 from multinotes.errors import Conflict, Invalid, NotFound
-from multinotes.files import objects
 from multinotes.files import service as files
 from multinotes.identity import profile
 from multinotes.identity import service as identity
@@ -51,6 +50,7 @@ from multinotes.notes.models import Document, DocumentVersion, Folder
 from multinotes.plugin_host import TaskDef
 from multinotes.privacy.exports import remove_user_export_files
 from multinotes.privacy.models import AccountDeletion, DeletionStatus
+from multinotes.storage import objects
 from multinotes.wallet.models import LedgerEntry, Wallet
 
 log = structlog.get_logger(__name__)

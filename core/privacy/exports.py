@@ -35,9 +35,7 @@ from multinotes.chat.models import Conversation, Generation, MessageMedia, Model
 from multinotes.db import Base, Database, new_id, rows_affected, utcnow
 from multinotes.domain_events import EXPORT_COMPLETED, ExportCompleted, stage
 from multinotes.errors import NotFound
-from multinotes.files import objects
 from multinotes.files.models import File
-from multinotes.files.service import FILE_STORAGE
 from multinotes.identity import profile
 from multinotes.identity.account_mail import public_base_url
 from multinotes.identity.actor import require_user
@@ -57,6 +55,7 @@ from multinotes.sharing.models import (
     Notification,
     Share,
 )
+from multinotes.storage import FILE_STORAGE, objects
 from multinotes.wallet.models import LedgerEntry, Reservation, Wallet
 
 log = structlog.get_logger(__name__)

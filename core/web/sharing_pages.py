@@ -30,8 +30,6 @@ from sqlalchemy import select
 from multinotes.chat import service as chat
 from multinotes.chat.models import Message, MessageMedia
 from multinotes.errors import AppError, Invalid, NotFound, RateLimited
-from multinotes.files import objects
-from multinotes.files import service as files
 from multinotes.files.models import File
 from multinotes.http.downloads import content_disposition
 from multinotes.http.endpoint import page, validate
@@ -46,6 +44,7 @@ from multinotes.sharing import service as sharing
 from multinotes.sharing.activity import list_activity
 from multinotes.sharing.models import OBJECT_TYPES, Share
 from multinotes.sharing.schemas import NotificationQuery
+from multinotes.storage import FILE_STORAGE, objects
 
 routes = web.RouteTableDef()
 
@@ -643,7 +642,7 @@ async def public_file(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(headers=headers)
     response.content_length = row.size
     await response.prepare(request)
-    async for chunk in request.app[files.FILE_STORAGE].read(row.storage_key):
+    async for chunk in request.app[FILE_STORAGE].read(row.storage_key):
         await response.write(chunk)
     await response.write_eof()
     return response

@@ -9,7 +9,7 @@ relative to the working directory), so a restore into another data folder, or a 
 served 404s. They now hold the object's key in the storage backend: the part of the old path
 from its ``media/`` or ``exports/`` folder on (``<data dir>/media/u1/m1.png`` becomes
 ``media/u1/m1.png``). The files themselves move from the data dir into the storage backend when
-the app next starts (``multinotes.files.objects.adopt_legacy_files``).
+the app next starts (``multinotes.storage.objects.adopt_legacy_files``).
 
 There is no way back: the old paths named one machine's folders, which a downgrade cannot know.
 """
@@ -32,7 +32,7 @@ FOLDERS = ("media", "exports")
 def storage_key(path: str) -> str | None:
     """The key for an old path; None when it is one already or names no known folder.
 
-    (A copy of ``multinotes.files.objects.key_of``: a migration must not change with the app.)"""
+    (A copy of ``multinotes.storage.objects.key_of``: a migration must not change with the app.)"""
     if path.startswith(tuple(f"{folder}/" for folder in FOLDERS)):
         return None
     parts = PurePosixPath(path).parts

@@ -25,7 +25,8 @@ import structlog
 from aiohttp import web
 
 from multinotes.errors import NotFound
-from multinotes.files.storage import CHUNK, LocalStorage, Storage
+from multinotes.storage import FILE_STORAGE
+from multinotes.storage.backend import CHUNK, LocalStorage, Storage
 
 log = structlog.get_logger(__name__)
 
@@ -34,8 +35,6 @@ LEGACY_FOLDERS = ("media", "avatars", "exports")
 
 
 def storage_of(app: web.Application) -> Storage:
-    from multinotes.files.service import FILE_STORAGE  # service imports half the app
-
     return app[FILE_STORAGE]
 
 
