@@ -20,7 +20,6 @@ from multinotes.api import (
     audit_log,
     auth,
     comments,
-    connections,
     conversations,
     documents,
     events,
@@ -41,12 +40,12 @@ from multinotes.api import (
     wallet,
 )
 from multinotes.billing import api as billing_api
+from multinotes.billing import auto_reload, auto_reload_routes
 from multinotes.billing import pages as billing_pages
 from multinotes.web import (
     account_pages,
     admin_user_pages,
     admin_workspace,
-    connections_pages,
     docs,
     exports_pages,
     files_pages,
@@ -92,19 +91,15 @@ def setup_wallet(app: web.Application) -> None:
 
 
 def setup_billing(app: web.Application) -> None:
-    """Plans, checkout, orders and payment webhooks; the pricing and billing pages."""
-    _add(app, billing_api, billing_pages)
+    """Plans, checkout, orders and payment webhooks; the pricing and billing pages; auto-reload
+    reacting to the wallet's events."""
+    _add(app, billing_api, billing_pages, auto_reload_routes)
+    auto_reload.setup(app)
 
 
 def setup_notes(app: web.Application) -> None:
     """Notes and folders, and their exports (PDF, Word, Markdown, HTML, ...)."""
     _add(app, folders, documents, exports, notes_pages, exports_pages)
-
-
-def setup_connections(app: web.Application) -> None:
-    """Accounts at outside services (Notion, Google) connected through OAuth, and notes sent to
-    them (remote export destinations)."""
-    _add(app, connections, connections_pages)
 
 
 def setup_files(app: web.Application) -> None:
@@ -134,7 +129,6 @@ FEATURES = (
     setup_wallet,
     setup_billing,
     setup_notes,
-    setup_connections,
     setup_files,
     setup_sharing,
     setup_privacy,

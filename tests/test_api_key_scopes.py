@@ -128,6 +128,8 @@ ACCOUNT_WRITES = {
     ("POST", "/billing/portal"),
     ("POST", "/billing/orders/{id}/cancel"),
     ("POST", "/billing/referral"),
+    ("PUT", "/api/billing/auto-reload"),
+    ("POST", "/billing/auto-reload"),
     # Webhooks send the owner's events to an address outside: only a full key may set them up.
     ("POST", "/api/webhooks"),
     ("PATCH", "/api/webhooks/{id}"),

@@ -130,7 +130,10 @@ class PlanPeriod(Base):
     order_id: Mapped[str | None] = mapped_column(String(32))
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     storage_plan_id: Mapped[str | None] = mapped_column(ForeignKey("plans.id"))
+    #: The storage quota while the storage plan is active (it replaces the default quota).
     storage_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    #: When the storage plan ends (None: it does not); then the default quota applies again.
+    storage_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 

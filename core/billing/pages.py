@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from multinotes.billing import referrals
+from multinotes.billing import auto_reload, referrals
 from multinotes.billing import service as billing
 from multinotes.billing.checkout import choose_backend, site_url, start_checkout
 from multinotes.billing.models import Order, Plan
@@ -185,6 +185,8 @@ async def billing_page(request: web.Request) -> web.Response:
             "storage_plan": storage_plan,
             "balance": (await wallet.balance(db, actor.user_id)).available,
             "referral_url": referral_url,
+            "auto_reload": await auto_reload.state(request.app, actor.user_id),
+            "reload_plans": [plan_view(p) for p in auto_reload.reload_plans(list(plans.values()))],
         },
     )
 

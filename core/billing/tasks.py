@@ -1,10 +1,12 @@
-"""Billing's background jobs: a plan's leftover credits expire once its grace period is over."""
+"""Billing's background jobs: a plan's leftover credits expire once its grace period is over;
+auto-reload charges a saved payment method off-session (``multinotes.billing.auto_reload``)."""
 
 from __future__ import annotations
 
 from aiohttp import web
 from sqlalchemy import select
 
+from multinotes.billing.auto_reload import auto_reload_tasks
 from multinotes.billing.models import PlanPeriod
 from multinotes.billing.service import GRACE
 from multinotes.db import utcnow
@@ -56,4 +58,7 @@ async def expire_plans(app: web.Application) -> int:
 
 
 def billing_tasks() -> list[TaskDef]:
-    return [TaskDef("core", "billing.expire_plans", expire_plans, "7 * * * *")]
+    return [
+        TaskDef("core", "billing.expire_plans", expire_plans, "7 * * * *"),
+        *auto_reload_tasks(),
+    ]

@@ -5,7 +5,15 @@ REST: form-encoded bodies with Stripe's bracket notation (``line_items[0][price_
 ``Authorization: Bearer <secret key>`` (a wrong key is Stripe's 401 ``invalid_request_error``),
 ``Idempotency-Key`` (a repeat with the same key gets the first response; with other parameters,
 Stripe's 400 ``idempotency_error``). Objects: ``POST/GET /v1/checkout/sessions``,
-``POST /v1/refunds``.
+``POST /v1/refunds``, ``GET /v1/customers/<id>`` and ``/v1/customers/<id>/payment_methods``,
+``POST /v1/payment_intents`` (off-session charges of a saved card).
+
+Saved cards behave like Stripe's test payment methods: ``pm_card_visa`` succeeds,
+``pm_card_chargeDeclined`` is declined (``card_declined``) and ``pm_card_authenticationRequired``
+needs its holder (``authentication_required``, which an off-session charge cannot satisfy). A
+refused off-session PaymentIntent is Stripe's 402 ``card_error`` carrying the failed intent, and
+``payment_intent.payment_failed`` follows by webhook; a paid one sends
+``payment_intent.succeeded``. A one-time session saves ``card`` on its new customer.
 
 The hosted page: ``GET /pay/<session>`` is a minimal checkout page whose "Pay" button posts to
 ``/pay/<session>``, which completes the session (a payment intent, a customer), sends the signed
@@ -92,6 +100,10 @@ class FakeStripe:
     #: Seconds between the buyer paying and the webhook leaving (Stripe's is asynchronous too),
     #: so the buyer can be back on the site before it lands.
     webhook_delay: float = 0.0
+    #: The card the buyer pays with on the hosted page (saved on the customer for later).
+    card: str = "pm_card_visa"
+    customers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    payment_intents: dict[str, dict[str, Any]] = field(default_factory=dict)
     _pending: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def app(self) -> web.Application:
@@ -102,6 +114,9 @@ class FakeStripe:
         app.router.add_post("/v1/subscriptions/{id}", self.update_subscription)
         app.router.add_delete("/v1/subscriptions/{id}", self.cancel_subscription)
         app.router.add_post("/v1/billing_portal/sessions", self.create_portal_session)
+        app.router.add_get("/v1/customers/{id}", self.retrieve_customer)
+        app.router.add_get("/v1/customers/{id}/payment_methods", self.list_payment_methods)
+        app.router.add_post("/v1/payment_intents", self.create_payment_intent)
         app.router.add_get("/pay/{id}", self.pay_page)
         app.router.add_post("/pay/{id}", self.pay)
         return app
@@ -181,6 +196,9 @@ class FakeStripe:
                 "_payment_intent_metadata": (p.get("payment_intent_data") or {}).get(
                     "metadata", {}
                 ),
+                "_setup_future_usage": (p.get("payment_intent_data") or {}).get(
+                    "setup_future_usage"
+                ),
                 "_line_items": items,
                 "_subscription_metadata": (p.get("subscription_data") or {}).get("metadata", {}),
             }
@@ -256,6 +274,130 @@ class FakeStripe:
         self.portal_sessions.append(portal)
         return web.json_response(portal)
 
+    # -- customers and off-session payments ---------------------------------------------------
+
+    def save_card(self, customer: str, card: str) -> None:
+        """Attach ``card`` (a test payment method id) to ``customer`` as its newest card."""
+        found = self.customers.setdefault(
+            customer,
+            {
+                "id": customer,
+                "object": "customer",
+                "invoice_settings": {"default_payment_method": None},
+                "_methods": [],
+            },
+        )
+        found["_methods"].insert(0, card)
+
+    async def retrieve_customer(self, request: web.Request) -> web.Response:
+        if refused := await self._authorised(request):
+            return refused
+        customer = self.customers.get(request.match_info["id"])
+        if customer is None:
+            return stripe_error(404, "invalid_request_error", "No such customer", "id")
+        return web.json_response(self.public(customer))
+
+    async def list_payment_methods(self, request: web.Request) -> web.Response:
+        if refused := await self._authorised(request):
+            return refused
+        customer = self.customers.get(request.match_info["id"])
+        if customer is None:
+            return stripe_error(404, "invalid_request_error", "No such customer", "customer")
+        limit = int(request.query.get("limit", "10"))
+        methods = [
+            {
+                "id": card,
+                "object": "payment_method",
+                "type": "card",
+                "customer": customer["id"],
+                "card": {"brand": "visa", "last4": "4242"},
+            }
+            for card in customer["_methods"][:limit]
+        ]
+        return web.json_response(
+            {
+                "object": "list",
+                "url": request.path,
+                "has_more": len(customer["_methods"]) > limit,
+                "data": methods,
+            }
+        )
+
+    #: Test cards that an off-session charge cannot use: (code, decline code, message).
+    REFUSALS = {
+        "pm_card_chargeDeclined": ("card_declined", "generic_decline", "Your card was declined."),
+        "pm_card_authenticationRequired": (
+            "authentication_required",
+            "authentication_required",
+            "Your card was declined. This transaction requires authentication.",
+        ),
+    }
+
+    async def create_payment_intent(self, request: web.Request) -> web.Response:
+        if refused := await self._authorised(request):
+            return refused
+        params = await self._read(request)
+
+        def make(p: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+            customer = self.customers.get(p.get("customer", ""))
+            card = p.get("payment_method")
+            if customer is None or card not in customer["_methods"]:
+                return 400, {
+                    "error": {
+                        "type": "invalid_request_error",
+                        "message": "No such PaymentMethod for this customer.",
+                        "param": "payment_method",
+                    }
+                }
+            intent: dict[str, Any] = {
+                "id": _id("pi"),
+                "object": "payment_intent",
+                "amount": int(p["amount"]),
+                "amount_received": 0,
+                "currency": p["currency"],
+                "customer": customer["id"],
+                "payment_method": card,
+                "metadata": p.get("metadata", {}),
+                "description": p.get("description"),
+                "off_session": p.get("off_session") == "true",
+                "status": "requires_payment_method",
+                "last_payment_error": None,
+            }
+            self.payment_intents[intent["id"]] = intent
+            refusal = self.REFUSALS.get(str(card))
+            if refusal is None and p.get("confirm") == "true":
+                intent.update(status="succeeded", amount_received=intent["amount"])
+                self._send_later(self.event("payment_intent.succeeded", dict(intent)))
+                return 200, intent
+            if refusal is None:
+                return 200, intent
+            code, decline_code, message = refusal
+            error = {
+                "type": "card_error",
+                "code": code,
+                "decline_code": decline_code,
+                "message": message,
+                "payment_method": {"id": card, "object": "payment_method"},
+            }
+            intent["last_payment_error"] = error
+            self._send_later(self.event("payment_intent.payment_failed", dict(intent)))
+            return 402, {"error": {**error, "payment_intent": dict(intent)}}
+
+        return await self._idempotent(request, params, make)
+
+    def _send_later(self, event: dict[str, Any]) -> None:
+        """Send a webhook after the API call answered, as Stripe does."""
+        if not self.webhook_url:
+            return
+        task = asyncio.create_task(self._deliver_later(event))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def settled(self) -> None:
+        """Wait until every webhook queued so far was delivered."""
+        while self._pending:
+            await asyncio.gather(*list(self._pending))
+
     # -- the hosted page -----------------------------------------------------------------------
 
     async def pay_page(self, request: web.Request) -> web.Response:
@@ -311,6 +453,8 @@ class FakeStripe:
                 session["subscription"] = subscription["id"]
             else:
                 session["payment_intent"] = _id("pi")
+                if session["_setup_future_usage"] == "off_session":
+                    self.save_card(customer, self.card)
         return self.public(session)
 
     def invoice(self, session_id: str, reason: str, *, paid: bool = True) -> dict[str, Any]:

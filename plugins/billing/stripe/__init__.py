@@ -1,4 +1,10 @@
-"""Stripe payments: Checkout Sessions for one-time and recurring plans, signed webhooks.
+"""Stripe payments: Checkout Sessions for one-time and recurring plans, signed webhooks,
+off-session PaymentIntents for auto-reload.
+
+A one-time checkout saves the card for later (``setup_future_usage=off_session``, with a
+Customer): auto-reload then charges it with ``off_session=true, confirm=true``. A refusal
+(``card_declined``, ``authentication_required``, ...) is Stripe's ``CardError``, turned into the
+contract's ``PaymentDeclined``.
 
 The official ``stripe`` SDK does the work; ``api_base`` points it at any server that speaks
 Stripe's API (a local fake in tests). Settings come from the Plugins console or
@@ -22,6 +28,7 @@ from multinotes.plugin import (
     BillingRegistrar,
     Checkout,
     NeedsKey,
+    PaymentDeclined,
     ProviderBadResponse,
     ProviderUnavailable,
     SettingsRegistrar,
@@ -211,7 +218,12 @@ class StripeBackend(BillingBackend):
         if customer_email:
             params["customer_email"] = customer_email
         if interval == "once":
-            params["payment_intent_data"] = {"metadata": metadata}
+            # Keep the card for auto-reload, on a Customer it can be charged through later.
+            params["payment_intent_data"] = {
+                "metadata": metadata,
+                "setup_future_usage": "off_session",
+            }
+            params["customer_creation"] = "always"
         else:
             price["recurring"] = {"interval": interval}
             params["subscription_data"] = {"metadata": metadata}
@@ -297,6 +309,46 @@ class StripeBackend(BillingBackend):
         )
         return str(refund.id)
 
+    async def charge_off_session(
+        self,
+        *,
+        customer_reference: str,
+        amount_cents: int,
+        currency: str,
+        order_id: str,
+        idempotency_key: str,
+        config: Any,
+    ) -> str:
+        async def charge(client: stripe.StripeClient) -> str:
+            method = await _saved_method(client, customer_reference)
+            if method is None:
+                raise PaymentDeclined("No saved card on this account.", code="no_payment_method")
+            try:
+                intent = await client.v1.payment_intents.create_async(
+                    {
+                        "amount": amount_cents,
+                        "currency": currency.lower(),
+                        "customer": customer_reference,
+                        "payment_method": method,
+                        "off_session": True,
+                        "confirm": True,
+                        "description": "Auto-reload",
+                        "metadata": {"order_id": order_id},
+                    },
+                    {"idempotency_key": idempotency_key},
+                )
+            except stripe.CardError as exc:
+                intent_of = getattr(exc.error, "payment_intent", None) if exc.error else None
+                failed = getattr(intent_of, "id", None) if intent_of is not None else None
+                raise PaymentDeclined(
+                    exc.user_message or "The card was declined.",
+                    code=str(exc.code or "card_declined"),
+                    payment_reference=str(failed or ""),
+                ) from None
+            return str(intent.id)
+
+        return str(await self._call(config, "off-session payment", charge))
+
     async def parse_webhook(
         self, *, body: bytes, headers: Mapping[str, str], config: Any
     ) -> BillingEvent:
@@ -314,6 +366,16 @@ class StripeBackend(BillingBackend):
         if not isinstance(event, dict) or not event.get("id"):
             raise WebhookRejected("not a Stripe event")
         return translate(event)
+
+
+async def _saved_method(client: stripe.StripeClient, customer: str) -> str | None:
+    """The card to charge: the customer's default (set in the portal), else the newest saved."""
+    found = (await client.v1.customers.retrieve_async(customer)).to_dict()
+    default = _ref((found.get("invoice_settings") or {}).get("default_payment_method"))
+    if default:
+        return default
+    methods = await client.v1.customers.payment_methods.list_async(customer, {"limit": 1})
+    return str(methods.data[0].id) if methods.data else None
 
 
 @hookimpl
