@@ -41,6 +41,7 @@ from multinotes.api import (
 )
 from multinotes.billing import api as billing_api
 from multinotes.billing import auto_reload, auto_reload_routes
+from multinotes.billing import console as billing_console
 from multinotes.billing import pages as billing_pages
 from multinotes.web import (
     account_pages,
@@ -93,7 +94,7 @@ def setup_wallet(app: web.Application) -> None:
 def setup_billing(app: web.Application) -> None:
     """Plans, checkout, orders and payment webhooks; the pricing and billing pages; auto-reload
     reacting to the wallet's events."""
-    _add(app, billing_api, billing_pages, auto_reload_routes)
+    _add(app, billing_api, billing_pages, billing_console, auto_reload_routes)
     auto_reload.setup(app)
 
 

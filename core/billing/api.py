@@ -8,7 +8,7 @@ import structlog
 from aiohttp import web
 
 from multinotes import audit
-from multinotes.billing import WebhookRejected, reactions, receipts
+from multinotes.billing import WebhookRejected, reactions, receipts, reports
 from multinotes.billing import service as billing
 from multinotes.billing.checkout import choose_backend, site_url, start_checkout
 from multinotes.billing.models import Coupon, Order, Plan
@@ -19,6 +19,7 @@ from multinotes.billing.schemas import (
     CouponIn,
     CouponOut,
     OrderOut,
+    OrdersQuery,
     PlanIn,
     PlanOut,
     PlanPatch,
@@ -367,11 +368,15 @@ async def archive_coupon(request: web.Request) -> dict[str, Any]:
 
 
 @routes.get("/api/admin/orders", name="api_admin_orders")
-@endpoint(access="admin", response=list[OrderOut], tags=["billing"])
-async def admin_orders(request: web.Request) -> list[dict[str, Any]]:
-    """Everyone's latest orders."""
+@endpoint(
+    access="admin", query=OrdersQuery, response=list[OrderOut], tags=["billing"], errors=[422]
+)
+async def admin_orders(request: web.Request, query: OrdersQuery) -> list[dict[str, Any]]:
+    """Everyone's orders, newest first, filtered like the console's order search; ``before``
+    (the last id of a page) continues after it."""
     plans = await _plans_by_id(request.app)
-    return [order_out(o, plans) for o in await billing.list_orders(request.app[DB], None)]
+    rows, _ = await reports.search_orders(request.app[DB], query)
+    return [order_out(row.order, plans) for row in rows]
 
 
 @routes.post("/api/admin/orders/{id}/refund", name="api_admin_order_refund")

@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 
@@ -12,8 +12,9 @@ from multinotes.billing import auto_reload, referrals
 from multinotes.billing import service as billing
 from multinotes.billing.checkout import choose_backend, site_url, start_checkout
 from multinotes.billing.models import Order, Plan
+from multinotes.billing.schemas import QuoteIn
 from multinotes.errors import AppError, Invalid
-from multinotes.http.endpoint import page
+from multinotes.http.endpoint import page, validate
 from multinotes.http.responses import redirect, render
 from multinotes.identity.actor import current_actor, require_user
 from multinotes.keys import DB, PLUGIN_SETTINGS
@@ -81,29 +82,56 @@ async def pricing(request: web.Request) -> web.Response:
     return await _pricing(request)
 
 
+#: How the pages name the quote's fields in an error.
+QUOTE_LABELS = {"plan_id": "Plan", "coupon_code": "Coupon code"}
+
+
+def _quote_input(data: Any) -> QuoteIn:
+    """The plan and coupon a page was sent, validated by the API's own ``QuoteIn`` (a blank
+    coupon field means no coupon; other keys, such as a cache buster, are not the quote's)."""
+    values = {
+        name: str(data.get(name, "")).strip()
+        for name in QUOTE_LABELS
+        if str(data.get(name, "")).strip()
+    }
+    return cast(QuoteIn, validate(QuoteIn, values))
+
+
+def _field_message(exc: AppError) -> str:
+    """One line naming the field that is wrong, e.g. "Coupon code: This coupon has expired."."""
+    if not exc.fields:
+        return exc.message
+    name, message = next(iter(exc.fields.items()))
+    label = QUOTE_LABELS.get(name)
+    return f"{label}: {message}" if label and not message.startswith(label) else message
+
+
 @routes.get("/pricing/quote", name="pricing_quote")
 @page(access="public")
 async def pricing_quote(request: web.Request) -> web.Response:
-    """The price breakdown for one plan card (an htmx fragment; nothing is stored)."""
+    """The price breakdown for one plan card (an htmx fragment; nothing is stored). Bad input
+    is a 422 naming the field; to htmx, which swaps only 2xx answers, the same fragment comes
+    with a 200 so the card shows it."""
     actor = current_actor(request)
-    plan_id = request.query.get("plan_id", "")[:32]
-    code = request.query.get("coupon_code", "")[:40].strip() or None
-    context: dict[str, Any] = {"plan_id": plan_id}
+    context: dict[str, Any] = {"plan_id": request.query.get("plan_id", "")[:32]}
     try:
-        quote = await billing.quote(request.app[DB], actor.user_id if actor else "", plan_id, code)
-    except Invalid as exc:
-        context["error"] = (
-            next(iter(exc.fields.values()), exc.message) if exc.fields else exc.message
+        wanted = _quote_input(request.query)
+        quote = await billing.quote(
+            request.app[DB], actor.user_id if actor else "", wanted.plan_id, wanted.coupon_code
         )
-    else:
-        context["quote"] = {
-            "subtotal": money(quote.subtotal, quote.currency),
-            "discount": money(quote.discount, quote.currency) if quote.discount else "",
-            "total": money(quote.total, quote.currency),
-            "credits": quote.credits,
-            "bonus_credits": quote.bonus_credits,
-            "coupon_code": quote.coupon_code,
-        }
+    except Invalid as exc:
+        context["error"] = _field_message(exc)
+        context["error_fields"] = exc.fields
+        status = 200 if request.headers.get("HX-Request") == "true" else 422
+        return render(request, "billing/_quote.html", context, status=status)
+    context["quote"] = {
+        "subtotal": money(quote.subtotal, quote.currency),
+        "discount": money(quote.discount, quote.currency) if quote.discount else "",
+        "total": money(quote.total, quote.currency),
+        "credits": quote.credits,
+        "bonus_credits": quote.bonus_credits,
+        "coupon_code": quote.coupon_code,
+    }
     return render(request, "billing/_quote.html", context)
 
 
@@ -111,14 +139,11 @@ async def pricing_quote(request: web.Request) -> web.Response:
 @page(access="user")
 async def checkout_form(request: web.Request) -> web.StreamResponse:
     """The plan card's Buy button: off to the payment provider's page."""
-    form = await request.post()
-    plan_id = str(form.get("plan_id", ""))[:32]
-    code = str(form.get("coupon_code", ""))[:40].strip() or None
     try:
-        order_id, _ = await start_checkout(request, plan_id, code)
+        wanted = _quote_input(await request.post())
+        order_id, _ = await start_checkout(request, wanted.plan_id, wanted.coupon_code)
     except AppError as exc:
-        message = next(iter(exc.fields.values())) if exc.fields else exc.message
-        return await _pricing(request, error=message, status=exc.status)
+        return await _pricing(request, error=_field_message(exc), status=exc.status)
     # Our own page first: the CSP's form-action 'self' also covers a form's redirects, so the
     # form cannot be sent on to the provider's origin; that page's refresh is a navigation.
     return web.Response(status=303, headers={"Location": f"/billing/pay?order={order_id}"})

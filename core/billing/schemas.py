@@ -4,7 +4,7 @@ same models, so a page and its endpoint accept exactly the same input."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -198,3 +198,39 @@ class UrlOut(BaseModel):
 class WebhookOut(BaseModel):
     received: bool
     outcome: str
+
+
+#: What an order's ``status`` can be searched for (``expired``: a pending order past its time).
+OrderStatusFilter = Literal["pending", "paid", "failed", "expired", "refunded", "disputed"]
+
+
+class OrdersQuery(BaseModel):
+    """The administrator's order search (the console's filters and the admin API's query)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: OrderStatusFilter | None = None
+    user: str | None = Field(
+        default=None, max_length=320, description="The buyer's user id, or part of their email."
+    )
+    plan_id: str | None = Field(default=None, max_length=32)
+    coupon: str | None = Field(default=None, max_length=40, description="A coupon's code.")
+    since: date | None = Field(default=None, description="Placed on or after this day (UTC).")
+    until: date | None = Field(default=None, description="Placed on or before this day (UTC).")
+    before: str | None = Field(default=None, max_length=32, description="`next_cursor`.")
+    limit: int = Field(default=50, ge=1, le=200)
+
+    @model_validator(mode="after")
+    def _window(self) -> OrdersQuery:
+        if self.since and self.until and self.until < self.since:
+            raise ValueError("until: must not be before since")
+        return self
+
+
+class RevenueQuery(BaseModel):
+    """Which figures the revenue page shows: one currency, by day (30 days) or month (12)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    currency: str | None = Field(default=None, pattern="^[A-Za-z]{3}$")
+    by: Literal["day", "month"] = "day"

@@ -111,6 +111,13 @@ OBJECTS: dict[str, str] = {
     "/api/billing/orders/{id}/cancel": "order",
     "/api/billing/orders/{id}/confirm": "order",
     "/billing/orders/{id}/cancel": "order",
+    # The billing console (admin pages): B gets 403 whatever the id.
+    "/admin/billing/plans/{id}": "plan",
+    "/admin/billing/plans/{id}/archive": "plan",
+    "/admin/billing/plans/{id}/restore": "plan",
+    "/admin/billing/coupons/{id}/deactivate": "coupon",
+    "/admin/billing/orders/{id}": "order",
+    "/admin/billing/orders/{id}/refund": "order",
     # Admin routes: a non-admin gets 403 whatever the id.
     "/api/admin/orders/{id}/refund": "order",
     "/api/admin/plans/{id}": "plan",
