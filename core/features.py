@@ -20,6 +20,7 @@ from multinotes.api import (
     audit_log,
     auth,
     comments,
+    connections,
     conversations,
     documents,
     events,
@@ -47,6 +48,7 @@ from multinotes.web import (
     account_pages,
     admin_user_pages,
     admin_workspace,
+    connections_pages,
     docs,
     exports_pages,
     files_pages,
@@ -103,6 +105,12 @@ def setup_notes(app: web.Application) -> None:
     _add(app, folders, documents, exports, notes_pages, exports_pages)
 
 
+def setup_connections(app: web.Application) -> None:
+    """Accounts at outside services (Notion, Google) connected through OAuth, and notes sent to
+    them (remote export destinations)."""
+    _add(app, connections, connections_pages)
+
+
 def setup_files(app: web.Application) -> None:
     """Uploaded and generated files."""
     _add(app, files, files_pages)
@@ -130,6 +138,7 @@ FEATURES = (
     setup_wallet,
     setup_billing,
     setup_notes,
+    setup_connections,
     setup_files,
     setup_sharing,
     setup_privacy,

@@ -21,6 +21,7 @@ MODEL_MODULES = [
     "multinotes.sharing.models",
     "multinotes.search.models",
     "multinotes.billing.models",
+    "multinotes.connections.models",
     "multinotes.billing.reload_models",
     "multinotes.billing.refund_models",
 ]

@@ -16,6 +16,7 @@ from multinotes.billing.refunds import refund_through_backend
 from multinotes.billing.schemas import (
     CheckoutIn,
     CheckoutOut,
+    ConfirmIn,
     CouponIn,
     CouponOut,
     OrderOut,
@@ -186,6 +187,48 @@ async def order_receipt(request: web.Request) -> web.Response:
         content_type="application/pdf",
         headers={"Content-Disposition": f'attachment; filename="receipt-{order.id}.pdf"'},
     )
+
+
+@routes.post("/api/billing/orders/{id}/confirm", name="api_billing_order_confirm")
+@endpoint(
+    access="user", body=ConfirmIn, response=OrderOut, tags=["billing"], errors=[400, 404, 409, 502]
+)
+async def confirm_order(request: web.Request, body: ConfirmIn) -> dict[str, Any]:
+    """Confirm a payment made in a checkout that runs on this site (Razorpay's): ``payment``
+    is what the provider's checkout handed the page (``razorpay_payment_id``,
+    ``razorpay_order_id`` or ``razorpay_subscription_id``, ``razorpay_signature``). Its
+    signature is checked and the payment is then confirmed with the provider itself, so the
+    credits never rest on the browser's word; a bad proof is a 400 and changes nothing. The
+    order is applied once: confirming again, or the provider's webhook after it, changes
+    nothing."""
+    actor = require_user(request)
+    app = request.app
+    order = await billing.order_for(
+        app[DB], request.match_info["id"], actor.user_id, is_admin=False
+    )
+    if order.status == "paid":  # the webhook (or an earlier confirmation) was first
+        return order_out(order, await _plans_by_id(app))
+    if order.status not in ("pending", "failed", "expired") or not order.reference:
+        raise Conflict("This order cannot be paid any more.", code="not_payable")
+    plugin, backend = choose_backend(app, order.backend)
+    try:
+        event = await backend.confirm_payment(
+            order_id=order.id,
+            reference=order.reference,
+            proof=body.payment,
+            config=await app[PLUGIN_SETTINGS].config(plugin),
+        )
+    except WebhookRejected as exc:
+        log.warning("billing.confirm_rejected", backend=backend.id, order=order.id, reason=str(exc))
+        raise BadRequest(
+            "The payment could not be verified.",
+            code="bad_signature",
+            fields={"payment": "Not a valid payment for this order."},
+        ) from None
+    outcome = await billing.apply_event(app[DB], backend.id, event)
+    log.info("billing.confirmed", backend=backend.id, order=order.id, outcome=outcome)
+    order = await billing.order_for(app[DB], order.id, actor.user_id, is_admin=False)
+    return order_out(order, await _plans_by_id(app))
 
 
 @routes.get("/api/admin/billing/seller", name="api_admin_billing_seller")
