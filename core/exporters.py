@@ -61,6 +61,16 @@ class ExportSource:
     def cost_usd(self) -> float:
         return self.cost * USD_PER_CREDIT
 
+    def summary(self) -> str:
+        """This answer's provenance on one line (under its model's name in a comparison):
+        provider, tokens, cost and date."""
+        parts = [self.provider] if self.provider else []
+        parts.append(f"{self.input_tokens:,} in, {self.output_tokens:,} out tokens")
+        parts.append(f"{self.cost:,} credits (${self.cost_usd:.5f})")
+        if self.created_at is not None:
+            parts.append(self.created_at.strftime("%Y-%m-%d %H:%M UTC"))
+        return " · ".join(parts)
+
 
 @dataclass(frozen=True)
 class Provenance:
@@ -100,6 +110,13 @@ class Provenance:
         if self.link:
             rows.append(("Link", self.link))
         return rows
+
+    def shared_rows(self) -> list[tuple[str, str]]:
+        """The rows every answer of a comparison shares (date and link): a side-by-side layout
+        shows the prompt above the answers and each model's own rows in its column
+        (``ExportSource.summary``)."""
+        shared = ("Saved", "Date", "Link")
+        return [(label, value) for label, value in self.rows() if label in shared]
 
 
 @dataclass(frozen=True)
@@ -150,6 +167,25 @@ class ExportDocument:
 
     def image(self, src: str) -> ExportImage | None:
         return self.images.get(src)
+
+    @property
+    def side_by_side(self) -> bool:
+        """A comparison taken from a conversation (its messages end with the answers): formats
+        lay the answers out side by side, one column per model. A saved comparison is a note
+        whose Markdown the user may have edited, so it is exported as that Markdown."""
+        return (
+            self.kind == "comparison"
+            and bool(self.answers)
+            and len(self.messages) > len(self.answers)
+        )
+
+    @property
+    def lead_messages(self) -> tuple[ExportMessage, ...]:
+        """For a side-by-side comparison, the messages before the answers (the branch down to
+        the prompt, the prompt last); otherwise every message."""
+        if not self.side_by_side:
+            return self.messages
+        return self.messages[: len(self.messages) - len(self.answers)]
 
 
 @dataclass(frozen=True)
@@ -206,13 +242,17 @@ def safe_filename(title: str, extension: str, *, default: str = "note") -> str:
 
 #: The Export menu's heading, under which every exporter's actions are listed.
 EXPORT_GROUP = "Export"
+#: The heading of a prompt's menu in the workspace, for its answers exported side by side.
+EXPORT_COMPARISON_GROUP = "Export comparison"
 
 
 def export_actions(exporter: Exporter) -> list[Action]:
     """The Export menu entries of a file exporter, for its plugin's ``register_actions``: a
     note downloads at once (``GET /api/documents/{id}/export?format=<id>``; a saved comparison
-    is a note too); a conversation or a folder (a ZIP keeping its tree) is exported in the
-    background, with a progress bar in the menu."""
+    is a note too), and so do an answer in the workspace (``GET /api/messages/{id}/export``,
+    with its provenance) and a prompt with its answers side by side
+    (``GET /api/messages/{id}/export-comparison``); a conversation or a folder (a ZIP keeping
+    its tree) is exported in the background, with a progress bar in the menu."""
     from multinotes.ui import Action
 
     format_id = exporter.exporter_id
@@ -223,6 +263,20 @@ def export_actions(exporter: Exporter) -> list[Action]:
             on=frozenset({"note"}),
             url=f"/api/documents/{{id}}/export?format={format_id}",
             group=EXPORT_GROUP,
+        ),
+        Action(
+            id=f"{format_id}-export-answer",
+            label=exporter.name,
+            on=frozenset({"answer"}),
+            url=f"/api/messages/{{id}}/export?format={format_id}",
+            group=EXPORT_GROUP,
+        ),
+        Action(
+            id=f"{format_id}-export-comparison",
+            label=exporter.name,
+            on=frozenset({"prompt"}),
+            url=f"/api/messages/{{id}}/export-comparison?format={format_id}",
+            group=EXPORT_COMPARISON_GROUP,
         ),
         Action(
             id=f"{format_id}-export-conversation",

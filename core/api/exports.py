@@ -19,6 +19,7 @@ from multinotes.http.endpoint import endpoint
 from multinotes.identity.account_mail import public_base_url
 from multinotes.identity.actor import require_user
 from multinotes.keys import DB
+from multinotes.note_exports import answers
 from multinotes.note_exports import service as exports
 from multinotes.note_exports.models import NoteExport
 from multinotes.storage import objects
@@ -197,6 +198,55 @@ async def export_document(request: web.Request, query: ExportQuery) -> web.Strea
     return web.Response(
         body=rendered.data, headers=download_headers(rendered.media_type, rendered.filename)
     )
+
+
+async def _message_download(
+    request: web.Request, query: ExportQuery, *, comparison: bool
+) -> web.StreamResponse:
+    actor = require_user(request)
+    rendered = await answers.export_now(
+        request.app,
+        objects.storage_of(request.app),
+        actor.user_id,
+        request.match_info["id"],
+        query.format,
+        query.model_extra or {},
+        public_base_url(request),
+        comparison=comparison,
+    )
+    return web.Response(
+        body=rendered.data, headers=download_headers(rendered.media_type, rendered.filename)
+    )
+
+
+@routes.get("/api/messages/{id}/export", name="api_message_export")
+@endpoint(
+    access="user",
+    query=ExportQuery,
+    tags=["exports"],
+    errors=[404, 413, 422],
+    content_type="*/*",
+)
+async def export_answer(request: web.Request, query: ExportQuery) -> web.StreamResponse:
+    """One answer of a conversation as a file in `format`, with its provenance: the prompt, the
+    model and provider, tokens, cost, date and a link back to it. Also for people the
+    conversation is shared with."""
+    return await _message_download(request, query, comparison=False)
+
+
+@routes.get("/api/messages/{id}/export-comparison", name="api_message_export_comparison")
+@endpoint(
+    access="user",
+    query=ExportQuery,
+    tags=["exports"],
+    errors=[404, 413, 422],
+    content_type="*/*",
+)
+async def export_comparison(request: web.Request, query: ExportQuery) -> web.StreamResponse:
+    """A prompt (the id of the prompt message) and its models' answers side by side as a file in
+    `format`: one answer per model (the newest of its regenerations), each with its tokens and
+    cost. Also for people the conversation is shared with."""
+    return await _message_download(request, query, comparison=True)
 
 
 @routes.post("/api/exports", name="api_exports_create")

@@ -67,6 +67,8 @@ OBJECTS: dict[str, str] = {
     "/exports/{id}": "note_export",
     "/exports/{id}/progress": "note_export",
     "/api/messages/{id}/save": "answer",
+    "/api/messages/{id}/export": "answer",
+    "/api/messages/{id}/export-comparison": "prompt",
     "/notes/{id}": "document",
     "/notes/{id}/history": "document",
     "/notes/{id}/duplicate": "document",

@@ -16,13 +16,14 @@ from urllib.parse import urlsplit
 
 from docx import Document as new_document
 from docx.document import Document
+from docx.enum.section import WD_ORIENT
 from docx.enum.style import WD_STYLE_TYPE
 from docx.enum.text import WD_ALIGN_PARAGRAPH
 from docx.opc.constants import RELATIONSHIP_TYPE
 from docx.oxml import OxmlElement
 from docx.oxml.ns import qn
-from docx.shared import Inches, Pt
-from docx.table import _Cell
+from docx.shared import Inches, Length, Pt
+from docx.table import Table, _Cell
 from docx.text.paragraph import Paragraph
 
 from multinotes.plugin import (
@@ -48,6 +49,9 @@ ALIGN = {
     "right": WD_ALIGN_PARAGRAPH.RIGHT,
     "center": WD_ALIGN_PARAGRAPH.CENTER,
 }
+#: Answers side by side turn the page sideways from this many columns.
+LANDSCAPE_FROM = 3
+IMAGE_WIDTH = Inches(5.5)
 # Word allows characters of XML 1.0 only; a note may hold others (control characters).
 _XML_FORBIDDEN = {i for i in range(32) if i not in (9, 10, 13)}
 
@@ -78,6 +82,11 @@ class Writer:
         self.options = options
         self.doc = new_document()
         _styles(self.doc)
+        #: Where blocks go: the document, or a comparison table's cell.
+        self.body: Document | _Cell = self.doc
+        #: A cell not written to yet (its first paragraph is still to be used).
+        self.fresh_cell: _Cell | None = None
+        self.image_width: Length = IMAGE_WIDTH
         parts = urlsplit(document.link or "")
         self.base_url = f"{parts.scheme}://{parts.netloc}" if parts.netloc else None
 
@@ -118,24 +127,35 @@ class Writer:
         link.append(run)
         paragraph._p.append(link)
 
+    def paragraph(self, text: str = "", style: str | None = None) -> Paragraph:
+        """A new paragraph in ``body``; in a cell, the first is the empty paragraph Word gives
+        every cell."""
+        if self.fresh_cell is not None:
+            paragraph, self.fresh_cell = self.fresh_cell.paragraphs[0], None
+            if text:
+                paragraph.add_run(text)
+            if style is not None:
+                paragraph.style = self.doc.styles[style]
+            return paragraph
+        return self.body.add_paragraph(text, style=style)
+
     def blocks(self, blocks: Sequence[export_blocks.Block], depth: int = 0) -> None:
         for block in blocks:
             self.block(block, depth)
 
     def block(self, block: export_blocks.Block, depth: int) -> None:
-        doc = self.doc
         if isinstance(block, export_blocks.Heading):
-            self.runs(doc.add_heading(level=min(block.level, 6)), block.spans)
+            self.runs(self.paragraph(style=f"Heading {min(block.level, 6)}"), block.spans)
         elif isinstance(block, export_blocks.Paragraph):
-            self.runs(doc.add_paragraph(), block.spans)
+            self.runs(self.paragraph(), block.spans)
         elif isinstance(block, export_blocks.CodeBlock):
-            doc.add_paragraph(_clean(block.text), style="Code")
+            self.paragraph(_clean(block.text), style="Code")
         elif isinstance(block, export_blocks.ListBlock):
             self.list(block, depth)
         elif isinstance(block, export_blocks.Quote):
             for inner in block.blocks:
                 if isinstance(inner, export_blocks.Paragraph):
-                    self.runs(doc.add_paragraph(style="Quote"), inner.spans)
+                    self.runs(self.paragraph(style="Quote"), inner.spans)
                 else:
                     self.block(inner, depth)
         elif isinstance(block, export_blocks.Table):
@@ -143,7 +163,7 @@ class Writer:
         elif isinstance(block, export_blocks.Image):
             self.image(block)
         elif isinstance(block, export_blocks.Rule):
-            paragraph = doc.add_paragraph()
+            paragraph = self.paragraph()
             border = OxmlElement("w:pBdr")
             bottom = OxmlElement("w:bottom")
             for key, value in (("val", "single"), ("sz", "6"), ("space", "1"), ("color", "CCCCCC")):
@@ -156,7 +176,7 @@ class Writer:
         style = base if depth == 0 else f"{base} {min(depth + 1, 3)}"
         for item in block.items:
             first, *rest = item or [export_blocks.Paragraph([])]
-            paragraph = self.doc.add_paragraph(style=style)
+            paragraph = self.paragraph(style=style)
             if isinstance(first, export_blocks.Paragraph):
                 self.runs(paragraph, first.spans)
             else:
@@ -166,7 +186,7 @@ class Writer:
     def table(self, block: export_blocks.Table) -> None:
         rows = [block.header, *block.rows] if block.header else list(block.rows)
         columns = max([len(r) for r in rows] or [1])
-        table = self.doc.add_table(rows=len(rows), cols=columns)
+        table = self.body.add_table(len(rows), columns)
         table.style = self.doc.styles["Table Grid"]
         for r, cells in enumerate(rows):
             for c in range(columns):
@@ -178,28 +198,33 @@ class Writer:
                 self.runs(paragraph, spans)
                 if c < len(block.align) and block.align[c] in ALIGN:
                     paragraph.alignment = ALIGN[block.align[c]]
-        self.doc.add_paragraph()
+        if not isinstance(self.body, _Cell):  # a cell ends with a paragraph of its own
+            self.body.add_paragraph()
 
     def image(self, block: export_blocks.Image) -> None:
         image = self.document.image(block.src)
         if image is None or image.media_type not in IMAGE_TYPES:
             link = export_blocks.safe_link(block.src, self.base_url)
             text = f"[Image: {block.alt or block.src}]"
-            self.runs(self.doc.add_paragraph(), [export_blocks.Span(text, link=link)])
+            self.runs(self.paragraph(), [export_blocks.Span(text, link=link)])
             return
+        paragraph = self.paragraph()
         try:
-            self.doc.add_picture(io.BytesIO(image.data), width=Inches(5.5))
+            paragraph.add_run().add_picture(io.BytesIO(image.data), width=self.image_width)
         except Exception:  # not an image after all: say so instead of failing the export
-            self.doc.add_paragraph(_clean(f"[Image that could not be read: {image.name}]"))
+            paragraph.add_run(_clean(f"[Image that could not be read: {image.name}]"))
             return
         if block.alt:
-            self.doc.add_paragraph(_clean(block.alt), style="Caption")
+            self.paragraph(_clean(block.alt), style="Caption")
 
     def provenance(self) -> None:
         provenance = self.document.provenance
         if provenance is None or not self.options.include_provenance:
             return
-        rows = provenance.rows()
+        # Side by side, each model's tokens and cost are in its own column.
+        rows = provenance.shared_rows() if self.document.side_by_side else provenance.rows()
+        if not rows:
+            return
         self.doc.add_heading("Provenance", level=2)
         table = self.doc.add_table(rows=len(rows), cols=2)
         table.style = self.doc.styles["Table Grid"]
@@ -216,17 +241,62 @@ class Writer:
         document = self.document
         self.doc.core_properties.title = _clean(document.title)[:255]
         self.doc.add_heading(_clean(document.title), level=0)
+        if document.side_by_side and len(document.answers) >= LANDSCAPE_FROM:
+            _landscape(self.doc)
         self.provenance()
-        if document.kind == "conversation" and document.messages:
-            for message in document.messages:
+        if (document.kind == "conversation" and document.messages) or document.side_by_side:
+            for message in document.lead_messages:
                 who = "You" if message.role == "user" else (message.model or message.role)
                 self.doc.add_heading(_clean(who), level=2)
                 self.blocks(export_blocks.markdown_blocks(message.markdown, self.base_url))
+            if document.side_by_side:
+                self.comparison()
         else:
             self.blocks(export_blocks.markdown_blocks(document.markdown, self.base_url))
         out = io.BytesIO()
         self.doc.save(out)
         return out.getvalue()
+
+    def comparison(self) -> None:
+        """The answers side by side: a table with one equal column per model, its name in the
+        header row (repeated on every page), its provenance in the row below, then its answer
+        in full Word styles."""
+        answers = self.document.answers
+        show_meta = self.options.include_provenance and any(a.source for a in answers)
+        table = self.doc.add_table(rows=3 if show_meta else 2, cols=len(answers))
+        table.style = self.doc.styles["Table Grid"]
+        _repeat_as_header(table)
+        section = self.doc.sections[-1]
+        margins = (section.left_margin or 0) + (section.right_margin or 0)
+        width = Length(((section.page_width or 0) - margins) // len(answers))
+        self.image_width = Length(min(IMAGE_WIDTH, width - Inches(0.2)))
+        for index, answer in enumerate(answers):
+            for row in table.rows:
+                row.cells[index].width = width
+            head = table.cell(0, index).paragraphs[0]
+            head.add_run(_clean(answer.model)).bold = True
+            if show_meta:
+                meta = table.cell(1, index).paragraphs[0]
+                run = meta.add_run(_clean(answer.source.summary() if answer.source else ""))
+                run.font.size = Pt(8)
+            self.body = self.fresh_cell = table.cell(len(table.rows) - 1, index)
+            self.blocks(export_blocks.markdown_blocks(answer.markdown, self.base_url))
+        self.body, self.fresh_cell, self.image_width = self.doc, None, IMAGE_WIDTH
+        self.doc.add_paragraph()
+
+
+def _landscape(doc: Document) -> None:
+    section = doc.sections[-1]
+    section.orientation = WD_ORIENT.LANDSCAPE
+    section.page_width, section.page_height = section.page_height, section.page_width
+
+
+def _repeat_as_header(table: Table) -> None:
+    """Word repeats the table's first row atop every page it runs over."""
+    props = table.rows[0]._tr.get_or_add_trPr()
+    header = OxmlElement("w:tblHeader")
+    header.set(qn("w:val"), "true")
+    props.append(header)
 
 
 class DocxExporter(Exporter):

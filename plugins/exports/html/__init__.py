@@ -19,6 +19,7 @@ from pydantic import Field
 
 from multinotes.plugin import (
     ActionRegistrar,
+    ExportAnswer,
     ExportDocument,
     Exporter,
     ExporterRegistrar,
@@ -59,8 +60,11 @@ def _embed_images(body: str, document: ExportDocument) -> str:
 def _provenance(document: ExportDocument, options: ExportOptions) -> str:
     if document.provenance is None or not options.include_provenance:
         return ""
+    # Side by side, each model's tokens and cost are under its name in its column.
+    provenance = document.provenance
+    listed = provenance.shared_rows() if document.side_by_side else provenance.rows()
     rows = []
-    for label, value in document.provenance.rows():
+    for label, value in listed:
         shown = html.escape(value)
         if label == "Link" and value.startswith(("http://", "https://")):
             shown = f'<a href="{html.escape(value)}">{shown}</a>'
@@ -78,7 +82,17 @@ def _message(role: str, who: str, markdown: str) -> str:
     )
 
 
-def _body(document: ExportDocument) -> str:
+def _answer(answer: ExportAnswer, options: ExportOptions) -> str:
+    summary = ""
+    if answer.source is not None and options.include_provenance:
+        summary = f'<p class="answer-provenance">{html.escape(answer.source.summary())}</p>'
+    return (
+        f'<article class="answer"><h2>{html.escape(answer.model)}</h2>{summary}'
+        f"{render_markdown(answer.markdown)}</article>"
+    )
+
+
+def _body(document: ExportDocument, options: ExportOptions) -> str:
     """A conversation message by message; a prompt exported from a conversation with its
     models' answers side by side (a saved comparison is a note: its own Markdown, as edited)."""
     if document.kind == "conversation" and document.messages:
@@ -86,20 +100,12 @@ def _body(document: ExportDocument) -> str:
             _message(m.role, "You" if m.role == "user" else (m.model or m.role), m.markdown)
             for m in document.messages
         )
-    if document.kind == "comparison" and document.messages and document.answers:
-        answers = {a.markdown for a in document.answers}
-        branch = [
-            m for m in document.messages if not (m.role == "assistant" and m.markdown in answers)
-        ]
+    if document.side_by_side:
         parts = [
             _message(m.role, "You" if m.role == "user" else (m.model or m.role), m.markdown)
-            for m in branch
+            for m in document.lead_messages
         ]
-        columns = "".join(
-            f'<article class="answer"><h2>{html.escape(a.model)}</h2>'
-            f"{render_markdown(a.markdown)}</article>"
-            for a in document.answers
-        )
+        columns = "".join(_answer(a, options) for a in document.answers)
         parts.append(f'<section class="comparison" aria-label="Answers">{columns}</section>')
         return "\n".join(parts)
     return render_markdown(document.markdown)
@@ -107,7 +113,7 @@ def _body(document: ExportDocument) -> str:
 
 def page(document: ExportDocument, options: HtmlOptions) -> str:
     css = STYLESHEET.read_text()
-    body = _embed_images(_body(document), document)
+    body = _embed_images(_body(document, options), document)
     return (
         "<!doctype html>\n"
         f'<html lang="en" data-theme="{options.theme}"><head><meta charset="utf-8">\n'
