@@ -263,6 +263,56 @@ async def test_every_note_event_comes_once_from_its_api_action(user: ApiClient, 
         event_type.payload.model_validate(event.payload)
 
 
+async def test_trashing_a_folder_deletes_each_note_in_it_once_and_restoring_brings_each_back(
+    user: ApiClient,
+):
+    me = user.user["id"]
+    trip = await created(user, "/api/folders", {"name": "Trip"})
+    days = await created(user, "/api/folders", {"name": "Days", "parent_id": trip["id"]})
+    packing = await created(user, "/api/documents", {"title": "Packing", "folder_id": trip["id"]})
+    monday = await created(user, "/api/documents", {"title": "Monday", "folder_id": days["id"]})
+    gone = await created(user, "/api/documents", {"title": "Gone", "folder_id": days["id"]})
+    elsewhere = await created(user, "/api/documents", {"title": "Elsewhere"})
+    assert (await user.delete(f"/api/documents/{gone['id']}")).status == 204  # trashed before
+    seen = record(user.app)
+
+    assert (await user.delete(f"/api/folders/{trip['id']}")).status == 204
+
+    # Every note that went along, subfolders included, is a note.deleted of its own; the one
+    # already in the trash and the one outside the folder are not.
+    assert names(seen) == ["note.deleted", "note.deleted"]
+    assert sorted((e.payload["note_id"], e.payload["title"]) for e in seen) == sorted(
+        [(packing["id"], "Packing"), (monday["id"], "Monday")]
+    )
+    assert all(e.user_id == me and e.payload["actor_id"] == me for e in seen)
+    assert elsewhere["id"] not in {e.payload["note_id"] for e in seen}
+
+    seen.clear()
+    response = await user.post(f"/api/folders/{trip['id']}/restore", {})
+    assert response.status == 200, await response.text()
+    assert names(seen) == ["note.updated", "note.updated"]
+    assert {e.payload["note_id"] for e in seen} == {packing["id"], monday["id"]}
+    assert all(e.payload["changes"] == ["restored"] for e in seen)
+
+
+async def test_the_bulk_delete_page_deletes_each_note_of_a_chosen_folder_once(user: ApiClient):
+    trip = await created(user, "/api/folders", {"name": "Trip"})
+    inside = await created(user, "/api/documents", {"title": "Inside", "folder_id": trip["id"]})
+    loose = await created(user, "/api/documents", {"title": "Loose"})
+    seen = record(user.app)
+    data = [
+        ("csrf_token", user.csrf or ""),
+        ("item", f"folder:{trip['id']}"),
+        ("item", f"document:{inside['id']}"),  # chosen too, but it goes with its folder
+        ("item", f"document:{loose['id']}"),
+        ("next", "/notes"),
+    ]
+    response = await user.client.post("/notes/delete", data=data, allow_redirects=False)
+    assert response.status == 303, await response.text()
+    assert names(seen) == ["note.deleted", "note.deleted"]
+    assert sorted(e.payload["note_id"] for e in seen) == sorted([inside["id"], loose["id"]])
+
+
 async def test_pages_emit_the_same_events_once(user: ApiClient):
     seen = record(user.app)
 

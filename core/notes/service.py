@@ -241,14 +241,22 @@ async def _trash_subtree(
             .where(Folder.user_id == user_id, Folder.id.in_(chunk))
             .values(deleted_at=now, trash_root=folder_id, live_key=Folder.id)
         )
-        await session.execute(
-            update(Document)
-            .where(
-                Document.user_id == user_id,
-                Document.folder_id.in_(chunk),
-                Document.deleted_at.is_(None),
+        live = and_(
+            Document.user_id == user_id,
+            Document.folder_id.in_(chunk),
+            Document.deleted_at.is_(None),
+        )
+        # Each note that goes along is deleted like one trashed alone: webhooks, search and
+        # the other subscribers hear of every one of them.
+        going = (
+            await session.execute(
+                select(Document.id, Document.title).where(live).order_by(Document.id)
             )
-            .values(deleted_at=now, trash_root=folder_id)
+        ).all()
+        for note_id, title in going:
+            stage(session, _note_deleted(user_id, note_id, title, user_id))
+        await session.execute(
+            update(Document).where(live).values(deleted_at=now, trash_root=folder_id)
         )
 
 
@@ -289,15 +297,22 @@ async def restore_folder(db: Database, user_id: str, folder_id: str) -> Folder:
             name = (name + RESTORED_SUFFIX)[-200:]
         folder.name, folder.name_key = name, name_key(name)
         folder.parent_id, folder.parent_key = parent_id, parent_id or ""
-        returning = await session.scalars(
-            select(Document.id).where(Document.user_id == user_id, Document.trash_root == folder_id)
+        returning = list(
+            await session.scalars(
+                select(Document)
+                .where(Document.user_id == user_id, Document.trash_root == folder_id)
+                .order_by(Document.id)
+            )
         )
         session.add_all(
             DocumentActivity(
-                document_id=document_id, actor_id=user_id, kind="restore", detail={"folder": name}
+                document_id=document.id, actor_id=user_id, kind="restore", detail={"folder": name}
             )
-            for document_id in returning
+            for document in returning
         )
+        # Each note that comes back is restored like one restored alone (note.updated).
+        for document in returning:
+            stage(session, note_updated(document, user_id, ["restored"]))
         await session.execute(
             update(Folder)
             .where(Folder.user_id == user_id, Folder.trash_root == folder_id)
@@ -478,10 +493,11 @@ def note_updated(
 
 
 def note_deleted(document: Document, actor_id: str | None) -> DomainEvent:
-    return NOTE_DELETED.of(
-        document.user_id,
-        NoteDeleted(note_id=document.id, title=document.title, actor_id=actor_id),
-    )
+    return _note_deleted(document.user_id, document.id, document.title, actor_id)
+
+
+def _note_deleted(owner_id: str, note_id: str, title: str, actor_id: str | None) -> DomainEvent:
+    return NOTE_DELETED.of(owner_id, NoteDeleted(note_id=note_id, title=title, actor_id=actor_id))
 
 
 def _version_of(document: Document, by: str | None) -> DocumentVersion:
