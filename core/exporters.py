@@ -256,6 +256,18 @@ def export_actions(exporter: Exporter) -> list[Action]:
     from multinotes.ui import Action
 
     format_id = exporter.exporter_id
+    if exporter.remote:
+        # A remote destination takes one note at a time and answers with a link (or, when the
+        # account is not connected yet, with a link to connect it that comes back here).
+        return [
+            Action(
+                id=f"{format_id}-export-note",
+                label=exporter.name,
+                on=frozenset({"note"}),
+                post=f"/exports/remote/{{id}}?format={format_id}",
+                group=EXPORT_GROUP,
+            )
+        ]
     return [
         Action(
             id=f"{format_id}-export-note",

@@ -34,6 +34,7 @@ from multinotes.api import (
     oauth,
     privacy,
     profile,
+    remote_exports,
     search,
     sessions,
     shares,
@@ -57,6 +58,7 @@ from multinotes.web import (
     pages,
     privacy_pages,
     profile_pages,
+    remote_export_pages,
     search_pages,
     sharing_pages,
     usage,
@@ -108,7 +110,7 @@ def setup_notes(app: web.Application) -> None:
 def setup_connections(app: web.Application) -> None:
     """Accounts at outside services (Notion, Google) connected through OAuth, and notes sent to
     them (remote export destinations)."""
-    _add(app, connections, connections_pages)
+    _add(app, connections, remote_exports, connections_pages, remote_export_pages)
 
 
 def setup_files(app: web.Application) -> None:

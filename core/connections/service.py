@@ -172,9 +172,10 @@ async def token_request(kind: ConnectionKind, config: Any, grant: dict[str, str]
     """POST a grant to the service's token endpoint; its JSON answer (with ``access_token``)."""
     endpoints = kind.endpoints(config)
     body = dict(grant)
-    auth = None
+    headers = {"Accept": "application/json"}
     if kind.token_auth == "basic":
-        auth = aiohttp.BasicAuth(endpoints.client_id, endpoints.client_secret)
+        pair = f"{endpoints.client_id}:{endpoints.client_secret}".encode()
+        headers["Authorization"] = f"Basic {base64.b64encode(pair).decode('ascii')}"
     else:
         body["client_id"] = endpoints.client_id
         if endpoints.client_secret:
@@ -185,8 +186,7 @@ async def token_request(kind: ConnectionKind, config: Any, grant: dict[str, str]
             aiohttp.ClientSession(connector=outgoing.connector(), timeout=HTTP_TIMEOUT) as http,
             http.post(
                 endpoints.token_url,
-                auth=auth,
-                headers={"Accept": "application/json"},
+                headers=headers,
                 **payload,
                 **outgoing.AIOHTTP_REQUEST_ARGS,
             ) as response,

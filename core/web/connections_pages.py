@@ -57,7 +57,9 @@ async def connect(request: web.Request) -> web.StreamResponse:
         return redirect(ACCOUNT_SECTION, exc.message, "error")
     if _is_htmx(request):
         return web.Response(status=204, headers={"HX-Redirect": url})
-    return render(request, "connections/continue.html", {"service": kind.name, "url": url})
+    return render(
+        request, "connections/continue.html", {"service": kind.name, "authorize_url": url}
+    )
 
 
 @routes.get("/connections/{kind}/callback", name="connection_callback")

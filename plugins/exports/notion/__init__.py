@@ -1,0 +1,311 @@
+"""Notion: a note becomes a Notion page in the user's workspace (native blocks and a provenance
+callout), and exporting it again updates that page.
+
+Users connect their workspace through Notion's public-integration OAuth (authorize at
+``<api_base>/v1/oauth/authorize`` with ``owner=user``; the code is exchanged at
+``/v1/oauth/token`` with the client id and secret as HTTP Basic; Notion has no PKCE). In Notion's
+consent screen they pick the pages the integration may use; the note goes under the page given as
+``parent_page_id``, or else the first top-level page the integration can see.
+
+The official ``notion-client`` (``AsyncClient`` with ``base_url`` from the settings, its httpx
+client behind the outgoing-address guard) makes the calls. Its own retries are off: this plugin
+retries every call on 429 and 5xx (and a dropped connection) up to four times, waiting what
+``Retry-After`` says (at most ten seconds) or 0.5, 1, 2 s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from notion_client import AsyncClient
+from notion_client.errors import HTTPResponseError, RequestTimeoutError
+from pydantic import BaseModel, Field, SecretStr
+
+from multinotes.plugin import (
+    ActionRegistrar,
+    ConnectedAccount,
+    Connection,
+    ConnectionKind,
+    ConnectionRegistrar,
+    ConnectionRejected,
+    ConnectionUnavailable,
+    ExportDocument,
+    Exporter,
+    ExporterRegistrar,
+    ExportLink,
+    ExportOptions,
+    Invalid,
+    OAuthEndpoints,
+    ProviderBadResponse,
+    ProviderUnavailable,
+    SettingsRegistrar,
+    export_actions,
+    hookimpl,
+    outgoing,
+    parse_retry_after,
+)
+from multinotes.plugins.exports.notion import blocks as notion_blocks
+
+__version__ = "1.0.0"
+
+KIND = "notion"
+MAX_ATTEMPTS = 4
+MAX_WAIT = 10.0
+
+
+class NotionSettings(BaseModel):
+    client_id: str | None = Field(
+        default=None,
+        title="OAuth client ID",
+        description="Of your public integration (notion.so/profile/integrations).",
+    )
+    client_secret: SecretStr | None = Field(default=None, title="OAuth client secret")
+    api_base: str = Field(
+        default="https://api.notion.com",
+        title="API base",
+        description="Notion's API (and OAuth) address.",
+    )
+
+
+class NotionConnection(ConnectionKind):
+    kind_id = KIND
+    name = "Notion"
+    pkce = False  # Notion's OAuth does not take a code challenge
+    token_auth = "basic"
+    token_format = "json"
+    authorize_params = {"owner": "user"}
+
+    def endpoints(self, config: Any) -> OAuthEndpoints:
+        settings = config if isinstance(config, NotionSettings) else NotionSettings()
+        if not settings.client_id or settings.client_secret is None:
+            raise ConnectionUnavailable(
+                "Notion is not set up on this server yet: an administrator must enter the "
+                "integration's OAuth client ID and secret."
+            )
+        base = settings.api_base.rstrip("/")
+        return OAuthEndpoints(
+            authorize_url=f"{base}/v1/oauth/authorize",
+            token_url=f"{base}/v1/oauth/token",
+            client_id=settings.client_id,
+            client_secret=settings.client_secret.get_secret_value(),
+        )
+
+    async def account(self, tokens: dict[str, Any], config: Any) -> ConnectedAccount:
+        """Notion's token answer names the workspace; nothing else to ask."""
+        owner = ((tokens.get("owner") or {}).get("user") or {}).get("name")
+        workspace = tokens.get("workspace_name") or owner or "Notion workspace"
+        return ConnectedAccount(
+            account_id=str(tokens.get("workspace_id") or tokens.get("bot_id") or workspace),
+            name=str(workspace),
+            data={
+                "workspace_id": tokens.get("workspace_id"),
+                "bot_id": tokens.get("bot_id"),
+            },
+        )
+
+
+class NotionOptions(ExportOptions):
+    parent_page_id: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$",
+        description="The Notion page to put the note under (default: the first page shared "
+        "with the integration). Ignored when the note was exported before: that page is updated.",
+    )
+
+
+def _wait(exc: Exception, attempt: int) -> float:
+    headers = getattr(exc, "headers", None)
+    hinted = parse_retry_after(headers.get("retry-after")) if headers is not None else None
+    return min(hinted if hinted is not None else 0.5 * 2**attempt, MAX_WAIT)
+
+
+async def call(make: Callable[[], Awaitable[Any]]) -> Any:
+    """One Notion call, retried on 429/5xx and dropped connections; a refused token is
+    ``ConnectionRejected``."""
+    for attempt in range(MAX_ATTEMPTS):
+        try:
+            return await make()
+        except HTTPResponseError as exc:
+            if exc.status == 401:
+                raise ConnectionRejected() from exc
+            if exc.status != 429 and exc.status < 500:
+                raise
+            failure: Exception = exc
+        except (httpx.TransportError, RequestTimeoutError) as exc:
+            refused = outgoing.refusal_in(exc)
+            if refused is not None:
+                raise refused from exc
+            failure = exc
+        if attempt + 1 == MAX_ATTEMPTS:
+            raise ProviderUnavailable(
+                "Notion is not answering (busy or down). Try again in a minute."
+            ) from failure
+        await asyncio.sleep(_wait(failure, attempt))
+    raise AssertionError("unreachable")
+
+
+def _refused(exc: HTTPResponseError) -> Exception:
+    """What a 4xx from Notion means for the user."""
+    if exc.status in (403, 404):
+        return Invalid(
+            "The Notion integration cannot reach that page: share it with the integration in "
+            "Notion (••• → Connections), or choose another.",
+            fields={"parent_page_id": "not shared with the integration"},
+        )
+    return ProviderBadResponse(f"Notion refused the page: {exc}")
+
+
+class NotionExporter(Exporter):
+    exporter_id = "notion"
+    name = "Notion"
+    description = "A page in your Notion workspace, updated when you export the note again."
+    media_type = "text/html"  # a link to the page
+    extension = ""
+    remote = True
+    connection = KIND
+    Options = NotionOptions
+
+    async def render(
+        self,
+        document: ExportDocument,
+        options: ExportOptions,
+        *,
+        connection: Connection | None = None,
+    ) -> ExportLink:
+        if connection is None:
+            raise Invalid("Connect your Notion workspace first.", fields={"connection": KIND})
+        chosen = options if isinstance(options, NotionOptions) else NotionOptions()
+        settings = connection.config if isinstance(connection.config, NotionSettings) else None
+        base = (settings or NotionSettings()).api_base.rstrip("/")
+        link = document.link or ""
+        site = f"{urlsplit(link).scheme}://{urlsplit(link).netloc}" if link else None
+        content = notion_blocks.page_blocks(document, chosen, site)
+        http = outgoing.guard_httpx_client(httpx.AsyncClient(**outgoing.HTTPX_CLIENT_ARGS))
+        try:
+            client = AsyncClient(
+                client=http, auth=connection.access_token, base_url=base, retry=False
+            )
+            try:
+                return await Page(client).write(document, chosen, connection, content)
+            except HTTPResponseError as exc:
+                raise _refused(exc) from exc
+        finally:
+            await http.aclose()
+
+
+class Page:
+    """Writing one note's page: create it, or update the one made before."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self.client = client
+
+    async def write(
+        self,
+        document: ExportDocument,
+        options: NotionOptions,
+        connection: Connection,
+        content: list[dict[str, Any]],
+    ) -> ExportLink:
+        title = notion_blocks.title_text(document.title)
+        page: dict[str, Any] | None = await self.existing(connection.remote_id)
+        if page is None:
+            parent = options.parent_page_id or await self.default_parent()
+            page = await call(
+                lambda: self.client.pages.create(
+                    parent={"type": "page_id", "page_id": parent},
+                    properties={"title": {"title": title}},
+                    children=content[: notion_blocks.MAX_ITEMS],
+                )
+            )
+            rest = content[notion_blocks.MAX_ITEMS :]
+        else:
+            page_id = page["id"]
+            await call(
+                lambda: self.client.pages.update(page_id, properties={"title": {"title": title}})
+            )
+            await self.clear(page_id)
+            rest = content
+        assert page is not None
+        await self.append(page["id"], rest)
+        return ExportLink(url=str(page["url"]), remote_id=str(page["id"]))
+
+    async def existing(self, page_id: str | None) -> dict[str, Any] | None:
+        """The page an earlier export made, unless it was deleted (then a new one is made)."""
+        if not page_id:
+            return None
+        try:
+            page: dict[str, Any] = await call(lambda: self.client.pages.retrieve(page_id))
+        except HTTPResponseError as exc:
+            if exc.status in (403, 404):
+                return None
+            raise
+        if page.get("archived") or page.get("in_trash"):
+            return None
+        return page
+
+    async def default_parent(self) -> str:
+        """The first top-level page the integration can see (else any page it can see)."""
+        found = await call(
+            lambda: self.client.search(filter={"property": "object", "value": "page"})
+        )
+        pages = [p for p in found.get("results", []) if p.get("object") == "page"]
+        top = [p for p in pages if (p.get("parent") or {}).get("type") == "workspace"]
+        if not (top or pages):
+            raise Invalid(
+                "The Notion integration has no page to put the note under: share a page with it "
+                "in Notion (••• → Connections), or reconnect and pick one.",
+                fields={"parent_page_id": "no page shared with the integration"},
+            )
+        return str((top or pages)[0]["id"])
+
+    async def clear(self, page_id: str) -> None:
+        """Delete the page's blocks (they are replaced by the note as it is now)."""
+        old: list[str] = []
+        cursor: str | None = None
+        while True:
+            kwargs = {"page_size": 100, **({"start_cursor": cursor} if cursor else {})}
+            listed = await call(
+                functools.partial(self.client.blocks.children.list, page_id, **kwargs)
+            )
+            old.extend(b["id"] for b in listed.get("results", []))
+            cursor = listed.get("next_cursor")
+            if not listed.get("has_more") or not cursor:
+                break
+        for block_id in old:
+            await call(functools.partial(self.client.blocks.delete, block_id))
+
+    async def append(self, page_id: str, content: list[dict[str, Any]]) -> None:
+        """Append ``content`` 100 blocks per request (Notion's limit)."""
+        size = notion_blocks.MAX_ITEMS
+        for start in range(0, len(content), size):
+            batch = content[start : start + size]
+            await call(
+                functools.partial(self.client.blocks.children.append, page_id, children=batch)
+            )
+
+
+@hookimpl
+def register_settings(register: SettingsRegistrar) -> None:
+    register(NotionSettings)
+
+
+@hookimpl
+def register_connections(register: ConnectionRegistrar) -> None:
+    register(NotionConnection())
+
+
+@hookimpl
+def register_exporters(register: ExporterRegistrar) -> None:
+    register(NotionExporter())
+
+
+@hookimpl
+def register_actions(register: ActionRegistrar) -> None:
+    """Export → Notion on a note (connecting the workspace first when needed)."""
+    for action in export_actions(NotionExporter()):
+        register(action)
