@@ -145,7 +145,8 @@ def setup_database(app: web.Application) -> None:
         if not settings.is_production:
             from multinotes.migrations import upgrade
 
-            await upgrade(db.engine)
+            # The core's revisions and those of this app's plugins (enabled or not).
+            await upgrade(db.engine, plugins=app[PLUGINS].migrations())
         app[DB] = db
         yield
         await db.close()

@@ -105,16 +105,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     from multinotes.db import create_engine
-    from multinotes.migrations import current_revision, upgrade
+    from multinotes.migrations import (
+        MigrationError,
+        current_revision,
+        installed_plugin_migrations,
+        upgrade,
+    )
 
     settings = load_settings(args)
     if settings.is_sqlite:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # The core's revisions and every installed plugin's (those the operator blocked excepted).
+    plugins = installed_plugin_migrations(settings.disable_plugins)
 
     async def main() -> int:
         engine = create_engine(settings.effective_database_url)
         try:
-            await upgrade(engine, args.revision)
+            try:
+                await upgrade(engine, args.revision, plugins)
+            except MigrationError as exc:
+                print(f"Cannot migrate: {exc}", file=sys.stderr)
+                return 1
             print(f"Database at revision {await current_revision(engine)}.")
         finally:
             await engine.dispose()

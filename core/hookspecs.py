@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
     from aiohttp import web
     from pydantic import BaseModel
+    from sqlalchemy import MetaData
 
     from multinotes.billing import BillingBackend
     from multinotes.connections import ConnectionKind
@@ -139,6 +140,12 @@ class AssetRegistrar(Protocol):
     def __call__(self, path: str, /) -> None:
         """Include a ``.css`` or ``.js`` file of the plugin's static folder (registered with
         ``register_templates``) in every page; ``path`` is relative to that folder."""
+
+
+class MigrationsRegistrar(Protocol):
+    def __call__(self, versions: Path, /, *, metadata: MetaData | None = None) -> None:
+        """Add the plugin's folder of Alembic revision files (see ``register_migrations``);
+        ``metadata`` is the ``MetaData`` its tables are declared on (``plugin_metadata()``)."""
 
 
 # -- capabilities -------------------------------------------------------------------------------
@@ -284,6 +291,22 @@ def register_settings(register: SettingsRegistrar) -> None:
     admin. Fields typed ``pydantic.SecretStr`` are stored encrypted and never returned by any API
     or page (only their last four characters are shown). Fields should have defaults, so a plugin
     loads before an admin configures it.
+    """
+
+
+@hookspec
+def register_migrations(register: MigrationsRegistrar) -> None:
+    """Declare the plugin's own tables: a folder of Alembic revision files (call ``register``
+    once), applied with the core's by ``multinotes migrate`` and at start in embedded mode.
+
+    The revisions are one branch of the core's tree: ids start with ``<plugin>_`` (at most 32
+    characters), the first has ``down_revision = None``, ``branch_labels = ("<plugin>",)`` and
+    ``depends_on`` the core revision whose tables it references (``"0001_core"`` for
+    ``users``). A folder breaking these rules marks the plugin failed at load. An installed
+    plugin's revisions run whether or not it is enabled (switching it on needs no migration);
+    an uninstalled plugin's tables stay, and reinstalling it resumes its branch.
+
+    :param register: see ``MigrationsRegistrar``.
     """
 
 

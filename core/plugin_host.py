@@ -22,9 +22,12 @@ from pydantic import BaseModel
 
 from multinotes import PROJECT, hookspecs
 from multinotes.errors import PluginError
+from multinotes.migrations import PluginMigrations, check_plugin_revisions
 from multinotes.ui import Action, NavLink, SettingsPanel
 
 if TYPE_CHECKING:
+    from sqlalchemy import MetaData
+
     from multinotes.billing import BillingBackend
     from multinotes.connections import ConnectionKind
     from multinotes.domain_events import EventType
@@ -101,6 +104,8 @@ class PluginRecord:
     static: list[Path] = field(default_factory=list)
     #: CSS/JS files of its static folders included in every page (``register_assets``).
     assets: list[str] = field(default_factory=list)
+    #: Its own Alembic revisions (``register_migrations``), checked when it loaded.
+    migrations: PluginMigrations | None = None
 
     @property
     def active(self) -> bool:
@@ -252,6 +257,7 @@ class PluginHost:
         record.templates.clear()
         record.static.clear()
         record.assets.clear()
+        record.migrations = None
         log.error(
             "plugin_failed",
             plugin=record.name,
@@ -345,6 +351,7 @@ class PluginHost:
         models: list[type[BaseModel]] = []
         events: list[EventType[Any]] = []
         assets: list[str] = []
+        migrations: list[PluginMigrations] = []
 
         def register_route(
             method: str,
@@ -390,6 +397,15 @@ class PluginHost:
                 raise PluginError("register_events takes EventType objects", plugin=name)
             events.append(event_type)
 
+        def register_migrations(versions: Path, *, metadata: MetaData | None = None) -> None:
+            if migrations:
+                raise PluginError("register_migrations may register one folder", plugin=name)
+            try:
+                check_plugin_revisions(name, Path(versions))
+            except ValueError as exc:
+                raise PluginError(f"its migrations: {exc}", plugin=name) from exc
+            migrations.append(PluginMigrations(name, Path(versions), metadata))
+
         def register_settings(model: type[BaseModel]) -> None:
             if not (isinstance(model, type) and issubclass(model, BaseModel)):
                 raise PluginError("register_settings takes a pydantic model class", plugin=name)
@@ -402,6 +418,7 @@ class PluginHost:
             self._call_one(name, "register_assets", register=register_asset)
             self._call_one(name, "register_settings", register=register_settings)
             self._call_one(name, "register_events", register=register_event)
+            self._call_one(name, "register_migrations", register=register_migrations)
             if len(models) > 1:
                 raise PluginError("register_settings may register one model", plugin=name)
             record.settings_model = models[0] if models else None
@@ -441,11 +458,17 @@ class PluginHost:
             self.tasks[task.name] = task
         self.routes.extend(routes)
         record.assets = assets
+        record.migrations = migrations[0] if migrations else None
 
     # -- state ---------------------------------------------------------------------------------
 
     def loaded(self) -> list[PluginRecord]:
         return [r for r in self.records.values() if r.status == "loaded"]
+
+    def migrations(self) -> list[PluginMigrations]:
+        """The revisions of every loaded plugin, enabled or not: switching a plugin on at run
+        time must find its tables there."""
+        return [r.migrations for r in self.loaded() if r.migrations is not None]
 
     def is_enabled(self, plugin: str) -> bool:
         record = self.records.get(plugin)

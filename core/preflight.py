@@ -110,21 +110,16 @@ def _applied_revisions(connection: Any) -> set[str]:
     return set(MigrationContext.configure(connection).get_current_heads())
 
 
-def _known(script: Any, revision: str) -> bool:
-    from alembic.util import CommandError
+def _schema_check(current: set[str], blocked: list[str]) -> Check:
+    from multinotes.migrations import (
+        installed_plugin_migrations,
+        is_known,
+        is_parkable,
+        script_directory,
+    )
 
-    try:
-        return script.get_revision(revision) is not None
-    except CommandError:
-        return False
-
-
-def _schema_check(current: set[str]) -> Check:
-    from alembic.script import ScriptDirectory
-
-    from multinotes.migrations import alembic_config
-
-    script: Any = ScriptDirectory.from_config(alembic_config())
+    plugins = installed_plugin_migrations(blocked)
+    script: Any = script_directory(plugins)
     if not current:
         return Check(
             "schema",
@@ -132,8 +127,8 @@ def _schema_check(current: set[str]) -> Check:
             "the database has no tables of this app (no migration applied): run "
             "`multinotes migrate`",
         )
-    unknown = sorted(rev for rev in current if not _known(script, rev))
-    if unknown:
+    unknown = sorted(rev for rev in current if not is_known(script, rev))
+    if any(not is_parkable(rev, plugins) for rev in unknown):
         return Check(
             "schema",
             False,
@@ -141,6 +136,8 @@ def _schema_check(current: set[str]) -> Check:
             "know (a newer release migrated it): install that release again, or restore a "
             "backup taken before the upgrade",
         )
+    # A head of a plugin that is not installed now is parked by `multinotes migrate`.
+    current = current - set(unknown)
     # What `multinotes migrate` would run from here. Feature areas branch off the core revision
     # and may depend on each other, so the version table need not list every head.
     pending = script._upgrade_revs("heads", tuple(sorted(current)))
@@ -182,7 +179,7 @@ async def _database_checks(settings: Settings) -> tuple[Check | None, Check | No
     finally:
         await engine.dispose()
     database = Check("database", True, f"connected to MySQL/MariaDB {version} at {where}")
-    return database, await asyncio.to_thread(_schema_check, current)
+    return database, await asyncio.to_thread(_schema_check, current, settings.disable_plugins)
 
 
 # -- redis --------------------------------------------------------------------------------------

@@ -374,6 +374,48 @@ async def test_hook_register_events(tmp_path: Path):
         assert "order.paid" not in {e["name"] for e in catalog["events"]}
 
 
+class Tally:
+    """Ships one table through its own revision; ``off`` switches it off before the start."""
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True)
+        (folder / "tally_0001_counts.py").write_text(
+            "import sqlalchemy as sa\n"
+            "from alembic import op\n"
+            "revision, down_revision = 'tally_0001', None\n"
+            "branch_labels, depends_on = ('tally',), '0001_core'\n"
+            "def upgrade() -> None:\n"
+            "    op.create_table('tally_counts', sa.Column('id', sa.Integer, primary_key=True))\n"
+            "def downgrade() -> None:\n"
+            "    op.drop_table('tally_counts')\n"
+        )
+        self.folder = folder
+
+    @hookimpl
+    def register_migrations(self, register: Any) -> None:
+        register(self.folder)
+
+    @hookimpl
+    def default_enabled(self, mode: str) -> bool:
+        return False  # its tables are made all the same, so switching it on needs no migration
+
+
+async def test_hook_register_migrations(tmp_path: Path):
+    from sqlalchemy import inspect as inspect_db
+
+    from multinotes.keys import DB
+    from multinotes.migrations import current_revision
+
+    app = create_app(
+        embedded_settings(tmp_path / "data"), plugins=[("tally", Tally(tmp_path / "revisions"))]
+    )
+    async with app_client(app):
+        assert not app[PLUGINS].is_enabled("tally")
+        assert "tally_0001" in (await current_revision(app[DB].engine) or "").split(", ")
+        async with app[DB].engine.connect() as connection:
+            assert await connection.run_sync(lambda c: inspect_db(c).has_table("tally_counts"))
+
+
 def test_every_hookspec_has_a_test():
     specs = {
         name

@@ -70,7 +70,7 @@ def test_the_hook_reference_documents_every_hook_as_hookspecs_does():
 
 def test_the_hook_reference_would_notice_a_missing_hook():
     reference = hook_reference()
-    assert reference.count("### `") == 16
+    assert reference.count("### `") == 18
     assert "### `register_billing(register: BillingRegistrar) -> None`" in reference
 
 
@@ -189,6 +189,7 @@ def test_every_block_in_docs_plugins_is_run_by_a_test():
         "events.md",
         "webhooks.md",
         "ui.md",
+        "tables.md",
     }
     assert [language for language, _ in pages["webhooks.md"]] == ["python"]
     assert pages["events.md"] == []  # tested against the catalogue: tests/test_domain_events.py
@@ -197,6 +198,8 @@ def test_every_block_in_docs_plugins_is_run_by_a_test():
     assert [language for language, _ in pages["ui.md"]] == ["python", "html", "html", "css"]
     assert [language for language, _ in pages["hooks.md"]] == ["python"]
     assert [language for language, _ in pages["exporters.md"]] == ["python"]
+    # tables.md: a plugin's three files (tests/test_plugin_migrations.py)
+    assert [language for language, _ in pages["tables.md"]] == ["python", "python", "python"]
     assert {language for language, _ in pages["tutorial.md"]} == {"toml", "python", "sh"}
 
 

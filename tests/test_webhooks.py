@@ -531,36 +531,6 @@ async def test_saving_a_note_delivers_note_created_signed_to_the_owners_webhook(
     assert len(receiver.received) == 1
 
 
-async def test_the_plugin_tables_match_the_migration(admin: ApiClient) -> None:
-    """The tables are created by the core migration 0021_webhooks; the plugin's models must
-    describe exactly them (same columns, types and nullability)."""
-    from alembic.autogenerate import compare_metadata
-    from alembic.migration import MigrationContext
-
-    from multinotes.plugins.integrations.webhooks.tables import Base as PluginBase
-
-    def differences(connection: Any) -> list[Any]:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
-        found = compare_metadata(context, PluginBase.metadata)
-        ours = {t.name for t in PluginBase.metadata.sorted_tables}
-
-        def concerns_us(diff: Any) -> bool:
-            if isinstance(diff, list):  # column changes come as a list of tuples
-                return any(concerns_us(d) for d in diff)
-            kind, subject = diff[0], diff[1]
-            if kind == "remove_table":  # the rest of the database is not in this metadata
-                return bool(subject.name in ours)
-            if kind == "remove_index":
-                return bool(subject.table.name in ours)
-            # The FK to the core's users table is declared by the migration only.
-            return not (kind == "remove_fk" and subject.referred_table.name == "users")
-
-        return [d for d in found if concerns_us(d)]
-
-    async with admin.app[DB].engine.connect() as connection:
-        assert await connection.run_sync(differences) == []
-
-
 def test_the_default_schedule_retries_within_seconds_then_for_about_a_day() -> None:
     schedule = service.WebhooksSettings().retry_schedule_seconds
     assert schedule[0] <= 10

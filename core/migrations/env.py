@@ -8,13 +8,11 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-import multinotes.models  # noqa: F401 - registers the core tables
-from multinotes.db import Base
-from multinotes.models_registry import import_all_models
+from multinotes.migrations import target_metadata as metadata_of
 
-import_all_models()
-target_metadata = Base.metadata
 config = context.config
+# The core's tables and those of the plugins whose revisions take part (for autogenerate).
+target_metadata = metadata_of(config.attributes.get("plugin_migrations", []))
 
 
 def run_with(connection: Connection) -> None:

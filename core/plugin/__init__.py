@@ -27,6 +27,9 @@ The surface, by family:
 * domain events: ``EventType`` (a catalogue entry: name, payload ``version``, description,
   ``EventPayload`` model), ``DomainEvent`` (one published event), ``EventRegistrar`` for
   ``register_events``, and the core's types (``NOTE_CREATED``, ``GENERATION_COMPLETED``, ...);
+* own tables: ``plugin_metadata()`` (a ``MetaData`` named like the core's), ``core_foreign_key``
+  (a row owned by a user), ``new_id``/``utcnow``/``UTCDateTime``, and ``MigrationsRegistrar`` for
+  ``register_migrations`` (the plugin's Alembic revisions);
 * errors: the ``ProviderError`` family and the request errors a plugin may raise;
 * SDK plumbing: ``ClientCache`` (long-lived SDK clients), ``openai_wire`` (the OpenAI wire
   protocol, shared by every server that speaks it), ``outgoing`` (the arguments every HTTP
@@ -106,6 +109,7 @@ from multinotes.hookspecs import (
     EventRegistrar,
     ExporterRegistrar,
     IntegrationRegistrar,
+    MigrationsRegistrar,
     NavLinkRegistrar,
     ProviderRegistrar,
     RouteRegistrar,
@@ -118,6 +122,7 @@ from multinotes.http.endpoint import read_body
 from multinotes.integrations import Event, Integration
 from multinotes.markdown import render_markdown
 from multinotes.plugin.context import Caller, PluginContext, WalletEntry, plugin_context
+from multinotes.plugin_tables import core_foreign_key, plugin_metadata
 from multinotes.providers import (
     CAPABILITIES,
     CREDITS_PER_USD,
@@ -203,6 +208,7 @@ __all__ = [
     "IntegrationRegistrar",
     "Invalid",
     "MediaOutput",
+    "MigrationsRegistrar",
     "Model",
     "ModelInfo",
     "NavLink",
@@ -237,6 +243,7 @@ __all__ = [
     "WalletEntry",
     "WebhookRejected",
     "configured_key",
+    "core_foreign_key",
     "credits_from_usd",
     "export_actions",
     "export_blocks",
@@ -246,6 +253,7 @@ __all__ = [
     "outgoing",
     "parse_retry_after",
     "plugin_context",
+    "plugin_metadata",
     "read_body",
     "render_markdown",
     "safe_filename",

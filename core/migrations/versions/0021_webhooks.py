@@ -1,114 +1,28 @@
-"""webhook_endpoints, webhook_deliveries, webhook_attempts (the webhooks plugin)
+"""webhook_endpoints, webhook_deliveries, webhook_attempts (the webhooks plugin): history only
 
 Revision ID: 0021_webhooks
 Revises: 0001_core
 Create Date: 2026-12-06 05:55:00.000000
 
-The tables of the outgoing-webhooks plugin (plugins/integrations/webhooks). They live in the
-core's migrations because plugins cannot ship migrations of their own yet; the plugin declares
-the same tables on its own metadata (``tables.py``), and its tests compare the two. An endpoint
-belongs to a user (ON DELETE CASCADE: deleting the account deletes its endpoints and their
-delivery log); ``scope`` "instance" marks an admin's endpoint that receives every event.
+This revision created the tables of the outgoing-webhooks plugin while plugins could not ship
+migrations. They now belong to the plugin's own branch (``plugins/integrations/webhooks/
+migrations``, revision ``webhooks_0001``), which creates each one only if it is absent: a
+database that ran this revision keeps its tables and rows, a new one gets them from the plugin
+(and not at all when the plugin is not installed). The revision stays, doing nothing, because
+databases record it as applied.
 """
 
 from __future__ import annotations
-
-import sqlalchemy as sa
-from alembic import op
-from sqlalchemy.dialects import mysql
-
-import multinotes.db
 
 revision = "0021_webhooks"
 down_revision = "0001_core"
 branch_labels = None
 depends_on = None
 
-LONG_TEXT = sa.Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
-
 
 def upgrade() -> None:
-    op.create_table(
-        "webhook_endpoints",
-        sa.Column("id", sa.String(length=32), nullable=False),
-        sa.Column("user_id", sa.String(length=32), nullable=False),
-        sa.Column("scope", sa.String(length=16), nullable=False),
-        sa.Column("url", sa.String(length=2000), nullable=False),
-        sa.Column("description", sa.String(length=500), nullable=False),
-        sa.Column("events", sa.JSON(), nullable=False),
-        sa.Column("secret", sa.String(length=500), nullable=False),
-        sa.Column("previous_secret", sa.String(length=500), nullable=True),
-        sa.Column("previous_secret_until", multinotes.db.UTCDateTime(), nullable=True),
-        sa.Column("enabled", sa.Boolean(), nullable=False),
-        sa.Column("disabled_reason", sa.String(length=32), nullable=True),
-        sa.Column("failing_since", multinotes.db.UTCDateTime(), nullable=True),
-        sa.Column("created_at", multinotes.db.UTCDateTime(), nullable=False),
-        sa.Column("updated_at", multinotes.db.UTCDateTime(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["user_id"],
-            ["users.id"],
-            name=op.f("fk_webhook_endpoints_user_id_users"),
-            ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_endpoints")),
-    )
-    op.create_index(
-        op.f("ix_webhook_endpoints_user_id"), "webhook_endpoints", ["user_id"], unique=False
-    )
-    op.create_table(
-        "webhook_deliveries",
-        sa.Column("id", sa.String(length=32), nullable=False),
-        sa.Column("endpoint_id", sa.String(length=32), nullable=False),
-        sa.Column("event_type", sa.String(length=100), nullable=False),
-        sa.Column("event_key", sa.String(length=64), nullable=False),
-        sa.Column("body", LONG_TEXT, nullable=False),
-        sa.Column("status", sa.String(length=16), nullable=False),
-        sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("next_attempt_at", multinotes.db.UTCDateTime(), nullable=True),
-        sa.Column("created_at", multinotes.db.UTCDateTime(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["endpoint_id"],
-            ["webhook_endpoints.id"],
-            name=op.f("fk_webhook_deliveries_endpoint_id_webhook_endpoints"),
-            ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_deliveries")),
-        sa.UniqueConstraint("endpoint_id", "event_key", name="uq_webhook_deliveries_event"),
-    )
-    op.create_index(
-        "ix_webhook_deliveries_due",
-        "webhook_deliveries",
-        ["status", "next_attempt_at"],
-        unique=False,
-    )
-    op.create_table(
-        "webhook_attempts",
-        sa.Column("id", sa.String(length=32), nullable=False),
-        sa.Column("delivery_id", sa.String(length=32), nullable=False),
-        sa.Column("number", sa.Integer(), nullable=False),
-        sa.Column("trigger", sa.String(length=16), nullable=False),
-        sa.Column("started_at", multinotes.db.UTCDateTime(), nullable=False),
-        sa.Column("status_code", sa.Integer(), nullable=True),
-        sa.Column("latency_ms", sa.Integer(), nullable=False),
-        sa.Column("response_excerpt", sa.String(length=1000), nullable=False),
-        sa.Column("error", sa.String(length=500), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["delivery_id"],
-            ["webhook_deliveries.id"],
-            name=op.f("fk_webhook_attempts_delivery_id_webhook_deliveries"),
-            ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_attempts")),
-    )
-    op.create_index(
-        op.f("ix_webhook_attempts_delivery_id"), "webhook_attempts", ["delivery_id"], unique=False
-    )
+    pass
 
 
 def downgrade() -> None:
-    op.drop_index(op.f("ix_webhook_attempts_delivery_id"), table_name="webhook_attempts")
-    op.drop_table("webhook_attempts")
-    op.drop_index("ix_webhook_deliveries_due", table_name="webhook_deliveries")
-    op.drop_table("webhook_deliveries")
-    op.drop_index(op.f("ix_webhook_endpoints_user_id"), table_name="webhook_endpoints")
-    op.drop_table("webhook_endpoints")
+    pass

@@ -4,7 +4,8 @@ attempt in a delivery log (``/api/webhooks``, the ``/integrations`` page).
 
 Events arrive through the integration hook (``handle``, in a background task); each matching
 endpoint gets one delivery, sent by the ``webhooks.deliver`` task and retried by it or by the
-``webhooks.sweep`` job. The tables are created by the core migration ``0021_webhooks``.
+``webhooks.sweep`` job. Its tables (``tables.py``) are created by its own revisions
+(``migrations/``, the ``webhooks`` branch of the schema).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from multinotes.plugin import (
     Event,
     Integration,
     IntegrationRegistrar,
+    MigrationsRegistrar,
     NavLink,
     NavLinkRegistrar,
     PluginContext,
@@ -29,7 +31,7 @@ from multinotes.plugin import (
     plugin_context,
 )
 
-from . import api, pages, service
+from . import api, pages, service, tables
 from .service import DELIVER_TASK, PLUGIN, SWEEP_TASK, WebhooksSettings
 
 __version__ = "1.0.0"
@@ -68,6 +70,11 @@ async def sweep_task(app: web.Application) -> int:
 @hookimpl
 def register_integrations(register: IntegrationRegistrar) -> None:
     register(Webhooks())
+
+
+@hookimpl
+def register_migrations(register: MigrationsRegistrar) -> None:
+    register(Path(__file__).parent / "migrations", metadata=tables.Base.metadata)
 
 
 @hookimpl

@@ -1,5 +1,5 @@
-"""The plugin's tables, on its own metadata (created by the core migration ``0021_webhooks``:
-plugins cannot ship migrations yet; a test in ``tests/test_webhooks.py`` keeps the two equal)."""
+"""The plugin's tables, on its own metadata; its own revisions (``migrations/``) create them and
+the schema test (``tests/test_models_match_migrations.py``) keeps the two equal."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
-    MetaData,
     String,
     Text,
     UniqueConstraint,
@@ -19,11 +18,11 @@ from sqlalchemy import (
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from multinotes.plugin import UTCDateTime, new_id, utcnow
+from multinotes.plugin import UTCDateTime, core_foreign_key, new_id, plugin_metadata, utcnow
 
 
 class Base(DeclarativeBase):
-    metadata = MetaData()
+    metadata = plugin_metadata()
 
 
 class Endpoint(Base):
@@ -32,8 +31,10 @@ class Endpoint(Base):
     __tablename__ = "webhook_endpoints"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    #: The owner (the users table is the core's: its ON DELETE CASCADE is in the migration).
-    user_id: Mapped[str] = mapped_column(String(32), index=True)
+    #: The owner: deleting the account deletes its endpoints and their delivery log.
+    user_id: Mapped[str] = mapped_column(
+        String(32), core_foreign_key("users.id", ondelete="CASCADE"), index=True
+    )
     #: "user": events about the owner's own objects; "instance" (admins only): every event.
     scope: Mapped[str] = mapped_column(String(16), default="user")
     url: Mapped[str] = mapped_column(String(2000))
