@@ -67,6 +67,9 @@ class BillingEvent:
     :param subscription_reference: the provider's subscription, for recurring plans.
     :param amount: what was paid or refunded, in minor units, when the event says.
     :param currency: ISO 4217 code, upper case.
+    :param failure_code: for ``payment.failed``, the provider's reason in a word
+        (``card_declined``, ``authentication_required``), when it says.
+    :param failure_message: for ``payment.failed``, the provider's explanation for the payer.
     :param raw: the whole event as the provider sent it (kept for audit).
     """
 
@@ -81,6 +84,8 @@ class BillingEvent:
     subscription_reference: str | None = None
     amount: int | None = None
     currency: str | None = None
+    failure_code: str | None = None
+    failure_message: str | None = None
 
 
 class WebhookRejected(Exception):

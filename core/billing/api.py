@@ -8,7 +8,7 @@ import structlog
 from aiohttp import web
 
 from multinotes import audit
-from multinotes.billing import WebhookRejected, reactions, receipts, reports
+from multinotes.billing import WebhookRejected, clawback, reactions, receipts, reports
 from multinotes.billing import service as billing
 from multinotes.billing.checkout import choose_backend, site_url, start_checkout
 from multinotes.billing.models import Coupon, Order, Plan
@@ -27,13 +27,14 @@ from multinotes.billing.schemas import (
     QuoteIn,
     QuoteOut,
     RefundIn,
+    RefundOut,
     UrlOut,
     WebhookOut,
 )
 from multinotes.errors import BadRequest, Conflict, NotFound
 from multinotes.http.endpoint import endpoint
 from multinotes.identity import service as identity
-from multinotes.identity.actor import require_user
+from multinotes.identity.actor import require_admin, require_user
 from multinotes.keys import DB, PLUGIN_SETTINGS, PLUGINS
 
 routes = web.RouteTableDef()
@@ -427,7 +428,24 @@ async def admin_orders(request: web.Request, query: OrdersQuery) -> list[dict[st
     access="admin", body=RefundIn, response=OrderOut, tags=["billing"], errors=[404, 409, 502]
 )
 async def refund_order(request: web.Request, body: RefundIn) -> dict[str, Any]:
-    """Refund a paid order in full through its payment provider, and take back its credits as
-    far as they are unspent (never below zero)."""
-    order = await refund_through_backend(request, request.match_info["id"], body.reason)
+    """Refund a paid order through its payment provider, all that is left or ``amount`` of
+    it, and take back the same part of its credits as far as they are unspent (never below
+    zero; what was spent is the refund's ``shortfall``, see ``.../refunds``)."""
+    order = await refund_through_backend(
+        request, request.match_info["id"], body.reason, body.amount
+    )
     return order_out(order, await _plans_by_id(request.app))
+
+
+@routes.get("/api/admin/orders/{id}/refunds", name="api_admin_order_refunds")
+@endpoint(access="admin", response=list[RefundOut], tags=["billing"], errors=[404])
+async def order_refunds(request: web.Request) -> list[dict[str, Any]]:
+    """The order's refunds, oldest first, with the credits each took back and its shortfall."""
+    admin = require_admin(request)
+    order = await billing.order_for(
+        request.app[DB], request.match_info["id"], admin.user_id, is_admin=True
+    )
+    return [
+        {column: getattr(refund, column) for column in RefundOut.model_fields}
+        for refund in await clawback.refunds_of(request.app[DB], order.id)
+    ]

@@ -43,7 +43,10 @@ async def after_event(
         await mail_renewal_failed(app, order, plan)
     elif await auto_reload.is_reload_order(app[DB], order.id):
         await auto_reload.declined(
-            app, order.id, "payment_failed", "The payment failed after it was sent."
+            app,
+            order.id,
+            event.failure_code or "payment_failed",
+            event.failure_message or "The payment failed.",
         )
 
 

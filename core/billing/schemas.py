@@ -189,6 +189,29 @@ class RefundIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: str = Field(min_length=1, max_length=500)
+    amount: int | None = Field(
+        default=None,
+        ge=1,
+        le=10**10,
+        description="How much to refund, in the currency's minor unit; left out: all that is "
+        "left. A part takes back the same part of the order's credits (what is unspent).",
+    )
+
+
+class RefundOut(BaseModel):
+    id: str
+    amount: int = Field(description="Refunded by this refund, in minor units.")
+    refunded_total: int = Field(description="The order's refunded money after this refund.")
+    currency: str
+    credits_due: int = Field(description="Credits this refund takes back, in proportion.")
+    credits_taken: int = Field(description="What was still available to take back.")
+    shortfall: int = Field(
+        description="Credits already spent, so not taken back (the balance never goes below "
+        "zero; there is no debt)."
+    )
+    provider_refund_id: str | None
+    reason: str
+    created_at: datetime
 
 
 class UrlOut(BaseModel):

@@ -21,7 +21,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from multinotes.billing import BillingEvent, referrals
+from multinotes.billing import BillingEvent, clawback, referrals
 from multinotes.billing.models import Coupon, Order, Plan, PlanPeriod, ProviderEvent
 from multinotes.db import Database, utcnow
 from multinotes.domain_events import ORDER_PAID, OrderPaid, stage
@@ -379,8 +379,17 @@ async def _apply(
             .values(status=status)
         )
         return "applied" if changed.rowcount == 1 else "no_change"
-    if event.type in ("refunded", "disputed"):
-        return await _reverse(session, order, event.type)
+    if event.type == "refunded":  # full or partial: ``amount`` is the refunded total so far
+        refunded_total = order.total if event.amount is None else event.amount
+        recorded = await clawback.record_refund_in(
+            session,
+            order,
+            refunded_total,
+            reason=f"Refunded at {order.backend} (its webhook)",
+        )
+        return recorded.outcome
+    if event.type == "disputed":
+        return await _disputed(session, order)
     return "ignored"
 
 
@@ -522,20 +531,21 @@ async def _renewed(session: AsyncSession, db: Database, order: Order, event: Bil
     return "applied"
 
 
-async def _reverse(session: AsyncSession, order: Order, kind: str) -> str:
-    """A refund or dispute: the order's credits go back, but only what is still unspent."""
-    status = "refunded" if kind == "refunded" else "disputed"
+async def _disputed(session: AsyncSession, order: Order) -> str:
+    """A dispute freezes the grant: the order's credits go back (what a partial refund did
+    not take already), but only what is still unspent."""
     changed = await (await session.connection()).execute(
-        update(Order).where(Order.id == order.id, Order.status == "paid").values(status=status)
+        update(Order).where(Order.id == order.id, Order.status == "paid").values(status="disputed")
     )
     if changed.rowcount != 1:
         return "no_change"
+    _, due_before = await clawback.already_refunded(session, order.id)
     await wallet.take_back_in(
         session,
         order.user_id,
-        order.credits + order.bonus_credits,
-        kind="refund" if kind == "refunded" else "dispute",
-        reason=f"Order {order.id} {status}",
+        order.credits + order.bonus_credits - due_before,
+        kind="dispute",
+        reason=f"Order {order.id} disputed",
         reference=f"order:{order.id}",
     )
     return "applied"
@@ -549,22 +559,6 @@ async def events_for_order(db: Database, order_id: str) -> list[ProviderEvent]:
             .order_by(ProviderEvent.received_at)
         )
         return list(rows)
-
-
-async def refund_order(db: Database, order_id: str) -> str:
-    """After the provider accepted a refund: the order is refunded and its unspent credits go
-    back (its later ``charge.refunded`` webhook then changes nothing)."""
-    async with db.read() as session:
-        owner = await session.scalar(select(Order.user_id).where(Order.id == order_id))
-    if owner is None:
-        raise NotFound("No such order.")
-    await wallet.ensure_wallet(db, owner)
-    async with db.transaction() as session:
-        lock = select(Order).where(Order.id == order_id)
-        if not db.is_sqlite:
-            lock = lock.with_for_update()
-        order = (await session.scalars(lock)).one()
-        return await _reverse(session, order, "refunded")
 
 
 async def set_subscription_status(db: Database, order_id: str, status: str) -> None:

@@ -15,6 +15,10 @@ refused off-session PaymentIntent is Stripe's 402 ``card_error`` carrying the fa
 ``payment_intent.payment_failed`` follows by webhook; a paid one sends
 ``payment_intent.succeeded``. A one-time session saves ``card`` on its new customer.
 
+Refunds (whole or partial, of a checkout's or an off-session payment) cannot exceed what is
+left unrefunded (Stripe's 400 ``amount_too_large`` / ``charge_already_refunded``); each is
+followed by ``charge.refunded`` with the cumulative ``amount_refunded``.
+
 The hosted page: ``GET /pay/<session>`` is a minimal checkout page whose "Pay" button posts to
 ``/pay/<session>``, which completes the session (a payment intent, a customer), sends the signed
 ``checkout.session.completed`` webhook to ``webhook_url`` and redirects to the session's
@@ -225,15 +229,50 @@ class FakeStripe:
         params = await self._read(request)
 
         def make(p: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+            intent = p.get("payment_intent")
+            charge = self._charge_of(str(intent))
+            if charge is None:
+                return 404, {
+                    "error": {
+                        "type": "invalid_request_error",
+                        "message": f"No such payment_intent: '{intent}'",
+                        "param": "payment_intent",
+                    }
+                }
+            so_far = sum(r["amount"] for r in self.refunds if r["payment_intent"] == intent)
+            amount = int(p.get("amount") or charge["amount"] - so_far)
+            if amount > charge["amount"] - so_far:
+                return 400, {
+                    "error": {
+                        "type": "invalid_request_error",
+                        "code": "charge_already_refunded"
+                        if so_far >= charge["amount"]
+                        else "amount_too_large",
+                        "message": f"Refund amount ({amount}) is greater than unrefunded amount "
+                        f"on charge ({charge['amount'] - so_far})",
+                        "param": "amount",
+                    }
+                }
             refund = {
                 "id": _id("re"),
                 "object": "refund",
-                "amount": int(p.get("amount", 0)),
-                "payment_intent": p.get("payment_intent"),
+                "amount": amount,
+                "payment_intent": intent,
                 "status": "succeeded",
                 "metadata": p.get("metadata", {}),
             }
             self.refunds.append(refund)
+            refunded = so_far + amount
+            self._send_later(
+                self.event(
+                    "charge.refunded",
+                    {
+                        **charge,
+                        "amount_refunded": refunded,
+                        "refunded": refunded >= charge["amount"],
+                    },
+                )
+            )
             return 200, refund
 
         return await self._idempotent(request, params, make)
@@ -494,14 +533,39 @@ class FakeStripe:
             "status": "succeeded",
         }
 
-    def charge(self, session_id: str, *, refunded: bool = False) -> dict[str, Any]:
-        session = self.sessions[session_id]
+    def _charge_of(self, intent: str) -> dict[str, Any] | None:
+        """The charge of a paid payment intent (a checkout's or an off-session one)."""
+        for session in self.sessions.values():
+            if session.get("payment_intent") == intent and session["status"] == "complete":
+                return self.charge(session["id"])
+        found = self.payment_intents.get(intent)
+        if found is None or found["status"] != "succeeded":
+            return None
         return {
             "id": _id("ch"),
             "object": "charge",
-            "amount": session["amount_total"],
-            "amount_refunded": session["amount_total"] if refunded else 0,
-            "refunded": refunded,
+            "amount": found["amount"],
+            "amount_refunded": 0,
+            "refunded": False,
+            "currency": found["currency"],
+            "customer": found["customer"],
+            "payment_intent": intent,
+            "metadata": found["metadata"],
+        }
+
+    def charge(
+        self, session_id: str, *, refunded: bool = False, amount_refunded: int | None = None
+    ) -> dict[str, Any]:
+        """The session's charge; ``refunded`` in full, or ``amount_refunded`` of it so far."""
+        session = self.sessions[session_id]
+        total = session["amount_total"]
+        so_far = total if refunded else (amount_refunded or 0)
+        return {
+            "id": _id("ch"),
+            "object": "charge",
+            "amount": total,
+            "amount_refunded": so_far,
+            "refunded": so_far >= total,
             "currency": session["currency"],
             "customer": session["customer"],
             "payment_intent": session["payment_intent"],

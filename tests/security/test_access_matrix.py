@@ -122,6 +122,7 @@ OBJECTS: dict[str, str] = {
     "/admin/billing/orders/{id}/refund": "order",
     # Admin routes: a non-admin gets 403 whatever the id.
     "/api/admin/orders/{id}/refund": "order",
+    "/api/admin/orders/{id}/refunds": "order",
     "/api/admin/plans/{id}": "plan",
     "/api/admin/plans/{id}/archive": "plan",
     "/api/admin/coupons/{id}/archive": "coupon",

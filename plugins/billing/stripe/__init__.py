@@ -126,14 +126,17 @@ def translate(event: dict[str, Any]) -> BillingEvent:
             **common,
         )
     if kind.startswith("payment_intent."):
+        error = obj.get("last_payment_error") or {}
         return BillingEvent(
             type=meaning,
             payment_reference=_ref(obj.get("id")),
             amount=obj.get("amount_received") if meaning == "payment.succeeded" else None,
+            failure_code=error.get("code") if meaning == "payment.failed" else None,
+            failure_message=error.get("message") if meaning == "payment.failed" else None,
             **common,
         )
-    if kind == "charge.refunded" and not obj.get("refunded"):
-        meaning = "ignored"  # a partial refund: core reverses whole orders only
+    # charge.refunded comes for partial refunds too; amount_refunded is the total so far, which
+    # is what core keys a refund on (so the admin's refund and this event count once).
     if kind.startswith("charge."):
         return BillingEvent(
             type=meaning,
