@@ -659,7 +659,7 @@ async def admin_order_refund(request: web.Request) -> web.Response:
     """The order page's Refund button (after its confirmation): through the payment provider,
     then the order's unspent credits are taken back."""
     order_id = request.match_info["id"]
-    await reports.order_detail(request.app[DB], order_id)  # 404 before anything else
+    before = await reports.order_detail(request.app[DB], order_id)  # 404 before anything else
     reason = _form_str(await request.post(), "reason")
     try:
         body = validate(RefundIn, {"reason": reason})
@@ -675,8 +675,9 @@ async def admin_order_refund(request: web.Request) -> web.Response:
             fields=fields,
             values={"reason": reason},
         )
-    detail = await reports.order_detail(request.app[DB], order_id)
-    taken = -sum(e.amount for e in detail.ledger if e.kind == "refund")
+    after = await reports.order_detail(request.app[DB], order_id)
+    seen = {e.id for e in before.ledger}
+    taken = -sum(e.amount for e in after.ledger if e.kind == "refund" and e.id not in seen)
     return redirect(
         f"/admin/billing/orders/{order.id}",
         f"Refunded {money(order.total, order.currency)}; {taken:,} unspent credits were taken "
@@ -720,6 +721,8 @@ def _chart(figures: reports.Revenue) -> dict[str, Any]:
                 "refunds": money(bucket.refunds, figures.currency),
                 "tick": (i % step == 0 or i == count - 1),
                 "tick_x": round(x + slot * 0.5, 1),
+                # The last label ends at its bar, so it stays inside the picture.
+                "tick_anchor": "end" if i == count - 1 else "middle",
                 "tick_label": bucket.label[5:] if figures.by == "day" else bucket.label,
             }
         )

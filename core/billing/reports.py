@@ -119,8 +119,8 @@ class OrderDetail:
 
 
 async def order_detail(db: Database, order_id: str) -> OrderDetail:
-    """One order with its ledger entries (everything booked with its reference) and every
-    provider event that named it, oldest first."""
+    """One order with its ledger entries (everything booked with its reference, its refunds'
+    take-backs included) and every provider event that named it, oldest first."""
     async with db.read() as session:
         found = _rows(await session.execute(_filtered(OrdersQuery()).where(Order.id == order_id)))
         if not found:
@@ -128,7 +128,13 @@ async def order_detail(db: Database, order_id: str) -> OrderDetail:
         ledger = list(
             await session.scalars(
                 select(LedgerEntry)
-                .where(LedgerEntry.reference == f"order:{order_id}")
+                .where(
+                    or_(
+                        LedgerEntry.reference == f"order:{order_id}",
+                        # a refund's take-back names the order and its refunded total
+                        LedgerEntry.reference.like(f"refund:{order_id}:%"),
+                    )
+                )
                 .order_by(LedgerEntry.created_at, LedgerEntry.id)
             )
         )
