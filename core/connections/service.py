@@ -31,6 +31,7 @@ from multinotes import outgoing
 from multinotes.connections import (
     Connection,
     ConnectionKind,
+    ConnectionRejected,
     ConnectionUnavailable,
     NotConnected,
     ReconnectRequired,
@@ -251,7 +252,10 @@ async def finish(
         raise FlowFailed(
             f"{kind.name} refused the authorization. Start connecting again."
         ) from None
-    account = await kind.account(answer, config)
+    try:
+        account = await kind.account(answer, config)
+    except ConnectionRejected:
+        raise FlowFailed(f"{kind.name} refused the new connection. Try again.") from None
     box = app[SECRETS]
     now = utcnow()
     refresh = answer.get("refresh_token")
