@@ -226,6 +226,7 @@ async def test_orders_are_filtered_shown_with_ledger_and_events_refunded_and_exp
     found = await admin.get_json("/api/admin/orders?status=paid&user=ann%40example")
     assert [o["id"] for o in found] == [ann_order]
     assert (await admin.get("/api/admin/orders?since=2026-02-01&until=2026-01-01")).status == 422
+    assert len(await admin.get_json("/api/admin/orders?until=9999-12-31")) == 3  # no overflow
     bad = await page_text(admin, "/admin/billing/orders?status=lost&since=yesterday", status=422)
     assert "Some filters are invalid" in bad and "status" in bad and "since" in bad
 
@@ -251,6 +252,8 @@ async def test_orders_are_filtered_shown_with_ledger_and_events_refunded_and_exp
     assert await balance(bob) == 0
     after = await page_text(admin, f"/admin/billing/orders/{bob_order}")
     assert "refunded" in after and "\u221250,000" in after and 'id="refund-form"' not in after
+    audit = await page_text(admin, "/admin/audit?action=billing.order_refunded")
+    assert "Order refunded by an admin" in audit and bob_order in audit
     again = await post_form(admin, refund, {"reason": "twice"})
     assert again.status == 409 and len(stripe.refunds) == 1
 

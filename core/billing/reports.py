@@ -77,7 +77,7 @@ def _filtered(query: OrdersQuery) -> Select[Order, str, str, str, str]:
         statement = statement.where(Coupon.code == query.coupon.strip().upper())
     if query.since:
         statement = statement.where(Order.created_at >= _start_of(query.since))
-    if query.until:
+    if query.until and query.until < date.max:  # the last day there is: no upper bound
         statement = statement.where(Order.created_at < _start_of(query.until + timedelta(days=1)))
     return statement
 
