@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from multinotes.plugin_host import PluginHost
+from multinotes.settings import Settings
 from multinotes.testing import embedded_settings
 from tests.support.dists import ONE_OF_EACH_KIND, on_path, write_dist
 
@@ -231,6 +234,40 @@ def test_a_route_without_access_is_refused(tmp_path):
         host.load_entrypoints()
     assert host.records["noaccess"].status == "failed"
     assert "access" in (host.records["noaccess"].error or "")
+
+
+def test_the_openai_plugins_load_and_start_enabled_in_production():
+    host = PluginHost(mode="production")
+    host.load_entrypoints()
+    for name in ("openai", "openai_compatible"):
+        record = host.records[name]
+        assert (record.status, record.kinds, record.enabled) == ("loaded", ["provider"], True)
+        assert record.settings_model is not None
+        assert name in host.registries.providers
+    # The core reads the OpenAI key from this settings field and passes it in.
+    assert host.registries.providers["openai"][1].key_field == "api_key"
+
+
+def test_built_in_plugin_settings_bootstrap_from_the_environment(monkeypatch, tmp_path):
+    from multinotes.plugins.providers.openai import OpenAISettings
+    from multinotes.plugins.providers.openai_compatible import CompatibleSettings
+
+    monkeypatch.setenv("MULTINOTES_PLUGINS__OPENAI__API_KEY", "sk-from-env")
+    monkeypatch.setenv("MULTINOTES_PLUGINS__OPENAI__BASE_URL", "http://127.0.0.1:9/v1")
+    connections = [{"name": "ollama", "base_url": "http://127.0.0.1:11434/v1"}]
+    monkeypatch.setenv(
+        "MULTINOTES_PLUGINS__OPENAI_COMPATIBLE__CONNECTIONS", json.dumps(connections)
+    )
+    monkeypatch.setenv("MULTINOTES_PLUGINS__OPENAI_COMPATIBLE__API_KEYS", '{"ollama": "k-1"}')
+    settings = Settings(_env_file=None, data_dir=tmp_path, secret_key=secrets.token_urlsafe(48))
+
+    openai = OpenAISettings.model_validate(settings.plugin_values("openai"))
+    assert openai.api_key is not None and openai.api_key.get_secret_value() == "sk-from-env"
+    assert openai.base_url == "http://127.0.0.1:9/v1"
+    compatible = CompatibleSettings.model_validate(settings.plugin_values("openai_compatible"))
+    assert [c.name for c in compatible.connection_list()] == ["ollama"]
+    assert compatible.key_for("ollama") == "k-1"
+    assert isinstance(compatible.connections, str)  # still text an admin can edit in the form
 
 
 def test_demo_provider_is_on_by_default_only_in_embedded_mode():

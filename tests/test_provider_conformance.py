@@ -18,8 +18,8 @@ from multinotes.plugin import (
     configured_key,
     openai_wire,
 )
+from multinotes.plugins.providers.openai.tests.fake_openai import FakeOpenAI
 from multinotes.testing import ProviderConformance
-from tests.fakes.openai_server import FakeOpenAI
 
 KEY = "sk-conformance-key"
 

@@ -11,9 +11,9 @@ import pytest
 
 from multinotes.app import create_app
 from multinotes.keys import CATALOG
+from multinotes.plugins.providers.openai.tests.fake_openai import FakeOpenAI
 from multinotes.testing import app_client
 from tests.fakes import serve_fake
-from tests.fakes.openai_server import FakeOpenAI
 from tests.support.sse import by_model, parse_sse
 
 GPT4O, MINI = "openai/gpt-4o", "openai/gpt-4o-mini"

@@ -24,6 +24,7 @@ from multinotes.errors import ProviderError
 from multinotes.plugin import outgoing as public_outgoing
 from multinotes.plugins.providers.gemini import GeminiProvider, GeminiSettings
 from multinotes.plugins.providers.gemini.tests.fake_gemini import FakeGemini
+from multinotes.plugins.providers.openai.tests.fake_openai import FakeOpenAI
 from multinotes.plugins.providers.openai_compatible import CompatibleProvider, CompatibleSettings
 from multinotes.plugins.providers.together import TogetherProvider, TogetherSettings
 from multinotes.plugins.providers.together.tests.fake_together import FakeTogether
@@ -31,7 +32,6 @@ from multinotes.providers import ChatMessage, Provider
 from multinotes.settings import Settings
 from multinotes.testing import app_client, provider_request
 from tests.fakes import serve_fake
-from tests.fakes.openai_server import FakeOpenAI
 from tests.support.provider_calls import run
 
 SETTING = "MULTINOTES_OUTGOING_ALLOW"

@@ -25,14 +25,29 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import struct
 import time
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 from multidict import CIMultiDict
 
-from tests.support.images import tiny_png
+
+def tiny_png() -> bytes:
+    """A valid 1x1 PNG: the bytes the fake's image generations return."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        return struct.pack(">I", len(data)) + kind + data + crc
+
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
+    pixels = zlib.compress(b"\x00\xff\x00\x00")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+    )
+
 
 FAILURES = (
     "401",

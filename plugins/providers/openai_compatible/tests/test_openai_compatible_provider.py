@@ -1,19 +1,24 @@
 """The OpenAI-compatible provider plugin: named connections to servers such as Ollama, vLLM,
-LM Studio or OpenRouter, each played here by a local fake OpenAI server."""
+LM Studio or OpenRouter, each played here by a local fake (fake_compatible.py, beside this file)."""
 
 from __future__ import annotations
 
 import json
 import math
-import secrets
 from collections.abc import AsyncIterator
+from importlib.metadata import entry_points
 from typing import Any
 
 import pytest
+from fake_compatible import FakeCompatible, tiny_png
 from pydantic import ValidationError
 
-from multinotes.errors import (
+from multinotes.plugin import (
+    Attachment,
+    ChatMessage,
+    Model,
     NeedsKey,
+    Provider,
     ProviderError,
     ProviderRateLimited,
     ProviderUnavailable,
@@ -22,35 +27,42 @@ from multinotes.plugins.providers.openai_compatible import (
     CompatibleProvider,
     CompatibleSettings,
 )
-from multinotes.providers import Attachment, ChatMessage
-from multinotes.settings import Settings
-from multinotes.testing import ProviderConformance
-from tests.fakes import serve_fake
-from tests.fakes.openai_server import FakeOpenAI
-from tests.support.images import tiny_png
-from tests.support.provider_calls import listed_model, make_request, refused_url, run
+from multinotes.testing import (
+    ProviderConformance,
+    make_request,
+    refused_url,
+    serve_fake,
+)
+from multinotes.testing import (
+    collect as run,
+)
+
+
+async def listed_model(provider: Provider, model_id: str, config: Any = None) -> Model:
+    """The model with this id, as ``provider`` lists it for ``config``."""
+    return next(m for m in await provider.list_models(config) if m.id == model_id)
 
 
 @pytest.fixture
-def local() -> FakeOpenAI:
+def local() -> FakeCompatible:
     """A keyless local server (like Ollama) that discovers its models."""
-    return FakeOpenAI(api_key=None, models=["llama3.2", "qwen2.5-coder"])
+    return FakeCompatible(api_key=None, models=["llama3.2", "qwen2.5-coder"])
 
 
 @pytest.fixture
-def hosted() -> FakeOpenAI:
+def hosted() -> FakeCompatible:
     """A hosted server that wants a key (like OpenRouter)."""
-    return FakeOpenAI(api_key="sk-or-secret", models=["meta-llama/llama-3.1-8b-instruct"])
+    return FakeCompatible(api_key="sk-or-secret", models=["meta-llama/llama-3.1-8b-instruct"])
 
 
 @pytest.fixture
-async def local_url(local: FakeOpenAI) -> AsyncIterator[str]:
+async def local_url(local: FakeCompatible) -> AsyncIterator[str]:
     async with serve_fake(local.app()) as url:
         yield f"{url}/v1"
 
 
 @pytest.fixture
-async def hosted_url(hosted: FakeOpenAI) -> AsyncIterator[str]:
+async def hosted_url(hosted: FakeCompatible) -> AsyncIterator[str]:
     async with serve_fake(hosted.app()) as url:
         yield f"{url}/v1"
 
@@ -289,19 +301,13 @@ def test_a_malformed_keys_field_never_echoes_the_secret():
     assert "JSON object" in caught.value.errors()[0]["msg"]
 
 
-def test_connections_and_keys_bootstrap_from_the_environment(monkeypatch, tmp_path):
-    connections = [{"name": "ollama", "base_url": "http://127.0.0.1:11434/v1"}]
-    monkeypatch.setenv(
-        "MULTINOTES_PLUGINS__OPENAI_COMPATIBLE__CONNECTIONS", json.dumps(connections)
-    )
-    monkeypatch.setenv("MULTINOTES_PLUGINS__OPENAI_COMPATIBLE__API_KEYS", '{"ollama": "k-1"}')
-    app_settings = Settings(_env_file=None, data_dir=tmp_path, secret_key=secrets.token_urlsafe(48))
+def test_declared_as_an_entry_point_like_a_third_party_plugin():
+    """Declared in the ``multinotes`` entry-point group, so it loads like a third-party plugin."""
+    import multinotes.plugins.providers.openai_compatible as plugin
 
-    config = CompatibleSettings.model_validate(app_settings.plugin_values("openai_compatible"))
-
-    assert [c.name for c in config.connection_list()] == ["ollama"]
-    assert config.key_for("ollama") == "k-1"
-    assert isinstance(config.connections, str)  # still text an admin can edit in the form
+    [point] = [e for e in entry_points(group="multinotes") if e.name == "openai_compatible"]
+    assert point.load() is plugin
+    assert plugin.register_providers and plugin.register_settings
 
 
 # -- the provider contract ----------------------------------------------------------------------
@@ -314,8 +320,8 @@ class TestConformance(ProviderConformance):
     model_id = "hosted/gpt-4o-mini"
     api_key = "sk-conformance-hosted"
 
-    def make_fake(self) -> FakeOpenAI:
-        return FakeOpenAI(api_key=self.api_key)
+    def make_fake(self) -> FakeCompatible:
+        return FakeCompatible(api_key=self.api_key)
 
     def make_provider(self) -> CompatibleProvider:
         return CompatibleProvider()

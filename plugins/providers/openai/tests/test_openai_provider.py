@@ -1,34 +1,42 @@
-"""The OpenAI provider plugin, driven through the official SDK against a local fake server."""
+"""The OpenAI provider plugin, driven through the official SDK against a local fake of the OpenAI
+API (fake_openai.py, beside this file)."""
 
 from __future__ import annotations
 
 import email.utils
-import secrets
 import time
 from collections.abc import AsyncIterator
+from importlib.metadata import entry_points
 
 import pytest
+from fake_openai import FakeOpenAI, tiny_png
 from pydantic import SecretStr, ValidationError
 
-from multinotes.errors import (
+from multinotes.plugin import (
+    Attachment,
+    ChatMessage,
     Invalid,
+    MediaOutput,
+    Model,
     NeedsKey,
     ProviderBadResponse,
     ProviderError,
     ProviderRateLimited,
     ProviderUnavailable,
+    openai_wire,
 )
-from multinotes.openai_wire import retry_after_seconds
-from multinotes.plugin_host import PluginHost
 from multinotes.plugins.providers.openai import OpenAIProvider, OpenAISettings
 from multinotes.plugins.providers.openai import models as m
-from multinotes.providers import Attachment, ChatMessage, MediaOutput, Model
-from multinotes.settings import Settings
-from multinotes.testing import ProviderConformance
-from tests.fakes import serve_fake
-from tests.fakes.openai_server import FakeOpenAI
-from tests.support.images import tiny_png
-from tests.support.provider_calls import check_connection, make_request, refused_url, run
+from multinotes.testing import (
+    ProviderConformance,
+    check_connection,
+    make_request,
+    refused_url,
+    serve_fake,
+)
+from multinotes.testing import (
+    collect as run,
+)
 
 #: A chat, an image, a speech and a transcription model.
 ONE_OF_EACH_KIND = ("gpt-4o", "dall-e-3", "tts-1", "whisper-1")
@@ -37,6 +45,7 @@ ONE_OF_EACH_KIND = ("gpt-4o", "dall-e-3", "tts-1", "whisper-1")
 def model_of(name: str) -> Model:
     """The plugin's model ``openai/<name>``, built from its record as the plugin builds it."""
     return next(model for model in m.build_models() if model.model_id == f"openai/{name}")
+
 
 KEY = "sk-test-key"
 
@@ -316,12 +325,12 @@ async def test_an_unreachable_server_is_unavailable():
 
 
 def test_retry_after_understands_seconds_milliseconds_and_dates():
-    assert retry_after_seconds({"retry-after": "3"}) == 3.0
-    assert retry_after_seconds({"retry-after-ms": "250", "retry-after": "3"}) == 0.25
+    assert openai_wire.retry_after_seconds({"retry-after": "3"}) == 3.0
+    assert openai_wire.retry_after_seconds({"retry-after-ms": "250", "retry-after": "3"}) == 0.25
     later = email.utils.formatdate(time.time() + 30, usegmt=True)
-    assert 25 < (retry_after_seconds({"retry-after": later}) or 0) <= 30
-    assert retry_after_seconds({"retry-after": "soon"}) is None
-    assert retry_after_seconds({}) is None
+    assert 25 < (openai_wire.retry_after_seconds({"retry-after": later}) or 0) <= 30
+    assert openai_wire.retry_after_seconds({"retry-after": "soon"}) is None
+    assert openai_wire.retry_after_seconds({}) is None
 
 
 # -- the provider -------------------------------------------------------------------------------
@@ -372,25 +381,13 @@ async def test_the_sdk_takes_nothing_from_the_environment(fake, config, monkeypa
     assert "openai-organization" not in headers and "openai-project" not in headers
 
 
-def test_both_plugins_load_through_entry_points_and_start_enabled():
-    host = PluginHost(mode="production")
-    host.load_entrypoints()
-    for name in ("openai", "openai_compatible"):
-        record = host.records[name]
-        assert (record.status, record.kinds, record.enabled) == ("loaded", ["provider"], True)
-        assert record.settings_model is not None
-        assert name in host.registries.providers
-    assert host.registries.providers["openai"][1].key_field == "api_key"
+def test_declared_as_an_entry_point_like_a_third_party_plugin():
+    """Declared in the ``multinotes`` entry-point group, so it loads like a third-party plugin."""
+    import multinotes.plugins.providers.openai as plugin
 
-
-def test_settings_bootstrap_from_the_environment(monkeypatch, tmp_path):
-    monkeypatch.setenv("MULTINOTES_PLUGINS__OPENAI__API_KEY", "sk-from-env")
-    monkeypatch.setenv("MULTINOTES_PLUGINS__OPENAI__BASE_URL", "http://127.0.0.1:9/v1")
-    settings = Settings(_env_file=None, data_dir=tmp_path, secret_key=secrets.token_urlsafe(48))
-    values = settings.plugin_values("openai")
-    config = OpenAISettings.model_validate(values)
-    assert config.api_key is not None and config.api_key.get_secret_value() == "sk-from-env"
-    assert config.base_url == "http://127.0.0.1:9/v1"
+    [point] = [e for e in entry_points(group="multinotes") if e.name == "openai"]
+    assert point.load() is plugin
+    assert plugin.register_providers and plugin.register_settings
 
 
 # -- the provider contract ----------------------------------------------------------------------
