@@ -300,6 +300,50 @@ async def test_a_prompt_from_a_conversation_shows_its_answers_side_by_side_in_ht
     assert page.count("Seven.") == 1  # each answer once, in its column
 
 
+def comparison(answers: dict[str, str]) -> ExportDocument:
+    """A prompt with ``{model: answer}`` as exported from a conversation (side by side)."""
+    sources = {m: ExportSource(m, "demo", 12, 34, 56) for m in answers}
+    return ExportDocument(
+        title="Hills",
+        markdown="\n\n".join(f"## {m}\n\n{a}" for m, a in answers.items()),
+        kind="comparison",
+        provenance=Provenance(prompt="How many hills?", sources=tuple(sources.values())),
+        messages=(
+            ExportMessage("user", "How many hills?"),
+            *(ExportMessage("assistant", a, model=m) for m, a in answers.items()),
+        ),
+        answers=tuple(ExportAnswer(m, a, sources[m]) for m, a in answers.items()),
+    )
+
+
+async def test_a_long_comparison_runs_over_pages_with_every_models_name_on_each():
+    long = "\n\n".join(f"Paragraph {n}: " + "seven hills and a river " * 14 for n in range(40))
+    compared = comparison({"a/one": "Seven.", "b/two": long})
+    reader, text = pdf_text(await PdfExporter().export(compared))
+    assert len(reader.pages) > 2
+    for page in reader.pages:
+        words = page.extract_text()
+        assert "a/one" in words and "b/two" in words  # the heads, again on every page
+    assert text.count("Seven.") == 1 and "Paragraph 39:" in text
+    assert text.count("demo · 12 in, 34 out tokens") == 2  # under the names, once
+    page = reader.pages[0]
+    assert page.mediabox.width < page.mediabox.height  # two columns fit upright
+
+
+async def test_a_comparison_without_provenance_has_no_provenance_row_or_box():
+    compared = comparison({"a/one": "Seven.", "b/two": "Many.", "c/three": "Some."})
+    options = ExportOptions(include_provenance=False)
+    document = docx.Document(
+        io.BytesIO(await (await DocxExporter().render(compared, options)).read())
+    )
+    [table] = document.tables
+    assert [c.text for c in table.rows[0].cells] == ["a/one", "b/two", "c/three"]
+    assert [c.text for c in table.rows[1].cells] == ["Seven.", "Many.", "Some."]
+    result = await PdfExporter().render(compared, PdfOptions(include_provenance=False))
+    _, text = pdf_text(await result.read())
+    assert "Provenance" not in text and "12 in" not in text and "Some." in text
+
+
 # -- the contract ---------------------------------------------------------------------------------
 
 
