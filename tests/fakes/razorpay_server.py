@@ -453,7 +453,10 @@ class FakeRazorpay:
             for name in ("key_id", "order_id", "subscription_id")
         )
         page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
-<title>Razorpay Checkout (fake)</title><link rel="icon" href="data:,"></head><body><main>
+<title>Razorpay Checkout (fake)</title><link rel="icon" href="data:,"><style>
+body {{ font-family: sans-serif; background: transparent; margin: 0; }}
+main {{ background: #fff; max-width: 22rem; margin: 10vh auto; padding: 1.5rem;
+  border-radius: 8px; }}</style></head><body><main>
 <h1>{html.escape(query.get("name", ""))}</h1>
 <p>{html.escape(query.get("description", ""))}:
 <strong id="amount">{amount / 100:.2f} {html.escape(currency)}</strong></p>
