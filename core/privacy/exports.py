@@ -32,6 +32,7 @@ from multinotes import audit
 from multinotes.billing.models import Order, PlanPeriod, Referral, ReferralCode
 from multinotes.chat import service as chat
 from multinotes.chat.models import Conversation, Generation, MessageMedia, ModelFavourite, Rating
+from multinotes.connections.models import ConnectedAccountRow, RemoteExport
 from multinotes.db import Base, Database, new_id, rows_affected, utcnow
 from multinotes.domain_events import EXPORT_COMPLETED, ExportCompleted, stage
 from multinotes.errors import NotFound
@@ -75,6 +76,9 @@ HIDDEN_COLUMNS = frozenset(
         "cancel_token_hash",
         "path",
         "storage_key",
+        # connected accounts' OAuth tokens (stored encrypted; a copy would be a credential)
+        "access_token",
+        "refresh_token",
     }
 )
 
@@ -96,6 +100,14 @@ TABLE_EXPORTS: list[TableExport] = [
     TableExport(
         "linked_accounts.json",
         lambda uid: select(OAuthIdentity).where(OAuthIdentity.user_id == uid),
+    ),
+    TableExport(
+        "connected_accounts.json",
+        lambda uid: select(ConnectedAccountRow).where(ConnectedAccountRow.user_id == uid),
+    ),
+    TableExport(
+        "remote_exports.json",
+        lambda uid: select(RemoteExport).where(RemoteExport.user_id == uid),
     ),
     TableExport("ratings.json", lambda uid: select(Rating).where(Rating.user_id == uid)),
     TableExport(
@@ -161,6 +173,7 @@ IN_CONTENT_EXPORTS = frozenset({"conversations", "messages", "generations", "mes
 NOT_EXPORTED: dict[str, str] = {
     "user_tokens": "hashes of single-use mailed links: nothing a person can read",
     "oauth_flows": "social sign-ins in progress, gone within minutes",
+    "connection_flows": "connections to other services in progress, gone within minutes",
     "account_deletions": "the pending deletion of the account itself",
     "search_embeddings": "numbers computed from your notes and messages (exported as such)",
     "note_exports": "files you made from your notes (PDF, Word, ...), kept for days; the notes "
@@ -174,6 +187,9 @@ profile.json            your account (no password: only a hash of it is stored, 
 sessions.json           logged-in browsers (no session tokens)
 api_keys.json           your API keys (only the first characters; keys are never stored)
 linked_accounts.json    Google / Facebook accounts you sign in with
+connected_accounts.json, remote_exports.json
+                        accounts at other services you connected (Notion, Google; without
+                        their tokens) and the pages your exports made there
 conversations/<id>.json each conversation with every message (a tree: parent_id), the
                         model, options, usage, cost and timing of every answer, media, ratings
 media/                  images and audio of your conversations (named in the JSON)

@@ -40,7 +40,6 @@ async def export_to_remote(request: web.Request) -> web.StreamResponse:
     back = f"/notes/{document_id}"
     format_id = request.query.get("format", "")
     try:
-        exporter = exporter_of(request.app, format_id)
         link = await remote.export_remote(
             request.app, actor.user_id, document_id, format_id, {}, public_base_url(request)
         )
@@ -64,4 +63,5 @@ async def export_to_remote(request: web.Request) -> web.StreamResponse:
         )
     except AppError as exc:
         return _answer(request, back, {"error": exc.message})
-    return _answer(request, back, {"remote_url": link.url, "destination": exporter.name})
+    destination = exporter_of(request.app, format_id).name
+    return _answer(request, back, {"remote_url": link.url, "destination": destination})

@@ -14,6 +14,7 @@ import aiohttp
 from sqlalchemy import or_, select
 
 from multinotes.billing.models import Coupon, Order, Plan
+from multinotes.connections.models import ConnectedAccountRow
 from multinotes.db import Base, utcnow
 from multinotes.identity.oauth_models import OAuthIdentity
 from multinotes.keys import DB
@@ -66,6 +67,9 @@ OBJECTS: dict[str, str] = {
     "/exports/conversation/{id}": "conversation",
     "/exports/{id}": "note_export",
     "/exports/{id}/progress": "note_export",
+    "/exports/remote/{id}": "document",
+    "/api/connections/{id}": "connection",
+    "/connections/{id}/disconnect": "connection",
     "/api/messages/{id}/save": "answer",
     "/api/messages/{id}/export": "answer",
     "/api/messages/{id}/export-comparison": "prompt",
@@ -146,6 +150,8 @@ OBJECTS: dict[str, str] = {
 NOT_OBJECTS: dict[str, str] = {
     "/api/auth/oauth/{provider}/link": "a sign-in provider's name",
     "/account/oauth/{provider}/link": "a sign-in provider's name",
+    "/connections/{kind}/connect": "a service's name (a connection kind)",
+    "/connections/{kind}/callback": "a service's name (a connection kind)",
     "/avatars/{avatar_id}.png": (
         "avatars are profile pictures any signed-in user may see; the URL holds a random id, "
         "not the owner's"
@@ -165,6 +171,7 @@ BODIES: dict[tuple[str, str], Any] = {
     ("PATCH", "/api/shares/{id}"): {"role": "editor"},
     ("POST", "/api/documents/{id}/comments"): {"body": "Mine now"},
     ("PATCH", "/api/comments/{id}"): {"body": "Mine now"},
+    ("POST", "/api/documents/{id}/export"): {"format": "markdown"},
     ("POST", "/api/billing/orders/{id}/confirm"): {"payment": {"razorpay_payment_id": "pay_1"}},
 }
 
@@ -230,13 +237,23 @@ async def a_objects(a: ApiClient) -> dict[str, str]:
     await eventually(note_export_done, timeout=20)
     assert a.user is not None
     identity = OAuthIdentity(user_id=a.user["id"], provider="google", subject="a-at-google")
+    connection = ConnectedAccountRow(
+        user_id=a.user["id"],
+        kind="notion",
+        account_id="a-workspace",
+        account_name="A's workspace",
+        access_token="encrypted-elsewhere",
+        scopes="",
+        data={},
+        status="active",
+    )
     notice = Notification(
         user_id=a.user["id"], kind="share", object_type="document", object_id=document
     )
     plan = Plan(name="A's plan", kind="credits", credits=10, price=100, currency="USD")
     coupon = Coupon(code="A-COUPON", percent_off=10)
     async with a.app[DB].transaction() as db_session:
-        db_session.add_all([identity, notice, plan, coupon])
+        db_session.add_all([identity, connection, notice, plan, coupon])
     order = Order(  # as a verified webhook leaves a subscription's paid order
         user_id=a.user["id"],
         plan_id=plan.id,
@@ -279,6 +296,7 @@ async def a_objects(a: ApiClient) -> dict[str, str]:
         "export": export["id"],
         "note_export": note_export["id"],
         "oauth_identity": identity.id,
+        "connection": connection.id,
         "share": share["id"],
         "comment": comment["id"],
         "notification": notice.id,
