@@ -42,7 +42,7 @@ from multinotes.api import (
     wallet,
 )
 from multinotes.billing import api as billing_api
-from multinotes.billing import auto_reload, auto_reload_routes
+from multinotes.billing import auto_reload, auto_reload_routes, storage_plans
 from multinotes.billing import console as billing_console
 from multinotes.billing import pages as billing_pages
 from multinotes.web import (
@@ -97,9 +97,10 @@ def setup_wallet(app: web.Application) -> None:
 
 def setup_billing(app: web.Application) -> None:
     """Plans, checkout, orders and payment webhooks; the pricing and billing pages; auto-reload
-    reacting to the wallet's events."""
+    reacting to the wallet's events; storage plans feeding the storage quota."""
     _add(app, billing_api, billing_pages, billing_console, auto_reload_routes)
     auto_reload.setup(app)
+    storage_plans.setup(app)
 
 
 def setup_notes(app: web.Application) -> None:

@@ -20,7 +20,7 @@ from multinotes.http.downloads import content_disposition
 from multinotes.http.endpoint import endpoint, multipart
 from multinotes.http.uploads import MAX_FIELDS, next_part, part_chunks, read_field
 from multinotes.identity.actor import require_user, require_verified
-from multinotes.keys import DB, SETTINGS
+from multinotes.keys import DB
 from multinotes.sharing import access
 from multinotes.storage import FILE_STORAGE
 
@@ -173,7 +173,7 @@ async def usage(request: web.Request) -> UsageOut:
     actor = require_user(request)
     return UsageOut(
         used=await service.used_bytes(request.app[DB], actor.user_id),
-        quota=service.quota_of(request.app[SETTINGS], actor.user_id),
+        quota=await service.quota_of(request.app, actor.user_id),
     )
 
 

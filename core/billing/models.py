@@ -134,6 +134,8 @@ class PlanPeriod(Base):
     storage_bytes: Mapped[int | None] = mapped_column(BigInteger)
     #: When the storage plan ends (None: it does not); then the default quota applies again.
     storage_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: The last purchase or renewal invoice applied to the storage plan (a renewal counts once).
+    storage_renewed_ref: Mapped[str | None] = mapped_column(String(255))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 

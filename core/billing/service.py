@@ -21,7 +21,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from multinotes.billing import BillingEvent, clawback, referrals
+from multinotes.billing import BillingEvent, clawback, referrals, storage_plans
 from multinotes.billing.models import Coupon, Order, Plan, PlanPeriod, ProviderEvent
 from multinotes.db import Database, utcnow
 from multinotes.domain_events import ORDER_PAID, OrderPaid, stage
@@ -420,8 +420,7 @@ async def _paid(session: AsyncSession, db: Database, order: Order) -> str:
         period = PlanPeriod(user_id=order.user_id)
         session.add(period)
     if plan.kind == "storage":
-        period.storage_plan_id = plan.id
-        period.storage_bytes = plan.storage_bytes
+        storage_plans.start_storage(period, plan, order.id)
     else:
         active = period.plan_id is not None and (
             period.expires_at is None or period.expires_at + GRACE > now
@@ -498,11 +497,14 @@ def period_days(plan: Plan) -> int:
 
 
 async def _renewed(session: AsyncSession, db: Database, order: Order, event: BillingEvent) -> str:
-    """A paid renewal invoice: the plan's credits again, the period moved on by one interval."""
+    """A paid renewal invoice: the plan's credits again, the period moved on by one interval
+    (a storage plan's end, for a storage subscription)."""
     if order.status != "paid" or not event.reference:
         return "no_change"
     plan = await session.get(Plan, order.plan_id)
     assert plan is not None
+    if plan.kind == "storage":
+        return await _storage_renewed(session, db, order, plan, event.reference)
     granted = await wallet.credit_in(
         session,
         order.user_id,
@@ -525,6 +527,24 @@ async def _renewed(session: AsyncSession, db: Database, order: Order, event: Bil
     period.plan_id = plan.id
     period.order_id = order.id
     period.expires_at = start + timedelta(days=period_days(plan))
+    await (await session.connection()).execute(
+        update(Order).where(Order.id == order.id).values(subscription_status="active")
+    )
+    return "applied"
+
+
+async def _storage_renewed(
+    session: AsyncSession, db: Database, order: Order, plan: Plan, invoice: str
+) -> str:
+    lock = select(PlanPeriod).where(PlanPeriod.user_id == order.user_id)
+    if not db.is_sqlite:
+        lock = lock.with_for_update()
+    period = (await session.scalars(lock)).one_or_none()
+    if period is None:
+        period = PlanPeriod(user_id=order.user_id)
+        session.add(period)
+    if not storage_plans.renew_storage(period, plan, f"renewal:{invoice}"):
+        return "no_change"
     await (await session.connection()).execute(
         update(Order).where(Order.id == order.id).values(subscription_status="active")
     )

@@ -1,11 +1,13 @@
-"""Billing's background jobs: a plan's leftover credits expire once its grace period is over;
-auto-reload charges a saved payment method off-session (``multinotes.billing.auto_reload``)."""
+"""Billing's background jobs: a plan's leftover credits expire once its grace period is over; a
+storage plan that ended is forgotten; auto-reload charges a saved payment method off-session
+(``multinotes.billing.auto_reload``)."""
 
 from __future__ import annotations
 
 from aiohttp import web
 from sqlalchemy import select
 
+from multinotes.billing import storage_plans
 from multinotes.billing.auto_reload import auto_reload_tasks
 from multinotes.billing.models import PlanPeriod
 from multinotes.billing.service import GRACE
@@ -60,5 +62,6 @@ async def expire_plans(app: web.Application) -> int:
 def billing_tasks() -> list[TaskDef]:
     return [
         TaskDef("core", "billing.expire_plans", expire_plans, "7 * * * *"),
+        TaskDef("core", "billing.expire_storage_plans", storage_plans.end_lapsed, "9 * * * *"),
         *auto_reload_tasks(),
     ]

@@ -1,6 +1,9 @@
 """The storage quota: every byte a user keeps counts, their files and the media kept with their
 chats (prompt attachments, generated images and audio). The chat checks it for attachments and
-the Files feature for uploads; both go through here."""
+the Files feature for uploads; both go through here.
+
+The limit is the deploy's default, unless ``app[STORAGE_LIMIT]`` (set by whoever sells storage:
+billing's storage plans) gives the user another while their plan is active."""
 
 from __future__ import annotations
 
@@ -14,12 +17,19 @@ from multinotes.errors import PayloadTooLarge
 from multinotes.files.models import File
 from multinotes.keys import DB, SETTINGS
 from multinotes.models import User
-from multinotes.settings import Settings
+from multinotes.storage.quota import STORAGE_LIMIT
 
 
-def quota_of(settings: Settings, user_id: str) -> int:
-    """The user's storage quota (plans will set it per user; a default for now)."""
-    return settings.default_storage_quota_bytes
+async def quota_in(session: AsyncSession, app: web.Application, user_id: str) -> int:
+    """The user's storage quota: an active storage plan's limit, else the default."""
+    limit = app.get(STORAGE_LIMIT)
+    planned = await limit(session, user_id) if limit is not None else None
+    return app[SETTINGS].default_storage_quota_bytes if planned is None else planned
+
+
+async def quota_of(app: web.Application, user_id: str) -> int:
+    async with app[DB].read() as session:
+        return await quota_in(session, app, user_id)
 
 
 async def used_in(session: AsyncSession, user_id: str) -> int:
@@ -52,19 +62,19 @@ def quota_exceeded(quota: int, used: int, field: str = "file") -> PayloadTooLarg
 async def check_room(app: web.Application, user_id: str, size: int, field: str = "file") -> None:
     """Refuse ``size`` more bytes that would not fit in the owner's quota (a first check, before
     anything is read or stored; ``claim_room_in`` re-checks under the lock)."""
-    quota = quota_of(app[SETTINGS], user_id)
+    quota = await quota_of(app, user_id)
     used = await used_bytes(app[DB], user_id)
     if used + size > quota:
         raise quota_exceeded(quota, used, field)
 
 
 async def claim_room_in(
-    session: AsyncSession, settings: Settings, user_id: str, size: int, field: str = "file"
+    session: AsyncSession, app: web.Application, user_id: str, size: int, field: str = "file"
 ) -> None:
     """Inside the transaction that records ``size`` new stored bytes: lock the owner's row (so
     concurrent writers of this user's bytes take turns) and refuse what does not fit."""
     await session.execute(select(User.id).where(User.id == user_id).with_for_update())
-    quota = quota_of(settings, user_id)
+    quota = await quota_in(session, app, user_id)
     used = await used_in(session, user_id)
     if used + size > quota:
         raise quota_exceeded(quota, used, field)
@@ -83,4 +93,4 @@ class FilesQuota:
     async def claim_room_in(
         self, session: AsyncSession, user_id: str, size: int, field: str = "file"
     ) -> None:
-        await claim_room_in(session, self.app[SETTINGS], user_id, size, field)
+        await claim_room_in(session, self.app, user_id, size, field)

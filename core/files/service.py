@@ -171,7 +171,7 @@ async def ingest(
     if folder_id is not None:
         async with db.read() as session:
             await own_folder_in(session, user_id, folder_id)
-    quota = quota_of(settings, user_id)
+    quota = await quota_of(app, user_id)
     used = await used_bytes(db, user_id)
     room = quota - used
     if declared_size is not None:
@@ -208,7 +208,7 @@ async def ingest(
         )
         async with db.transaction() as session:
             # Serialise this user's quota checks (SQLite's write lock already does).
-            await claim_room_in(session, settings, user_id, meter.size)
+            await claim_room_in(session, app, user_id, meter.size)
             if folder_id is not None:
                 await own_folder_in(session, user_id, folder_id)
             session.add(row)

@@ -14,9 +14,18 @@ from __future__ import annotations
 from aiohttp import web
 
 from multinotes.storage.backend import CHUNK, LocalStorage, Storage
-from multinotes.storage.quota import STORAGE_QUOTA, StorageQuota
+from multinotes.storage.quota import STORAGE_LIMIT, STORAGE_QUOTA, StorageLimit, StorageQuota
 
 #: The app's storage backend, opened with the app (``setup_storage``) and closed with it.
 FILE_STORAGE: web.AppKey[Storage] = web.AppKey("file_storage", Storage)
 
-__all__ = ["CHUNK", "FILE_STORAGE", "STORAGE_QUOTA", "LocalStorage", "Storage", "StorageQuota"]
+__all__ = [
+    "CHUNK",
+    "FILE_STORAGE",
+    "STORAGE_LIMIT",
+    "STORAGE_QUOTA",
+    "LocalStorage",
+    "Storage",
+    "StorageLimit",
+    "StorageQuota",
+]

@@ -5,6 +5,7 @@ attachments within the owner's quota through it, so it needs no import of the Fi
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from aiohttp import web
@@ -26,3 +27,9 @@ class StorageQuota(Protocol):
 
 
 STORAGE_QUOTA: web.AppKey[StorageQuota] = web.AppKey("storage_quota", StorageQuota)
+
+#: ``async (session, user_id) -> bytes | None``: the user's storage limit from elsewhere (an
+#: active storage plan), or None for the default quota. Whoever sells storage (billing) sets
+#: ``app[STORAGE_LIMIT]`` at setup; the quota reads it, so Files never imports billing.
+StorageLimit = Callable[[AsyncSession, str], Awaitable[int | None]]
+STORAGE_LIMIT: web.AppKey[StorageLimit] = web.AppKey("storage_limit")

@@ -47,7 +47,7 @@ def human_bytes(size: int) -> str:
 async def storage_usage(request: web.Request, user_id: str) -> dict[str, Any]:
     """What the usage indicator shows (on /files and in the notes sidebar)."""
     used = await files.used_bytes(request.app[DB], user_id)
-    quota = files.quota_of(request.app[SETTINGS], user_id)
+    quota = await files.quota_of(request.app, user_id)
     percent = min(100.0, used / quota * 100) if quota else 100.0
     return {
         "used": used,

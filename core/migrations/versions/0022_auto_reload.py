@@ -1,4 +1,4 @@
-"""auto_reloads, auto_reload_charges, order_refunds; plan_periods.storage_expires_at
+"""auto_reloads, auto_reload_charges, order_refunds; plan_periods.storage_expires_at, _renewed_ref
 
 Revision ID: 0022_auto_reload
 Revises: 0019_billing
@@ -6,7 +6,7 @@ Create Date: 2026-12-06 09:00:00.000000
 
 Auto-reload (a user's opt-in to buy a plan off-session when credits run low, and the orders it
 opened), partial refunds (one row per refund with the credits taken back and the shortfall), and
-the end of a storage plan (its quota applies until then).
+the end of a storage plan (its quota applies until then) and the last invoice that renewed it.
 """
 
 from __future__ import annotations
@@ -105,10 +105,12 @@ def upgrade() -> None:
         batch.add_column(
             sa.Column("storage_expires_at", multinotes.db.UTCDateTime(), nullable=True)
         )
+        batch.add_column(sa.Column("storage_renewed_ref", sa.String(length=255), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("plan_periods") as batch:
+        batch.drop_column("storage_renewed_ref")
         batch.drop_column("storage_expires_at")
     op.drop_index(op.f("ix_order_refunds_user_id"), table_name="order_refunds")
     op.drop_index(op.f("ix_order_refunds_order_id"), table_name="order_refunds")
