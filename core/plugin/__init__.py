@@ -29,7 +29,8 @@ The surface, by family:
   ``register_events``, and the core's types (``NOTE_CREATED``, ``GENERATION_COMPLETED``, ...);
 * own tables: ``plugin_metadata()`` (a ``MetaData`` named like the core's), ``core_foreign_key``
   (a row owned by a user), ``new_id``/``utcnow``/``UTCDateTime``, and ``MigrationsRegistrar`` for
-  ``register_migrations`` (the plugin's Alembic revisions);
+  ``register_migrations`` (the plugin's Alembic revisions); ``UserDataExport`` and
+  ``UserDataRegistrar`` for ``register_user_data`` (the user's rows in their data export);
 * errors: the ``ProviderError`` family and the request errors a plugin may raise;
 * SDK plumbing: ``ClientCache`` (long-lived SDK clients), ``openai_wire`` (the OpenAI wire
   protocol, shared by every server that speaks it), ``outgoing`` (the arguments every HTTP
@@ -117,12 +118,14 @@ from multinotes.hookspecs import (
     SettingsRegistrar,
     TaskRegistrar,
     TemplateRegistrar,
+    UserDataRegistrar,
 )
 from multinotes.http.endpoint import read_body
 from multinotes.integrations import Event, Integration
 from multinotes.markdown import render_markdown
 from multinotes.plugin.context import Caller, PluginContext, WalletEntry, plugin_context
 from multinotes.plugin_tables import core_foreign_key, plugin_metadata
+from multinotes.privacy.plugin_data import UserDataExport
 from multinotes.providers import (
     CAPABILITIES,
     CREDITS_PER_USD,
@@ -239,6 +242,8 @@ __all__ = [
     "TranscriptionOptions",
     "UTCDateTime",
     "Usage",
+    "UserDataExport",
+    "UserDataRegistrar",
     "Viewer",
     "WalletEntry",
     "WebhookRejected",

@@ -9,7 +9,8 @@ scheduled task removes expired files.
 Adding a table a user owns: append one ``TableExport(name, query)`` to ``TABLE_EXPORTS``; for
 documents made of several tables, or files on disk, add a step to ``CONTENT_EXPORTS`` (and list
 its tables in ``IN_CONTENT_EXPORTS``). The test suite fails while a table with a ``user_id``
-column is neither exported nor listed in ``NOT_EXPORTED`` with the reason.
+column is neither exported nor listed in ``NOT_EXPORTED`` with the reason. Plugins' tables are
+exported by the plugins (``register_user_data``), under ``plugins/<plugin>/`` in the zip.
 """
 
 from __future__ import annotations
@@ -41,12 +42,13 @@ from multinotes.identity import profile
 from multinotes.identity.account_mail import public_base_url
 from multinotes.identity.actor import require_user
 from multinotes.identity.oauth_models import OAuthIdentity
-from multinotes.keys import DB, SETTINGS, TASKS
+from multinotes.keys import DB, PLUGINS, SETTINGS, TASKS
 from multinotes.mail import send_mail
 from multinotes.models import ApiKey, AuthSession, User
 from multinotes.notes.models import Document, DocumentVersion, Folder
 from multinotes.plugin_host import TaskDef
 from multinotes.privacy.models import DataExport, ExportStatus
+from multinotes.privacy.plugin_data import UserDataExport
 from multinotes.search.models import RecentSearch
 from multinotes.settings import Settings
 from multinotes.sharing.models import (
@@ -218,6 +220,11 @@ referral_code.json, referrals.json
                         your referral link's code, who you referred and who referred you
 
 Times are UTC (ISO 8601). Credits are integers (1 credit = US$0.00001).
+"""
+
+PLUGINS_README = """
+What the plugins of this instance keep about you:
+
 """
 
 
@@ -424,11 +431,34 @@ ContentExport = Callable[[web.Application, User, ZipSink, Progress], Awaitable[N
 CONTENT_EXPORTS: list[ContentExport] = [export_avatar, export_conversations, export_files]
 
 
+def readme(plugin_files: list[tuple[str, UserDataExport]]) -> str:
+    text = README.format(date=utcnow().strftime("%Y-%m-%d %H:%M"))
+    if plugin_files:
+        lines = [
+            f"plugins/{plugin}/{e.name}\n    {e.description or plugin}"
+            for plugin, e in plugin_files
+        ]
+        text += PLUGINS_README + "\n".join(lines) + "\n"
+    return text
+
+
+async def export_plugin_data(
+    app: web.Application, user: User, sink: ZipSink, progress: Progress
+) -> None:
+    """What each loaded plugin keeps about the user, in its own folder of the zip."""
+    for plugin, export in app[PLUGINS].user_data_exports():
+        try:
+            data = await export.collect(app, user.id)
+        except Exception:
+            log.error("data_export_plugin_failed", plugin=plugin, file=export.name)
+            raise
+        await sink.write_bytes(f"plugins/{plugin}/{export.name}", _dumps(data))
+        await progress.step()
+
+
 async def write_export(app: web.Application, user: User, sink: ZipSink, progress: Progress) -> None:
     db = app[DB]
-    await sink.write_bytes(
-        "README.txt", README.format(date=utcnow().strftime("%Y-%m-%d %H:%M")).encode()
-    )
+    await sink.write_bytes("README.txt", readme(app[PLUGINS].user_data_exports()).encode())
     for table in TABLE_EXPORTS:
         query = table.query(user.id)
         if table.single:
@@ -443,6 +473,7 @@ async def write_export(app: web.Application, user: User, sink: ZipSink, progress
         await progress.step()
     for step in CONTENT_EXPORTS:
         await step(app, user, sink, progress)
+    await export_plugin_data(app, user, sink, progress)
 
 
 async def build_data_export(app: web.Application, *, export_id: str, base_url: str) -> None:
@@ -475,7 +506,12 @@ async def build_data_export(app: web.Application, *, export_id: str, base_url: s
         if user is None:
             raise LookupError("the user is gone")
         await asyncio.to_thread(folder.mkdir, mode=0o700, parents=True, exist_ok=True)
-        total = len(TABLE_EXPORTS) + len(CONTENT_EXPORTS) + int(conversations or 0)
+        total = (
+            len(TABLE_EXPORTS)
+            + len(CONTENT_EXPORTS)
+            + len(app[PLUGINS].user_data_exports())
+            + int(conversations or 0)
+        )
         progress = Progress(db, export_id, total)
         sink = ZipSink(partial)
         try:
