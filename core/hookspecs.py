@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from multinotes.domain_events import EventType
     from multinotes.exporters import Exporter
     from multinotes.integrations import Integration
+    from multinotes.privacy.plugin_data import UserDataExport
     from multinotes.providers import Provider
     from multinotes.ui import Action, NavLink, SettingsPanel
 
@@ -146,6 +147,12 @@ class MigrationsRegistrar(Protocol):
     def __call__(self, versions: Path, /, *, metadata: MetaData | None = None) -> None:
         """Add the plugin's folder of Alembic revision files (see ``register_migrations``);
         ``metadata`` is the ``MetaData`` its tables are declared on (``plugin_metadata()``)."""
+
+
+class UserDataRegistrar(Protocol):
+    def __call__(self, export: UserDataExport, /) -> None:
+        """Add a file to every user's data export (``multinotes.plugin.UserDataExport``). Its
+        name must be unique within the plugin."""
 
 
 # -- capabilities -------------------------------------------------------------------------------
@@ -307,6 +314,19 @@ def register_migrations(register: MigrationsRegistrar) -> None:
     an uninstalled plugin's tables stay, and reinstalling it resumes its branch.
 
     :param register: see ``MigrationsRegistrar``.
+    """
+
+
+@hookspec
+def register_user_data(register: UserDataRegistrar) -> None:
+    """Add the user's rows of the plugin's tables to their data export (``POST /api/me/export``):
+    every table with a user's rows must be in it, minus secrets.
+
+    The core calls each ``UserDataExport.collect(app, user_id)`` while it builds the zip and
+    writes the result as ``plugins/<plugin>/<name>``; it does so for every loaded plugin,
+    enabled or not (the rows are the user's either way). An exception fails that export.
+
+    :param register: call once per file.
     """
 
 

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from multinotes.domain_events import EventType
     from multinotes.exporters import Exporter
     from multinotes.integrations import Integration
+    from multinotes.privacy.plugin_data import UserDataExport
     from multinotes.providers import Provider
 
 log = structlog.get_logger(__name__)
@@ -106,6 +107,8 @@ class PluginRecord:
     assets: list[str] = field(default_factory=list)
     #: Its own Alembic revisions (``register_migrations``), checked when it loaded.
     migrations: PluginMigrations | None = None
+    #: Files it adds to a user's data export (``register_user_data``).
+    user_data: list[UserDataExport] = field(default_factory=list)
 
     @property
     def active(self) -> bool:
@@ -258,6 +261,7 @@ class PluginHost:
         record.static.clear()
         record.assets.clear()
         record.migrations = None
+        record.user_data = []
         log.error(
             "plugin_failed",
             plugin=record.name,
@@ -352,6 +356,7 @@ class PluginHost:
         events: list[EventType[Any]] = []
         assets: list[str] = []
         migrations: list[PluginMigrations] = []
+        user_data: list[UserDataExport] = []
 
         def register_route(
             method: str,
@@ -406,6 +411,15 @@ class PluginHost:
                 raise PluginError(f"its migrations: {exc}", plugin=name) from exc
             migrations.append(PluginMigrations(name, Path(versions), metadata))
 
+        def register_user_data(export: UserDataExport) -> None:
+            from multinotes.privacy.plugin_data import UserDataExport
+
+            if not isinstance(export, UserDataExport):
+                raise PluginError("register_user_data takes UserDataExport objects", plugin=name)
+            if any(e.name == export.name for e in user_data):
+                raise PluginError(f"two user data files named {export.name!r}", plugin=name)
+            user_data.append(export)
+
         def register_settings(model: type[BaseModel]) -> None:
             if not (isinstance(model, type) and issubclass(model, BaseModel)):
                 raise PluginError("register_settings takes a pydantic model class", plugin=name)
@@ -419,6 +433,7 @@ class PluginHost:
             self._call_one(name, "register_settings", register=register_settings)
             self._call_one(name, "register_events", register=register_event)
             self._call_one(name, "register_migrations", register=register_migrations)
+            self._call_one(name, "register_user_data", register=register_user_data)
             if len(models) > 1:
                 raise PluginError("register_settings may register one model", plugin=name)
             record.settings_model = models[0] if models else None
@@ -459,6 +474,7 @@ class PluginHost:
         self.routes.extend(routes)
         record.assets = assets
         record.migrations = migrations[0] if migrations else None
+        record.user_data = user_data
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -469,6 +485,11 @@ class PluginHost:
         """The revisions of every loaded plugin, enabled or not: switching a plugin on at run
         time must find its tables there."""
         return [r.migrations for r in self.loaded() if r.migrations is not None]
+
+    def user_data_exports(self) -> list[tuple[str, UserDataExport]]:
+        """``(plugin, file)`` for what every loaded plugin adds to a user's data export,
+        enabled or not: a switched-off plugin's rows are still the user's."""
+        return [(r.name, export) for r in self.loaded() for export in r.user_data]
 
     def is_enabled(self, plugin: str) -> bool:
         record = self.records.get(plugin)

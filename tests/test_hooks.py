@@ -416,6 +416,50 @@ async def test_hook_register_migrations(tmp_path: Path):
             assert await connection.run_sync(lambda c: inspect_db(c).has_table("tally_counts"))
 
 
+class Diary:
+    """Keeps something about each user, and hands it to the data export."""
+
+    @hookimpl
+    def register_user_data(self, register: Any) -> None:
+        from multinotes.plugin import UserDataExport
+
+        async def collect(app: web.Application, user_id: str) -> dict[str, Any]:
+            return {"user": user_id, "entries": ["Dear diary"]}
+
+        register(UserDataExport("diary.json", collect, description="your diary"))
+
+    @hookimpl
+    def default_enabled(self, mode: str) -> bool:
+        return False  # exported all the same: the rows are the user's
+
+
+async def test_hook_register_user_data(tmp_path: Path):
+    import io
+    import json
+    import zipfile
+
+    from tests.support.waiting import eventually
+
+    app = create_app(embedded_settings(tmp_path / "data"), plugins=[("diary", Diary())])
+    async with app_client(app) as api:
+        user = await api.register_and_login("diary@example.com")
+        export = await (await api.post("/api/me/export")).json()
+
+        async def done() -> bool:
+            body = await api.get_json(f"/api/me/exports/{export['id']}")
+            assert body["status"] != "failed", body
+            export.update(body)
+            return bool(body["status"] == "done")
+
+        await eventually(done, timeout=20)
+        archive = zipfile.ZipFile(io.BytesIO(await (await api.get(export["download_url"])).read()))
+    assert json.loads(archive.read("plugins/diary/diary.json")) == {
+        "user": user["id"],
+        "entries": ["Dear diary"],
+    }
+    assert "plugins/diary/diary.json\n    your diary" in archive.read("README.txt").decode()
+
+
 def test_every_hookspec_has_a_test():
     specs = {
         name

@@ -11,10 +11,13 @@ revisions.
 from __future__ import annotations
 
 import importlib
+import io
+import json
 import re
 import shutil
 import subprocess
 import sys
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -37,6 +40,7 @@ from multinotes.migrations import (
 )
 from multinotes.plugin import MigrationsRegistrar, hookimpl
 from multinotes.testing import plugin_client
+from tests.support.waiting import eventually
 
 PARKED_HEADS = text("SELECT version_num FROM alembic_version_parked")
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,6 +105,18 @@ async def test_the_documented_plugin_gets_its_table_and_uses_it(tmp_path, pinboa
         assert refused.status == 422
         assert set((await refused.json())["error"]["fields"]) == {"text"}
         assert await api.get_json("/api/plugins/pinboard/pins") == [pin]
+
+        export = await (await api.post("/api/me/export")).json()
+
+        async def exported() -> bool:
+            export.update(await api.get_json(f"/api/me/exports/{export['id']}"))
+            assert export["status"] != "failed", export
+            return bool(export["status"] == "done")
+
+        await eventually(exported, timeout=20)
+        response = await api.get(export["download_url"])
+        archive = zipfile.ZipFile(io.BytesIO(await response.read()))
+        assert json.loads(archive.read("plugins/pinboard/pins.json")) == [pin]
 
         await api.post("/api/auth/logout")
         await api.register_and_login("bob@example.com")
@@ -258,7 +274,8 @@ async def test_a_database_whose_webhook_tables_came_from_the_core_keeps_them(tmp
     data = tmp_path / "data"
     async with plugin_client(data, []) as api:  # the core alone: no webhook tables yet
         user = await api.register_and_login("ann@example.com")
-        engine = api.app[DB].engine
+    engine = create_engine(f"sqlite+aiosqlite:///{data / 'multinotes.db'}")
+    try:
         async with engine.begin() as connection:
             assert not await connection.run_sync(
                 lambda c: inspect(c).has_table("webhook_endpoints")
@@ -274,8 +291,6 @@ async def test_a_database_whose_webhook_tables_came_from_the_core_keeps_them(tmp
                 ),
                 {"user": user["id"]},
             )
-    engine = create_engine(f"sqlite+aiosqlite:///{data / 'multinotes.db'}")
-    try:
         await upgrade(engine, plugins=installed_plugin_migrations())
         async with engine.connect() as connection:
             assert "webhooks_0001" in await connection.run_sync(heads)

@@ -284,6 +284,28 @@ def test_every_table_a_user_owns_is_exported_or_excused():
     assert owned - covered == set(), "add these tables to multinotes.privacy.exports"
 
 
+def test_every_table_a_plugin_keeps_of_a_user_is_in_the_plugins_export():
+    """Installed plugins' tables (on their own metadata, ``register_migrations``) with rows of a
+    user are exported by the plugin itself (``register_user_data``)."""
+    from multinotes.plugin_host import PluginHost
+
+    host = PluginHost()
+    host.load_entrypoints()
+    checked = set()
+    for migrations in host.migrations():
+        assert migrations.metadata is not None, migrations.plugin
+        owned = {
+            table.name
+            for table in migrations.metadata.sorted_tables
+            if "user_id" in table.c
+            or any(fk.column.table.name == "users" for fk in table.foreign_keys)
+        }
+        covered = {t for e in host.get(migrations.plugin).user_data for t in e.tables}
+        assert owned - covered == set(), f"{migrations.plugin}: add them to a UserDataExport"
+        checked |= owned
+    assert "webhook_endpoints" in checked
+
+
 # -- account deletion ---------------------------------------------------------------------------
 
 

@@ -531,6 +531,44 @@ async def test_saving_a_note_delivers_note_created_signed_to_the_owners_webhook(
     assert len(receiver.received) == 1
 
 
+async def test_the_data_export_holds_the_users_endpoints_and_deliveries_but_no_secret(
+    admin: ApiClient, make_client: Any, receiver: WebhookReceiver
+) -> None:
+    from tests.test_privacy import download, finished_export, read_json
+
+    created = await create(admin, receiver.url("/verify"), description="CI hook")
+    response = await admin.post(f"/api/webhooks/{created['id']}/rotate-secret", {"grace_hours": 1})
+    rotated = await response.json()
+    receiver.secrets = [rotated["secret"]]
+    assert (await admin.post(f"/api/webhooks/{created['id']}/test")).status == 202
+
+    async def logged() -> bool:
+        rows = await deliveries(admin, created["id"])
+        return bool(rows) and rows[0]["status"] == "succeeded"
+
+    await eventually(logged)
+    bob = await another_user(make_client, "bob@example.com")
+    bobs = await create(bob, receiver.url("/verify"), description="Bob's")
+
+    started = await admin.post("/api/me/export")
+    assert started.status == 202, await started.text()
+    done = await finished_export(admin, (await started.json())["id"])
+    archive = await download(admin, done["download_url"])
+    assert "plugins/webhooks/webhooks.json" in archive.read("README.txt").decode()
+    [endpoint] = read_json(archive, "plugins/webhooks/webhooks.json")["endpoints"]
+    assert endpoint["id"] == created["id"] and endpoint["description"] == "CI hook"
+    assert endpoint["url"] == created["url"] and endpoint["events"] == ["note.created"]
+    assert endpoint["previous_secret_until"] is not None  # the rotation shows, not the secret
+    [delivery] = endpoint["deliveries"]
+    assert delivery["type"] == "webhook.test" and delivery["status"] == "succeeded"
+    assert [a["status_code"] for a in delivery["attempts"]] == [204]
+    everything = b"".join(archive.read(name) for name in archive.namelist())
+    for secret in (created["secret"], rotated["secret"]):
+        assert secret.encode() not in everything
+        assert secret.removeprefix("whsec_").encode() not in everything
+    assert bobs["id"].encode() not in everything  # only one's own endpoints
+
+
 def test_the_default_schedule_retries_within_seconds_then_for_about_a_day() -> None:
     schedule = service.WebhooksSettings().retry_schedule_seconds
     assert schedule[0] <= 10

@@ -27,11 +27,12 @@ from multinotes.plugin import (
     SettingsRegistrar,
     TaskRegistrar,
     TemplateRegistrar,
+    UserDataRegistrar,
     hookimpl,
     plugin_context,
 )
 
-from . import api, pages, service, tables
+from . import api, pages, service, tables, user_data
 from .service import DELIVER_TASK, PLUGIN, SWEEP_TASK, WebhooksSettings
 
 __version__ = "1.0.0"
@@ -75,6 +76,11 @@ def register_integrations(register: IntegrationRegistrar) -> None:
 @hookimpl
 def register_migrations(register: MigrationsRegistrar) -> None:
     register(Path(__file__).parent / "migrations", metadata=tables.Base.metadata)
+
+
+@hookimpl
+def register_user_data(register: UserDataRegistrar) -> None:
+    register(user_data.WEBHOOKS_EXPORT)
 
 
 @hookimpl
