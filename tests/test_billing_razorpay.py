@@ -24,6 +24,7 @@ from multinotes.billing.models import ProviderEvent
 from multinotes.domain_events import EVENTS, ORDER_PAID, DomainEvent
 from multinotes.keys import DB
 from multinotes.plugins.billing import razorpay as razorpay_plugin
+from multinotes.plugins.billing import stripe as stripe_plugin
 from multinotes.settings import Settings
 from multinotes.testing import ApiClient
 from multinotes.wallet.models import LedgerEntry
@@ -582,3 +583,27 @@ async def test_the_checkout_page_is_the_buyers_only_and_loads_razorpays_checkout
         f"/billing/razorpay/checkout?ref={reference}", allow_redirects=False
     ) as done:
         assert (done.status, done.headers["Location"]) == (303, f"/billing/return?order={order_id}")
+
+
+@pytest.mark.parametrize("plugins", [[("razorpay", razorpay_plugin), ("stripe", stripe_plugin)]])
+async def test_with_two_backends_the_pricing_card_asks_which_one_pays(
+    admin: ApiClient, razorpay: FakeRazorpay, plan: str
+) -> None:
+    pricing = await (await admin.get("/pricing")).text()
+    assert "Pay with" in pricing
+    stripe_choice = pricing.index('name="backend" value="stripe" checked')  # the default
+    assert stripe_choice < pricing.index('name="backend" value="razorpay"')
+
+    form = {"csrf_token": admin.csrf, "plan_id": plan, "backend": "razorpay"}
+    async with admin.client.post("/billing/checkout", data=form, allow_redirects=False) as sent:
+        assert sent.status == 303, await sent.text()
+        order_id = sent.headers["Location"].removeprefix("/billing/pay?order=")
+    [reference] = razorpay.orders
+    assert (await status_of(admin, order_id))["backend"] == "razorpay"
+    onward = await (await admin.get(f"/billing/pay?order={order_id}")).text()
+    assert f"/billing/razorpay/checkout?ref={reference}" in onward
+
+    unknown = {**form, "backend": "paypal"}
+    async with admin.client.post("/billing/checkout", data=unknown) as refused:
+        assert refused.status == 422
+        assert "No enabled payment backend &#39;paypal&#39;." in await refused.text()

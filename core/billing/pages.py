@@ -13,12 +13,11 @@ from multinotes.billing import service as billing
 from multinotes.billing.checkout import choose_backend, site_url, start_checkout
 from multinotes.billing.models import Order, Plan
 from multinotes.billing.schemas import QuoteIn
-from multinotes.db import utcnow
 from multinotes.errors import AppError, Invalid
 from multinotes.http.endpoint import page, validate
 from multinotes.http.responses import redirect, render
 from multinotes.identity.actor import current_actor, require_user
-from multinotes.keys import DB, PLUGIN_SETTINGS
+from multinotes.keys import DB, PLUGIN_SETTINGS, PLUGINS
 from multinotes.wallet import service as wallet
 
 routes = web.RouteTableDef()
@@ -62,6 +61,14 @@ def order_view(order: Order, plans: dict[str, Plan]) -> dict[str, Any]:
     }
 
 
+def backend_choices(app: web.Application) -> list[dict[str, str]]:
+    """The enabled payment backends a buyer may choose between, the default first (the one
+    ``choose_backend`` takes when none is named)."""
+    backends = app[PLUGINS].registries.billing
+    ordered = sorted(backends, key=lambda backend_id: (backend_id != "stripe", backend_id))
+    return [{"id": backend_id, "name": backends[backend_id][1].name} for backend_id in ordered]
+
+
 async def _pricing(request: web.Request, *, error: str = "", status: int = 200) -> web.Response:
     plans = [plan_view(p) for p in await billing.list_plans(request.app[DB])]
     return render(
@@ -72,6 +79,7 @@ async def _pricing(request: web.Request, *, error: str = "", status: int = 200) 
             "error": error,
             "nav": "pricing",
             "logged_in": bool(current_actor(request)),
+            "backends": backend_choices(request.app),
         },
         status=status,
     )
@@ -139,10 +147,13 @@ async def pricing_quote(request: web.Request) -> web.Response:
 @routes.post("/billing/checkout", name="billing_checkout_form")
 @page(access="user")
 async def checkout_form(request: web.Request) -> web.StreamResponse:
-    """The plan card's Buy button: off to the payment provider's page."""
+    """The plan card's Buy button: off to the payment provider's page (the one chosen on the
+    card when more than one is enabled)."""
     try:
-        wanted = _quote_input(await request.post())
-        order_id, _ = await start_checkout(request, wanted.plan_id, wanted.coupon_code)
+        form = await request.post()
+        wanted = _quote_input(form)
+        backend = str(form.get("backend", "")).strip()[:64] or None
+        order_id, _ = await start_checkout(request, wanted.plan_id, wanted.coupon_code, backend)
     except AppError as exc:
         return await _pricing(request, error=_field_message(exc), status=exc.status)
     # Our own page first: the CSP's form-action 'self' also covers a form's redirects, so the
@@ -199,13 +210,7 @@ async def billing_page(request: web.Request) -> web.Response:
     code = await referrals.existing_code(db, actor.user_id)  # a GET makes none
     referral_url = site_url(request, f"/r/{code}") if code else ""
     current_plan = plans.get(period.plan_id) if period and period.plan_id else None
-    storage_plan = (
-        plans.get(period.storage_plan_id)
-        if period
-        and period.storage_plan_id
-        and (period.storage_expires_at is None or period.storage_expires_at > utcnow())
-        else None
-    )
+    storage_plan = plans.get(period.storage_plan_id) if period and period.storage_plan_id else None
     return render(
         request,
         "billing/index.html",
@@ -215,7 +220,6 @@ async def billing_page(request: web.Request) -> web.Response:
             "plan": current_plan,
             "plan_expires_at": period.expires_at if period else None,
             "storage_plan": storage_plan,
-            "storage_expires_at": period.storage_expires_at if storage_plan and period else None,
             "balance": (await wallet.balance(db, actor.user_id)).available,
             "referral_url": referral_url,
             "auto_reload": await auto_reload.state(request.app, actor.user_id),
