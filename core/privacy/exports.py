@@ -31,6 +31,8 @@ from sqlalchemy import Select, func, inspect, or_, select, update
 
 from multinotes import audit
 from multinotes.billing.models import Order, PlanPeriod, Referral, ReferralCode
+from multinotes.billing.refund_models import OrderRefund
+from multinotes.billing.reload_models import AutoReload, AutoReloadCharge
 from multinotes.chat import service as chat
 from multinotes.chat.models import Conversation, Generation, MessageMedia, ModelFavourite, Rating
 from multinotes.connections.models import ConnectedAccountRow, RemoteExport
@@ -155,6 +157,14 @@ TABLE_EXPORTS: list[TableExport] = [
     TableExport(
         "plan_periods.json", lambda uid: select(PlanPeriod).where(PlanPeriod.user_id == uid)
     ),
+    TableExport("refunds.json", lambda uid: select(OrderRefund).where(OrderRefund.user_id == uid)),
+    TableExport(
+        "auto_reload.json", lambda uid: select(AutoReload).where(AutoReload.user_id == uid)
+    ),
+    TableExport(
+        "auto_reload_charges.json",
+        lambda uid: select(AutoReloadCharge).where(AutoReloadCharge.user_id == uid),
+    ),
     TableExport(
         "referral_code.json",
         lambda uid: select(ReferralCode).where(ReferralCode.user_id == uid),
@@ -216,6 +226,9 @@ notifications.json      your notifications
 orders.json             your purchases (plan, price, coupon, status; no card details: the
                         payment provider keeps those)
 plan_periods.json       your current plan and when it expires
+refunds.json            refunds of your orders and the credits each took back
+auto_reload.json, auto_reload_charges.json
+                        your auto-reload setting and the orders it placed
 referral_code.json, referrals.json
                         your referral link's code, who you referred and who referred you
 
