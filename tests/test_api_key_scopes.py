@@ -153,6 +153,14 @@ ACCOUNT_WRITES = {
     ("POST", "/integrations/webhooks/{id}/delete"),
     ("POST", "/integrations/webhooks/{id}/rotate"),
     ("POST", "/integrations/webhooks/{id}/deliveries/{delivery_id}/retry"),
+    # A linked Slack or Discord account spends the owner's credits: only a full key links it.
+    ("POST", "/integrations/slack/link"),
+    ("POST", "/integrations/slack/links/{id}/unlink"),
+    ("POST", "/integrations/slack/links/{id}/model"),
+    ("POST", "/integrations/slack/installs/{team}/remove"),
+    ("POST", "/integrations/discord/link"),
+    ("POST", "/integrations/discord/links/{id}/unlink"),
+    ("POST", "/integrations/discord/links/{id}/model"),
 }
 FULL = {"read", "notes", "chat"}
 #: Routes a single-scope key may reach but the walk must not call: they end the session the

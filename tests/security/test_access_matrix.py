@@ -19,6 +19,9 @@ from multinotes.db import Base, utcnow
 from multinotes.identity.oauth_models import OAuthIdentity
 from multinotes.keys import DB
 from multinotes.models_registry import import_all_models
+from multinotes.plugins.integrations.discord.tables import Link as DiscordLink
+from multinotes.plugins.integrations.slack.tables import Install as SlackInstall
+from multinotes.plugins.integrations.slack.tables import Link as SlackLink
 from multinotes.search.tasks import embed_pending
 from multinotes.sharing.models import Notification
 from multinotes.testing import ApiClient
@@ -112,6 +115,12 @@ OBJECTS: dict[str, str] = {
     "/integrations/webhooks/{id}/delete": "webhook",
     "/integrations/webhooks/{id}/rotate": "webhook",
     "/integrations/webhooks/{id}/deliveries/{delivery_id}/retry": "webhook",
+    # Chat apps (plugins): A's Slack and Discord links, the Slack workspace A added.
+    "/integrations/slack/links/{id}/unlink": "slack_link",
+    "/integrations/slack/links/{id}/model": "slack_link",
+    "/integrations/slack/installs/{team}/remove": "slack_install",
+    "/integrations/discord/links/{id}/unlink": "discord_link",
+    "/integrations/discord/links/{id}/model": "discord_link",
     "/api/billing/orders/{id}": "order",
     "/api/billing/orders/{id}/receipt": "order",
     "/api/billing/orders/{id}/cancel": "order",
@@ -282,6 +291,16 @@ async def a_objects(a: ApiClient) -> dict[str, str]:
     webhook = await (
         await a.post("/api/webhooks", {"url": "http://127.0.0.1:9/a", "events": ["note.created"]})
     ).json()
+    slack_install = SlackInstall(
+        team_id="T0AS",
+        team_name="A's team",
+        bot_token="encrypted-elsewhere",
+        installed_by=a.user["id"],
+    )
+    slack_link = SlackLink(team_id="T0AS", slack_user_id="U0A", user_id=a.user["id"])
+    discord_link = DiscordLink(discord_user_id="1400000000000000042", user_id=a.user["id"])
+    async with a.app[DB].transaction() as db_session:
+        db_session.add_all([slack_install, slack_link, discord_link])
     return {
         "conversation": conversation,
         "answer": answer["id"],
@@ -301,6 +320,9 @@ async def a_objects(a: ApiClient) -> dict[str, str]:
         "comment": comment["id"],
         "notification": notice.id,
         "webhook": webhook["id"],
+        "slack_install": slack_install.team_id,
+        "slack_link": slack_link.id,
+        "discord_link": discord_link.id,
         "order": order.id,
         "plan": plan.id,
         "coupon": coupon.id,
