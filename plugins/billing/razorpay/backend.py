@@ -18,15 +18,19 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlencode, urljoin
 
 import razorpay
+from razorpay.errors import SignatureVerificationError
+from razorpay.utility import Utility
 
 from multinotes.plugin import (
     BillingBackend,
     BillingEvent,
     Checkout,
+    NeedsKey,
     ProviderBadResponse,
     WebhookRejected,
 )
@@ -129,7 +133,9 @@ class RazorpayBackend(BillingBackend):
     async def confirm_payment(
         self, *, order_id: str, reference: str, proof: Mapping[str, str], config: Any
     ) -> BillingEvent:
-        key_secret = secret(config, "key_secret") or ""
+        key_secret = secret(config, "key_secret")
+        if not key_secret:  # an empty key would make anyone's HMAC "valid"
+            raise NeedsKey("Razorpay is not configured: set its key secret in the Plugins console.")
         payment_id = proof.get("razorpay_payment_id") or ""
         signature = proof.get("razorpay_signature") or ""
         if not payment_id or not signature:
@@ -142,13 +148,13 @@ class RazorpayBackend(BillingBackend):
             "razorpay_signature": signature,
             "razorpay_subscription_id" if subscription else "razorpay_order_id": reference,
         }
-        verifier = razorpay.Client(auth=("", key_secret)).utility
+        verifier = Utility(SimpleNamespace(auth=("", key_secret)))  # reads the secret only
         try:
             if subscription:
                 verifier.verify_subscription_payment_signature(fields)
             else:
                 verifier.verify_payment_signature(fields)
-        except razorpay.errors.SignatureVerificationError:
+        except SignatureVerificationError:
             raise WebhookRejected("the payment signature does not match this order") from None
         named = proof.get("razorpay_subscription_id" if subscription else "razorpay_order_id")
         if named and named != reference:
@@ -205,11 +211,9 @@ class RazorpayBackend(BillingBackend):
             raise WebhookRejected("no X-Razorpay-Signature header")
         try:
             text = body.decode()
-            razorpay.Client(auth=("", "")).utility.verify_webhook_signature(
-                text, signature, webhook_secret
-            )
+            Utility().verify_webhook_signature(text, signature, webhook_secret)
             event = json.loads(text)
-        except (razorpay.errors.SignatureVerificationError, ValueError) as exc:
+        except (SignatureVerificationError, ValueError) as exc:
             raise WebhookRejected(str(exc) or "bad signature") from None
         if not isinstance(event, dict) or event.get("entity") != "event":
             raise WebhookRejected("not a Razorpay event")

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from multinotes.plugin import NotFound, plugin_context
+from multinotes.plugin import NotFound, ProviderBadResponse, plugin_context
 from multinotes.plugins.billing.razorpay import client as sdk
 from multinotes.plugins.billing.razorpay.settings import (
     DEFAULT_API_BASE,
@@ -65,21 +65,28 @@ def money(amount: int, currency: str) -> str:
     return f"{amount / 100:,.2f} {currency.upper()}"
 
 
+def _object(found: Any) -> dict[str, Any]:
+    if not isinstance(found, dict):
+        raise ProviderBadResponse("Razorpay answered with something other than an object.")
+    return found
+
+
 async def _what_is_paid(config: RazorpaySettings, reference: str) -> dict[str, Any]:
     """The order (or subscription and its plan) at Razorpay: amount, currency, notes, status."""
     if reference.startswith("order_"):
-        order = await sdk.call(config, "the order", lambda c: c.order.fetch(reference))
+        order = _object(await sdk.call(config, "the order", lambda c: c.order.fetch(reference)))
         return {
             "amount": order.get("amount"),
             "currency": order.get("currency"),
             "notes": order.get("notes") or {},
             "paid": order.get("status") == "paid",
         }
-    subscription = await sdk.call(
-        config, "the subscription", lambda c: c.subscription.fetch(reference)
+    subscription = _object(
+        await sdk.call(config, "the subscription", lambda c: c.subscription.fetch(reference))
     )
-    plan = await sdk.call(config, "the plan", lambda c: c.plan.fetch(subscription["plan_id"]))
-    item = plan.get("item") or {}
+    plan_id = str(subscription.get("plan_id") or "")
+    plan = _object(await sdk.call(config, "the plan", lambda c: c.plan.fetch(plan_id)))
+    item: dict[str, Any] = plan["item"] if isinstance(plan.get("item"), dict) else {}
     return {
         "amount": item.get("amount"),
         "currency": item.get("currency"),
