@@ -8,6 +8,7 @@ allowance away (``strict``) to see the guard, then give it back the way an opera
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 from collections.abc import AsyncIterator
@@ -273,3 +274,26 @@ async def test_the_admin_test_connection_goes_through_the_guard(
     assert "loopback" in blocked["result"] and SETTING in blocked["result"]
     allowed = await test_connection()  # the suite's settings allow 127.0.0.1/32
     assert allowed["ok"] is True, allowed
+
+
+async def test_a_requests_session_for_synchronous_sdks_is_guarded_and_follows_no_redirect(
+    strict: None,
+) -> None:
+    """``outgoing.requests_session()`` (razorpay's SDK takes one): the same address check on
+    the resolved address, and a redirect comes back as it is."""
+    app = web.Application()
+
+    async def hop(request: web.Request) -> web.Response:
+        raise web.HTTPFound("http://169.254.169.254/latest/meta-data/")
+
+    app.router.add_get("/hop", hop)
+    async with serve_fake(app) as url:
+        session = public_outgoing.requests_session(timeout=5)
+        with pytest.raises(outgoing.OutgoingRefused) as refused:
+            await asyncio.to_thread(session.get, f"{url}/hop")
+        assert refused.value.kind == "loopback" and SETTING in str(refused.value)
+        allow("127.0.0.1/32")
+        answer = await asyncio.to_thread(session.get, f"{url}/hop")
+        assert answer.status_code == 302  # not followed to the metadata address
+        assert answer.headers["Location"].startswith("http://169.254.169.254/")
+        session.close()
