@@ -4,6 +4,8 @@ their log, the SSRF guard on every attempt, and the robustness rules. Both runti
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from datetime import timedelta
 from typing import Any
@@ -16,7 +18,7 @@ from multinotes.events import DISPATCH_TASK
 from multinotes.keys import DB, TASKS
 from multinotes.plugin import plugin_context
 from multinotes.plugins.integrations import webhooks
-from multinotes.plugins.integrations.webhooks import service, signing
+from multinotes.plugins.integrations.webhooks import reveal, service, signing
 from multinotes.plugins.integrations.webhooks.tables import Delivery, Endpoint, utcnow
 from multinotes.testing import ApiClient
 from tests.fakes.webhook_receivers import WebhookReceiver
@@ -567,6 +569,78 @@ async def test_the_data_export_holds_the_users_endpoints_and_deliveries_but_no_s
         assert secret.encode() not in everything
         assert secret.removeprefix("whsec_").encode() not in everything
     assert bobs["id"].encode() not in everything  # only one's own endpoints
+
+
+def shown_secrets(html: str) -> list[str]:
+    return re.findall(r'value="(whsec_[^"]+)"', html)
+
+
+async def test_the_page_form_redirects_and_shows_the_new_secret_once(
+    admin: ApiClient, make_client: Any, receiver: WebhookReceiver
+) -> None:
+    """Post/redirect/get: a reload after adding a webhook adds no second one, and the secret,
+    carried across the redirect in an encrypted cookie, is on the next page only."""
+    form = {"url": receiver.url("/verify"), "events": "note.created", "description": "Form"}
+    posted = await admin.post("/integrations/webhooks", data=form, allow_redirects=False)
+    assert posted.status == 303 and posted.headers["Location"].startswith("/integrations")
+    cookie = posted.cookies[reveal.COOKIE]
+    assert cookie["httponly"] and cookie["samesite"] == "Strict"
+    assert "whsec_" not in cookie.value and "whsec_" not in posted.headers["Location"]
+
+    bob = await another_user(make_client, "bob@example.com")  # a stolen cookie shows him nothing
+    bob.client.session.cookie_jar.update_cookies({reveal.COOKIE: cookie.value})
+    stolen = await bob.get("/integrations")
+    assert stolen.request_info.headers["Cookie"].count(reveal.COOKIE) == 1
+    assert shown_secrets(await stolen.text()) == []
+
+    first = await (await admin.get("/integrations")).text()
+    [secret] = shown_secrets(first)
+    [endpoint] = (await admin.get_json("/api/webhooks"))["webhooks"]
+    receiver.secrets = [secret]
+    assert (await admin.post(f"/api/webhooks/{endpoint['id']}/test")).status == 202
+    await eventually(lambda: len(receiver.received) == 1)
+    assert receiver.received[0].verified_with == secret  # the secret shown is the real one
+
+    reloaded = await (await admin.get("/integrations")).text()
+    assert shown_secrets(reloaded) == [] and secret not in reloaded
+    assert len((await admin.get_json("/api/webhooks"))["webhooks"]) == 1
+
+    # Rotating redirects too: a reload neither rotates again nor shows the secret again.
+    rotated = await admin.post(
+        f"/integrations/webhooks/{endpoint['id']}/rotate", data={}, allow_redirects=False
+    )
+    assert rotated.status == 303
+    page = f"/integrations/webhooks/{endpoint['id']}"
+    before = await admin.get_json(f"/api/webhooks/{endpoint['id']}")
+    [new_secret] = shown_secrets(await (await admin.get(page)).text())
+    assert new_secret != secret
+    assert shown_secrets(await (await admin.get(page)).text()) == []
+    after = await admin.get_json(f"/api/webhooks/{endpoint['id']}")
+    assert after["previous_secret_until"] == before["previous_secret_until"]
+
+
+async def test_a_tampered_or_expired_secret_cookie_shows_nothing(admin: ApiClient) -> None:
+    ctx = plugin_context(admin.app, service.PLUGIN)
+    user_id = (await admin.get_json("/api/me"))["id"]
+    expired = ctx.encrypt(
+        json.dumps(
+            {
+                "user": user_id,
+                "endpoint": "e" * 32,
+                "secret": "whsec_old",
+                "kind": "created",
+                "until": int(time.time()) - 1,
+            }
+        )
+    )
+    for value in (expired, "not-a-token", expired[:-4] + "AAAA"):
+        admin.client.session.cookie_jar.update_cookies({reveal.COOKIE: value})
+        page = await admin.get("/integrations")
+        assert page.status == 200 and shown_secrets(await page.text()) == []
+    # The same way of handing over a cookie, with a fresh one: shown (the checks above count).
+    fresh = json.loads(ctx.decrypt(expired)) | {"until": int(time.time()) + 60}
+    admin.client.session.cookie_jar.update_cookies({reveal.COOKIE: ctx.encrypt(json.dumps(fresh))})
+    assert shown_secrets(await (await admin.get("/integrations")).text()) == ["whsec_old"]
 
 
 def test_the_default_schedule_retries_within_seconds_then_for_about_a_day() -> None:

@@ -1,4 +1,5 @@
-"""The /integrations page: a webhook added with its secret shown once, a test event sent with
+"""The /integrations page: a webhook added with its secret shown once (a reload neither adds a
+second one nor shows the secret again; rotating likewise), a test event sent with
 the button and seen in the delivery log (the receiver verifies the signature with the
 standardwebhooks library), an admin switching off someone else's webhook; accessible, and
 usable on a phone."""
@@ -93,7 +94,13 @@ def test_a_webhook_is_added_tested_and_its_delivery_logged(
 
     row = page.get_by_role("row").filter(has_text="Build server")
     expect(row).to_contain_text("note.created, note.updated")
-    page.goto("/integrations")
+    # The form redirected (post/redirect/get): a reload adds no second webhook, and the secret
+    # is not shown again.
+    assert page.url.split("#")[0].endswith("/integrations")
+    page.reload()
+    expect(page.get_by_role("heading", name="Integrations", exact=True)).to_be_visible()
+    expect(page.get_by_role("row").filter(has_text="Build server")).to_have_count(1)
+    expect(page.get_by_role("textbox", name="Signing secret")).to_have_count(0)
     expect(page.locator("body")).not_to_contain_text(secret)  # shown once
 
     page.get_by_role("link", name=url).first.click()
@@ -112,6 +119,18 @@ def test_a_webhook_is_added_tested_and_its_delivery_logged(
     expect(log).to_contain_text("HTTP 204")
     assert not serious_violations(page)
     screenshot(page, "integrations-delivery-log")
+
+    # Rotating redirects as well: the new secret once, and a reload does not rotate again.
+    page.get_by_role("button", name="Rotate secret").click()
+    confirm(page, "Rotate secret")
+    rotated = page.get_by_role("textbox", name="Signing secret").input_value()
+    assert rotated.startswith("whsec_") and rotated != secret
+    endpoint_id = page.url.split("#")[0].rsplit("/", 1)[-1]
+    grace = page.request.get(f"/api/webhooks/{endpoint_id}").json()["previous_secret_until"]
+    page.reload()
+    expect(page.get_by_role("button", name="Send test event")).to_be_visible()
+    expect(page.get_by_role("textbox", name="Signing secret")).to_have_count(0)
+    assert page.request.get(f"/api/webhooks/{endpoint_id}").json()["previous_secret_until"] == grace
 
     page.get_by_role("button", name="Delete").click()
     confirm(page, "Delete webhook")

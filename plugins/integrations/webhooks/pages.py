@@ -1,7 +1,8 @@
 """The ``/integrations`` page: a person's webhooks (an admin's: everyone's), a form to add one
 (its secret shown once), and each endpoint's delivery log with "Send test" and "Retry". Plain
 forms posted with the CSRF token, so it works without JavaScript; htmx reloads the delivery log
-in place."""
+in place. Every form that changes something redirects (post/redirect/get), so a reload never
+repeats it; a new secret crosses the redirect in an encrypted one-time cookie (``reveal``)."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from multinotes.plugin import (
     plugin_context,
 )
 
-from . import service
+from . import reveal, service
 from .api import viewer_of
 from .service import PLUGIN, TEST_EVENT
 
@@ -108,7 +109,14 @@ async def _page(request: web.Request, *, status: int = 200, **values: Any) -> we
 
 
 async def integrations_page(request: web.Request) -> web.Response:
-    return await _page(request)
+    ctx = plugin_context(request.app, PLUGIN)
+    new = reveal.take(ctx, request, user_id=viewer_of(request).user_id, kind="created")
+    if new is None:
+        return await _page(request)
+    endpoint_id, secret = new
+    response = await _page(request, created={"endpoint": {"id": endpoint_id}, "secret": secret})
+    reveal.forget(response)
+    return response
 
 
 async def create_form(request: web.Request) -> web.Response:
@@ -131,10 +139,18 @@ async def create_form(request: web.Request) -> web.Response:
         )
     except Invalid as exc:
         return await _page(request, status=400, form=values, errors=exc.fields or {})
-    # Rendered, not redirected: the secret is shown on this one answer and never again.
-    return await _page(
-        request, status=201, created={"endpoint": service.endpoint_json(endpoint), "secret": secret}
+    # Redirected, so a reload does not add a second one; the next page shows the secret once.
+    response = web.Response(status=303, headers={"Location": "/integrations#new-secret"})
+    reveal.remember(
+        ctx,
+        request,
+        response,
+        user_id=endpoint.user_id,
+        endpoint_id=endpoint.id,
+        secret=secret,
+        kind="created",
     )
+    return response
 
 
 async def endpoint_page(request: web.Request) -> web.Response:
@@ -142,23 +158,29 @@ async def endpoint_page(request: web.Request) -> web.Response:
     viewer = viewer_of(request)
     endpoint = await service.get_endpoint(ctx, viewer, request.match_info["id"])
     deliveries = await service.deliveries_of(ctx, viewer, endpoint.id)
+    partial = request.headers.get("HX-Request") == "true"  # the log, reloaded in place
+    rotated = (
+        None
+        if partial
+        else reveal.take(
+            ctx, request, user_id=viewer.user_id, kind="rotated", endpoint_id=endpoint.id
+        )
+    )
     context = {
         "nav": "integrations",
         "endpoint": service.endpoint_json(endpoint),
         "deliveries": deliveries,
         "notice": NOTICES.get(request.query.get("done", "")),
-        "rotated": None,
+        "rotated": rotated[1] if rotated else None,
         "errors": {},
         "test_event": TEST_EVENT,
         "is_owner": endpoint.user_id == viewer.user_id,
     }
-    template = (
-        "webhooks/_deliveries.html"
-        if request.headers.get("HX-Request") == "true"
-        else "webhooks/endpoint.html"
-    )
+    template = "webhooks/_deliveries.html" if partial else "webhooks/endpoint.html"
     response = aiohttp_jinja2.render_template(template, request, context)
     response.headers["Cache-Control"] = "no-store"
+    if rotated:
+        reveal.forget(response)
     return response
 
 
@@ -185,22 +207,19 @@ async def action_form(request: web.Request) -> web.Response:
         raise web.HTTPSeeOther("/integrations?done=deleted")
     if action == "rotate":
         endpoint, secret = await service.rotate_secret(ctx, viewer, endpoint_id, 24.0)
-        deliveries = await service.deliveries_of(ctx, viewer, endpoint_id)
-        response = aiohttp_jinja2.render_template(
-            "webhooks/endpoint.html",
-            request,
-            {
-                "nav": "integrations",
-                "endpoint": service.endpoint_json(endpoint),
-                "deliveries": deliveries,
-                "notice": None,
-                "rotated": secret,
-                "errors": {},
-                "test_event": TEST_EVENT,
-                "is_owner": endpoint.user_id == viewer.user_id,
-            },
+        # Redirected like a new endpoint: a reload must not rotate again.
+        response = web.Response(
+            status=303, headers={"Location": f"/integrations/webhooks/{endpoint.id}#new-secret"}
         )
-        response.headers["Cache-Control"] = "no-store"
+        reveal.remember(
+            ctx,
+            request,
+            response,
+            user_id=viewer.user_id,
+            endpoint_id=endpoint.id,
+            secret=secret,
+            kind="rotated",
+        )
         return response
     raise NotFound()
 
