@@ -259,3 +259,25 @@ async def test_the_panel_registers_ask_and_manages_the_link(
     assert gone.status == 303
     again = await fake.ask(target(api), "Hi")
     assert "Link your Discord account" in again.body["data"]["content"]
+
+
+async def test_the_data_export_holds_the_users_discord_rows_but_no_token(
+    configured: ApiClient, fake: FakeDiscord
+) -> None:
+    from tests.test_privacy import download, finished_export, read_json
+
+    api = configured
+    await link_as(api, fake)
+    payload = fake.ask_payload("Say hello", model="script/alpha")
+    assert (await fake.send(target(api), payload)).body == {"type": 5}
+    await eventually(lambda: len(fake.edits) == 1)
+
+    started = await api.post("/api/me/export")
+    done = await finished_export(api, (await started.json())["id"])
+    archive = await download(api, done["download_url"])
+    data = read_json(archive, "plugins/discord/discord.json")
+    assert [a["discord_name"] for a in data["linked_accounts"]] == ["ann"]
+    [command] = data["commands"]
+    assert command["interaction_id"] == payload["id"] and command["status"] == "answered"
+    everything = b"".join(archive.read(name) for name in archive.namelist())
+    assert payload["token"].encode() not in everything

@@ -361,3 +361,33 @@ async def test_slacks_url_check_and_uninstall_events(
     assert gone.status == 200
     async with plugin_context(api.app, "slack").read() as session:
         assert list(await session.scalars(select(Install))) == []
+
+
+async def test_the_data_export_holds_the_users_slack_rows_but_no_token(
+    configured: ApiClient, fake: FakeSlack
+) -> None:
+    from tests.test_privacy import download, finished_export, read_json
+
+    api = configured
+    start = await api.get("/integrations/slack/install", allow_redirects=False)
+    approved = await api.client.session.get(start.headers["Location"], allow_redirects=False)
+    await api.get(local(approved.headers["Location"]), allow_redirects=False)
+    await link_as(api, fake)
+    _, answer = await ask(api, fake, "model:script/alpha Say hello")
+    [button] = [e for b in answer["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    await fake.press(target(api), button["value"])
+    await eventually(lambda: len(fake.responses) == 2)
+
+    started = await api.post("/api/me/export")
+    done = await finished_export(api, (await started.json())["id"])
+    archive = await download(api, done["download_url"])
+    assert "plugins/slack/slack.json" in archive.read("README.txt").decode()
+    data = read_json(archive, "plugins/slack/slack.json")
+    assert [w["team_name"] for w in data["workspaces_added"]] == ["Acme"]
+    assert {a["slack_user_id"] for a in data["linked_accounts"]} == {"U0INSTALL", "U0ANN"}
+    [command] = data["commands"]
+    assert command["prompt"] == "Say hello" and command["status"] == "answered"
+    assert [s["message_id"] for s in data["saved_answers"]] == [button["value"]]
+    everything = b"".join(archive.read(name) for name in archive.namelist())
+    [token] = fake.bot_tokens
+    assert token.encode() not in everything and b"/response/" not in everything

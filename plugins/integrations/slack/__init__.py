@@ -25,11 +25,12 @@ from multinotes.plugin import (
     SettingsRegistrar,
     TaskRegistrar,
     TemplateRegistrar,
+    UserDataRegistrar,
     hookimpl,
     plugin_context,
 )
 
-from . import service, tables, web
+from . import service, tables, user_data, web
 from .service import ANSWER_TASK, PLUGIN, SlackSettings
 
 __version__ = "1.0.0"
@@ -49,6 +50,11 @@ def register_settings(register: SettingsRegistrar) -> None:
 @hookimpl
 def register_migrations(register: MigrationsRegistrar) -> None:
     register(HERE / "migrations", metadata=tables.Base.metadata)
+
+
+@hookimpl
+def register_user_data(register: UserDataRegistrar) -> None:
+    register(user_data.SLACK_EXPORT)
 
 
 @hookimpl
