@@ -179,9 +179,12 @@ tracking cookies, and no cookies of other companies, so there is nothing to cons
   after a form. It lasts 60 seconds, or until the message is shown.
 - **`mn_oauth`** (`__Secure-mn_oauth` over HTTPS) ties a Google or Facebook sign-in to the
   browser that started it. It is set only while you sign in with them, for 10 minutes.
+- **`mn_webhook_secret`** carries the signing secret of a webhook you just added (or whose
+  secret you renewed) to the next page, encrypted, so it is shown to you once. It lasts 5
+  minutes, or until the secret is shown.
 
-All are HttpOnly (scripts cannot read them) and SameSite=Lax (other sites cannot send them along
-with their requests). The site stores nothing else in your browser.
+All are HttpOnly (scripts cannot read them) and SameSite=Lax or Strict (other sites cannot send
+them along with their requests). The site stores nothing else in your browser.
 """
 
 DEFAULTS: dict[str, str] = {"privacy": PRIVACY, "terms": TERMS, "cookies": COOKIES}
