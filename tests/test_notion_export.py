@@ -375,6 +375,13 @@ async def test_bad_input_is_a_clear_error(ann, notion):
     assert "options.parent_page_id" in (await bad.json())["error"]["fields"]
     unknown = await export(ann, doc, colour="red")
     assert unknown.status == 422
+    listed = await ann.get_json("/api/exporters")
+    [notion_format] = [e for e in listed["exporters"] if e["id"] == "notion"]
+    assert notion_format["remote"] is True
+    assert "parent_page_id" in notion_format["options"]["properties"]
+    as_file = await ann.get(f"/api/documents/{doc}/export?format=notion")
+    assert as_file.status == 422
+    assert (await as_file.json())["error"]["code"] == "remote_exporter"
     missing = await export(ann, doc, parent_page_id="0" * 32)
     assert missing.status == 422
     assert "parent_page_id" in (await missing.json())["error"]["fields"]

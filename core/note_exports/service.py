@@ -100,6 +100,12 @@ async def render_file(
 ) -> Rendered:
     """Run the exporter for one document; its bytes, within ``cap``. An exporter's ``Invalid``
     names the note; anything else it raises is its plugin's failure, not the user's."""
+    if exporter.remote:  # it needs the user's connection: POST /api/documents/{id}/export
+        raise Invalid(
+            f"{exporter.name} sends notes elsewhere; it does not make files.",
+            code="remote_exporter",
+            fields={"format": "This format has no file to download."},
+        )
     try:
         result = await exporter.render(document, options)
     except Invalid as exc:

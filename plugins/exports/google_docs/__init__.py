@@ -72,7 +72,8 @@ class GoogleDocsSettings(BaseModel):
     client_id: str | None = Field(
         default=None,
         title="OAuth client ID",
-        description="A Google Cloud OAuth client of type Web application.",
+        description="A Google Cloud OAuth client of type Web application, whose redirect "
+        "URI is <your site>/connections/google_docs/callback.",
     )
     client_secret: SecretStr | None = Field(default=None, title="OAuth client secret")
     api_base: str = Field(

@@ -62,7 +62,8 @@ class NotionSettings(BaseModel):
     client_id: str | None = Field(
         default=None,
         title="OAuth client ID",
-        description="Of your public integration (notion.so/profile/integrations).",
+        description="Of your public integration (notion.so/profile/integrations), whose "
+        "redirect URI is <your site>/connections/notion/callback.",
     )
     client_secret: SecretStr | None = Field(default=None, title="OAuth client secret")
     api_base: str = Field(
