@@ -246,6 +246,32 @@ async def test_the_payment_signature_confirms_with_razorpay_before_the_webhook(
     assert len(paid_events) == 1
 
 
+async def test_the_buyers_confirmation_and_both_webhooks_at_once_grant_once(
+    admin: ApiClient, razorpay: FakeRazorpay, plan: str, paid_events: list[DomainEvent]
+) -> None:
+    order_id, reference = await checkout(admin, plan)
+    payment = razorpay.pay_order(reference)
+    proof = {
+        "razorpay_payment_id": payment["id"],
+        "razorpay_order_id": reference,
+        "razorpay_signature": razorpay.signature(payment["id"], order_id=reference),
+    }
+    confirmed, captured, order_paid = await asyncio.gather(
+        admin.post(f"/api/billing/orders/{order_id}/confirm", {"payment": proof}),
+        razorpay.deliver(razorpay.event("payment.captured", payment=payment)),
+        razorpay.deliver(
+            razorpay.event("order.paid", payment=payment, order=razorpay.orders[reference])
+        ),
+    )
+    assert confirmed.status == 200 and (await confirmed.json())["status"] == "paid"
+    outcomes = sorted([captured[1]["outcome"], order_paid[1]["outcome"]])
+    assert outcomes in (["no_change", "no_change"], ["applied", "no_change"])
+    assert await balance(admin) == CREDITS
+    purchases = [e for e in await order_entries(admin, order_id) if e.kind == "purchase"]
+    assert [e.amount for e in purchases] == [CREDITS]
+    assert len(paid_events) == 1
+
+
 async def test_a_forged_or_borrowed_signature_is_a_400_and_changes_nothing(
     admin: ApiClient, razorpay: FakeRazorpay, plan: str, make_client: Callable[[], Any]
 ) -> None:
