@@ -485,32 +485,53 @@ async def test_a_retried_refund_with_the_same_key_refunds_once(
     assert sorted(r["amount"] for r in razorpay.refunds.values()) == [10_000, 20_000]
 
 
-async def test_a_refund_made_in_razorpays_dashboard_reverses_the_order_partial_ones_do_not(
+async def test_refunds_made_in_razorpays_dashboard_take_back_their_part_of_the_credits(
     admin: ApiClient, razorpay: FakeRazorpay, plan: str
 ) -> None:
     order_id, payment_id = await paid_order(admin, razorpay, plan)
     payment = razorpay.payments[payment_id]
-    partial = {"id": "rfnd_Partial0000001", "entity": "refund", "amount": 10_000}
-    _, body = await razorpay.deliver(
-        razorpay.event(
-            "refund.processed",
-            refund=partial,
-            payment={**payment, "amount_refunded": 10_000, "refund_status": "partial"},
-        )
-    )
-    assert body["outcome"] == "ignored"  # core reverses whole orders only
-    assert (await status_of(admin, order_id))["status"] == "paid"
 
-    full = {"id": "rfnd_Full000000001", "entity": "refund", "amount": 49_900}
-    _, body = await razorpay.deliver(
-        razorpay.event(
-            "refund.processed",
-            refund=full,
-            payment={**payment, "amount_refunded": 49_900, "refund_status": "full"},
-        )
-    )
+    def processed(refund_id: str, amount: int, refunded_total: int) -> dict[str, Any]:
+        status = "full" if refunded_total == payment["amount"] else "partial"
+        refund = {"id": refund_id, "entity": "refund", "amount": amount, "payment_id": payment_id}
+        paid = {**payment, "amount_refunded": refunded_total, "refund_status": status}
+        return razorpay.event("refund.processed", refund=refund, payment=paid)
+
+    fifth = processed("rfnd_Partial0000001", 9_980, 9_980)  # a fifth of 499.00 INR
+    _, body = await razorpay.deliver(fifth, event_id="evt_Refund0000001")
+    _, again = await razorpay.deliver(fifth, event_id="evt_Refund0000002")  # re-sent, new id
+    assert (body["outcome"], again["outcome"]) == ("applied", "no_change")
+    assert (await status_of(admin, order_id))["status"] == "paid"
+    assert await balance(admin) == CREDITS - CREDITS // 5
+
+    _, body = await razorpay.deliver(processed("rfnd_Rest0000000001", 39_920, 49_900))
     assert body["outcome"] == "applied"
     assert (await status_of(admin, order_id))["status"] == "refunded"
+    assert await balance(admin) == 0
+
+
+async def test_an_admin_partial_refund_goes_through_razorpay_and_its_webhook_counts_once(
+    admin: ApiClient, razorpay: FakeRazorpay, plan: str
+) -> None:
+    order_id, payment_id = await paid_order(admin, razorpay, plan)
+    path = f"/api/admin/orders/{order_id}/refund"
+    part = await admin.post(path, {"reason": "Half a month unused", "amount": 9_980})
+    assert part.status == 200, await part.text()
+    assert (await part.json())["status"] == "paid"
+    [refund] = razorpay.refunds.values()
+    assert refund["amount"] == 9_980
+    payment = razorpay.payments[payment_id]
+    assert (payment["amount_refunded"], payment["refund_status"]) == (9_980, "partial")
+    _, late = await razorpay.deliver(
+        razorpay.event("refund.processed", refund=refund, payment=payment)
+    )
+    assert late["outcome"] == "no_change"
+    assert await balance(admin) == CREDITS - CREDITS // 5
+
+    rest = await admin.post(path, {"reason": "Closing the account"})
+    assert rest.status == 200, await rest.text()
+    assert (await rest.json())["status"] == "refunded"
+    assert sorted(r["amount"] for r in razorpay.refunds.values()) == [9_980, 39_920]
     assert await balance(admin) == 0
 
 

@@ -100,14 +100,14 @@ def translate(event_id: str, event: dict[str, Any]) -> BillingEvent:
             currency=_upper(order.get("currency")),
             **common,
         )
-    if kind == "refund.processed" and not _refunded_in_full(payment, _entity(event, "refund")):
-        # A partial refund: core reverses whole orders only, so it is acknowledged and kept.
-        return BillingEvent(type="ignored", **common)
     amount = None
     if meaning == "payment.succeeded":
         amount = _int(payment.get("amount"))
-    elif meaning == "refunded":  # the refunded total so far, like Stripe's amount_refunded
-        amount = _int(payment.get("amount_refunded"))
+    elif meaning == "refunded":
+        # Full or partial: the payment's refunded total so far (cumulative, like Stripe's
+        # amount_refunded), which core records each refund by, so the admin's refund and this
+        # event about it count once.
+        amount = _refunded_total(payment, _entity(event, "refund"))
     return BillingEvent(
         type=meaning,  # type: ignore[arg-type]
         reference=_str(payment.get("order_id")),
@@ -118,11 +118,10 @@ def translate(event_id: str, event: dict[str, Any]) -> BillingEvent:
     )
 
 
-def _refunded_in_full(payment: dict[str, Any], refund: dict[str, Any]) -> bool:
-    if payment.get("refund_status") == "full":
-        return True
-    total = _int(payment.get("amount"))
+def _refunded_total(payment: dict[str, Any], refund: dict[str, Any]) -> int | None:
     refunded = _int(payment.get("amount_refunded"))
-    if total is not None and refunded is not None:
-        return refunded >= total
-    return total is not None and _int(refund.get("amount")) == total
+    if refunded:
+        return refunded
+    # Razorpay sends the payment with its running total; without it, this refund's own amount
+    # (right for a first refund) rather than None, which core would take for the whole order.
+    return _int(refund.get("amount"))
