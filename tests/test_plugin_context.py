@@ -242,3 +242,47 @@ async def test_context_says_whether_the_plugin_is_switched_on(keeper):
     assert context.is_enabled()
     assert (await api.patch("/api/admin/plugins/keeper", {"enabled": False})).status == 200
     assert not context.is_enabled()
+
+
+class Postman:
+    """Mails its users from its own templates."""
+
+    def __init__(self, folder: Path) -> None:
+        mail = folder / "mail" / "postman"
+        mail.mkdir(parents=True)
+        (mail / "hello.txt").write_text(
+            '{%- set subject = "Hello from the postman" -%}\nHi {{ name }}, {{ news }}.\n'
+        )
+        (mail / "hello.html").write_text(
+            '{% extends "mail/_layout.html" %}{% set subject = "Hello from the postman" %}'
+            "{% block body %}<p>Hi {{ name }}, {{ news }}.</p>{% endblock %}"
+        )
+        self.folder = folder
+
+    @hookimpl
+    def register_templates(self, register: TemplateRegistrar) -> None:
+        register(templates=self.folder)
+
+
+async def test_context_mails_a_user_from_the_plugins_templates(tmp_path):
+    from multinotes.keys import SETTINGS
+    from tests.support.mail import html_of, read_outbox, text_of
+
+    async with plugin_client(tmp_path / "data", [("postman", Postman(tmp_path / "t"))]) as api:
+        user = await api.register_and_login("pat@example.com", name="Pat")
+        context = plugin_context(api.app, "postman")
+        with pytest.raises(ValueError):
+            await context.mail(user["id"], template="../secrets", context={})
+        await context.mail(user["id"], template="hello", context={"news": "the parcel came"})
+        await context.mail("0" * 32, template="hello", context={"news": "nobody"})  # no one
+
+        def mailed() -> list[Any]:
+            return [
+                m for m in read_outbox(api.app[SETTINGS].outbox_dir) if "postman" in m["Subject"]
+            ]
+
+        await _eventually(lambda: len(mailed()) == 1)
+        [mail] = mailed()
+    assert mail["To"] == "pat@example.com" and mail["Subject"] == "Hello from the postman"
+    assert "Hi Pat, the parcel came." in text_of(mail)
+    assert "<p>Hi Pat, the parcel came.</p>" in html_of(mail)

@@ -15,13 +15,14 @@ from sqlalchemy import select, update
 from standardwebhooks import Webhook
 
 from multinotes.events import DISPATCH_TASK
-from multinotes.keys import DB, TASKS
+from multinotes.keys import DB, SETTINGS, TASKS
 from multinotes.plugin import plugin_context
 from multinotes.plugins.integrations import webhooks
 from multinotes.plugins.integrations.webhooks import reveal, service, signing
 from multinotes.plugins.integrations.webhooks.tables import Delivery, Endpoint, utcnow
 from multinotes.testing import ApiClient
 from tests.fakes.webhook_receivers import WebhookReceiver
+from tests.support.mail import read_outbox, text_of
 from tests.support.waiting import eventually
 
 FAST = {"retry_schedule_seconds": [0.05, 0.05, 0.05], "timeout_seconds": 1}
@@ -409,6 +410,24 @@ async def test_an_endpoint_failing_for_days_is_disabled_and_its_owner_notified(
     [note] = notes["notifications"]
     assert "webhook" in note["title"].lower()
     assert note["url"] == f"/integrations/webhooks/{created['id']}"
+    # And a mail, since nothing reaches the receiver until the owner acts.
+    outbox = admin.app[SETTINGS].outbox_dir
+    mails: list[Any] = []
+
+    def mailed() -> bool:
+        mails[:] = [
+            m
+            for m in read_outbox(outbox)
+            if m["To"] == "alice@example.com" and "webhook" in m["Subject"]
+        ]
+        return bool(mails)
+
+    await eventually(mailed, timeout=10)
+    [mail] = mails
+    assert mail["Subject"] == "A webhook was switched off: its receiver kept failing"
+    text = text_of(mail)
+    assert receiver.url("/flaky") in text and "Hi alice" in text
+    assert f"/integrations/webhooks/{created['id']}" in text and "whsec_" not in text
     # Off means off: a new event makes no delivery.
     await admin.app[TASKS].enqueue(
         DISPATCH_TASK, name="note.created", user_id=alice.user["id"], data={"id": "n1"}

@@ -545,13 +545,20 @@ async def attempt(
                     disable = True
     if disable:
         log.warning("webhook_endpoint_disabled", endpoint_id=endpoint.id)
+        since = f"{(endpoint.failing_since or now):%Y-%m-%d %H:%M}"
+        page = f"/integrations/webhooks/{endpoint.id}"
         await ctx.notify(
             endpoint.user_id,
             title="A webhook was switched off: its receiver kept failing",
-            text=f"{endpoint.url} failed every delivery since "
-            f"{(endpoint.failing_since or now):%Y-%m-%d %H:%M} UTC. Fix the receiver, then "
-            "switch the webhook on again and retry the failed deliveries.",
-            url=f"/integrations/webhooks/{endpoint.id}",
+            text=f"{endpoint.url} failed every delivery since {since} UTC. Fix the receiver, "
+            "then switch the webhook on again and retry the failed deliveries.",
+            url=page,
+        )
+        # A mail too: the owner may not open the app for days, and nothing arrives meanwhile.
+        await ctx.mail(
+            endpoint.user_id,
+            template="endpoint_disabled",
+            context={"url": endpoint.url, "since": since, "link": ctx.url(page)},
         )
     return status, delay
 
