@@ -22,6 +22,7 @@ from multinotes.plugins.exports import pdf as pdf_plugin
 from multinotes.testing import ApiClient
 from tests.support import people
 from tests.support.scripted_provider import Script, scripted_plugins
+from tests.support.waiting import eventually
 
 ann = people.ann
 bob = people.bob
@@ -236,6 +237,22 @@ async def test_a_comparison_holds_one_answer_per_model_the_newest(ann: ApiClient
     assert len(alphas) == 2
 
     _, body = await download(ann, f"/api/messages/{prompt}/export-comparison?format=docx")
+    [table] = docx.Document(io.BytesIO(body)).tables[-1:]
+    assert [c.text for c in table.rows[0].cells] == ["script/alpha", "script/beta"]
+
+    # The conversation's branch down to the prompt, exported in the background, is the same.
+    created = await ann.post("/api/exports", {"format": "docx", "message_id": prompt})
+    assert created.status == 202, await created.text()
+    job = f"/api/exports/{(await created.json())['id']}"
+    state: dict[str, Any] = {}
+
+    async def done() -> bool:
+        state.update(await ann.get_json(job))
+        return state["status"] in ("done", "failed")
+
+    await eventually(done, timeout=60)
+    assert state["status"] == "done", state
+    _, body = await download(ann, state["download_url"])
     [table] = docx.Document(io.BytesIO(body)).tables[-1:]
     assert [c.text for c in table.rows[0].cells] == ["script/alpha", "script/beta"]
 

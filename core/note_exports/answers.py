@@ -101,16 +101,6 @@ def _source(message: Message, generation: Generation | None) -> ExportSource:
     )
 
 
-def _newest_per_model(answers: list[Message]) -> list[Message]:
-    """One answer per model, in the order the models first answered: the newest of its
-    regenerations (what the workspace shows in that model's column until one picks another)."""
-    chosen: dict[str, Message] = {}
-    for answer in answers:  # oldest first
-        chosen[answer.model_id or answer.id] = answer
-    order = list(dict.fromkeys(a.model_id or a.id for a in answers))
-    return [chosen[key] for key in order]
-
-
 async def answer_export(
     db: Database, storage: build.Storage, user_id: str, message_id: str, base_url: str
 ) -> ExportDocument:
@@ -143,7 +133,7 @@ async def comparison_export(
     """A prompt with every model's answer to it side by side (one per model: the newest of its
     regenerations), each with its own provenance, as ``user_id`` may read it."""
     prompt, turn = await _turn(db, user_id, prompt_id, "user")
-    answers = _newest_per_model(turn.answers)
+    answers = build.newest_per_model(turn.answers)
     if not answers:
         raise Invalid(
             "This prompt has no answers to export yet.",

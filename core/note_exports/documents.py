@@ -166,6 +166,17 @@ async def document_export(
     )
 
 
+def newest_per_model(answers: list[Message]) -> list[Message]:
+    """One of a prompt's ``answers`` (oldest first) per model, in the order the models first
+    answered: the newest of its regenerations, which the workspace shows in that model's column
+    until one picks another."""
+    chosen: dict[str, Message] = {}
+    for answer in answers:
+        chosen[answer.model_id or answer.id] = answer
+    order = dict.fromkeys(a.model_id or a.id for a in answers)
+    return [chosen[key] for key in order]
+
+
 def _role(role: str) -> Any:
     return role if role in ("user", "assistant", "system") else "assistant"
 
@@ -187,7 +198,8 @@ async def conversation_export(
     leaf_id: str | None = None,
 ) -> ExportDocument:
     """A conversation's branch: from its first message down to ``leaf_id`` (default: its
-    newest message). A prompt as the leaf brings every model's answer to it (a comparison)."""
+    newest message). A prompt as the leaf brings its models' answers to it, one per model (a
+    comparison, laid out side by side)."""
     _, rights = await access.conversation(db, user_id, conversation_id)
     tree = await chat.load_tree(db, rights.owner_id, conversation_id)
     messages = tree.messages
@@ -199,7 +211,9 @@ async def conversation_export(
         raise NotFound("No such message.")
     answers: list[Message] = []
     if branch[-1].role == "user":
-        answers = [m for m in messages if m.parent_id == branch[-1].id and m.role == "assistant"]
+        answers = newest_per_model(
+            [m for m in messages if m.parent_id == branch[-1].id and m.role == "assistant"]
+        )
     sources = {
         m.id: ExportSource(
             model=g.model_id,
