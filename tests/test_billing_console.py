@@ -236,26 +236,37 @@ async def test_orders_are_filtered_shown_with_ledger_and_events_refunded_and_exp
     assert "checkout.session.completed" in detail and "applied" in detail
     assert 'id="refund-form"' in detail and "data-confirm=" in detail
 
-    # Bob spends most of his credits; the refund takes back only what is left.
+    refund = f"/admin/billing/orders/{bob_order}/refund"
+    no_reason = await post_form(admin, refund, {"reason": "", "amount": "ten"})
+    assert no_reason.status == 422
+    text = await no_reason.text()
+    assert 'id="refund-reason-error"' in text and 'id="refund-amount-error"' in text
+    assert stripe.refunds == []
+
+    # A part first: the same part of the credits goes back (250,000 x 2.50 / 10.50).
+    part = await post_form(admin, refund, {"reason": "Late answer", "amount": "2.50"})
+    assert (part.status, part.headers["Location"]) == (303, f"/admin/billing/orders/{bob_order}")
+    assert await balance(bob) == 250_000 - 59_523
+    # Bob spends most of what is left; the rest of the refund takes back only what is unspent.
     spent = await admin.post(
-        f"/api/admin/users/{bob.user['id']}/credits", {"amount": -200_000, "reason": "spent"}
+        f"/api/admin/users/{bob.user['id']}/credits", {"amount": -150_000, "reason": "spent"}
     )
     assert spent.status == 201
-    refund = f"/admin/billing/orders/{bob_order}/refund"
-    no_reason = await post_form(admin, refund, {"reason": ""})
-    assert no_reason.status == 422 and 'id="refund-reason-error"' in await no_reason.text()
-    assert stripe.refunds == []
-    done = await post_form(admin, refund, {"reason": "Asked within 14 days"})
-    assert (done.status, done.headers["Location"]) == (303, f"/admin/billing/orders/{bob_order}")
-    [sent] = stripe.refunds
-    assert sent["amount"] == 1050
+    too_much = await post_form(admin, refund, {"reason": "more", "amount": "9.00"})
+    assert too_much.status == 422
+    assert "At most 8.00 USD is left to refund." in await too_much.text()
+    rest = await post_form(admin, refund, {"reason": "Asked within 14 days"})
+    assert rest.status == 303
+    assert [r["amount"] for r in stripe.refunds] == [250, 800]
     assert await balance(bob) == 0
     after = await page_text(admin, f"/admin/billing/orders/{bob_order}")
-    assert "refunded" in after and "\u221250,000" in after and 'id="refund-form"' not in after
+    assert "refunded in full" in after and 'id="refund-form"' not in after
+    assert "\u221259,523" in after and "\u221240,477" in after  # the two take-backs
+    assert re.search(r'data-label="Already spent" class="num">150,000<', after)
     audit = await page_text(admin, "/admin/audit?action=billing.order_refunded")
     assert "Order refunded by an admin" in audit and bob_order in audit
     again = await post_form(admin, refund, {"reason": "twice"})
-    assert again.status == 409 and len(stripe.refunds) == 1
+    assert again.status == 409 and len(stripe.refunds) == 2
 
     exported = await admin.get("/admin/billing/orders.csv?status=paid")
     assert exported.status == 200 and exported.content_type == "text/csv"

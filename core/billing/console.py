@@ -640,6 +640,20 @@ async def order_page(
             for e in detail.events
         ],
         "refundable": refundable(order),
+        "refunds": [
+            {
+                "created_at": r.created_at,
+                "amount": money(r.amount, r.currency),
+                "credits_taken": r.credits_taken,
+                "shortfall": r.shortfall,
+                "reason": r.reason,
+                "provider_refund_id": r.provider_refund_id,
+            }
+            for r in detail.refunds
+        ],
+        "refunded": money(detail.refunded, order.currency) if detail.refunds else "",
+        "left": money(order.total - detail.refunded, order.currency),
+        "left_amount": _major(order.total - detail.refunded, order.currency),
         "fields": {},
         "values": {},
     }
@@ -656,32 +670,49 @@ async def admin_order(request: web.Request) -> web.Response:
 @routes.post("/admin/billing/orders/{id}/refund", name="admin_billing_order_refund")
 @page(access="admin")
 async def admin_order_refund(request: web.Request) -> web.Response:
-    """The order page's Refund button (after its confirmation): through the payment provider,
-    then the order's unspent credits are taken back."""
+    """The order page's Refund button (after its confirmation): all that is left, or the amount
+    typed, through the payment provider; then the same part of the order's credits is taken
+    back as far as it is unspent."""
     order_id = request.match_info["id"]
     before = await reports.order_detail(request.app[DB], order_id)  # 404 before anything else
-    reason = _form_str(await request.post(), "reason")
+    currency = before.row.order.currency
+    form = await request.post()
+    values = {n: _form_str(form, n) for n in ("reason", "amount")}
+    data: dict[str, Any] = {"reason": values["reason"]}
+    fields: dict[str, str] = {}
+    if values["amount"]:
+        try:
+            data["amount"] = _minor_units(values["amount"], currency)
+        except ValueError as exc:
+            fields["amount"] = str(exc)
     try:
-        body = validate(RefundIn, {"reason": reason})
-        order = await refund_through_backend(request, order_id, body.reason)
+        body = validate(RefundIn, data)
+        if fields:
+            raise Invalid(fields=fields)
+        order = await refund_through_backend(request, order_id, body.reason, body.amount)
     except AppError as exc:
-        fields = {"reason": exc.fields["reason"]} if "reason" in exc.fields else {}
-        message = f"Not refunded: {fields['reason'] if fields else exc.message}"
+        fields = {**fields, **{k: v for k, v in exc.fields.items() if k in values}}
+        if "amount" in fields and "minor units" in fields["amount"]:
+            left = before.row.order.total - before.refunded
+            fields["amount"] = f"At most {money(left, currency)} is left to refund."
+        message = "; ".join(fields.values()) if fields else exc.message
         return await order_page(
             request,
             order_id,
             status=exc.status,
-            error=message,
+            error=f"Not refunded: {message}",
             fields=fields,
-            values={"reason": reason},
+            values=values,
         )
     after = await reports.order_detail(request.app[DB], order_id)
-    seen = {e.id for e in before.ledger}
-    taken = -sum(e.amount for e in after.ledger if e.kind == "refund" and e.id not in seen)
+    newest = after.refunds[-1] if len(after.refunds) > len(before.refunds) else None
+    if newest is None:  # the provider's webhook recorded it first: nothing new here
+        return redirect(f"/admin/billing/orders/{order.id}", "Refunded.")
+    spent = f" ({newest.shortfall:,} had been spent)" if newest.shortfall else ""
     return redirect(
         f"/admin/billing/orders/{order.id}",
-        f"Refunded {money(order.total, order.currency)}; {taken:,} unspent credits were taken "
-        "back.",
+        f"Refunded {money(newest.amount, currency)}; {newest.credits_taken:,} unspent credits "
+        f"were taken back{spent}.",
     )
 
 

@@ -4,8 +4,8 @@ happened to it, and the revenue figures.
 Revenue counts money, not credits, per currency (a site may sell in several): a paid order
 brings its ``total`` on the day it was paid, and every renewal of a subscription (a
 ``subscription.renewed`` provider event that was applied) brings the order's ``total`` again on
-the day it arrived. A refund takes an order's ``total`` back on the day the order was refunded
-(its last change). Nothing here writes.
+the day it arrived. A refund, full or partial, takes its ``amount`` back on the day it was
+made (``order_refunds``). Nothing here writes.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Select, func, or_, select
 
 from multinotes.billing.models import Coupon, Order, Plan, ProviderEvent
+from multinotes.billing.refund_models import OrderRefund
 from multinotes.billing.schemas import OrdersQuery
 from multinotes.db import Database, utcnow
 from multinotes.errors import NotFound
@@ -116,11 +117,17 @@ class OrderDetail:
     row: OrderRow
     ledger: list[LedgerEntry]
     events: list[ProviderEvent]
+    refunds: list[OrderRefund]
+
+    @property
+    def refunded(self) -> int:
+        """The money refunded so far (minor units)."""
+        return max((r.refunded_total for r in self.refunds), default=0)
 
 
 async def order_detail(db: Database, order_id: str) -> OrderDetail:
     """One order with its ledger entries (everything booked with its reference, its refunds'
-    take-backs included) and every provider event that named it, oldest first."""
+    take-backs included), its refunds and every provider event that named it, oldest first."""
     async with db.read() as session:
         found = _rows(await session.execute(_filtered(OrdersQuery()).where(Order.id == order_id)))
         if not found:
@@ -145,7 +152,14 @@ async def order_detail(db: Database, order_id: str) -> OrderDetail:
                 .order_by(ProviderEvent.received_at, ProviderEvent.id)
             )
         )
-    return OrderDetail(found[0], ledger, events)
+        refunds = list(
+            await session.scalars(
+                select(OrderRefund)
+                .where(OrderRefund.order_id == order_id)
+                .order_by(OrderRefund.refunded_total)
+            )
+        )
+    return OrderDetail(found[0], ledger, events, refunds)
 
 
 async def currencies(db: Database) -> list[str]:
@@ -183,7 +197,8 @@ class Revenue:
     today: int
     last_30_days: int
     refunds_30_days: int
-    refunded_orders_30_days: int
+    #: How many refunds (full or partial) were made in the last 30 days.
+    refund_count_30_days: int
     mrr: int
     subscriptions: dict[str, int]
     by_plan: list[dict[str, Any]] = field(default_factory=list)
@@ -246,11 +261,11 @@ async def revenue(db: Database, currency: str, by: str = "day") -> Revenue:
         )
         payments += [(when, int(total), plan) for when, total, plan in renewed]
         refunded = await session.execute(
-            select(Order.updated_at, Order.total).where(
-                Order.currency == currency, Order.status == "refunded", Order.updated_at >= since
+            select(OrderRefund.created_at, OrderRefund.amount).where(
+                OrderRefund.currency == currency, OrderRefund.created_at >= since
             )
         )
-        refunds += [(when, int(total)) for when, total in refunded]
+        refunds += [(when, int(amount)) for when, amount in refunded]
         subscribed = await session.execute(
             select(Order.subscription_status, Order.total, Plan.interval)
             .join(Plan, Plan.id == Order.plan_id)
@@ -297,7 +312,7 @@ async def revenue(db: Database, currency: str, by: str = "day") -> Revenue:
         - sum(a for w, a in refunds if w >= today),
         last_30_days=sum(a for w, a, _ in payments if w >= window_30) - sum(refunds_30),
         refunds_30_days=sum(refunds_30),
-        refunded_orders_30_days=len(refunds_30),
+        refund_count_30_days=len(refunds_30),
         mrr=mrr,
         subscriptions={s: statuses.get(s, 0) for s in ("active", "past_due", "cancelling")},
         by_plan=sorted(

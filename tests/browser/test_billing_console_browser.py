@@ -210,20 +210,29 @@ def test_an_order_is_refunded_from_its_page_after_a_confirmation(
 
     # Cancelling the dialog refunds nothing.
     admin.get_by_label("Reason").fill("Bought by mistake")
-    admin.get_by_role("button", name="Refund 10.00 USD").click()
-    assert "Refund 10.00 USD to bo@example.com?" in confirm(admin, "Cancel")
+    admin.get_by_role("button", name="Refund", exact=True).click()
+    assert "Refund bo@example.com's order through stripe?" in confirm(admin, "Cancel")
     assert console.stripe.refunds == []
 
-    admin.get_by_role("button", name="Refund 10.00 USD").click()
-    confirm(admin, "Refund 10.00 USD")
-    expect(admin.locator(".flash")).to_contain_text("Refunded 10.00 USD; 500,000 unspent credits")
+    # A part, then the rest.
+    admin.get_by_label("Amount (USD)").fill("4.00")
+    admin.get_by_role("button", name="Refund", exact=True).click()
+    confirm(admin, "Refund")
+    expect(admin.locator(".flash")).to_contain_text("Refunded 4.00 USD; 200,000 unspent credits")
+    expect(admin.locator("#refunded-so-far")).to_contain_text("4.00 USD of 10.00 USD")
+    expect(admin.locator("#order-status")).to_contain_text("paid")
+    admin.get_by_label("Reason").fill("Bought by mistake")
+    admin.get_by_role("button", name="Refund", exact=True).click()
+    confirm(admin, "Refund")
+    expect(admin.locator(".flash")).to_contain_text("Refunded 6.00 USD; 300,000 unspent credits")
     expect(admin.locator("#order-status")).to_contain_text("refunded")
     expect(admin.locator("#order-ledger")).to_contain_text("refund")
-    expect(admin.locator("#refund-state")).to_have_text("This order has been refunded.")
-    assert len(console.stripe.refunds) == 1
+    expect(admin.locator("#order-refunds tbody tr")).to_have_count(2)
+    expect(admin.locator("#refund-state")).to_have_text("This order has been refunded in full.")
+    assert [r["amount"] for r in console.stripe.refunds] == [400, 600]
     screenshot(admin, "console-order-refunded")
     admin.reload()  # post-redirect-get: reloading shows the page, it does not refund again
-    assert len(console.stripe.refunds) == 1
+    assert len(console.stripe.refunds) == 2
 
     admin.goto("/admin/billing/revenue")
     expect(admin.locator("#revenue-refunds")).to_have_text("10.00 USD")
