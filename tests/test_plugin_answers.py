@@ -101,3 +101,19 @@ async def test_save_answer_keeps_to_the_users_own_answers(user: ApiClient, make_
     with pytest.raises(NotFound):
         await ctx.save_answer(other.user["id"], answer.message_id, folder="Slack")
     assert (await other.get_json("/api/folders"))["folders"] == []
+
+
+async def test_save_note_keeps_text_from_elsewhere_as_a_note_in_the_folder(user: ApiClient) -> None:
+    ctx = plugin_context(user.app, "asker")
+    user_id = user.user["id"]
+    note_id = await ctx.save_note(
+        user_id, title="  From   the chat ", content="Remember *this*", folder="Slack"
+    )
+    again = await ctx.save_note(user_id, title="", content="Second", folder="Slack")
+    note = await user.get_json(f"/api/documents/{note_id}")
+    assert (note["title"], note["content"]) == ("From the chat", "Remember *this*")
+    assert (await user.get_json(f"/api/documents/{again}"))["title"] == "Untitled note"
+    [folder] = (await user.get_json("/api/folders"))["folders"]
+    assert folder["name"] == "Slack" and note["folder_id"] == folder["id"]
+    with pytest.raises(Invalid):
+        await ctx.save_note(user_id, title="Big", content="x" * 1_000_001, folder=None)

@@ -21,11 +21,13 @@ from multinotes.identity.models import User
 from multinotes.keys import CATALOG, DB, METRICS, SETTINGS
 from multinotes.notes.models import Folder
 from multinotes.notes.provenance import save_answer
-from multinotes.notes.service import create_folder, name_key
+from multinotes.notes.service import create_document, create_folder, name_key
 from multinotes.plugin.context import Answer
 
 #: Longest prompt a plugin may send (the workspace's own limit is on its request body).
 MAX_PROMPT = 100_000
+#: Longest text a plugin may keep as a note.
+MAX_NOTE = 1_000_000
 
 
 async def _check_user(app: web.Application, user_id: str) -> None:
@@ -121,6 +123,32 @@ async def usable_models(app: web.Application) -> list[str]:
     return [entry.id for entry in await app[CATALOG].entries() if entry.available]
 
 
+async def top_folder(app: web.Application, user_id: str, name: str | None) -> str | None:
+    """The id of the user's top-level folder named ``name``, made when missing (``None``: no
+    folder)."""
+    if name is None:
+        return None
+    db = app[DB]
+    for _ in range(2):
+        async with db.read() as session:
+            found = await session.scalar(
+                select(Folder.id).where(
+                    Folder.user_id == user_id,
+                    Folder.parent_key == "",
+                    Folder.name_key == name_key(name),
+                    Folder.live_key == "",
+                )
+            )
+        if found is not None:
+            return found
+        try:
+            return (await create_folder(db, user_id, name, None)).id
+        except Invalid as exc:  # made meanwhile by a concurrent save: use that one
+            if exc.error_code != "name_taken":
+                raise
+    raise Invalid("The folder could not be made.", fields={"folder": "try again"})
+
+
 async def save_answer_in_folder(
     app: web.Application, *, user_id: str, message_id: str, folder: str | None
 ) -> str:
@@ -136,25 +164,26 @@ async def save_answer_in_folder(
         )
     if owned is None:
         raise NotFound("No such answer.")
-    folder_id = None
-    if folder is not None:
-        async with db.read() as session:
-            folder_id = await session.scalar(
-                select(Folder.id).where(
-                    Folder.user_id == user_id,
-                    Folder.parent_key == "",
-                    Folder.name_key == name_key(folder),
-                    Folder.live_key == "",
-                )
-            )
-        if folder_id is None:
-            try:
-                folder_id = (await create_folder(db, user_id, folder, None)).id
-            except Invalid as exc:  # made meanwhile by a concurrent save: use that one
-                if exc.error_code != "name_taken":
-                    raise
-                return await save_answer_in_folder(
-                    app, user_id=user_id, message_id=message_id, folder=folder
-                )
+    folder_id = await top_folder(app, user_id, folder)
     document = await save_answer(db, user_id, message_id, folder_id)
+    return document.id
+
+
+async def save_text_as_note(
+    app: web.Application, *, user_id: str, title: str, content: str, folder: str | None
+) -> str:
+    """A new note of the user's with ``title`` and Markdown ``content`` (text kept from
+    elsewhere, e.g. a Slack message), in their top-level folder ``folder``; the note's id."""
+    async with app[DB].read() as session:
+        user = await session.get(User, user_id)
+    if user is None or not user.is_active:
+        raise NotFound("No such user.", code="unknown_user")
+    title = " ".join(title.split())[:300] or "Untitled note"
+    if len(content) > MAX_NOTE:
+        raise Invalid("The text is too long for a note.", fields={"content": f"at most {MAX_NOTE}"})
+    folder_id = await top_folder(app, user_id, folder)
+    # "editor": written by someone (here, elsewhere), not a saved answer.
+    document = await create_document(
+        app[DB], user_id, title=title, content=content, folder_id=folder_id, source="editor"
+    )
     return document.id

@@ -8,7 +8,6 @@ cheap to make per call.
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -192,6 +191,19 @@ class PluginContext:
             self.app, user_id=user_id, message_id=message_id, folder=folder
         )
 
+    async def save_note(
+        self, user_id: str, *, title: str, content: str, folder: str | None
+    ) -> str:
+        """Keep text from elsewhere (a chat message, say) as a new note of ``user_id``'s, with
+        ``title`` and Markdown ``content``, in their top-level folder named ``folder`` (created
+        when missing; ``None``: no folder); the note's id. It is published as ``note.created``
+        like any note. ``NotFound`` for no such active user, ``Invalid`` for a text too long."""
+        from multinotes.plugin.answers import save_text_as_note
+
+        return await save_text_as_note(
+            self.app, user_id=user_id, title=title, content=content, folder=folder
+        )
+
     def is_enabled(self) -> bool:
         """Whether an admin has the plugin switched on right now (a long-running task checks
         it between steps: switching a plugin off stops it at once)."""
@@ -251,29 +263,6 @@ class PluginContext:
                 url=url,
                 text=text,
             )
-
-    async def mail(self, user_id: str, *, template: str, context: dict[str, Any]) -> None:
-        """Mail a user at their account's address, from the background queue (retried when
-        the mail server fails), e.g. "your webhook was switched off". Renders the plugin's
-        ``mail/<plugin>/<template>.txt`` (which sets ``subject``) and ``.html`` (which may
-        extend ``mail/_layout.html``) from its templates folder, with ``context`` and the
-        user's ``name``. ``context`` travels through the task broker: JSON values only, never
-        a secret. A user who is gone or deactivated gets nothing."""
-        from multinotes.mail import queue_mail
-        from multinotes.models import User
-
-        if not re.fullmatch(r"[a-z0-9_]{1,60}", template):
-            raise ValueError("template is a name like 'endpoint_disabled' (a-z, 0-9, _)")
-        async with self.app[DB].read() as session:
-            user = await session.get(User, user_id)
-        if user is None or not user.is_active:
-            return
-        await queue_mail(
-            self.app,
-            template=f"{self.plugin}/{template}",
-            to=user.email,
-            context={**context, "name": user.name},
-        )
 
     def render(self, template: str, /, **values: Any) -> str:
         """Render a template (the plugin's own folder from ``register_templates`` comes first,
