@@ -106,6 +106,8 @@ ACCOUNT_WRITES = {
     ("POST", "/account/verification/resend"),
     # Connecting an account elsewhere lets this app act there for the owner: a full key.
     ("DELETE", "/api/connections/{id}"),
+    ("PATCH", "/api/connections/{id}"),
+    ("POST", "/connections/{id}/destination"),
     ("POST", "/connections/{kind}/connect"),
     ("POST", "/connections/{id}/disconnect"),
     ("POST", "/api/auth/logout"),

@@ -239,3 +239,19 @@ async def test_a_consent_google_denies_connects_nothing(ann, google):
     assert denied.status == 303 and denied.headers["Location"] == "/account#connections"
     assert (await ann.get_json("/api/connections"))["connections"] == []
     assert google.token_requests == []
+
+
+async def test_the_user_picks_the_folder(ann, google):
+    await connect(ann)
+    [connection] = (await ann.get_json("/api/connections"))["connections"]
+    listed = await ann.get_json(f"/api/connections/{connection['id']}/destinations")
+    assert listed["label"] == "Folder"
+    assert [d["name"] for d in listed["destinations"]] == ["My Drive", "Reports"]
+    chosen = await ann.patch(
+        f"/api/connections/{connection['id']}", {"destination_id": "folder-reports-0001"}
+    )
+    assert chosen.status == 200, await chosen.text()
+    doc = await note(ann, "Filed by default", "Text")
+    assert (await export(ann, doc)).status == 200
+    [made] = google.files.values()
+    assert made["parents"] == ["folder-reports-0001"]

@@ -386,3 +386,40 @@ async def test_bad_input_is_a_clear_error(ann, notion):
     assert missing.status == 422
     assert "parent_page_id" in (await missing.json())["error"]["fields"]
     assert notion.created_pages() == []
+
+
+async def test_the_user_picks_the_parent_page(ann, notion):
+    projects = notion.add_page("Projects")
+    await connect(ann)
+    [connection] = (await ann.get_json("/api/connections"))["connections"]
+    assert connection["destination"] is None
+    listed = await ann.get_json(f"/api/connections/{connection['id']}/destinations")
+    assert listed["label"] == "Parent page"
+    names = {d["name"]: d["id"] for d in listed["destinations"]}
+    assert names == {"Team notes": notion.root_page, "Projects": projects}
+
+    refused = await ann.patch(f"/api/connections/{connection['id']}", {"destination_id": "nope"})
+    assert refused.status == 422
+    assert "destination_id" in (await refused.json())["error"]["fields"]
+    chosen = await ann.patch(f"/api/connections/{connection['id']}", {"destination_id": projects})
+    assert chosen.status == 200, await chosen.text()
+    assert (await chosen.json())["destination"] == {"id": projects, "name": "Projects"}
+    account = await (await ann.get("/account")).text()
+    assert "Parent page: Projects" in account
+
+    doc = await note(ann, "Under projects", "Hello")
+    assert (await export(ann, doc)).status == 200
+    [page_id] = notion.created_pages()[1:]  # after the Projects page itself
+    assert notion.pages[page_id]["parent"]["page_id"] == projects
+
+    # The same through the page: a form listing them, then back to the account.
+    form = await (await ann.get(f"/connections/{connection['id']}/destination")).text()
+    assert "Team notes" in form and "Projects" in form
+    saved = await ann.post(
+        f"/connections/{connection['id']}/destination",
+        data={"csrf_token": ann.csrf, "destination_id": notion.root_page},
+        allow_redirects=False,
+    )
+    assert saved.status == 303 and saved.headers["Location"] == "/account#connections"
+    [connection] = (await ann.get_json("/api/connections"))["connections"]
+    assert connection["destination"]["name"] == "Team notes"

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from aiohttp import web
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from multinotes.connections import service as connections
 from multinotes.connections.models import ConnectedAccountRow
@@ -18,6 +18,11 @@ from multinotes.keys import DB
 routes = web.RouteTableDef()
 
 
+class DestinationOut(BaseModel):
+    id: str
+    name: str
+
+
 class ConnectionOut(BaseModel):
     id: str
     kind: str = Field(description="The service (a connection kind id: notion, google_docs...).")
@@ -26,12 +31,17 @@ class ConnectionOut(BaseModel):
     status: Literal["active", "revoked"] = Field(
         description="revoked: the service no longer accepts it; connect again."
     )
+    destination: DestinationOut | None = Field(
+        default=None, description="Where exports go by default (a Notion page, a Drive folder)."
+    )
     connected_at: str
     updated_at: str
 
     @classmethod
     def of(cls, row: ConnectedAccountRow, service: str) -> ConnectionOut:
+        chosen = (row.data or {}).get("destination")
         return cls(
+            destination=DestinationOut(**chosen) if isinstance(chosen, dict) else None,
             id=row.id,
             kind=row.kind,
             service=service,
@@ -87,3 +97,54 @@ async def delete_connection(request: web.Request) -> None:
     service too, in its settings), and so is the memory of what exports made there."""
     actor = require_user(request)
     await connections.disconnect(request.app[DB], actor.user_id, request.match_info["id"])
+
+
+class DestinationList(BaseModel):
+    label: str = Field(description="What a destination is at this service.")
+    destinations: list[DestinationOut]
+    chosen: DestinationOut | None
+
+
+class ConnectionPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    destination_id: str = Field(
+        min_length=1, max_length=255, description="One of GET .../destinations."
+    )
+
+
+@routes.get("/api/connections/{id}/destinations", name="api_connection_destinations")
+@endpoint(
+    access="user", response=DestinationList, tags=["connections"], errors=[404, 409, 502, 503]
+)
+async def list_destinations(request: web.Request) -> dict[str, Any]:
+    """Where the service lets exports go for this account (asked of the service now): Notion
+    pages shared with the integration, Drive folders this app may use."""
+    actor = require_user(request)
+    row, kind, found = await connections.destinations_of(
+        request.app, actor.user_id, request.match_info["id"]
+    )
+    chosen = (row.data or {}).get("destination")
+    return {
+        "label": kind.destination_label or "",
+        "destinations": [{"id": d.id, "name": d.name} for d in found],
+        "chosen": chosen if isinstance(chosen, dict) else None,
+    }
+
+
+@routes.patch("/api/connections/{id}", name="api_connection_update")
+@endpoint(
+    access="user",
+    body=ConnectionPatch,
+    response=ConnectionOut,
+    tags=["connections"],
+    errors=[404, 409, 422, 502, 503],
+)
+async def update_connection(request: web.Request, body: ConnectionPatch) -> ConnectionOut:
+    """Choose where exports through this account go by default (one of its destinations)."""
+    actor = require_user(request)
+    row = await connections.choose_destination(
+        request.app, actor.user_id, request.match_info["id"], body.destination_id
+    )
+    _, kind = connections.kind_of(request.app, row.kind)
+    return ConnectionOut.of(row, kind.name)

@@ -59,6 +59,15 @@ class Connection:
     remote_id: str | None = None
 
 
+@dataclass(frozen=True)
+class Destination:
+    """A place at the service where a plugin may put things (a Notion page, a Drive folder),
+    as the user picks it on ``/account``: the service's id and a name to show."""
+
+    id: str
+    name: str
+
+
 class ConnectionKind:
     """An outside service users connect to, registered by ``register_connections``.
 
@@ -80,6 +89,10 @@ class ConnectionKind:
     authorize_params: ClassVar[dict[str, str]] = {}
     #: The separator of scopes in the authorize URL (space per RFC 6749).
     scope_separator: ClassVar[str] = " "
+    #: What a ``Destination`` is called ("Parent page", "Folder"); None: nothing to pick, and
+    #: ``destinations`` is never called. The chosen one is ``Connection.data["destination"]``
+    #: (``{"id", "name"}``).
+    destination_label: ClassVar[str | None] = None
 
     @property
     def id(self) -> str:
@@ -90,6 +103,11 @@ class ConnectionKind:
 
     async def account(self, tokens: dict[str, Any], config: Any) -> ConnectedAccount:
         raise NotImplementedError
+
+    async def destinations(self, connection: Connection) -> list[Destination]:
+        """Where the user may have things put (at most a few hundred, best first), when
+        ``destination_label`` is set. Raise ``ConnectionRejected`` for a refused token."""
+        return []
 
 
 class ConnectionRejected(Exception):
@@ -138,6 +156,7 @@ __all__ = [
     "ConnectionKind",
     "ConnectionRejected",
     "ConnectionUnavailable",
+    "Destination",
     "NotConnected",
     "OAuthEndpoints",
     "ReconnectRequired",

@@ -17,9 +17,10 @@ import base64
 import hashlib
 import json
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 import aiohttp
@@ -33,6 +34,7 @@ from multinotes.connections import (
     ConnectionKind,
     ConnectionRejected,
     ConnectionUnavailable,
+    Destination,
     NotConnected,
     ReconnectRequired,
 )
@@ -47,6 +49,7 @@ FLOW_TTL = timedelta(minutes=10)
 #: A token this close to its expiry is refreshed before use.
 REFRESH_MARGIN = timedelta(seconds=60)
 HTTP_TIMEOUT = aiohttp.ClientTimeout(total=20, connect=5)
+T = TypeVar("T")
 
 
 # -- the registered kinds -----------------------------------------------------------------------
@@ -384,6 +387,83 @@ async def connection_for(app: web.Application, user_id: str, kind_id: str) -> Us
     )
 
 
+async def with_connection(
+    app: web.Application, user_id: str, kind_id: str, act: Callable[[Usable], Awaitable[T]]
+) -> T:
+    """Run ``act`` with the user's connection of ``kind_id``. When the service refuses the
+    token (``ConnectionRejected``), refresh it and run ``act`` once more; refused again (or
+    nothing to refresh with), the connection is marked revoked: ``ReconnectRequired``."""
+    usable = await connection_for(app, user_id, kind_id)
+    try:
+        return await act(usable)
+    except ConnectionRejected:
+        log.info("connection_token_rejected", kind=kind_id, user_id=user_id)
+    _, kind = kind_of(app, kind_id)
+    if not usable.refreshable:
+        await mark_revoked(app[DB], usable.id)
+        raise ReconnectRequired(kind_id, kind.name)
+    await refresh(app, user_id, kind_id)  # ReconnectRequired when the service refuses it
+    usable = await connection_for(app, user_id, kind_id)
+    try:
+        return await act(usable)
+    except ConnectionRejected:
+        await mark_revoked(app[DB], usable.id)
+        raise ReconnectRequired(kind_id, kind.name) from None
+
+
+# -- destinations -------------------------------------------------------------------------------
+
+
+async def owned(db: Database, user_id: str, connection_id: str) -> ConnectedAccountRow:
+    """One of the user's connections; someone else's is as unknown as a made-up id."""
+    async with db.read() as session:
+        row = await session.scalar(
+            select(ConnectedAccountRow).where(
+                ConnectedAccountRow.id == connection_id, ConnectedAccountRow.user_id == user_id
+            )
+        )
+    if row is None:
+        raise NotFound("No such connection.")
+    return row
+
+
+async def destinations_of(
+    app: web.Application, user_id: str, connection_id: str
+) -> tuple[ConnectedAccountRow, ConnectionKind, list[Destination]]:
+    """Where the connection's plugin may put things, as the service lists them now."""
+    row = await owned(app[DB], user_id, connection_id)
+    _, kind = kind_of(app, row.kind)
+    if kind.destination_label is None:
+        raise NotFound(f"There is nothing to choose for {kind.name}.")
+
+    async def listed(usable: Usable) -> list[Destination]:
+        return await kind.destinations(usable.connection)
+
+    return row, kind, await with_connection(app, user_id, row.kind, listed)
+
+
+async def choose_destination(
+    app: web.Application, user_id: str, connection_id: str, destination_id: str
+) -> ConnectedAccountRow:
+    """Remember one of the listed destinations as where the plugin puts things by default."""
+    row, kind, found = await destinations_of(app, user_id, connection_id)
+    chosen = next((d for d in found if d.id == destination_id), None)
+    if chosen is None:
+        raise Invalid(
+            f"Choose one of the places {kind.name} lists for this account.",
+            fields={"destination_id": "not one of this connection's destinations"},
+        )
+    data = {**(row.data or {}), "destination": {"id": chosen.id, "name": chosen.name}}
+    async with app[DB].transaction() as session:
+        await session.execute(
+            update(ConnectedAccountRow)
+            .where(ConnectedAccountRow.id == row.id)
+            .values(data=data, updated_at=utcnow())
+        )
+    row.data = data
+    return row
+
+
 # -- listing and disconnecting ------------------------------------------------------------------
 
 
@@ -421,6 +501,14 @@ class Listed:
     name: str
     row: ConnectedAccountRow | None
     enabled: bool
+    destination_label: str | None = None
+
+    @property
+    def destination(self) -> str | None:
+        """The name of the chosen destination, if any."""
+        chosen = ((self.row.data or {}) if self.row else {}).get("destination") or {}
+        name = chosen.get("name") if isinstance(chosen, dict) else None
+        return str(name) if name else None
 
 
 async def overview(app: web.Application, user_id: str) -> list[Listed]:
@@ -429,7 +517,7 @@ async def overview(app: web.Application, user_id: str) -> list[Listed]:
     kinds = enabled_kinds(app)
     rows = {row.kind: row for row in await list_connections(app[DB], user_id)}
     listed = [
-        Listed(kind_id, kind.name, rows.get(kind_id), True)
+        Listed(kind_id, kind.name, rows.get(kind_id), True, kind.destination_label)
         for kind_id, (_, kind) in sorted(kinds.items(), key=lambda item: item[1][1].name)
     ]
     listed += [Listed(k, k, row, False) for k, row in sorted(rows.items()) if k not in kinds]

@@ -17,7 +17,7 @@ import structlog
 from aiohttp import web
 from sqlalchemy import select
 
-from multinotes.connections import Connection, ConnectionRejected, ReconnectRequired
+from multinotes.connections import Connection
 from multinotes.connections import service as connections
 from multinotes.connections.models import RemoteExport
 from multinotes.db import Database, utcnow
@@ -132,31 +132,16 @@ async def export_remote(
     if usable is None or kind is None:
         return await _render(exporter, document, options, None)
     previous = await _remote_id(db, usable.id, exporter.exporter_id, document_id)
-    try:
-        link = await _render(
-            exporter, document, options, replace(usable.connection, remote_id=previous)
-        )
-    except ConnectionRejected:
-        # An access token the service no longer takes: refresh once (which marks the
-        # connection revoked and raises ReconnectRequired when the service refuses that too).
-        log.info("connection_token_rejected", kind=kind, user_id=user_id)
-        _, connection_kind = connections.kind_of(app, kind)
-        if not usable.refreshable:
-            await connections.mark_revoked(db, usable.id)
-            raise ReconnectRequired(kind, connection_kind.name) from None
-        await connections.refresh(app, user_id, kind)
-        usable = await connections.connection_for(app, user_id, kind)
-        try:
-            link = await _render(
-                exporter, document, options, replace(usable.connection, remote_id=previous)
-            )
-        except ConnectionRejected:
-            await connections.mark_revoked(db, usable.id)
-            raise ReconnectRequired(kind, connection_kind.name) from None
+
+    async def send(current: connections.Usable) -> tuple[str, ExportLink]:
+        connection = replace(current.connection, remote_id=previous)
+        return current.id, await _render(exporter, document, options, connection)
+
+    connection_id, link = await connections.with_connection(app, user_id, kind, send)
     await _remember(
         db,
         user_id=user_id,
-        connection_id=usable.id,
+        connection_id=connection_id,
         exporter_id=exporter.exporter_id,
         document_id=document_id,
         link=link,

@@ -56,6 +56,7 @@ from multinotes.connections import (
     ConnectionKind,
     ConnectionRejected,
     ConnectionUnavailable,
+    Destination,
     OAuthEndpoints,
 )
 from multinotes.db import UTCDateTime, new_id, utcnow
@@ -188,6 +189,7 @@ __all__ = [
     "ConnectionRegistrar",
     "ConnectionRejected",
     "ConnectionUnavailable",
+    "Destination",
     "DomainEvent",
     "Event",
     "EventPayload",

@@ -12,7 +12,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from multinotes.connections import service as connections
-from multinotes.errors import AppError, Invalid
+from multinotes.errors import AppError, Invalid, NotFound
 from multinotes.http.endpoint import page
 from multinotes.http.responses import redirect, render, safe_next
 from multinotes.identity.account_mail import public_base_url
@@ -96,3 +96,53 @@ async def disconnect(request: web.Request) -> web.StreamResponse:
     known = connections.enabled_kinds(request.app).get(row.kind)
     name = known[1].name if known else row.kind
     return redirect(ACCOUNT_SECTION, f"{name} is disconnected.")
+
+
+@routes.get("/connections/{id}/destination", name="connection_destination")
+@page(access="user")
+async def destination_form(request: web.Request) -> web.StreamResponse:
+    """Choose where exports through this account go (asks the service what there is)."""
+    actor = require_user(request)
+    try:
+        row, kind, found = await connections.destinations_of(
+            request.app, actor.user_id, request.match_info["id"]
+        )
+    except NotFound:
+        raise
+    except AppError as exc:
+        return redirect(ACCOUNT_SECTION, exc.message, "error")
+    chosen = (row.data or {}).get("destination") or {}
+    return render(
+        request,
+        "connections/destination.html",
+        {
+            "nav": "account",
+            "connection": row,
+            "service": kind.name,
+            "label": kind.destination_label,
+            "destinations": found,
+            "chosen_id": chosen.get("id") if isinstance(chosen, dict) else None,
+        },
+    )
+
+
+@routes.post("/connections/{id}/destination", name="connection_destination_save")
+@page(access="user")
+async def destination_save(request: web.Request) -> web.StreamResponse:
+    actor = require_user(request)
+    form = await request.post()
+    try:
+        row = await connections.choose_destination(
+            request.app,
+            actor.user_id,
+            request.match_info["id"],
+            str(form.get("destination_id", ""))[:255],
+        )
+    except NotFound:
+        raise
+    except AppError as exc:
+        return redirect(
+            f"/connections/{request.match_info['id']}/destination", exc.message, "error"
+        )
+    name = (row.data or {}).get("destination", {}).get("name", "")
+    return redirect(ACCOUNT_SECTION, f"Exports will go to {name}.")

@@ -73,6 +73,8 @@ OBJECTS: dict[str, str] = {
     "/exports/remote/{id}": "document",
     "/api/connections/{id}": "connection",
     "/connections/{id}/disconnect": "connection",
+    "/api/connections/{id}/destinations": "connection",
+    "/connections/{id}/destination": "connection",
     "/api/messages/{id}/save": "answer",
     "/api/messages/{id}/export": "answer",
     "/api/messages/{id}/export-comparison": "prompt",
@@ -181,6 +183,7 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/api/documents/{id}/comments"): {"body": "Mine now"},
     ("PATCH", "/api/comments/{id}"): {"body": "Mine now"},
     ("POST", "/api/documents/{id}/export"): {"format": "markdown"},
+    ("PATCH", "/api/connections/{id}"): {"destination_id": "somewhere"},
     ("POST", "/api/billing/orders/{id}/confirm"): {"payment": {"razorpay_payment_id": "pay_1"}},
 }
 

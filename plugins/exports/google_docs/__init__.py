@@ -38,6 +38,7 @@ from multinotes.plugin import (
     ConnectionRegistrar,
     ConnectionRejected,
     ConnectionUnavailable,
+    Destination,
     ExportDocument,
     Exporter,
     ExporterRegistrar,
@@ -59,6 +60,7 @@ __version__ = "1.0.0"
 
 KIND = "google_docs"
 DOC = "application/vnd.google-apps.document"
+FOLDER = "application/vnd.google-apps.folder"
 DRIVE_FILE = "https://www.googleapis.com/auth/drive.file"
 MAX_ATTEMPTS = 4
 MAX_WAIT = 10.0
@@ -104,6 +106,7 @@ class GoogleConnection(ConnectionKind):
     token_format = "form"
     # offline: a refresh token; consent: Google sends it again when the user reconnects.
     authorize_params = {"access_type": "offline", "prompt": "consent"}
+    destination_label = "Folder"
 
     def endpoints(self, config: Any) -> OAuthEndpoints:
         settings = _settings(config)
@@ -128,6 +131,27 @@ class GoogleConnection(ConnectionKind):
         return ConnectedAccount(
             account_id=str(user.get("permissionId") or name), name=str(name), data={}
         )
+
+    async def destinations(self, connection: Connection) -> list[Destination]:
+        """My Drive, and the folders this app may put files in (with ``drive.file``: the ones
+        it made or the user opened with it)."""
+        drive = Drive(_settings(connection.config), connection.access_token)
+        listed = await drive.request(
+            "GET",
+            "/drive/v3/files",
+            params={
+                "q": f"mimeType='{FOLDER}' and trashed=false",
+                "fields": "files(id,name)",
+                "pageSize": "100",
+                "orderBy": "name",
+            },
+        )
+        folders = [
+            Destination(str(f["id"]), str(f.get("name") or "Untitled folder"))
+            for f in listed.get("files") or []
+            if isinstance(f, dict) and f.get("id")
+        ]
+        return [Destination("root", "My Drive"), *folders]
 
 
 class DriveError(Exception):
@@ -226,7 +250,7 @@ class Drive:
 class GoogleDocsOptions(ExportOptions):
     folder_id: str | None = Field(
         default=None,
-        pattern=r"^[A-Za-z0-9_-]{10,200}$",
+        pattern=r"^(root|[A-Za-z0-9_-]{10,200})$",
         description="The Drive folder to put the document in (default: My Drive). Ignored "
         "when the note was exported before: that document is updated where it is.",
     )
@@ -300,8 +324,10 @@ class GoogleDocsExporter(Exporter):
                         raise
             if made is None:
                 metadata: dict[str, Any] = {"name": document.title, "mimeType": DOC}
-                if chosen.folder_id:
-                    metadata["parents"] = [chosen.folder_id]
+                picked = (connection.data.get("destination") or {}).get("id")
+                folder = chosen.folder_id or picked
+                if folder:
+                    metadata["parents"] = [folder]
                 made = await drive.request(
                     "POST", "/upload/drive/v3/files", params=fields, body=(metadata, page)
                 )

@@ -34,6 +34,7 @@ from multinotes.plugin import (
     ConnectionRegistrar,
     ConnectionRejected,
     ConnectionUnavailable,
+    Destination,
     ExportDocument,
     Exporter,
     ExporterRegistrar,
@@ -80,6 +81,7 @@ class NotionConnection(ConnectionKind):
     token_auth = "basic"
     token_format = "json"
     authorize_params = {"owner": "user"}
+    destination_label = "Parent page"
 
     def endpoints(self, config: Any) -> OAuthEndpoints:
         settings = config if isinstance(config, NotionSettings) else NotionSettings()
@@ -108,6 +110,34 @@ class NotionConnection(ConnectionKind):
                 "bot_id": tokens.get("bot_id"),
             },
         )
+
+    async def destinations(self, connection: Connection) -> list[Destination]:
+        """The pages the integration may use (those the user shared with it), top-level
+        pages first."""
+        http = outgoing.guard_httpx_client(httpx.AsyncClient(**outgoing.HTTPX_CLIENT_ARGS))
+        try:
+            pages = await Page(notion_client(connection, http)).shared_pages()
+        finally:
+            await http.aclose()
+        return [Destination(str(p["id"]), page_title(p)) for p in pages]
+
+
+def notion_client(connection: Connection, http: httpx.AsyncClient) -> AsyncClient:
+    settings = connection.config if isinstance(connection.config, NotionSettings) else None
+    base = (settings or NotionSettings()).api_base.rstrip("/")
+    return AsyncClient(client=http, auth=connection.access_token, base_url=base, retry=False)
+
+
+def page_title(page: dict[str, Any]) -> str:
+    """A page's title (the property of type title, whatever its name)."""
+    for prop in (page.get("properties") or {}).values():
+        if isinstance(prop, dict) and prop.get("type") == "title":
+            text = "".join(
+                i.get("plain_text") or i.get("text", {}).get("content", "")
+                for i in prop.get("title") or []
+            )
+            return text or "Untitled"
+    return "Untitled"
 
 
 class NotionOptions(ExportOptions):
@@ -181,18 +211,15 @@ class NotionExporter(Exporter):
         if connection is None:
             raise Invalid("Connect your Notion workspace first.", fields={"connection": KIND})
         chosen = options if isinstance(options, NotionOptions) else NotionOptions()
-        settings = connection.config if isinstance(connection.config, NotionSettings) else None
-        base = (settings or NotionSettings()).api_base.rstrip("/")
         link = document.link or ""
         site = f"{urlsplit(link).scheme}://{urlsplit(link).netloc}" if link else None
         content = notion_blocks.page_blocks(document, chosen, site)
         http = outgoing.guard_httpx_client(httpx.AsyncClient(**outgoing.HTTPX_CLIENT_ARGS))
         try:
-            client = AsyncClient(
-                client=http, auth=connection.access_token, base_url=base, retry=False
-            )
             try:
-                return await Page(client).write(document, chosen, connection, content)
+                return await Page(notion_client(connection, http)).write(
+                    document, chosen, connection, content
+                )
             except HTTPResponseError as exc:
                 raise _refused(exc) from exc
         finally:
@@ -215,7 +242,8 @@ class Page:
         title = notion_blocks.title_text(document.title)
         page: dict[str, Any] | None = await self.existing(connection.remote_id)
         if page is None:
-            parent = options.parent_page_id or await self.default_parent()
+            picked = (connection.data.get("destination") or {}).get("id")
+            parent = options.parent_page_id or picked or await self.default_parent()
             page = await call(
                 lambda: self.client.pages.create(
                     parent={"type": "page_id", "page_id": parent},
@@ -249,20 +277,27 @@ class Page:
             return None
         return page
 
-    async def default_parent(self) -> str:
-        """The first top-level page the integration can see (else any page it can see)."""
+    async def shared_pages(self) -> list[dict[str, Any]]:
+        """The pages the integration can see (first 100), top-level pages first."""
         found = await call(
-            lambda: self.client.search(filter={"property": "object", "value": "page"})
+            lambda: self.client.search(
+                filter={"property": "object", "value": "page"}, page_size=100
+            )
         )
         pages = [p for p in found.get("results", []) if p.get("object") == "page"]
         top = [p for p in pages if (p.get("parent") or {}).get("type") == "workspace"]
-        if not (top or pages):
+        return top + [p for p in pages if p not in top]
+
+    async def default_parent(self) -> str:
+        """The first top-level page the integration can see (else any page it can see)."""
+        pages = await self.shared_pages()
+        if not pages:
             raise Invalid(
                 "The Notion integration has no page to put the note under: share a page with it "
                 "in Notion (••• → Connections), or reconnect and pick one.",
                 fields={"parent_page_id": "no page shared with the integration"},
             )
-        return str((top or pages)[0]["id"])
+        return str(pages[0]["id"])
 
     async def clear(self, page_id: str) -> None:
         """Delete the page's blocks (they are replaced by the note as it is now)."""

@@ -67,7 +67,7 @@ class FakeGoogle:
         self.uploads: list[tuple[str, str]] = []  # (method, path)
         self.next_failures: list[tuple[int, dict[str, str], str]] = []
         self.files: dict[str, dict[str, Any]] = {}
-        self.folders = {"folder-reports-0001": "Reports"}
+        self.folders = {"root": "My Drive", "folder-reports-0001": "Reports"}
 
     def expire_access_tokens(self) -> None:
         self.access_tokens.clear()
@@ -81,6 +81,7 @@ class FakeGoogle:
         app.router.add_get("/o/oauth2/v2/auth", self.authorize)
         app.router.add_post("/token", self.token)
         app.router.add_get("/drive/v3/about", self.about)
+        app.router.add_get("/drive/v3/files", self.list_files)
         app.router.add_post("/upload/drive/v3/files", self.create)
         app.router.add_patch("/upload/drive/v3/files/{id}", self.update)
         return app
@@ -173,6 +174,16 @@ class FakeGoogle:
         return web.json_response(
             {"user": {"displayName": "Ann", "emailAddress": self.email, "permissionId": "p1"}}
         )
+
+    async def list_files(self, request: web.Request) -> web.StreamResponse:
+        """Folders only (what the exporter asks for: ``q`` naming the folder type)."""
+        refused = self._check(request)
+        if refused is not None:
+            return refused
+        if "application/vnd.google-apps.folder" not in request.query.get("q", ""):
+            return _error(400, "This fake lists folders only.", "invalidQuery")
+        folders = [{"id": k, "name": v} for k, v in self.folders.items() if k != "root"]
+        return web.json_response({"files": sorted(folders, key=lambda f: f["name"])})
 
     async def _upload(self, request: web.Request) -> tuple[dict[str, Any], str] | web.Response:
         if request.query.get("uploadType") != "multipart":
