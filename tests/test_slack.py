@@ -391,3 +391,28 @@ async def test_the_data_export_holds_the_users_slack_rows_but_no_token(
     everything = b"".join(archive.read(name) for name in archive.namelist())
     [token] = fake.bot_tokens
     assert token.encode() not in everything and b"/response/" not in everything
+
+
+async def test_the_message_shortcut_keeps_any_message_as_a_note_once(
+    configured: ApiClient, fake: FakeSlack
+) -> None:
+    api = configured
+    stranger = await fake.shortcut(target(api), "Hi", user_id="U0STRANGER")
+    assert stranger.status == 200
+    await eventually(lambda: len(fake.responses) == 1)
+    assert "link your account" in fake.responses[-1]["text"]
+
+    await link_as(api, fake)
+    for _ in range(2):  # used twice on the same message: one note
+        assert (
+            await fake.shortcut(target(api), "Ship it &amp; tell <@U0BOB>\nThen rest")
+        ).status == 200
+    await eventually(lambda: len(fake.responses) == 3)
+    first, again = fake.responses[1:]
+    assert first["text"].startswith("Saved as a note:") and again["text"] == first["text"]
+    note_id = re.search(r"/notes/([0-9a-f]+)\|", first["text"]).group(1)
+    note = await api.get_json(f"/api/documents/{note_id}")
+    assert note["title"] == "Ship it & tell <@U0BOB>"
+    assert note["content"].startswith("Ship it & tell <@U0BOB>\nThen rest\n\n_Kept from #general")
+    [folder] = (await api.get_json("/api/folders"))["folders"]
+    assert folder["name"] == "Slack" and note["folder_id"] == folder["id"]

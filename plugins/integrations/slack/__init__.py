@@ -1,5 +1,6 @@
 """The Slack app: ``/multinotes <prompt>`` in a channel is answered by the user's models and
-charged to their MultinotesAI credits; a Save as note button keeps an answer.
+charged to their MultinotesAI credits; a Save as note button keeps an answer, and the "Save to
+MultinotesAI" message shortcut (Callback ID ``save_to_multinotes``) keeps any message as a note.
 
 A workspace adds the app through Slack's OAuth v2 ("Add to Slack" on ``/integrations``; the bot
 token is kept encrypted). Every request from Slack arrives at one Request URL,

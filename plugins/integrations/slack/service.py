@@ -5,10 +5,11 @@ answers kept as notes. Slack's Web API is called with slack-sdk's ``AsyncWebClie
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +48,8 @@ STATE_SECONDS = 10 * 60
 #: Slack's limit for the text of one section block (3000), with room for the heading.
 SECTION_TEXT = 2800
 SAVE_ACTION = "save_note"
+#: The message shortcut's Callback ID (api.slack.com/apps → Interactivity → Shortcuts).
+SHORTCUT = "save_to_multinotes"
 
 
 class SlackSettings(BaseModel):
@@ -534,27 +537,65 @@ async def post_with_bot(
 
 async def save_once(ctx: PluginContext, user_id: str, message_id: str, folder: str) -> str:
     """Keep one of the user's answers as a note once: a second press of its button (or a
-    replayed one) finds the first note. The row is claimed before the note is made, so two
-    presses at once make one note."""
+    replayed one) finds the first note."""
+    return await _once(
+        ctx, user_id, message_id, lambda: ctx.save_answer(user_id, message_id, folder=folder)
+    )
+
+
+def message_key(team_id: str, channel_id: str, ts: str, slack_user: str) -> str:
+    """One Slack message kept by one Slack user (the Saved row's key, 32 characters)."""
+    return hashlib.sha256(f"{team_id}:{channel_id}:{ts}:{slack_user}".encode()).hexdigest()[:32]
+
+
+def unescape(text: str) -> str:
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+async def keep_message(ctx: PluginContext, link: Link, payload: dict[str, Any], folder: str) -> str:
+    """The "Save to MultinotesAI" message shortcut: the message's text as a note of the linked
+    account's, once per message and Slack user."""
+    message = payload.get("message") or {}
+    channel = payload.get("channel") or {}
+    text = unescape(str(message.get("text", ""))).strip()
+    if not text:
+        raise Invalid("This message has no text to keep.", code="empty_message")
+    title = text.splitlines()[0][:80]
+    where = f"#{channel['name']}" if channel.get("name") else "Slack"
+    content = f"{text}\n\n_Kept from {where} in {link.team_name or 'Slack'}._"
+    key = message_key(
+        link.team_id, str(channel.get("id", "")), str(message.get("ts", "")), link.slack_user_id
+    )
+    return await _once(
+        ctx,
+        link.user_id,
+        key,
+        lambda: ctx.save_note(link.user_id, title=title, content=content, folder=folder),
+    )
+
+
+async def _once(
+    ctx: PluginContext, user_id: str, key: str, make: Callable[[], Awaitable[str]]
+) -> str:
+    """Make a note once per ``key``: the row is claimed before the note is made, so two presses
+    at once (or a replayed request) make one note and find it afterwards."""
     try:
         async with ctx.transaction() as session:
-            session.add(Saved(message_id=message_id, user_id=user_id, note_id=""))
+            session.add(Saved(message_id=key, user_id=user_id, note_id=""))
     except IntegrityError:
         async with ctx.read() as session:
-            earlier = await session.get(Saved, message_id)
+            earlier = await session.get(Saved, key)
         if earlier is None or earlier.user_id != user_id:
             raise NotFound("No such answer.") from None
         if not earlier.note_id:
-            raise Invalid("This answer is being saved.", code="saving") from None
+            raise Invalid("This is being saved.", code="saving") from None
         return earlier.note_id
     try:
-        note_id = await ctx.save_answer(user_id, message_id, folder=folder)
+        note_id = await make()
     except BaseException:
         async with ctx.transaction() as session:
-            await session.execute(delete(Saved).where(Saved.message_id == message_id))
+            await session.execute(delete(Saved).where(Saved.message_id == key))
         raise
     async with ctx.transaction() as session:
-        await session.execute(
-            update(Saved).where(Saved.message_id == message_id).values(note_id=note_id)
-        )
+        await session.execute(update(Saved).where(Saved.message_id == key).values(note_id=note_id))
     return note_id

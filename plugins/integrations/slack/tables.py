@@ -78,8 +78,10 @@ class Command(Base):
 
 
 class Saved(Base):
-    """An answer kept as a note from Slack (the "Save as note" button, or automatically): once
-    per answer, however often the button is pressed."""
+    """An answer kept as a note from Slack (the "Save as note" button, or automatically), or a
+    message kept with the "Save to MultinotesAI" shortcut: once, however often it is pressed.
+    ``message_id`` is the answer's id, or for a Slack message a hash of workspace, channel,
+    timestamp and Slack user."""
 
     __tablename__ = "slack_saved_answers"
 

@@ -16,7 +16,15 @@ from aiohttp.http_exceptions import HttpProcessingError
 from multinotes.plugin import Invalid, NotFound, PluginContext, plugin_context
 
 from . import commands, service, signing
-from .service import ANSWER_TASK, PLUGIN, SAVE_ACTION, SlackSettings, ephemeral, escape
+from .service import (
+    ANSWER_TASK,
+    PLUGIN,
+    SAVE_ACTION,
+    SHORTCUT,
+    SlackSettings,
+    ephemeral,
+    escape,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -149,6 +157,8 @@ async def _interaction(
 ) -> web.Response:
     """A press of an answer's Save as note button: the note is made for the linked account
     (only the one who asked owns the answer), and the presser is told in a private reply."""
+    if payload.get("type") == "message_action" and payload.get("callback_id") == SHORTCUT:
+        return await _shortcut(ctx, settings, payload)
     if payload.get("type") != "block_actions":
         return web.Response(status=200)
     team_id = str((payload.get("team") or {}).get("id", ""))
@@ -172,6 +182,32 @@ async def _interaction(
             reply = "Only the person who asked can save this answer."
         except Invalid as exc:
             reply = exc.message
+    if response_url:
+        await service.post_response(response_url, ephemeral(reply))
+    return web.Response(status=200)
+
+
+async def _shortcut(
+    ctx: PluginContext, settings: SlackSettings, payload: dict[str, Any]
+) -> web.Response:
+    """The "Save to MultinotesAI" message shortcut: any message kept as a note of the linked
+    account; the person who used it is told privately."""
+    team = payload.get("team") or {}
+    user = payload.get("user") or {}
+    team_id, slack_user = str(team.get("id", "")), str(user.get("id", ""))
+    link = await service.link_for(ctx, team_id, slack_user)
+    if link is None:
+        url = service.link_url(
+            ctx, team_id, str(team.get("domain", "")), slack_user, str(user.get("name", ""))
+        )
+        reply = f"Link your Slack account to MultinotesAI first: <{url}|link your account>."
+    else:
+        try:
+            note_id = await service.keep_message(ctx, link, payload, settings.folder)
+            reply = f"Saved as a note: <{ctx.url('/notes/' + note_id)}|open it in MultinotesAI>."
+        except (Invalid, NotFound) as exc:
+            reply = exc.message
+    response_url = str(payload.get("response_url", ""))
     if response_url:
         await service.post_response(response_url, ephemeral(reply))
     return web.Response(status=200)

@@ -228,6 +228,22 @@ class FakeSlack:
         form = {"payload": json.dumps(self.button_payload(value, **kw))}
         return await self.send_form(target, form)
 
+    async def shortcut(
+        self, target: str, text: str, *, user_id: str = "U0ANN", ts: str = "1700000000.000100"
+    ) -> Sent:
+        """Use the "Save to MultinotesAI" message shortcut on a message of the channel."""
+        payload = {
+            "type": "message_action",
+            "callback_id": "save_to_multinotes",
+            "trigger_id": f"{secrets.randbelow(10**10)}.{secrets.token_hex(8)}",
+            "team": {"id": self.team_id, "domain": self.team_name.lower()},
+            "user": {"id": user_id, "name": user_id.lower()},
+            "channel": {"id": "C0GENERAL", "name": "general"},
+            "message": {"type": "message", "user": "U0OTHER", "ts": ts, "text": text},
+            "response_url": self.response_url(),
+        }
+        return await self.send_form(target, {"payload": json.dumps(payload)})
+
     async def event(self, target: str, payload: dict[str, Any]) -> Sent:
         """An Events API callback (JSON), signed."""
         return await self._send(target, json.dumps(payload).encode(), "application/json")
