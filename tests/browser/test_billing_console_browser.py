@@ -5,6 +5,7 @@ Stripe's hosted page and its signed webhook."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from tests.browser.conftest import (
     confirm,
     running_server,
 )
+from tests.browser.test_accessibility import serious_violations
 from tests.fakes.in_thread import ServedInThread
 from tests.fakes.stripe_server import FakeStripe
 
@@ -234,6 +236,7 @@ def test_an_order_is_refunded_from_its_page_after_a_confirmation(
     admin.reload()  # post-redirect-get: reloading shows the page, it does not refund again
     assert len(console.stripe.refunds) == 2
 
+    order_path = admin.evaluate("location.pathname")
     admin.goto("/admin/billing/revenue")
     expect(admin.locator("#revenue-refunds")).to_have_text("10.00 USD")
     expect(admin.locator("#revenue-30d")).to_have_text("0.00 USD")
@@ -244,3 +247,19 @@ def test_an_order_is_refunded_from_its_page_after_a_confirmation(
     phone.goto("/admin/billing/revenue")
     no_horizontal_scroll(phone)
     screenshot(phone, "console-revenue-phone")
+
+    # axe finds nothing serious on any console page, with data on them, in either theme.
+    found: dict[str, list[str]] = {}
+    for scheme in ("light", "dark"):
+        admin.emulate_media(color_scheme=scheme)
+        for path in (
+            "/admin/billing/revenue",
+            "/admin/billing/orders",
+            order_path,
+            "/admin/billing/plans",
+            "/admin/billing/coupons",
+        ):
+            admin.goto(path)
+            if problems := serious_violations(admin):
+                found[f"{scheme} {path}"] = problems
+    assert found == {}, json.dumps(found, indent=1)
