@@ -54,6 +54,7 @@ from multinotes.ratelimit import RateLimits, make_storage
 from multinotes.search import setup_search
 from multinotes.secretbox import SecretBox
 from multinotes.settings import Settings
+from multinotes.sharing.notifier import setup_notifications
 from multinotes.storage.lifecycle import setup_storage
 from multinotes.tasks import TaskQueue, embedded_scheduler, make_broker
 from multinotes.webui import STATIC_DIR, TEMPLATES_DIR
@@ -108,6 +109,7 @@ def create_app(
     setup_rate_limits(app)
     setup_storage(app)
     setup_files(app)
+    setup_notifications(app)
     setup_search(app)
     setup_templates(app)
     setup_oauth(app)

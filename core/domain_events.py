@@ -8,7 +8,8 @@ pipeline finishing an answer, a plugin) calls ``await app[EVENTS].publish(event)
 commit.
 
 Other features react by subscribing per event type (``bus.subscribe(NOTE_CREATED, handler)``):
-search indexing, the copy of generated media into Files, the hand-off to integration plugins.
+search indexing, the copy of generated media into Files, in-app notifications and their mail,
+the hand-off to integration plugins.
 Subscribers run in the publishing process, one after another; one that raises is logged with
 the event and does not stop the others, nor the request that published.
 
@@ -184,11 +185,31 @@ class NoteShared(EventPayload):
     recipient_id: str | None = Field(description="The account shared with, if it has one.")
 
 
+class ShareCreated(EventPayload):
+    share_id: str
+    object_type: Literal["document", "folder", "file", "conversation"] = Field(
+        description="What was shared: a note (document), a folder, a file or a conversation."
+    )
+    object_id: str
+    role: str = Field(description="viewer, commenter or editor.")
+    kind: Literal["user", "link"] = Field(description="With a person, or as a public link.")
+    recipient_id: str | None = Field(description="The account shared with, if it has one.")
+
+
 class CommentCreated(EventPayload):
     comment_id: str
     note_id: str
     author_id: str
     mentioned_ids: list[str] = Field(description="Accounts mentioned with @name.")
+
+
+class CommentEdited(EventPayload):
+    comment_id: str
+    note_id: str
+    author_id: str
+    mentioned_ids: list[str] = Field(
+        description="Accounts the edit mentions that the comment did not mention before."
+    )
 
 
 class FolderCreated(EventPayload):
@@ -241,6 +262,19 @@ COMMENT_CREATED = EventType(
     "Someone commented on a note; user_id is the note's owner.",
     CommentCreated,
 )
+COMMENT_EDITED = EventType(
+    "comment.edited",
+    1,
+    "Its author edited a comment on a note; user_id is the note's owner.",
+    CommentEdited,
+)
+SHARE_CREATED = EventType(
+    "share.created",
+    1,
+    "Something was shared with a person or by public link: a note, a folder, a file or a "
+    "conversation (a note or folder also publishes note.shared).",
+    ShareCreated,
+)
 FOLDER_CREATED = EventType("folder.created", 1, "A folder was created.", FolderCreated)
 EXPORT_COMPLETED = EventType(
     "export.completed", 1, "A data export archive is ready to download.", ExportCompleted
@@ -262,7 +296,9 @@ CORE_EVENTS: tuple[EventType[Any], ...] = (
     NOTE_UPDATED,
     NOTE_DELETED,
     NOTE_SHARED,
+    SHARE_CREATED,
     COMMENT_CREATED,
+    COMMENT_EDITED,
     FOLDER_CREATED,
     EXPORT_COMPLETED,
     CREDITS_LOW,

@@ -19,7 +19,6 @@ from multinotes.keys import DB
 from multinotes.sharing import comments
 from multinotes.sharing.actions import add_comment
 from multinotes.sharing.activity import list_activity
-from multinotes.sharing.notifications import Outbox
 
 routes = web.RouteTableDef()
 
@@ -109,12 +108,7 @@ async def create_comment(request: web.Request, body: CommentIn) -> dict[str, Any
 async def update_comment(request: web.Request, body: CommentIn) -> dict[str, Any]:
     """Edit your comment; people it newly mentions are notified."""
     actor = require_user(request)
-    outbox = Outbox()
-    comment = await comments.edit_comment(
-        request.app[DB], actor, request.match_info["id"], body.body, outbox
-    )
-    await outbox.send(request)
-    return comment
+    return await comments.edit_comment(request.app[DB], actor, request.match_info["id"], body.body)
 
 
 @routes.delete("/api/comments/{id}", name="api_comment_delete")

@@ -21,6 +21,7 @@ import structlog
 from aiohttp import BodyPartReader, ClientPayloadError, MultipartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from multinotes import links
 from multinotes.errors import AppError, BadRequest, Forbidden, PayloadTooLarge, Unauthorized
 from multinotes.http.endpoint import spec_of
 from multinotes.identity import scopes as key_scopes
@@ -76,6 +77,8 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     structlog.contextvars.bind_contextvars(request_id=request_id, client=request.remote)
     started = time.perf_counter()
     status = 500
+    # Code handed only the app (an event subscriber writing a mail) builds its links from it.
+    current = links.current_request.set(request)
     try:
         response = await handler(request)
         status = response.status
@@ -85,6 +88,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         status = exc.status
         raise
     finally:
+        links.current_request.reset(current)
         elapsed = time.perf_counter() - started
         metrics = request.app[METRICS]
         route = route_name(request)

@@ -28,6 +28,7 @@ from multinotes.identity.models import AuthSession, User, UserToken
 from multinotes.identity.passwords import hash_password, password_problem
 from multinotes.identity.service import normalize_email, token_hash
 from multinotes.keys import DB, SETTINGS, TASKS
+from multinotes.links import request_base_url
 from multinotes.mail import send_mail
 from multinotes.plugin_host import TaskDef
 
@@ -55,21 +56,8 @@ def invalid_link() -> Invalid:
 def public_base_url(request: web.Request) -> str:
     """Where links in mails (and other absolute links to this site) point: ``public_url`` when
     set (set it in production), else the address the server listens on, read from the socket
-    the request arrived on. Never from request headers: a forged ``Host`` or
-    ``X-Forwarded-Host`` would otherwise send a password-reset token to another site."""
-    settings = request.app[SETTINGS]
-    if settings.public_url:
-        return settings.public_url.rstrip("/")
-    transport = request.transport
-    scheme = "https" if transport is not None and transport.get_extra_info("sslcontext") else "http"
-    sockname = transport.get_extra_info("sockname") if transport is not None else None
-    if isinstance(sockname, tuple) and len(sockname) >= 2:
-        host, port = str(sockname[0]), int(sockname[1])
-    else:  # a Unix socket, or a connection already gone: the configured listen address
-        host, port = settings.host, settings.port
-    if ":" in host:
-        host = f"[{host}]"
-    return f"{scheme}://{host}:{port}"
+    the request arrived on. Never from request headers (``multinotes.links``)."""
+    return request_base_url(request)
 
 
 async def queue_account_mail(request: web.Request, purpose: Purpose, email: str) -> None:

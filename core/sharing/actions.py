@@ -1,6 +1,6 @@
 """What a person does to share or comment, the same whether they use the JSON API or the
-pages: the share with its mail, its hourly limit, the invitation limit and their audit records;
-a comment with its mentions' mail."""
+pages: the share with its hourly limit, the invitation limit and their audit records; a comment.
+Notifications and their mail react to the events these publish (``multinotes.sharing.notifier``)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,6 @@ from multinotes.keys import DB, RATE_LIMITS, SETTINGS
 from multinotes.sharing import comments
 from multinotes.sharing import service as sharing
 from multinotes.sharing.models import Share
-from multinotes.sharing.notifications import Outbox
 
 ObjectType = Literal["document", "folder", "file", "conversation"]
 #: Person shares (each mails someone) a user may make per hour.
@@ -81,7 +80,6 @@ async def create(request: web.Request, body: ShareIn) -> sharing.Created:
                 retry_after=3600,
             )
         await _check_invitations(request, actor, body)
-    outbox = Outbox()
     created = await sharing.create_share(
         request.app[DB],
         actor,
@@ -92,10 +90,8 @@ async def create(request: web.Request, body: ShareIn) -> sharing.Created:
         role=body.role,
         expires_at=body.expires_at,
         password=body.password,
-        outbox=outbox,
     )
-    await outbox.send(request)
-    if any(mail["template"] == "share_invite" for mail in outbox.mails):
+    if created.invited:
         # Kept for abuse review: who mailed which (fingerprinted) address, about what.
         await audit.record(
             request.app,
@@ -159,9 +155,7 @@ async def _check_invitations(request: web.Request, actor: Actor, body: ShareIn) 
 
 
 async def add_comment(request: web.Request, document_id: str, body: str) -> dict[str, Any]:
-    """Shared by the API and the note's comment form: comment, then send the mentions' mail."""
+    """Shared by the API and the note's comment form (the mentions' notifications and mail
+    react to ``comment.created``)."""
     actor = require_user(request)
-    outbox = Outbox()
-    comment = await comments.add_comment(request.app[DB], actor, document_id, body, outbox)
-    await outbox.send(request)
-    return comment
+    return await comments.add_comment(request.app[DB], actor, document_id, body)

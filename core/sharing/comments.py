@@ -18,7 +18,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from multinotes.db import Database, utcnow
-from multinotes.domain_events import COMMENT_CREATED, CommentCreated, stage
+from multinotes.domain_events import (
+    COMMENT_CREATED,
+    COMMENT_EDITED,
+    CommentCreated,
+    CommentEdited,
+    stage,
+)
 from multinotes.errors import Forbidden, Invalid, NotFound
 from multinotes.identity.actor import Actor
 from multinotes.identity.models import User
@@ -26,7 +32,6 @@ from multinotes.markdown import render_markdown
 from multinotes.notes.models import Document
 from multinotes.sharing import access
 from multinotes.sharing.models import Comment, DocumentActivity
-from multinotes.sharing.notifications import Outbox, excerpt, notify
 
 MAX_BODY = 20_000
 
@@ -77,46 +82,6 @@ async def _people(session: AsyncSession, document: Document) -> list[tuple[str, 
     return [(uid, name, email) for uid, name, email in rows.all()]
 
 
-def _notify_mentions(
-    session: AsyncSession,
-    outbox: Outbox,
-    *,
-    comment: Comment,
-    document: Document,
-    author: Actor,
-    mentioned: list[str],
-    people: dict[str, tuple[str, str]],
-) -> None:
-    path = f"/notes/{document.id}#comment-{comment.id}"
-    for user_id in mentioned:
-        if user_id == author.user_id:
-            continue
-        name, email = people[user_id]
-        notify(
-            session,
-            user_id=user_id,
-            kind="mention",
-            actor_id=author.user_id,
-            actor_name=author.name,
-            object_type="document",
-            object_id=document.id,
-            title=document.title,
-            url=path,
-            text=comment.body,
-        )
-        outbox.add(
-            template="mention",
-            to=email,
-            context={
-                "name": " ".join(name.split()),
-                "author": " ".join(author.name.split()),
-                "title": document.title,
-                "excerpt": excerpt(comment.body),
-                "link": path,
-            },
-        )
-
-
 async def list_comments(db: Database, user_id: str, document_id: str) -> list[dict[str, Any]]:
     """The comments on a note the user can see, oldest first."""
     async with db.read() as session:
@@ -132,9 +97,9 @@ async def list_comments(db: Database, user_id: str, document_id: str) -> list[di
     return [comment_out(c, name, user_id, rights.is_owner) for c, name in rows]
 
 
-async def add_comment(
-    db: Database, author: Actor, document_id: str, body: str, outbox: Outbox
-) -> dict[str, Any]:
+async def add_comment(db: Database, author: Actor, document_id: str, body: str) -> dict[str, Any]:
+    """Comment on a note the author can see. ``comment.created`` names the people it mentions:
+    their notifications and mail react to it (``multinotes.sharing.notifier``)."""
     async with db.transaction() as session:
         document, rights = await access.document_in(session, author.user_id, document_id)
         body = clean_body(body)  # after the access check: an outsider learns nothing
@@ -159,15 +124,6 @@ async def add_comment(
                 detail={"comment_id": comment.id},
                 created_at=now,
             )
-        )
-        _notify_mentions(
-            session,
-            outbox,
-            comment=comment,
-            document=document,
-            author=author,
-            mentioned=mentioned,
-            people={uid: (name, email) for uid, name, email in people},
         )
         stage(
             session,
@@ -198,10 +154,9 @@ async def _comment_for(
     return comment, document, rights
 
 
-async def edit_comment(
-    db: Database, author: Actor, comment_id: str, body: str, outbox: Outbox
-) -> dict[str, Any]:
-    """Only the author edits a comment; people newly mentioned are notified."""
+async def edit_comment(db: Database, author: Actor, comment_id: str, body: str) -> dict[str, Any]:
+    """Only the author edits a comment; ``comment.edited`` names the people it newly mentions,
+    who are notified."""
     async with db.transaction() as session:
         comment, document, rights = await _comment_for(session, author.user_id, comment_id)
         if comment.user_id != author.user_id:
@@ -213,14 +168,17 @@ async def edit_comment(
         comment.body = body
         comment.mentions = mentioned
         comment.updated_at = comment.edited_at = utcnow()
-        _notify_mentions(
+        stage(
             session,
-            outbox,
-            comment=comment,
-            document=document,
-            author=author,
-            mentioned=[m for m in mentioned if m not in already],
-            people={uid: (name, email) for uid, name, email in people},
+            COMMENT_EDITED.of(
+                document.user_id,
+                CommentEdited(
+                    comment_id=comment.id,
+                    note_id=document.id,
+                    author_id=author.user_id,
+                    mentioned_ids=[m for m in mentioned if m not in already],
+                ),
+            ),
         )
     return comment_out(comment, author.name, author.user_id, rights.is_owner)
 

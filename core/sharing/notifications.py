@@ -1,25 +1,21 @@
-"""In-app notifications (a share received, a mention in a comment) and the mail that goes with
-them.
+"""In-app notifications (a share received, a mention in a comment, a plugin's message): writing,
+listing, marking read and opening them.
 
-A notification row is written in the same transaction as what caused it; its mail is queued only
-after that transaction committed (``Outbox.send``), so a rolled-back share sends nothing and no
-mail is ever sent from inside a request's transaction. Mail goes through the task queue
-(``multinotes.mail.queue_mail``): a background task renders and delivers it.
+What causes a share's or a mention's notification publishes a domain event; the notification
+and its mail are written in reaction to it, after that change committed
+(``multinotes.sharing.notifier``), so a rolled-back share notifies no one and no mail is ever
+sent from inside a request's transaction.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from multinotes.db import Database, rows_affected, utcnow
 from multinotes.errors import Invalid, NotFound
-from multinotes.identity.account_mail import public_base_url
-from multinotes.mail import queue_mail
 from multinotes.sharing.models import Notification
 
 KINDS = ("share", "mention")
@@ -29,26 +25,6 @@ EXCERPT = 300
 def excerpt(text: str, length: int = EXCERPT) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= length else flat[: length - 1].rstrip() + "…"
-
-
-@dataclass
-class Outbox:
-    """Mail to send once the transaction that wrote the notifications has committed."""
-
-    mails: list[dict[str, Any]] = field(default_factory=list)
-
-    def add(self, *, template: str, to: str, context: dict[str, Any]) -> None:
-        self.mails.append({"template": template, "to": to, "context": context})
-
-    async def send(self, request: web.Request) -> None:
-        base = public_base_url(request)
-        for mail in self.mails:
-            context = dict(mail["context"])
-            # Links in mail must be absolute; paths are turned into links to this site here.
-            for key in ("link", "register_link"):
-                if isinstance(context.get(key), str) and context[key].startswith("/"):
-                    context[key] = base + context[key]
-            await queue_mail(request.app, template=mail["template"], to=mail["to"], context=context)
 
 
 def notify(

@@ -27,8 +27,10 @@ from multinotes.db import Database, new_id, utcnow
 from multinotes.domain_events import (
     FOLDER_CREATED,
     NOTE_SHARED,
+    SHARE_CREATED,
     FolderCreated,
     NoteShared,
+    ShareCreated,
     stage,
 )
 from multinotes.errors import AppError, Conflict, Invalid, NotFound
@@ -41,7 +43,6 @@ from multinotes.notes.models import Document, DocumentVersion, Folder
 from multinotes.notes.service import clean_name, name_key, note_created
 from multinotes.sharing import access
 from multinotes.sharing.models import DocumentActivity, FolderActivity, Share
-from multinotes.sharing.notifications import Outbox, notify
 
 PUBLIC_PREFIX = "/s/"
 MIN_LINK_PASSWORD = 6
@@ -68,6 +69,8 @@ class Created:
     share: Share
     #: The public link's token: shown once, never stored.
     token: str | None
+    #: A new share with an address that has no account yet: an invitation to sign up goes out.
+    invited: bool = False
 
 
 # -- objects ------------------------------------------------------------------------------------
@@ -210,12 +213,13 @@ async def create_share(
     role: str,
     expires_at: datetime | None,
     password: str | None,
-    outbox: Outbox,
 ) -> Created:
     """Share with a person (``email``) or by public link (``public``).
 
     Sharing again with the same person changes the role and expiry of the live share rather than
-    adding another. The recipient gets a notification (and a mail, through ``outbox``)."""
+    adding another. A new share publishes ``share.created`` (and ``note.shared`` for a note or
+    folder): the recipient's notification and mail react to it
+    (``multinotes.sharing.notifier``)."""
     if public == (email is not None):
         raise Invalid(
             "Share either with a person (email) or by public link (public: true).",
@@ -236,7 +240,7 @@ async def create_share(
     now = utcnow()
     try:
         async with db.transaction() as session:
-            obj = await _owned_object(session, owner.user_id, object_type, object_id)
+            await _owned_object(session, owner.user_id, object_type, object_id)  # or 403/404
             recipient = (
                 await session.scalar(select(User).where(User.email == address)) if address else None
             )
@@ -292,50 +296,26 @@ async def create_share(
                         ),
                     ),
                 )
-            title = title_of(obj)
-            path = object_path(object_type, object_id)
-            # A deactivated account hears nothing, in the app or in its inbox.
-            silent = recipient is not None and not recipient.is_active
-            if recipient is not None and not silent:
-                notify(
-                    session,
-                    user_id=recipient.id,
-                    kind="share",
-                    actor_id=owner.user_id,
-                    actor_name=owner.name,
-                    object_type=object_type,
-                    object_id=object_id,
-                    title=title,
-                    url=path,
-                )
-            if address is not None and not silent:
-                context = {
-                    "sharer": without_links(owner.name),
-                    "sharer_email": owner.email,
-                    "title": without_links(title),
-                    "kind": object_type,
-                    "role": role,
-                    "link": path,
-                    "email": address,
-                }
-                if recipient is not None:
-                    outbox.add(
-                        template="share_received",
-                        to=address,
-                        context={**context, "name": one_line(recipient.name)},
-                    )
-                else:
-                    outbox.add(
-                        template="share_invite",
-                        to=address,
-                        context={**context, "register_link": "/register"},
-                    )
+            stage(
+                session,
+                SHARE_CREATED.of(
+                    owner.user_id,
+                    ShareCreated(
+                        share_id=share.id,
+                        object_type=object_type,
+                        object_id=object_id,
+                        role=role,
+                        kind="link" if public else "user",
+                        recipient_id=share.recipient_id,
+                    ),
+                ),
+            )
     except IntegrityError:
         raise Conflict(
             "This was shared with that address at the same moment; reload to see it.",
             code="already_shared",
         ) from None
-    return Created(share, token)
+    return Created(share, token, invited=address is not None and recipient is None)
 
 
 # -- listing ------------------------------------------------------------------------------------

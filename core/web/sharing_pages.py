@@ -254,10 +254,9 @@ async def comment_edit(request: web.Request) -> web.Response:
     actor = require_user(request)
     form = await request.post()
     document_id = str(form.get("document_id", ""))
-    outbox = notifications.Outbox()
     try:
         edited = await comments.edit_comment(
-            request.app[DB], actor, request.match_info["id"], str(form.get("body", "")), outbox
+            request.app[DB], actor, request.match_info["id"], str(form.get("body", ""))
         )
     except Invalid as exc:
         if not ID.match(document_id):
@@ -265,7 +264,6 @@ async def comment_edit(request: web.Request) -> web.Response:
         if not is_htmx(request):
             return _back_to_note(document_id, exc.message, "error")
         return await _collab(request, document_id, error=exc.message)
-    await outbox.send(request)
     if not is_htmx(request):
         return _back_to_note(edited["document_id"], "Comment saved.")
     return await _collab(request, edited["document_id"])
