@@ -108,6 +108,8 @@ ACCOUNT_WRITES = {
     ("DELETE", "/api/connections/{id}"),
     ("PATCH", "/api/connections/{id}"),
     ("POST", "/connections/{id}/destination"),
+    ("POST", "/api/connections"),
+    ("POST", "/connections/{kind}/token"),
     ("POST", "/connections/{kind}/connect"),
     ("POST", "/connections/{id}/disconnect"),
     ("POST", "/api/auth/logout"),

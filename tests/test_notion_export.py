@@ -262,12 +262,13 @@ async def test_an_expired_token_is_refreshed_before_use(ann, notion):
         await session.execute(
             update(ConnectedAccountRow).values(expires_at=utcnow() - timedelta(minutes=5))
         )
-    old_tokens = set(notion.access_tokens)
+    old_tokens = set(notion.access_tokens) - {notion.internal_token}
     notion.expire_access_tokens()
     response = await export(ann, doc)
     assert response.status == 200, await response.text()
     assert notion.token_requests[-1]["grant_type"] == "refresh_token"
-    assert notion.access_tokens and not notion.access_tokens & old_tokens
+    assert notion.access_tokens - {notion.internal_token}
+    assert not notion.access_tokens & old_tokens
 
 
 async def test_a_token_notion_refuses_is_refreshed_once_and_retried(ann, notion):
@@ -423,3 +424,43 @@ async def test_the_user_picks_the_parent_page(ann, notion):
     assert saved.status == 303 and saved.headers["Location"] == "/account#connections"
     [connection] = (await ann.get_json("/api/connections"))["connections"]
     assert connection["destination"]["name"] == "Team notes"
+
+
+async def test_an_internal_integration_secret_connects_too(ann, notion):
+    wrong = await ann.post("/api/connections", {"kind": "notion", "access_token": "ntn_nope"})
+    assert wrong.status == 422
+    assert "access_token" in (await wrong.json())["error"]["fields"]
+    assert (await ann.get_json("/api/connections"))["connections"] == []
+    not_pasted = await ann.post("/api/connections", {"kind": "elsewhere", "access_token": "x"})
+    assert not_pasted.status == 404
+
+    made = await ann.post(
+        "/api/connections", {"kind": "notion", "access_token": notion.internal_token}
+    )
+    assert made.status == 201, await made.text()
+    body = await made.json()
+    assert body["account_name"] == "Ann's Workspace"
+    assert notion.internal_token not in str(body)
+    doc = await note(ann, "Internal", "Hello")
+    assert (await export(ann, doc)).status == 200
+    assert len(notion.created_pages()) == 1
+    assert notion.token_requests == []  # no OAuth at all
+
+    # Revoked at Notion: nothing to refresh with, so the user is asked to reconnect.
+    notion.access_tokens.discard(notion.internal_token)
+    refused = await export(ann, doc)
+    assert refused.status == 409
+    assert (await refused.json())["error"]["code"] == "reconnect_required"
+
+
+async def test_the_account_page_form_takes_a_pasted_secret(ann, notion):
+    page = await (await ann.get("/account")).text()
+    assert "Internal integration secret" in page
+    saved = await ann.post(
+        "/connections/notion/token",
+        data={"csrf_token": ann.csrf, "access_token": notion.internal_token},
+        allow_redirects=False,
+    )
+    assert saved.status == 303 and saved.headers["Location"] == "/account#connections"
+    [connection] = (await ann.get_json("/api/connections"))["connections"]
+    assert connection["account_name"] == "Ann's Workspace"

@@ -148,3 +148,33 @@ async def update_connection(request: web.Request, body: ConnectionPatch) -> Conn
     )
     _, kind = connections.kind_of(request.app, row.kind)
     return ConnectionOut.of(row, kind.name)
+
+
+class TokenIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str = Field(min_length=1, max_length=64, description="A service that takes one.")
+    access_token: str = Field(
+        min_length=1, max_length=2000, description="E.g. a Notion internal integration secret."
+    )
+
+
+@routes.post("/api/connections", name="api_connection_create")
+@endpoint(
+    access="user",
+    body=TokenIn,
+    response=ConnectionOut,
+    status=201,
+    tags=["connections"],
+    errors=[404, 422, 502, 503],
+)
+async def create_connection(request: web.Request, body: TokenIn) -> ConnectionOut:
+    """Connect with a token instead of the service's sign-in (services with
+    `pasted_token_label`, such as Notion's internal integrations). The service is asked whose
+    token it is first; the token is stored encrypted and never shown again."""
+    actor = require_user(request)
+    row = await connections.connect_with_token(
+        request.app, user_id=actor.user_id, kind_id=body.kind, token=body.access_token
+    )
+    _, kind = connections.kind_of(request.app, row.kind)
+    return ConnectionOut.of(row, kind.name)

@@ -93,6 +93,10 @@ class ConnectionKind:
     #: ``destinations`` is never called. The chosen one is ``Connection.data["destination"]``
     #: (``{"id", "name"}``).
     destination_label: ClassVar[str | None] = None
+    #: What to call a token the user may paste instead of going through OAuth (Notion's
+    #: "Internal integration secret"); None: OAuth only. A pasted token has no refresh token:
+    #: when the service refuses it, the user pastes a new one.
+    pasted_token_label: ClassVar[str | None] = None
 
     @property
     def id(self) -> str:
@@ -102,6 +106,9 @@ class ConnectionKind:
         raise NotImplementedError
 
     async def account(self, tokens: dict[str, Any], config: Any) -> ConnectedAccount:
+        """Who was connected. ``tokens`` is the token endpoint's answer, or only
+        ``{"access_token"}`` for a pasted token. Raise ``ConnectionRejected`` when the
+        service refuses the token."""
         raise NotImplementedError
 
     async def destinations(self, connection: Connection) -> list[Destination]:

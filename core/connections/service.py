@@ -259,10 +259,24 @@ async def finish(
         account = await kind.account(answer, config)
     except ConnectionRejected:
         raise FlowFailed(f"{kind.name} refused the new connection. Try again.") from None
+    row = await _store(app, user_id=user_id, kind_id=kind_id, account=account, answer=answer)
+    return row, flow.next_url
+
+
+async def _store(
+    app: web.Application,
+    *,
+    user_id: str,
+    kind_id: str,
+    account: Any,
+    answer: dict[str, Any],
+) -> ConnectedAccountRow:
+    """Create or replace the user's connection of ``kind_id`` with these tokens."""
     box = app[SECRETS]
     now = utcnow()
     refresh = answer.get("refresh_token")
     scopes = answer.get("scope")
+    _, kind = kind_of(app, kind_id)
     values = {
         "account_id": str(account.account_id)[:255],
         "account_name": str(account.name)[:255] or kind.name,
@@ -294,7 +308,32 @@ async def finish(
             for name, value in values.items():
                 setattr(row, name, value)
     log.info("connection_connected", kind=kind_id, user_id=user_id)
-    return row, flow.next_url
+    return row
+
+
+async def connect_with_token(
+    app: web.Application, *, user_id: str, kind_id: str, token: str
+) -> ConnectedAccountRow:
+    """Connect with a token the user pasted (an internal integration's secret), for kinds
+    that take one; the service is asked who it is first, so a wrong token connects nothing."""
+    plugin, kind = kind_of(app, kind_id)
+    if kind.pasted_token_label is None:
+        raise Invalid(
+            f"{kind.name} is connected through its own sign-in, not with a pasted token.",
+            fields={"kind": "takes no pasted token"},
+        )
+    token = token.strip()
+    if not token or len(token) > 2000 or any(c.isspace() for c in token):
+        raise Invalid(fields={"access_token": f"Paste the {kind.pasted_token_label}."})
+    answer = {"access_token": token}
+    try:
+        account = await kind.account(answer, await config_of(app, plugin))
+    except ConnectionRejected:
+        raise Invalid(
+            f"{kind.name} does not accept this token.",
+            fields={"access_token": "refused by the service"},
+        ) from None
+    return await _store(app, user_id=user_id, kind_id=kind_id, account=account, answer=answer)
 
 
 # -- using a connection -------------------------------------------------------------------------
@@ -502,6 +541,7 @@ class Listed:
     row: ConnectedAccountRow | None
     enabled: bool
     destination_label: str | None = None
+    pasted_token_label: str | None = None
 
     @property
     def destination(self) -> str | None:
@@ -517,7 +557,14 @@ async def overview(app: web.Application, user_id: str) -> list[Listed]:
     kinds = enabled_kinds(app)
     rows = {row.kind: row for row in await list_connections(app[DB], user_id)}
     listed = [
-        Listed(kind_id, kind.name, rows.get(kind_id), True, kind.destination_label)
+        Listed(
+            kind_id,
+            kind.name,
+            rows.get(kind_id),
+            True,
+            kind.destination_label,
+            kind.pasted_token_label,
+        )
         for kind_id, (_, kind) in sorted(kinds.items(), key=lambda item: item[1][1].name)
     ]
     listed += [Listed(k, k, row, False) for k, row in sorted(rows.items()) if k not in kinds]

@@ -146,3 +146,24 @@ async def destination_save(request: web.Request) -> web.StreamResponse:
         )
     name = (row.data or {}).get("destination", {}).get("name", "")
     return redirect(ACCOUNT_SECTION, f"Exports will go to {name}.")
+
+
+@routes.post("/connections/{kind}/token", name="connection_token")
+@page(access="user")
+async def paste_token(request: web.Request) -> web.StreamResponse:
+    """Connect with a pasted token (a Notion internal integration's secret)."""
+    actor = require_user(request)
+    kind_id = request.match_info["kind"]
+    _, kind = connections.kind_of(request.app, kind_id)
+    form = await request.post()
+    try:
+        row = await connections.connect_with_token(
+            request.app,
+            user_id=actor.user_id,
+            kind_id=kind_id,
+            token=str(form.get("access_token", "")),
+        )
+    except AppError as exc:
+        detail = " ".join([exc.message, *exc.fields.values()]) if exc.fields else exc.message
+        return redirect(ACCOUNT_SECTION, detail, "error")
+    return redirect(ACCOUNT_SECTION, f"{kind.name} is connected ({row.account_name}).")

@@ -163,6 +163,7 @@ NOT_OBJECTS: dict[str, str] = {
     "/account/oauth/{provider}/link": "a sign-in provider's name",
     "/connections/{kind}/connect": "a service's name (a connection kind)",
     "/connections/{kind}/callback": "a service's name (a connection kind)",
+    "/connections/{kind}/token": "a service's name (a connection kind)",
     "/avatars/{avatar_id}.png": (
         "avatars are profile pictures any signed-in user may see; the URL holds a random id, "
         "not the owner's"

@@ -82,6 +82,7 @@ class NotionConnection(ConnectionKind):
     token_format = "json"
     authorize_params = {"owner": "user"}
     destination_label = "Parent page"
+    pasted_token_label = "Internal integration secret"
 
     def endpoints(self, config: Any) -> OAuthEndpoints:
         settings = config if isinstance(config, NotionSettings) else NotionSettings()
@@ -99,7 +100,10 @@ class NotionConnection(ConnectionKind):
         )
 
     async def account(self, tokens: dict[str, Any], config: Any) -> ConnectedAccount:
-        """Notion's token answer names the workspace; nothing else to ask."""
+        """Notion's token answer names the workspace; a pasted internal integration secret
+        is asked who it is (``users/me``: the integration's bot and its workspace)."""
+        if "workspace_id" not in tokens and "bot_id" not in tokens:
+            tokens = {**tokens, **await self._bot(str(tokens["access_token"]), config)}
         owner = ((tokens.get("owner") or {}).get("user") or {}).get("name")
         workspace = tokens.get("workspace_name") or owner or "Notion workspace"
         return ConnectedAccount(
@@ -110,6 +114,22 @@ class NotionConnection(ConnectionKind):
                 "bot_id": tokens.get("bot_id"),
             },
         )
+
+    async def _bot(self, token: str, config: Any) -> dict[str, Any]:
+        connection = Connection(KIND, token, "", "", {}, config)
+        http = outgoing.guard_httpx_client(httpx.AsyncClient(**outgoing.HTTPX_CLIENT_ARGS))
+        try:
+            me = await call(notion_client(connection, http).users.me)
+        except HTTPResponseError as exc:
+            raise ProviderBadResponse(f"Notion refused to say who this is: {exc}") from exc
+        finally:
+            await http.aclose()
+        bot = me.get("bot") or {}
+        return {
+            "bot_id": me.get("id"),
+            "workspace_name": bot.get("workspace_name") or me.get("name"),
+            "workspace_id": bot.get("workspace_id"),
+        }
 
     async def destinations(self, connection: Connection) -> list[Destination]:
         """The pages the integration may use (those the user shared with it), top-level

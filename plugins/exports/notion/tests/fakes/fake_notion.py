@@ -81,6 +81,9 @@ class FakeNotion:
         self._ids = itertools.count(1)
         #: A page the integration was given access to when the user connected it.
         self.root_page = self.add_page("Team notes")
+        #: The secret of an internal integration of the same workspace (pasted, not OAuth).
+        self.internal_token = f"ntn_internal_{secrets.token_hex(8)}"
+        self.access_tokens.add(self.internal_token)
 
     # -- what tests look at -------------------------------------------------------------------
 
@@ -117,6 +120,7 @@ class FakeNotion:
 
     def expire_access_tokens(self) -> None:
         self.access_tokens.clear()
+        self.access_tokens.add(self.internal_token)
 
     def revoke_all(self) -> None:
         self.access_tokens.clear()
@@ -129,6 +133,7 @@ class FakeNotion:
         app.router.add_get("/v1/oauth/authorize", self.authorize)
         app.router.add_post("/v1/oauth/token", self.token)
         app.router.add_post("/v1/search", self.search)
+        app.router.add_get("/v1/users/me", self.me)
         app.router.add_post("/v1/pages", self.create_page)
         app.router.add_get("/v1/pages/{id}", self.get_page)
         app.router.add_patch("/v1/pages/{id}", self.update_page)
@@ -207,6 +212,22 @@ class FakeNotion:
             self.refresh_tokens.discard(refresh)  # rotated, like Notion does
             return web.json_response(self._issue())
         return web.json_response({"error": "unsupported_grant_type"}, status=400)
+
+    async def me(self, request: web.Request) -> web.StreamResponse:
+        """The integration's bot user, naming its workspace."""
+        return web.json_response(
+            {
+                "object": "user",
+                "id": self.bot_id,
+                "type": "bot",
+                "name": "MultinotesAI",
+                "bot": {
+                    "owner": {"type": "workspace", "workspace": True},
+                    "workspace_name": self.workspace["name"],
+                    "workspace_id": self.workspace["id"],
+                },
+            }
+        )
 
     async def search(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
