@@ -38,7 +38,7 @@ The surface, by family:
   ``guard_httpx_client`` for httpx-based SDKs, ``connector()`` for aiohttp sessions),
   ``parse_retry_after``, ``configured_key``;
 * run time: ``plugin_context(app, name)`` → ``PluginContext`` (settings, tasks, events, the
-  wallet ledger, templates, absolute URLs).
+  wallet ledger, prompts sent on a user's behalf (``Answer``), templates, absolute URLs).
 """
 
 from multinotes import export_blocks, hookimpl, openai_wire, outgoing
@@ -82,6 +82,7 @@ from multinotes.errors import (
     Invalid,
     NeedsKey,
     NotFound,
+    PaymentRequired,
     PluginError,
     ProviderBadResponse,
     ProviderError,
@@ -124,7 +125,7 @@ from multinotes.hookspecs import (
 from multinotes.http.endpoint import read_body
 from multinotes.integrations import Event, Integration
 from multinotes.markdown import render_markdown
-from multinotes.plugin.context import Caller, PluginContext, WalletEntry, plugin_context
+from multinotes.plugin.context import Answer, Caller, PluginContext, WalletEntry, plugin_context
 from multinotes.plugin_tables import core_foreign_key, plugin_metadata
 from multinotes.privacy.plugin_data import UserDataExport
 from multinotes.providers import (
@@ -170,6 +171,7 @@ __all__ = [
     "Action",
     "ActionRegistrar",
     "ActionTarget",
+    "Answer",
     "AssetRegistrar",
     "Attachment",
     "BillingBackend",
@@ -223,6 +225,7 @@ __all__ = [
     "OAuthEndpoints",
     "Options",
     "PaymentDeclined",
+    "PaymentRequired",
     "PluginContext",
     "PluginError",
     "Pricing",
