@@ -19,6 +19,7 @@ from multinotes.plugins.exports import docx as docx_plugin
 from multinotes.plugins.exports import html as html_plugin
 from multinotes.plugins.exports import markdown as markdown_plugin
 from multinotes.plugins.exports import pdf as pdf_plugin
+from multinotes.plugins.providers import demo as demo_plugin
 from multinotes.testing import ApiClient
 from tests.support import people
 from tests.support.scripted_provider import Script, scripted_plugins
@@ -41,6 +42,7 @@ def plugins():
     scripts = {model: Script(chunks=[text]) for model, text in ANSWERS.items()}
     return [
         *scripted_plugins(scripts, context_window=1000, max_output=100),
+        ("demo", demo_plugin),
         ("markdown", markdown_plugin),
         ("pdf", pdf_plugin),
         ("docx", docx_plugin),
@@ -139,6 +141,27 @@ async def test_an_answer_downloads_as_each_format_with_its_provenance(ann: ApiCl
         ann, f"/api/messages/{alpha}/export?format=html&include_provenance=false"
     )
     assert "<strong>seven</strong>" in body.decode() and "Provenance" not in body.decode()
+
+
+async def test_the_images_an_answer_generated_are_in_its_export(ann: ApiClient):
+    switched = await ann.patch("/api/admin/plugins/demo", {"enabled": True})  # off in production
+    assert switched.status == 200, await switched.text()
+    _, prompt, answers = await asked(ann, ["demo/swatch", "script/alpha"])
+    swatch = answers["demo/swatch"]
+
+    _, body = await download(ann, f"/api/messages/{swatch}/export?format=pdf")
+    [image] = pypdf.PdfReader(io.BytesIO(body)).pages[0].images
+    assert image.image is not None and image.image.size == (64, 64)
+    _, body = await download(ann, f"/api/messages/{swatch}/export?format=docx")
+    assert len(docx.Document(io.BytesIO(body)).inline_shapes) == 1
+    _, body = await download(ann, f"/api/messages/{swatch}/export?format=html")
+    assert body.decode().count('src="data:image/png;base64,') == 1
+
+    _, body = await download(ann, f"/api/messages/{prompt}/export-comparison?format=docx")
+    table = docx.Document(io.BytesIO(body)).tables[-1]
+    assert [c.text for c in table.rows[0].cells] == ["demo/swatch", "script/alpha"]
+    picture = table.rows[-1].cells[0]._tc.xpath(".//pic:pic")
+    assert len(picture) == 1  # the swatch, inside its model's column
 
 
 # -- a comparison ---------------------------------------------------------------------------------

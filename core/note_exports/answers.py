@@ -16,13 +16,14 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import select
 
-from multinotes.chat.models import Generation, Message
+from multinotes.chat.models import Generation, Message, MessageMedia
 from multinotes.chat.service import title_from_prompt
 from multinotes.db import Database
 from multinotes.errors import Invalid, NotFound
 from multinotes.exporters import (
     ExportAnswer,
     ExportDocument,
+    ExportImage,
     ExportMessage,
     ExportSource,
     Provenance,
@@ -31,6 +32,7 @@ from multinotes.keys import DB
 from multinotes.note_exports import documents as build
 from multinotes.note_exports import service
 from multinotes.sharing import access
+from multinotes.storage import objects
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,8 @@ class Turn:
     prompt: Message | None
     answers: list[Message]
     generations: dict[str, Generation]
+    #: The images each answer generated (an image model's answer has little else).
+    media: dict[str, list[MessageMedia]]
 
 
 async def _turn(db: Database, user_id: str, message_id: str, role: str) -> tuple[Message, Turn]:
@@ -75,15 +79,50 @@ async def _turn(db: Database, user_id: str, message_id: str, role: str) -> tuple
                     .order_by(Message.created_at, Message.id)
                 )
             )
+        ids = [a.id for a in answers]
         generations = {
             g.message_id: g
-            for g in await session.scalars(
-                select(Generation).where(Generation.message_id.in_([a.id for a in answers]))
-            )
+            for g in await session.scalars(select(Generation).where(Generation.message_id.in_(ids)))
         }
+        media: dict[str, list[MessageMedia]] = {}
+        for item in await session.scalars(
+            select(MessageMedia)
+            .where(
+                MessageMedia.message_id.in_(ids),
+                MessageMedia.media_type.in_(sorted(build.IMAGE_TYPES)),
+            )
+            .order_by(MessageMedia.created_at, MessageMedia.id)
+        ):
+            media.setdefault(item.message_id, []).append(item)
     if prompt is not None and prompt.role != "user":
         prompt = None
-    return message, Turn(message.conversation_id, prompt, answers, generations)
+    return message, Turn(message.conversation_id, prompt, answers, generations, media)
+
+
+async def _with_media(
+    storage: build.Storage, turn: Turn, answers: list[Message]
+) -> tuple[dict[str, str], dict[str, ExportImage]]:
+    """Each answer's Markdown with the images it generated shown below its text
+    (``/api/media/<id>``, as the workspace serves them), and those images' bytes, within the
+    export's image budget (past it, an image stays a link)."""
+    markdown: dict[str, str] = {}
+    images: dict[str, ExportImage] = {}
+    budget = build.MAX_IMAGE_BYTES
+    for answer in answers:
+        parts = [answer.content.strip()]
+        for item in turn.media.get(answer.id, []):
+            src = f"/api/media/{item.id}"
+            parts.append(f"![{item.name}]({src})")
+            if item.size > budget:
+                continue
+            try:
+                data = await objects.read_bytes(storage, objects.key_of(item.path))
+            except NotFound:  # its file is gone: the image stays a link
+                continue
+            budget -= len(data)
+            images[src] = ExportImage(src, data, item.media_type, item.name)
+        markdown[answer.id] = "\n\n".join(p for p in parts if p)
+    return markdown, images
 
 
 def _source(message: Message, generation: Generation | None) -> ExportSource:
@@ -115,13 +154,14 @@ async def answer_export(
         prompt=prompt or None, sources=(source,), link=link, conversation_link=chat_link
     )
     title = f"{title_from_prompt(prompt)} ({source.model})" if prompt else source.model
+    markdown, generated = await _with_media(storage, turn, [answer])
     return ExportDocument(
         title=title,
-        markdown=answer.content,
+        markdown=markdown[answer.id],
         metadata=build.metadata_of(provenance, link),
         kind="note",
         provenance=provenance,
-        images=await build.images_in(db, storage, user_id, answer.content),
+        images={**await build.images_in(db, storage, user_id, answer.content), **generated},
         link=link,
         created_at=answer.created_at,
     )
@@ -143,10 +183,9 @@ async def comparison_export(
     sources = [_source(a, turn.generations.get(a.id)) for a in answers]
     chat_link = f"{base_url}/chat/{turn.conversation_id}"
     link = f"{chat_link}?leaf={prompt.id}"
+    texts, generated = await _with_media(storage, turn, answers)
     sections = [f"## You\n\n{prompt.content.strip()}"]
-    sections += [
-        f"## {s.model}\n\n{a.content.strip()}" for a, s in zip(answers, sources, strict=True)
-    ]
+    sections += [f"## {s.model}\n\n{texts[a.id]}" for a, s in zip(answers, sources, strict=True)]
     markdown = "\n\n".join(sections) + "\n"
     provenance = Provenance(
         prompt=prompt.content or None,
@@ -160,14 +199,14 @@ async def comparison_export(
         metadata=build.metadata_of(provenance, link),
         kind="comparison",
         provenance=provenance,
-        images=await build.images_in(db, storage, user_id, markdown),
+        images={**await build.images_in(db, storage, user_id, markdown), **generated},
         answers=tuple(
-            ExportAnswer(s.model, a.content, s) for a, s in zip(answers, sources, strict=True)
+            ExportAnswer(s.model, texts[a.id], s) for a, s in zip(answers, sources, strict=True)
         ),
         messages=(
             ExportMessage("user", prompt.content, created_at=prompt.created_at),
             *(
-                ExportMessage("assistant", a.content, s.model, a.created_at)
+                ExportMessage("assistant", texts[a.id], s.model, a.created_at)
                 for a, s in zip(answers, sources, strict=True)
             ),
         ),
