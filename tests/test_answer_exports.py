@@ -162,6 +162,9 @@ async def test_the_images_an_answer_generated_are_in_its_export(ann: ApiClient):
     assert [c.text for c in table.rows[0].cells] == ["demo/swatch", "script/alpha"]
     picture = table.rows[-1].cells[0]._tc.xpath(".//pic:pic")
     assert len(picture) == 1  # the swatch, inside its model's column
+    _, body = await download(ann, f"/api/messages/{prompt}/export-comparison?format=pdf")
+    [image] = pypdf.PdfReader(io.BytesIO(body)).pages[0].images
+    assert image.image is not None and image.image.size == (64, 64)
 
 
 # -- a comparison ---------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from typing import Literal
 
 from fpdf import FPDF
 from fpdf.enums import MethodReturnValue, XPos, YPos
+from PIL import Image as PILImage
 from pydantic import Field
 
 from multinotes.plugin import (
@@ -60,10 +61,22 @@ CELL_FONTS = {
 LANDSCAPE_FROM = 3
 
 
-#: Text wrapped to a column's width; a column's answer as (style, lines) pieces. (Named here:
-#: inside ``Renderer``, ``list`` is its method.)
+@dataclass(frozen=True)
+class Picture:
+    """An image of a comparison's column: its ``src`` in ``ExportDocument.images`` and the size
+    it is set at (mm)."""
+
+    src: str
+    width: float
+    height: float
+
+
+#: Text wrapped to a column's width; a column's answer as (style, lines or a picture) pieces.
+#: (Named here: inside ``Renderer``, ``list`` is its method.)
 Lines = list[str]
-Pieces = list[tuple[str, Lines]]
+Pieces = list[tuple[str, Lines | Picture]]
+#: The tallest an image in a comparison's column is set (mm).
+PICTURE_HEIGHT = 70.0
 
 
 class PdfOptions(ExportOptions):
@@ -366,8 +379,25 @@ class Renderer:
     def flow(self, column: Column, x: float, y: float, bottom: float) -> float:
         """Set as much of ``column`` as fits between ``y`` and ``bottom``; the y it reached."""
         pdf = self.pdf
+        top = y
         while column.remaining:
             kind, lines = column.pieces[column.piece]
+            if isinstance(lines, Picture):
+                if y + lines.height > bottom and y > top:
+                    break  # on the next page, where it fits
+                scale = min(1.0, (bottom - y) / lines.height)
+                image = self.document.image(lines.src)
+                assert image is not None  # pieces() made a Picture only for one it has
+                pdf.image(
+                    io.BytesIO(image.data),
+                    x=x,
+                    y=y,
+                    w=lines.width * scale,
+                    h=lines.height * scale,
+                )
+                y += lines.height * scale + PIECE_GAP
+                column.piece, column.line = column.piece + 1, 0
+                continue
             room = int((bottom - y) // CELL_LINE)
             if room <= 0:
                 break
@@ -402,9 +432,36 @@ class Renderer:
         item, a code block..."""
         pieces: Pieces = []
         for kind, text in _flatten(blocks):
+            if kind == "image":
+                src, _, alt = text.partition("\n")
+                picture = self.picture(src, width)
+                if picture is not None:
+                    pieces.append((kind, picture))
+                    continue
+                kind, text = "text", f"[Image: {alt or src}]"
             family, style, size = CELL_FONTS.get(kind, CELL_FONTS["text"])
             pieces.append((kind, self.wrap(text, width, family, style, size)))
         return pieces
+
+    def picture(self, src: str, width: float) -> Picture | None:
+        """One of the document's images, at most ``width`` wide and ``PICTURE_HEIGHT`` tall
+        (None: not one it has, or not an image after all, so its name is shown instead)."""
+        image = self.document.image(src)
+        if image is None or image.media_type not in IMAGE_TYPES:
+            return None
+        try:
+            with PILImage.open(io.BytesIO(image.data)) as opened:
+                pixels_wide, pixels_high = opened.size
+        except Exception:
+            return None
+        if not pixels_wide or not pixels_high:
+            return None
+        # At most the column's width, never blown up past 96 dpi, at most PICTURE_HEIGHT.
+        wide = min(width, pixels_wide * 25.4 / 96)
+        high = wide * pixels_high / pixels_wide
+        if high > PICTURE_HEIGHT:
+            wide, high = wide * PICTURE_HEIGHT / high, PICTURE_HEIGHT
+        return Picture(src, wide, high)
 
 
 @dataclass
@@ -454,7 +511,7 @@ def _flatten(
             lines = [" | ".join(export_blocks.spans_text(cell) for cell in row) for row in rows]
             out.append((text_kind, "\n".join(lines)))
         elif isinstance(block, export_blocks.Image):
-            out.append((text_kind, f"[Image: {block.alt or block.src}]"))
+            out.append(("image", f"{block.src}\n{block.alt}"))
         elif isinstance(block, export_blocks.Rule):
             out.append((text_kind, "—" * 6))
     return out
