@@ -87,6 +87,11 @@ def test_the_wheel_ships_exactly_the_source_trees_files(wheel_files):
     "folder, installed",
     [
         ("core/migrations/versions/", "multinotes/migrations/versions/"),
+        # A plugin's own revisions (register_migrations): `multinotes migrate` reads them there.
+        (
+            "plugins/integrations/webhooks/migrations/",
+            "multinotes/plugins/integrations/webhooks/migrations/",
+        ),
         ("webui/templates/", "multinotes/webui/templates/"),
         ("webui/static/", "multinotes/webui/static/"),
     ],
