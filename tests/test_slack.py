@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 from sqlalchemy import select
 
-from multinotes.plugin import plugin_context
+from multinotes.plugin import ProviderBadResponse, plugin_context
 from multinotes.plugins.integrations import slack, webhooks
 from multinotes.plugins.integrations.slack import signing
 from multinotes.plugins.integrations.slack.tables import Install
@@ -416,3 +416,18 @@ async def test_the_message_shortcut_keeps_any_message_as_a_note_once(
     assert note["content"].startswith("Ship it & tell <@U0BOB>\nThen rest\n\n_Kept from #general")
     [folder] = (await api.get_json("/api/folders"))["folders"]
     assert folder["name"] == "Slack" and note["folder_id"] == folder["id"]
+
+
+async def test_a_model_that_fails_is_named_in_the_answer_and_costs_nothing(
+    configured: ApiClient, fake: FakeSlack, scripts: dict[str, Script]
+) -> None:
+    api = configured
+    scripts[B].failures = [ProviderBadResponse("Beta sent nonsense.")]
+    await link_as(api, fake)
+    before = await balance(api)
+    _, answer = await ask(api, fake, "model:script/alpha,script/beta Say hello")
+    sections = [b["text"]["text"] for b in answer["blocks"] if b["type"] == "section"]
+    assert sections[2] == "*script/beta* could not answer: Beta sent nonsense."
+    buttons = [e for b in answer["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    assert len(buttons) == 1  # only the answer that exists can be saved
+    assert await balance(api) == before - 20

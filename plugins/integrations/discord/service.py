@@ -357,6 +357,15 @@ async def answer_interaction(ctx: PluginContext, interaction_id: str) -> str:
         content = exc.message + (f" ({detail})" if detail else "")
         await edit_reply(settings, token, {"content": content, "allowed_mentions": {"parse": []}})
         return "refused"
+    except Exception:
+        # Not the user's doing: they are told, and the interaction is not left "running".
+        await _set_status(ctx, interaction_id, "failed")
+        await edit_reply(
+            settings,
+            token,
+            {"content": "Something went wrong on our side; try again in a moment."},
+        )
+        raise
     saved: dict[str, str] = {}
     if settings.save_answers:
         for answer in answers:

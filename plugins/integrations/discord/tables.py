@@ -46,7 +46,7 @@ class Interaction(Base):
     models: Mapped[list[str]] = mapped_column(JSON, default=list)
     #: The interaction's token (it edits the deferred reply for 15 minutes), encrypted.
     token: Mapped[str] = mapped_column(String(1000))
-    #: "pending" → "running" → "answered" or "refused".
+    #: "pending" → "running" → "answered", "refused" or "failed" (our error).
     status: Mapped[str] = mapped_column(String(16), default="pending")
     answer_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -496,6 +496,14 @@ async def answer_command(ctx: PluginContext, command_id: str) -> str:
             response_url, ephemeral(exc.message + (f" ({detail})" if detail else ""))
         )
         return "refused"
+    except Exception:
+        # Not the user's doing: they are told, the command is not left "running" for ever,
+        # and the task's failure is logged (a hold left behind is settled by the core's sweep).
+        await _set_status(ctx, command_id, "failed")
+        await post_response(
+            response_url, ephemeral("Something went wrong on our side; try again in a moment.")
+        )
+        raise
     saved: dict[str, str] = {}
     if settings.save_answers:
         for answer in answers:

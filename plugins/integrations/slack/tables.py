@@ -70,7 +70,8 @@ class Command(Base):
     models: Mapped[list[str]] = mapped_column(JSON, default=list)
     #: Where the answer goes (valid for 30 minutes), encrypted: it lets anyone post there.
     response_url: Mapped[str] = mapped_column(String(1000))
-    #: "pending" → "running" → "answered" or "refused" (no credits, unusable model, ...).
+    #: "pending" → "running" → "answered", "refused" (no credits, unusable model, ...) or
+    #: "failed" (our error).
     status: Mapped[str] = mapped_column(String(16), default="pending")
     #: The answers' message ids in the user's conversation.
     answer_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
