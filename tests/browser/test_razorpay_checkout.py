@@ -124,3 +124,40 @@ def test_buy_a_plan_in_razorpays_checkout_and_get_the_credits_once(
     expect(page.locator("#orders")).to_contain_text("Starter")
     expect(page.locator("#orders")).to_contain_text("499.00 INR")
     expect(page.locator("#available-credits")).to_have_text("500,000")
+
+
+def test_on_a_phone_the_checkout_fits_and_without_javascript_it_says_what_it_needs(
+    shop_browsing: Browsing, shop: Shop, screenshot: Any
+) -> None:
+    page = shop_browsing.new_page(phone=True, storage_state=shop.buyer_state)
+    page.goto("/pricing")
+    page.get_by_role("article", name="Starter").get_by_role("button", name="Buy Starter").click()
+    expect(page).to_have_url(re.compile(r"/billing/razorpay/checkout\?ref=order_"))
+    checkout_url = page.url
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390 + 1, width
+    pay = page.get_by_role("button", name="Pay 499.00 INR")
+    box = pay.bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390
+    screenshot(page, "razorpay-checkout-phone")
+    pay.click()
+    page.frame_locator("iframe.razorpay-checkout-frame").get_by_role(
+        "button", name="Pay now"
+    ).click()
+    expect(page.locator("#payment-status")).to_contain_text("Paid.", timeout=15_000)
+
+    paid = shop_browsing.new_page(storage_state=shop.buyer_state, javascript=False)
+    paid.goto(checkout_url)  # paid by now: on to its return page, which needs no script
+    expect(paid).to_have_url(re.compile(r"/billing/return\?order="))
+    expect(paid.locator("#payment-status")).to_contain_text("Paid.")
+
+    # Without JavaScript the Buy form still opens an order, and the page says what it needs.
+    no_script = shop_browsing.new_page(storage_state=shop.buyer_state, javascript=False)
+    no_script.goto("/pricing")
+    no_script.get_by_role("article", name="Starter").get_by_role(
+        "button", name="Buy Starter"
+    ).click()
+    # /billing/pay's meta refresh needs no script either.
+    expect(no_script).to_have_url(re.compile(r"/billing/razorpay/checkout\?ref=order_"))
+    expect(no_script.get_by_text("Paying with Razorpay needs JavaScript.")).to_be_visible()
+    expect(no_script.get_by_role("button", name="Pay 499.00 INR")).to_be_hidden()

@@ -8,6 +8,9 @@
   const status = document.getElementById("razorpay-status");
   if (!box || !button || !status) return;
   const data = box.dataset;
+  const note = document.getElementById("razorpay-needs-script");
+  if (note) note.remove();
+  button.hidden = false;
 
   function say(text) {
     status.textContent = text;
