@@ -54,6 +54,7 @@ from multinotes.ratelimit import RateLimits, make_storage
 from multinotes.search import setup_search
 from multinotes.secretbox import SecretBox
 from multinotes.settings import Settings
+from multinotes.sharing.audit_trail import setup_audit_trail
 from multinotes.sharing.notifier import setup_notifications
 from multinotes.storage.lifecycle import setup_storage
 from multinotes.tasks import TaskQueue, embedded_scheduler, make_broker
@@ -110,6 +111,7 @@ def create_app(
     setup_storage(app)
     setup_files(app)
     setup_notifications(app)
+    setup_audit_trail(app)
     setup_search(app)
     setup_templates(app)
     setup_oauth(app)

@@ -2,7 +2,8 @@
 ``comment.created`` and ``comment.edited``; the notifier (``multinotes.sharing.notifier``)
 subscribes to them and writes the notification and queues the mail after the change committed,
 so a notifier that fails costs the notification and never the share or the comment, and every
-kind of shared object reaches the recipient the same way."""
+kind of shared object reaches the recipient the same way. An invitation's audit record follows
+``share.created`` the same way (``multinotes.sharing.audit_trail``)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,12 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from sqlalchemy import select
 from structlog.testing import capture_logs
 
+from multinotes.audit import AuditEntry
 from multinotes.domain_events import EVENTS, DomainEvent
+from multinotes.keys import DB
 from multinotes.sharing import notifier
 from multinotes.testing import ApiClient
 from tests.support import mail as mail_fixtures
@@ -152,3 +156,32 @@ async def test_an_invitation_links_to_the_address_the_request_came_to(
     invite = await mailbox.wait_for("new@example.com", subject="shared with you")
     base = str(ann.client.make_url("")).rstrip("/")
     assert re.findall(r"https?://[^\s\"<>]+/register", text_of(invite)) == [f"{base}/register"]
+
+
+async def test_an_invitation_is_audited_from_share_created_with_the_request_it_came_from(
+    ann: ApiClient, bob: ApiClient
+):
+    doc = await posted(ann, "/api/documents", {"title": "Welcome", "content": "v1"})
+    invited = await posted(
+        ann,
+        "/api/shares",
+        {"object_type": "document", "object_id": doc["id"], "email": "new@example.com"},
+    )
+    # A person with an account is notified, not invited: no record.
+    await posted(
+        ann,
+        "/api/shares",
+        {"object_type": "document", "object_id": doc["id"], "email": bob.user["email"]},
+    )
+    async with ann.app[DB].read() as session:
+        query = select(AuditEntry).where(AuditEntry.action == "share.invitation")
+        [entry] = list(await session.scalars(query))
+    assert (entry.actor_id, entry.target_type, entry.target_id) == (
+        ann.user["id"],
+        "share",
+        invited["id"],
+    )
+    assert entry.ip == "127.0.0.1" and entry.user_agent  # the sharing request's, not blank
+    assert entry.details is not None
+    assert entry.details["email"] == "n***@example.com" and entry.details["email_hash"]
+    assert (entry.details["object_type"], entry.details["object_id"]) == ("document", doc["id"])

@@ -1,6 +1,7 @@
 """What a person does to share or comment, the same whether they use the JSON API or the
-pages: the share with its hourly limit, the invitation limit and their audit records; a comment.
-Notifications and their mail react to the events these publish (``multinotes.sharing.notifier``)."""
+pages: the share with its hourly limit and the invitation limit; a comment.
+Notifications, their mail and the invitations' audit records react to the events these publish
+(``multinotes.sharing.notifier``, ``multinotes.sharing.audit_trail``)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from limits import RateLimitItemPerHour
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 from sqlalchemy import func, select
 
-from multinotes import audit
 from multinotes.audit import AuditEntry
 from multinotes.db import utcnow
 from multinotes.errors import RateLimited
@@ -23,16 +23,13 @@ from multinotes.identity.service import normalize_email
 from multinotes.keys import DB, RATE_LIMITS, SETTINGS
 from multinotes.sharing import comments
 from multinotes.sharing import service as sharing
+from multinotes.sharing.audit_trail import INVITATION
 from multinotes.sharing.models import Share
 
 ObjectType = Literal["document", "folder", "file", "conversation"]
 #: Person shares (each mails someone) a user may make per hour.
 PERSON_SHARES_PER_HOUR = RateLimitItemPerHour(100)
 ID = Field(min_length=1, max_length=32, pattern=r"^[0-9A-Za-z_-]+$")
-
-
-#: The audit action of each invitation (a share mailed to an address without an account).
-INVITATION = "share.invitation"
 
 
 class ShareIn(BaseModel):
@@ -64,7 +61,8 @@ def public_link(request: web.Request, token: str) -> str:
 
 
 async def create(request: web.Request, body: ShareIn) -> sharing.Created:
-    """Shared by the API and the share dialog: create the share, then send its mail.
+    """Shared by the API and the share dialog: create the share (its notification, mail and
+    invitation audit record follow its ``share.created`` event).
 
     Sharing with a person sends mail to an address the sharer chooses, so it needs a verified
     address (where the install requires one) and is limited per hour."""
@@ -80,7 +78,7 @@ async def create(request: web.Request, body: ShareIn) -> sharing.Created:
                 retry_after=3600,
             )
         await _check_invitations(request, actor, body)
-    created = await sharing.create_share(
+    return await sharing.create_share(
         request.app[DB],
         actor,
         object_type=body.object_type,
@@ -91,21 +89,6 @@ async def create(request: web.Request, body: ShareIn) -> sharing.Created:
         expires_at=body.expires_at,
         password=body.password,
     )
-    if created.invited:
-        # Kept for abuse review: who mailed which (fingerprinted) address, about what.
-        await audit.record(
-            request.app,
-            request,
-            INVITATION,
-            target_type="share",
-            target_id=created.share.id,
-            details={
-                **audit.attempted_email(request.app, str(body.email)),
-                "object_type": body.object_type,
-                "object_id": body.object_id,
-            },
-        )
-    return created
 
 
 async def _check_invitations(request: web.Request, actor: Actor, body: ShareIn) -> None:

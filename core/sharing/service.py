@@ -69,8 +69,6 @@ class Created:
     share: Share
     #: The public link's token: shown once, never stored.
     token: str | None
-    #: A new share with an address that has no account yet: an invitation to sign up goes out.
-    invited: bool = False
 
 
 # -- objects ------------------------------------------------------------------------------------
@@ -315,7 +313,7 @@ async def create_share(
             "This was shared with that address at the same moment; reload to see it.",
             code="already_shared",
         ) from None
-    return Created(share, token, invited=address is not None and recipient is None)
+    return Created(share, token)
 
 
 # -- listing ------------------------------------------------------------------------------------
