@@ -309,17 +309,18 @@ async def test_hook_shutdown(app, everything):
 
 
 class Billing:
-    """Adds an event to the catalogue, and one plugin tries to take a core event's name."""
+    """Adds an event to the catalogue (the core has its own order.paid), and one plugin tries to
+    take a core event's name."""
 
     @hookimpl
     def register_events(self, register: Any) -> None:
         from multinotes.plugin import EventPayload, EventType
 
-        class OrderPaid(EventPayload):
+        class GiftRedeemed(EventPayload):
             order_id: str
             credits: int
 
-        register(EventType("order.paid", 1, "An order was paid.", OrderPaid))
+        register(EventType("gift.redeemed", 1, "A gift card was redeemed.", GiftRedeemed))
 
 
 class Usurper:
@@ -341,11 +342,11 @@ async def test_hook_register_events(tmp_path: Path):
         assert usurper.status == "failed" and "'note.created'" in (usurper.error or "")
         await api.register_admin("events@example.com")
         catalog = {e["name"]: e for e in (await api.get_json("/api/events/catalog"))["events"]}
-        paid = catalog["order.paid"]
+        paid = catalog["gift.redeemed"]
         assert (paid["source"], paid["version"], paid["description"]) == (
             "billing",
             1,
-            "An order was paid.",
+            "A gift card was redeemed.",
         )
         assert set(paid["json_schema"]["required"]) == {"order_id", "credits"}
         assert (catalog["note.created"]["source"], catalog["note.created"]["version"]) == (
@@ -358,20 +359,20 @@ async def test_hook_register_events(tmp_path: Path):
         async def on_paid(app: web.Application, event: DomainEvent) -> None:
             heard.append(event)
 
-        context.subscribe("order.paid", on_paid)
-        await context.emit("order.paid", user_id="u1", data={"order_id": "o1", "credits": 500})
+        context.subscribe("gift.redeemed", on_paid)
+        await context.emit("gift.redeemed", user_id="u1", data={"order_id": "o1", "credits": 500})
         assert [(e.user_id, e.payload) for e in heard] == [
             ("u1", {"order_id": "o1", "credits": 500})
         ]
         with pytest.raises(ValueError, match="credits"):
-            await context.emit("order.paid", user_id="u1", data={"order_id": "o2"})
+            await context.emit("gift.redeemed", user_id="u1", data={"order_id": "o2"})
         # Switched off, the plugin's events leave the catalogue and its subscribers rest.
         response = await api.patch("/api/admin/plugins/billing", {"enabled": False})
         assert response.status == 200, await response.text()
-        await context.emit("order.paid", user_id="u1", data={"order_id": "o3", "credits": 1})
+        await context.emit("gift.redeemed", user_id="u1", data={"order_id": "o3", "credits": 1})
         assert len(heard) == 1
         catalog = await api.get_json("/api/events/catalog")
-        assert "order.paid" not in {e["name"] for e in catalog["events"]}
+        assert "gift.redeemed" not in {e["name"] for e in catalog["events"]}
 
 
 class Tally:
