@@ -236,7 +236,7 @@ def register_templates(register: TemplateRegistrar) -> None:
 @hookspec
 def register_events(register: EventRegistrar) -> None:
     """Add domain event types to the catalogue (``GET /api/events/catalog``), e.g. a billing
-    plugin's ``order.paid``. Called once at startup. A name the core or another plugin already
+    plugin's ``gift.redeemed``. Called once at startup. A name the core or another plugin already
     defines marks this plugin failed. Publish them with ``PluginContext.emit``; integrations
     receive them like the core's events.
 
