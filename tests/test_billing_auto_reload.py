@@ -350,3 +350,27 @@ async def test_a_failed_renewal_mails_a_portal_link_once_per_invoice(
     _, body = await stripe.deliver(stripe.event("invoice.payment_failed", later))
     assert body["outcome"] == "applied"
     await mailbox.wait_for(user_of(buyer)["email"], 2, subject="subscription payment failed")
+
+
+async def test_a_backend_that_cannot_charge_off_session_offers_no_auto_reload(
+    buyer: ApiClient, stripe: FakeStripe, plan: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from multinotes.billing import BillingBackend, Checkout
+    from multinotes.keys import PLUGINS
+
+    class CashOnly(BillingBackend):
+        backend_id = "cash"
+        name = "Cash"
+
+        async def create_checkout(self, **kwargs: Any) -> Checkout:
+            raise AssertionError("not used")
+
+    await pay_once(buyer, stripe, plan["id"])  # a saved card, but at Stripe
+    backends = buyer.app[PLUGINS].registries.billing
+    monkeypatch.setitem(backends, "cash", ("cash", CashOnly()))
+    monkeypatch.delitem(backends, "stripe")
+    state = await buyer.get_json("/api/billing/auto-reload")
+    assert state["has_payment_method"] is False
+    refused = await set_reload(buyer, enabled=True, threshold=1000, plan_id=plan["id"])
+    assert refused.status == 409
+    assert (await refused.json())["error"]["code"] == "no_saved_payment_method"

@@ -23,7 +23,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from multinotes.app_settings import get_setting
-from multinotes.billing import PaymentDeclined
+from multinotes.billing import BillingBackend, PaymentDeclined
 from multinotes.billing.models import Order, Plan
 from multinotes.billing.reload_models import AutoReload, AutoReloadCharge
 from multinotes.billing.service import CHECKOUT_LIFETIME, customer_reference
@@ -70,11 +70,16 @@ async def max_per_day(db: Database) -> int:
 
 
 def default_backend(app: web.Application) -> str | None:
-    """The backend a new auto-reload charges through: Stripe when enabled, else the first."""
-    backends = app[PLUGINS].registries.billing
-    if not backends:
+    """The backend a new auto-reload charges through: of the enabled ones that can charge a
+    saved method off-session, Stripe, else the first."""
+    able = sorted(
+        backend_id
+        for backend_id, (_, backend) in app[PLUGINS].registries.billing.items()
+        if type(backend).charge_off_session is not BillingBackend.charge_off_session
+    )
+    if not able:
         return None
-    return "stripe" if "stripe" in backends else sorted(backends)[0]
+    return "stripe" if "stripe" in able else able[0]
 
 
 async def _attempts_since(session: AsyncSession, user_id: str) -> int:
