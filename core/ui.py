@@ -15,7 +15,7 @@ set. Only a settings panel's own template produces HTML, as any template does.
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Collection, Iterator
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -407,10 +407,17 @@ def _asks(plugin: str, what: str, check: Callable[..., bool] | None, *args: Any)
 
 
 async def settings_panels(
-    request: web.Request, area: str, *, plugin: str | None = None
+    request: web.Request,
+    area: str,
+    *,
+    plugin: str | None = None,
+    core: Iterable[SettingsPanel] = (),
 ) -> list[ShownPanel]:
     """The enabled plugins' panels for ``area`` (only ``plugin``'s when given), rendered. A panel
-    whose context or template fails is replaced by a notice naming its plugin, and logged."""
+    whose context or template fails is replaced by a notice naming its plugin, and logged.
+
+    ``core`` panels (the console's settings form of a plugin) come first, owned by ``"core"``
+    and rendered the same way, so a page shows its own sections and plugins' alike."""
     import aiohttp_jinja2
 
     from multinotes.identity.actor import current_actor
@@ -426,9 +433,12 @@ async def settings_panels(
         "request": request,
     }
     shown = []
+    panels = [("core", panel) for panel in core if panel.area == area]
     for owner, panel in request.app[PLUGINS].registries.settings_panels.values():
         if panel.area != area or (plugin is not None and owner != plugin):
             continue
+        panels.append((owner, panel))
+    for owner, panel in panels:
         try:
             extra = await panel.context(request) if panel.context else {}
             html = env.get_template(panel.template).render({**base, **extra})

@@ -119,6 +119,30 @@ async def test_links_actions_panels_and_css_show_and_vanish_with_the_plugin(user
     assert posts_to(again["note"], note["id"]) and 'id="panel-uidemo-account"' in again["account"]
 
 
+async def test_the_console_settings_form_is_the_first_panel_of_a_plugins_page(user: ApiClient):
+    """The core's settings form of a plugin goes through the settings-panel path, as the
+    plugin's own console panels do: same markup, shown first, a failed save shown in it."""
+    page = await text(user, "/admin/plugins/demo")
+    form = page.index('<section class="plugin-panel" id="panel-plugin-settings"')
+    assert 'data-plugin="core"' in page[form : form + 200]
+    assert '<h2 id="panel-plugin-settings-heading">Settings</h2>' in page
+    assert 'name="delay_ms"' in page[form:] and "Save settings" in page[form:]
+
+    uidemo_page = await text(user, "/admin/plugins/uidemo")
+    settings_at = uidemo_page.index('id="panel-plugin-settings"')
+    assert settings_at < uidemo_page.index('id="panel-uidemo-console"')  # then the plugin's
+
+    token = re.findall(r'name="csrf_token" value="([^"]+)"', page)[0]
+    refused = await user.client.post(
+        "/admin/plugins/demo/settings", data={"csrf_token": token, "delay_ms": "-5"}
+    )
+    again = await refused.text()
+    assert refused.status == 422
+    form = again.index('id="panel-plugin-settings"')
+    assert 'role="alert"' in again[form:] and 'id="setting-delay_ms-error"' in again[form:]
+    assert 'value="-5"' in again[form:]  # what was typed, next to its error
+
+
 async def test_a_posted_action_runs_with_the_pages_csrf_token(user: ApiClient):
     note = await created(user, "/api/documents", {"title": "Plan", "content": "x"})
     page = await text(user, f"/notes/{note['id']}")

@@ -315,20 +315,52 @@ async def admin_plugin_toggle(request: web.Request) -> web.Response:
     return redirect("/admin/plugins", f"Plugin {name} is now {state}.")
 
 
-@routes.get("/admin/plugins/{name}", name="admin_plugin")
-@page(access="admin")
-async def admin_plugin(request: web.Request) -> web.Response:
+#: What a failed save typed and was told, for the settings panel of the page shown again.
+SETTINGS_FORM: web.RequestKey[dict[str, Any]] = web.RequestKey("plugin_settings_form")
+
+
+async def _plugin_settings_context(request: web.Request) -> dict[str, Any]:
     detail = await plugin_detail(request.app, request.match_info["name"])
+    failed: dict[str, Any] = request.get(SETTINGS_FORM, {})
+    return {
+        "plugin": detail.model_dump(),
+        "error": failed.get("error"),
+        "fields": failed.get("fields", {}),
+        "values": failed.get("values", {}),  # show what was typed next to its error
+    }
+
+
+#: The console's settings form of a plugin (its typed settings model): a settings panel of the
+#: core, shown first on the plugin's page through the same path as the plugins' own panels.
+PLUGIN_SETTINGS_PANEL = ui.SettingsPanel(
+    id="plugin-settings",
+    title="Settings",
+    template="admin/_plugin_settings.html",
+    area="admin",
+    context=_plugin_settings_context,
+)
+
+
+async def _plugin_page(request: web.Request, name: str, *, status: int = 200) -> web.Response:
+    detail = await plugin_detail(request.app, name)
     return render(
         request,
         "admin/plugin.html",
         {
             "nav": "plugins",
             "plugin": detail.model_dump(),
-            "fields": {},
-            "plugin_panels": await ui.settings_panels(request, "admin", plugin=detail.name),
+            "plugin_panels": await ui.settings_panels(
+                request, "admin", plugin=detail.name, core=[PLUGIN_SETTINGS_PANEL]
+            ),
         },
+        status=status,
     )
+
+
+@routes.get("/admin/plugins/{name}", name="admin_plugin")
+@page(access="admin")
+async def admin_plugin(request: web.Request) -> web.Response:
+    return await _plugin_page(request, request.match_info["name"])
 
 
 @routes.post("/admin/plugins/{name}/settings", name="admin_plugin_settings")
@@ -351,18 +383,10 @@ async def admin_plugin_settings(request: web.Request) -> web.Response:
     try:
         await plugin_control.update_settings(request.app, name, changes, request=request)
     except Invalid as exc:
-        fields = {k.removeprefix("settings."): v for k, v in exc.fields.items()}
-        return render(
-            request,
-            "admin/plugin.html",
-            {
-                "nav": "plugins",
-                "plugin": detail.model_dump(),
-                "error": exc.message,
-                "fields": fields,
-                "values": changes,  # show what was typed next to its error
-                "plugin_panels": await ui.settings_panels(request, "admin", plugin=name),
-            },
-            status=exc.status,
-        )
+        request[SETTINGS_FORM] = {
+            "error": exc.message,
+            "fields": {k.removeprefix("settings."): v for k, v in exc.fields.items()},
+            "values": changes,
+        }
+        return await _plugin_page(request, name, status=exc.status)
     return redirect(f"/admin/plugins/{name}", "Settings saved.")
