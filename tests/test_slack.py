@@ -10,7 +10,7 @@ import re
 import time
 from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import aiohttp
 import pytest
@@ -431,3 +431,27 @@ async def test_a_model_that_fails_is_named_in_the_answer_and_costs_nothing(
     buttons = [e for b in answer["blocks"] if b["type"] == "actions" for e in b["elements"]]
     assert len(buttons) == 1  # only the answer that exists can be saved
     assert await balance(api) == before - 20
+
+
+async def test_a_body_bigger_than_slack_sends_is_refused_even_when_signed(
+    configured: ApiClient, fake: FakeSlack, scripts: dict[str, Script]
+) -> None:
+    api = configured
+    await link_as(api, fake)
+    form = fake.command_form("model:script/alpha " + "x" * 70_000)
+    refused = await fake.send_form(target(api), form)
+    assert refused.status == 401 and scripts[A].calls == 0
+
+    body = urlencode(fake.command_form("model:script/alpha Say hello")).encode()
+
+    async def pieces() -> AsyncIterator[bytes]:  # a chunked body, as a proxy may forward it
+        for start in range(0, len(body), 100):
+            yield body[start : start + 100]
+
+    async with aiohttp.ClientSession() as session:
+        response = await session.post(
+            target(api),
+            data=pieces(),
+            headers={"Content-Type": "application/x-www-form-urlencoded", **fake.headers(body)},
+        )
+        assert response.status == 200, await response.text()

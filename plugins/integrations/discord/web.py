@@ -27,6 +27,19 @@ NOTICES = {
 }
 
 
+async def raw_body(request: web.Request) -> bytes | None:
+    """The request's bytes as sent (the signature covers them exactly), or None past
+    ``MAX_BODY``: read in pieces until the end, since one read may return only part."""
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        return None
+    body = bytearray()
+    while chunk := await request.content.read(MAX_BODY + 1 - len(body)):
+        body += chunk
+        if len(body) > MAX_BODY:
+            return None
+    return bytes(body)
+
+
 def unauthorized() -> web.Response:
     return web.json_response(
         {"error": {"code": "bad_signature", "message": "The request is not signed by Discord."}},
@@ -47,10 +60,8 @@ def private(text: str) -> web.Response:
 async def interactions(request: web.Request) -> web.StreamResponse:
     ctx = plugin_context(request.app, PLUGIN)
     settings = await ctx.settings(DiscordSettings)
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        return unauthorized()
-    body = await request.content.read(MAX_BODY + 1)
-    if len(body) > MAX_BODY or not signing.verify(settings.public_key, request.headers, body):
+    body = await raw_body(request)
+    if body is None or not signing.verify(settings.public_key, request.headers, body):
         return unauthorized()
     try:
         payload = json.loads(body)

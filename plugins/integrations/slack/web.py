@@ -47,6 +47,19 @@ HELP = (
 )
 
 
+async def raw_body(request: web.Request) -> bytes | None:
+    """The request's bytes as sent (the signature covers them exactly), or None past
+    ``MAX_BODY``: read in pieces until the end, since one read may return only part."""
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        return None
+    body = bytearray()
+    while chunk := await request.content.read(MAX_BODY + 1 - len(body)):
+        body += chunk
+        if len(body) > MAX_BODY:
+            return None
+    return bytes(body)
+
+
 def unauthorized() -> web.Response:
     return web.json_response(
         {"error": {"code": "bad_signature", "message": "The request is not signed by Slack."}},
@@ -59,10 +72,8 @@ async def events(request: web.Request) -> web.StreamResponse:
     runs), then a slash command, a button press or an Events API callback."""
     ctx = plugin_context(request.app, PLUGIN)
     settings = await ctx.settings(SlackSettings)
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        return unauthorized()
-    body = await request.content.read(MAX_BODY + 1)
-    if len(body) > MAX_BODY or not signing.verify(
+    body = await raw_body(request)
+    if body is None or not signing.verify(
         service.secret(settings.signing_secret), request.headers, body
     ):
         return unauthorized()
