@@ -80,7 +80,7 @@ async def balance(api: ApiClient) -> int:
     return int((await api.get_json("/api/wallet"))["balance"])
 
 
-async def link_as(api: ApiClient, fake: FakeDiscord, discord_user: str = ANN) -> None:
+async def link_as(api: ApiClient, fake: FakeDiscord, discord_user: str = ANN) -> str:
     sent = await fake.ask(target(api), "hello", user_id=discord_user)
     assert sent.status == 200 and sent.body["type"] == 4
     assert sent.body["data"]["flags"] == 64  # only they see it
@@ -93,6 +93,7 @@ async def link_as(api: ApiClient, fake: FakeDiscord, discord_user: str = ANN) ->
         "/integrations/discord/link", data={"token": token}, allow_redirects=False
     )
     assert linked.status == 303, await linked.text()
+    return token
 
 
 async def ask(api: ApiClient, fake: FakeDiscord, prompt: str, **kw: Any) -> Any:
@@ -231,7 +232,7 @@ async def test_the_panel_registers_ask_and_manages_the_link(
     configured: ApiClient, fake: FakeDiscord
 ) -> None:
     api = configured
-    await link_as(api, fake)
+    token = await link_as(api, fake)
     page = await (await api.get("/integrations")).text()
     assert "Add to Discord" in page and "@ann" in page
     registered = await api.post("/integrations/discord/commands", allow_redirects=False)
@@ -259,6 +260,10 @@ async def test_the_panel_registers_ask_and_manages_the_link(
     assert gone.status == 303
     again = await fake.ask(target(api), "Hi")
     assert "Link your Discord account" in again.body["data"]["content"]
+    reused = await api.post(
+        "/integrations/discord/link", data={"token": token}, allow_redirects=False
+    )
+    assert reused.status == 422 and "used already" in await reused.text()
 
 
 async def test_the_data_export_holds_the_users_discord_rows_but_no_token(

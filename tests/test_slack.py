@@ -83,7 +83,7 @@ async def balance(api: ApiClient) -> int:
     return int((await api.get_json("/api/wallet"))["balance"])
 
 
-async def link_as(api: ApiClient, fake: FakeSlack, slack_user: str = "U0ANN") -> None:
+async def link_as(api: ApiClient, fake: FakeSlack, slack_user: str = "U0ANN") -> str:
     """Run a command unlinked, open the link it sends while signed in, and confirm."""
     sent = await fake.command(target(api), "hello", user_id=slack_user)
     assert sent.status == 200 and sent.body["response_type"] == "ephemeral"
@@ -97,6 +97,7 @@ async def link_as(api: ApiClient, fake: FakeSlack, slack_user: str = "U0ANN") ->
         "/integrations/slack/link", data={"token": token}, allow_redirects=False
     )
     assert linked.status == 303, await linked.text()
+    return token
 
 
 async def ask(api: ApiClient, fake: FakeSlack, text: str, **kw: Any) -> Any:
@@ -302,7 +303,7 @@ async def test_model_choice_and_a_per_user_default(
     configured: ApiClient, fake: FakeSlack, scripts: dict[str, Script]
 ) -> None:
     api = configured
-    await link_as(api, fake)
+    token = await link_as(api, fake)
     sent = await fake.command(target(api), "default script/beta")
     assert sent.body["text"] == "Your default model is now script/beta."
     _, answer = await ask(api, fake, "Which model?")
@@ -322,6 +323,12 @@ async def test_model_choice_and_a_per_user_default(
     assert gone.status == 303
     again = await fake.command(target(api), "Hi")
     assert "link your account" in again.body["text"]
+    # The link linked once: opening it again after unlinking does nothing.
+    reused = await api.post(
+        "/integrations/slack/link", data={"token": token}, allow_redirects=False
+    )
+    assert reused.status == 422 and "used already" in await reused.text()
+    assert "link your account" in (await fake.command(target(api), "Hi")).body["text"]
 
 
 async def test_an_answer_whose_response_url_expired_is_posted_by_the_bot(

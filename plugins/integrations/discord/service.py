@@ -11,6 +11,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -28,9 +29,10 @@ from multinotes.plugin import (
     PaymentRequired,
     PluginContext,
     outgoing,
+    utcnow,
 )
 
-from .tables import Interaction, Link, Saved
+from .tables import Interaction, Link, LinkUse, Saved
 
 log = structlog.get_logger(__name__)
 
@@ -138,8 +140,28 @@ def unseal_link(ctx: PluginContext, token: str) -> dict[str, Any]:
     return values
 
 
+async def spend_link(ctx: PluginContext, sealed: dict[str, Any]) -> None:
+    """A link links once: its nonce is recorded, and a second use is refused. Nonces older than
+    a day are forgotten (their tokens expired long before)."""
+    nonce = str(sealed.get("nonce", ""))[:32]
+    if not nonce:
+        raise Invalid("This link is not valid.", code="bad_link")
+    try:
+        async with ctx.transaction() as session:
+            await session.execute(
+                delete(LinkUse).where(LinkUse.used_at < utcnow() - timedelta(days=1))
+            )
+            session.add(LinkUse(nonce=nonce))
+    except IntegrityError:
+        raise Invalid(
+            "This link was used already: run the command again for a new one.",
+            code="link_used",
+        ) from None
+
+
 async def link_from_token(ctx: PluginContext, user_id: str, token: str) -> Link:
     sealed = unseal_link(ctx, token)
+    await spend_link(ctx, sealed)
     discord_user = str(sealed["discord_user_id"])
     async with ctx.transaction() as session:
         link = await session.scalar(select(Link).where(Link.discord_user_id == discord_user))

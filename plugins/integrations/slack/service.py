@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -32,9 +33,10 @@ from multinotes.plugin import (
     PaymentRequired,
     PluginContext,
     outgoing,
+    utcnow,
 )
 
-from .tables import Command, Install, Link, Saved
+from .tables import Command, Install, Link, LinkUse, Saved
 
 log = structlog.get_logger(__name__)
 
@@ -286,8 +288,28 @@ async def link_account(
     return link
 
 
+async def spend_link(ctx: PluginContext, sealed: dict[str, Any]) -> None:
+    """A link links once: its nonce is recorded, and a second use is refused. Nonces older than
+    a day are forgotten (their tokens expired long before)."""
+    nonce = str(sealed.get("nonce", ""))[:32]
+    if not nonce:
+        raise Invalid("This link is not valid.", code="bad_link")
+    try:
+        async with ctx.transaction() as session:
+            await session.execute(
+                delete(LinkUse).where(LinkUse.used_at < utcnow() - timedelta(days=1))
+            )
+            session.add(LinkUse(nonce=nonce))
+    except IntegrityError:
+        raise Invalid(
+            "This link was used already: run the command again for a new one.",
+            code="link_used",
+        ) from None
+
+
 async def link_from_token(ctx: PluginContext, user_id: str, token: str) -> Link:
     sealed = unseal(ctx, "slack-link", token)
+    await spend_link(ctx, sealed)
     return await link_account(
         ctx,
         user_id,

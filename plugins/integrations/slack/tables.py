@@ -92,3 +92,13 @@ class Saved(Base):
     )
     note_id: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LinkUse(Base):
+    """A link token that was used: each one links once (its nonce is kept for longer than a
+    token lives, then purged)."""
+
+    __tablename__ = "slack_link_uses"
+
+    nonce: Mapped[str] = mapped_column(String(32), primary_key=True)
+    used_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
