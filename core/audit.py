@@ -76,6 +76,7 @@ ACTIONS: dict[str, str] = {
     "billing.coupon_created": "Coupon created",
     "billing.coupon_archived": "Coupon deactivated",
     "billing.order_refunded": "Order refunded by an admin",
+    "billing.order_marked_paid": "Order marked paid (offline payment) by an admin",
     "billing.seller_changed": "Receipt seller details changed",
     "privacy.export_requested": "Data export requested",
     "privacy.account_deletion_requested": "Account deletion requested",
