@@ -34,6 +34,7 @@ from multinotes.identity import passwords
 from multinotes.identity.actor import current_actor
 from multinotes.identity.oauth import setup_oauth
 from multinotes.keys import (
+    API_KEY_CACHE,
     BUS,
     CATALOG,
     DB,
@@ -103,6 +104,7 @@ def create_app(
     setup_database(app)
     setup_redis(app)
     setup_bus(app)
+    setup_api_key_cache(app)
     setup_plugins(app, plugins)
     setup_events(app)
     setup_workspace(app)
@@ -204,6 +206,20 @@ def setup_bus(app: web.Application) -> None:
         await instance.stop()
 
     app.cleanup_ctx.append(bus)
+
+
+def setup_api_key_cache(app: web.Application) -> None:
+    """API keys resolved from memory, dropped when their rows change (``identity.key_cache``)."""
+
+    async def api_key_cache(app: web.Application) -> AsyncIterator[None]:
+        from multinotes.identity import key_cache
+
+        cache = key_cache.ApiKeyCache()
+        key_cache.install(app[DB], cache, app[BUS])
+        app[API_KEY_CACHE] = cache
+        yield
+
+    app.cleanup_ctx.append(api_key_cache)
 
 
 def setup_plugins(app: web.Application, plugins: Iterable[PluginSource] | None) -> None:

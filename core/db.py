@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, Session
 
 from multinotes.sqlite_driver import connection_factory
 
@@ -158,13 +158,21 @@ class Database:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        self.sessions = async_sessionmaker(engine, expire_on_commit=False)
+        #: This database's own session class: session event listeners go on it (not on
+        #: ``Session``, which every app in the process shares).
+        self.session_class: type[Session] = type("DatabaseSession", (Session,), {})
+        self.sessions = async_sessionmaker(
+            engine, expire_on_commit=False, sync_session_class=self.session_class
+        )
         self.is_sqlite = engine.dialect.name == "sqlite"
         # SQLite has one writer at a time. Queueing writers here, in the event loop, beats
         # queueing them in SQLite's busy handler, which sleeps up to 100 ms per retry.
         self._write_lock: asyncio.Lock | None = None
         #: Receives the domain events a transaction staged, after its commit (the event bus).
         self.after_commit: Callable[[list[Any]], Awaitable[None]] | None = None
+        #: Called with a committed transaction's ``session.info``, in order, after its commit
+        #: (before ``after_commit``): what listeners noted during the transaction.
+        self.on_commit: list[Callable[[dict[str, Any]], Awaitable[None]]] = []
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -174,6 +182,9 @@ class Database:
         async with self._unit_of_work() as session:
             session.info[STAGED_EVENTS] = staged
             yield session
+            info = session.info
+        for hook in self.on_commit:
+            await hook(info)
         if staged and self.after_commit is not None:
             await self.after_commit(staged)
 

@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from multinotes.bus import Bus
     from multinotes.catalog import Catalog
     from multinotes.db import Database
+    from multinotes.identity.key_cache import ApiKeyCache
     from multinotes.metrics import Metrics
     from multinotes.plugin_host import PluginHost
     from multinotes.plugin_settings import PluginSettingsStore
@@ -23,6 +24,7 @@ DB: web.AppKey[Database] = web.AppKey("db")
 #: ``redis.asyncio.Redis`` in production; None in embedded mode.
 REDIS: web.AppKey[Any] = web.AppKey("redis")
 BUS: web.AppKey[Bus] = web.AppKey("bus")
+API_KEY_CACHE: web.AppKey[ApiKeyCache] = web.AppKey("api_key_cache")
 SECRETS: web.AppKey[SecretBox] = web.AppKey("secrets")
 PLUGINS: web.AppKey[PluginHost] = web.AppKey("plugins")
 PLUGIN_SETTINGS: web.AppKey[PluginSettingsStore] = web.AppKey("plugin_settings")

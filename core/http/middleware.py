@@ -27,7 +27,7 @@ from multinotes.http.endpoint import spec_of
 from multinotes.identity import scopes as key_scopes
 from multinotes.identity import service as identity
 from multinotes.identity.actor import ACTOR, Actor
-from multinotes.keys import DB, METRICS, RATE_LIMITS, SETTINGS
+from multinotes.keys import API_KEY_CACHE, DB, METRICS, RATE_LIMITS, SETTINGS
 from multinotes.settings import Settings
 
 log = structlog.get_logger("multinotes.http")
@@ -347,7 +347,11 @@ async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.path == "/metrics":
         authorization = ""  # the metrics endpoint checks its own scrape token
     if authorization.lower().startswith("bearer "):
-        actor = await identity.actor_from_api_key(db, authorization[7:].strip())
+        cache = request.app.get(API_KEY_CACHE)
+        key = authorization[7:].strip()
+        actor = await (
+            cache.actor(db, key) if cache is not None else identity.actor_from_api_key(db, key)
+        )
         if actor is None:
             raise Unauthorized("The API key is invalid or revoked.", code="invalid_api_key")
     else:

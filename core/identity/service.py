@@ -266,27 +266,75 @@ async def actor_from_session(
     return _actor(user, "session", session_id=auth_session.id, csrf_token=auth_session.csrf_token)
 
 
-async def actor_from_api_key(db: Database, key: str) -> Actor | None:
-    """The actor of a Bearer key with its effective scopes; None when the key is unknown,
-    revoked or its owner blocked. An expired key is a 401 ``api_key_expired``."""
-    if not key.startswith(API_KEY_PREFIX):
-        return None
-    now = utcnow()
-    found = await _credential_with_user(db, ApiKey, ApiKey.key_hash, token_hash(key))
+@dataclass(frozen=True)
+class ResolvedKey:
+    """A live API key's actor (effective scopes included), with what each use checks again."""
+
+    actor: Actor
+    expires_at: datetime | None
+    last_used_at: datetime | None
+
+
+#: Execution option on a statement that writes the users or api_keys table without changing
+#: what a key resolves to (the last-use touch), so ``identity.key_cache`` keeps its entries.
+CREDENTIALS_UNCHANGED = "credentials_unchanged"
+
+
+async def resolve_api_key(db: Database, digest: str) -> ResolvedKey | None:
+    """The key with this hash, as one read; None when unknown, revoked or its owner blocked.
+    Expiry is left to ``check_key_expiry`` so a cached key expires on time."""
+    found = await _credential_with_user(db, ApiKey, ApiKey.key_hash, digest)
     if found is None:
         return None
     api_key, user = found
     if api_key.revoked_at is not None or not user.is_active:
         return None
-    if api_key.expires_at is not None and api_key.expires_at <= now:
+    actor = _actor(user, "api_key", api_key_id=api_key.id)
+    actor = replace(actor, scopes=key_scopes.effective(key_scopes.parse(api_key.scopes), user.role))
+    return ResolvedKey(actor, api_key.expires_at, api_key.last_used_at)
+
+
+def check_key_expiry(resolved: ResolvedKey, now: datetime) -> None:
+    """An expired key is a 401 ``api_key_expired``."""
+    expires_at = resolved.expires_at
+    if expires_at is not None and expires_at <= now:
         raise Unauthorized(
-            f"The API key expired on {api_key.expires_at:%Y-%m-%d %H:%M} UTC. "
+            f"The API key expired on {expires_at:%Y-%m-%d %H:%M} UTC. "
             "Create a new one on your account page.",
             code="api_key_expired",
         )
-    await _touch(db, ApiKey, api_key.id, "last_used_at", api_key.last_used_at, now)
-    actor = _actor(user, "api_key", api_key_id=api_key.id)
-    return replace(actor, scopes=key_scopes.effective(key_scopes.parse(api_key.scopes), user.role))
+
+
+async def touch_api_key(db: Database, resolved: ResolvedKey, now: datetime) -> bool:
+    """Record the key's use, at most every TOUCH_INTERVAL; True when it wrote."""
+    last = resolved.last_used_at
+    if last is not None and now - last <= TOUCH_INTERVAL:
+        return False
+    async with db.transaction() as session:
+        await session.execute(
+            update(ApiKey)
+            .where(ApiKey.id == resolved.actor.api_key_id)
+            .values(last_used_at=now)
+            .execution_options(**{CREDENTIALS_UNCHANGED: True})
+        )
+    return True
+
+
+async def actor_from_api_key(db: Database, key: str) -> Actor | None:
+    """The actor of a Bearer key with its effective scopes; None when the key is unknown,
+    revoked or its owner blocked. An expired key is a 401 ``api_key_expired``.
+
+    Reads the database every time; the auth middleware goes through
+    ``identity.key_cache.ApiKeyCache``, which calls the same steps."""
+    if not key.startswith(API_KEY_PREFIX):
+        return None
+    now = utcnow()
+    resolved = await resolve_api_key(db, token_hash(key))
+    if resolved is None:
+        return None
+    check_key_expiry(resolved, now)
+    await touch_api_key(db, resolved, now)
+    return resolved.actor
 
 
 def check_key_scopes(scopes: Iterable[str], role: str) -> frozenset[str]:
