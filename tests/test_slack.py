@@ -232,6 +232,9 @@ async def test_an_unlinked_user_is_asked_to_link_and_nothing_is_charged(
     assert sent.status == 200 and sent.body["response_type"] == "ephemeral"
     assert "link your account" in sent.body["text"]
     assert scripts[A].calls == 0 and await balance(api) == before
+    # Help needs no link; its placeholders are escaped (<...> is a link in Slack's mrkdwn).
+    help_text = (await fake.command(target(api), "help", user_id="U0STRANGER")).body["text"]
+    assert "*/multinotes &lt;prompt&gt;*" in help_text and "<prompt>" not in help_text
     # A link that was tampered with links nobody.
     bad = await api.get("/integrations/slack/link?token=forged")
     assert bad.status == 400 and "not valid" in await bad.text()

@@ -507,7 +507,7 @@ async def answer_command(ctx: PluginContext, command_id: str) -> str:
             response_url,
             ephemeral(
                 "You don't have enough credits for this prompt. Top up at "
-                f"{ctx.url('/pricing')} or ask a cheaper model (`model:<id>`)."
+                f"{ctx.url('/pricing')} or ask a cheaper model (`model:&lt;id&gt;`)."
             ),
         )
         return "refused"

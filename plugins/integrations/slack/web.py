@@ -40,9 +40,11 @@ NOTICES = {
     "cancelled": "Slack was not connected.",
 }
 HELP = (
-    "*/multinotes <prompt>* asks your default model and posts the answer here.\n"
-    "*/multinotes model:<id>[,<id>] <prompt>* (or *@<id>*) asks other models.\n"
-    "*/multinotes default <id>* sets your default model.\n"
+    # Slack's mrkdwn reads <...> as a link or mention: the placeholders are escaped.
+    "*/multinotes &lt;prompt&gt;* asks your default model and posts the answer here.\n"
+    "*/multinotes model:&lt;id&gt;[,&lt;id&gt;] &lt;prompt&gt;* (or *@&lt;id&gt;*) asks "
+    "other models.\n"
+    "*/multinotes default &lt;id&gt;* sets your default model.\n"
     "Answers are charged to your MultinotesAI credits; *Save as note* keeps one."
 )
 
