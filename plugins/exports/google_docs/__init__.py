@@ -189,7 +189,7 @@ class Drive:
                     raise
                 failure: Exception = exc
                 wait = exc.retry_after
-            except (aiohttp.ClientError, TimeoutError) as exc:
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                 refused = outgoing.refusal_in(exc)
                 if refused is not None:
                     raise refused from exc

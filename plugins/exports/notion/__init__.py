@@ -187,7 +187,8 @@ async def call(make: Callable[[], Awaitable[Any]]) -> Any:
             if exc.status != 429 and exc.status < 500:
                 raise
             failure: Exception = exc
-        except (httpx.TransportError, RequestTimeoutError) as exc:
+        except (httpx.TransportError, RequestTimeoutError, OSError) as exc:
+            # OSError: the outgoing guard's own name lookup failed (no such host, no DNS).
             refused = outgoing.refusal_in(exc)
             if refused is not None:
                 raise refused from exc
