@@ -8,7 +8,14 @@ import structlog
 from aiohttp import web
 
 from multinotes import audit
-from multinotes.billing import WebhookRejected, clawback, reactions, receipts, reports
+from multinotes.billing import (
+    WebhookRejected,
+    clawback,
+    manual_payments,
+    reactions,
+    receipts,
+    reports,
+)
 from multinotes.billing import service as billing
 from multinotes.billing.checkout import choose_backend, site_url, start_checkout
 from multinotes.billing.models import Coupon, Order, Plan
@@ -19,6 +26,7 @@ from multinotes.billing.schemas import (
     ConfirmIn,
     CouponIn,
     CouponOut,
+    ManualPaymentIn,
     OrderOut,
     OrdersQuery,
     PlanIn,
@@ -434,6 +442,25 @@ async def refund_order(request: web.Request, body: RefundIn) -> dict[str, Any]:
     order = await refund_through_backend(
         request, request.match_info["id"], body.reason, body.amount
     )
+    return order_out(order, await _plans_by_id(request.app))
+
+
+@routes.post("/api/admin/orders/{id}/mark-paid", name="api_admin_order_mark_paid")
+@endpoint(
+    access="admin",
+    body=ManualPaymentIn,
+    response=OrderOut,
+    tags=["billing"],
+    errors=[404, 409, 422],
+)
+async def mark_order_paid(request: web.Request, body: ManualPaymentIn) -> dict[str, Any]:
+    """Record an offline payment (a bank transfer) of exactly the order's total: the order is
+    paid and its credits granted once, as a webhook would. Repeating it changes nothing and
+    answers the paid order; an order its provider paid, refunded or disputed is a 409."""
+    admin = require_admin(request)
+    order_id = request.match_info["id"]
+    await manual_payments.mark_paid(request, order_id, body)
+    order = await billing.order_for(request.app[DB], order_id, admin.user_id, is_admin=True)
     return order_out(order, await _plans_by_id(request.app))
 
 

@@ -22,13 +22,14 @@ from aiohttp import web
 from multidict import MultiDictProxy
 
 from multinotes import audit
-from multinotes.billing import reports
+from multinotes.billing import manual_payments, reports
 from multinotes.billing import service as billing
 from multinotes.billing.models import INTERVALS, Plan
 from multinotes.billing.pages import ZERO_DECIMAL, money
 from multinotes.billing.refunds import refund_through_backend, refundable
 from multinotes.billing.schemas import (
     CouponIn,
+    ManualPaymentIn,
     OrdersQuery,
     PlanIn,
     PlanPatch,
@@ -640,6 +641,8 @@ async def order_page(
             for e in detail.events
         ],
         "refundable": refundable(order),
+        "payable": manual_payments.payable(order),
+        "total_amount": _major(order.total, order.currency),
         "refunds": [
             {
                 "created_at": r.created_at,
@@ -656,6 +659,8 @@ async def order_page(
         "left_amount": _major(order.total - detail.refunded, order.currency),
         "fields": {},
         "values": {},
+        "paid_fields": {},
+        "paid_values": {},
     }
     context.update(extra)
     return render(request, "admin/billing/order.html", context, status=status)
@@ -713,6 +718,48 @@ async def admin_order_refund(request: web.Request) -> web.Response:
         f"/admin/billing/orders/{order.id}",
         f"Refunded {money(newest.amount, currency)}; {newest.credits_taken:,} unspent credits "
         f"were taken back{spent}.",
+    )
+
+
+@routes.post("/admin/billing/orders/{id}/mark-paid", name="admin_billing_order_mark_paid")
+@page(access="admin")
+async def admin_order_mark_paid(request: web.Request) -> web.Response:
+    """The order page's "Record a bank transfer" form (after its confirmation): the order is
+    paid and its credits granted once, as a webhook would (``manual_payments``)."""
+    order_id = request.match_info["id"]
+    before = await reports.order_detail(request.app[DB], order_id)  # 404 before anything else
+    currency = before.row.order.currency
+    form = await request.post()
+    values = {n: _form_str(form, n) for n in ("amount", "reference", "note")}
+    data: dict[str, Any] = {"reference": values["reference"], "note": values["note"]}
+    fields: dict[str, str] = {}
+    try:
+        data["amount"] = _minor_units(values["amount"], currency)
+        fields.update(manual_payments.amount_error(before.row.order, data["amount"]))
+    except ValueError as exc:
+        fields["amount"] = str(exc) if values["amount"] else "Enter the amount received."
+    try:
+        body = validate(ManualPaymentIn, {"amount": 1, **data} if fields else data)
+        if fields:
+            raise Invalid(fields=fields)
+        outcome = await manual_payments.mark_paid(request, order_id, body)
+    except AppError as exc:
+        fields = {**fields, **{k: v for k, v in exc.fields.items() if k in values}}
+        message = "; ".join(fields.values()) if fields else exc.message
+        return await order_page(
+            request,
+            order_id,
+            status=exc.status,
+            paid_error=f"Not marked paid: {message}",
+            paid_fields=fields,
+            paid_values=values,
+        )
+    if outcome == "duplicate":
+        return redirect(f"/admin/billing/orders/{order_id}", "This payment was already recorded.")
+    return redirect(
+        f"/admin/billing/orders/{order_id}",
+        f"Marked paid: {money(before.row.order.total, currency)} by bank transfer "
+        f"({body.reference}); the order's credits were granted.",
     )
 
 

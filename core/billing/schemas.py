@@ -198,6 +198,22 @@ class RefundIn(BaseModel):
     )
 
 
+class ManualPaymentIn(BaseModel):
+    """An offline payment (a bank transfer) an administrator saw arrive for an order."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    amount: int = Field(
+        ge=1,
+        le=10**10,
+        description="What arrived, in the order currency's minor unit: the order's total.",
+    )
+    reference: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)
+    ] = Field(description="The bank's reference for the transfer (kept with the order).")
+    note: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] = ""
+
+
 class RefundOut(BaseModel):
     id: str
     amount: int = Field(description="Refunded by this refund, in minor units.")

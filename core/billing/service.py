@@ -393,6 +393,14 @@ async def _apply(
     return "ignored"
 
 
+async def pay_in(session: AsyncSession, db: Database, order: Order) -> str:
+    """Mark ``order`` (locked by the caller in ``session``) paid and grant what it bought, as a
+    verified ``payment.succeeded`` does: ``applied``, or ``no_change`` when it was paid
+    already. For payments that do not come as a provider event (an operator's record of a bank
+    transfer, ``multinotes.billing.manual_payments``)."""
+    return await _paid(session, db, order)
+
+
 async def _paid(session: AsyncSession, db: Database, order: Order) -> str:
     now = utcnow()
     changed = await (await session.connection()).execute(

@@ -135,8 +135,10 @@ OBJECTS: dict[str, str] = {
     "/admin/billing/coupons/{id}/deactivate": "coupon",
     "/admin/billing/orders/{id}": "order",
     "/admin/billing/orders/{id}/refund": "order",
+    "/admin/billing/orders/{id}/mark-paid": "order",
     # Admin routes: a non-admin gets 403 whatever the id.
     "/api/admin/orders/{id}/refund": "order",
+    "/api/admin/orders/{id}/mark-paid": "order",
     "/api/admin/orders/{id}/refunds": "order",
     "/api/admin/plans/{id}": "plan",
     "/api/admin/plans/{id}/archive": "plan",
