@@ -252,7 +252,12 @@ NOTE_CREATED = EventType("note.created", 1, "A note was created.", NoteCreated)
 NOTE_UPDATED = EventType(
     "note.updated", 1, "A note's title, content or folder changed.", NoteUpdated
 )
-NOTE_DELETED = EventType("note.deleted", 1, "A note was moved to the trash.", NoteDeleted)
+NOTE_DELETED = EventType(
+    "note.deleted",
+    1,
+    "A note was moved to the trash, alone or with its folder (one event per note).",
+    NoteDeleted,
+)
 NOTE_SHARED = EventType(
     "note.shared", 1, "A note or folder was shared with a person or a link.", NoteShared
 )
