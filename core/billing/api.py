@@ -190,6 +190,7 @@ async def order_receipt(request: web.Request) -> web.Response:
         plans.get(order.plan_id),
         {"name": buyer.name, "email": buyer.email},
         await receipts.seller(app[DB]),
+        paid_with="Bank transfer" if await manual_payments.paid_manually(app[DB], order) else None,
     )
     return web.Response(
         body=pdf,

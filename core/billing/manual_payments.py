@@ -59,6 +59,18 @@ def payable(order: Order) -> bool:
     return order.status in PAYABLE
 
 
+async def paid_manually(db: Database, order: Order) -> bool:
+    """Whether an administrator's record paid the order (not its backend)."""
+    async with db.read() as session:
+        outcome = await session.scalar(
+            select(ProviderEvent.outcome).where(
+                ProviderEvent.backend == MANUAL_BACKEND,
+                ProviderEvent.event_id == event_id(order.id),
+            )
+        )
+    return outcome == "applied"
+
+
 def amount_error(order: Order, amount: int) -> dict[str, str]:
     """The ``amount`` field's error when it is not the order's total (else empty): a transfer
     of another amount is settled with the buyer first, not recorded here."""

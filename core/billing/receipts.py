@@ -51,8 +51,15 @@ def money(amount: int, currency: str) -> str:
 
 
 def receipt_pdf(
-    order: Order, plan: Plan | None, buyer: dict[str, Any], who: SellerSettings
+    order: Order,
+    plan: Plan | None,
+    buyer: dict[str, Any],
+    who: SellerSettings,
+    *,
+    paid_with: str | None = None,
 ) -> bytes:
+    """The receipt; ``paid_with`` names how it was paid when not through ``order.backend``
+    (a bank transfer an administrator recorded)."""
     pdf = FPDF(format="A4")
     pdf.set_title(f"Receipt {order.id}")
     pdf.add_font("DejaVu", "", str(FONTS / "DejaVuSans.ttf"))
@@ -75,7 +82,7 @@ def receipt_pdf(
         ("Receipt number", order.id),
         ("Paid", paid),
         ("Billed to", f"{buyer['name']} <{buyer['email']}>"),
-        ("Paid with", order.backend.capitalize()),
+        ("Paid with", paid_with or order.backend.capitalize()),
     ):
         pdf.set_font("DejaVu", "B", 10)
         pdf.cell(40, 6, label)
