@@ -431,6 +431,9 @@ async def test_an_internal_integration_secret_connects_too(ann, notion):
     assert wrong.status == 422
     assert "access_token" in (await wrong.json())["error"]["fields"]
     assert (await ann.get_json("/api/connections"))["connections"] == []
+    for bad in ("ntn_olá", "two words", "tab\there"):
+        refused = await ann.post("/api/connections", {"kind": "notion", "access_token": bad})
+        assert refused.status == 422, bad
     not_pasted = await ann.post("/api/connections", {"kind": "elsewhere", "access_token": "x"})
     assert not_pasted.status == 404
 

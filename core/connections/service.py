@@ -323,7 +323,13 @@ async def connect_with_token(
             fields={"kind": "takes no pasted token"},
         )
     token = token.strip()
-    if not token or len(token) > 2000 or any(c.isspace() for c in token):
+    # A token goes into an Authorization header: printable ASCII without spaces only.
+    if (
+        not token
+        or len(token) > 2000
+        or not (token.isascii() and token.isprintable())
+        or (" " in token)
+    ):
         raise Invalid(fields={"access_token": f"Paste the {kind.pasted_token_label}."})
     answer = {"access_token": token}
     try:
