@@ -45,6 +45,7 @@ from multinotes.billing import api as billing_api
 from multinotes.billing import auto_reload, auto_reload_routes, storage_plans
 from multinotes.billing import console as billing_console
 from multinotes.billing import pages as billing_pages
+from multinotes.sharing import low_balance
 from multinotes.web import (
     account_pages,
     admin_user_pages,
@@ -91,8 +92,9 @@ def setup_workspace(app: web.Application) -> None:
 
 
 def setup_wallet(app: web.Application) -> None:
-    """Credits: the wallet, its ledger and usage."""
+    """Credits: the wallet, its ledger and usage; a notice and a mail when credits run low."""
     _add(app, wallet, usage)
+    low_balance.setup(app)
 
 
 def setup_billing(app: web.Application) -> None:

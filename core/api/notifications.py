@@ -24,7 +24,10 @@ class Actor(BaseModel):
 
 class NotificationOut(BaseModel):
     id: str
-    kind: str = Field(description='"share" (shared with you) or "mention" (in a comment).')
+    kind: str = Field(
+        description='"share" (shared with you), "mention" (in a comment), "low_balance" '
+        '(credits fell below the low-balance mark) or "plugin" (a plugin\'s message).'
+    )
     actor: Actor
     object_type: str
     object_id: str
