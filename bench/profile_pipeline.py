@@ -162,7 +162,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         process([python, str(HERE / "probe_server.py")], workdir / "server.log", env) as pid,
     ):
         for port in ports.values():
-            await wait_listening(port)
+            await wait_listening(port, within=300.0)  # a loaded machine starts it slowly
         base = f"http://127.0.0.1:{ports['server']}"
         need = 40 + args.streams * 2 + args.requests * 4 + 10
         key, conversations = await setup_user(base, need)

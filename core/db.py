@@ -20,7 +20,7 @@ import structlog
 from sqlalchemy import DateTime, MetaData, String, TypeDecorator, event
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import CursorResult, Dialect, Result
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -110,7 +110,18 @@ class StrEnumType(TypeDecorator[S]):
         return None if value is None else self.enum(value)
 
 
-def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
+#: Execution option of ``Database.read``'s engine on SQLite: no BEGIN for its sessions.
+SQLITE_NO_BEGIN = "sqlite_no_begin"
+
+#: A pooled MariaDB connection that went back to the pool less than this long ago is handed
+#: out as it is; one idle for longer is pinged first (a dead one replaced). ``pool_pre_ping``
+#: pinged on every checkout: a round trip per session, ~5 per chat request.
+IDLE_PING_SECONDS = 10.0
+
+
+def create_engine(url: str, *, echo: bool = False, read_only: bool = False) -> AsyncEngine:
+    """The engine for ``url``. ``read_only`` (MariaDB only): a pool in autocommit mode for
+    ``Database.read``, where a session that only read ends without a ROLLBACK round trip."""
     kwargs: dict[str, Any] = {"echo": echo}
     if url.startswith("sqlite"):
         # No second ROLLBACK when a connection goes back to the pool: every transaction has
@@ -118,11 +129,39 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         # the connection's thread.
         kwargs.update(async_creator=connection_factory(url), pool_reset_on_return=None)
     else:
-        kwargs.update(pool_pre_ping=True, pool_recycle=1800, pool_size=10, max_overflow=20)
+        # Two pools (writes, reads) of at most 15 connections each: the 30 one pool had.
+        # No reset (a ROLLBACK) when a connection goes back: the session has committed or
+        # rolled back already (a Connection closed mid-transaction rolls it back itself).
+        kwargs.update(pool_recycle=1800, pool_size=5, max_overflow=10, pool_reset_on_return=None)
+        if read_only:
+            # Each SELECT sees what is committed when it runs (no snapshot held between the
+            # statements of one read session), and nothing is left to roll back.
+            kwargs.update(isolation_level="AUTOCOMMIT", skip_autocommit_rollback=True)
     engine = create_async_engine(url, **kwargs)
     if url.startswith("sqlite"):
         _tune_sqlite(engine)
+    else:
+        _ping_when_idle(engine)
     return engine
+
+
+def _ping_when_idle(engine: AsyncEngine) -> None:
+    pool = engine.sync_engine.pool
+
+    @event.listens_for(pool, "checkin")
+    def _checked_in(_dbapi_connection: Any, record: Any) -> None:
+        record.info["checked_in"] = time.monotonic()
+
+    @event.listens_for(pool, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("checked_in")
+        if idle_since is None or time.monotonic() - idle_since < IDLE_PING_SECONDS:
+            return  # new, or used a moment ago
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            # The pool drops this connection and checks out another (a fresh one if need be).
+            raise DisconnectionError(f"idle connection is gone: {exc}") from exc
 
 
 def _tune_sqlite(engine: AsyncEngine) -> None:
@@ -144,8 +183,11 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _begin(conn: Any) -> None:
+        options = conn.get_execution_options()
+        if options.get(SQLITE_NO_BEGIN):
+            return  # Database.read: each statement on its own, nothing to end (no trip)
         # Write transactions take the write lock up front (no deadlocking lock upgrades later).
-        immediate = conn.get_execution_options().get("sqlite_immediate", False)
+        immediate = options.get("sqlite_immediate", False)
         # Sent with the transaction's first statement (see multinotes.sqlite_driver): every trip
         # to the connection's thread counts, and a request makes dozens.
         conn.connection.driver_connection.begin("BEGIN IMMEDIATE" if immediate else "BEGIN")
@@ -156,13 +198,34 @@ class Database:
 
     ``async with db.transaction() as s`` is one unit of work."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, read_engine: AsyncEngine | None = None) -> None:
         self.engine = engine
+        # Reads run without a transaction, so a session that only read has nothing to roll
+        # back: on MariaDB through their own autocommit pool (``create_engine(read_only=)``),
+        # on SQLite on the same pool without the BEGIN (each statement its own transaction).
+        if read_engine is None:
+            if engine.dialect.name == "sqlite":
+                read_engine = engine.execution_options(**{SQLITE_NO_BEGIN: True})
+            else:
+                read_engine = create_engine(
+                    engine.url.render_as_string(hide_password=False),
+                    echo=bool(engine.echo),
+                    read_only=True,
+                )
+        self.read_engine = read_engine
         #: This database's own session class: session event listeners go on it (not on
         #: ``Session``, which every app in the process shares).
         self.session_class: type[Session] = type("DatabaseSession", (Session,), {})
         self.sessions = async_sessionmaker(
             engine, expire_on_commit=False, sync_session_class=self.session_class
+        )
+        self.read_session_class: type[Session] = type("ReadSession", (Session,), {})
+        _refuse_writes(self.read_session_class)
+        self.read_sessions = async_sessionmaker(
+            self.read_engine,
+            expire_on_commit=False,
+            autoflush=False,
+            sync_session_class=self.read_session_class,
         )
         self.is_sqlite = engine.dialect.name == "sqlite"
         # SQLite has one writer at a time. Queueing writers here, in the event loop, beats
@@ -202,12 +265,29 @@ class Database:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
-        """A session for reads only; nothing is committed."""
-        async with self.sessions() as session:
+        """A session for reads only; nothing is committed (a write is refused)."""
+        async with self.read_sessions() as session:
             yield session
 
     async def close(self) -> None:
         await self.engine.dispose()
+        if self.read_engine.sync_engine.pool is not self.engine.sync_engine.pool:
+            await self.read_engine.dispose()
+
+
+def _refuse_writes(session_class: type[Session]) -> None:
+    """A read session may run in autocommit mode: a write in it would not wait for a commit
+    that never comes, it would be kept. Refuse it instead, whatever the backend."""
+
+    @event.listens_for(session_class, "do_orm_execute")
+    def _no_write_statements(state: Any) -> None:
+        if state.is_insert or state.is_update or state.is_delete:
+            raise RuntimeError("Database.read() is for reads; write in Database.transaction()")
+
+    @event.listens_for(session_class, "before_flush")
+    def _no_flush(session: Session, _flush: Any, _instances: Any) -> None:
+        if session.new or session.dirty or session.deleted:
+            raise RuntimeError("Database.read() is for reads; write in Database.transaction()")
 
 
 #: MySQL's "Deadlock found when trying to get lock" and "Lock wait timeout exceeded": the

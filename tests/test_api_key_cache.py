@@ -38,15 +38,19 @@ class KeyReads:
     """Statements on this app's engine that read the api_keys table."""
 
     def __init__(self, api: ApiClient) -> None:
-        self.engine = api.app[DB].engine.sync_engine
+        db = api.app[DB]
+        # Reads have a pool of their own on MariaDB.
+        self.engines = {id(e): e.sync_engine for e in (db.engine, db.read_engine)}.values()
         self.count = 0
 
     def __enter__(self) -> KeyReads:
-        event.listen(self.engine, "before_cursor_execute", self._seen)
+        for engine in self.engines:
+            event.listen(engine, "before_cursor_execute", self._seen)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        event.remove(self.engine, "before_cursor_execute", self._seen)
+        for engine in self.engines:
+            event.remove(engine, "before_cursor_execute", self._seen)
 
     def _seen(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         if statement.lstrip().upper().startswith("SELECT") and "api_keys" in statement:

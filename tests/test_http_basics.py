@@ -76,9 +76,10 @@ async def test_readyz_reports_a_broken_database(api: ApiClient, mode: str):
     db = api.app[DB]
     url = db.engine.url
     unreachable = url.set(port=1) if mode == "production" else url.set(database="/no/such/x.db")
-    working = db.engine
+    working, working_sessions, working_reads = db.engine, db.sessions, db.read_sessions
     db.engine = create_engine(unreachable.render_as_string(hide_password=False))
     db.sessions = async_sessionmaker(db.engine, expire_on_commit=False)
+    db.read_sessions = db.sessions  # the check reads (its own pool in production)
     try:
         response = await api.get("/readyz")
         assert response.status == 503
@@ -88,7 +89,7 @@ async def test_readyz_reports_a_broken_database(api: ApiClient, mode: str):
     finally:
         await db.engine.dispose()
         db.engine = working
-        db.sessions = async_sessionmaker(working, expire_on_commit=False)
+        db.sessions, db.read_sessions = working_sessions, working_reads
 
 
 async def test_metrics_count_requests_by_route(make_settings):
