@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-import structlog
 from aiohttp import web
 from sqlalchemy import select
 
@@ -28,8 +27,6 @@ from multinotes.note_exports import documents as build
 from multinotes.note_exports.service import exporter_of, options_of
 from multinotes.sharing import access
 from multinotes.storage import objects
-
-log = structlog.get_logger(__name__)
 
 
 async def _remote_id(
