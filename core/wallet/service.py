@@ -21,6 +21,15 @@ from multinotes.errors import Conflict, NotFound, PaymentRequired
 from multinotes.wallet.models import LedgerEntry, Reservation, Wallet
 
 
+#: ``session.info`` key: the users whose wallet the transaction changed. Whoever shows balances
+#: live (``multinotes.live``) reads it once the transaction committed.
+CHANGED = "wallet_changed"
+
+
+def note_changed(session: AsyncSession, user_id: str) -> None:
+    session.info.setdefault(CHANGED, set()).add(user_id)
+
+
 @dataclass(frozen=True)
 class Balance:
     balance: int
@@ -40,6 +49,7 @@ async def ensure_wallet(db: Database, user_id: str) -> None:
     try:
         async with db.transaction() as session:
             session.add(Wallet(user_id=user_id, balance=trial, reserved=0))
+            note_changed(session, user_id)
             await session.flush()
             if trial > 0:
                 session.add(
@@ -123,6 +133,7 @@ async def hold_in(
         if found is None:
             raise WalletMissing(user_id)
         raise PaymentRequired(INSUFFICIENT, code="insufficient_credits")
+    note_changed(session, user_id)
     await connection.execute(
         insert(Reservation),
         [
@@ -191,6 +202,7 @@ async def settle_in(session: AsyncSession, reference: str, cost: int, *, reason:
         .where(Wallet.user_id == reservation.user_id)
         .values(balance=Wallet.balance - charged, reserved=Wallet.reserved - reservation.amount)
     )
+    note_changed(session, reservation.user_id)
     if charged:
         await connection.execute(
             insert(LedgerEntry).values(
@@ -227,6 +239,7 @@ async def credit_in(
     await connection.execute(
         update(Wallet).where(Wallet.user_id == user_id).values(balance=Wallet.balance + amount)
     )
+    note_changed(session, user_id)
     await connection.execute(
         insert(LedgerEntry).values(
             user_id=user_id, amount=amount, kind=kind, reason=reason[:500], reference=reference
@@ -264,6 +277,7 @@ async def take_back_in(
     await connection.execute(
         update(Wallet).where(Wallet.user_id == user_id).values(balance=Wallet.balance - taken)
     )
+    note_changed(session, user_id)
     await connection.execute(
         insert(LedgerEntry).values(
             user_id=user_id, amount=-taken, kind=kind, reason=reason[:500], reference=reference
@@ -303,6 +317,7 @@ async def adjust(
         if rows_affected(changed) != 1:
             raise Conflict("That would take the balance below zero.", code="insufficient_balance")
         session.add(entry)
+        note_changed(session, user_id)
         if amount < 0:
             await stage_if_low(session, user_id, -int(amount))
     return entry
