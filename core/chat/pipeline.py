@@ -20,6 +20,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import timedelta
+from json.encoder import encode_basestring_ascii as _json_string
 from typing import Any, TypeVar, cast
 
 import structlog
@@ -541,6 +542,10 @@ async def _load_attachment(app: web.Application, row: MessageMedia) -> Attachmen
 # -- streaming ----------------------------------------------------------------------------------
 
 
+#: An event for the SSE response: (name, data), or already encoded (``EventSink.emit_encoded``).
+SinkEvent = tuple[str, dict[str, Any]] | bytes
+
+
 class EventSink:
     """Collects events from concurrent model runs for the one SSE response, and knows when
     the last run has ended. A list and one future rather than an ``asyncio.Queue`` (three
@@ -548,7 +553,7 @@ class EventSink:
     is gone (``close``) events are dropped: the answers go on without it."""
 
     def __init__(self) -> None:
-        self._events: list[tuple[str, dict[str, Any]]] = []
+        self._events: list[SinkEvent] = []
         self._waiter: asyncio.Future[None] | None = None
         self._running = 0
         self.closed = False
@@ -557,6 +562,14 @@ class EventSink:
         if self.closed:
             return
         self._events.append((event, data))
+        self._wake()
+
+    def emit_encoded(self, event: bytes) -> None:
+        """An event already encoded as SSE (``DeltaEncoder``): the per-chunk path, where a
+        dict and its JSON per chunk were most of the pipeline's own cost."""
+        if self.closed:
+            return
+        self._events.append(event)
         self._wake()
 
     def close(self) -> None:
@@ -577,7 +590,7 @@ class EventSink:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
-    async def drain(self) -> AsyncIterator[list[tuple[str, dict[str, Any]]]]:
+    async def drain(self) -> AsyncIterator[list[SinkEvent]]:
         """The events in order, as they come, until every followed task is done."""
         while self._events or self._running:
             if not self._events:
@@ -592,6 +605,26 @@ class EventSink:
 def sse(event: str, data: dict[str, Any], event_id: str | None = None) -> bytes:
     head = f"id: {event_id}\n" if event_id is not None else ""
     return f"{head}event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+
+def encoded(events: list[SinkEvent]) -> bytes:
+    """A batch of events as the bytes of one write."""
+    return b"".join(e if isinstance(e, bytes) else sse(*e) for e in events)
+
+
+class DeltaEncoder:
+    """The ``delta`` events of one answer, byte for byte what ``sse("delta", {**tag, "text":
+    chunk})`` gives: the part before the text is encoded once, each chunk only escapes its
+    text (the C string encoder ``json.dumps`` itself uses)."""
+
+    __slots__ = ("_prefix",)
+
+    def __init__(self, tag: dict[str, Any]) -> None:
+        head = json.dumps({**tag, "text": ""}, separators=(",", ":"))
+        self._prefix = ("event: delta\ndata: " + head[: -len('""}')]).encode()
+
+    def __call__(self, text: str) -> bytes:
+        return self._prefix + _json_string(text).encode() + b"}\n\n"
 
 
 SSE_HEADERS = {
@@ -636,8 +669,8 @@ async def stream_generations(
             )
         )
         async for events in sink.drain():
-            for event in events:
-                await response.write(sse(*event))
+            # One write for what piled up since the last (a chunk, usually), not one per event.
+            await response.write(encoded(events))
         await response.write(sse("end", {}))
         await response.write_eof()
     except (*CLIENT_GONE, asyncio.CancelledError) as exc:
@@ -750,6 +783,7 @@ async def _store_partial(
 async def run_generation(app: web.Application, item: Planned, sink: EventSink) -> None:
     entry = item.entry
     tag = {"generation_id": item.generation_id, "model": item.model_id}
+    delta = DeltaEncoder(tag)
     sink.emit(
         "start",
         {
@@ -798,7 +832,8 @@ async def run_generation(app: web.Application, item: Planned, sink: EventSink) -
                                 elif isinstance(chunk, str):
                                     if chunk:
                                         parts.append(chunk)
-                                        sink.emit("delta", {**tag, "text": chunk})
+                                        if not sink.closed:
+                                            sink.emit_encoded(delta(chunk))
                                 else:
                                     raise ProviderBadResponse(
                                         f"{entry.provider.name} produced an unexpected chunk."
