@@ -41,6 +41,7 @@ from multinotes.api import (
     tools,
     wallet,
 )
+from multinotes.arena import api as arena_api
 from multinotes.billing import api as billing_api
 from multinotes.billing import auto_reload, auto_reload_routes, storage_plans
 from multinotes.billing import console as billing_console
@@ -131,6 +132,11 @@ def setup_privacy(app: web.Application) -> None:
     _add(app, privacy, privacy_pages)
 
 
+def setup_arena(app: web.Application) -> None:
+    """Blind comparisons of models and the leaderboard their votes make."""
+    _add(app, arena_api)
+
+
 def setup_search(app: web.Application) -> None:
     """Search and the command palette."""
     _add(app, search, search_pages)
@@ -148,6 +154,7 @@ FEATURES = (
     setup_sharing,
     setup_privacy,
     setup_search,
+    setup_arena,
 )
 
 

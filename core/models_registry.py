@@ -24,6 +24,7 @@ MODEL_MODULES = [
     "multinotes.connections.models",
     "multinotes.billing.reload_models",
     "multinotes.billing.refund_models",
+    "multinotes.arena.models",
 ]
 
 

@@ -75,6 +75,8 @@ AREAS: dict[str, str] = {
     "/api/media": "chat",
     "/api/me/model-favourites": "chat",
     "/api/documents/{id}/rerun": "chat",
+    "/api/comparisons": "chat",
+    "/comparisons": "chat",
     "/chat": "chat",
 }
 
