@@ -33,6 +33,11 @@ class ServedInThread:
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.url = f"http://127.0.0.1:{port}"
 
+    def run(self, coroutine: Any, timeout: float = 30) -> Any:
+        """Run ``coroutine`` (e.g. ``fake.deliver(event)``) on the fake's loop from a test's
+        thread and return its result (a sync browser test sending a webhook itself)."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=timeout)
+
     def __exit__(self, *exc: object) -> None:
         if self._runner is not None:
             asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=10)
