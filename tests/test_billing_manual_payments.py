@@ -203,3 +203,31 @@ async def test_the_console_order_page_records_a_bank_transfer(
 
     # Only administrators reach it.
     assert (await post_form(customer, f"{path}/mark-paid", {"amount": "10.00"})).status == 403
+
+
+async def test_a_subscription_order_cannot_be_paid_by_bank_transfer(
+    admin: ApiClient, stripe: FakeStripe, make_client: Callable[[], Any]
+) -> None:
+    monthly = await (
+        await admin.post(
+            "/api/admin/plans",
+            {
+                "name": "Monthly",
+                "kind": "credits",
+                "credits": CREDITS,
+                "price": 500,
+                "currency": "usd",
+                "interval": "month",
+            },
+        )
+    ).json()
+    customer = await buyer(make_client, "monthly@example.com")
+    order_id = (await checkout(customer, monthly["id"]))["order_id"]
+    refused = await admin.post(mark_paid_path(order_id), {"amount": 500, "reference": "TRX-3"})
+    assert refused.status == 409
+    error = (await refused.json())["error"]
+    assert error["code"] == "order_not_payable" and "subscription" in error["message"]
+    assert (await customer.get_json(f"/api/billing/orders/{order_id}"))["status"] == "pending"
+    assert await manual_events(admin, order_id) == []
+    # The console offers no form for it.
+    assert 'id="mark-paid-form"' not in await page_text(admin, f"/admin/billing/orders/{order_id}")

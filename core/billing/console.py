@@ -641,7 +641,9 @@ async def order_page(
             for e in detail.events
         ],
         "refundable": refundable(order),
-        "payable": manual_payments.payable(order),
+        "payable": manual_payments.payable(
+            order, await manual_payments.plan_of(request.app[DB], order)
+        ),
         "total_amount": _major(order.total, order.currency),
         "refunds": [
             {

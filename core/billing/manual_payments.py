@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from multinotes import audit
 from multinotes.billing import referrals
 from multinotes.billing import service as billing
-from multinotes.billing.models import Order, ProviderEvent
+from multinotes.billing.models import Order, Plan, ProviderEvent
 from multinotes.billing.pages import money
 from multinotes.billing.schemas import ManualPaymentIn
 from multinotes.db import Database
@@ -54,9 +54,16 @@ def event_id(order_id: str) -> str:
     return f"order:{order_id}"
 
 
-def payable(order: Order) -> bool:
-    """Whether an offline payment can be recorded for the order (nothing paid it yet)."""
-    return order.status in PAYABLE
+def payable(order: Order, plan: Plan | None) -> bool:
+    """Whether an offline payment can be recorded for the order: nothing paid it yet, and it is
+    a one-time plan (a subscription's renewals come from its provider, which would not know
+    of one paid by bank transfer)."""
+    return order.status in PAYABLE and plan is not None and plan.interval == "once"
+
+
+async def plan_of(db: Database, order: Order) -> Plan | None:
+    async with db.read() as session:
+        return await session.get(Plan, order.plan_id)
 
 
 async def paid_manually(db: Database, order: Order) -> bool:
@@ -86,7 +93,7 @@ async def record(db: Database, order_id: str, payment: ManualPayment) -> str:
     """Pay ``order_id`` with an offline payment; ``applied``, or ``duplicate`` when a manual
     payment was recorded for it already (nothing changes). Raises ``NotFound``, ``Invalid``
     (``amount`` is not the order's total) or ``Conflict`` (``order_not_payable``: a provider
-    paid, refunded or disputed it)."""
+    paid, refunded or disputed it, or it is a subscription's)."""
     async with db.read() as session:
         order = await session.get(Order, order_id)
         recorded = await session.scalar(
@@ -99,7 +106,14 @@ async def record(db: Database, order_id: str, payment: ManualPayment) -> str:
         raise NotFound("No such order.")
     if recorded is not None:
         return "duplicate"
-    if not payable(order):
+    plan = await plan_of(db, order)
+    if plan is not None and plan.interval != "once":
+        raise Conflict(
+            "A subscription is paid through its payment provider; only a one-time plan's "
+            "order can be paid by bank transfer.",
+            code="order_not_payable",
+        )
+    if not payable(order, plan):
         raise _not_payable(order.status)
     wrong_amount = amount_error(order, payment.amount)
     if wrong_amount:
