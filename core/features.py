@@ -142,6 +142,15 @@ def setup_search(app: web.Application) -> None:
     _add(app, search, search_pages)
 
 
+def setup_live(app: web.Application) -> None:
+    """The live channel: balances and notifications pushed to open tabs (WebSocket or SSE)."""
+    from multinotes import live
+    from multinotes.live import api as live_api
+
+    _add(app, live_api)
+    live.setup(app)
+
+
 FEATURES = (
     setup_platform,
     setup_identity,
@@ -154,6 +163,7 @@ FEATURES = (
     setup_sharing,
     setup_privacy,
     setup_search,
+    setup_live,
     setup_arena,
 )
 
