@@ -46,6 +46,8 @@ from multinotes.billing import api as billing_api
 from multinotes.billing import auto_reload, auto_reload_routes, storage_plans
 from multinotes.billing import console as billing_console
 from multinotes.billing import pages as billing_pages
+from multinotes.prompts import api as prompts_api
+from multinotes.prompts import pages as prompts_pages
 from multinotes.sharing import low_balance
 from multinotes.web import (
     account_pages,
@@ -142,6 +144,12 @@ def setup_search(app: web.Application) -> None:
     _add(app, search, search_pages)
 
 
+def setup_prompts(app: web.Application) -> None:
+    """The prompt library: templates with typed variables, shared or public, favourites and
+    usage counts; the /prompts pages and the workspace's template picker."""
+    _add(app, prompts_api, prompts_pages)
+
+
 def setup_live(app: web.Application) -> None:
     """The live channel: balances and notifications pushed to open tabs (WebSocket or SSE)."""
     from multinotes import live
@@ -164,6 +172,7 @@ FEATURES = (
     setup_privacy,
     setup_search,
     setup_live,
+    setup_prompts,
     setup_arena,
 )
 

@@ -25,6 +25,7 @@ MODEL_MODULES = [
     "multinotes.billing.reload_models",
     "multinotes.billing.refund_models",
     "multinotes.arena.models",
+    "multinotes.prompts.models",
 ]
 
 

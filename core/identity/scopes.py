@@ -8,8 +8,9 @@ scope       allows
 ``read``    every GET (and HEAD) of the owner's data: notes, folders, files, shares,
             conversations, wallet, profile, keys, search, ... (never an admin route)
 ``notes``   writes (POST, PUT, PATCH, DELETE) to notes, folders, files, shares, comments,
-            notifications, the trash and search history, saving answers as notes, and
-            exports of notes, folders and conversations
+            notifications, the trash and search history, saving answers as notes, exports
+            of notes, folders and conversations, and prompt templates (recording a template's
+            use is ``chat``)
 ``chat``    writes to conversations and messages: sending prompts, regenerating, rating,
             stopping generations, re-running a saved note's prompt (all that spends credits)
 ``admin``   every administrator route (``access="admin"``: ``/api/admin/*``, ``/admin/*``),
@@ -68,6 +69,8 @@ AREAS: dict[str, str] = {
     "/trash": "notes",
     "/search": "notes",
     "/exports": "notes",
+    "/api/templates": "notes",
+    "/prompts": "notes",
     # chat
     "/api/conversations": "chat",
     "/api/messages": "chat",
@@ -77,6 +80,7 @@ AREAS: dict[str, str] = {
     "/api/documents/{id}/rerun": "chat",
     "/api/comparisons": "chat",
     "/comparisons": "chat",
+    "/api/templates/{id}/uses": "chat",
     "/chat": "chat",
 }
 

@@ -51,6 +51,13 @@ from multinotes.notes.models import Document, DocumentVersion, Folder
 from multinotes.plugin_host import TaskDef
 from multinotes.privacy.models import DataExport, ExportStatus
 from multinotes.privacy.plugin_data import UserDataExport
+from multinotes.prompts.models import (
+    PromptTemplate,
+    PromptTemplateFavourite,
+    PromptTemplateShare,
+    PromptTemplateTag,
+    PromptTemplateUse,
+)
 from multinotes.search.models import RecentSearch
 from multinotes.settings import Settings
 from multinotes.sharing.models import (
@@ -170,6 +177,35 @@ TABLE_EXPORTS: list[TableExport] = [
         lambda uid: select(ReferralCode).where(ReferralCode.user_id == uid),
     ),
     TableExport(
+        "prompt_templates.json",
+        lambda uid: select(PromptTemplate).where(PromptTemplate.owner_id == uid),
+    ),
+    TableExport(
+        "prompt_template_tags.json",
+        lambda uid: select(PromptTemplateTag).where(
+            PromptTemplateTag.template_id.in_(
+                select(PromptTemplate.id).where(PromptTemplate.owner_id == uid)
+            )
+        ),
+    ),
+    TableExport(
+        "prompt_template_shares.json",
+        lambda uid: select(PromptTemplateShare).where(
+            PromptTemplateShare.template_id.in_(
+                select(PromptTemplate.id).where(PromptTemplate.owner_id == uid)
+            )
+            | (PromptTemplateShare.user_id == uid)
+        ),
+    ),
+    TableExport(
+        "prompt_template_favourites.json",
+        lambda uid: select(PromptTemplateFavourite).where(PromptTemplateFavourite.user_id == uid),
+    ),
+    TableExport(
+        "prompt_template_uses.json",
+        lambda uid: select(PromptTemplateUse).where(PromptTemplateUse.user_id == uid),
+    ),
+    TableExport(
         "referrals.json",
         lambda uid: select(Referral).where(
             (Referral.referrer_id == uid) | (Referral.referee_id == uid)
@@ -231,6 +267,10 @@ auto_reload.json, auto_reload_charges.json
                         your auto-reload setting and the orders it placed
 referral_code.json, referrals.json
                         your referral link's code, who you referred and who referred you
+prompt_templates.json   your prompt templates (their tags are in prompt_template_tags.json)
+prompt_template_shares.json, prompt_template_favourites.json, prompt_template_uses.json
+                        who your templates are shared with (and what was shared with you),
+                        the templates you starred and each time you ran one
 
 Times are UTC (ISO 8601). Credits are integers (1 credit = US$0.00001).
 """

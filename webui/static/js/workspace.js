@@ -753,6 +753,8 @@
       url, body, { turn: turn },
       function () {
         if (!sentFromComposer) return;
+        // The prompt picker counts a template's run from this (prompt-picker.js).
+        composer.dispatchEvent(new CustomEvent("multinotes:prompt-accepted", { detail: { content: content } }));
         promptBox.value = ""; // accepted: the prompt is in the thread now
         attachments = [];
         renderAttachments();
