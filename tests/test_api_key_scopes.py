@@ -169,7 +169,11 @@ ACCOUNT_WRITES = {
 FULL = {"read", "notes", "chat"}
 #: Routes a single-scope key may reach but the walk must not call: they end the session the
 #: walk's own admin uses (covered with a full key below and in tests/test_sessions.py).
-NOT_CALLED = {("POST", "/admin/plugins/{name}/toggle")}
+NOT_CALLED = {
+    ("POST", "/admin/plugins/{name}/toggle"),
+    # Streams until the client leaves; tests/test_live.py checks its scope (read) instead.
+    ("GET", "/api/live/sse"),
+}
 
 
 def expected_scopes(route: Route) -> set[str]:

@@ -130,6 +130,22 @@ async def test_an_api_key_connects_without_an_origin(
     await socket.close()
 
 
+async def test_both_channels_need_the_read_scope_of_a_key(bob: ApiClient, make_client: Any) -> None:
+    notes = await bob.post("/api/keys", {"name": "writer", "scopes": ["notes"]})
+    script: ApiClient = await make_client()
+    headers = {"Authorization": f"Bearer {(await notes.json())['key']}"}
+    for path in ("/api/live", "/api/live/sse"):
+        refused = await script.client.get(path, headers=headers)
+        assert refused.status == 403
+        assert (await refused.json())["error"]["code"] == "insufficient_scope"
+    reader = await bob.post("/api/keys", {"name": "reader", "scopes": ["read"]})
+    headers = {"Authorization": f"Bearer {(await reader.json())['key']}"}
+    stream = await script.client.get("/api/live/sse", headers=headers)
+    assert stream.status == 200
+    await read_sse(stream, "live.hello")
+    stream.close()
+
+
 async def test_a_plain_get_is_told_to_upgrade(bob: ApiClient) -> None:
     response = await bob.get("/api/live", headers={"Origin": origin(bob)})
     assert response.status == 400
