@@ -42,6 +42,7 @@ from multinotes.api import (
     wallet,
 )
 from multinotes.arena import api as arena_api
+from multinotes.arena import pages as arena_pages
 from multinotes.billing import api as billing_api
 from multinotes.billing import auto_reload, auto_reload_routes, storage_plans
 from multinotes.billing import console as billing_console
@@ -136,7 +137,7 @@ def setup_privacy(app: web.Application) -> None:
 
 def setup_arena(app: web.Application) -> None:
     """Blind comparisons of models and the leaderboard their votes make."""
-    _add(app, arena_api)
+    _add(app, arena_api, arena_pages)
 
 
 def setup_search(app: web.Application) -> None:

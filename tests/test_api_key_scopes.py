@@ -86,6 +86,9 @@ CHAT_WRITES = {
     ("POST", "/api/messages/{id}/rating"),
     ("POST", "/api/messages/{id}/regenerate"),
     ("POST", "/api/me/model-favourites"),
+    ("POST", "/api/comparisons"),
+    ("POST", "/api/comparisons/{id}/vote"),
+    ("POST", "/comparisons/{id}/vote"),
 }
 #: Writes to the account itself: only a full key (read + notes + chat) may make them.
 ACCOUNT_WRITES = {

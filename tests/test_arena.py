@@ -264,3 +264,44 @@ def test_the_leaderboard_orders_by_rating_with_intervals_around_it():
     assert leaderboard(votes, seed=1) == table
     # An unbeaten model stays finite (the prior).
     assert all(math.isfinite(r.rating) for r in leaderboard([[("x", 1), ("y", 2)]] * 5))
+
+
+# -- the pages ------------------------------------------------------------------------------
+async def test_the_comparison_page_is_blind_until_the_vote_form_is_sent(user: ApiClient):
+    start = await user.get("/comparisons")
+    assert start.status == 200 and 'id="arena-form"' in await start.text()
+    comparison, _ = await run_blind(user, models=list(MODELS))
+    page = await user.get(f"/comparisons/{comparison}")
+    html = await page.text()
+    assert page.status == 200
+    assert_blind(html)
+    assert 'id="arena-vote"' in html and "Answer A" in html and "Answer C" in html
+    voted = await user.client.post(
+        f"/comparisons/{comparison}/vote",
+        data={"csrf_token": user.csrf or "", "choice": "C", "category": "reasoning"},
+        allow_redirects=False,
+    )
+    assert voted.status == 303 and voted.headers["Location"] == f"/comparisons/{comparison}"
+    shown = await user.get_json(f"/api/comparisons/{comparison}")
+    winner = next(a["model"] for a in shown["answers"] if a["label"] == "C")
+    assert shown["category"] == "reasoning" and shown["answers"][2]["rank"] == 1
+    revealed = await (await user.get(f"/comparisons/{comparison}")).text()
+    assert MODELS[winner][0] in revealed and 'id="arena-vote"' not in revealed
+    board = await (await user.get("/leaderboard?scope=mine&category=reasoning")).text()
+    first_row = board.split("<tbody>")[1].split("</tr>")[0]
+    assert MODELS[winner][0] in first_row
+    # A second form vote changes nothing.
+    again = await user.client.post(
+        f"/comparisons/{comparison}/vote",
+        data={"csrf_token": user.csrf or "", "choice": "A", "category": "code"},
+        allow_redirects=False,
+    )
+    assert again.status == 303
+    assert (await user.get_json(f"/api/comparisons/{comparison}"))["category"] == "reasoning"
+
+
+async def test_the_leaderboard_page_names_a_bad_date(user: ApiClient):
+    page = await user.get("/leaderboard?from=yesterday&category=poetry")
+    html = await page.text()
+    assert page.status == 200
+    assert 'aria-invalid="true"' in html and "Use a date like" in html

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from multinotes.arena import service
 from multinotes.arena.blind import BlindSink
-from multinotes.arena.models import CATEGORIES, LABELS
-from multinotes.arena.rating import leaderboard
+from multinotes.arena.models import LABELS
+from multinotes.arena.schemas import Category, LeaderboardQuery
 from multinotes.chat.pipeline import (
     CLIENT_GONE,
     RUNNING,
@@ -27,7 +27,6 @@ from multinotes.identity.actor import require_user, require_verified
 from multinotes.keys import DB
 
 routes = web.RouteTableDef()
-Category = Literal["code", "writing", "reasoning", "other"]
 
 
 class ComparisonIn(BaseModel):
@@ -77,15 +76,6 @@ class ComparisonOut(BaseModel):
     category: str | None
     revealed: bool
     answers: list[AnswerOut]
-
-
-class LeaderboardQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    scope: Literal["mine", "all"] = "all"
-    category: Category | None = None
-    since: datetime | None = Field(default=None, description="Votes from (inclusive).")
-    until: datetime | None = Field(default=None, description="Votes before (exclusive).")
 
 
 class RatedOut(BaseModel):
@@ -190,41 +180,10 @@ async def vote(request: web.Request, body: VoteIn) -> dict[str, Any]:
     return service.comparison_out(voted)
 
 
-async def board(request: web.Request, query: LeaderboardQuery, user_id: str) -> dict[str, Any]:
-    """The leaderboard for ``query`` (also what the page shows)."""
-    votes = await service.votes(
-        request.app[DB],
-        user_id=user_id if query.scope == "mine" else None,
-        category=query.category,
-        since=query.since,
-        until=query.until,
-    )
-    return {
-        "scope": query.scope,
-        "category": query.category,
-        "votes": len(votes),
-        "models": [
-            {
-                "rank": index + 1,
-                "model": r.model_id,
-                "rating": round(r.rating, 1),
-                "low": round(r.low, 1),
-                "high": round(r.high, 1),
-                "wins": r.wins,
-                "games": r.games,
-            }
-            for index, r in enumerate(leaderboard(votes))
-        ],
-    }
-
-
 @routes.get("/api/leaderboard", name="api_leaderboard")
 @endpoint(access="user", query=LeaderboardQuery, response=LeaderboardOut, tags=["comparisons"])
 async def get_leaderboard(request: web.Request, query: LeaderboardQuery) -> dict[str, Any]:
     """Models rated from blind votes (Bradley-Terry on the Elo scale, 95 % bootstrap interval),
     yours (`scope=mine`) or everyone's; filter by category and vote date."""
     actor = require_user(request)
-    return await board(request, query, actor.user_id)
-
-
-__all__ = ["CATEGORIES", "board", "routes"]
+    return await service.leaderboard_table(request.app[DB], query, actor.user_id)

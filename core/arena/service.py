@@ -12,7 +12,8 @@ from aiohttp import web
 from sqlalchemy import select, update
 
 from multinotes.arena.models import CATEGORIES, LABELS, ArenaComparison, ArenaEntry
-from multinotes.arena.rating import Vote
+from multinotes.arena.rating import Vote, leaderboard
+from multinotes.arena.schemas import LeaderboardQuery
 from multinotes.chat.models import Message
 from multinotes.chat.pipeline import Planned, plan_generations
 from multinotes.db import Database, rows_affected, utcnow
@@ -204,3 +205,31 @@ async def votes(
         for comparison_id, model_id, rank in await session.execute(query):
             grouped.setdefault(comparison_id, []).append((model_id, rank or 0))
     return list(grouped.values())
+
+
+async def leaderboard_table(db: Database, query: LeaderboardQuery, user_id: str) -> dict[str, Any]:
+    """The leaderboard for ``query``, as the API answers it and the page shows it."""
+    chosen = await votes(
+        db,
+        user_id=user_id if query.scope == "mine" else None,
+        category=query.category,
+        since=query.since,
+        until=query.until,
+    )
+    return {
+        "scope": query.scope,
+        "category": query.category,
+        "votes": len(chosen),
+        "models": [
+            {
+                "rank": index + 1,
+                "model": r.model_id,
+                "rating": round(r.rating, 1),
+                "low": round(r.low, 1),
+                "high": round(r.high, 1),
+                "wins": r.wins,
+                "games": r.games,
+            }
+            for index, r in enumerate(leaderboard(chosen))
+        ],
+    }

@@ -30,6 +30,7 @@ from aiohttp import web
 from sqlalchemy import Select, func, inspect, or_, select, update
 
 from multinotes import audit
+from multinotes.arena.models import ArenaComparison, ArenaEntry
 from multinotes.billing.models import Order, PlanPeriod, Referral, ReferralCode
 from multinotes.billing.refund_models import OrderRefund
 from multinotes.billing.reload_models import AutoReload, AutoReloadCharge
@@ -211,6 +212,18 @@ TABLE_EXPORTS: list[TableExport] = [
             (Referral.referrer_id == uid) | (Referral.referee_id == uid)
         ),
     ),
+    TableExport(
+        "comparisons.json",
+        lambda uid: select(ArenaComparison).where(ArenaComparison.user_id == uid),
+    ),
+    TableExport(
+        "comparison_answers.json",
+        lambda uid: select(ArenaEntry).where(
+            ArenaEntry.comparison_id.in_(
+                select(ArenaComparison.id).where(ArenaComparison.user_id == uid)
+            )
+        ),
+    ),
 ]
 
 #: Tables written by the ``CONTENT_EXPORTS`` steps (``conversations/<id>.json``: a conversation
@@ -267,6 +280,8 @@ auto_reload.json, auto_reload_charges.json
                         your auto-reload setting and the orders it placed
 referral_code.json, referrals.json
                         your referral link's code, who you referred and who referred you
+comparisons.json, comparison_answers.json
+                        your blind comparisons: which model answered under which label, your votes
 prompt_templates.json   your prompt templates (their tags are in prompt_template_tags.json)
 prompt_template_shares.json, prompt_template_favourites.json, prompt_template_uses.json
                         who your templates are shared with (and what was shared with you),

@@ -86,6 +86,11 @@ OBJECTS: dict[str, str] = {
     "/files/{id}/rename": "file",
     "/files/{id}/delete": "file",
     "/api/messages/{id}/save-comparison": "prompt",
+    # Blind comparisons (the arena).
+    "/api/comparisons/{id}": "comparison",
+    "/api/comparisons/{id}/vote": "comparison",
+    "/comparisons/{id}": "comparison",
+    "/comparisons/{id}/vote": "comparison",
     # Sharing: A's shares, comments and notifications; A's objects through the sharing pages.
     "/api/shares/{id}": "share",
     "/share/{id}/update": "share",
@@ -188,6 +193,7 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/api/documents/{id}/export"): {"format": "markdown"},
     ("PATCH", "/api/connections/{id}"): {"destination_id": "somewhere"},
     ("POST", "/api/billing/orders/{id}/confirm"): {"payment": {"razorpay_payment_id": "pay_1"}},
+    ("POST", "/api/comparisons/{id}/vote"): {"best": "A", "category": "code"},
 }
 
 #: What the admin routes' parameters are filled with (global objects, not A's).
@@ -229,6 +235,11 @@ async def a_objects(a: ApiClient) -> dict[str, str]:
     answer = next(m for m in tree["messages"] if m["model"] == "demo/echo")
     prompt = next(m for m in tree["messages"] if m["role"] == "user")
     folder = (await (await a.post("/api/folders", {"name": "A's folder"})).json())["id"]
+    blind = await a.post(
+        "/api/comparisons", {"prompt": "teal", "models": ["demo/echo", "demo/reverse"]}
+    )
+    assert blind.status == 200
+    comparison = parse_sse(await blind.text())[0][1]["id"]
     saved = await a.post(f"/api/messages/{answer['id']}/save", {"folder_id": folder})
     document = (await saved.json())["document_id"]
     key = await (await a.post("/api/keys", {"name": "A's key"})).json()
@@ -309,6 +320,7 @@ async def a_objects(a: ApiClient) -> dict[str, str]:
         db_session.add_all([slack_install, slack_link, discord_link])
     return {
         "conversation": conversation,
+        "comparison": comparison,
         "answer": answer["id"],
         "prompt": prompt["id"],
         "folder": folder,
@@ -359,6 +371,7 @@ async def a_views(a: ApiClient, ids: dict[str, str]) -> list[Any]:
     """A re-reads their objects through the API."""
     return [
         await a.get_json(f"/api/conversations/{ids['conversation']}"),
+        await a.get_json(f"/api/comparisons/{ids['comparison']}"),
         await a.get_json("/api/keys"),
         [s["id"] for s in await a.get_json("/api/sessions")],
         await a.get_json(f"/api/me/exports/{ids['export']}"),
