@@ -9,6 +9,7 @@ under CI.
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import json
 import os
@@ -360,6 +361,49 @@ async def test_answers_stream_event_by_event_through_nginx(stack, start):
     # 40 words at 40 ms take 1.6 s; events held back by a buffer would arrive together.
     assert last - first > 1.0, f"events arrived within {last - first:.2f}s: buffered"
     assert len({round(at, 2) for at, _ in deltas}) > 10
+
+
+async def next_live(socket: aiohttp.ClientWebSocketResponse, type_: str) -> dict[str, Any]:
+    while True:
+        event = await socket.receive_json(timeout=10)
+        if event["type"] == type_:
+            return dict(event)
+
+
+async def test_the_live_channel_works_through_nginx_over_tls(stack):
+    """The WebSocket upgrade passes nginx (wss://, this site's Origin), pings are answered, and
+    an answer's charge arrives on it; the SSE fallback is not buffered either."""
+    async with Browser(stack) as browser:
+        await browser.register_and_login(unique_email("live"))
+        async with browser.session.get("/api/wallet") as response:
+            assert response.status == 200  # the wallet exists before the socket opens
+        socket = await browser.session.ws_connect("/api/live", origin=stack.url)
+        try:
+            assert (await next_live(socket, "live.hello"))["id"] is None
+            await socket.send_json({"type": "ping"})
+            await next_live(socket, "pong")
+            async with browser.session.post(
+                "/api/messages",
+                json={"content": "charge me", "models": ["demo/echo"]},
+                headers=browser.headers(),
+            ) as response:
+                assert response.status == 200, await response.text()
+                await response.read()
+            changed = await next_live(socket, "wallet.changed")
+            async with browser.session.get("/api/wallet") as response:
+                wallet = await response.json()
+            # The hold, then the charge: the last one says what the wallet says now.
+            while changed["data"] != {**wallet}:
+                changed = await next_live(socket, "wallet.changed")
+            assert changed["data"]["reserved"] == 0
+        finally:
+            await socket.close()
+        async with browser.session.get(
+            "/api/live/sse", headers={"Accept": "text/event-stream"}
+        ) as response:
+            assert response.status == 200
+            line = await asyncio.wait_for(response.content.readline(), 5)
+            assert line.startswith(b"event: live.hello")
 
 
 async def upload(browser: Browser, size: int, **kwargs: Any) -> tuple[int, Any]:
