@@ -266,6 +266,19 @@ async def actor_from_session(
     return _actor(user, "session", session_id=auth_session.id, csrf_token=auth_session.csrf_token)
 
 
+async def session_still_signs_in(
+    db: Database, token: str, *, idle_timeout: timedelta | None = None
+) -> bool:
+    """Whether a session cookie still signs its user in (as ``actor_from_session``), without
+    counting the check as use: a long-lived connection re-checks its session this way, and an
+    open tab must not keep an idle session alive."""
+    found = await _credential_with_user(db, AuthSession, AuthSession.token_hash, token_hash(token))
+    if found is None:
+        return False
+    auth_session, user = found
+    return _session_is_live(auth_session, utcnow(), idle_timeout) and user.is_active
+
+
 @dataclass(frozen=True)
 class ResolvedKey:
     """A live API key's actor (effective scopes included), with what each use checks again."""
