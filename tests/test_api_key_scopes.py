@@ -73,6 +73,16 @@ NOTES_WRITES = {
     ("POST", "/share/{id}/revoke"),
     ("POST", "/share/{id}/update"),
     ("POST", "/trash/restore"),
+    ("POST", "/api/templates"),
+    ("PATCH", "/api/templates/{id}"),
+    ("DELETE", "/api/templates/{id}"),
+    ("PUT", "/api/templates/{id}/favourite"),
+    ("DELETE", "/api/templates/{id}/favourite"),
+    ("POST", "/api/templates/{id}/render"),
+    ("POST", "/prompts/new"),
+    ("POST", "/prompts/{id}/edit"),
+    ("POST", "/prompts/{id}/delete"),
+    ("POST", "/prompts/{id}/favourite"),
 }
 #: The writes the chat scope allows: everything that talks to models and spends credits.
 CHAT_WRITES = {
@@ -89,6 +99,7 @@ CHAT_WRITES = {
     ("POST", "/api/comparisons"),
     ("POST", "/api/comparisons/{id}/vote"),
     ("POST", "/comparisons/{id}/vote"),
+    ("POST", "/api/templates/{id}/uses"),
 }
 #: Writes to the account itself: only a full key (read + notes + chat) may make them.
 ACCOUNT_WRITES = {

@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 from multidict import MultiDictProxy
 
-from multinotes.errors import AppError, Invalid
+from multinotes.errors import AppError, Forbidden, Invalid
 from multinotes.http.endpoint import page, validate
 from multinotes.http.responses import redirect, render
 from multinotes.identity.actor import require_user
@@ -194,6 +194,10 @@ async def edit_form(request: web.Request) -> web.StreamResponse:
 async def update(request: web.Request) -> web.StreamResponse:
     actor = require_user(request)
     template_id = request.match_info["id"]
+    # Whose it is before what the form says: someone else's template is a 404 (or a 403).
+    view = await service.get(request.app[DB], actor.user_id, template_id)
+    if not view.is_owner:
+        raise Forbidden("Only the template's owner can change it.", code="not_owner")
     values = form_fields(await request.post())
     try:
         data = validate(TemplateIn, values).model_dump()

@@ -91,6 +91,15 @@ OBJECTS: dict[str, str] = {
     "/api/comparisons/{id}/vote": "comparison",
     "/comparisons/{id}": "comparison",
     "/comparisons/{id}/vote": "comparison",
+    # The prompt library: A's private template.
+    "/api/templates/{id}": "template",
+    "/api/templates/{id}/favourite": "template",
+    "/api/templates/{id}/render": "template",
+    "/api/templates/{id}/uses": "template",
+    "/prompts/{id}/edit": "template",
+    "/prompts/{id}/delete": "template",
+    "/prompts/{id}/favourite": "template",
+    "/prompts/{id}/fill": "template",
     # Sharing: A's shares, comments and notifications; A's objects through the sharing pages.
     "/api/shares/{id}": "share",
     "/share/{id}/update": "share",
@@ -194,6 +203,9 @@ BODIES: dict[tuple[str, str], Any] = {
     ("PATCH", "/api/connections/{id}"): {"destination_id": "somewhere"},
     ("POST", "/api/billing/orders/{id}/confirm"): {"payment": {"razorpay_payment_id": "pay_1"}},
     ("POST", "/api/comparisons/{id}/vote"): {"best": "A", "category": "code"},
+    ("PATCH", "/api/templates/{id}"): {"title": "Mine now"},
+    ("POST", "/api/templates/{id}/render"): {"values": {"who": "B"}},
+    ("POST", "/api/templates/{id}/uses"): {"values": {"who": "B"}},
 }
 
 #: What the admin routes' parameters are filled with (global objects, not A's).
@@ -318,7 +330,14 @@ async def a_objects(a: ApiClient) -> dict[str, str]:
     discord_link = DiscordLink(discord_user_id="1400000000000000042", user_id=a.user["id"])
     async with a.app[DB].transaction() as db_session:
         db_session.add_all([slack_install, slack_link, discord_link])
+    template = await (
+        await a.post(
+            "/api/templates",
+            {"title": "A's prompt", "body": "Hello {{who}}", "variables": [{"name": "who"}]},
+        )
+    ).json()
     return {
+        "template": template["id"],
         "conversation": conversation,
         "comparison": comparison,
         "answer": answer["id"],
@@ -385,6 +404,7 @@ async def a_views(a: ApiClient, ids: dict[str, str]) -> list[Any]:
         await a.get_json("/api/shares"),
         await a.get_json(f"/api/documents/{ids['document']}/comments"),
         await a.get_json("/api/notifications"),
+        await a.get_json(f"/api/templates/{ids['template']}"),
     ]
 
 
