@@ -83,6 +83,12 @@ ACTIONS: dict[str, str] = {
     "privacy.account_deletion_cancelled": "Account deletion cancelled",
     "privacy.account_deleted": "Account deleted",
     "legal.updated": "Legal page edited",
+    "support.replied": "Support ticket answered by staff",
+    "support.note_added": "Staff note added to a support ticket",
+    "support.status_changed": "Support ticket closed or reopened",
+    "support.assigned": "Support ticket assigned",
+    "announcement.published": "Announcement published",
+    "announcement.removed": "Announcement removed",
 }
 
 _SECRET_KEY = re.compile(r"password|secret|token|api_key$|^key$", re.IGNORECASE)

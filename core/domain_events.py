@@ -242,6 +242,13 @@ class CreditsLow(EventPayload):
     threshold: int = Field(description="The low-balance threshold it fell below.")
 
 
+class SupportMessageAdded(EventPayload):
+    ticket_id: str
+    message_id: str
+    from_staff: bool = Field(description="Written by the operator (else by the ticket's owner).")
+    internal: bool = Field(description="A staff-only note the ticket's owner never sees.")
+
+
 GENERATION_COMPLETED = EventType(
     "generation.completed", 1, "A model finished an answer (or was stopped).", GenerationCompleted
 )
@@ -294,6 +301,14 @@ ORDER_PAID = EventType(
     OrderPaid,
 )
 
+SUPPORT_MESSAGE_ADDED = EventType(
+    "support.message_added",
+    1,
+    "A message was added to a support ticket (opening it, a reply or a staff note); user_id is "
+    "the ticket's owner.",
+    SupportMessageAdded,
+)
+
 CORE_EVENTS: tuple[EventType[Any], ...] = (
     GENERATION_COMPLETED,
     GENERATION_FAILED,
@@ -308,6 +323,7 @@ CORE_EVENTS: tuple[EventType[Any], ...] = (
     EXPORT_COMPLETED,
     CREDITS_LOW,
     ORDER_PAID,
+    SUPPORT_MESSAGE_ADDED,
 )
 
 

@@ -13,6 +13,8 @@ from types import ModuleType
 
 from aiohttp import web
 
+from multinotes.announcements import api as announcements_api
+from multinotes.announcements import pages as announcements_pages
 from multinotes.api import (
     account_security,
     admin_plugins,
@@ -50,6 +52,9 @@ from multinotes.billing import pages as billing_pages
 from multinotes.prompts import api as prompts_api
 from multinotes.prompts import pages as prompts_pages
 from multinotes.sharing import low_balance
+from multinotes.support import api as support_api
+from multinotes.support import notifier as support_notifier
+from multinotes.support import pages as support_pages
 from multinotes.web import (
     account_pages,
     admin_user_pages,
@@ -160,6 +165,18 @@ def setup_live(app: web.Application) -> None:
     live.setup(app)
 
 
+def setup_support(app: web.Application) -> None:
+    """Support tickets: users open them and follow the thread; the console's queue answers,
+    notes, assigns and closes; replies notify and mail the user."""
+    _add(app, support_api, support_pages)
+    support_notifier.setup(app)
+
+
+def setup_announcements(app: web.Application) -> None:
+    """The operator's announcements: banners users dismiss once, a list page, the console."""
+    _add(app, announcements_api, announcements_pages)
+
+
 FEATURES = (
     setup_platform,
     setup_identity,
@@ -175,6 +192,8 @@ FEATURES = (
     setup_live,
     setup_prompts,
     setup_arena,
+    setup_support,
+    setup_announcements,
 )
 
 

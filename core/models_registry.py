@@ -24,6 +24,8 @@ MODEL_MODULES = [
     "multinotes.connections.models",
     "multinotes.billing.reload_models",
     "multinotes.billing.refund_models",
+    "multinotes.support.models",
+    "multinotes.announcements.models",
     "multinotes.arena.models",
     "multinotes.prompts.models",
 ]

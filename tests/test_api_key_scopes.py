@@ -179,6 +179,13 @@ ACCOUNT_WRITES = {
     ("POST", "/integrations/discord/link"),
     ("POST", "/integrations/discord/links/{id}/unlink"),
     ("POST", "/integrations/discord/links/{id}/model"),
+    # Support tickets and announcement banners concern the account, not notes or chat.
+    ("POST", "/api/tickets"),
+    ("POST", "/api/tickets/{id}/messages"),
+    ("POST", "/support"),
+    ("POST", "/support/{id}/messages"),
+    ("POST", "/api/announcements/{id}/dismiss"),
+    ("POST", "/announcements/{id}/dismiss"),
 }
 FULL = {"read", "notes", "chat"}
 #: Routes a single-scope key may reach but the walk must not call: they end the session the

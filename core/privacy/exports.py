@@ -30,6 +30,7 @@ from aiohttp import web
 from sqlalchemy import Select, func, inspect, or_, select, update
 
 from multinotes import audit
+from multinotes.announcements.models import Announcement, AnnouncementDismissal
 from multinotes.arena.models import ArenaComparison, ArenaEntry
 from multinotes.billing.models import Order, PlanPeriod, Referral, ReferralCode
 from multinotes.billing.refund_models import OrderRefund
@@ -69,6 +70,7 @@ from multinotes.sharing.models import (
     Share,
 )
 from multinotes.storage import FILE_STORAGE, objects
+from multinotes.support.models import SupportMessage, SupportTicket
 from multinotes.wallet.models import LedgerEntry, Reservation, Wallet
 
 log = structlog.get_logger(__name__)
@@ -224,6 +226,31 @@ TABLE_EXPORTS: list[TableExport] = [
             )
         ),
     ),
+    TableExport(
+        "support_tickets.json",
+        lambda uid: select(SupportTicket).where(SupportTicket.user_id == uid),
+    ),
+    TableExport(
+        "support_messages.json",
+        # The threads of your tickets as you see them (not staff notes), and what you wrote.
+        lambda uid: select(SupportMessage).where(
+            (
+                SupportMessage.ticket_id.in_(
+                    select(SupportTicket.id).where(SupportTicket.user_id == uid)
+                )
+                & SupportMessage.internal.is_(False)
+            )
+            | (SupportMessage.author_id == uid)
+        ),
+    ),
+    TableExport(
+        "announcement_dismissals.json",
+        lambda uid: select(AnnouncementDismissal).where(AnnouncementDismissal.user_id == uid),
+    ),
+    TableExport(
+        "announcements.json",
+        lambda uid: select(Announcement).where(Announcement.created_by == uid),
+    ),
 ]
 
 #: Tables written by the ``CONTENT_EXPORTS`` steps (``conversations/<id>.json``: a conversation
@@ -286,6 +313,11 @@ prompt_templates.json   your prompt templates (their tags are in prompt_template
 prompt_template_shares.json, prompt_template_favourites.json, prompt_template_uses.json
                         who your templates are shared with (and what was shared with you),
                         the templates you starred and each time you ran one
+support_tickets.json, support_messages.json
+                        your support tickets and their threads (replies, not staff notes)
+announcement_dismissals.json
+                        the announcements you dismissed
+announcements.json      announcements you published (administrators)
 
 Times are UTC (ISO 8601). Credits are integers (1 credit = US$0.00001).
 """

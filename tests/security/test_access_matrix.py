@@ -13,6 +13,7 @@ from typing import Any
 import aiohttp
 from sqlalchemy import or_, select
 
+from multinotes.announcements.models import Announcement
 from multinotes.billing.models import Coupon, Order, Plan
 from multinotes.connections.models import ConnectedAccountRow
 from multinotes.db import Base, utcnow
@@ -171,6 +172,16 @@ OBJECTS: dict[str, str] = {
     "/admin/tools/{id}/move": "tool",
     "/admin/tools/{id}/visibility": "tool",
     "/api/admin/legal/{doc}": "legal_page",
+    "/api/tickets/{id}": "ticket",
+    "/api/tickets/{id}/messages": "ticket",
+    "/support/{id}": "ticket",
+    "/support/{id}/messages": "ticket",
+    "/api/admin/tickets/{id}": "ticket",
+    "/api/admin/tickets/{id}/messages": "ticket",
+    "/admin/support/{id}": "ticket",
+    "/admin/support/{id}/messages": "ticket",
+    "/api/admin/announcements/{id}": "announcement",
+    "/admin/announcements/{id}/delete": "announcement",
 }
 
 #: Routes whose path parameter names no one's object, and why.
@@ -183,6 +194,12 @@ NOT_OBJECTS: dict[str, str] = {
     "/avatars/{avatar_id}.png": (
         "avatars are profile pictures any signed-in user may see; the URL holds a random id, "
         "not the owner's"
+    ),
+    "/api/announcements/{id}/dismiss": (
+        "announcements are shown to every user; dismissing one hides it for the caller only"
+    ),
+    "/announcements/{id}/dismiss": (
+        "announcements are shown to every user; dismissing one hides it for the caller only"
     ),
 }
 
@@ -203,6 +220,7 @@ BODIES: dict[tuple[str, str], Any] = {
     ("PATCH", "/api/connections/{id}"): {"destination_id": "somewhere"},
     ("POST", "/api/billing/orders/{id}/confirm"): {"payment": {"razorpay_payment_id": "pay_1"}},
     ("POST", "/api/comparisons/{id}/vote"): {"best": "A", "category": "code"},
+    ("POST", "/api/tickets/{id}/messages"): {"body": "Mine now"},
     ("PATCH", "/api/templates/{id}"): {"title": "Mine now"},
     ("POST", "/api/templates/{id}/render"): {"values": {"who": "B"}},
     ("POST", "/api/templates/{id}/uses"): {"values": {"who": "B"}},
@@ -330,14 +348,20 @@ async def a_objects(a: ApiClient) -> dict[str, str]:
     discord_link = DiscordLink(discord_user_id="1400000000000000042", user_id=a.user["id"])
     async with a.app[DB].transaction() as db_session:
         db_session.add_all([slack_install, slack_link, discord_link])
+    ticket = await (await a.post("/api/tickets", {"subject": "A's", "body": "Help A"})).json()
     template = await (
         await a.post(
             "/api/templates",
             {"title": "A's prompt", "body": "Hello {{who}}", "variables": [{"name": "who"}]},
         )
     ).json()
+    announcement = Announcement(title="For all", body="Hello")
+    async with a.app[DB].transaction() as db_session:
+        db_session.add(announcement)
     return {
         "template": template["id"],
+        "ticket": ticket["id"],
+        "announcement": announcement.id,
         "conversation": conversation,
         "comparison": comparison,
         "answer": answer["id"],
@@ -404,6 +428,7 @@ async def a_views(a: ApiClient, ids: dict[str, str]) -> list[Any]:
         await a.get_json("/api/shares"),
         await a.get_json(f"/api/documents/{ids['document']}/comments"),
         await a.get_json("/api/notifications"),
+        await a.get_json(f"/api/tickets/{ids['ticket']}"),
         await a.get_json(f"/api/templates/{ids['template']}"),
     ]
 
