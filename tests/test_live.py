@@ -242,3 +242,22 @@ async def test_two_web_processes_sharing_redis_deliver_to_each_others_sockets(
         missed = await next_event(resumed, "wallet.changed")
         assert int(missed["id"]) == int(event["id"]) + 1
         await resumed.close()
+
+
+async def test_signing_out_ends_the_open_channels(
+    bob: ApiClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from multinotes.live import api as live_api
+
+    monkeypatch.setattr(live_api, "RECHECK", 0.2)
+    socket = await connect(bob)
+    await next_event(socket, "live.hello")
+    stream = await bob.client.get("/api/live/sse")
+    await read_sse(stream, "live.hello")
+
+    assert (await bob.post("/api/auth/logout")).status in (200, 204)
+
+    closed = await asyncio.wait_for(socket.receive(), 5)
+    assert closed.type == aiohttp.WSMsgType.CLOSE and closed.data == live_api.SIGNED_OUT
+    assert await asyncio.wait_for(stream.content.read(), 5) is not None  # the stream ends
+    assert stream.content.at_eof()

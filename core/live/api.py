@@ -12,16 +12,21 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 from aiohttp import WSMsgType, web
 from pydantic import BaseModel, ConfigDict, Field
 
-from multinotes.errors import BadRequest, Forbidden, RateLimited
+from multinotes.db import utcnow
+from multinotes.errors import AppError, BadRequest, Forbidden, RateLimited
 from multinotes.http.endpoint import endpoint
-from multinotes.http.middleware import _same_origin
+from multinotes.http.middleware import _same_origin, session_cookie_name
+from multinotes.identity import service as identity
 from multinotes.identity.actor import Actor, require_user
-from multinotes.keys import SETTINGS
+from multinotes.keys import DB, SETTINGS
 from multinotes.live import HUB
 from multinotes.live.hub import Connection, Hub, fresh
 
@@ -35,6 +40,11 @@ HEARTBEAT = 30.0
 SSE_KEEPALIVE = 20.0
 #: A client sends only small control messages ({"type": "ping"}).
 MAX_MESSAGE = 4096
+#: Seconds between re-checks of the credentials a connection was opened with: a session signed
+#: out (or gone idle, or its user blocked) or a revoked key stops receiving within this.
+RECHECK = 60.0
+#: The WebSocket close code for "your credentials no longer hold": the client stops retrying.
+SIGNED_OUT = 4401
 
 SSE_HEADERS = {
     "Content-Type": "text/event-stream; charset=utf-8",
@@ -65,6 +75,36 @@ def _check_origin(request: web.Request, actor: Actor, *, required: bool) -> None
         return  # a same-origin EventSource sends none; another site's page cannot read it
     if origin is None or not _same_origin(request, origin, request.app[SETTINGS]):
         raise Forbidden("Cross-site connection refused.", code="csrf_failed")
+
+
+StillAllowed = Callable[[], Awaitable[bool]]
+
+
+def _still_allowed(request: web.Request, actor: Actor) -> StillAllowed:
+    """A check that the credentials this connection was opened with still hold; it does not
+    count as use (an open tab must not keep an idle session alive)."""
+    db, settings = request.app[DB], request.app[SETTINGS]
+    if actor.via == "api_key":
+        key = request.headers.get("Authorization", "")[7:].strip()
+
+        async def key_holds() -> bool:
+            resolved = await identity.resolve_api_key(db, identity.token_hash(key))
+            if resolved is None:
+                return False
+            try:
+                identity.check_key_expiry(resolved, utcnow())
+            except AppError:
+                return False
+            return True
+
+        return key_holds
+    token = request.cookies.get(session_cookie_name(settings), "")
+    idle = timedelta(minutes=settings.session_idle_minutes)
+
+    async def session_holds() -> bool:
+        return await identity.session_still_signs_in(db, token, idle_timeout=idle)
+
+    return session_holds
 
 
 def _open(hub: Hub, actor: Actor) -> Connection:
@@ -103,21 +143,25 @@ async def live_socket(request: web.Request, query: LiveQuery) -> web.StreamRespo
             code="websocket_required",
         )
     hub = request.app[HUB]
+    still_allowed = _still_allowed(request, actor)
     connection = _open(hub, actor)
     try:
         await socket.prepare(request)
         for event in await _first_events(hub, connection, query.last_event_id):
             if fresh(connection, event):
                 await socket.send_json(event)
-        await _pump(socket, connection)
+        await _pump(socket, connection, still_allowed)
     finally:
         hub.close(connection)
         await socket.close()
     return socket
 
 
-async def _pump(socket: web.WebSocketResponse, connection: Connection) -> None:
-    """Send queued events and answer the client's pings until either side ends."""
+async def _pump(
+    socket: web.WebSocketResponse, connection: Connection, still_allowed: StillAllowed
+) -> None:
+    """Send queued events and answer the client's pings until either side ends or the
+    credentials stop holding."""
 
     async def send() -> None:
         while (event := await connection.queue.get()) is not None:
@@ -135,7 +179,18 @@ async def _pump(socket: web.WebSocketResponse, connection: Connection) -> None:
             if kind == "ping":
                 await socket.send_json({"id": None, "type": "pong", "data": {}})
 
-    tasks = {asyncio.create_task(send()), asyncio.create_task(receive())}
+    async def recheck() -> None:
+        while True:
+            await asyncio.sleep(RECHECK)
+            if not await still_allowed():
+                await socket.close(code=SIGNED_OUT, message=b"signed out")
+                return
+
+    tasks = {
+        asyncio.create_task(send()),
+        asyncio.create_task(receive()),
+        asyncio.create_task(recheck()),
+    }
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
@@ -162,16 +217,23 @@ async def live_events(request: web.Request, query: LiveQuery) -> web.StreamRespo
     header = (request.headers.get("Last-Event-ID") or "").strip()
     last = header if EVENT_ID.fullmatch(header) else query.last_event_id
     hub = request.app[HUB]
+    still_allowed = _still_allowed(request, actor)
     connection = _open(hub, actor)
     response = web.StreamResponse(headers=SSE_HEADERS)
+    checked = time.monotonic()
     try:
         await response.prepare(request)
         for event in await _first_events(hub, connection, last):
             if fresh(connection, event):
                 await response.write(_sse(event))
         while True:
+            if time.monotonic() - checked >= RECHECK:
+                if not await still_allowed():
+                    break
+                checked = time.monotonic()
             try:
-                queued = await asyncio.wait_for(connection.queue.get(), SSE_KEEPALIVE)
+                wait = min(SSE_KEEPALIVE, max(0.0, RECHECK - (time.monotonic() - checked)))
+                queued = await asyncio.wait_for(connection.queue.get(), wait)
             except TimeoutError:
                 await response.write(b": keep-alive\n\n")
                 continue

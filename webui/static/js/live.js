@@ -162,9 +162,10 @@
     socket.addEventListener("message", function (message) {
       try { handle(JSON.parse(message.data)); } catch (error) { /* not ours: ignore */ }
     });
-    socket.addEventListener("close", function () {
+    socket.addEventListener("close", function (closed) {
       document.documentElement.setAttribute("data-live", "closed");
       if (pinger) window.clearInterval(pinger);
+      if (closed.code === 4401) return;  // signed out: the next page load signs in again
       if (!opened && ++socketFailures >= 3) useSse = true;
       retry();
     });
