@@ -276,6 +276,7 @@ async def test_the_comparison_page_is_blind_until_the_vote_form_is_sent(user: Ap
     assert page.status == 200
     assert_blind(html)
     assert 'id="arena-vote"' in html and "Answer A" in html and "Answer C" in html
+    assert f'name="csrf_token" value="{user.csrf}"' in html
     voted = await user.client.post(
         f"/comparisons/{comparison}/vote",
         data={"csrf_token": user.csrf or "", "choice": "C", "category": "reasoning"},
