@@ -66,9 +66,7 @@ def test_a_blind_run_hides_the_models_until_the_vote(
         assert width <= 1280
 
     # The reversed prompt is the Reverse model's: vote for it.
-    answers = {
-        label: page.locator(f"#answer-{label} .arena-text").inner_text() for label in "AB"
-    }
+    answers = {label: page.locator(f"#answer-{label} .arena-text").inner_text() for label in "AB"}
     winner = next(label for label, text in answers.items() if text.strip() == "gamma beta alpha")
     page.get_by_label(winner, exact=True).check()
     page.get_by_label("What was the prompt about?").select_option("writing")
