@@ -102,8 +102,12 @@ class Statements:
 
     def __init__(self, db: Any) -> None:
         # The read pool (MariaDB) is an engine of its own: count both.
-        engines = (db.engine, getattr(db, "read_engine", db.engine))
-        self.engines = list({id(e): e.sync_engine for e in engines}.values())
+        # On SQLite the read engine is a view of the main one (same pool, same dialect, and
+        # the main engine's listeners hear it): count each pool once.
+        engines: dict[int, Any] = {}
+        for engine in (db.engine, getattr(db, "read_engine", db.engine)):
+            engines.setdefault(id(engine.sync_engine.pool), engine.sync_engine)
+        self.engines = list(engines.values())
         self.counts: Counter[str] = Counter()
 
     def __enter__(self) -> Statements:

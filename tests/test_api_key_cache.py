@@ -39,8 +39,12 @@ class KeyReads:
 
     def __init__(self, api: ApiClient) -> None:
         db = api.app[DB]
-        # Reads have a pool of their own on MariaDB.
-        self.engines = {id(e): e.sync_engine for e in (db.engine, db.read_engine)}.values()
+        # Reads have a pool of their own on MariaDB; on SQLite the read engine is a view of
+        # the main one, whose listeners hear its statements already.
+        engines: dict[int, Any] = {}
+        for engine in (db.engine, db.read_engine):
+            engines.setdefault(id(engine.sync_engine.pool), engine.sync_engine)
+        self.engines = engines.values()
         self.count = 0
 
     def __enter__(self) -> KeyReads:
