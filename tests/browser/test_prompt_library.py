@@ -15,6 +15,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import api_account
+from tests.browser.test_accessibility import serious_violations
 
 
 @pytest.fixture(scope="module")
@@ -72,3 +73,14 @@ def test_a_template_with_two_variables_runs_from_the_workspace_and_counts_a_use(
     expect(card).to_contain_text("Used 1 time")
     expect(card).to_contain_text("1 this week")
     expect(page.get_by_role("heading", name="Trending this week")).to_be_visible()
+
+
+@pytest.mark.parametrize("path", ["/prompts", "/prompts/new"])
+def test_the_library_pages_fit_a_phone_and_axe_finds_nothing_serious(
+    browsing: Any, writer: Any, path: str
+) -> None:
+    page = browsing.new_page(phone=True, storage_state=writer.storage_state)
+    page.goto(path)
+    expect(page.locator("h1")).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert serious_violations(page) == []
