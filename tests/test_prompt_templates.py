@@ -205,6 +205,14 @@ async def test_the_owner_changes_and_deletes_a_template(user: ApiClient):
     body = await response.json()
     assert response.status == 200, body
     assert (body["title"], body["tags"], body["body"]) == ("Renamed", ["new"], "Only {{topic}}")
+    # Null clears only the system prompt; any other null is a field error, not a change.
+    response = await user.patch(
+        f"/api/templates/{made['id']}", {"body": None, "variables": None, "title": "Nulled"}
+    )
+    assert response.status == 422
+    assert set((await response.json())["error"]["fields"]) == {"body", "variables"}
+    response = await user.patch(f"/api/templates/{made['id']}", {"system_prompt": None})
+    assert (await response.json())["system_prompt"] is None
     # A change that leaves a placeholder undeclared is refused whole.
     response = await user.patch(
         f"/api/templates/{made['id']}", {"title": "Broken", "body": "Hi {{nobody}}"}

@@ -28,6 +28,8 @@ from multinotes.prompts.models import (
 TRENDING_DAYS = 7
 MAX_TAGS = 10
 MAX_SHARES = 50
+#: Fields a change may not set to null.
+NOT_NULL = ("title", "description", "body", "variables", "preferred_models", "visibility")
 TAG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 
 Scope = Literal["all", "mine", "shared", "public", "favourites"]
@@ -325,6 +327,10 @@ async def _owned(
 
 async def update(db: Database, user_id: str, template_id: str, changes: dict[str, Any]) -> None:
     """Change what ``changes`` holds (validated together with what stays)."""
+    # Only the system prompt can be cleared with null; tags and shared_with null mean "keep".
+    cleared = [n for n in NOT_NULL if n in changes and changes[n] is None]
+    if cleared:
+        raise Invalid(fields={n: "Cannot be null." for n in cleared})
     tags = normalise_tags(changes["tags"]) if changes.get("tags") is not None else None
     async with db.transaction() as session:
         template = await _owned(session, user_id, template_id, "change it")
@@ -340,8 +346,6 @@ async def update(db: Database, user_id: str, template_id: str, changes: dict[str
         if changes.get("shared_with") is not None:
             shares = await _share_targets(session, user_id, changes["shared_with"])
         for name, value in fields.items():
-            if name in ("title", "body", "variables", "visibility") and value is None:
-                raise Invalid(fields={name: "Cannot be null."})
             setattr(template, name, value)
         template.updated_at = utcnow()
         await _write_children(session, template, tags, shares)
