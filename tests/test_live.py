@@ -261,3 +261,18 @@ async def test_signing_out_ends_the_open_channels(
     assert closed.type == aiohttp.WSMsgType.CLOSE and closed.data == live_api.SIGNED_OUT
     assert await asyncio.wait_for(stream.content.read(), 5) is not None  # the stream ends
     assert stream.content.at_eof()
+
+
+async def test_a_stopping_process_ends_its_open_sockets_at_once(
+    settings: Settings, bob: ApiClient
+) -> None:
+    other = create_app(settings)
+    async with app_client(other) as second:
+        await second.login("bob@example.com")
+        socket = await connect(second)
+        await next_event(socket, "live.hello")
+        started = asyncio.get_running_loop().time()
+        await other.shutdown()  # what the runner does first on SIGTERM
+        closed = await asyncio.wait_for(socket.receive(), 5)
+        assert closed.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+        assert asyncio.get_running_loop().time() - started < 5

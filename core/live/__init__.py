@@ -33,6 +33,14 @@ def setup(app: web.Application) -> None:
         sources.install(app[DB], hub)
         app[HUB] = hub
         yield
-        await hub.close_all()
+
+    async def end_connections(app: web.Application) -> None:
+        # On shutdown, before aiohttp waits for running handlers: an open tab would otherwise
+        # hold a stopping web process for its whole shutdown timeout. Clients reconnect (to
+        # another process) and resume.
+        hub = app.get(HUB)
+        if hub is not None:
+            await hub.close_all()
 
     app.cleanup_ctx.append(live_hub)
+    app.on_shutdown.append(end_connections)
