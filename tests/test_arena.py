@@ -306,3 +306,141 @@ async def test_the_leaderboard_page_names_a_bad_date(user: ApiClient):
     html = await page.text()
     assert page.status == 200
     assert 'aria-invalid="true"' in html and "Use a date like" in html
+
+
+# -- the blind conversation is no chat conversation -----------------------------------------
+async def _conversation_and_answers(api: ApiClient, comparison_id: str) -> tuple[str, list[str]]:
+    """What the client is never told: the comparison's conversation and its answers' ids."""
+    from sqlalchemy import select
+
+    from multinotes.arena.models import ArenaComparison, ArenaEntry
+
+    async with api.app[DB].read() as session:
+        conversation = await session.scalar(
+            select(ArenaComparison.conversation_id).where(ArenaComparison.id == comparison_id)
+        )
+        answers = list(
+            await session.scalars(
+                select(ArenaEntry.message_id).where(ArenaEntry.comparison_id == comparison_id)
+            )
+        )
+    assert conversation and answers
+    return conversation, answers
+
+
+async def test_no_chat_path_lists_shows_or_continues_a_blind_comparison(
+    user: ApiClient, make_client
+):
+    """Issue #18: the comparison runs as a conversation, but no chat path (sidebar, list,
+    search, palette, page, tree, message stream, regenerate, export, share) knows it, before
+    the vote or after; it lives under /comparisons only."""
+    # An ordinary chat alongside it, to show the same paths do answer for one.
+    chat = await user.post(
+        "/api/messages",
+        {"content": "Tell me about Xylophonic things", "models": [next(iter(MODELS))]},
+    )
+    assert chat.status == 200
+    plain = parse_sse(await chat.text())[0][1]["conversation_id"]
+
+    response = await user.post(
+        "/api/comparisons",
+        {"prompt": "Compare Xylophonic answers", "models": list(MODELS)},
+    )
+    assert response.status == 200
+    comparison = parse_sse(await response.text())[0][1]["id"]
+    conversation, answers = await _conversation_and_answers(user, comparison)
+    bob = await make_client()
+    await bob.register_and_login("bob@example.com")
+
+    async def walk() -> None:
+        # Lists: the API (plain, by tool, by title), the archive, the sidebar and its page.
+        for query in ("", "?tool=arena", "?q=Xylophonic", "?archived=true", "?pinned=false"):
+            listed = await user.get_json(f"/api/conversations{query}")
+            assert conversation not in {c["id"] for c in listed["conversations"]}, query
+            assert_blind(json.dumps(listed))
+        assert plain in {
+            c["id"] for c in (await user.get_json("/api/conversations"))["conversations"]
+        }
+        for path in ("/chat", "/chat?q=Xylophonic", f"/chat/{plain}"):
+            page = await user.get(path)
+            html = await page.text()
+            assert page.status == 200, path
+            assert conversation not in html and "Compare Xylophonic" not in html, path
+        # Search (both kinds: titles and every answer) and the jump-to palette.
+        for mode in ("text", "hybrid"):
+            found = await user.get_json(f"/api/search?q=Xylophonic&record=false&mode={mode}")
+            assert found["results"], mode  # the plain chat is found...
+            assert all(r.get("conversation_id", r["id"]) != conversation for r in found["results"])
+            assert all(r["id"] not in answers for r in found["results"])
+            assert_blind(json.dumps([r for r in found["results"] if r["id"] != plain]))
+        palette = await user.get_json("/api/palette?q=Compare")
+        assert conversation not in json.dumps(palette)
+        # Reading it: the page, the tree, each answer's stream, its exports.
+        for path in (
+            f"/chat/{conversation}",
+            f"/api/conversations/{conversation}",
+            f"/shared/conversations/{conversation}",
+            f"/api/messages/{conversation}/export?format=markdown",
+            *[f"/api/messages/{answer}/stream" for answer in answers],
+            *[f"/api/messages/{answer}/export?format=markdown" for answer in answers],
+        ):
+            got = await user.get(path)
+            body = await got.text()
+            assert got.status == 404, (path, got.status, body[:300])
+            assert_blind(body)
+        exported = await user.post(
+            "/api/exports", {"format": "html", "conversation_id": conversation}
+        )
+        assert exported.status == 404, await exported.text()
+        # Writing in it: a prompt, a regenerated answer, a rename, a rating, a share.
+        for method, path, body in (
+            (
+                "post",
+                f"/api/conversations/{conversation}/messages",
+                {"content": "Who are you?", "models": [next(iter(MODELS))]},
+            ),
+            ("post", f"/api/messages/{answers[0]}/regenerate", {}),
+            ("patch", f"/api/conversations/{conversation}", {"title": "Peek"}),
+            ("post", f"/api/messages/{answers[0]}/rating", {"stars": 5}),
+            (
+                "post",
+                "/api/shares",
+                {
+                    "object_type": "conversation",
+                    "object_id": conversation,
+                    "email": "bob@example.com",
+                },
+            ),
+            ("delete", f"/api/conversations/{conversation}", None),
+        ):
+            got = (
+                await getattr(user, method)(path, body)
+                if body is not None
+                else await user.delete(path)
+            )
+            text = await got.text()
+            assert got.status == 404, (method, path, got.status, text[:300])
+            assert_blind(text)
+        assert (await bob.get(f"/shared/conversations/{conversation}")).status == 404
+
+    await walk()
+    # The comparison itself is untouched by all that, and still blind.
+    shown = await user.get_json(f"/api/comparisons/{comparison}")
+    assert shown["revealed"] is False and len(shown["answers"]) == 3
+    voted = await post_json(
+        user, f"/api/comparisons/{comparison}/vote", {"best": "A", "category": "other"}
+    )
+    assert voted["revealed"] is True
+    # After the vote it stays a comparison (its page names the models), never a chat.
+    await walk()
+
+
+async def test_a_blind_comparisons_tool_cannot_be_claimed_by_a_chat(user: ApiClient):
+    for path, body in (
+        ("/api/conversations", {"tool": "arena"}),
+        ("/api/messages", {"content": "hi", "models": [next(iter(MODELS))], "tool": "arena"}),
+    ):
+        response = await user.post(path, body)
+        assert response.status == 422, await response.text()
+        assert "tool" in (await response.json())["error"]["fields"]
+    assert (await user.get_json("/api/conversations"))["conversations"] == []

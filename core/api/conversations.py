@@ -6,11 +6,11 @@ from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import select
 
 from multinotes.chat import service as chat
-from multinotes.chat.models import Message, MessageMedia
+from multinotes.chat.models import SEALED_TOOL, Message, MessageMedia
 from multinotes.chat.pipeline import (
     MAX_MODELS,
     cancel_generation,
@@ -31,11 +31,21 @@ from multinotes.storage import objects
 
 routes = web.RouteTableDef()
 
+
+def _not_sealed(tool: str | None) -> str | None:
+    """Blind comparisons' tool is theirs: a chat started from it would vanish from every list."""
+    if tool == SEALED_TOOL:
+        raise ValueError("reserved for blind comparisons (/api/comparisons)")
+    return tool
+
+
 class ConversationIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     title: str | None = Field(default=None, max_length=200)
     tool: str | None = Field(default=None, max_length=40, pattern=r"^[a-z0-9_-]+$")
+
+    _tool = field_validator("tool")(_not_sealed)
 
 
 class ConversationPatch(BaseModel):
@@ -123,6 +133,8 @@ class NewChatIn(GenerateIn):
         pattern=r"^[a-z0-9_-]+$",
         description="The tool the new conversation is started from.",
     )
+
+    _tool = field_validator("tool")(_not_sealed)
 
 
 class RegenerateIn(BaseModel):

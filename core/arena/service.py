@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from multinotes.arena.models import CATEGORIES, LABELS, ArenaComparison, ArenaEntry
 from multinotes.arena.rating import Vote, leaderboard
 from multinotes.arena.schemas import LeaderboardQuery
-from multinotes.chat.models import Message
+from multinotes.chat.models import SEALED_TOOL, Message
 from multinotes.chat.pipeline import Planned, plan_generations
 from multinotes.db import Database, rows_affected, utcnow
 from multinotes.errors import Conflict, Invalid, NotFound
@@ -22,8 +22,9 @@ from multinotes.keys import CATALOG, DB
 from multinotes.markdown import render_markdown
 
 MIN_MODELS, MAX_MODELS = 2, len(LABELS)
-#: Conversations of blind comparisons are started from this tool (listed apart in the sidebar).
-TOOL = "arena"
+#: Conversations of blind comparisons are started from the tool the chat layer keeps sealed:
+#: no chat path lists, shows, follows or exports them (their answers would name the models).
+TOOL = SEALED_TOOL
 
 
 async def pick_models(app: web.Application, model_ids: list[str] | None, count: int) -> list[str]:

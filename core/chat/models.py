@@ -18,9 +18,11 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    or_,
 )
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql.elements import ColumnElement
 
 from multinotes.db import Base, StrEnumType, UTCDateTime, new_id, utcnow
 
@@ -58,6 +60,18 @@ class Conversation(Base):
     #: Pinned conversations head the sidebar; archived ones leave it (and stay searchable).
     pinned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+#: The tool of a blind comparison's conversation (issue #18). Its answers must not say which
+#: model wrote them, so the chat layer treats it as no conversation at all: no chat path lists,
+#: searches, shows, follows, continues, exports or shares it, before the vote or after. It lives
+#: under /comparisons, which names the models once the owner has voted.
+SEALED_TOOL = "arena"
+
+
+def open_to_chat() -> ColumnElement[bool]:
+    """SQL: the conversation may be read through the chat paths (it is not sealed)."""
+    return or_(Conversation.tool.is_(None), Conversation.tool != SEALED_TOOL)
 
 
 class Message(Base):

@@ -29,7 +29,13 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import insert, select, update
 
 from multinotes.catalog import CatalogEntry, cost_of
-from multinotes.chat.models import Conversation, Generation, Message, MessageMedia
+from multinotes.chat.models import (
+    Conversation,
+    Generation,
+    Message,
+    MessageMedia,
+    open_to_chat,
+)
 from multinotes.chat.service import path_to, title_from_prompt
 from multinotes.db import new_id, retrying, utcnow
 from multinotes.domain_events import (
@@ -250,9 +256,13 @@ async def plan_generations(
         if conversation_id is None:
             conversation = Conversation(id=new_id(), user_id=user_id, title="New chat", tool=tool)
         else:
+            # A sealed conversation (a blind comparison) takes no prompt and no regeneration:
+            # its answers' events would name their models.
             found = await session.scalar(
                 select(Conversation).where(
-                    Conversation.id == conversation_id, Conversation.user_id == user_id
+                    Conversation.id == conversation_id,
+                    Conversation.user_id == user_id,
+                    open_to_chat(),
                 )
             )
             if found is None:
@@ -1130,7 +1140,9 @@ async def follow_answer(request: web.Request, user_id: str, message_id: str) -> 
             await session.execute(
                 select(Message, Generation)
                 .join(Generation, Generation.message_id == Message.id)
-                .where(Message.id == message_id, Message.user_id == user_id)
+                .join(Conversation, Conversation.id == Message.conversation_id)
+                # Its events are tagged with the model: never for a blind comparison's answer.
+                .where(Message.id == message_id, Message.user_id == user_id, open_to_chat())
             )
         ).first()
     if found is None:

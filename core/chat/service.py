@@ -15,6 +15,7 @@ from multinotes.chat.models import (
     MessageMedia,
     ModelFavourite,
     Rating,
+    open_to_chat,
 )
 from multinotes.db import Database, utcnow
 from multinotes.errors import Invalid, NotFound
@@ -43,13 +44,18 @@ async def create_conversation(
     return conversation
 
 
-async def get_conversation(db: Database, user_id: str, conversation_id: str) -> Conversation:
+async def get_conversation(
+    db: Database, user_id: str, conversation_id: str, *, sealed_too: bool = False
+) -> Conversation:
+    """The user's conversation; a sealed one (``SEALED_TOOL``) only with ``sealed_too``, for
+    the owner's own data export: to every chat path it does not exist."""
+    query = select(Conversation).where(
+        Conversation.id == conversation_id, Conversation.user_id == user_id
+    )
+    if not sealed_too:
+        query = query.where(open_to_chat())
     async with db.read() as session:
-        conversation = await session.scalar(
-            select(Conversation).where(
-                Conversation.id == conversation_id, Conversation.user_id == user_id
-            )
-        )
+        conversation = await session.scalar(query)
     if conversation is None:
         raise NotFound("No such conversation.")
     return conversation
@@ -69,7 +75,7 @@ async def list_conversations(
     """Newest activity first; ``before`` is the cursor returned by the previous page.
     Archived conversations are listed only with ``archived=True`` (and then only they are);
     ``pinned`` keeps only the pinned (True) or unpinned (False) ones."""
-    query = select(Conversation).where(Conversation.user_id == user_id)
+    query = select(Conversation).where(Conversation.user_id == user_id, open_to_chat())
     query = query.where(
         Conversation.archived_at.is_not(None) if archived else Conversation.archived_at.is_(None)
     )
@@ -172,8 +178,10 @@ class Tree:
     ratings: dict[str, Rating]
 
 
-async def load_tree(db: Database, user_id: str, conversation_id: str) -> Tree:
-    conversation = await get_conversation(db, user_id, conversation_id)
+async def load_tree(
+    db: Database, user_id: str, conversation_id: str, *, sealed_too: bool = False
+) -> Tree:
+    conversation = await get_conversation(db, user_id, conversation_id, sealed_too=sealed_too)
     async with db.read() as session:
         messages = list(
             await session.scalars(
@@ -292,7 +300,9 @@ async def rate(
 ) -> Rating:
     async with db.transaction() as session:
         message = await session.scalar(
-            select(Message).where(Message.id == message_id, Message.user_id == user_id)
+            select(Message)
+            .join(Conversation, Conversation.id == Message.conversation_id)
+            .where(Message.id == message_id, Message.user_id == user_id, open_to_chat())
         )
         if message is None or message.role != "assistant" or not message.model_id:
             raise NotFound("No such answer.")

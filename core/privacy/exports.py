@@ -492,7 +492,9 @@ async def export_conversations(
     async for rows in _pages(db, conversations):
         for conversation in rows:
             try:
-                tree = await chat.load_tree(db, user.id, conversation.id)
+                # Sealed ones too (blind comparisons): it is the owner's own data, and the
+                # arena's tables, exported with it, name the models anyway.
+                tree = await chat.load_tree(db, user.id, conversation.id, sealed_too=True)
             except NotFound:  # deleted while the export ran
                 await progress.step()
                 continue

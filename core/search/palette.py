@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import case, func, or_, select
 
-from multinotes.chat.models import Conversation
+from multinotes.chat.models import Conversation, open_to_chat
 from multinotes.db import Database
 from multinotes.notes.models import Document, Folder
 from multinotes.sharing.access import visible_scope
@@ -97,7 +97,8 @@ async def palette(db: Database, user_id: str, q: str) -> list[dict[str, Any]]:
                     or_(
                         Conversation.user_id == user_id,
                         Conversation.id.in_(scope.conversation_ids),
-                    )
+                    ),
+                    open_to_chat(),
                 ),
                 Conversation.title,
                 Conversation.updated_at,

@@ -20,7 +20,7 @@ from sqlalchemy import Select, delete, exists, literal, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from multinotes.chat.models import Conversation, Message, MessageStatus
+from multinotes.chat.models import Conversation, Message, MessageStatus, open_to_chat
 from multinotes.chat.pipeline import MAX_MODELS
 from multinotes.db import Database, utcnow
 from multinotes.errors import Invalid, NotFound
@@ -167,7 +167,10 @@ def candidates(
             literal(None).label("model"),
             Conversation.id.label("conversation_id"),
             Conversation.user_id.label("owner_id"),
-        ).where(or_(Conversation.user_id == me, Conversation.id.in_(scope.conversation_ids)))
+        ).where(
+            or_(Conversation.user_id == me, Conversation.id.in_(scope.conversation_ids)),
+            open_to_chat(),  # a blind comparison's is found only under /comparisons
+        )
         if request.model:
             query = query.where(
                 exists().where(
@@ -190,6 +193,7 @@ def candidates(
             .where(
                 Message.status.in_((MessageStatus.COMPLETE, MessageStatus.STOPPED)),
                 or_(Message.user_id == me, Message.conversation_id.in_(scope.conversation_ids)),
+                open_to_chat(),  # a result names its model: none from a blind comparison
             )
         )
         if request.model:

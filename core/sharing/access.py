@@ -31,7 +31,7 @@ from typing import Any, Literal, cast
 from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from multinotes.chat.models import Conversation
+from multinotes.chat.models import Conversation, open_to_chat
 from multinotes.db import Database, utcnow
 from multinotes.errors import Forbidden, NotFound
 from multinotes.files.models import File
@@ -222,8 +222,9 @@ async def file_in(session: AsyncSession, user_id: str, file_id: str) -> tuple[Fi
 async def conversation_in(
     session: AsyncSession, user_id: str, conversation_id: str
 ) -> tuple[Conversation, Access]:
+    # A sealed conversation (a blind comparison) is nobody's to read through chat or shares.
     conversation = await session.scalar(
-        select(Conversation).where(Conversation.id == conversation_id)
+        select(Conversation).where(Conversation.id == conversation_id, open_to_chat())
     )
     if conversation is not None:
         if conversation.user_id == user_id:
