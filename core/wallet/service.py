@@ -20,7 +20,6 @@ from multinotes.domain_events import CREDITS_LOW, CreditsLow, stage
 from multinotes.errors import Conflict, NotFound, PaymentRequired
 from multinotes.wallet.models import LedgerEntry, Reservation, Wallet
 
-
 #: ``session.info`` key: the users whose wallet the transaction changed. Whoever shows balances
 #: live (``multinotes.live``) reads it once the transaction committed.
 CHANGED = "wallet_changed"
