@@ -13,6 +13,7 @@ from multinotes.keys import DB
 from multinotes.providers import Pricing
 from multinotes.testing import ApiClient
 from multinotes.wallet import service as wallet
+from tests.support.pages import get_page
 from tests.support.scripted_provider import Script, ScriptedModel, ScriptedPlugin
 from tests.support.sse import parse_sse
 
@@ -444,3 +445,21 @@ async def test_a_blind_comparisons_tool_cannot_be_claimed_by_a_chat(user: ApiCli
         assert response.status == 422, await response.text()
         assert "tool" in (await response.json())["error"]["fields"]
     assert (await user.get_json("/api/conversations"))["conversations"] == []
+
+
+async def test_the_top_navigation_leads_to_comparisons_and_the_leaderboard(user: ApiClient):
+    for path, current in (
+        ("/chat", None),
+        ("/comparisons", "Compare"),
+        ("/leaderboard", "Leaderboard"),
+    ):
+        page = await get_page(user, path)
+        nav = page.one("nav", id="topnav", aria_label="Main")
+        assert nav
+        links = {(e.attrs.get("href"), e.words) for e in page.find("a")}
+        assert {("/comparisons", "Compare"), ("/leaderboard", "Leaderboard")} <= links, path
+        marked = [e.words for e in page.find("a", aria_current="page")]
+        if current:
+            assert current in marked, path
+        else:
+            assert not {"Compare", "Leaderboard"} & set(marked)
