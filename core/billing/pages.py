@@ -13,6 +13,7 @@ from multinotes.billing import service as billing
 from multinotes.billing.checkout import choose_backend, site_url, start_checkout
 from multinotes.billing.models import Order, Plan
 from multinotes.billing.schemas import QuoteIn
+from multinotes.db import utcnow
 from multinotes.errors import AppError, Invalid
 from multinotes.http.endpoint import page, validate
 from multinotes.http.responses import redirect, render
@@ -210,7 +211,13 @@ async def billing_page(request: web.Request) -> web.Response:
     code = await referrals.existing_code(db, actor.user_id)  # a GET makes none
     referral_url = site_url(request, f"/r/{code}") if code else ""
     current_plan = plans.get(period.plan_id) if period and period.plan_id else None
-    storage_plan = plans.get(period.storage_plan_id) if period and period.storage_plan_id else None
+    storage_plan = (
+        plans.get(period.storage_plan_id)
+        if period
+        and period.storage_plan_id
+        and (period.storage_expires_at is None or period.storage_expires_at > utcnow())
+        else None
+    )
     return render(
         request,
         "billing/index.html",
@@ -220,6 +227,7 @@ async def billing_page(request: web.Request) -> web.Response:
             "plan": current_plan,
             "plan_expires_at": period.expires_at if period else None,
             "storage_plan": storage_plan,
+            "storage_expires_at": period.storage_expires_at if storage_plan and period else None,
             "balance": (await wallet.balance(db, actor.user_id)).available,
             "referral_url": referral_url,
             "auto_reload": await auto_reload.state(request.app, actor.user_id),

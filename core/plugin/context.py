@@ -8,6 +8,7 @@ cheap to make per call.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -263,6 +264,29 @@ class PluginContext:
                 url=url,
                 text=text,
             )
+
+    async def mail(self, user_id: str, *, template: str, context: dict[str, Any]) -> None:
+        """Mail a user at their account's address, from the background queue (retried when
+        the mail server fails), e.g. "your webhook was switched off". Renders the plugin's
+        ``mail/<plugin>/<template>.txt`` (which sets ``subject``) and ``.html`` (which may
+        extend ``mail/_layout.html``) from its templates folder, with ``context`` and the
+        user's ``name``. ``context`` travels through the task broker: JSON values only, never
+        a secret. A user who is gone or deactivated gets nothing."""
+        from multinotes.mail import queue_mail
+        from multinotes.models import User
+
+        if not re.fullmatch(r"[a-z0-9_]{1,60}", template):
+            raise ValueError("template is a name like 'endpoint_disabled' (a-z, 0-9, _)")
+        async with self.app[DB].read() as session:
+            user = await session.get(User, user_id)
+        if user is None or not user.is_active:
+            return
+        await queue_mail(
+            self.app,
+            template=f"{self.plugin}/{template}",
+            to=user.email,
+            context={**context, "name": user.name},
+        )
 
     def render(self, template: str, /, **values: Any) -> str:
         """Render a template (the plugin's own folder from ``register_templates`` comes first,
