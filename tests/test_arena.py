@@ -447,15 +447,13 @@ async def test_a_blind_comparisons_tool_cannot_be_claimed_by_a_chat(user: ApiCli
     assert (await user.get_json("/api/conversations"))["conversations"] == []
 
 
-async def test_the_top_navigation_leads_to_comparisons_and_the_leaderboard(user: ApiClient):
+async def test_the_footer_and_the_palette_lead_to_comparisons_and_the_leaderboard(user: ApiClient):
     for path, current in (
-        ("/chat", None),
+        ("/notes", None),
         ("/comparisons", "Compare"),
         ("/leaderboard", "Leaderboard"),
     ):
         page = await get_page(user, path)
-        nav = page.one("nav", id="topnav", aria_label="Main")
-        assert nav
         links = {(e.attrs.get("href"), e.words) for e in page.find("a")}
         assert {("/comparisons", "Compare"), ("/leaderboard", "Leaderboard")} <= links, path
         marked = [e.words for e in page.find("a", aria_current="page")]
@@ -463,3 +461,6 @@ async def test_the_top_navigation_leads_to_comparisons_and_the_leaderboard(user:
             assert current in marked, path
         else:
             assert not {"Compare", "Leaderboard"} & set(marked)
+    for typed, url in (("compare", "/comparisons"), ("leader", "/leaderboard")):
+        items = (await user.get_json(f"/api/palette?q={typed}"))["items"]
+        assert url in {i["url"] for i in items if i["kind"] == "action"}, typed

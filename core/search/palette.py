@@ -40,6 +40,8 @@ ACTIONS = (
     Action("Shared with me", "/shared", "sharing"),
     Action("Go to trash", "/trash", "deleted restore"),
     Action("Go to usage", "/usage", "credits wallet balance billing"),
+    Action("Compare models blind", "/comparisons", "arena vote comparison"),
+    Action("Leaderboard", "/leaderboard", "ratings models ranking arena"),
     Action("Account settings", "/account", "profile password keys sessions"),
     Action("API documentation", "/api/docs", "openapi developers"),
     Action("Plugins console", "/admin/plugins", "admin providers", admin=True),
