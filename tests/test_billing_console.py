@@ -335,7 +335,7 @@ async def test_only_admins_reach_the_billing_console(
     someone = await buyer(make_client, "someone@example.com")
     anonymous: ApiClient = await make_client()
     console = [r for r in app_routes(admin.app) if r.path.startswith("/admin/billing")]
-    assert len(console) == 14  # every page and form of the console, none forgotten
+    assert len(console) == 15  # every page and form of the console, none forgotten
     for route in console:
         url = route.url(**{p: plan["id"] for p in route.params})
         if route.method == "GET":

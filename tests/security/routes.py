@@ -41,6 +41,11 @@ class Route:
         return f"{self.method} {self.path}"
 
 
+#: GET routes whose answer streams until the client leaves: a walk reads their status and
+#: headers, then hangs up instead of waiting for a body that never ends.
+ENDLESS_STREAMS = frozenset({"/api/live/sse"})
+
+
 def app_routes(app: web.Application) -> list[Route]:
     """Every route with an access declaration (static files aside), HEAD folded into GET."""
     found = []

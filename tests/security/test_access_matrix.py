@@ -18,7 +18,7 @@ from multinotes.billing.models import Coupon, Order, Plan
 from multinotes.connections.models import ConnectedAccountRow
 from multinotes.db import Base, utcnow
 from multinotes.identity.oauth_models import OAuthIdentity
-from multinotes.keys import DB
+from multinotes.keys import DB, SECRETS
 from multinotes.models_registry import import_all_models
 from multinotes.plugins.integrations.discord.tables import Link as DiscordLink
 from multinotes.plugins.integrations.slack.tables import Install as SlackInstall
@@ -298,7 +298,7 @@ async def a_objects(a: ApiClient) -> dict[str, str]:
         kind="notion",
         account_id="a-workspace",
         account_name="A's workspace",
-        access_token="encrypted-elsewhere",
+        access_token=a.app[SECRETS].encrypt("a-notion-token"),
         scopes="",
         data={},
         status="active",

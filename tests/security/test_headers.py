@@ -10,7 +10,7 @@ import pytest
 from multinotes.identity import service as identity
 from multinotes.keys import SETTINGS
 from multinotes.testing import ApiClient
-from tests.security.routes import UNSAFE_METHODS, app_routes
+from tests.security.routes import ENDLESS_STREAMS, UNSAFE_METHODS, app_routes
 
 HEADERS = {
     "X-Frame-Options": "DENY",
@@ -55,7 +55,10 @@ async def test_every_route_sends_the_security_headers(
                 json={} if route.method in UNSAFE_METHODS else None,
                 allow_redirects=False,
             )
-            await response.read()
+            if route.path in ENDLESS_STREAMS and response.status == 200:
+                response.close()  # its headers are all there is to check; the body never ends
+            else:
+                await response.read()
             found += problems(response, production, f"{route} as {who} ({response.status})")
     static = await anonymous.get("/static/css/app.css")
     found += problems(static, production, "a static file")
