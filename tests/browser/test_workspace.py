@@ -285,12 +285,12 @@ def test_an_answer_is_rated_with_stars_and_a_comment(chat: Any) -> None:
     card.get_by_label("Comment").fill("Nice echo")
     card.get_by_role("button", name="Save rating").click()
     expect(card.get_by_role("status")).to_have_text("Thanks! Rating saved.")
-    expect(card.locator("summary")).to_have_text("Rated 4/5")
+    expect(card.locator('summary[data-field="rate-summary"]')).to_have_text("Rated 4/5")
 
     page.reload()
     card = answer(page, ECHO)
-    expect(card.locator("summary")).to_have_text("Rated 4/5")
-    card.locator("summary").click()
+    expect(card.locator('summary[data-field="rate-summary"]')).to_have_text("Rated 4/5")
+    card.locator('summary[data-field="rate-summary"]').click()
     expect(card.get_by_label("4 stars")).to_be_checked()
     expect(card.get_by_label("Comment")).to_have_value("Nice echo")
     models = {m["id"]: m for m in page.request.get("/api/models").json()}
