@@ -17,6 +17,7 @@ again, or marks the connection as needing to be reconnected and tells the user.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -68,7 +69,7 @@ class Destination:
     name: str
 
 
-class ConnectionKind:
+class ConnectionKind(ABC):
     """An outside service users connect to, registered by ``register_connections``.
 
     Declare ``kind_id`` (unique; also the ``connection`` an exporter names), ``name`` (shown:
@@ -102,14 +103,16 @@ class ConnectionKind:
     def id(self) -> str:
         return self.kind_id
 
+    @abstractmethod
     def endpoints(self, config: Any) -> OAuthEndpoints:
-        raise NotImplementedError
+        """The service's authorize and token URLs and the client's id and secret, from the
+        plugin's settings ``config``; raise ``ConnectionUnavailable`` when they are missing."""
 
+    @abstractmethod
     async def account(self, tokens: dict[str, Any], config: Any) -> ConnectedAccount:
         """Who was connected. ``tokens`` is the token endpoint's answer, or only
         ``{"access_token"}`` for a pasted token. Raise ``ConnectionRejected`` when the
         service refuses the token."""
-        raise NotImplementedError
 
     async def destinations(self, connection: Connection) -> list[Destination]:
         """Where the user may have things put (at most a few hundred, best first), when
