@@ -421,7 +421,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.no_search_index:
-        from multinotes.chat import pipeline
+        # index_owner (on GenerationFinished) queues it, no longer the pipeline.
+        from multinotes.search import tasks as pipeline
 
         async def no_index(app: Any, user_id: str) -> None:
             return None

@@ -17,7 +17,15 @@ Measures, each target beside the bare relay's:
   and no request failed.
 * memory: server RSS with N streams open minus idle, divided by N.
 
+LiteLLM, when installed (``pip install 'litellm[proxy]'``; found on ``PATH`` or given with
+``--litellm /path/to/litellm``, e.g. from a separate virtualenv), is a fourth target: its proxy
+with one worker, a master key and no database, its three models (``r0``, ``r50``, ``r10``)
+pointing at the same fake upstream, measured like the relay. ``--no-litellm`` leaves it out.
+
 Everything is bounded (request counts, per-level time limits) and stops by itself.
+
+``--production`` runs the pipeline in production mode instead (a throwaway MariaDB database and
+Redis prefix per run, as ``bench_lists.py``).
 
 Run: ``python bench/bench_stream.py`` (see ``--help``; ``--shared-ssl-context`` runs the pipeline
 with the TLS fix proposed in bench/README.md).
@@ -55,6 +63,22 @@ WARMUP = 20  # requests to each server before measuring
 
 
 # -- processes ----------------------------------------------------------------------------------
+
+
+def embedded_env(data_dir: Path, port: int) -> dict[str, str]:
+    """A bench server's environment in embedded mode: rate limits on (their cost is part of
+    the path measured) but far above what the bench sends."""
+    return {
+        **os.environ,
+        "MULTINOTES_MODE": "embedded",
+        "MULTINOTES_DATA_DIR": str(data_dir),
+        "MULTINOTES_HOST": "127.0.0.1",
+        "MULTINOTES_PORT": str(port),
+        "MULTINOTES_SECRET_KEY": secrets.token_urlsafe(48),
+        "MULTINOTES_RATE_LIMITS_ENABLED": "true",
+        "MULTINOTES_RATE_LIMIT_GENERATION": "1000000/minute",
+        "MULTINOTES_RATE_LIMIT_API": "1000000/minute",
+    }
 
 
 def free_port() -> int:
@@ -418,12 +442,79 @@ async def measure_memory(target: Target, streams: int) -> dict[str, Any]:
     }
 
 
+SOAK_SAMPLE_SECONDS = 30.0
+
+
+async def soak(target: Target, streams: int, minutes: float, log: Any) -> dict[str, Any]:
+    """``streams`` workers streaming ``r50`` answers back to back for ``minutes``, each answer
+    in a new chat (``POST /api/messages``, so no conversation grows without bound); the
+    server's RSS every ``SOAK_SAMPLE_SECONDS``. Flat = the last minute's median within a few
+    MB of the second minute's (the first is warm-up: pools, caches, the allocator's arenas)."""
+    pid = target.pid
+    assert pid is not None
+    data = target.payload("r50")
+    start = time.perf_counter()
+    stop = start + minutes * 60
+    completed, errors = 0, 0
+    samples: list[tuple[float, int]] = []
+
+    async def worker(index: int, session: aiohttp.ClientSession) -> None:
+        nonlocal completed, errors
+        await asyncio.sleep(index * 4.0 / streams)  # one answer's length, staggered
+        while time.perf_counter() < stop:
+            result = await one(session, target.urls[0], data, target.headers)
+            if result.ok:
+                completed += 1
+            else:
+                errors += 1
+                await asyncio.sleep(0.5)
+
+    async def sampler() -> None:
+        while time.perf_counter() < stop:
+            samples.append((time.perf_counter() - start, rss_kb(pid)))
+            log(f"  soak t={samples[-1][0]:.0f}s rss={samples[-1][1] / 1024:.1f} MB")
+            await asyncio.sleep(SOAK_SAMPLE_SECONDS)
+
+    async with client_session() as session:
+        watching = asyncio.create_task(sampler())
+        tasks = [asyncio.create_task(worker(i, session)) for i in range(streams)]
+        _, pending = await asyncio.wait(tasks, timeout=minutes * 60 + 120)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        watching.cancel()
+    samples.append((time.perf_counter() - start, rss_kb(pid)))
+
+    def minute(at: float) -> float:
+        values = [kb for t, kb in samples if at <= t < at + 60] or [samples[-1][1]]
+        return statistics.median(values) / 1024
+
+    second, last = minute(60), minute(max(60, minutes * 60 - 60))
+    return {
+        "streams": streams,
+        "minutes": minutes,
+        "answers": completed,
+        "errors": errors + len(pending),
+        "rss_mb": [(round(t), round(kb / 1024, 1)) for t, kb in samples],
+        "second_minute_mb": round(second, 1),
+        "last_minute_mb": round(last, 1),
+        "growth_mb": round(last - second, 1),
+    }
+
+
 # -- main ---------------------------------------------------------------------------------------
 
 
 @contextlib.asynccontextmanager
-async def servers(args: argparse.Namespace, workdir: Path) -> AsyncIterator[dict[str, Any]]:
+async def servers(
+    args: argparse.Namespace, workdir: Path, found: dict[str, str] | None = None
+) -> AsyncIterator[dict[str, Any]]:
+    """The upstream, the relay, the pipeline (embedded, or production on ``found``'s MariaDB
+    database and Redis prefix) and LiteLLM when installed, each its own process."""
     ports = {name: free_port() for name in ("upstream", "relay", "pipeline")}
+    litellm = litellm_command(args)
+    if litellm:
+        ports["litellm"] = free_port()
     upstream = f"http://127.0.0.1:{ports['upstream']}"
     python = sys.executable
     connection = {
@@ -433,18 +524,13 @@ async def servers(args: argparse.Namespace, workdir: Path) -> AsyncIterator[dict
         "max_output": 1024,
         "prices": {"input_per_million": 100, "output_per_million": 400},
     }
-    env = {
-        **os.environ,
-        "MULTINOTES_MODE": "embedded",
-        "MULTINOTES_DATA_DIR": str(workdir / "data"),
-        "MULTINOTES_HOST": "127.0.0.1",
-        "MULTINOTES_PORT": str(ports["pipeline"]),
-        "MULTINOTES_SECRET_KEY": secrets.token_urlsafe(48),
-        "MULTINOTES_RATE_LIMITS_ENABLED": "true",
-        "MULTINOTES_RATE_LIMIT_GENERATION": "1000000/minute",
-        "MULTINOTES_RATE_LIMIT_API": "1000000/minute",
-        "MULTINOTES_PLUGINS__OPENAI_COMPATIBLE__CONNECTIONS": json.dumps([connection]),
-    }
+    if found is not None:
+        from bench_lists import production_env
+
+        env = production_env(found, ports["pipeline"], workdir / "data")
+    else:
+        env = embedded_env(workdir / "data", ports["pipeline"])
+    env["MULTINOTES_PLUGINS__OPENAI_COMPATIBLE__CONNECTIONS"] = json.dumps([connection])
     env.pop("OPENAI_API_KEY", None)
     pipeline_cmd = [python, str(HERE / "pipeline_server.py")]
     if args.shared_ssl_context:
@@ -453,6 +539,8 @@ async def servers(args: argparse.Namespace, workdir: Path) -> AsyncIterator[dict
         pipeline_cmd.append("--sqlite-write-lock")
     if args.no_search_index:
         pipeline_cmd.append("--no-search-index")
+    if getattr(args, "trace_memory", None):
+        pipeline_cmd.append(f"--trace-memory={args.trace_memory}")
     pipeline_cmd += ["--", "serve"]
     with contextlib.ExitStack() as stack:
         stack.enter_context(
@@ -475,9 +563,22 @@ async def servers(args: argparse.Namespace, workdir: Path) -> AsyncIterator[dict
             )
         )
         pipeline_pid = stack.enter_context(process(pipeline_cmd, workdir / "pipeline.log", env))
+        litellm_pid = None
+        if litellm:
+            config = workdir / "litellm.yaml"
+            config.write_text(litellm_config(upstream))
+            command = [litellm, "--config", str(config), "--host", "127.0.0.1"]
+            command += ["--port", str(ports["litellm"]), "--num_workers", "1"]
+            litellm_env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI")}
+            litellm_env["LITELLM_LOG"] = "ERROR"
+            litellm_pid = stack.enter_context(
+                process(command, workdir / "litellm.log", litellm_env)
+            )
         for port in ports.values():
-            await wait_listening(port)
+            await wait_listening(port, 180)  # a busy machine starts them slowly
         yield {
+            "litellm": f"http://127.0.0.1:{ports['litellm']}" if litellm else None,
+            "litellm_pid": litellm_pid,
             "upstream": upstream,
             "relay": f"http://127.0.0.1:{ports['relay']}",
             "pipeline": f"http://127.0.0.1:{ports['pipeline']}",
@@ -486,28 +587,77 @@ async def servers(args: argparse.Namespace, workdir: Path) -> AsyncIterator[dict
         }
 
 
-async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+LITELLM_KEY = "sk-bench-master"
+
+
+def litellm_command(args: argparse.Namespace) -> str | None:
+    """The ``litellm`` proxy executable to run, or None (not installed, or ``--no-litellm``)."""
+    if args.no_litellm:
+        return None
+    found = args.litellm or shutil.which("litellm")
+    if args.litellm and not Path(args.litellm).exists():
+        raise SystemExit(f"no litellm at {args.litellm}")
+    return found
+
+
+def litellm_config(upstream: str) -> str:
+    """One worker's proxy config: the fake upstream's models, a master key, no database."""
+    models = "".join(
+        f"  - model_name: {name}\n"
+        f"    litellm_params:\n"
+        f"      model: openai/{name}\n"
+        f"      api_base: {upstream}/v1\n"
+        f"      api_key: bench\n"
+        for name in ("r0", "r50", "r10")
+    )
+    return f"model_list:\n{models}general_settings:\n  master_key: {LITELLM_KEY}\n"
+
+
+def run_all(args: argparse.Namespace) -> dict[str, Any]:
     report: dict[str, Any] = {"args": vars(args), "ttfb": [], "ramp": [], "memory": []}
     for run in range(args.repeats):
-        # Fresh processes for every run: memory is measured first, before earlier load has
-        # grown the heap (freed memory is reused and would hide the cost of new streams).
-        workdir = Path(tempfile.mkdtemp(prefix="multinotes-bench-"))
-        try:
-            await one_run(args, workdir, run, report)
-        finally:
-            if args.keep:
-                log(f"kept {workdir}")
-            else:
-                shutil.rmtree(workdir, ignore_errors=True)
+        if args.production:  # a fresh database and Redis prefix each run, like the data dir
+            from bench_lists import services
+
+            with services() as found:
+                if found is None:
+                    raise SystemExit("MariaDB and Redis are needed (see bench_lists.py)")
+                asyncio.run(fresh_run(args, run, report, found))
+        else:
+            asyncio.run(fresh_run(args, run, report))
     return report
+
+
+async def fresh_run(
+    args: argparse.Namespace,
+    run: int,
+    report: dict[str, Any],
+    found: dict[str, str] | None = None,
+) -> None:
+    # Fresh processes for every run: memory is measured first, before earlier load has
+    # grown the heap (freed memory is reused and would hide the cost of new streams).
+    workdir = Path(tempfile.mkdtemp(prefix="multinotes-bench-"))
+    try:
+        await one_run(args, workdir, run, report, found)
+    finally:
+        if args.keep:
+            log(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-async def one_run(args: argparse.Namespace, workdir: Path, run: int, report: dict[str, Any]):
-    async with servers(args, workdir) as srv:
+async def one_run(
+    args: argparse.Namespace,
+    workdir: Path,
+    run: int,
+    report: dict[str, Any],
+    found: dict[str, str] | None = None,
+) -> None:
+    async with servers(args, workdir, found) as srv:
         per_run = args.ttfb_requests + args.ttfb_warmup
         need = per_run + args.memory_streams + max(args.levels) + WARMUP
         log(f"run {run + 1}/{args.repeats}: setting up (user, key, credits, {need} conversations)")
@@ -530,6 +680,18 @@ async def one_run(args: argparse.Namespace, workdir: Path, run: int, report: dic
             pid=srv["relay_pid"],
         )
         ids = iter(conversations)
+        others = [relay]
+        if srv["litellm"]:
+            litellm_headers = {**json_header, "Authorization": f"Bearer {LITELLM_KEY}"}
+            others.append(
+                Target(
+                    "litellm",
+                    [srv["litellm"] + "/v1/chat/completions"],
+                    direct_body,
+                    litellm_headers,
+                    pid=srv["litellm_pid"],
+                )
+            )
 
         def pipeline(count: int) -> Target:
             urls = [
@@ -539,15 +701,15 @@ async def one_run(args: argparse.Namespace, workdir: Path, run: int, report: dic
             return Target("pipeline", urls, body, bearer, pipeline=True, pid=srv["pipeline_pid"])
 
         # Warm up both servers (imports, pools, caches) before anything is measured.
-        await measure_ttfb([relay, pipeline(WARMUP)], WARMUP, 0)
+        await measure_ttfb([*others, pipeline(WARMUP)], WARMUP, 0)
         if "memory" in args.only:
             entry = {}
-            for target in (relay, pipeline(args.memory_streams)):
+            for target in (*others, pipeline(args.memory_streams)):
                 entry[target.name] = await measure_memory(target, args.memory_streams)
                 log(f"  memory {target.name} {entry[target.name]}")
             report["memory"].append(entry)
         if "ttfb" in args.only:
-            targets = [direct, relay, pipeline(per_run)]
+            targets = [direct, *others, pipeline(per_run)]
             result = await measure_ttfb(targets, args.ttfb_requests, args.ttfb_warmup)
             log(f"  ttfb {json.dumps(result)}")
             report["ttfb"].append(result)
@@ -555,11 +717,23 @@ async def one_run(args: argparse.Namespace, workdir: Path, run: int, report: dic
             # One conversation per worker, reused: each worker's requests are chat turns.
             workers = pipeline(max(args.levels))
             entry = {}
-            for target in (relay, workers):
+            for target in (*others, workers):
                 entry[target.name] = await ramp(
                     target, args.levels, args.stream_seconds, args.measure_seconds, log
                 )
             report["ramp"].append(entry)
+        if "soak" in args.only:
+            target = Target(
+                "pipeline",
+                [srv["pipeline"] + "/api/messages"],
+                {"content": PROMPT},
+                bearer,
+                pipeline=True,
+                pid=srv["pipeline_pid"],
+            )
+            result = await soak(target, args.soak_streams, args.soak_minutes, log)
+            log(f"  soak {json.dumps(result)}")
+            report.setdefault("soak", []).append(result)
 
 
 def summary(report: dict[str, Any]) -> str:
@@ -574,6 +748,12 @@ def summary(report: dict[str, Any]) -> str:
     for i, run in enumerate(report["ramp"], 1):
         parts = [f"{name}: {v['sustained']}" for name, v in run.items()]
         lines.append(f"ramp #{i} sustained streams: " + "; ".join(parts))
+    for i, run in enumerate(report.get("soak", []), 1):
+        lines.append(
+            f"soak #{i}: {run['streams']} streams for {run['minutes']} min, {run['answers']}"
+            f" answers, {run['errors']} errors; RSS {run['second_minute_mb']} MB in minute 2,"
+            f" {run['last_minute_mb']} MB in the last ({run['growth_mb']:+.1f} MB)"
+        )
     for i, run in enumerate(report["memory"], 1):
         parts = [f"{name}: {v['per_stream_kb']:.1f} KB/stream" for name, v in run.items()]
         lines.append(f"memory #{i}: " + "; ".join(parts))
@@ -591,7 +771,14 @@ def main() -> None:
     parser.add_argument("--stream-seconds", type=float, default=4.0, help="200 chunks at 50/s")
     parser.add_argument("--measure-seconds", type=float, default=8.0)
     parser.add_argument("--memory-streams", type=int, default=200)
-    parser.add_argument("--only", type=lambda s: s.split(","), default=["ttfb", "ramp", "memory"])
+    parser.add_argument(
+        "--only",
+        type=lambda s: s.split(","),
+        default=["ttfb", "ramp", "memory"],
+        help="phases: ttfb, ramp, memory, soak (RSS over --soak-minutes of paced streams)",
+    )
+    parser.add_argument("--soak-streams", type=int, default=50)
+    parser.add_argument("--soak-minutes", type=float, default=10.0)
     parser.add_argument(
         "--shared-ssl-context", action="store_true", help="pipeline with proposed TLS fix"
     )
@@ -603,10 +790,18 @@ def main() -> None:
         action="store_true",
         help="pipeline without the search indexing each finished answer queues (in-process)",
     )
+    parser.add_argument(
+        "--production",
+        action="store_true",
+        help="pipeline in production mode: a throwaway MariaDB database and Redis prefix per run"
+        " (as bench_lists.py; no worker, so queued tasks wait in Redis)",
+    )
+    parser.add_argument("--litellm", help="the litellm executable (default: on PATH, if any)")
+    parser.add_argument("--no-litellm", action="store_true", help="leave LiteLLM out")
     parser.add_argument("--keep", action="store_true", help="keep the temporary data and logs")
     parser.add_argument("--out", type=Path, help="write the full report here as JSON")
     args = parser.parse_args()
-    report = asyncio.run(main_async(args))
+    report = run_all(args)
     if args.out:
         args.out.write_text(json.dumps(report, indent=2, default=str))
     print(summary(report))

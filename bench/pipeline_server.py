@@ -11,7 +11,8 @@ Proposed fixes (see bench/README.md); without a flag nothing is changed:
 
 Both are in the code since 2026-11-26 (the flags are kept so old commands still run; they no
 longer change anything measurable). ``--no-search-index`` is a measuring switch, not a fix: it
-skips the semantic-search indexing each finished answer queues, to measure the pipeline alone.
+skips the semantic-search indexing each finished answer queues and the every-minute sweep, to
+measure the pipeline alone.
 
 Run: ``python bench/pipeline_server.py [--shared-ssl-context] [--sqlite-write-lock]
 [--no-search-index] -- serve``.
@@ -70,12 +71,19 @@ def skip_search_index() -> None:
     """Not a fix: semantic search indexes every finished answer in a background task, which
     runs inside the web process in embedded mode. Skipping it measures the streaming pipeline
     alone (bench/README.md reports both)."""
-    from multinotes.chat import pipeline
+    # index_owner (on GenerationFinished) queues it, no longer the pipeline.
+    from multinotes.search import tasks as pipeline
 
     async def no_index(app: Any, user_id: str) -> None:
         return None
 
+    async def no_sweep(app: Any) -> int:
+        return 0
+
     pipeline.queue_embedding = no_index  # type: ignore[assignment]
+    # Nor the every-minute sweep, which embeds the warm-up's answers in this process: it loaded
+    # the embedding model (~35 MB) in the middle of a memory measurement (twelfth round).
+    pipeline.search_sweep = no_sweep  # type: ignore[assignment]
 
 
 FIXES = {
@@ -85,8 +93,34 @@ FIXES = {
 }
 
 
+def trace_memory(path: str) -> None:
+    """Not a fix: on each SIGUSR1, write a ``tracemalloc`` snapshot (12 frames, after a garbage
+    collection) to ``path.<n>``, for ``bench/trace_streams.py``. Tracing starts at the first
+    signal (a server traced from its start takes minutes to start on a busy machine), so the
+    snapshots hold what was allocated since then and is still alive."""
+    import gc
+    import signal
+    import tracemalloc
+
+    taken = 0
+
+    def dump(*_: object) -> None:
+        nonlocal taken
+        if not tracemalloc.is_tracing():
+            tracemalloc.start(12)
+        gc.collect()
+        tracemalloc.take_snapshot().dump(f"{path}.{taken}")
+        taken += 1
+
+    signal.signal(signal.SIGUSR1, dump)
+
+
 def main() -> int:
     argv = sys.argv[1:]
+    for arg in list(argv):
+        if arg.startswith("--trace-memory="):
+            argv.remove(arg)
+            trace_memory(arg.partition("=")[2])
     for flag, apply in FIXES.items():
         if flag in argv:
             argv.remove(flag)

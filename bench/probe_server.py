@@ -149,6 +149,55 @@ def add_probes(app: web.Application) -> None:
             values.clear()
         return web.json_response(out)
 
+    async def live_broadcast(request: web.Request) -> web.Response:
+        """One live event to each user named (``bench_live.py``), stamped with when it was
+        sent, through the hub as every live source publishes: this process's connections get
+        it from the bus, other processes' through Redis. As one event for all of them
+        (``Hub.publish_many``, what an organisation-wide event uses), or with ``"each": true``
+        one publish per user."""
+        from multinotes.live import HUB
+
+        body = await request.json()
+        users = body["users"]
+        hub = request.app[HUB]
+        sent = time.time()  # the broadcast's start: the last user's wait counts the loop too
+        cpu = time.thread_time()  # the event loop's own CPU time, which load does not inflate
+        if body.get("each"):
+            for user_id in users:
+                await hub.publish(user_id, "bench.ping", {"sent": sent})
+        else:
+            await hub.publish_many(users, "bench.ping", {"sent": sent})
+        # In embedded mode the bus delivers in the call: this is until every frame was written
+        # to every socket of this process (what the clients then take to read it is theirs).
+        done = time.time() - sent
+        return web.json_response(
+            {
+                "published": len(users),
+                "sent": sent,
+                "seconds": done,
+                "cpu_seconds": time.thread_time() - cpu,
+            }
+        )
+
+    async def live_connections(request: web.Request) -> web.Response:
+        from multinotes.live import HUB
+
+        hub = request.app[HUB]
+        return web.json_response(
+            {
+                "connections": hub.total(),
+                "rss_kb": rss_kb(),
+            }
+        )
+
+    app.router.add_post("/__probe/live/broadcast", live_broadcast)
+    app.router.add_get("/__probe/live/connections", live_connections)
+
+    async def timeline(request: web.Request) -> web.Response:
+        rows, TIMELINE[:] = list(TIMELINE), []
+        return web.json_response(rows)
+
+    app.router.add_get("/__probe/timeline", timeline)
     app.router.add_get("/__probe/timings", timings)
     app.router.add_get("/__probe/cpu", cpu)
     app.router.add_get("/__probe/sql", sql)
@@ -160,6 +209,9 @@ def add_probes(app: web.Application) -> None:
 
 
 STEPS: dict[str, list[float]] = {}
+#: Per request (``POST .../messages``), ``time.perf_counter()`` (CLOCK_MONOTONIC, the client's
+#: clock too) at each mark up to the first token: see ``time_first_token``.
+TIMELINE: list[dict[str, float]] = []
 
 
 def time_steps() -> None:
@@ -191,6 +243,70 @@ def time_steps() -> None:
     timed(wallet, "settle_in", "settle (inside that transaction)")
 
 
+def time_first_token() -> None:
+    """Marks on the way to the first token, per generation request: middlewares entered,
+    ``plan_generations`` entered (middlewares and the handler's parsing done), hold committed,
+    plan returned, provider stream opened, its first chunk, the rows beside the call stored.
+    Tasks started by the request inherit its context, so they write to its row."""
+    import contextvars
+    import functools
+
+    from multinotes import openai_wire
+    from multinotes.api import conversations
+    from multinotes.chat import pipeline
+    from multinotes.http import middleware
+
+    row: contextvars.ContextVar[dict[str, float] | None] = contextvars.ContextVar(
+        "bench_timeline", default=None
+    )
+
+    def mark(name: str) -> None:
+        current = row.get()
+        if current is not None and name not in current:
+            current[name] = time.perf_counter()
+
+    original_context = middleware.request_context
+
+    @web.middleware
+    async def request_context(request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.method == "POST" and request.path.endswith("/messages"):
+            current = {"middlewares": time.perf_counter()}
+            TIMELINE.append(current)
+            row.set(current)
+        return await original_context(request, handler)
+
+    middleware.request_context = request_context  # type: ignore[assignment]
+
+    def around(owner: Any, name: str, start: str | None, end: str | None) -> None:
+        original = getattr(owner, name)
+
+        @functools.wraps(original)
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if start:
+                mark(start)
+            try:
+                return await original(*args, **kwargs)
+            finally:
+                if end:
+                    mark(end)
+
+        setattr(owner, name, wrapper)
+
+    around(conversations, "plan_generations", "handler", "plan returned")
+    around(pipeline, "_hold", "hold starts", "hold committed")
+    around(pipeline, "_store_or_release", None, "rows stored")
+    original_stream = openai_wire.stream_chat_http
+
+    @functools.wraps(original_stream)
+    async def stream(*args: Any, **kwargs: Any) -> Any:
+        mark("provider called")
+        async for item in original_stream(*args, **kwargs):
+            mark("provider first chunk")
+            yield item
+
+    openai_wire.stream_chat_http = stream  # type: ignore[assignment]
+
+
 def _task_count() -> int:
     import asyncio
 
@@ -204,7 +320,8 @@ def main() -> None:
     if os.environ.get("BENCH_NO_SEARCH_INDEX"):
         # Semantic search indexes every finished answer in a background task, which runs in the
         # web process in embedded mode: off, to measure the streaming pipeline alone.
-        from multinotes.chat import pipeline
+        # index_owner (on GenerationFinished) queues it, no longer the pipeline.
+        from multinotes.search import tasks as pipeline
 
         async def no_index(app: web.Application, user_id: str) -> None:
             return None
@@ -212,8 +329,10 @@ def main() -> None:
         pipeline.queue_embedding = no_index  # type: ignore[assignment]
 
     time_steps()
+    time_first_token()
     settings = Settings()
-    app = create_app(settings)
+    # BENCH_NO_PLUGINS: no plugin at all (the process's base memory without their SDKs).
+    app = create_app(settings, plugins=[] if os.environ.get("BENCH_NO_PLUGINS") else None)
     add_probes(app)
     web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)
 

@@ -10,21 +10,31 @@ measuring routes under ``/__probe/``) in embedded mode, with the ``openai_compat
 pointing at the upstreams (connections ``bench`` with 200 chunks and ``short`` with 20), then
 drives requests as ``bench_stream.py`` does (API key, rate limits on).
 
-Run: ``python bench/profile_pipeline.py [--only cpu,sql,profile,memory] [--requests 100]
-[--streams 100] [--profile-out FILE]``.
+With ``--production`` the server runs in production mode instead, on a throwaway MariaDB
+database and a Redis prefix (as ``bench_lists.py``; dropped at the end).
+
+``--only timeline``: where the wall time to the first token goes, request by request (one at a
+time, the 200-chunk upstream at full speed): the client's send and first-token times and the
+server's marks (``probe_server.time_first_token``) on the same monotonic clock; the median and
+minimum of each interval.
+
+Run: ``python bench/profile_pipeline.py [--only cpu,sql,profile,memory,timeline]
+[--requests 100] [--streams 100] [--profile-out FILE] [--production]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
-import os
-import secrets
 import shutil
 import signal
+import statistics
 import sys
 import tempfile
+import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +44,7 @@ from bench_stream import (
     MARKER,
     PROMPT,
     client_session,
+    embedded_env,
     free_port,
     one,
     process,
@@ -86,6 +97,62 @@ class Driver:
         return (after["process_time"] - before["process_time"]) * 1000 / count
 
 
+MARKS = (
+    "middlewares",
+    "handler",
+    "hold starts",
+    "hold committed",
+    "plan returned",
+    "provider called",
+    "provider first chunk",
+)
+
+
+async def timeline(
+    driver: Driver, session: aiohttp.ClientSession, model: str, count: int
+) -> dict[str, dict[str, float]]:
+    """Median and minimum (ms) of each step between the client's send and its first token."""
+    await probe(session, driver.base, "timeline")
+    client = []
+    for _ in range(count):
+        sent = time.perf_counter()
+        first = 0.0
+        async with session.post(
+            driver.url(), data=driver.payload(model), headers=driver.headers
+        ) as r:
+            assert r.status == 200, r.status
+            tail = b""
+            async for data in r.content.iter_any():
+                if not first:
+                    seen = tail + data
+                    if MARKER in seen:
+                        first = time.perf_counter()
+                    tail = seen[-8:]
+        client.append((sent, first))
+    server = await probe(session, driver.base, "timeline")
+    assert len(server) == count, (len(server), count)
+    steps: dict[str, list[float]] = {}
+    for (sent, first), marks in zip(client, server, strict=True):
+        points = [("client sent", sent)] + [(m, marks[m]) for m in MARKS if m in marks]
+        # The first token goes out once the provider's first chunk is there and the rows are
+        # stored: whichever came last.
+        if "rows stored" in marks:
+            steps.setdefault("rows stored after the first chunk by", []).append(
+                max(0.0, marks["rows stored"] - marks["provider first chunk"]) * 1000
+            )
+            points.append(
+                ("first token sent", max(marks["rows stored"], marks["provider first chunk"]))
+            )
+        points.append(("client first token", first))
+        for (a, ta), (b, tb) in itertools.pairwise(points):
+            steps.setdefault(f"{a} -> {b}", []).append((tb - ta) * 1000)
+        steps.setdefault("total", []).append((first - sent) * 1000)
+    return {
+        name: {"p50": statistics.median(values), "min": min(values), "n": len(values)}
+        for name, values in steps.items()
+    }
+
+
 async def hold_streams(
     driver: Driver, count: int, opened_event: asyncio.Event, model: str = "bench/r10"
 ) -> Any:
@@ -127,25 +194,22 @@ async def hold_streams(
     return close
 
 
-async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+async def run(
+    args: argparse.Namespace, workdir: Path, found: dict[str, str] | None = None
+) -> dict[str, Any]:
     ports = {name: free_port() for name in ("long", "short", "server")}
     python = sys.executable
     long_url = f"http://127.0.0.1:{ports['long']}"
     short_url = f"http://127.0.0.1:{ports['short']}"
-    env = {
-        **os.environ,
-        "MULTINOTES_MODE": "embedded",
-        "MULTINOTES_DATA_DIR": str(workdir / "data"),
-        "MULTINOTES_HOST": "127.0.0.1",
-        "MULTINOTES_PORT": str(ports["server"]),
-        "MULTINOTES_SECRET_KEY": secrets.token_urlsafe(48),
-        "MULTINOTES_RATE_LIMITS_ENABLED": "true",
-        "MULTINOTES_RATE_LIMIT_GENERATION": "1000000/minute",
-        "MULTINOTES_RATE_LIMIT_API": "1000000/minute",
-        "MULTINOTES_PLUGINS__OPENAI_COMPATIBLE__CONNECTIONS": json.dumps(
-            [connection("bench", long_url), connection("short", short_url)]
-        ),
-    }
+    if found is not None:  # production mode, on this run's MariaDB database and Redis prefix
+        from bench_lists import production_env
+
+        env = production_env(found, ports["server"], workdir / "data")
+    else:
+        env = embedded_env(workdir / "data", ports["server"])
+    env["MULTINOTES_PLUGINS__OPENAI_COMPATIBLE__CONNECTIONS"] = json.dumps(
+        [connection("bench", long_url), connection("short", short_url)]
+    )
     env.pop("OPENAI_API_KEY", None)
     if args.no_search_index:
         env["BENCH_NO_SEARCH_INDEX"] = "1"
@@ -197,6 +261,10 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                     "fixed_per_request": short - 20 * per_chunk,
                 }
                 print(f"CPU: {json.dumps(report['cpu_ms'])}", flush=True)
+            if "timeline" in args.only:
+                report["timeline_ms"] = await timeline(driver, session, "bench/r0", args.requests)
+                for name, row in report["timeline_ms"].items():
+                    print(f"  {name}: p50 {row['p50']:.2f} ms, min {row['min']:.2f} ms", flush=True)
             if "steps" in args.only:
                 await probe(session, base, "timings")
                 await driver.sequential(session, "short/r0", args.requests)
@@ -297,10 +365,20 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, help="write the report here as JSON")
     parser.add_argument("--keep", action="store_true", help="keep the data dir and server logs")
+    parser.add_argument(
+        "--production",
+        action="store_true",
+        help="production mode: a throwaway MariaDB database and Redis prefix (as bench_lists.py)",
+    )
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="multinotes-profile-"))
+    if args.production:
+        from bench_lists import services
     try:
-        report = asyncio.run(run(args, workdir))
+        with services() if args.production else nullcontext({}) as found:
+            if args.production and found is None:
+                raise SystemExit("MariaDB and Redis are needed (see bench_lists.py)")
+            report = asyncio.run(run(args, workdir, found or None))
     finally:
         if args.keep:
             print(f"kept {workdir}", file=sys.stderr)

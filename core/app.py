@@ -21,6 +21,7 @@ from aiohttp import web
 from aiohttp.web_exceptions import NotAppKeyWarning
 
 from multinotes import __version__, outgoing, plugin_control, ui
+from multinotes.abuse import watch as abuse_watch
 from multinotes.bus import Bus, LocalBus, RedisBus
 from multinotes.db import Database, create_engine
 from multinotes.error_tracking import setup_error_tracking
@@ -43,7 +44,9 @@ from multinotes.keys import (
     PLUGINS,
     RATE_LIMITS,
     REDIS,
+    ROLE,
     SECRETS,
+    SESSION_CACHE,
     SETTINGS,
     TASKS,
 )
@@ -62,9 +65,6 @@ from multinotes.tasks import TaskQueue, embedded_scheduler, make_broker
 from multinotes.webui import STATIC_DIR, TEMPLATES_DIR
 
 log = structlog.get_logger(__name__)
-
-#: What this process is for: "web", "worker" or "scheduler".
-ROLE = web.AppKey("role", str)
 
 
 def create_app(
@@ -92,7 +92,11 @@ def create_app(
             mw.make_host_middleware(settings),
             mw.make_cors_middleware(settings),
             mw.make_size_middleware(settings),
+            # Counts an API key's networks and its 403 / 429 answers (abuse detection).
+            abuse_watch.key_middleware,
             mw.auth,
+            # Refuses the generation requests of an account abuse detection throttled.
+            abuse_watch.throttle_middleware,
             mw.rate_limit,
         ],
         client_max_size=settings.max_request_bytes,
@@ -123,7 +127,22 @@ def create_app(
     # Last registered, so first torn down: every resource is still there while answers settle.
     app.cleanup_ctx.append(running_generations)
     app.on_response_prepare.append(mw.security_headers)
+    app.on_cleanup.append(forget_middleware_chains)
     return app
+
+
+async def forget_middleware_chains(app: web.Application) -> None:
+    """aiohttp memoises each handler's middleware chain per application in a module-level LRU
+    cache of 1,024 entries keyed by the app, so a stopped app stayed reachable with all its
+    routes, caches and plugins. One app per process costs nothing; a process that makes many
+    (a test suite, a plugin's own included) kept every one: a test worker passed two million
+    objects within 160 tests, and its full garbage collections froze it for seconds. Live
+    apps only rebuild their chains on their next request."""
+    from aiohttp import web_app
+
+    cache = getattr(web_app, "_cached_build_middleware", None)  # private: may go in aiohttp 4
+    if cache is not None:
+        cache.cache_clear()
 
 
 def validate_settings(settings: Settings) -> None:
@@ -209,14 +228,16 @@ def setup_bus(app: web.Application) -> None:
 
 
 def setup_api_key_cache(app: web.Application) -> None:
-    """API keys resolved from memory, dropped when their rows change (``identity.key_cache``)."""
+    """API keys and session cookies resolved from memory, dropped when their rows change
+    (``identity.key_cache``)."""
 
     async def api_key_cache(app: web.Application) -> AsyncIterator[None]:
         from multinotes.identity import key_cache
 
-        cache = key_cache.ApiKeyCache()
-        key_cache.install(app[DB], cache, app[BUS])
+        cache, sessions = key_cache.ApiKeyCache(), key_cache.SessionCache()
+        key_cache.install(app[DB], cache, app[BUS], sessions)
         app[API_KEY_CACHE] = cache
+        app[SESSION_CACHE] = sessions
         yield
 
     app.cleanup_ctx.append(api_key_cache)
@@ -386,6 +407,7 @@ async def _template_context(request: web.Request) -> dict[str, Any]:
 
 def setup_routes(app: web.Application) -> None:
     from multinotes import features
+
     features.setup(app)
     app.router.add_static("/static/", STATIC_DIR, name="static", append_version=True)
     ui.setup_plugin_static(app)

@@ -68,6 +68,7 @@ ACTIONS: dict[str, str] = {
     "plugin.settings_changed": "Plugin settings changed",
     "model.updated": "Model settings changed",
     "pricing.updated": "Pricing settings changed",
+    "assist.updated": "Note suggestion settings changed",
     "wallet.adjusted": "Credits adjusted by an admin",
     "billing.plan_created": "Plan created",
     "billing.plan_changed": "Plan changed",

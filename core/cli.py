@@ -189,6 +189,9 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
     async def main() -> int:
         async with started(settings, "cli") as app:
+            if args.action in ("list", "info"):
+                # Providers load their SDK on demand: try it, so a missing one shows as failed.
+                await plugin_control.warm_providers(app, any_role=True)
             if args.action == "list":
                 rows = _plugin_rows(app)
                 if args.json:

@@ -36,7 +36,11 @@ async def purge_user_tokens(app: web.Application) -> int:
 
 
 def core_tasks() -> list[TaskDef]:
+    from multinotes.analytics.rollup import analytics_tasks
+    from multinotes.assist.notes import assist_tasks
+    from multinotes.batches.runner import batch_tasks
     from multinotes.billing.tasks import billing_tasks
+    from multinotes.chains.runner import chain_tasks
     from multinotes.chat.pipeline import settle_stale_generations
     from multinotes.events import DISPATCH_TASK, dispatch_event
     from multinotes.identity.account_mail import account_mail_tasks
@@ -44,8 +48,10 @@ def core_tasks() -> list[TaskDef]:
     from multinotes.mail import mail_tasks
     from multinotes.note_exports.service import note_export_tasks
     from multinotes.notes.tasks import notes_tasks
+    from multinotes.organisations.service import organisation_tasks
     from multinotes.privacy.deletion import deletion_tasks
     from multinotes.privacy.exports import export_tasks
+    from multinotes.schedules.runner import schedule_tasks
     from multinotes.search.tasks import search_tasks
     from multinotes.sharing.tasks import sharing_tasks
 
@@ -61,7 +67,13 @@ def core_tasks() -> list[TaskDef]:
         *note_export_tasks(),
         *deletion_tasks(),
         *notes_tasks(),
+        *assist_tasks(),
         *sharing_tasks(),
         *search_tasks(),
         *billing_tasks(),
+        *organisation_tasks(),
+        *batch_tasks(),
+        *chain_tasks(),
+        *schedule_tasks(),
+        *analytics_tasks(),
     ]

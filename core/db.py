@@ -17,7 +17,8 @@ from enum import StrEnum
 from typing import Any, TypeVar, cast
 
 import structlog
-from sqlalchemy import DateTime, MetaData, String, TypeDecorator, event
+from sqlalchemy import DateTime, MetaData, Row, Select, String, TypeDecorator, event
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import CursorResult, Dialect, Result
 from sqlalchemy.exc import DBAPIError, DisconnectionError
@@ -89,6 +90,22 @@ class UTCDateTime(TypeDecorator[datetime]):
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         return None if value is None else value.replace(tzinfo=UTC)
+
+
+def utc_text(column: Any, name: str | None = None) -> Any:
+    """A ``UTCDateTime`` column selected as the database's text (``YYYY-MM-DD HH:MM:SS.ffffff``),
+    for ``iso_utc``: a list that only prints its timestamps skips the driver's datetime parsing
+    and the aware datetime built per value (a tenth of a list request's CPU on MariaDB)."""
+    return sql_cast(column, String).label(name or column.key)
+
+
+def iso_utc(text: str) -> str:
+    """``datetime.isoformat()`` of the aware UTC datetime a ``utc_text`` column holds."""
+    if len(text) == 26 and text[10] == " " and text[19] == ".":  # what both backends store
+        if text.endswith(".000000"):
+            return f"{text[:10]}T{text[11:19]}+00:00"
+        return f"{text[:10]}T{text[11:]}+00:00"
+    return datetime.fromisoformat(text).replace(tzinfo=UTC).isoformat()
 
 
 class StrEnumType(TypeDecorator[S]):
@@ -268,6 +285,13 @@ class Database:
         """A session for reads only; nothing is committed (a write is refused)."""
         async with self.read_sessions() as session:
             yield session
+
+    async def read_rows(self, statement: Select[Any]) -> list[Row[Any]]:
+        """The rows of one SELECT, through a Core connection of the read pool: no ORM session
+        (identity map, events, result wrapping) around a read that builds no entities. For the
+        hot lists; a read that needs entities or several statements uses ``read()``."""
+        async with self.read_engine.connect() as connection:
+            return list((await connection.execute(statement)).all())
 
     async def close(self) -> None:
         await self.engine.dispose()

@@ -121,7 +121,15 @@ class GenerationCompleted(EventPayload):
     generation_id: str
     message_id: str
     conversation_id: str
-    model: str = Field(description="The model id, e.g. openai/gpt-4o-mini.")
+    model: str = Field(
+        description="The model id, e.g. openai/gpt-4o-mini; empty for an answer of a blind "
+        "comparison (`blind`)."
+    )
+    blind: bool = Field(
+        False,
+        description="An answer of a blind comparison: its model is withheld (it would give the "
+        "comparison away before the vote).",
+    )
     status: Literal["complete", "stopped"] = Field(
         description="complete, or stopped when the user pressed Stop (the text so far is kept)."
     )
@@ -135,7 +143,12 @@ class GenerationFailed(EventPayload):
     generation_id: str
     message_id: str
     conversation_id: str
-    model: str
+    model: str = Field(description="The model id; empty for an answer of a blind comparison.")
+    blind: bool = Field(
+        False,
+        description="An answer of a blind comparison: its model and the provider's own error "
+        "message are withheld.",
+    )
     error_code: str
     error_message: str
     cost: int = Field(description="Credits charged for what was delivered before the failure.")
@@ -187,8 +200,9 @@ class NoteShared(EventPayload):
 
 class ShareCreated(EventPayload):
     share_id: str
-    object_type: Literal["document", "folder", "file", "conversation"] = Field(
-        description="What was shared: a note (document), a folder, a file or a conversation."
+    object_type: Literal["document", "folder", "file", "conversation", "comparison"] = Field(
+        description="What was shared: a note (document), a folder, a file, a conversation or "
+        "a blind comparison."
     )
     object_id: str
     role: str = Field(description="viewer, commenter or editor.")
@@ -249,6 +263,12 @@ class SupportMessageAdded(EventPayload):
     internal: bool = Field(description="A staff-only note the ticket's owner never sees.")
 
 
+class EmailVerified(EventPayload):
+    email_domain: str = Field(
+        description="The domain of the address just verified (the part after @, lower case)."
+    )
+
+
 GENERATION_COMPLETED = EventType(
     "generation.completed", 1, "A model finished an answer (or was stopped).", GenerationCompleted
 )
@@ -283,8 +303,8 @@ COMMENT_EDITED = EventType(
 SHARE_CREATED = EventType(
     "share.created",
     1,
-    "Something was shared with a person or by public link: a note, a folder, a file or a "
-    "conversation (a note or folder also publishes note.shared).",
+    "Something was shared with a person or by public link: a note, a folder, a file, a "
+    "conversation or a blind comparison (a note or folder also publishes note.shared).",
     ShareCreated,
 )
 FOLDER_CREATED = EventType("folder.created", 1, "A folder was created.", FolderCreated)
@@ -309,6 +329,15 @@ SUPPORT_MESSAGE_ADDED = EventType(
     SupportMessageAdded,
 )
 
+EMAIL_VERIFIED = EventType(
+    "account.email_verified",
+    1,
+    "An account's email address was verified: its mailed link, a password reset link, a "
+    "confirmed address change, or a sign-up through a provider that vouches for the address; "
+    "user_id is the account.",
+    EmailVerified,
+)
+
 CORE_EVENTS: tuple[EventType[Any], ...] = (
     GENERATION_COMPLETED,
     GENERATION_FAILED,
@@ -324,6 +353,7 @@ CORE_EVENTS: tuple[EventType[Any], ...] = (
     CREDITS_LOW,
     ORDER_PAID,
     SUPPORT_MESSAGE_ADDED,
+    EMAIL_VERIFIED,
 )
 
 

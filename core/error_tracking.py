@@ -8,6 +8,7 @@ variables (they hold prompts, passwords and keys), breadcrumbs (log lines and ou
 and anything that looks like an email address or one of our credentials in a message.
 
 Sentry's client is process-wide by nature: the app that set it up closes it at cleanup.
+``sentry_sdk`` (with urllib3, ~4 MB) is imported only when a DSN is set (issue #17: idle memory).
 """
 
 from __future__ import annotations
@@ -15,12 +16,10 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import sentry_sdk
 import structlog
 from aiohttp import web
-from sentry_sdk.integrations.aiohttp import AioHttpIntegration
 
 from multinotes import __version__
 from multinotes.errors import AppError
@@ -28,6 +27,9 @@ from multinotes.identity.actor import ACTOR
 from multinotes.keys import SETTINGS
 from multinotes.logs import REDACTED, SENSITIVE_VALUES
 from multinotes.settings import Settings
+
+if TYPE_CHECKING:
+    import sentry_sdk
 
 log = structlog.get_logger(__name__)
 
@@ -77,12 +79,29 @@ def scrub_event(event: Any, _hint: Any = None) -> Any:
 def init_sentry(settings: Settings) -> sentry_sdk.Client | None:
     if settings.sentry_dsn is None:
         return None
+    import sentry_sdk
+    from sentry_sdk.integrations.aiohttp import AioHttpIntegration
+
     sentry_sdk.init(
         dsn=settings.sentry_dsn.get_secret_value(),
         release=f"multinotes@{__version__}",
         environment=settings.sentry_environment or settings.mode,
-        # send_default_pii stays at its default (off): no cookies, IPs or user data added.
-        include_local_variables=False,
+        # sentry-sdk 3 collects most request data unless told otherwise: nothing personal
+        # leaves (no user, cookies, headers, bodies, query strings, frame variables, SQL
+        # parameters or model prompts); scrub_event still cleans what remains.
+        data_collection={
+            "user_info": False,
+            "cookies": {"mode": "off"},
+            "http_headers": {"request": {"mode": "off"}},
+            "http_bodies": [],
+            "url_query_params": {"mode": "off"},
+            "stack_frame_variables": False,
+            "database_query_data": False,
+            "gen_ai": {"inputs": False, "outputs": False},
+            "mcp": {"inputs": False, "outputs": False},
+            "graphql": {"document": False, "variables": False},
+            "queues": False,
+        },
         max_request_body_size="never",
         max_breadcrumbs=0,
         before_send=scrub_event,
@@ -105,6 +124,8 @@ async def report_errors(request: web.Request, handler: Any) -> web.StreamRespons
     """Right inside the error middleware (which turns every exception into a response), so
     it sees what any later middleware or handler raises: report the unexpected ones with this
     request's id and, once authentication has run, the user id."""
+    import sentry_sdk
+
     from multinotes.http.middleware import REQUEST_ID
 
     scope = sentry_sdk.get_isolation_scope()  # per request (the aiohttp integration forks it)
@@ -134,6 +155,8 @@ def setup_error_tracking(app: web.Application) -> None:
     app.middlewares.insert(position, report_errors)
 
     async def sentry_client(app: web.Application) -> AsyncIterator[None]:
+        import sentry_sdk
+
         client = init_sentry(settings)
         log.info("error_tracking_on", environment=settings.sentry_environment or settings.mode)
         yield

@@ -173,6 +173,16 @@ class ProviderBadResponse(ProviderError):
     default_message = "The model provider sent a malformed response."
 
 
+class ContentFiltered(ProviderError):
+    """The provider's (or the instance's) moderation refused the prompt or cut the answer off
+    (OpenAI's ``content_filter`` finish reason, a safety block). Not retried: the same prompt
+    would be refused again. Abuse detection counts these per account."""
+
+    status = 422
+    code = "content_filtered"
+    default_message = "The model provider's content filter refused this request."
+
+
 class PluginError(AppError):
     """A plugin misbehaved: failed to load, registered a duplicate id, or raised at runtime."""
 

@@ -18,6 +18,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from multinotes import user_sets
 from multinotes.domain_events import (
     EVENTS,
     NAME,
@@ -44,6 +45,8 @@ def setup_events(app: web.Application) -> None:
     bus = EventBus(app, catalogue, host.is_enabled)
     bus.subscribe_all(hand_to_integrations)
     app[EVENTS] = bus
+    # Who has auto-reload or an integration's endpoints: asked after every event.
+    user_sets.setup(app)
 
     async def after_commit(app: web.Application) -> AsyncIterator[None]:
         app[DB].after_commit = bus.publish_staged
@@ -71,10 +74,24 @@ async def emit_event(
     return event
 
 
+async def _wants(app: web.Application, integration: Any, name: str, user_id: str | None) -> bool:
+    """Whether ``integration`` acts on the event ``name`` of ``user_id`` (its audience is read
+    from memory: no statement for a user it has nothing for)."""
+    if integration.events and name not in integration.events:
+        return False
+    audience = getattr(integration, "audience", None)
+    return audience is None or await user_sets.contains(app, audience, user_id)
+
+
 async def hand_to_integrations(app: web.Application, event: DomainEvent) -> None:
-    """Every event goes to the integrations, through a task (at-least-once, in a worker)."""
-    if not app[PLUGINS].registries.integrations:
-        return  # nobody listens: skip the queue round trip
+    """Every event goes to the integrations that want it, through a task (at-least-once, in a
+    worker). An event nobody wants (no integration, or none whose audience holds its user:
+    a user without webhook endpoints) skips the queue round trip."""
+    for _plugin, integration in list(app[PLUGINS].registries.integrations.values()):
+        if await _wants(app, integration, event.name, event.user_id):
+            break
+    else:
+        return
     await app[TASKS].enqueue(
         DISPATCH_TASK,
         name=event.name,
@@ -101,7 +118,7 @@ async def dispatch_event(
 
     delivered = 0
     for plugin, integration in list(app[PLUGINS].registries.integrations.values()):
-        if integration.events and name not in integration.events:
+        if not await _wants(app, integration, name, user_id):
             continue
         try:
             config = await app[PLUGIN_SETTINGS].config(plugin)

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
+    from multinotes.connections import Connection
     from multinotes.ui import Action
 
 #: Credits are integers; one credit is this many US dollars (see ``multinotes.wallet``).
@@ -37,12 +38,16 @@ ExportKind = Literal["note", "comparison", "conversation"]
 class ExportImage:
     """An image of the user's files that a note shows: ``src`` as written in the Markdown
     (``/api/files/<id>/content``), its bytes, type (PNG, JPEG, GIF or WebP: never SVG) and
-    file name."""
+    file name. ``file_id`` is the file's id; ``url``, set for a remote exporter, is a signed,
+    expiring absolute link to the bytes that works without signing in (for a service that fetches
+    the image itself, such as Notion)."""
 
     src: str
     data: bytes
     media_type: str
     name: str
+    file_id: str | None = None
+    url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -246,65 +251,67 @@ EXPORT_GROUP = "Export"
 EXPORT_COMPARISON_GROUP = "Export comparison"
 
 
+@dataclass(frozen=True)
+class _ExportTarget:
+    """One thing an Export menu exports: where its entry shows (``on``), how a file exporter
+    gets it at once (``download``, a GET answering the file), and the form that exports it in
+    the background instead (``post``: what a remote destination always uses, and a file
+    exporter when there is no ``download``)."""
+
+    name: str
+    on: str
+    download: str | None
+    post: str
+    group: str = EXPORT_GROUP
+
+
+_EXPORT_TARGETS = (
+    _ExportTarget("note", "note", "/api/documents/{id}/export", "/exports/remote/{id}"),
+    _ExportTarget("answer", "answer", "/api/messages/{id}/export", "/exports/answer/{id}"),
+    _ExportTarget(
+        "comparison",
+        "prompt",
+        "/api/messages/{id}/export-comparison",
+        "/exports/comparison/{id}",
+        EXPORT_COMPARISON_GROUP,
+    ),
+    _ExportTarget("conversation", "conversation", None, "/exports/conversation/{id}"),
+    _ExportTarget("folder", "folder", None, "/exports/folder/{id}"),
+)
+
+
 def export_actions(exporter: Exporter) -> list[Action]:
     """The Export menu entries of a file exporter, for its plugin's ``register_actions``: a
     note downloads at once (``GET /api/documents/{id}/export?format=<id>``; a saved comparison
     is a note too), and so do an answer in the workspace (``GET /api/messages/{id}/export``,
     with its provenance) and a prompt with its answers side by side
     (``GET /api/messages/{id}/export-comparison``); a conversation or a folder (a ZIP keeping
-    its tree) is exported in the background, with a progress bar in the menu."""
+    its tree) is exported in the background, with a progress bar in the menu.
+
+    A remote destination answers with a link (or, when the account is not connected yet, with
+    a link to connect it that comes back here): a note at once, the rest through a background
+    export whose progress ends in the link; folders only when it implements ``container``."""
     from multinotes.ui import Action
 
     format_id = exporter.exporter_id
-    if exporter.remote:
-        # A remote destination takes one note at a time and answers with a link (or, when the
-        # account is not connected yet, with a link to connect it that comes back here).
-        return [
+    actions = []
+    query = f"?format={format_id}"
+    for target in _EXPORT_TARGETS:
+        if exporter.remote and target.name == "folder" and not exporter.takes_folders:
+            continue
+        download = None if exporter.remote else target.download
+        zipped = target.name == "folder" and not exporter.remote
+        actions.append(
             Action(
-                id=f"{format_id}-export-note",
-                label=exporter.name,
-                on=frozenset({"note"}),
-                post=f"/exports/remote/{{id}}?format={format_id}",
-                group=EXPORT_GROUP,
+                id=f"{format_id}-export-{target.name}",
+                label=f"{exporter.name} (ZIP)" if zipped else exporter.name,
+                on=frozenset({target.on}),
+                url=download + query if download else None,
+                post=None if download else target.post + query,
+                group=target.group,
             )
-        ]
-    return [
-        Action(
-            id=f"{format_id}-export-note",
-            label=exporter.name,
-            on=frozenset({"note"}),
-            url=f"/api/documents/{{id}}/export?format={format_id}",
-            group=EXPORT_GROUP,
-        ),
-        Action(
-            id=f"{format_id}-export-answer",
-            label=exporter.name,
-            on=frozenset({"answer"}),
-            url=f"/api/messages/{{id}}/export?format={format_id}",
-            group=EXPORT_GROUP,
-        ),
-        Action(
-            id=f"{format_id}-export-comparison",
-            label=exporter.name,
-            on=frozenset({"prompt"}),
-            url=f"/api/messages/{{id}}/export-comparison?format={format_id}",
-            group=EXPORT_COMPARISON_GROUP,
-        ),
-        Action(
-            id=f"{format_id}-export-conversation",
-            label=exporter.name,
-            on=frozenset({"conversation"}),
-            post=f"/exports/conversation/{{id}}?format={format_id}",
-            group=EXPORT_GROUP,
-        ),
-        Action(
-            id=f"{format_id}-export-folder",
-            label=f"{exporter.name} (ZIP)",
-            on=frozenset({"folder"}),
-            post=f"/exports/folder/{{id}}?format={format_id}",
-            group=EXPORT_GROUP,
-        ),
-    ]
+        )
+    return actions
 
 
 class Exporter:
@@ -341,6 +348,23 @@ class Exporter:
     @property
     def id(self) -> str:
         return self.exporter_id
+
+    @property
+    def takes_folders(self) -> bool:
+        """A remote destination that implements ``container`` (a folder's notes go under it)."""
+        return type(self).container is not Exporter.container
+
+    async def container(
+        self, title: str, link: str | None, options: ExportOptions, *, connection: Connection
+    ) -> ExportLink:
+        """A remote destination that takes folders implements this: make the place that holds
+        a folder's notes (a Notion page, a Drive folder) named ``title``, with ``link`` (the
+        folder in the app) where the service can show it, under ``connection.parent_id`` (the
+        place of the folder above) or else the default destination; with
+        ``connection.remote_id`` (made by an earlier export, maybe since deleted at the
+        service), rename that one instead when it still exists. The core then sends each note
+        of the folder with ``render`` and ``connection.parent_id`` set to it."""
+        raise NotImplementedError(f"{self.exporter_id} does not take folders")
 
     def filename(self, document: ExportDocument) -> str:
         """The file name for ``document``: its title, made safe, with ``extension``."""

@@ -152,8 +152,12 @@ def setup_search(app: web.Application) -> None:
 
 def setup_prompts(app: web.Application) -> None:
     """The prompt library: templates with typed variables, shared or public, favourites and
-    usage counts; the /prompts pages and the workspace's template picker."""
+    usage counts; the /prompts pages and the workspace's template picker; the built-in
+    starter templates, seeded at startup."""
+    from multinotes.prompts import starters
+
     _add(app, prompts_api, prompts_pages)
+    app.on_startup.append(starters.seed_on_startup)
 
 
 def setup_live(app: web.Application) -> None:
@@ -165,6 +169,15 @@ def setup_live(app: web.Application) -> None:
     live.setup(app)
 
 
+def setup_collab(app: web.Application) -> None:
+    """Editing a note together: the CRDT rooms and their WebSocket (issue #20 item 4)."""
+    from multinotes import collab
+    from multinotes.collab import api as collab_api
+
+    _add(app, collab_api)
+    collab.setup(app)
+
+
 def setup_support(app: web.Application) -> None:
     """Support tickets: users open them and follow the thread; the console's queue answers,
     notes, assigns and closes; replies notify and mail the user."""
@@ -172,9 +185,112 @@ def setup_support(app: web.Application) -> None:
     support_notifier.setup(app)
 
 
+def setup_organisations(app: web.Application) -> None:
+    """Organisations (teams): members and roles, invitations by email, the shared wallet a
+    member's generations draw from in the organisation's context, usage per member, email
+    domains whose people join automatically."""
+    from multinotes.domain_events import EVENTS
+    from multinotes.organisations import api as organisations_api
+    from multinotes.organisations import domains
+    from multinotes.organisations import domains_api as organisation_domains_api
+    from multinotes.organisations import pages as organisations_pages
+    from multinotes.organisations import spaces_api as organisation_spaces_api
+
+    _add(
+        app,
+        organisations_api,
+        organisation_domains_api,
+        organisation_spaces_api,
+        organisations_pages,
+    )
+    # Domain auto-join reacts to verified addresses; DNS is looked up only to verify a claim.
+    app[domains.TXT_RESOLVER] = domains.DnsTxtResolver()
+    domains.subscribe(app[EVENTS])
+
+
+def setup_batches(app: web.Application) -> None:
+    """Batch runs: a prompt template over the rows of a CSV on several models, in the
+    background, with progress, cancel and CSV/XLSX downloads."""
+    from multinotes.batches import api as batches_api
+    from multinotes.batches import pages as batches_pages
+
+    _add(app, batches_api, batches_pages)
+
+
+def setup_abuse(app: web.Application) -> None:
+    """Abuse detection: sign-up rules (bursts from one network, throw-away addresses) run by
+    registration; credit draining and content-filter refusals counted from generation events;
+    API-key misuse and the throttle watched by ``abuse.watch``'s middlewares (in the app's
+    middleware); the console's review queue and rule settings (``/admin/abuse``)."""
+    from multinotes.abuse import api as abuse_api
+    from multinotes.abuse import pages as abuse_pages
+    from multinotes.abuse import watch as abuse_watch
+    from multinotes.domain_events import EVENTS
+
+    _add(app, abuse_api, abuse_pages)
+    abuse_watch.setup(app, app[EVENTS])
+
+
+def setup_analytics(app: web.Application) -> None:
+    """The operator's analytics: dashboards read from rollup tables that an hourly task
+    rebuilds (``/admin/analytics``, ``/api/admin/analytics/...``)."""
+    from multinotes.analytics import api as analytics_api
+    from multinotes.analytics import pages as analytics_pages
+
+    _add(app, analytics_api, analytics_pages)
+
+
 def setup_announcements(app: web.Application) -> None:
     """The operator's announcements: banners users dismiss once, a list page, the console."""
     _add(app, announcements_api, announcements_pages)
+
+
+def setup_assist(app: web.Application) -> None:
+    """Smart assistance: tags and a summary suggested for saved notes (a background task on
+    note.created, charged like an answer), model recommendations for a prompt, and the
+    catalogue's latency and availability from real traffic."""
+    from multinotes.assist import api as assist_api
+    from multinotes.assist import notes as assist_notes
+    from multinotes.assist import pages as assist_pages
+    from multinotes.assist.stats import MODEL_STATS, StatsCache
+    from multinotes.domain_events import EVENTS
+
+    _add(app, assist_api, assist_pages)
+    app[MODEL_STATS] = StatsCache()
+    assist_notes.subscribe(app[EVENTS])
+
+
+def setup_schedules(app: web.Application) -> None:
+    """Scheduled runs: templates run on a cron schedule, answers saved into a folder and
+    mailed; the minutely due-finder is a core task (``multinotes.schedules.runner``)."""
+    from multinotes.schedules import api as schedules_api
+    from multinotes.schedules import pages as schedules_pages
+
+    _add(app, schedules_api, schedules_pages)
+
+
+def setup_flags(app: web.Application) -> None:
+    """Feature flags and A/B experiments: the console's API and pages, the per-process cache
+    of their rules (reloaded on every change, across processes), conversions counted from
+    domain events, ``flags`` in templates."""
+    from multinotes.flags import api as flags_api
+    from multinotes.flags import cache as flags_cache
+    from multinotes.flags import pages as flags_pages
+
+    _add(app, flags_api, flags_pages)
+    flags_cache.setup(app)
+
+
+def setup_chains(app: web.Application) -> None:
+    """Chains: prompts run one after another on chosen models, each step's answer feeding the
+    next; document workflows (a run's input read from an uploaded file); the /chains pages."""
+    from multinotes.chains import api as chains_api
+    from multinotes.chains import pages as chains_pages
+    from multinotes.chains.runner import CHAIN_RUNS, RunningChains, chain_runs_ctx
+
+    _add(app, chains_api, chains_pages)
+    app[CHAIN_RUNS] = RunningChains()
+    app.cleanup_ctx.append(chain_runs_ctx)
 
 
 FEATURES = (
@@ -190,10 +306,19 @@ FEATURES = (
     setup_privacy,
     setup_search,
     setup_live,
+    setup_collab,
     setup_prompts,
     setup_arena,
+    setup_chains,
+    setup_assist,
     setup_support,
+    setup_abuse,
+    setup_analytics,
     setup_announcements,
+    setup_organisations,
+    setup_schedules,
+    setup_batches,
+    setup_flags,
 )
 
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from multinotes.user_sets import UserSet
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,10 @@ class Integration(ABC):
     name: ClassVar[str]
     #: Event names it wants; empty means all.
     events: ClassVar[frozenset[str]] = frozenset()
+    #: The users whose events it acts on (a ``UserSet``; a NULL in it: every user, and events
+    #: of no user); None: everyone's. The core hands it no event of anyone outside the set,
+    #: and queues nothing when no integration wants the event.
+    audience: ClassVar[UserSet | None] = None
 
     @property
     def id(self) -> str:

@@ -9,6 +9,7 @@ MODEL_MODULES = [
     "multinotes.plugin_models",
     "multinotes.app_settings",
     "multinotes.catalog",
+    "multinotes.organisations.models",
     "multinotes.wallet.models",
     "multinotes.chat.models",
     "multinotes.tools",
@@ -25,9 +26,16 @@ MODEL_MODULES = [
     "multinotes.billing.reload_models",
     "multinotes.billing.refund_models",
     "multinotes.support.models",
+    "multinotes.abuse.models",
     "multinotes.announcements.models",
+    "multinotes.flags.models",
     "multinotes.arena.models",
     "multinotes.prompts.models",
+    "multinotes.chains.models",
+    "multinotes.schedules.models",
+    "multinotes.assist.models",
+    "multinotes.batches.models",
+    "multinotes.analytics.models",
 ]
 
 

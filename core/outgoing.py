@@ -14,7 +14,8 @@ DNS answer changes between check and connect (DNS rebinding) must not reach the 
 services or the cloud metadata endpoint. So the check runs where the connection is made, on
 every address the name resolved to, on every attempt: ``guard_httpx_client`` puts it into an
 httpx client's connection pool (the openai, together and any httpx-based SDK), ``connector``
-builds an aiohttp connector that applies it (sign-in, S3, google-genai, webhooks). A refused
+builds an aiohttp connector that applies it (sign-in, S3, google-genai, webhooks), and
+``client_session`` a session with it that refuses redirects whoever makes the request. A refused
 connection raises ``OutgoingRefused``, a ``ProviderError`` (502) whose message names the address
 and the ``MULTINOTES_OUTGOING_ALLOW`` setting.
 
@@ -273,6 +274,40 @@ class GuardedConnector(aiohttp.TCPConnector):
 def connector(**kwargs: Any) -> aiohttp.TCPConnector:
     """The connector every aiohttp ``ClientSession`` for outgoing requests must use."""
     return GuardedConnector(**kwargs)
+
+
+class RedirectRefused(ProviderError):
+    """An answer redirected elsewhere, and the redirect was not followed."""
+
+    code = "outgoing_redirect"
+
+    def __init__(self, status: int, location: str) -> None:
+        super().__init__(
+            f"The remote service answered with a redirect (HTTP {status}) to "
+            f"{location[:200] or 'nowhere'}, which is not followed."
+        )
+        self.redirect_status = status
+        self.location = location
+
+
+async def _refuse_redirect(
+    _session: aiohttp.ClientSession, _context: Any, params: aiohttp.TraceRequestRedirectParams
+) -> None:
+    response = params.response
+    location = response.headers.get("Location", "")
+    response.close()
+    raise RedirectRefused(response.status, location)
+
+
+def client_session(**kwargs: Any) -> aiohttp.ClientSession:
+    """An aiohttp ``ClientSession`` for outgoing requests: the guarded connector, and no
+    redirect followed even by code that does not pass ``AIOHTTP_REQUEST_ARGS`` (an SDK given
+    the session, such as slack-sdk's clients): such a request raises ``RedirectRefused``
+    instead of sending anything to the new target. ``kwargs`` go to ``ClientSession``."""
+    refuse = aiohttp.TraceConfig()
+    refuse.on_request_redirect.append(_refuse_redirect)
+    kwargs.setdefault("connector", connector())
+    return aiohttp.ClientSession(trace_configs=[refuse, *kwargs.pop("trace_configs", [])], **kwargs)
 
 
 # -- requests (synchronous SDKs, e.g. razorpay) -------------------------------------------------

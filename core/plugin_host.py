@@ -169,8 +169,11 @@ class PluginHost:
     # -- loading ------------------------------------------------------------------------------
 
     def load_entrypoints(self, group: str = PROJECT) -> None:
+        # A distribution's name and version, read once: parsing its metadata file for each of
+        # its entry points (the built-in plugins are one distribution) was most of the time.
+        described: dict[object, tuple[str | None, str | None]] = {}
         for ep in sorted(entry_points(group=group), key=lambda e: e.name):
-            self._load_entrypoint(ep)
+            self._load_entrypoint(ep, described)
         self._finish_loading()
 
     def load(self, sources: Iterable[PluginSource]) -> None:
@@ -193,13 +196,19 @@ class PluginHost:
         log.warning("plugin_blocked", plugin=record.name)
         return True
 
-    def _load_entrypoint(self, ep: EntryPoint) -> None:
+    def _load_entrypoint(
+        self, ep: EntryPoint, described: dict[object, tuple[str | None, str | None]]
+    ) -> None:
         dist = getattr(ep, "dist", None)
+        distribution = version = None
+        if dist is not None:
+            where = getattr(dist, "_path", None) or id(dist)
+            if where not in described:
+                metadata = dist.metadata
+                described[where] = (metadata["Name"], metadata["Version"])
+            distribution, version = described[where]
         record = PluginRecord(
-            name=ep.name,
-            module=ep.value,
-            distribution=dist.name if dist else None,
-            version=dist.version if dist else None,
+            name=ep.name, module=ep.value, distribution=distribution, version=version
         )
         if ep.name in self.records:
             # Which of the two the name means depends on sys.path order: neither is used.

@@ -357,6 +357,14 @@ class Provider(ABC):
         models = await self.list_models(config)
         return f"{len(models)} model(s) available"
 
+    def warm(self) -> None:
+        """Import what this provider's calls need (its SDK) ahead of the first call. A provider
+        plugin imports its SDK where it calls it, not when the plugin loads, so a process where
+        the provider is switched off never carries it; the core calls ``warm`` in a worker
+        thread at startup for every enabled provider and when one is switched on, so no answer
+        pays for the import. Default: nothing to load."""
+        return None
+
 
 class StaticProvider(Provider):
     """A provider whose models are fixed at registration time."""

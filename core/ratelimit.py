@@ -105,21 +105,44 @@ class RateLimits:
             self._unavailable(fail_closed)
             return None
 
+    async def guarded(self, call: Callable[[], Awaitable[T]]) -> T | None:
+        """Run another feature's call on this storage (abuse detection's counters): None
+        while the storage is unreachable, with the same back-off as the limits (fails open)."""
+        return await self._guarded(call, fail_closed=False)
+
     def _unavailable(self, fail_closed: bool) -> None:
         if fail_closed:
             raise ServiceUnavailable(retry_after=math.ceil(RECHECK_SECONDS))
 
-    async def hit(self, klass: str, identity: str, tier: str = "default") -> dict[str, str]:
-        """Count one request; raise ``RateLimited`` when over. Returns RateLimit-* headers."""
+    async def hit(
+        self, klass: str, identity: str, tier: str = "default", *, headers: bool = True
+    ) -> dict[str, str]:
+        """Count one request; raise ``RateLimited`` when over. Returns RateLimit-* headers;
+        with ``headers=False`` none (the window is read only for a refusal's): a second
+        storage round trip in production, which ``window_headers`` makes later if need be."""
         if tier == "exempt" or not self.enabled:
             return {}
         limit = (self.strict if tier == "strict" else self.classes).get(klass)
         if limit is None:
             return {}
-        headers = await self._guarded(
-            lambda: self._hit(limit, klass, identity), fail_closed=klass in FAIL_CLOSED
+        found = await self._guarded(
+            lambda: self._hit(limit, klass, identity, headers), fail_closed=klass in FAIL_CLOSED
         )
-        return headers or {}
+        return found or {}
+
+    async def window_headers(
+        self, klass: str, identity: str, tier: str = "default"
+    ) -> dict[str, str]:
+        """The RateLimit-* headers of ``klass``'s window as it is now, after ``hit(...,
+        headers=False)`` counted the request; none while the storage is down (the request
+        was counted or let through already: this never refuses it)."""
+        if tier == "exempt" or not self.enabled:
+            return {}
+        limit = (self.strict if tier == "strict" else self.classes).get(klass)
+        if limit is None:
+            return {}
+        found = await self._guarded(lambda: self._window(limit, klass, identity), fail_closed=False)
+        return found or {}
 
     async def hit_named(self, name: str, identity: str) -> dict[str, str]:
         """Count one attempt against a named limit (``NAMED_LIMITS``)."""
@@ -130,18 +153,25 @@ class RateLimits:
         )
         return headers or {}
 
-    async def _hit(self, limit: RateLimitItem, namespace: str, identity: str) -> dict[str, str]:
+    async def _hit(
+        self, limit: RateLimitItem, namespace: str, identity: str, headers: bool = True
+    ) -> dict[str, str]:
         allowed = await self.limiter.hit(limit, namespace, identity)
+        if allowed and not headers:
+            return {}
+        found = await self._window(limit, namespace, identity)
+        if not allowed:
+            raise RateLimited(retry_after=int(found["RateLimit-Reset"]), headers=found)
+        return found
+
+    async def _window(self, limit: RateLimitItem, namespace: str, identity: str) -> dict[str, str]:
         stats = await self.limiter.get_window_stats(limit, namespace, identity)
         reset = max(1, math.ceil(stats.reset_time - time.time()))
-        headers = {
+        return {
             "RateLimit-Limit": str(limit.amount),
             "RateLimit-Remaining": str(max(0, stats.remaining)),
             "RateLimit-Reset": str(reset),
         }
-        if not allowed:
-            raise RateLimited(retry_after=reset, headers=headers)
-        return headers
 
     # -- login lockout (always on: it protects accounts, not capacity) --------------------------
 

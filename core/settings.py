@@ -136,10 +136,25 @@ class Settings(BaseSettings):
         description="Invitations (shares with addresses without an account) one account may "
         "send in 24 hours.",
     )
+    invitations_per_day_trial: int = Field(
+        default=5,
+        ge=0,
+        description="The same for an account on the free trial (it never bought credits).",
+    )
     invitations_per_day_unverified: int = Field(
         default=3,
         ge=0,
         description="The same for an account whose own address is not verified yet.",
+    )
+    # Scheduled runs spend the owner's credits unattended: bounded in frequency and number.
+    schedule_min_interval_minutes: int = Field(
+        default=15,
+        ge=1,
+        description="The shortest time between two runs of a schedule (a cron expression that "
+        "runs more often is refused).",
+    )
+    schedules_per_user: int = Field(
+        default=50, ge=1, description="How many schedules one account may keep."
     )
 
     # Files: uploads are streamed to the storage backend; each user has a storage quota.
@@ -154,6 +169,12 @@ class Settings(BaseSettings):
     )
     default_storage_quota_bytes: int = Field(
         default=5 * 1024**3, ge=0, description="Storage per user until plans set another."
+    )
+    default_organisation_storage_quota_bytes: int = Field(
+        default=50 * 1024**3,
+        ge=0,
+        description="Storage per organisation (its members' files in its space) until an "
+        "administrator sets another for it.",
     )
     storage_backend: Literal["local", "s3"] = Field(
         default="local", description='"local": <data_dir>/files/; "s3": any S3-compatible store.'
@@ -211,9 +232,7 @@ class Settings(BaseSettings):
     outgoing_allow: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         # MULTINOTES_OUTBOUND_ALLOW is the name issue #16 gave it; both are read.
-        validation_alias=AliasChoices(
-            "multinotes_outgoing_allow", "multinotes_outbound_allow"
-        ),
+        validation_alias=AliasChoices("multinotes_outgoing_allow", "multinotes_outbound_allow"),
         description="CIDRs and host names outgoing requests (providers, sign-in, S3, webhooks) "
         "may reach although they are internal, e.g. 127.0.0.1/32,10.0.0.0/8,ollama.internal. "
         "Everything else private, loopback, link-local (cloud metadata), CGNAT, multicast or "

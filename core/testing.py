@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import re
 import secrets
 import socket
+import sys
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any, Protocol
@@ -235,10 +237,57 @@ class ApiClient:
         self.client.session.cookie_jar.clear()
 
 
+#: A test app's shutdown taking longer than this prints every task's stack to stderr: a hung
+#: teardown otherwise ends as a bare timeout with nothing saying what it waited for.
+SLOW_SHUTDOWN = 30.0
+
+
+def _awaiting(coro: Any) -> list[str]:
+    """Where a suspended coroutine waits: its frame and each one it awaits, outermost first
+    (a task's get_stack() gives a suspended coroutine's outermost frame only)."""
+    places = []
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "ag_frame", None)
+        frame = frame or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            places.append(
+                f"    {frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}"
+            )
+        awaited = (
+            getattr(coro, "cr_await", None)
+            or getattr(coro, "ag_await", None)
+            or getattr(coro, "gi_yieldfrom", None)
+        )
+        if awaited is not None and not hasattr(awaited, "cr_frame"):
+            # An async generator's asend/athrow wrapper names its generator only to the GC.
+            inner = [o for o in gc.get_referents(awaited) if hasattr(o, "ag_frame")]
+            awaited = inner[0] if inner else awaited
+        coro = awaited
+    return places
+
+
+async def _report_slow_shutdown(after: float) -> None:
+    await asyncio.sleep(after)
+    lines = [f"-- app shutdown still running after {after:.0f} s; its tasks:"]
+    for task in asyncio.all_tasks():
+        if task is not asyncio.current_task():
+            lines.append(f"task {task.get_name()}:")
+            lines += _awaiting(task.get_coro())
+    print("\n".join(lines), file=sys.stderr, flush=True)
+
+
 @contextlib.asynccontextmanager
 async def app_client(app: web.Application) -> AsyncIterator[ApiClient]:
-    async with TestClient(TestServer(app)) as client:
-        yield ApiClient(client)
+    watchdog: asyncio.Task[None] | None = None
+    try:
+        async with TestClient(TestServer(app)) as client:
+            try:
+                yield ApiClient(client)
+            finally:
+                watchdog = asyncio.create_task(_report_slow_shutdown(SLOW_SHUTDOWN))
+    finally:
+        if watchdog is not None:
+            watchdog.cancel()
 
 
 @contextlib.asynccontextmanager

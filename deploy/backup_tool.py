@@ -2,15 +2,16 @@
 release's Python (``/opt/multinotes/current/venv/bin/python deploy/backup_tool.py ...``) and the
 app's settings in the environment.
 
-  export-objects DIR        copy every stored file (uploads, media, avatars, exports) that
-                            lives in S3 to DIR/<key>; nothing to do for local storage (the data
-                            folder's tarball has it)
+  export-objects DIR        copy every stored file the database names (uploads, generated
+                            media, avatars, data and note exports) from S3 to DIR/<key>; nothing
+                            to do for local storage (the data folder's tarball has it)
   put FILE s3://BUCKET/KEY  upload FILE with BACKUP_S3_ENDPOINT_URL, BACKUP_S3_ACCESS_KEY,
                             BACKUP_S3_SECRET_KEY, BACKUP_S3_REGION
   get s3://BUCKET/KEY FILE  the reverse
   counts                    rows per table, as JSON
-  verify URL                check a restored copy served at URL: rows, every file's bytes,
-                            a login (DRILL_EMAIL, DRILL_PASSWORD) and a search (DRILL_SEARCH)
+  verify URL                check a restored copy served at URL: rows, every upload's bytes,
+                            every other stored object, a login (DRILL_EMAIL, DRILL_PASSWORD) and
+                            a search (DRILL_SEARCH)
 """
 
 from __future__ import annotations
@@ -45,18 +46,49 @@ async def _rows(query: str) -> list[Any]:
         await engine.dispose()
 
 
+# Every row that names an object in the storage backend, by what it holds: uploads, generated
+# media (and prompt attachments), data exports and note exports hold its key (old rows a path
+# that ``key_of`` maps); a user's avatar is ``avatars/<avatar_id>.png``. A new kind of stored
+# file must be added here, or S3 backups leave it out (tests/deploy/test_backup_drill.py).
+KEYS_IN = (
+    "SELECT storage_key FROM files",
+    "SELECT path FROM message_media WHERE path IS NOT NULL",
+    "SELECT path FROM data_exports WHERE path IS NOT NULL",
+    "SELECT storage_key FROM note_exports WHERE storage_key IS NOT NULL",
+)
+
+
+async def stored_keys() -> list[str]:
+    """The key of every object the database names."""
+    from multinotes.storage.objects import avatar_key, key_of
+
+    keys = {key_of(row[0]) for query in KEYS_IN for row in await _rows(query)}
+    avatars = await _rows("SELECT avatar_id FROM users WHERE avatar_id IS NOT NULL")
+    keys.update(avatar_key(row[0]) for row in avatars)
+    return sorted(keys)
+
+
 async def export_objects(target: Path) -> int:
+    from multinotes import outgoing
     from multinotes.storage.lifecycle import make_storage
 
     settings = _settings()
     if settings.storage_backend != "s3":
         print("Files are in the data folder (local storage): nothing to export.")
         return 0
+    # The app's outgoing policy: a bucket on an internal address (a MinIO on the LAN) is
+    # reached when MULTINOTES_OUTGOING_ALLOW lists it, as it is by the app.
+    outgoing.install(outgoing.OutgoingPolicy.from_settings(settings))
     storage = make_storage(settings)
-    keys = [row[0] for row in await _rows("SELECT storage_key FROM files")]
-    copied = 0
+    keys = await stored_keys()
+    copied, missing = 0, []
     try:
         for key in keys:
+            # A row written while this runs may name an object not stored yet, and an expiring
+            # export may go between the query and the copy: report those, keep the rest.
+            if await storage.size(key) is None:
+                missing.append(key)
+                continue
             path = target / key
             path.parent.mkdir(parents=True, exist_ok=True)
             with path.open("wb") as out:
@@ -68,6 +100,8 @@ async def export_objects(target: Path) -> int:
         if close is not None:
             await close()
     print(f"Exported {copied} stored objects from S3.")
+    if missing:
+        print(f"Not in the bucket ({len(missing)}): {', '.join(missing)}", file=sys.stderr)
     return 0
 
 
@@ -177,6 +211,13 @@ async def verify(url: str) -> int:
             bad.append(f"{key}: {length} bytes, sha256 differs")
     intact = len(files) - len(bad)
     report(not bad, f"files: {intact} of {len(files)} readable and intact {bad or ''}")
+    others = [k for k in await stored_keys() if k not in {key for key, _, _ in files}]
+    absent = [key for key in others if await storage.size(key) is None]
+    report(
+        not absent,
+        f"stored objects (media, avatars, exports): {len(others) - len(absent)} of "
+        f"{len(others)} present {absent or ''}",
+    )
 
     email, password = os.environ.get("DRILL_EMAIL"), os.environ.get("DRILL_PASSWORD")
     if not (email and password):

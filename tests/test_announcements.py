@@ -115,3 +115,73 @@ async def test_only_administrators_publish_and_bad_input_names_the_field(
         assert response.status == 422, body
         assert field in (await response.json())["error"]["fields"], body
     assert (await operator.get_json("/api/admin/announcements"))["announcements"] == []
+
+
+async def test_an_announcement_for_a_segment_shows_to_that_segment_only(
+    operator: ApiClient, make_client: Any
+):
+    sam = await member(make_client)
+    eve = await member(make_client, "eve@example.com")
+    team = await (await eve.post("/api/orgs", {"name": "Eve's team"})).json()
+    for_team = await publish(operator, title="Team news", segment={"organisations": [team["id"]]})
+    assert for_team["segment"]["organisations"] == [team["id"]]
+    for_all = await publish(operator, title="Everyone's news")
+
+    # Eve (a member of the team) sees both; Sam sees only everyone's, in the API and the pages.
+    assert await banner_ids(eve) == [for_all["id"], for_team["id"]]
+    assert await banner_ids(sam) == [for_all["id"]]
+    listed = await sam.get_json("/api/announcements")
+    assert [a["id"] for a in listed["announcements"]] == [for_all["id"]]
+    assert "Team news" not in await (await sam.get("/announcements/banners")).text()
+    assert "Team news" not in await (await sam.get("/announcements")).text()
+    assert "Team news" in await (await eve.get("/announcements")).text()
+    # Outside the segment the announcement does not exist for Sam.
+    assert (await sam.post(f"/api/announcements/{for_team['id']}/dismiss")).status == 404
+
+    # Sign-up dates and plans: nobody here signed up tomorrow; nobody bought a plan.
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    await publish(operator, title="Newcomers", segment={"signed_up_after": tomorrow})
+    free = await publish(operator, title="Free tier", segment={"plans": ["none"]})
+    for client in (sam, eve):
+        titles = {
+            a["title"] for a in (await client.get_json("/api/announcements"))["announcements"]
+        }
+        assert "Newcomers" not in titles and "Free tier" in titles
+    admin_view = await operator.get_json("/api/admin/announcements")
+    assert {a["title"] for a in admin_view["announcements"]} >= {"Team news", "Newcomers"}
+    assert free["segment"]["plans"] == ["none"]
+
+    audit = await operator.get_json(f"/api/admin/audit?target_id={for_team['id']}")
+    assert audit["entries"][0]["details"]["segment"] == {"organisations": [team["id"]]}
+
+
+async def test_an_in_app_message_shows_once_as_a_dialog(operator: ApiClient, make_client: Any):
+    sam = await member(make_client)
+    message = await publish(operator, title="New: templates", kind="message")
+    assert message["kind"] == "message"
+    banners = (await sam.get_json("/api/announcements?banners=true"))["announcements"]
+    assert [(a["id"], a["kind"]) for a in banners] == [(message["id"], "message")]
+    fragment = await (await sam.get("/announcements/banners")).text()
+    assert '<dialog open class="announcement-message' in fragment and "New: templates" in fragment
+    # Closing it is dismissing it: it does not come back.
+    assert (await sam.post(f"/api/announcements/{message['id']}/dismiss")).status == 204
+    assert "New: templates" not in await (await sam.get("/announcements/banners")).text()
+
+
+async def test_a_segment_naming_nothing_that_exists_is_refused(operator: ApiClient):
+    for body, field in (
+        ({"segment": {"organisations": ["nope"]}}, "segment.organisations"),
+        ({"segment": {"plans": ["nope"]}}, "segment.plans"),
+        ({"segment": {"colour": "red"}}, "segment.colour"),
+        ({"kind": "popup"}, "kind"),
+        (
+            {"segment": {"signed_up_after": "2030-01-02", "signed_up_before": "2030-01-01"}},
+            "segment.signed_up_before",
+        ),
+    ):
+        response = await operator.post(
+            "/api/admin/announcements", {"title": "T", "body": "x", **body}
+        )
+        assert response.status == 422, body
+        assert field in (await response.json())["error"]["fields"], body
+    assert (await operator.get_json("/api/admin/announcements"))["announcements"] == []

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from sqlalchemy import event, update
+from sqlalchemy import update
 
 from multinotes.app import create_app
 from multinotes.identity import key_cache
@@ -17,6 +17,7 @@ from multinotes.identity import service as identity
 from multinotes.keys import API_KEY_CACHE, DB
 from multinotes.models import User
 from multinotes.testing import ApiClient, app_client
+from tests.support.statements import Statements, selects_from
 
 
 async def new_key(api: ApiClient, scopes: list[str] | None = None) -> dict[str, Any]:
@@ -34,41 +35,14 @@ async def bearer(make_client: Callable[[], Any], key: str) -> ApiClient:
     return client
 
 
-class KeyReads:
-    """Statements on this app's engine that read the api_keys table."""
-
-    def __init__(self, api: ApiClient) -> None:
-        db = api.app[DB]
-        # Reads have a pool of their own on MariaDB; on SQLite the read engine is a view of
-        # the main one, whose listeners hear its statements already.
-        engines: dict[int, Any] = {}
-        for engine in (db.engine, db.read_engine):
-            engines.setdefault(id(engine.sync_engine.pool), engine.sync_engine)
-        self.engines = engines.values()
-        self.count = 0
-
-    def __enter__(self) -> KeyReads:
-        for engine in self.engines:
-            event.listen(engine, "before_cursor_execute", self._seen)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for engine in self.engines:
-            event.remove(engine, "before_cursor_execute", self._seen)
-
-    def _seen(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if statement.lstrip().upper().startswith("SELECT") and "api_keys" in statement:
-            self.count += 1
-
-
 async def test_a_key_is_read_once_then_served_from_memory(api: ApiClient, make_client):
     await api.register_and_login("cache@example.com")
     client = await bearer(make_client, (await new_key(api))["key"])
     cache = api.app[API_KEY_CACHE]
-    with KeyReads(api) as reads:
+    with Statements(api.app, selects_from("api_keys")) as reads:
         for _ in range(3):
             assert (await client.get_json("/api/me"))["email"] == "cache@example.com"
-    assert reads.count == 1
+    assert len(reads) == 1
     assert cache.hits >= 2
     # Recording the last use writes the row but changes nothing the key resolves to.
     assert len(cache) == 1

@@ -31,6 +31,9 @@ NOTES_WRITES = {
     ("DELETE", "/api/documents/{id}"),
     ("POST", "/api/documents/{id}/comments"),
     ("POST", "/api/documents/{id}/duplicate"),
+    ("POST", "/api/documents/{id}/move-space"),
+    ("POST", "/api/folders/{id}/move-space"),
+    ("POST", "/api/templates/{id}/move-space"),
     ("POST", "/api/documents/{id}/restore"),
     ("POST", "/api/documents/{id}/versions/{n}/restore"),
     ("POST", "/api/exports"),
@@ -38,6 +41,8 @@ NOTES_WRITES = {
     ("POST", "/exports/remote/{id}"),
     ("POST", "/exports/conversation/{id}"),
     ("POST", "/exports/folder/{id}"),
+    ("POST", "/exports/comparison/{id}"),
+    ("POST", "/exports/answer/{id}"),
     ("POST", "/api/files"),
     ("PATCH", "/api/files/{id}"),
     ("DELETE", "/api/files/{id}"),
@@ -83,12 +88,19 @@ NOTES_WRITES = {
     ("POST", "/prompts/{id}/edit"),
     ("POST", "/prompts/{id}/delete"),
     ("POST", "/prompts/{id}/favourite"),
+    # A note's tags and summary, and the switch for automatic suggestions.
+    ("PUT", "/api/documents/{id}/details"),
+    ("POST", "/notes/{id}/assist/details"),
+    ("POST", "/notes/{id}/assist/dismiss"),
+    ("POST", "/notes/{id}/assist/automatic"),
+    ("PATCH", "/api/me/assist"),
 }
 #: The writes the chat scope allows: everything that talks to models and spends credits.
 CHAT_WRITES = {
     ("POST", "/api/conversations"),
     ("PATCH", "/api/conversations/{id}"),
     ("DELETE", "/api/conversations/{id}"),
+    ("POST", "/api/conversations/{id}/move-space"),
     ("POST", "/api/conversations/{id}/messages"),
     ("POST", "/api/documents/{id}/rerun"),
     ("POST", "/api/generations/{id}/cancel"),
@@ -100,6 +112,41 @@ CHAT_WRITES = {
     ("POST", "/api/comparisons/{id}/vote"),
     ("POST", "/comparisons/{id}/vote"),
     ("POST", "/api/templates/{id}/uses"),
+    ("POST", "/api/chains"),
+    ("PATCH", "/api/chains/{id}"),
+    ("DELETE", "/api/chains/{id}"),
+    ("POST", "/api/chains/{id}/runs"),
+    ("POST", "/api/chains/runs/{id}/cancel"),
+    ("POST", "/api/chains/runs/{id}/rerun"),
+    ("POST", "/chains/new"),
+    ("POST", "/chains/{id}/edit"),
+    ("POST", "/chains/{id}/delete"),
+    ("POST", "/chains/{id}/run"),
+    ("POST", "/chains/runs/{id}/cancel"),
+    ("POST", "/chains/runs/{id}/rerun"),
+    # A cheap model suggests a note's tags and summary on the owner's credits.
+    ("POST", "/api/documents/{id}/suggestion"),
+    ("DELETE", "/api/documents/{id}/suggestion"),
+    ("POST", "/notes/{id}/assist/suggest"),
+    # Batch runs: every row a prompt on the owner's credits.
+    ("POST", "/api/batches"),
+    ("POST", "/api/batches/upload"),
+    ("POST", "/api/batches/{id}/cancel"),
+    ("POST", "/batches"),
+    ("POST", "/batches/{id}/cancel"),
+    # Schedules run templates on the owner's credits, unattended: chat.
+    ("POST", "/api/schedules"),
+    ("PATCH", "/api/schedules/{id}"),
+    ("DELETE", "/api/schedules/{id}"),
+    ("POST", "/api/schedules/{id}/pause"),
+    ("POST", "/api/schedules/{id}/resume"),
+    ("POST", "/api/schedules/{id}/run"),
+    ("POST", "/schedules/new"),
+    ("POST", "/schedules/{id}/edit"),
+    ("POST", "/schedules/{id}/pause"),
+    ("POST", "/schedules/{id}/resume"),
+    ("POST", "/schedules/{id}/run"),
+    ("POST", "/schedules/{id}/delete"),
 }
 #: Writes to the account itself: only a full key (read + notes + chat) may make them.
 ACCOUNT_WRITES = {
@@ -118,6 +165,8 @@ ACCOUNT_WRITES = {
     ("POST", "/account/sessions/revoke-all"),
     ("POST", "/account/sessions/{id}/revoke"),
     ("POST", "/account/verification/resend"),
+    # Presence for a live SSE stream (it changes nothing stored; a full key, like the session).
+    ("POST", "/api/live/presence"),
     # Connecting an account elsewhere lets this app act there for the owner: a full key.
     ("DELETE", "/api/connections/{id}"),
     ("PATCH", "/api/connections/{id}"),
@@ -186,6 +235,52 @@ ACCOUNT_WRITES = {
     ("POST", "/support/{id}/messages"),
     ("POST", "/api/announcements/{id}/dismiss"),
     ("POST", "/announcements/{id}/dismiss"),
+    # Asking for your experiment variant records that you saw it: about the account.
+    ("POST", "/api/me/experiments/{name}"),
+    # Organisations: membership, invitations and moving credits to a shared wallet concern the
+    # account (and its money): a full key.
+    ("POST", "/api/orgs"),
+    ("POST", "/api/orgs/invitations/accept"),
+    ("PATCH", "/api/orgs/{id}"),
+    ("PATCH", "/api/orgs/{id}/members/{user_id}"),
+    ("DELETE", "/api/orgs/{id}/members/{user_id}"),
+    ("POST", "/api/orgs/{id}/leave"),
+    ("POST", "/api/orgs/{id}/transfer"),
+    ("POST", "/api/orgs/{id}/invitations"),
+    ("POST", "/api/orgs/{id}/invitations/{invitation_id}/resend"),
+    ("DELETE", "/api/orgs/{id}/invitations/{invitation_id}"),
+    ("POST", "/api/orgs/{id}/wallet/fund"),
+    ("POST", "/organisations"),
+    ("POST", "/organisations/invitations/accept"),
+    ("POST", "/organisations/workspace/personal"),
+    ("POST", "/organisations/{id}/workspace"),
+    ("POST", "/organisations/{id}/fund"),
+    # Buying seats spends money, as any checkout: a full key.
+    ("POST", "/organisations/{id}/seats"),
+    ("POST", "/organisations/{id}/invitations"),
+    ("POST", "/organisations/{id}/invitations/{invitation_id}/resend"),
+    ("POST", "/organisations/{id}/invitations/{invitation_id}/revoke"),
+    ("POST", "/organisations/{id}/members/{user_id}"),
+    ("POST", "/organisations/{id}/members/{user_id}/remove"),
+    ("POST", "/organisations/{id}/leave"),
+    ("POST", "/organisations/{id}/transfer"),
+    # Email domains bring people into an organisation; an offer makes the account a member.
+    ("POST", "/api/orgs/{id}/domains"),
+    ("POST", "/api/orgs/{id}/domains/{domain_id}/verify"),
+    ("DELETE", "/api/orgs/{id}/domains/{domain_id}"),
+    ("PUT", "/api/orgs/{id}/join-policy"),
+    ("POST", "/api/me/org-offers/{offer_id}/accept"),
+    ("POST", "/api/me/org-offers/{offer_id}/decline"),
+    ("POST", "/organisations/{id}/domains"),
+    ("POST", "/organisations/{id}/domains/{domain_id}/verify"),
+    ("POST", "/organisations/{id}/domains/{domain_id}/remove"),
+    ("POST", "/organisations/{id}/join-policy"),
+    ("POST", "/organisations/offers/{offer_id}/accept"),
+    ("POST", "/organisations/offers/{offer_id}/decline"),
+    # The space one works in (its wallet pays), and moving items from the organisation's
+    # page: a full key.
+    ("POST", "/workspace"),
+    ("POST", "/organisations/{id}/space/move"),
 }
 FULL = {"read", "notes", "chat"}
 #: Routes a single-scope key may reach but the walk must not call: they end the session the

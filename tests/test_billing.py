@@ -183,6 +183,7 @@ async def test_quote_applies_a_capped_percentage_coupon_with_bonus_credits(
         "credits": CREDITS,
         "bonus_credits": 1000,
         "coupon_code": "LAUNCH",
+        "seats": 1,
     }
     await admin.post("/api/admin/coupons", {"code": "BIG", "amount_off": 100, "min_order": 5000})
     too_small = await admin.post(

@@ -4,10 +4,14 @@ the owner."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from sqlalchemy import event, update
 
+from multinotes.chat.models import Conversation
+from multinotes.keys import DB
 from multinotes.testing import ApiClient
 from tests.support.scripted_provider import Script, scripted_plugins
 
@@ -42,6 +46,50 @@ async def test_a_pinned_conversation_is_listed_with_the_pinned_ones(user: ApiCli
     assert await titles(user) == ["Second", "First"]  # without the filter: both, by activity
     await user.patch(f"/api/conversations/{first}", {"pinned": False})
     assert await titles(user, "?pinned=true") == []
+
+
+async def test_each_listed_conversation_says_what_it_says_itself_and_pages_cover_them_all(
+    user: ApiClient,
+) -> None:
+    """The list reads its rows as text without an ORM session (issue #17: CPU per request);
+    what it answers is still, field for field, what the conversation's own answer says
+    (pinned, archived, a timestamp on a whole second); ``before`` walks every one once."""
+    ids = [await new(user, f"Chat {n}") for n in range(5)]
+    await user.patch(f"/api/conversations/{ids[1]}", {"pinned": True})
+    db = user.app[DB]
+    whole_second = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    async with db.transaction() as session:
+        await session.execute(
+            update(Conversation)
+            .where(Conversation.id == ids[3])
+            .values(updated_at=whole_second, created_at=whole_second)
+        )
+    orm_reads: list[Any] = []
+
+    def note(state: Any) -> None:
+        orm_reads.append(str(state.statement))
+
+    event.listen(db.read_session_class, "do_orm_execute", note)
+    try:
+        listed = (await user.get_json("/api/conversations"))["conversations"]
+    finally:
+        event.remove(db.read_session_class, "do_orm_execute", note)
+    assert not [s for s in orm_reads if "FROM conversations" in s], orm_reads
+    assert sorted(c["id"] for c in listed) == sorted(ids)
+    for summary in listed:
+        full = await user.get_json(f"/api/conversations/{summary['id']}")
+        assert summary == {key: full[key] for key in summary}
+    assert [c["pinned"] for c in listed if c["id"] == ids[1]] == [True]
+    assert listed[-1]["id"] == ids[3] and listed[-1]["updated_at"] == "2026-01-02T03:04:05+00:00"
+    walked: list[str] = []
+    before = ""
+    while True:
+        page = await user.get_json(f"/api/conversations?limit=2{before}")
+        walked += [c["id"] for c in page["conversations"]]
+        if page["next_cursor"] is None:
+            break
+        before = f"&before={page['next_cursor']}"
+    assert walked == [c["id"] for c in listed]
 
 
 async def test_an_archived_conversation_leaves_the_list_and_can_come_back(

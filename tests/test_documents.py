@@ -7,15 +7,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime
+from typing import Any
 
 import aiohttp
 import pytest
+import structlog
 from aiohttp import web
+from sqlalchemy import event, null, update
 from structlog.testing import capture_logs
 
 from multinotes.app import create_app
+from multinotes.keys import DB
+from multinotes.notes.models import Document
 from multinotes.settings import Settings
 from multinotes.testing import ApiClient
+from tests.support.statements import Statements
 
 
 @pytest.fixture
@@ -192,6 +199,83 @@ async def test_list_filters_by_folder_and_text_and_pages_with_a_cursor(user: Api
     assert (await user.get_json("/api/documents?q=5%25"))["documents"] == []
     assert (await user.get("/api/documents?cursor=garbage")).status == 422
     assert (await user.get("/api/documents?sort=size")).status == 422
+
+
+async def test_the_list_reads_no_note_bodies_and_answers_the_summary_fields(user: ApiClient):
+    """A page of 50 notes is a page of titles: the bodies (up to a megabyte each) stay in the
+    database; the summary still says whether a note was saved from an answer."""
+    plain = (await create(user, "Plain", "x" * 5000))["id"]
+    with Statements(user.app) as statements:
+        listed = await user.get_json("/api/documents")
+    reads = [s for s in statements if "FROM documents" in s]
+    assert len(reads) == 1 and "documents.content" not in reads[0], reads
+    (summary,) = listed["documents"]
+    assert summary["id"] == plain and summary["has_provenance"] is False
+    assert set(summary) == {
+        "id",
+        "title",
+        "folder_id",
+        "version",
+        "has_provenance",
+        "created_at",
+        "updated_at",
+    }
+
+
+async def test_each_listed_note_says_what_the_note_itself_says_and_pages_cover_them_all(
+    user: ApiClient,
+):
+    """The list reads its rows as text without an ORM session (issue #17: CPU per request);
+    what it answers is still, field for field and byte for byte, what the note's own page
+    says: timestamps on a whole second too, and a provenance that is empty, JSON null, SQL
+    NULL or set. Its cursor walks every note once, in every sort."""
+    ids = [(await create(user, f"Note {n}", "body"))["id"] for n in range(5)]
+    db = user.app[DB]
+    whole_second = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    changes: list[dict[str, Any]] = [
+        {"provenance": {}},
+        {"provenance": None},
+        {"provenance": null()},
+        {"provenance": {"source_message_id": "m1"}},
+        {"updated_at": whole_second, "created_at": whole_second},
+    ]
+    async with db.transaction() as session:
+        for doc, values in zip(ids, changes, strict=True):
+            await session.execute(update(Document).where(Document.id == doc).values(**values))
+    orm_reads: list[Any] = []
+
+    def note(state: Any) -> None:
+        # The request's own reads: the embedded scheduler's sweeps read documents too, with
+        # no request of theirs.
+        if structlog.contextvars.get_contextvars().get("request_id"):
+            orm_reads.append(state.statement)
+
+    event.listen(db.read_session_class, "do_orm_execute", note)
+    try:
+        listed = (await user.get_json("/api/documents"))["documents"]
+        assert not [s for s in orm_reads if "documents" in str(s)], orm_reads
+        await user.get_json(f"/api/documents/{ids[0]}")  # the note's page reads the entity:
+        assert [s for s in orm_reads if "documents" in str(s)]  # the listener sees it
+    finally:
+        event.remove(db.read_session_class, "do_orm_execute", note)
+    assert sorted(d["id"] for d in listed) == sorted(ids)
+    for summary in listed:
+        full = await user.get_json(f"/api/documents/{summary['id']}")
+        assert summary == {key: full[key] for key in summary}
+    by_id = {d["id"]: d for d in listed}
+    assert [by_id[doc]["has_provenance"] for doc in ids] == [False, False, False, True, False]
+    assert by_id[ids[4]]["updated_at"] == "2026-01-02T03:04:05+00:00"
+    for sort in ("-updated", "updated", "created", "-created", "title", "-title"):
+        walked: list[str] = []
+        cursor = ""
+        while True:
+            page = await user.get_json(f"/api/documents?sort={sort}&limit=2{cursor}")
+            walked += [d["id"] for d in page["documents"]]
+            if page["next_cursor"] is None:
+                break
+            cursor = f"&cursor={page['next_cursor']}"
+        whole = (await user.get_json(f"/api/documents?sort={sort}"))["documents"]
+        assert walked == [d["id"] for d in whole] and len(walked) == 5, sort
 
 
 async def test_another_users_documents_and_versions_are_404_and_unchanged(

@@ -5,6 +5,7 @@ and the same access rules as reading (a viewer exports, a stranger gets 404)."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import zipfile
 from datetime import timedelta
@@ -20,8 +21,10 @@ from sqlalchemy import update
 
 from multinotes.db import utcnow
 from multinotes.keys import DB, SETTINGS
+from multinotes.note_exports import service
 from multinotes.note_exports.models import NoteExport
 from multinotes.note_exports.service import purge_note_exports
+from multinotes.notes.models import Document, Folder
 from multinotes.plugins.exports import docx as docx_plugin
 from multinotes.plugins.exports import html as html_plugin
 from multinotes.plugins.exports import markdown as markdown_plugin
@@ -271,6 +274,54 @@ async def test_a_folder_exports_as_a_zip_keeping_its_tree_with_progress(ann: Api
         "Overview.md",
     ]
     assert "Walk 2" in archive.read("Days/Day 2.md").decode()
+
+
+async def test_a_folder_of_200_notes_exports_as_a_zip_while_its_progress_moves(
+    ann: ApiClient, monkeypatch: pytest.MonkeyPatch
+):
+    """The issue's "done when": 200 notes, the progress seen between the start and the end.
+
+    HTML renders 200 short notes faster than progress is stored (at most twice a second), so on
+    a quiet machine the job went from 0 to 200 between two polls. Each note here takes 10 ms
+    more, as a slower format's would (PDF takes far longer), so the export lasts ~2 s."""
+    real_render = service.render_file
+
+    async def slower_render(*args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(0.01)
+        return await real_render(*args, **kwargs)
+
+    monkeypatch.setattr(service, "render_file", slower_render)
+    trip = await folder(ann, "Two hundred")
+    async with ann.app[DB].transaction() as session:  # the notes as the API stores them
+        owner = (await session.get(Folder, trip)).user_id  # type: ignore[union-attr]
+        session.add_all(
+            Document(
+                user_id=owner,
+                folder_id=trip,
+                title=f"Note {n:03d}",
+                content=f"# Note {n}\n\nWalk number **{n}**.",
+            )
+            for n in range(200)
+        )
+    created = await ann.post("/api/exports", {"format": "html", "folder_id": trip})
+    assert created.status == 202, await created.text()
+    export_id = (await created.json())["id"]
+    seen: list[int] = []
+    for _ in range(300):  # polled as the menu's progress bar does, a few times a second
+        state = await ann.get_json(f"/api/exports/{export_id}")
+        seen.append(state["progress"]["done"])
+        if state["status"] in ("done", "failed"):
+            break
+        await asyncio.sleep(0.3)
+    assert state["status"] == "done", state
+    assert state["progress"] == {"done": 200, "total": 200}
+    assert seen == sorted(seen)  # it only ever moves forward
+    assert any(0 < n < 200 for n in seen), seen  # and was seen on its way
+    _, body = await download(ann, state["download_url"])
+    archive = zipfile.ZipFile(io.BytesIO(body))
+    names = sorted(archive.namelist())
+    assert len(names) == 200 and names[0] == "Note 000.html" and names[-1] == "Note 199.html"
+    assert "Walk number <strong>123</strong>" in archive.read("Note 123.html").decode()
 
 
 async def test_a_conversation_exports_as_one_file_with_each_message(ann: ApiClient):

@@ -288,11 +288,15 @@ async def test_folder_shares_made_before_the_upgrade_are_in_the_feeds_after_it(
         config.attributes["connection"] = connection
         command.downgrade(config, "0012_sharing")
 
-    try:
-        async with engine.begin() as connection:
-            await connection.run_sync(downgrade_to_before)
-    finally:
-        await upgrade(engine)
+    # The app's own writers (its embedded scheduler's sweeps) wait while the schema changes
+    # under it: one that wrote between the migration's first read and its DDL made SQLite
+    # refuse the DDL at once ("database is locked", its deadlock avoidance, no busy wait).
+    async with ann.app[DB].transaction():
+        try:
+            async with engine.begin() as connection:
+                await connection.run_sync(downgrade_to_before)
+        finally:
+            await upgrade(engine)
 
     items = await feed(bob, doc)
     assert [(i["kind"], i["detail"].get("email")) for i in items] == [

@@ -130,14 +130,10 @@ def test_no_cycles_between_feature_packages() -> None:
     problems = [
         " -> ".join(cycle)
         + "\n"
-        + "\n".join(
-            f"    {line}" for a, b in itertools.pairwise(cycle) for line in edges[(a, b)]
-        )
+        + "\n".join(f"    {line}" for a, b in itertools.pairwise(cycle) for line in edges[(a, b)])
         for cycle in cycles(kept)
     ]
-    assert problems == [], "Feature packages import each other in a cycle:\n" + "\n".join(
-        problems
-    )
+    assert problems == [], "Feature packages import each other in a cycle:\n" + "\n".join(problems)
 
 
 def test_every_pending_exception_is_still_needed() -> None:

@@ -276,3 +276,276 @@ async def test_a_stopping_process_ends_its_open_sockets_at_once(
         closed = await asyncio.wait_for(socket.receive(), 5)
         assert closed.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
         assert asyncio.get_running_loop().time() - started < 5
+
+
+# -- long tasks that finish (issue #20 item 2) ---------------------------------------------------
+
+
+async def test_a_finished_folder_export_reaches_its_owner_with_the_download(
+    ann: ApiClient, bob: ApiClient
+) -> None:
+    anns, bobs = await connect(ann), await connect(bob)
+    folder = (await (await ann.post("/api/folders", {"name": "Trip"})).json())["id"]
+    made = await ann.post("/api/documents", {"title": "Day 1", "content": "x", "folder_id": folder})
+    assert made.status == 201
+    created = await ann.post("/api/exports", {"format": "markdown", "folder_id": folder})
+    assert created.status == 202, await created.text()
+    job = (await created.json())["id"]
+
+    event = await next_event(anns, "task.finished", timeout=30)
+    assert event["id"] is not None  # kept for a tab that reconnects
+    assert event["data"] == {
+        "kind": "note_export",
+        "id": job,
+        "status": "done",
+        "title": "Your folder export is ready",
+        "excerpt": "Trip.zip",
+        "url": f"/exports/{job}",
+        "download_url": f"/api/exports/{job}/download",
+    }
+    download = await ann.get(event["data"]["download_url"])
+    assert download.status == 200 and download.headers["Content-Type"] == "application/zip"
+    with pytest.raises(asyncio.TimeoutError):
+        await next_event(bobs, "task.finished", timeout=0.5)
+    await anns.close()
+    await bobs.close()
+
+
+async def test_a_failed_export_says_why(ann: ApiClient) -> None:
+    from multinotes.keys import SETTINGS
+
+    ann.client.server.app[SETTINGS].note_export_max_bytes = 1024
+    socket = await connect(ann)
+    folder = (await (await ann.post("/api/folders", {"name": "Big"})).json())["id"]
+    noise = "".join(f"{n:08x} " for n in range(2000))
+    await ann.post("/api/documents", {"title": "Part", "content": noise, "folder_id": folder})
+    created = await ann.post("/api/exports", {"format": "markdown", "folder_id": folder})
+    event = await next_event(socket, "task.finished", timeout=30)
+    assert event["data"]["id"] == (await created.json())["id"]
+    assert event["data"]["status"] == "failed" and event["data"]["download_url"] is None
+    assert event["data"]["title"] == "Your folder export failed"
+    assert "larger than the export limit" in event["data"]["excerpt"]
+    await socket.close()
+
+
+async def test_a_finished_data_export_reaches_its_owner(ann: ApiClient) -> None:
+    socket = await connect(ann)
+    started = await ann.post("/api/me/export")
+    assert started.status == 202
+    export = (await started.json())["id"]
+    event = await next_event(socket, "task.finished", timeout=60)
+    assert event["data"]["kind"] == "data_export" and event["data"]["id"] == export
+    assert event["data"]["status"] == "done"
+    assert event["data"]["url"] == "/account/privacy"
+    assert event["data"]["download_url"] == f"/api/me/exports/{export}/download"
+    assert (await ann.get(event["data"]["download_url"])).status == 200
+    await socket.close()
+
+
+async def progress_until_finished(socket: Any, task_id: str) -> list[dict[str, Any]]:
+    """The ``task.progress`` events of one task up to its ``task.finished`` (which ends the
+    list), each as its data."""
+
+    async def read() -> list[dict[str, Any]]:
+        seen: list[dict[str, Any]] = []
+        while True:
+            event = await socket.receive_json()
+            if event["type"] in ("task.progress", "task.finished"):
+                assert event["id"] is not None  # kept for a tab that reconnects
+            if event["type"] == "task.progress" and event["data"]["id"] == task_id:
+                seen.append(event["data"])
+            elif event["type"] == "task.finished" and event["data"]["id"] == task_id:
+                seen.append({"finished": event["data"]["status"]})
+                return seen
+
+    return await asyncio.wait_for(read(), 60)
+
+
+async def test_a_folder_exports_progress_reaches_its_owner_and_nobody_else(
+    ann: ApiClient, bob: ApiClient
+) -> None:
+    anns, bobs = await connect(ann), await connect(bob)
+    folder = (await (await ann.post("/api/folders", {"name": "Trip"})).json())["id"]
+    for day in range(1, 6):
+        made = await ann.post(
+            "/api/documents", {"title": f"Day {day}", "content": "x", "folder_id": folder}
+        )
+        assert made.status == 201
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    created = await ann.post("/api/exports", {"format": "markdown", "folder_id": folder})
+    assert created.status == 202, await created.text()
+    job = (await created.json())["id"]
+
+    seen = await progress_until_finished(anns, job)
+    took = loop.time() - started
+    *progress, finished = seen
+    assert finished == {"finished": "done"}
+    # From nothing to every note, in order, counting the notes it writes.
+    assert progress[0] == {
+        "kind": "note_export",
+        "id": job,
+        "progress": {"done": 0, "total": 5},
+        "status": "running",
+    }
+    assert progress[-1]["progress"] == {"done": 5, "total": 5}
+    counts = [p["progress"]["done"] for p in progress]
+    assert counts == sorted(counts) and len(set(counts)) == len(counts)
+    # At most twice a second, besides the start and the end.
+    assert len(progress) <= 2 + 2 * took + 1
+    # The same shape, and the same figures, as the export's own address.
+    assert (await ann.get_json(f"/api/exports/{job}"))["progress"] == {"done": 5, "total": 5}
+    with pytest.raises(asyncio.TimeoutError):
+        await next_event(bobs, "task.progress", timeout=0.5)
+    await anns.close()
+    await bobs.close()
+
+
+async def test_a_data_exports_progress_reaches_its_owner_and_nobody_else(
+    ann: ApiClient, bob: ApiClient
+) -> None:
+    anns, bobs = await connect(ann), await connect(bob)
+    started = await ann.post("/api/me/export")
+    assert started.status == 202
+    export = (await started.json())["id"]
+
+    *progress, finished = await progress_until_finished(anns, export)
+    assert finished == {"finished": "done"}
+    assert progress[0]["kind"] == "data_export" and progress[0]["status"] == "running"
+    assert progress[0]["progress"]["done"] == 0
+    total = progress[0]["progress"]["total"]
+    assert total > 10  # the tables, the files, the conversations
+    counts = [p["progress"]["done"] for p in progress]
+    assert counts == sorted(counts) and all(
+        p["progress"]["total"] == total and p["id"] == export for p in progress
+    )
+    assert counts[-1] == total  # everything written, before the end is told
+    with pytest.raises(asyncio.TimeoutError):
+        await next_event(bobs, "task.progress", timeout=0.5)
+    await anns.close()
+    await bobs.close()
+
+
+# -- lists that change when something is shared with you (issue #20 item 2) ----------------------
+
+
+async def test_the_recipient_hears_a_share_made_changed_and_revoked_and_nobody_else(
+    ann: ApiClient, bob: ApiClient, eve: ApiClient
+) -> None:
+    bobs, eves, anns = await connect(bob), await connect(eve), await connect(ann)
+    doc = (await (await ann.post("/api/documents", {"title": "Plan", "content": "x"})).json())["id"]
+    created = await ann.post(
+        "/api/shares", {"object_type": "document", "object_id": doc, "email": "bob@example.com"}
+    )
+    share = (await created.json())["id"]
+    added = await next_event(bobs, "shared.changed")
+    assert added["id"] is not None  # resumable like any event of theirs
+    assert added["data"] == {"object_type": "document", "object_id": doc, "change": "added"}
+
+    assert (await ann.patch(f"/api/shares/{share}", {"role": "editor"})).status == 200
+    assert (await next_event(bobs, "shared.changed"))["data"]["change"] == "changed"
+    assert (await ann.delete(f"/api/shares/{share}")).status == 204
+    assert (await next_event(bobs, "shared.changed"))["data"]["change"] == "removed"
+
+    # A public link and a share to an address without an account reach nobody's list.
+    await ann.post("/api/shares", {"object_type": "document", "object_id": doc, "public": True})
+    await ann.post(
+        "/api/shares", {"object_type": "document", "object_id": doc, "email": "new@example.com"}
+    )
+    for socket in (bobs, eves, anns):
+        with pytest.raises(asyncio.TimeoutError):
+            await next_event(socket, "shared.changed", timeout=0.5)
+        await socket.close()
+
+
+# -- at scale: slow tabs, one message for many people (issue #20 scale) -------------------------
+
+
+async def test_a_tab_that_stops_reading_is_dropped_without_holding_up_the_others(
+    bob: ApiClient,
+) -> None:
+    from multinotes.live import HUB
+    from multinotes.live.hub import SLOW
+
+    reading, stuck = await connect(bob), await connect(bob)
+    hello = await next_event(reading, "live.hello")
+    await next_event(stuck, "live.hello")
+    hub = bob.app[HUB]
+    # ~19 MB for each tab: far more than the sockets' buffers hold for a tab that reads nothing.
+    big = "x" * 64_000
+    got: list[dict[str, Any]] = []
+
+    async def read_all() -> None:
+        while len(got) < 300:
+            event = await reading.receive_json()
+            if event["type"] == "bench.big":
+                got.append(event)
+
+    reader = asyncio.create_task(read_all())
+    for number in range(300):
+        await hub.publish(bob.user["id"], "bench.big", {"n": number, "pad": big})
+        await asyncio.sleep(0)
+    await asyncio.wait_for(reader, 30)
+    assert [e["data"]["n"] for e in got] == list(range(300))  # in order, none lost
+
+    # The stuck tab was closed as too slow ("try again later") and resumes where it stopped.
+    last = hello["data"]["last_event_id"]
+    while True:
+        message = await asyncio.wait_for(stuck.receive(), 10)
+        if message.type == aiohttp.WSMsgType.TEXT:
+            last = json.loads(message.data)["id"] or last
+            continue
+        break
+    assert message.type == aiohttp.WSMsgType.CLOSE and message.data == SLOW
+    assert int(last) < int(got[-1]["id"])  # it had fallen behind
+    resumed = await connect(bob, f"?last_event_id={last}")
+    await next_event(resumed, "live.hello")
+    # What it missed is still in the ring (the last 100 events), or it is told to reload.
+    after = await asyncio.wait_for(resumed.receive_json(), 5)
+    assert after["type"] == "live.reset" or int(after["id"]) == int(last) + 1, after
+    await resumed.close()
+    await reading.close()
+
+
+async def test_one_event_for_an_organisations_members_is_one_message_on_the_bus(
+    ann: ApiClient, bob: ApiClient, eve: ApiClient
+) -> None:
+    from multinotes.keys import BUS
+    from multinotes.live import HUB, publish_organisation
+    from multinotes.live.hub import CHANNEL
+
+    made = await ann.post("/api/orgs", {"name": "Acme"})
+    assert made.status == 201, await made.text()
+    organisation = (await made.json())["id"]
+    anns, anns_other_tab, bobs = await connect(ann), await connect(ann), await connect(bob)
+    for socket in (anns, anns_other_tab, bobs):
+        await next_event(socket, "live.hello")
+    bus = ann.app[BUS]
+    sent: list[dict[str, Any]] = []
+    publish = bus.publish
+
+    async def counting(channel: str, message: dict[str, Any]) -> None:
+        if channel == CHANNEL:
+            sent.append(message)
+        await publish(channel, message)
+
+    bus.publish = counting  # type: ignore[method-assign]
+    try:
+        assert await publish_organisation(ann.app, organisation, "org.note", {"text": "hi"}) == 1
+        # Two people (ann, and bob added beside her here), one message however many tabs.
+        await ann.app[HUB].publish_many(
+            [ann.user["id"], bob.user["id"]], "org.note", {"text": "both"}
+        )
+    finally:
+        bus.publish = publish  # type: ignore[method-assign]
+    assert len(sent) == 2
+    for socket in (anns, anns_other_tab):
+        first, second = await next_event(socket, "org.note"), await next_event(socket, "org.note")
+        assert (first["data"], second["data"]) == ({"text": "hi"}, {"text": "both"})
+        assert int(second["id"]) == int(first["id"]) + 1  # ann's own ids: she resumes as ever
+    assert (await next_event(bobs, "org.note"))["data"] == {"text": "both"}
+    # A tab of ann's that reconnects gets it again from her ring.
+    resumed = await connect(ann, f"?last_event_id={int(first['id']) - 1}")
+    assert (await next_event(resumed, "org.note"))["data"] == {"text": "hi"}
+    for socket in (anns, anns_other_tab, bobs, resumed):
+        await socket.close()

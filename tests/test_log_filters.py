@@ -11,8 +11,13 @@ from multinotes.logs import CancelledTaskFilter
 def record(exc: BaseException | None) -> logging.LogRecord:
     exc_info = (type(exc), exc, None) if exc is not None else None
     return logging.LogRecord(
-        "taskiq.receiver.receiver", logging.ERROR, __file__, 1,
-        "Exception found while executing function.", None, exc_info,
+        "taskiq.receiver.receiver",
+        logging.ERROR,
+        __file__,
+        1,
+        "Exception found while executing function.",
+        None,
+        exc_info,
     )
 
 

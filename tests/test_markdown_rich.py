@@ -16,7 +16,7 @@ from multinotes.markdown import (
 
 def test_fenced_code_keeps_its_language_for_the_highlighter() -> None:
     html = render_markdown("```python\nprint('<hi>')\n```")
-    assert '<pre><code class="language-python">print(\'&lt;hi&gt;\')\n</code></pre>' in html
+    assert "<pre><code class=\"language-python\">print('&lt;hi&gt;')\n</code></pre>" in html
 
 
 def test_dollar_math_is_escaped_tex_marked_inline_or_display() -> None:

@@ -406,6 +406,61 @@ async def test_the_live_channel_works_through_nginx_over_tls(stack):
             assert line.startswith(b"event: live.hello")
 
 
+async def test_a_note_edited_together_works_through_nginx_over_tls(stack):
+    """The collab WebSocket of a note passes nginx too (wss://, this site's Origin): the editor
+    gets its hello and the note's text, and an edit from a second editor reaches it."""
+    from pycrdt import Doc, Text
+
+    from multinotes.collab import protocol
+
+    config = (stack.prefix / "multinotes.conf").read_text()
+    block = config[config.index("location ~ ^/api/documents/[^/]+/collab$") :]
+    block = block[: block.index("}")]
+    assert "proxy_read_timeout 1h;" in block and "proxy_send_timeout 1h;" in block
+
+    async with Browser(stack) as browser:
+        await browser.register_and_login(unique_email("collab"))
+        async with browser.session.post(
+            "/api/documents",
+            json={"title": "Together", "content": "Hello"},
+            headers=browser.headers(),
+        ) as response:
+            assert response.status == 201, await response.text()
+            note = (await response.json())["id"]
+        path = f"/api/documents/{note}/collab"
+        first = await browser.session.ws_connect(path, origin=stack.url)
+        second = await browser.session.ws_connect(path, origin=stack.url)
+        try:
+            docs = []
+            for socket in (first, second):
+                hello = await socket.receive_json(timeout=10)
+                assert hello["type"] == "collab.hello" and hello["data"]["role"] == "owner"
+                doc = Doc()
+                await socket.send_bytes(protocol.sync_step1(doc.get_state()))
+                while True:
+                    message = await socket.receive(timeout=10)
+                    if message.type != aiohttp.WSMsgType.BINARY:
+                        continue
+                    frame = protocol.parse(message.data)
+                    if frame.kind == protocol.SYNC and frame.step == protocol.STEP2:
+                        doc.apply_update(frame.payload)
+                        break
+                assert str(doc.get("content", type=Text)) == "Hello"
+                docs.append(doc)
+            before = docs[1].get_state()
+            docs[1].get("content", type=Text).insert(5, " world")
+            await second.send_bytes(protocol.update_frame(docs[1].get_update(before)))
+            while str(docs[0].get("content", type=Text)) != "Hello world":
+                message = await first.receive(timeout=10)
+                if message.type == aiohttp.WSMsgType.BINARY:
+                    frame = protocol.parse(message.data)
+                    if frame.kind == protocol.SYNC:
+                        docs[0].apply_update(frame.payload)
+        finally:
+            await first.close()
+            await second.close()
+
+
 async def upload(browser: Browser, size: int, **kwargs: Any) -> tuple[int, Any]:
     form = aiohttp.FormData()
     form.add_field("file", b"a" * size, filename="big.txt", content_type="text/plain")

@@ -6,6 +6,7 @@ token refreshed, a revoked connection asking to reconnect, and who may export wh
 
 from __future__ import annotations
 
+import io
 import time
 from datetime import timedelta
 from typing import Any
@@ -14,12 +15,14 @@ from urllib.parse import parse_qs, urlsplit
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
+from PIL import Image
 from sqlalchemy import select, update
 
 from multinotes.connections.models import ConnectedAccountRow
 from multinotes.db import utcnow
 from multinotes.keys import DB
 from multinotes.notes.models import Document
+from multinotes.plugin import plugin_context
 from multinotes.plugins.exports import notion as notion_plugin
 from multinotes.plugins.exports.notion.tests.fakes.fake_notion import FakeNotion
 from multinotes.testing import ApiClient
@@ -192,6 +195,54 @@ async def test_connect_export_and_export_again_updates_the_same_page(ann, notion
     assert notion.created_pages() == [page_id]
     assert notion.title_of(page_id) == "Trip plan v2"
     assert [notion.plain_text(b) for b in notion.page_blocks(page_id)] == ["Now Porto."]
+
+
+async def upload_png(api: ApiClient, color: str) -> tuple[str, bytes]:
+    picture = io.BytesIO()
+    Image.new("RGB", (40, 20), color).save(picture, "PNG")
+    form = aiohttp.FormData()
+    form.add_field("file", picture.getvalue(), filename=f"{color}.png", content_type="image/png")
+    response = await api.post("/api/files", data=form)
+    assert response.status == 201, await response.text()
+    return str((await response.json())["id"]), picture.getvalue()
+
+
+async def test_an_image_of_the_users_files_becomes_an_image_at_a_signed_link(ann, eve, notion):
+    await connect(ann)
+    mine, data = await upload_png(ann, "teal")
+    theirs, _ = await upload_png(eve, "red")
+    doc = await note(
+        ann,
+        "Map",
+        f"![the map](/api/files/{mine}/content)\n\n![not mine](/api/files/{theirs}/content)",
+    )
+    response = await export(ann, doc)
+    assert response.status == 200, await response.text()
+    [page_id] = notion.created_pages()
+    image, other = notion.page_blocks(page_id)
+
+    assert image["type"] == "image" and image["image"]["type"] == "external"
+    assert image["image"]["caption"][0]["text"]["content"] == "the map"
+    url = image["image"]["external"]["url"]
+    parts = urlsplit(url)
+    assert parts.scheme == "http" and parts.path == f"/files/signed/{mine}"
+    expires = int(parse_qs(parts.query)["exp"][0])
+    assert 29 * 86400 < expires - time.time() <= 30 * 86400
+    # Notion fetches it without signing in, and gets the image's bytes.
+    async with aiohttp.ClientSession() as fetcher, fetcher.get(url) as fetched:
+        assert fetched.status == 200
+        assert fetched.headers["Content-Type"] == "image/png"
+        assert await fetched.read() == data
+    # A file Ann may not read gets no link: a line pointing to the note instead.
+    assert other["type"] == "paragraph"
+    assert "kept in MultinotesAI" in notion.plain_text(other)
+    assert theirs not in str(notion.page_blocks(page_id))
+    # A plugin makes such links through its context, for as long as it says.
+    made = urlsplit(plugin_context(ann.app, "notion").signed_file_url(mine, 60))
+    assert made.path == f"/files/signed/{mine}"
+    assert int(parse_qs(made.query)["exp"][0]) - time.time() <= 60
+    fetched_again = await ann.get(f"{made.path}?{made.query}")
+    assert fetched_again.status == 200 and await fetched_again.read() == data
 
 
 async def test_a_saved_answer_gets_a_provenance_callout(ann, notion):

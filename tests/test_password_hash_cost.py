@@ -4,6 +4,7 @@ suites, which choose the cheapest one through ``password_hash_cost``; production
 from __future__ import annotations
 
 import argparse
+import asyncio
 
 import pytest
 from sqlalchemy import select
@@ -11,11 +12,13 @@ from sqlalchemy import select
 from multinotes.app import create_app
 from multinotes.cli import load_settings
 from multinotes.errors import ConfigError
+from multinotes.identity import passwords
 from multinotes.keys import DB
 from multinotes.models import User
 from multinotes.readiness import production_checks
 from multinotes.settings import Settings
 from multinotes.testing import app_client, embedded_settings
+from tests.support.waiting import eventually
 
 
 async def _hash_of_new_user(settings: Settings) -> str:
@@ -50,3 +53,65 @@ def test_production_refuses_the_test_cost(tmp_path, monkeypatch):
 
     monkeypatch.setenv("MULTINOTES_PASSWORD_HASH_COST", "standard")
     assert load_settings(args).password_hash_cost == "standard"
+
+
+async def test_hashing_runs_beside_the_event_loop_not_on_it(tmp_path, monkeypatch):
+    """A standard hash costs ~180 ms of CPU: signing up, logging in and changing a password
+    hash in a worker thread, so the process keeps answering everyone else meanwhile (on the
+    loop, 1,000 people signing in stalled every request of the process: bench_users.py)."""
+    import threading
+
+    loop_thread = threading.get_ident()
+    threads: dict[str, set[int]] = {"hash": set(), "verify": set()}
+    hash_password, verify_password = passwords.hash_password, passwords.verify_password
+
+    def hashing(password: str) -> str:
+        threads["hash"].add(threading.get_ident())
+        return hash_password(password)
+
+    def verifying(password_hash: str | None, password: str) -> bool:
+        threads["verify"].add(threading.get_ident())
+        return verify_password(password_hash, password)
+
+    monkeypatch.setattr(passwords, "hash_password", hashing)
+    monkeypatch.setattr(passwords, "verify_password", verifying)
+    async with app_client(create_app(embedded_settings(tmp_path), plugins=[])) as api:
+        await api.register_and_login("threads@example.com")
+    assert threads["hash"] and threads["verify"], threads
+    assert loop_thread not in threads["hash"] | threads["verify"], threads
+
+
+async def test_a_burst_of_sign_ins_waits_its_turn_and_leaves_other_threads_free(monkeypatch):
+    """Hashes run in a pool of their own, ``HASHING_THREADS`` at a time: a burst of sign-ins
+    queues there instead of taking every thread of the default executor (which DNS look-ups,
+    file I/O and mail share) and more cores than the event loop can spare. Under
+    bench_users.py's sign-in ramp, answers stalled for a minute while argon2 filled them."""
+    import threading
+
+    release = threading.Event()
+    lock = threading.Lock()
+    running, most = 0, 0
+
+    def held_verify(password_hash: str | None, password: str) -> bool:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        release.wait(30)
+        with lock:
+            running -= 1
+        return True
+
+    monkeypatch.setattr(passwords, "verify_password", held_verify)
+    burst = [
+        asyncio.create_task(passwords.verify_password_async("h", "p"))
+        for _ in range(passwords.HASHING_THREADS + 8)
+    ]
+    try:
+        await eventually(lambda: running == passwords.HASHING_THREADS, timeout=10)
+        # Every hashing thread is busy, and the default executor still runs work at once.
+        assert await asyncio.wait_for(asyncio.to_thread(lambda: "free"), 10) == "free"
+    finally:
+        release.set()
+    assert all(await asyncio.gather(*burst))
+    assert most == passwords.HASHING_THREADS

@@ -17,8 +17,8 @@ from tests.support.sse import by_model, parse_sse
 
 ROOT = Path(__file__).resolve().parents[1]
 PUBLIC = "multinotes.plugin"
-#: A plugin's tests may also use the public test tooling.
-TESTING = "multinotes.testing"
+#: A plugin's tests may also use the public test tooling (and its fake OpenAI-wire server).
+TESTING = ("multinotes.testing", "multinotes.testing_openai")
 
 
 def _python_files() -> list[Path]:
@@ -57,7 +57,7 @@ def _core_imports(source: str, own: str | None, *, test: bool = False) -> list[s
         for name in names:
             if name != "multinotes" and not name.startswith("multinotes."):
                 continue
-            allowed = name == PUBLIC or (test and name == TESTING)
+            allowed = name == PUBLIC or (test and name in TESTING)
             if allowed or (own and (name == own or name.startswith(own + "."))):
                 continue
             found.append(name)

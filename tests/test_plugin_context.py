@@ -286,3 +286,30 @@ async def test_context_mails_a_user_from_the_plugins_templates(tmp_path):
     assert mail["To"] == "pat@example.com" and mail["Subject"] == "Hello from the postman"
     assert "Hi Pat, the parcel came." in text_of(mail)
     assert "<p>Hi Pat, the parcel came.</p>" in html_of(mail)
+
+
+async def test_context_reads_feature_flags_and_experiment_variants(perks):
+    api, _ = perks
+    context = plugin_context(api.app, "perks")
+    user_id = api.user["id"]
+    assert not await context.flag_enabled(user_id, "perks_beta")  # unknown: off
+    created = await api.post(
+        "/api/admin/flags", {"name": "perks_beta", "enabled": True, "allow_list": [user_id]}
+    )
+    assert created.status == 201
+    assert await context.flag_enabled(user_id, "perks_beta")
+    experiment = await api.post(
+        "/api/admin/experiments",
+        {
+            "name": "perks_offer",
+            "variants": [{"name": "plain"}, {"name": "shiny"}],
+            "conversion_event": "note.created",
+        },
+    )
+    experiment_id = (await experiment.json())["id"]
+    assert await context.variant(user_id, "perks_offer") is None  # a draft: the default
+    assert (await api.post(f"/api/admin/experiments/{experiment_id}/start")).status == 200
+    variant = await context.variant(user_id, "perks_offer")
+    assert variant in ("plain", "shiny")
+    results = await api.get_json(f"/api/admin/experiments/{experiment_id}/results")
+    assert {v["name"]: v["exposed"] for v in results["variants"]}[variant] == 1

@@ -33,6 +33,7 @@ from multinotes.keys import DB, PLUGINS
 from multinotes.migrations import (
     MigrationError,
     PluginMigrations,
+    at_heads,
     check_plugin_revisions,
     current_revision,
     installed_plugin_migrations,
@@ -182,6 +183,77 @@ def test_a_dependency_on_a_core_revision_that_does_not_exist_is_refused(tmp_path
         check_plugin_revisions("tidy", folder)
 
 
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        ({"tidy_0001.py": "revision = 'tidy_0001'\ndef upgrade(:\n"}, "does not parse"),
+        ({"tidy_0001.py": "down_revision = None\n"}, "revision id"),  # Alembic's words
+        ({"tidy_0001.py": "revision = '0001_core'\n"}, "'0001_core' is declared twice"),
+        (
+            {
+                "tidy_0001.py": "revision = 'tidy_0001'\ndown_revision = 'tidy_0002'\n",
+                "tidy_0002.py": "revision = 'tidy_0002'\ndown_revision = 'tidy_0001'\n",
+            },
+            "a cycle",
+        ),
+        (
+            {"tidy_0001.py": "revision = 'tidy_0001'\ndown_revision = 'tidy_0000'\n"},
+            "no revision 'tidy_0000'",
+        ),
+    ],
+)
+def test_revision_files_are_read_without_importing_them_and_a_broken_tree_is_refused(
+    tmp_path, files, message
+):
+    """A process that does not migrate (a production web process) checks a plugin's revisions
+    from their headers read as source, without Alembic."""
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    for name, source in files.items():
+        (folder / name).write_text(source)
+    with pytest.raises(ValueError, match="do not form a tree") as refused:
+        check_plugin_revisions("tidy", folder)
+    assert message in str(refused.value)
+
+
+def test_headers_written_as_expressions_are_read_by_importing_the_file(tmp_path):
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    (folder / "tidy_0001.py").write_text(
+        "PREFIX = 'tidy_'\n"
+        "revision = PREFIX + '0001'\n"
+        "down_revision, branch_labels, depends_on = None, ('tidy',), '0001_core'\n"
+        "def upgrade() -> None: ...\n"
+        "def downgrade() -> None: ...\n"
+    )
+    check_plugin_revisions("tidy", folder)  # found sound, by Alembic
+    (folder / "tidy_0001.py").write_text(
+        "revision = 'tidy' + '_0001'\ndown_revision = None\nbranch_labels = ()\n"
+    )
+    with pytest.raises(ValueError, match=re.escape("branch_labels = ('tidy',)")):
+        check_plugin_revisions("tidy", folder)
+
+
+def test_the_headers_read_as_source_are_the_tree_alembic_reads():
+    from multinotes.migrations import core_revisions, script_directory
+
+    script = script_directory()
+    by_alembic = {
+        rev.revision: (rev.down_revision, rev.branch_labels, rev.dependencies)
+        for rev in script.walk_revisions()
+    }
+    by_source = {
+        rev.revision: (rev.down, set(rev.labels), rev.depends_on) for rev in core_revisions()
+    }
+    assert by_source.keys() == by_alembic.keys()
+    for name, (down, labels, depends) in by_alembic.items():
+        assert by_source[name] == (
+            tuple([down] if isinstance(down, str) else down or ()),
+            set(labels),
+            tuple([depends] if isinstance(depends, str) else depends or ()),
+        ), name
+
+
 class Tidy:
     """A plugin whose only hook registers a folder of revisions."""
 
@@ -205,6 +277,35 @@ async def test_a_plugin_with_broken_revisions_is_failed_and_the_app_starts(tmp_p
         assert listed["tidy"]["status"] == "failed"
         async with api.app[DB].engine.connect() as connection:
             assert not await connection.run_sync(lambda c: inspect(c).has_table("tidy_things"))
+
+
+async def test_a_start_applies_what_is_missing_and_skips_alembic_only_at_the_heads(tmp_path):
+    """An embedded start reads the version table and the revision files' headers: at the heads
+    it has nothing to do (and does not import Alembic); a revision missing (a plugin added to
+    the database) is applied as before."""
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}")
+    folder = tmp_path / "migrations"
+    write_revision(folder, "tidy_0001", None, CREATE, labels="('tidy',)")
+    tidy = PluginMigrations("tidy", folder)
+    try:
+        await upgrade(engine, plugins=[])
+        async with engine.connect() as connection:
+            assert await connection.run_sync(at_heads, [])
+            assert not await connection.run_sync(at_heads, [tidy])
+        await upgrade(engine, plugins=[tidy])
+        async with engine.connect() as connection:
+            assert await connection.run_sync(lambda c: inspect(c).has_table("tidy_things"))
+            assert await connection.run_sync(at_heads, [tidy])
+            # One core revision missing from the version table: not at the heads.
+            await connection.execute(text("DELETE FROM alembic_version"))
+            await connection.execute(text("INSERT INTO alembic_version VALUES ('0003_workspace')"))
+            assert not await connection.run_sync(at_heads, [tidy])
+            await connection.rollback()
+            # An unknown head (a plugin gone) is Alembic's to park.
+            await connection.execute(text("INSERT INTO alembic_version VALUES ('gone_0001')"))
+            assert not await connection.run_sync(at_heads, [tidy])
+    finally:
+        await engine.dispose()
 
 
 async def test_an_uninstalled_plugins_head_is_parked_and_its_return_resumes_it(tmp_path, pinboard):

@@ -1,6 +1,6 @@
-"""Profile: name, timezone and language through PATCH /api/me (nothing else); avatars judged by
-their magic bytes, size-limited, re-encoded and served under an unguessable id; email change
-only through the link mailed to the new address, with the old address told."""
+"""Profile: name and timezone through PATCH /api/me (nothing else, and no language setting);
+avatars judged by their magic bytes, size-limited, re-encoded and served under an unguessable
+id; email change only through the link mailed to the new address, with the old address told."""
 
 from __future__ import annotations
 
@@ -42,38 +42,50 @@ async def logged_in(api: ApiClient, email: str = "pat@example.com") -> ApiClient
     return api
 
 
-# -- name, timezone, language -------------------------------------------------------------------
+# -- name, timezone ----------------------------------------------------------------------------
 
 
 async def test_me_shows_the_profile_with_defaults(api: ApiClient):
     await logged_in(api)
     me = await api.get_json("/api/me")
     assert me["name"] == "Pat" and me["email"] == "pat@example.com"
-    assert me["timezone"] == "UTC" and me["language"] == "en" and me["avatar_url"] is None
+    assert me["timezone"] == "UTC" and me["avatar_url"] is None
+    assert "language" not in me  # the interface is English only: no setting that does nothing
     assert me["role"] == "admin" and me["email_verified"] is False and me["created_at"]
 
 
-async def test_patch_changes_name_timezone_and_language(api: ApiClient):
+async def test_patch_changes_name_and_timezone(api: ApiClient):
     await logged_in(api)
-    response = await api.patch(
-        "/api/me", {"name": "  Pat Doe ", "timezone": "Europe/Berlin", "language": "de"}
-    )
+    response = await api.patch("/api/me", {"name": "  Pat Doe ", "timezone": "Europe/Berlin"})
     body = await response.json()
     assert response.status == 200, body
-    assert (body["name"], body["timezone"], body["language"]) == ("Pat Doe", "Europe/Berlin", "de")
+    assert (body["name"], body["timezone"]) == ("Pat Doe", "Europe/Berlin")
     assert await api.get_json("/api/me") == body
-    only = await (await api.patch("/api/me", {"language": "fr"})).json()
-    assert (only["name"], only["timezone"], only["language"]) == ("Pat Doe", "Europe/Berlin", "fr")
-    reset = await (await api.patch("/api/me", {"timezone": None, "language": None})).json()
-    assert (reset["timezone"], reset["language"]) == ("UTC", "en")
+    only = await (await api.patch("/api/me", {"timezone": "Asia/Tokyo"})).json()
+    assert (only["name"], only["timezone"]) == ("Pat Doe", "Asia/Tokyo")
+    reset = await (await api.patch("/api/me", {"timezone": None})).json()
+    assert reset["timezone"] == "UTC"
 
 
-async def test_patch_validates_timezone_language_and_name(api: ApiClient):
+async def test_there_is_no_language_setting_that_would_change_nothing(api: ApiClient):
+    """The interface is English only: a language is refused with 422 naming the field, not
+    stored and ignored."""
+    await logged_in(api)
+    response = await api.patch("/api/me", {"language": "de"})
+    answer = await response.json()
+    assert response.status == 422, answer
+    assert "language" in answer["error"]["fields"], answer
+    assert "language" not in await api.get_json("/api/me")
+    async with api.app[DB].read() as session:
+        row = await session.scalar(select(User).where(User.email == "pat@example.com"))
+    assert row is not None and row.language is None
+
+
+async def test_patch_validates_timezone_and_name(api: ApiClient):
     await logged_in(api)
     for body, field in [
         ({"timezone": "Mars/Olympus"}, "timezone"),
         ({"timezone": "../../etc/passwd"}, "timezone"),
-        ({"language": "klingon"}, "language"),
         ({"name": ""}, "name"),
         ({"name": "   "}, "name"),
         ({"name": None}, "name"),
@@ -129,7 +141,7 @@ async def test_profile_form_on_the_account_page(api: ApiClient):
     )
     assert saved.status == 303 and saved.headers["Location"] == "/account#profile"
     me = await api.get_json("/api/me")
-    assert (me["name"], me["timezone"], me["language"]) == ("Pat Form", "Asia/Tokyo", "en")
+    assert (me["name"], me["timezone"]) == ("Pat Form", "Asia/Tokyo") and "language" not in me
     assert 'name="language"' not in await (await api.get("/account")).text()
     refused = await api.client.post(
         "/account/profile",

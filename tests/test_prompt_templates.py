@@ -51,9 +51,10 @@ async def test_a_template_is_created_read_and_listed_with_its_typed_variables(us
     assert made["visibility"] == "private" and made["is_owner"] and made["use_count"] == 0
     got = await user.get_json(f"/api/templates/{made['id']}")
     assert got["body"] == BLOG["body"] and got["system_prompt"] == BLOG["system_prompt"]
-    listed = await user.get_json("/api/templates")
+    listed = await user.get_json("/api/templates?scope=mine")
     assert [t["id"] for t in listed["templates"]] == [made["id"]] and listed["total"] == 1
-    assert {t["tag"] for t in listed["tags"]} == {"blog", "writing"}
+    # The tags of everything one sees: theirs and the built-in starters'.
+    assert {"blog", "writing", "code"} <= {t["tag"] for t in listed["tags"]}
 
 
 async def test_rendering_fills_values_and_defaults_and_names_the_bad_variable(user: ApiClient):
@@ -104,7 +105,7 @@ async def test_bad_templates_are_refused_naming_the_field_and_nothing_is_kept(
     body = await response.json()
     assert response.status == 422, body
     assert any(name.startswith(field) for name in body["error"]["fields"]), body
-    assert (await user.get_json("/api/templates"))["total"] == 0
+    assert (await user.get_json("/api/templates?scope=mine"))["total"] == 0
 
 
 async def test_private_shared_and_public_templates_are_seen_by_the_right_people(
@@ -119,8 +120,11 @@ async def test_private_shared_and_public_templates_are_seen_by_the_right_people(
     public = await create(user, title="Public one", visibility="public")
     assert shared["shared_with"] == ["bea@example.com"]
 
-    bea_sees = {t["title"] for t in (await bea.get_json("/api/templates"))["templates"]}
-    cal_sees = {t["title"] for t in (await cal.get_json("/api/templates"))["templates"]}
+    async def sees(client: ApiClient) -> set[str]:
+        listed = (await client.get_json("/api/templates?limit=100"))["templates"]
+        return {t["title"] for t in listed if not t["builtin"]}
+
+    bea_sees, cal_sees = await sees(bea), await sees(cal)
     assert bea_sees == {"Shared one", "Public one"}
     assert cal_sees == {"Public one"}
     seen = await bea.get_json(f"/api/templates/{shared['id']}")
@@ -153,7 +157,8 @@ async def test_search_tags_favourites_and_trending(user: ApiClient, make_client:
     )
 
     async def titles(query: str, client: ApiClient = user) -> list[str]:
-        return [t["title"] for t in (await client.get_json(f"/api/templates?{query}"))["templates"]]
+        listed = (await client.get_json(f"/api/templates?{query}&limit=100"))["templates"]
+        return [t["title"] for t in listed if not t["builtin"]]
 
     assert await titles("q=HAIKU") == ["Haiku"]
     assert await titles("q=outline") == ["Blog post outline"]

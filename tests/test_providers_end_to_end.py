@@ -74,7 +74,10 @@ async def test_one_prompt_two_openai_models_stream_and_are_charged_exactly(clien
     assert all(r.headers["Authorization"] == "Bearer sk-e2e-key-000000000000" for r in chats)
 
 
-async def test_one_sdk_client_per_server_and_key_lives_as_long_as_the_app(make_settings, fake):
+async def test_one_http_session_for_the_chats_lives_as_long_as_the_app(make_settings, fake):
+    """Chats are read over the app's one aiohttp session for OpenAI-wire servers (not the SDK,
+    issue #17): its connections are reused by the next answer, and the key travels with each
+    request, so a rotated key is used from the next request on."""
     settings = make_settings(
         plugins={"openai": {"base_url": fake.url + "/v1", "api_key": "sk-e2e-key-000000000000"}}
     )
@@ -92,13 +95,13 @@ async def test_one_sdk_client_per_server_and_key_lives_as_long_as_the_app(make_s
             assert [d["status"] for n, d in events if n == "done"] == ["complete"] * len(models)
             return events
 
-        # Two models at once and a second request: one client for the one server and key.
+        # Two models at once and a second request: one session.
         await ask([GPT4O, MINI])
         await ask([MINI])
         assert len(clients) == 1
         (shared,) = clients._clients.values()
 
-        # A new key is used from the next request on, through a client of its own.
+        # A new key is used from the next request on, through the same session.
         fake.api_key = "sk-rotated-key-11111111111"
         response = await api.patch(
             "/api/admin/plugins/openai", {"settings": {"api_key": fake.api_key}}
@@ -106,8 +109,8 @@ async def test_one_sdk_client_per_server_and_key_lives_as_long_as_the_app(make_s
         assert response.status == 200, await response.text()
         await ask([MINI])
         assert fake.requests[-1].headers["Authorization"] == f"Bearer {fake.api_key}"
-        assert len(clients) == 2
-    assert shared.is_closed() and len(clients) == 0  # closed with the app
+        assert list(clients._clients.values()) == [shared]
+    assert shared.closed and len(clients) == 0  # closed with the app
 
 
 async def test_stop_works_against_a_real_sdk_stream(client, fake):
@@ -159,3 +162,35 @@ async def test_models_need_a_key_before_they_can_be_used(make_settings, fake):
         assert response.status == 422
         assert "API key" in (await response.json())["error"]["fields"]["models.0"]
     assert fake.requests == []
+
+
+async def test_a_content_filter_refusal_fails_the_answer_and_counts_as_a_moderation_flag(
+    client, fake
+):
+    """OpenAI ends a stream it moderated with finish_reason "content_filter"; Azure OpenAI
+    refuses the prompt with 400 code "content_filter". Both fail the answer with
+    ``content_filtered`` (not retried), and abuse detection counts them."""
+    from tests.support.waiting import eventually
+
+    rule = {"enabled": True, "action": "none", "threshold": 2, "window_minutes": 60}
+    saved = await client.request("PUT", "/api/admin/abuse/rules/moderation_flags", json=rule)
+    assert saved.status == 200
+    fake.next_failures = ["filtered", "400_filtered"]
+    conversation = (await (await client.post("/api/conversations", {})).json())["id"]
+    for expected_text in ("One two ", ""):
+        response = await client.post(
+            f"/api/conversations/{conversation}/messages",
+            {"content": "Something the filter refuses", "models": [GPT4O]},
+        )
+        events = parse_sse(await response.text())
+        error = next(d for n, d in events if n == "error")
+        assert error["code"] == "content_filtered" and "content filter" in error["message"]
+        assert next(d for n, d in events if n == "done")["status"] == "failed"
+        assert "".join(d["text"] for n, d in events if n == "delta") == expected_text
+    assert len([r for r in fake.requests if r.path == "/v1/chat/completions"]) == 2
+
+    async def reported() -> bool:
+        found = (await client.get_json("/api/admin/abuse?rule=moderation_flags"))["hits"]
+        return len(found) == 1 and found[0]["evidence"]["refusals_in_window"] == 2
+
+    await eventually(reported)

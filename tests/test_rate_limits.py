@@ -14,8 +14,10 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from multinotes.app import create_app
+from multinotes.keys import RATE_LIMITS
 from multinotes.settings import Settings
 from multinotes.testing import DEFAULT_PASSWORD, ApiClient, app_client
+from tests.support.scripted_provider import Script, scripted_plugins
 
 WRONG = "not the password at all"
 
@@ -122,8 +124,10 @@ async def test_a_success_clears_the_count_and_locks_are_per_address(make_setting
 
 
 async def test_unknown_and_known_addresses_take_about_as_long(make_settings):
-    """An unknown address still costs a password hash, so timing does not tell them apart."""
-    async with client_for(make_settings) as api:
+    """An unknown address still costs a password hash, so timing does not tell them apart.
+    At the real hash cost: with the test suite's cheapest one, the known address's failed-login
+    writes outweigh the hash, and a loaded machine made those writes 4x the hash."""
+    async with client_for(make_settings, password_hash_cost="standard") as api:
         await api.register("timed@example.com")
 
         async def duration(email: str) -> float:
@@ -245,3 +249,44 @@ async def test_responses_carry_rate_limit_headers(make_settings):
         assert response.headers["RateLimit-Limit"] == "50"
         assert int(response.headers["RateLimit-Remaining"]) < 50
         assert int(response.headers["RateLimit-Reset"]) >= 1
+
+
+async def test_a_streamed_answer_counts_against_the_limit_without_reading_the_window(
+    make_settings,
+):
+    """The RateLimit-* headers need a second look at the window (a storage round trip in
+    production). A streamed answer sends its headers before it ends, without them, so the
+    window is read only when the hit is refused (for its Retry-After) or for a response that
+    can still carry them (issue #17: one round trip fewer before the first token)."""
+    plugins = scripted_plugins(
+        {"script/alpha": Script(chunks=["a", "b"])}, context_window=1000, max_output=100
+    )
+    app = create_app(make_settings(rate_limit_generation="3/minute"), plugins=plugins)
+    async with app_client(app) as api:
+        await api.register_admin()
+        await api.mark_verified()
+        limiter = app[RATE_LIMITS].limiter
+        read = limiter.get_window_stats
+        reads: list[str] = []
+
+        async def counted(item: Any, *identifiers: str) -> Any:
+            reads.append(identifiers[0])
+            return await read(item, *identifiers)
+
+        limiter.get_window_stats = counted  # type: ignore[method-assign]
+        body = {"content": "hi", "models": ["script/alpha"]}
+        for _ in range(3):
+            response = await api.post("/api/messages", body)
+            assert response.status == 200
+            assert "data: " in await response.text()
+        assert reads == []
+        refused = await api.post("/api/messages", body)
+        assert refused.status == 429
+        assert (await refused.json())["error"]["code"] == "rate_limited"
+        assert refused.headers["RateLimit-Remaining"] == "0"
+        assert int(refused.headers["Retry-After"]) >= 1
+        assert reads == ["generation"]
+        # A response that can still carry the headers gets them, as before.
+        listed = await api.get("/api/keys")
+        assert listed.headers["RateLimit-Limit"]
+        assert reads == ["generation", "api"]

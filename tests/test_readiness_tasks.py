@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
@@ -24,16 +24,10 @@ from multinotes.app import create_app
 from multinotes.keys import TASKS
 from multinotes.settings import Settings
 from multinotes.testing import app_client
-from tests.support.own_redis import OwnRedis, free_port, own_redis
+from tests.support.own_redis import OwnRedis, free_port
 
 TOKEN = "scrape-" + "t" * 24
 SCRAPE = {"Authorization": f"Bearer {TOKEN}"}
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[OwnRedis]:
-    with own_redis(tmp_path / "redis") as server:
-        yield server
 
 
 def process_env(settings: Settings) -> dict[str, str]:

@@ -14,8 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 from redis.exceptions import RedisError
@@ -23,18 +22,12 @@ from redis.exceptions import RedisError
 from multinotes.settings import Settings
 from multinotes.testing import ApiClient
 from tests.support.demo_user import user  # noqa: F401
-from tests.support.own_redis import OwnRedis, own_redis
+from tests.support.own_redis import OwnRedis
 
 
 @pytest.fixture
 def mode() -> str:
     return "production"
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[OwnRedis]:
-    with own_redis(tmp_path / "redis") as server:
-        yield server
 
 
 @pytest.fixture

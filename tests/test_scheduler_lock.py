@@ -3,7 +3,6 @@ the other takes over within the lock's TTL (three heartbeats)."""
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import secrets
 import signal
@@ -53,12 +52,29 @@ def test_two_schedulers_send_each_periodic_task_once(production_services, tmp_pa
             while not all("Scheduler running." in log.read_text() for log in logs):
                 assert time.monotonic() < deadline, [log.read_text() for log in logs]
                 time.sleep(0.2)
-            # Let a minute boundary pass with both running.
-            now = dt.datetime.now()
-            time.sleep(60 - now.second - now.microsecond / 1e6 + 4)
-            entries = client.xrange(prefix + "tasks")
-            sent = [e for _, e in entries if EVERY_MINUTE in e[b"data"]]
-            assert len(sent) == 1, [log.read_text()[-2000:] for log in logs]
+
+            # A scheduler sends an every-minute task when it becomes active and then every
+            # 60 s (taskiq counts from its first send, not from the clock's minute). With both
+            # running for over a minute, exactly one of them sends: two sends 60 s apart.
+            def every_minute_sends() -> list[float]:
+                entries = client.xrange(prefix + "tasks")
+                # A stream entry's id starts with the time it was added, in ms.
+                sends = [i for i, e in entries if EVERY_MINUTE in e[b"data"]]
+                return [int(i.split(b"-")[0]) / 1e3 for i in sends]
+
+            deadline = time.monotonic() + 30
+            while not every_minute_sends():
+                assert time.monotonic() < deadline, [log.read_text()[-2000:] for log in logs]
+                time.sleep(0.2)
+            deadline = time.monotonic() + 80
+            while len(every_minute_sends()) < 2 and time.monotonic() < deadline:
+                time.sleep(0.5)
+            time.sleep(2)  # a second scheduler's send would land by now
+            sent = every_minute_sends()
+            assert len(sent) == 2 and sent[1] - sent[0] >= 58, (
+                sent,
+                [log.read_text()[-2000:] for log in logs],
+            )
             active = [i for i, log in enumerate(logs) if "scheduler_active" in log.read_text()]
             assert len(active) == 1
 

@@ -15,16 +15,20 @@ from urllib.parse import urlencode
 
 import pytest
 from sqlalchemy import insert, text, update
+from sqlalchemy.exc import OperationalError
+from structlog.testing import capture_logs
 
 from multinotes.app import create_app
 from multinotes.db import new_id
 from multinotes.keys import DB, TASKS
 from multinotes.notes.models import Document
 from multinotes.notes.service import create_document, purge_trash
+from multinotes.search import service as search_service
 from multinotes.search.tasks import embed_pending, search_embed, search_sweep
 from multinotes.search.vectors import VECTORS
 from multinotes.settings import Settings
 from multinotes.testing import ApiClient, app_client
+from tests.support.statements import Statements
 from tests.support.waiting import eventually
 
 
@@ -128,6 +132,24 @@ async def test_full_text_ranks_title_matches_first_and_marks_the_words(user: Api
     assert first["kind"] == "note" and first["url"] == f"/notes/{first['id']}"
     assert first["shared"] is False and first["folder_id"] is None
     assert body["next_cursor"] is None and body["mode"] == "text"
+
+
+async def test_on_mariadb_a_kinds_page_and_its_snippet_texts_are_one_read(
+    user: ApiClient, mode: str
+):
+    """Issue #17: the rows of a kind's best hits carry the texts their snippets are cut from;
+    no second read of the same rows by id."""
+    if mode != "production":
+        pytest.skip("SQLite cuts its snippets in the FTS5 query itself")
+    await note(user, "Sourdough starter", "Feed the sourdough starter with flour and water.")
+    await note(user, "Groceries", "Buy flour, eggs and a sourdough loaf.")
+    with Statements(user.app) as statements:
+        body = await find(user, "sourdough", mode="text", kind="note")
+    assert [r["title"] for r in body["results"]] == ["Sourdough starter", "Groceries"]
+    assert all("<mark>" in r["snippet"].lower() for r in body["results"])
+    # The best matches' ids in the index's order, then their rows with the texts: two reads.
+    reads = [s for s in statements if "FROM documents" in s]
+    assert len(reads) == 2, reads
 
 
 async def test_snippets_are_escaped_html_with_only_marks_as_markup(user: ApiClient):
@@ -675,6 +697,35 @@ async def test_recent_searches_keep_the_last_ten_distinct(user: ApiClient, make_
 
     assert (await user.delete("/api/search/recent")).status == 204
     assert (await user.get_json("/api/search/recent"))["searches"] == []
+
+
+async def test_a_deadlocked_recent_search_is_recorded_again_and_the_search_answers(
+    user: ApiClient, monkeypatch: pytest.MonkeyPatch
+):
+    """MariaDB picks one of two people's concurrent recent-search writes as a deadlock victim
+    (gap locks on the index): the write is run again, not turned into a 500."""
+    record = search_service._record_search
+    victims = 2
+
+    async def deadlocking(*args: Any) -> None:
+        nonlocal victims
+        if victims:
+            victims -= 1
+            raise OperationalError(
+                "INSERT INTO recent_searches ...", {}, Exception(1213, "Deadlock found")
+            )
+        await record(*args)
+
+    monkeypatch.setattr(search_service, "_record_search", deadlocking)
+    with capture_logs() as logs:
+        assert (await user.get("/api/search?q=sourdough&mode=text")).status == 200
+    recent = [s["query"] for s in (await user.get_json("/api/search/recent"))["searches"]]
+    assert recent == ["sourdough"]
+    retried = [e for e in logs if e["event"] == "transaction_retried"]
+    assert [(e["what"], e["attempt"]) for e in retried] == [
+        ("remember_search", 1),
+        ("remember_search", 2),
+    ]
 
 
 # -- command palette ------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ import pytest
 
 from multinotes.settings import Settings
 from tests.support.dists import write_dist
-from tests.support.own_redis import OwnRedis, own_redis
+from tests.support.own_redis import OwnRedis
 
 pytestmark = pytest.mark.slow
 
@@ -134,13 +134,12 @@ class Cluster:
 
 
 @pytest.fixture
-def cluster(production_services, tmp_path: Path) -> Iterator[Cluster]:
-    with own_redis(tmp_path / "redis") as redis:
-        group = Cluster(tmp_path, redis, production_services)
-        try:
-            yield group
-        finally:
-            group.close()
+def cluster(production_services, tmp_path: Path, redis_server: OwnRedis) -> Iterator[Cluster]:
+    group = Cluster(tmp_path, redis_server, production_services)
+    try:
+        yield group
+    finally:
+        group.close()
 
 
 async def test_a_killed_workers_task_is_finished_by_another_within_a_minute(cluster: Cluster):

@@ -20,6 +20,25 @@ def test_counts_are_cl100k_tokens():
     assert tokens.count_tokens_remembered("hello world") == 2
 
 
+@pytest.mark.parametrize(
+    ("text", "count"),
+    [
+        ("The quick brown fox jumps over the lazy dog.", 10),
+        ("Grüße aus Köln — 東京は晴れ 🌤️", 18),
+        ("def f(x):\n    return x ** 2\n", 11),
+    ],
+)
+def test_prose_other_scripts_and_code_count_as_cl100k_does(text: str, count: int):
+    assert tokens.count_tokens(text) == count
+
+
+def test_the_encoder_keeps_no_python_copy_of_its_vocabulary():
+    """The 100k ranks live in tiktoken's Rust core; a second copy as a Python dict would cost
+    every process that counts tokens ~10 MB (issue #17: idle memory)."""
+    tokens.count_tokens("warm")
+    assert not tokens.encoding()._mergeable_ranks
+
+
 async def test_a_conversations_earlier_turns_are_tokenized_once(
     api: ApiClient, monkeypatch: pytest.MonkeyPatch
 ):

@@ -10,12 +10,14 @@ import pytest
 from sqlalchemy import select
 
 from multinotes.app import create_app
+from multinotes.domain_events import EVENTS, DomainEvent
 from multinotes.keys import DB
 from multinotes.testing import ApiClient, app_client
 from multinotes.wallet import service as wallet
 from multinotes.wallet.models import Wallet
 from tests.support.scripted_provider import Script, ScriptedModel, ScriptedPlugin, scripted_plugins
 from tests.support.sse import by_model, parse_sse
+from tests.support.statements import Statements, mentions
 
 A, B = "script/alpha", "script/beta"
 DEFAULT_TRIAL = 10_000
@@ -104,6 +106,67 @@ async def test_the_low_balance_flag_follows_the_admins_threshold(
     assert (await member.get_json("/api/wallet"))["low_balance"] is True
     page = await member.get("/usage")
     assert "Your balance is low" in await page.text()
+
+
+async def test_the_wallet_summary_of_every_live_update_is_one_statement(
+    admin: ApiClient, member: ApiClient
+):
+    """wallet.changed goes out after every hold and settle (issue #17: it cost three SELECTs,
+    six per answer); the balance and the admin's threshold come back in one."""
+
+    await admin.patch("/api/admin/pricing", {"low_balance_credits": DEFAULT_TRIAL + 1})
+    db = member.app[DB]
+    await wallet.ensure_wallet(db, member.user["id"])
+    # Only these tables: other tasks' work shares the engines.
+    with Statements(member.app, mentions("wallets", "app_settings")) as statements:
+        summary = await wallet.summary(db, member.user["id"])
+    assert [s.split()[0].upper() for s in statements] == ["SELECT"]
+    assert summary == {
+        "balance": DEFAULT_TRIAL,
+        "reserved": 0,
+        "available": DEFAULT_TRIAL,
+        "low_balance": True,
+    }
+
+
+LIVE_SUMMARY = "SELECT wallets.balance, wallets.reserved, (SELECT app_settings.value"
+
+
+async def test_settling_a_hold_reads_the_balance_and_the_threshold_with_its_own_statements(
+    admin: ApiClient, member: ApiClient
+):
+    """A settlement runs after every answer (issue #17): it finds out whether its charge took
+    the balance across the low-balance threshold from the statements it needs anyway (the
+    reservation's read on SQLite, whose write transaction holds the lock from its start; the
+    wallet's lock on MariaDB), not from a SELECT of the wallet after charging it. The crossing
+    is still noticed exactly once."""
+    user_id = member.user["id"]
+    db = member.app[DB]
+    await wallet.ensure_wallet(db, user_id)
+    await admin.patch("/api/admin/pricing", {"low_balance_credits": DEFAULT_TRIAL - 10})
+    seen_events: list[DomainEvent] = []
+
+    async def remember(app: object, event: DomainEvent) -> None:
+        seen_events.append(event)
+
+    member.app[EVENTS].subscribe_all(remember)
+    for reference, amount, cost in (("gen:first", 50, 5), ("gen:second", 50, 20)):
+        async with db.transaction() as session:
+            await wallet.hold_in(session, user_id, [(amount, reference, "script/alpha")])
+        with Statements(member.app, mentions("wallets", "app_settings", "reservations")) as seen:
+            assert await wallet.settle(db, reference, cost) == cost
+        # The live channel's summaries after the hold and the settlement are its own (above).
+        own = [s for s in seen if not " ".join(s.split()).startswith(LIVE_SUMMARY)]
+        kinds = [" ".join(s.split()[:3]).upper() for s in own]
+        reads = [k for k in kinds if k.startswith("SELECT")]
+        assert len(reads) == (1 if db.is_sqlite else 2), own  # + the lock on MariaDB
+        assert "UPDATE WALLETS SET" in kinds
+    # 10,000 → 9,995 stays above 9,990; 9,995 → 9,975 crosses it: one event, the second time.
+    low = [e for e in seen_events if e.name == "credits.low"]
+    assert [(e.user_id, e.payload) for e in low] == [
+        (user_id, {"balance": DEFAULT_TRIAL - 25, "threshold": DEFAULT_TRIAL - 10})
+    ]
+    await assert_balanced(member, user_id)
 
 
 # -- the ledger ---------------------------------------------------------------------------------

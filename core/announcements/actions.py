@@ -10,19 +10,29 @@ from multinotes.announcements.models import Announcement
 from multinotes.announcements.schemas import AnnouncementIn
 from multinotes.identity.actor import require_admin
 from multinotes.keys import DB
+from multinotes.segments import check_exists
 
 
 async def publish(request: web.Request, body: AnnouncementIn) -> Announcement:
-    """Publish and audit (the API and the console's form)."""
+    """Publish and audit (the API and the console's form); a segment naming a plan or an
+    organisation that does not exist is a 422 naming it."""
     admin = require_admin(request)
-    row = await service.publish(request.app[DB], admin.user_id, **body.model_dump())
+    db = request.app[DB]
+    await check_exists(db, body.segment)
+    fields = body.model_dump(exclude={"segment"})
+    row = await service.publish(db, admin.user_id, **fields, segment=body.segment)
     await audit.record(
         request.app,
         request,
         "announcement.published",
         target_type="announcement",
         target_id=row.id,
-        details={"title": row.title, "severity": row.severity},
+        details={
+            "title": row.title,
+            "severity": row.severity,
+            "kind": row.kind,
+            "segment": row.segment or {},
+        },
     )
     return row
 

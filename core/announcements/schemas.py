@@ -14,6 +14,8 @@ from pydantic import (
     field_validator,
 )
 
+from multinotes.segments import Segment
+
 
 def _not_blank(value: str) -> str:
     value = value.strip()
@@ -30,6 +32,7 @@ def _utc(value: datetime | None) -> datetime | None:
 
 
 Severity = Literal["info", "warning"]
+Kind = Literal["banner", "message"]
 
 
 class AnnouncementIn(BaseModel):
@@ -40,6 +43,15 @@ class AnnouncementIn(BaseModel):
         description="Markdown, rendered sanitised."
     )
     severity: Severity = "info"
+    kind: Kind = Field(
+        default="banner",
+        description="`banner`: across the top of every page until dismissed; `message`: an "
+        "in-app message shown once as a dialog (closing it dismisses it).",
+    )
+    segment: Segment = Field(
+        default_factory=Segment,
+        description="Who sees it (plan, organisation, sign-up dates); empty: everyone.",
+    )
     starts_at: Annotated[datetime | None, AfterValidator(_utc)] = Field(
         default=None, description="When the banner starts showing (default: now)."
     )
@@ -62,8 +74,17 @@ class AnnouncementOut(BaseModel):
     body: str
     html: str = Field(description="The body rendered to sanitised HTML.")
     severity: Severity
+    kind: Kind
     starts_at: str
     ends_at: str | None
+
+
+class AdminAnnouncementOut(AnnouncementOut):
+    segment: Segment = Field(description="Who sees it; empty: everyone.")
+
+
+class AdminAnnouncementList(BaseModel):
+    announcements: list[AdminAnnouncementOut]
 
 
 class AnnouncementList(BaseModel):

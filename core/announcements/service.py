@@ -1,9 +1,13 @@
-"""Announcements: the operator publishes and removes them; a user sees the live ones they have
-not dismissed, and dismisses each once (a row per user, so it stays gone on every device)."""
+"""Announcements: the operator publishes and removes them, to everyone or to a segment; a user
+sees the live ones meant for them that they have not dismissed, and dismisses each once (a row
+per user, so it stays gone on every device). Someone outside an announcement's segment never
+sees it: not in the banners, not in the list, not in the API."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
@@ -11,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from multinotes.announcements.models import Announcement, AnnouncementDismissal
 from multinotes.db import Database, utcnow
 from multinotes.errors import NotFound
+from multinotes.segments import Segment, traits_of
 
 
 async def publish(
@@ -22,12 +27,18 @@ async def publish(
     severity: str,
     starts_at: datetime | None,
     ends_at: datetime | None,
+    kind: str = "banner",
+    segment: Segment | dict[str, Any] | None = None,
 ) -> Announcement:
     now = utcnow()
+    if not isinstance(segment, Segment):
+        segment = Segment.model_validate(segment or {})
     row = Announcement(
         title=title,
         body=body,
         severity=severity,
+        kind=kind,
+        segment=segment.model_dump(mode="json", exclude_defaults=True),
         starts_at=starts_at or now,
         ends_at=ends_at,
         created_by=author_id,
@@ -65,42 +76,63 @@ def _live(now: datetime) -> list[object]:
     ]
 
 
-async def live(db: Database) -> list[Announcement]:
-    """What is showing now, the newest first (the list page keeps dismissed ones)."""
+def segment_of(row: Announcement) -> Segment:
+    return Segment.model_validate(row.segment or {})
+
+
+async def _for_user(db: Database, user_id: str, rows: Sequence[Announcement]) -> list[Announcement]:
+    """The rows whose segment takes ``user_id`` (the user's traits read once, and only when
+    some row has a segment)."""
+    segments = [(row, segment_of(row)) for row in rows]
+    if all(segment.everyone for _, segment in segments):
+        return list(rows)
+    traits = await traits_of(db, user_id)
+    return [
+        row
+        for row, segment in segments
+        if segment.everyone or (traits is not None and segment.matches(traits))
+    ]
+
+
+async def live(db: Database, user_id: str) -> list[Announcement]:
+    """What is showing now to ``user_id``, the newest first (the list page keeps dismissed
+    ones)."""
     async with db.read() as session:
-        return list(
+        rows = list(
             await session.scalars(
                 select(Announcement)
                 .where(*_live(utcnow()))  # type: ignore[arg-type]
                 .order_by(Announcement.starts_at.desc(), Announcement.id.desc())
-                .limit(50)
+                .limit(200)
             )
         )
+    return (await _for_user(db, user_id, rows))[:50]
 
 
 async def banners_for(db: Database, user_id: str) -> list[Announcement]:
-    """Live announcements ``user_id`` has not dismissed: the banners to show them."""
+    """Live announcements for ``user_id`` they have not dismissed: the banners and in-app
+    messages to show them."""
     dismissed = select(AnnouncementDismissal.announcement_id).where(
         AnnouncementDismissal.user_id == user_id
     )
     async with db.read() as session:
-        return list(
+        rows = list(
             await session.scalars(
                 select(Announcement)
                 .where(*_live(utcnow()), Announcement.id.not_in(dismissed))  # type: ignore[arg-type]
                 .order_by(Announcement.starts_at.desc(), Announcement.id.desc())
-                .limit(5)
+                .limit(100)
             )
         )
+    return (await _for_user(db, user_id, rows))[:5]
 
 
 async def dismiss(db: Database, user_id: str, announcement_id: str) -> None:
-    """Hide one announcement's banner for ``user_id``; dismissing twice is no error."""
+    """Hide one announcement's banner for ``user_id``; dismissing twice is no error. One outside
+    its segment is told it does not exist (as for any other it cannot see)."""
     async with db.read() as session:
-        exists = await session.scalar(
-            select(Announcement.id).where(Announcement.id == announcement_id)
-        )
-    if exists is None:
+        row = await session.scalar(select(Announcement).where(Announcement.id == announcement_id))
+    if row is None or not await _for_user(db, user_id, [row]):
         raise NotFound("No such announcement.")
     try:
         async with db.transaction() as session:

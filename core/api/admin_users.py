@@ -32,7 +32,6 @@ class AdminUserOut(BaseModel):
     email_verified: bool
     rate_limit_tier: str
     timezone: str
-    language: str
     avatar_url: str | None
     created_at: datetime
 

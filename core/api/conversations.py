@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 from aiohttp import web
@@ -25,9 +25,12 @@ from multinotes.errors import NotFound
 from multinotes.http.endpoint import endpoint, raw
 from multinotes.identity.actor import Actor, require_user, require_verified
 from multinotes.keys import DB
+from multinotes.organisations import service as organisations
+from multinotes.organisations import spaces as organisation_spaces
 from multinotes.search.tasks import queue_embedding
 from multinotes.sharing import access
 from multinotes.storage import objects
+from multinotes.wallet import service as wallet
 
 routes = web.RouteTableDef()
 
@@ -56,11 +59,23 @@ class ConversationPatch(BaseModel):
     archived: bool | None = Field(
         default=None, description="Archived ones leave the list (see `archived=true`)."
     )
+    context_policy: Literal["drop", "summarise"] | None = Field(
+        default=None,
+        description=(
+            "When it outgrows a model's context window: `drop` the oldest turns, or "
+            "`summarise` them with a cheap model (charged; the summary is kept and reused)."
+        ),
+    )
 
     @model_validator(mode="after")
     def _something(self) -> ConversationPatch:
-        if self.title is None and self.pinned is None and self.archived is None:
-            raise ValueError("send a title, pinned or archived")
+        if (
+            self.title is None
+            and self.pinned is None
+            and self.archived is None
+            and self.context_policy is None
+        ):
+            raise ValueError("send a title, pinned, archived or context_policy")
         return self
 
 
@@ -72,6 +87,13 @@ class ConversationOut(BaseModel):
     updated_at: str
     pinned: bool
     archived: bool
+    context_policy: str = Field(description="`drop` or `summarise` (see PATCH).")
+    organisation_id: str | None = Field(
+        default=None,
+        description="The organisation whose space it is in (its members read it; its wallet "
+        "pays for prompts in it); null: your own space. Move it with `POST "
+        "/api/conversations/{id}/move-space`.",
+    )
 
 
 class ConversationPage(BaseModel):
@@ -124,6 +146,17 @@ class GenerateIn(BaseModel):
         ),
     )
     attachments: list[AttachmentIn] = Field(default_factory=list, max_length=8)
+    org_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=32,
+        description=(
+            "Generate in this organisation's context: its shared wallet pays (within your "
+            "monthly limit there). Absent: your own wallet, or, for a conversation in an "
+            "organisation's space, that organisation's (naming another one: 409 "
+            "`conversation_in_other_space`). 404 when you are not a member."
+        ),
+    )
 
 
 class NewChatIn(GenerateIn):
@@ -147,6 +180,12 @@ class RegenerateIn(BaseModel):
         description="Default: the model of this answer.",
     )
     options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    org_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=32,
+        description="As for a prompt: this organisation's shared wallet pays (absent: yours).",
+    )
 
 
 class CancelOut(BaseModel):
@@ -185,7 +224,7 @@ async def create_conversation(request: web.Request, body: ConversationIn) -> dic
 async def list_conversations(request: web.Request, query: ConversationQuery) -> dict[str, Any]:
     """Your conversations, most recently active first; page with `before`."""
     actor = require_user(request)
-    rows, cursor = await chat.list_conversations(
+    summaries, cursor = await chat.list_conversation_summaries(
         request.app[DB],
         actor.user_id,
         limit=query.limit,
@@ -195,7 +234,7 @@ async def list_conversations(request: web.Request, query: ConversationQuery) -> 
         pinned=query.pinned,
         archived=query.archived,
     )
-    return {"conversations": [chat.conversation_out(c) for c in rows], "next_cursor": cursor}
+    return {"conversations": summaries, "next_cursor": cursor}
 
 
 @routes.get("/api/conversations/{id}", name="api_conversation")
@@ -220,7 +259,8 @@ async def get_conversation(request: web.Request) -> dict[str, Any]:
     errors=[404],
 )
 async def rename_conversation(request: web.Request, body: ConversationPatch) -> dict[str, Any]:
-    """Rename a conversation, pin or unpin it, archive or unarchive it."""
+    """Rename a conversation, pin or unpin it, archive or unarchive it, or choose what happens
+    when it outgrows a model's context window (`context_policy`)."""
     actor = require_user(request)
     db, conversation_id = request.app[DB], request.match_info["id"]
     async with access.owner_only(db, actor.user_id, "conversation", conversation_id, "change it"):
@@ -231,6 +271,7 @@ async def rename_conversation(request: web.Request, body: ConversationPatch) -> 
             title=body.title,
             pinned=body.pinned,
             archived=body.archived,
+            context_policy=body.context_policy,
         )
     if body.title is not None:
         await queue_embedding(request.app, actor.user_id)
@@ -260,7 +301,7 @@ def _require_generation_rights(request: web.Request) -> Actor:
     body=GenerateIn,
     tags=["conversations"],
     rate="generation",
-    errors=[402, 404],
+    errors=[402, 404, 409, 413],
     content_type="text/event-stream",
 )
 async def generate(request: web.Request, body: GenerateIn) -> web.StreamResponse:
@@ -271,6 +312,13 @@ async def generate(request: web.Request, body: GenerateIn) -> web.StreamResponse
     """
     actor = _require_generation_rights(request)
     db, conversation_id = request.app[DB], request.match_info["id"]
+
+    async def payer(space: str | None) -> wallet.OrganisationHold | None:
+        """The wallet that pays: the conversation's organisation space's (read with it), else
+        the one the request names, else the user's own (no read)."""
+        paying = organisation_spaces.payer_of(space, body.org_id)
+        return await organisations.wallet_hold(db, actor.user_id, paying)
+
     async with access.owner_only(db, actor.user_id, "conversation", conversation_id, "write in it"):
         prompt, planned = await plan_generations(
             request.app,
@@ -282,6 +330,9 @@ async def generate(request: web.Request, body: GenerateIn) -> web.StreamResponse
             parent_id=body.parent_id,
             attachments=decode_attachments(body.attachments),
             continue_latest="parent_id" not in body.model_fields_set,
+            payer=payer,
+            # The prompt and answer rows are written while the models start.
+            rows_later=True,
         )
     return await stream_generations(request, planned, prompt)
 
@@ -292,7 +343,7 @@ async def generate(request: web.Request, body: GenerateIn) -> web.StreamResponse
     body=NewChatIn,
     tags=["conversations"],
     rate="generation",
-    errors=[402],
+    errors=[402, 413],
     content_type="text/event-stream",
 )
 async def start_chat(request: web.Request, body: NewChatIn) -> web.StreamResponse:
@@ -300,6 +351,7 @@ async def start_chat(request: web.Request, body: NewChatIn) -> web.StreamRespons
     the first one, `prompt`, names the new conversation). Nothing is created when the request
     is refused (invalid options, unknown model, empty wallet)."""
     actor = _require_generation_rights(request)
+    organisation = await organisations.wallet_hold(request.app[DB], actor.user_id, body.org_id)
     prompt, planned = await plan_generations(
         request.app,
         user_id=actor.user_id,
@@ -310,6 +362,8 @@ async def start_chat(request: web.Request, body: NewChatIn) -> web.StreamRespons
         parent_id=None,
         attachments=decode_attachments(body.attachments),
         tool=body.tool,
+        organisation=organisation,
+        rows_later=True,
     )
     return await stream_generations(request, planned, prompt)
 
@@ -331,7 +385,7 @@ async def follow(request: web.Request) -> web.StreamResponse:
     body=RegenerateIn,
     tags=["conversations"],
     rate="generation",
-    errors=[402, 404],
+    errors=[402, 404, 409, 413],
     content_type="text/event-stream",
 )
 async def regenerate(request: web.Request, body: RegenerateIn) -> web.StreamResponse:
@@ -350,12 +404,17 @@ async def regenerate(request: web.Request, body: RegenerateIn) -> web.StreamResp
             prompt = await session.get(Message, message.parent_id)
     if message is None or prompt is None or prompt.role != "user":
         raise NotFound("No such message.")
+    paying = await organisation_spaces.paying_organisation(
+        db, actor.user_id, prompt.conversation_id, body.org_id
+    )
+    organisation = await organisations.wallet_hold(db, actor.user_id, paying)
     prompt_message, planned = await plan_again(
         request.app,
         user_id=actor.user_id,
         prompt=prompt,
         model_ids=body.models or ([message.model_id] if message.model_id else None),
         options=body.options,
+        organisation=organisation,
     )
     return await stream_generations(request, planned, prompt_message)
 

@@ -9,6 +9,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from multinotes.chat.pipeline import MAX_MODELS, plan_again, stream_generations
+from multinotes.collab import refuse_while_editing
 from multinotes.errors import NotFound
 from multinotes.http.endpoint import endpoint
 from multinotes.identity.actor import require_user, require_verified
@@ -161,7 +162,7 @@ async def list_documents(request: web.Request, query: DocumentQuery) -> dict[str
     if query.folder_id not in (None, "root"):
         _, rights = await access.folder(request.app[DB], actor.user_id, query.folder_id)
         owner_id = rights.owner_id
-    rows, cursor = await notes.list_documents(
+    summaries, cursor = await notes.list_document_summaries(
         request.app[DB],
         owner_id,
         folder_id=query.folder_id,
@@ -170,7 +171,7 @@ async def list_documents(request: web.Request, query: DocumentQuery) -> dict[str
         cursor=query.cursor,
         limit=query.limit,
     )
-    return {"documents": [notes.document_summary(d) for d in rows], "next_cursor": cursor}
+    return {"documents": summaries, "next_cursor": cursor}
 
 
 @routes.post("/api/documents", name="api_documents_create")
@@ -206,7 +207,9 @@ async def get_document(request: web.Request) -> dict[str, Any]:
 )
 async def update_document(request: web.Request, body: DocumentPatch) -> dict[str, Any]:
     """Save an edit made on `version`: title or content changes make a new version. If the note
-    changed meanwhile: 409 `stale_version` with `error.current` {version, title, content}.
+    changed meanwhile: 409 `stale_version` with `error.current` {version, title, content}. While
+    someone edits the note live (`/api/documents/{id}/collab`), a `content` change is a 409
+    `editing_live` (the title and folder still change).
     Editors the note is shared with may change its title and content (moving it is the owner's:
     403)."""
     actor = require_user(request)
@@ -216,6 +219,8 @@ async def update_document(request: web.Request, body: DocumentPatch) -> dict[str
     )
     if "folder_id" in changes:
         rights.require("owner", "move this note")
+    if "content" in changes:
+        await refuse_while_editing(request.app, _id(request))
     document = await notes.update_document(
         request.app[DB], rights.owner_id, _id(request), body.version, changes, by=actor.user_id
     )
@@ -292,16 +297,17 @@ async def diff_version(request: web.Request, query: DiffQuery) -> dict[str, Any]
 
 
 @routes.post("/api/documents/{id}/versions/{n}/restore", name="api_document_version_restore")
-@endpoint(access="user", response=DocumentOut, tags=["notes"], errors=[404])
+@endpoint(access="user", response=DocumentOut, tags=["notes"], errors=[404, 409])
 async def restore_version(request: web.Request) -> dict[str, Any]:
     """Make version `n` current again, saved as a new version. Editors the note is shared with
-    may too (it is an edit)."""
+    may too (it is an edit). A 409 `editing_live` while someone edits the note live."""
     actor = require_user(request)
     db = request.app[DB]
     _, rights = await access.document(
         db, actor.user_id, _id(request), need="editor", action="restore versions"
     )
     number = _number(request)
+    await refuse_while_editing(request.app, _id(request))
     document = await notes.restore_version(
         db, rights.owner_id, _id(request), number, by=actor.user_id
     )
@@ -336,7 +342,7 @@ async def save_comparison(request: web.Request, body: SaveIn) -> dict[str, Any]:
     body=RerunIn,
     tags=["notes"],
     rate="generation",
-    errors=[402, 404],
+    errors=[402, 404, 413],
     content_type="text/event-stream",
 )
 async def rerun(request: web.Request, body: RerunIn) -> web.StreamResponse:

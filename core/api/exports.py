@@ -54,6 +54,17 @@ class ExportQuery(BaseModel):
     )
 
 
+#: What ``POST /api/exports`` exports: exactly one of these.
+TARGETS = (
+    "folder_id",
+    "document_ids",
+    "conversation_id",
+    "message_id",
+    "comparison_id",
+    "answer_id",
+)
+
+
 class ExportIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -64,19 +75,27 @@ class ExportIn(BaseModel):
         default=None, min_length=1, max_length=exports.MAX_DOCUMENTS
     )
     conversation_id: str | None = Field(default=None, min_length=1, max_length=32)
-    message_id: str | None = Field(default=None, min_length=1, max_length=32)
+    message_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=32,
+        description="The conversation's branch from its first message down to this one.",
+    )
+    comparison_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=32,
+        description="A prompt (its message id) and its models' answers side by side.",
+    )
+    answer_id: str | None = Field(
+        default=None, min_length=1, max_length=32, description="One answer with its provenance."
+    )
 
     @model_validator(mode="after")
     def one_target(self) -> ExportIn:
-        given = [
-            name
-            for name in ("folder_id", "document_ids", "conversation_id", "message_id")
-            if getattr(self, name) is not None
-        ]
+        given = [name for name in TARGETS if getattr(self, name) is not None]
         if len(given) != 1:
-            raise ValueError(
-                "give exactly one of folder_id, document_ids, conversation_id, message_id"
-            )
+            raise ValueError(f"give exactly one of {', '.join(TARGETS)}")
         if self.document_ids is not None and any(not 0 < len(i) <= 32 for i in self.document_ids):
             raise ValueError("document_ids holds an id that is empty or too long")
         return self
@@ -86,10 +105,15 @@ class ExportIn(BaseModel):
             return exports.Target("folder", [self.folder_id])
         if self.document_ids is not None:
             return exports.Target("documents", list(dict.fromkeys(self.document_ids)))
-        if self.conversation_id is not None:
-            return exports.Target("conversation", [self.conversation_id])
-        assert self.message_id is not None
-        return exports.Target("message", [self.message_id])
+        for name, kind in (
+            ("conversation_id", "conversation"),
+            ("message_id", "message"),
+            ("comparison_id", "comparison"),
+        ):
+            if getattr(self, name) is not None:
+                return exports.Target(kind, [getattr(self, name)])
+        assert self.answer_id is not None
+        return exports.Target("answer", [self.answer_id])
 
 
 class CreatedOut(BaseModel):
@@ -107,6 +131,11 @@ class ExportOut(BaseModel):
     status: Literal["pending", "running", "done", "failed"]
     progress: ProgressOut
     download_url: str | None = Field(default=None, description="Once done, until it expires.")
+    url: str | None = Field(
+        default=None,
+        description="A remote destination's export, once done: the page or document it made "
+        "(a folder's: the page or Drive folder holding one page per note).",
+    )
     filename: str | None = None
     size: int | None = None
     error: str | None = Field(default=None, description="Why it failed, naming the note.")
@@ -124,6 +153,7 @@ class ExportOut(BaseModel):
             download_url=str(request.app.router["api_export_download"].url_for(id=job.id))
             if ready
             else None,
+            url=job.url if job.status == "done" else None,
             filename=job.filename if ready else None,
             size=job.size if ready else None,
             error=job.error if job.status == "failed" else None,
@@ -256,11 +286,16 @@ async def export_comparison(request: web.Request, query: ExportQuery) -> web.Str
     response=CreatedOut,
     status=202,
     tags=["exports"],
-    errors=[404, 422],
+    errors=[404, 409, 422],
 )
 async def create_export(request: web.Request, body: ExportIn) -> dict[str, Any]:
     """Export a folder (a ZIP keeping its tree), several notes (a ZIP), a conversation's newest
-    branch or the branch ending at a message, in the background. Poll `GET /api/exports/{id}`."""
+    branch, the branch ending at a message, a prompt with its answers side by side or one answer,
+    in the background. Poll `GET /api/exports/{id}`. To a remote destination (Notion, Google
+    Docs) the result is a `url` instead of a file: one page for a conversation, a comparison or
+    an answer; for a folder one page per note under a page (a Drive folder) named after it, the
+    same ones updated when exported again. 409 `not_connected` or `reconnect_required` when the
+    account must be connected (again) first."""
     actor = require_user(request)
     job = await exports.start_job(
         request.app,

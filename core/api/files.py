@@ -6,21 +6,22 @@ from __future__ import annotations
 import asyncio
 import io
 import re
+import time
 from datetime import datetime
 from typing import Any
 
 from aiohttp import BodyPartReader, web
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from multinotes.errors import BadRequest, Invalid
-from multinotes.files import service, sniff
+from multinotes.errors import BadRequest, Forbidden, Invalid, NotFound
+from multinotes.files import service, signed, sniff
 from multinotes.files.models import File
-from multinotes.files.schemas import ID_PATTERN, FileQuery
+from multinotes.files.schemas import ID_PATTERN, FileQuery, UploadQuery
 from multinotes.http.downloads import content_disposition
-from multinotes.http.endpoint import endpoint, multipart
+from multinotes.http.endpoint import endpoint, multipart, raw
 from multinotes.http.uploads import MAX_FIELDS, next_part, part_chunks, read_field
 from multinotes.identity.actor import require_user, require_verified
-from multinotes.keys import DB
+from multinotes.keys import DB, SETTINGS
 from multinotes.sharing import access
 from multinotes.storage import FILE_STORAGE
 
@@ -39,6 +40,11 @@ class FileOut(BaseModel):
     kind: str = Field(description="What the bytes are: png, jpeg, pdf, mp3, docx, text, ...")
     folder_id: str | None
     source: str = Field(description='"upload", or "generated" for media made by a model.')
+    organisation_id: str | None = Field(
+        default=None,
+        description="The organisation whose space (and storage quota) the file is in; null: "
+        "its owner's own.",
+    )
     sha256: str
     created_at: datetime
     updated_at: datetime
@@ -53,6 +59,7 @@ class FileOut(BaseModel):
             kind=row.kind,
             folder_id=row.folder_id,
             source=row.source,
+            organisation_id=row.organisation_id,
             sha256=row.sha256,
             created_at=row.created_at,
             updated_at=row.updated_at,
@@ -95,19 +102,25 @@ def _file_id(request: web.Request) -> str:
 @routes.post("/api/files", name="api_files_upload")
 @endpoint(
     access="user",
+    query=UploadQuery,
     response=FileOut,
     status=201,
     tags=["files"],
-    errors=[403, 413, 422],
+    errors=[403, 404, 413, 422],
     body_limit="max_upload_bytes",
     upload="file",
 )
-async def upload_file(request: web.Request) -> FileOut:
+async def upload_file(request: web.Request, query: UploadQuery) -> FileOut:
     """Upload one file as multipart/form-data in the field `file` (optional text field
     `folder_id` before it). Streamed to storage; the type is judged by the bytes and must agree
     with the name and declared type; refused over the per-file limit or the storage quota
-    (413, code `file_too_large` / `quota_exceeded`). Cookie sessions send `X-CSRF-Token`."""
+    (413, code `file_too_large` / `quota_exceeded`). With `?org_id=` the file goes to that
+    organisation's space and counts against its quota (404 if you are not a member). Cookie
+    sessions send `X-CSRF-Token`."""
     actor = require_verified(request)
+    if query.org_id is not None:
+        # Read now: a removed member cannot fill the organisation's storage.
+        await access.organisation(request.app[DB], actor.user_id, query.org_id)
     reader = await multipart(request, "file")
     folder_id: str | None = None
     declared = request.content_length
@@ -138,6 +151,7 @@ async def upload_file(request: web.Request) -> FileOut:
             # The body's length bounds the file's from above; framing is small.
             declared_size=max(0, declared - 16 * 1024) if declared is not None else None,
             folder_id=folder_id,
+            organisation_id=query.org_id,
         )
         return FileOut.of(row)
     raise Invalid(fields={"file": "No file was sent in the field 'file'."})
@@ -223,6 +237,39 @@ async def download(request: web.Request) -> web.StreamResponse:
     return await _stream_ranged(request, storage, row, headers)
 
 
+@routes.get(r"/files/signed/{id:[0-9A-Za-z_-]{1,64}}", name="files_signed")
+@raw(
+    access="public",
+    summary="A file's bytes through a signed, expiring link (images of an exported page)",
+    content_type="*/*",
+)
+async def signed_download(request: web.Request) -> web.StreamResponse:
+    """The file's bytes for whoever holds a link made by ``signed.signed_file_url``: no sign-in,
+    403 when the signature does not match the id and expiry or the link has expired, 404 when
+    the file is gone. Read-only, with the same protective headers as ``/api/files/{id}/content``."""
+    file_id = _file_id(request)
+    raw_expires, sig = request.query.get("exp", ""), request.query.get("sig", "")
+    expires = int(raw_expires) if raw_expires.isdigit() and len(raw_expires) <= 12 else 0
+    keys = request.app[SETTINGS].master_keys()
+    if not signed.valid(keys, file_id, expires, sig, time.time()):
+        raise Forbidden(
+            "This file link is not valid or has expired.", fields={"sig": "invalid or expired"}
+        )
+    async with request.app[DB].read() as session:
+        row = await session.get(File, file_id)
+    if row is None:
+        raise NotFound()
+    storage = request.app[FILE_STORAGE]
+    headers = _content_headers(row)
+    headers["Cache-Control"] = "private"
+    headers["X-Robots-Tag"] = "noindex, nofollow"
+    path = storage.local_path(row.storage_key)
+    if path is not None:
+        headers.pop("ETag")
+        return web.FileResponse(path, headers=headers)
+    return await _stream_ranged(request, storage, row, headers)
+
+
 def _unsatisfiable(size: int) -> web.HTTPRequestRangeNotSatisfiable:
     return web.HTTPRequestRangeNotSatisfiable(headers={"Content-Range": f"bytes */{size}"})
 
@@ -266,7 +313,12 @@ async def _stream_ranged(
 
 
 @routes.get(r"/api/files/{id:[0-9A-Za-z_-]{1,64}}/preview", name="api_files_preview")
-@endpoint(access="user", tags=["files"], errors=[404], content_type="image/png")
+@endpoint(
+    access="user",
+    tags=["files"],
+    errors=[404],
+    content_type="image/png, image/jpeg, application/json",
+)
 async def preview(request: web.Request) -> web.StreamResponse:
     """A preview: images as a downscaled PNG or JPEG (at most 512 px a side); otherwise JSON
     with the metadata (and, for text, the first 4 KB as `text`)."""

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from multinotes import audit, catalog_admin
 from multinotes.app_settings import set_setting
+from multinotes.assist.stats import NO_TRAFFIC, model_stats
 from multinotes.catalog_admin import ModelPatch, PricingSettings
 from multinotes.chat.service import favourite_models, model_ratings, set_favourite
 from multinotes.http.endpoint import endpoint
@@ -47,6 +48,18 @@ class ModelOut(BaseModel):
     rating: RatingOut
 
 
+class ModelStatsOut(BaseModel):
+    requests: int = Field(description="Finished or failed generations in the last 7 days.")
+    failures: int
+    availability: float | None = Field(description="Share that did not fail; null: no traffic.")
+    p50_latency_ms: float | None = Field(description="Median first-token latency.")
+    p50_duration_ms: float | None = Field(description="Median time for a whole answer.")
+
+
+class CatalogueModelOut(ModelOut):
+    stats: ModelStatsOut = Field(description="Measured from real traffic over the last 7 days.")
+
+
 class AdminModelOut(ModelOut):
     enabled: bool
     base_pricing: PricingOut
@@ -75,11 +88,17 @@ class PricingSettingsOut(BaseModel):
 
 
 @routes.get("/api/models", name="api_models")
-@endpoint(access="user", response=list[ModelOut], tags=["models"])
+@endpoint(access="user", response=list[CatalogueModelOut], tags=["models"])
 async def list_models(request: web.Request) -> list[dict[str, Any]]:
-    """Models you can choose: capabilities, prices in credits, availability and ratings."""
+    """Models you can choose: capabilities, prices in credits, availability and ratings, and
+    `stats` from real traffic over the last 7 days (median first-token latency and duration,
+    the share of requests that did not fail)."""
     ratings = await model_ratings(request.app[DB])
-    return [e.public(ratings.get(e.id)) for e in await request.app[CATALOG].entries()]
+    entries = await request.app[CATALOG].entries()
+    stats = await model_stats(request.app, [e.id for e in entries])
+    return [
+        {**e.public(ratings.get(e.id)), "stats": stats.get(e.id, NO_TRAFFIC).out()} for e in entries
+    ]
 
 
 class FavouriteIn(BaseModel):
@@ -102,9 +121,7 @@ async def list_favourites(request: web.Request) -> dict[str, Any]:
 
 
 @routes.post("/api/me/model-favourites", name="api_model_favourite_set")
-@endpoint(
-    access="user", body=FavouriteIn, response=FavouritesOut, tags=["models"], errors=[404]
-)
+@endpoint(access="user", body=FavouriteIn, response=FavouritesOut, tags=["models"], errors=[404])
 async def set_model_favourite(request: web.Request, body: FavouriteIn) -> dict[str, Any]:
     """Star (or with `favourite: false` unstar) a model of the catalog."""
     actor = require_user(request)

@@ -16,7 +16,6 @@ from multinotes.sharing.schemas import ID_PATTERN, NotificationQuery
 routes = web.RouteTableDef()
 
 
-
 class Actor(BaseModel):
     id: str | None
     name: str
@@ -26,7 +25,8 @@ class NotificationOut(BaseModel):
     id: str
     kind: str = Field(
         description='"share" (shared with you), "mention" (in a comment), "low_balance" '
-        '(credits fell below the low-balance mark) or "plugin" (a plugin\'s message).'
+        '(credits fell below the low-balance mark), "schedule" (a schedule paused itself) or '
+        '"plugin" (a plugin\'s message).'
     )
     actor: Actor
     object_type: str

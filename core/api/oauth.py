@@ -31,6 +31,7 @@ log = structlog.get_logger("multinotes.oauth")
 
 routes = web.RouteTableDef()
 
+
 class ProviderOut(BaseModel):
     id: str = Field(description="`google` or `facebook`.")
     name: str

@@ -1,4 +1,4 @@
-"""Your profile: name, timezone, language, avatar, email change; and your security events."""
+"""Your profile: name, timezone, avatar, email change; and your security events."""
 
 from __future__ import annotations
 
@@ -59,8 +59,9 @@ async def me(request: web.Request) -> ProfileOut:
 @routes.patch("/api/me", name="api_me_update")
 @endpoint(access="user", body=ProfilePatch, response=ProfileOut, tags=["profile"], errors=[422])
 async def update_me(request: web.Request, body: ProfilePatch) -> ProfileOut:
-    """Change your name, timezone or language. Any other field (role, email, balance, ...) is
-    refused with 422: the email changes through `POST /api/me/email`."""
+    """Change your name or timezone. Any other field (role, email, balance, ...) is refused with
+    422: the email changes through `POST /api/me/email`. There is no language setting: the
+    interface is in English."""
     actor = require_user(request)
     return ProfileOut.of(await profile.apply_profile_patch(request, actor.user_id, body))
 

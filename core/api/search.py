@@ -18,6 +18,7 @@ from multinotes.search.vectors import VECTORS
 
 routes = web.RouteTableDef()
 
+
 class SearchResult(BaseModel):
     kind: Literal["note", "conversation", "message"]
     id: str

@@ -15,6 +15,7 @@ from multinotes.keys import DB, SETTINGS
 
 routes = web.RouteTableDef()
 
+
 class RevokeAllIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -33,7 +34,8 @@ async def list_sessions(request: web.Request) -> list[SessionOut]:
     `GET /api/keys`."""
     actor = require_user(request)
     return [
-        SessionOut.of(s, actor.session_id) for s in await identity.active_sessions(
+        SessionOut.of(s, actor.session_id)
+        for s in await identity.active_sessions(
             request.app[DB], actor.user_id, idle_minutes=request.app[SETTINGS].session_idle_minutes
         )
     ]

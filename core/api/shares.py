@@ -25,6 +25,7 @@ from multinotes.sharing.actions import ObjectType, ShareIn, create, public_link
 
 routes = web.RouteTableDef()
 
+
 class SharePatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -25,6 +25,7 @@ from multinotes.errors import Invalid
 from multinotes.http.endpoint import endpoint
 from multinotes.identity.actor import require_user, require_verified
 from multinotes.keys import DB
+from multinotes.sharing import access
 
 routes = web.RouteTableDef()
 
@@ -75,6 +76,7 @@ class ComparisonOut(BaseModel):
     voted_at: datetime | None
     category: str | None
     revealed: bool
+    is_owner: bool = Field(description="False when it is shared with you (you cannot vote).")
     answers: list[AnswerOut]
 
 
@@ -150,22 +152,30 @@ async def _stream_blind(
 @routes.get("/api/comparisons/{id}", name="api_comparison")
 @endpoint(access="user", response=ComparisonOut, tags=["comparisons"], errors=[404])
 async def get_comparison(request: web.Request) -> dict[str, Any]:
-    """One of your comparisons; its answers' models are null until you vote."""
+    """One of your comparisons, or one shared with you; its answers' models are null until
+    its owner votes."""
     actor = require_user(request)
-    loaded = await service.load(request.app[DB], actor.user_id, request.match_info["id"])
-    return service.comparison_out(loaded)
+    loaded, rights = await service.load_seen(
+        request.app[DB], actor.user_id, request.match_info["id"]
+    )
+    return service.comparison_out(loaded, is_owner=rights.is_owner)
 
 
 @routes.post("/api/comparisons/{id}/vote", name="api_comparison_vote")
 @endpoint(
-    access="user", body=VoteIn, response=ComparisonOut, tags=["comparisons"], errors=[404, 409]
+    access="user",
+    body=VoteIn,
+    response=ComparisonOut,
+    tags=["comparisons"],
+    errors=[403, 404, 409],
 )
 async def vote(request: web.Request, body: VoteIn) -> dict[str, Any]:
     """Vote once: the best answer, a ranking or a tie, with the prompt's category. The answer
-    names the models."""
+    names the models. Only the owner votes (403 for someone it is shared with)."""
     actor = require_user(request)
     db, comparison_id = request.app[DB], request.match_info["id"]
-    loaded = await service.load(db, actor.user_id, comparison_id)
+    async with access.owner_only(db, actor.user_id, "comparison", comparison_id, "vote"):
+        loaded = await service.load(db, actor.user_id, comparison_id)
     labels = [e.label for e in loaded.entries]
     if body.ranks is not None:
         ranks = body.ranks

@@ -22,6 +22,7 @@ from multinotes.http.endpoint import page
 from multinotes.http.responses import redirect, render
 from multinotes.identity.actor import require_user
 from multinotes.keys import CATALOG, DB
+from multinotes.sharing import access
 
 routes = web.RouteTableDef()
 RECENT = 20
@@ -29,6 +30,12 @@ RECENT = 20
 
 async def _names(app: web.Application) -> dict[str, str]:
     return {e.id: e.model.name for e in await app[CATALOG].entries(include_disabled=True)}
+
+
+async def _owner_name(app: web.Application, owner_id: str) -> str:
+    from multinotes.identity import service as identity
+
+    return (await identity.get_user(app[DB], owner_id)).name
 
 
 @routes.get("/comparisons", name="comparisons")
@@ -66,8 +73,11 @@ async def comparisons_page(request: web.Request) -> web.Response:
 @page(access="user")
 async def comparison_page(request: web.Request) -> web.Response:
     actor = require_user(request)
-    loaded = await service.load(request.app[DB], actor.user_id, request.match_info["id"])
-    shown = service.comparison_out(loaded)
+    loaded, rights = await service.load_seen(
+        request.app[DB], actor.user_id, request.match_info["id"]
+    )
+    shown = service.comparison_out(loaded, is_owner=rights.is_owner)
+    owner = "" if rights.is_owner else await _owner_name(request.app, rights.owner_id)
     # Names only once revealed: before the vote the catalogue is not even consulted.
     names = await _names(request.app) if shown["revealed"] else {}
     return render(
@@ -76,6 +86,7 @@ async def comparison_page(request: web.Request) -> web.Response:
         {
             "nav": "comparisons",
             "comparison": shown,
+            "owner": owner,
             "names": names,
             "categories": CATEGORIES,
             "pending": any(a["status"] == "pending" for a in shown["answers"]),
@@ -89,7 +100,8 @@ async def comparison_vote(request: web.Request) -> web.Response:
     """The vote form: ``choice`` is a label or ``tie``; ``rank_A``... (all given) rank instead."""
     actor = require_user(request)
     db, comparison_id = request.app[DB], request.match_info["id"]
-    loaded = await service.load(db, actor.user_id, comparison_id)
+    async with access.owner_only(db, actor.user_id, "comparison", comparison_id, "vote"):
+        loaded = await service.load(db, actor.user_id, comparison_id)
     here = f"/comparisons/{comparison_id}"
     form = await request.post()
     labels = [e.label for e in loaded.entries]

@@ -1,4 +1,6 @@
-"""Blind comparisons as seen by their owner: start, read, vote; and the leaderboard's votes."""
+"""Blind comparisons: their owner starts, reads and votes; people they are shared with (core
+sharing: a person or a public link) read them. Nobody sees a model before the vote. And the
+leaderboard's votes."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from multinotes.arena.models import CATEGORIES, LABELS, ArenaComparison, ArenaEntry
 from multinotes.arena.rating import Vote, leaderboard
@@ -20,6 +23,7 @@ from multinotes.db import Database, rows_affected, utcnow
 from multinotes.errors import Conflict, Invalid, NotFound
 from multinotes.keys import CATALOG, DB
 from multinotes.markdown import render_markdown
+from multinotes.sharing import access
 
 MIN_MODELS, MAX_MODELS = 2, len(LABELS)
 #: Conversations of blind comparisons are started from the tool the chat layer keeps sealed:
@@ -91,6 +95,7 @@ class Loaded:
 
 
 async def load(db: Database, user_id: str, comparison_id: str) -> Loaded:
+    """One of ``user_id``'s own comparisons (``NotFound`` for anyone else's)."""
     async with db.read() as session:
         comparison = await session.scalar(
             select(ArenaComparison).where(
@@ -99,24 +104,36 @@ async def load(db: Database, user_id: str, comparison_id: str) -> Loaded:
         )
         if comparison is None:
             raise NotFound("No such comparison.")
-        entries = list(
-            await session.scalars(
-                select(ArenaEntry)
-                .where(ArenaEntry.comparison_id == comparison_id)
-                .order_by(ArenaEntry.label)
-            )
+        return await _loaded(session, comparison)
+
+
+async def load_seen(db: Database, user_id: str, comparison_id: str) -> tuple[Loaded, access.Access]:
+    """A comparison ``user_id`` owns or that is shared with them, and their rights on it."""
+    async with db.read() as session:
+        comparison, rights = await access.comparison_in(session, user_id, comparison_id)
+        return await _loaded(session, comparison), rights
+
+
+async def _loaded(session: AsyncSession, comparison: ArenaComparison) -> Loaded:
+    entries = list(
+        await session.scalars(
+            select(ArenaEntry)
+            .where(ArenaEntry.comparison_id == comparison.id)
+            .order_by(ArenaEntry.label)
         )
-        answers = {
-            m.id: m
-            for m in await session.scalars(
-                select(Message).where(Message.id.in_([e.message_id for e in entries]))
-            )
-        }
+    )
+    answers = {
+        m.id: m
+        for m in await session.scalars(
+            select(Message).where(Message.id.in_([e.message_id for e in entries]))
+        )
+    }
     return Loaded(comparison, entries, answers)
 
 
-def comparison_out(loaded: Loaded) -> dict[str, Any]:
-    """The comparison for its owner: before the vote, nothing that names a model."""
+def comparison_out(loaded: Loaded, *, is_owner: bool = True) -> dict[str, Any]:
+    """The comparison for its owner or someone it is shared with: before the vote, nothing
+    that names a model."""
     comparison, revealed = loaded.comparison, loaded.comparison.voted_at is not None
     answers = []
     for entry in loaded.entries:
@@ -136,6 +153,7 @@ def comparison_out(loaded: Loaded) -> dict[str, Any]:
         "voted_at": comparison.voted_at,
         "category": comparison.category,
         "revealed": revealed,
+        "is_owner": is_owner,
         "answers": answers,
     }
 

@@ -44,6 +44,7 @@ from multinotes.http.endpoint import endpoint
 from multinotes.identity import service as identity
 from multinotes.identity.actor import require_admin, require_user
 from multinotes.keys import DB, PLUGIN_SETTINGS, PLUGINS
+from multinotes.organisations import seats
 
 routes = web.RouteTableDef()
 log = structlog.get_logger("multinotes.billing")
@@ -54,7 +55,7 @@ def plan_out(plan: Plan) -> dict[str, Any]:
         "id": plan.id,
         "name": plan.name,
         "kind": plan.kind,
-        "credits": plan.credits if plan.kind == "credits" else None,
+        "credits": plan.credits if plan.kind in ("credits", "organisation") else None,
         "storage_bytes": plan.storage_bytes,
         "price": plan.price,
         "currency": plan.currency,
@@ -102,6 +103,8 @@ def order_out(order: Order, plans: dict[str, Plan]) -> dict[str, Any]:
         "currency": order.currency,
         "credits": order.credits,
         "bonus_credits": order.bonus_credits,
+        "organisation_id": order.organisation_id,
+        "seats": order.seats,
         "subscription_status": order.subscription_status,
         "created_at": order.created_at,
         "paid_at": order.paid_at,
@@ -123,11 +126,19 @@ async def public_plans(request: web.Request) -> list[dict[str, Any]]:
 
 
 @routes.post("/api/billing/quote", name="api_billing_quote")
-@endpoint(access="user", body=QuoteIn, response=QuoteOut, tags=["billing"], errors=[422])
+@endpoint(
+    access="user",
+    body=QuoteIn,
+    response=QuoteOut,
+    tags=["billing"],
+    errors=[403, 404, 409, 422],
+)
 async def post_quote(request: web.Request, body: QuoteIn) -> dict[str, Any]:
     """The price a checkout of this plan (with this coupon) will charge, computed on the server."""
     actor = require_user(request)
-    priced = await billing.quote(request.app[DB], actor.user_id, body.plan_id, body.coupon_code)
+    db = request.app[DB]
+    buyer = await seats.buyer(db, actor.user_id, body.org_id, body.seats)
+    priced = await billing.quote(db, actor.user_id, body.plan_id, body.coupon_code, buyer)
     return priced.as_dict()
 
 
@@ -138,12 +149,18 @@ async def post_quote(request: web.Request, body: QuoteIn) -> dict[str, Any]:
     response=CheckoutOut,
     status=201,
     tags=["billing"],
-    errors=[409, 422, 502],
+    errors=[403, 404, 409, 422, 502],
 )
 async def post_checkout(request: web.Request, body: CheckoutIn) -> dict[str, Any]:
     """Start paying for a plan: a pending order and the payment page to send the buyer to.
-    Credits arrive only when the payment provider's signed webhook confirms the payment."""
-    order_id, url = await start_checkout(request, body.plan_id, body.coupon_code, body.backend)
+    Credits arrive only when the payment provider's signed webhook confirms the payment. An
+    organisation plan is bought per seat for an organisation (`org_id`, `seats`) by its owner
+    or an admin; its credits go to the organisation's wallet and the seats cap its members."""
+    actor = require_user(request)
+    buyer = await seats.buyer(request.app[DB], actor.user_id, body.org_id, body.seats)
+    order_id, url = await start_checkout(
+        request, body.plan_id, body.coupon_code, body.backend, buyer
+    )
     return {"order_id": order_id, "url": url}
 
 

@@ -22,6 +22,7 @@ from aiohttp import web
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from multinotes import user_sets
 from multinotes.app_settings import get_setting
 from multinotes.billing import BillingBackend, PaymentDeclined
 from multinotes.billing.models import Order, Plan
@@ -40,6 +41,7 @@ from multinotes.identity import service as identity
 from multinotes.keys import DB, PLUGIN_SETTINGS, PLUGINS, SETTINGS, TASKS
 from multinotes.mail import queue_mail
 from multinotes.plugin_host import TaskDef
+from multinotes.user_sets import UserSet
 from multinotes.wallet.models import Wallet
 
 log = structlog.get_logger("multinotes.billing.auto_reload")
@@ -154,6 +156,13 @@ async def configure(
 # -- reacting to the wallet ---------------------------------------------------------------------
 
 
+#: The users with auto-reload switched on, from memory (``multinotes.user_sets``): the check
+#: after every answer reads nothing for the others.
+RELOADERS = UserSet(
+    "billing.auto_reload", select(AutoReload.user_id).where(AutoReload.enabled.is_(True))
+)
+
+
 def subscribe(bus: EventBus) -> None:
     for event_type in (GENERATION_COMPLETED, GENERATION_FAILED, CREDITS_LOW):
         bus.subscribe(event_type, on_credits_spent)
@@ -179,6 +188,8 @@ async def on_credits_spent(app: web.Application, event: DomainEvent) -> None:
     if event.user_id is None:
         return
     if event.name != CREDITS_LOW.name and not event.payload.get("cost"):
+        return
+    if not await user_sets.contains(app, RELOADERS, event.user_id):
         return
     if await below_threshold(app[DB], event.user_id):
         await app[TASKS].enqueue(TASK, user_id=event.user_id)

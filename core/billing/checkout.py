@@ -9,13 +9,15 @@ from multinotes.billing import BillingBackend
 from multinotes.billing import service as billing
 from multinotes.errors import Conflict, Invalid
 from multinotes.identity.actor import require_user
-from multinotes.keys import DB, PLUGIN_SETTINGS, PLUGINS, SETTINGS
+from multinotes.keys import DB, PLUGIN_SETTINGS, PLUGINS
+from multinotes.links import request_base_url
 
 
 def site_url(request: web.Request, path: str) -> str:
-    public = request.app[SETTINGS].public_url
-    base = public.rstrip("/") if public else str(request.url.origin())
-    return base + path
+    """An absolute link to this site (the payment page sends the buyer back to it): from
+    ``public_url`` or the address the server listens on, never from the request's ``Host`` or
+    ``X-Forwarded-Host`` (``multinotes.links``)."""
+    return request_base_url(request) + path
 
 
 def choose_backend(app: web.Application, wanted: str | None) -> tuple[str, BillingBackend]:
@@ -37,14 +39,20 @@ def choose_backend(app: web.Application, wanted: str | None) -> tuple[str, Billi
 
 
 async def start_checkout(
-    request: web.Request, plan_id: str, coupon_code: str | None, backend_id: str | None = None
+    request: web.Request,
+    plan_id: str,
+    coupon_code: str | None,
+    backend_id: str | None = None,
+    buyer: billing.Buyer = billing.PERSONAL,
 ) -> tuple[str, str]:
     """``(order id, payment page URL)``. A backend failure voids the order (its coupon hold
-    goes) and propagates."""
+    goes) and propagates. ``buyer``: the organisation and seats an organisation plan is for."""
     actor = require_user(request)
     app = request.app
     plugin, backend = choose_backend(app, backend_id)
-    order, plan = await billing.open_order(app[DB], actor.user_id, plan_id, coupon_code, backend.id)
+    order, plan = await billing.open_order(
+        app[DB], actor.user_id, plan_id, coupon_code, backend.id, buyer
+    )
     try:
         checkout = await backend.create_checkout(
             user_id=actor.user_id,
@@ -53,7 +61,7 @@ async def start_checkout(
             currency=order.currency,
             config=await app[PLUGIN_SETTINGS].config(plugin),
             order_id=order.id,
-            description=plan.name,
+            description=(f"{plan.name}, {order.seats} seats" if order.seats else plan.name),
             interval=plan.interval,
             success_url=site_url(request, f"/billing/return?order={order.id}"),
             cancel_url=site_url(request, "/pricing"),

@@ -55,6 +55,26 @@ async def refunded_amount(db: Database, order_id: str) -> int:
         return (await already_refunded(session, order_id))[0]
 
 
+async def take_back_for(
+    session: AsyncSession, order: Order, up_to: int, *, kind: str, reason: str, reference: str
+) -> int:
+    """Take back up to ``up_to`` of what ``order`` granted, from the wallet it credited: the
+    buyer's, or the organisation's for an organisation plan."""
+    if order.organisation_id is not None:
+        return await wallet.take_back_organisation_in(
+            session,
+            order.organisation_id,
+            order.user_id,
+            up_to,
+            kind=kind,
+            reason=reason,
+            reference=reference,
+        )
+    return await wallet.take_back_in(
+        session, order.user_id, up_to, kind=kind, reason=reason, reference=reference
+    )
+
+
 async def record_refund_in(
     session: AsyncSession,
     order: Order,
@@ -74,9 +94,9 @@ async def record_refund_in(
         return Refunded("no_change")
     granted = order.credits + order.bonus_credits
     due = granted * refunded_total // order.total - due_before
-    taken = await wallet.take_back_in(
+    taken = await take_back_for(
         session,
-        order.user_id,
+        order,
         due,
         kind="refund",
         reason=f"Refund of {refunded_total - before} {order.currency} (minor units) "

@@ -38,6 +38,7 @@ from multinotes.billing.schemas import (
 )
 from multinotes.errors import AppError, Invalid, NotFound
 from multinotes.http.endpoint import page, validate
+from multinotes.http.forms import form_field
 from multinotes.http.responses import redirect, render
 from multinotes.keys import DB
 
@@ -47,11 +48,6 @@ GIB = 2**30
 #: The order filters, in the order the form shows them.
 ORDER_FILTERS = ("status", "user", "plan_id", "coupon", "since", "until")
 ORDER_STATUSES = ("pending", "paid", "failed", "expired", "refunded", "disputed")
-
-
-def _form_str(form: MultiDictProxy[Any], name: str) -> str:
-    value = form.get(name, "")
-    return value.strip() if isinstance(value, str) else ""
 
 
 def _minor_units(text: str, currency: str) -> int:
@@ -158,7 +154,7 @@ async def admin_plans(request: web.Request) -> web.Response:
 def _plan_in(form: MultiDictProxy[Any]) -> tuple[dict[str, str], PlanIn | None, dict[str, str]]:
     """The create form as ``PlanIn``: (what was typed, the plan or None, field errors)."""
     names = ("name", "kind", "credits", "storage_gib", "price", "currency", "interval")
-    values = {n: _form_str(form, n) for n in (*names, "duration_days", "description")}
+    values = {n: form_field(form, n) for n in (*names, "duration_days", "description")}
     values["currency"] = values["currency"].upper()
     data: dict[str, Any] = {
         k: values[k] for k in ("name", "kind", "currency", "interval", "description")
@@ -253,7 +249,7 @@ async def admin_plan(request: web.Request) -> web.Response:
 async def admin_plan_update(request: web.Request) -> web.Response:
     plan = await _any_plan(request)
     form = await request.post()
-    values = {n: _form_str(form, n) for n in _plan_values(plan)}
+    values = {n: form_field(form, n) for n in _plan_values(plan)}
     data: dict[str, Any] = {"name": values["name"], "description": values["description"]}
     fields: dict[str, str] = {}
     # An empty duration means "no fixed duration" (explicitly null, which PlanPatch allows).
@@ -385,7 +381,7 @@ def _coupon_in(
         "max_uses",
         "max_uses_per_user",
     )
-    values = {n: _form_str(form, n) for n in names}
+    values = {n: form_field(form, n) for n in names}
     data: dict[str, Any] = {"code": values["code"]}
     fields: dict[str, str] = {}
     if values["discount_kind"] not in ("percent", "amount"):
@@ -684,7 +680,7 @@ async def admin_order_refund(request: web.Request) -> web.Response:
     before = await reports.order_detail(request.app[DB], order_id)  # 404 before anything else
     currency = before.row.order.currency
     form = await request.post()
-    values = {n: _form_str(form, n) for n in ("reason", "amount")}
+    values = {n: form_field(form, n) for n in ("reason", "amount")}
     data: dict[str, Any] = {"reason": values["reason"]}
     fields: dict[str, str] = {}
     if values["amount"]:
@@ -732,7 +728,7 @@ async def admin_order_mark_paid(request: web.Request) -> web.Response:
     before = await reports.order_detail(request.app[DB], order_id)  # 404 before anything else
     currency = before.row.order.currency
     form = await request.post()
-    values = {n: _form_str(form, n) for n in ("amount", "reference", "note")}
+    values = {n: form_field(form, n) for n in ("amount", "reference", "note")}
     data: dict[str, Any] = {"reference": values["reference"], "note": values["note"]}
     fields: dict[str, str] = {}
     try:

@@ -16,7 +16,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from multinotes.db import Base, UTCDateTime, new_id, utcnow
 
-PLAN_KINDS = ("credits", "storage")
+#: ``organisation``: priced per seat, bought for an organisation (its credits, times the seats,
+#: go to the organisation's wallet; the seats cap its members).
+PLAN_KINDS = ("credits", "storage", "organisation")
 INTERVALS = ("once", "month", "year")
 ORDER_STATUSES = ("pending", "paid", "failed", "expired", "refunded", "disputed")
 
@@ -90,6 +92,12 @@ class Order(Base):
     subscription_reference: Mapped[str | None] = mapped_column(String(255), index=True)
     subscription_status: Mapped[str | None] = mapped_column(String(16))
     url: Mapped[str | None] = mapped_column(Text)
+    #: An organisation plan's order: the organisation it buys for, and how many seats (the
+    #: price and credits are the plan's times the seats).
+    organisation_id: Mapped[str | None] = mapped_column(
+        ForeignKey("organisations.id", ondelete="SET NULL"), index=True
+    )
+    seats: Mapped[int | None] = mapped_column(Integer)
     #: A pending order no longer holds its coupon after this (the provider's page expires too).
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

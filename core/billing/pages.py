@@ -59,6 +59,8 @@ def order_view(order: Order, plans: dict[str, Plan]) -> dict[str, Any]:
         "subscription_status": order.subscription_status,
         "created_at": order.created_at,
         "paid_at": order.paid_at,
+        "organisation_id": order.organisation_id,
+        "seats": order.seats,
     }
 
 
@@ -71,7 +73,10 @@ def backend_choices(app: web.Application) -> list[dict[str, str]]:
 
 
 async def _pricing(request: web.Request, *, error: str = "", status: int = 200) -> web.Response:
-    plans = [plan_view(p) for p in await billing.list_plans(request.app[DB])]
+    # Organisation plans (per seat) are bought from the organisation's page.
+    plans = [
+        plan_view(p) for p in await billing.list_plans(request.app[DB]) if p.kind != "organisation"
+    ]
     return render(
         request,
         "billing/pricing.html",

@@ -9,8 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fpdf import FPDF
-from fpdf.enums import XPos, YPos
 from pydantic import BaseModel, ConfigDict, Field
 
 from multinotes.app_settings import get_setting, set_setting
@@ -60,6 +58,10 @@ def receipt_pdf(
 ) -> bytes:
     """The receipt; ``paid_with`` names how it was paid when not through ``order.backend``
     (a bank transfer an administrator recorded)."""
+    # fpdf2 (and Pillow) on first use: ~60 MB a web process that never sends a receipt skips.
+    from fpdf import FPDF
+    from fpdf.enums import XPos, YPos
+
     pdf = FPDF(format="A4")
     pdf.set_title(f"Receipt {order.id}")
     pdf.add_font("DejaVu", "", str(FONTS / "DejaVuSans.ttf"))

@@ -23,7 +23,10 @@ class PlanIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=120)
-    kind: Literal["credits", "storage"]
+    kind: Literal["credits", "storage", "organisation"] = Field(
+        description="`organisation`: priced per seat, bought for an organisation (`credits` "
+        "and `price` are per seat; the credits go to its wallet, the seats cap its members)."
+    )
     credits: int | None = Field(default=None, ge=1, le=10**12)
     storage_bytes: int | None = Field(default=None, ge=1, le=10**15)
     price: int = Field(ge=1, le=10**10, description="In the currency's minor unit (cents).")
@@ -34,8 +37,8 @@ class PlanIn(BaseModel):
 
     @model_validator(mode="after")
     def _fits_kind(self) -> PlanIn:
-        if self.kind == "credits" and self.credits is None:
-            raise ValueError("credits: a credits plan needs its number of credits")
+        if self.kind in ("credits", "organisation") and self.credits is None:
+            raise ValueError(f"credits: a {self.kind} plan needs its number of credits")
         if self.kind == "storage" and self.storage_bytes is None:
             raise ValueError("storage_bytes: a storage plan needs its storage limit")
         return self
@@ -129,6 +132,19 @@ class QuoteIn(BaseModel):
 
     plan_id: str = Field(min_length=1, max_length=32)
     coupon_code: str | None = Field(default=None, max_length=40)
+    org_id: str | None = Field(
+        default=None,
+        pattern=r"^[0-9A-Za-z_-]{1,32}$",
+        description="An organisation plan: the organisation it is bought for (you are its owner "
+        "or an admin). Other plans: leave out.",
+    )
+    seats: int | None = Field(
+        default=None,
+        ge=1,
+        le=10_000,
+        description="An organisation plan: how many seats (its price and credits are per seat; "
+        "at least its members and pending invitations).",
+    )
 
 
 class QuoteOut(BaseModel):
@@ -140,6 +156,7 @@ class QuoteOut(BaseModel):
     credits: int
     bonus_credits: int
     coupon_code: str | None
+    seats: int = Field(default=1, description="Seats bought (1 for a plan that is not per seat).")
 
 
 class CheckoutIn(QuoteIn):
@@ -177,6 +194,10 @@ class OrderOut(BaseModel):
     currency: str
     credits: int
     bonus_credits: int
+    organisation_id: str | None = Field(
+        default=None, description="An organisation plan's order: the organisation it is for."
+    )
+    seats: int | None = Field(default=None, description="An organisation plan's seats.")
     subscription_status: str | None = Field(
         description="Recurring plans: active, cancelling (ends with the period), cancelled, "
         "past_due (a renewal failed: credits stay until the period and its grace end)."

@@ -120,6 +120,8 @@ class Quote:
     credits: int
     bonus_credits: int
     coupon_code: str | None
+    #: An organisation plan's seats (the price and credits are per seat); 1 for other plans.
+    seats: int = 1
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -143,11 +145,13 @@ async def _coupon_holds(session: AsyncSession, coupon: Coupon, user_id: str) -> 
 
 
 async def _price(
-    session: AsyncSession, plan: Plan, code: str | None, user_id: str
+    session: AsyncSession, plan: Plan, code: str | None, user_id: str, seats: int = 1
 ) -> tuple[Quote, Coupon | None]:
-    subtotal = plan.price
+    subtotal = plan.price * seats
+    credits = plan.credits * seats
     if not code or not code.strip():
-        return Quote(plan.id, plan.currency, subtotal, 0, subtotal, plan.credits, 0, None), None
+        quote = Quote(plan.id, plan.currency, subtotal, 0, subtotal, credits, 0, None, seats)
+        return quote, None
     coupon = await session.scalar(select(Coupon).where(Coupon.code == normal_code(code)))
     now = utcnow()
     if coupon is None or coupon.archived_at is not None:
@@ -181,17 +185,53 @@ async def _price(
         subtotal,
         discount,
         total,
-        plan.credits,
+        credits,
         coupon.bonus_credits,
         coupon.code,
+        seats,
     )
     return quote, coupon
 
 
-async def quote(db: Database, user_id: str, plan_id: str, coupon_code: str | None) -> Quote:
+@dataclass(frozen=True)
+class Buyer:
+    """Who an order buys for: ``organisation_id`` and ``seats`` for an organisation plan
+    (checked by ``multinotes.organisations.seats.buyer``), else none and 1."""
+
+    organisation_id: str | None = None
+    seats: int = 1
+
+
+PERSONAL = Buyer()
+
+
+def check_buyer(plan: Plan, buyer: Buyer) -> None:
+    """An organisation plan is bought for an organisation, other plans for oneself (422)."""
+    if plan.kind == "organisation" and buyer.organisation_id is None:
+        raise Invalid(
+            "An organisation plan is bought for an organisation: name it.",
+            code="organisation_required",
+            fields={"org_id": "required for an organisation plan"},
+        )
+    if plan.kind != "organisation" and (buyer.organisation_id is not None or buyer.seats != 1):
+        raise Invalid(
+            "Only an organisation plan is bought for an organisation, per seat.",
+            code="not_an_organisation_plan",
+            fields={"org_id": "only for an organisation plan"},
+        )
+
+
+async def quote(
+    db: Database,
+    user_id: str,
+    plan_id: str,
+    coupon_code: str | None,
+    buyer: Buyer = PERSONAL,
+) -> Quote:
     plan = await get_plan(db, plan_id, field="plan_id")
+    check_buyer(plan, buyer)
     async with db.read() as session:
-        priced, _ = await _price(session, plan, coupon_code, user_id)
+        priced, _ = await _price(session, plan, coupon_code, user_id, buyer.seats)
     return priced
 
 
@@ -199,17 +239,24 @@ async def quote(db: Database, user_id: str, plan_id: str, coupon_code: str | Non
 
 
 async def open_order(
-    db: Database, user_id: str, plan_id: str, coupon_code: str | None, backend: str
+    db: Database,
+    user_id: str,
+    plan_id: str,
+    coupon_code: str | None,
+    backend: str,
+    buyer: Buyer = PERSONAL,
 ) -> tuple[Order, Plan]:
-    """A pending order at the server's price. The coupon row is locked while its holds are
-    counted and the order inserted, so its last use goes to one buyer only."""
+    """A pending order at the server's price (an organisation plan's: per seat, for the
+    organisation ``buyer`` names). The coupon row is locked while its holds are counted and the
+    order inserted, so its last use goes to one buyer only."""
     plan = await get_plan(db, plan_id, field="plan_id")
+    check_buyer(plan, buyer)
     async with db.transaction() as session:
         if coupon_code and not db.is_sqlite:  # SQLite's write transaction locks everything
             await session.execute(
                 select(Coupon.id).where(Coupon.code == normal_code(coupon_code)).with_for_update()
             )
-        priced, coupon = await _price(session, plan, coupon_code, user_id)
+        priced, coupon = await _price(session, plan, coupon_code, user_id, buyer.seats)
         order = Order(
             user_id=user_id,
             plan_id=plan.id,
@@ -219,7 +266,9 @@ async def open_order(
             discount=priced.discount,
             total=priced.total,
             currency=plan.currency,
-            credits=plan.credits,
+            credits=priced.credits,
+            organisation_id=buyer.organisation_id,
+            seats=buyer.seats if buyer.organisation_id else None,
             bonus_credits=priced.bonus_credits,
             coupon_id=coupon.id if coupon else None,
             expires_at=utcnow() + CHECKOUT_LIFETIME,
@@ -420,6 +469,10 @@ async def _paid(session: AsyncSession, db: Database, order: Order) -> str:
         await session.execute(
             update(Coupon).where(Coupon.id == order.coupon_id).values(uses=Coupon.uses + 1)
         )
+    if plan.kind == "organisation":
+        await _organisation_paid(session, order, plan, f"order:{order.id}", f"Bought {plan.name}")
+        _stage_paid(session, order, plan)
+        return "applied"
     lock = select(PlanPeriod).where(PlanPeriod.user_id == order.user_id)
     if not db.is_sqlite:
         lock = lock.with_for_update()
@@ -466,6 +519,48 @@ async def _paid(session: AsyncSession, db: Database, order: Order) -> str:
         reference=f"order:{order.id}",
     )
     await referrals.reward_in(session, order)
+    _stage_paid(session, order, plan)
+    return "applied"
+
+
+async def _organisation_paid(
+    session: AsyncSession, order: Order, plan: Plan, reference: str, reason: str
+) -> bool:
+    """An organisation plan's payment (or renewal): its credits (per seat, with a coupon's
+    bonus) to the organisation's wallet, and the organisation keeps the seats paid for."""
+    if order.organisation_id is None:
+        return False
+    granted = await wallet.credit_organisation_in(
+        session,
+        order.organisation_id,
+        order.user_id,
+        order.credits,
+        kind="purchase",
+        reason=reason,
+        reference=reference,
+    )
+    if granted and reference.startswith("order:"):
+        await wallet.credit_organisation_in(
+            session,
+            order.organisation_id,
+            order.user_id,
+            order.bonus_credits,
+            kind="bonus",
+            reason=f"Coupon bonus on {plan.name}",
+            reference=reference,
+        )
+    if granted and order.seats:
+        from multinotes.organisations.models import Organisation
+
+        await (await session.connection()).execute(
+            update(Organisation)
+            .where(Organisation.id == order.organisation_id)
+            .values(seats=order.seats)
+        )
+    return granted
+
+
+def _stage_paid(session: AsyncSession, order: Order, plan: Plan) -> None:
     # Staged in this transaction: published once, after the commit that made the order paid.
     stage(
         session,
@@ -484,7 +579,6 @@ async def _paid(session: AsyncSession, db: Database, order: Order) -> str:
             ),
         ),
     )
-    return "applied"
 
 
 async def _subscription_status(session: AsyncSession, order: Order, status: str) -> str:
@@ -513,6 +607,15 @@ async def _renewed(session: AsyncSession, db: Database, order: Order, event: Bil
     assert plan is not None
     if plan.kind == "storage":
         return await _storage_renewed(session, db, order, plan, event.reference)
+    if plan.kind == "organisation":
+        renewed = await _organisation_paid(
+            session, order, plan, f"renewal:{event.reference}"[:100], f"Renewed {plan.name}"
+        )
+        if renewed:
+            await (await session.connection()).execute(
+                update(Order).where(Order.id == order.id).values(subscription_status="active")
+            )
+        return "applied" if renewed else "no_change"
     granted = await wallet.credit_in(
         session,
         order.user_id,
@@ -568,9 +671,9 @@ async def _disputed(session: AsyncSession, order: Order) -> str:
     if changed.rowcount != 1:
         return "no_change"
     _, due_before = await clawback.already_refunded(session, order.id)
-    await wallet.take_back_in(
+    await clawback.take_back_for(
         session,
-        order.user_id,
+        order,
         order.credits + order.bonus_credits - due_before,
         kind="dispute",
         reason=f"Order {order.id} disputed",

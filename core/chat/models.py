@@ -30,7 +30,6 @@ from multinotes.db import Base, StrEnumType, UTCDateTime, new_id, utcnow
 LongText = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
 
 
-
 class MessageStatus(StrEnum):
     """Where an answer is. A prompt is ``complete`` when stored; an answer is ``pending``
     while its model streams, then ``complete``, ``stopped`` (Stop was pressed: the text so far
@@ -60,6 +59,14 @@ class Conversation(Base):
     #: Pinned conversations head the sidebar; archived ones leave it (and stay searchable).
     pinned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: What happens when it outgrows a model's context window (``ContextPolicy``).
+    context_policy: Mapped[str] = mapped_column(String(16), default="drop", server_default="drop")
+    #: The organisation whose space it is in (its members read it; ``multinotes.sharing.access``),
+    #: or None: its owner's own space. Its owner's generations there draw from that
+    #: organisation's wallet.
+    organisation_id: Mapped[str | None] = mapped_column(
+        ForeignKey("organisations.id", ondelete="SET NULL"), index=True
+    )
 
 
 #: The tool of a blind comparison's conversation (issue #18). Its answers must not say which
@@ -100,6 +107,8 @@ class Generation(Base):
     """One model's work on one prompt: options, usage, cost, timing and outcome."""
 
     __tablename__ = "generations"
+    #: Per model, its recent generations: the catalogue's latency and availability (assist.stats).
+    __table_args__ = (Index("ix_generations_model_created", "model_id", "created_at"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
@@ -125,11 +134,47 @@ class Generation(Base):
     audio_seconds: Mapped[float] = mapped_column(Float, default=0.0)
     reserved: Mapped[int] = mapped_column(BigInteger, default=0)
     cost: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: What the provider's list prices make of the usage, in credits (the charge without the
+    #: markup): the AI cost the analytics set against ``cost``. None for answers settled
+    #: before it was recorded, or by the sweep after a crash.
+    provider_cost: Mapped[int | None] = mapped_column(BigInteger)
     dropped_turns: Mapped[int] = mapped_column(Integer, default=0)
+    #: How the conversation was fitted to the model's window, when it did not fit whole:
+    #: "drop" (oldest turns left out), "summarise" (they were summarised: ``summary_id``) or
+    #: "summarise_failed" (summarising failed, so they were left out). None: it all fitted.
+    context_policy: Mapped[str | None] = mapped_column(String(20))
+    summary_id: Mapped[str | None] = mapped_column(
+        ForeignKey("context_summaries.id", ondelete="SET NULL")
+    )
     latency_ms: Mapped[float | None] = mapped_column(Float)
     duration_ms: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ContextSummary(Base):
+    """The older turns of a conversation summarised by a cheap model, sent in their place once
+    they no longer fit a model's window (the conversation's "summarise" policy). It covers the
+    conversation's turns from the root down to ``through_message_id``, and is reused until more
+    turns overflow; ``cost`` is what summarising was charged (ledger reference
+    ``summary:<id>``)."""
+
+    __tablename__ = "context_summaries"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    conversation_id: Mapped[str] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    through_message_id: Mapped[str] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), index=True
+    )
+    #: How many turns (messages) it stands for.
+    turns: Mapped[int] = mapped_column(Integer)
+    content: Mapped[str] = mapped_column(LongText)
+    model_id: Mapped[str] = mapped_column(String(200))
+    cost: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class MessageMedia(Base):

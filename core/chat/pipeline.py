@@ -17,7 +17,7 @@ import contextlib
 import functools
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from json.encoder import encode_basestring_ascii as _json_string
@@ -26,10 +26,13 @@ from typing import Any, TypeVar, cast
 import structlog
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import insert, select, update
+from sqlalchemy import exists, func, insert, select, update
 
 from multinotes.catalog import CatalogEntry, cost_of
+from multinotes.chat.context import Summaries, fit_context, load_summary, max_output, summary_out
 from multinotes.chat.models import (
+    SEALED_TOOL,
+    ContextSummary,
     Conversation,
     Generation,
     Message,
@@ -49,6 +52,7 @@ from multinotes.domain_events import (
 from multinotes.errors import (
     Invalid,
     NotFound,
+    PayloadTooLarge,
     ProviderBadResponse,
     ProviderError,
     ProviderUnavailable,
@@ -65,13 +69,9 @@ from multinotes.providers import (
     Usage,
 )
 from multinotes.storage import STORAGE_QUOTA, objects
-from multinotes.tokens import (
-    PER_MESSAGE_OVERHEAD,
-    REPLY_PRIMING,
-    count_tokens,
-    count_tokens_remembered,
-)
+from multinotes.tokens import count_tokens
 from multinotes.wallet import service as wallet
+from multinotes.wallet.models import Reservation
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -112,6 +112,17 @@ class Planned:
     #: The prompt's size counted offline: billed as its input when the provider reports none.
     prompt_tokens: int = 0
     conversation_id: str = ""
+    #: An answer of a blind comparison (a sealed conversation): nothing it publishes (events,
+    #: the ledger's reason) names its model.
+    sealed: bool = False
+    #: How the conversation was fitted to the window (``context.Fitted.policy``) and the
+    #: summary sent in place of its older turns, if any.
+    context_policy: str | None = None
+    summary: ContextSummary | None = None
+    #: The prompt and answer rows being written while the model already streams
+    #: (``plan_generations(rows_later=True)``); None when they were written before. The answer
+    #: is stored and settled only once they are, and stopped when they cannot be.
+    rows: asyncio.Future[None] | None = None
 
     @property
     def model_id(self) -> str:
@@ -171,29 +182,6 @@ def validate_options(entries: list[CatalogEntry], options: dict[str, Any]) -> li
     return validated
 
 
-def fit_history(
-    history: list[ChatMessage], entry: CatalogEntry, options: BaseModel
-) -> tuple[list[ChatMessage], int, int]:
-    """Drop the oldest turns until the prompt fits the model's context window next to the
-    longest answer it may write. Returns (messages, dropped turns, prompt tokens)."""
-    reply = max_output(entry, options)
-    budget = entry.model.context_window - reply
-    sizes = [count_tokens_remembered(m.content) + PER_MESSAGE_OVERHEAD for m in history]
-    system = getattr(options, "system", None) or ""
-    total = sum(sizes) + count_tokens_remembered(system) + REPLY_PRIMING
-    start = 0
-    while total > budget and start < len(history) - 1:
-        total -= sizes[start]
-        start += 1
-    if total > budget:
-        raise Invalid(
-            f"The prompt is too long for {entry.model.name} ({total} tokens; it reads "
-            f"{budget} next to a {reply}-token answer).",
-            fields={"content": "too long for the selected model"},
-        )
-    return history[start:], start, total
-
-
 #: When a request names no maximum answer length, this (or the model's own, if lower) is sent
 #: to the provider. The reservation covers it, so a long answer can never cost more than was
 #: held — and a trial wallet can still use a model whose own maximum is huge.
@@ -204,10 +192,6 @@ def apply_default_max_tokens(entry: CatalogEntry, options: BaseModel) -> None:
     if "max_tokens" in type(options).model_fields and getattr(options, "max_tokens", 0) is None:
         limit = min(DEFAULT_MAX_OUTPUT_TOKENS, entry.model.max_output or DEFAULT_MAX_OUTPUT_TOKENS)
         options.max_tokens = limit  # type: ignore[attr-defined]
-
-
-def max_output(entry: CatalogEntry, options: BaseModel) -> int:
-    return int(getattr(options, "max_tokens", None) or entry.model.max_output or 0)
 
 
 def max_usage(
@@ -241,8 +225,22 @@ async def plan_generations(
     prompt_message: Message | None = None,
     continue_latest: bool = False,
     tool: str | None = None,
+    organisation: wallet.OrganisationHold | None = None,
+    payer: Callable[[str | None], Awaitable[wallet.OrganisationHold | None]] | None = None,
+    rows_later: bool = False,
 ) -> tuple[Message, list[Planned]]:
     """Validate, reserve and store; raise before anything is kept if any of it fails.
+
+    With ``organisation`` (the caller checked the membership), the credits are held on and
+    charged to that organisation's wallet instead of the user's own. ``payer`` instead decides
+    it from the conversation's organisation space (its ``organisation_id``, read with the
+    conversation, so the space costs no read of its own).
+
+    With ``rows_later`` only the hold is committed before this returns; the prompt, the pending
+    answers and their generation rows are written while the models already stream
+    (``Planned.rows``; ``stream_generations`` stops the models and the hold is released when
+    that write fails, and each answer is settled only after it). What fails before the hold
+    still leaves nothing.
 
     The user's conversation is read here, with its messages (NotFound when the user does not
     own it): one read before the hold, since every step before it delays the first token.
@@ -285,10 +283,14 @@ async def plan_generations(
             if prompt_message is not None
             else []
         )
+    if payer is not None:
+        organisation = await payer(conversation.organisation_id)
 
     if prompt_message is None and attachments:
         await app[STORAGE_QUOTA].check_room(user_id, attachment_bytes(attachments), "attachments")
     entries = await app[CATALOG].resolve_for_use(model_ids)
+    if any(MEDIA_MAKERS & entry.model.capabilities for entry in entries):
+        await _check_room_for_media(app, user_id)
     validated = validate_options(entries, options)
     for entry, opts in zip(entries, validated, strict=True):
         apply_default_max_tokens(entry, opts)
@@ -310,56 +312,108 @@ async def plan_generations(
             prompt_message.content,
             tuple([await _load_attachment(app, row) for row in prompt_media]),
         )
+    turns = [m for m in chain if m.content and m.status in ("complete", "stopped")]
     history = [
         ChatMessage(cast(ChatRole, m.role), m.content)  # a stored message's role
-        for m in chain
-        if m.content and m.status in ("complete", "stopped")
+        for m in turns
     ] + [prompt]
 
     planned = []
+    sealed = conversation.tool == SEALED_TOOL
+    summaries = Summaries(
+        user_id,
+        conversation.id,
+        "drop" if sealed else (conversation.context_policy or "drop"),
+        loaded=conversation_id is None,  # a new conversation has none
+    )
     for entry, opts in zip(entries, validated, strict=True):
-        fitted, dropped, prompt_tokens = fit_history(history, entry, opts)
-        estimate = cost_of(max_usage(entry, opts, prompt_tokens, fitted), entry.pricing)
+        fitted = await fit_context(app, summaries, [m.id for m in turns], history, entry, opts)
+        estimate = cost_of(
+            max_usage(entry, opts, fitted.prompt_tokens, fitted.history), entry.pricing
+        )
         planned.append(
             Planned(
                 entry,
                 opts,
                 new_id(),
                 new_id(),
-                fitted,
-                dropped,
+                fitted.history,
+                fitted.dropped,
                 estimate,
                 user_id=user_id,
-                prompt_tokens=prompt_tokens,
+                prompt_tokens=fitted.prompt_tokens,
                 conversation_id=conversation.id,
+                sealed=sealed,
+                context_policy=fitted.policy,
+                summary=fitted.summary,
             )
         )
 
     for attempt in range(2):
         try:
-            prompt_message = await retrying(
-                functools.partial(
-                    _store_plan,
-                    app,
-                    user_id,
-                    conversation,
-                    content,
-                    parent_id,
-                    attachments,
-                    prompt_message,
-                    planned,
-                    first=not messages,
-                    new=conversation_id is None,
-                ),
-                "store_plan",
-            )
+            await retrying(functools.partial(_hold, app, user_id, planned, organisation), "hold")
             break
         except wallet.WalletMissing:
             if attempt:
                 raise
             await wallet.ensure_wallet(db, user_id)
-    assert prompt_message is not None
+    new_prompt = prompt_message is None
+    if prompt_message is None:
+        prompt_message = Message(
+            id=new_id(),
+            conversation_id=conversation.id,
+            user_id=user_id,
+            parent_id=parent_id,
+            role="user",
+            content=content or "",
+            model_id=None,
+            status="complete",
+            created_at=utcnow(),
+        )
+    store = functools.partial(
+        retrying,
+        functools.partial(
+            _store_plan,
+            app,
+            user_id,
+            conversation,
+            content,
+            attachments,
+            prompt_message,
+            planned,
+            first=not messages,
+            new=conversation_id is None,
+            new_prompt=new_prompt,
+        ),
+        "store_plan",
+    )
+    if rows_later:
+        rows = asyncio.ensure_future(_store_or_release(app, planned, store))
+        rows.add_done_callback(_log_rows_failure)
+        for item in planned:
+            item.rows = rows
+        return prompt_message, planned
+    await _store_or_release(app, planned, store)
     return prompt_message, planned
+
+
+async def _store_or_release(
+    app: web.Application, planned: list[Planned], store: Callable[[], Awaitable[None]]
+) -> None:
+    """``_store_plan``; on failure (or cancellation) the hold is given back first."""
+    try:
+        await store()
+    except BaseException:
+        await _release(app, planned)
+        raise
+
+
+def _log_rows_failure(rows: asyncio.Future[None]) -> None:
+    if rows.cancelled():
+        return
+    error = rows.exception()
+    if error is not None:
+        log.error("answer_rows_not_stored", error=f"{type(error).__name__}: {error}")
 
 
 async def plan_again(
@@ -369,6 +423,7 @@ async def plan_again(
     prompt: Message,
     model_ids: list[str] | None,
     options: dict[str, Any],
+    organisation: wallet.OrganisationHold | None = None,
 ) -> tuple[Message, list[Planned]]:
     """``plan_generations`` for a stored prompt answered again (regenerate, re-running a saved
     note): the new answers become siblings of the earlier ones."""
@@ -384,7 +439,43 @@ async def plan_again(
         parent_id=None,
         attachments=[],
         prompt_message=prompt,
+        organisation=organisation,
     )
+
+
+async def _hold(
+    app: web.Application,
+    user_id: str,
+    planned: list[Planned],
+    organisation: wallet.OrganisationHold | None,
+) -> None:
+    """Hold every model's maximum cost, all or nothing (402), in a transaction of its own: the
+    conditional UPDATE of the wallet and the reservation rows, committed before the provider is
+    called. Nothing else is written while the wallet row is locked; the prompt and the answers'
+    rows follow in ``_store_plan``. A process that dies between the two leaves reservations
+    without generations, which the crash sweep releases (``release_orphaned_holds``)."""
+    async with app[DB].transaction() as session:
+        await wallet.hold_in(
+            session,
+            user_id,
+            # A blind answer's charge names no model (the ledger is the owner's to read).
+            [
+                (item.reserved, f"gen:{item.generation_id}", None if item.sealed else item.model_id)
+                for item in planned
+            ],
+            organisation=organisation,
+        )
+
+
+async def _release(app: web.Application, planned: list[Planned]) -> None:
+    """Give back the holds of answers whose rows could not be written (nothing was charged and
+    the provider was never called). Should this fail too, the crash sweep releases them."""
+    try:
+        async with app[DB].transaction() as session:
+            for item in planned:
+                await wallet.release_in(session, f"gen:{item.generation_id}")
+    except Exception:
+        log.exception("hold_release_failed", generations=[i.generation_id for i in planned])
 
 
 async def _store_plan(
@@ -392,38 +483,24 @@ async def _store_plan(
     user_id: str,
     conversation: Conversation,
     content: str | None,
-    parent_id: str | None,
     attachments: list[Attachment],
-    prompt_message: Message | None,
+    prompt_message: Message,
     planned: list[Planned],
     *,
     first: bool,
     new: bool = False,
-) -> Message:
-    """One short transaction: hold every model's maximum cost (all or nothing: a wallet that
-    cannot cover them all rolls everything back, 402) and store the prompt and the pending
-    answers.
+    new_prompt: bool,
+) -> None:
+    """One short transaction after the hold (``_hold``): the prompt (when ``new_prompt``), the
+    pending answers and their generation rows, and the conversation.
 
     Core statements, several rows each, rather than ORM objects: this runs before the first
     token of every answer, and on SQLite under the one write lock.
     """
-    now = utcnow()
+    now = prompt_message.created_at if new_prompt else utcnow()
     values: dict[str, Any] = {"updated_at": now}
     if first and conversation.title in ("", "New chat") and content:
         values["title"] = title_from_prompt(content)
-    new_prompt = prompt_message is None
-    if prompt_message is None:
-        prompt_message = Message(
-            id=new_id(),
-            conversation_id=conversation.id,
-            user_id=user_id,
-            parent_id=parent_id,
-            role="user",
-            content=content or "",
-            model_id=None,
-            status="complete",
-            created_at=now,
-        )
     rows = [_message_row(prompt_message)] if new_prompt else []
     rows += [
         {
@@ -459,11 +536,6 @@ async def _store_plan(
             await connection.execute(
                 update(Conversation).where(Conversation.id == conversation.id).values(**values)
             )
-        await wallet.hold_in(
-            session,
-            user_id,
-            [(item.reserved, f"gen:{item.generation_id}", item.model_id) for item in planned],
-        )
         await connection.execute(insert(Message), rows)
         if new_prompt and attachments:
             # Attachments are stored bytes like any upload: within the owner's quota.
@@ -487,6 +559,8 @@ async def _store_plan(
                     "status": "pending",
                     "reserved": item.reserved,
                     "dropped_turns": item.dropped_turns,
+                    "context_policy": item.context_policy,
+                    "summary_id": item.summary.id if item.summary else None,
                     # The prompt as counted offline, until the answer's real usage replaces it:
                     # what the crash sweep bills when the process died mid-answer.
                     "input_tokens": item.prompt_tokens,
@@ -495,7 +569,6 @@ async def _store_plan(
                 for item in planned
             ],
         )
-    return prompt_message
 
 
 def _message_row(message: Message) -> dict[str, Any]:
@@ -519,6 +592,25 @@ def _pricing_json(pricing: Pricing) -> dict[str, float]:
         "per_image": pricing.per_image,
         "per_audio_minute": pricing.per_audio_minute,
     }
+
+
+#: Capabilities whose answers are files (images, audio) kept with the chat.
+MEDIA_MAKERS = frozenset({"image_generation", "text_to_speech"})
+
+
+async def _check_room_for_media(app: web.Application, user_id: str) -> None:
+    """What an image or speech model makes is kept with the chat: stored bytes within the
+    owner's storage quota like attachments and uploads. Its size is known only once made, so a
+    full quota refuses such a request before anything is held, asked or kept."""
+    try:
+        await app[STORAGE_QUOTA].check_room(user_id, 1, "models")
+    except PayloadTooLarge:
+        raise PayloadTooLarge(
+            "Your storage quota is full, and the images or audio these models make are kept "
+            "with your chats. Delete files or upgrade your storage plan.",
+            code="quota_exceeded",
+            fields={"models": "the storage quota is full"},
+        ) from None
 
 
 def attachment_bytes(attachments: list[Attachment]) -> int:
@@ -666,6 +758,13 @@ async def stream_generations(
         running.track(item.generation_id, task)
         metrics.streams_in_flight.inc()
         task.add_done_callback(lambda _task: metrics.streams_in_flight.dec())
+    rows = planned[0].rows if planned else None
+    if rows is not None:
+        rows.add_done_callback(functools.partial(_stop_without_rows, running, planned))
+        # The models are on their way; the first event names the prompt, which exists from
+        # then on. Rows that could not be written are this request's error (a 500): the models
+        # were stopped and the hold given back.
+        await asyncio.shield(rows)
     response = web.StreamResponse(headers=SSE_HEADERS)
     try:
         await response.prepare(request)
@@ -690,6 +789,27 @@ async def stream_generations(
         if isinstance(exc, asyncio.CancelledError):
             raise
     return response
+
+
+def _stop_without_rows(
+    running: RunningGenerations, planned: list[Planned], rows: asyncio.Future[None]
+) -> None:
+    """The rows of answers already streaming could not be written: stop the models (their holds
+    were given back; ``_finish_after`` tells the client)."""
+    if rows.cancelled() or rows.exception() is not None:
+        for item in planned:
+            running.cancel(item.generation_id)
+
+
+async def _rows_stored(item: Planned) -> bool:
+    """Whether the answer's rows exist (waiting for them when they are still being written)."""
+    if item.rows is None:
+        return True
+    try:
+        await asyncio.shield(item.rows)
+    except (Exception, asyncio.CancelledError):
+        return False
+    return True
 
 
 async def note_stopping(app: web.Application) -> None:
@@ -731,6 +851,35 @@ class _Closing:
         if aclose is not None:
             with contextlib.suppress(Exception):
                 await aclose()
+
+
+class _IdleTimer:
+    """Expires ``deadline`` (entered as ``asyncio.timeout(None)``) once ``seconds`` passed
+    since ``last``, which the reader sets at each chunk. Only the time is noted per chunk; the
+    timer moves when it fires (rescheduling the deadline per chunk, a new ``TimerHandle`` and
+    a heap push each, cost more than the rest of a chunk's own work)."""
+
+    __slots__ = ("_deadline", "_handle", "_loop", "_seconds", "last")
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, seconds: float, deadline: asyncio.Timeout
+    ) -> None:
+        self._loop = loop
+        self._seconds = seconds
+        self._deadline = deadline
+        self.last = loop.time()
+        self._handle = loop.call_at(self.last + seconds, self._check)
+
+    def _check(self) -> None:
+        due = self.last + self._seconds
+        now = self._loop.time()
+        if due > now:
+            self._handle = self._loop.call_at(due, self._check)
+        else:
+            self._deadline.reschedule(now)  # expires at once: the task is cancelled
+
+    def cancel(self) -> None:
+        self._handle.cancel()
 
 
 def _timeout(app: web.Application, entry: CatalogEntry) -> float:
@@ -801,6 +950,8 @@ async def run_generation(app: web.Application, item: Planned, sink: EventSink) -
             "message_id": item.message_id,
             "conversation_id": item.conversation_id,
             "dropped_turns": item.dropped_turns,
+            "context_policy": item.context_policy,
+            "summary": summary_out(item.summary),
         },
     )
     breaker = app[CATALOG].breaker
@@ -828,27 +979,32 @@ async def run_generation(app: web.Application, item: Planned, sink: EventSink) -
             )
             try:
                 # ``request.timeout`` seconds for the first chunk and between chunks: one
-                # deadline, moved on at each chunk (not a timeout, and a task as ``wait_for``
-                # would make, per chunk), so the provider's code stays in this task. The
-                # stream is closed after the deadline's exit, when no cancellation is pending.
+                # deadline (not a timeout, and a task as ``wait_for`` would make, per chunk),
+                # so the provider's code stays in this task; a chunk only notes its time
+                # (``_IdleTimer``). The stream is closed after the deadline's exit, when no
+                # cancellation is pending.
                 async with _Closing(entry.model.stream(request)) as chunks:
                     try:
-                        async with asyncio.timeout(request.timeout) as deadline:
-                            async for chunk in chunks:
-                                if first_at is None:
-                                    first_at = time.perf_counter()
-                                if isinstance(chunk, MediaOutput):
-                                    media.append(chunk)
-                                elif isinstance(chunk, str):
-                                    if chunk:
-                                        parts.append(chunk)
-                                        if not sink.closed:
-                                            sink.emit_encoded(delta(chunk))
-                                else:
-                                    raise ProviderBadResponse(
-                                        f"{entry.provider.name} produced an unexpected chunk."
-                                    )
-                                deadline.reschedule(loop.time() + request.timeout)
+                        async with asyncio.timeout(None) as deadline:
+                            idle = _IdleTimer(loop, request.timeout, deadline)
+                            try:
+                                async for chunk in chunks:
+                                    idle.last = loop.time()
+                                    if first_at is None:
+                                        first_at = time.perf_counter()
+                                    if isinstance(chunk, str):
+                                        if chunk:
+                                            parts.append(chunk)
+                                            if not sink.closed:
+                                                sink.emit_encoded(delta(chunk))
+                                    elif isinstance(chunk, MediaOutput):
+                                        media.append(chunk)
+                                    else:
+                                        raise ProviderBadResponse(
+                                            f"{entry.provider.name} produced an unexpected chunk."
+                                        )
+                            finally:
+                                idle.cancel()
                     except TimeoutError:
                         raise ProviderUnavailable(
                             f"{entry.provider.name} did not answer within {request.timeout:g} s.",
@@ -907,7 +1063,10 @@ async def _finish_after(
     with contextlib.suppress(asyncio.CancelledError):
         await keeper
     try:
-        await finish_generation(app, item, outcome, sink)
+        if await _rows_stored(item):
+            await finish_generation(app, item, outcome, sink)
+        else:  # nothing to store or settle: the hold was given back
+            _not_saved(sink, item, outcome, Usage(), "")
     finally:
         app[RUNNING].texts.pop(item.generation_id, None)
 
@@ -934,6 +1093,17 @@ def complete_usage(usage: Usage, text: str, prompt_tokens: int) -> Usage:
     return usage
 
 
+def _not_saved(sink: EventSink, item: Planned, outcome: Outcome, usage: Usage, html: str) -> None:
+    """The answer's stream ends with an error and a failed ``done``: it could not be stored."""
+    tag = {"generation_id": item.generation_id, "model": item.model_id}
+    failure = {"code": "internal_error", "message": "The answer could not be saved."}
+    sink.emit("error", {**tag, **failure})
+    sink.emit(
+        "done",
+        done_event(tag, item.message_id, "failed", usage, 0, outcome, html, item.context_policy),
+    )
+
+
 async def finish_generation(
     app: web.Application, item: Planned, outcome: Outcome, sink: EventSink | None
 ) -> None:
@@ -953,17 +1123,8 @@ async def finish_generation(
     except Exception:
         log.exception("generation_finish_failed", generation=item.generation_id)
         if sink is not None:
-            sink.emit(
-                "error",
-                {**tag, "code": "internal_error", "message": "The answer could not be saved."},
-            )
             # Never a stream without its final event; the sweep settles the hold later.
-            sink.emit(
-                "done",
-                done_event(
-                    tag, item.message_id, "failed", usage, 0, outcome, render_markdown(outcome.text)
-                ),
-            )
+            _not_saved(sink, item, outcome, usage, render_markdown(outcome.text))
         return
     # The answer is stored and paid for: its final events first, then the work around it
     # (whose failure must not keep them from the client).
@@ -986,6 +1147,7 @@ async def finish_generation(
                 outcome,
                 # The whole answer as sanitised HTML, to replace the streamed plain text.
                 render_markdown(outcome.text),
+                item.context_policy,
             ),
         )
     # Search indexing, the copy of generated media into Files and integrations react to it.
@@ -997,9 +1159,13 @@ async def finish_generation(
                 generation_id=item.generation_id,
                 message_id=item.message_id,
                 conversation_id=item.conversation_id,
-                model=item.model_id,
+                model="" if item.sealed else item.model_id,
+                blind=item.sealed,
                 error_code=error.error_code if error else "internal_error",
-                error_message=(error.message if error else "The answer failed.")[:500],
+                # A provider's own words may name it: a blind answer's failure says less.
+                error_message=(
+                    error.message[:500] if error and not item.sealed else "The answer failed."
+                ),
                 cost=charged,
             ),
         )
@@ -1010,7 +1176,8 @@ async def finish_generation(
                 generation_id=item.generation_id,
                 message_id=item.message_id,
                 conversation_id=item.conversation_id,
-                model=item.model_id,
+                model="" if item.sealed else item.model_id,
+                blind=item.sealed,
                 status="stopped" if outcome.status == "stopped" else "complete",
                 cost=charged,
                 input_tokens=usage.input_tokens,
@@ -1038,11 +1205,14 @@ def done_event(
     cost: int,
     timing: Outcome | Generation,
     html: str,
+    context_policy: str | None = None,
 ) -> dict[str, Any]:
     return {
         **tag,
         "message_id": message_id,
         "status": status,
+        # How the conversation was fitted to the model's window (None: it all fitted).
+        "context_policy": context_policy,
         "usage": {
             "input_tokens": usage.input_tokens,
             "output_tokens": usage.output_tokens,
@@ -1067,7 +1237,10 @@ async def _store_outcome(
     """One transaction: the charge and the stored answer go together or not at all."""
     async with app[DB].transaction() as session:
         charged = await wallet.settle_in(
-            session, f"gen:{item.generation_id}", cost, reason=item.entry.model.name
+            session,
+            f"gen:{item.generation_id}",
+            cost,
+            reason=SEALED_REASON if item.sealed else item.entry.model.name,
         )
         connection = await session.connection()  # Core: no ORM bookkeeping needed here
         if stored_media:
@@ -1104,6 +1277,7 @@ async def _store_outcome(
                 images=usage.images,
                 audio_seconds=usage.audio_seconds,
                 cost=charged,
+                provider_cost=cost_of(usage, item.entry.base_pricing),
                 latency_ms=outcome.latency_ms,
                 duration_ms=outcome.duration_ms,
                 finished_at=utcnow(),
@@ -1161,6 +1335,8 @@ async def follow_answer(request: web.Request, user_id: str, message_id: str) -> 
                     "message_id": message.id,
                     "conversation_id": message.conversation_id,
                     "dropped_turns": generation.dropped_turns,
+                    "context_policy": generation.context_policy,
+                    "summary": summary_out(await load_summary(app, generation.summary_id)),
                 },
             )
         )
@@ -1234,6 +1410,7 @@ async def _write_ending(
         generation.cost,
         generation,
         render_markdown(text),
+        generation.context_policy,
     )
     await response.write(sse("done", payload, event_id=str(len(text))))
     await response.write(sse("end", {}))
@@ -1281,8 +1458,9 @@ async def settle_stale_generations(
     A streaming answer stores its text and a heartbeat (its duration so far) every few
     seconds; one silent for ``orphaned_after`` seconds belongs to a process that is gone. Its
     stored text is kept, its reservation is settled to what was delivered (that text counted
-    offline, and the prompt), and it is marked failed ("interrupted"). Idempotent."""
-    settled = 0
+    offline, and the prompt), and it is marked failed ("interrupted"). Holds whose answer
+    rows were never written (the process died right after the hold) are released. Idempotent."""
+    settled = await release_orphaned_holds(app, orphaned_after=orphaned_after)
     deadline = time.monotonic() + wait
     while True:
         now = utcnow()
@@ -1308,7 +1486,38 @@ async def settle_stale_generations(
         await asyncio.sleep(soonest + 0.05)
 
 
+async def release_orphaned_holds(
+    app: web.Application, *, orphaned_after: float = ORPHANED_AFTER_SECONDS
+) -> int:
+    """Release the answers' holds (``gen:<id>``) older than ``orphaned_after`` seconds that have
+    no generation row: ``_hold`` committed them and the process died before ``_store_plan``
+    wrote the rows. Nothing was delivered, so nothing is charged and no ledger entry is written
+    (the balance does not move; the reservation keeps its reference, settled at 0). Each is
+    released exactly once, whichever sweep reaches it first; returns how many this call did."""
+    cutoff = utcnow() - timedelta(seconds=orphaned_after)
+    async with app[DB].read() as session:
+        references = list(
+            await session.scalars(
+                select(Reservation.reference).where(
+                    Reservation.settled_at.is_(None),
+                    Reservation.created_at < cutoff,
+                    Reservation.reference.like("gen:%"),
+                    ~exists().where(Generation.id == func.substr(Reservation.reference, 5)),
+                )
+            )
+        )
+    released = 0
+    for reference in references:
+        async with app[DB].transaction() as session:
+            if await wallet.release_in(session, reference):
+                released += 1
+                log.warning("orphaned_hold_released", reference=reference)
+    return released
+
+
 INTERRUPTED = "interrupted"
+#: The ledger's reason for an answer of a blind comparison (instead of the model's name).
+SEALED_REASON = "Blind comparison answer"
 INTERRUPTED_MESSAGE = "The server stopped while this answer was streaming."
 
 
@@ -1323,9 +1532,18 @@ async def _settle_orphan(app: web.Application, generation: Generation) -> int:
         )
         usage = complete_usage(Usage(), text, generation.input_tokens)
         cost = cost_of(usage, Pricing(**(generation.pricing or {})))
+        sealed = (
+            await connection.scalar(
+                select(Conversation.tool).where(Conversation.id == generation.conversation_id)
+            )
+            == SEALED_TOOL
+        )
         try:
             charged = await wallet.settle_in(
-                session, f"gen:{generation.id}", cost, reason=f"{generation.model_id} (interrupted)"
+                session,
+                f"gen:{generation.id}",
+                cost,
+                reason=f"{SEALED_REASON if sealed else generation.model_id} (interrupted)",
             )
         except NotFound:  # no hold to settle (already gone): the answer is still finished
             charged = 0
@@ -1356,7 +1574,8 @@ async def _settle_orphan(app: web.Application, generation: Generation) -> int:
                         generation_id=generation.id,
                         message_id=generation.message_id,
                         conversation_id=generation.conversation_id,
-                        model=generation.model_id,
+                        model="" if sealed else generation.model_id,
+                        blind=sealed,
                         error_code=INTERRUPTED,
                         error_message=INTERRUPTED_MESSAGE,
                         cost=charged,

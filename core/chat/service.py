@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Row, Select, delete, func, select, update
 
+from multinotes.chat.context import summary_out
 from multinotes.chat.models import (
+    ContextSummary,
     Conversation,
     Generation,
     Message,
@@ -17,7 +19,7 @@ from multinotes.chat.models import (
     Rating,
     open_to_chat,
 )
-from multinotes.db import Database, utcnow
+from multinotes.db import Database, iso_utc, utc_text, utcnow
 from multinotes.errors import Invalid, NotFound
 from multinotes.markdown import render_markdown
 
@@ -75,7 +77,81 @@ async def list_conversations(
     """Newest activity first; ``before`` is the cursor returned by the previous page.
     Archived conversations are listed only with ``archived=True`` (and then only they are);
     ``pinned`` keeps only the pinned (True) or unpinned (False) ones."""
-    query = select(Conversation).where(Conversation.user_id == user_id, open_to_chat())
+    rows, more = await _conversation_page(
+        db, select(Conversation), user_id, limit, before, q, tool, pinned, archived
+    )
+    conversations: list[Conversation] = [row[0] for row in rows]
+    return conversations, _page_cursor(conversations[-1]) if more and rows else None
+
+
+#: What the API's list of conversations shows of each (``conversation_summary``): the
+#: timestamps as text and the pinned and archived marks as flags.
+SUMMARY_COLUMNS = (
+    Conversation.id,
+    Conversation.title,
+    Conversation.tool,
+    utc_text(Conversation.created_at),
+    utc_text(Conversation.updated_at),
+    Conversation.pinned_at.is_not(None).label("pinned"),
+    Conversation.archived_at.is_not(None).label("archived"),
+    Conversation.context_policy,
+    Conversation.organisation_id,
+)
+
+
+async def list_conversation_summaries(
+    db: Database,
+    user_id: str,
+    *,
+    limit: int = 30,
+    before: str | None = None,
+    q: str | None = None,
+    tool: str | None = None,
+    pinned: bool | None = None,
+    archived: bool = False,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """``list_conversations`` as ``conversation_out`` dicts, read as text rows of the columns
+    they show through a Core connection (no entity, no session): for the API's list."""
+    rows, more = await _conversation_page(
+        db, select(*SUMMARY_COLUMNS), user_id, limit, before, q, tool, pinned, archived, rows=True
+    )
+    summaries = [conversation_summary(row) for row in rows]
+    last = summaries[-1] if more and summaries else None
+    # The cursor holds the last row's naive ISO timestamp (``_page_cursor``): minus "+00:00".
+    return summaries, f"{last['updated_at'][:-6]}_{last['id']}" if last else None
+
+
+def conversation_summary(row: Row[Any]) -> dict[str, Any]:
+    """``conversation_out`` of a row of ``SUMMARY_COLUMNS``: the same dict, to the byte."""
+    return {
+        "id": row.id,
+        "title": row.title,
+        "tool": row.tool,
+        "created_at": iso_utc(row.created_at),
+        "updated_at": iso_utc(row.updated_at),
+        "pinned": bool(row.pinned),
+        "archived": bool(row.archived),
+        "context_policy": row.context_policy or "drop",
+        "organisation_id": row.organisation_id,
+    }
+
+
+async def _conversation_page(
+    db: Database,
+    query: Select[Any],
+    user_id: str,
+    limit: int,
+    before: str | None,
+    q: str | None,
+    tool: str | None,
+    pinned: bool | None,
+    archived: bool,
+    *,
+    rows: bool = False,
+) -> tuple[list[Row[Any]], bool]:
+    """A page of ``query`` (on conversations) and whether more follow; with ``rows``, read
+    through a Core connection (``query`` selects columns, no entities)."""
+    query = query.where(Conversation.user_id == user_id, open_to_chat())
     query = query.where(
         Conversation.archived_at.is_not(None) if archived else Conversation.archived_at.is_(None)
     )
@@ -99,15 +175,17 @@ async def list_conversations(
             | ((Conversation.updated_at == moment) & (Conversation.id < cid))
         )
     query = query.order_by(Conversation.updated_at.desc(), Conversation.id.desc()).limit(limit + 1)
-    async with db.read() as session:
-        rows = list(await session.scalars(query))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    cursor = None
-    if more and rows:
-        last = rows[-1]
-        cursor = f"{last.updated_at.replace(tzinfo=None).isoformat()}_{last.id}"
-    return rows, cursor
+    if rows:
+        found = await db.read_rows(query)
+    else:
+        async with db.read() as session:
+            found = list((await session.execute(query)).all())
+    return found[:limit], len(found) > limit
+
+
+def _page_cursor(last: Any) -> str:
+    """The ``before`` cursor after ``last`` (a conversation)."""
+    return f"{last.updated_at.replace(tzinfo=None).isoformat()}_{last.id}"
 
 
 async def rename_conversation(
@@ -124,11 +202,15 @@ async def update_conversation(
     title: str | None = None,
     pinned: bool | None = None,
     archived: bool | None = None,
+    context_policy: str | None = None,
 ) -> Conversation:
-    """Rename, pin or unpin, archive or unarchive (``None``: leave as is). Neither pinning nor
-    archiving counts as activity: the conversation keeps its place by date."""
+    """Rename, pin or unpin, archive or unarchive, choose what happens when it outgrows a
+    model's window (``None``: leave as is). None of it counts as activity: the conversation
+    keeps its place by date."""
     await get_conversation(db, user_id, conversation_id)
     values: dict[str, Any] = {}
+    if context_policy is not None:
+        values["context_policy"] = context_policy
     if title is not None:
         values["title"] = title.strip()
     if pinned is not None:
@@ -162,6 +244,9 @@ async def delete_conversation(db: Database, user_id: str, conversation_id: str) 
             delete(Generation).where(Generation.conversation_id == conversation_id)
         )
         await session.execute(
+            delete(ContextSummary).where(ContextSummary.conversation_id == conversation_id)
+        )
+        await session.execute(
             update(Message).where(Message.conversation_id == conversation_id).values(parent_id=None)
         )
         await session.execute(delete(Message).where(Message.conversation_id == conversation_id))
@@ -176,6 +261,8 @@ class Tree:
     generations: dict[str, Generation]
     media: dict[str, list[MessageMedia]]
     ratings: dict[str, Rating]
+    #: Its older turns as summarised for models whose window they outgrew, by id.
+    summaries: dict[str, ContextSummary] = field(default_factory=dict)
 
 
 async def load_tree(
@@ -212,7 +299,15 @@ async def load_tree(
                 .where(Message.conversation_id == conversation_id, Rating.user_id == user_id)
             )
         }
-    return Tree(conversation, messages, generations, media, ratings)
+        summaries = {
+            row.id: row
+            for row in await session.scalars(
+                select(ContextSummary)
+                .where(ContextSummary.conversation_id == conversation_id)
+                .order_by(ContextSummary.created_at)
+            )
+        }
+    return Tree(conversation, messages, generations, media, ratings, summaries)
 
 
 def path_to(messages: list[Message], leaf_id: str | None) -> list[Message]:
@@ -242,6 +337,8 @@ def message_out(message: Message, tree: Tree | None = None) -> dict[str, Any]:
         generation = tree.generations.get(message.id)
         if generation is not None:
             out["generation"] = generation_out(generation)
+            summary = tree.summaries.get(generation.summary_id or "")
+            out["generation"]["summary"] = summary_out(summary)
         out["media"] = [media_out(m) for m in tree.media.get(message.id, [])]
         rating = tree.ratings.get(message.id)
         out["rating"] = {"stars": rating.stars, "comment": rating.comment} if rating else None
@@ -270,6 +367,7 @@ def generation_out(generation: Generation) -> dict[str, Any]:
         "latency_ms": generation.latency_ms,
         "duration_ms": generation.duration_ms,
         "dropped_turns": generation.dropped_turns,
+        "context_policy": generation.context_policy,
     }
 
 
@@ -283,7 +381,7 @@ def media_out(media: MessageMedia) -> dict[str, Any]:
     }
 
 
-def conversation_out(conversation: Conversation) -> dict[str, Any]:
+def conversation_out(conversation: Conversation | Row[Any]) -> dict[str, Any]:
     return {
         "id": conversation.id,
         "title": conversation.title,
@@ -292,6 +390,8 @@ def conversation_out(conversation: Conversation) -> dict[str, Any]:
         "updated_at": conversation.updated_at.isoformat(),
         "pinned": conversation.pinned_at is not None,
         "archived": conversation.archived_at is not None,
+        "context_policy": conversation.context_policy or "drop",
+        "organisation_id": conversation.organisation_id,
     }
 
 

@@ -49,7 +49,9 @@ class ConnectedAccount:
 class Connection:
     """What a plugin gets when it acts for a user: a current access token, the account, the
     plugin's settings (``config``) and, for an export, the remote id of what an earlier export
-    of the same note created (``remote_id``: update it rather than make another)."""
+    of the same thing created (``remote_id``: update it rather than make another) and, in a
+    folder's export, the remote id of the place made for that folder (``parent_id``: a Notion
+    page, a Drive folder), where a new page goes instead of the default destination."""
 
     kind: str
     access_token: str
@@ -58,6 +60,7 @@ class Connection:
     data: dict[str, Any]
     config: Any = None
     remote_id: str | None = None
+    parent_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -59,19 +59,37 @@ class ConnectionFlow(Base):
 
 
 class RemoteExport(Base):
-    """What exporting a note to a remote destination made there (a Notion page, a Google Doc):
-    the service's id of it and its address. Exporting the same note again through the same
-    connection updates it. Gone with the connection or the note."""
+    """What exporting to a remote destination made there (a Notion page, a Google Doc, a parent
+    page or Drive folder holding a folder's notes): the service's id of it and its address.
+    ``target`` says what it was made for (``note:<id>``, ``conversation:<id>``,
+    ``branch:<message id>``, ``comparison:<prompt id>``, ``answer:<id>``, ``folder:<id>`` and
+    ``folder-note:<id>``, a note's page under its folder's); exporting the same thing again
+    through the same connection updates it. Gone with the connection or with what it names
+    (the one of ``document_id``, ``conversation_id``, ``message_id``, ``folder_id`` set)."""
 
     __tablename__ = "remote_exports"
-    __table_args__ = (UniqueConstraint("connection_id", "exporter", "document_id"),)
+    __table_args__ = (
+        UniqueConstraint(
+            "connection_id", "exporter", "target", name="uq_remote_exports_connection_target"
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     connection_id: Mapped[str] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
     exporter: Mapped[str] = mapped_column(String(64))
-    document_id: Mapped[str] = mapped_column(
+    target: Mapped[str] = mapped_column(String(80))
+    document_id: Mapped[str | None] = mapped_column(
         ForeignKey("documents.id", ondelete="CASCADE"), index=True
+    )
+    conversation_id: Mapped[str | None] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    message_id: Mapped[str | None] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), index=True
+    )
+    folder_id: Mapped[str | None] = mapped_column(
+        ForeignKey("folders.id", ondelete="CASCADE"), index=True
     )
     remote_id: Mapped[str] = mapped_column(String(255))
     url: Mapped[str] = mapped_column(String(2000))

@@ -28,6 +28,11 @@ class File(Base):
     storage_key: Mapped[str] = mapped_column(String(255))
     #: A folder id; folders live elsewhere, so no foreign key yet.
     folder_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    #: The organisation whose storage quota the file counts against (uploaded in its space),
+    #: or None: the owner's own quota.
+    organisation_id: Mapped[str | None] = mapped_column(
+        ForeignKey("organisations.id", ondelete="SET NULL"), index=True
+    )
     #: Where the file came from: "upload", "generated", ...
     source: Mapped[str] = mapped_column(String(16), default="upload")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -14,3 +14,14 @@ class FileQuery(BaseModel):
     limit: int = Field(default=50, ge=1, le=200)
     before: str | None = Field(default=None, pattern=ID_PATTERN, description="next_cursor")
     folder_id: str | None = Field(default=None, pattern=ID_PATTERN)
+
+
+class UploadQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    org_id: str | None = Field(
+        default=None,
+        pattern=ID_PATTERN,
+        description="Upload into this organisation's space: the file counts against its "
+        "storage quota (you must be a member; absent: your own space).",
+    )

@@ -23,10 +23,11 @@ from multinotes.files import sniff
 from multinotes.files.models import File
 from multinotes.files.quota import (
     FilesQuota,
-    claim_room_in,
+    claim_space_in,
     quota_exceeded,
-    quota_of,
-    used_bytes,
+    quota_of,  # noqa: F401 - the pages and the API read the quota through this module
+    space_usage,
+    used_bytes,  # noqa: F401 - as quota_of
 )
 from multinotes.keys import DB, SETTINGS
 from multinotes.notes.folders import own_folder_in
@@ -83,8 +84,16 @@ class _Meter:
     """Watches the stream go by: limits, hash, the sniffed kind, the text check."""
 
     def __init__(
-        self, name: str, declared_type: str, limit: int, room: int, quota: int, used: int
+        self,
+        name: str,
+        declared_type: str,
+        limit: int,
+        room: int,
+        quota: int,
+        used: int,
+        organisation: bool = False,
     ) -> None:
+        self.organisation = organisation
         self.name = name
         self.declared_type = declared_type
         self.limit = limit
@@ -101,7 +110,7 @@ class _Meter:
         if self.size > self.limit:
             raise too_large(self.limit)
         if self.size > self.room:
-            raise quota_exceeded(self.quota, self.used)
+            raise quota_exceeded(self.quota, self.used, organisation=self.organisation)
 
     def _judge(self, head: bytes) -> None:
         try:
@@ -158,12 +167,16 @@ async def ingest(
     declared_size: int | None = None,
     folder_id: str | None = None,
     source: str = "upload",
+    organisation_id: str | None = None,
 ) -> File:
     """Stream an upload into storage and record it, or keep nothing at all.
 
     Refused before a byte is stored when the declared size is over a limit; stopped as soon as
     the stream passes the per-file limit or the room left in the quota; re-checked under a lock
-    on the owner's row before the row is written, so concurrent uploads cannot overshoot."""
+    on the owner's row before the row is written, so concurrent uploads cannot overshoot.
+
+    With ``organisation_id`` (the caller checked the uploader is a member) the file is in that
+    organisation's space: its quota is checked, under a lock on the organisation's row."""
     settings = app[SETTINGS]
     db = app[DB]
     storage = app[FILE_STORAGE]
@@ -171,15 +184,17 @@ async def ingest(
     if folder_id is not None:
         async with db.read() as session:
             await own_folder_in(session, user_id, folder_id)
-    quota = await quota_of(app, user_id)
-    used = await used_bytes(db, user_id)
+    quota, used = await space_usage(app, user_id, organisation_id)
     room = quota - used
+    in_organisation = organisation_id is not None
     if declared_size is not None:
         if declared_size > settings.max_upload_bytes:
             raise too_large(settings.max_upload_bytes)
         if declared_size > room:
-            raise quota_exceeded(quota, used)
-    meter = _Meter(clean, declared_type, settings.max_upload_bytes, room, quota, used)
+            raise quota_exceeded(quota, used, organisation=in_organisation)
+    meter = _Meter(
+        clean, declared_type, settings.max_upload_bytes, room, quota, used, in_organisation
+    )
     file_id = new_id()
     key = f"{user_id}/{file_id}"
     await storage.put(key, meter.watch(chunks))
@@ -205,10 +220,11 @@ async def ingest(
             storage_key=key,
             folder_id=folder_id,
             source=source,
+            organisation_id=organisation_id,
         )
         async with db.transaction() as session:
-            # Serialise this user's quota checks (SQLite's write lock already does).
-            await claim_room_in(session, app, user_id, meter.size)
+            # Serialise this space's quota checks (SQLite's write lock already does).
+            await claim_space_in(session, app, user_id, meter.size, organisation_id)
             if folder_id is not None:
                 await own_folder_in(session, user_id, folder_id)
             session.add(row)

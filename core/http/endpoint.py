@@ -45,6 +45,8 @@ class EndpointSpec:
     tags: list[str] = field(default_factory=list)
     rate: str | None = "api"
     errors: list[int] = field(default_factory=list)
+    #: What a success answers; several, comma-separated, for a route whose answer depends on
+    #: what it reads (``"image/png, application/json"``).
     content_type: str = "application/json"
     #: A settings field naming this route's own body limit (it streams its body itself, so the
     #: app-wide ``max_request_bytes`` and form parsing do not apply).

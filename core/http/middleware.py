@@ -27,7 +27,7 @@ from multinotes.http.endpoint import spec_of
 from multinotes.identity import scopes as key_scopes
 from multinotes.identity import service as identity
 from multinotes.identity.actor import ACTOR, Actor
-from multinotes.keys import API_KEY_CACHE, DB, METRICS, RATE_LIMITS, SETTINGS
+from multinotes.keys import API_KEY_CACHE, DB, METRICS, RATE_LIMITS, SESSION_CACHE, SETTINGS
 from multinotes.settings import Settings
 
 log = structlog.get_logger("multinotes.http")
@@ -357,8 +357,12 @@ async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     else:
         token = request.cookies.get(session_cookie_name(settings))
         if token:
-            actor = await identity.actor_from_session(
-                db, token, idle_timeout=timedelta(minutes=settings.session_idle_minutes)
+            idle = timedelta(minutes=settings.session_idle_minutes)
+            sessions = request.app.get(SESSION_CACHE)
+            actor = await (
+                sessions.actor(db, token, idle_timeout=idle)
+                if sessions is not None
+                else identity.actor_from_session(db, token, idle_timeout=idle)
             )
     request[ACTOR] = actor
     if actor is not None and actor.scopes is not None:
@@ -456,12 +460,22 @@ async def _token_from_first_part(
 async def rate_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
     spec = spec_of(request.match_info.handler) if request.match_info is not None else None
     klass = spec.rate if spec else None
-    headers: dict[str, str] = {}
-    if klass:
-        actor: Actor | None = request.get(ACTOR)
-        identity_key = f"user:{actor.user_id}" if actor else f"ip:{request.remote}"
-        tier = actor.rate_limit_tier if actor else "default"  # set per user by an admin
-        headers = await request.app[RATE_LIMITS].hit(klass, identity_key, tier)
+    if not klass:
+        return await handler(request)
+    actor: Actor | None = request.get(ACTOR)
+    identity_key = f"user:{actor.user_id}" if actor else f"ip:{request.remote}"
+    tier = actor.rate_limit_tier if actor else "default"  # set per user by an admin
+    limits = request.app[RATE_LIMITS]
+    if spec is not None and spec.content_type == "text/event-stream":
+        # A stream sends its headers before it ends, without these: the window is read (a
+        # round trip in production, before the first token) only when the hit is refused,
+        # or when the handler answered with a response that can still carry them.
+        await limits.hit(klass, identity_key, tier, headers=False)
+        response = await handler(request)
+        if not response.prepared:
+            response.headers.update(await limits.window_headers(klass, identity_key, tier))
+        return response
+    headers = await limits.hit(klass, identity_key, tier)
     response = await handler(request)
     if headers and not response.prepared:
         response.headers.update(headers)

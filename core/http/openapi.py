@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import re
 from typing import Any
 
@@ -41,10 +43,27 @@ ERROR_TEXT = {
 }
 
 
+#: The JSON schema of each annotation already rendered, and its ``$defs``, as JSON text:
+#: pydantic's schema generation is most of the document's cost, and every app of a process (a
+#: test suite builds hundreds) renders the same types. Each use parses its own copy (much
+#: cheaper than a deep copy), so no two documents share a dict.
+_SCHEMAS: dict[Any, tuple[str, str]] = {}
+
+
 def _schema(annotation: Any, defs: dict[str, Any]) -> dict[str, Any]:
-    schema = TypeAdapter(annotation).json_schema(ref_template="#/components/schemas/{model}")
-    defs.update(schema.pop("$defs", {}))
-    return schema
+    try:
+        cached = _SCHEMAS.get(annotation)
+    except TypeError:  # an unhashable annotation: rendered every time
+        cached = None
+    if cached is None:
+        schema = TypeAdapter(annotation).json_schema(ref_template="#/components/schemas/{model}")
+        own_defs = schema.pop("$defs", {})
+        cached = (json.dumps(schema), json.dumps(own_defs))
+        with contextlib.suppress(TypeError):
+            _SCHEMAS[annotation] = cached
+    defs.update(json.loads(cached[1]))
+    result: dict[str, Any] = json.loads(cached[0])
+    return result
 
 
 #: aiohttp's pattern for a plain ``{name}``: no constraint worth declaring.
@@ -142,12 +161,15 @@ def build_openapi(app: web.Application) -> dict[str, Any]:
         elif spec.response is not None:
             responses[str(spec.status)] = {
                 "description": "OK",
-                "content": {spec.content_type: {"schema": _schema(spec.response, defs)}},
+                "content": {
+                    media: {"schema": _schema(spec.response, defs)}
+                    for media in spec.content_type.split(", ")
+                },
             }
         else:
             responses[str(spec.status)] = {
                 "description": "OK",
-                "content": {spec.content_type: {"schema": {}}},
+                "content": {media: {"schema": {}} for media in spec.content_type.split(", ")},
             }
         codes = set(spec.errors)
         if spec.body is not None or spec.query is not None:

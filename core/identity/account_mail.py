@@ -22,10 +22,11 @@ from aiohttp import web
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from multinotes.db import Database, utcnow
+from multinotes.db import Database, rows_affected, utcnow
+from multinotes.domain_events import EMAIL_VERIFIED, DomainEvent, EmailVerified, stage
 from multinotes.errors import Invalid
 from multinotes.identity.models import AuthSession, User, UserToken
-from multinotes.identity.passwords import hash_password, password_problem
+from multinotes.identity.passwords import hash_password_async, password_problem
 from multinotes.identity.service import normalize_email, token_hash
 from multinotes.keys import DB, SETTINGS, TASKS
 from multinotes.links import request_base_url
@@ -240,6 +241,12 @@ async def reset_link_user(db: Database, token: str) -> User | None:
     return found[1]
 
 
+def email_verified(user_id: str, email: str) -> DomainEvent:
+    """The event a verified address publishes (organisations with its domain react to it)."""
+    domain = email.rpartition("@")[2].lower()
+    return EMAIL_VERIFIED.of(user_id, EmailVerified(email_domain=domain))
+
+
 async def verify_email(db: Database, token: str) -> User:
     """Mark the address the link was sent to as verified.
 
@@ -256,11 +263,13 @@ async def verify_email(db: Database, token: str) -> User:
     now = utcnow()
     async with db.transaction() as session:
         await redeem_mail_token(session, record.id, now)
-        await session.execute(
+        verified = await session.execute(
             update(User)
             .where(User.id == user.id, User.email == record.email)
             .values(email_verified_at=now)
         )
+        if rows_affected(verified) == 1:
+            stage(session, email_verified(user.id, record.email))
         await _use_up(session, user.id, VERIFY_EMAIL, now)
     user.email_verified_at = now
     log.info("email_verified", user_id=user.id)
@@ -279,13 +288,14 @@ async def reset_password(db: Database, token: str, password: str) -> User:
     problem = password_problem(password, email=user.email, name=user.name)
     if problem:
         raise Invalid("Choose a stronger password.", fields={"password": problem})
-    new_hash = hash_password(password)  # slow: outside the transaction
+    new_hash = await hash_password_async(password)  # slow: outside the transaction
     now = utcnow()
     async with db.transaction() as session:
         await redeem_mail_token(session, record.id, now)
         values: dict[str, object] = {"password_hash": new_hash}
         if user.email_verified_at is None:
             values["email_verified_at"] = now
+            stage(session, email_verified(user.id, user.email))
         await session.execute(
             update(User).where(User.id == user.id, User.is_active.is_(True)).values(values)
         )

@@ -60,7 +60,6 @@ def user_out(user: User) -> dict[str, Any]:
         "email_verified": user.email_verified_at is not None,
         "rate_limit_tier": user.rate_limit_tier,
         "timezone": user.timezone or profile.DEFAULT_TIMEZONE,
-        "language": user.language or profile.DEFAULT_LANGUAGE,
         "avatar_url": profile.avatar_url(user),
         "created_at": user.created_at,
     }
@@ -195,6 +194,9 @@ async def apply_user_patch(request: web.Request, user_id: str, body: UserPatch) 
             )
         for name, value in changes.items():
             setattr(user, name, value)
+        if changes.get("is_active") is not None:
+            # A block from here gives no reason; one from the abuse queue sets it afterwards.
+            user.blocked_reason = None
     role_changed = user.role != before["role"]
     block_changed = user.is_active != before["is_active"]
     if role_changed or (block_changed and not user.is_active):

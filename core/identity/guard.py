@@ -17,6 +17,7 @@ from aiohttp import web
 from sqlalchemy import select
 
 from multinotes import audit
+from multinotes.abuse import signup as abuse_signup
 from multinotes.db import new_id
 from multinotes.errors import Invalid, RateLimited, Unauthorized
 from multinotes.identity import service as identity
@@ -133,6 +134,8 @@ async def register_account(
     limits = request.app[RATE_LIMITS]
     await limits.hit_named("register_ip", _ip(request))
     await limits.hit_named("register_account", account_key(request, email))
+    # Abuse rules: a burst from the network or a throw-away address may refuse the sign-up.
+    pending = await abuse_signup.before_signup(request, email)
     try:
         user = await identity.register_user(
             request.app[DB], email=email, password=password, name=name
@@ -141,6 +144,7 @@ async def register_account(
         if exc.error_code != "email_taken":
             raise
         return await _existing_address(request, email, name)
+    await abuse_signup.after_signup(request, user, pending)
     await audit.record(
         request.app,
         request,

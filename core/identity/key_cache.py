@@ -1,14 +1,22 @@
-"""API keys resolved from memory: one database read per key and process every few seconds
-instead of one (plus a session's overhead) on every request.
+"""API keys and session cookies resolved from memory: one database read per credential and
+process every few seconds instead of one (plus a session's overhead) on every request.
 
-An entry is filled on a miss and lives at most ``TTL_SECONDS``. Whatever changes what a key
-resolves to — a revoked or narrowed key, a blocked, demoted, deleted or edited user, written by
-any code through ``Database.transaction`` — drops the owner's entries when that transaction
-commits: in this process at once, in every other process through the bus (Redis pub/sub in
-production, in-process in embedded mode). The TTL bounds what a lost message or a write from
-outside the app (a CLI command in another embedded process) can leave behind.
+``ApiKeyCache.actor(db, key)`` and ``SessionCache.actor(db, token, idle_timeout=...)`` answer
+what ``identity.actor_from_api_key`` and ``identity.actor_from_session`` answer; the auth
+middleware calls them (``app[API_KEY_CACHE]``, ``app[SESSION_CACHE]``).
 
-Only live keys are cached: an unknown or revoked key reads the database every time, as before.
+An entry is filled on a miss and lives at most ``TTL_SECONDS``. Whatever changes what a
+credential resolves to — a revoked or narrowed key, a revoked session (logout, "sign out
+everywhere", a password change), a blocked, demoted, deleted or edited user, written by any code
+through ``Database.transaction`` — drops the owner's entries when that transaction commits: in
+this process at once, in every other process through the bus (Redis pub/sub in production,
+in-process in embedded mode). A write that does not pin the owner (a logout names only its
+session) drops every entry. The TTL bounds what a lost message or a write from outside the app
+(a CLI command in another embedded process) can leave behind. Expiry, idle time and the
+last-use touch (at most every ``identity.TOUCH_INTERVAL``) are checked on every use, from the
+entry.
+
+Only live credentials are cached: an unknown or revoked one reads the database every time.
 """
 
 from __future__ import annotations
@@ -17,7 +25,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import replace
-from typing import Any
+from datetime import timedelta
+from typing import Any, Generic, TypeVar
 
 import structlog
 from sqlalchemy import event
@@ -30,7 +39,7 @@ from multinotes.bus import Bus
 from multinotes.db import Database, utcnow
 from multinotes.identity import service as identity
 from multinotes.identity.actor import Actor
-from multinotes.identity.models import ApiKey, User
+from multinotes.identity.models import ApiKey, AuthSession, User
 
 log = structlog.get_logger(__name__)
 
@@ -42,16 +51,19 @@ MAX_ENTRIES = 10_000
 #: the set stands for "someone, unknown who".
 CHANGED = "credentials_changed"
 #: The tables whose rows make up a resolved key, and the column naming the user in each.
-_OWNER_COLUMN = {"users": "id", "api_keys": "user_id"}
+_OWNER_COLUMN = {"users": "id", "api_keys": "user_id", "sessions": "user_id"}
 
 
-class ApiKeyCache:
-    """Digest of a key → its resolved actor, least recently used evicted first."""
+Resolved = TypeVar("Resolved", identity.ResolvedKey, identity.ResolvedSession)
+
+
+class _CredentialCache(Generic[Resolved]):
+    """Digest of a credential → what it resolved to, least recently used evicted first."""
 
     def __init__(self, ttl: float = TTL_SECONDS, max_entries: int = MAX_ENTRIES) -> None:
         self.ttl = ttl
         self.max_entries = max_entries
-        self._entries: OrderedDict[str, tuple[float, identity.ResolvedKey]] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[float, Resolved]] = OrderedDict()
         # Bumped by every invalidation: a fill that read the database before one must not
         # store what it read (it may be the row the invalidation was about).
         self._epoch = 0
@@ -61,42 +73,29 @@ class ApiKeyCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    async def actor(self, db: Database, key: str) -> Actor | None:
-        """``identity.actor_from_api_key``, from memory when the key was resolved lately."""
-        if not key.startswith(identity.API_KEY_PREFIX):
-            return None
-        digest = identity.token_hash(key)
-        now = utcnow()
+    def _cached(self, digest: str) -> Resolved | None:
         cached = self._entries.get(digest)
         if cached is not None and time.monotonic() - cached[0] < self.ttl:
             self.hits += 1
             self._entries.move_to_end(digest)
-            resolved = cached[1]
-        else:
-            self.misses += 1
-            epoch = self._epoch
-            found = await identity.resolve_api_key(db, digest)
-            if found is None:
-                self._entries.pop(digest, None)
-                return None
-            resolved = found
-            if epoch == self._epoch:
-                self._store(digest, resolved)
-        identity.check_key_expiry(resolved, now)
-        if await identity.touch_api_key(db, resolved, now):
-            entry = self._entries.get(digest)
-            if entry is not None and entry[1] is resolved:
-                self._entries[digest] = (entry[0], replace(resolved, last_used_at=now))
-        return resolved.actor
+            return cached[1]
+        self.misses += 1
+        return None
 
-    def _store(self, digest: str, resolved: identity.ResolvedKey) -> None:
+    def _replace(self, digest: str, old: Resolved, new: Resolved) -> None:
+        """After a touch: keep the entry (and its age) with the new last-use time."""
+        entry = self._entries.get(digest)
+        if entry is not None and entry[1] is old:
+            self._entries[digest] = (entry[0], new)
+
+    def _store(self, digest: str, resolved: Resolved) -> None:
         self._entries[digest] = (time.monotonic(), resolved)
         self._entries.move_to_end(digest)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
 
     def invalidate(self, user_ids: Iterable[str] | None) -> None:
-        """Forget the keys of these users (``None``: of everyone)."""
+        """Forget the credentials of these users (``None``: of everyone)."""
         self._epoch += 1
         if user_ids is None:
             self._entries.clear()
@@ -104,6 +103,55 @@ class ApiKeyCache:
         users = set(user_ids)
         for digest in [d for d, (_, r) in self._entries.items() if r.actor.user_id in users]:
             del self._entries[digest]
+
+
+class ApiKeyCache(_CredentialCache[identity.ResolvedKey]):
+    """API keys (``Authorization: Bearer``) resolved from memory."""
+
+    async def actor(self, db: Database, key: str) -> Actor | None:
+        """``identity.actor_from_api_key``, from memory when the key was resolved lately."""
+        if not key.startswith(identity.API_KEY_PREFIX):
+            return None
+        digest = identity.token_hash(key)
+        now = utcnow()
+        resolved = self._cached(digest)
+        if resolved is None:
+            epoch = self._epoch
+            resolved = await identity.resolve_api_key(db, digest)
+            if resolved is None:
+                self._entries.pop(digest, None)
+                return None
+            if epoch == self._epoch:
+                self._store(digest, resolved)
+        identity.check_key_expiry(resolved, now)
+        if await identity.touch_api_key(db, resolved, now):
+            self._replace(digest, resolved, replace(resolved, last_used_at=now))
+        return resolved.actor
+
+
+class SessionCache(_CredentialCache[identity.ResolvedSession]):
+    """Session cookies resolved from memory."""
+
+    async def actor(
+        self, db: Database, token: str, *, idle_timeout: timedelta | None = None
+    ) -> Actor | None:
+        """``identity.actor_from_session``, from memory when the session was resolved lately."""
+        digest = identity.token_hash(token)
+        now = utcnow()
+        resolved = self._cached(digest)
+        if resolved is None:
+            epoch = self._epoch
+            resolved = await identity.resolve_session(db, digest)
+            if resolved is None:
+                self._entries.pop(digest, None)
+                return None
+            if epoch == self._epoch:
+                self._store(digest, resolved)
+        if not identity.session_usable(resolved, now, idle_timeout):
+            return None
+        if await identity.touch_session(db, resolved, now):
+            self._replace(digest, resolved, replace(resolved, last_seen_at=now))
+        return resolved.actor
 
 
 # -- noticing changes ---------------------------------------------------------------------------
@@ -148,13 +196,14 @@ def _on_flush(session: Session, _flush: UOWTransaction, _instances: Any) -> None
     for instance in (*session.dirty, *session.deleted):
         if isinstance(instance, User):
             _note(session, instance.id)
-        elif isinstance(instance, ApiKey):
+        elif isinstance(instance, ApiKey | AuthSession):
             _note(session, instance.user_id)
 
 
-def install(db: Database, cache: ApiKeyCache, bus: Bus) -> None:
-    """Watch ``db``'s transactions for credential changes; drop them here and tell the other
-    processes (and listen for theirs)."""
+def install(db: Database, cache: ApiKeyCache, bus: Bus, *others: SessionCache) -> None:
+    """Watch ``db``'s transactions for credential changes; drop them here (from ``cache`` and
+    ``others``) and tell the other processes (and listen for theirs)."""
+    caches: tuple[_CredentialCache[Any], ...] = (cache, *others)
     event.listen(db.session_class, "do_orm_execute", _on_execute)
     event.listen(db.session_class, "before_flush", _on_flush)
 
@@ -163,7 +212,8 @@ def install(db: Database, cache: ApiKeyCache, bus: Bus) -> None:
         if not changed:
             return
         users = None if None in changed else sorted(u for u in changed if u is not None)
-        cache.invalidate(users)
+        for each in caches:
+            each.invalidate(users)
         try:
             await bus.publish(CHANNEL, {"users": users})
         except Exception as exc:  # Redis away: the other processes' TTL still applies
@@ -171,7 +221,8 @@ def install(db: Database, cache: ApiKeyCache, bus: Bus) -> None:
 
     async def heard(message: dict[str, Any]) -> None:
         users = message.get("users")
-        cache.invalidate(None if users is None else [str(u) for u in users])
+        for each in caches:
+            each.invalidate(None if users is None else [str(u) for u in users])
 
     db.on_commit.append(committed)
     bus.subscribe(CHANNEL, heard)

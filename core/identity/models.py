@@ -24,6 +24,8 @@ class User(Base):
     password_hash: Mapped[str | None] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(16), default="user")
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: Why the account is blocked, told to its owner when they try to log in (abuse review).
+    blocked_reason: Mapped[str | None] = mapped_column(String(500))
     email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
@@ -32,6 +34,7 @@ class User(Base):
         String(16), default="default", server_default="default"
     )
     timezone: Mapped[str | None] = mapped_column(String(64))
+    # No longer read or written (the interface is English only; the setting was removed).
     language: Mapped[str | None] = mapped_column(String(16))
     avatar_id: Mapped[str | None] = mapped_column(String(32))
 

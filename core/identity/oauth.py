@@ -32,8 +32,9 @@ from sqlalchemy.exc import IntegrityError
 
 from multinotes import audit, outgoing
 from multinotes.db import Database, rows_affected, utcnow
+from multinotes.domain_events import stage
 from multinotes.errors import Conflict, Forbidden, NotFound
-from multinotes.identity.account_mail import public_base_url
+from multinotes.identity.account_mail import email_verified, public_base_url
 from multinotes.identity.actor import require_user
 from multinotes.identity.models import User
 from multinotes.identity.oauth_models import OAuthFlow, OAuthIdentity
@@ -363,6 +364,8 @@ async def sign_in(db: Database, provider_name: str, found: ProviderIdentity) -> 
                     last_login_at=now,
                 )
             )
+            if found.email_verified:
+                stage(session, email_verified(user.id, email))
     except IntegrityError:
         # Raced with a registration for the same email, or the same identity signing in twice
         # at once: let the winner stand, and ask this attempt to try again.

@@ -1,4 +1,4 @@
-"""Profile: name, timezone, language, avatar, and changing the email address.
+"""Profile: name, timezone, avatar, and changing the email address.
 
 Avatars: the upload is checked by its magic bytes (puremagic: PNG, JPEG, WebP or GIF only, never
 by its name or declared type), limited in size and pixels, decoded and re-encoded by Pillow as a
@@ -27,15 +27,16 @@ from typing import TYPE_CHECKING, Any
 import puremagic
 import structlog
 from aiohttp import web
-from PIL import Image, ImageOps
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from multinotes import audit
 from multinotes.db import Database, utcnow
+from multinotes.domain_events import stage
 from multinotes.errors import Invalid, PayloadTooLarge
 from multinotes.identity import service as identity
 from multinotes.identity.account_mail import (
+    email_verified,
     invalid_link,
     issue_mail_token,
     public_base_url,
@@ -43,7 +44,7 @@ from multinotes.identity.account_mail import (
 )
 from multinotes.identity.devices import describe_user_agent
 from multinotes.identity.models import User, UserToken
-from multinotes.identity.passwords import verify_password
+from multinotes.identity.passwords import verify_password_async
 from multinotes.identity.service import normalize_email, token_hash
 from multinotes.keys import DB, SETTINGS, TASKS
 from multinotes.mail import queue_mail, send_mail
@@ -55,21 +56,7 @@ if TYPE_CHECKING:  # the schemas import this module for its defaults
 
 log = structlog.get_logger(__name__)
 
-#: Languages the interface may be set to (code → name in that language).
-LANGUAGES: dict[str, str] = {
-    "en": "English",
-    "de": "Deutsch",
-    "es": "Español",
-    "fr": "Français",
-    "it": "Italiano",
-    "nl": "Nederlands",
-    "pl": "Polski",
-    "pt": "Português",
-    "ja": "日本語",
-    "zh": "中文",
-}
 DEFAULT_TIMEZONE = "UTC"
-DEFAULT_LANGUAGE = "en"
 
 AVATAR_SIZE = 256
 AVATAR_TYPES = {"image/png", "image/jpeg", "image/webp", "image/gif"}
@@ -83,7 +70,7 @@ CHANGE_EMAIL_TASK = "core.send_email_change"
 CHANGE_EMAIL_PATH = "/account/email/confirm"
 
 
-# -- name, timezone, language -------------------------------------------------------------------
+# -- name, timezone -------------------------------------------------------------------------------
 
 
 @functools.cache
@@ -97,14 +84,8 @@ def timezone_problem(value: str) -> str | None:
     return None
 
 
-def language_problem(value: str) -> str | None:
-    if value not in LANGUAGES:
-        return "Choose one of: " + ", ".join(sorted(LANGUAGES)) + "."
-    return None
-
-
 async def update_profile(db: Database, user_id: str, changes: dict[str, Any]) -> User:
-    """Apply already validated changes (name, timezone, language) and return the user."""
+    """Apply already validated changes (name, timezone) and return the user."""
     if changes:
         async with db.transaction() as session:
             await session.execute(update(User).where(User.id == user_id).values(**changes))
@@ -147,6 +128,8 @@ def unsupported_image() -> Invalid:
 
 def reencode_avatar(data: bytes) -> bytes:
     """A fresh square PNG of the image's first frame: nothing of the upload but its pixels."""
+    from PIL import Image, ImageOps  # Pillow (~2 MB) loads with the first avatar, not at start
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -235,7 +218,7 @@ async def request_email_change(
     Returns the normalised new address."""
     db = request.app[DB]
     user = await identity.get_user(db, user_id)
-    if not verify_password(user.password_hash, password):
+    if not await verify_password_async(user.password_hash, password):
         raise Invalid(
             "The password is wrong.",
             code="wrong_password",
@@ -341,6 +324,7 @@ async def confirm_email_change(request: web.Request, token: str) -> User:
                 .where(User.id == user.id)
                 .values(email=record.email, email_verified_at=now)
             )
+            stage(session, email_verified(user.id, record.email))
     except IntegrityError:
         raise _email_taken(record.email) from None
     user.email = record.email
@@ -372,7 +356,9 @@ def profile_tasks() -> list[TaskDef]:
 
 # -- shared by the API and the account page -------------------------------------------------
 
-PROFILE_FIELDS = ("name", "timezone", "language")
+#: What a person may change about themselves. No interface language: the UI is English only, and
+#: a setting that changed nothing was removed (users.language is no longer read or written).
+PROFILE_FIELDS = ("name", "timezone")
 
 
 async def apply_profile_patch(request: web.Request, user_id: str, body: ProfilePatch) -> User:

@@ -96,7 +96,6 @@ class ProfileOut(BaseModel):
         "require it refuse to generate until it is (error code `email_unverified`)."
     )
     timezone: str = Field(description="An IANA timezone name, e.g. Europe/Berlin.")
-    language: str = Field(description="The interface language: " + ", ".join(profile.LANGUAGES))
     avatar_url: str | None = Field(description="A 256x256 PNG, or null.")
     created_at: datetime
 
@@ -109,7 +108,6 @@ class ProfileOut(BaseModel):
             role=user.role,
             email_verified=user.email_verified_at is not None,
             timezone=user.timezone or profile.DEFAULT_TIMEZONE,
-            language=user.language or profile.DEFAULT_LANGUAGE,
             avatar_url=profile.avatar_url(user),
             created_at=user.created_at,
         )
@@ -123,7 +121,6 @@ class ProfilePatch(BaseModel):
     timezone: str | None = Field(
         default=None, max_length=64, description="IANA name; null resets to UTC."
     )
-    language: str | None = Field(default=None, max_length=16, description="null resets to English.")
 
     @field_validator("name")
     @classmethod
@@ -139,14 +136,6 @@ class ProfilePatch(BaseModel):
     @classmethod
     def _timezone(cls, value: str | None) -> str | None:
         problem = None if value is None else profile.timezone_problem(value)
-        if problem:
-            raise ValueError(problem)
-        return value
-
-    @field_validator("language")
-    @classmethod
-    def _language(cls, value: str | None) -> str | None:
-        problem = None if value is None else profile.language_problem(value)
         if problem:
             raise ValueError(problem)
         return value

@@ -12,7 +12,8 @@ scope       allows
             of notes, folders and conversations, and prompt templates (recording a template's
             use is ``chat``)
 ``chat``    writes to conversations and messages: sending prompts, regenerating, rating,
-            stopping generations, re-running a saved note's prompt (all that spends credits)
+            stopping generations, re-running a saved note's prompt, scheduled runs (all that
+            spends credits)
 ``admin``   every administrator route (``access="admin"``: ``/api/admin/*``, ``/admin/*``),
             whatever the method; only an administrator's key can hold it, and it stops
             counting the moment the owner is no longer an administrator
@@ -71,6 +72,7 @@ AREAS: dict[str, str] = {
     "/exports": "notes",
     "/api/templates": "notes",
     "/prompts": "notes",
+    "/api/me/assist": "notes",
     # chat
     "/api/conversations": "chat",
     "/api/messages": "chat",
@@ -78,9 +80,20 @@ AREAS: dict[str, str] = {
     "/api/media": "chat",
     "/api/me/model-favourites": "chat",
     "/api/documents/{id}/rerun": "chat",
+    # A note's suggested tags and summary: asking spends credits (dismissing goes with it).
+    "/api/documents/{id}/suggestion": "chat",
+    "/notes/{id}/assist/suggest": "chat",
     "/api/comparisons": "chat",
+    # Batch runs send prompts for every row (spending credits).
+    "/api/batches": "chat",
+    "/batches": "chat",
     "/comparisons": "chat",
     "/api/templates/{id}/uses": "chat",
+    # Chains run prompts (spending credits); their definitions go with them.
+    "/api/chains": "chat",
+    "/chains": "chat",
+    "/api/schedules": "chat",
+    "/schedules": "chat",
     "/chat": "chat",
 }
 

@@ -110,7 +110,7 @@ async def images_in(
         except NotFound:
             continue
         budget -= len(data)
-        found[src] = ExportImage(src, data, row.content_type, row.name)
+        found[src] = ExportImage(src, data, row.content_type, row.name, file_id=row.id)
     return found
 
 

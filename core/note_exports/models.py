@@ -15,9 +15,12 @@ JOB_STATUSES = ("pending", "running", "done", "failed")
 
 
 class NoteExport(Base):
-    """An export built by a task. ``target_type`` is ``folder``, ``documents``, ``conversation``
-    or ``message``; ``target_ids`` the ids asked for. ``storage_key`` (never shown) is the file
-    in the storage backend once ``done``; the requester downloads it until ``expires_at``."""
+    """An export built by a task. ``target_type`` is ``folder``, ``documents``, ``conversation``,
+    ``message`` (the branch ending there), ``comparison`` (a prompt and its answers) or
+    ``answer``; ``target_ids`` the ids asked for. ``storage_key`` (never shown) is the file in
+    the storage backend once ``done``; the requester downloads it until ``expires_at``. An
+    export to a remote destination (Notion, Google Docs) keeps no file: ``url`` is what it made
+    there (the page of a conversation, the parent page or Drive folder of a folder's notes)."""
 
     __tablename__ = "note_exports"
     __table_args__ = (
@@ -42,3 +45,5 @@ class NoteExport(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: A remote destination's export: the page, document or folder made there (no file).
+    url: Mapped[str | None] = mapped_column(String(2000))

@@ -7,6 +7,9 @@ then put in the storage backend (``exports/<user id>/notes-<id>.<ext>``) and the
 removed. A job that fails — an exporter refusing a note, the size cap, anything else — keeps no
 file, partial or whole, and says why in ``error`` (naming the note). A folder export is a ZIP
 whose folders are the note's folders, below the exported one.
+
+A job for a remote destination (Notion, Google Docs) makes no file: the task sends the target
+there (``remote.send_job``) and keeps the address of what it made in ``url``.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import time
 import zipfile
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -26,7 +30,7 @@ from sqlalchemy import or_, select, update
 
 from multinotes.chat.models import Message
 from multinotes.db import Database, new_id, rows_affected, utcnow
-from multinotes.errors import Invalid, NotFound, PayloadTooLarge
+from multinotes.errors import AppError, Invalid, NotFound, PayloadTooLarge, PluginError
 from multinotes.exporters import ExportDocument, Exporter, ExportLink, ExportOptions
 from multinotes.exporters import safe_filename as safe_name
 from multinotes.keys import DB, PLUGINS, SETTINGS, TASKS
@@ -160,7 +164,7 @@ async def export_now(
 
 @dataclass(frozen=True)
 class Target:
-    kind: str  # folder | documents | conversation | message
+    kind: str  # folder | documents | conversation | message | comparison | answer
     ids: list[str]
 
 
@@ -176,17 +180,47 @@ async def check_target(app: web.Application, user_id: str, target: Target) -> No
                 await access.document_in(session, user_id, document_id)
     elif target.kind == "conversation":
         await access.conversation(db, user_id, target.ids[0])
-    elif target.kind == "message":
+    elif target.kind in ("message", "comparison", "answer"):
+        # A comparison is a prompt (with its answers); an answer is a model's message.
+        role = {"comparison": "user", "answer": "assistant"}.get(target.kind)
+        missing = {"comparison": "No such prompt.", "answer": "No such answer."}
         async with db.read() as session:
-            conversation_id = await session.scalar(
-                select(Message.conversation_id).where(Message.id == target.ids[0])
-            )
-        if conversation_id is None:
-            raise NotFound("No such message.")
+            found = (
+                await session.execute(
+                    select(Message.conversation_id, Message.role).where(Message.id == target.ids[0])
+                )
+            ).first()
+        missing_one = NotFound(missing.get(target.kind, "No such message."))
+        if found is None or (role is not None and found.role != role):
+            raise missing_one
         try:
-            await access.conversation(db, user_id, conversation_id)
+            await access.conversation(db, user_id, found.conversation_id)
         except NotFound:
-            raise NotFound("No such message.") from None
+            raise missing_one from None
+
+
+async def check_remote(
+    app: web.Application, user_id: str, exporter: Exporter, target: Target
+) -> None:
+    """What a remote destination cannot take is refused now (422), and so is a missing or
+    revoked connection (409 ``not_connected``/``reconnect_required``), before a job starts."""
+    if target.kind == "documents":
+        raise Invalid(
+            f"{exporter.name} takes one note at a time: send each note with "
+            "POST /api/documents/{id}/export, or export their folder.",
+            code="remote_exporter",
+            fields={"document_ids": f"not for {exporter.name}"},
+        )
+    if target.kind == "folder" and not exporter.takes_folders:
+        raise Invalid(
+            f"{exporter.name} cannot take a folder: export its notes one by one.",
+            code="remote_exporter",
+            fields={"folder_id": f"not for {exporter.name}"},
+        )
+    if exporter.connection:
+        from multinotes.connections import service as connections
+
+        await connections.connection_for(app, user_id, exporter.connection)
 
 
 async def start_job(
@@ -200,6 +234,8 @@ async def start_job(
     await check_target(app, user_id, target)  # first: to a stranger, every answer is 404
     exporter = exporter_of(app, format_id)
     options = options_of(exporter, raw_options, prefix="options.")
+    if exporter.remote:
+        await check_remote(app, user_id, exporter, target)
     job = NoteExport(
         id=new_id(),
         user_id=user_id,
@@ -241,34 +277,57 @@ def downloadable(job: NoteExport) -> bool:
 
 
 class Progress:
-    """Counts notes done and stores the count, at most about twice a second (and at the end)."""
+    """Counts notes done; stores the count and tells the owner's open tabs (``task.progress``),
+    at most twice a second (and at the start and the end)."""
 
-    def __init__(self, db: Database, job_id: str, total: int) -> None:
-        self.db, self.job_id, self.total = db, job_id, total
+    def __init__(self, app: web.Application, job: NoteExport, total: int) -> None:
+        from multinotes.live import Throttle
+
+        self.app, self.db, self.job, self.total = app, app[DB], job, total
         self.done = 0
-        self.stored_at = 0.0
+        self.told: tuple[int, int] | None = None
+        self.throttle = Throttle()
 
     async def store(self, force: bool = False) -> None:
-        now = time.monotonic()
-        if force or now - self.stored_at >= 0.5:
-            self.stored_at = now
-            async with self.db.transaction() as session:
-                await session.execute(
-                    update(NoteExport)
-                    .where(NoteExport.id == self.job_id)
-                    .values(done=self.done, total=self.total)
-                )
+        from multinotes.live import task_progress
+
+        if self.told == (self.done, self.total) or not self.throttle.ready(force):
+            return
+        self.told = (self.done, self.total)
+        async with self.db.transaction() as session:
+            await session.execute(
+                update(NoteExport)
+                .where(NoteExport.id == self.job.id)
+                .values(done=self.done, total=self.total)
+            )
+        await task_progress(
+            self.app,
+            self.job.user_id,
+            kind="note_export",
+            task_id=self.job.id,
+            done=self.done,
+            total=self.total,
+        )
 
     async def step(self) -> None:
         self.done += 1
         await self.store()
 
 
-async def folder_items(
-    db: Database, user_id: str, folder_id: str
-) -> tuple[str, list[tuple[str, tuple[str, ...]]]]:
-    """The exported folder's name and its live notes below it, each with its folder path
-    (folder names from the exported folder down), as ``user_id`` may read them."""
+@dataclass(frozen=True)
+class FolderTree:
+    """A folder and the live folders below it as ``user_id`` may read them: each one's name,
+    parent and path (folder names from the exported folder down), and the live notes in them
+    (``items``: note id and its folder's id, by title)."""
+
+    root: str
+    names: dict[str, str]
+    parents: dict[str, str | None]
+    paths: dict[str, tuple[str, ...]]
+    items: list[tuple[str, str]]
+
+
+async def folder_tree(db: Database, user_id: str, folder_id: str) -> FolderTree:
     folder, rights = await access.folder(db, user_id, folder_id)
     owner = rights.owner_id
     async with db.read() as session:
@@ -295,8 +354,19 @@ async def folder_items(
             )
             .order_by(Document.title, Document.id)
         )
-        items = [(doc_id, paths[fid]) for doc_id, fid in rows.all() if fid in paths]
-    return folder.name, items
+        items = [(doc_id, fid) for doc_id, fid in rows.all() if fid in paths]
+    names = {fid: (folders[fid].name if fid in folders else folder.name) for fid in paths}
+    parents = {fid: (None if fid == folder.id else folders[fid].parent_id) for fid in paths}
+    return FolderTree(folder.id, names, parents, paths, items)
+
+
+async def folder_items(
+    db: Database, user_id: str, folder_id: str
+) -> tuple[str, list[tuple[str, tuple[str, ...]]]]:
+    """The exported folder's name and its live notes below it, each with its folder path
+    (folder names from the exported folder down), as ``user_id`` may read them."""
+    tree = await folder_tree(db, user_id, folder_id)
+    return tree.names[tree.root], [(doc_id, tree.paths[fid]) for doc_id, fid in tree.items]
 
 
 class CappedZip:
@@ -337,12 +407,19 @@ async def _write(
     exporter = exporter_of(app, job.format)
     options = options_of(exporter, job.options or {})
     cap = cap_of(app)
-    if job.target_type in ("conversation", "message"):
-        load = (
-            build.conversation_export if job.target_type == "conversation" else build.message_export
+    if job.target_type in ("conversation", "message", "comparison", "answer"):
+        from multinotes.note_exports import answers
+
+        loaders: dict[str, Callable[..., Awaitable[ExportDocument]]] = {
+            "conversation": build.conversation_export,
+            "message": build.message_export,
+            "comparison": answers.comparison_export,
+            "answer": answers.answer_export,
+        }
+        document = await loaders[job.target_type](
+            db, storage, job.user_id, job.target_ids[0], base_url
         )
-        document = await load(db, storage, job.user_id, job.target_ids[0], base_url)
-        progress = Progress(db, job.id, 1)
+        progress = Progress(app, job, 1)
         result = await render_file(exporter, document, options, cap)
         await asyncio.to_thread(partial.write_bytes, result.data)
         await progress.step()
@@ -354,7 +431,7 @@ async def _write(
     else:
         items = [(document_id, ()) for document_id in job.target_ids]
         archive = safe_name(f"notes-{utcnow():%Y%m%d-%H%M}", "zip")
-    progress = Progress(db, job.id, len(items))
+    progress = Progress(app, job, len(items))
     await progress.store(force=True)
     sink = CappedZip(partial, cap)
     try:
@@ -395,6 +472,9 @@ async def build_note_export(app: web.Application, *, job_id: str, base_url: str)
     storage = objects.storage_of(app)
     key: str | None = None
     try:
+        if exporter_of(app, job.format).remote:
+            await _send_remote(app, job, base_url)
+            return
         await asyncio.to_thread(folder.mkdir, mode=0o700, parents=True, exist_ok=True)
         filename, media_type = await _write(app, job, base_url, partial)
         extension = filename.rpartition(".")[2] or "bin"
@@ -418,8 +498,12 @@ async def build_note_export(app: web.Application, *, job_id: str, base_url: str)
             )
         if rows_affected(stored) != 1:  # the row went (its account was deleted) while building
             await storage.delete(key)
+        else:
+            await _tell_owner(app, job, "done", filename=filename)
     except Exception as exc:
-        if isinstance(exc, Invalid | NotFound | PayloadTooLarge):
+        if isinstance(exc, AppError) and not isinstance(exc, PluginError):
+            # The user's to read: a note an exporter refused, the size cap, a service that
+            # is down or no longer accepts the connection.
             error = exc.message
             log.info("note_export_refused", job_id=job_id, error=error)
         else:
@@ -429,11 +513,68 @@ async def build_note_export(app: web.Application, *, job_id: str, base_url: str)
         if key is not None:
             await storage.delete(key)
         async with db.transaction() as session:
-            await session.execute(
+            failed = await session.execute(
                 update(NoteExport)
                 .where(NoteExport.id == job_id)
                 .values(status="failed", error=error[:1000], finished_at=utcnow())
             )
+        if rows_affected(failed) == 1:
+            await _tell_owner(app, job, "failed", error=error)
+
+
+async def _tell_owner(
+    app: web.Application,
+    job: NoteExport,
+    status: str,
+    *,
+    filename: str | None = None,
+    error: str | None = None,
+    sent: bool = False,
+) -> None:
+    """The owner's open tabs show a toast: the file to download (or that it was ``sent`` to a
+    remote destination), or why it failed."""
+    from multinotes.live import task_finished
+
+    what = {"folder": "folder", "conversation": "conversation"}.get(job.target_type, "export")
+    if status == "done" and sent:
+        title, excerpt, download = f"Your {what} export was sent", "", None
+    elif status == "done":
+        title = f"Your {what} export is ready"
+        excerpt, download = filename or "", f"/api/exports/{job.id}/download"
+    else:
+        title, excerpt, download = f"Your {what} export failed", error or "", None
+    await task_finished(
+        app,
+        job.user_id,
+        kind="note_export",
+        task_id=job.id,
+        status=status,
+        title=title,
+        excerpt=excerpt,
+        url=f"/exports/{job.id}",
+        download_url=download,
+    )
+
+
+async def _send_remote(app: web.Application, job: NoteExport, base_url: str) -> None:
+    """A job for a remote destination: no file, the address of what was made there."""
+    from multinotes.note_exports import remote
+
+    url = await remote.send_job(app, job, base_url)
+    now = utcnow()
+    async with app[DB].transaction() as session:
+        sent = await session.execute(
+            update(NoteExport)
+            .where(NoteExport.id == job.id)
+            .values(
+                status="done",
+                url=url[:2000],
+                finished_at=now,
+                expires_at=now + timedelta(days=app[SETTINGS].data_export_expiry_days),
+            )
+        )
+    if rows_affected(sent) == 1:
+        await _tell_owner(app, job, "done", sent=True)
 
 
 async def purge_note_exports(app: web.Application) -> int:

@@ -39,6 +39,11 @@ class Folder(Base):
         ForeignKey("folders.id", ondelete="SET NULL"), index=True
     )
     name: Mapped[str] = mapped_column(String(200))
+    #: The organisation whose space the folder is in (its members read and edit what is
+    #: inside; ``multinotes.sharing.access``), or None: its owner's own space.
+    organisation_id: Mapped[str | None] = mapped_column(
+        ForeignKey("organisations.id", ondelete="SET NULL"), index=True
+    )
     parent_key: Mapped[str] = mapped_column(String(32), default="")
     name_key: Mapped[str] = mapped_column(String(200))
     live_key: Mapped[str] = mapped_column(String(32), default="")
@@ -69,6 +74,10 @@ class Document(Base):
     content: Mapped[str] = mapped_column(LongText, default="")
     version: Mapped[int] = mapped_column(Integer, default=1)
     provenance: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: The organisation whose space the note is in (or that of a folder above it), or None.
+    organisation_id: Mapped[str | None] = mapped_column(
+        ForeignKey("organisations.id", ondelete="SET NULL"), index=True
+    )
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     trash_root: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

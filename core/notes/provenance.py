@@ -84,16 +84,18 @@ def _provenance(
 
 
 async def save_answer(
-    db: Database, user_id: str, message_id: str, folder_id: str | None
+    db: Database, user_id: str, message_id: str, folder_id: str | None, title: str | None = None
 ) -> Document:
-    """Save one of the user's answers as a note."""
+    """Save one of the user's answers as a note (``title``: the prompt's first line unless
+    given)."""
     async with db.read() as session:
         answer = await _owned_message(session, user_id, message_id)
         if answer.role != "assistant":
             raise NotFound("No such answer.")
         prompt = await session.get(Message, answer.parent_id) if answer.parent_id else None
         generation = (await _generations(session, [answer])).get(answer.id)
-    title = title_from_prompt(prompt.content) if prompt and prompt.content else "Saved answer"
+    if title is None:
+        title = title_from_prompt(prompt.content) if prompt and prompt.content else "Saved answer"
     provenance = _provenance(
         "answer", prompt, answer.conversation_id, [source_of(answer, generation)]
     )

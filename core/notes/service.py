@@ -13,11 +13,11 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import Row, Select, Text, and_, delete, func, or_, select, type_coerce, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from multinotes.db import Database, rows_affected, utcnow
+from multinotes.db import Database, iso_utc, rows_affected, utc_text, utcnow
 from multinotes.domain_events import (
     FOLDER_CREATED,
     NOTE_CREATED,
@@ -617,6 +617,20 @@ def _decode_cursor(cursor: str) -> tuple[Any, str]:
         raise Invalid(fields={"cursor": "not a cursor from this list"}) from None
 
 
+#: What the API's list of notes shows of each (``summary_from_text``), never the body: the
+#: provenance as its JSON text and the timestamps as text, so no JSON document or datetime is
+#: built per row only to be turned back into text.
+SUMMARY_COLUMNS = (
+    Document.id,
+    Document.title,
+    Document.folder_id,
+    Document.version,
+    type_coerce(Document.provenance, Text).label("provenance"),
+    utc_text(Document.created_at),
+    utc_text(Document.updated_at),
+)
+
+
 async def list_documents(
     db: Database,
     user_id: str,
@@ -630,13 +644,51 @@ async def list_documents(
     """Live documents, keyset-paginated: the cursor holds the last row's sort value and id.
 
     ``folder_id`` "root" lists the documents outside any folder; none lists all."""
+    rows, next_cursor = await _document_page(
+        db, user_id, select(Document), folder_id, q, sort, cursor, limit, rows=False
+    )
+    return rows, next_cursor
+
+
+async def list_document_summaries(
+    db: Database,
+    user_id: str,
+    *,
+    folder_id: str | None = None,
+    q: str | None = None,
+    sort: str = "-updated",
+    cursor: str | None = None,
+    limit: int = 50,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """``list_documents`` as ``document_summary`` dicts, reading only their columns as text
+    through a Core connection (no entities, no session: a list of titles does not carry every
+    body along, nor build objects it only prints)."""
+    summaries, next_cursor = await _document_page(
+        db, user_id, select(*SUMMARY_COLUMNS), folder_id, q, sort, cursor, limit, rows=True
+    )
+    return summaries, next_cursor
+
+
+async def _document_page(
+    db: Database,
+    user_id: str,
+    query: Select[Any],
+    folder_id: str | None,
+    q: str | None,
+    sort: str,
+    cursor: str | None,
+    limit: int,
+    *,
+    rows: bool,
+) -> tuple[list[Any], str | None]:
+    """A page of ``query``: entities, or with ``rows`` the summaries of its text rows."""
     column: Any = {
         "updated": Document.updated_at,
         "created": Document.created_at,
         "title": Document.title,
     }[sort.lstrip("-")]
     descending = sort.startswith("-")
-    query = select(Document).where(Document.user_id == user_id, Document.deleted_at.is_(None))
+    query = query.where(Document.user_id == user_id, Document.deleted_at.is_(None))
     if folder_id == "root":
         query = query.where(Document.folder_id.is_(None))
     elif folder_id is not None:
@@ -663,20 +715,27 @@ async def list_documents(
         else:
             query = query.where(or_(column > value, and_(column == value, Document.id > last_id)))
     order = (column.desc(), Document.id.desc()) if descending else (column, Document.id)
-    async with db.read() as session:
-        rows = list(await session.scalars(query.order_by(*order).limit(limit + 1)))
+    query = query.order_by(*order).limit(limit + 1)
+    found: list[Any]
+    if rows:
+        found = [summary_from_text(row) for row in await db.read_rows(query)]
+    else:
+        async with db.read() as session:
+            found = list((await session.scalars(query)).all())
     next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        last = rows[-1]
-        value = getattr(last, column.key)
+    if len(found) > limit:
+        found = found[:limit]
+        last = found[-1]
+        value = last[column.key] if rows else getattr(last, column.key)
         next_cursor = _encode_cursor(
-            value if isinstance(value, str) else value.isoformat(), last.id
+            value if isinstance(value, str) else value.isoformat(),
+            last["id"] if rows else last.id,
         )
-    return rows, next_cursor
+    return found, next_cursor
 
 
 def document_summary(document: Document) -> dict[str, Any]:
+    """A note in a list (``summary_from_text`` is the same from a row of ``SUMMARY_COLUMNS``)."""
     return {
         "id": document.id,
         "title": document.title,
@@ -685,6 +744,22 @@ def document_summary(document: Document) -> dict[str, Any]:
         "has_provenance": bool(document.provenance),
         "created_at": document.created_at.isoformat(),
         "updated_at": document.updated_at.isoformat(),
+    }
+
+
+def summary_from_text(row: Row[Any]) -> dict[str, Any]:
+    """``document_summary`` of a row of ``SUMMARY_COLUMNS``: the same dict, to the byte."""
+    provenance = row.provenance
+    return {
+        "id": row.id,
+        "title": row.title,
+        "folder_id": row.folder_id,
+        "version": row.version,
+        "has_provenance": provenance is not None
+        and provenance != "null"
+        and (provenance.startswith('{"') or bool(json.loads(provenance))),
+        "created_at": iso_utc(row.created_at),
+        "updated_at": iso_utc(row.updated_at),
     }
 
 

@@ -38,7 +38,10 @@ The surface, by family:
   ``guard_httpx_client`` for httpx-based SDKs, ``connector()`` for aiohttp sessions),
   ``parse_retry_after``, ``configured_key``;
 * run time: ``plugin_context(app, name)`` → ``PluginContext`` (settings, tasks, events, the
-  wallet ledger, prompts sent on a user's behalf (``Answer``), templates, absolute URLs).
+  wallet ledger, prompts sent on a user's behalf (``Answer``), templates, absolute URLs, sealed
+  tokens);
+* account links: ``AccountLinks`` (a user of another service, a chat app's, linked to an account
+  through a one-time link) with ``LinkUseColumns`` (its table of used links).
 """
 
 from multinotes import export_blocks, hookimpl, openai_wire, outgoing
@@ -78,6 +81,7 @@ from multinotes.domain_events import (
 )
 from multinotes.errors import (
     Conflict,
+    ContentFiltered,
     Forbidden,
     Invalid,
     NeedsKey,
@@ -126,6 +130,7 @@ from multinotes.http.endpoint import read_body
 from multinotes.integrations import Event, Integration
 from multinotes.markdown import render_markdown
 from multinotes.plugin.context import Answer, Caller, PluginContext, WalletEntry, plugin_context
+from multinotes.plugin.links import AccountLinks, LinkUseColumns
 from multinotes.plugin_tables import core_foreign_key, plugin_metadata
 from multinotes.privacy.plugin_data import UserDataExport
 from multinotes.providers import (
@@ -153,6 +158,7 @@ from multinotes.providers import (
     parse_retry_after,
 )
 from multinotes.ui import Action, ActionTarget, NavLink, SettingsPanel, Viewer
+from multinotes.user_sets import UserSet
 
 __all__ = [
     "CAPABILITIES",
@@ -168,6 +174,7 @@ __all__ = [
     "NOTE_SHARED",
     "NOTE_UPDATED",
     "ORDER_PAID",
+    "AccountLinks",
     "Action",
     "ActionRegistrar",
     "ActionTarget",
@@ -191,6 +198,7 @@ __all__ = [
     "ConnectionRegistrar",
     "ConnectionRejected",
     "ConnectionUnavailable",
+    "ContentFiltered",
     "Destination",
     "DomainEvent",
     "Event",
@@ -214,6 +222,7 @@ __all__ = [
     "Integration",
     "IntegrationRegistrar",
     "Invalid",
+    "LinkUseColumns",
     "MediaOutput",
     "MigrationsRegistrar",
     "Model",
@@ -249,6 +258,7 @@ __all__ = [
     "Usage",
     "UserDataExport",
     "UserDataRegistrar",
+    "UserSet",
     "Viewer",
     "WalletEntry",
     "WebhookRejected",

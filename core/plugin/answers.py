@@ -10,6 +10,7 @@ workspace like any other.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from aiohttp import web
 from sqlalchemy import select
@@ -51,8 +52,10 @@ async def answer_prompt(
     prompt: str,
     models: list[str],
     conversation_id: str | None = None,
+    options: dict[str, dict[str, Any]] | None = None,
 ) -> list[Answer]:
-    """Send ``prompt`` to ``models`` for ``user_id`` and wait for every answer.
+    """Send ``prompt`` to ``models`` for ``user_id`` and wait for every answer (``options``:
+    per model id, as the workspace sends them, e.g. a template's system prompt).
 
     Raises before anything is stored or charged: ``Invalid`` (no prompt, unknown or unusable
     models), ``PaymentRequired`` (the wallet cannot cover the reservation), ``Forbidden``
@@ -71,7 +74,7 @@ async def answer_prompt(
         conversation_id=conversation_id,
         content=prompt,
         model_ids=models,
-        options={},
+        options=options or {},
         parent_id=None,
         attachments=[],
         continue_latest=conversation_id is not None,

@@ -8,7 +8,10 @@ cheap to make per call.
 
 from __future__ import annotations
 
+import json
 import re
+import secrets
+import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -22,8 +25,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from multinotes.domain_events import EVENTS, EventType, Subscriber
-from multinotes.errors import PluginError, Unauthorized
+from multinotes.errors import Invalid, PluginError, Unauthorized
 from multinotes.events import emit_event
+from multinotes.files import signed
 from multinotes.keys import DB, PLUGIN_SETTINGS, PLUGINS, SECRETS, SETTINGS, TASKS
 
 SettingsT = TypeVar("SettingsT", bound=BaseModel)
@@ -113,6 +117,20 @@ class PluginContext:
         not affect the others; slow work belongs in a task (``enqueue``)."""
         self.app[EVENTS].subscribe(event, handler, owner=self.plugin)
 
+    async def flag_enabled(self, user_id: str | None, name: str) -> bool:
+        """Whether the feature flag ``name`` is on for ``user_id`` (None: someone without an
+        account); an unknown flag is off. Flags are set in the console (``/admin/flags``)."""
+        from multinotes import flags
+
+        return await flags.enabled_for(self.app, user_id, name)
+
+    async def variant(self, user_id: str, experiment: str) -> str | None:
+        """``user_id``'s variant of a running A/B experiment, recorded as seen (once); None
+        when it is not running (show the default)."""
+        from multinotes import flags
+
+        return await flags.variant_for(self.app, user_id, experiment)
+
     async def credit(
         self, user_id: str, amount: int, *, reason: str, reference: str
     ) -> WalletEntry:
@@ -192,9 +210,7 @@ class PluginContext:
             self.app, user_id=user_id, message_id=message_id, folder=folder
         )
 
-    async def save_note(
-        self, user_id: str, *, title: str, content: str, folder: str | None
-    ) -> str:
+    async def save_note(self, user_id: str, *, title: str, content: str, folder: str | None) -> str:
         """Keep text from elsewhere (a chat message, say) as a new note of ``user_id``'s, with
         ``title`` and Markdown ``content``, in their top-level folder named ``folder`` (created
         when missing; ``None``: no folder); the note's id. It is published as ``note.created``
@@ -243,6 +259,34 @@ class PluginContext:
 
     def decrypt(self, token: str) -> str:
         return str(self.app[SECRETS].decrypt(token))
+
+    def seal(self, kind: str, seconds: int, /, **values: str) -> str:
+        """A token only this instance can make or read (encrypted and authenticated under its
+        master keys) holding ``values``, good for ``seconds``: an OAuth state, a link sent to
+        someone elsewhere. It is the plugin's ``kind`` of token; ``unseal`` opens it. Each one
+        gets a random ``nonce``, so a plugin can make it single-use (``AccountLinks`` does)."""
+        payload = {
+            "kind": f"{self.plugin}-{kind}",
+            "exp": int(time.time()) + seconds,
+            "nonce": secrets.token_hex(8),
+        }
+        return self.encrypt(json.dumps({**values, **payload}))
+
+    def unseal(
+        self, kind: str, token: str, /, *, expired: str = "This link has expired."
+    ) -> dict[str, Any]:
+        """The values ``seal`` sealed (with ``kind``, ``exp`` and ``nonce``). ``Invalid`` (422)
+        with code ``bad_link`` for a token that is forged, of another kind or another plugin's,
+        and ``link_expired`` (message ``expired``: what to do for a new one) for an old one."""
+        try:
+            values = json.loads(self.decrypt(token))
+        except Exception:
+            raise Invalid("This link is not valid.", code="bad_link") from None
+        if not isinstance(values, dict) or values.get("kind") != f"{self.plugin}-{kind}":
+            raise Invalid("This link is not valid.", code="bad_link")
+        if int(values.get("exp", 0)) < time.time():
+            raise Invalid(expired, code="link_expired")
+        return values
 
     async def notify(self, user_id: str, *, title: str, text: str = "", url: str = "/") -> None:
         """Leave an in-app notification for a user (the bell), e.g. "your webhook was
@@ -320,6 +364,13 @@ class PluginContext:
             return settings.public_url.rstrip("/") + path
         host = f"[{settings.host}]" if ":" in settings.host else settings.host
         return f"http://{host}:{settings.port}{path}"
+
+    def signed_file_url(self, file_id: str, ttl: int = 30 * 24 * 3600) -> str:
+        """An absolute link to the bytes of the file ``file_id`` that works without signing in
+        for ``ttl`` seconds (at most a year): for a service that fetches a user's file itself.
+        Whoever holds the link may read that file until it expires, so sign only files the user
+        acting may read (``ExportImage.url`` is such a link for an exported note's images)."""
+        return signed.signed_file_url(self.app, file_id, ttl)
 
 
 def plugin_context(app: web.Application, plugin: str) -> PluginContext:

@@ -41,12 +41,13 @@ from multinotes.identity import profile
 from multinotes.identity import service as identity
 from multinotes.identity.account_mail import invalid_link, public_base_url
 from multinotes.identity.models import AuthSession, User
-from multinotes.identity.passwords import verify_password
+from multinotes.identity.passwords import verify_password_async
 from multinotes.identity.service import normalize_email, token_hash
 from multinotes.keys import DB, SETTINGS, TASKS
 from multinotes.mail import send_mail
 from multinotes.note_exports.service import remove_user_note_exports
 from multinotes.notes.models import Document, DocumentVersion, Folder
+from multinotes.organisations.models import Organisation, OrganisationMember
 from multinotes.plugin_host import TaskDef
 from multinotes.privacy.exports import remove_user_export_files
 from multinotes.privacy.models import AccountDeletion, DeletionStatus
@@ -78,7 +79,7 @@ async def request_deletion(
     db = app[DB]
     user = await identity.get_user(db, user_id)
     if user.password_hash is not None:
-        if not verify_password(user.password_hash, password or ""):
+        if not await verify_password_async(user.password_hash, password or ""):
             raise Invalid(
                 "The password is wrong.",
                 code="wrong_password",
@@ -95,6 +96,7 @@ async def request_deletion(
     async with db.transaction() as session:
         if user.role == "admin":
             await _refuse_last_admin(session, user.id)
+        await _refuse_organisation_owner(session, user.id)
         await session.execute(select(User.id).where(User.id == user.id).with_for_update())
         # A pending row from an earlier request an admin overrode by re-activating the account.
         await session.execute(delete(AccountDeletion).where(AccountDeletion.user_id == user.id))
@@ -139,6 +141,22 @@ async def _refuse_last_admin(session: AsyncSession, user_id: str) -> None:
         raise Conflict(
             "You are the only administrator. Make someone else an administrator first.",
             code="last_admin",
+        )
+
+
+async def _refuse_organisation_owner(session: AsyncSession, user_id: str) -> None:
+    """Deleting the account would delete organisations it owns, with their members' shared
+    wallet: the owner of one with other members transfers it first."""
+    others = await session.scalar(
+        select(OrganisationMember.organisation_id)
+        .join(Organisation, Organisation.id == OrganisationMember.organisation_id)
+        .where(Organisation.owner_id == user_id, OrganisationMember.user_id != user_id)
+        .limit(1)
+    )
+    if others is not None:
+        raise Conflict(
+            "You own an organisation with other members. Transfer its ownership first.",
+            code="organisation_owner",
         )
 
 

@@ -32,9 +32,12 @@ from sqlalchemy import Select, func, inspect, or_, select, update
 from multinotes import audit
 from multinotes.announcements.models import Announcement, AnnouncementDismissal
 from multinotes.arena.models import ArenaComparison, ArenaEntry
+from multinotes.assist.models import AssistPreference, NoteDetails, NoteSuggestion
+from multinotes.batches.models import Batch, BatchAnswer, BatchRow
 from multinotes.billing.models import Order, PlanPeriod, Referral, ReferralCode
 from multinotes.billing.refund_models import OrderRefund
 from multinotes.billing.reload_models import AutoReload, AutoReloadCharge
+from multinotes.chains.models import Chain, ChainRun, ChainRunStep
 from multinotes.chat import service as chat
 from multinotes.chat.models import Conversation, Generation, MessageMedia, ModelFavourite, Rating
 from multinotes.connections.models import ConnectedAccountRow, RemoteExport
@@ -42,6 +45,7 @@ from multinotes.db import Base, Database, new_id, rows_affected, utcnow
 from multinotes.domain_events import EXPORT_COMPLETED, ExportCompleted, stage
 from multinotes.errors import NotFound
 from multinotes.files.models import File
+from multinotes.flags.models import Experiment, ExperimentExposure, FeatureFlag
 from multinotes.identity import profile
 from multinotes.identity.account_mail import public_base_url
 from multinotes.identity.actor import require_user
@@ -50,6 +54,13 @@ from multinotes.keys import DB, PLUGINS, SETTINGS, TASKS
 from multinotes.mail import send_mail
 from multinotes.models import ApiKey, AuthSession, User
 from multinotes.notes.models import Document, DocumentVersion, Folder
+from multinotes.organisations.models import (
+    Organisation,
+    OrganisationDomain,
+    OrganisationInvitation,
+    OrganisationJoinOffer,
+    OrganisationMember,
+)
 from multinotes.plugin_host import TaskDef
 from multinotes.privacy.models import DataExport, ExportStatus
 from multinotes.privacy.plugin_data import UserDataExport
@@ -60,6 +71,7 @@ from multinotes.prompts.models import (
     PromptTemplateTag,
     PromptTemplateUse,
 )
+from multinotes.schedules.models import Schedule, ScheduleRun
 from multinotes.search.models import RecentSearch
 from multinotes.settings import Settings
 from multinotes.sharing.models import (
@@ -97,6 +109,11 @@ HIDDEN_COLUMNS = frozenset(
 )
 
 
+def owned(model: type[Base], column: str = "user_id") -> Callable[[str], Select[Any]]:
+    """The rows of ``model`` whose ``column`` names the user (most tables of the export)."""
+    return lambda uid: select(model).where(getattr(model, column) == uid)
+
+
 @dataclass(frozen=True)
 class TableExport:
     """One JSON file in the zip: ``query(user_id)`` selects the user's rows of one table
@@ -109,49 +126,55 @@ class TableExport:
 
 TABLE_EXPORTS: list[TableExport] = [
     TableExport("profile.json", lambda uid: select(User).where(User.id == uid), single=True),
-    TableExport("sessions.json", lambda uid: select(AuthSession).where(AuthSession.user_id == uid)),
-    TableExport("api_keys.json", lambda uid: select(ApiKey).where(ApiKey.user_id == uid)),
+    TableExport("sessions.json", owned(AuthSession)),
+    TableExport("api_keys.json", owned(ApiKey)),
     TableExport(
         "linked_accounts.json",
-        lambda uid: select(OAuthIdentity).where(OAuthIdentity.user_id == uid),
+        owned(OAuthIdentity),
     ),
     TableExport(
         "connected_accounts.json",
-        lambda uid: select(ConnectedAccountRow).where(ConnectedAccountRow.user_id == uid),
+        owned(ConnectedAccountRow),
     ),
     TableExport(
         "remote_exports.json",
-        lambda uid: select(RemoteExport).where(RemoteExport.user_id == uid),
+        owned(RemoteExport),
     ),
-    TableExport("ratings.json", lambda uid: select(Rating).where(Rating.user_id == uid)),
+    TableExport("ratings.json", owned(Rating)),
     TableExport(
         "model_favourites.json",
-        lambda uid: select(ModelFavourite).where(ModelFavourite.user_id == uid),
+        owned(ModelFavourite),
     ),
-    TableExport("wallet.json", lambda uid: select(Wallet).where(Wallet.user_id == uid)),
-    TableExport("ledger.json", lambda uid: select(LedgerEntry).where(LedgerEntry.user_id == uid)),
-    TableExport(
-        "reservations.json", lambda uid: select(Reservation).where(Reservation.user_id == uid)
-    ),
+    TableExport("wallet.json", owned(Wallet)),
+    TableExport("ledger.json", owned(LedgerEntry)),
+    TableExport("reservations.json", owned(Reservation)),
     TableExport(
         "security_events.json", lambda uid: select(audit.AuditEntry).where(audit.subject_of(uid))
     ),
-    TableExport(
-        "data_exports.json", lambda uid: select(DataExport).where(DataExport.user_id == uid)
-    ),
-    TableExport("folders.json", lambda uid: select(Folder).where(Folder.user_id == uid)),
-    TableExport("notes.json", lambda uid: select(Document).where(Document.user_id == uid)),
+    TableExport("data_exports.json", owned(DataExport)),
+    TableExport("folders.json", owned(Folder)),
+    TableExport("notes.json", owned(Document)),
     TableExport(
         "note_versions.json",
-        lambda uid: select(DocumentVersion).where(DocumentVersion.user_id == uid),
+        owned(DocumentVersion),
     ),
-    TableExport("files.json", lambda uid: select(File).where(File.user_id == uid)),
+    TableExport("note_details.json", owned(NoteDetails)),
+    TableExport(
+        "note_suggestions.json",
+        owned(NoteSuggestion),
+    ),
+    TableExport(
+        "assist_preferences.json",
+        owned(AssistPreference),
+        single=True,
+    ),
+    TableExport("files.json", owned(File)),
     TableExport(
         "recent_searches.json",
-        lambda uid: select(RecentSearch).where(RecentSearch.user_id == uid),
+        owned(RecentSearch),
     ),
     TableExport("shares.json", lambda uid: select(Share).where(Share.owner_id == uid)),
-    TableExport("comments.json", lambda uid: select(Comment).where(Comment.user_id == uid)),
+    TableExport("comments.json", owned(Comment)),
     TableExport(
         "note_activity.json",
         lambda uid: select(DocumentActivity).where(DocumentActivity.actor_id == uid),
@@ -160,24 +183,18 @@ TABLE_EXPORTS: list[TableExport] = [
         "folder_activity.json",
         lambda uid: select(FolderActivity).where(FolderActivity.actor_id == uid),
     ),
-    TableExport(
-        "notifications.json", lambda uid: select(Notification).where(Notification.user_id == uid)
-    ),
-    TableExport("orders.json", lambda uid: select(Order).where(Order.user_id == uid)),
-    TableExport(
-        "plan_periods.json", lambda uid: select(PlanPeriod).where(PlanPeriod.user_id == uid)
-    ),
-    TableExport("refunds.json", lambda uid: select(OrderRefund).where(OrderRefund.user_id == uid)),
-    TableExport(
-        "auto_reload.json", lambda uid: select(AutoReload).where(AutoReload.user_id == uid)
-    ),
+    TableExport("notifications.json", owned(Notification)),
+    TableExport("orders.json", owned(Order)),
+    TableExport("plan_periods.json", owned(PlanPeriod)),
+    TableExport("refunds.json", owned(OrderRefund)),
+    TableExport("auto_reload.json", owned(AutoReload)),
     TableExport(
         "auto_reload_charges.json",
-        lambda uid: select(AutoReloadCharge).where(AutoReloadCharge.user_id == uid),
+        owned(AutoReloadCharge),
     ),
     TableExport(
         "referral_code.json",
-        lambda uid: select(ReferralCode).where(ReferralCode.user_id == uid),
+        owned(ReferralCode),
     ),
     TableExport(
         "prompt_templates.json",
@@ -202,11 +219,36 @@ TABLE_EXPORTS: list[TableExport] = [
     ),
     TableExport(
         "prompt_template_favourites.json",
-        lambda uid: select(PromptTemplateFavourite).where(PromptTemplateFavourite.user_id == uid),
+        owned(PromptTemplateFavourite),
     ),
     TableExport(
         "prompt_template_uses.json",
-        lambda uid: select(PromptTemplateUse).where(PromptTemplateUse.user_id == uid),
+        owned(PromptTemplateUse),
+    ),
+    TableExport("chains.json", owned(Chain)),
+    TableExport("chain_runs.json", owned(ChainRun)),
+    TableExport(
+        "chain_run_steps.json",
+        lambda uid: select(ChainRunStep).where(
+            ChainRunStep.run_id.in_(select(ChainRun.id).where(ChainRun.user_id == uid))
+        ),
+    ),
+    TableExport("schedules.json", lambda uid: select(Schedule).where(Schedule.owner_id == uid)),
+    TableExport(
+        "schedule_runs.json", lambda uid: select(ScheduleRun).where(ScheduleRun.owner_id == uid)
+    ),
+    TableExport("batches.json", owned(Batch)),
+    TableExport(
+        "batch_rows.json",
+        lambda uid: select(BatchRow).where(
+            BatchRow.batch_id.in_(select(Batch.id).where(Batch.user_id == uid))
+        ),
+    ),
+    TableExport(
+        "batch_answers.json",
+        lambda uid: select(BatchAnswer).where(
+            BatchAnswer.batch_id.in_(select(Batch.id).where(Batch.user_id == uid))
+        ),
     ),
     TableExport(
         "referrals.json",
@@ -216,7 +258,7 @@ TABLE_EXPORTS: list[TableExport] = [
     ),
     TableExport(
         "comparisons.json",
-        lambda uid: select(ArenaComparison).where(ArenaComparison.user_id == uid),
+        owned(ArenaComparison),
     ),
     TableExport(
         "comparison_answers.json",
@@ -228,7 +270,7 @@ TABLE_EXPORTS: list[TableExport] = [
     ),
     TableExport(
         "support_tickets.json",
-        lambda uid: select(SupportTicket).where(SupportTicket.user_id == uid),
+        owned(SupportTicket),
     ),
     TableExport(
         "support_messages.json",
@@ -245,21 +287,64 @@ TABLE_EXPORTS: list[TableExport] = [
     ),
     TableExport(
         "announcement_dismissals.json",
-        lambda uid: select(AnnouncementDismissal).where(AnnouncementDismissal.user_id == uid),
+        owned(AnnouncementDismissal),
     ),
     TableExport(
         "announcements.json",
-        lambda uid: select(Announcement).where(Announcement.created_by == uid),
+        owned(Announcement, "created_by"),
+    ),
+    TableExport(
+        "experiment_exposures.json",
+        owned(ExperimentExposure),
+    ),
+    TableExport("feature_flags.json", owned(FeatureFlag, "created_by")),
+    TableExport("experiments.json", owned(Experiment, "created_by")),
+    TableExport(
+        "organisations.json",
+        lambda uid: select(Organisation).where(
+            Organisation.id.in_(
+                select(OrganisationMember.organisation_id).where(OrganisationMember.user_id == uid)
+            )
+        ),
+    ),
+    TableExport(
+        "organisation_members.json",
+        owned(OrganisationMember),
+    ),
+    TableExport(
+        "organisation_invitations.json",
+        # Invitations you sent or accepted (without their link's token hash).
+        lambda uid: select(OrganisationInvitation).where(
+            (OrganisationInvitation.invited_by == uid) | (OrganisationInvitation.accepted_by == uid)
+        ),
+    ),
+    TableExport(
+        "organisation_domains.json",
+        # Email domains you claimed for an organisation (their TXT record's value included).
+        owned(OrganisationDomain, "created_by"),
+    ),
+    TableExport(
+        "organisation_join_offers.json",
+        owned(OrganisationJoinOffer),
     ),
 ]
 
 #: Tables written by the ``CONTENT_EXPORTS`` steps (``conversations/<id>.json``: a conversation
-#: with its message tree, generations and media).
-IN_CONTENT_EXPORTS = frozenset({"conversations", "messages", "generations", "message_media"})
+#: with its message tree, generations, media and summaries of older turns).
+IN_CONTENT_EXPORTS = frozenset(
+    {"conversations", "messages", "generations", "message_media", "context_summaries"}
+)
 
 #: Tables that hold rows of a user but are deliberately left out, and why.
 NOT_EXPORTED: dict[str, str] = {
     "user_tokens": "hashes of single-use mailed links: nothing a person can read",
+    "abuse_hits": "the operator's abuse reports about the account (evidence of its fraud and "
+    "abuse checks, kept back so they cannot be worked around; a blocked account is told why "
+    "at login)",
+    "analytics_active_days": "the days the account started a generation, derived from the "
+    "generations that are exported; counted for the operator's active-user figures",
+    "analytics_milestones": "when the account signed up, verified, got a first answer, saved a "
+    "first note and paid: copies of dates the export already holds, for the operator's funnel",
     "oauth_flows": "social sign-ins in progress, gone within minutes",
     "connection_flows": "connections to other services in progress, gone within minutes",
     "account_deletions": "the pending deletion of the account itself",
@@ -290,6 +375,9 @@ security_events.json    logins, password changes and other security events of yo
 data_exports.json       your data exports
 folders.json, notes.json, note_versions.json
                         your folders and notes with every saved version
+note_details.json, note_suggestions.json, assist_preferences.json
+                        your notes' tags and one-line summaries, the ones a model last
+                        suggested (with its cost), and whether saved answers get suggestions
 files.json, files/<id>/<name>
                         your uploaded and generated files
 recent_searches.json    your last searches
@@ -307,17 +395,38 @@ auto_reload.json, auto_reload_charges.json
                         your auto-reload setting and the orders it placed
 referral_code.json, referrals.json
                         your referral link's code, who you referred and who referred you
+batches.json, batch_rows.json, batch_answers.json
+                        your batch runs (template text, models, status), each row's values
+                        and each model's answer to it with its status and cost
 comparisons.json, comparison_answers.json
                         your blind comparisons: which model answered under which label, your votes
 prompt_templates.json   your prompt templates (their tags are in prompt_template_tags.json)
 prompt_template_shares.json, prompt_template_favourites.json, prompt_template_uses.json
                         who your templates are shared with (and what was shared with you),
                         the templates you starred and each time you ran one
+chains.json, chain_runs.json, chain_run_steps.json
+                        your chains (their steps), their runs (input, status) and each run
+                        step's prompt (its answer is in the run's conversation)
+schedules.json, schedule_runs.json
+                        your scheduled runs (template, values, models, cron, folder) and each
+                        run's status, cost and the notes it saved
 support_tickets.json, support_messages.json
                         your support tickets and their threads (replies, not staff notes)
 announcement_dismissals.json
                         the announcements you dismissed
 announcements.json      announcements you published (administrators)
+experiment_exposures.json
+                        the A/B experiments you took part in: the variant you were shown,
+                        when, and when you did what the experiment measures
+feature_flags.json, experiments.json
+                        feature flags and experiments you created (administrators)
+organisations.json, organisation_members.json, organisation_invitations.json
+                        the organisations you belong to, your role and monthly limit in each,
+                        and the invitations you sent or accepted (their spending from a shared
+                        wallet is in ledger.json, with its organisation_id)
+organisation_domains.json, organisation_join_offers.json
+                        email domains you claimed for an organisation, and the offers to join
+                        one that your address's domain brought you (accepted or declined)
 
 Times are UTC (ISO 8601). Credits are integers (1 credit = US$0.00001).
 """
@@ -381,7 +490,12 @@ def conversation_document(tree: chat.Tree) -> dict[str, Any]:
         rating = tree.ratings.get(message.id)
         item["rating"] = row_dict(rating) if rating else None
         messages.append(item)
-    return {**row_dict(tree.conversation), "messages": messages}
+    return {
+        **row_dict(tree.conversation),
+        "messages": messages,
+        # Older turns summarised for a model whose window they outgrew (context policy).
+        "context_summaries": [row_dict(row) for row in tree.summaries.values()],
+    }
 
 
 # -- writing the zip ----------------------------------------------------------------------------
@@ -447,29 +561,47 @@ async def _json_list(db: Database, query: Select[Any]) -> AsyncIterator[bytes]:
 
 
 class Progress:
-    """Counts work done and stores the percentage, at most about once a second."""
+    """Counts work done (tables, conversations, plugins' files); at most twice a second (and
+    at the start) stores the percentage and tells the owner's open tabs (``task.progress``)."""
 
-    def __init__(self, db: Database, export_id: str, total: int) -> None:
-        self.db = db
-        self.export_id = export_id
+    def __init__(self, app: web.Application, export: DataExport, total: int) -> None:
+        from multinotes.live import Throttle
+
+        self.app = app
+        self.db = app[DB]
+        self.export = export
         self.total = max(total, 1)
         self.done = 0
         self.stored = 0
-        self.stored_at = 0.0
+        self.throttle = Throttle()
 
     async def step(self, units: int = 1) -> None:
-        self.done += units
+        self.done = min(self.total, self.done + units)
+        await self.tell()
+
+    async def tell(self, force: bool = False) -> None:
+        from multinotes.live import task_progress
+
+        if not self.throttle.ready(force):
+            return
         # Never 100 before the file is in place: "done" says that.
         percent = min(99, self.done * 100 // self.total)
-        now = time.monotonic()
-        if percent > self.stored and now - self.stored_at >= 1.0:
-            self.stored, self.stored_at = percent, now
+        if percent > self.stored:
+            self.stored = percent
             async with self.db.transaction() as session:
                 await session.execute(
                     update(DataExport)
-                    .where(DataExport.id == self.export_id)
+                    .where(DataExport.id == self.export.id)
                     .values(progress=percent)
                 )
+        await task_progress(
+            self.app,
+            self.export.user_id,
+            kind="data_export",
+            task_id=self.export.id,
+            done=self.done,
+            total=self.total,
+        )
 
 
 async def export_avatar(
@@ -508,6 +640,7 @@ async def export_conversations(
                         arcname = media_arcname(media)
                         await sink.write_stream(arcname, storage.read(key), stored=True)
             await progress.step()
+    await progress.step()  # the step itself, as the total counts it
 
 
 def file_arcname(row: File) -> str:
@@ -614,12 +747,14 @@ async def build_data_export(app: web.Application, *, export_id: str, base_url: s
             + len(app[PLUGINS].user_data_exports())
             + int(conversations or 0)
         )
-        progress = Progress(db, export_id, total)
+        progress = Progress(app, export, total)
+        await progress.tell(force=True)
         sink = ZipSink(partial)
         try:
             await write_export(app, user, sink, progress)
         finally:
             await sink.close()
+        await progress.tell(force=True)  # everything written; the zip is stored next
         size = await objects.put_file(storage, key, partial)
         await asyncio.to_thread(_unlink, partial)
         now = utcnow()
@@ -651,13 +786,16 @@ async def build_data_export(app: web.Application, *, export_id: str, base_url: s
         log.exception("data_export_failed", export_id=export_id)
         await asyncio.to_thread(_unlink, partial)
         async with db.transaction() as session:
-            await session.execute(
+            failed = await session.execute(
                 update(DataExport)
                 .where(DataExport.id == export_id)
                 .values(status=ExportStatus.FAILED, finished_at=utcnow())
             )
+        if rows_affected(failed) == 1:
+            await _tell_owner(app, export.user_id, export_id, done=False)
         return
     log.info("data_export_built", export_id=export_id, size=size)
+    await _tell_owner(app, user.id, export_id, done=True)
     await send_mail(
         app,
         template="data_export_ready",
@@ -667,6 +805,23 @@ async def build_data_export(app: web.Application, *, export_id: str, base_url: s
             "link": f"{base_url}/account/privacy",
             "days": settings.data_export_expiry_days,
         },
+    )
+
+
+async def _tell_owner(app: web.Application, user_id: str, export_id: str, *, done: bool) -> None:
+    """The owner's open tabs show a toast offering the download (or saying it failed)."""
+    from multinotes.live import task_finished
+
+    await task_finished(
+        app,
+        user_id,
+        kind="data_export",
+        task_id=export_id,
+        status="done" if done else "failed",
+        title="Your data export is ready" if done else "Your data export failed",
+        excerpt="" if done else "Nothing was kept. Try again from the privacy page.",
+        url="/account/privacy",
+        download_url=f"/api/me/exports/{export_id}/download" if done else None,
     )
 
 

@@ -87,7 +87,7 @@ contact its administrators with any question.
 ## What we store
 
 - **Your account**: name, email address, a hash of your password (never the password itself),
-  timezone, language and your avatar if you upload one. If you sign in with Google or Facebook,
+  timezone and your avatar if you upload one. If you sign in with Google or Facebook,
   we keep the account id the provider gives us and the email address it reports.
 - **Sessions**: for each browser you are logged in on, its IP address, a description of the
   browser (User-Agent) and when it was last used. API keys are stored only as a hash.

@@ -34,6 +34,15 @@ class TemplateOut(BaseModel):
     shared_with: list[str] = Field(description="Only shown to the owner.")
     owner: str = Field(description="The owner's name.")
     is_owner: bool
+    builtin: bool = Field(description="A built-in starter template (admins change it).")
+    can_edit: bool = Field(description="Whether you may change and delete it.")
+    organisation_id: str | None = Field(
+        description="The organisation whose space it is in (its members see and use it); "
+        "null: its owner's own library."
+    )
+    organisation_name: str | None = Field(
+        description="That organisation's name (the library's badge); null: not in one."
+    )
     favourite: bool
     use_count: int
     recent_uses: int = Field(description=f"Uses in the last {service.TRENDING_DAYS} days.")
@@ -57,10 +66,27 @@ class TemplateQuery(BaseModel):
 
     q: str = Field(default="", max_length=200, description="Words in title, body or tags.")
     tag: str = Field(default="", max_length=40)
-    scope: service.Scope = "all"
+    scope: service.Scope = Field(
+        default="all",
+        description="Whose templates: `all` (everything you can see), `mine` (yours), "
+        "`organisation` (in the space of an organisation you belong to; each names it in "
+        "`organisation_name`), `shared` (shared with you), `public`, `favourites`, "
+        "`builtin` (the starters).",
+    )
     sort: service.Sort = "recent"
     limit: int = Field(default=50, ge=1, le=100)
     offset: int = Field(default=0, ge=0, le=100_000)
+
+
+class SuggestQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(default="", max_length=2000, description="What you are typing.")
+    limit: int = Field(default=3, ge=1, le=10)
+
+
+class Suggestions(BaseModel):
+    templates: list[TemplateOut]
 
 
 class RenderIn(BaseModel):
@@ -96,6 +122,10 @@ def template_out(view: service.TemplateView) -> dict[str, Any]:
         "shared_with": view.shared_with if view.is_owner else [],
         "owner": view.owner_name,
         "is_owner": view.is_owner,
+        "builtin": view.builtin,
+        "can_edit": view.can_edit,
+        "organisation_id": t.organisation_id,
+        "organisation_name": view.organisation_name,
         "favourite": view.favourite,
         "use_count": view.use_count,
         "recent_uses": view.recent_uses,
@@ -114,12 +144,26 @@ async def list_templates(request: web.Request, query: TemplateQuery) -> dict[str
     """Prompt templates you can see (yours, shared with you, public), searched and filtered;
     `sort=trending` orders by uses in the last seven days."""
     actor = require_user(request)
-    found = await service.list_templates(request.app[DB], actor.user_id, **query.model_dump())
+    found = await service.list_templates(
+        request.app[DB], actor.user_id, **query.model_dump(), admin=actor.is_admin
+    )
     return {
         "templates": [template_out(v) for v in found.templates],
         "total": found.total,
         "tags": [{"tag": tag, "count": count} for tag, count in found.tags],
     }
+
+
+@routes.get("/api/templates/suggestions", name="api_template_suggestions")
+@endpoint(access="user", query=SuggestQuery, response=Suggestions, tags=TAGS)
+async def suggest_templates(request: web.Request, query: SuggestQuery) -> dict[str, Any]:
+    """Templates that fit a prompt being written (the composer's suggestions): those whose
+    title, description or tags hold its words, best match first; none for an empty text."""
+    actor = require_user(request)
+    found = await service.suggest(
+        request.app[DB], actor.user_id, query.text, limit=query.limit, admin=actor.is_admin
+    )
+    return {"templates": [template_out(v) for v in found]}
 
 
 @routes.post("/api/templates", name="api_templates_create")
@@ -130,7 +174,8 @@ async def create_template(request: web.Request, body: TemplateIn) -> dict[str, A
     actor = require_user(request)
     db = request.app[DB]
     template_id = await service.create(db, actor.user_id, _fields(body, unset=False))
-    return template_out(await service.get(db, actor.user_id, template_id))
+    view = await service.get(db, actor.user_id, template_id, admin=actor.is_admin)
+    return template_out(view)
 
 
 @routes.get("/api/templates/{id}", name="api_template")
@@ -138,25 +183,35 @@ async def create_template(request: web.Request, body: TemplateIn) -> dict[str, A
 async def get_template(request: web.Request) -> dict[str, Any]:
     """One template you can see, with its usage counts."""
     actor = require_user(request)
-    return template_out(await service.get(request.app[DB], actor.user_id, request.match_info["id"]))
+    view = await service.get(
+        request.app[DB], actor.user_id, request.match_info["id"], admin=actor.is_admin
+    )
+    return template_out(view)
 
 
 @routes.patch("/api/templates/{id}", name="api_template_update")
 @endpoint(access="user", body=TemplatePatch, response=TemplateOut, tags=TAGS, errors=[403, 404])
 async def update_template(request: web.Request, body: TemplatePatch) -> dict[str, Any]:
-    """Change your template (403 `not_owner` for one shared with you)."""
+    """Change your template (403 `not_owner` for one shared with you). Admins change the
+    built-in starters, which stay public."""
     actor = require_user(request)
     db, template_id = request.app[DB], request.match_info["id"]
-    await service.update(db, actor.user_id, template_id, _fields(body, unset=True))
-    return template_out(await service.get(db, actor.user_id, template_id))
+    await service.update(
+        db, actor.user_id, template_id, _fields(body, unset=True), admin=actor.is_admin
+    )
+    view = await service.get(db, actor.user_id, template_id, admin=actor.is_admin)
+    return template_out(view)
 
 
 @routes.delete("/api/templates/{id}", name="api_template_delete")
 @endpoint(access="user", status=204, tags=TAGS, errors=[403, 404])
 async def delete_template(request: web.Request) -> None:
-    """Delete your template (with its favourites and usage counts)."""
+    """Delete your template (with its favourites and usage counts); admins delete a built-in
+    starter for good (it is not seeded again)."""
     actor = require_user(request)
-    await service.remove(request.app[DB], actor.user_id, request.match_info["id"])
+    await service.remove(
+        request.app[DB], actor.user_id, request.match_info["id"], admin=actor.is_admin
+    )
 
 
 @routes.put("/api/templates/{id}/favourite", name="api_template_favourite")
@@ -166,7 +221,8 @@ async def favourite(request: web.Request) -> dict[str, Any]:
     actor = require_user(request)
     db, template_id = request.app[DB], request.match_info["id"]
     await service.set_favourite(db, actor.user_id, template_id, True)
-    return template_out(await service.get(db, actor.user_id, template_id))
+    view = await service.get(db, actor.user_id, template_id, admin=actor.is_admin)
+    return template_out(view)
 
 
 @routes.delete("/api/templates/{id}/favourite", name="api_template_unfavourite")
@@ -176,7 +232,8 @@ async def unfavourite(request: web.Request) -> dict[str, Any]:
     actor = require_user(request)
     db, template_id = request.app[DB], request.match_info["id"]
     await service.set_favourite(db, actor.user_id, template_id, False)
-    return template_out(await service.get(db, actor.user_id, template_id))
+    view = await service.get(db, actor.user_id, template_id, admin=actor.is_admin)
+    return template_out(view)
 
 
 @routes.post("/api/templates/{id}/render", name="api_template_render")

@@ -19,13 +19,19 @@ VISIBILITIES = ("private", "shared", "public")
 class PromptTemplate(Base):
     """A prompt with ``{{variables}}``. ``variables`` is the list of typed variable specs
     (``multinotes.prompts.variables.Variable``), ``preferred_models`` model ids the workspace
-    selects when the template is used. Only the owner changes it."""
+    selects when the template is used. Only the owner changes it; a built-in starter
+    (``builtin_key`` set, no owner, public) is changed by admins."""
 
     __tablename__ = "prompt_templates"
     __table_args__ = (Index("ix_prompt_templates_visibility", "visibility"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    #: None for a built-in starter template.
+    owner_id: Mapped[str | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    #: The starter it was seeded from (``multinotes.prompts.starters``); None for people's own.
+    builtin_key: Mapped[str | None] = mapped_column(String(60), unique=True)
     title: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(String(500), default="")
     body: Mapped[str] = mapped_column(Text)
@@ -33,6 +39,11 @@ class PromptTemplate(Base):
     variables: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     preferred_models: Mapped[list[str]] = mapped_column(JSON, default=list)
     visibility: Mapped[str] = mapped_column(String(16), default="private")
+    #: The organisation whose space it is in (its members see and use it; its owner and the
+    #: organisation's owner and admins change it), or None: its owner's own library.
+    organisation_id: Mapped[str | None] = mapped_column(
+        ForeignKey("organisations.id", ondelete="SET NULL"), index=True
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -25,9 +25,11 @@ routes = web.RouteTableDef()
 SCOPES = {
     "all": "All",
     "mine": "Mine",
+    "organisation": "My organisations'",
     "favourites": "Favourites",
     "shared": "Shared with me",
     "public": "Public",
+    "builtin": "Built-in starters",
 }
 SORTS = {
     "recent": "Recently changed",
@@ -60,6 +62,7 @@ async def library(request: web.Request) -> web.StreamResponse:
         scope=cast(service.Scope, scope),
         sort=cast(service.Sort, sort),
         limit=100,
+        admin=actor.is_admin,
     )
     trending = await service.list_templates(
         request.app[DB], actor.user_id, sort="trending", limit=5
@@ -127,7 +130,12 @@ def form_fields(form: MultiDictProxy[Any]) -> dict[str, Any]:
 
 
 def _form_page(
-    request: web.Request, values: dict[str, Any], *, template_id: str | None, error: AppError | None
+    request: web.Request,
+    values: dict[str, Any],
+    *,
+    template_id: str | None,
+    error: AppError | None,
+    builtin: bool = False,
 ) -> web.StreamResponse:
     rows = list(values.get("variables") or [])
     rows += [{"name": "", "type": "text", "required": True}] * BLANK_ROWS
@@ -139,6 +147,7 @@ def _form_page(
             "values": values,
             "rows": rows,
             "template_id": template_id,
+            "builtin": builtin,
             "error": error,
             "fields": error.fields if error else {},
         },
@@ -171,8 +180,10 @@ async def create(request: web.Request) -> web.StreamResponse:
 @page(access="user")
 async def edit_form(request: web.Request) -> web.StreamResponse:
     actor = require_user(request)
-    view = await service.get(request.app[DB], actor.user_id, request.match_info["id"])
-    if not view.is_owner:
+    view = await service.get(
+        request.app[DB], actor.user_id, request.match_info["id"], admin=actor.is_admin
+    )
+    if not view.can_edit:
         return redirect("/prompts", "Only the template's owner can change it.", "error")
     t = view.template
     values = {
@@ -186,7 +197,7 @@ async def edit_form(request: web.Request) -> web.StreamResponse:
         "visibility": t.visibility,
         "shared_with": view.shared_with,
     }
-    return _form_page(request, values, template_id=t.id, error=None)
+    return _form_page(request, values, template_id=t.id, error=None, builtin=view.builtin)
 
 
 @routes.post("/prompts/{id}/edit", name="prompt_update")
@@ -195,15 +206,17 @@ async def update(request: web.Request) -> web.StreamResponse:
     actor = require_user(request)
     template_id = request.match_info["id"]
     # Whose it is before what the form says: someone else's template is a 404 (or a 403).
-    view = await service.get(request.app[DB], actor.user_id, template_id)
-    if not view.is_owner:
+    view = await service.get(request.app[DB], actor.user_id, template_id, admin=actor.is_admin)
+    if not view.can_edit:
         raise Forbidden("Only the template's owner can change it.", code="not_owner")
     values = form_fields(await request.post())
     try:
         data = validate(TemplateIn, values).model_dump()
-        await service.update(request.app[DB], actor.user_id, template_id, data)
+        await service.update(
+            request.app[DB], actor.user_id, template_id, data, admin=actor.is_admin
+        )
     except Invalid as exc:
-        return _form_page(request, values, template_id=template_id, error=exc)
+        return _form_page(request, values, template_id=template_id, error=exc, builtin=view.builtin)
     return redirect(f"/prompts#t-{template_id}", "Template saved.")
 
 
@@ -211,7 +224,9 @@ async def update(request: web.Request) -> web.StreamResponse:
 @page(access="user")
 async def delete(request: web.Request) -> web.StreamResponse:
     actor = require_user(request)
-    await service.remove(request.app[DB], actor.user_id, request.match_info["id"])
+    await service.remove(
+        request.app[DB], actor.user_id, request.match_info["id"], admin=actor.is_admin
+    )
     return redirect("/prompts", "Template deleted.")
 
 

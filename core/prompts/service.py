@@ -1,5 +1,9 @@
-"""Keeping prompt templates: create, change and delete (the owner only), and every read through
-"templates as seen by user U" (their own, those shared with them, the public ones)."""
+"""Keeping prompt templates: create, change and delete (the owner only; admins for the built-in
+starters; for a template in an organisation's space also that organisation's owner and admins),
+and every read through "templates as seen by user U" (their own, those shared with them, those in
+the space of an organisation they belong to, the public ones, which include the built-in
+starters). Who may see and change a template in an organisation's space is decided with the
+rules in ``multinotes.sharing.access``."""
 
 from __future__ import annotations
 
@@ -8,12 +12,25 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Exists, Select, and_, delete, exists, func, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Exists,
+    Select,
+    and_,
+    case,
+    delete,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from multinotes.db import Database, utcnow
 from multinotes.errors import Forbidden, Invalid, NotFound
 from multinotes.identity.models import User
+from multinotes.organisations.models import Organisation
 from multinotes.prompts import variables as vars_
 from multinotes.prompts.models import (
     VISIBILITIES,
@@ -23,6 +40,8 @@ from multinotes.prompts.models import (
     PromptTemplateTag,
     PromptTemplateUse,
 )
+from multinotes.prompts.starters import BUILTIN_OWNER
+from multinotes.sharing import access
 
 #: "Trending" counts the uses of this many last days.
 TRENDING_DAYS = 7
@@ -32,7 +51,7 @@ MAX_SHARES = 50
 NOT_NULL = ("title", "description", "body", "variables", "preferred_models", "visibility")
 TAG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 
-Scope = Literal["all", "mine", "shared", "public", "favourites"]
+Scope = Literal["all", "mine", "organisation", "shared", "public", "favourites", "builtin"]
 Sort = Literal["recent", "popular", "trending", "title"]
 
 
@@ -48,6 +67,12 @@ class TemplateView:
     favourite: bool
     is_owner: bool
     shared_with: list[str] = field(default_factory=list)
+    #: A built-in starter (no owner): admins change it.
+    builtin: bool = False
+    #: Whether the viewer may change and delete it (its owner; an admin for a starter).
+    can_edit: bool = False
+    #: The name of the organisation whose space it is in (None: its owner's own library).
+    organisation_name: str | None = None
 
     @property
     def variables(self) -> list[vars_.Variable]:
@@ -75,7 +100,9 @@ def normalise_tags(tags: list[str]) -> list[str]:
 
 
 def visible_to(user_id: str) -> ColumnElement[bool]:
-    """The templates ``user_id`` may see: theirs, shared with them, public."""
+    """The templates ``user_id`` may see: theirs, shared with them, in the space of an
+    organisation they belong to (read in this query: a removed member stops seeing them at
+    once), public."""
     shared = exists().where(
         PromptTemplateShare.template_id == PromptTemplate.id,
         PromptTemplateShare.user_id == user_id,
@@ -84,6 +111,7 @@ def visible_to(user_id: str) -> ColumnElement[bool]:
         PromptTemplate.owner_id == user_id,
         PromptTemplate.visibility == "public",
         and_(PromptTemplate.visibility == "shared", shared),
+        access.in_member_space(PromptTemplate.organisation_id, user_id),
     )
 
 
@@ -123,16 +151,32 @@ def _query(user_id: str) -> tuple[Select[Any], Any, Any]:
     uses, recent, favourite = _counts(user_id)
     query = (
         select(PromptTemplate, User.name, uses, recent, favourite)
-        .join(User, User.id == PromptTemplate.owner_id)
+        .outerjoin(User, User.id == PromptTemplate.owner_id)
         .where(visible_to(user_id))
     )
     return query, uses, recent
 
 
-async def _views(session: AsyncSession, user_id: str, rows: list[Any]) -> list[TemplateView]:
+async def _views(
+    session: AsyncSession, user_id: str, rows: list[Any], admin: bool = False
+) -> list[TemplateView]:
     ids = [row[0].id for row in rows]
     tags: dict[str, list[str]] = {i: [] for i in ids}
     shared: dict[str, list[str]] = {i: [] for i in ids}
+    managed: set[str] = set()
+    org_names: dict[str, str] = {}
+    org_ids = {row[0].organisation_id for row in rows if row[0].organisation_id}
+    if org_ids:
+        managed = set(
+            await session.scalars(access.member_organisations(user_id, managers_only=True))
+        )
+        org_names = dict(
+            (
+                await session.execute(
+                    select(Organisation.id, Organisation.name).where(Organisation.id.in_(org_ids))
+                )
+            ).all()
+        )
     if ids:
         for template_id, tag in await session.execute(
             select(PromptTemplateTag.template_id, PromptTemplateTag.tag)
@@ -152,27 +196,33 @@ async def _views(session: AsyncSession, user_id: str, rows: list[Any]) -> list[T
     return [
         TemplateView(
             template=template,
-            owner_name=owner_name,
+            owner_name=owner_name or BUILTIN_OWNER,
             tags=tags[template.id],
             use_count=int(use_count or 0),
             recent_uses=int(recent_uses or 0),
             favourite=bool(favourite),
             is_owner=template.owner_id == user_id,
             shared_with=shared[template.id],
+            builtin=template.builtin_key is not None,
+            can_edit=template.owner_id == user_id
+            or (admin and template.builtin_key is not None)
+            or (template.organisation_id is not None and template.organisation_id in managed),
+            organisation_name=org_names.get(template.organisation_id or ""),
         )
         for template, owner_name, use_count, recent_uses, favourite in rows
     ]
 
 
-async def get(db: Database, user_id: str, template_id: str) -> TemplateView:
-    """The template as ``user_id`` sees it; ``NotFound`` when they may not see it."""
+async def get(db: Database, user_id: str, template_id: str, *, admin: bool = False) -> TemplateView:
+    """The template as ``user_id`` sees it (``admin``: whether they are one, which lets them
+    change the starters); ``NotFound`` when they may not see it."""
     async with db.read() as session:
         row = (
             await session.execute(_query(user_id)[0].where(PromptTemplate.id == template_id))
         ).first()
         if row is None:
             raise NotFound("No such template.", code="template_not_found")
-        return (await _views(session, user_id, [row]))[0]
+        return (await _views(session, user_id, [row], admin))[0]
 
 
 async def list_templates(
@@ -185,12 +235,15 @@ async def list_templates(
     sort: Sort = "recent",
     limit: int = 50,
     offset: int = 0,
+    admin: bool = False,
 ) -> Listing:
     """The templates ``user_id`` can see, filtered by words in the title, description, body or
     tags (``q``), one tag, and whose they are (``scope``)."""
     query, uses, recent = _query(user_id)
     if scope == "mine":
         query = query.where(PromptTemplate.owner_id == user_id)
+    elif scope == "organisation":
+        query = query.where(access.in_member_space(PromptTemplate.organisation_id, user_id))
     elif scope == "shared":
         query = query.where(
             PromptTemplate.owner_id != user_id, PromptTemplate.visibility == "shared"
@@ -199,6 +252,8 @@ async def list_templates(
         query = query.where(PromptTemplate.visibility == "public")
     elif scope == "favourites":
         query = query.where(_favourite(user_id))
+    elif scope == "builtin":
+        query = query.where(PromptTemplate.builtin_key.is_not(None))
     if tag:
         query = query.where(
             exists().where(
@@ -232,7 +287,7 @@ async def list_templates(
                 query.order_by(*order, PromptTemplate.id).limit(limit).offset(offset)
             )
         )
-        views = await _views(session, user_id, rows)
+        views = await _views(session, user_id, rows, admin)
         tag_rows = await session.execute(
             select(PromptTemplateTag.tag, func.count())
             .join(PromptTemplate, PromptTemplate.id == PromptTemplateTag.template_id)
@@ -311,7 +366,7 @@ async def create(db: Database, owner_id: str, data: dict[str, Any]) -> str:
 
 
 async def _owned(
-    session: AsyncSession, user_id: str, template_id: str, doing: str
+    session: AsyncSession, user_id: str, template_id: str, doing: str, admin: bool
 ) -> PromptTemplate:
     template = await session.scalar(
         select(PromptTemplate)
@@ -320,20 +375,35 @@ async def _owned(
     )
     if template is None:
         raise NotFound("No such template.", code="template_not_found")
-    if template.owner_id != user_id:
+    if template.builtin_key is not None:
+        if not admin:
+            raise Forbidden(f"Only an administrator can {doing}.", code="not_owner")
+    elif template.owner_id != user_id and not await access.manages_space(
+        session, user_id, template.organisation_id
+    ):
+        if template.organisation_id is not None:
+            raise Forbidden(
+                f"Only the template's owner or the organisation's owner and admins can {doing}.",
+                code="not_owner",
+            )
         raise Forbidden(f"Only the template's owner can {doing}.", code="not_owner")
     return template
 
 
-async def update(db: Database, user_id: str, template_id: str, changes: dict[str, Any]) -> None:
-    """Change what ``changes`` holds (validated together with what stays)."""
+async def update(
+    db: Database, user_id: str, template_id: str, changes: dict[str, Any], *, admin: bool = False
+) -> None:
+    """Change what ``changes`` holds (validated together with what stays). A built-in starter
+    stays public to everyone (``admin`` may change the rest)."""
     # Only the system prompt can be cleared with null; tags and shared_with null mean "keep".
     cleared = [n for n in NOT_NULL if n in changes and changes[n] is None]
     if cleared:
         raise Invalid(fields={n: "Cannot be null." for n in cleared})
     tags = normalise_tags(changes["tags"]) if changes.get("tags") is not None else None
     async with db.transaction() as session:
-        template = await _owned(session, user_id, template_id, "change it")
+        template = await _owned(session, user_id, template_id, "change it", admin)
+        if template.builtin_key is not None:
+            _check_builtin(changes)
         fields = {k: v for k, v in changes.items() if k not in ("tags", "shared_with")}
         merged = {
             "body": fields.get("body", template.body),
@@ -344,16 +414,30 @@ async def update(db: Database, user_id: str, template_id: str, changes: dict[str
         _check(merged)
         shares = None
         if changes.get("shared_with") is not None:
-            shares = await _share_targets(session, user_id, changes["shared_with"])
+            shares = await _share_targets(
+                session, template.owner_id or user_id, changes["shared_with"]
+            )
         for name, value in fields.items():
             setattr(template, name, value)
         template.updated_at = utcnow()
         await _write_children(session, template, tags, shares)
 
 
-async def remove(db: Database, user_id: str, template_id: str) -> None:
+def _check_builtin(changes: dict[str, Any]) -> None:
+    problems = {}
+    if changes.get("visibility") not in (None, "public"):
+        problems["visibility"] = "A built-in template stays public."
+    if changes.get("shared_with"):
+        problems["shared_with"] = "A built-in template is public: it is not shared with people."
+    if problems:
+        raise Invalid(fields=problems)
+
+
+async def remove(db: Database, user_id: str, template_id: str, *, admin: bool = False) -> None:
+    """Delete a template (its owner; an admin for a built-in starter, which is not seeded
+    again)."""
     async with db.transaction() as session:
-        template = await _owned(session, user_id, template_id, "delete it")
+        template = await _owned(session, user_id, template_id, "delete it", admin)
         await session.delete(template)
 
 
@@ -387,3 +471,108 @@ async def record_use(db: Database, user_id: str, template_id: str) -> None:
         if seen is None:
             raise NotFound("No such template.", code="template_not_found")
         session.add(PromptTemplateUse(template_id=template_id, user_id=user_id))
+
+
+#: Words too common to say which template a prompt wants.
+STOPWORDS = frozenset(
+    [
+        "the",
+        "and",
+        "for",
+        "with",
+        "that",
+        "this",
+        "from",
+        "what",
+        "which",
+        "into",
+        "your",
+        "you",
+        "are",
+        "was",
+        "were",
+        "have",
+        "has",
+        "can",
+        "could",
+        "would",
+        "should",
+        "about",
+        "please",
+        "write",
+        "give",
+        "make",
+        "tell",
+        "some",
+        "any",
+        "all",
+        "not",
+        "but",
+        "how",
+        "why",
+        "when",
+        "where",
+        "who",
+        "them",
+        "they",
+        "their",
+        "its",
+        "our",
+        "out",
+        "use",
+        "using",
+        "one",
+        "two",
+        "more",
+        "most",
+        "than",
+        "then",
+        "there",
+        "here",
+        "also",
+        "just",
+    ]
+)
+SUGGEST_WORDS = 12
+
+
+def _keywords(text: str) -> list[str]:
+    """The words of ``text`` that may match a template, cut to a stem-like prefix (so
+    "summarize" finds "Summarise", "translation" finds "Translate")."""
+    words = [w for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) >= 3]
+    stems = [w[:6] if len(w) > 7 else w for w in words if w not in STOPWORDS]
+    return list(dict.fromkeys(stems))[:SUGGEST_WORDS]
+
+
+async def suggest(
+    db: Database, user_id: str, text: str, *, limit: int = 3, admin: bool = False
+) -> list[TemplateView]:
+    """Templates ``user_id`` can see that fit what they are typing: ranked by how many of its
+    words the title (twice the weight), description or tags hold, then favourites, then uses."""
+    words = _keywords(text)
+    if not words:
+        return []
+    query, uses, _recent = _query(user_id)
+    in_title = [func.lower(PromptTemplate.title).contains(w, autoescape=True) for w in words]
+    elsewhere = [
+        or_(
+            func.lower(PromptTemplate.description).contains(word, autoescape=True),
+            exists().where(
+                PromptTemplateTag.template_id == PromptTemplate.id,
+                PromptTemplateTag.tag.startswith(word, autoescape=True),
+            ),
+        )
+        for word in words
+    ]
+    matches = in_title + elsewhere
+    # A word in the title counts twice what it counts in the description or the tags.
+    score = sum(
+        (case((m, 2 if i < len(in_title) else 1), else_=0) for i, m in enumerate(matches)),
+        literal(0),
+    )
+    query = query.where(or_(*matches)).order_by(
+        score.desc(), _favourite(user_id).desc(), uses.desc(), PromptTemplate.title
+    )
+    async with db.read() as session:
+        rows = list(await session.execute(query.limit(limit)))
+        return await _views(session, user_id, rows, admin)

@@ -182,11 +182,26 @@ class SqliteFts:
 
 
 def _by_id(spec: KindSpec, candidates: Select[Any], ids: list[str]) -> Select[Any]:
-    """The candidates' rows of a few ids, read by primary key. Left to itself, MariaDB may walk
-    the user's index instead (seen: 35 ms for 20 rows of a table whose statistics lagged)."""
-    return candidates.where(spec.source.id.in_(ids)).with_hint(
-        spec.source, "FORCE INDEX (PRIMARY)", "*"
+    """The candidates' rows of a few ids with their texts (``_with_texts``), read by primary
+    key. Left to itself, MariaDB may walk the user's index instead (seen: 35 ms for 20 rows of
+    a table whose statistics lagged)."""
+    return (
+        _with_texts(spec, candidates)
+        .where(spec.source.id.in_(ids))
+        .with_hint(spec.source, "FORCE INDEX (PRIMARY)", "*")
     )
+
+
+def _with_texts(spec: KindSpec, rows: Select[Any]) -> Select[Any]:
+    """``rows`` with the indexed texts the snippets are cut from (``_texts_of``), so the page's
+    rows and their texts come in one read instead of two (issue #17)."""
+    return rows.add_columns(
+        *(column.label(f"snippet_text_{index}") for index, column in enumerate(spec.columns))
+    )
+
+
+def _texts_of(spec: KindSpec, row: Any) -> tuple[str, ...]:
+    return tuple(getattr(row, f"snippet_text_{i}") or "" for i in range(len(spec.columns)))
 
 
 def _best_first(rows: Sequence[Any], column: str) -> bool:
@@ -239,10 +254,9 @@ class MysqlFulltext:
             scored = await self._newest(session, spec, candidates, conditions, limit)
         if not scored:
             return []
-        texts = await self._texts(session, spec, [row[0] for row, _ in scored])
         hits = []
         for row, score in scored:
-            parts = texts.get(row[0], ())
+            parts = _texts_of(spec, row)
             snippet = ""
             # The content's best window; the title when only the title matched.
             for part in reversed(parts):
@@ -291,7 +305,7 @@ class MysqlFulltext:
         ids = matching.with_only_columns(*columns).limit(window)
         top = (await session.execute(ids)).all()
         if not _best_first(top, "relevance"):
-            return await self._all_ranked(session, matching, relevance, title, limit)
+            return await self._all_ranked(session, spec, matching, relevance, title, limit)
         scores = {row[0]: weighted(row) for row in top}
         if len(top) == window and title is not None:
             floor = float(top[-1].relevance)
@@ -305,7 +319,7 @@ class MysqlFulltext:
             )
             extra = [row for row in (await session.execute(titled)).all() if row[0] not in scores]
             if not _best_first(extra, "title_relevance"):
-                return await self._all_ranked(session, matching, relevance, title, limit)
+                return await self._all_ranked(session, spec, matching, relevance, title, limit)
             if extra and any(part.startswith("-") for part in against_text.split()):
                 kept = set(
                     (
@@ -330,6 +344,7 @@ class MysqlFulltext:
     async def _all_ranked(
         self,
         session: AsyncSession,
+        spec: KindSpec,
         matching: Select[Any],
         relevance: Any,
         title: Any,
@@ -337,8 +352,10 @@ class MysqlFulltext:
     ) -> list[tuple[Any, float]]:
         """Every match ranked by the server (reads every matching row)."""
         score: Any = relevance if title is None else relevance + TITLE_WEIGHT * title
-        ordered = matching.add_columns(score.label("score")).order_by(
-            literal_column("score").desc()
+        ordered = (
+            _with_texts(spec, matching)
+            .add_columns(score.label("score"))
+            .order_by(literal_column("score").desc())
         )
         rows = (await session.execute(ordered.limit(limit))).all()
         return [(row, float(row.score)) for row in rows]
@@ -362,14 +379,6 @@ class MysqlFulltext:
         rows = (await session.execute(_by_id(spec, candidates, ids))).all()
         rows.sort(key=lambda row: row[0], reverse=True)
         return [(row, 1.0) for row in rows]
-
-    async def _texts(
-        self, session: AsyncSession, spec: KindSpec, ids: list[str]
-    ) -> dict[str, tuple[str, ...]]:
-        result = await session.execute(
-            select(spec.source.id, *spec.columns).where(spec.source.id.in_(ids))
-        )
-        return {row[0]: tuple(v or "" for v in row[1:]) for row in result.all()}
 
     async def _min_token(self, session: AsyncSession) -> int:
         if self._token_size is None:

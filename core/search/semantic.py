@@ -16,13 +16,15 @@ import functools
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from sqlalchemy import Select, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from multinotes.search.models import SearchEmbedding
+
+if TYPE_CHECKING:  # numpy loads with the first semantic search or embedding, not with every process
+    import numpy as np
 
 MODEL = "wordllama/l2_supercat-256"
 DIMENSIONS = 256
@@ -51,6 +53,8 @@ def _model() -> Any:
 
 def embed_now(texts: list[str]) -> np.ndarray:
     """Unit-length float32 vectors, one row per text (CPU work: call from a thread)."""
+    import numpy as np
+
     vectors = np.asarray(_model().embed([t[:MAX_CHARS] for t in texts]), dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
@@ -61,6 +65,8 @@ async def embed(texts: list[str]) -> np.ndarray:
 
 
 def to_bytes(vector: np.ndarray) -> bytes:
+    import numpy as np
+
     return vector.astype(np.float16).tobytes()
 
 
@@ -90,6 +96,8 @@ async def search(
     ``item_id`` is the candidates' id column and ``embedding_of`` the column of
     ``search_embeddings`` that names an item of this kind. Every candidate's vector is read
     (ids and vectors only), the best ones get their full rows."""
+    import numpy as np
+
     vectors = (
         candidates.with_only_columns(item_id, SearchEmbedding.vector, maintain_column_froms=True)
         .join(SearchEmbedding, embedding_of == item_id)
@@ -126,6 +134,8 @@ async def search_among(
     """As ``search``, over vectors already in memory (``ids[i]`` has ``matrix[i]``): the most
     similar first, kept if they are candidates (the filters, the trash). None when the filters
     leave so few that the database should be asked instead."""
+    import numpy as np
+
     if not ids:
         return []
     scores = matrix @ query_vector

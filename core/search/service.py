@@ -1,6 +1,7 @@
 """Search as one user sees it: their own conversations, messages (prompts and answers) and
-notes, and what others shared with them (``multinotes.sharing.access.visible_scope``); never
-anything in the trash, never anyone else's.
+notes, what others shared with them and what is kept in the spaces of the organisations they
+belong to (``multinotes.sharing.access.visible_scope``); never anything in the trash, never
+anyone else's.
 
 Three modes: ``text`` (the full-text backend's ranking), ``semantic`` (cosine similarity of
 embeddings) and ``hybrid`` (the default: both rankings fused by reciprocal rank fusion, so an
@@ -10,6 +11,7 @@ item both find comes first and an item only one finds still shows).
 from __future__ import annotations
 
 import base64
+import functools
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -22,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from multinotes.chat.models import Conversation, Message, MessageStatus, open_to_chat
 from multinotes.chat.pipeline import MAX_MODELS
-from multinotes.db import Database, utcnow
+from multinotes.db import Database, retrying, utcnow
 from multinotes.errors import Invalid, NotFound
 from multinotes.notes.models import Document, Folder
 from multinotes.search import semantic
@@ -144,6 +146,7 @@ def candidates(
                 Document.user_id == me,
                 Document.id.in_(scope.document_ids),
                 Document.folder_id.in_(scope.folder_ids),
+                Document.organisation_id.in_(scope.organisation_ids),
             ),
         )
         if folders is not None:
@@ -168,7 +171,11 @@ def candidates(
             Conversation.id.label("conversation_id"),
             Conversation.user_id.label("owner_id"),
         ).where(
-            or_(Conversation.user_id == me, Conversation.id.in_(scope.conversation_ids)),
+            or_(
+                Conversation.user_id == me,
+                Conversation.id.in_(scope.conversation_ids),
+                Conversation.organisation_id.in_(scope.organisation_ids),
+            ),
             open_to_chat(),  # a blind comparison's is found only under /comparisons
         )
         if request.model:
@@ -192,7 +199,11 @@ def candidates(
             .join(Conversation, Conversation.id == Message.conversation_id)
             .where(
                 Message.status.in_((MessageStatus.COMPLETE, MessageStatus.STOPPED)),
-                or_(Message.user_id == me, Message.conversation_id.in_(scope.conversation_ids)),
+                or_(
+                    Message.user_id == me,
+                    Message.conversation_id.in_(scope.conversation_ids),
+                    Conversation.organisation_id.in_(scope.organisation_ids),
+                ),
                 open_to_chat(),  # a result names its model: none from a blind comparison
             )
         )
@@ -244,7 +255,7 @@ async def _similar(
     if own is None:
         return await semantic.search(session, kind, base, source.id, item_of, query_vector, depth)
     shared = scope.conversation_ids if kind != "note" else scope.document_ids | scope.folder_ids
-    if shared:
+    if shared or scope.organisation_ids:
         theirs = base.where(source.user_id != scope.user_id)
         own += await semantic.search(session, kind, theirs, source.id, item_of, query_vector, depth)
     return own
@@ -392,41 +403,48 @@ async def remember_search(db: Database, user_id: str, q: str) -> None:
         return
     now = utcnow()
     try:
-        async with db.transaction() as session:
-            latest = await session.scalar(
-                select(RecentSearch)
-                .where(RecentSearch.user_id == user_id)
-                .order_by(RecentSearch.created_at.desc(), RecentSearch.id.desc())
-                .limit(1)
-            )
-            if (
-                latest is not None
-                and latest.query_key != key
-                and (key.startswith(latest.query_key) or latest.query_key.startswith(key))
-                and now - latest.created_at < TYPING_WINDOW
-            ):
-                # Search-as-you-type: "sourd" then "sourdough" is one search, not two.
-                await session.delete(latest)
-            await session.execute(
-                delete(RecentSearch).where(
-                    RecentSearch.user_id == user_id, RecentSearch.query_key == key
-                )
-            )
-            await session.flush()
-            session.add(RecentSearch(user_id=user_id, query=q, query_key=key, created_at=now))
-            await session.flush()
-            stale = list(
-                await session.scalars(
-                    select(RecentSearch.id)
-                    .where(RecentSearch.user_id == user_id)
-                    .order_by(RecentSearch.created_at.desc(), RecentSearch.id.desc())
-                    .offset(RECENT_KEPT)
-                )
-            )
-            if stale:
-                await session.execute(delete(RecentSearch).where(RecentSearch.id.in_(stale)))
+        # Two people's writes can deadlock on the index's gap locks (MariaDB): run it again.
+        await retrying(
+            functools.partial(_record_search, db, user_id, q, key, now), "remember_search"
+        )
     except IntegrityError:
         pass  # the same search, recorded by a concurrent request: one copy is kept
+
+
+async def _record_search(db: Database, user_id: str, q: str, key: str, now: datetime) -> None:
+    async with db.transaction() as session:
+        latest = await session.scalar(
+            select(RecentSearch)
+            .where(RecentSearch.user_id == user_id)
+            .order_by(RecentSearch.created_at.desc(), RecentSearch.id.desc())
+            .limit(1)
+        )
+        if (
+            latest is not None
+            and latest.query_key != key
+            and (key.startswith(latest.query_key) or latest.query_key.startswith(key))
+            and now - latest.created_at < TYPING_WINDOW
+        ):
+            # Search-as-you-type: "sourd" then "sourdough" is one search, not two.
+            await session.delete(latest)
+        await session.execute(
+            delete(RecentSearch).where(
+                RecentSearch.user_id == user_id, RecentSearch.query_key == key
+            )
+        )
+        await session.flush()
+        session.add(RecentSearch(user_id=user_id, query=q, query_key=key, created_at=now))
+        await session.flush()
+        stale = list(
+            await session.scalars(
+                select(RecentSearch.id)
+                .where(RecentSearch.user_id == user_id)
+                .order_by(RecentSearch.created_at.desc(), RecentSearch.id.desc())
+                .offset(RECENT_KEPT)
+            )
+        )
+        if stale:
+            await session.execute(delete(RecentSearch).where(RecentSearch.id.in_(stale)))
 
 
 async def recent_searches(db: Database, user_id: str) -> list[dict[str, Any]]:

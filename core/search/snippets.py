@@ -41,11 +41,6 @@ def marked_to_html(text: str) -> str:
     return "".join(out).strip()
 
 
-def _is_match(word: str, wanted: list[tuple[str, bool]]) -> bool:
-    folded = fold(word)
-    return any(folded == w or (prefix and folded.startswith(w)) for w, prefix in wanted)
-
-
 def build_snippet(text: str, query: ParsedQuery | None, words: int = SNIPPET_WORDS) -> str:
     """The ``words``-word window of ``text`` holding the most distinct matched words (the start
     of the text when nothing matches), escaped, with matches in ``<mark>``."""
@@ -53,10 +48,17 @@ def build_snippet(text: str, query: ParsedQuery | None, words: int = SNIPPET_WOR
     if not tokens:
         return escape(_SPACE.sub(" ", text[:200]).strip(), quote=False)
     wanted = query.highlight_words() if query is not None else []
-    hits = [_is_match(t.group(), wanted) for t in tokens] if wanted else [False] * len(tokens)
+    # ``fold`` maps one character to one, so the whole text folds once and each token's folded
+    # form is a slice of it (a search answers ~25 snippets over long texts: issue #17).
+    folded_text = fold(text) if wanted else ""
+    folded = [folded_text[t.start() : t.end()] for t in tokens] if wanted else []
+    exact = {w for w, _ in wanted}
+    prefixes = tuple(w for w, prefix in wanted if prefix)
+    hits = [f in exact or (bool(prefixes) and f.startswith(prefixes)) for f in folded]
+    if not wanted:
+        hits = [False] * len(tokens)
     best_start, best_score = 0, -1
     if any(hits):
-        folded = [fold(t.group()) for t in tokens]
         for start in (i for i, hit in enumerate(hits) if hit):
             # Start a little before the first match, so it reads as a sentence.
             begin = max(0, start - 3)

@@ -17,15 +17,17 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from aiohttp import web
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from multinotes.search.models import SearchEmbedding
 from multinotes.search.semantic import DIMENSIONS, MODEL
+
+if TYPE_CHECKING:  # numpy loads with the first semantic search or embedding, not with every process
+    import numpy as np
 
 #: Bytes of vectors kept per process (float32: 1 KiB per item, about 130,000 items).
 DEFAULT_BUDGET = 128 * 1024 * 1024
@@ -46,6 +48,8 @@ class _Entry:
 
 
 def _unpack(vectors: list[bytes]) -> np.ndarray:
+    import numpy as np
+
     if not vectors:
         return np.zeros((0, DIMENSIONS), dtype=np.float32)
     packed = np.frombuffer(b"".join(vectors), dtype=np.float16)
@@ -99,6 +103,8 @@ class VectorCache:
         newest: datetime | None,
     ) -> _Entry | None:
         """Merge what changed since ``entry`` was read; None if it must be read again."""
+        import numpy as np
+
         E = SearchEmbedding
         if entry.newest is None or newest is None or newest < entry.newest:
             return None

@@ -14,6 +14,22 @@ A share with an address that had no account when it was shared reaches the accou
 that address once the address is verified (so nobody gets it by registering someone else's
 address); a share made to an existing account reaches that account directly.
 
+A folder or note in an organisation's space (its ``organisation_id``, or that of a folder above
+it) is open to the organisation's members as *editors*, the way a team space works in Notion:
+every member reads and edits what the team keeps, while deleting, sharing and moving stay with
+the person who made it. Moving an item between spaces is an explicit action
+(``multinotes.organisations.spaces``). Membership is read on every call like the grants, so a
+removed member loses access at their next request.
+
+A conversation in an organisation's space is open to the organisation's members as *viewers*
+(they read it; only the person who made it writes in it, and their generations there draw from
+the organisation's wallet). Members find the space's notes and conversations in search and the
+palette (``visible_scope``) and its conversations in their chat sidebar
+(``multinotes.organisations.spaces.member_conversations``), on the same membership read. A
+prompt template in an organisation's space is seen and used by its members, and changed by the
+person who made it and the organisation's owner and admins (``in_member_space`` /
+``manages_space``, used by ``multinotes.prompts``).
+
 Endpoints call ``document`` / ``folder`` / ``file`` / ``conversation`` (load an object as seen
 by a user, with the user's role) and wrap owner-only operations in ``owner_only``; search calls
 ``visible_scope``; a note's activity feed calls ``folders_above`` (whose folders' shares it
@@ -28,9 +44,10 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
-from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy import ColumnElement, Select, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from multinotes.arena.models import ArenaComparison
 from multinotes.chat.models import Conversation, open_to_chat
 from multinotes.db import Database, utcnow
 from multinotes.errors import Forbidden, NotFound
@@ -40,13 +57,14 @@ from multinotes.notes.models import Document, Folder
 from multinotes.sharing.models import Share
 
 Role = Literal["viewer", "editor", "owner"]
-ObjectType = Literal["document", "folder", "file", "conversation"]
+ObjectType = Literal["document", "folder", "file", "conversation", "comparison"]
 RANK: dict[str, int] = {"viewer": 1, "editor": 2, "owner": 3}
 NOT_FOUND = {
     "document": "No such document.",
     "folder": "No such folder.",
     "file": "No such file.",
     "conversation": "No such conversation.",
+    "comparison": "No such comparison.",
 }
 CHUNK = 500
 
@@ -75,14 +93,21 @@ class Access:
 
 @dataclass(frozen=True)
 class VisibleScope:
-    """What other people shared with a user (their own items are not listed: callers add
-    ``user_id == me``). Every id here is live and still owned by the person who shared it."""
+    """What other people shared with a user or keep in an organisation's space the user belongs
+    to (their own items are not listed: callers add ``user_id == me``). Every id here is live
+    and still owned by the person who shared it; the memberships are read with the grants."""
 
     user_id: str
     document_ids: frozenset[str]  # documents shared with the user directly
-    folder_ids: frozenset[str]  # folders shared with the user AND all their descendants
+    #: folders shared with the user, and other people's folders in the spaces of
+    #: ``organisation_ids``, AND all their descendants
+    folder_ids: frozenset[str]
     conversation_ids: frozenset[str]  # conversations shared with the user
     file_ids: frozenset[str]  # files shared directly or inside a shared folder
+    #: the organisations the user belongs to: notes and conversations marked with one of them
+    #: (``organisation_id``) are in a space the user sees
+    organisation_ids: frozenset[str] = frozenset()
+
 
 # -- grants -------------------------------------------------------------------------------------
 
@@ -174,6 +199,97 @@ async def _role_within(
     return _best(roles)
 
 
+# -- organisation spaces -------------------------------------------------------------------------
+
+
+async def space_of(
+    session: AsyncSession, owner_id: str, organisation_id: str | None, folder_id: str | None
+) -> str | None:
+    """The organisation whose space an item is in: its own mark, else the nearest live folder
+    above it (``folder_id`` included) that carries one."""
+    if organisation_id is not None:
+        return organisation_id
+    if folder_id is None:
+        return None
+    chain = _chain(await _live_parents(session, owner_id), folder_id)
+    if not chain:
+        return None
+    marks = dict(
+        (
+            await session.execute(
+                select(Folder.id, Folder.organisation_id).where(
+                    Folder.id.in_(chain), Folder.organisation_id.is_not(None)
+                )
+            )
+        ).all()
+    )
+    return next((marks[fid] for fid in chain if fid in marks), None)
+
+
+async def _space_role(
+    session: AsyncSession,
+    user_id: str,
+    owner_id: str,
+    organisation_id: str | None,
+    folder_id: str | None,
+) -> Role | None:
+    """Editor for a member of the organisation whose space the item is in."""
+    space = await space_of(session, owner_id, organisation_id, folder_id)
+    if space is None:
+        return None
+    from multinotes.organisations.models import OrganisationMember
+
+    member = await session.scalar(
+        select(OrganisationMember.id).where(
+            OrganisationMember.organisation_id == space, OrganisationMember.user_id == user_id
+        )
+    )
+    return "editor" if member is not None else None
+
+
+def member_organisations(user_id: str, *, managers_only: bool = False) -> Select[Any]:
+    """SQL: the ids of the organisations ``user_id`` belongs to (``managers_only``: as owner or
+    admin). A subquery, so the membership is read by the query that uses it, on this request."""
+    from multinotes.organisations.models import OrganisationMember
+
+    query = select(OrganisationMember.organisation_id).where(OrganisationMember.user_id == user_id)
+    if managers_only:
+        query = query.where(OrganisationMember.role.in_(("owner", "admin")))
+    return query
+
+
+def in_member_space(column: Any, user_id: str, *, managers_only: bool = False) -> Any:
+    """SQL: ``column`` (an ``organisation_id``) names an organisation ``user_id`` belongs to."""
+    return column.in_(member_organisations(user_id, managers_only=managers_only))
+
+
+async def in_space(
+    session: AsyncSession,
+    user_id: str,
+    organisation_id: str | None,
+    *,
+    managers_only: bool = False,
+) -> bool:
+    """Whether ``user_id`` is a member (with ``managers_only``: an owner or admin) of
+    ``organisation_id`` (None: no space, so no)."""
+    if organisation_id is None:
+        return False
+    from multinotes.organisations.models import OrganisationMember
+
+    query = select(OrganisationMember.id).where(
+        OrganisationMember.organisation_id == organisation_id,
+        OrganisationMember.user_id == user_id,
+    )
+    if managers_only:
+        query = query.where(OrganisationMember.role.in_(("owner", "admin")))
+    return await session.scalar(query) is not None
+
+
+async def manages_space(session: AsyncSession, user_id: str, organisation_id: str | None) -> bool:
+    """Whether ``user_id`` is an owner or admin of ``organisation_id`` (None: no space)."""
+    return await in_space(session, user_id, organisation_id, managers_only=True)
+
+
 # -- objects as seen by a user -------------------------------------------------------------------
 
 
@@ -187,8 +303,25 @@ async def document_in(
     if document is not None:
         if document.user_id == user_id:
             return document, Access("owner", user_id)
-        role = await _role_within(
-            session, user_id, document.user_id, ("document", document.id), document.folder_id
+        role = _best(
+            [
+                await _role_within(
+                    session,
+                    user_id,
+                    document.user_id,
+                    ("document", document.id),
+                    document.folder_id,
+                )
+                or "",
+                await _space_role(
+                    session,
+                    user_id,
+                    document.user_id,
+                    document.organisation_id,
+                    document.folder_id,
+                )
+                or "",
+            ]
         )
         if role is not None:
             return document, Access(role, document.user_id)
@@ -202,7 +335,15 @@ async def folder_in(session: AsyncSession, user_id: str, folder_id: str) -> tupl
     if folder is not None:
         if folder.user_id == user_id:
             return folder, Access("owner", user_id)
-        role = await _role_within(session, user_id, folder.user_id, None, folder.id)
+        role = _best(
+            [
+                await _role_within(session, user_id, folder.user_id, None, folder.id) or "",
+                await _space_role(
+                    session, user_id, folder.user_id, folder.organisation_id, folder.id
+                )
+                or "",
+            ]
+        )
         if role is not None:
             return folder, Access(role, folder.user_id)
     raise NotFound(NOT_FOUND["folder"])
@@ -232,9 +373,30 @@ async def conversation_in(
         role = await _role_within(
             session, user_id, conversation.user_id, ("conversation", conversation.id), None
         )
+        if role is None and await in_space(session, user_id, conversation.organisation_id):
+            role = "viewer"
         if role is not None:
             return conversation, Access("viewer", conversation.user_id)  # read-only
     raise NotFound(NOT_FOUND["conversation"])
+
+
+async def comparison_in(
+    session: AsyncSession, user_id: str, comparison_id: str
+) -> tuple[ArenaComparison, Access]:
+    """A blind comparison and the user's rights on it: its owner, or a viewer it is shared
+    with (read-only). What a viewer sees of it (no model before the vote) is the arena's."""
+    comparison = await session.scalar(
+        select(ArenaComparison).where(ArenaComparison.id == comparison_id)
+    )
+    if comparison is not None:
+        if comparison.user_id == user_id:
+            return comparison, Access("owner", user_id)
+        role = await _role_within(
+            session, user_id, comparison.user_id, ("comparison", comparison.id), None
+        )
+        if role is not None:
+            return comparison, Access("viewer", comparison.user_id)
+    raise NotFound(NOT_FOUND["comparison"])
 
 
 async def object_in(
@@ -248,6 +410,8 @@ async def object_in(
         return await file_in(session, user_id, object_id)
     if object_type == "conversation":
         return await conversation_in(session, user_id, object_id)
+    if object_type == "comparison":
+        return await comparison_in(session, user_id, object_id)
     raise NotFound()
 
 
@@ -280,6 +444,13 @@ async def conversation(
 ) -> tuple[Conversation, Access]:
     async with db.read() as session:
         return await conversation_in(session, user_id, conversation_id)
+
+
+async def comparison(
+    db: Database, user_id: str, comparison_id: str
+) -> tuple[ArenaComparison, Access]:
+    async with db.read() as session:
+        return await comparison_in(session, user_id, comparison_id)
 
 
 async def role_of(db: Database, user_id: str, object_type: str, object_id: str) -> Role | None:
@@ -371,8 +542,9 @@ def _chunks(ids: Sequence[str]) -> list[Sequence[str]]:
 
 
 async def visible_scope(session: AsyncSession, user_id: str) -> VisibleScope:
-    """Everything shared with ``user_id`` right now (live objects only; search and the
-    "shared with me" list build on it). Documents inside ``folder_ids`` are visible too."""
+    """Everything shared with ``user_id`` right now, and the organisation spaces they are a
+    member of now (live objects only; search and the palette build on it). Documents inside
+    ``folder_ids`` are visible too, and notes and conversations in ``organisation_ids``."""
     rows = (
         await session.execute(
             select(Share.object_type, Share.object_id, Share.owner_id).where(
@@ -422,10 +594,111 @@ async def visible_scope(session: AsyncSession, user_id: str) -> VisibleScope:
             select(File.id, File.user_id, File.folder_id).where(File.folder_id.in_(chunk))
         )
         file_ids.update(i for i, owner, fid in result.all() if folder_owner.get(fid or "") == owner)
+    # After the files: a member sees the notes in a space's folders, not its files (file_in).
+    organisation_ids = frozenset(await session.scalars(member_organisations(user_id)))
+    folder_ids |= await _space_folders(session, user_id, organisation_ids)
     return VisibleScope(
         user_id=user_id,
         document_ids=frozenset(document_ids),
         folder_ids=frozenset(folder_ids),
         conversation_ids=frozenset(conversation_ids),
         file_ids=frozenset(file_ids),
+        organisation_ids=organisation_ids,
+    )
+
+
+async def _space_folders(
+    session: AsyncSession, user_id: str, organisation_ids: frozenset[str]
+) -> set[str]:
+    """Other people's live folders in the spaces of ``organisation_ids``: those marked with
+    one, and every folder below them that no mark puts in another space (``space_of``)."""
+    if not organisation_ids:
+        return set()
+    marked = await session.execute(
+        select(Folder.id, Folder.user_id).where(
+            Folder.organisation_id.in_(sorted(organisation_ids)),
+            Folder.deleted_at.is_(None),
+            Folder.user_id != user_id,
+        )
+    )
+    roots: dict[str, set[str]] = defaultdict(set)
+    for fid, owner in marked.all():
+        roots[owner].add(fid)
+    found: set[str] = set()
+    for owner, tops in roots.items():
+        rows = await session.execute(
+            select(Folder.id, Folder.parent_id, Folder.organisation_id).where(
+                Folder.user_id == owner, Folder.deleted_at.is_(None)
+            )
+        )
+        children: dict[str | None, list[str]] = defaultdict(list)
+        mark: dict[str, str | None] = {}
+        for fid, parent, space in rows.all():
+            children[parent].append(fid)
+            mark[fid] = space
+        stack = list(tops)
+        while stack:
+            current = stack.pop()
+            if current in found:
+                continue
+            found.add(current)
+            stack.extend(
+                child
+                for child in children.get(current, [])
+                if mark[child] is None or mark[child] in organisation_ids
+            )
+    return found
+
+
+# -- organisations --------------------------------------------------------------------------------
+
+OrganisationRole = Literal["member", "admin", "owner"]
+ORGANISATION_RANK: dict[str, int] = {"member": 1, "admin": 2, "owner": 3}
+NO_ORGANISATION = "No such organisation."
+
+
+@dataclass(frozen=True)
+class OrganisationAccess:
+    """A user's membership of one organisation, read on this request."""
+
+    organisation_id: str
+    user_id: str
+    role: OrganisationRole
+    monthly_limit: int | None
+
+    @property
+    def is_owner(self) -> bool:
+        return self.role == "owner"
+
+    @property
+    def can_manage(self) -> bool:
+        """Owners and admins invite, remove, set limits and see usage per member."""
+        return ORGANISATION_RANK[self.role] >= ORGANISATION_RANK["admin"]
+
+    def require(self, role: OrganisationRole, action: str = "do this") -> None:
+        """Refuse (403) a member who lacks ``role``: they may see the organisation exists."""
+        if ORGANISATION_RANK[self.role] < ORGANISATION_RANK[role]:
+            who = "the owner" if role == "owner" else "the owner and admins"
+            raise Forbidden(f"Only {who} can {action}.", code=f"organisation_{role}_only")
+
+
+async def organisation(db: Database, user_id: str, organisation_id: str) -> OrganisationAccess:
+    """``user_id``'s membership of the organisation, read from the database now (a removed
+    member is refused at the very next request), or ``NotFound`` for a non-member, exactly as
+    for an organisation that does not exist."""
+    from multinotes.organisations.models import OrganisationMember
+
+    async with db.read() as session:
+        row = (
+            await session.execute(
+                select(OrganisationMember.role, OrganisationMember.monthly_limit).where(
+                    OrganisationMember.organisation_id == organisation_id,
+                    OrganisationMember.user_id == user_id,
+                )
+            )
+        ).one_or_none()
+    if row is None:
+        raise NotFound(NO_ORGANISATION)
+    return OrganisationAccess(
+        organisation_id, user_id, cast(OrganisationRole, row.role), row.monthly_limit
     )

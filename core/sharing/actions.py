@@ -25,8 +25,9 @@ from multinotes.sharing import comments
 from multinotes.sharing import service as sharing
 from multinotes.sharing.audit_trail import INVITATION
 from multinotes.sharing.models import Share
+from multinotes.wallet.models import LedgerEntry
 
-ObjectType = Literal["document", "folder", "file", "conversation"]
+ObjectType = Literal["document", "folder", "file", "conversation", "comparison"]
 #: Person shares (each mails someone) a user may make per hour.
 PERSON_SHARES_PER_HOUR = RateLimitItemPerHour(100)
 ID = Field(min_length=1, max_length=32, pattern=r"^[0-9A-Za-z_-]+$")
@@ -93,10 +94,11 @@ async def create(request: web.Request, body: ShareIn) -> sharing.Created:
 
 async def _check_invitations(request: web.Request, actor: Actor, body: ShareIn) -> None:
     """An invitation mails someone without an account, at an address the sharer chooses: at
-    most ``invitations_per_day`` in 24 hours per account (fewer for an unverified one), so
-    sharing cannot be used to send spam. Shares with people who have an account are not
-    counted (they are notified in the app too, and limited per hour above), nor is sharing
-    again with someone already invited (that mails no one)."""
+    most ``invitations_per_day`` in 24 hours per account, fewer for an account on the free
+    trial (it never bought credits: signing up costs nothing) and fewer still for one whose
+    own address is not verified, so sharing cannot be used to send spam. Shares with people
+    who have an account are not counted (they are notified in the app too, and limited per
+    hour above), nor is sharing again with someone already invited (that mails no one)."""
     settings = request.app[SETTINGS]
     since = utcnow() - timedelta(days=1)
     address = normalize_email(str(body.email))
@@ -122,13 +124,18 @@ async def _check_invitations(request: web.Request, actor: Actor, body: ShareIn) 
                 AuditEntry.created_at >= since,
             )
         )
-    limit = (
-        settings.invitations_per_day
-        if actor.email_verified
-        else settings.invitations_per_day_unverified
-    )
+        paid = await session.scalar(
+            select(LedgerEntry.id)
+            .where(LedgerEntry.user_id == actor.user_id, LedgerEntry.kind == "purchase")
+            .limit(1)
+        )
+    limit, hint = settings.invitations_per_day, ""
+    if paid is None and settings.invitations_per_day_trial < limit:
+        limit, hint = settings.invitations_per_day_trial, " Buying credits raises the limit."
+    if not actor.email_verified and settings.invitations_per_day_unverified < limit:
+        limit = settings.invitations_per_day_unverified
+        hint = " Verify your address to invite more."
     if int(sent or 0) >= limit:
-        hint = "" if actor.email_verified else " Verify your address to invite more."
         raise RateLimited(
             f"You invited {limit} people without an account in the last 24 hours, the most "
             f"allowed. Try again tomorrow, or share with people who have an account.{hint}",

@@ -31,7 +31,7 @@ from multinotes.notes.models import DocumentActivity as DocumentActivity
 
 LongText = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
 
-OBJECT_TYPES = ("document", "folder", "file", "conversation")
+OBJECT_TYPES = ("document", "folder", "file", "conversation", "comparison")
 ROLES = ("viewer", "editor")
 
 

@@ -22,6 +22,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from multinotes.arena.models import ArenaComparison
 from multinotes.chat.models import Conversation
 from multinotes.db import Database, new_id, utcnow
 from multinotes.domain_events import (
@@ -37,7 +38,7 @@ from multinotes.errors import AppError, Conflict, Invalid, NotFound
 from multinotes.files.models import File
 from multinotes.identity.actor import Actor
 from multinotes.identity.models import User
-from multinotes.identity.passwords import hash_password, verify_password
+from multinotes.identity.passwords import hash_password_async, verify_password_async
 from multinotes.identity.service import normalize_email, token_hash
 from multinotes.notes.models import Document, DocumentVersion, Folder
 from multinotes.notes.service import clean_name, name_key, note_created
@@ -47,12 +48,13 @@ from multinotes.sharing.models import DocumentActivity, FolderActivity, Share
 PUBLIC_PREFIX = "/s/"
 MIN_LINK_PASSWORD = 6
 MAX_LINK_PASSWORD = 256
-#: Roles an object type can be shared with (files and conversations are read-only).
+#: Roles an object type can be shared with (files, conversations and comparisons are read-only).
 ROLES_FOR = {
     "document": ("viewer", "editor"),
     "folder": ("viewer", "editor"),
     "file": ("viewer",),
     "conversation": ("viewer",),
+    "comparison": ("viewer",),
 }
 
 
@@ -81,6 +83,7 @@ def object_path(object_type: str, object_id: str) -> str:
         "folder": f"/shared/folders/{object_id}",
         "file": f"/shared/files/{object_id}",
         "conversation": f"/shared/conversations/{object_id}",
+        "comparison": f"/comparisons/{object_id}",
     }[object_type]
 
 
@@ -102,7 +105,18 @@ def without_links(text: str) -> str:
     return one_line(_LINKISH.sub("[link removed]", text))
 
 
+#: A comparison is titled by its prompt, cut to this many characters.
+COMPARISON_TITLE = 80
+
+
+def comparison_title(prompt: str) -> str:
+    line = one_line(prompt)
+    return line if len(line) <= COMPARISON_TITLE else line[: COMPARISON_TITLE - 1] + "…"
+
+
 def title_of(obj: Any) -> str:
+    if isinstance(obj, ArenaComparison):
+        return comparison_title(obj.prompt)
     if isinstance(obj, Document | Conversation):
         return obj.title
     if isinstance(obj, Folder | File):
@@ -129,6 +143,7 @@ async def titles(
         "folder": (Folder, Folder.name, Folder.deleted_at.is_(None)),
         "file": (File, File.name, None),
         "conversation": (Conversation, Conversation.title, None),
+        "comparison": (ArenaComparison, ArenaComparison.prompt, None),
     }
     for object_type, (model, column, live) in tables.items():
         ids = sorted(i for t, i in pairs if t == object_type)
@@ -139,6 +154,8 @@ async def titles(
             if live is not None:
                 query = query.where(live)
             for oid, title, owner in (await session.execute(query)).all():
+                if object_type == "comparison":
+                    title = comparison_title(title)
                 found[(object_type, oid)] = (title, owner)
     return found
 
@@ -155,7 +172,7 @@ def _aware(moment: datetime | None, field: str) -> datetime | None:
     return moment
 
 
-def _link_password(password: str | None) -> str | None:
+async def _link_password(password: str | None) -> str | None:
     if password is None:
         return None
     if not MIN_LINK_PASSWORD <= len(password) <= MAX_LINK_PASSWORD:
@@ -164,7 +181,7 @@ def _link_password(password: str | None) -> str | None:
                 "password": f"use {MIN_LINK_PASSWORD} to {MAX_LINK_PASSWORD} characters",
             }
         )
-    return hash_password(password)
+    return await hash_password_async(password)
 
 
 #: Where a share event of each kind of object is recorded: the table and its object column.
@@ -233,7 +250,7 @@ async def create_share(
     address = normalize_email(email) if email is not None else None
     if address is not None and address == normalize_email(owner.email):
         raise Invalid("You cannot share with yourself.", fields={"email": "this is you"})
-    password_hash = _link_password(password)  # slow: outside the transaction
+    password_hash = await _link_password(password)  # slow: outside the transaction
     token = secrets.token_urlsafe(32) if public else None
     now = utcnow()
     try:
@@ -504,7 +521,7 @@ async def update_share(
     """Change a live share's role, expiry (null: never) or public link password (null: none)."""
     expires = _aware(changes["expires_at"], "expires_at") if changes.get("expires_at") else None
     new_password = changes.get("password")
-    password_hash = _link_password(new_password) if new_password else None
+    password_hash = await _link_password(new_password) if new_password else None
     async with db.transaction() as session:
         share = await _own_live_share(session, owner_id, share_id)
         before = share.role
@@ -574,8 +591,10 @@ async def count_view(db: Database, share_id: str) -> None:
         )
 
 
-def check_link_password(share: Share, password: str) -> bool:
-    return share.password_hash is not None and verify_password(share.password_hash, password)
+async def check_link_password(share: Share, password: str) -> bool:
+    return share.password_hash is not None and await verify_password_async(
+        share.password_hash, password
+    )
 
 
 def unlock_proof(master_key: str, share: Share) -> str:

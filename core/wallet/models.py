@@ -4,6 +4,10 @@
 same transaction); ``wallets.reserved`` is the sum of open ``reservations``. Money only moves by
 conditional UPDATEs that re-check ``balance - reserved`` inside the transaction, so concurrent
 requests can never take a balance below zero.
+
+An organisation's wallet (``organisation_wallets``) follows the same rules: its ledger entries
+and reservations are the rows with its ``organisation_id`` (``user_id`` then names the member who
+spent, or who added credits), and a person's own wallet is the rows without one.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from sqlalchemy import BigInteger, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from multinotes.db import Base, UTCDateTime, new_id, utcnow
+from multinotes.organisations import models as _organisations  # noqa: F401 (foreign keys' table)
 
 LEDGER_KINDS = (
     "trial",
@@ -25,6 +30,7 @@ LEDGER_KINDS = (
     "bonus",
     "expiry",
     "dispute",
+    "transfer",
 )
 
 
@@ -47,6 +53,7 @@ class LedgerEntry(Base):
     __table_args__ = (
         UniqueConstraint("kind", "reference", name="uq_ledger_entries_kind_reference"),
         Index("ix_ledger_entries_user_created", "user_id", "created_at"),
+        Index("ix_ledger_entries_org_user_created", "organisation_id", "user_id", "created_at"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
@@ -59,6 +66,10 @@ class LedgerEntry(Base):
     model_id: Mapped[str | None] = mapped_column(String(200))
     created_by: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: Set: an entry of this organisation's wallet, not of ``user_id``'s own.
+    organisation_id: Mapped[str | None] = mapped_column(
+        ForeignKey("organisations.id", ondelete="CASCADE")
+    )
 
 
 class Reservation(Base):
@@ -74,3 +85,20 @@ class Reservation(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     cost: Mapped[int | None] = mapped_column(BigInteger)
+    #: Set: held on this organisation's wallet for ``user_id``'s request.
+    organisation_id: Mapped[str | None] = mapped_column(
+        ForeignKey("organisations.id", ondelete="CASCADE"), index=True
+    )
+
+
+class OrganisationWallet(Base):
+    """An organisation's shared wallet: the same columns and rules as ``Wallet``."""
+
+    __tablename__ = "organisation_wallets"
+
+    organisation_id: Mapped[str] = mapped_column(
+        ForeignKey("organisations.id", ondelete="CASCADE"), primary_key=True
+    )
+    balance: Mapped[int] = mapped_column(BigInteger, default=0)
+    reserved: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import ColumnElement, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,15 +18,22 @@ from multinotes.app_settings import DEFAULTS, AppSetting, get_setting
 from multinotes.db import Database, rows_affected, utcnow
 from multinotes.domain_events import CREDITS_LOW, CreditsLow, stage
 from multinotes.errors import Conflict, NotFound, PaymentRequired
-from multinotes.wallet.models import LedgerEntry, Reservation, Wallet
+from multinotes.wallet.models import LedgerEntry, OrganisationWallet, Reservation, Wallet
 
 #: ``session.info`` key: the users whose wallet the transaction changed. Whoever shows balances
 #: live (``multinotes.live``) reads it once the transaction committed.
 CHANGED = "wallet_changed"
+#: ``session.info`` key: users whose wallet only a hold changed. Their live update may follow
+#: the commit a moment later: the hold before an answer is on the way to the provider call.
+HELD = "wallet_held"
 
 
 def note_changed(session: AsyncSession, user_id: str) -> None:
     session.info.setdefault(CHANGED, set()).add(user_id)
+
+
+def note_held(session: AsyncSession, user_id: str) -> None:
+    session.info.setdefault(HELD, set()).add(user_id)
 
 
 @dataclass(frozen=True)
@@ -82,11 +89,28 @@ INSUFFICIENT = (
 )
 
 
+LOW_BALANCE = "wallet.low_balance_credits"
+
+
 async def summary(db: Database, user_id: str) -> dict[str, Any]:
     """The wallet as people see it: balance, what is held for answers in flight, what is left,
     and whether that is under the low-balance threshold an admin set."""
-    current = await balance(db, user_id)
-    threshold = int(await get_setting(db, "wallet.low_balance_credits") or 0)
+    # One statement: this runs after every hold and settle for the live channel's
+    # wallet.changed (issue #17), where a balance() and a get_setting() took three.
+    async with db.read() as session:
+        row = (
+            await session.execute(
+                select(Wallet.balance, Wallet.reserved, _threshold_setting()).where(
+                    Wallet.user_id == user_id
+                )
+            )
+        ).one_or_none()
+    if row is None:
+        current = await balance(db, user_id)  # creates the wallet on first use
+        stored = await get_setting(db, LOW_BALANCE)
+    else:
+        current, stored = Balance(row[0], row[1]), row[2]
+    threshold = int((DEFAULTS[LOW_BALANCE] if stored is None else stored) or 0)
     return {
         "balance": current.balance,
         "reserved": current.reserved,
@@ -95,7 +119,9 @@ async def summary(db: Database, user_id: str) -> dict[str, Any]:
     }
 
 
-LOW_BALANCE = "wallet.low_balance_credits"
+def _threshold_setting() -> Any:
+    """The admin's low-balance threshold as a scalar subquery (NULL when unset)."""
+    return select(AppSetting.value).where(AppSetting.key == LOW_BALANCE).scalar_subquery()
 
 
 async def stage_if_low(session: AsyncSession, user_id: str, taken: int) -> None:
@@ -105,38 +131,128 @@ async def stage_if_low(session: AsyncSession, user_id: str, taken: int) -> None:
     if taken <= 0:
         return
     connection = await session.connection()
-    after = await connection.scalar(select(Wallet.balance).where(Wallet.user_id == user_id))
-    stored = await connection.scalar(select(AppSetting.value).where(AppSetting.key == LOW_BALANCE))
+    found = (
+        await connection.execute(
+            select(Wallet.balance, _threshold_setting()).where(Wallet.user_id == user_id)
+        )
+    ).one_or_none()
+    if found is not None:
+        _stage_if_crossed(session, user_id, found[0], taken, found[1])
+
+
+def _stage_if_crossed(
+    session: AsyncSession, user_id: str, after: int, taken: int, stored: Any
+) -> None:
+    """``stage_if_low`` once the balance ``after`` the charge and the stored threshold are
+    known."""
     threshold = int((DEFAULTS[LOW_BALANCE] if stored is None else stored) or 0)
-    if after is not None and after < threshold <= after + taken:
+    if after < threshold <= after + taken:
         stage(session, CREDITS_LOW.of(user_id, CreditsLow(balance=after, threshold=threshold)))
 
 
+ORGANISATION_INSUFFICIENT = (
+    "Not enough credits in the organisation's wallet for this request. Ask its owner to add "
+    "credits, or choose fewer or cheaper models."
+)
+MEMBER_LIMIT = (
+    "This request would take you past your monthly credit limit in this organisation. Ask its "
+    "owner or an admin to raise it, or choose fewer or cheaper models."
+)
+
+
+@dataclass(frozen=True)
+class OrganisationHold:
+    """Hold on an organisation's wallet instead of the member's own (``hold_in``)."""
+
+    organisation_id: str
+    #: The member's monthly limit in force (None: none).
+    monthly_limit: int | None = None
+
+
+def month_start(now: datetime | None = None) -> datetime:
+    now = now or utcnow()
+    return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+async def member_spent_in(session: AsyncSession, organisation_id: str, user_id: str) -> int:
+    """What ``user_id`` took from the organisation's wallet this calendar month (UTC), plus
+    what is held for their requests in flight there."""
+    connection = await session.connection()
+    spent = await connection.scalar(
+        select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
+            LedgerEntry.organisation_id == organisation_id,
+            LedgerEntry.user_id == user_id,
+            LedgerEntry.kind == "usage",
+            LedgerEntry.created_at >= month_start(),
+        )
+    )
+    held = await connection.scalar(
+        select(func.coalesce(func.sum(Reservation.amount), 0)).where(
+            Reservation.organisation_id == organisation_id,
+            Reservation.user_id == user_id,
+            Reservation.settled_at.is_(None),
+        )
+    )
+    return -int(spent or 0) + int(held or 0)
+
+
 async def hold_in(
-    session: AsyncSession, user_id: str, holds: list[tuple[int, str, str | None]]
+    session: AsyncSession,
+    user_id: str,
+    holds: list[tuple[int, str, str | None]],
+    *,
+    organisation: OrganisationHold | None = None,
 ) -> None:
     """Inside the caller's transaction: hold credits for each ``(amount, reference, model id)``
     (all of them or none: ``PaymentRequired``, and the caller's rollback undoes everything it
     did). One conditional UPDATE for the total: holding the parts one after another would
-    succeed exactly when the wallet covers their sum."""
+    succeed exactly when the wallet covers their sum.
+
+    With ``organisation``, the organisation's wallet is held instead of the user's, by the same
+    conditional UPDATE; the member's monthly limit is checked after it, while that UPDATE locks
+    the organisation's wallet row, so concurrent requests of the member are counted in turn."""
     holds = [(max(0, int(amount)), reference, model_id) for amount, reference, model_id in holds]
     total = sum(amount for amount, _, _ in holds)
     connection = await session.connection()
-    held = await connection.execute(
-        update(Wallet)
-        .where(Wallet.user_id == user_id, Wallet.balance - Wallet.reserved >= total)
-        .values(reserved=Wallet.reserved + total)
-    )
-    if held.rowcount != 1:
-        found = await connection.scalar(select(Wallet.user_id).where(Wallet.user_id == user_id))
-        if found is None:
-            raise WalletMissing(user_id)
-        raise PaymentRequired(INSUFFICIENT, code="insufficient_credits")
-    note_changed(session, user_id)
+    if organisation is not None:
+        org_id = organisation.organisation_id
+        held = await connection.execute(
+            update(OrganisationWallet)
+            .where(
+                OrganisationWallet.organisation_id == org_id,
+                OrganisationWallet.balance - OrganisationWallet.reserved >= total,
+            )
+            .values(reserved=OrganisationWallet.reserved + total)
+        )
+        if held.rowcount != 1:
+            raise PaymentRequired(ORGANISATION_INSUFFICIENT, code="insufficient_credits")
+        if organisation.monthly_limit is not None:
+            spent = await member_spent_in(session, org_id, user_id)
+            if spent + total > organisation.monthly_limit:
+                raise PaymentRequired(MEMBER_LIMIT, code="member_limit_reached")
+    else:
+        org_id = None
+        held = await connection.execute(
+            update(Wallet)
+            .where(Wallet.user_id == user_id, Wallet.balance - Wallet.reserved >= total)
+            .values(reserved=Wallet.reserved + total)
+        )
+        if held.rowcount != 1:
+            found = await connection.scalar(select(Wallet.user_id).where(Wallet.user_id == user_id))
+            if found is None:
+                raise WalletMissing(user_id)
+            raise PaymentRequired(INSUFFICIENT, code="insufficient_credits")
+        note_held(session, user_id)
     await connection.execute(
         insert(Reservation),
         [
-            {"user_id": user_id, "amount": amount, "reference": reference, "model_id": model_id}
+            {
+                "user_id": user_id,
+                "amount": amount,
+                "reference": reference,
+                "model_id": model_id,
+                "organisation_id": org_id,
+            }
             for amount, reference, model_id in holds
         ],
     )
@@ -161,7 +277,35 @@ async def settle_in(session: AsyncSession, reference: str, cost: int, *, reason:
     (never more than was held) and release the hold. Idempotent: if it was settled already,
     nothing changes and the first charge is returned. Core statements: this runs once per
     answer, on SQLite under the one write lock."""
+    return (await _settle_in(session, reference, cost, reason))[0]
+
+
+async def release_in(session: AsyncSession, reference: str) -> bool:
+    """Inside the caller's transaction: give the hold ``reference`` back without charging
+    anything (settled at 0: no ledger entry, since the balance does not move). True when this
+    call released it; False when it was settled already or no such hold exists."""
+    try:
+        return (await _settle_in(session, reference, 0, ""))[1]
+    except NotFound:
+        return False
+
+
+async def _settle_in(
+    session: AsyncSession, reference: str, cost: int, reason: str
+) -> tuple[int, bool]:
+    """``settle_in``, and whether this call was the one that settled it.
+
+    A charge to a user's wallet needs its balance before the charge and the low-balance
+    threshold (``credits.low``): read with statements the settlement sends anyway instead of a
+    SELECT of its own after the charge (issue #17: one statement fewer per answer). The
+    threshold comes with the reservation; the balance under the wallet's lock: with the
+    reservation too on SQLite, whose write transaction holds the database's lock from its
+    start, and with the wallet's ``FOR UPDATE`` on MariaDB (which locks nothing else)."""
     connection = await session.connection()
+    sqlite = connection.dialect.name == "sqlite"
+    balance_then = (
+        select(Wallet.balance).where(Wallet.user_id == Reservation.user_id).scalar_subquery()
+    )
     reservation = (
         await connection.execute(
             select(
@@ -171,21 +315,37 @@ async def settle_in(session: AsyncSession, reference: str, cost: int, *, reason:
                 Reservation.model_id,
                 Reservation.settled_at,
                 Reservation.cost,
+                Reservation.organisation_id,
+                _threshold_setting(),
+                *((balance_then,) if sqlite else ()),
             ).where(Reservation.reference == reference)
         )
     ).one_or_none()
     if reservation is None:
         raise NotFound(f"No reservation {reference!r}.")
     if reservation.settled_at is not None:
-        return int(reservation.cost or 0)
+        return int(reservation.cost or 0), False
     charged = min(max(0, int(cost)), reservation.amount)
-    if connection.dialect.name != "sqlite":  # SQLite's write transaction already locks it all
+    org_id = reservation.organisation_id
+    # The user's balance before this charge and the stored threshold (None: no such wallet).
+    threshold = reservation[7]
+    before: int | None = reservation[8] if sqlite else None
+    if not sqlite:  # SQLite's write transaction already locks it all
         # Lock order is the wallet row, then its reservations, as in ``hold_in``: locking the
         # reservation first (by its unique reference) deadlocks against concurrent holds on
         # MySQL, whose insert waits for that index gap while holding the wallet.
-        await connection.execute(
-            select(Wallet.user_id).where(Wallet.user_id == reservation.user_id).with_for_update()
-        )
+        if org_id is not None:
+            await connection.execute(
+                select(OrganisationWallet.organisation_id)
+                .where(OrganisationWallet.organisation_id == org_id)
+                .with_for_update()
+            )
+        else:
+            before = await connection.scalar(
+                select(Wallet.balance)
+                .where(Wallet.user_id == reservation.user_id)
+                .with_for_update()
+            )
     claimed = await connection.execute(
         update(Reservation)
         .where(Reservation.id == reservation.id, Reservation.settled_at.is_(None))
@@ -195,13 +355,23 @@ async def settle_in(session: AsyncSession, reference: str, cost: int, *, reason:
         first = await connection.scalar(
             select(Reservation.cost).where(Reservation.id == reservation.id)
         )
-        return int(first or 0)
-    await connection.execute(
-        update(Wallet)
-        .where(Wallet.user_id == reservation.user_id)
-        .values(balance=Wallet.balance - charged, reserved=Wallet.reserved - reservation.amount)
-    )
-    note_changed(session, reservation.user_id)
+        return int(first or 0), False
+    if org_id is not None:
+        await connection.execute(
+            update(OrganisationWallet)
+            .where(OrganisationWallet.organisation_id == org_id)
+            .values(
+                balance=OrganisationWallet.balance - charged,
+                reserved=OrganisationWallet.reserved - reservation.amount,
+            )
+        )
+    else:
+        await connection.execute(
+            update(Wallet)
+            .where(Wallet.user_id == reservation.user_id)
+            .values(balance=Wallet.balance - charged, reserved=Wallet.reserved - reservation.amount)
+        )
+        note_changed(session, reservation.user_id)
     if charged:
         await connection.execute(
             insert(LedgerEntry).values(
@@ -211,10 +381,12 @@ async def settle_in(session: AsyncSession, reference: str, cost: int, *, reason:
                 reason=reason[:500],
                 reference=reference,
                 model_id=reservation.model_id,
+                organisation_id=org_id,
             )
         )
-        await stage_if_low(session, reservation.user_id, charged)
-    return charged
+        if org_id is None and before is not None:
+            _stage_if_crossed(session, reservation.user_id, before - charged, charged, threshold)
+    return charged, True
 
 
 async def settle(db: Database, reference: str, cost: int, *, reason: str = "") -> int:
@@ -253,35 +425,51 @@ async def take_back_in(
     """Inside the caller's transaction: remove up to ``up_to`` credits, never more than are
     available (``balance - reserved``), as one ledger entry; returns what was taken. Idempotent
     on ``(kind, reference)`` (a repeat takes nothing)."""
+    taken = await _take_back_from(
+        session,
+        Wallet,
+        Wallet.user_id == user_id,
+        up_to,
+        entry={"user_id": user_id, "kind": kind, "reason": reason[:500], "reference": reference},
+    )
+    if taken:
+        note_changed(session, user_id)
+    return taken
+
+
+async def _take_back_from(
+    session: AsyncSession,
+    wallet: type[Wallet] | type[OrganisationWallet],
+    row_of_owner: ColumnElement[bool],
+    up_to: int,
+    *,
+    entry: dict[str, Any],
+) -> int:
+    """Take up to ``up_to`` available credits from the one ``wallet`` row that ``row_of_owner``
+    picks (a person's or an organisation's), locked while it is read, and write ``entry`` (the
+    ledger columns but the amount) for what was taken. Nothing when ``(kind, reference)`` is
+    already in the ledger."""
     connection = await session.connection()
     seen = await connection.scalar(
-        select(LedgerEntry.id).where(LedgerEntry.kind == kind, LedgerEntry.reference == reference)
+        select(LedgerEntry.id).where(
+            LedgerEntry.kind == entry["kind"], LedgerEntry.reference == entry["reference"]
+        )
     )
     if seen is not None or up_to <= 0:
         return 0
+    read = select(wallet.balance, wallet.reserved).where(row_of_owner)
     if connection.dialect.name != "sqlite":
-        await connection.execute(
-            select(Wallet.user_id).where(Wallet.user_id == user_id).with_for_update()
-        )
-    row = (
-        await connection.execute(
-            select(Wallet.balance, Wallet.reserved).where(Wallet.user_id == user_id)
-        )
-    ).one_or_none()
+        read = read.with_for_update()
+    row = (await connection.execute(read)).one_or_none()
     if row is None:
         return 0
     taken = max(0, min(int(up_to), row.balance - row.reserved))
     if taken == 0:
         return 0
     await connection.execute(
-        update(Wallet).where(Wallet.user_id == user_id).values(balance=Wallet.balance - taken)
+        update(wallet).where(row_of_owner).values(balance=wallet.balance - taken)
     )
-    note_changed(session, user_id)
-    await connection.execute(
-        insert(LedgerEntry).values(
-            user_id=user_id, amount=-taken, kind=kind, reason=reason[:500], reference=reference
-        )
-    )
+    await connection.execute(insert(LedgerEntry).values(amount=-taken, **entry))
     return taken
 
 
@@ -332,7 +520,9 @@ async def ledger(
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> list[LedgerEntry]:
-    query = select(LedgerEntry).where(LedgerEntry.user_id == user_id)
+    query = select(LedgerEntry).where(
+        LedgerEntry.user_id == user_id, LedgerEntry.organisation_id.is_(None)
+    )
     if before:
         query = query.where(LedgerEntry.id < before)
     if kind:
@@ -354,6 +544,7 @@ async def usage_by_day(db: Database, user_id: str, days: int = 30) -> dict[str, 
             await session.execute(
                 select(LedgerEntry.created_at, LedgerEntry.model_id, LedgerEntry.amount).where(
                     LedgerEntry.user_id == user_id,
+                    LedgerEntry.organisation_id.is_(None),
                     LedgerEntry.kind == "usage",
                     LedgerEntry.created_at >= since,
                 )
@@ -380,7 +571,219 @@ async def ledger_sum(db: Database, user_id: str) -> int:
     async with db.read() as session:
         total = await session.scalar(
             select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
-                LedgerEntry.user_id == user_id
+                LedgerEntry.user_id == user_id, LedgerEntry.organisation_id.is_(None)
             )
         )
     return int(total or 0)
+
+
+# -- organisations' wallets ----------------------------------------------------------------------
+
+
+async def ensure_organisation_wallet_in(session: AsyncSession, organisation_id: str) -> None:
+    """Inside the transaction that creates the organisation: its empty wallet."""
+    session.add(OrganisationWallet(organisation_id=organisation_id, balance=0, reserved=0))
+
+
+async def organisation_balance(db: Database, organisation_id: str) -> Balance:
+    async with db.read() as session:
+        wallet = await session.get(OrganisationWallet, organisation_id)
+    if wallet is None:
+        raise NotFound("No such organisation.")
+    return Balance(wallet.balance, wallet.reserved)
+
+
+async def organisation_summary(db: Database, organisation_id: str) -> dict[str, Any]:
+    current = await organisation_balance(db, organisation_id)
+    return {
+        "balance": current.balance,
+        "reserved": current.reserved,
+        "available": current.available,
+    }
+
+
+async def adjust_organisation(
+    db: Database, organisation_id: str, amount: int, reason: str, *, by: str
+) -> LedgerEntry:
+    """An instance administrator grants (positive) or deducts (negative) an organisation's
+    credits, as ``adjust`` does for a person: never below what is available (``Conflict``)."""
+    entry = LedgerEntry(
+        user_id=by,
+        organisation_id=organisation_id,
+        amount=int(amount),
+        kind="grant" if amount >= 0 else "deduct",
+        reason=reason[:500],
+        created_by=by,
+    )
+    async with db.transaction() as session:
+        changed = await session.execute(
+            update(OrganisationWallet)
+            .where(
+                OrganisationWallet.organisation_id == organisation_id,
+                OrganisationWallet.balance - OrganisationWallet.reserved + int(amount) >= 0,
+            )
+            .values(balance=OrganisationWallet.balance + int(amount))
+        )
+        if rows_affected(changed) != 1:
+            raise Conflict("That would take the balance below zero.", code="insufficient_balance")
+        session.add(entry)
+    return entry
+
+
+async def fund_organisation(
+    db: Database, user_id: str, organisation_id: str, amount: int, reference: str
+) -> None:
+    """Move ``amount`` credits from ``user_id``'s own wallet to the organisation's, in one
+    transaction: the personal side is the same conditional UPDATE as a hold (402 when the
+    available balance does not cover it). Idempotent on ``reference``."""
+    await ensure_wallet(db, user_id)
+    async with db.transaction() as session:
+        connection = await session.connection()
+        seen = await connection.scalar(
+            select(LedgerEntry.id).where(
+                LedgerEntry.kind == "transfer", LedgerEntry.reference == f"{reference}:out"
+            )
+        )
+        if seen is not None:
+            return
+        taken = await connection.execute(
+            update(Wallet)
+            .where(Wallet.user_id == user_id, Wallet.balance - Wallet.reserved >= amount)
+            .values(balance=Wallet.balance - amount)
+        )
+        if taken.rowcount != 1:
+            raise PaymentRequired(
+                "Your wallet does not hold that many available credits.",
+                code="insufficient_credits",
+            )
+        added = await connection.execute(
+            update(OrganisationWallet)
+            .where(OrganisationWallet.organisation_id == organisation_id)
+            .values(balance=OrganisationWallet.balance + amount)
+        )
+        if added.rowcount != 1:
+            raise NotFound("No such organisation.")
+        note_changed(session, user_id)
+        await connection.execute(
+            insert(LedgerEntry),
+            [
+                {
+                    "user_id": user_id,
+                    "organisation_id": None,
+                    "amount": -amount,
+                    "kind": "transfer",
+                    "reason": "Credits moved to an organisation",
+                    "reference": f"{reference}:out",
+                },
+                {
+                    "user_id": user_id,
+                    "organisation_id": organisation_id,
+                    "amount": amount,
+                    "kind": "transfer",
+                    "reason": "Credits added by a member",
+                    "reference": f"{reference}:in",
+                },
+            ],
+        )
+        await stage_if_low(session, user_id, amount)
+
+
+async def credit_organisation_in(
+    session: AsyncSession,
+    organisation_id: str,
+    user_id: str,
+    amount: int,
+    *,
+    kind: str,
+    reason: str,
+    reference: str,
+) -> bool:
+    """Inside the caller's transaction: add ``amount`` credits to the organisation's wallet
+    (``user_id``: who paid for them), as one ledger entry. Idempotent on ``(kind, reference)``,
+    as ``credit_in`` is: a second call adds nothing and returns False."""
+    connection = await session.connection()
+    seen = await connection.scalar(
+        select(LedgerEntry.id).where(LedgerEntry.kind == kind, LedgerEntry.reference == reference)
+    )
+    if seen is not None or amount <= 0:
+        return False
+    added = await connection.execute(
+        update(OrganisationWallet)
+        .where(OrganisationWallet.organisation_id == organisation_id)
+        .values(balance=OrganisationWallet.balance + amount)
+    )
+    if added.rowcount != 1:
+        return False  # the organisation is gone: nothing to credit
+    await connection.execute(
+        insert(LedgerEntry).values(
+            user_id=user_id,
+            organisation_id=organisation_id,
+            amount=amount,
+            kind=kind,
+            reason=reason[:500],
+            reference=reference,
+        )
+    )
+    return True
+
+
+async def take_back_organisation_in(
+    session: AsyncSession,
+    organisation_id: str,
+    user_id: str,
+    up_to: int,
+    *,
+    kind: str,
+    reason: str,
+    reference: str,
+) -> int:
+    """``take_back_in`` for an organisation's wallet (a refunded or disputed organisation
+    plan): up to ``up_to`` credits, never more than are available; what was taken."""
+    return await _take_back_from(
+        session,
+        OrganisationWallet,
+        OrganisationWallet.organisation_id == organisation_id,
+        up_to,
+        entry={
+            "user_id": user_id,
+            "organisation_id": organisation_id,
+            "kind": kind,
+            "reason": reason[:500],
+            "reference": reference,
+        },
+    )
+
+
+async def organisation_ledger_sum(db: Database, organisation_id: str) -> int:
+    async with db.read() as session:
+        total = await session.scalar(
+            select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
+                LedgerEntry.organisation_id == organisation_id
+            )
+        )
+    return int(total or 0)
+
+
+async def usage_by_member(
+    db: Database, organisation_id: str, since: datetime, until: datetime
+) -> dict[str, dict[str, int]]:
+    """Credits each member spent from the organisation's wallet in ``[since, until)``, with
+    their number of answers: user id → ``{"credits", "answers"}``."""
+    async with db.read() as session:
+        rows = (
+            await session.execute(
+                select(
+                    LedgerEntry.user_id,
+                    func.coalesce(func.sum(LedgerEntry.amount), 0),
+                    func.count(LedgerEntry.id),
+                )
+                .where(
+                    LedgerEntry.organisation_id == organisation_id,
+                    LedgerEntry.kind == "usage",
+                    LedgerEntry.created_at >= since,
+                    LedgerEntry.created_at < until,
+                )
+                .group_by(LedgerEntry.user_id)
+            )
+        ).all()
+    return {uid: {"credits": -int(total), "answers": int(count)} for uid, total, count in rows}

@@ -18,6 +18,7 @@ from multinotes.catalog import PRICE_FIELDS, ModelSetting
 from multinotes.catalog_admin import SETTING_KEYS, ModelPatch, PricingSettings, apply_model_patch
 from multinotes.errors import AppError, Invalid
 from multinotes.http.endpoint import page, validate
+from multinotes.http.forms import form_field
 from multinotes.http.responses import redirect, render
 from multinotes.identity.actor import require_admin
 from multinotes.identity.models import User
@@ -59,11 +60,6 @@ async def _model_item(app: web.Application, model_id: str) -> dict[str, Any]:
     return _decorate(next(m for m in await catalog_admin.admin_models(app) if m["id"] == model_id))
 
 
-def _form_str(form: Any, name: str) -> str:
-    value = form.get(name, "")
-    return value.strip() if isinstance(value, str) else ""
-
-
 # -- models -------------------------------------------------------------------------------------
 
 
@@ -96,8 +92,8 @@ async def admin_models(request: web.Request) -> web.Response:
 @page(access="admin")
 async def admin_model_toggle(request: web.Request) -> web.Response:
     form = await request.post()
-    model_id = _form_str(form, "model")
-    enabled = _form_str(form, "enabled").lower() == "true"
+    model_id = form_field(form, "model")
+    enabled = form_field(form, "enabled").lower() == "true"
     await apply_model_patch(request.app, model_id, ModelPatch(enabled=enabled))
     await audit.record(
         request.app,
@@ -121,7 +117,7 @@ async def admin_model_toggle(request: web.Request) -> web.Response:
 @page(access="admin")
 async def admin_model_test(request: web.Request) -> web.Response:
     form = await request.post()
-    model_id = _form_str(form, "model")
+    model_id = form_field(form, "model")
     result = await request.app[CATALOG].check(model_id)
     if htmx(request):
         return aiohttp_jinja2.render_template(
@@ -136,7 +132,7 @@ async def admin_model_test(request: web.Request) -> web.Response:
 
 
 def _back(form: Any, default: str) -> str:
-    back = _form_str(form, "back")
+    back = form_field(form, "back")
     return back if back.startswith("/admin/") and not back.startswith("//") else default
 
 
@@ -188,10 +184,10 @@ async def model_page(
 @page(access="admin")
 async def admin_model_prices(request: web.Request) -> web.Response:
     form = await request.post()
-    model_id = _form_str(form, "model")
+    model_id = form_field(form, "model")
     app = request.app
     current = await _model_item(app, model_id)
-    if _form_str(form, "action") == "reset":
+    if form_field(form, "action") == "reset":
         await apply_model_patch(
             app, model_id, ModelPatch(reset=True, enabled=bool(current["enabled"]))
         )
@@ -204,7 +200,7 @@ async def admin_model_prices(request: web.Request) -> web.Response:
             details={"reset": True},
         )
         return redirect(model_url(model_id), f"{current['name']} uses the provider's prices again.")
-    raw = {n: _form_str(form, n) for n in (*PRICE_FIELDS, "markup_percent")}
+    raw = {n: form_field(form, n) for n in (*PRICE_FIELDS, "markup_percent")}
     data: dict[str, Any] = {
         "pricing": {n: raw[n] or None for n in PRICE_FIELDS},
         "markup_percent": raw["markup_percent"] or None,
@@ -237,7 +233,7 @@ async def admin_model_prices(request: web.Request) -> web.Response:
 @page(access="admin")
 async def admin_pricing(request: web.Request) -> web.Response:
     form = await request.post()
-    raw = {name: _form_str(form, name) for name in SETTING_KEYS}
+    raw = {name: form_field(form, name) for name in SETTING_KEYS}
     try:
         body = validate(PricingSettings, {k: v for k, v in raw.items() if v != ""})
     except Invalid as exc:
@@ -286,7 +282,7 @@ async def admin_tools(request: web.Request) -> web.Response:
 async def admin_tool_move(request: web.Request) -> web.Response:
     form = await request.post()
     tool_id = request.match_info["id"]
-    step = -1 if _form_str(form, "direction") == "up" else 1
+    step = -1 if form_field(form, "direction") == "up" else 1
     await tools.move_tool(request.app, tool_id, step)
     if htmx(request):
         return await tools_page(request)
@@ -298,7 +294,7 @@ async def admin_tool_move(request: web.Request) -> web.Response:
 async def admin_tool_visibility(request: web.Request) -> web.Response:
     form = await request.post()
     tool_id = request.match_info["id"]
-    hidden = _form_str(form, "hidden") == "true"
+    hidden = form_field(form, "hidden") == "true"
     await tools.update_tool(request.app, tool_id, {"hidden": hidden})
     tool = await tools.admin_tool(request.app, tool_id)
     state = "hidden from" if hidden else "shown on"
@@ -315,17 +311,17 @@ async def admin_tool_update(request: web.Request) -> web.Response:
     current = await tools.admin_tool(request.app, tool_id)
     form = await request.post()
     data: dict[str, Any] = {
-        "name": _form_str(form, "name"),
-        "description": _form_str(form, "description"),
+        "name": form_field(form, "name"),
+        "description": form_field(form, "description"),
         "hidden": "hidden" in form,
         "model_ids": (
             None
-            if _form_str(form, "models") != "chosen"
+            if form_field(form, "models") != "chosen"
             else [str(v) for v in form.getall("model_ids", [])]
         ),
     }
     if current["accepts_system_prompt"]:
-        data["system_prompt"] = _form_str(form, "system_prompt") or None
+        data["system_prompt"] = form_field(form, "system_prompt") or None
     try:
         body = validate(ToolPatch, data)
         await tools.update_tool(
@@ -391,7 +387,7 @@ async def admin_credits_adjust(request: web.Request) -> web.Response:
     admin = require_admin(request)
     app = request.app
     form = await request.post()
-    values = {n: _form_str(form, n) for n in ("email", "amount", "reason")}
+    values = {n: form_field(form, n) for n in ("email", "amount", "reason")}
     fields: dict[str, str] = {}
     user = await _user_by_email(app, values["email"]) if values["email"] else None
     if not values["email"]:

@@ -26,6 +26,7 @@ from multinotes.http.responses import flash_fits, redirect, render, safe_next
 from multinotes.http.uploads import part_chunks, read_field
 from multinotes.identity.actor import require_user, require_verified
 from multinotes.keys import DB, RATE_LIMITS, SETTINGS
+from multinotes.organisations.workspace import current_workspace
 
 routes = web.RouteTableDef()
 
@@ -44,10 +45,12 @@ def human_bytes(size: int) -> str:
     return f"{size} bytes"  # pragma: no cover - the loop always returns
 
 
-async def storage_usage(request: web.Request, user_id: str) -> dict[str, Any]:
-    """What the usage indicator shows (on /files and in the notes sidebar)."""
-    used = await files.used_bytes(request.app[DB], user_id)
-    quota = await files.quota_of(request.app, user_id)
+async def storage_usage(
+    request: web.Request, user_id: str, organisation_id: str | None = None
+) -> dict[str, Any]:
+    """What the usage indicator shows (on /files and in the notes sidebar): the user's own
+    storage, or that of the organisation whose space they work in."""
+    quota, used = await files.space_usage(request.app, user_id, organisation_id)
     percent = min(100.0, used / quota * 100) if quota else 100.0
     return {
         "used": used,
@@ -99,6 +102,7 @@ async def files_page(request: web.Request) -> web.Response:
         request.app[DB], actor.user_id, limit=FILES_PAGE, before=before
     )
     settings = request.app[SETTINGS]
+    workspace = await current_workspace(request)
     return render(
         request,
         "files/index.html",
@@ -107,7 +111,10 @@ async def files_page(request: web.Request) -> web.Response:
             "files": [file_row(r) for r in rows],
             "next_cursor": cursor,
             "paged": bool(before),
-            "usage": await storage_usage(request, actor.user_id),
+            "usage": await storage_usage(
+                request, actor.user_id, workspace["id"] if workspace else None
+            ),
+            "workspace": workspace,
             "max_upload_text": human_bytes(settings.max_upload_bytes),
             "max_upload": settings.max_upload_bytes,
             "accept": ",".join(
@@ -144,6 +151,9 @@ async def files_upload(request: web.Request) -> web.Response:
             raise BadRequest("Send the files as multipart/form-data.", code="not_multipart")
         reader = await request.multipart()
     outcome = UploadOutcome(limit=request.app[SETTINGS].max_upload_form_files)
+    # In an organisation's space (the workspace switch, membership read now) the files count
+    # against its quota.
+    workspace = await current_workspace(request)
     fields = 0
     while True:
         try:
@@ -183,6 +193,7 @@ async def files_upload(request: web.Request) -> web.Response:
                 name=part.filename,
                 declared_type=part.headers.get("Content-Type", ""),
                 chunks=part_chunks(part),
+                organisation_id=workspace["id"] if workspace else None,
             )
         except AppError as exc:
             outcome.refused.append((part.filename, refusal_reason(exc)))

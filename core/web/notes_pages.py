@@ -26,6 +26,8 @@ from urllib.parse import urlencode
 from aiohttp import web
 from multidict import MultiDictProxy
 
+from multinotes.assist import notes as assist_notes
+from multinotes.collab import EditingLive, refuse_while_editing
 from multinotes.db import utcnow
 from multinotes.errors import AppError, Invalid, NotFound
 from multinotes.http.endpoint import page, validate
@@ -217,6 +219,8 @@ async def notes_index(request: web.Request) -> web.Response:
         documents, next_cursor = await notes.list_documents(
             db, actor.user_id, folder_id=folder_id or "root", q=q or None, sort=sort
         )
+    # Accepted tags and one-line summaries (multinotes.assist), shown under each title.
+    described = await assist_notes.details_for(db, actor.user_id, [d.id for d in documents])
     children = current.children if current is not None else tree.roots
     subfolders = [] if cursor else [n for n in children if q.casefold() in n.name.casefold()]
     if sort == "-title":
@@ -233,7 +237,7 @@ async def notes_index(request: web.Request) -> web.Response:
             "crumbs": tree.chain(folder_id),
             "expanded": {n.id for n in tree.chain(folder_id)},
             "folders": [folder_row(n) for n in subfolders],
-            "documents": [note_row(d) for d in documents],
+            "documents": [{**note_row(d), **described.get(d.id, {})} for d in documents],
             "q": q,
             "sort": sort,
             "sorts": SORTS,
@@ -731,6 +735,15 @@ async def restore_version(request: web.Request) -> web.Response:
     number = _version_number(request.match_info["n"])
     if number is None or not access.can_edit:
         raise NotFound("No such version.")
+    try:
+        await refuse_while_editing(request.app, access.document.id)
+    except EditingLive:
+        return redirect(
+            f"/notes/{access.document.id}/history",
+            "Not restored: this note is being edited live right now. Restore it once nobody "
+            "has it open, or copy the text you need from this version.",
+            "error",
+        )
     document = await notes.restore_version(
         request.app[DB],
         access.document.user_id,

@@ -4,6 +4,7 @@ JavaScript (plain forms, POST-redirect-GET); htmx only makes some of them snappi
 from __future__ import annotations
 
 import json
+import math
 from datetime import timedelta
 from typing import Any
 
@@ -14,7 +15,7 @@ from multinotes import audit, plugin_control, ui
 from multinotes.billing import referrals
 from multinotes.connections import service as connections
 from multinotes.db import utcnow
-from multinotes.errors import AppError, Invalid
+from multinotes.errors import AppError, Invalid, RateLimited
 from multinotes.http.endpoint import page, validate
 from multinotes.http.middleware import csp_with_form_actions
 from multinotes.http.responses import redirect, render, safe_next
@@ -154,6 +155,28 @@ async def register_submit(request: web.Request) -> web.Response:
             },
             status=exc.status,
         )
+    except RateLimited as exc:
+        # A sign-up burst from the network (or too many attempts): say why and when to retry.
+        minutes = max(1, math.ceil(exc.retry_after / 60))
+        message = (
+            exc.message
+            if exc.error_code != "rate_limited"
+            else f"Too many sign-up attempts. Try again in {minutes} "
+            f"minute{'s' if minutes != 1 else ''}."
+        )
+        response = render(
+            request,
+            "register.html",
+            {
+                "nav": "register",
+                "error": message,
+                "fields": {},
+                "values": {"email": values["email"], "name": values["name"]},
+            },
+            status=429,
+        )
+        response.headers.update(exc.headers)
+        return response
     # The same answer whether or not the address already had an account (no session either
     # way: logging in here would tell): a new account logs in as usual.
     user = registration.user
@@ -194,7 +217,8 @@ async def account_page(
         for k in await identity.list_api_keys(request.app[DB], actor.user_id)
     ]
     sessions = [
-        SessionOut.of(s, actor.session_id) for s in await identity.active_sessions(
+        SessionOut.of(s, actor.session_id)
+        for s in await identity.active_sessions(
             request.app[DB], actor.user_id, idle_minutes=request.app[SETTINGS].session_idle_minutes
         )
     ]

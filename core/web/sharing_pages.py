@@ -27,6 +27,8 @@ from aiohttp import web
 from limits import RateLimitItemPerMinute
 from sqlalchemy import select
 
+from multinotes.arena import service as arena
+from multinotes.arena.models import ArenaComparison
 from multinotes.chat import service as chat
 from multinotes.chat.models import Message, MessageMedia
 from multinotes.errors import AppError, Invalid, NotFound, RateLimited
@@ -35,7 +37,7 @@ from multinotes.http.downloads import content_disposition
 from multinotes.http.endpoint import page, validate
 from multinotes.http.responses import redirect, render
 from multinotes.identity.actor import current_actor, require_user
-from multinotes.keys import DB, RATE_LIMITS, SETTINGS
+from multinotes.keys import CATALOG, DB, RATE_LIMITS, SETTINGS
 from multinotes.markdown import render_markdown
 from multinotes.notes.models import Document, Folder
 from multinotes.sharing import access, comments, notifications
@@ -54,7 +56,13 @@ UNLOCK_COOKIE = "mn_link"
 UNLOCK_SECONDS = 12 * 3600
 #: Password guesses per public link, whoever makes them (the "auth" class limits each client).
 LINK_PASSWORD_LIMIT = RateLimitItemPerMinute(10)
-KIND_LABELS = {"document": "Note", "folder": "Folder", "file": "File", "conversation": "Chat"}
+KIND_LABELS = {
+    "document": "Note",
+    "folder": "Folder",
+    "file": "File",
+    "conversation": "Chat",
+    "comparison": "Comparison",
+}
 ACTIVITY_FEED = 30
 
 
@@ -512,6 +520,15 @@ async def _public_context(
         context.update(title=obj.name, folders=folders, documents=documents, files=stored)
     elif isinstance(obj, File):
         context.update(title=obj.name, file=obj, file_url=f"{base}/files/{obj.id}")
+    elif isinstance(obj, ArenaComparison):
+        # As its owner sees it: the models only once voted (nothing names them before).
+        shown = arena.comparison_out(await arena.load(db, share.owner_id, obj.id), is_owner=False)
+        names = (
+            {e.id: e.model.name for e in await request.app[CATALOG].entries(include_disabled=True)}
+            if shown["revealed"]
+            else {}
+        )
+        context.update(title=sharing.title_of(obj), comparison=shown, names=names)
     else:
         tree = await chat.load_tree(db, share.owner_id, obj.id)
         context.update(title=obj.title, turns=thread_turns(tree, lambda m: f"{base}/media/{m.id}"))
@@ -540,7 +557,7 @@ async def public_unlock(request: web.Request) -> web.StreamResponse:
         LINK_PASSWORD_LIMIT, "share_password", share.id
     ):
         raise RateLimited("Too many wrong passwords for this link. Try again in a minute.")
-    if not sharing.check_link_password(share, str(form.get("password", ""))):
+    if not await sharing.check_link_password(share, str(form.get("password", ""))):
         return _locked(request, token, share, error="That password is not right.", status=403)
     response = redirect(f"/s/{token}")
     response.set_cookie(

@@ -26,10 +26,15 @@ from multinotes.catalog import CatalogEntry
 from multinotes.chat import service as chat
 from multinotes.chat.models import Message, MessageStatus
 from multinotes.chat.schemas import ConversationQuery
+from multinotes.errors import NotFound
 from multinotes.http.endpoint import page, validate
 from multinotes.http.responses import render
 from multinotes.identity.actor import require_user
 from multinotes.keys import CATALOG, DB
+from multinotes.organisations import service as organisations
+from multinotes.organisations import spaces as org_spaces
+from multinotes.organisations.workspace import current_workspace
+from multinotes.sharing import access
 from multinotes.tools import visible_tools
 from multinotes.wallet import service as wallet_service
 
@@ -363,15 +368,32 @@ async def _sidebar(
     archived: bool = False,
     after_group: str | None = None,
 ) -> dict[str, Any]:
-    """The conversation list: pinned ones first (on the first page), the rest grouped by date
-    (Today, Yesterday, ...) in the person's time zone; or only the archived ones."""
+    """The conversation list: pinned ones first (on the first page), then the latest of those
+    other members keep in the person's organisation spaces (first page; one group per
+    organisation), the rest grouped by date (Today, Yesterday, ...) in the person's time zone;
+    or only the archived ones.
+
+    The spaces' conversations are a group of their own rather than mixed into the dates, as
+    Slack keeps channels apart from direct messages and ChatGPT Team its workspace's items:
+    they are someone else's and read-only (no rename, pin, archive or delete menu; they open in
+    the read-only view), and the person tells at a glance what is theirs from the team's."""
     db = request.app[DB]
     pinned: list[dict[str, Any]] = []
+    spaces: list[dict[str, Any]] = []
     if not archived and not before:
-        rows, _ = await chat.list_conversations(
-            db, user_id, limit=100, q=q or None, pinned=True
-        )
+        rows, _ = await chat.list_conversations(db, user_id, limit=100, q=q or None, pinned=True)
         pinned = [chat.conversation_out(c) for c in rows]
+        for shared in await org_spaces.member_conversations(db, user_id, q=q or None):
+            if not spaces or spaces[-1]["id"] != shared.organisation_id:
+                space: dict[str, Any] = {
+                    "id": shared.organisation_id,
+                    "name": shared.organisation_name,
+                    "items": [],
+                }
+                spaces.append(space)
+            spaces[-1]["items"].append(shared)
+        for space in spaces:
+            space["more"] = len(space["items"]) >= org_spaces.SIDEBAR_PER_SPACE
     rows, cursor = await chat.list_conversations(
         db,
         user_id,
@@ -394,6 +416,7 @@ async def _sidebar(
         conversations.append(item)
     return {
         "pinned": pinned,
+        "spaces": spaces,
         "conversations": conversations,
         "next_cursor": cursor,
         "last_group": last,
@@ -411,6 +434,21 @@ async def _thread_context(
     names = {e.id: {"id": e.id, "name": e.model.name, "label": e.model.label} for e in entries}
     turns = build_thread(tree, leaf if leaf and ID_PATTERN.match(leaf) else None, names)
     return {"conversation": chat.conversation_out(tree.conversation), "turns": turns}
+
+
+async def _paying_workspace(
+    request: web.Request, conversation: dict[str, Any] | None
+) -> dict[str, str] | None:
+    space = conversation.get("organisation_id") if conversation else None
+    if not space:
+        return await current_workspace(request)
+    actor = require_user(request)
+    try:
+        who = await access.organisation(request.app[DB], actor.user_id, space)
+    except NotFound:
+        return None  # no longer a member: a prompt there is refused, as by the API
+    organisation = await organisations.get(request.app[DB], who)
+    return {"id": organisation.id, "name": organisation.name}
 
 
 async def workspace(request: web.Request, conversation_id: str | None) -> web.Response:
@@ -444,6 +482,9 @@ async def workspace(request: web.Request, conversation_id: str | None) -> web.Re
             "capability_filters": _capability_filters(models),
             "tool": tool,
             "wallet": await wallet_service.summary(app[DB], actor.user_id),
+            # The organisation whose wallet pays for prompts sent from this page: the one whose
+            # space the conversation is in, else the one chosen with the switcher, if any.
+            "workspace": await _paying_workspace(request, conversation),
             "sidebar": await _sidebar(request, actor.user_id, q),
             "current": conversation_id,
             # "Got it" on the introduction sets this cookie (js/app.js): decided on the server,

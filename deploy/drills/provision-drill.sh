@@ -15,9 +15,15 @@
 #    through nginx over HTTPS: /healthz, /readyz, the login page, a static file, registering,
 #    the verification mail written by the worker, log in, the demo provider switched on by the
 #    admin, a new chat and an answer streamed (deploy/drills/provision_journey.py);
-# 5. `systemctl restart multinotes.target`, then the returning user's journey again;
+# 5. `systemctl restart multinotes.target`, the time until every web process answers /healthz
+#    again (nginx's 502 gap), then the returning user's journey again;
 # 6. `systemd-analyze security` of each unit, run by the container's own systemd; each must be
-#    at most DRILL_MAX_EXPOSURE (4.0);
+#    at most DRILL_MAX_EXPOSURE (4.0); then the host hardening: ufw (deny incoming, 22/80/443
+#    only), fail2ban's sshd and login jails, unattended-upgrades, Redis and MariaDB on loopback
+#    only (Redis refusing a client without the password, FLUSHALL renamed; the app's MariaDB
+#    user limited to its database), logrotate and the journal cap; from the host (another
+#    machine on the veth link): HTTPS answers, 3306/6379/8080 do not, and ten refused logins
+#    get the host banned through ufw until it is unbanned;
 # 7. provision.sh a second time with --backup-recipient (idempotence: secrets kept, a new release
 #    without downtime), `systemctl start multinotes-backup` (an age-encrypted archive), and the
 #    returning user's journey again;
@@ -247,9 +253,27 @@ journey() {
 
 restart() {
   say "systemctl restart multinotes.target"
-  local start=$SECONDS
+  local start=$SECONDS returned ports port waiting
   in_ct systemctl restart multinotes.target
-  pass "restart returned in $((SECONDS - start))s"
+  returned=$((SECONDS - start))
+  pass "restart returned in ${returned}s"
+  # The restart gap: nginx answers 502 (for a POST, which it does not retry on the next process)
+  # until every web process listens. Measure it: the journey then starts after it.
+  ports=$(in_ct bash -c "systemctl list-units --plain --no-legend 'multinotes-web@*' | sed -n 's/^multinotes-web@\([0-9]*\)\.service.*/\1/p'")
+  for _ in $(seq 120); do
+    waiting=""
+    for port in $ports; do
+      [ "$(in_ct curl -s -o /dev/null --max-time 2 -w '%{http_code}' -H "Host: $DOMAIN" \
+        "http://127.0.0.1:$port/healthz" || true)" = 200 ] || waiting="$waiting $port"
+    done
+    [ -n "$waiting" ] || break
+    sleep 1
+  done
+  if [ -z "$waiting" ]; then
+    pass "every web process (ports $(xargs <<<"$ports")) answers $((SECONDS - start))s after the restart began"
+  else
+    fail "web processes on ports$waiting still not answering $((SECONDS - start))s after the restart"
+  fi
   units_active
 }
 
@@ -266,6 +290,113 @@ security() {
       fail "$unit exposure ${score:-unknown} (at most $DRILL_MAX_EXPOSURE)"
     fi
   done
+}
+
+# The HTTP status of a request from the host to the container's nginx (000: no answer).
+host_https_status() {
+  local path=$1
+  shift
+  curl -sk --max-time 10 --resolve "$DOMAIN:443:$CT_IP" -o /dev/null -w '%{http_code}' "$@" \
+    "https://$DOMAIN$path" || true
+}
+
+# What provision.sh's hardening left, looked at from inside and, for the firewall and the login
+# jail, from outside: the host is another machine on the veth link.
+hardening() {
+  say "Host hardening (inside the container, and from the host at $CT_IP)"
+  local status allowed jails listening grants out
+  status=$(in_ct ufw status verbose || true)
+  if grep -q '^Status: active' <<<"$status" && grep -q 'Default: deny (incoming)' <<<"$status"; then
+    pass "ufw active, incoming denied by default"
+  else
+    fail "ufw: $status"
+  fi
+  allowed=$(in_ct ufw status | awk '/ALLOW/ {print $1}' | sort -u | xargs || true)
+  if [ "$allowed" = "22/tcp 443/tcp 80/tcp" ]; then pass "ufw allows only $allowed"; else fail "ufw allows: $allowed"; fi
+  jails=$(in_ct fail2ban-client status | sed -n 's/.*Jail list:[[:space:]]*//p' || true)
+  if grep -qw sshd <<<"$jails" && grep -qw multinotes-login <<<"$jails"; then
+    pass "fail2ban jails: $jails"
+  else
+    fail "fail2ban jails: $jails"
+  fi
+  if in_ct apt-config dump APT::Periodic::Unattended-Upgrade | grep -q '"1"' &&
+      [ "$(in_ct systemctl is-enabled unattended-upgrades)" = enabled ]; then
+    pass "unattended-upgrades enabled, daily"
+  else
+    fail "unattended-upgrades not enabled"
+  fi
+
+  listening=$(in_ct ss -ltnH 'sport = :6379' | awk '{print $4}' | sort | xargs || true)
+  if [ "$listening" = "127.0.0.1:6379 [::1]:6379" ]; then pass "Redis listens on loopback only: $listening"; else fail "Redis listens on: $listening"; fi
+  out=$(in_ct redis-cli -h 127.0.0.1 ping 2>&1 || true)
+  if grep -q NOAUTH <<<"$out"; then pass "Redis refuses a client without the password"; else fail "Redis without a password: $out"; fi
+  # The password from the app's URL, read as provision.sh reads it (redis-cli -u sends an empty
+  # user name with it, which Redis refuses).
+  # shellcheck disable=SC2016  # expanded inside the container
+  out=$(in_ct bash -c 'set -a; . /etc/multinotes/env
+    export REDISCLI_AUTH=$(sed -n "s|^redis://:\([^@]*\)@.*|\1|p" <<<"$MULTINOTES_REDIS_URL")
+    redis-cli -h 127.0.0.1 ping; redis-cli -h 127.0.0.1 flushall' 2>&1 || true)
+  if grep -q '^PONG' <<<"$out" && grep -qi 'unknown command' <<<"$out"; then
+    pass "Redis answers the app's password; FLUSHALL is renamed away"
+  else
+    fail "Redis with the app's password: $out"
+  fi
+
+  listening=$(in_ct ss -ltnH 'sport = :3306' | awk '{print $4}' | sort | xargs || true)
+  if [ "$listening" = "127.0.0.1:3306" ]; then pass "MariaDB listens on loopback only"; else fail "MariaDB listens on: $listening"; fi
+  grants=$(in_ct mysql -N -e "SHOW GRANTS FOR 'multinotes'@'localhost'; SHOW GRANTS FOR 'multinotes'@'127.0.0.1'" 2>&1 || true)
+  # shellcheck disable=SC2016  # MariaDB's backquotes, literally
+  if grep -q 'ON `multinotes`\.\*' <<<"$grants" && ! grep -q 'GRANT OPTION' <<<"$grants" &&
+      ! grep 'ON \*\.\*' <<<"$grants" | grep -qv '^GRANT USAGE ON'; then
+    pass "MariaDB user multinotes: its own database only, nothing global, no GRANT OPTION"
+  else
+    fail "MariaDB grants: $grants"
+  fi
+  out=$(in_ct mysql -N -e "SELECT COUNT(*) FROM mysql.global_priv WHERE User=''; SHOW DATABASES LIKE 'test'" 2>&1 | xargs || true)
+  if [ "$out" = 0 ]; then pass "MariaDB: no anonymous users, no test database"; else fail "MariaDB anonymous users / test database: $out"; fi
+
+  if in_ct logrotate -d /etc/logrotate.d/multinotes >/dev/null 2>&1 &&
+      in_ct grep -q '^SystemMaxUse=' /etc/systemd/journald.conf.d/multinotes.conf; then
+    pass "log rotation: logrotate accepts /etc/logrotate.d/multinotes, the journal is capped"
+  else
+    fail "log rotation: logrotate -d /etc/logrotate.d/multinotes or the journald cap"
+  fi
+
+  # From the host: HTTPS answers, nothing else does.
+  if [ "$(host_https_status /healthz)" = 200 ]; then
+    pass "from the host: HTTPS answers at $CT_IP:443"
+  else
+    fail "from the host: no HTTPS at $CT_IP:443"
+  fi
+  local port open=""
+  for port in 3306 6379 8080; do
+    if timeout 4 bash -c "exec 3<>/dev/tcp/$CT_IP/$port" 2>/dev/null; then open="$open $port"; fi
+  done
+  if [ -z "$open" ]; then pass "from the host: MariaDB, Redis and the web processes are unreachable"; else fail "from the host, open:$open"; fi
+
+  # The login jail, for real: ten refused logins from the host ban it (through ufw) at once.
+  local i code codes="" banned=""
+  for i in $(seq 10); do
+    code=$(host_https_status /api/auth/login -H 'Content-Type: application/json' \
+      -H "Origin: https://$DOMAIN" --data '{"email": "nobody@example.com", "password": "wrong password"}')
+    codes="$codes $code"
+  done
+  for i in $(seq 30); do
+    if in_ct fail2ban-client status multinotes-login | grep -q "Banned IP list:.*\b$HOST_IP\b"; then banned=yes; break; fi
+    sleep 1
+  done
+  if [ -n "$banned" ] && [ "$(host_https_status /healthz)" != 200 ]; then
+    pass "10 refused logins from the host (HTTP$codes): banned within ${i}s, its HTTPS now blocked"
+  else
+    fail "10 refused logins from the host (HTTP$codes): banned=${banned:-no}"
+    in_ct fail2ban-client status multinotes-login || true
+  fi
+  in_ct fail2ban-client set multinotes-login unbanip "$HOST_IP" >/dev/null 2>&1 || true
+  if [ "$(host_https_status /healthz)" = 200 ]; then
+    pass "unbanned (fail2ban-client set multinotes-login unbanip), the host gets through again"
+  else
+    fail "the host stays blocked after unbanip"
+  fi
 }
 
 backup() {
@@ -338,6 +469,7 @@ journey
 restart
 journey --login-only
 security
+hardening
 backup
 units_active
 journey --login-only

@@ -10,6 +10,7 @@ the test did not announce with ``page_problems.allow(...)``.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import secrets
@@ -41,6 +42,8 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "test-results"
 PASSWORD = "correct horse battery staple"
+ADMIN_NAME = "Ada Admin"
+ADMIN_EMAIL = "ada@example.com"
 DESKTOP = {"width": 1280, "height": 860}
 PHONE = {"width": 390, "height": 844}
 
@@ -69,14 +72,68 @@ def _healthy(url: str) -> bool:
         return False
 
 
+_TEMPLATE: dict[str, Path] = {}
+
+
+def _migrated_database() -> Path:
+    """An empty SQLite database at the head revision (every installed plugin's too), made once
+    per test process: each server starts on a copy, so its startup upgrade finds nothing to do
+    instead of running every revision again (it still checks, as on any start)."""
+    if "path" not in _TEMPLATE:
+        import atexit
+        import shutil
+        import tempfile
+        import threading
+
+        from multinotes.db import create_engine
+        from multinotes.migrations import upgrade
+
+        folder = Path(tempfile.mkdtemp(prefix="multinotes-browser-template-"))
+        atexit.register(shutil.rmtree, folder, True)
+        path = folder / "multinotes.db"
+
+        async def migrate() -> None:
+            engine = create_engine(f"sqlite+aiosqlite:///{path}")
+            await upgrade(engine)
+            await engine.dispose()
+
+        # A thread of its own: sync playwright may run an event loop in this one already.
+        failures: list[BaseException] = []
+        thread = threading.Thread(target=lambda: _run_catching(migrate, failures))
+        thread.start()
+        thread.join()
+        if failures:
+            raise failures[0]
+        _TEMPLATE["path"] = path
+    return _TEMPLATE["path"]
+
+
+def _run_catching(coroutine: Any, failures: list[BaseException]) -> None:
+    import asyncio
+
+    try:
+        asyncio.run(coroutine())
+    except BaseException as exc:
+        failures.append(exc)
+
+
 @contextlib.contextmanager
 def running_server(data_dir: Path) -> Iterator[str]:
     """``multinotes serve`` on a free port with a fresh data dir; yields its base URL."""
+    import shutil
+
     port = _free_port()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if not (data_dir / "multinotes.db").exists():
+        shutil.copy(_migrated_database(), data_dir / "multinotes.db")
     env = {
         **os.environ,
         "MULTINOTES_SECRET_KEY": secrets.token_urlsafe(36),  # 48 characters
         "MULTINOTES_LOG_LEVEL": "WARNING",
+        # Argon2 at full cost is ~0.1-1.5 s of CPU per registration and login, and the browser
+        # tests sign hundreds of people up and in (the cost has its own tests:
+        # tests/test_password_hash_cost.py).
+        "MULTINOTES_PASSWORD_HASH_COST": "test",
         # Every browser test module signs its people up and in from 127.0.0.1 against this one
         # server, faster than the per-IP limits allow on a quiet machine. The limits have their
         # own tests (tests/test_rate_limits.py); per-account limits stay as shipped.
@@ -105,7 +162,9 @@ def running_server(data_dir: Path) -> Iterator[str]:
         )
         url = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 30
+            # A fresh data dir runs every migration first: on a loaded machine (the suite's
+            # other workers) that alone took over 30 s.
+            deadline = time.monotonic() + 90
             while not _healthy(url):
                 if proc.poll() is not None or time.monotonic() > deadline:
                     stderr.seek(0)
@@ -125,10 +184,43 @@ def running_server(data_dir: Path) -> Iterator[str]:
                 proc.wait()
 
 
+@contextlib.contextmanager
+def server_with_fake_notion(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Any, str]]:
+    """A fresh app whose Notion plugin talks to a fake Notion: (the fake, the app's URL)."""
+    from multinotes.plugins.exports.notion.tests.fakes.fake_notion import FakeNotion
+    from tests.fakes.in_thread import ServedInThread
+
+    fake = FakeNotion()
+    with ServedInThread(fake) as notion:
+        monkeypatch.setenv("MULTINOTES_PLUGINS__NOTION__CLIENT_ID", fake.client_id)
+        monkeypatch.setenv("MULTINOTES_PLUGINS__NOTION__CLIENT_SECRET", fake.client_secret)
+        monkeypatch.setenv("MULTINOTES_PLUGINS__NOTION__API_BASE", notion.url)
+        monkeypatch.setenv("MULTINOTES_OUTGOING_ALLOW", "127.0.0.1/32")
+        with running_server(data_dir) as url:
+            yield fake, url
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The base URL of a server shared by the session."""
+    """The base URL of a server shared by the session (by each xdist worker's session).
+
+    Its first account, hence its administrator, is made before any test sees the server: the
+    ``admin`` fixture then only logs in. Which tests a worker runs first depends on how many
+    workers there are, so an administrator made on first use was not always the first account.
+    """
     with running_server(tmp_path_factory.mktemp("server") / "data") as url:
+        register = urllib.request.Request(
+            f"{url}/api/auth/register",
+            data=json.dumps(
+                {"name": ADMIN_NAME, "email": ADMIN_EMAIL, "password": PASSWORD}
+            ).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(register, timeout=60) as response:
+            assert response.status == 201
         yield url
 
 
@@ -272,29 +364,50 @@ class Account:
     email: str
     password: str
     storage_state: dict[str, Any]
+    #: The session's CSRF token, for API writes made with ``storage_state``.
+    csrf: str = ""
+
+    def post(self, browser: Any, base_url: str, path: str, data: dict[str, Any]) -> str:
+        """Create something over the JSON API as this account; the new object's id."""
+        context = browser.new_context(base_url=base_url, storage_state=self.storage_state)
+        try:
+            made = context.request.post(path, headers={"X-CSRF-Token": self.csrf}, data=data)
+            assert made.status == 201, made.text()
+            return str(made.json()["id"])
+        finally:
+            context.close()
 
 
 def api_account(browser: Any, base_url: str, name: str, email: str) -> Account:
     """Register and log in over the JSON API; returns the logged-in cookie jar."""
+    return api_login(browser, base_url, name, email, register=True)
+
+
+def api_login(
+    browser: Any, base_url: str, name: str, email: str, *, register: bool = False
+) -> Account:
+    """Log in over the JSON API (registering first if asked); returns the logged-in cookie jar."""
     context = browser.new_context(base_url=base_url)
     try:
-        registered = context.request.post(
-            "/api/auth/register", data={"name": name, "email": email, "password": PASSWORD}
-        )
-        assert registered.status == 201, registered.text()
+        if register:
+            registered = context.request.post(
+                "/api/auth/register", data={"name": name, "email": email, "password": PASSWORD}
+            )
+            assert registered.status == 201, registered.text()
         logged_in = context.request.post(
             "/api/auth/login", data={"email": email, "password": PASSWORD}
         )
         assert logged_in.ok, logged_in.text()
-        return Account(name, email, PASSWORD, context.storage_state())
+        csrf = str(logged_in.json()["csrf_token"])
+        return Account(name, email, PASSWORD, context.storage_state(), csrf)
     finally:
         context.close()
 
 
 @pytest.fixture(scope="session")
 def admin(browser: Any, server: str) -> Account:
-    """The first account on the shared server, hence its administrator."""
-    return api_account(browser, server, "Ada Admin", "ada@example.com")
+    """The first account on the shared server (made by ``server``), hence its administrator."""
+    return api_login(browser, server, ADMIN_NAME, ADMIN_EMAIL)
 
 
 @pytest.fixture
@@ -304,11 +417,13 @@ def admin_page(browsing: Browsing, admin: Account) -> Any:
 
 @pytest.fixture
 def screenshot() -> Any:
-    """``screenshot(page, name)`` keeps a full-page picture in test-results/ (git-ignored)."""
+    """``screenshot(page, name)`` keeps a full-page picture in test-results/ (git-ignored);
+    ``full_page=False`` keeps the viewport only, for a page hundreds of screens tall."""
 
-    def take(page: Any, name: str) -> None:
+    def take(page: Any, name: str, *, full_page: bool = True) -> None:
         SCREENSHOTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+        # A picture for people to look at, never an assertion: 30 s for a busy machine.
+        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page, timeout=30_000)
 
     return take
 

@@ -97,3 +97,108 @@ def test_tabbing_through_a_page_never_reveals_hidden_controls(
         if stop["hidden"] and not stop["skip"]:
             popped.append(stop["key"])
     assert not popped, "hidden controls shown by Tab:\n" + "\n".join(popped)
+
+
+RICH_NOTE = (
+    "# Field notes\n\nSome **bold** text, a [link](/notes) and a list:\n\n- one\n- two\n\n"
+    '```python\ndef greet(name):\n    return f"Hello {name}"\n```\n\n'
+    "Inline math $e^{i\\pi} + 1 = 0$ and a table:\n\n| Model | Tokens |\n|---|---|\n| Echo | 12 |\n"
+)
+
+
+def _sse_events(body: str) -> list[tuple[str, dict[str, Any]]]:
+    events = []
+    for block in body.split("\n\n"):
+        name, data = "", ""
+        for line in block.splitlines():
+            if line.startswith("event: "):
+                name = line[7:]
+            elif line.startswith("data: "):
+                data += line[6:]
+        if name:
+            events.append((name, json.loads(data) if data else {}))
+    return events
+
+
+@pytest.fixture(scope="module")
+def with_content(browser: Any, server: str, admin: Any) -> dict[str, str]:
+    """The administrator's work, so pages show what they show in use: a conversation with an
+    answer, that answer saved as a note in a folder, a rich note with an edit in its history and
+    a public link to it; the URLs of the pages that show them."""
+    context = browser.new_context(base_url=server, storage_state=admin.storage_state)
+    try:
+        page = context.new_page()
+        page.goto("/notes")
+        token = page.locator('meta[name="csrf-token"]').get_attribute("content") or ""
+        headers = {"X-CSRF-Token": token}
+
+        def post(path: str, data: dict[str, Any]) -> Any:
+            response = page.request.post(path, data=data, headers=headers)
+            assert response.ok, (path, response.status, response.text())
+            return response
+
+        folder = post("/api/folders", {"name": "Axe folder"}).json()["id"]
+        streamed = post("/api/messages", {"content": "Explain **tides**", "models": ["demo/echo"]})
+        events = _sse_events(streamed.text())
+        conversation = next(d for n, d in events if n == "prompt")["conversation_id"]
+        answer = next(d for n, d in events if n == "done")["message_id"]
+        saved = post(f"/api/messages/{answer}/save", {"folder_id": folder}).json()["document_id"]
+        note = post("/api/documents", {"title": "Rich note", "content": RICH_NOTE}).json()
+        edited = page.request.patch(
+            f"/api/documents/{note['id']}",
+            data={"version": note["version"], "content": RICH_NOTE + "\nOne more line.\n"},
+            headers=headers,
+        )
+        assert edited.ok, edited.text()
+        public = post(
+            "/api/shares", {"object_type": "document", "object_id": note["id"], "public": True}
+        ).json()["url"]
+        users = page.request.get("/api/admin/users", params={"q": admin.email}).json()
+        someone = next(u["id"] for u in users["users"] if u["email"] == admin.email)
+        return {
+            "conversation": f"/chat/{conversation}",
+            "saved answer": f"/notes/{saved}",
+            "rich note": f"/notes/{note['id']}",
+            "history": f"/notes/{note['id']}/history",
+            "folder": f"/notes?folder={folder}",
+            "admin user": f"/admin/users/{someone}",
+            "public link": public,
+        }
+    finally:
+        context.close()
+
+
+#: Pages beside the main ones, shown with content (a conversation with an answer, notes,
+#: history) or reached less often (the console's other pages, privacy, password reset).
+CONTENT_PAGES = ["conversation", "saved answer", "rich note", "history", "folder", "admin user"]
+OTHER_PAGES = [
+    "/account/privacy",
+    "/admin/audit",
+    "/admin/credits",
+    "/admin/tools",
+    "/admin/legal",
+    "/admin/plugins/demo",
+]
+OTHER_PUBLIC_PAGES = ["/password/forgot", "/offline", "/legal/privacy"]
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_no_serious_accessibility_violations_on_pages_with_content(
+    browsing: Any, admin: Any, with_content: dict[str, str], scheme: str
+) -> None:
+    found: dict[str, list[str]] = {}
+    page = browsing.new_page(storage_state=admin.storage_state)
+    page.emulate_media(color_scheme=scheme)
+    for path in [with_content[name] for name in CONTENT_PAGES] + OTHER_PAGES:
+        page.goto(path)
+        page.wait_for_load_state("networkidle")
+        if problems := serious_violations(page):
+            found[path] = problems
+    anonymous = browsing.new_page()
+    anonymous.emulate_media(color_scheme=scheme)
+    for path in [with_content["public link"], *OTHER_PUBLIC_PAGES]:
+        anonymous.goto(path)
+        anonymous.wait_for_load_state("networkidle")
+        if problems := serious_violations(anonymous):
+            found[f"{path} (logged out)"] = problems
+    assert not found, "\n".join(f"{path}:\n  " + "\n  ".join(v) for path, v in found.items())

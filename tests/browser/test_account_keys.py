@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from playwright.sync_api import expect
@@ -87,7 +88,10 @@ def test_a_key_is_created_with_scopes_and_an_expiry_shown_with_its_last_use_and_
 
     row = page.get_by_role("row").filter(has_text="read and write notes")
     expect(row.locator("[data-label=Scopes]")).to_have_text("read, notes")
-    expect(row.locator("[data-label=Expires]")).to_contain_text("UTC")
+    # The expiry is a moment in the reader's zone: the date in 30 days, not a UTC stamp.
+    in_30_days = (datetime.now(UTC) + timedelta(days=30)).strftime("%Y")
+    expect(row.locator("[data-label=Expires] time")).to_contain_text(in_30_days)
+    expect(row.locator("[data-label=Expires]")).not_to_contain_text("UTC")
     expect(row.locator("[data-label='Last used']")).to_have_text("never")
 
     headers = {"Authorization": f"Bearer {key}"}
@@ -99,7 +103,9 @@ def test_a_key_is_created_with_scopes_and_an_expiry_shown_with_its_last_use_and_
 
     page.goto("/account")
     row = page.get_by_role("row").filter(has_text="read and write notes")
-    expect(row.locator("[data-label='Last used']")).to_contain_text("UTC")
+    expect(row.locator("[data-label='Last used'] time")).to_have_text(
+        re.compile(r"^(just now|\d+ min ago)$")
+    )
     row.get_by_text("Narrow").click()
     expect(row.get_by_role("checkbox")).to_have_count(2)  # only what the key has: never widen
     row.get_by_role("checkbox", name="notes").uncheck()

@@ -31,7 +31,7 @@ def page_height(page: Any) -> int:
     return height
 
 
-def test_the_account_page_is_grouped_and_half_as_tall(
+def test_the_account_page_is_grouped_and_at_most_56_percent_as_tall(
     browsing: Any, browser: Any, server: str, admin: Any, screenshot: Any
 ) -> None:
     person = account(browser, server)

@@ -114,7 +114,8 @@ def test_the_image_tool_works_on_first_send_with_a_wide_only_model(
     # Accepted: the conversation exists and the answer card is there (the provider itself is
     # not reachable from this test, so the answer may fail; the request was valid).
     card = answer(page, "openai/dall-e-3-wide")
-    expect(card).to_be_visible()
+    # The process's first OpenAI media call imports the SDK first (in a thread; seconds under load).
+    expect(card).to_be_visible(timeout=20_000)
     expect(page.locator("#composer-alert")).to_be_hidden()
     expect(page).to_have_url(CONVERSATION_URL)
     expect(card.locator('[data-field="status"]')).not_to_have_text("Streaming…", timeout=20_000)

@@ -280,6 +280,12 @@ def test_bulk_select_moves_shares_and_deletes_several_items_at_once(notes: Any, 
 # -- editing ------------------------------------------------------------------------------------
 
 
+def without_live_editing(page: Any) -> None:
+    """The editor's own autosave over REST, as where WebSockets are blocked: with them, the
+    text is saved by the collaborative session instead (tests/browser/test_collab_browser.py)."""
+    page.context.add_init_script("delete window.WebSocket;")
+
+
 def test_a_new_note_is_edited_with_live_preview_and_autosave(notes: Any, screenshot: Any) -> None:
     page = notes
     api = Api(page)
@@ -328,6 +334,7 @@ def test_text_typed_just_before_leaving_the_page_is_saved(notes: Any) -> None:
     page = notes
     api = Api(page)
     document_id = api.note(unique("Quick"), "start")
+    without_live_editing(page)
     held: list[Any] = []
 
     def hold(route: Any) -> None:
@@ -368,6 +375,7 @@ def test_text_that_could_not_be_saved_is_offered_back_on_return(
     page_problems.allow(r"Failed to load resource: .* 403 .*")
     page_problems.allow(r"Response Status Error Code 403 from /notes/preview")
     refuse_saves = "document.querySelector('meta[name=csrf-token]').content = 'stale'"
+    without_live_editing(page)
 
     page.goto(f"/notes/{document_id}")
     page.evaluate(refuse_saves)
@@ -410,6 +418,7 @@ def test_a_stale_edit_from_another_tab_shows_the_conflict_banner_and_loses_nothi
     first = browsing.new_page(storage_state=writer)
     api = Api(first)
     document_id = api.note(unique("Shared plan"), "line one")
+    without_live_editing(first)  # live, the two tabs' edits merge instead
     second = first.context.new_page()
     for page in (first, second):
         page.goto(f"/notes/{document_id}")

@@ -14,8 +14,13 @@ import pytest
 from playwright.sync_api import expect
 
 from multinotes.plugins.exports.notion.tests.fakes.fake_notion import FakeNotion
-from tests.browser.conftest import PASSWORD, Browsing, PageProblems, confirm, running_server
-from tests.fakes.in_thread import ServedInThread
+from tests.browser.conftest import (
+    Browsing,
+    PageProblems,
+    api_account,
+    confirm,
+    server_with_fake_notion,
+)
 
 
 @dataclass
@@ -29,36 +34,18 @@ class Site:
 @pytest.fixture
 def site(browser: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
     """A fresh app whose Notion is the fake, with one member and one note of hers."""
-    fake = FakeNotion()
-    with ServedInThread(fake) as notion:
-        monkeypatch.setenv("MULTINOTES_PLUGINS__NOTION__CLIENT_ID", fake.client_id)
-        monkeypatch.setenv("MULTINOTES_PLUGINS__NOTION__CLIENT_SECRET", fake.client_secret)
-        monkeypatch.setenv("MULTINOTES_PLUGINS__NOTION__API_BASE", notion.url)
-        monkeypatch.setenv("MULTINOTES_OUTGOING_ALLOW", "127.0.0.1/32")
-        with running_server(tmp_path / "data") as url:
-            context = browser.new_context(base_url=url)
-            try:
-                account = {"name": "Nia Notion", "email": "nia@example.com", "password": PASSWORD}
-                assert context.request.post("/api/auth/register", data=account).status == 201
-                login = context.request.post(
-                    "/api/auth/login", data={"email": account["email"], "password": PASSWORD}
-                )
-                csrf = {"X-CSRF-Token": login.json()["csrf_token"]}
-                made = context.request.post(
-                    "/api/documents",
-                    headers=csrf,
-                    data={
-                        "title": "Harbour walk",
-                        "content": "# Harbour walk\n\n- Ribeira\n- **Cais**\n\n"
-                        "```sql\nselect 1;\n```",
-                    },
-                )
-                assert made.status == 201, made.text()
-                note_id = made.json()["id"]
-                state = context.storage_state()
-            finally:
-                context.close()
-            yield Site(url, fake, state, note_id)
+    with server_with_fake_notion(tmp_path / "data", monkeypatch) as (fake, url):
+        nia = api_account(browser, url, "Nia Notion", "nia@example.com")
+        note_id = nia.post(
+            browser,
+            url,
+            "/api/documents",
+            {
+                "title": "Harbour walk",
+                "content": "# Harbour walk\n\n- Ribeira\n- **Cais**\n\n```sql\nselect 1;\n```",
+            },
+        )
+        yield Site(url, fake, nia.storage_state, note_id)
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -33,20 +34,44 @@ def test_an_unknown_page_is_a_friendly_404_with_security_headers(
     expect(page.get_by_role("button", name="Create an account")).to_be_visible()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect, found 2026-12-06: Swagger UI draws only the first handful of "
-    "operations of the 158-path document (6-7, the rest of the tags never appear; no console "
-    "error). The test passed while /api/admin/plugins was among them; the new announcements "
-    "tag now comes first. To fix in the API reference page, not here.",
-)
-def test_the_api_reference_renders_swagger_ui(admin_page: Any, screenshot: Any) -> None:
+def test_the_api_reference_renders_swagger_ui(
+    admin_page: Any, page_problems: Any, screenshot: Any
+) -> None:
+    """Every operation of the document is in the page at once, not only those near the viewport
+    (Swagger UI virtualises long lists; the page turns that off so that find-in-page finds any
+    endpoint), and a deep link opens its operation."""
     page = admin_page
+    operations = [
+        operation
+        for methods in page.request.get("/api/openapi.json").json()["paths"].values()
+        for operation in methods.values()
+    ]
+    # Swagger UI lists an operation under each of its tags, with the id tag + operationId.
+    expected_ids = {
+        f"operations-{tag}-{op['operationId']}" for op in operations for tag in op["tags"]
+    }
+    tags = {tag for op in operations for tag in op["tags"]}
     page.goto("/api/docs")
+    blocks = page.locator(".swagger-ui .opblock")
+    # The ~400 KB document is parsed and drawn in one go: a busy machine takes a while.
+    expect(blocks).to_have_count(len(expected_ids), timeout=30_000)
+    assert set(blocks.evaluate_all("blocks => blocks.map(block => block.id)")) == expected_ids
+    expect(page.locator(".swagger-ui .opblock-tag-section")).to_have_count(len(tags))
+    expect(page.locator(".swagger-ui .operations-virtual")).to_have_count(0)
     expect(page.locator(".swagger-ui .info .title")).to_contain_text("MultinotesAI API")
-    expect(page.locator(".swagger-ui .opblock").first).to_be_visible()
     expect(page.get_by_text("/api/admin/plugins", exact=True).first).to_be_visible()
-    screenshot(page, "api-docs")
+    # Every operation is drawn (see above): the page is hundreds of screens tall, and a
+    # full-page picture of it took over 10 s at load 15 in the full run.
+    screenshot(page, "api-docs", full_page=False)
+
+    # Swagger UI logs this console error for any deep link with "_" in it (it once stood for a
+    # space), though the link works; our operationIds are route names like api_admin_pricing.
+    page_problems.allow(r"Deprecated: escaping deep link whitespace")
+    page.goto("/")
+    page.goto("/api/docs#/admin/api_admin_pricing")
+    pricing = page.locator("#operations-admin-api_admin_pricing")
+    expect(pricing).to_have_class(re.compile(r"\bis-open\b"), timeout=30_000)
+    expect(pricing).to_be_in_viewport(timeout=15_000)  # it scrolls once drawn: slow under load
 
 
 def no_horizontal_scroll(page: Any) -> None:

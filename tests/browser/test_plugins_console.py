@@ -84,6 +84,46 @@ def test_disabling_a_provider_swaps_its_row_and_removes_its_models(
     expect(page.get_by_role("rowheader", name="Echo Demo")).to_be_visible()
 
 
+HOLD_PAGE_READS = """() => {
+  // Reads of this page's own address (live.js's refresh) answer only once released.
+  const real = window.fetch.bind(window);
+  let release;
+  const released = new Promise((resolve) => { release = resolve; });
+  window.releaseReads = () => release();
+  window.heldReads = 0;
+  window.fetch = (url, options) => {
+    if (String(url) !== location.href) return real(url, options);
+    window.heldReads += 1;
+    return real(url, options).then((response) => released.then(() => response));
+  };
+}"""
+
+
+def test_a_live_refresh_read_before_a_click_does_not_undo_it(
+    admin_page: Any, demo_enabled_afterwards: None
+) -> None:
+    """The console's table is read again on plugin.changed; a copy read before the admin's own
+    click lands after the click's row: it must not put the old state back."""
+    page = admin_page
+    page.goto("/admin/plugins")
+    expect(page.locator("html")).to_have_attribute("data-live", "open")
+    page.evaluate(HOLD_PAGE_READS)
+    token = page.locator('meta[name="csrf-token"]').get_attribute("content")
+    # Another tab changes a plugin: this tab reads the table again (held: the demo is enabled).
+    markdown = page.request.patch(
+        "/api/admin/plugins/markdown", data={"enabled": True}, headers={"X-CSRF-Token": token}
+    )
+    assert markdown.ok, markdown.text()
+    page.wait_for_function("window.heldReads > 0")
+    plugin_row(page, "demo").get_by_role("button", name="Disable demo").click()
+    expect(plugin_row(page, "demo").locator(".badge")).to_have_text("disabled")
+
+    page.evaluate("window.releaseReads()")
+    page.wait_for_timeout(500)
+    expect(plugin_row(page, "demo").locator(".badge")).to_have_text("disabled")
+    expect(plugin_row(page, "demo").get_by_role("button", name="Enable demo")).to_be_visible()
+
+
 def test_plugin_settings_are_validated_and_saved(
     admin_page: Any, page_problems: Any, screenshot: Any
 ) -> None:

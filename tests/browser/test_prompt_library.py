@@ -84,3 +84,35 @@ def test_the_library_pages_fit_a_phone_and_axe_finds_nothing_serious(
     expect(page.locator("h1")).to_be_visible()
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     assert serious_violations(page) == []
+
+
+def test_an_organisations_templates_carry_its_badge_and_filter_on_a_phone(
+    browsing: Any, browser: Any, server: str
+) -> None:
+    """A template in an organisation's space shows the organisation's name as a badge; "My
+    organisations'" shows only those; the cards still fit 390 px."""
+    tag = f"{time.time_ns():x}"[-6:]
+    owner = api_account(browser, server, "Orla Owner", f"orla.{tag}@example.com")
+    team = f"Acme Research {tag}"
+    org_id = owner.post(browser, server, "/api/orgs", {"name": team})
+    shared = owner.post(
+        browser, server, "/api/templates", {"title": f"Team report {tag}", "body": "Summarise."}
+    )
+    owner.post(browser, server, "/api/templates", {"title": f"Private {tag}", "body": "Mine."})
+
+    page = browsing.new_page(phone=True, storage_state=owner.storage_state)
+    moved = page.request.post(
+        f"/api/templates/{shared}/move-space",
+        headers={"X-CSRF-Token": owner.csrf},
+        data={"org_id": org_id},
+    )
+    assert moved.status == 200, moved.text()
+    page.goto("/prompts")
+    card = page.locator(f"#t-{shared}")
+    expect(card.locator(f'[data-organisation="{org_id}"]')).to_have_text(team)
+    page.get_by_label("Show").select_option("organisation")
+    page.get_by_role("button", name="Search", exact=True).click()
+    expect(page.locator(f"#t-{shared}")).to_be_visible()
+    expect(page.get_by_text(f"Private {tag}")).to_have_count(0)
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert serious_violations(page) == []

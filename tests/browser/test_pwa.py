@@ -36,18 +36,14 @@ def test_offline_a_page_shows_the_offline_page_from_the_cache(
         page.goto("/files")
         expect(page.get_by_role("heading", name="You are offline")).to_be_visible()
         # The shell's styles came from the cache: the page is laid out, not bare HTML.
-        assert page.evaluate(
-            "getComputedStyle(document.querySelector('main')).maxWidth !== 'none'"
-        )
+        assert page.evaluate("getComputedStyle(document.querySelector('main')).maxWidth !== 'none'")
     finally:
         page.context.set_offline(False)
     page.get_by_role("button", name="Try again").click()
     expect(page).to_have_url(f"{browsing.base_url}/files")
 
 
-def test_a_first_visit_to_chat_starts_with_a_short_introduction(
-    browsing: Any, admin: Any
-) -> None:
+def test_a_first_visit_to_chat_starts_with_a_short_introduction(browsing: Any, admin: Any) -> None:
     page = browsing.new_page(storage_state=admin.storage_state)
     page.goto("/chat")
     intro = page.get_by_role("region", name="Welcome to MultinotesAI")

@@ -92,3 +92,42 @@ def test_times_on_the_account_admin_and_files_pages_are_shown_the_same_way(
         stamp = page.locator(where).first
         expect(stamp).to_have_text(recent)
         assert str(datetime.now(UTC).year) in (stamp.get_attribute("title") or ""), path
+
+
+def test_no_table_on_the_account_usage_or_console_pages_is_left_in_utc(
+    browser: Any, server: str, admin: Any
+) -> None:
+    """Sessions, API keys, the ledger and the console's tables show their moments like every
+    other page (relative, the reader's zone): no cell says UTC, and no heading claims it."""
+    context = _context(browser, server, admin, "Asia/Tokyo")
+    try:
+        page = context.new_page()
+        page.goto("/account")
+        page.get_by_label("Key name").fill("times key")
+        page.get_by_role("button", name="Create key").click()
+        expect(page.locator(".key-reveal")).to_be_visible()
+        token = page.locator('meta[name="csrf-token"]').get_attribute("content") or ""
+        me = page.request.get("/api/me").json()
+        granted = page.request.post(
+            f"/api/admin/users/{me['id']}/credits",
+            data={"amount": 5, "reason": "a line in the ledger"},
+            headers={"X-CSRF-Token": token},
+        )
+        assert granted.ok, granted.text()
+        for path in [
+            "/account",
+            "/usage",
+            "/admin/users",
+            "/admin/audit",
+            f"/admin/credits?email={admin.email}",
+        ]:
+            page.goto(path)
+            tables = page.locator("main table")
+            expect(tables.first, path).to_be_visible()
+            text = " ".join(tables.all_inner_texts())
+            assert "UTC" not in text, f"{path}: {text[:500]}"
+            stamps = page.locator("main table time")
+            assert stamps.count() > 0, path
+            assert "Asia/Tokyo" in (stamps.first.get_attribute("title") or ""), path
+    finally:
+        context.close()

@@ -297,6 +297,28 @@ def test_an_answer_is_rated_with_stars_and_a_comment(chat: Any) -> None:
     assert models[ECHO]["rating"]["count"] >= 1
 
 
+def test_rating_begun_while_the_answer_streams_survives_the_re_render_when_it_ends(
+    chat: Any, paced_demo: None
+) -> None:
+    page = chat
+    choose_models(page, ECHO)
+    send(page, " ".join(f"word{n}" for n in range(12)))
+    card = answer(page, ECHO)
+    expect(card.locator('[data-field="status"]')).to_have_text("Streaming…")
+    card.evaluate("card => { card.dataset.liveCard = 'yes'; }")
+    card.locator("summary", has_text="Rate").click()
+    card.locator(".stars label").nth(1).click()
+    card.get_by_label("Comment").fill("Half-way thoughts")
+
+    # The answer ends and the thread is rendered again by the server: a new card element.
+    expect(card.locator('[data-field="status"]')).to_have_text("Complete")
+    expect(page.locator("#thread .answer[data-live-card]")).to_have_count(0)
+    expect(card.locator("details.rate")).to_have_attribute("open", "")
+    expect(card.get_by_label("2 stars")).to_be_checked()
+    expect(card.get_by_label("Comment")).to_have_value("Half-way thoughts")
+    expect(card.get_by_label("Comment")).to_be_focused()
+
+
 def test_the_image_tool_generates_an_image(chat: Any, screenshot: Any) -> None:
     page = chat
     page.goto("/chat?tool=image")

@@ -1,10 +1,12 @@
 """Backups: deploy/backup.sh writes one archive encrypted to the operator's age key (database,
-data folder with the uploads, manifest), copies it off-site, prunes old ones and reports a
-failure; deploy/restore-drill.sh restores the newest into a scratch MariaDB database and
-folder and checks rows, every file, a login and a search. Against MariaDB and Redis."""
+data folder with the uploads, every stored file when they live in S3, manifest), copies it
+off-site, prunes old ones and reports a failure; deploy/restore-drill.sh restores the newest
+into a scratch MariaDB database and folder and checks rows, every file, a login and a search.
+Against MariaDB and Redis."""
 
 from __future__ import annotations
 
+import base64
 import getpass
 import json
 import os
@@ -16,7 +18,7 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,17 +33,25 @@ DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 CANARY = "canary@example.com"
 
 
-def upload(client: Client, name: str, data: bytes) -> Any:
+def upload(
+    client: Client,
+    name: str,
+    data: bytes,
+    *,
+    path: str = "/api/files",
+    field: str = "file",
+    kind: str = "text/plain",
+) -> Any:
     boundary = uuid.uuid4().hex
     body = (
         (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
-            f"Content-Type: text/plain\r\n\r\n"
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{name}"'
+            f"\r\nContent-Type: {kind}\r\n\r\n"
         ).encode()
         + data
         + f"\r\n--{boundary}--\r\n".encode()
     )
-    request = urllib.request.Request(client.url + "/api/files", data=body, method="POST")
+    request = urllib.request.Request(client.url + path, data=body, method="POST")
     request.add_header("Content-Type", f"multipart/form-data; boundary={boundary}")
     request.add_header("Cookie", client.cookie)
     request.add_header("X-CSRF-Token", client.csrf)
@@ -53,6 +63,15 @@ def upload(client: Client, name: str, data: bytes) -> Any:
 @pytest.fixture
 def site(production_services, tmp_path: Path) -> dict[str, Any]:
     """A production site with a canary account, a note and an uploaded file."""
+    return make_site(production_services, tmp_path)
+
+
+def make_site(
+    production_services: dict[str, str],
+    tmp_path: Path,
+    more_settings: dict[str, str] | None = None,
+    more_content: Callable[[Client], dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     from tests.conftest import _reset_production
 
     need("mysqldump", "mariadb-client")
@@ -71,6 +90,7 @@ def site(production_services, tmp_path: Path) -> dict[str, Any]:
         "MULTINOTES_COOKIE_SECURE": "false",
         "MULTINOTES_EMAIL_VERIFICATION_REQUIRED": "false",
         "MULTINOTES_LOG_LEVEL": "WARNING",
+        **(more_settings or {}),
     }
     env_file = tmp_path / "env"
     env_file.write_text("".join(f"{k}='{v}'\n" for k, v in settings.items()))
@@ -85,6 +105,7 @@ def site(production_services, tmp_path: Path) -> dict[str, Any]:
         client.register_and_login(CANARY)
         client.call("POST", "/api/documents", {"title": "Canary", "content": f"The {word} note."})
         stored = upload(client, "canary.txt", b"canary bytes\n" * 100)
+        more = more_content(client) if more_content else {}
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -99,14 +120,26 @@ def site(production_services, tmp_path: Path) -> dict[str, Any]:
         "word": word,
         "file": stored,
         "database": production_services["database"],
+        **more,
     }
 
 
 def scratch_databases_left(name: str) -> list[str]:
     found = subprocess.run(
-        ["mysql", "-uroot", "-h", "127.0.0.1", "-P", "3306", "-N", "-e",
-         f"SHOW DATABASES LIKE '{name}'"],
-        capture_output=True, text=True, check=True,
+        [
+            "mysql",
+            "-uroot",
+            "-h",
+            "127.0.0.1",
+            "-P",
+            "3306",
+            "-N",
+            "-e",
+            f"SHOW DATABASES LIKE '{name}'",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return found.stdout.split()
 
@@ -127,6 +160,34 @@ def backup(site: dict[str, Any], **extra: str) -> subprocess.CompletedProcess[st
     (tmp / "offsite").mkdir(exist_ok=True)
     return subprocess.run(
         ["bash", str(DEPLOY / "backup.sh")], env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def restore_drill(
+    site: dict[str, Any], archive: Path, database: str, tmp: Path, **extra: str
+) -> subprocess.CompletedProcess[str]:
+    """deploy/restore-drill.sh on ``archive`` into the scratch database ``database``, checking
+    the site's canary login and search word."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "ENV_FILE": str(site["env_file"]),
+        "BACKUP": str(archive),
+        "DRILL_DB": database,
+        "DRILL_DB_URL": "mysql://root@127.0.0.1:3306/",
+        "DRILL_EMAIL": CANARY,
+        "DRILL_PASSWORD": PASSWORD,
+        "DRILL_SEARCH": site["word"],
+        "DRILL_PORT": str(free_port()),
+        "PYTHON": sys.executable,
+        "TMPDIR": str(tmp),
+        **extra,
+    }
+    return subprocess.run(
+        ["bash", str(DEPLOY / "restore-drill.sh")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
 
 
@@ -163,25 +224,8 @@ def test_backup_then_restore_drill(site, capsys):
     assert (backups / "last-success").exists()
 
     started = time.monotonic()
-    drill = subprocess.run(
-        ["bash", str(DEPLOY / "restore-drill.sh")],
-        env={
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "ENV_FILE": str(site["env_file"]),
-            "BACKUP": str(archive),
-            "AGE_IDENTITY": str(site["key"]),
-            "DRILL_DB": f"{site['database']}_drill",
-            "DRILL_DB_URL": "mysql://root@127.0.0.1:3306/",
-            "DRILL_EMAIL": CANARY,
-            "DRILL_PASSWORD": PASSWORD,
-            "DRILL_SEARCH": site["word"],
-            "DRILL_PORT": str(free_port()),
-            "PYTHON": sys.executable,
-            "TMPDIR": str(tmp),
-        },
-        capture_output=True,
-        text=True,
-        timeout=180,
+    drill = restore_drill(
+        site, archive, f"{site['database']}_drill", tmp, AGE_IDENTITY=str(site["key"])
     )
     drill_seconds = time.monotonic() - started
     out = drill.stdout
@@ -206,13 +250,26 @@ def test_a_backup_encrypted_to_a_gpg_key_restores(site):
     home = tmp / "gnupg"
     home.mkdir(mode=0o700)
     subprocess.run(
-        ["gpg", "--batch", "--passphrase", "", "--quick-gen-key",
-         "backups@example.com", "default", "default", "never"],
+        [
+            "gpg",
+            "--batch",
+            "--passphrase",
+            "",
+            "--quick-gen-key",
+            "backups@example.com",
+            "default",
+            "default",
+            "never",
+        ],
         env={"GNUPGHOME": str(home), "PATH": os.environ.get("PATH", "/usr/bin:/bin")},
-        check=True, capture_output=True, timeout=120,
+        check=True,
+        capture_output=True,
+        timeout=120,
     )
     result = backup(
-        site, BACKUP_AGE_RECIPIENT="", BACKUP_GPG_RECIPIENT="backups@example.com",
+        site,
+        BACKUP_AGE_RECIPIENT="",
+        BACKUP_GPG_RECIPIENT="backups@example.com",
         GNUPGHOME=str(home),
     )
     assert result.returncode == 0, result.stdout + result.stderr
@@ -221,26 +278,7 @@ def test_a_backup_encrypted_to_a_gpg_key_restores(site):
     assert b"CREATE TABLE" not in raw and b"canary bytes" not in raw
     assert (tmp / "offsite" / archive.name).read_bytes() == raw
 
-    drill = subprocess.run(
-        ["bash", str(DEPLOY / "restore-drill.sh")],
-        env={
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "GNUPGHOME": str(home),
-            "ENV_FILE": str(site["env_file"]),
-            "BACKUP": str(archive),
-            "DRILL_DB": f"{site['database']}_gpgdrill",
-            "DRILL_DB_URL": "mysql://root@127.0.0.1:3306/",
-            "DRILL_EMAIL": CANARY,
-            "DRILL_PASSWORD": PASSWORD,
-            "DRILL_SEARCH": site["word"],
-            "DRILL_PORT": str(free_port()),
-            "PYTHON": sys.executable,
-            "TMPDIR": str(tmp),
-        },
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    drill = restore_drill(site, archive, f"{site['database']}_gpgdrill", tmp, GNUPGHOME=str(home))
     assert drill.returncode == 0, drill.stdout + drill.stderr
     assert "[FAIL]" not in drill.stdout
     assert "[PASS] files: 1 of 1 readable and intact" in drill.stdout
@@ -295,7 +333,8 @@ def ssh_host(tmp_path: Path) -> Iterator[Path]:
     Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege separation directory
     server = subprocess.Popen(
         [sshd, "-D", "-e", "-f", str(keys / "sshd_config")],
-        stdout=subprocess.DEVNULL, stderr=open(keys / "sshd.log", "wb"),  # noqa: SIM115
+        stdout=subprocess.DEVNULL,
+        stderr=open(keys / "sshd.log", "wb"),  # noqa: SIM115
     )
     try:
         deadline = time.monotonic() + 20
@@ -315,9 +354,7 @@ def ssh_host(tmp_path: Path) -> Iterator[Path]:
 def test_the_off_site_copy_can_go_to_another_host_over_ssh(site, ssh_host):
     remote = site["tmp"] / "remote-host-folder"
     remote.mkdir()
-    result = backup(
-        site, BACKUP_OFFSITE=f"backup-host:{remote}", RSYNC_RSH=f"ssh -F {ssh_host}"
-    )
+    result = backup(site, BACKUP_OFFSITE=f"backup-host:{remote}", RSYNC_RSH=f"ssh -F {ssh_host}")
     assert result.returncode == 0, result.stdout + result.stderr
     (archive,) = (site["tmp"] / "backups").glob("multinotes-*.tar.age")
     assert (remote / archive.name).read_bytes() == archive.read_bytes()
@@ -354,3 +391,79 @@ def test_the_off_site_copy_can_go_to_an_s3_bucket(site, fake_s3):
     # The refused run kept its archive locally (only the copy failed); this run's is the newest.
     archive = max((site["tmp"] / "backups").glob("multinotes-*.tar.age"))
     assert fake.objects[f"nightly/{archive.name}"] == archive.read_bytes()
+
+
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg=="
+)
+
+
+def an_avatar_and_a_generated_image(client: Client) -> dict[str, Any]:
+    """The canary (the first account: the admin) sets an avatar and has the demo provider paint
+    an image: two more kinds of stored file beside the upload."""
+    client.call("PATCH", "/api/admin/plugins/demo", {"enabled": True})
+    avatar = upload(client, "me.png", PNG, path="/api/me/avatar", field="avatar", kind="image/png")
+    with client.open_stream("teal", model="demo/swatch") as stream:
+        events = stream.read().decode()
+    assert "event: media" in events, events[-500:]
+    return {"avatar_url": avatar["avatar_url"]}
+
+
+def test_files_kept_in_s3_are_in_the_backup_and_restore(production_services, tmp_path, fake_s3):
+    """With S3 storage every stored file (the upload, the avatar, the generated image) lives in
+    the bucket, not in the data folder: backup.sh copies each into the archive's objects part,
+    and the restore drill brings them back into a scratch folder and finds them all."""
+    fake, url = fake_s3
+    site = make_site(
+        production_services,
+        tmp_path,
+        {
+            "MULTINOTES_STORAGE_BACKEND": "s3",
+            "MULTINOTES_S3_ENDPOINT_URL": url,
+            "MULTINOTES_S3_BUCKET": fake.bucket,
+            "MULTINOTES_S3_REGION": fake.region,
+            "MULTINOTES_S3_ACCESS_KEY": fake.access_key,
+            "MULTINOTES_S3_SECRET_KEY": fake.secret_key,
+            # the fake bucket is on loopback, which production refuses unless allowed
+            "MULTINOTES_OUTGOING_ALLOW": "127.0.0.1/32",
+        },
+        an_avatar_and_a_generated_image,
+    )
+    stored = dict(fake.objects)
+    # the uploads (<user id>/<file id>: the canary's, and the image also kept among the files),
+    # the avatar and the image as the answer's media
+    kinds = [key.split("/")[0] for key in stored]
+    assert kinds.count("avatars") == 1 and kinds.count("media") == 1, sorted(stored)
+    uploads = len(stored) - 2
+    assert uploads >= 1, sorted(stored)
+    local = [p for p in (tmp_path / "data").rglob("*") if p.is_file() and p.suffix == ".png"]
+    assert not local, local  # nothing stored on this machine's disk
+
+    result = backup(site)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (archive,) = (tmp_path / "backups").glob("multinotes-*.tar.age")
+    opened = tmp_path / "opened"
+    opened.mkdir()
+    decrypted = subprocess.run(
+        ["age", "-d", "-i", str(site["key"]), str(archive)], capture_output=True, check=True
+    )
+    subprocess.run(["tar", "-C", str(opened), "-xf", "-"], input=decrypted.stdout, check=True)
+    (folder,) = opened.glob("multinotes-*")
+    subprocess.run(["tar", "-C", str(folder), "-xzf", str(folder / "objects.tar.gz")], check=True)
+    copied = {
+        str(p.relative_to(folder / "objects")): p.read_bytes()
+        for p in (folder / "objects").rglob("*")
+        if p.is_file()
+    }
+    assert copied == stored
+
+    drill = restore_drill(
+        site, archive, f"{site['database']}_s3drill", tmp_path, AGE_IDENTITY=str(site["key"])
+    )
+    out = drill.stdout
+    assert drill.returncode == 0, out + drill.stderr
+    assert "[FAIL]" not in out
+    assert f"[PASS] files: {uploads} of {uploads} readable and intact" in out
+    assert "[PASS] stored objects (media, avatars, exports): 2 of 2 present" in out
+    assert f"[PASS] login as {CANARY}" in out
+    assert not scratch_databases_left(f"{site['database']}_s3drill")

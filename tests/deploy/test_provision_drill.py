@@ -1,5 +1,6 @@
 """deploy/drills/provision-drill.sh: provision.sh on a clean Debian 12 booted with systemd as
-PID 1 (systemd-nspawn), then the operator's and a first user's checks through nginx.
+PID 1 (systemd-nspawn), then the operator's and a first user's checks through nginx, and what
+the host hardening left (firewall and login jail also tried from outside the container).
 
 It takes 10-20 minutes here (631 s on a quiet machine, 1,206 s on a busy one; debootstrap adds
 2-5 minutes while its tarball is not cached; most of it is apt, pip and Python starting), so it
@@ -65,7 +66,15 @@ def test_provision_on_a_clean_debian_12_under_systemd():
         "PASS GET /healthz through nginx (HTTPS)",
         "PASS register the first account",
         "PASS restart returned",
+        "PASS every web process",
         "PASS multinotes-web@8080.service exposure",
+        "PASS ufw allows only 22/tcp 443/tcp 80/tcp",
+        "PASS fail2ban jails: multinotes-login, sshd",
+        "PASS Redis refuses a client without the password",
+        "PASS MariaDB user multinotes: its own database only",
+        "PASS from the host: MariaDB, Redis and the web processes are unreachable",
+        "PASS 10 refused logins from the host",
+        "PASS unbanned",
         "PASS multinotes-backup.service ran under systemd",
         "PASS docs block deploy/README.md",
     ):

@@ -1,6 +1,7 @@
 """Chat attachments are stored bytes like any upload: they count against the owner's storage
 quota, and a prompt whose attachments do not fit is refused (413 quota_exceeded, the upload
-error) before anything is kept: no message, no media on disk, no credits held."""
+error) before anything is kept: no message, no media on disk, no credits held. What an image or
+speech model makes is kept too, so a full quota refuses such a request the same way."""
 
 from __future__ import annotations
 
@@ -89,3 +90,44 @@ async def test_attachments_use_up_the_room_that_uploads_share(
     upload = await user.post("/api/files", data=form)
     assert upload.status == 413, await upload.text()
     assert (await upload.json())["error"]["code"] == "quota_exceeded"
+
+
+async def test_a_full_quota_refuses_an_image_model_before_anything_is_held_or_kept(
+    user: ApiClient, settings: Settings
+) -> None:
+    form = aiohttp.FormData()
+    form.add_field("file", b"x" * (300 * KIB), filename="full.txt", content_type="text/plain")
+    upload = await user.post("/api/files", data=form)
+    assert upload.status == 201, await upload.text()
+    response = await user.post("/api/conversations", {})
+    conversation = (await response.json())["id"]
+    wallet = await user.get_json("/api/wallet")
+
+    response = await user.post(
+        f"/api/conversations/{conversation}/messages",
+        {"content": "a teal swatch", "models": ["demo/swatch"]},
+    )
+    body = await response.json()
+    assert response.status == 413, body
+    assert body["error"]["code"] == "quota_exceeded"
+    assert body["error"]["fields"] == {"models": "the storage quota is full"}
+    assert await count(user, Message) == 0
+    assert await count(user, MessageMedia) == 0
+    assert media_on_disk(settings) == []
+    assert await user.get_json("/api/wallet") == wallet
+
+    # A text answer keeps no bytes: a full quota does not stop it.
+    answered = await send(user, conversation, [])
+    assert answered.status == 200, await answered.text()
+    assert [name for name, _ in parse_sse(await answered.text())][-2:] == ["done", "end"]
+
+
+async def test_the_generation_endpoints_document_the_quota_refusal(user: ApiClient) -> None:
+    paths = (await user.get_json("/api/openapi.json"))["paths"]
+    for path in (
+        "/api/conversations/{id}/messages",
+        "/api/messages",
+        "/api/messages/{id}/regenerate",
+        "/api/documents/{id}/rerun",
+    ):
+        assert "413" in paths[path]["post"]["responses"], path

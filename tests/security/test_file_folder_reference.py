@@ -74,4 +74,3 @@ async def test_moving_a_file_into_someone_elses_folder_is_refused(
     moved = await bob.patch(f"/api/files/{file_id}", {"folder_id": other})
     assert moved.status == 200 and (await moved.json())["folder_id"] == other
     await refused(await bob.patch(f"/api/files/{file_id}", {"folder_id": bobs}))
-

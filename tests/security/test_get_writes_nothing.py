@@ -4,8 +4,9 @@ changes a row is a request forgery waiting to happen.
 
 Every GET route of the router (API and pages; a new one is walked automatically) is requested
 by a logged-in admin who owns one of each kind of object, with those objects' real ids. Around
-each request the test compares every row of every table and counts the background tasks
-queued (mail goes through tasks); at the end, the mails sent. What a GET may legitimately
+each request the test compares every row of every table (the plugins' too) and the files kept
+in the data folder, and counts the background tasks queued (mail goes through tasks); at the
+end, the mails sent. What a GET may legitimately
 change is listed in ALLOWED and IGNORED_COLUMNS, each with its reason.
 """
 
@@ -16,11 +17,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from yarl import URL
 
-from multinotes.db import Base
-from multinotes.keys import DB, TASKS
+from multinotes.files import signed
+from multinotes.keys import DB, PLUGINS, SETTINGS, TASKS
+from multinotes.migrations import target_metadata
 from multinotes.models_registry import import_all_models
 from multinotes.search.tasks import embed_pending
 from multinotes.settings import Settings
@@ -78,6 +80,7 @@ QUERIES = {
     "/search/results": "?q=teal",
     "/api/palette": "?q=a",
     "/share/dialog": "?object_type=document&object_id={document}",
+    "/files/signed/{id}": "?{signed_query}",
 }
 
 
@@ -89,11 +92,30 @@ def settings(make_settings: Callable[..., Settings], mode: str, smtp_server: Fak
     return make_settings(**values)
 
 
-async def snapshot(api: ApiClient) -> dict[str, list[tuple[str, ...]]]:
+def all_tables(api: ApiClient) -> list[Table]:
+    """The core's tables and those of every loaded plugin (on their own metadata)."""
     import_all_models()
-    tables: dict[str, list[tuple[str, ...]]] = {}
+    return [t for m in target_metadata(api.app[PLUGINS].migrations()) for t in m.sorted_tables]
+
+
+#: Stored files under the data folder, compared like a table ("files on disk"): uploads,
+#: media, avatars, exports. The database files and the mail outbox (mails are counted) aside.
+NOT_STORED = ("multinotes.db", "outbox")
+
+
+def stored_files(api: ApiClient) -> list[tuple[str, ...]]:
+    root = api.app[SETTINGS].data_dir
+    return sorted(
+        (str(path.relative_to(root)), str(path.stat().st_size))
+        for path in root.rglob("*")
+        if path.is_file() and not path.relative_to(root).parts[0].startswith(NOT_STORED)
+    )
+
+
+async def snapshot(api: ApiClient) -> dict[str, list[tuple[str, ...]]]:
+    tables: dict[str, list[tuple[str, ...]]] = {"files on disk": stored_files(api)}
     async with api.app[DB].read() as session:
-        for table in Base.metadata.sorted_tables:
+        for table in all_tables(api):
             ignored = IGNORED_COLUMNS.get(table.name, {})
             columns = [c for c in table.c if c.name not in ignored]
             rows = (await session.execute(select(*columns))).all()
@@ -118,6 +140,8 @@ def values_for(route: Route, ids: dict[str, str]) -> dict[str, str]:
     values = {p: ids[kind] for p in route.params} if kind else {}
     if "n" in route.params:
         values["n"] = "1"
+    if route.path == "/files/signed/{id}":  # a signed link to A's file (public: no OBJECTS entry)
+        values["id"] = ids["file"]
     if route.path.startswith("/s/{token}"):
         values.update(
             token=ids["public_token"],
@@ -132,15 +156,14 @@ def values_for(route: Route, ids: dict[str, str]) -> dict[str, str]:
 # ~105 routes, each with a snapshot of every table before and after: ~30 s on a quiet machine,
 # over 100 s on a busy one.
 @pytest.mark.timeout(400)
-async def test_no_get_route_writes_anything(
-    admin: ApiClient, mailbox: Mailbox, mode: str
-) -> None:
+async def test_no_get_route_writes_anything(admin: ApiClient, mailbox: Mailbox, mode: str) -> None:
     owner = admin
     await owner.mark_verified()
     assert (await owner.patch("/api/admin/plugins/demo", {"enabled": True})).status == 200
     await owner.get_json("/api/admin/tools")  # the default tools are seeded on first read
     ids = await a_objects(owner)
     ids["public_token"] = await public_token(owner, "folder", ids["folder"])
+    ids["signed_query"] = URL(signed.signed_file_url(owner.app, ids["file"], 3600)).query_string
     await embed_pending(owner.app)  # the search index is up to date: nothing left to do
     await mailbox.settle(1.5)
     mails = len(mailbox.all())
@@ -155,6 +178,10 @@ async def test_no_get_route_writes_anything(
 
     queue.enqueue = counting  # type: ignore[method-assign]
 
+    # Plugins' tables are watched too (a plugin's GET route could write to them).
+    watched = {t.name for t in all_tables(owner)}
+    assert {"webhook_endpoints", "slack_links", "discord_links"} <= watched, sorted(watched)
+    assert [p for p, _ in stored_files(owner) if p.startswith("files")], "the upload is watched"
     routes = [r for r in app_routes(owner.app) if r.method == "GET"]
     assert len(routes) > 90  # the walk reaches the whole app, pages included
     paths = {r.path for r in routes}
@@ -191,7 +218,13 @@ async def test_no_get_route_writes_anything(
     assert exceptions_used == set(ALLOWED)
 
     # The ids were real: the walk reached the objects, not only 404s.
-    reached = ("/api/documents/{id}", "/notes/{id}", "/api/files/{id}/content", "/s/{token}")
+    reached = (
+        "/api/documents/{id}",
+        "/notes/{id}",
+        "/api/files/{id}/content",
+        "/s/{token}",
+        "/files/signed/{id}",
+    )
     for path in (*reached, "/share/dialog", "/notifications/{id}/open"):
         assert statuses[path] in (200, 303), (path, statuses[path])
     await mailbox.settle()

@@ -1,7 +1,8 @@
-"""Sharing is not a mail relay. Sharing with an address that has no account mails a stranger,
-so an account may send only so many invitations a day (fewer while its own address is not
-verified); subjects carry no text the sharer chose, and the sharer's name and the title lose
-their links in the body; every invitation is in the audit log for abuse review."""
+"""Sharing is not a mail relay. Sharing with an address that has no account mails a stranger, so an
+account may send only so many invitations a day (fewer while it is on the free trial, having
+never bought credits, and fewer still while its own address is not verified); subjects carry no
+text the sharer chose, and the sharer's name and the title lose their links in the body; every
+invitation is in the audit log for abuse review."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from multinotes.audit import AuditEntry
 from multinotes.keys import DB
 from multinotes.settings import Settings
 from multinotes.testing import ApiClient
+from multinotes.wallet import service as wallet
 from tests.fakes.smtp_server import FakeSMTP
 from tests.support import mail as mail_fixtures
 from tests.support import people
@@ -31,6 +33,7 @@ SPAMMY = "Win a FREE prize at http://spam.example"
 def settings(make_settings: Callable[..., Settings], mode: str, smtp_server: FakeSMTP) -> Settings:
     values: dict[str, Any] = {
         "invitations_per_day": 3,
+        "invitations_per_day_trial": 2,
         "invitations_per_day_unverified": 1,
         "email_verification_required": False,
     }
@@ -51,6 +54,21 @@ async def share(api: ApiClient, note: str, email: str) -> Any:
     )
 
 
+async def buy_credits(api: ApiClient) -> None:
+    """What a paid order leaves in the ledger (billing's tests pay through the backends)."""
+    assert api.user is not None
+    await wallet.ensure_wallet(api.app[DB], api.user["id"])
+    async with api.app[DB].transaction() as session:
+        await wallet.credit_in(
+            session,
+            api.user["id"],
+            1000,
+            kind="purchase",
+            reason="Bought",
+            reference=f"order:{api.user['id']}",
+        )
+
+
 async def invitations(api: ApiClient) -> list[AuditEntry]:
     async with api.app[DB].read() as session:
         query = select(AuditEntry).where(AuditEntry.action == "share.invitation")
@@ -62,6 +80,7 @@ async def test_a_verified_account_invites_a_limited_number_a_day(
 ) -> None:
     await api.register_and_login("ann@example.com", name="Ann Owner")
     await api.mark_verified()
+    await buy_credits(api)
     note = await a_note(api)
     for index in range(3):
         response = await share(api, note, f"stranger{index}@example.com")
@@ -85,6 +104,28 @@ async def test_a_verified_account_invites_a_limited_number_a_day(
     assert all(e.target_type == "share" and e.ip for e in entries)
     assert all("stranger" not in str(e.details) for e in entries)  # masked, fingerprinted
     assert {e.details["object_id"] for e in entries if e.details} == {note}
+
+
+async def test_an_account_on_the_free_trial_invites_fewer_until_it_buys_credits(
+    api: ApiClient, mailbox: Mailbox
+) -> None:
+    await api.register_and_login("trial@example.com", name="Trial User")
+    await api.mark_verified()
+    note = await a_note(api)
+    for index in range(2):
+        assert (await share(api, note, f"stranger{index}@example.com")).status == 201
+    refused = await share(api, note, "stranger2@example.com")
+    body = await refused.json()
+    assert refused.status == 429, body
+    assert body["error"]["code"] == "invitation_limit"
+    assert "Buying credits raises the limit" in body["error"]["message"]
+    await mailbox.settle()
+    assert mailbox.to("stranger2@example.com") == []
+
+    await buy_credits(api)
+    assert (await share(api, note, "stranger2@example.com")).status == 201
+    assert (await share(api, note, "stranger3@example.com")).status == 429
+    assert len(await invitations(api)) == 3
 
 
 async def test_an_unverified_account_invites_fewer(api: ApiClient, mailbox: Mailbox) -> None:

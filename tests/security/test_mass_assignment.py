@@ -31,6 +31,11 @@ EXTRAS: dict[str, Any] = {
 OTHER_MEANINGS: dict[str, dict[str, str]] = {
     "POST /api/shares": {"role": "the access a share grants on your own object: viewer or editor"},
     "PATCH /api/shares/{id}": {"role": "the access one of your shares grants: viewer or editor"},
+    # An organisation's roles are its owner's and admins' to give (checked by
+    # multinotes.sharing.access.organisation); none of them is the instance's admin role.
+    "PATCH /api/orgs/{id}/members/{user_id}": {"role": "a member's role in your organisation"},
+    "POST /api/orgs/{id}/invitations": {"role": "the organisation role an invitation offers"},
+    "POST /api/orgs/{id}/transfer": {"user_id": "the member who is to own your organisation"},
 }
 
 

@@ -19,12 +19,8 @@ import hashlib
 import json
 from collections.abc import Mapping
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urljoin
-
-import razorpay
-from razorpay.errors import SignatureVerificationError
-from razorpay.utility import Utility
 
 from multinotes.plugin import (
     BillingBackend,
@@ -37,6 +33,9 @@ from multinotes.plugin import (
 from multinotes.plugins.billing.razorpay import client as sdk
 from multinotes.plugins.billing.razorpay.events import translate
 from multinotes.plugins.billing.razorpay.settings import secret
+
+if TYPE_CHECKING:  # the SDK is imported where used, on first use (a few MB idle)
+    import razorpay
 
 #: Razorpay's period for core's interval, and how many cycles a subscription runs (Razorpay
 #: needs an end; ten years, after which the buyer subscribes again).
@@ -148,6 +147,9 @@ class RazorpayBackend(BillingBackend):
             "razorpay_signature": signature,
             "razorpay_subscription_id" if subscription else "razorpay_order_id": reference,
         }
+        from razorpay.errors import SignatureVerificationError
+        from razorpay.utility import Utility
+
         verifier = Utility(SimpleNamespace(auth=("", key_secret)))  # reads the secret only
         try:
             if subscription:
@@ -203,6 +205,9 @@ class RazorpayBackend(BillingBackend):
     async def parse_webhook(
         self, *, body: bytes, headers: Mapping[str, str], config: Any
     ) -> BillingEvent:
+        from razorpay.errors import SignatureVerificationError
+        from razorpay.utility import Utility
+
         webhook_secret = secret(config, "webhook_secret")
         if not webhook_secret:
             raise WebhookRejected("no webhook_secret is configured")

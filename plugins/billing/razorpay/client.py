@@ -11,19 +11,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any, TypeVar
-
-import razorpay
-import requests
-from razorpay.errors import BadRequestError, GatewayError, ServerError
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from multinotes.plugin import NeedsKey, ProviderBadResponse, ProviderUnavailable, outgoing
 from multinotes.plugins.billing.razorpay.settings import DEFAULT_API_BASE, secret
+
+if TYPE_CHECKING:  # the SDK is imported where used, on first use (a few MB idle)
+    import razorpay
 
 T = TypeVar("T")
 
 
 def build(config: Any) -> razorpay.Client:
+    import razorpay
+
     key_id = getattr(config, "key_id", None)
     key_secret = secret(config, "key_secret")
     if not key_id or not key_secret:
@@ -41,6 +42,9 @@ def build(config: Any) -> razorpay.Client:
 async def call(config: Any, what: str, action: Callable[[razorpay.Client], T]) -> T:
     """``action(client)`` in a thread, with the SDK's errors translated; ``what`` names the
     request in messages ("the order", "the refund")."""
+    import requests
+    from razorpay.errors import BadRequestError, GatewayError, ServerError
+
     client = build(config)
 
     def run() -> T:

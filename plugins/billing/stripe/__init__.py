@@ -17,9 +17,8 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import stripe
 from pydantic import BaseModel, Field, SecretStr
 
 from multinotes.plugin import (
@@ -36,6 +35,9 @@ from multinotes.plugin import (
     hookimpl,
     outgoing,
 )
+
+if TYPE_CHECKING:  # the SDK itself is imported where used, on first use (a few MB idle)
+    import stripe
 
 __version__ = "1.0.0"
 
@@ -178,6 +180,8 @@ class StripeBackend(BillingBackend):
     name = "Stripe"
 
     def _client(self, config: Any) -> tuple[stripe.StripeClient, stripe.AIOHTTPClient]:
+        import stripe
+
         key = _secret(config, "secret_key")
         if not key:
             raise NeedsKey("Stripe is not configured: set its secret key in the Plugins console.")
@@ -230,6 +234,8 @@ class StripeBackend(BillingBackend):
         else:
             price["recurring"] = {"interval": interval}
             params["subscription_data"] = {"metadata": metadata}
+        import stripe
+
         client, http = self._client(config)
         try:
             session = await client.v1.checkout.sessions.create_async(
@@ -249,6 +255,8 @@ class StripeBackend(BillingBackend):
         return Checkout(url=session.url, reference=session.id)
 
     async def _call(self, config: Any, what: str, call: Any) -> Any:
+        import stripe
+
         client, http = self._client(config)
         try:
             return await call(client)
@@ -323,6 +331,8 @@ class StripeBackend(BillingBackend):
         config: Any,
     ) -> str:
         async def charge(client: stripe.StripeClient) -> str:
+            import stripe
+
             method = await _saved_method(client, customer_reference)
             if method is None:
                 raise PaymentDeclined("No saved card on this account.", code="no_payment_method")
@@ -355,6 +365,8 @@ class StripeBackend(BillingBackend):
     async def parse_webhook(
         self, *, body: bytes, headers: Mapping[str, str], config: Any
     ) -> BillingEvent:
+        import stripe
+
         secret = _secret(config, "webhook_secret")
         if not secret:
             raise WebhookRejected("no webhook_secret is configured")

@@ -1,5 +1,7 @@
 """Google Docs: a note becomes a Google Doc in the user's Drive (in a folder they choose), and
-exporting it again updates that document.
+exporting it again updates that document. So do a conversation (its branch), a prompt with its
+answers and an answer; a folder becomes a Drive folder named after it holding one document per
+note (a Drive folder per subfolder), the same ones updated when it is exported again.
 
 Users connect Google through OAuth 2.0 for web apps with PKCE and offline access (a refresh
 token), asking for the ``drive.file`` scope only: the app sees the files it made, nothing else
@@ -177,10 +179,11 @@ class Drive:
         *,
         params: dict[str, str] | None = None,
         body: tuple[dict[str, Any], str] | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         for attempt in range(MAX_ATTEMPTS):
             try:
-                return await self._once(method, path, params, body)
+                return await self._once(method, path, params, body, metadata)
             except DriveError as exc:
                 if exc.status == 401:
                     raise ConnectionRejected() from exc
@@ -207,8 +210,14 @@ class Drive:
         path: str,
         params: dict[str, str] | None,
         body: tuple[dict[str, Any], str] | None,
+        metadata: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        data: aiohttp.MultipartWriter | None = None
+        """One call: ``body`` is an upload (metadata, then the HTML), ``metadata`` alone JSON."""
+        data: aiohttp.MultipartWriter | bytes | None = None
+        headers = {"Authorization": f"Bearer {self.token}"}
+        if metadata is not None:
+            data = json.dumps(metadata).encode()
+            headers["Content-Type"] = "application/json; charset=UTF-8"
         if body is not None:
             metadata, page = body
             data = aiohttp.MultipartWriter("related")
@@ -221,7 +230,7 @@ class Drive:
                 f"{self.base}{path}",
                 params=params,
                 data=data,
-                headers={"Authorization": f"Bearer {self.token}"},
+                headers=headers,
                 **outgoing.AIOHTTP_REQUEST_ARGS,
             ) as response,
         ):
@@ -325,7 +334,7 @@ class GoogleDocsExporter(Exporter):
             if made is None:
                 metadata: dict[str, Any] = {"name": document.title, "mimeType": DOC}
                 picked = (connection.data.get("destination") or {}).get("id")
-                folder = chosen.folder_id or picked
+                folder = connection.parent_id or chosen.folder_id or picked
                 if folder:
                     metadata["parents"] = [folder]
                 made = await drive.request(
@@ -343,6 +352,59 @@ class GoogleDocsExporter(Exporter):
         if not file_id:
             raise ProviderBadResponse("Google Drive did not say which document it made.")
         return ExportLink(url=url, remote_id=file_id)
+
+    async def container(
+        self,
+        title: str,
+        link: str | None,
+        options: ExportOptions,
+        *,
+        connection: Connection,
+    ) -> ExportLink:
+        """A folder's Drive folder (its notes' documents go in it, its subfolders' folders
+        too): made once, in the folder above or the chosen one, renamed when exported again."""
+        chosen = options if isinstance(options, GoogleDocsOptions) else GoogleDocsOptions()
+        drive = Drive(_settings(connection.config), connection.access_token)
+        fields = {"fields": "id,name,webViewLink,trashed"}
+        name = title or "Untitled folder"
+        try:
+            made = None
+            if connection.remote_id:
+                try:
+                    made = await drive.request(
+                        "PATCH",
+                        f"/drive/v3/files/{connection.remote_id}",
+                        params=fields,
+                        metadata={"name": name},
+                    )
+                except DriveError as exc:
+                    if exc.status != 404:  # deleted since: make a new one
+                        raise
+                if made is not None and made.get("trashed"):
+                    made = None
+            if made is None:
+                metadata: dict[str, Any] = {"name": name, "mimeType": FOLDER}
+                if link:
+                    metadata["description"] = f"Notes of this folder in MultinotesAI: {link}"
+                picked = (connection.data.get("destination") or {}).get("id")
+                parent = connection.parent_id or chosen.folder_id or picked
+                if parent:
+                    metadata["parents"] = [parent]
+                made = await drive.request(
+                    "POST", "/drive/v3/files", params=fields, metadata=metadata
+                )
+        except DriveError as exc:
+            if exc.status == 404 and chosen.folder_id:
+                raise Invalid(
+                    "Google Drive has no such folder that this app may use.",
+                    fields={"folder_id": "not found"},
+                ) from exc
+            raise ProviderBadResponse(f"Google Drive refused the folder: {exc.message}") from exc
+        folder_id = str(made.get("id") or "")
+        if not folder_id:
+            raise ProviderBadResponse("Google Drive did not say which folder it made.")
+        url = str(made.get("webViewLink") or f"https://drive.google.com/drive/folders/{folder_id}")
+        return ExportLink(url=url, remote_id=folder_id)
 
 
 @hookimpl
@@ -362,6 +424,7 @@ def register_exporters(register: ExporterRegistrar) -> None:
 
 @hookimpl
 def register_actions(register: ActionRegistrar) -> None:
-    """Export → Google Docs on a note (connecting Google first when needed)."""
+    """Export → Google Docs on a note, an answer, a prompt's comparison, a conversation and a
+    folder (connecting Google first when needed)."""
     for action in export_actions(GoogleDocsExporter()):
         register(action)

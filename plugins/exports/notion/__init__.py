@@ -1,5 +1,8 @@
 """Notion: a note becomes a Notion page in the user's workspace (native blocks and a provenance
-callout), and exporting it again updates that page.
+callout), and exporting it again updates that page. So do a conversation (its branch: prompts and
+answers under the models' names), a prompt with its answers and an answer; a folder becomes a
+page named after it holding one page per note (a page per subfolder in between), the same pages
+updated when it is exported again.
 
 Users connect their workspace through Notion's public-integration OAuth (authorize at
 ``<api_base>/v1/oauth/authorize`` with ``owner=user``; the code is exchanged at
@@ -246,6 +249,27 @@ class NotionExporter(Exporter):
         finally:
             await http.aclose()
 
+    async def container(
+        self,
+        title: str,
+        link: str | None,
+        options: ExportOptions,
+        *,
+        connection: Connection,
+    ) -> ExportLink:
+        """A folder's page: its notes' pages go under it (and its subfolders' pages)."""
+        chosen = options if isinstance(options, NotionOptions) else NotionOptions()
+        http = outgoing.guard_httpx_client(httpx.AsyncClient(**outgoing.HTTPX_CLIENT_ARGS))
+        try:
+            try:
+                return await Page(notion_client(connection, http)).folder(
+                    title, link, chosen, connection
+                )
+            except HTTPResponseError as exc:
+                raise _refused(exc) from exc
+        finally:
+            await http.aclose()
+
 
 class Page:
     """Writing one note's page: create it, or update the one made before."""
@@ -263,8 +287,7 @@ class Page:
         title = notion_blocks.title_text(document.title)
         page: dict[str, Any] | None = await self.existing(connection.remote_id)
         if page is None:
-            picked = (connection.data.get("destination") or {}).get("id")
-            parent = options.parent_page_id or picked or await self.default_parent()
+            parent = await self.parent(options, connection)
             page = await call(
                 lambda: self.client.pages.create(
                     parent={"type": "page_id", "page_id": parent},
@@ -282,6 +305,41 @@ class Page:
             rest = content
         assert page is not None
         await self.append(page["id"], rest)
+        return ExportLink(url=str(page["url"]), remote_id=str(page["id"]))
+
+    async def parent(self, options: NotionOptions, connection: Connection) -> str:
+        """Where a new page goes: its folder's page (a folder's export), else the page asked
+        for, else the one picked on /account, else the first page shared with the integration."""
+        picked = (connection.data.get("destination") or {}).get("id")
+        return str(
+            connection.parent_id or options.parent_page_id or picked or await self.default_parent()
+        )
+
+    async def folder(
+        self, title: str, link: str | None, options: NotionOptions, connection: Connection
+    ) -> ExportLink:
+        """The page holding a folder's note pages: made once (a line linking back to the
+        folder), renamed when exported again. Its blocks are left alone: in Notion the note
+        pages under it are among them."""
+        name = notion_blocks.title_text(title or "Untitled folder")
+        page: dict[str, Any] | None = await self.existing(connection.remote_id)
+        if page is None:
+            parent = await self.parent(options, connection)
+            intro = notion_blocks.folder_intro(title, link)
+            page = await call(
+                lambda: self.client.pages.create(
+                    parent={"type": "page_id", "page_id": parent},
+                    icon={"type": "emoji", "emoji": "📁"},
+                    properties={"title": {"title": name}},
+                    children=intro,
+                )
+            )
+        else:
+            page_id = page["id"]
+            await call(
+                lambda: self.client.pages.update(page_id, properties={"title": {"title": name}})
+            )
+        assert page is not None
         return ExportLink(url=str(page["url"]), remote_id=str(page["id"]))
 
     async def existing(self, page_id: str | None) -> dict[str, Any] | None:
@@ -363,6 +421,7 @@ def register_exporters(register: ExporterRegistrar) -> None:
 
 @hookimpl
 def register_actions(register: ActionRegistrar) -> None:
-    """Export → Notion on a note (connecting the workspace first when needed)."""
+    """Export → Notion on a note, an answer, a prompt's comparison, a conversation and a folder
+    (connecting the workspace first when needed)."""
     for action in export_actions(NotionExporter()):
         register(action)

@@ -9,8 +9,10 @@ nests children at most two levels below its blocks (deeper list items are flatte
 deepest level). The caller sends at most 100 blocks per request.
 
 Images: Notion shows an image from a public address only. An image of the user's files lives
-behind their login, so it becomes a line saying so, linking to the note in MultinotesAI; an
-image from an ``https://`` address elsewhere becomes an image block.
+behind their login, so it becomes an image block whose external URL is the signed, expiring link
+the core made for it (``ExportImage.url``); without one (a file the exporter could not read), a
+line saying the image is kept in MultinotesAI, linking to the note. An image from an
+``https://`` address elsewhere becomes an image block.
 """
 
 from __future__ import annotations
@@ -230,14 +232,16 @@ class Converter:
 
     def image(self, image: export_blocks.Image) -> list[dict[str, Any]]:
         src = image.src
-        if src.startswith("https://") and self.document.image(src) is None:
+        own = self.document.image(src)
+        url = own.url if own is not None else (src if src.startswith("https://") else None)
+        if url is not None:
             return [
                 {
                     "object": "block",
                     "type": "image",
                     "image": {
                         "type": "external",
-                        "external": {"url": src},
+                        "external": {"url": url},
                         "caption": plain(image.alt) if image.alt else [],
                     },
                 }
@@ -327,3 +331,12 @@ def page_blocks(
 
 def title_text(title: str) -> list[dict[str, Any]]:
     return plain(title or "Untitled note")[:MAX_ITEMS]
+
+
+def folder_intro(title: str, link: str | None) -> list[dict[str, Any]]:
+    """The first line of a folder's page: where its notes come from."""
+    spans = [Span("Notes of the folder "), Span(title or "Untitled folder", bold=True)]
+    spans.append(Span(" in MultinotesAI"))
+    if link and link.startswith(("https://", "http://")):
+        spans += [Span(": "), Span("open the folder", link=link)]
+    return _text_blocks("paragraph", rich_text([*spans, Span(".")]))

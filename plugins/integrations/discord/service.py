@@ -5,23 +5,20 @@ bot token. Every call goes through an aiohttp session behind the outgoing guard.
 
 from __future__ import annotations
 
-import json
-import secrets
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 from urllib.parse import quote, urlencode
 
 import aiohttp
 import structlog
 from pydantic import BaseModel, Field, SecretStr
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
 
 from multinotes.plugin import (
+    AccountLinks,
     Answer,
     Forbidden,
     Invalid,
@@ -29,7 +26,6 @@ from multinotes.plugin import (
     PaymentRequired,
     PluginContext,
     outgoing,
-    utcnow,
 )
 
 from .tables import Interaction, Link, LinkUse, Saved
@@ -105,120 +101,22 @@ def install_url(settings: DiscordSettings) -> str:
 
 @asynccontextmanager
 async def http_session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(
-        connector=outgoing.connector(), timeout=aiohttp.ClientTimeout(total=15)
-    ) as session:
+    async with outgoing.client_session(timeout=aiohttp.ClientTimeout(total=15)) as session:
         yield session
 
 
 # -- links ----------------------------------------------------------------------------------------
 
-
-def link_url(ctx: PluginContext, discord_user: str, name: str) -> str:
-    payload = {
-        "kind": "discord-link",
-        "exp": int(time.time()) + LINK_SECONDS,
-        "nonce": secrets.token_hex(8),
-        "discord_user_id": discord_user,
-        "discord_name": name,
-    }
-    token = ctx.encrypt(json.dumps(payload))
-    return ctx.url("/integrations/discord/link?" + urlencode({"token": token}))
-
-
-def unseal_link(ctx: PluginContext, token: str) -> dict[str, Any]:
-    try:
-        values = json.loads(ctx.decrypt(token))
-    except Exception:
-        raise Invalid("This link is not valid.", code="bad_link") from None
-    if not isinstance(values, dict) or values.get("kind") != "discord-link":
-        raise Invalid("This link is not valid.", code="bad_link")
-    if int(values.get("exp", 0)) < time.time():
-        raise Invalid(
-            "This link has expired: run /ask in Discord again for a new one.", code="link_expired"
-        )
-    return values
-
-
-async def spend_link(ctx: PluginContext, sealed: dict[str, Any]) -> None:
-    """A link links once: its nonce is recorded, and a second use is refused. Nonces older than
-    a day are forgotten (their tokens expired long before)."""
-    nonce = str(sealed.get("nonce", ""))[:32]
-    if not nonce:
-        raise Invalid("This link is not valid.", code="bad_link")
-    try:
-        async with ctx.transaction() as session:
-            await session.execute(
-                delete(LinkUse).where(LinkUse.used_at < utcnow() - timedelta(days=1))
-            )
-            session.add(LinkUse(nonce=nonce))
-    except IntegrityError:
-        raise Invalid(
-            "This link was used already: run the command again for a new one.",
-            code="link_used",
-        ) from None
-
-
-async def link_from_token(ctx: PluginContext, user_id: str, token: str) -> Link:
-    sealed = unseal_link(ctx, token)
-    await spend_link(ctx, sealed)
-    discord_user = str(sealed["discord_user_id"])
-    async with ctx.transaction() as session:
-        link = await session.scalar(select(Link).where(Link.discord_user_id == discord_user))
-        if link is not None:
-            if link.user_id != user_id:
-                raise Invalid(
-                    "This Discord user is linked to another MultinotesAI account.",
-                    code="linked_elsewhere",
-                )
-            return link
-        link = Link(
-            discord_user_id=discord_user,
-            discord_name=str(sealed.get("discord_name", ""))[:200],
-            user_id=user_id,
-        )
-        session.add(link)
-    return link
-
-
-async def link_for(ctx: PluginContext, discord_user: str) -> Link | None:
-    async with ctx.read() as session:
-        return await session.scalar(select(Link).where(Link.discord_user_id == discord_user))
-
-
-async def links_of(ctx: PluginContext, user_id: str) -> list[Link]:
-    async with ctx.read() as session:
-        return list(
-            await session.scalars(
-                select(Link).where(Link.user_id == user_id).order_by(Link.created_at, Link.id)
-            )
-        )
-
-
-async def unlink(ctx: PluginContext, user_id: str, link_id: str) -> None:
-    async with ctx.transaction() as session:
-        gone = await session.execute(
-            delete(Link).where(Link.id == link_id, Link.user_id == user_id)
-        )
-        if not gone.rowcount:  # type: ignore[attr-defined]
-            raise NotFound("No such Discord link.")
-
-
-async def set_default_model(
-    ctx: PluginContext, user_id: str, link_id: str, model: str | None
-) -> None:
-    if model and model not in await ctx.models():
-        raise Invalid(
-            f"No model {model!r} is available.", fields={"model": "unknown or unavailable model"}
-        )
-    async with ctx.transaction() as session:
-        changed = await session.execute(
-            update(Link)
-            .where(Link.id == link_id, Link.user_id == user_id)
-            .values(default_model=model or None)
-        )
-        if not changed.rowcount:  # type: ignore[attr-defined]
-            raise NotFound("No such Discord link.")
+#: A Discord user links their account once, through a link ``/ask`` sends them.
+LINKS = AccountLinks(
+    table=Link,
+    uses=LinkUse,
+    identity=("discord_user_id",),
+    path="/integrations/discord/link",
+    service="Discord",
+    again="run /ask in Discord again",
+    seconds=LINK_SECONDS,
+)
 
 
 # -- /ask ------------------------------------------------------------------------------------------

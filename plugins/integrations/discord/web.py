@@ -91,9 +91,9 @@ async def _ask(
     name: str,
     options: dict[str, str],
 ) -> web.Response:
-    link = await service.link_for(ctx, discord_user)
+    link = await service.LINKS.find(ctx, discord_user_id=discord_user)
     if link is None:
-        url = service.link_url(ctx, discord_user, name)
+        url = service.LINKS.url(ctx, discord_user_id=discord_user, discord_name=name)
         return private(
             f"Link your Discord account to MultinotesAI first: {url} (open it while signed in; "
             "it works for 15 minutes). Then run /ask again."
@@ -129,7 +129,7 @@ async def _component(
 ) -> web.Response:
     if not custom_id.startswith(SAVE_PREFIX):
         return private("This button is not one this app made.")
-    link = await service.link_for(ctx, discord_user)
+    link = await service.LINKS.find(ctx, discord_user_id=discord_user)
     if link is None:
         return private("Link your Discord account to MultinotesAI first: run /ask to get the link.")
     try:
@@ -160,42 +160,26 @@ def back(done: str) -> web.HTTPSeeOther:
 
 async def link_page(request: web.Request) -> web.StreamResponse:
     """The link a Discord user was sent: who would be linked; the button links."""
-    ctx = plugin_context(request.app, PLUGIN)
-    token = request.query.get("token", "")
-    problem, sealed = None, {}
-    try:
-        sealed = service.unseal_link(ctx, token)
-    except Invalid as exc:
-        problem = exc.message
-    response = ctx.render_page(
-        request,
-        "discord/link.html",
-        status=200 if problem is None else 400,
-        token=token,
-        problem=problem,
-        discord_name=sealed.get("discord_name", ""),
-    )
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return service.LINKS.page(plugin_context(request.app, PLUGIN), request, "discord/link.html")
 
 
 async def link(request: web.Request) -> web.StreamResponse:
     ctx = plugin_context(request.app, PLUGIN)
     form = await _form(request)
-    await service.link_from_token(ctx, ctx.caller(request).user_id, form.get("token", ""))
+    await service.LINKS.redeem(ctx, ctx.caller(request).user_id, form.get("token", ""))
     raise back("linked")
 
 
 async def unlink(request: web.Request) -> web.StreamResponse:
     ctx = plugin_context(request.app, PLUGIN)
-    await service.unlink(ctx, ctx.caller(request).user_id, request.match_info["id"])
+    await service.LINKS.unlink(ctx, ctx.caller(request).user_id, request.match_info["id"])
     raise back("unlinked")
 
 
 async def default_model(request: web.Request) -> web.StreamResponse:
     ctx = plugin_context(request.app, PLUGIN)
     form = await _form(request)
-    await service.set_default_model(
+    await service.LINKS.set_default_model(
         ctx, ctx.caller(request).user_id, request.match_info["id"], form.get("model") or None
     )
     raise back("model")
@@ -215,7 +199,7 @@ async def panel_context(request: web.Request) -> dict[str, Any]:
     return {
         "discord_configured": bool(settings.application_id and settings.public_key),
         "discord_install_url": service.install_url(settings),
-        "discord_links": await service.links_of(ctx, caller.user_id),
+        "discord_links": await service.LINKS.of(ctx, caller.user_id),
         "discord_models": await ctx.models(),
         "discord_notice": NOTICES.get(request.query.get("discord", "")),
         "discord_is_admin": caller.is_admin,

@@ -6,26 +6,20 @@ answers kept as notes. Slack's Web API is called with slack-sdk's ``AsyncWebClie
 from __future__ import annotations
 
 import hashlib
-import json
-import secrets
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import aiohttp
 import structlog
 from pydantic import BaseModel, Field, SecretStr
-from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
-from slack_sdk.webhook.async_client import AsyncWebhookClient
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from multinotes.plugin import (
+    AccountLinks,
     Answer,
     Forbidden,
     Invalid,
@@ -33,10 +27,12 @@ from multinotes.plugin import (
     PaymentRequired,
     PluginContext,
     outgoing,
-    utcnow,
 )
 
 from .tables import Command, Install, Link, LinkUse, Saved
+
+if TYPE_CHECKING:  # slack-sdk is imported where used, on first use (a few MB idle)
+    from slack_sdk.web.async_client import AsyncWebClient
 
 log = structlog.get_logger(__name__)
 
@@ -47,6 +43,7 @@ SCOPES = "commands,chat:write"
 #: How long a link sent to an unlinked Slack user, and an install's OAuth state, stay valid.
 LINK_SECONDS = 15 * 60
 STATE_SECONDS = 10 * 60
+EXPIRED = "This link has expired: run the command in Slack again for a new one."
 #: Slack's limit for the text of one section block (3000), with room for the heading.
 SECTION_TEXT = 2800
 SAVE_ACTION = "save_note"
@@ -93,51 +90,29 @@ def authorize_url(settings: SlackSettings) -> str:
     return f"{site}/oauth/v2/authorize"
 
 
-# -- signed tokens: OAuth state and account links ------------------------------------------------
-
-
-def seal(ctx: PluginContext, kind: str, seconds: int, **values: str) -> str:
-    """``values`` encrypted and authenticated under the instance's keys, valid for ``seconds``."""
-    payload = {"kind": kind, "exp": int(time.time()) + seconds, "nonce": secrets.token_hex(8)}
-    return ctx.encrypt(json.dumps({**payload, **values}))
-
-
-def unseal(ctx: PluginContext, kind: str, token: str) -> dict[str, Any]:
-    """What ``seal`` sealed, or ``Invalid`` for a token that is forged, of another kind or old."""
-    try:
-        values = json.loads(ctx.decrypt(token))
-    except Exception:
-        raise Invalid("This link is not valid.", code="bad_link") from None
-    if not isinstance(values, dict) or values.get("kind") != kind:
-        raise Invalid("This link is not valid.", code="bad_link")
-    if int(values.get("exp", 0)) < time.time():
-        raise Invalid(
-            "This link has expired: run the command in Slack again for a new one.",
-            code="link_expired",
-        )
-    return values
-
-
 # -- Slack's Web API -----------------------------------------------------------------------------
 
 
 @asynccontextmanager
 async def http_session() -> AsyncIterator[aiohttp.ClientSession]:
-    """An aiohttp session behind the outgoing guard (every connection's address checked)."""
-    async with aiohttp.ClientSession(
-        connector=outgoing.connector(), timeout=aiohttp.ClientTimeout(total=15)
-    ) as session:
+    """An aiohttp session behind the outgoing guard (every connection's address checked, no
+    redirect followed: slack-sdk's clients would follow one)."""
+    async with outgoing.client_session(timeout=aiohttp.ClientTimeout(total=15)) as session:
         yield session
 
 
 def web_client(
     settings: SlackSettings, session: aiohttp.ClientSession, token: str | None = None
 ) -> AsyncWebClient:
+    from slack_sdk.web.async_client import AsyncWebClient
+
     return AsyncWebClient(token=token, base_url=settings.api_base, session=session, timeout=15)
 
 
 async def post_response(response_url: str, message: dict[str, Any]) -> bool:
     """Post to a command's or a button's ``response_url``; whether Slack took it."""
+    from slack_sdk.webhook.async_client import AsyncWebhookClient
+
     try:
         async with http_session() as session:
             client = AsyncWebhookClient(response_url, session=session, timeout=15)
@@ -167,7 +142,7 @@ def install_redirect(ctx: PluginContext, settings: SlackSettings, user_id: str) 
             "client_id": settings.client_id,
             "scope": SCOPES,
             "redirect_uri": ctx.url("/integrations/slack/oauth"),
-            "state": seal(ctx, "slack-install", STATE_SECONDS, user_id=user_id),
+            "state": ctx.seal("install", STATE_SECONDS, user_id=user_id),
         }
     )
     return f"{authorize_url(settings)}?{query}"
@@ -178,11 +153,13 @@ async def finish_install(
 ) -> Install:
     """Trade the OAuth ``code`` for the workspace's bot token (``oauth.v2.access``) and keep it,
     encrypted; the installing Slack user is linked to the account that added the app."""
-    sealed = unseal(ctx, "slack-install", state)
+    sealed = ctx.unseal("install", state, expired=EXPIRED)
     if sealed.get("user_id") != user_id:
         raise Forbidden("This install was started by someone else.", code="bad_state")
     if not code:
         raise Invalid("Slack sent no authorization code.", fields={"code": "required"})
+    from slack_sdk.errors import SlackApiError
+
     try:
         async with http_session() as session:
             response = await web_client(settings, session).oauth_v2_access(
@@ -217,7 +194,14 @@ async def finish_install(
         install.scope = str(response.get("scope") or "")[:500]
         install.installed_by = user_id
     if authed:
-        await link_account(ctx, user_id, team["id"], install.team_name, str(authed), "")
+        await LINKS.link(
+            ctx,
+            user_id,
+            team_id=team["id"],
+            team_name=install.team_name,
+            slack_user_id=str(authed),
+            slack_name="",
+        )
     return install
 
 
@@ -247,120 +231,17 @@ async def uninstall(ctx: PluginContext, team_id: str, user_id: str, is_admin: bo
 
 # -- links between Slack users and accounts ------------------------------------------------------
 
-
-def link_url(ctx: PluginContext, team_id: str, team_name: str, slack_user: str, name: str) -> str:
-    token = seal(
-        ctx,
-        "slack-link",
-        LINK_SECONDS,
-        team_id=team_id,
-        team_name=team_name,
-        slack_user_id=slack_user,
-        slack_name=name,
-    )
-    return ctx.url("/integrations/slack/link?" + urlencode({"token": token}))
-
-
-async def link_account(
-    ctx: PluginContext, user_id: str, team_id: str, team_name: str, slack_user: str, name: str
-) -> Link:
-    """Link a Slack user to ``user_id``. A Slack user speaks for one account: linking one that
-    speaks for another account is refused (that account unlinks first)."""
-    async with ctx.transaction() as session:
-        link = await session.scalar(
-            select(Link).where(Link.team_id == team_id, Link.slack_user_id == slack_user)
-        )
-        if link is not None:
-            if link.user_id != user_id:
-                raise Invalid(
-                    "This Slack user is linked to another MultinotesAI account.",
-                    code="linked_elsewhere",
-                )
-            return link
-        link = Link(
-            team_id=team_id,
-            team_name=team_name[:200],
-            slack_user_id=slack_user,
-            slack_name=name[:200],
-            user_id=user_id,
-        )
-        session.add(link)
-    return link
-
-
-async def spend_link(ctx: PluginContext, sealed: dict[str, Any]) -> None:
-    """A link links once: its nonce is recorded, and a second use is refused. Nonces older than
-    a day are forgotten (their tokens expired long before)."""
-    nonce = str(sealed.get("nonce", ""))[:32]
-    if not nonce:
-        raise Invalid("This link is not valid.", code="bad_link")
-    try:
-        async with ctx.transaction() as session:
-            await session.execute(
-                delete(LinkUse).where(LinkUse.used_at < utcnow() - timedelta(days=1))
-            )
-            session.add(LinkUse(nonce=nonce))
-    except IntegrityError:
-        raise Invalid(
-            "This link was used already: run the command again for a new one.",
-            code="link_used",
-        ) from None
-
-
-async def link_from_token(ctx: PluginContext, user_id: str, token: str) -> Link:
-    sealed = unseal(ctx, "slack-link", token)
-    await spend_link(ctx, sealed)
-    return await link_account(
-        ctx,
-        user_id,
-        str(sealed["team_id"]),
-        str(sealed.get("team_name", "")),
-        str(sealed["slack_user_id"]),
-        str(sealed.get("slack_name", "")),
-    )
-
-
-async def links_of(ctx: PluginContext, user_id: str) -> list[Link]:
-    async with ctx.read() as session:
-        return list(
-            await session.scalars(
-                select(Link).where(Link.user_id == user_id).order_by(Link.created_at, Link.id)
-            )
-        )
-
-
-async def link_for(ctx: PluginContext, team_id: str, slack_user: str) -> Link | None:
-    async with ctx.read() as session:
-        return await session.scalar(
-            select(Link).where(Link.team_id == team_id, Link.slack_user_id == slack_user)
-        )
-
-
-async def unlink(ctx: PluginContext, user_id: str, link_id: str) -> None:
-    async with ctx.transaction() as session:
-        gone = await session.execute(
-            delete(Link).where(Link.id == link_id, Link.user_id == user_id)
-        )
-        if not gone.rowcount:  # type: ignore[attr-defined]
-            raise NotFound("No such Slack link.")
-
-
-async def set_default_model(
-    ctx: PluginContext, user_id: str, link_id: str | None, model: str | None
-) -> None:
-    """The model the user's commands ask when they name none (``None``: the app's default);
-    ``link_id=None``: every link of theirs."""
-    if model and model not in await ctx.models():
-        raise Invalid(
-            f"No model {model!r} is available.", fields={"model": "unknown or unavailable model"}
-        )
-    async with ctx.transaction() as session:
-        query = update(Link).where(Link.user_id == user_id)
-        if link_id is not None:
-            query = query.where(Link.id == link_id)
-        changed = await session.execute(query.values(default_model=model or None))
-        if link_id is not None and not changed.rowcount:  # type: ignore[attr-defined]
-            raise NotFound("No such Slack link.")
+#: A Slack user (in one workspace) links their account once, through a link a command sends them
+#: (the one who added the app is linked at once).
+LINKS = AccountLinks(
+    table=Link,
+    uses=LinkUse,
+    identity=("team_id", "slack_user_id"),
+    path="/integrations/slack/link",
+    service="Slack",
+    again="run the command in Slack again",
+    seconds=LINK_SECONDS,
+)
 
 
 # -- commands --------------------------------------------------------------------------------------

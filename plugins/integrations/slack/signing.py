@@ -7,16 +7,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 
-from slack_sdk.signature import Clock, SignatureVerifier
-
-
-class _Clock(Clock):
-    def __init__(self, now: Callable[[], float]) -> None:
-        self._now = now
-
-    def now(self) -> float:
-        return self._now()
-
 
 def verify(
     signing_secret: str,
@@ -32,12 +22,21 @@ def verify(
     signature = headers.get("X-Slack-Signature", "")
     if not timestamp.isdigit() or not signature:
         return False
-    verifier = SignatureVerifier(signing_secret, clock=_Clock(now))
+    # slack-sdk on first use: a process that never hears from Slack does not load it.
+    from slack_sdk.signature import Clock, SignatureVerifier
+
+    class _Clock(Clock):
+        def now(self) -> float:
+            return now()
+
+    verifier = SignatureVerifier(signing_secret, clock=_Clock())
     return bool(verifier.is_valid(body=body, timestamp=timestamp, signature=signature))
 
 
 def sign(signing_secret: str, timestamp: int, body: bytes) -> str:
     """The ``X-Slack-Signature`` Slack sends with ``body`` (for tests and the fake)."""
+    from slack_sdk.signature import SignatureVerifier
+
     signature = SignatureVerifier(signing_secret).generate_signature(
         timestamp=str(timestamp), body=body
     )

@@ -7,7 +7,14 @@ from datetime import datetime
 from sqlalchemy import JSON, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from multinotes.plugin import UTCDateTime, core_foreign_key, new_id, plugin_metadata, utcnow
+from multinotes.plugin import (
+    LinkUseColumns,
+    UTCDateTime,
+    core_foreign_key,
+    new_id,
+    plugin_metadata,
+    utcnow,
+)
 
 
 class Base(DeclarativeBase):
@@ -94,11 +101,7 @@ class Saved(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class LinkUse(Base):
-    """A link token that was used: each one links once (its nonce is kept for longer than a
-    token lives, then purged)."""
+class LinkUse(LinkUseColumns, Base):
+    """A link token that was used: each one links once (``AccountLinks``)."""
 
     __tablename__ = "slack_link_uses"
-
-    nonce: Mapped[str] = mapped_column(String(32), primary_key=True)
-    used_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -115,14 +115,14 @@ async def _command(
     parsed = commands.parse(form.get("text", ""))
     if parsed.kind == commands.HELP:
         return web.json_response(ephemeral(HELP))
-    link = await service.link_for(ctx, team_id, slack_user)
+    link = await service.LINKS.find(ctx, team_id=team_id, slack_user_id=slack_user)
     if link is None:
-        url = service.link_url(
+        url = service.LINKS.url(
             ctx,
-            team_id,
-            form.get("team_domain", ""),
-            slack_user,
-            form.get("user_name", ""),
+            team_id=team_id,
+            team_name=form.get("team_domain", ""),
+            slack_user_id=slack_user,
+            slack_name=form.get("user_name", ""),
         )
         return web.json_response(
             ephemeral(
@@ -133,7 +133,7 @@ async def _command(
     try:
         if parsed.kind == commands.DEFAULT:
             model = parsed.models[0] if parsed.models else None
-            await service.set_default_model(ctx, link.user_id, link.id, model)
+            await service.LINKS.set_default_model(ctx, link.user_id, link.id, model)
             return web.json_response(
                 ephemeral(
                     f"Your default model is now {escape(model)}."
@@ -184,7 +184,7 @@ async def _interaction(
     ]
     if not wanted:
         return web.Response(status=200)
-    link = await service.link_for(ctx, team_id, slack_user)
+    link = await service.LINKS.find(ctx, team_id=team_id, slack_user_id=slack_user)
     if link is None:
         reply = "Link your Slack account to MultinotesAI first: run /multinotes to get the link."
     else:
@@ -208,10 +208,14 @@ async def _shortcut(
     team = payload.get("team") or {}
     user = payload.get("user") or {}
     team_id, slack_user = str(team.get("id", "")), str(user.get("id", ""))
-    link = await service.link_for(ctx, team_id, slack_user)
+    link = await service.LINKS.find(ctx, team_id=team_id, slack_user_id=slack_user)
     if link is None:
-        url = service.link_url(
-            ctx, team_id, str(team.get("domain", "")), slack_user, str(user.get("name", ""))
+        url = service.LINKS.url(
+            ctx,
+            team_id=team_id,
+            team_name=str(team.get("domain", "")),
+            slack_user_id=slack_user,
+            slack_name=str(user.get("name", "")),
         )
         reply = f"Link your Slack account to MultinotesAI first: <{url}|link your account>."
     else:
@@ -268,43 +272,26 @@ async def oauth_callback(request: web.Request) -> web.StreamResponse:
 async def link_page(request: web.Request) -> web.StreamResponse:
     """The link a Slack user was sent: says who would be linked; the button links (a GET never
     changes anything)."""
-    ctx = plugin_context(request.app, PLUGIN)
-    token = request.query.get("token", "")
-    problem, sealed = None, {}
-    try:
-        sealed = service.unseal(ctx, "slack-link", token)
-    except Invalid as exc:
-        problem = exc.message
-    response = ctx.render_page(
-        request,
-        "slack/link.html",
-        status=200 if problem is None else 400,
-        token=token,
-        problem=problem,
-        slack_name=sealed.get("slack_name", ""),
-        team_name=sealed.get("team_name", ""),
-    )
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return service.LINKS.page(plugin_context(request.app, PLUGIN), request, "slack/link.html")
 
 
 async def link(request: web.Request) -> web.StreamResponse:
     ctx = plugin_context(request.app, PLUGIN)
     form = await _form(request)
-    await service.link_from_token(ctx, ctx.caller(request).user_id, form.get("token", ""))
+    await service.LINKS.redeem(ctx, ctx.caller(request).user_id, form.get("token", ""))
     raise back("linked")
 
 
 async def unlink(request: web.Request) -> web.StreamResponse:
     ctx = plugin_context(request.app, PLUGIN)
-    await service.unlink(ctx, ctx.caller(request).user_id, request.match_info["id"])
+    await service.LINKS.unlink(ctx, ctx.caller(request).user_id, request.match_info["id"])
     raise back("unlinked")
 
 
 async def default_model(request: web.Request) -> web.StreamResponse:
     ctx = plugin_context(request.app, PLUGIN)
     form = await _form(request)
-    await service.set_default_model(
+    await service.LINKS.set_default_model(
         ctx, ctx.caller(request).user_id, request.match_info["id"], form.get("model") or None
     )
     raise back("model")
@@ -328,7 +315,7 @@ async def panel_context(request: web.Request) -> dict[str, Any]:
         "slack_installs": await service.installs_by(
             ctx, None if caller.is_admin else caller.user_id
         ),
-        "slack_links": await service.links_of(ctx, caller.user_id),
+        "slack_links": await service.LINKS.of(ctx, caller.user_id),
         "slack_models": await ctx.models(),
         "slack_notice": NOTICES.get(request.query.get("slack", "")),
         "slack_is_admin": caller.is_admin,

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from aiohttp import web
+from sqlalchemy import case, null, select
 
 from multinotes.plugin import (
     Event,
@@ -28,6 +29,7 @@ from multinotes.plugin import (
     TaskRegistrar,
     TemplateRegistrar,
     UserDataRegistrar,
+    UserSet,
     hookimpl,
     plugin_context,
 )
@@ -43,6 +45,14 @@ class Webhooks(Integration):
     name = "Outgoing webhooks"
     #: Every event: which endpoint wants which is decided per endpoint.
     events: ClassVar[frozenset[str]] = frozenset()
+    #: Owners of an enabled endpoint; NULL (everyone) when an instance-wide one exists. The
+    #: core skips the queue and the endpoint read for everyone else's events.
+    audience: ClassVar[UserSet | None] = UserSet(
+        "webhooks.endpoints",
+        select(case((tables.Endpoint.scope == "instance", null()), else_=tables.Endpoint.user_id))
+        .where(tables.Endpoint.enabled.is_(True))
+        .distinct(),
+    )
 
     async def handle(
         self, event: Event, config: Any, *, context: PluginContext | None = None

@@ -25,6 +25,7 @@ from multinotes.plugins.providers.gemini.chat import (
     GEMINI_CAPABILITIES,
     GeminiModel,
     gemini_client,
+    warm,
 )
 from multinotes.plugins.providers.gemini.errors import api_key, map_error
 
@@ -102,13 +103,14 @@ class GeminiProvider(StaticProvider):
         models: list[Model] = [GeminiModel(info) for info in MODELS]
         super().__init__("gemini", "Google Gemini", models)
 
+    def warm(self) -> None:
+        warm()
+
     async def check(
         self, config: Any, *, key: str | None = None, base_url: str | None = None
     ) -> str:
         """Lists the models the key can see: proves the URL and the key in one call."""
-        async with gemini_client(
-            config, api_key(key), config.timeout, base_url=base_url
-        ) as client:
+        async with gemini_client(config, api_key(key), config.timeout, base_url=base_url) as client:
             try:
                 async with asyncio.timeout(config.timeout):
                     pager = await client.models.list(config={"page_size": 1000})

@@ -9,33 +9,42 @@ import hashlib
 import os
 import ssl
 from collections.abc import AsyncIterator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
 import certifi
-
-try:
-    from google import genai
-    from google.genai import types
-except ImportError as exc:  # the optional SDK of this plugin is not installed
-    raise ImportError(
-        "the Gemini plugin needs the google-genai package: pip install 'multinotes[gemini]'"
-    ) from exc
 
 from multinotes.plugin import (
     Attachment,
     ChatMessage,
     Chunk,
     ClientCache,
+    ContentFiltered,
     GenerationRequest,
     Model,
     ModelInfo,
-    ProviderError,
     ProviderUnavailable,
     Usage,
     outgoing,
 )
 from multinotes.plugins.providers.gemini.errors import api_key, map_error
+
+if TYPE_CHECKING:
+    from google import genai
+    from google.genai import types
+
+
+def warm() -> None:
+    """Import the SDK (~15 MB), which the functions below import where they call it: a process
+    where this provider is switched off never loads it, and the core calls this when the
+    provider is switched on (at startup too), so no answer pays for the import."""
+    try:
+        from google.genai import errors, types  # noqa: F401
+    except ImportError as exc:  # the optional SDK of this plugin is not installed
+        raise ImportError(
+            "the Gemini plugin needs the google-genai package: pip install 'multinotes[gemini]'"
+        ) from exc
+
 
 T = TypeVar("T")
 
@@ -63,6 +72,9 @@ def tls_context() -> ssl.SSLContext:
 def _new_client(config: Any, key: str, base_url: str, budget: float) -> genai.Client:
     # Our own aiohttp session, so its connector applies the outgoing address policy (the SDK's
     # own session would connect anywhere); the SDK leaves a supplied session open: ``_close``.
+    from google import genai
+    from google.genai import types
+
     session = aiohttp.ClientSession(
         connector=outgoing.connector(limit=0), read_bufsize=GENAI_READ_BUFFER
     )
@@ -146,6 +158,8 @@ def to_contents(
 ) -> tuple[str | None, list[types.Content]]:
     """System text (``Options.system`` first, then system messages) and the conversation.
     Attachments go before the text of their message, as Google recommends for media prompts."""
+    from google.genai import types
+
     instructions = [system] if system else []
     contents: list[types.Content] = []
     for message in messages:
@@ -164,7 +178,13 @@ def to_contents(
 def inline_part(attachment: Attachment) -> types.Part:
     """Images, audio, video and PDFs travel inline (base64 ``inline_data``), so no upload step
     and nothing left behind in the Files API."""
+    from google.genai import types
+
     return types.Part.from_bytes(data=attachment.data, mime_type=attachment.media_type)
+
+
+#: Finish reasons of an answer Gemini's safety filters cut off.
+FILTER_REASONS = frozenset({"SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "IMAGE_SAFETY"})
 
 
 def read_response(response: types.GenerateContentResponse, usage: Usage) -> tuple[str, bool]:
@@ -177,10 +197,13 @@ def read_response(response: types.GenerateContentResponse, usage: Usage) -> tupl
     feedback = response.prompt_feedback
     if feedback is not None and feedback.block_reason:
         reason = getattr(feedback.block_reason, "value", feedback.block_reason)
-        raise ProviderError(f"Gemini declined to answer this prompt ({reason}).")
+        raise ContentFiltered(f"Gemini declined to answer this prompt ({reason}).")
     if not response.candidates:
         return "", False
     candidate = response.candidates[0]
+    finish = getattr(candidate.finish_reason, "value", candidate.finish_reason)
+    if finish in FILTER_REASONS:
+        raise ContentFiltered(f"Gemini stopped this answer ({finish}).")
     parts = (candidate.content.parts if candidate.content else None) or []
     text = "".join(part.text for part in parts if part.text and not part.thought)
     return text, candidate.finish_reason is not None
@@ -198,6 +221,8 @@ class GeminiModel(Model):
     def generation_config(
         self, request: GenerationRequest, system: str | None
     ) -> types.GenerateContentConfig:
+        from google.genai import types
+
         options = request.options
         return types.GenerateContentConfig(
             system_instruction=system,

@@ -9,12 +9,11 @@ every failure has to land in the right class: a bad key is ``NeedsKey`` (never r
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import httpx
 import pydantic
-from google.genai import errors as genai_errors
 
 from multinotes.plugin import (
     NeedsKey,
@@ -25,6 +24,9 @@ from multinotes.plugin import (
     outgoing,
     parse_retry_after,
 )
+
+if TYPE_CHECKING:  # imported where it is used: the plugin loads without it (chat.warm)
+    from google.genai import errors as genai_errors
 
 CONSOLE_HINT = "An admin can set it in the Plugins console (Gemini → API key)."
 
@@ -81,6 +83,8 @@ def _short(text: str | None, limit: int = 300) -> str:
 def map_error(exc: BaseException, *, timeout: float) -> ProviderError | None:
     """The ``ProviderError`` for ``exc``, or ``None`` when it is not a provider failure (a bug,
     which the caller re-raises so the core reports it against the plugin)."""
+    from google.genai import errors as genai_errors
+
     if isinstance(exc, ProviderError):
         return exc
     refused = outgoing.refusal_in(exc)

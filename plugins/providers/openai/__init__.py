@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, Field, SecretStr
 
 from multinotes.plugin import (
+    NeedsKey,
     ProviderRegistrar,
     SettingsRegistrar,
     StaticProvider,
@@ -18,7 +19,7 @@ from multinotes.plugin import (
     openai_wire,
 )
 
-from .models import MODELS, PROVIDER_NAME, build_models, connect
+from .models import MODELS, PROVIDER_NAME, build_models
 
 __version__ = "1.0.0"
 
@@ -51,12 +52,27 @@ class OpenAIProvider(StaticProvider):
     def __init__(self) -> None:
         super().__init__("openai", PROVIDER_NAME, build_models())
 
+    # No ``warm``: chat answers and the connection check read the wire themselves, so a web
+    # process does not carry the SDK (~14 MB); the first image, speech or transcription call
+    # imports it (a call of seconds, against ~0.3 s of import).
+
     async def check(
         self, config: Any, *, key: str | None = None, base_url: str | None = None
     ) -> str:
         """Lists the account's models: proves the URL, the key and the organization at once."""
-        async with connect(config, key, base_url) as client:
-            ids = await openai_wire.model_ids(client, PROVIDER_NAME)
+        if not key:
+            raise NeedsKey(
+                f"{PROVIDER_NAME} needs an API key. An admin can set it in the Plugins console."
+            )
+        async with openai_wire.http_session(None) as session:
+            ids = await openai_wire.model_ids_http(
+                session,
+                base_url or config.base_url,
+                key,
+                PROVIDER_NAME,
+                config.timeout,
+                organization=config.organization,
+            )
         return f"Connected: {len(ids)} models"
 
 

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 from collections.abc import AsyncIterator
-from typing import Any, Literal
-
-import openai
+from typing import TYPE_CHECKING, Any, Literal
 
 from multinotes.plugin import (
     Attachment,
@@ -31,6 +30,9 @@ from multinotes.plugin import (
     TranscriptionOptions,
     openai_wire,
 )
+
+if TYPE_CHECKING:  # openai_wire imports the SDK where it calls it (media models only)
+    import openai
 
 PROVIDER_NAME = "OpenAI"
 
@@ -51,8 +53,12 @@ def connect(
     )
 
 
-def connect_for(request: GenerationRequest) -> openai.AsyncOpenAI:
-    return connect(request.config, request.key, request.base_url, request.timeout)
+@contextlib.asynccontextmanager
+async def connected(request: GenerationRequest) -> AsyncIterator[openai.AsyncOpenAI]:
+    """A client for one media call, the SDK imported off the event loop first."""
+    await openai_wire.sdk_ready()
+    async with connect(request.config, request.key, request.base_url, request.timeout) as client:
+        yield client
 
 
 def _last_user(request: GenerationRequest) -> str:
@@ -75,19 +81,23 @@ class ChatModel(OpenAIModel):
         config = request.config
         timeout = min(config.timeout, request.timeout or config.timeout)
         key = request.require_key(PROVIDER_NAME)
-        async with openai_wire.client(
-            request.clients,
-            api_key=key,
-            base_url=request.base_url or config.base_url,
-            organization=config.organization,
-            default_timeout=timeout,
-        ) as client:
-            chunks = openai_wire.stream_chat(
-                client, params, request, PROVIDER_NAME, call_timeout=timeout
+        # The stream is read here, not through the openai SDK (issue #17): the SDK's decoding
+        # costs more CPU per chunk than the rest of the answer, and a web process that only
+        # answers chats does not carry the SDK (~14 MB). The conformance suite holds this path
+        # to the SDK's errors; images, speech and transcription still go through the SDK.
+        async with openai_wire.http_session(request.clients) as session:
+            stream = openai_wire.stream_chat_http(
+                session,
+                request.base_url or config.base_url,
+                key,
+                params,
+                request,
+                PROVIDER_NAME,
+                call_timeout=timeout,
+                organization=config.organization,
             )
-            async for text in chunks:
+            async for text in stream:
                 yield text
-
 
 
 class DallE3Options(ImageOptions):
@@ -109,7 +119,7 @@ class ImageModel(OpenAIModel):
         if not prompt:
             raise Invalid("Describe the image to generate.", fields={"prompt": "required"})
         size = getattr(request.options, "size", "1024x1024")
-        async with connect_for(request) as client:
+        async with connected(request) as client:
             for index in range(getattr(request.options, "n", 1)):
                 with openai_wire.translated_errors(PROVIDER_NAME):
                     result = await client.images.generate(
@@ -128,7 +138,6 @@ class ImageModel(OpenAIModel):
                     raise ProviderBadResponse(f"{PROVIDER_NAME} sent no image data.")
                 request.usage.images += 1
                 yield MediaOutput("image/png", image, f"image-{index + 1}.png")
-
 
 
 AudioFormat = Literal["mp3", "wav", "opus", "aac", "flac"]
@@ -159,7 +168,7 @@ class SpeechModel(OpenAIModel):
             raise Invalid("Write the text to read aloud.", fields={"prompt": "required"})
         options = request.options
         fmt: AudioFormat = options.format if isinstance(options, SpeechOptions) else "mp3"
-        async with connect_for(request) as client:
+        async with connected(request) as client:
             with openai_wire.translated_errors(PROVIDER_NAME):
                 response = await client.audio.speech.create(
                     model=self.api_name,
@@ -174,7 +183,6 @@ class SpeechModel(OpenAIModel):
         request.usage.input_tokens = openai_wire.estimate_tokens(text)
         request.usage.audio_seconds = len(text) / CHARS_PER_SECOND
         yield MediaOutput(AUDIO_TYPES.get(fmt, "audio/mpeg"), audio, f"speech.{fmt}")
-
 
 
 #: What Whisper accepts besides audio/*: the audio track of these containers.
@@ -202,7 +210,7 @@ class TranscriptionModel(OpenAIModel):
             value = getattr(request.options, name, None)
             if value:
                 extra[name] = value
-        async with connect_for(request) as client:
+        async with connected(request) as client:
             with openai_wire.translated_errors(PROVIDER_NAME):
                 # verbose_json carries the duration, which is what the call costs.
                 result = await client.audio.transcriptions.create(

@@ -4,11 +4,11 @@ OpenRouter, ...). Model ids are ``<connection>/<model>``."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import openai
 import structlog
 
 from multinotes.plugin import (
@@ -26,8 +26,9 @@ from .settings import CompatibleSettings, Connection
 
 log = structlog.get_logger(__name__)
 
-#: Keyless servers (Ollama, LM Studio) ignore the bearer token, but the SDK needs one, and
-#: without one it would send OPENAI_API_KEY from the environment to this server.
+#: Keyless servers (Ollama, LM Studio) ignore the bearer token; they get this placeholder (as
+#: when the plugin used the SDK, which would otherwise have sent OPENAI_API_KEY from the
+#: environment).
 NO_KEY = "no-key"
 #: How long a server's model list is trusted, and how long a failing server is left alone.
 DISCOVERY_TTL = 60.0
@@ -36,18 +37,37 @@ FAILURE_TTL = 15.0
 DISCOVERY_TIMEOUT = 10.0
 
 
+#: Words in a model's name that mark a model the chat API cannot use: speech, transcription,
+#: image, embedding, moderation and reranking models, which servers that mirror OpenAI's
+#: ``GET /models`` (OpenAI itself, LocalAI, vLLM, Ollama) list beside the chat models.
+NOT_CHAT_WORDS = frozenset(
+    {
+        "whisper",
+        "tts",
+        "transcribe",
+        "dall",
+        "image",
+        "embed",
+        "embedding",
+        "embeddings",
+        "moderation",
+        "rerank",
+        "reranker",
+        "realtime",
+        "davinci",
+        "babbage",
+    }
+)
+
+
+def is_chat_model(name: str) -> bool:
+    """Whether a discovered model can answer a chat, judged by the words of its name
+    (``text-embedding-3-small``, ``gpt-4o-mini-tts``, ``nomic-embed-text`` cannot)."""
+    return not NOT_CHAT_WORDS.intersection(re.split(r"[-_/:.\s]+", name.lower()))
+
+
 def display(connection: str) -> str:
     return f'Connection "{connection}"'
-
-
-def connect(
-    config: CompatibleSettings, connection: Connection, timeout: float
-) -> openai.AsyncOpenAI:
-    return openai_wire.make_client(
-        api_key=config.key_for(connection.name) or NO_KEY,
-        base_url=connection.base_url,
-        timeout=timeout,
-    )
 
 
 class CompatibleModel(Model):
@@ -79,13 +99,18 @@ class CompatibleModel(Model):
             vision="vision" in connection.capabilities,
             max_tokens_field=connection.max_tokens_field,
         )
-        async with openai_wire.client(
-            request.clients,
-            api_key=config.key_for(connection.name) or NO_KEY,
-            base_url=connection.base_url,
-            default_timeout=request.timeout,
-        ) as client:
-            stream = openai_wire.stream_chat(client, params, request, display(connection.name))
+        # The stream is read here, not through the openai SDK, whose decoding cost more CPU per
+        # chunk than the rest of the answer (issue #17; the conformance suite holds both
+        # paths to the same errors).
+        async with openai_wire.http_session(request.clients) as session:
+            stream = openai_wire.stream_chat_http(
+                session,
+                connection.base_url,
+                config.key_for(connection.name) or NO_KEY,
+                params,
+                request,
+                display(connection.name),
+            )
             async for text in stream:
                 yield text
 
@@ -102,8 +127,16 @@ class CompatibleProvider(Provider):
         self._discovered: dict[tuple[str, str, str], tuple[float, list[str] | None]] = {}
 
     async def _discover(self, config: CompatibleSettings, connection: Connection) -> list[str]:
-        async with connect(config, connection, DISCOVERY_TIMEOUT) as client:
-            return await openai_wire.model_ids(client, display(connection.name))
+        """The chat models a server lists (models an admin names are offered as named)."""
+        async with openai_wire.http_session(None) as session:
+            names = await openai_wire.model_ids_http(
+                session,
+                connection.base_url,
+                config.key_for(connection.name) or NO_KEY,
+                display(connection.name),
+                DISCOVERY_TIMEOUT,
+            )
+        return [name for name in names if is_chat_model(name)]
 
     async def _model_names(self, config: CompatibleSettings, connection: Connection) -> list[str]:
         if connection.models:

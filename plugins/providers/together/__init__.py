@@ -28,6 +28,7 @@ from multinotes.plugins.providers.together.chat import (
     TogetherModel,
     raise_mapped,
     together_client,
+    warm,
 )
 from multinotes.plugins.providers.together.errors import api_key
 
@@ -127,6 +128,9 @@ class TogetherProvider(StaticProvider):
         models += [TogetherImageModel(s) for s in IMAGE_MODELS]
         listed: list[Model] = list(models)
         super().__init__("together", "Together AI", listed)
+
+    def warm(self) -> None:
+        warm()
 
     async def check(
         self, config: Any, *, key: str | None = None, base_url: str | None = None

@@ -10,24 +10,15 @@ import hashlib
 import os
 import ssl
 from collections.abc import AsyncIterator
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import certifi
-
-try:
-    import together
-except ImportError as exc:  # the optional SDK of this plugin is not installed
-    raise ImportError(
-        "the Together plugin needs the together package: pip install 'multinotes[together]'"
-    ) from exc
-from together import omit
-from together.types.chat import ChatCompletionMessageParam
-from together.types.chat.chat_completion_chunk import ChatCompletionChunk
 
 from multinotes.plugin import (
     ChatMessage,
     Chunk,
     ClientCache,
+    ContentFiltered,
     GenerationRequest,
     ImageOptions,
     MediaOutput,
@@ -39,7 +30,24 @@ from multinotes.plugin import (
     Usage,
     outgoing,
 )
-from multinotes.plugins.providers.together.errors import api_key, map_error
+from multinotes.plugins.providers.together.errors import FILTER_CODES, api_key, map_error
+
+if TYPE_CHECKING:
+    import together
+    from together.types.chat import ChatCompletionMessageParam
+    from together.types.chat.chat_completion_chunk import ChatCompletionChunk
+
+
+def warm() -> None:
+    """Import the SDK (~6 MB), which the functions below import where they call it: a process
+    where this provider is switched off never loads it, and the core calls this when the
+    provider is switched on (at startup too), so no answer pays for the import."""
+    try:
+        import together  # noqa: F401
+    except ImportError as exc:  # the optional SDK of this plugin is not installed
+        raise ImportError(
+            "the Together plugin needs the together package: pip install 'multinotes[together]'"
+        ) from exc
 
 
 @functools.cache
@@ -54,6 +62,8 @@ def tls_context() -> ssl.SSLContext:
 
 
 def _new_client(config: Any, key: str, base_url: str) -> together.AsyncTogether:
+    import together
+
     return together.AsyncTogether(
         api_key=key,
         base_url=base_url,
@@ -117,7 +127,8 @@ def to_messages(
 
 def read_chunk(chunk: ChatCompletionChunk, usage: Usage) -> tuple[str, bool]:
     """Text of one chunk and whether it finished the answer. Together reports usage on the
-    final chunk only, so ``usage`` changes once."""
+    final chunk only, so ``usage`` changes once. A ``content_filter`` finish reason (the
+    moderation cut the answer off) is ``ContentFiltered``: a refusal, not an answer."""
     try:
         if chunk.usage is not None:
             usage.input_tokens = int(chunk.usage.prompt_tokens or 0)
@@ -126,6 +137,8 @@ def read_chunk(chunk: ChatCompletionChunk, usage: Usage) -> tuple[str, bool]:
         for choice in chunk.choices or []:
             if choice.index == 0 and choice.delta is not None and choice.delta.content:
                 text += choice.delta.content
+            if choice.finish_reason in FILTER_CODES:
+                raise ContentFiltered("Together AI's content filter stopped this answer.")
             finished = finished or choice.finish_reason is not None
     except (AttributeError, TypeError, ValueError) as exc:
         # The SDK builds chunks without validation; a wrong shape shows up on access.
@@ -155,6 +168,8 @@ class TogetherChatModel(TogetherModel):
         temperature = getattr(options, "temperature", None)
         top_p = getattr(options, "top_p", None)
         max_tokens = getattr(options, "max_tokens", None)
+        from together import omit
+
         async with together_client(config, key, request.clients, request.base_url) as client:
             try:
                 chunks = await client.chat.completions.create(
@@ -201,6 +216,8 @@ class TogetherImageModel(TogetherModel):
             raise ProviderError("Describe the image to generate.")
         options = request.options
         width, height = (int(n) for n in getattr(options, "size", "1024x1024").split("x"))
+        from together import omit
+
         async with together_client(config, key, request.clients, request.base_url) as client:
             try:
                 result = await client.images.generate(

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import binascii
 import json
+from typing import TYPE_CHECKING
 
 import httpx
 import pydantic
-import together
 
 from multinotes.plugin import (
+    ContentFiltered,
     NeedsKey,
     ProviderBadResponse,
     ProviderError,
@@ -24,7 +25,14 @@ from multinotes.plugin import (
     parse_retry_after,
 )
 
+if TYPE_CHECKING:  # imported where it is used: the plugin loads without it (chat.warm)
+    import together
+
 CONSOLE_HINT = "An admin can set it in the Plugins console (Together AI → API key)."
+#: What a moderation refusal says in an error's ``code`` or ``type``, or a choice's
+#: ``finish_reason``. Together documents none of its own; its OpenAI-compatible API uses
+#: OpenAI's (as the OpenAI-speaking providers read them, ``multinotes.openai_wire``).
+FILTER_CODES = frozenset({"content_filter", "content_policy_violation"})
 
 
 def api_key(key: str | None) -> str:
@@ -32,6 +40,15 @@ def api_key(key: str | None) -> str:
     if not key:
         raise NeedsKey(f"Together AI needs an API key. {CONSOLE_HINT}")
     return key
+
+
+def _filtered(exc: together.APIError) -> bool:
+    """Does the error's body name a moderation refusal (``code`` or ``type``)?"""
+    body = exc.body
+    inner = body.get("error", body) if isinstance(body, dict) else None
+    if not isinstance(inner, dict):
+        return False
+    return any(inner.get(field) in FILTER_CODES for field in ("code", "type"))
 
 
 def _message(exc: together.APIError) -> str:
@@ -49,6 +66,8 @@ def _message(exc: together.APIError) -> str:
 def map_error(exc: BaseException, *, timeout: float) -> ProviderError | None:
     """The ``ProviderError`` for ``exc``, or ``None`` when it is not a provider failure (a bug,
     which the caller re-raises so the core reports it against the plugin)."""
+    import together
+
     if isinstance(exc, ProviderError):
         return exc
     refused = outgoing.refusal_in(exc)
@@ -66,6 +85,11 @@ def map_error(exc: BaseException, *, timeout: float) -> ProviderError | None:
     if isinstance(exc, together.APIStatusError):
         if outgoing.is_redirect(exc.status_code):
             return outgoing.redirect_error("Together AI", exc.status_code)
+        if _filtered(exc):
+            # Not retried: the same prompt would be refused again.
+            return ContentFiltered(
+                f"Together AI's content filter refused this prompt: {_message(exc)}"
+            )
         return ProviderError(
             f"Together AI refused the request ({exc.status_code}): {_message(exc)}"
         )

@@ -24,6 +24,8 @@
  *     it). (hx-confirm also works and takes precedence for htmx requests.)
  *   - <button data-copy="#selector">: copies the target's text (value for
  *     inputs/textareas) and shows "Copied" for 1.5 s.
+ *   - The announcements' in-app message (<dialog class="announcement-message" open>)
+ *     opens as a modal dialog.
  *
  * Only global exported: window.Multinotes = { csrfToken(), request(method, url, body?, signal?),
  * readEvents(response, onEvent), showTimes(root), sendOnLeave(method, url) }. request: fetch()
@@ -205,6 +207,32 @@
     }
   });
 
+  // --- Tab kept inside a modal dialog ----------------------------------
+  // showModal() makes the rest of the page inert, but Tab from the dialog's last control still
+  // leaves it (for the browser's own UI): Tab and Shift+Tab go round the dialog's controls.
+  var FOCUSABLE = "a[href], button:not([disabled]), input:not([disabled]):not([type=hidden]), " +
+    "select:not([disabled]), textarea:not([disabled]), [tabindex]:not([tabindex='-1'])";
+
+  function keepTabInside(dialog) {
+    dialog.addEventListener("keydown", function (evt) {
+      if (evt.key !== "Tab") return;
+      var controls = Array.prototype.filter.call(dialog.querySelectorAll(FOCUSABLE), function (el) {
+        return el.getClientRects().length > 0;
+      });
+      if (!controls.length) return;
+      var first = controls[0];
+      var last = controls[controls.length - 1];
+      var at = document.activeElement;
+      if (evt.shiftKey && (at === first || at === dialog)) {
+        evt.preventDefault();
+        last.focus();
+      } else if (!evt.shiftKey && at === last) {
+        evt.preventDefault();
+        first.focus();
+      }
+    });
+  }
+
   // --- data-confirm -----------------------------------------------------
   // The question is asked in a styled modal <dialog> (built on first use): the rest of the page
   // is inert while it is open, Tab cycles inside it, Escape cancels, and the confirm button
@@ -244,19 +272,7 @@
     dialog.appendChild(card);
     cancel.addEventListener("click", function () { dialog.close(""); });
     ok.addEventListener("click", function () { dialog.close("confirm"); });
-    dialog.addEventListener("keydown", function (evt) {
-      if (evt.key !== "Tab") return;
-      // Keep Tab inside the dialog (showModal alone lets it reach the browser's own UI).
-      var first = cancel;
-      var last = ok;
-      if (evt.shiftKey && document.activeElement === first) {
-        evt.preventDefault();
-        last.focus();
-      } else if (!evt.shiftKey && document.activeElement === last) {
-        evt.preventDefault();
-        first.focus();
-      }
-    });
+    keepTabInside(dialog);
     document.body.appendChild(dialog);
     return dialog;
   }
@@ -348,6 +364,41 @@
       if (confirmed) confirmed.add(link);
       link.click();
     });
+  });
+
+  // --- The in-app announcement message ---------------------------------
+  // The server sends it as an open <dialog> (readable without JavaScript, next to the banners);
+  // here it becomes modal: the page behind is inert, Tab stays inside, Escape closes it and,
+  // like "Got it", dismisses it for good, and focus goes back to where it was before it opened.
+  function openAnnouncementMessage(root) {
+    var dialog = root && root.querySelector ?
+      root.querySelector("dialog.announcement-message[open]") : null;
+    if (!dialog || typeof dialog.showModal !== "function") return;
+    var opener = document.activeElement;
+    var form = dialog.querySelector("form");
+    var dismissed = false;
+    keepTabInside(dialog);
+    if (form) {
+      form.addEventListener("submit", function () {
+        dismissed = true;
+        if (dialog.open) dialog.close();
+      });
+    }
+    dialog.addEventListener("close", function () {
+      if (!dismissed && form) {
+        dismissed = true;
+        if (form.requestSubmit) form.requestSubmit(); else form.submit();
+      }
+      if (opener && opener !== document.body && opener.isConnected && opener.focus) {
+        opener.focus();
+      }
+    });
+    dialog.removeAttribute("open"); // showModal() throws on a dialog that is already open
+    dialog.showModal();
+  }
+
+  document.addEventListener("htmx:afterSwap", function (evt) {
+    openAnnouncementMessage(evt.target);
   });
 
   // --- Copy to clipboard ------------------------------------------------

@@ -22,6 +22,9 @@
   // From the plain form to the dropzone: the label becomes the button, the Upload button goes
   // (files are sent as soon as they are chosen or dropped).
   var form = document.getElementById("upload-form");
+  // In an organisation's space (the workspace switch) a file counts against its quota.
+  var uploadOrgId = form ? form.getAttribute("data-org-id") : null;
+  var uploadUrl = uploadOrgId ? "/api/files?org_id=" + encodeURIComponent(uploadOrgId) : "/api/files";
   var submit = document.getElementById("upload-submit");
   var label = dropzone.querySelector("label[for='file-input']");
   var hint = dropzone.querySelector(".drop-hint");
@@ -102,7 +105,7 @@
     }
     return new Promise(function (resolve) {
       var xhr = new XMLHttpRequest();
-      xhr.open("POST", "/api/files");
+      xhr.open("POST", uploadUrl);
       xhr.setRequestHeader("X-CSRF-Token", csrfToken());
       xhr.setRequestHeader("Accept", "application/json");
       xhr.upload.addEventListener("progress", function (evt) {

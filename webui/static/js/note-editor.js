@@ -13,6 +13,9 @@
  * of their version, "Take theirs" loads theirs and keeps ours on the page to copy. Nothing the
  * user typed is ever thrown away without them seeing it.
  *
+ * While the note is edited together (js/collab.js: live), the text is saved by the server after
+ * a pause and this page only hears of it (`collab:saved`); titles still go out as a PATCH.
+ *
  * Re-run: POST /api/documents/{id}/rerun {models} streams SSE events like a prompt (start,
  * delta, error, done, end); each new answer is shown beside the saved one.
  */
@@ -107,8 +110,19 @@
     if (statusBox.textContent !== text) statusBox.textContent = text;
   }
 
+  // While the note is edited together (js/collab.js), the server saves the text: only the
+  // title still goes out from here.
+  function collabActive() {
+    var collab = window.multinotesCollab;
+    return !!(collab && collab.active());
+  }
+
+  function textChanged() {
+    return !collabActive() && contentBox.value !== saved.content;
+  }
+
   function changed() {
-    return titleBox.value.trim() !== saved.title || contentBox.value !== saved.content;
+    return titleBox.value.trim() !== saved.title || textChanged();
   }
 
   function schedule(delay) {
@@ -184,6 +198,9 @@
   function onEdit() {
     keepDraft();
     if (conflict) return; // the banner decides what happens next
+    if (collabActive() && contentBox.value !== saved.content) {
+      setStatus("dirty", "Unsaved changes"); // the server saves after a pause
+    }
     if (changed()) {
       setStatus("dirty", "Unsaved changes");
       schedule();
@@ -209,7 +226,7 @@
     var title = titleBox.value.trim();
     var body = { version: version };
     if (title && title !== saved.title) body.title = title;
-    if (contentBox.value !== saved.content) body.content = contentBox.value;
+    if (textChanged()) body.content = contentBox.value;
     if (!title && body.content === undefined) {
       setStatus("error", "Not saved: a note needs a title.");
       return Promise.resolve();
@@ -268,6 +285,19 @@
     var move = $("move-note");
     if (move) move.setAttribute("data-title", title);
   }
+
+  page.addEventListener("collab:changed", onEdit);
+  page.addEventListener("collab:saved", function (event) {
+    version = Math.max(version, Number(event.detail.version) || version);
+    page.setAttribute("data-version", String(version));
+    saved.content = contentBox.value;
+    keepDraft();
+    if (!changed() && !saving) showSaved();
+  });
+  page.addEventListener("collab:live", function () {
+    saved.content = contentBox.value; // the shared text is the server's
+    keepDraft();
+  });
 
   titleBox.addEventListener("input", onEdit);
   contentBox.addEventListener("input", onEdit);

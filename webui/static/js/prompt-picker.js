@@ -6,7 +6,8 @@
  * are selected and its system prompt goes to every model that takes one. Once the composer's
  * prompt was accepted by the server (workspace.js dispatches "multinotes:prompt-accepted"),
  * the run is counted: POST /api/templates/{id}/uses. Opening /chat?template=<id> starts with
- * that template's form.
+ * that template's form. While a prompt is typed, templates that fit it are suggested below the
+ * composer.
  */
 (function () {
   "use strict";
@@ -102,6 +103,73 @@
     pending = null;
     request("POST", "/api/templates/" + encodeURIComponent(sent.id) + "/uses", { values: sent.values });
   });
+
+  /*
+   * Suggestions from the library while the prompt is written (GET /api/templates/suggestions):
+   * up to three templates whose title, description or tags fit its words. Choosing one opens
+   * the picker with that template's form.
+   */
+  var suggestions = document.getElementById("template-suggestions");
+  var suggestTimer = null;
+  var suggestedFor = "";
+
+  function openTemplate(id) {
+    picker.open = true;
+    if (window.htmx) {
+      window.htmx.ajax("GET", "/prompts/" + encodeURIComponent(id) + "/fill", { target: "#template-fill", swap: "innerHTML" });
+    }
+    picker.scrollIntoView({ block: "nearest" });
+  }
+
+  function showSuggestions(templates) {
+    var list = suggestions.querySelector("ul");
+    list.textContent = "";
+    templates.forEach(function (t) {
+      var item = document.createElement("li");
+      var button = document.createElement("button");
+      button.type = "button";
+      button.className = "secondary outline";
+      button.setAttribute("data-suggested-template", t.id);
+      button.textContent = t.title;
+      button.title = t.description || t.title;
+      button.addEventListener("click", function () {
+        suggestions.hidden = true;
+        openTemplate(t.id);
+      });
+      item.appendChild(button);
+      list.appendChild(item);
+    });
+    suggestions.hidden = templates.length === 0;
+  }
+
+  function suggest() {
+    var text = promptBox.value.trim();
+    if (text === suggestedFor) return;
+    suggestedFor = text;
+    // Not for a prompt a template just wrote, nor for a word or two.
+    if (text.length < 8 || (pending && pending.prompt === text)) {
+      showSuggestions([]);
+      return;
+    }
+    var url = "/api/templates/suggestions?" + new URLSearchParams({ text: text.slice(0, 2000) });
+    request("GET", url)
+      .then(function (response) { return response.ok ? response.json() : { templates: [] }; })
+      .then(function (body) {
+        if (promptBox.value.trim() === text) showSuggestions(body.templates || []);
+      })
+      .catch(function () { /* suggestions are a nicety */ });
+  }
+
+  if (suggestions && promptBox) {
+    promptBox.addEventListener("input", function () {
+      clearTimeout(suggestTimer);
+      suggestTimer = setTimeout(suggest, 400);
+    });
+    composer.addEventListener("multinotes:prompt-accepted", function () {
+      suggestedFor = "";
+      showSuggestions([]);
+    });
+  }
 
   var asked = new URLSearchParams(window.location.search).get("template");
   if (asked && /^[A-Za-z0-9]{1,32}$/.test(asked) && window.htmx) {

@@ -462,12 +462,7 @@
             state.cards[data.generation_id] = card;
             answerIds.push(data.message_id);
             placeCard(target, card, data.model);
-            if (data.dropped_turns) {
-              var note = field(card, "note");
-              note.textContent = data.dropped_turns + " older message" + (data.dropped_turns === 1 ? "" : "s") +
-                " left out to fit the model's context window.";
-              note.hidden = false;
-            }
+            showContext(card, data);
           } else if (name === "delta" && card) {
             appendText(card, data.text || "");
           } else if (name === "media" && card) {
@@ -554,7 +549,58 @@
     var id = conversationId();
     if (!id || !window.htmx) return Promise.resolve();
     var url = "/chat/" + id + "/thread" + (leaf ? "?leaf=" + encodeURIComponent(leaf) : "");
+    var kept = threadState();
+    var thread = document.getElementById("thread");
+    // htmx.ajax's promise can settle before the swap, so the state returns on the swap itself.
+    function restore(event) {
+      thread.removeEventListener("htmx:afterSwap", restore);
+      thread.removeEventListener("htmx:responseError", restore);
+      if (event.type === "htmx:afterSwap") restoreThreadState(kept);
+    }
+    thread.addEventListener("htmx:afterSwap", restore);
+    thread.addEventListener("htmx:responseError", restore);
     return window.htmx.ajax("GET", url, { target: "#thread", swap: "innerHTML" });
+  }
+
+  /**
+   * What someone is in the middle of inside the thread: open panels (Rate, Details), what they
+   * typed or picked there, and focus. The re-render after an answer ends lands while they may
+   * already be rating it; the server's copy has the same ids, so all of it is carried across.
+   */
+  function threadState() {
+    var thread = document.getElementById("thread");
+    var state = { open: [], values: [], focus: document.activeElement && document.activeElement.id };
+    if (!thread) return state;
+    thread.querySelectorAll("details[open]").forEach(function (details) {
+      var owner = details.closest("[id]");
+      if (!owner) return;
+      state.open.push([owner.id, details.getAttribute("data-field") || ""]);
+      details.querySelectorAll("input[id], textarea[id]").forEach(function (input) {
+        var choice = input.type === "radio" || input.type === "checkbox";
+        state.values.push([input.id, choice ? input.checked : input.value, choice]);
+      });
+    });
+    return state;
+  }
+
+  function restoreThreadState(state) {
+    state.open.forEach(function (entry) {
+      var owner = document.getElementById(entry[0]);
+      if (!owner) return;
+      owner.querySelectorAll("details").forEach(function (details) {
+        if ((details.getAttribute("data-field") || "") === entry[1] && details.closest("[id]") === owner) {
+          details.open = true;
+        }
+      });
+    });
+    state.values.forEach(function (entry) {
+      var input = document.getElementById(entry[0]);
+      if (!input) return;
+      if (entry[2]) input.checked = entry[1];
+      else input.value = entry[1];
+    });
+    var focused = state.focus && document.getElementById(state.focus);
+    if (focused && document.activeElement !== focused) focused.focus();
   }
 
   function refreshSidebar() {
@@ -671,6 +717,28 @@
     });
   }
 
+  /** How the conversation was fitted to the model's window (the start event): the summary
+   * sent in place of older turns, or how many were left out (and whether summarising failed). */
+  function showContext(card, data) {
+    var summary = data.summary;
+    if (summary) {
+      var box = field(card, "summary");
+      field(box, "summary-meta").textContent = summary.turns + " older message" +
+        (summary.turns === 1 ? "" : "s") + ", summarised by " + summary.model;
+      field(box, "summary-text").textContent = summary.content;
+      box.hidden = false;
+    } else if (data.dropped_turns) {
+      var note = field(card, "note");
+      var many = data.dropped_turns !== 1;
+      note.textContent = data.dropped_turns + " older message" + (many ? "s " : " ") +
+        (data.context_policy === "summarise_failed"
+          ? "could not be summarised, so " + (many ? "they were" : "it was") + " "
+          : "") +
+        "left out to fit the model's context window.";
+      note.hidden = false;
+    }
+  }
+
   function isActiveCard(card) {
     return Object.keys(active.cards).some(function (id) { return active.cards[id] === card; });
   }
@@ -726,6 +794,9 @@
     var tool = root.getAttribute("data-tool");
     // A new chat: created with its first prompt, only if the server accepts it.
     if (!id && tool) body.tool = tool;
+    // The organisation workspace chosen on /organisations: its shared wallet pays.
+    var orgId = root.getAttribute("data-org-id");
+    if (orgId) body.org_id = orgId;
     var parent = options.parentId !== undefined ? options.parentId : replyTo();
     // null is meaningful: a new first prompt (editing the first prompt makes a new root).
     if (parent !== undefined) body.parent_id = parent;
@@ -784,6 +855,8 @@
     if (Object.keys(modelOptions).length) body.options = modelOptions;
     var target = { turn: card.closest(".turn"), column: card.closest(".answer-column") };
     body.models = [modelId];
+    var orgId = root.getAttribute("data-org-id");
+    if (orgId) body.org_id = orgId;
     var result = await stream("/api/messages/" + encodeURIComponent(messageId) + "/regenerate", body, target);
     if (!result.ok) {
       card.hidden = false;

@@ -22,6 +22,8 @@ Scenario control: append to ``fake.next_failures`` and the next request(s) fail 
 * ``"cut"``: stream ``fake.cut_after`` events, then drop the connection
 * ``"malformed"``: stream one event, then ``data: {not json``
 * ``"blocked"``: no candidates, ``promptFeedback.blockReason = SAFETY``
+* ``"unsafe"``: stream one piece, then a candidate with ``finishReason = SAFETY`` (the answer
+  cut off by the safety filters)
 
 Every request is recorded in ``fake.requests`` (method, path, query, headers, JSON body).
 """
@@ -35,7 +37,7 @@ from typing import Any
 
 from aiohttp import web
 
-FAILURES = ("400", "401", "403", "429", "500", "slow", "cut", "malformed", "blocked")
+FAILURES = ("400", "401", "403", "429", "500", "slow", "cut", "malformed", "blocked", "unsafe")
 STATUS_NAMES = {
     400: "INVALID_ARGUMENT",
     401: "UNAUTHENTICATED",
@@ -278,6 +280,10 @@ class FakeGemini:
         ]
         if failure == "malformed":
             events = [events[0], "{not json"]
+        if failure == "unsafe":
+            stopped = self._response("", model, finish=False, usage=usage)
+            stopped["candidates"][0]["finishReason"] = "SAFETY"
+            events = [events[0], json.dumps(stopped)]
         return await self._sse(
             request, events, cut_after=self.cut_after if failure == "cut" else None
         )

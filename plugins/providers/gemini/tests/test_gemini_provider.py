@@ -16,6 +16,7 @@ from multinotes.plugin import (
     Attachment,
     ChatMessage,
     Chunk,
+    ContentFiltered,
     GenerationRequest,
     Model,
     NeedsKey,
@@ -49,8 +50,6 @@ FLASH = "gemini/gemini-2.5-flash"
 @pytest.fixture
 def fake() -> FakeGemini:
     return FakeGemini(api_key=KEY)
-
-
 
 
 @pytest.fixture
@@ -277,11 +276,24 @@ async def test_malformed_chunk_is_bad_response(fake: FakeGemini, config: GeminiS
         await collect(ask(config, user("Hi")))
 
 
-async def test_blocked_prompt_says_why(fake: FakeGemini, config: GeminiSettings):
+async def test_blocked_prompt_is_a_content_filter_refusal_that_says_why(
+    fake: FakeGemini, config: GeminiSettings
+):
     fake.next_failures.append("blocked")
 
-    with pytest.raises(ProviderError, match="declined to answer this prompt \\(SAFETY\\)"):
+    with pytest.raises(ContentFiltered, match="declined to answer this prompt \\(SAFETY\\)"):
         await collect(ask(config, user("Something unsafe")))
+
+
+async def test_an_answer_cut_off_for_safety_is_a_content_filter_refusal(
+    fake: FakeGemini, config: GeminiSettings
+):
+    fake.next_failures.append("unsafe")
+
+    with pytest.raises(ContentFiltered) as refused:
+        await collect(ask(config, user("Something unsafe")))
+    assert refused.value.error_code == "content_filtered"
+    assert "stopped this answer (SAFETY)" in refused.value.message
 
 
 # -- provider -----------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from importlib.metadata import entry_points
 
 import pytest
-from fake_openai import FakeOpenAI, tiny_png
+from fake_openai import AUDIO_HEADERS, FakeOpenAI, tiny_png
 from pydantic import SecretStr, ValidationError
 
 from multinotes.plugin import (
@@ -184,7 +184,7 @@ async def test_text_to_speech_returns_audio_in_the_asked_format(fake, config):
 
     assert isinstance(audio, MediaOutput)
     assert audio.media_type == "audio/wav"
-    assert audio.data == b"FAKE-WAV:nova:Read me aloud"
+    assert audio.data == AUDIO_HEADERS["wav"] + b"FAKE-WAV:nova:Read me aloud"
     # Billed per character: 15 characters count as a second of speech.
     assert request.usage.audio_seconds == len("Read me aloud") / 15
     body = fake.requests[-1].json

@@ -5,20 +5,27 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
+import textwrap
+import time
 from collections.abc import AsyncIterator
 from importlib.metadata import entry_points
 from typing import Any
 
 import pytest
+from aiohttp import web
 from fake_compatible import FakeCompatible, tiny_png
 from pydantic import ValidationError
 
 from multinotes.plugin import (
     Attachment,
     ChatMessage,
+    ContentFiltered,
     Model,
     NeedsKey,
     Provider,
+    ProviderBadResponse,
     ProviderError,
     ProviderRateLimited,
     ProviderUnavailable,
@@ -236,6 +243,175 @@ async def test_failures_map_like_the_openai_plugin_and_name_the_connection(
     assert '"ollama"' in caught.value.message
     if failure == "429":
         assert caught.value.retry_after == 7.0
+
+
+@pytest.mark.parametrize(
+    ("failure", "error", "message", "text_before"),
+    [
+        ("403", NeedsKey, "Plugins console", ""),
+        ("400", ProviderError, "Connection \"ollama\": Invalid value for 'temperature'.", ""),
+        ("400_filtered", ContentFiltered, "content filter", ""),
+        ("filtered", ContentFiltered, "content filter", "Hello from "),
+        ("slow", ProviderUnavailable, "in time", ""),
+        ("truncated", ProviderUnavailable, "stream cut", "Hello from the fake model."),
+        ("malformed", ProviderBadResponse, "malformed", "Hello "),
+        ("misshapen", ProviderBadResponse, "malformed", "Hello "),
+    ],
+)
+async def test_every_failure_of_the_wire_maps_to_the_same_error_as_the_openai_plugin(
+    local, local_url, failure, error, message, text_before
+):
+    """The plugin reads the stream itself (not through the SDK): each way a server can fail
+    ends as the error the OpenAI plugin's SDK path gives, after the text that arrived."""
+    local.slow_seconds = 2.0
+    provider = CompatibleProvider()
+    config = settings({"name": "ollama", "base_url": local_url, "models": ["llama3.2"]})
+    chosen = await listed_model(provider, "ollama/llama3.2", config)
+    local.next_failures.append(failure)
+    received: list = []
+
+    started = time.monotonic()
+    with pytest.raises(error) as caught:
+        await run(chosen, make_request(chosen, config, "hi", timeout=0.4), into=received)
+
+    assert type(caught.value) is error
+    assert message in caught.value.message
+    assert "".join(received) == text_before
+    assert len(local.requests) == 1  # nothing retried behind the core's back
+    # Nothing of the transport travels with the error.
+    assert caught.value.__cause__ is None
+    assert caught.value.__context__ is None or caught.value.__suppress_context__
+    assert time.monotonic() - started < 1.5
+
+
+def sse_server(
+    body: bytes, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Application:
+    """A server that answers every chat request with these bytes."""
+
+    async def chat(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(status=status, headers=headers or {})
+        response.content_type = "text/event-stream"
+        await response.prepare(request)
+        for index in range(0, len(body), 7):  # in small pieces: events split across reads
+            await response.write(body[index : index + 7])
+        await response.write_eof()
+        return response
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", chat)
+    return app
+
+
+def chunk(content: str | None = None, finish: str | None = None, **extra: Any) -> str:
+    choices = (
+        []
+        if content is None and finish is None
+        else [
+            {
+                "index": 0,
+                "delta": {} if content is None else {"content": content},
+                "finish_reason": finish,
+            }
+        ]
+    )
+    return json.dumps({"object": "chat.completion.chunk", "choices": choices, **extra})
+
+
+async def stream_from(app: web.Application) -> tuple[list[Any], Any]:
+    provider = CompatibleProvider()
+    async with serve_fake(app) as url:
+        config = settings({"name": "box", "base_url": f"{url}/v1", "models": ["m"]})
+        chosen = await listed_model(provider, "box/m", config)
+        request = make_request(chosen, config, "hi")
+        return await run(chosen, request), request
+
+
+async def test_the_event_stream_is_read_as_server_sent_events_are_defined():
+    """CRLF line ends, an event's data over several lines, comments, ids and an event name
+    are read as SSE defines them; nothing after ``[DONE]`` is read."""
+    usage = {"prompt_tokens": 3, "completion_tokens": 2}
+    head, tail = chunk("lo").split(", ", 1)  # one JSON object over two data lines
+    body = (
+        ": a comment\r\n"
+        f"id: 1\r\ndata: {chunk('Hel')}\r\n\r\n"
+        f"event: message\ndata: {head},\ndata: {tail}\n\n"
+        f"data: {chunk(finish='stop')}\n\n"
+        f"data: {chunk(usage=usage)}\n\n"
+        "data: [DONE]\n\n"
+        f"data: {chunk('never')}\n\n"
+    ).encode()
+
+    chunks, request = await stream_from(sse_server(body))
+
+    assert chunks == ["Hel", "lo"]
+    assert (request.usage.input_tokens, request.usage.output_tokens) == (3, 2)
+
+
+async def test_an_error_event_mid_answer_is_unavailable_with_the_servers_message():
+    body = (
+        f"data: {chunk('Par')}\n\n"
+        'data: {"error": {"message": "The  model\\n crashed.", "type": "server_error"}}\n\n'
+    ).encode()
+    with pytest.raises(ProviderUnavailable) as caught:
+        await stream_from(sse_server(body))
+    assert caught.value.message == 'Connection "box" failed mid-answer: The model crashed.'
+
+
+async def test_an_error_status_without_a_json_body_still_names_the_status():
+    with pytest.raises(ProviderError) as caught:
+        await stream_from(sse_server(b"<html>nope</html>", status=404))
+    assert caught.value.message == 'Connection "box": Error code: 404'
+    with pytest.raises(ProviderError) as caught:
+        await stream_from(sse_server(b"", status=503))
+    assert type(caught.value) is ProviderUnavailable and "HTTP 503" in caught.value.message
+
+
+async def test_a_quota_error_is_not_a_rate_limit():
+    body = json.dumps(
+        {"error": {"message": "You exceeded your quota.", "code": "insufficient_quota"}}
+    ).encode()
+    with pytest.raises(ProviderError) as caught:
+        await stream_from(sse_server(body, status=429, headers={"Retry-After": "3"}))
+    assert type(caught.value) is ProviderError
+    assert caught.value.message == 'Connection "box": You exceeded your quota.'
+
+
+def test_the_plugin_streams_and_discovers_without_the_openai_sdk(tmp_path):
+    """The plugin reads the wire itself (the SDK's per-chunk decoding cost more CPU than the
+    rest of a streamed answer, bench/README.md), so a process whose only provider is an
+    OpenAI-compatible server never imports the SDK (~14 MB)."""
+    script = textwrap.dedent(
+        """
+        import asyncio, json, sys
+        from multinotes.plugin import outgoing
+        from multinotes.plugins.providers.openai_compatible import (
+            CompatibleProvider, CompatibleSettings)
+        from multinotes.testing import LOOPBACK_ALLOW, collect, make_request, serve_fake
+        from multinotes.testing_openai import FakeOpenAIWire
+
+        async def main():
+            outgoing.install(outgoing.OutgoingPolicy.parse(LOOPBACK_ALLOW))
+            fake = FakeOpenAIWire(api_key=None, models=["llama3.2"])
+            provider = CompatibleProvider()
+            provider.warm()
+            async with serve_fake(fake.app()) as url:
+                connection = {"name": "ollama", "base_url": url + "/v1"}
+                config = CompatibleSettings(connections=json.dumps([connection]))
+                [model] = await provider.list_models(config)
+                chunks = await collect(model, make_request(model, config, "hi"))
+            print(json.dumps(["".join(chunks), "openai" in sys.modules]))
+
+        asyncio.run(main())
+        """
+    )
+    done = subprocess.run(  # noqa: S603 - this interpreter, a fixed script
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    text, sdk_loaded = json.loads(done.stdout.strip().splitlines()[-1])
+    assert text == "Hello from the fake model."
+    assert sdk_loaded is False
 
 
 # -- check --------------------------------------------------------------------------------------

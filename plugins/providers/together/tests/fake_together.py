@@ -21,6 +21,15 @@ Scenario control: append to ``fake.next_failures`` and the next request(s) fail 
 * ``"truncated"``: stream the content chunks and end cleanly, without finish reason or ``[DONE]``
 * ``"stream_error"``: stream one chunk, then ``data: {"error": {...}}`` (how Together reports a
   failure after the headers went out)
+* ``"filtered"``: the moderation refuses the prompt (chat and images): a 400 whose error has
+  ``code: "content_policy_violation"``
+* ``"filtered_answer"``: stream one chunk, then one whose ``finish_reason`` is
+  ``"content_filter"`` (the moderation cut the answer off), then ``[DONE]``
+
+Together's reference documents no code of its own for a moderation refusal (its ``FinishReason``
+lists ``stop``, ``eos``, ``length``, ``tool_calls``, ``function_call``; its ``ErrorData`` has
+``message``, ``type``, ``param``, ``code``). Its API mirrors OpenAI's chat completions, so the
+fake speaks OpenAI's refusal signals in Together's shapes, which is what the plugin maps.
 
 Every request is recorded in ``fake.requests`` (method, path, headers, JSON body).
 """
@@ -49,6 +58,8 @@ FAILURES = (
     "malformed",
     "truncated",
     "stream_error",
+    "filtered",
+    "filtered_answer",
 )
 ERROR_TYPES = {
     400: ("invalid_request_error", "Fake failure 400."),
@@ -57,6 +68,7 @@ ERROR_TYPES = {
     429: ("rate_limit_exceeded", "You have exceeded your rate limit."),
     500: ("server_error", "Fake failure 500."),
 }
+FILTERED_MESSAGE = "Input was flagged by the safety model and cannot be processed."
 
 
 @dataclass
@@ -127,6 +139,16 @@ class FakeTogether:
             return recorded, error_response(429, {"Retry-After": self.retry_after}), failure
         if failure in ("400", "401", "403", "500"):
             return recorded, error_response(int(failure)), failure
+        if failure == "filtered":
+            refusal = {
+                "error": {
+                    "message": FILTERED_MESSAGE,
+                    "type": "invalid_request_error",
+                    "param": None,
+                    "code": "content_policy_violation",
+                }
+            }
+            return recorded, web.json_response(refusal, status=400), failure
         return recorded, None, failure
 
     async def _models(self, request: web.Request) -> web.Response:
@@ -213,6 +235,8 @@ class FakeTogether:
             events = [events[0], "{not json"]
         elif failure == "truncated":
             events = events[:-2]
+        elif failure == "filtered_answer":
+            events = [events[0], chunk("", "content_filter", True), "[DONE]"]
         elif failure == "stream_error":
             error = {"error": {"message": "The model crashed.", "type": "server_error"}}
             events = [events[0], json.dumps(error)]

@@ -15,6 +15,7 @@ from multinotes.plugin import (
     Attachment,
     ChatMessage,
     Chunk,
+    ContentFiltered,
     GenerationRequest,
     ImageOptions,
     MediaOutput,
@@ -45,8 +46,6 @@ FLUX = "together/black-forest-labs/FLUX.1-schnell"
 @pytest.fixture
 def fake() -> FakeTogether:
     return FakeTogether(api_key=KEY)
-
-
 
 
 @pytest.fixture
@@ -291,6 +290,37 @@ async def test_malformed_chunk_is_bad_response(fake: FakeTogether, config: Toget
 
     with pytest.raises(ProviderBadResponse):
         await collect(ask(config, user("Hi")))
+
+
+async def test_a_prompt_the_moderation_refuses_is_a_content_filter_refusal(
+    fake: FakeTogether, config: TogetherSettings
+):
+    fake.next_failures.append("filtered")
+
+    with pytest.raises(ContentFiltered, match="content filter refused this prompt") as refused:
+        await collect(ask(config, user("Something unsafe")))
+    assert refused.value.error_code == "content_filtered"
+    assert "flagged by the safety model" in refused.value.message  # Together's own words
+
+
+async def test_an_answer_cut_off_by_the_moderation_is_a_content_filter_refusal(
+    fake: FakeTogether, config: TogetherSettings
+):
+    fake.next_failures.append("filtered_answer")
+    received: list[Chunk] = []
+
+    with pytest.raises(ContentFiltered, match="content filter stopped this answer"):
+        await collect(ask(config, user("Something unsafe")), into=received)
+    assert received == ["Hello "]  # what came before the cut stays the user's to see
+
+
+async def test_an_image_prompt_the_safety_checker_refuses_is_a_content_filter_refusal(
+    fake: FakeTogether, config: TogetherSettings
+):
+    fake.next_failures.append("filtered")
+
+    with pytest.raises(ContentFiltered):
+        await collect(ask(config, user("Something unsafe"), options=ImageOptions()), FLUX)
 
 
 # -- provider -----------------------------------------------------------------------------------

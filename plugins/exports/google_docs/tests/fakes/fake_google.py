@@ -8,7 +8,9 @@ challenge, and answers refresh grants with a new access token (the refresh token
 same). Drive: ``GET /drive/v3/about`` and multipart uploads (``multipart/related``: JSON metadata,
 then the media) to ``POST /upload/drive/v3/files`` and ``PATCH /upload/drive/v3/files/{id}``,
 converting ``text/html`` to a Google Doc when the metadata asks for
-``application/vnd.google-apps.document``. Errors are Google's ``{"error": {"code", "message",
+``application/vnd.google-apps.document``; metadata-only JSON requests to ``POST /drive/v3/files``
+(folders: ``application/vnd.google-apps.folder``) and ``PATCH /drive/v3/files/{id}`` (a rename).
+Errors are Google's ``{"error": {"code", "message",
 "errors": [{"reason"}], "status"}}``.
 
 Tests steer it with ``next_failures`` (status, headers, reason), ``expire_access_tokens()`` and
@@ -27,6 +29,7 @@ from urllib.parse import urlencode
 from aiohttp import BodyPartReader, web
 
 DOC = "application/vnd.google-apps.document"
+FOLDER = "application/vnd.google-apps.folder"
 DRIVE_FILE = "https://www.googleapis.com/auth/drive.file"
 
 
@@ -68,6 +71,9 @@ class FakeGoogle:
         self.next_failures: list[tuple[int, dict[str, str], str]] = []
         self.files: dict[str, dict[str, Any]] = {}
         self.folders = {"root": "My Drive", "folder-reports-0001": "Reports"}
+        #: Each folder's parents (the ones this app made; the two above are at the top).
+        self.folder_parents: dict[str, list[str]] = {}
+        self.folder_descriptions: dict[str, str] = {}
 
     def expire_access_tokens(self) -> None:
         self.access_tokens.clear()
@@ -82,6 +88,8 @@ class FakeGoogle:
         app.router.add_post("/token", self.token)
         app.router.add_get("/drive/v3/about", self.about)
         app.router.add_get("/drive/v3/files", self.list_files)
+        app.router.add_post("/drive/v3/files", self.create_folder)
+        app.router.add_patch("/drive/v3/files/{id}", self.update_metadata)
         app.router.add_post("/upload/drive/v3/files", self.create)
         app.router.add_patch("/upload/drive/v3/files/{id}", self.update)
         return app
@@ -253,4 +261,55 @@ class FakeGoogle:
         found["name"] = metadata.get("name", found["name"])
         found["versions"] += 1
         self.uploads.append(("PATCH", request.path))
+        return web.json_response(self._file_out(file_id))
+
+    # -- metadata only (folders) --------------------------------------------------------------
+
+    async def create_folder(self, request: web.Request) -> web.StreamResponse:
+        refused = self._check(request)
+        if refused is not None:
+            return refused
+        if not request.content_type.startswith("application/json"):
+            return _error(400, "Expected JSON metadata.", "badContent")
+        metadata = await request.json()
+        if metadata.get("mimeType") != FOLDER:
+            return _error(400, "This fake makes folders only without media.", "badContent")
+        if not str(metadata.get("name") or "").strip():
+            return _error(400, "A folder needs a name.", "required")
+        parents = metadata.get("parents") or []
+        for parent in parents:
+            if parent not in self.folders:
+                return _error(404, f"File not found: {parent}.", "notFound")
+        folder_id = f"folder{secrets.token_hex(8)}"
+        self.folders[folder_id] = str(metadata["name"])
+        self.folder_parents[folder_id] = list(parents)
+        self.folder_descriptions[folder_id] = str(metadata.get("description") or "")
+        self.uploads.append(("POST", request.path))
+        return web.json_response(self._folder_out(folder_id))
+
+    def _folder_out(self, folder_id: str) -> dict[str, Any]:
+        return {
+            "kind": "drive#file",
+            "id": folder_id,
+            "name": self.folders[folder_id],
+            "mimeType": FOLDER,
+            "trashed": False,
+            "webViewLink": f"https://drive.google.com/drive/folders/{folder_id}",
+        }
+
+    async def update_metadata(self, request: web.Request) -> web.StreamResponse:
+        refused = self._check(request)
+        if refused is not None:
+            return refused
+        file_id = request.match_info["id"]
+        metadata = await request.json()
+        if file_id in self.folders and file_id != "root":
+            if "name" in metadata:
+                self.folders[file_id] = str(metadata["name"])
+            self.uploads.append(("PATCH", request.path))
+            return web.json_response(self._folder_out(file_id))
+        if file_id not in self.files or self.files[file_id].get("trashed"):
+            return _error(404, f"File not found: {file_id}.", "notFound")
+        if "name" in metadata:
+            self.files[file_id]["name"] = str(metadata["name"])
         return web.json_response(self._file_out(file_id))
