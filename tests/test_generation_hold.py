@@ -320,3 +320,46 @@ async def test_the_holds_live_balance_does_not_delay_the_provider_call(api: ApiC
     await response.text()
     await eventually(lambda: order.count("balance read") >= 2)  # the hold's and the settle's
     assert order.index("provider called") < order.index("balance read")
+
+
+async def test_an_answer_stopped_before_its_rows_exist_is_stopped(
+    api: ApiClient, script: Script, monkeypatch
+):
+    """Stop pressed right after ``start``, before the rows are written: the cancel waits for
+    them (in the process writing them) instead of answering 404, and the answer is stopped."""
+    user_id = await member(api)
+    script.delay = 0.2  # still streaming when the stop arrives
+    store = pipeline._store_plan
+    release = asyncio.Event()
+
+    async def held_store(*args, **kwargs):
+        await release.wait()
+        await store(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "_store_plan", held_store)
+    conversation = (await (await api.post("/api/conversations", {})).json())["id"]
+    try:
+        response = await asyncio.wait_for(
+            api.post(
+                f"/api/conversations/{conversation}/messages", {"content": "Hi", "models": [MODEL]}
+            ),
+            10,
+        )
+        started = None
+        while started is None:
+            line = (await asyncio.wait_for(response.content.readline(), 10)).decode()
+            if line.startswith("data: ") and '"generation_id"' in line:
+                started = json.loads(line.removeprefix("data: "))
+        stopping = asyncio.ensure_future(
+            api.post(f"/api/generations/{started['generation_id']}/cancel", {})
+        )
+        await asyncio.sleep(0.1)
+        assert not stopping.done()  # waiting for the rows, not a 404
+    finally:
+        release.set()
+    stopped = await asyncio.wait_for(stopping, 10)
+    assert stopped.status == 200, await stopped.text()
+    events = parse_sse((await response.read()).decode())
+    [done] = [d for name, d in events if name == "done"]
+    assert done["status"] == "stopped"
+    assert await wallet.ledger_sum(api.app[DB], user_id) == (await wallet_row(api, user_id))[0]
