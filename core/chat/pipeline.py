@@ -137,9 +137,8 @@ class RunningGenerations:
     def __init__(self) -> None:
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.texts: dict[str, list[str]] = {}
-        #: Rows still being written beside the call, by the id of each message and generation
-        #: they write: a client may follow or stop an answer whose ``start`` it got before they
-        #: exist.
+        #: Rows still being written beside the call, by the id of each message they write: a
+        #: client may follow an answer whose ``start`` it got before they exist.
         self.rows: dict[str, asyncio.Future[None]] = {}
         self.stopping_at: float | None = None
 
@@ -157,10 +156,10 @@ class RunningGenerations:
 
         rows.add_done_callback(written)
 
-    async def rows_written(self, row_id: str) -> None:
-        """Returns once the rows of this message or generation are written (or failed to be),
-        at once when they are not being written in this process."""
-        rows = self.rows.get(row_id)
+    async def rows_written(self, message_id: str) -> None:
+        """Returns once the rows of this message are written (or failed to be), at once when
+        they are not being written in this process."""
+        rows = self.rows.get(message_id)
         if rows is not None:
             await asyncio.wait([rows])  # its outcome is not this caller's: never raises it
 
@@ -411,12 +410,7 @@ async def plan_generations(
     if rows_later:
         rows = asyncio.ensure_future(_store_or_release(app, planned, store))
         rows.add_done_callback(_log_rows_failure)
-        app[RUNNING].writing(
-            rows,
-            [prompt_message.id]
-            + [item.message_id for item in planned]
-            + [item.generation_id for item in planned],
-        )
+        app[RUNNING].writing(rows, [prompt_message.id, *(item.message_id for item in planned)])
         for item in planned:
             item.rows = rows
         return prompt_message, planned
@@ -1459,7 +1453,6 @@ async def _write_ending(
 
 
 async def cancel_generation(app: web.Application, user_id: str, generation_id: str) -> str:
-    await app[RUNNING].rows_written(generation_id)
     async with app[DB].read() as session:
         generation = await session.scalar(
             select(Generation).where(Generation.id == generation_id, Generation.user_id == user_id)
