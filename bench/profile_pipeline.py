@@ -134,11 +134,14 @@ async def timeline(
     steps: dict[str, list[float]] = {}
     for (sent, first), marks in zip(client, server, strict=True):
         points = [("client sent", sent)] + [(m, marks[m]) for m in MARKS if m in marks]
-        # The rows are written beside the call; since #17's thirteenth round the first token
-        # no longer waits for them, so they are reported beside the steps, not as one.
+        # The first token goes out once the provider's first chunk is there and the rows are
+        # stored: whichever came last.
         if "rows stored" in marks:
             steps.setdefault("rows stored after the first chunk by", []).append(
                 max(0.0, marks["rows stored"] - marks["provider first chunk"]) * 1000
+            )
+            points.append(
+                ("first token sent", max(marks["rows stored"], marks["provider first chunk"]))
             )
         points.append(("client first token", first))
         for (a, ta), (b, tb) in itertools.pairwise(points):

@@ -7,14 +7,12 @@ and its rows leaves a reservation without a generation, which the crash sweep re
 
 Since the tenth round the prompt and answer rows of a prompt sent through the API are written
 while the model already streams (the hold alone stands between the request and the provider
-call). Since #17's thirteenth round the events do not wait for them either (they were the last
-thing the first token waited for): the answer is settled only once they exist, and when they
-cannot be written the stream says so, the model is stopped and the hold given back."""
+call): the first event is sent and the answer settled only once they exist, and when they
+cannot be written the request fails as before, the model is stopped and the hold given back."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 from datetime import timedelta
 
 import pytest
@@ -109,8 +107,6 @@ async def test_a_hold_whose_rows_were_never_written_is_released_once_by_the_swee
 async def test_rows_that_fail_after_the_hold_give_it_back_and_stop_the_model(
     api: ApiClient, script: Script, monkeypatch
 ):
-    """The stream has begun when the rows fail: it says the prompt could not be saved, the
-    answer ends failed and charged nothing, and nothing of the prompt is left."""
     user_id = await member(api)
     before = await wallet_row(api, user_id)
     script.delay = 0.2  # still streaming when the rows fail
@@ -123,16 +119,7 @@ async def test_rows_that_fail_after_the_hold_give_it_back_and_stop_the_model(
     response = await api.post(
         f"/api/conversations/{conversation}/messages", {"content": "Hi", "models": [MODEL]}
     )
-    assert response.status == 200
-    events = parse_sse(await response.text())
-    names = [name for name, _ in events]
-    assert names[0] == "prompt" and names[-1] == "end"
-    [stream_error] = [d for name, d in events if name == "error" and "generation_id" not in d]
-    assert stream_error["code"] == "prompt_not_saved"
-    assert "could not be saved" in stream_error["message"]
-    assert "rows could not be written" not in str(events)  # no internals reach the client
-    [done] = [d for name, d in events if name == "done"]
-    assert done["status"] == "failed" and done["cost"] == 0
+    assert response.status == 500
     await eventually(lambda: not api.app[RUNNING].tasks)  # the model was stopped
     assert await wallet_row(api, user_id) == before
     assert await wallet.ledger_sum(api.app[DB], user_id) == before[0]
@@ -146,83 +133,6 @@ async def test_rows_that_fail_after_the_hold_give_it_back_and_stop_the_model(
             select(func.count()).select_from(Message).where(Message.conversation_id == conversation)
         )
     assert open_holds == 0 and messages == 0
-
-
-async def test_the_first_token_does_not_wait_for_the_rows(api: ApiClient, monkeypatch):
-    """The prompt and answer rows are written beside the call; the client gets the prompt
-    event and the first text while they are still on their way (#17: they were the last thing
-    the first token waited for)."""
-    await member(api)
-    store = pipeline._store_plan
-    stored = asyncio.Event()
-    release = asyncio.Event()
-
-    async def held_store(*args, **kwargs):
-        await release.wait()
-        await store(*args, **kwargs)
-        stored.set()
-
-    monkeypatch.setattr(pipeline, "_store_plan", held_store)
-    conversation = (await (await api.post("/api/conversations", {})).json())["id"]
-    seen: list[str] = []
-    try:
-        response = await asyncio.wait_for(
-            api.post(
-                f"/api/conversations/{conversation}/messages", {"content": "Hi", "models": [MODEL]}
-            ),
-            10,
-        )
-        assert response.status == 200
-        while "delta" not in seen:
-            line = (await asyncio.wait_for(response.content.readline(), 10)).decode()
-            if line.startswith("event: "):
-                seen.append(line.removeprefix("event: ").strip())
-    finally:
-        release.set()  # whatever happened, let the answer end
-    assert seen[0] == "prompt" and not stored.is_set()
-    rest = parse_sse((await response.content.read()).decode())
-    assert [d["status"] for name, d in rest if name == "done"] == ["complete"]
-    assert stored.is_set()
-
-
-async def test_an_answer_followed_before_its_rows_exist_is_followed_once_they_do(
-    api: ApiClient, monkeypatch
-):
-    """A client cut off right after ``start`` may come back before the rows are written: in the
-    process writing them, following the answer waits for them instead of answering 404."""
-    await member(api)
-    store = pipeline._store_plan
-    release = asyncio.Event()
-
-    async def held_store(*args, **kwargs):
-        await release.wait()
-        await store(*args, **kwargs)
-
-    monkeypatch.setattr(pipeline, "_store_plan", held_store)
-    conversation = (await (await api.post("/api/conversations", {})).json())["id"]
-    try:
-        response = await asyncio.wait_for(
-            api.post(
-                f"/api/conversations/{conversation}/messages", {"content": "Hi", "models": [MODEL]}
-            ),
-            10,
-        )
-        started = None
-        while started is None:
-            line = (await asyncio.wait_for(response.content.readline(), 10)).decode()
-            if line.startswith("data: ") and '"message_id"' in line and '"model"' in line:
-                started = json.loads(line.removeprefix("data: "))
-        following = asyncio.ensure_future(api.get(f"/api/messages/{started['message_id']}/stream"))
-        await asyncio.sleep(0.2)
-        assert not following.done()  # waiting for the rows, not a 404
-    finally:
-        release.set()
-    followed = await asyncio.wait_for(following, 10)
-    assert followed.status == 200
-    events = parse_sse(await followed.text())
-    assert "".join(d["text"] for name, d in events if name == "delta") == "abc"
-    assert [d["status"] for name, d in events if name == "done"] == ["complete"]
-    await response.read()
 
 
 async def test_the_hold_is_committed_before_the_provider_is_called(api: ApiClient, monkeypatch):

@@ -309,11 +309,6 @@ async def generate(request: web.Request, body: GenerateIn) -> web.StreamResponse
 
     The maximum cost of each model's answer is reserved first (402 when the wallet cannot cover
     it, before any provider is called) and settled to the real cost when it ends.
-
-    Events: `prompt` (its `message_id`, `conversation_id`); per model `start`, `delta`, `media`,
-    `error`, `done`; then `end`. An `error` without a `generation_id` is the request's own:
-    `prompt_not_saved` means the prompt could not be stored, so its answers end `failed` and
-    nothing is charged.
     """
     actor = _require_generation_rights(request)
     db, conversation_id = request.app[DB], request.match_info["id"]

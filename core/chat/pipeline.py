@@ -137,31 +137,11 @@ class RunningGenerations:
     def __init__(self) -> None:
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.texts: dict[str, list[str]] = {}
-        #: Rows still being written beside the call, by the id of each message they write: a
-        #: client may follow an answer whose ``start`` it got before they exist.
-        self.rows: dict[str, asyncio.Future[None]] = {}
         self.stopping_at: float | None = None
 
     def track(self, generation_id: str, task: asyncio.Task[None]) -> None:
         self.tasks[generation_id] = task
         task.add_done_callback(lambda _task: self.tasks.pop(generation_id, None))
-
-    def writing(self, rows: asyncio.Future[None], message_ids: list[str]) -> None:
-        for message_id in message_ids:
-            self.rows[message_id] = rows
-
-        def written(_rows: asyncio.Future[None]) -> None:
-            for message_id in message_ids:
-                self.rows.pop(message_id, None)
-
-        rows.add_done_callback(written)
-
-    async def rows_written(self, message_id: str) -> None:
-        """Returns once the rows of this message are written (or failed to be), at once when
-        they are not being written in this process."""
-        rows = self.rows.get(message_id)
-        if rows is not None:
-            await asyncio.wait([rows])  # its outcome is not this caller's: never raises it
 
     def cancel(self, generation_id: str) -> bool:
         task = self.tasks.get(generation_id)
@@ -410,7 +390,6 @@ async def plan_generations(
     if rows_later:
         rows = asyncio.ensure_future(_store_or_release(app, planned, store))
         rows.add_done_callback(_log_rows_failure)
-        app[RUNNING].writing(rows, [prompt_message.id, *(item.message_id for item in planned)])
         for item in planned:
             item.rows = rows
         return prompt_message, planned
@@ -781,10 +760,11 @@ async def stream_generations(
         task.add_done_callback(lambda _task: metrics.streams_in_flight.dec())
     rows = planned[0].rows if planned else None
     if rows is not None:
-        # The events do not wait for the rows (they were the last thing the first token waited
-        # for, #17): each answer is stored and settled only once they exist. Rows that could
-        # not be written stop the models and give the hold back; the stream says so.
-        rows.add_done_callback(functools.partial(_stop_without_rows, running, planned, sink))
+        rows.add_done_callback(functools.partial(_stop_without_rows, running, planned))
+        # The models are on their way; the first event names the prompt, which exists from
+        # then on. Rows that could not be written are this request's error (a 500): the models
+        # were stopped and the hold given back.
+        await asyncio.shield(rows)
     response = web.StreamResponse(headers=SSE_HEADERS)
     try:
         await response.prepare(request)
@@ -811,23 +791,12 @@ async def stream_generations(
     return response
 
 
-#: The stream's own error (no ``generation_id``) when the prompt's rows could not be written.
-PROMPT_NOT_SAVED = {
-    "code": "prompt_not_saved",
-    "message": "The prompt could not be saved, so its answers were stopped. Nothing was charged.",
-}
-
-
 def _stop_without_rows(
-    running: RunningGenerations,
-    planned: list[Planned],
-    sink: EventSink,
-    rows: asyncio.Future[None],
+    running: RunningGenerations, planned: list[Planned], rows: asyncio.Future[None]
 ) -> None:
     """The rows of answers already streaming could not be written: stop the models (their holds
-    were given back; ``_finish_after`` ends each answer as failed) and tell the client."""
+    were given back; ``_finish_after`` tells the client)."""
     if rows.cancelled() or rows.exception() is not None:
-        sink.emit("error", PROMPT_NOT_SAVED)
         for item in planned:
             running.cancel(item.generation_id)
 
@@ -1340,7 +1309,6 @@ async def follow_answer(request: web.Request, user_id: str, message_id: str) -> 
     streaming elsewhere is read from its stored partial text."""
     app = request.app
     offset = _resume_offset(request)
-    await app[RUNNING].rows_written(message_id)
     async with app[DB].read() as session:
         found = (
             await session.execute(

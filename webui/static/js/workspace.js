@@ -21,8 +21,7 @@
  * conversation_id, dropped_turns};
  * delta {generation_id, model, text}; media {generation_id, model, id, media_type, name, url};
  * error {generation_id, model, code, message}; done {generation_id, model, message_id, status,
- * usage, cost, latency_ms, duration_ms, html}; end {}. An error without a generation_id is the
- * request's own (prompt_not_saved: the answers end failed, nothing charged): an alert.
+ * usage, cost, latency_ms, duration_ms, html}; end {}.
  */
 (function () {
   "use strict";
