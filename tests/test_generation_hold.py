@@ -230,3 +230,34 @@ async def test_the_holds_live_balance_does_not_delay_the_provider_call(api: ApiC
     await response.text()
     await eventually(lambda: order.count("balance read") >= 2)  # the hold's and the settle's
     assert order.index("provider called") < order.index("balance read")
+
+
+async def test_the_first_event_waits_for_the_rows(api: ApiClient, monkeypatch):
+    """The first event names the prompt and its conversation, which exist from then on in every
+    process (a client may read them at once, through another web process). So while the rows
+    are on their way nothing is sent, and the stream begins once they are written. (#17's
+    thirteenth round measured sending first: the uninstrumented first token did not move.)"""
+    await member(api)
+    store = pipeline._store_plan
+    release = asyncio.Event()
+
+    async def held_store(*args, **kwargs):
+        await release.wait()
+        await store(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "_store_plan", held_store)
+    sending = asyncio.ensure_future(
+        api.post("/api/messages", {"content": "Hello there", "models": [MODEL]})
+    )
+    try:
+        await asyncio.sleep(0.3)
+        assert not sending.done()  # no headers, no event while the rows are held
+    finally:
+        release.set()
+    response = await asyncio.wait_for(sending, 10)
+    (name, data), *_ = parse_sse((await response.content.readuntil(b"\n\n")).decode())
+    assert name == "prompt"
+    conversation = await api.get_json(f"/api/conversations/{data['conversation_id']}")
+    assert conversation["title"] == "Hello there"
+    events = parse_sse(await response.text())
+    assert [d["status"] for name, d in events if name == "done"] == ["complete"]
