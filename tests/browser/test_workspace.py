@@ -319,6 +319,44 @@ def test_rating_begun_while_the_answer_streams_survives_the_re_render_when_it_en
     expect(card.get_by_label("Comment")).to_be_focused()
 
 
+def test_rating_opened_while_the_thread_reloads_survives_the_reload(chat: Any) -> None:
+    """Rate is opened after the answer ended but before the thread's new copy arrives (the
+    server is held here): what is open and typed is read right before the swap, not when the
+    copy was asked for."""
+    page = chat
+    held: list[Any] = []
+    holding = [True]
+
+    def hold(route: Any) -> None:
+        if holding[0]:
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.route("**/chat/*/thread*", hold)
+    choose_models(page, ECHO)
+    send(page, "Rate me while the thread reloads")
+    card = answer(page, ECHO)
+    expect(card.locator('[data-field="status"]')).to_have_text("Complete")
+    for _ in range(100):
+        if held:
+            break
+        page.wait_for_timeout(50)
+    assert held, "the thread was never asked for again"
+    card.evaluate("card => { card.dataset.liveCard = 'yes'; }")
+    card.locator("summary", has_text="Rate").click()
+    card.locator(".stars label").nth(2).click()
+    card.get_by_label("Comment").fill("Opened mid-reload")
+    holding[0] = False
+    for route in held:
+        route.continue_()
+
+    expect(page.locator("#thread .answer[data-live-card]")).to_have_count(0)  # a new copy
+    expect(card.locator("details.rate")).to_have_attribute("open", "")
+    expect(card.get_by_label("3 stars")).to_be_checked()
+    expect(card.get_by_label("Comment")).to_have_value("Opened mid-reload")
+
+
 def test_the_image_tool_generates_an_image(chat: Any, screenshot: Any) -> None:
     page = chat
     page.goto("/chat?tool=image")

@@ -551,12 +551,19 @@
     var url = "/chat/" + id + "/thread" + (leaf ? "?leaf=" + encodeURIComponent(leaf) : "");
     var kept = threadState();
     var thread = document.getElementById("thread");
-    // htmx.ajax's promise can settle before the swap, so the state returns on the swap itself.
+    // What is open is read again right before the swap: someone may open Rate while the new
+    // copy is on its way. htmx.ajax's promise can settle before the swap, so the state returns
+    // on the swap itself.
+    function capture() {
+      kept = threadState();
+    }
     function restore(event) {
+      thread.removeEventListener("htmx:beforeSwap", capture);
       thread.removeEventListener("htmx:afterSwap", restore);
       thread.removeEventListener("htmx:responseError", restore);
       if (event.type === "htmx:afterSwap") restoreThreadState(kept);
     }
+    thread.addEventListener("htmx:beforeSwap", capture);
     thread.addEventListener("htmx:afterSwap", restore);
     thread.addEventListener("htmx:responseError", restore);
     return window.htmx.ajax("GET", url, { target: "#thread", swap: "innerHTML" });
