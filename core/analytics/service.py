@@ -4,10 +4,12 @@ queries: each is a handful of small reads whatever the size of messages or gener
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from multinotes.analytics import rollup
 from multinotes.analytics.models import (
@@ -145,6 +147,17 @@ def _in_range(query: RangeQuery) -> Any:
     return (UsageDay.day >= query.first) & (UsageDay.day <= query.last)
 
 
+async def _per_model(session: AsyncSession, query: RangeQuery, *sums: Any) -> Sequence[Any]:
+    """``(model_id, provider_id, *sums)`` over the range's usage days, a row per model."""
+    return (
+        await session.execute(
+            select(UsageDay.model_id, UsageDay.provider_id, *sums)
+            .where(_in_range(query))
+            .group_by(UsageDay.model_id, UsageDay.provider_id)
+        )
+    ).all()
+
+
 async def usage(db: Database, query: RangeQuery) -> dict[str, Any]:
     sums = (
         func.sum(UsageDay.generations),
@@ -152,13 +165,7 @@ async def usage(db: Database, query: RangeQuery) -> dict[str, Any]:
         func.sum(UsageDay.output_tokens),
     )
     async with db.read() as session:
-        by_model = (
-            await session.execute(
-                select(UsageDay.model_id, UsageDay.provider_id, *sums)
-                .where(_in_range(query))
-                .group_by(UsageDay.model_id, UsageDay.provider_id)
-            )
-        ).all()
+        by_model = await _per_model(session, query, *sums)
         per_day = (
             await session.execute(
                 select(
@@ -223,13 +230,7 @@ async def margin(db: Database, query: RangeQuery) -> dict[str, Any]:
         func.sum(UsageDay.provider_cost),
     )
     async with db.read() as session:
-        by_model = (
-            await session.execute(
-                select(UsageDay.model_id, UsageDay.provider_id, *money)
-                .where(_in_range(query))
-                .group_by(UsageDay.model_id, UsageDay.provider_id)
-            )
-        ).all()
+        by_model = await _per_model(session, query, *money)
         by_plan = (
             await session.execute(
                 select(UsageDay.plan_id, *money).where(_in_range(query)).group_by(UsageDay.plan_id)
