@@ -51,6 +51,11 @@ def test_the_top_bar_switches_between_personal_and_organisation_space(
     expect(page.locator(".flash")).to_contain_text("Moved into the space")
     expect(page.locator("#space-items")).to_contain_text(f"Plan {tag}")
     assert serious_violations(page) == []
+    # ... and takes it out again: it is back in the list of their notes to bring in.
+    page.get_by_role("button", name=f"Take out Plan {tag}").click()
+    expect(page.locator(".flash")).to_contain_text("Moved out of the space")
+    expect(page.locator("#space-empty")).to_be_visible()
+    expect(page.get_by_label("Bring one of your notes in")).to_contain_text(f"Plan {tag}")
 
     page.get_by_label("Working in").select_option("personal")
     page.locator("#workspace-switcher").get_by_role("button", name="Switch").click()
