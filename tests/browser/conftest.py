@@ -345,6 +345,23 @@ def page(browsing: Browsing) -> Any:
     return browsing.new_page()
 
 
+def wait_for_js(page: Any, expression: str, arg: Any = None, timeout: float = 15.0) -> Any:
+    """Wait until ``expression`` (a JS expression or function, maybe async) is truthy.
+
+    Playwright's ``wait_for_function`` polls by ``eval`` inside the page, which the app's
+    Content Security Policy (no 'unsafe-eval') refuses as soon as the first check is false.
+    ``page.evaluate`` goes through the DevTools protocol, which the policy does not cover.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = page.evaluate(expression, arg)
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {timeout} s: {expression} ({value!r})")
+        page.wait_for_timeout(100)
+
+
 def confirm(page: Any, action: str) -> str:
     """Answers the page's confirmation dialog (app.js opens it for ``data-confirm``) with its
     button named ``action``, or "Cancel"; returns the question it asked."""

@@ -9,7 +9,7 @@ from typing import Any
 from PIL import Image
 from playwright.sync_api import expect
 
-from tests.browser.conftest import api_account, confirm
+from tests.browser.conftest import api_account, confirm, wait_for_js
 
 
 def png(size: tuple[int, int] = (400, 300)) -> bytes:
@@ -101,7 +101,7 @@ def test_a_user_edits_their_profile_and_uploads_an_avatar(
     expect(page.locator(".flash")).to_contain_text("Your avatar was updated.")
     avatar = page.locator("#avatar-image")
     expect(avatar).to_be_visible()
-    page.wait_for_function("document.querySelector('#avatar-image').naturalWidth === 256")
+    wait_for_js(page, "document.querySelector('#avatar-image').naturalWidth === 256")
 
     # A file that only pretends to be an image is refused (422), and the avatar stays.
     browsing.problems.allow(r"status of 422 .*/account/avatar")

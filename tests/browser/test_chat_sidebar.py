@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser.conftest import wait_for_js
+
 PASSWORD = "correct horse battery staple"
 
 
@@ -158,7 +160,7 @@ def test_a_delete_the_browser_dropped_on_leaving_is_sent_by_the_next_page(
         page.wait_for_timeout(100)
     else:
         raise AssertionError("the next page did not send the dropped delete")
-    page.wait_for_function("localStorage.getItem('multinotes.onLeave') === null")  # forgotten
+    wait_for_js(page, "localStorage.getItem('multinotes.onLeave') === null")  # forgotten
 
 
 def test_a_conversation_is_shared_from_its_menu_by_a_public_link(

@@ -18,7 +18,7 @@ from playwright.sync_api import expect
 
 from multinotes.plugins.providers.openai.tests.fake_openai import FakeOpenAI
 from multinotes.plugins.providers.together.tests.fake_together import FakeTogether
-from tests.browser.conftest import Account, Browsing, api_account, running_server
+from tests.browser.conftest import Account, Browsing, api_account, running_server, wait_for_js
 from tests.fakes.in_thread import ServedInThread
 
 OPENAI_KEY = "sk-browser-media-0000000000"
@@ -130,15 +130,16 @@ def test_the_image_tool_draws_with_dall_e_and_flux_into_files(
         image = card.locator(".answer-media img")
         expect(image).to_have_count(1)
         expect(image).to_have_attribute("src", re.compile(r"^/api/media/[0-9a-f]{32}$"))
-        page.wait_for_function(
-            "img => img.complete && img.naturalWidth === 1", arg=image.element_handle()
+        wait_for_js(
+            page, "img => img.complete && img.naturalWidth === 1", arg=image.element_handle()
         )
         expect(card.locator(".answer-stats")).to_contain_text("1 image")
     # US$0.04 for DALL·E 3 and US$0.00283 for FLUX.1 [schnell], per image.
     assert spent(page) == 4000 + 283
-    page.wait_for_function(
+    wait_for_js(
+        page,
         "() => fetch('/api/files').then(r => r.json())"
-        ".then(d => d.files.filter(f => f.source === 'generated').length === 2)"
+        ".then(d => d.files.filter(f => f.source === 'generated').length === 2)",
     )
     assert {f["content_type"] for f in generated_files(page)} == {"image/png"}
     page.goto("/files")

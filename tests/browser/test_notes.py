@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import confirm
+from tests.browser.conftest import confirm, wait_for_js
 
 PASSWORD = "correct horse battery staple"
 ECHO = "demo/echo"
@@ -316,11 +316,12 @@ def test_a_new_note_is_edited_with_live_preview_and_autosave(notes: Any, screens
 
     # Ctrl+S saves at once, without waiting for a pause.
     content = page.get_by_label("Markdown")
-    content.press("End")
+    content.press("Control+End")  # the end of the note, not of its first line
     content.press_sequentially("\n- plums")
     page.keyboard.press("Control+s")
     expect(page.locator("#save-status")).to_have_text(re.compile(r"^Saved · version \d+$"))
-    page.wait_for_function(
+    wait_for_js(
+        page,
         "async id => (await (await fetch(`/api/documents/${id}`)).json())"
         ".content.endsWith('plums')",
         arg=document_id,
@@ -356,7 +357,8 @@ def test_text_typed_just_before_leaving_the_page_is_saved(notes: Any) -> None:
     for route in held:
         route.continue_()
     page.context.unroute(f"**/api/documents/{document_id}")
-    page.wait_for_function(
+    wait_for_js(
+        page,
         "async id => (await (await fetch(`/api/documents/${id}`)).json())"
         ".content === 'start and the last words'",
         arg=document_id,

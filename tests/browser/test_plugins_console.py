@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser.conftest import wait_for_js
+
 
 def plugin_row(page: Any, name: str) -> Any:
     return page.locator(f"#plugin-{name}")
@@ -114,7 +116,7 @@ def test_a_live_refresh_read_before_a_click_does_not_undo_it(
         "/api/admin/plugins/markdown", data={"enabled": True}, headers={"X-CSRF-Token": token}
     )
     assert markdown.ok, markdown.text()
-    page.wait_for_function("window.heldReads > 0")
+    wait_for_js(page, "window.heldReads > 0")
     plugin_row(page, "demo").get_by_role("button", name="Disable demo").click()
     expect(plugin_row(page, "demo").locator(".badge")).to_have_text("disabled")
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import api_account
+from tests.browser.conftest import api_account, wait_for_js
 
 RICH = """Here is code:
 
@@ -77,14 +77,16 @@ def test_a_note_preview_highlights_code_typesets_math_and_copies_code(
     preview = page.locator("#note-preview")
     assert_rich(preview)
     # KaTeX's own fonts load from our static folder (no CDN, allowed by the CSP).
-    page.wait_for_function(
+    wait_for_js(
+        page,
         "document.fonts.check('16px KaTeX_Main') && "
-        "[...document.fonts].some(f => f.family.includes('KaTeX') && f.status === 'loaded')"
+        "[...document.fonts].some(f => f.family.includes('KaTeX') && f.status === 'loaded')",
     )
     preview.get_by_role("button", name="Copy code").click()
-    page.wait_for_function(
+    wait_for_js(
+        page,
         "async () => (await navigator.clipboard.readText())"
-        " === 'def greet(name):\\n    return f\"Hello {name}\"\\n'"
+        " === 'def greet(name):\\n    return f\"Hello {name}\"\\n'",
     )
     screenshot(page, "rich-note-preview")
 

@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser.conftest import wait_for_js
+
 ECHO, REVERSE, SWATCH = "demo/echo", "demo/reverse", "demo/swatch"
 
 
@@ -174,7 +176,7 @@ def test_two_models_stream_side_by_side_and_finish_with_stats_and_markdown(
     expect(echo.locator(".answer-body strong")).to_have_text("bold")
     expect(echo.locator(".answer-body")).to_contain_text("You asked: Hello bold world")
     expect(reverse.locator(".answer-body")).to_have_text("world bold Hello")
-    page.wait_for_function(SIDE_BY_SIDE)
+    wait_for_js(page, SIDE_BY_SIDE)
 
     # The page now is the conversation, listed first in the sidebar under its new title.
     expect(page).to_have_url(re.compile(r"/chat/[0-9a-f]{32}$"))
@@ -206,8 +208,8 @@ def test_two_models_stream_side_by_side_and_finish_with_stats_and_markdown(
     answer(page, ECHO, 0).get_by_role("button", name="Copy").click()
     # The "Copied" label lasts 1.5 s, too short to assert reliably on a busy machine; the
     # clipboard is what matters.
-    page.wait_for_function(
-        "async () => (await navigator.clipboard.readText()).includes('Hello **bold** world')"
+    wait_for_js(
+        page, "async () => (await navigator.clipboard.readText()).includes('Hello **bold** world')"
     )
 
 
@@ -371,9 +373,10 @@ def test_the_image_tool_generates_an_image(chat: Any, screenshot: Any) -> None:
     images = card.locator(".answer-media img")
     expect(images).to_have_count(2)
     expect(images.first).to_have_attribute("src", re.compile(r"^/api/media/[0-9a-f]{32}$"))
-    page.wait_for_function(
+    wait_for_js(
+        page,
         "() => [...document.querySelectorAll('.answer-media img')]"
-        ".every(img => img.complete && img.naturalWidth === 64)"
+        ".every(img => img.complete && img.naturalWidth === 64)",
     )
     expect(card.locator(".answer-stats")).to_contain_text("2 images")
     conversation = page.url.rsplit("/", 1)[-1]
@@ -479,8 +482,8 @@ def test_an_attached_image_goes_with_the_prompt(chat: Any) -> None:
     image = page.locator("#thread .prompt-media img")
     expect(image).to_have_attribute("src", re.compile(r"^/api/media/[0-9a-f]{32}$"))
     expect(image).to_have_attribute("alt", "Attached: chart.png")
-    page.wait_for_function(
-        "() => document.querySelector('#thread .prompt-media img').naturalWidth === 40"
+    wait_for_js(
+        page, "() => document.querySelector('#thread .prompt-media img').naturalWidth === 40"
     )
     expect(attached).to_be_hidden()  # sent, so no longer waiting in the composer
 
@@ -588,7 +591,7 @@ def test_the_workspace_fits_a_phone(browsing: Any, member: Any, screenshot: Any)
     echo, reverse = answer(page, ECHO), answer(page, REVERSE)
     expect(reverse.locator('[data-field="status"]')).to_have_text("Complete")
     expect(echo.locator('[data-field="status"]')).to_have_text("Complete")
-    page.wait_for_function(STACKED)  # answers stack on a phone
+    wait_for_js(page, STACKED)  # answers stack on a phone
     no_horizontal_scroll(page)
 
     toggle = page.get_by_role("button", name="Conversations")
