@@ -634,6 +634,30 @@ async def test_a_note_moved_without_a_change_to_its_text_is_not_embedded_again(
     assert embedded_texts == ["Orchard\n\nPlums."]
 
 
+async def test_runs_that_overlap_in_a_process_embed_each_change_once(
+    user: ApiClient, monkeypatch: pytest.MonkeyPatch
+):
+    """The minute's sweep, a user's queued job and another run may start together (in embedded
+    mode all in the web process): they take turns, so a changed text is embedded once."""
+    import asyncio
+
+    from multinotes.search import semantic
+
+    await note(user, "Orchard", "Apple trees need pruning in late winter.")
+    embedded_texts: list[str] = []
+    original = semantic.embed
+
+    async def slow_counting(texts: list[str]) -> Any:
+        embedded_texts.extend(texts)
+        await asyncio.sleep(0.05)  # long enough for the other run to look for work meanwhile
+        return await original(texts)
+
+    monkeypatch.setattr(semantic, "embed", slow_counting)
+    done = await asyncio.gather(search_sweep(user.app), embed_pending(user.app))
+    assert sorted(done) == [0, 1]
+    assert embedded_texts == ["Orchard\n\nApple trees need pruning in late winter."]
+
+
 async def test_hybrid_puts_what_both_rankings_found_first(user: ApiClient):
     both = await note(user, "Kitten care", "How to feed a kitten and keep the cat healthy.")
     words_only = await note(user, "Kitten (word)", "kitten")

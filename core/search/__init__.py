@@ -8,6 +8,7 @@ features that change text; a periodic sweep catches anything that was not queued
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -15,14 +16,15 @@ from aiohttp import web
 from multinotes.domain_events import EVENTS
 from multinotes.keys import DB, SETTINGS
 from multinotes.search.sqlite_index import ensure_index
-from multinotes.search.tasks import EMBED_QUEUE, EmbedQueue, subscribe
+from multinotes.search.tasks import EMBED_QUEUE, EMBEDDING, EmbedQueue, subscribe
 from multinotes.search.vectors import VECTORS, VectorCache
 
 
 def setup_search(app: web.Application) -> None:
-    """The vector cache, the queue that coalesces embedding jobs, and (embedded mode) a check
-    of the full-text index at start."""
+    """The vector cache, the queue that coalesces embedding jobs, the turn embedding runs take
+    in this process, and (embedded mode) a check of the full-text index at start."""
     app[VECTORS] = VectorCache()
+    app[EMBEDDING] = asyncio.Lock()
 
     async def embed_queue(app: web.Application) -> AsyncIterator[None]:
         # Registered after the task queue's context, so it closes before the broker does.

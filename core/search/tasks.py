@@ -258,6 +258,13 @@ async def _store(db: Database, items: list[Pending]) -> None:
                 )
 
 
+#: One embedding run at a time in a process: the minute's sweep and a user's queued job often
+#: start together (in embedded mode, both in the web process), and two runs that look for work
+#: at once both find the same changed text and pay to embed it twice. Runs in other processes
+#: can still overlap; what they store twice is caught below as a conflict.
+EMBEDDING = web.AppKey("search_embedding", asyncio.Lock)
+
+
 async def embed_pending(
     app: web.Application,
     user_id: str | None = None,
@@ -266,6 +273,16 @@ async def embed_pending(
 ) -> int:
     """Embed up to ``limit`` items that need it (``user_id``'s only, if given; only those
     changed ``since``, if given); returns how many were brought up to date."""
+    turn = app.get(EMBEDDING)
+    if turn is None:  # an app without the search setup (some tools)
+        return await _embed_pending(app, user_id, limit, since)
+    async with turn:
+        return await _embed_pending(app, user_id, limit, since)
+
+
+async def _embed_pending(
+    app: web.Application, user_id: str | None, limit: int, since: datetime | None
+) -> int:
     db = app[DB]
     done = conflicts = 0
     while done < limit:
