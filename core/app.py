@@ -348,7 +348,8 @@ def setup_tasks(app: web.Application) -> None:
         # beside the web server. Production: `multinotes worker` and `multinotes scheduler`.
         await broker.startup()
         in_process = not settings.is_production and app[ROLE] == "web"
-        scheduler: Any = embedded_scheduler(queue) if in_process else contextlib.nullcontext()
+        scheduling = in_process and settings.embedded_scheduler
+        scheduler: Any = embedded_scheduler(queue) if scheduling else contextlib.nullcontext()
         async with scheduler:
             yield
         try:

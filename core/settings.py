@@ -289,6 +289,12 @@ class Settings(BaseSettings):
         "this long, then hands the rest back to the queue (keep it under systemd's "
         "TimeoutStopSec).",
     )
+    embedded_scheduler: bool = Field(
+        default=True,
+        description="Embedded mode: run the periodic tasks (sweeps, scheduled prompts, "
+        "renewals) inside `multinotes serve`. Off only where something else runs them: tests "
+        "that call the sweeps they check.",
+    )
     heartbeat_seconds: float = Field(
         default=10.0,
         gt=0,

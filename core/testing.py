@@ -106,6 +106,9 @@ def embedded_settings(data_dir: Path, **overrides: Any) -> Settings:
         # nothing else internal (no embedded-mode default), so tests see production's guard.
         "outgoing_allow": list(LOOPBACK_ALLOW),
         "outgoing_allow_private": False,
+        # Tests call the sweeps they check; a scheduler firing at its own minute would race
+        # them (two runs of one sweep, or rows read while a test counts statements).
+        "embedded_scheduler": False,
     }
     values.update(overrides)
     settings = Settings(_env_file=None, **values)

@@ -88,14 +88,30 @@ def gauge(text: str, name: str) -> float:
 async def test_embedded_mode_counts_its_in_process_worker(make_settings, mode):
     if mode != "embedded":
         pytest.skip("embedded mode only")
-    app = create_app(make_settings(metrics_token=TOKEN), plugins=[])
+    app = create_app(make_settings(metrics_token=TOKEN, embedded_scheduler=True), plugins=[])
     async with app_client(app) as api:
+        assert "scheduler" in {task.get_name() for task in asyncio.all_tasks()}
         body = await api.get_json("/readyz")
         assert body["checks"]["workers"] == body["checks"]["scheduler"] == "ok"
         text = await (
             await api.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
         ).text()
         assert gauge(text, "multinotes_task_workers") == 1.0
+
+
+async def test_embedded_mode_without_its_scheduler_says_so(make_settings, mode):
+    """Tests turn the in-process scheduler off (they call the sweeps they check); /readyz
+    does not pretend one runs."""
+    if mode != "embedded":
+        pytest.skip("embedded mode only")
+    app = create_app(make_settings(), plugins=[])
+    async with app_client(app) as api:
+        assert "scheduler" not in {task.get_name() for task in asyncio.all_tasks()}
+        response = await api.get("/readyz")
+        assert response.status == 503
+        body = await response.json()
+        assert body["checks"]["scheduler"] == "error: no scheduler is alive"
+        assert body["checks"]["workers"] == "ok"
 
 
 async def test_metrics_need_the_scrape_token_in_production(make_settings, mode):

@@ -82,7 +82,7 @@ async def _task_status(app: web.Application) -> TaskStatus | None:
     redis = app[REDIS]
     if redis is None:
         running = getattr(app[TASKS].broker, "_running_tasks", ())
-        return TaskStatus(1, True, 0, 0.0, len(running))
+        return TaskStatus(1, app[SETTINGS].embedded_scheduler, 0, 0.0, len(running))
     try:
         return await asyncio.wait_for(task_status(redis, app[SETTINGS]), timeout=2.0)
     except (RedisError, TimeoutError):
