@@ -34,7 +34,9 @@ def test_offline_a_page_shows_the_offline_page_from_the_cache(
     page.context.set_offline(True)
     try:
         page.goto("/files")
-        expect(page.get_by_role("heading", name="You are offline")).to_be_visible()
+        # The worker may have been stopped while idle; starting it again on a busy machine can
+        # take longer than the default 5 s.
+        expect(page.get_by_role("heading", name="You are offline")).to_be_visible(timeout=15_000)
         # The shell's styles came from the cache: the page is laid out, not bare HTML.
         assert page.evaluate("getComputedStyle(document.querySelector('main')).maxWidth !== 'none'")
     finally:
