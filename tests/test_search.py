@@ -8,6 +8,7 @@ never the trash. Every test runs in both runtime modes.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -639,8 +640,6 @@ async def test_runs_that_overlap_in_a_process_embed_each_change_once(
 ):
     """The minute's sweep, a user's queued job and another run may start together (in embedded
     mode all in the web process): they take turns, so a changed text is embedded once."""
-    import asyncio
-
     from multinotes.search import semantic
 
     await note(user, "Orchard", "Apple trees need pruning in late winter.")

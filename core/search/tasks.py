@@ -273,34 +273,25 @@ async def embed_pending(
 ) -> int:
     """Embed up to ``limit`` items that need it (``user_id``'s only, if given; only those
     changed ``since``, if given); returns how many were brought up to date."""
-    turn = app.get(EMBEDDING)
-    if turn is None:  # an app without the search setup (some tools)
-        return await _embed_pending(app, user_id, limit, since)
-    async with turn:
-        return await _embed_pending(app, user_id, limit, since)
-
-
-async def _embed_pending(
-    app: web.Application, user_id: str | None, limit: int, since: datetime | None
-) -> int:
     db = app[DB]
     done = conflicts = 0
-    while done < limit:
-        items = await _pending(db, user_id, BATCH, since)
-        if not items:
-            break
-        try:
-            await _store(db, items)
-        except (IntegrityError, OperationalError):
-            # Another run stored some of them meanwhile, or an item was deleted under us (or,
-            # on MySQL, two runs deadlocked over the same rows): look again, what was stored is
-            # no longer pending. Give up after a few, the next run goes on.
-            conflicts += 1
-            log.info("search_embed_conflict", user_id=user_id, conflicts=conflicts)
-            if conflicts >= MAX_CONFLICTS:
+    async with app[EMBEDDING]:
+        while done < limit:
+            items = await _pending(db, user_id, BATCH, since)
+            if not items:
                 break
-            continue
-        done += len(items)
+            try:
+                await _store(db, items)
+            except (IntegrityError, OperationalError):
+                # Another run stored some of them meanwhile, or an item was deleted under us
+                # (or, on MySQL, two runs deadlocked over the same rows): look again, what was
+                # stored is no longer pending. Give up after a few, the next run goes on.
+                conflicts += 1
+                log.info("search_embed_conflict", user_id=user_id, conflicts=conflicts)
+                if conflicts >= MAX_CONFLICTS:
+                    break
+                continue
+            done += len(items)
     return done
 
 
