@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-import structlog
 from sqlalchemy import event, update
 
 from multinotes.chat.models import Conversation
@@ -68,10 +67,7 @@ async def test_each_listed_conversation_says_what_it_says_itself_and_pages_cover
     orm_reads: list[Any] = []
 
     def note(state: Any) -> None:
-        # The request's own reads: the embedded scheduler's sweeps (search indexing) read
-        # conversations too, with no request of theirs.
-        if structlog.contextvars.get_contextvars().get("request_id"):
-            orm_reads.append(str(state.statement))
+        orm_reads.append(str(state.statement))
 
     event.listen(db.read_session_class, "do_orm_execute", note)
     try:

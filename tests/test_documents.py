@@ -12,7 +12,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-import structlog
 from aiohttp import web
 from sqlalchemy import event, null, update
 from structlog.testing import capture_logs
@@ -245,10 +244,7 @@ async def test_each_listed_note_says_what_the_note_itself_says_and_pages_cover_t
     orm_reads: list[Any] = []
 
     def note(state: Any) -> None:
-        # The request's own reads: the embedded scheduler's sweeps read documents too, with
-        # no request of theirs.
-        if structlog.contextvars.get_contextvars().get("request_id"):
-            orm_reads.append(state.statement)
+        orm_reads.append(state.statement)
 
     event.listen(db.read_session_class, "do_orm_execute", note)
     try:

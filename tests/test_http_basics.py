@@ -50,17 +50,17 @@ async def test_healthz(api: ApiClient):
     assert await api.get_json("/healthz") == {"status": "ok"}
 
 
-async def test_readyz_checks_the_real_dependencies(api: ApiClient, mode: str, make_settings):
+async def test_readyz_checks_the_real_dependencies(make_settings, mode: str):
+    # As served: embedded mode runs its scheduler in the web process (test settings turn it off).
+    served = create_app(make_settings(embedded_scheduler=True), plugins=[])
+    async with app_client(served) as api:
+        response = await api.get("/readyz")
+        body = await response.json()
     expected = {"database", "workers", "scheduler", "queue"}
-    if mode == "embedded":  # the web process runs the tasks and the scheduler itself, as served
-        served = create_app(make_settings(embedded_scheduler=True), plugins=[])
-        async with app_client(served) as client:
-            response = await client.get("/readyz")
-            assert response.status == 200
-            assert (await response.json())["checks"] == dict.fromkeys(expected, "ok")
+    if mode == "embedded":  # the web process runs the tasks and the scheduler itself
+        assert response.status == 200
+        assert body["checks"] == dict.fromkeys(expected, "ok")
         return
-    response = await api.get("/readyz")
-    body = await response.json()
     # Production: no `multinotes worker` or `scheduler` runs in this test (see
     # test_readiness_tasks.py for them), so only the workers and scheduler checks fail.
     assert response.status == 503
