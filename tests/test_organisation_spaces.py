@@ -145,6 +145,13 @@ async def test_who_moves_items_between_spaces(api: ApiClient, make_client: Any, 
     )
     assert page_move.status == 303
     assert (await api.get(f"/api/documents/{mias}")).status == 200
+    # The page offers "Take out" for what each may take out: a member her own, the owner all.
+    mias_page = await (await mia.get(f"/organisations/{org_id}")).text()
+    assert 'aria-label="Take out Mia&#39;s"' in mias_page
+    assert "Take out Olive" not in mias_page
+    olives_page = await (await api.get(f"/organisations/{org_id}")).text()
+    assert 'aria-label="Take out Mia&#39;s"' in olives_page
+    assert 'aria-label="Take out Olive&#39;s"' in olives_page
 
 
 async def test_the_switcher_sets_the_space_with_a_post_only(
