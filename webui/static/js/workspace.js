@@ -549,23 +549,23 @@
     var id = conversationId();
     if (!id || !window.htmx) return Promise.resolve();
     var url = "/chat/" + id + "/thread" + (leaf ? "?leaf=" + encodeURIComponent(leaf) : "");
-    var kept = threadState();
     var thread = document.getElementById("thread");
-    // What is open is read again right before the swap: someone may open Rate while the new
-    // copy is on its way. htmx.ajax's promise can settle before the swap, so the state returns
-    // on the swap itself.
+    var kept = null;
+    // What is open (Rate, Details) and typed there is read right before the swap, not when the
+    // copy is asked for: someone may open Rate while it is on its way. htmx.ajax's promise can
+    // settle before the swap, so the state returns on the swap itself. A request that fails
+    // (an error answer, or none) swaps nothing; its listeners go then too, not pile up.
+    var ending = ["htmx:afterSwap", "htmx:responseError", "htmx:sendError"];
     function capture() {
       kept = threadState();
     }
     function restore(event) {
       thread.removeEventListener("htmx:beforeSwap", capture);
-      thread.removeEventListener("htmx:afterSwap", restore);
-      thread.removeEventListener("htmx:responseError", restore);
-      if (event.type === "htmx:afterSwap") restoreThreadState(kept);
+      ending.forEach(function (name) { thread.removeEventListener(name, restore); });
+      if (event.type === "htmx:afterSwap" && kept) restoreThreadState(kept);
     }
     thread.addEventListener("htmx:beforeSwap", capture);
-    thread.addEventListener("htmx:afterSwap", restore);
-    thread.addEventListener("htmx:responseError", restore);
+    ending.forEach(function (name) { thread.addEventListener(name, restore); });
     return window.htmx.ajax("GET", url, { target: "#thread", swap: "innerHTML" });
   }
 
