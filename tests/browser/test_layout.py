@@ -129,6 +129,9 @@ def test_on_a_phone_the_composer_stays_in_view_in_a_long_chat(
         expect(page.locator(".turn")).to_have_count(turn + 1, timeout=20_000)
         done = page.locator(".turn [data-status='complete']")
         expect(done).to_have_count(turn + 1, timeout=30_000)
+        # An answer reads Complete a moment before its stream ends; Send comes back then (a
+        # Ctrl+Enter before that is not sent, and the prompt stays in the box).
+        expect(page.locator("#send")).to_be_enabled(timeout=15_000)
     page.evaluate("window.scrollTo(0, 0)")
     composer = page.locator("#prompt")
     expect(composer).to_be_in_viewport()

@@ -71,6 +71,9 @@ def choose_models(page: Any, *model_ids: str) -> None:
 
 
 def send(page: Any, prompt: str) -> None:
+    """Send ``prompt`` as a person does: once Send is back from the last answer (a Ctrl+Enter
+    while answers still come in sends nothing)."""
+    expect(page.locator("#send")).to_be_enabled(timeout=15_000)
     page.get_by_label("Prompt", exact=True).fill(prompt)
     page.get_by_label("Prompt", exact=True).press("Control+Enter")
 
@@ -357,6 +360,42 @@ def test_rating_opened_while_the_thread_reloads_survives_the_reload(chat: Any) -
     expect(card.locator("details.rate")).to_have_attribute("open", "")
     expect(card.get_by_label("3 stars")).to_be_checked()
     expect(card.get_by_label("Comment")).to_have_value("Opened mid-reload")
+
+
+def test_the_thread_is_rendered_again_without_waiting_for_the_conversation_list(
+    chat: Any, paced_demo: None
+) -> None:
+    """When an answer ends, the thread's new copy and the conversation list are asked for
+    together. The list is held here: the thread still lands (it is not queued behind the list,
+    where a later list refresh would replace it), and the next prompt goes out after it."""
+    page = chat
+    held: list[Any] = []
+    holding = [True]
+
+    def hold(route: Any) -> None:
+        if holding[0]:
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.route("**/chat/sidebar*", hold)
+    choose_models(page, ECHO)
+    send(page, " ".join(f"first{n}" for n in range(12)))
+    card = answer(page, ECHO)
+    expect(card.locator('[data-field="status"]')).to_have_text("Streaming…")
+    card.evaluate("card => { card.dataset.liveCard = 'yes'; }")
+    expect(card.locator('[data-field="status"]')).to_have_text("Complete")
+    expect(page.locator("#thread .answer[data-live-card]")).to_have_count(0)  # the new copy
+    assert held and holding[0], "the conversation list was not held"
+    expect(page.locator("#send")).to_be_enabled()
+
+    send(page, "Second question")
+    expect(answer(page, ECHO, turn=1).locator('[data-field="status"]')).to_have_text("Complete")
+    expect(page.locator("#thread > li.turn")).to_have_count(2)
+    holding[0] = False
+    for route in held:
+        route.continue_()
+    expect(page.locator("#conversation-list")).to_contain_text("first0")
 
 
 def test_the_image_tool_generates_an_image(chat: Any, screenshot: Any) -> None:

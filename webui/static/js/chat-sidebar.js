@@ -43,7 +43,8 @@
   function refresh() {
     var url = "/chat/sidebar?current=" + encodeURIComponent(current()) +
       "&q=" + encodeURIComponent(search ? search.value : "") + (showingArchived ? "&archived=1" : "");
-    return window.htmx.ajax("GET", url, { target: "#conversation-list", swap: "innerHTML" });
+    // The list is the request's source: its refreshes wait for each other, not for the thread's.
+    return window.htmx.ajax("GET", url, { source: list, target: list, swap: "innerHTML" });
   }
 
   function closeMenus(except) {

@@ -116,7 +116,7 @@
   function openTemplate(id) {
     picker.open = true;
     if (window.htmx) {
-      window.htmx.ajax("GET", "/prompts/" + encodeURIComponent(id) + "/fill", { target: "#template-fill", swap: "innerHTML" });
+      window.htmx.ajax("GET", "/prompts/" + encodeURIComponent(id) + "/fill", { source: "#template-fill", target: "#template-fill", swap: "innerHTML" });
     }
     picker.scrollIntoView({ block: "nearest" });
   }
@@ -174,6 +174,6 @@
   var asked = new URLSearchParams(window.location.search).get("template");
   if (asked && /^[A-Za-z0-9]{1,32}$/.test(asked) && window.htmx) {
     picker.open = true;
-    window.htmx.ajax("GET", "/prompts/" + asked + "/fill", { target: "#template-fill", swap: "innerHTML" });
+    window.htmx.ajax("GET", "/prompts/" + asked + "/fill", { source: "#template-fill", target: "#template-fill", swap: "innerHTML" });
   }
 })();

@@ -48,6 +48,7 @@
   var active = null;
   // A finished stream's thread is being re-rendered: its buttons are about to be replaced.
   var settling = false;
+  var settled = Promise.resolve(); // resolves when that re-render has landed
   var attachments = []; // [{media_type, data, name, size}]
 
   // -- small helpers ---------------------------------------------------------------------------
@@ -545,6 +546,12 @@
 
   // -- after a stream: the server's view of the thread, the URL, the list, the wallet ---------
 
+  /**
+   * Swap in the server's copy of the thread. Resolves once it has landed (or failed), not when
+   * htmx takes the request: htmx.ajax's promise resolves at once for a request that waits its
+   * turn behind another on the same element, and a send must not add its turn to a thread that
+   * is about to be replaced.
+   */
   function refreshThread(leaf) {
     var id = conversationId();
     if (!id || !window.htmx) return Promise.resolve();
@@ -552,21 +559,31 @@
     var thread = document.getElementById("thread");
     var kept = null;
     // What is open (Rate, Details) and typed there is read right before the swap, not when the
-    // copy is asked for: someone may open Rate while it is on its way. htmx.ajax's promise can
-    // settle before the swap, so the state returns on the swap itself. A request that fails
-    // (an error answer, or none) swaps nothing; its listeners go then too, not pile up.
+    // copy is asked for: someone may open Rate while it is on its way. A request that fails (an
+    // error answer, or none) swaps nothing; its listeners go then too, not pile up. Swaps inside
+    // the thread (a rating's form) bubble up here; only the thread's own count.
     var ending = ["htmx:afterSwap", "htmx:responseError", "htmx:sendError"];
-    function capture() {
-      kept = threadState();
-    }
-    function restore(event) {
-      thread.removeEventListener("htmx:beforeSwap", capture);
-      ending.forEach(function (name) { thread.removeEventListener(name, restore); });
-      if (event.type === "htmx:afterSwap" && kept) restoreThreadState(kept);
-    }
-    thread.addEventListener("htmx:beforeSwap", capture);
-    ending.forEach(function (name) { thread.addEventListener(name, restore); });
-    return window.htmx.ajax("GET", url, { target: "#thread", swap: "innerHTML" });
+    return new Promise(function (resolve) {
+      function own(event) {
+        return !event.detail || !event.detail.target || event.detail.target === thread;
+      }
+      function capture(event) {
+        if (own(event)) kept = threadState();
+      }
+      function restore(event) {
+        if (!own(event)) return;
+        thread.removeEventListener("htmx:beforeSwap", capture);
+        ending.forEach(function (name) { thread.removeEventListener(name, restore); });
+        if (event.type === "htmx:afterSwap" && kept) restoreThreadState(kept);
+        resolve();
+      }
+      thread.addEventListener("htmx:beforeSwap", capture);
+      ending.forEach(function (name) { thread.addEventListener(name, restore); });
+      // The thread is the request's source, so it waits only for another copy of the thread,
+      // never behind (or is replaced by) a refresh of the conversation list.
+      window.htmx.ajax("GET", url, { source: thread, target: thread, swap: "innerHTML" })
+        .catch(function () { restore({ type: "htmx:sendError" }); });
+    });
   }
 
   /**
@@ -616,7 +633,7 @@
     var search = document.getElementById("conversation-search");
     var q = search ? search.value : "";
     window.htmx.ajax("GET", "/chat/sidebar?current=" + encodeURIComponent(conversationId()) +
-      "&q=" + encodeURIComponent(q), { target: "#conversation-list", swap: "innerHTML" });
+      "&q=" + encodeURIComponent(q), { source: list, target: list, swap: "innerHTML" });
   }
 
   function refreshTitle() {
@@ -654,10 +671,11 @@
     refreshSidebar();
     refreshTitle();
     refreshWallet();
-    return Promise.resolve(refreshThread(null)).catch(function () {}).then(function () {
+    settled = refreshThread(null).then(function () {
       settling = false;
       setBusy(!!active);
     });
+    return settled;
   }
 
   /** A new chat exists as soon as its first prompt is accepted: its URL from then on. */
@@ -775,6 +793,14 @@
 
   async function send(options) {
     options = options || {};
+    if (active) {
+      // Ctrl+Enter while answers still come in (Send is disabled): the prompt stays in the box.
+      announce("Answers are still coming in: send when they end, or press Escape to stop them.");
+      return;
+    }
+    // Ctrl+Enter works while Send waits for the last answer's re-render: the new turn goes into
+    // the thread after that lands, or the swap would replace it while it streams.
+    if (settling) await settled;
     if (active) return;
     clearAlert();
     var models = options.models || selectedModels();
