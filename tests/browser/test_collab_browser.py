@@ -5,13 +5,14 @@ edits live. Olga revokes the share and Carl's editor is cut off at once."""
 
 from __future__ import annotations
 
+import re
 import secrets
 from itertools import zip_longest
 from typing import Any
 
 from playwright.sync_api import expect
 
-from tests.browser.conftest import Account, Browsing, api_account
+from tests.browser.conftest import Account, Browsing, api_account, wait_for_js
 from tests.browser.test_accessibility import serious_violations
 
 
@@ -127,3 +128,141 @@ def test_a_viewer_reads_the_edits_live_and_cannot_type(
     olga.keyboard.type("Fresh **news**")
     expect(carl.locator("#note-preview strong")).to_have_text("news")
     expect(olga.locator("#collab-people li")).to_contain_text("Carl Colleague (viewing)")
+
+
+class SlowLine:
+    """The note page's live session over a slow line: what the server sends waits until
+    ``release()`` while ``holding``; what the page sends goes straight through."""
+
+    def __init__(self, page: Any, holding: bool = True) -> None:
+        self.holding = holding
+        self.held: list[str | bytes] = []
+        self.route: Any = None
+        page.route_web_socket("**/collab", self._connect)
+
+    def _connect(self, route: Any) -> None:
+        self.route = route
+        self.held.clear()  # a new connection: what the old one missed is not for it
+        route.connect_to_server().on_message(self._from_server)
+
+    def _from_server(self, message: str | bytes) -> None:
+        if self.holding:
+            self.held.append(message)
+        else:
+            self.route.send(message)
+
+    def cut(self) -> None:
+        """The connection drops; the page reconnects (and is held again)."""
+        self.holding = True
+        self.route.close()
+
+    def release(self) -> None:
+        self.holding = False
+        for message in self.held:
+            self.route.send(message)
+        self.held.clear()
+
+
+def test_text_typed_while_the_live_session_connects_is_kept_and_saved(
+    browsing: Browsing, browser: Any, server: str
+) -> None:
+    """Typing (and Ctrl+S) before the live session has its first copy of the note: nothing is
+    sent over REST to be refused, nothing claims to be saved, and once connected the typed text
+    joins the shared text and is saved."""
+    owner, _ = people(browser, server)
+    page = browsing.new_page(storage_state=owner.storage_state)
+    page.goto("/notes")
+    note = api(page, "POST", "/api/documents", {"title": "Packing", "content": "Packing:\n- socks"})
+    line = SlowLine(page)
+    page.goto(f"/notes/{note['id']}")
+    box = page.get_by_label("Markdown")
+    box.press("Control+End")
+    box.press_sequentially("\n- boots")
+    page.keyboard.press("Control+s")
+    status = page.locator("#save-status")
+    expect(status).to_have_text("Unsaved changes")
+    page.wait_for_timeout(1500)  # past the autosave pause: still not claimed, not refused
+    expect(status).to_have_text("Unsaved changes")
+
+    line.release()
+    expect(page.locator("#note-page")).to_have_attribute("data-collab", "live")
+    expect(box).to_have_value("Packing:\n- socks\n- boots")
+    expect(status).to_have_text(re.compile(r"^Saved · version \d+$"))
+    saved = api(page, "GET", f"/api/documents/{note['id']}")
+    assert saved["content"] == "Packing:\n- socks\n- boots"
+
+
+def test_text_typed_while_reconnecting_merges_with_what_others_wrote_meanwhile(
+    browsing: Browsing, browser: Any, server: str
+) -> None:
+    """The connection drops; Olga types on in one tab while her other tab (still connected)
+    changes the start of the note. On reconnecting both edits are kept, in both tabs and in
+    the saved note."""
+    owner, _ = people(browser, server)
+    first = browsing.new_page(storage_state=owner.storage_state)
+    first.goto("/notes")
+    note = api(first, "POST", "/api/documents", {"title": "Trip", "content": "Trip:\n- tent"})
+    line = SlowLine(first, holding=False)
+    live(first, f"/notes/{note['id']}")
+    second = browsing.new_page(storage_state=owner.storage_state)
+    live(second, f"/notes/{note['id']}")
+
+    line.cut()
+    expect(first.locator("#note-page")).not_to_have_attribute("data-collab", "live")
+    box = first.get_by_label("Markdown")
+    box.press("Control+End")
+    box.press_sequentially("\n- stove")
+    other = second.get_by_label("Markdown")
+    other.press("Control+Home")
+    other.press_sequentially("Summer ")
+    expect(other).to_have_value("Summer Trip:\n- tent")
+
+    line.release()
+    merged = "Summer Trip:\n- tent\n- stove"
+    expect(first.locator("#note-page")).to_have_attribute("data-collab", "live")
+    expect(box).to_have_value(merged)
+    expect(other).to_have_value(merged)
+    expect(first.locator("#save-status")).to_have_text(re.compile(r"^Saved · version \d+$"))
+    wait_for_js(
+        first,
+        "async id => (await (await fetch(`/api/documents/${id}`)).json()).content",
+        arg=note["id"],
+    )
+    assert api(first, "GET", f"/api/documents/{note['id']}")["content"] == merged
+
+
+NO_UPGRADE = """
+window.WebSocket = class extends EventTarget {
+  constructor() {
+    super();
+    this.readyState = 0;
+    setTimeout(() => {
+      this.readyState = 3;
+      const event = new CloseEvent("close", { code: 1006 });
+      if (this.onclose) this.onclose(event);
+      this.dispatchEvent(event);
+    }, 30);
+  }
+  send() {}
+  close() {}
+};
+"""
+
+
+def test_where_the_live_session_never_connects_the_text_is_saved_over_rest(
+    browsing: Browsing, browser: Any, server: str
+) -> None:
+    """A proxy that does not pass WebSockets on: the page tries a few times, gives up, and the
+    text typed meanwhile (kept as a draft until then) is saved by the editor itself."""
+    owner, _ = people(browser, server)
+    page = browsing.new_page(storage_state=owner.storage_state)
+    page.goto("/notes")
+    note = api(page, "POST", "/api/documents", {"title": "Offline", "content": "Start"})
+    page.context.add_init_script(NO_UPGRADE)
+    page.goto(f"/notes/{note['id']}")
+    box = page.get_by_label("Markdown")
+    box.press("Control+End")
+    box.press_sequentially(" and more")
+    expect(page.locator("#note-page")).to_have_attribute("data-collab", "off", timeout=10_000)
+    expect(page.locator("#save-status")).to_have_text(re.compile(r"^Saved · version \d+$"))
+    assert api(page, "GET", f"/api/documents/{note['id']}")["content"] == "Start and more"

@@ -39,15 +39,24 @@
 
   var ydoc = null, ytext = null, awareness = null;
   var socket = null, epoch = null, role = null;
-  var synced = false, active = false, stopped = false, opened = false;
+  var synced = false, active = false, stopped = false, opened = false, gaveUp = false;
   var attempts = 0, reconnectTimer = null, previewTimer = null;
-  var initial = box ? box.value : "";
-  var known = initial; // the textarea's value as last applied to or from the Y.Text
+  var saveWanted = false; // Ctrl+S while connecting: saved as soon as the session is live
+  // The textarea's value as last applied to or from the Y.Text. What is typed while the session
+  // is not in sync (connecting, reconnecting) is the difference from this, merged on sync.
+  var known = box ? box.value : "";
 
-  // For js/note-editor.js: while this is live, the text is saved by the server.
+  // For js/note-editor.js, which saves the title (and, without a session, the text) over REST.
   window.multinotesCollab = {
+    /** Live: the text goes to the others and the server saves it. */
     active: function () { return active && !!box && role !== "viewer"; },
-    saveNow: function () { sendJson({ type: "collab.save" }); },
+    /** Live or getting there (connecting, reconnecting): the session owns the text, so the
+     *  editor leaves it alone (a REST save of it would be refused while the room is open). */
+    owns: function () { return !!box && !stopped && !gaveUp && role !== "viewer"; },
+    saveNow: function () {
+      if (active) sendJson({ type: "collab.save" });
+      else saveWanted = true;
+    },
   };
 
   function emit(name, detail) {
@@ -140,6 +149,8 @@
   }
 
   function remoteChange(delta) {
+    // While (re)connecting the textarea keeps what is typed there; firstSync merges the two.
+    if (!synced) return;
     var text = ytext.toString();
     if (box) {
       var focused = document.activeElement === box;
@@ -209,11 +220,6 @@
     });
     box.addEventListener("scroll", drawOthers);
     window.addEventListener("resize", drawOthers);
-    document.addEventListener("keydown", function (evt) {
-      if ((evt.ctrlKey || evt.metaKey) && (evt.key === "s" || evt.key === "S") && active) {
-        window.multinotesCollab.saveNow();
-      }
-    });
   }
 
   // -- the others' carets ----------------------------------------------------------------------
@@ -350,26 +356,65 @@
     notice.setAttribute("data-kind", kind || "info");
   }
 
+  /* Where an edit [index, deleted, inserted] of `known` goes in a text that others changed by
+     `theirs` (also an edit of `known`): before their change it stays, after it it shifts; where
+     the two overlap, what was typed goes in after theirs and deletes nothing of it. */
+  function rebase(mine, theirs) {
+    var shift = theirs[2].length - theirs[1];
+    if (!theirs[1] && !theirs[2]) return [mine[0], mine[1]];
+    if (mine[0] + mine[1] <= theirs[0]) return [mine[0], mine[1]];
+    if (mine[0] >= theirs[0] + theirs[1]) return [mine[0] + shift, mine[1]];
+    return [theirs[0] + theirs[2].length, 0];
+  }
+
+  /* In sync again (or for the first time): the shared text now holds the others' edits made
+     meanwhile; what was typed here meanwhile is put on top, and the textarea shows the result. */
+  function reconcile(shared) {
+    var mine = diff(known, box.value);
+    var merged = shared;
+    var caret = null;
+    if (mine[1] || mine[2]) {
+      var place = rebase(mine, diff(known, shared));
+      ydoc.transact(function () {
+        if (place[1]) ytext.delete(place[0], place[1]);
+        if (mine[2]) ytext.insert(place[0], mine[2]);
+      }, "textarea");
+      merged = ytext.toString();
+      caret = place[0] + mine[2].length;
+    }
+    known = merged;
+    if (box.value !== merged) {
+      var focused = document.activeElement === box;
+      var scroll = box.scrollTop;
+      var end = box.selectionEnd;
+      box.value = merged;
+      if (focused) {
+        var at = caret !== null ? caret : Math.min(end, merged.length);
+        box.setSelectionRange(at, at);
+      }
+      box.scrollTop = scroll;
+    }
+    if (merged !== shared || mine[1] || mine[2]) emit("collab:changed");
+    schedulePreview();
+  }
+
   function firstSync() {
     synced = true;
     var text = ytext.toString();
-    if (box) {
-      if (role !== "viewer" && box.value !== initial && text === initial) {
-        // Typed while connecting: those keystrokes join the shared text.
-        known = initial;
-        applyLocal(box.value);
-      } else if (box.value !== text) {
-        box.value = text;
-        schedulePreview();
-      }
-      known = box.value;
+    if (box && role !== "viewer") {
+      reconcile(text);
     } else {
+      if (box) box.value = text;
       known = text;
       schedulePreview();
     }
     active = true;
     page.setAttribute("data-collab", "live");
-    emit("collab:live", { role: role });
+    emit("collab:live", { role: role, text: text });
+    if (saveWanted) {
+      saveWanted = false;
+      window.multinotesCollab.saveNow();
+    }
     if (box && document.activeElement === box) shareCaret();
     else awareness.setLocalStateField("cursor", null);
   }
@@ -465,13 +510,14 @@
       if (!opened && attempts >= 2) {
         // Never got through (a proxy without WebSockets): the editor saves over REST instead.
         active = false;
+        gaveUp = true;
         page.setAttribute("data-collab", "off");
         emit("collab:ended");
         return;
       }
       attempts++;
       page.setAttribute("data-collab", "reconnecting");
-      // Edits made meanwhile stay in the shared document and go out on reconnect.
+      // What is typed meanwhile stays in the textarea and is merged in on reconnecting.
       var wait = Math.min(10000, 500 * Math.pow(2, attempts - 1)) * (0.75 + Math.random() / 2);
       window.clearTimeout(reconnectTimer);
       reconnectTimer = window.setTimeout(connect, wait);

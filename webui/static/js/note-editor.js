@@ -13,8 +13,10 @@
  * of their version, "Take theirs" loads theirs and keeps ours on the page to copy. Nothing the
  * user typed is ever thrown away without them seeing it.
  *
- * While the note is edited together (js/collab.js: live), the text is saved by the server after
- * a pause and this page only hears of it (`collab:saved`); titles still go out as a PATCH.
+ * While the note is edited together (js/collab.js: live, or connecting/reconnecting to that), the
+ * text is saved by the server after a pause (Ctrl+S: at once) and this page only hears of it
+ * (`collab:saved`); titles still go out as a PATCH. If the session never connects
+ * (`collab:ended`), the text goes over REST as above.
  *
  * Re-run: POST /api/documents/{id}/rerun {models} streams SSE events like a prompt (start,
  * delta, error, done, end); each new answer is shown beside the saved one.
@@ -110,19 +112,28 @@
     if (statusBox.textContent !== text) statusBox.textContent = text;
   }
 
-  // While the note is edited together (js/collab.js), the server saves the text: only the
-  // title still goes out from here.
-  function collabActive() {
-    var collab = window.multinotesCollab;
-    return !!(collab && collab.active());
+  // While the note is edited together (js/collab.js), or that session is connecting, the
+  // session owns the text and the server saves it: only the title still goes out from here.
+  function collab() {
+    return window.multinotesCollab || null;
+  }
+
+  function collabOwnsText() {
+    return !!(collab() && collab().owns());
   }
 
   function textChanged() {
-    return !collabActive() && contentBox.value !== saved.content;
+    return !collabOwnsText() && contentBox.value !== saved.content;
   }
 
+  /** What this page must still send over REST. */
   function changed() {
     return titleBox.value.trim() !== saved.title || textChanged();
+  }
+
+  /** What the server does not have yet, whoever sends it (this page or the live session). */
+  function unsaved() {
+    return titleBox.value.trim() !== saved.title || contentBox.value !== saved.content;
   }
 
   function schedule(delay) {
@@ -136,7 +147,7 @@
 
   function keepDraft() {
     try {
-      if (changed()) {
+      if (unsaved()) {
         window.localStorage.setItem(DRAFT_KEY, JSON.stringify({
           title: titleBox.value, content: contentBox.value, version: version, at: Date.now(),
         }));
@@ -198,7 +209,7 @@
   function onEdit() {
     keepDraft();
     if (conflict) return; // the banner decides what happens next
-    if (collabActive() && contentBox.value !== saved.content) {
+    if (collabOwnsText() && contentBox.value !== saved.content) {
       setStatus("dirty", "Unsaved changes"); // the server saves after a pause
     }
     if (changed()) {
@@ -212,6 +223,15 @@
     $("note-version").textContent = String(version);
   }
 
+  /** Saved, unless the live session has text the server has not saved yet. */
+  function showSavedOrPending() {
+    if (collabOwnsText() && contentBox.value !== saved.content) {
+      setStatus("dirty", "Unsaved changes");
+    } else {
+      showSaved();
+    }
+  }
+
   function save() {
     window.clearTimeout(timer);
     if (conflict) return Promise.resolve();
@@ -220,7 +240,14 @@
       return saving.then(function () { return save(); });
     }
     if (!changed()) {
-      if (statusBox.getAttribute("data-state") !== "error") showSaved();
+      if (collabOwnsText() && contentBox.value !== saved.content) {
+        // Ctrl+S: the session saves the text now (or once it is connected).
+        collab().saveNow();
+        if (collab().active()) setStatus("saving", "Saving…");
+        else setStatus("dirty", "Unsaved changes");
+      } else if (statusBox.getAttribute("data-state") !== "error") {
+        showSaved();
+      }
       return Promise.resolve();
     }
     var title = titleBox.value.trim();
@@ -253,7 +280,7 @@
             } else if (!title) {
               setStatus("error", "Text saved (version " + version + "); a note needs a title.");
             } else {
-              showSaved();
+              showSavedOrPending();
             }
           });
         }
@@ -294,9 +321,17 @@
     keepDraft();
     if (!changed() && !saving) showSaved();
   });
-  page.addEventListener("collab:live", function () {
-    saved.content = contentBox.value; // the shared text is the server's
+  page.addEventListener("collab:live", function (event) {
+    // The shared text as the session found it is the server's; what was typed here while it
+    // connected is merged on top and saved by the server after a pause.
+    var shared = event.detail && event.detail.text;
+    saved.content = typeof shared === "string" ? shared : contentBox.value;
     keepDraft();
+    if (!conflict && !changed() && !saving) showSavedOrPending();
+  });
+  page.addEventListener("collab:ended", function () {
+    // No session after all (or it ended): the text goes over REST again.
+    onEdit();
   });
 
   titleBox.addEventListener("input", onEdit);
