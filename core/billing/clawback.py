@@ -135,7 +135,11 @@ async def record_refund(
     reason: str = "",
 ) -> Refunded:
     """``record_refund_in`` in its own transaction, with the order row locked (after the
-    provider accepted the refund; its webhook about the same refund then changes nothing)."""
+    provider accepted the refund; its webhook about the same refund then changes nothing).
+
+    The provider may deliver that webhook before it answers the refund call: then the webhook
+    recorded this total first (and took the credits back), and this call completes that record
+    with what only it knows, the provider's refund id and the administrator's reason."""
     async with db.read() as session:
         owner = await session.scalar(select(Order.user_id).where(Order.id == order_id))
     if owner is None:
@@ -147,7 +151,7 @@ async def record_refund(
             if not db.is_sqlite:
                 lock = lock.with_for_update()
             order = (await session.scalars(lock)).one()
-            return await record_refund_in(
+            recorded = await record_refund_in(
                 session,
                 order,
                 refunded_total,
@@ -155,7 +159,34 @@ async def record_refund(
                 reason=reason,
             )
     except IntegrityError:  # the webhook recorded the same total at the same moment
-        return Refunded("no_change")
+        recorded = Refunded("no_change")
+    if recorded.outcome == "no_change" and provider_refund_id:
+        return Refunded(
+            "no_change", await _complete(db, order_id, refunded_total, provider_refund_id, reason)
+        )
+    return recorded
+
+
+async def _complete(
+    db: Database, order_id: str, refunded_total: int, provider_refund_id: str, reason: str
+) -> OrderRefund | None:
+    """Give the record of ``refunded_total`` that a webhook made (it has no refund id) the
+    provider's refund id and the administrator's reason; returns the record."""
+    async with db.transaction() as session:
+        await session.execute(
+            update(OrderRefund)
+            .where(
+                OrderRefund.order_id == order_id,
+                OrderRefund.refunded_total == refunded_total,
+                OrderRefund.provider_refund_id.is_(None),
+            )
+            .values(provider_refund_id=provider_refund_id[:255], reason=reason[:500])
+        )
+        return await session.scalar(
+            select(OrderRefund).where(
+                OrderRefund.order_id == order_id, OrderRefund.refunded_total == refunded_total
+            )
+        )
 
 
 async def next_total(db: Database, order: Order, amount: int | None) -> int:

@@ -104,6 +104,9 @@ class FakeStripe:
     #: Seconds between the buyer paying and the webhook leaving (Stripe's is asynchronous too),
     #: so the buyer can be back on the site before it lands.
     webhook_delay: float = 0.0
+    #: Deliver the webhooks an API call causes before answering it (Stripe does not promise
+    #: which one the caller sees first).
+    webhooks_first: bool = False
     #: The card the buyer pays with on the hosted page (saved on the customer for later).
     card: str = "pm_card_visa"
     customers: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -227,6 +230,7 @@ class FakeStripe:
         if refused := await self._authorised(request):
             return refused
         params = await self._read(request)
+        sent_first: list[dict[str, Any]] = []
 
         def make(p: dict[str, Any]) -> tuple[int, dict[str, Any]]:
             intent = p.get("payment_intent")
@@ -263,19 +267,20 @@ class FakeStripe:
             }
             self.refunds.append(refund)
             refunded = so_far + amount
-            self._send_later(
-                self.event(
-                    "charge.refunded",
-                    {
-                        **charge,
-                        "amount_refunded": refunded,
-                        "refunded": refunded >= charge["amount"],
-                    },
-                )
+            event = self.event(
+                "charge.refunded",
+                {**charge, "amount_refunded": refunded, "refunded": refunded >= charge["amount"]},
             )
+            if self.webhooks_first:
+                sent_first.append(event)
+            else:
+                self._send_later(event)
             return 200, refund
 
-        return await self._idempotent(request, params, make)
+        answer = await self._idempotent(request, params, make)
+        for event in sent_first:
+            await self.deliver(event)
+        return answer
 
     async def update_subscription(self, request: web.Request) -> web.Response:
         if refused := await self._authorised(request):
