@@ -49,13 +49,13 @@
   // For js/note-editor.js, which saves the title (and, without a session, the text) over REST.
   window.multinotesCollab = {
     /** Live: the text goes to the others and the server saves it. */
-    active: function () { return active && !!box && role !== "viewer"; },
+    active: function () { return active && synced && !!box && role !== "viewer"; },
     /** Live or getting there (connecting, reconnecting): the session owns the text, so the
      *  editor leaves it alone (a REST save of it would be refused while the room is open). */
     owns: function () { return !!box && !stopped && !gaveUp && role !== "viewer"; },
     saveNow: function () {
-      if (active) sendJson({ type: "collab.save" });
-      else saveWanted = true;
+      if (active && synced) sendJson({ type: "collab.save" });
+      else saveWanted = true; // sent once (re)connected
     },
   };
 
@@ -383,7 +383,8 @@
       caret = place[0] + mine[2].length;
     }
     known = merged;
-    if (box.value !== merged) {
+    var changed = box.value !== merged;
+    if (changed) {
       var focused = document.activeElement === box;
       var scroll = box.scrollTop;
       var end = box.selectionEnd;
@@ -394,7 +395,7 @@
       }
       box.scrollTop = scroll;
     }
-    if (merged !== shared || mine[1] || mine[2]) emit("collab:changed");
+    if (changed || merged !== shared) emit("collab:changed");
     schedulePreview();
   }
 

@@ -570,8 +570,11 @@
       function capture(event) {
         if (own(event)) kept = threadState();
       }
+      // Never wait forever (a request htmx dropped without a word): the page stays usable.
+      var fallback = window.setTimeout(function () { restore({ type: "timeout" }); }, 15000);
       function restore(event) {
         if (!own(event)) return;
+        window.clearTimeout(fallback);
         thread.removeEventListener("htmx:beforeSwap", capture);
         ending.forEach(function (name) { thread.removeEventListener(name, restore); });
         if (event.type === "htmx:afterSwap" && kept) restoreThreadState(kept);
