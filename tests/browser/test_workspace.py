@@ -97,6 +97,26 @@ def no_horizontal_scroll(page: Any) -> None:
     assert widths["scroll"] <= widths["client"] + 1, f"the page scrolls sideways: {widths}"
 
 
+class HeldRequests:
+    """Requests matching ``pattern`` wait, as on a slow line, until ``release()``."""
+
+    def __init__(self, page: Any, pattern: str) -> None:
+        self.holding = True
+        self.held: list[Any] = []
+        page.route(pattern, self._hold)
+
+    def _hold(self, route: Any) -> None:
+        if self.holding:
+            self.held.append(route)
+        else:
+            route.continue_()
+
+    def release(self) -> None:
+        self.holding = False
+        for route in self.held:
+            route.continue_()
+
+
 @contextlib.contextmanager
 def demo_delay(browsing: Any, admin: Any, ms: int) -> Iterator[None]:
     """The demo models pause ``ms`` between words while the test runs (an admin setting)."""
@@ -329,32 +349,21 @@ def test_rating_opened_while_the_thread_reloads_survives_the_reload(chat: Any) -
     server is held here): what is open and typed is read right before the swap, not when the
     copy was asked for."""
     page = chat
-    held: list[Any] = []
-    holding = [True]
-
-    def hold(route: Any) -> None:
-        if holding[0]:
-            held.append(route)
-        else:
-            route.continue_()
-
-    page.route("**/chat/*/thread*", hold)
+    thread = HeldRequests(page, "**/chat/*/thread*")
     choose_models(page, ECHO)
     send(page, "Rate me while the thread reloads")
     card = answer(page, ECHO)
     expect(card.locator('[data-field="status"]')).to_have_text("Complete")
     for _ in range(100):
-        if held:
+        if thread.held:
             break
         page.wait_for_timeout(50)
-    assert held, "the thread was never asked for again"
+    assert thread.held, "the thread was never asked for again"
     card.evaluate("card => { card.dataset.liveCard = 'yes'; }")
     card.locator("summary", has_text="Rate").click()
     card.locator(".stars label").nth(2).click()
     card.get_by_label("Comment").fill("Opened mid-reload")
-    holding[0] = False
-    for route in held:
-        route.continue_()
+    thread.release()
 
     expect(page.locator("#thread .answer[data-live-card]")).to_have_count(0)  # a new copy
     expect(card.locator("details.rate")).to_have_attribute("open", "")
@@ -369,16 +378,7 @@ def test_the_thread_is_rendered_again_without_waiting_for_the_conversation_list(
     together. The list is held here: the thread still lands (it is not queued behind the list,
     where a later list refresh would replace it), and the next prompt goes out after it."""
     page = chat
-    held: list[Any] = []
-    holding = [True]
-
-    def hold(route: Any) -> None:
-        if holding[0]:
-            held.append(route)
-        else:
-            route.continue_()
-
-    page.route("**/chat/sidebar*", hold)
+    sidebar = HeldRequests(page, "**/chat/sidebar*")
     choose_models(page, ECHO)
     send(page, " ".join(f"first{n}" for n in range(12)))
     card = answer(page, ECHO)
@@ -386,15 +386,13 @@ def test_the_thread_is_rendered_again_without_waiting_for_the_conversation_list(
     card.evaluate("card => { card.dataset.liveCard = 'yes'; }")
     expect(card.locator('[data-field="status"]')).to_have_text("Complete")
     expect(page.locator("#thread .answer[data-live-card]")).to_have_count(0)  # the new copy
-    assert held and holding[0], "the conversation list was not held"
+    assert sidebar.held and sidebar.holding, "the conversation list was not held"
     expect(page.locator("#send")).to_be_enabled()
 
     send(page, "Second question")
     expect(answer(page, ECHO, turn=1).locator('[data-field="status"]')).to_have_text("Complete")
     expect(page.locator("#thread > li.turn")).to_have_count(2)
-    holding[0] = False
-    for route in held:
-        route.continue_()
+    sidebar.release()
     expect(page.locator("#conversation-list")).to_contain_text("first0")
 
 
