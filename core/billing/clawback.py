@@ -85,13 +85,17 @@ async def record_refund_in(
 ) -> Refunded:
     """Inside the transaction that holds the order row: the order's refunded money is now
     ``refunded_total`` (cumulative, in minor units); take back the credits that corresponds
-    to, as far as they are unspent. A total not above what is recorded changes nothing."""
+    to, as far as they are unspent. A total not above what is recorded takes nothing; given a
+    ``provider_refund_id``, it completes the record a webhook made of that total."""
     if order.status not in ("paid", "refunded") or order.total <= 0:
         return Refunded("no_change")
     refunded_total = min(int(refunded_total), order.total)
     before, due_before = await already_refunded(session, order.id)
     if refunded_total <= before:
-        return Refunded("no_change")
+        return Refunded(
+            "no_change",
+            await _complete_in(session, order.id, refunded_total, provider_refund_id, reason),
+        )
     granted = order.credits + order.bonus_credits
     due = granted * refunded_total // order.total - due_before
     taken = await take_back_for(
@@ -139,54 +143,54 @@ async def record_refund(
 
     The provider may deliver that webhook before it answers the refund call: then the webhook
     recorded this total first (and took the credits back), and this call completes that record
-    with what only it knows, the provider's refund id and the administrator's reason."""
+    with what only it knows, the provider's refund id and the administrator's reason
+    (``record_refund_in``)."""
     async with db.read() as session:
         owner = await session.scalar(select(Order.user_id).where(Order.id == order_id))
     if owner is None:
         raise NotFound("No such order.")
     await wallet.ensure_wallet(db, owner)
-    try:
-        async with db.transaction() as session:
-            lock = select(Order).where(Order.id == order_id)
-            if not db.is_sqlite:
-                lock = lock.with_for_update()
-            order = (await session.scalars(lock)).one()
-            recorded = await record_refund_in(
-                session,
-                order,
-                refunded_total,
-                provider_refund_id=provider_refund_id,
-                reason=reason,
-            )
-    except IntegrityError:  # the webhook recorded the same total at the same moment
-        recorded = Refunded("no_change")
-    if recorded.outcome == "no_change" and provider_refund_id:
-        return Refunded(
-            "no_change", await _complete(db, order_id, refunded_total, provider_refund_id, reason)
-        )
-    return recorded
+    # Twice at most: a webhook recording the same total at the same moment makes the first
+    # attempt fail on the unique key; the second then finds that record and completes it.
+    for _ in range(2):
+        try:
+            async with db.transaction() as session:
+                lock = select(Order).where(Order.id == order_id)
+                if not db.is_sqlite:
+                    lock = lock.with_for_update()
+                order = (await session.scalars(lock)).one()
+                return await record_refund_in(
+                    session,
+                    order,
+                    refunded_total,
+                    provider_refund_id=provider_refund_id,
+                    reason=reason,
+                )
+        except IntegrityError:
+            continue
+    return Refunded("no_change")
 
 
-async def _complete(
-    db: Database, order_id: str, refunded_total: int, provider_refund_id: str, reason: str
+async def _complete_in(
+    session: AsyncSession,
+    order_id: str,
+    refunded_total: int,
+    provider_refund_id: str | None,
+    reason: str,
 ) -> OrderRefund | None:
-    """Give the record of ``refunded_total`` that a webhook made (it has no refund id) the
-    provider's refund id and the administrator's reason; returns the record."""
-    async with db.transaction() as session:
-        await session.execute(
-            update(OrderRefund)
-            .where(
-                OrderRefund.order_id == order_id,
-                OrderRefund.refunded_total == refunded_total,
-                OrderRefund.provider_refund_id.is_(None),
-            )
-            .values(provider_refund_id=provider_refund_id[:255], reason=reason[:500])
+    """The record of ``refunded_total``, given the provider's refund id and the administrator's
+    reason when a webhook made it (it knows neither); None without a refund id to give."""
+    if not provider_refund_id:
+        return None
+    refund = await session.scalar(
+        select(OrderRefund).where(
+            OrderRefund.order_id == order_id, OrderRefund.refunded_total == refunded_total
         )
-        return await session.scalar(
-            select(OrderRefund).where(
-                OrderRefund.order_id == order_id, OrderRefund.refunded_total == refunded_total
-            )
-        )
+    )
+    if refund is not None and refund.provider_refund_id is None:
+        refund.provider_refund_id = provider_refund_id[:255]
+        refund.reason = reason[:500]
+    return refund
 
 
 async def next_total(db: Database, order: Order, amount: int | None) -> int:

@@ -107,6 +107,9 @@ class FakeStripe:
     #: Deliver the webhooks an API call causes before answering it (Stripe does not promise
     #: which one the caller sees first).
     webhooks_first: bool = False
+    #: Keep the webhooks API calls cause until ``release_webhooks()`` (to know they come after).
+    hold_webhooks: bool = False
+    _held: list[dict[str, Any]] = field(default_factory=list)
     #: The card the buyer pays with on the hosted page (saved on the customer for later).
     card: str = "pm_card_visa"
     customers: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -433,9 +436,18 @@ class FakeStripe:
         """Send a webhook after the API call answered, as Stripe does."""
         if not self.webhook_url:
             return
+        if self.hold_webhooks:
+            self._held.append(event)
+            return
         task = asyncio.create_task(self._deliver_later(event))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
+
+    async def release_webhooks(self) -> None:
+        """Send the held webhooks, in order, and send later ones as usual."""
+        self.hold_webhooks = False
+        while self._held:
+            await self.deliver(self._held.pop(0))
 
     async def settled(self) -> None:
         """Wait until every webhook queued so far was delivered."""
