@@ -225,8 +225,9 @@ def test_text_typed_while_reconnecting_merges_with_what_others_wrote_meanwhile(
     expect(first.locator("#save-status")).to_have_text(re.compile(r"^Saved · version \d+$"))
     wait_for_js(
         first,
-        "async id => (await (await fetch(`/api/documents/${id}`)).json()).content",
-        arg=note["id"],
+        "async ([id, text]) => (await (await fetch(`/api/documents/${id}`)).json()).content"
+        " === text",
+        arg=[note["id"], merged],
     )
     assert api(first, "GET", f"/api/documents/{note['id']}")["content"] == merged
 

@@ -148,19 +148,26 @@
     return Math.max(0, result);
   }
 
+  /* Put `text` in the textarea (it is then what the Y.Text holds), keeping its scroll and,
+     when it has focus, the selection where `place(start, end)` says it went. */
+  function showText(text, place) {
+    var focused = document.activeElement === box;
+    var start = box.selectionStart, end = box.selectionEnd, scroll = box.scrollTop;
+    box.value = text;
+    known = text;
+    if (focused) {
+      var to = place(start, end);
+      box.setSelectionRange(to[0], to[1]);
+    }
+    box.scrollTop = scroll;
+  }
+
   function remoteChange(delta) {
     // While (re)connecting the textarea keeps what is typed there; firstSync merges the two.
     if (!synced) return;
     var text = ytext.toString();
     if (box) {
-      var focused = document.activeElement === box;
-      var start = box.selectionStart, end = box.selectionEnd, scroll = box.scrollTop;
-      box.value = text;
-      known = text;
-      if (focused) {
-        box.setSelectionRange(moved(start, delta), moved(end, delta));
-      }
-      box.scrollTop = scroll;
+      showText(text, function (start, end) { return [moved(start, delta), moved(end, delta)]; });
       emit("collab:changed");
     } else {
       known = text;
@@ -382,18 +389,13 @@
       merged = ytext.toString();
       caret = place[0] + mine[2].length;
     }
-    known = merged;
     var changed = box.value !== merged;
+    known = merged;
     if (changed) {
-      var focused = document.activeElement === box;
-      var scroll = box.scrollTop;
-      var end = box.selectionEnd;
-      box.value = merged;
-      if (focused) {
+      showText(merged, function (start, end) {
         var at = caret !== null ? caret : Math.min(end, merged.length);
-        box.setSelectionRange(at, at);
-      }
-      box.scrollTop = scroll;
+        return [at, at];
+      });
     }
     if (changed || merged !== shared) emit("collab:changed");
     schedulePreview();

@@ -126,6 +126,11 @@
     return !collabOwnsText() && contentBox.value !== saved.content;
   }
 
+  /** Text the live session has that the server has not saved yet. */
+  function sessionUnsaved() {
+    return collabOwnsText() && contentBox.value !== saved.content;
+  }
+
   /** What this page must still send over REST. */
   function changed() {
     return titleBox.value.trim() !== saved.title || textChanged();
@@ -209,7 +214,7 @@
   function onEdit() {
     keepDraft();
     if (conflict) return; // the banner decides what happens next
-    if (collabOwnsText() && contentBox.value !== saved.content) {
+    if (sessionUnsaved()) {
       setStatus("dirty", "Unsaved changes"); // the server saves after a pause
     }
     if (changed()) {
@@ -225,7 +230,7 @@
 
   /** Saved, unless the live session has text the server has not saved yet. */
   function showSavedOrPending() {
-    if (collabOwnsText() && contentBox.value !== saved.content) {
+    if (sessionUnsaved()) {
       setStatus("dirty", "Unsaved changes");
     } else {
       showSaved();
@@ -240,7 +245,7 @@
       return saving.then(function () { return save(); });
     }
     if (!changed()) {
-      if (collabOwnsText() && contentBox.value !== saved.content) {
+      if (sessionUnsaved()) {
         // Ctrl+S: the session saves the text now (or once it is connected).
         collab().saveNow();
         if (collab().active()) setStatus("saving", "Saving…");
