@@ -47,6 +47,9 @@
     return window.htmx.ajax("GET", url, { source: list, target: list, swap: "innerHTML" });
   }
 
+  // A prompt was answered (js/workspace.js): the conversation may be new or moved up.
+  document.addEventListener("multinotes:conversations-changed", function () { refresh(); });
+
   function closeMenus(except) {
     list.querySelectorAll(".conv-menu[open]").forEach(function (menu) {
       if (menu !== except) menu.open = false;

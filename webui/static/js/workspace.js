@@ -630,13 +630,10 @@
     if (focused && document.activeElement !== focused) focused.focus();
   }
 
+  /** The conversation list (js/chat-sidebar.js) shows the list it shows (search, archived)
+   *  again: this conversation may be new, renamed or moved up. */
   function refreshSidebar() {
-    var list = document.getElementById("conversation-list");
-    if (!list || !window.htmx) return;
-    var search = document.getElementById("conversation-search");
-    var q = search ? search.value : "";
-    window.htmx.ajax("GET", "/chat/sidebar?current=" + encodeURIComponent(conversationId()) +
-      "&q=" + encodeURIComponent(q), { source: list, target: list, swap: "innerHTML" });
+    document.dispatchEvent(new CustomEvent("multinotes:conversations-changed"));
   }
 
   function refreshTitle() {
