@@ -23,6 +23,7 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import CursorResult, Dialect, Result
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -286,12 +287,21 @@ class Database:
         async with self.read_sessions() as session:
             yield session
 
-    async def read_rows(self, statement: Select[Any]) -> list[Row[Any]]:
-        """The rows of one SELECT, through a Core connection of the read pool: no ORM session
-        (identity map, events, result wrapping) around a read that builds no entities. For the
-        hot lists; a read that needs entities or several statements uses ``read()``."""
+    @asynccontextmanager
+    async def read_connection(self) -> AsyncIterator[AsyncConnection]:
+        """A Core connection of the read pool: no ORM session (identity map, events, result
+        wrapping) around reads that build no entities. Nothing is committed; like ``read()``
+        it is for reads only (on MariaDB the pool is in autocommit mode)."""
         async with self.read_engine.connect() as connection:
-            return list((await connection.execute(statement)).all())
+            yield connection
+
+    async def read_rows(
+        self, statement: Select[Any], params: dict[str, Any] | None = None
+    ) -> list[Row[Any]]:
+        """The rows of one SELECT through ``read_connection``. For the hot lists; a read that
+        needs entities uses ``read()``."""
+        async with self.read_engine.connect() as connection:
+            return list((await connection.execute(statement, params)).all())
 
     async def close(self) -> None:
         await self.engine.dispose()
