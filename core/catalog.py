@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
@@ -209,7 +210,12 @@ class Catalog:
         self._models[provider.provider_id] = (now, models)
         return models
 
-    async def entries(self, *, include_disabled: bool = False) -> list[CatalogEntry]:
+    async def entries(
+        self, *, include_disabled: bool = False, only: Collection[str] | None = None
+    ) -> list[CatalogEntry]:
+        """Every model of every provider on, as offered now (sorted by provider and name).
+        ``only``: just the models with these ids (a generation builds the entries it uses, not
+        the hundreds a few providers list)."""
         app = self.app
         overrides, global_markup = await self._admin_overrides()
         entries: list[CatalogEntry] = []
@@ -217,6 +223,8 @@ class Catalog:
             config = await app[PLUGIN_SETTINGS].config(plugin)
             missing_key = _key_missing(provider, config)
             for model in await self._provider_models(provider, config):
+                if only is not None and model.model_id not in only:
+                    continue
                 override = overrides.get(model.model_id)
                 entry = self._entry(
                     model, provider, plugin, config, override, global_markup, missing_key
@@ -279,7 +287,7 @@ class Catalog:
 
     async def resolve_for_use(self, model_ids: list[str]) -> list[CatalogEntry]:
         """Models a user asked for, each usable now; ``Invalid`` names the ones that are not."""
-        entries = {e.id: e for e in await self.entries()}
+        entries = {e.id: e for e in await self.entries(only=set(model_ids))}
         problems: dict[str, str] = {}
         resolved = []
         for index, model_id in enumerate(model_ids):

@@ -218,3 +218,27 @@ async def test_the_console_page_switches_prices_and_tests_without_javascript(use
     response = await user.post("/admin/pricing", data={"trial_credits": "-1"})
     assert response.status == 422
     assert (await user.get_json("/api/admin/pricing"))["trial_credits"] == 777
+
+
+async def test_a_generation_prices_only_the_models_it_asks_for(
+    user: ApiClient, monkeypatch: pytest.MonkeyPatch
+):
+    """Providers list hundreds of models; pricing each of them (overrides, markup, status) on
+    every prompt cost ~10 µs a model before the first token (issue #17)."""
+    from multinotes.catalog import Catalog
+
+    priced: list[str] = []
+    price = Catalog._entry
+
+    def counting(self: Catalog, model: Any, *args: Any) -> Any:
+        priced.append(model.model_id)
+        return price(self, model, *args)
+
+    conversation = (await (await user.post("/api/conversations", {})).json())["id"]
+    monkeypatch.setattr(Catalog, "_entry", counting)
+    response = await user.post(
+        f"/api/conversations/{conversation}/messages", {"content": "Hi", "models": [B]}
+    )
+    assert response.status == 200
+    await response.read()
+    assert priced == [B]
