@@ -57,8 +57,17 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Browser tests last: sync playwright keeps an event loop running in the main thread for
-    the rest of the session, which would stop later fixtures from running their own."""
-    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
+    the rest of the session, which would stop later fixtures from running their own.
+
+    Within each group the tests marked ``long`` (a minute or more) go first, and xdist hands out
+    one test at a time (``--maxschedchunk=1`` in pyproject.toml): a long test that started near
+    the end kept its worker busy for minutes after the others had run out of work."""
+    items.sort(
+        key=lambda item: (
+            item.get_closest_marker("browser") is not None,
+            item.get_closest_marker("long") is None,
+        )
+    )
 
 
 @pytest.fixture(autouse=True)

@@ -127,6 +127,7 @@ async def run_schemathesis(api: ApiClient, headers: dict[str, str], protected: l
     return ""
 
 
+@pytest.mark.long
 @pytest.mark.slow  # two schemathesis processes, about two minutes
 @pytest.mark.timeout(900)  # minutes on a loaded machine
 async def test_no_generated_request_is_a_server_error(api: ApiClient, make_client: Any):

@@ -13,6 +13,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 STRONG = secrets.token_urlsafe(48)
 
 
@@ -71,6 +73,7 @@ def test_production_refuses_to_start_with_debug_or_a_weak_key(tmp_path):
         assert "Refusing to start in production" in result.stderr
 
 
+@pytest.mark.long
 def test_migrate_admin_create_and_plugins_commands(tmp_path):
     data = str(tmp_path / "data")
     assert "Database at revision" in cli("migrate", "--data-dir", data).stdout

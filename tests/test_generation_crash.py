@@ -52,6 +52,7 @@ async def wait_healthy(url: str, proc: subprocess.Popen[bytes]) -> None:
     raise AssertionError("the server did not start")
 
 
+@pytest.mark.long
 async def test_a_sigkilled_server_leaves_its_answer_kept_and_settled_within_a_minute(
     tmp_path: Path,
 ):

@@ -20,6 +20,7 @@ pytestmark = pytest.mark.slow
 EVERY_MINUTE = b"core.settle_stale_generations"
 
 
+@pytest.mark.long
 def test_two_schedulers_send_each_periodic_task_once(production_services, tmp_path: Path):
     with own_redis(tmp_path / "redis") as redis:
         prefix = f"s{secrets.token_hex(3)}:"

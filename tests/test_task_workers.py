@@ -142,6 +142,7 @@ def cluster(production_services, tmp_path: Path, redis_server: OwnRedis) -> Iter
         group.close()
 
 
+@pytest.mark.long
 async def test_a_killed_workers_task_is_finished_by_another_within_a_minute(cluster: Cluster):
     """Default settings: the task is reclaimed after task_claim_idle_seconds (30 s)."""
     a = cluster.worker("a")

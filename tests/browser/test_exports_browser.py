@@ -62,6 +62,7 @@ def test_a_note_downloads_as_pdf_from_its_export_menu(xena: Any, tmp_path: Path)
     assert "Ribeira" in text and "Cais" in text and "Page 1 of 1" in text
 
 
+@pytest.mark.long
 def test_a_folder_exports_with_a_progress_bar_then_downloads_as_a_zip(
     xena: Any, tmp_path: Path
 ) -> None:

@@ -34,6 +34,7 @@ def test_an_unknown_page_is_a_friendly_404_with_security_headers(
     expect(page.get_by_role("button", name="Create an account")).to_be_visible()
 
 
+@pytest.mark.long
 def test_the_api_reference_renders_swagger_ui(
     admin_page: Any, page_problems: Any, screenshot: Any
 ) -> None:

@@ -241,6 +241,7 @@ def alive(site: dict[str, Any], ports: str) -> list[str]:
     return out
 
 
+@pytest.mark.long
 def test_upgrade_while_an_answer_streams_then_roll_back(site, capsys):
     root: Path = site["root"]
     run_script(site, "upgrade.sh")  # release A, the first install

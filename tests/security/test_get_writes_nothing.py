@@ -155,6 +155,7 @@ def values_for(route: Route, ids: dict[str, str]) -> dict[str, str]:
 
 # ~105 routes, each with a snapshot of every table before and after: ~30 s on a quiet machine,
 # over 100 s on a busy one.
+@pytest.mark.long
 @pytest.mark.timeout(400)
 async def test_no_get_route_writes_anything(admin: ApiClient, mailbox: Mailbox, mode: str) -> None:
     owner = admin
