@@ -238,6 +238,17 @@ _TOUCH_CONVERSATION = (
 _TOUCH_AND_TITLE_CONVERSATION = _TOUCH_CONVERSATION.values(title=bindparam("p_title"))
 _INSERT_MESSAGES = insert(Message)
 _INSERT_GENERATIONS = insert(Generation)
+#: Every second of a streaming answer (``_keep_partial``): its duration so far and its text.
+_HEARTBEAT = (
+    update(Generation)
+    .where(Generation.id == bindparam("p_id"), Generation.status == "pending")
+    .values(duration_ms=bindparam("p_duration_ms"))
+)
+_PARTIAL_TEXT = (
+    update(Message)
+    .where(Message.id == bindparam("p_id"), Message.status == "pending")
+    .values(content=bindparam("p_text"))
+)
 _STORE_ANSWER = (
     update(Message)
     .where(Message.id == bindparam("p_id"))
@@ -974,16 +985,10 @@ async def _store_partial(
     async with app[DB].transaction() as session:
         connection = await session.connection()
         await connection.execute(
-            update(Generation)
-            .where(Generation.id == item.generation_id, Generation.status == "pending")
-            .values(duration_ms=round(duration_ms, 1))
+            _HEARTBEAT, {"p_id": item.generation_id, "p_duration_ms": round(duration_ms, 1)}
         )
         if text is not None:
-            await connection.execute(
-                update(Message)
-                .where(Message.id == item.message_id, Message.status == "pending")
-                .values(content=text)
-            )
+            await connection.execute(_PARTIAL_TEXT, {"p_id": item.message_id, "p_text": text})
 
 
 async def run_generation(app: web.Application, item: Planned, sink: EventSink) -> None:
