@@ -61,7 +61,13 @@ from multinotes.settings import Settings
 from multinotes.sharing.audit_trail import setup_audit_trail
 from multinotes.sharing.notifier import setup_notifications
 from multinotes.storage.lifecycle import setup_storage
-from multinotes.tasks import TaskQueue, embedded_scheduler, make_broker
+from multinotes.tasks import (
+    IN_PROCESS_TASKS_GRACE_SECONDS,
+    TaskQueue,
+    embedded_scheduler,
+    finish_in_process_tasks,
+    make_broker,
+)
 from multinotes.webui import STATIC_DIR, TEMPLATES_DIR
 
 log = structlog.get_logger(__name__)
@@ -352,6 +358,7 @@ def setup_tasks(app: web.Application) -> None:
         scheduler: Any = embedded_scheduler(queue) if scheduling else contextlib.nullcontext()
         async with scheduler:
             yield
+        await finish_in_process_tasks(broker, IN_PROCESS_TASKS_GRACE_SECONDS)
         try:
             await asyncio.wait_for(broker.shutdown(), timeout=10)
         except TimeoutError:  # never let a stuck broker connection block process exit

@@ -343,6 +343,29 @@ def make_broker(settings: Settings) -> AsyncBroker:
     return InMemoryBroker()
 
 
+#: At shutdown, how long the tasks an embedded process runs itself get to end before they are
+#: stopped (and the database they write to closes).
+IN_PROCESS_TASKS_GRACE_SECONDS = 10.0
+
+
+async def finish_in_process_tasks(broker: AsyncBroker, seconds: float) -> None:
+    """Embedded mode: let the tasks the in-memory broker runs in this process end, then stop
+    those still running after ``seconds``. A task left running wrote on after the database
+    closed (holding SQLite's write lock against whatever opened the file next)."""
+    if not isinstance(broker, InMemoryBroker):
+        return
+    # taskiq keeps them in a private set; its public ``wait_all`` has no bound and no cancel.
+    running = [task for task in getattr(broker, "_running_tasks", ()) if not task.done()]
+    if not running:
+        return
+    _, late = await asyncio.wait(running, timeout=seconds)
+    if late:
+        log.warning("in_process_tasks_stopped_at_shutdown", tasks=len(late))
+        for task in late:
+            task.cancel()
+        await asyncio.wait(late, timeout=seconds)
+
+
 class TaskQueue:
     """Names → tasks; ``enqueue`` sends one to the broker."""
 

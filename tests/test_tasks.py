@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 from taskiq.schedule_sources import LabelScheduleSource
@@ -90,3 +91,36 @@ def test_worker_and_scheduler_refuse_embedded_mode(tmp_path):
         )
         assert result.returncode == 2
         assert "multinotes serve" in result.stderr
+
+
+async def test_in_process_tasks_end_before_the_database_closes(tmp_path):
+    """Embedded mode runs queued tasks in the web process. At shutdown they finish (or, past
+    a bound, are stopped) before the database closes: one that went on writing afterwards held
+    SQLite's write lock against whatever opened the file next."""
+    import asyncio
+
+    from aiohttp import web
+
+    from multinotes import hookimpl
+    from multinotes.testing import plugin_client
+
+    class Slow:
+        def __init__(self) -> None:
+            self.finished: list[int] = []
+
+        @hookimpl
+        def register_tasks(self, register: Any) -> None:
+            async def write_later(app: web.Application, number: int) -> None:
+                await asyncio.sleep(0.5)
+                async with app[DB].transaction() as session:
+                    await session.execute(select(func.count(AuthSession.id)))
+                self.finished.append(number)
+
+            register("slow.write_later", write_later)
+
+    slow = Slow()
+    async with plugin_client(tmp_path / "data", [("slow", slow)]) as api:
+        await api.app[TASKS].enqueue("slow.write_later", number=1)
+    assert slow.finished == [1]
+    running = [t for t in asyncio.all_tasks() if t.get_coro().__qualname__ == "Receiver.callback"]
+    assert running == []
