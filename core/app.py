@@ -289,10 +289,12 @@ async def _poll_plugin_state(app: web.Application) -> None:
 def setup_workspace(app: web.Application) -> None:
     """The model catalog and the registry of answers streaming in this process."""
     from multinotes.catalog import Catalog
+    from multinotes.chat.partials import PARTIALS, PartialSaver
     from multinotes.chat.pipeline import RUNNING, RunningGenerations, note_stopping
 
     app[CATALOG] = Catalog(app)
     app[RUNNING] = RunningGenerations()
+    app[PARTIALS] = PartialSaver(app)
     app.on_shutdown.append(note_stopping)
 
 
@@ -301,10 +303,12 @@ async def running_generations(app: web.Application) -> AsyncIterator[None]:
     before the database closes. At cleanup, after the web server's graceful shutdown let open
     streams finish (``MULTINOTES_SHUTDOWN_TIMEOUT``); on_shutdown comes before that drain and
     would cut every answer at SIGTERM."""
+    from multinotes.chat.partials import PARTIALS
     from multinotes.chat.pipeline import stop_running
 
     yield
     await stop_running(app)
+    await app[PARTIALS].close()
 
 
 def setup_plugin_lifecycle(app: web.Application) -> None:

@@ -13,7 +13,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
-from multinotes.chat import pipeline
+from multinotes.chat import partials, pipeline
 from multinotes.chat.models import Generation, Message
 from multinotes.chat.pipeline import RUNNING
 from multinotes.errors import ProviderBadResponse, ProviderUnavailable
@@ -192,7 +192,7 @@ async def test_a_killed_process_leaves_its_partial_answer_settled_within_a_minut
 
 async def test_a_live_answer_is_never_swept(user: ApiClient, script: Script, monkeypatch):
     """The heartbeat keeps an answer that sends no text for a while from looking orphaned."""
-    monkeypatch.setattr(pipeline, "HEARTBEAT_SECONDS", 0.5)
+    monkeypatch.setattr(partials, "HEARTBEAT_SECONDS", 0.5)
     script.chunks = ["late"]
     script.delay = 5.0
     _, response = await start(user)

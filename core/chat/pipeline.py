@@ -39,6 +39,7 @@ from multinotes.chat.models import (
     MessageMedia,
     open_to_chat,
 )
+from multinotes.chat.partials import PARTIALS
 from multinotes.chat.service import path_to, title_from_prompt
 from multinotes.db import new_id, retrying, utcnow
 from multinotes.domain_events import (
@@ -238,17 +239,6 @@ _TOUCH_CONVERSATION = (
 _TOUCH_AND_TITLE_CONVERSATION = _TOUCH_CONVERSATION.values(title=bindparam("p_title"))
 _INSERT_MESSAGES = insert(Message)
 _INSERT_GENERATIONS = insert(Generation)
-#: Every second of a streaming answer (``_keep_partial``): its duration so far and its text.
-_HEARTBEAT = (
-    update(Generation)
-    .where(Generation.id == bindparam("p_id"), Generation.status == "pending")
-    .values(duration_ms=bindparam("p_duration_ms"))
-)
-_PARTIAL_TEXT = (
-    update(Message)
-    .where(Message.id == bindparam("p_id"), Message.status == "pending")
-    .values(content=bindparam("p_text"))
-)
 _STORE_ANSWER = (
     update(Message)
     .where(Message.id == bindparam("p_id"))
@@ -945,50 +935,9 @@ def _timeout(app: web.Application, entry: CatalogEntry) -> float:
     return float(configured or app[SETTINGS].provider_timeout_seconds)
 
 
-#: While a model streams, its text so far is stored this often (when it grew), so a crash
-#: leaves it, and a client in another process can follow it.
-PARTIAL_SAVE_SECONDS = 1.0
-#: ... and at least this often, text or not: the heartbeat that tells the crash sweep the
-#: answer is still alive (its ``duration_ms`` so far).
-HEARTBEAT_SECONDS = 5.0
-#: A pending answer without a heartbeat for this long was left by a process that died.
+#: A pending answer without a heartbeat (``partials``) for this long was left by a process
+#: that died.
 ORPHANED_AFTER_SECONDS = 30.0
-
-
-async def _keep_partial(
-    app: web.Application, item: Planned, parts: list[str], started: float
-) -> None:
-    """Store the text so far in a short transaction every ``PARTIAL_SAVE_SECONDS`` when it
-    grew, and a heartbeat every ``HEARTBEAT_SECONDS``; only while the answer is pending."""
-    saved, beat = 0, started
-    while True:
-        await asyncio.sleep(PARTIAL_SAVE_SECONDS)
-        now = time.perf_counter()
-        count = len(parts)
-        if count == saved and now - beat < HEARTBEAT_SECONDS:
-            continue
-        text = "".join(parts[:count]) if count != saved else None
-        try:
-            await retrying(
-                functools.partial(_store_partial, app, item, text, (now - started) * 1000),
-                "partial_answer",
-            )
-        except Exception:  # the next round tries again; the final store does not depend on it
-            log.warning("partial_answer_not_saved", generation=item.generation_id, exc_info=True)
-            continue
-        saved, beat = count, now
-
-
-async def _store_partial(
-    app: web.Application, item: Planned, text: str | None, duration_ms: float
-) -> None:
-    async with app[DB].transaction() as session:
-        connection = await session.connection()
-        await connection.execute(
-            _HEARTBEAT, {"p_id": item.generation_id, "p_duration_ms": round(duration_ms, 1)}
-        )
-        if text is not None:
-            await connection.execute(_PARTIAL_TEXT, {"p_id": item.message_id, "p_text": text})
 
 
 async def run_generation(app: web.Application, item: Planned, sink: EventSink) -> None:
@@ -1015,9 +964,7 @@ async def run_generation(app: web.Application, item: Planned, sink: EventSink) -
     media: list[MediaOutput] = []
     status, error = "complete", None
     app[RUNNING].texts[item.generation_id] = parts
-    keeper = asyncio.create_task(
-        _keep_partial(app, item, parts, started), name=f"partial-{item.generation_id}"
-    )
+    app[PARTIALS].add(item.generation_id, item.message_id, parts, started)
     try:
         for attempt in range(RETRY_ATTEMPTS):
             item.usage = Usage()
@@ -1091,7 +1038,6 @@ async def run_generation(app: web.Application, item: Planned, sink: EventSink) -
         )
         status = "failed"
         error = ProviderError(f"{entry.provider.name} failed unexpectedly.", code="provider_error")
-    keeper.cancel()
     finished = time.perf_counter()
     outcome = Outcome(
         status=status,
@@ -1102,18 +1048,13 @@ async def run_generation(app: web.Application, item: Planned, sink: EventSink) -
         duration_ms=round((finished - started) * 1000, 1),
     )
     # Shielded: a second cancellation (shutdown) must not interrupt settlement.
-    await asyncio.shield(_finish_after(app, item, outcome, sink, keeper))
+    await asyncio.shield(_finish_after(app, item, outcome, sink))
 
 
 async def _finish_after(
-    app: web.Application,
-    item: Planned,
-    outcome: Outcome,
-    sink: EventSink,
-    keeper: asyncio.Task[None],
+    app: web.Application, item: Planned, outcome: Outcome, sink: EventSink
 ) -> None:
-    with contextlib.suppress(asyncio.CancelledError):
-        await keeper
+    await app[PARTIALS].remove(item.generation_id)
     try:
         if await _rows_stored(item):
             await finish_generation(app, item, outcome, sink)
@@ -1340,7 +1281,7 @@ async def _store_outcome(
 # -- following an answer from another request ---------------------------------------------------
 
 #: How often a follower looks for more text: in memory when the answer streams in this
-#: process, else in the database (where it is stored every ``PARTIAL_SAVE_SECONDS``).
+#: process, else in the database (where it is stored every ``partials.PARTIAL_SAVE_SECONDS``).
 FOLLOW_LOCAL_SECONDS = 0.1
 FOLLOW_STORED_SECONDS = 0.5
 
