@@ -109,8 +109,6 @@ class PartialSaver:
         self._writing = (write, {beat["p_id"] for beat in beats})
         try:
             await asyncio.shield(write)
-        except asyncio.CancelledError:
-            raise
         except Exception:  # the next round tries again; the final store does not depend on it
             log.warning("partial_answers_not_saved", answers=len(beats), exc_info=True)
             return
