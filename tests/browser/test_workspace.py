@@ -222,11 +222,15 @@ def test_two_models_stream_side_by_side_and_finish_with_stats_and_markdown(
     # A follow-up continues the thread as a second turn.
     choose_models(page, ECHO)
     send(page, "And a follow-up")
+    # Marked now, gone once the server renders the thread again after this answer.
+    answer(page, ECHO, 0).evaluate("card => { card.dataset.liveCard = 'yes'; }")
     expect(page.locator("#thread > li.turn")).to_have_count(2)
     expect(answer(page, ECHO).locator(".answer-body")).to_contain_text("And a follow-up")
     expect(answer(page, ECHO).locator('[data-field="status"]')).to_have_text("Complete")
 
-    # Copy puts the answer's Markdown on the clipboard.
+    # Copy puts the answer's Markdown on the clipboard. Clicked once the thread's new copy is
+    # in place: a click on the old one as it is swapped out copies nothing.
+    expect(page.locator("#thread .answer[data-live-card]")).to_have_count(0)
     page.context.grant_permissions(["clipboard-read", "clipboard-write"])
     answer(page, ECHO, 0).get_by_role("button", name="Copy").click()
     # The "Copied" label lasts 1.5 s, too short to assert reliably on a busy machine; the
