@@ -244,23 +244,25 @@ _STORE_ANSWER = (
     .where(Message.id == bindparam("p_id"))
     .values(content=bindparam("p_content"), status=bindparam("p_status"))
 )
+#: What an answer's final store writes on its generation row, each bound as ``p_<column>``.
+_OUTCOME_COLUMNS = (
+    "status",
+    "error_code",
+    "error_message",
+    "input_tokens",
+    "output_tokens",
+    "images",
+    "audio_seconds",
+    "cost",
+    "provider_cost",
+    "latency_ms",
+    "duration_ms",
+    "finished_at",
+)
 _STORE_GENERATION = (
     update(Generation)
     .where(Generation.id == bindparam("p_id"))
-    .values(
-        status=bindparam("p_status"),
-        error_code=bindparam("p_error_code"),
-        error_message=bindparam("p_error_message"),
-        input_tokens=bindparam("p_input_tokens"),
-        output_tokens=bindparam("p_output_tokens"),
-        images=bindparam("p_images"),
-        audio_seconds=bindparam("p_audio_seconds"),
-        cost=bindparam("p_cost"),
-        provider_cost=bindparam("p_provider_cost"),
-        latency_ms=bindparam("p_latency_ms"),
-        duration_ms=bindparam("p_duration_ms"),
-        finished_at=bindparam("p_finished_at"),
-    )
+    .values(**{column: bindparam(f"p_{column}") for column in _OUTCOME_COLUMNS})
 )
 
 

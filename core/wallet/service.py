@@ -128,22 +128,21 @@ def _threshold_setting() -> Any:
 _SUMMARY = select(Wallet.balance, Wallet.reserved, _threshold_setting()).where(
     Wallet.user_id == bindparam("p_user")
 )
-_HOLD_USER = (
-    update(Wallet)
-    .where(
-        Wallet.user_id == bindparam("p_user"),
-        Wallet.balance - Wallet.reserved >= bindparam("p_total"),
+
+
+def _conditional_hold(wallet: type[Wallet] | type[OrganisationWallet], owner: Any) -> Any:
+    """Hold ``p_total`` on the wallet whose ``owner`` column is ``p_owner``, if it covers it."""
+    return (
+        update(wallet)
+        .where(
+            owner == bindparam("p_owner"), wallet.balance - wallet.reserved >= bindparam("p_total")
+        )
+        .values(reserved=wallet.reserved + bindparam("p_total"))
     )
-    .values(reserved=Wallet.reserved + bindparam("p_total"))
-)
-_HOLD_ORGANISATION = (
-    update(OrganisationWallet)
-    .where(
-        OrganisationWallet.organisation_id == bindparam("p_organisation"),
-        OrganisationWallet.balance - OrganisationWallet.reserved >= bindparam("p_total"),
-    )
-    .values(reserved=OrganisationWallet.reserved + bindparam("p_total"))
-)
+
+
+_HOLD_USER = _conditional_hold(Wallet, Wallet.user_id)
+_HOLD_ORGANISATION = _conditional_hold(OrganisationWallet, OrganisationWallet.organisation_id)
 _WALLET_EXISTS = select(Wallet.user_id).where(Wallet.user_id == bindparam("p_user"))
 _INSERT_RESERVATIONS = insert(Reservation)
 _RESERVATION_COLUMNS = (
@@ -287,9 +286,7 @@ async def hold_in(
     connection = await session.connection()
     if organisation is not None:
         org_id = organisation.organisation_id
-        held = await connection.execute(
-            _HOLD_ORGANISATION, {"p_organisation": org_id, "p_total": total}
-        )
+        held = await connection.execute(_HOLD_ORGANISATION, {"p_owner": org_id, "p_total": total})
         if held.rowcount != 1:
             raise PaymentRequired(ORGANISATION_INSUFFICIENT, code="insufficient_credits")
         if organisation.monthly_limit is not None:
@@ -298,7 +295,7 @@ async def hold_in(
                 raise PaymentRequired(MEMBER_LIMIT, code="member_limit_reached")
     else:
         org_id = None
-        held = await connection.execute(_HOLD_USER, {"p_user": user_id, "p_total": total})
+        held = await connection.execute(_HOLD_USER, {"p_owner": user_id, "p_total": total})
         if held.rowcount != 1:
             found = await connection.scalar(_WALLET_EXISTS, {"p_user": user_id})
             if found is None:
