@@ -263,7 +263,9 @@ async def test_every_failure_of_the_wire_maps_to_the_same_error_as_the_openai_pl
 ):
     """The plugin reads the stream itself (not through the SDK): each way a server can fail
     ends as the error the OpenAI plugin's SDK path gives, after the text that arrived."""
-    local.slow_seconds = 2.0
+    # Far beyond the request's 0.4 s: the bound below holds on a busy machine and still tells
+    # an honoured timeout from a wait for the server.
+    local.slow_seconds = 10.0
     provider = CompatibleProvider()
     config = settings({"name": "ollama", "base_url": local_url, "models": ["llama3.2"]})
     chosen = await listed_model(provider, "ollama/llama3.2", config)
@@ -281,7 +283,7 @@ async def test_every_failure_of_the_wire_maps_to_the_same_error_as_the_openai_pl
     # Nothing of the transport travels with the error.
     assert caught.value.__cause__ is None
     assert caught.value.__context__ is None or caught.value.__suppress_context__
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 5
 
 
 def sse_server(
