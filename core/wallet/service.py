@@ -175,22 +175,23 @@ _CLAIM = (
     .values(settled_at=bindparam("p_now"), cost=bindparam("p_cost"))
 )
 _CLAIMED_COST = select(Reservation.cost).where(Reservation.id == bindparam("p_id"))
-_CHARGE_ORGANISATION = (
-    update(OrganisationWallet)
-    .where(OrganisationWallet.organisation_id == bindparam("p_organisation"))
-    .values(
-        balance=OrganisationWallet.balance - bindparam("p_charged"),
-        reserved=OrganisationWallet.reserved - bindparam("p_held"),
+
+
+def _charge(wallet: type[Wallet] | type[OrganisationWallet], owner: Any) -> Any:
+    """Take ``p_charged`` from the balance and release the ``p_held`` hold of the wallet whose
+    ``owner`` column is ``p_owner``."""
+    return (
+        update(wallet)
+        .where(owner == bindparam("p_owner"))
+        .values(
+            balance=wallet.balance - bindparam("p_charged"),
+            reserved=wallet.reserved - bindparam("p_held"),
+        )
     )
-)
-_CHARGE_USER = (
-    update(Wallet)
-    .where(Wallet.user_id == bindparam("p_user"))
-    .values(
-        balance=Wallet.balance - bindparam("p_charged"),
-        reserved=Wallet.reserved - bindparam("p_held"),
-    )
-)
+
+
+_CHARGE_USER = _charge(Wallet, Wallet.user_id)
+_CHARGE_ORGANISATION = _charge(OrganisationWallet, OrganisationWallet.organisation_id)
 _INSERT_LEDGER_ENTRY = insert(LedgerEntry)
 
 
@@ -393,12 +394,12 @@ async def _settle_in(
     if org_id is not None:
         await connection.execute(
             _CHARGE_ORGANISATION,
-            {"p_organisation": org_id, "p_charged": charged, "p_held": reservation.amount},
+            {"p_owner": org_id, "p_charged": charged, "p_held": reservation.amount},
         )
     else:
         await connection.execute(
             _CHARGE_USER,
-            {"p_user": reservation.user_id, "p_charged": charged, "p_held": reservation.amount},
+            {"p_owner": reservation.user_id, "p_charged": charged, "p_held": reservation.amount},
         )
         note_changed(session, reservation.user_id)
     if charged:
