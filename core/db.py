@@ -295,13 +295,11 @@ class Database:
         async with self.read_engine.connect() as connection:
             yield connection
 
-    async def read_rows(
-        self, statement: Select[Any], params: dict[str, Any] | None = None
-    ) -> list[Row[Any]]:
+    async def read_rows(self, statement: Select[Any]) -> list[Row[Any]]:
         """The rows of one SELECT through ``read_connection``. For the hot lists; a read that
         needs entities uses ``read()``."""
-        async with self.read_engine.connect() as connection:
-            return list((await connection.execute(statement, params)).all())
+        async with self.read_connection() as connection:
+            return list((await connection.execute(statement)).all())
 
     async def close(self) -> None:
         await self.engine.dispose()
