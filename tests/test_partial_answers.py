@@ -6,6 +6,7 @@ the crash sweep keeps."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -48,11 +49,13 @@ async def test_the_answers_streaming_together_are_stored_in_one_statement_a_roun
     event.listen(engine, "before_cursor_execute", seen)
     try:
         conversation = (await (await user.post("/api/conversations", {})).json())["id"]
+        started = time.monotonic()
         response = await user.post(
             f"/api/conversations/{conversation}/messages", {"content": "Hi", "models": MODELS}
         )
         assert response.status == 200
         events = by_model(parse_sse(await response.text()))
+        streamed = time.monotonic() - started
     finally:
         event.remove(engine, "before_cursor_execute", seen)
 
@@ -61,7 +64,8 @@ async def test_the_answers_streaming_together_are_stored_in_one_statement_a_roun
     )
     # The three answers' text went out together, round after round.
     assert rounds and max(rounds) == 3, rounds
-    assert len(rounds) <= 2.4 / 0.3 + 2, rounds
+    # ... one statement a round (not one per answer), however long a busy machine took.
+    assert len(rounds) <= streamed / 0.3 + 2, rounds
     # The final store is the last word: whole answers, none cut to a round's text.
     async with user.app[DB].read() as session:
         stored = list(await session.scalars(select(Message).where(Message.role == "assistant")))
