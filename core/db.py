@@ -30,7 +30,10 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase, Session
+from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.util import greenlet_spawn
 
+from multinotes.driver_sql import DriverTransaction
 from multinotes.sqlite_driver import connection_factory
 
 #: ``session.info`` key of the domain events a transaction staged (``multinotes.domain_events``).
@@ -264,10 +267,76 @@ class Database:
             session.info[STAGED_EVENTS] = staged
             yield session
             info = session.info
+        await self._committed(info, staged)
+
+    async def _committed(self, info: dict[str, Any], staged: list[Any]) -> None:
         for hook in self.on_commit:
             await hook(info)
         if staged and self.after_commit is not None:
             await self.after_commit(staged)
+
+    @asynccontextmanager
+    async def driver_transaction(self) -> AsyncIterator[DriverTransaction]:
+        """``transaction()`` for prebuilt statements only (``multinotes.driver_sql``): no ORM
+        session and no SQLAlchemy connection around them, for the few units of work every chat
+        answer runs. Staged domain events and ``on_commit`` hooks work as in ``transaction()``;
+        so do SQLite's one writer at a time and its immediate write lock."""
+        staged: list[Any] = []
+        info: dict[str, Any] = {STAGED_EVENTS: staged}
+        if not self.is_sqlite:
+            async with self._driver_connection(self.engine, begin="") as driver:
+                yield DriverTransaction(driver, self.engine.dialect, self.engine.pool, info)
+        else:
+            if self._write_lock is None:
+                self._write_lock = asyncio.Lock()
+            async with (
+                self._write_lock,
+                self._driver_connection(self.engine, begin="BEGIN IMMEDIATE") as driver,
+            ):
+                yield DriverTransaction(driver, self.engine.dialect, self.engine.pool, info)
+        await self._committed(info, staged)
+
+    @asynccontextmanager
+    async def driver_read(self) -> AsyncIterator[DriverTransaction]:
+        """A read-pool connection for prebuilt SELECTs (``multinotes.driver_sql``): like
+        ``read_connection()``, nothing is committed."""
+        async with self._driver_connection(self.read_engine, begin=None) as driver:
+            yield DriverTransaction(driver, self.engine.dialect, self.read_engine.pool, {})
+
+    @asynccontextmanager
+    async def _driver_connection(self, engine: AsyncEngine, *, begin: str | None) -> Any:
+        """A pooled connection's driver connection. ``begin`` None: no transaction (reads);
+        else one that commits at the end or rolls back on an error (``begin`` is SQLite's
+        BEGIN, sent with the first statement; MariaDB begins implicitly)."""
+        pooled: PoolProxiedConnection = await engine.raw_connection()
+        driver: Any = pooled.driver_connection
+        reusable = False
+        try:
+            if begin:
+                driver.begin(begin)
+            yield driver
+            if begin is not None:
+                await driver.commit()
+            reusable = True
+        except Exception as exc:
+            if isinstance(exc, DBAPIError) and engine.dialect.is_disconnect(
+                cast(Any, exc.orig), pooled.dbapi_connection, None
+            ):
+                raise
+            try:
+                if begin is not None:
+                    await driver.rollback()
+                reusable = True
+            except Exception:
+                log.warning("driver_rollback_failed", exc_info=True)
+            raise
+        finally:
+            # Not reusable: cancelled (the driver may be mid-statement, its protocol state
+            # unknown), disconnected, or not rolled back. Closed, not pooled; the server rolls
+            # back what it had begun.
+            if not reusable:
+                await greenlet_spawn(pooled.invalidate)
+            await greenlet_spawn(pooled.close)
 
     @asynccontextmanager
     async def _unit_of_work(self) -> AsyncIterator[AsyncSession]:

@@ -26,16 +26,13 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 import structlog
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from multinotes.db import STAGED_EVENTS, new_id, utcnow
-
-if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncSession
 
 log = structlog.get_logger(__name__)
 
@@ -460,7 +457,15 @@ class EventBus:
 EVENTS = web.AppKey("events", EventBus)
 
 
-def stage(session: AsyncSession, event: DomainEvent) -> None:
+class Staging(Protocol):
+    """A unit of work that carries ``info`` to its commit: an ``AsyncSession`` from
+    ``Database.transaction`` or a ``DriverTransaction`` from ``Database.driver_transaction``."""
+
+    @property
+    def info(self) -> dict[str, Any]: ...
+
+
+def stage(session: Staging, event: DomainEvent) -> None:
     """Publish ``event`` once the transaction of ``session`` (from ``Database.transaction``)
     commits; if it rolls back, the event is dropped with it."""
     staged = session.info.get(STAGED_EVENTS)

@@ -121,6 +121,15 @@ class OneTripConnection(aiosqlite.Connection):
             return await super()._execute(fn, *args, **kwargs)
         return await super()._execute(_begin_then, self._conn, begin, fn, *args, **kwargs)
 
+    async def run(self, sql: str, parameters: Any, *, many: bool = False) -> tuple[int, list[Any]]:
+        """One statement in one trip, without a cursor object: the rows it changed and the
+        rows it returned (``multinotes.driver_sql``)."""
+        if many:
+            rowcount, _ = await self._execute(_executemany, self._conn, sql, parameters)
+            return rowcount, []
+        _description, rowcount, _, rows = await self._execute(_execute, self._conn, sql, parameters)
+        return rowcount, rows
+
     def _nothing_to_end(self) -> bool:
         if self._pending_begin is not None:  # begun, but no statement ran: nothing to end
             self._pending_begin = None

@@ -19,7 +19,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from json.encoder import encode_basestring_ascii as _json_string
 from typing import Any, TypeVar, cast
 
@@ -28,6 +28,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import bindparam, exists, func, insert, select, update
 
+from multinotes import driver_sql
 from multinotes.catalog import CatalogEntry, cost_of
 from multinotes.chat.context import Summaries, fit_context, load_summary, max_output, summary_out
 from multinotes.chat.models import (
@@ -50,6 +51,7 @@ from multinotes.domain_events import (
     GenerationFailed,
     stage,
 )
+from multinotes.driver_sql import DriverStatement, DriverTransaction
 from multinotes.errors import (
     Invalid,
     NotFound,
@@ -213,33 +215,40 @@ def max_usage(
     return usage
 
 
-# Built once, with bound parameters, instead of per request (issue #17): building a statement
-# and its cache key costs ~0.2 ms of CPU each time, about as much as sending it. Parameters are
-# named ``p_*``: an UPDATE executed with a parameter named like a column also SETs that column.
+# Built once and run at the driver (``multinotes.driver_sql``, issue #17): SQLAlchemy's
+# execution path cost more CPU than the round trip, and every answer sends these. Parameters
+# are named ``p_*``: an UPDATE executed with a parameter named like a column also SETs that
+# column.
 
 #: The user's conversation, unless it is sealed: a blind comparison takes no prompt and no
 #: regeneration (its answers' events would name their models).
-_CONVERSATION_TO_CHAT = select(Conversation.__table__).where(
-    Conversation.id == bindparam("p_id"),
-    Conversation.user_id == bindparam("p_user"),
-    open_to_chat(),
+_CONVERSATION_TO_CHAT = DriverStatement(
+    select(Conversation.__table__).where(
+        Conversation.id == bindparam("p_id"),
+        Conversation.user_id == bindparam("p_user"),
+        open_to_chat(),
+    )
 )
-_THREAD = (
+_THREAD = DriverStatement(
     select(Message.__table__)
     .where(Message.conversation_id == bindparam("p_id"))
     .order_by(Message.created_at, Message.id)
 )
-_PROMPT_MEDIA = select(MessageMedia.__table__).where(MessageMedia.message_id == bindparam("p_id"))
-_INSERT_CONVERSATION = insert(Conversation)
-_TOUCH_CONVERSATION = (
+_PROMPT_MEDIA = DriverStatement(
+    select(MessageMedia.__table__).where(MessageMedia.message_id == bindparam("p_id"))
+)
+_INSERT_CONVERSATION = DriverStatement(insert(Conversation))
+_TOUCH = (
     update(Conversation)
     .where(Conversation.id == bindparam("p_id"))
     .values(updated_at=bindparam("p_now"))
 )
-_TOUCH_AND_TITLE_CONVERSATION = _TOUCH_CONVERSATION.values(title=bindparam("p_title"))
-_INSERT_MESSAGES = insert(Message)
-_INSERT_GENERATIONS = insert(Generation)
-_STORE_ANSWER = (
+_TOUCH_CONVERSATION = DriverStatement(_TOUCH)
+_TOUCH_AND_TITLE_CONVERSATION = DriverStatement(_TOUCH.values(title=bindparam("p_title")))
+_INSERT_MESSAGES = DriverStatement(insert(Message))
+_INSERT_GENERATIONS = DriverStatement(insert(Generation))
+_INSERT_MEDIA = DriverStatement(insert(MessageMedia))
+_STORE_ANSWER = DriverStatement(
     update(Message)
     .where(Message.id == bindparam("p_id"))
     .values(content=bindparam("p_content"), status=bindparam("p_status"))
@@ -259,7 +268,7 @@ _OUTCOME_COLUMNS = (
     "duration_ms",
     "finished_at",
 )
-_STORE_GENERATION = (
+_STORE_GENERATION = DriverStatement(
     update(Generation)
     .where(Generation.id == bindparam("p_id"))
     .values(**{column: bindparam(f"p_{column}") for column in _OUTCOME_COLUMNS})
@@ -308,25 +317,23 @@ async def plan_generations(
     if conversation_id is None:
         conversation = Conversation(id=new_id(), user_id=user_id, title="New chat", tool=tool)
     else:
-        # Core rows made into unsaved entities: an ORM session costs ~0.6 ms more CPU here.
-        async with db.read_connection() as connection:
-            found = (
-                await connection.execute(
-                    _CONVERSATION_TO_CHAT, {"p_id": conversation_id, "p_user": user_id}
-                )
-            ).one_or_none()
+        # Rows made into unsaved entities: an ORM session costs ~0.6 ms more CPU here.
+        async with db.driver_read() as reader:
+            found = await reader.first(
+                _CONVERSATION_TO_CHAT, {"p_id": conversation_id, "p_user": user_id}
+            )
             if found is None:
                 raise NotFound("No such conversation.")
-            conversation = Conversation(**found._mapping)
+            conversation = Conversation(**_CONVERSATION_TO_CHAT.mapping(found))
             messages = [
-                Message(**row._mapping)
-                for row in await connection.execute(_THREAD, {"p_id": conversation_id})
+                Message(**_THREAD.mapping(row))
+                for row in await reader.rows(_THREAD, {"p_id": conversation_id})
             ]
             # Only a prompt answered again sends its files along (earlier turns go as text).
             if prompt_message is not None:
                 prompt_media = [
-                    MessageMedia(**row._mapping)
-                    for row in await connection.execute(_PROMPT_MEDIA, {"p_id": prompt_message.id})
+                    MessageMedia(**_PROMPT_MEDIA.mapping(row))
+                    for row in await reader.rows(_PROMPT_MEDIA, {"p_id": prompt_message.id})
                 ]
     if payer is not None:
         organisation = await payer(conversation.organisation_id)
@@ -499,9 +506,9 @@ async def _hold(
     called. Nothing else is written while the wallet row is locked; the prompt and the answers'
     rows follow in ``_store_plan``. A process that dies between the two leaves reservations
     without generations, which the crash sweep releases (``release_orphaned_holds``)."""
-    async with app[DB].transaction() as session:
-        await wallet.hold_in(
-            session,
+    async with app[DB].driver_transaction() as tx:
+        await wallet.hold_on(
+            tx,
             user_id,
             # A blind answer's charge names no model (the ledger is the owner's to read).
             [
@@ -516,9 +523,9 @@ async def _release(app: web.Application, planned: list[Planned]) -> None:
     """Give back the holds of answers whose rows could not be written (nothing was charged and
     the provider was never called). Should this fail too, the crash sweep releases them."""
     try:
-        async with app[DB].transaction() as session:
+        async with app[DB].driver_transaction() as tx:
             for item in planned:
-                await wallet.release_in(session, f"gen:{item.generation_id}")
+                await wallet.release_on(tx, f"gen:{item.generation_id}")
     except Exception:
         log.exception("hold_release_failed", generations=[i.generation_id for i in planned])
 
@@ -563,62 +570,81 @@ async def _store_plan(
         }
         for index, item in enumerate(planned)
     ]
-    async with app[DB].transaction() as session:
-        connection = await session.connection()
-        if new:
-            await connection.execute(
-                _INSERT_CONVERSATION,
-                {
-                    "id": conversation.id,
-                    "user_id": user_id,
-                    "title": title or "New chat",
-                    "tool": conversation.tool,
-                    "created_at": now,
-                    "updated_at": now,
-                },
-            )
-        else:
-            # Lock the conversation row first: inserting its messages takes a shared lock on
-            # it (foreign key check), and two requests upgrading that lock later deadlock on
-            # MySQL.
-            touch: dict[str, Any] = {"p_id": conversation.id, "p_now": now}
-            if title is None:
-                await connection.execute(_TOUCH_CONVERSATION, touch)
-            else:
-                await connection.execute(_TOUCH_AND_TITLE_CONVERSATION, {**touch, "p_title": title})
-        await connection.execute(_INSERT_MESSAGES, rows)
-        if new_prompt and attachments:
+    if new_prompt and attachments:
+        async with app[DB].transaction() as session:
+            tx = await driver_sql.within(session)
+            await _write_plan(tx, user_id, conversation, planned, rows, now, title, new=new)
             # Attachments are stored bytes like any upload: within the owner's quota.
             await app[STORAGE_QUOTA].claim_room_in(
                 session, user_id, attachment_bytes(attachments), "attachments"
             )
             for attachment in attachments:
                 session.add(await _store_media(app, user_id, prompt_message.id, attachment))
-        await connection.execute(
-            _INSERT_GENERATIONS,
-            [
-                {
-                    "id": item.generation_id,
-                    "user_id": user_id,
-                    "conversation_id": conversation.id,
-                    "message_id": item.message_id,
-                    "model_id": item.model_id,
-                    "provider_id": item.entry.provider.provider_id,
-                    "options": item.options.model_dump(mode="json", exclude_none=True),
-                    "pricing": _pricing_json(item.entry.pricing),
-                    "status": "pending",
-                    "reserved": item.reserved,
-                    "dropped_turns": item.dropped_turns,
-                    "context_policy": item.context_policy,
-                    "summary_id": item.summary.id if item.summary else None,
-                    # The prompt as counted offline, until the answer's real usage replaces it:
-                    # what the crash sweep bills when the process died mid-answer.
-                    "input_tokens": item.prompt_tokens,
-                    "created_at": now,
-                }
-                for item in planned
-            ],
+        return
+    async with app[DB].driver_transaction() as tx:
+        await _write_plan(tx, user_id, conversation, planned, rows, now, title, new=new)
+
+
+async def _write_plan(
+    tx: DriverTransaction,
+    user_id: str,
+    conversation: Conversation,
+    planned: list[Planned],
+    rows: list[dict[str, Any]],
+    now: datetime,
+    title: str | None,
+    *,
+    new: bool,
+) -> None:
+    """``_store_plan``'s rows: the conversation (created or touched), the messages, and the
+    answers' generation rows."""
+    if new:
+        await tx.execute(
+            _INSERT_CONVERSATION,
+            {
+                "id": conversation.id,
+                "user_id": user_id,
+                "title": title or "New chat",
+                "tool": conversation.tool,
+                "created_at": now,
+                "updated_at": now,
+            },
         )
+    else:
+        # Lock the conversation row first: inserting its messages takes a shared lock on
+        # it (foreign key check), and two requests upgrading that lock later deadlock on
+        # MySQL.
+        touch: dict[str, Any] = {"p_id": conversation.id, "p_now": now}
+        if title is None:
+            await tx.execute(_TOUCH_CONVERSATION, touch)
+        else:
+            await tx.execute(_TOUCH_AND_TITLE_CONVERSATION, {**touch, "p_title": title})
+    await tx.execute_many(_INSERT_MESSAGES, rows)
+    await tx.execute_many(
+        _INSERT_GENERATIONS,
+        [
+            {
+                "id": item.generation_id,
+                "user_id": user_id,
+                "conversation_id": conversation.id,
+                "message_id": item.message_id,
+                "model_id": item.model_id,
+                "provider_id": item.entry.provider.provider_id,
+                "options": item.options.model_dump(mode="json", exclude_none=True),
+                "pricing": _pricing_json(item.entry.pricing),
+                "status": "pending",
+                "reserved": item.reserved,
+                "dropped_turns": item.dropped_turns,
+                "context_policy": item.context_policy,
+                "summary_id": item.summary.id if item.summary else None,
+                # The prompt as counted offline, until the answer's real usage replaces it:
+                # what the crash sweep bills when the process died mid-answer.
+                "input_tokens": item.prompt_tokens,
+                "created_at": now,
+            }
+            for item in planned
+        ],
+    )
 
 
 def _message_row(message: Message) -> dict[str, Any]:
@@ -1230,36 +1256,34 @@ async def _store_outcome(
     stored_media: list[MessageMedia],
 ) -> int:
     """One transaction: the charge and the stored answer go together or not at all."""
-    async with app[DB].transaction() as session:
-        charged = await wallet.settle_in(
-            session,
+    async with app[DB].driver_transaction() as tx:
+        charged = await wallet.settle_on(
+            tx,
             f"gen:{item.generation_id}",
             cost,
             reason=SEALED_REASON if item.sealed else item.entry.model.name,
         )
-        connection = await session.connection()  # Core: no ORM bookkeeping needed here
-        if stored_media:
-            await connection.execute(
-                insert(MessageMedia),
-                [
-                    {
-                        "id": row.id,
-                        "user_id": row.user_id,
-                        "message_id": row.message_id,
-                        "media_type": row.media_type,
-                        "name": row.name,
-                        "size": row.size,
-                        "path": row.path,
-                        "created_at": utcnow(),
-                    }
-                    for row in stored_media
-                ],
-            )
-        await connection.execute(
+        await tx.execute_many(
+            _INSERT_MEDIA,
+            [
+                {
+                    "id": row.id,
+                    "user_id": row.user_id,
+                    "message_id": row.message_id,
+                    "media_type": row.media_type,
+                    "name": row.name,
+                    "size": row.size,
+                    "path": row.path,
+                    "created_at": utcnow(),
+                }
+                for row in stored_media
+            ],
+        )
+        await tx.execute(
             _STORE_ANSWER,
             {"p_id": item.message_id, "p_content": outcome.text, "p_status": outcome.status},
         )
-        await connection.execute(
+        await tx.execute(
             _STORE_GENERATION,
             {
                 "p_id": item.generation_id,

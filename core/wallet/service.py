@@ -15,8 +15,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from multinotes.app_settings import DEFAULTS, AppSetting, get_setting
-from multinotes.db import Database, rows_affected, utcnow
-from multinotes.domain_events import CREDITS_LOW, CreditsLow, stage
+from multinotes.db import Database, UTCDateTime, rows_affected, utcnow
+from multinotes.domain_events import CREDITS_LOW, CreditsLow, Staging, stage
+from multinotes.driver_sql import DriverStatement, DriverTransaction, within
 from multinotes.errors import Conflict, NotFound, PaymentRequired
 from multinotes.wallet.models import LedgerEntry, OrganisationWallet, Reservation, Wallet
 
@@ -28,11 +29,11 @@ CHANGED = "wallet_changed"
 HELD = "wallet_held"
 
 
-def note_changed(session: AsyncSession, user_id: str) -> None:
+def note_changed(session: Staging, user_id: str) -> None:
     session.info.setdefault(CHANGED, set()).add(user_id)
 
 
-def note_held(session: AsyncSession, user_id: str) -> None:
+def note_held(session: Staging, user_id: str) -> None:
     session.info.setdefault(HELD, set()).add(user_id)
 
 
@@ -97,8 +98,8 @@ async def summary(db: Database, user_id: str) -> dict[str, Any]:
     and whether that is under the low-balance threshold an admin set."""
     # One statement: this runs after every hold and settle for the live channel's
     # wallet.changed (issue #17), where a balance() and a get_setting() took three.
-    async with db.read_connection() as connection:
-        row = (await connection.execute(_SUMMARY, {"p_user": user_id})).one_or_none()
+    async with db.driver_read() as reader:
+        row = await reader.first(_SUMMARY, {"p_user": user_id})
     if row is None:
         current = await balance(db, user_id)  # creates the wallet on first use
         stored = await get_setting(db, LOW_BALANCE)
@@ -120,19 +121,21 @@ def _threshold_setting() -> Any:
 
 # -- the statements every answer sends --------------------------------------------------------
 #
-# Built once, with bound parameters, instead of per call (issue #17): building a statement and
-# its cache key costs ~0.2 ms of CPU each time, about as much as sending it, and every answer
-# sends these. The parameters are named ``p_*`` because an UPDATE executed with a parameter
-# named like one of its table's columns would also SET that column.
+# Built once and run at the driver (``multinotes.driver_sql``, issue #17): SQLAlchemy's
+# execution path cost more CPU than the round trip, and every answer sends these. The
+# parameters are named ``p_*`` because an UPDATE executed with a parameter named like one of
+# its table's columns would also SET that column.
 
-_SUMMARY = select(Wallet.balance, Wallet.reserved, _threshold_setting()).where(
-    Wallet.user_id == bindparam("p_user")
+_SUMMARY = DriverStatement(
+    select(Wallet.balance, Wallet.reserved, _threshold_setting()).where(
+        Wallet.user_id == bindparam("p_user")
+    )
 )
 
 
 def _conditional_hold(wallet: type[Wallet] | type[OrganisationWallet], owner: Any) -> Any:
     """Hold ``p_total`` on the wallet whose ``owner`` column is ``p_owner``, if it covers it."""
-    return (
+    return DriverStatement(
         update(wallet)
         .where(
             owner == bindparam("p_owner"), wallet.balance - wallet.reserved >= bindparam("p_total")
@@ -143,8 +146,25 @@ def _conditional_hold(wallet: type[Wallet] | type[OrganisationWallet], owner: An
 
 _HOLD_USER = _conditional_hold(Wallet, Wallet.user_id)
 _HOLD_ORGANISATION = _conditional_hold(OrganisationWallet, OrganisationWallet.organisation_id)
-_WALLET_EXISTS = select(Wallet.user_id).where(Wallet.user_id == bindparam("p_user"))
-_INSERT_RESERVATIONS = insert(Reservation)
+_WALLET_EXISTS = DriverStatement(
+    select(Wallet.user_id).where(Wallet.user_id == bindparam("p_user"))
+)
+_INSERT_RESERVATIONS = DriverStatement(insert(Reservation))
+_MEMBER_SPENT = DriverStatement(
+    select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
+        LedgerEntry.organisation_id == bindparam("p_organisation"),
+        LedgerEntry.user_id == bindparam("p_user"),
+        LedgerEntry.kind == "usage",
+        LedgerEntry.created_at >= bindparam("p_since", type_=UTCDateTime),
+    )
+)
+_MEMBER_HELD = DriverStatement(
+    select(func.coalesce(func.sum(Reservation.amount), 0)).where(
+        Reservation.organisation_id == bindparam("p_organisation"),
+        Reservation.user_id == bindparam("p_user"),
+        Reservation.settled_at.is_(None),
+    )
+)
 _RESERVATION_COLUMNS = (
     Reservation.id,
     Reservation.user_id,
@@ -158,29 +178,35 @@ _RESERVATION_COLUMNS = (
 #: The reservation to settle, the low-balance threshold, and on SQLite the balance before the
 #: charge (its write transaction already holds the database's lock; MariaDB reads it under
 #: the wallet's ``FOR UPDATE``).
-_SETTLING = select(*_RESERVATION_COLUMNS).where(Reservation.reference == bindparam("p_reference"))
-_SETTLING_SQLITE = select(
-    *_RESERVATION_COLUMNS,
-    select(Wallet.balance).where(Wallet.user_id == Reservation.user_id).scalar_subquery(),
-).where(Reservation.reference == bindparam("p_reference"))
-_LOCK_ORGANISATION_WALLET = (
+_SETTLING = DriverStatement(
+    select(*_RESERVATION_COLUMNS).where(Reservation.reference == bindparam("p_reference"))
+)
+_SETTLING_SQLITE = DriverStatement(
+    select(
+        *_RESERVATION_COLUMNS,
+        select(Wallet.balance).where(Wallet.user_id == Reservation.user_id).scalar_subquery(),
+    ).where(Reservation.reference == bindparam("p_reference"))
+)
+_LOCK_ORGANISATION_WALLET = DriverStatement(
     select(OrganisationWallet.organisation_id)
     .where(OrganisationWallet.organisation_id == bindparam("p_organisation"))
     .with_for_update()
 )
-_LOCK_WALLET = select(Wallet.balance).where(Wallet.user_id == bindparam("p_user")).with_for_update()
-_CLAIM = (
+_LOCK_WALLET = DriverStatement(
+    select(Wallet.balance).where(Wallet.user_id == bindparam("p_user")).with_for_update()
+)
+_CLAIM = DriverStatement(
     update(Reservation)
     .where(Reservation.id == bindparam("p_id"), Reservation.settled_at.is_(None))
     .values(settled_at=bindparam("p_now"), cost=bindparam("p_cost"))
 )
-_CLAIMED_COST = select(Reservation.cost).where(Reservation.id == bindparam("p_id"))
+_CLAIMED_COST = DriverStatement(select(Reservation.cost).where(Reservation.id == bindparam("p_id")))
 
 
 def _charge(wallet: type[Wallet] | type[OrganisationWallet], owner: Any) -> Any:
     """Take ``p_charged`` from the balance and release the ``p_held`` hold of the wallet whose
     ``owner`` column is ``p_owner``."""
-    return (
+    return DriverStatement(
         update(wallet)
         .where(owner == bindparam("p_owner"))
         .values(
@@ -192,7 +218,7 @@ def _charge(wallet: type[Wallet] | type[OrganisationWallet], owner: Any) -> Any:
 
 _CHARGE_USER = _charge(Wallet, Wallet.user_id)
 _CHARGE_ORGANISATION = _charge(OrganisationWallet, OrganisationWallet.organisation_id)
-_INSERT_LEDGER_ENTRY = insert(LedgerEntry)
+_INSERT_LEDGER_ENTRY = DriverStatement(insert(LedgerEntry))
 
 
 async def stage_if_low(session: AsyncSession, user_id: str, taken: int) -> None:
@@ -211,9 +237,7 @@ async def stage_if_low(session: AsyncSession, user_id: str, taken: int) -> None:
         _stage_if_crossed(session, user_id, found[0], taken, found[1])
 
 
-def _stage_if_crossed(
-    session: AsyncSession, user_id: str, after: int, taken: int, stored: Any
-) -> None:
+def _stage_if_crossed(session: Staging, user_id: str, after: int, taken: int, stored: Any) -> None:
     """``stage_if_low`` once the balance ``after`` the charge and the stored threshold are
     known."""
     threshold = int((DEFAULTS[LOW_BALANCE] if stored is None else stored) or 0)
@@ -248,27 +272,29 @@ def month_start(now: datetime | None = None) -> datetime:
 async def member_spent_in(session: AsyncSession, organisation_id: str, user_id: str) -> int:
     """What ``user_id`` took from the organisation's wallet this calendar month (UTC), plus
     what is held for their requests in flight there."""
-    connection = await session.connection()
-    spent = await connection.scalar(
-        select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
-            LedgerEntry.organisation_id == organisation_id,
-            LedgerEntry.user_id == user_id,
-            LedgerEntry.kind == "usage",
-            LedgerEntry.created_at >= month_start(),
-        )
-    )
-    held = await connection.scalar(
-        select(func.coalesce(func.sum(Reservation.amount), 0)).where(
-            Reservation.organisation_id == organisation_id,
-            Reservation.user_id == user_id,
-            Reservation.settled_at.is_(None),
-        )
-    )
+    return await _member_spent(await within(session), organisation_id, user_id)
+
+
+async def _member_spent(tx: DriverTransaction, organisation_id: str, user_id: str) -> int:
+    params = {"p_organisation": organisation_id, "p_user": user_id}
+    spent = await tx.scalar(_MEMBER_SPENT, {**params, "p_since": month_start()})
+    held = await tx.scalar(_MEMBER_HELD, params)
     return -int(spent or 0) + int(held or 0)
 
 
 async def hold_in(
     session: AsyncSession,
+    user_id: str,
+    holds: list[tuple[int, str, str | None]],
+    *,
+    organisation: OrganisationHold | None = None,
+) -> None:
+    """``hold_on`` inside the caller's ``Database.transaction``."""
+    await hold_on(await within(session), user_id, holds, organisation=organisation)
+
+
+async def hold_on(
+    tx: DriverTransaction,
     user_id: str,
     holds: list[tuple[int, str, str | None]],
     *,
@@ -284,26 +310,22 @@ async def hold_in(
     the organisation's wallet row, so concurrent requests of the member are counted in turn."""
     holds = [(max(0, int(amount)), reference, model_id) for amount, reference, model_id in holds]
     total = sum(amount for amount, _, _ in holds)
-    connection = await session.connection()
     if organisation is not None:
         org_id = organisation.organisation_id
-        held = await connection.execute(_HOLD_ORGANISATION, {"p_owner": org_id, "p_total": total})
-        if held.rowcount != 1:
+        if await tx.execute(_HOLD_ORGANISATION, {"p_owner": org_id, "p_total": total}) != 1:
             raise PaymentRequired(ORGANISATION_INSUFFICIENT, code="insufficient_credits")
         if organisation.monthly_limit is not None:
-            spent = await member_spent_in(session, org_id, user_id)
+            spent = await _member_spent(tx, org_id, user_id)
             if spent + total > organisation.monthly_limit:
                 raise PaymentRequired(MEMBER_LIMIT, code="member_limit_reached")
     else:
         org_id = None
-        held = await connection.execute(_HOLD_USER, {"p_owner": user_id, "p_total": total})
-        if held.rowcount != 1:
-            found = await connection.scalar(_WALLET_EXISTS, {"p_user": user_id})
-            if found is None:
+        if await tx.execute(_HOLD_USER, {"p_owner": user_id, "p_total": total}) != 1:
+            if await tx.scalar(_WALLET_EXISTS, {"p_user": user_id}) is None:
                 raise WalletMissing(user_id)
             raise PaymentRequired(INSUFFICIENT, code="insufficient_credits")
-        note_held(session, user_id)
-    await connection.execute(
+        note_held(tx, user_id)
+    await tx.execute_many(
         _INSERT_RESERVATIONS,
         [
             {
@@ -333,27 +355,37 @@ async def reserve(
 
 
 async def settle_in(session: AsyncSession, reference: str, cost: int, *, reason: str = "") -> int:
+    """``settle_on`` inside the caller's ``Database.transaction``."""
+    return (await _settle_on(await within(session), reference, cost, reason))[0]
+
+
+async def settle_on(tx: DriverTransaction, reference: str, cost: int, *, reason: str = "") -> int:
     """Inside the caller's transaction: charge the reservation ``reference`` ``cost`` credits
     (never more than was held) and release the hold. Idempotent: if it was settled already,
-    nothing changes and the first charge is returned. Core statements: this runs once per
+    nothing changes and the first charge is returned. Driver statements: this runs once per
     answer, on SQLite under the one write lock."""
-    return (await _settle_in(session, reference, cost, reason))[0]
+    return (await _settle_on(tx, reference, cost, reason))[0]
 
 
 async def release_in(session: AsyncSession, reference: str) -> bool:
+    """``release_on`` inside the caller's ``Database.transaction``."""
+    return await release_on(await within(session), reference)
+
+
+async def release_on(tx: DriverTransaction, reference: str) -> bool:
     """Inside the caller's transaction: give the hold ``reference`` back without charging
     anything (settled at 0: no ledger entry, since the balance does not move). True when this
     call released it; False when it was settled already or no such hold exists."""
     try:
-        return (await _settle_in(session, reference, 0, ""))[1]
+        return (await _settle_on(tx, reference, 0, ""))[1]
     except NotFound:
         return False
 
 
-async def _settle_in(
-    session: AsyncSession, reference: str, cost: int, reason: str
+async def _settle_on(
+    tx: DriverTransaction, reference: str, cost: int, reason: str
 ) -> tuple[int, bool]:
-    """``settle_in``, and whether this call was the one that settled it.
+    """``settle_on``, and whether this call was the one that settled it.
 
     A charge to a user's wallet needs its balance before the charge and the low-balance
     threshold (``credits.low``): read with statements the settlement sends anyway instead of a
@@ -361,62 +393,54 @@ async def _settle_in(
     threshold comes with the reservation; the balance under the wallet's lock: with the
     reservation too on SQLite, whose write transaction holds the database's lock from its
     start, and with the wallet's ``FOR UPDATE`` on MariaDB (which locks nothing else)."""
-    connection = await session.connection()
-    sqlite = connection.dialect.name == "sqlite"
-    reservation = (
-        await connection.execute(
-            _SETTLING_SQLITE if sqlite else _SETTLING, {"p_reference": reference}
-        )
-    ).one_or_none()
+    sqlite = tx.dialect.name == "sqlite"
+    reservation = await tx.first(
+        _SETTLING_SQLITE if sqlite else _SETTLING, {"p_reference": reference}
+    )
     if reservation is None:
         raise NotFound(f"No reservation {reference!r}.")
-    if reservation.settled_at is not None:
-        return int(reservation.cost or 0), False
-    charged = min(max(0, int(cost)), reservation.amount)
-    org_id = reservation.organisation_id
-    # The user's balance before this charge and the stored threshold (None: no such wallet).
-    threshold = reservation[7]
+    reservation_id, owner, amount, model_id, settled_at, first_cost, org_id, threshold = (
+        reservation[:8]
+    )
+    if settled_at is not None:
+        return int(first_cost or 0), False
+    charged = min(max(0, int(cost)), amount)
+    # The user's balance before this charge (None: no such wallet).
     before: int | None = reservation[8] if sqlite else None
     if not sqlite:  # SQLite's write transaction already locks it all
-        # Lock order is the wallet row, then its reservations, as in ``hold_in``: locking the
+        # Lock order is the wallet row, then its reservations, as in ``hold_on``: locking the
         # reservation first (by its unique reference) deadlocks against concurrent holds on
         # MySQL, whose insert waits for that index gap while holding the wallet.
         if org_id is not None:
-            await connection.execute(_LOCK_ORGANISATION_WALLET, {"p_organisation": org_id})
+            await tx.execute(_LOCK_ORGANISATION_WALLET, {"p_organisation": org_id})
         else:
-            before = await connection.scalar(_LOCK_WALLET, {"p_user": reservation.user_id})
-    claimed = await connection.execute(
-        _CLAIM, {"p_id": reservation.id, "p_now": utcnow(), "p_cost": charged}
-    )
-    if claimed.rowcount != 1:  # settled concurrently
-        first = await connection.scalar(_CLAIMED_COST, {"p_id": reservation.id})
+            before = await tx.scalar(_LOCK_WALLET, {"p_user": owner})
+    claim = {"p_id": reservation_id, "p_now": utcnow(), "p_cost": charged}
+    if await tx.execute(_CLAIM, claim) != 1:  # settled concurrently
+        first = await tx.scalar(_CLAIMED_COST, {"p_id": reservation_id})
         return int(first or 0), False
     if org_id is not None:
-        await connection.execute(
-            _CHARGE_ORGANISATION,
-            {"p_owner": org_id, "p_charged": charged, "p_held": reservation.amount},
+        await tx.execute(
+            _CHARGE_ORGANISATION, {"p_owner": org_id, "p_charged": charged, "p_held": amount}
         )
     else:
-        await connection.execute(
-            _CHARGE_USER,
-            {"p_owner": reservation.user_id, "p_charged": charged, "p_held": reservation.amount},
-        )
-        note_changed(session, reservation.user_id)
+        await tx.execute(_CHARGE_USER, {"p_owner": owner, "p_charged": charged, "p_held": amount})
+        note_changed(tx, owner)
     if charged:
-        await connection.execute(
+        await tx.execute(
             _INSERT_LEDGER_ENTRY,
             {
-                "user_id": reservation.user_id,
+                "user_id": owner,
                 "amount": -charged,
                 "kind": "usage",
                 "reason": reason[:500],
                 "reference": reference,
-                "model_id": reservation.model_id,
+                "model_id": model_id,
                 "organisation_id": org_id,
             },
         )
         if org_id is None and before is not None:
-            _stage_if_crossed(session, reservation.user_id, before - charged, charged, threshold)
+            _stage_if_crossed(tx, owner, before - charged, charged, threshold)
     return charged, True
 
 

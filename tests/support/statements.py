@@ -9,13 +9,15 @@ from typing import Any
 
 from sqlalchemy import event
 
+from multinotes import driver_sql
 from multinotes.keys import DB
 
 
 class Statements:
     """``with Statements(app, where) as seen:`` collects each statement ``where`` keeps, on the
     app's engine and on its read engine when that has a pool of its own (on SQLite the read
-    engine is a view of the main one, whose listeners hear its statements already)."""
+    engine is a view of the main one, whose listeners hear its statements already): those sent
+    through SQLAlchemy and those sent at the driver (``multinotes.driver_sql``)."""
 
     def __init__(self, app: Any, where: Callable[[str], bool] = lambda statement: True) -> None:
         db = app[DB]
@@ -29,13 +31,18 @@ class Statements:
     def __enter__(self) -> list[str]:
         for engine in self.engines:
             event.listen(engine, "before_cursor_execute", self._heard)
+            driver_sql.listen(engine.pool, self._heard_at_driver)
         return self.seen
 
     def __exit__(self, *exc: object) -> None:
         for engine in self.engines:
             event.remove(engine, "before_cursor_execute", self._heard)
+            driver_sql.remove(engine.pool, self._heard_at_driver)
 
     def _heard(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        self._heard_at_driver(statement)
+
+    def _heard_at_driver(self, statement: str) -> None:
         if self.where(statement):
             self.seen.append(statement)
 
