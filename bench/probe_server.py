@@ -54,6 +54,11 @@ def add_probes(app: web.Application) -> None:
                 state["statements"].append(" ".join(statement.split())[:160])
 
         event.listen(app[DB].engine.sync_engine, "before_cursor_execute", count)
+        try:  # statements sent at the driver (since the fifteenth round)
+            from multinotes import driver_sql
+        except ImportError:  # an older checkout, measured for "before"
+            return
+        driver_sql.listen(app[DB].engine.sync_engine.pool, lambda sql: count(None, None, sql))
 
     app.on_startup.append(attach_sql_counter)
 
