@@ -152,6 +152,7 @@ def paced_demo(browsing: Any, admin: Any) -> Iterator[None]:
         yield
 
 
+PROMPT = "Hello **bold** world, one word at a time"
 WATCH_STREAMING = """() => {
   window.__streamed = {};
   new MutationObserver(() => {
@@ -183,7 +184,9 @@ def test_two_models_stream_side_by_side_and_finish_with_stats_and_markdown(
     expect(page.locator("#model-summary")).to_have_text("Models: Echo, Reverse")
     page.evaluate(WATCH_STREAMING)
 
-    send(page, "Hello **bold** world")
+    # Eight words: Reverse streams them too, and three (paced 60 ms apart) arrived in one piece
+    # with the answer's end on a loaded machine.
+    send(page, PROMPT)
 
     echo, reverse = answer(page, ECHO), answer(page, REVERSE)
     for card in (echo, reverse):
@@ -197,15 +200,17 @@ def test_two_models_stream_side_by_side_and_finish_with_stats_and_markdown(
     streamed = page.evaluate("window.__streamed")
     assert set(streamed) >= {ECHO, REVERSE}, streamed
     expect(echo.locator(".answer-body strong")).to_have_text("bold")
-    expect(echo.locator(".answer-body")).to_contain_text("You asked: Hello bold world")
-    expect(reverse.locator(".answer-body")).to_have_text("world bold Hello")
+    expect(echo.locator(".answer-body")).to_contain_text(
+        "You asked: Hello bold world, one word at a time"
+    )
+    expect(reverse.locator(".answer-body")).to_have_text("time a at word one world, bold Hello")
     wait_for_js(page, SIDE_BY_SIDE)
 
     # The page now is the conversation, listed first in the sidebar under its new title.
     expect(page).to_have_url(re.compile(r"/chat/[0-9a-f]{32}$"))
     current = page.locator('#conversation-list a[aria-current="page"]')
-    expect(current).to_have_text("Hello **bold** world")
-    expect(page.get_by_role("heading", level=1)).to_have_text("Hello **bold** world")
+    expect(current).to_have_text(PROMPT)
+    expect(page.get_by_role("heading", level=1)).to_have_text(PROMPT)
     expect(page.locator("#ws-announcer")).to_contain_text("Answers finished")
 
     # The wallet meter followed the charges.
