@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 
+from cpu_timing import cpu_ms_per_call
 from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -92,12 +92,7 @@ async def main(server: str, calls: int, rounds: int) -> None:
     try:
         for round_ in range(rounds):
             for name, way in ways:
-                for _ in range(100):
-                    await way()
-                started = time.process_time()
-                for _ in range(calls):
-                    await way()
-                spent = (time.process_time() - started) / calls * 1000
+                spent = await cpu_ms_per_call(way, calls, warmup=100)
                 print(f"round {round_ + 1}: {name}: {spent:.3f} ms CPU", flush=True)
     finally:
         await db.close()

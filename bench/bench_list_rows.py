@@ -23,12 +23,12 @@ import argparse
 import asyncio
 import json
 import random
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bench_lists import note_content, text
 from bench_service import mariadb, migrate
+from cpu_timing import cpu_ms_per_call
 
 
 async def run(url: str, calls: int, rounds: int, with_response: bool) -> None:
@@ -131,12 +131,7 @@ async def run(url: str, calls: int, rounds: int, with_response: bool) -> None:
     try:
         for number in range(rounds):
             for name, call in variants.items():
-                for _ in range(20):
-                    await call()
-                started = time.process_time()
-                for _ in range(calls):
-                    await call()
-                ms = (time.process_time() - started) / calls * 1000
+                ms = await cpu_ms_per_call(call, calls)
                 print(f"round {number + 1} {name}: {ms:.2f} ms CPU per call", flush=True)
     finally:
         await db.close()

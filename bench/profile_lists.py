@@ -110,6 +110,8 @@ async def stages(app: Any, person: Any, whole_ms: float, calls: int = 300) -> No
     """CPU per call of each stage of ``GET /api/documents``, called one after another in this
     process: what the auth middleware, the rate limit, the handler's read and the response
     step cost; the rest of a request is aiohttp, the other middlewares and the event loop."""
+    from cpu_timing import cpu_ms_per_call
+
     from multinotes.api.documents import DocumentPage
     from multinotes.http.endpoint import to_jsonable
     from multinotes.http.middleware import session_cookie_name
@@ -134,12 +136,7 @@ async def stages(app: Any, person: Any, whole_ms: float, calls: int = 300) -> No
         json.dumps(to_jsonable({"documents": summaries, "next_cursor": None}, DocumentPage))
 
     for name, call in (("auth", auth), ("rate limit", rate), ("read", read), ("respond", respond)):
-        for _ in range(20):
-            await call()
-        started = time.process_time()
-        for _ in range(calls):
-            await call()
-        ms = (time.process_time() - started) / calls * 1000
+        ms = await cpu_ms_per_call(call, calls)
         print(f"  {name:12s} {ms:.3f} ms CPU ({ms / whole_ms * 100:.0f} %)")
 
 

@@ -11,7 +11,7 @@ import random
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, TypeVar, cast
@@ -283,39 +283,39 @@ class Database:
         so do SQLite's one writer at a time and its immediate write lock."""
         staged: list[Any] = []
         info: dict[str, Any] = {STAGED_EVENTS: staged}
-        if not self.is_sqlite:
-            async with self._driver_connection(self.engine, begin="") as driver:
-                yield DriverTransaction(driver, self.engine.dialect, self.engine.pool, info)
-        else:
-            if self._write_lock is None:
-                self._write_lock = asyncio.Lock()
-            async with (
-                self._write_lock,
-                self._driver_connection(self.engine, begin="BEGIN IMMEDIATE") as driver,
-            ):
-                yield DriverTransaction(driver, self.engine.dialect, self.engine.pool, info)
+        async with self._writer(), self._driver_connection(self.engine, transaction=True) as driver:
+            yield DriverTransaction(driver, self.engine.dialect, self.engine.pool, info)
         await self._committed(info, staged)
+
+    def _writer(self) -> AbstractAsyncContextManager[Any]:
+        """SQLite's one writer at a time, queued here in the event loop (its busy handler
+        sleeps up to 100 ms per retry); nothing to queue on MariaDB."""
+        if not self.is_sqlite:
+            return nullcontext()
+        if self._write_lock is None:
+            self._write_lock = asyncio.Lock()
+        return self._write_lock
 
     @asynccontextmanager
     async def driver_read(self) -> AsyncIterator[DriverTransaction]:
         """A read-pool connection for prebuilt SELECTs (``multinotes.driver_sql``): like
         ``read_connection()``, nothing is committed."""
-        async with self._driver_connection(self.read_engine, begin=None) as driver:
+        async with self._driver_connection(self.read_engine, transaction=False) as driver:
             yield DriverTransaction(driver, self.engine.dialect, self.read_engine.pool, {})
 
     @asynccontextmanager
-    async def _driver_connection(self, engine: AsyncEngine, *, begin: str | None) -> Any:
-        """A pooled connection's driver connection. ``begin`` None: no transaction (reads);
-        else one that commits at the end or rolls back on an error (``begin`` is SQLite's
-        BEGIN, sent with the first statement; MariaDB begins implicitly)."""
+    async def _driver_connection(self, engine: AsyncEngine, *, transaction: bool) -> Any:
+        """A pooled connection's driver connection; with ``transaction``, one that commits at
+        the end or rolls back on an error (SQLite's immediate BEGIN goes with the first
+        statement; MariaDB begins implicitly)."""
         pooled: PoolProxiedConnection = await engine.raw_connection()
         driver: Any = pooled.driver_connection
         reusable = False
         try:
-            if begin:
-                driver.begin(begin)
+            if transaction and self.is_sqlite:
+                driver.begin("BEGIN IMMEDIATE")
             yield driver
-            if begin is not None:
+            if transaction:
                 await driver.commit()
             reusable = True
         except Exception as exc:
@@ -324,7 +324,7 @@ class Database:
             ):
                 raise
             try:
-                if begin is not None:
+                if transaction:
                     await driver.rollback()
                 reusable = True
             except Exception:
@@ -340,14 +340,9 @@ class Database:
 
     @asynccontextmanager
     async def _unit_of_work(self) -> AsyncIterator[AsyncSession]:
-        if not self.is_sqlite:
-            async with self.sessions() as session, session.begin():
-                yield session
-            return
-        if self._write_lock is None:
-            self._write_lock = asyncio.Lock()
-        async with self._write_lock, self.sessions() as session, session.begin():
-            await session.connection(execution_options={"sqlite_immediate": True})
+        async with self._writer(), self.sessions() as session, session.begin():
+            if self.is_sqlite:
+                await session.connection(execution_options={"sqlite_immediate": True})
             yield session
 
     @asynccontextmanager

@@ -466,8 +466,8 @@ class Staging(Protocol):
 
 
 def stage(session: Staging, event: DomainEvent) -> None:
-    """Publish ``event`` once the transaction of ``session`` (from ``Database.transaction``)
-    commits; if it rolls back, the event is dropped with it."""
+    """Publish ``event`` once the transaction of ``session`` (from ``Database.transaction`` or
+    ``driver_transaction``) commits; if it rolls back, the event is dropped with it."""
     staged = session.info.get(STAGED_EVENTS)
     if staged is None:
         raise RuntimeError("stage() needs a session from Database.transaction()")

@@ -134,10 +134,10 @@ class DriverStatement:
         prefetched = {
             column.key: _fallback_of(column.default) for column in compiled.insert_prefetch
         } | {column.key: _fallback_of(column.onupdate) for column in compiled.update_prefetch}
-        processors = compiled._bind_processors  # SQLAlchemy's own conversions, per bind name
         slots = []
         for name in compiled.positiontup:
             bind = compiled.binds[name]
+            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
             fallback = prefetched.get(name)
             if fallback is None and name not in names and not bind.required:
                 fixed = bind.effective_value
@@ -145,7 +145,7 @@ class DriverStatement:
                 def fallback(fixed: Any = fixed) -> Any:
                     return fixed
 
-            slots.append(_Slot(name, fallback, processors.get(name)))
+            slots.append(_Slot(name, fallback, processor))
         results: list[Processor] = []
         if isinstance(self.statement, Select):
             for column in self.statement.selected_columns:
